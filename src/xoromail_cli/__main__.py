@@ -1,0 +1,3 @@
+from xoromail_cli.cli import main
+
+main()

@@ -1,0 +1,53 @@
+"""Address and header-value checks shared by config, setup, send and batch.
+
+Header injection (CVE-2024-6923, CVE-2026-1299) is stopped here, before the `email` package ever sees
+the value: any CR, LF or NUL in a value meant for a header is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from email.errors import HeaderParseError
+from email.headerregistry import Address
+
+from xoromail_cli.errors import DataError
+
+_FORBIDDEN = re.compile(r"[\r\n\x00]")
+_LIST_SPLIT = re.compile(r"[;,]")
+
+
+def check_header_value(field: str, value: str) -> str:
+    """Return `value` unchanged, or refuse it if it could start a new header line."""
+    if _FORBIDDEN.search(value):
+        raise DataError(
+            f"{field} contains a line break or NUL character",
+            "header values must be a single line; remove CR/LF from the data (possible header injection)",
+        )
+    return value
+
+
+def parse_address(value: str, field: str = "address") -> str:
+    """Validate one bare address (`user@example.com`) and return it stripped."""
+    check_header_value(field, value)
+    text = value.strip()
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1].strip()
+    try:
+        address = Address(addr_spec=text)
+    except (HeaderParseError, ValueError, IndexError) as exc:
+        raise DataError(f"{field} {value!r} is not a valid email address ({exc})",
+                        "write it as name@example.com") from None
+    if not address.username or not address.domain or " " in text:
+        raise DataError(f"{field} {value!r} is not a valid email address",
+                        "write it as name@example.com")
+    return address.addr_spec
+
+
+def parse_address_list(value: str, field: str = "address") -> list[str]:
+    """Split `a@x; b@y, c@z` into validated addresses; empty parts are ignored."""
+    check_header_value(field, value)
+    return [parse_address(part, field) for part in _LIST_SPLIT.split(value) if part.strip()]
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].lower()

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from xoromail_cli.sink import Received
+
+
+def demo(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Try xoromail with no account and no network: a local server, a profile, a validation."""
+    import tempfile
+
+    from xoromail_cli import demo as demonstration
+    from xoromail_cli.cli.console import out, print_json
+    from xoromail_cli.cli.render import print_validation
+
+    console = out()
+    with tempfile.TemporaryDirectory(prefix="xoromail-demo-") as folder:
+        if not as_json:
+            console.print("[bold]xoromail demo[/]: starting a local mail server (STARTTLS + AUTH, throwaway "
+                          "certificate) on 127.0.0.1; your own settings and keyring are not touched.\n")
+        result = demonstration.run(Path(folder))
+    if as_json:
+        print_json(result.to_json())
+        raise typer.Exit(int(result.exit_code))
+    print_validation(result.report)
+    console.print(f"\nThe server received {len(result.received)} message(s):")
+    for received in result.received:
+        console.print(f"  • {_summary(received)}")
+    if result.ok:
+        console.print("\n[green]Demo finished.[/] Next: `xoromail setup` for your real account.")
+    raise typer.Exit(int(result.exit_code))
+
+
+def sink(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 2525,
+    maildir: Annotated[Path | None, typer.Option(metavar="DIR", help="Also store messages in this Maildir.")] = None,
+) -> None:
+    """Run a local capturing SMTP server (no TLS, no auth) for trying xoromail and an ERP."""
+    import threading
+
+    from xoromail_cli.cli.console import out
+    from xoromail_cli.sink import CaptureHandler, SinkServer
+
+    console = out()
+
+    def show(received: Received) -> None:
+        console.print(_summary(received), soft_wrap=True)
+
+    server = SinkServer(host, port, handler=CaptureHandler(maildir=maildir, on_message=show))
+    with server:
+        console.print(f"Listening on {host}:{server.port}"
+                      + (f", storing in {maildir}" if maildir else "") + " — Ctrl-C to stop", soft_wrap=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            console.print(f"Stopped after {len(server.messages)} message(s).")
+
+
+def _summary(received: Received) -> str:
+    message = received.parsed()
+    return (f"from {received.sender} to {', '.join(received.recipients)}: "
+            f"{message.get('Subject', '(no subject)')} ({len(received.data)} bytes)")

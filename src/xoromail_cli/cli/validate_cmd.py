@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from xoromail_cli.cli.state import state_of
+
+
+def validate(
+    ctx: typer.Context,
+    to: Annotated[str | None, typer.Option("--to", metavar="ADDR",
+                                           help="Send the test message here [default: the account itself].")] = None,
+    no_send: Annotated[bool, typer.Option("--no-send", help="Check everything up to sign-in; send nothing.")] = False,
+    timeout: Annotated[float | None, typer.Option("--timeout", metavar="SECONDS", min=0.1,
+                                                  help="Network timeout per step [default: profile's, 30].")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")] = False,
+) -> None:
+    """Check the saved profile stage by stage and send a test message."""
+    from xoromail_cli import config, credentials
+    from xoromail_cli import validate as validation
+    from xoromail_cli.cli.console import print_json
+    from xoromail_cli.cli.render import print_validation
+
+    state = state_of(ctx)
+    profile = config.load_profile(state.config_path, state.profile_name)
+    report = validation.run(profile, lambda: credentials.resolve_password(profile), to=to,
+                            send=not no_send, timeout=timeout)
+    if as_json:
+        print_json(report.to_json())
+    else:
+        print_validation(report)
+    raise typer.Exit(int(report.exit_code))

@@ -1,0 +1,128 @@
+"""Where the account's password comes from: `$XOROMAIL_PASSWORD`, `password_command`, or the OS keyring.
+
+The password is only ever stored through `keyring` (service "xoromail", one entry per profile). When no
+usable backend exists we stop and say what to do; we never fall back to writing the secret elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from xoromail_cli.errors import ConfigError, KeyringUnavailableError
+
+if TYPE_CHECKING:
+    from xoromail_cli.config import Profile
+
+KEYRING_SERVICE = "xoromail"
+ENV_PASSWORD = "XOROMAIL_PASSWORD"
+NO_KEYRING_HINT = (
+    "install a keyring backend (e.g. `pip install keyrings.alt`, or run a Secret Service daemon such as "
+    "gnome-keyring), or set `password_command` in the profile (setup --password-command), "
+    "or provide the password at run time in $XOROMAIL_PASSWORD"
+)
+_APP_PASSWORD = re.compile(r"^[a-z]{4}\s[a-z]{4}\s[a-z]{4}\s[a-z]{4}$")
+
+
+@dataclass(frozen=True)
+class PasswordSource:
+    """Where a profile's password would come from, without the password itself."""
+
+    kind: str  # "environment", "password_command", "keyring" or "unset"
+    detail: str
+
+
+def ensure_keyring_usable() -> None:
+    """Raise KeyringUnavailableError if `keyring` would only fail (e.g. a headless server)."""
+    import keyring
+    from keyring.backends import chainer, fail
+
+    backend = keyring.get_keyring()
+    empty_chain = isinstance(backend, chainer.ChainerBackend) and not backend.backends
+    if isinstance(backend, fail.Keyring) or empty_chain:
+        raise KeyringUnavailableError("no usable OS keyring backend was found to store the password",
+                                      NO_KEYRING_HINT)
+
+
+def store_password(profile_name: str, password: str) -> None:
+    import keyring
+    from keyring.errors import KeyringError
+
+    ensure_keyring_usable()
+    try:
+        keyring.set_password(KEYRING_SERVICE, profile_name, password)
+    except KeyringError as exc:
+        raise KeyringUnavailableError(f"the keyring refused to store the password ({type(exc).__name__})",
+                                      NO_KEYRING_HINT) from None
+
+
+def delete_password(profile_name: str) -> bool:
+    import keyring
+    from keyring.errors import KeyringError, PasswordDeleteError
+
+    try:
+        keyring.delete_password(KEYRING_SERVICE, profile_name)
+    except (PasswordDeleteError, KeyringError):
+        return False
+    return True
+
+
+def password_source(profile: Profile) -> PasswordSource:
+    if os.environ.get(ENV_PASSWORD):
+        return PasswordSource("environment", f"${ENV_PASSWORD}")
+    if profile.password_command:
+        return PasswordSource("password_command", "password_command in the profile")
+    if _keyring_password(profile.name) is not None:
+        return PasswordSource("keyring", f"OS keyring (service {KEYRING_SERVICE!r}, entry {profile.name!r})")
+    return PasswordSource("unset", "no password stored")
+
+
+def resolve_password(profile: Profile) -> str:
+    """The password to sign in with; raises ConfigError if there is none."""
+    value = os.environ.get(ENV_PASSWORD)
+    if not value and profile.password_command:
+        value = run_password_command(profile.password_command)
+    if not value:
+        value = _keyring_password(profile.name)
+    if not value:
+        raise ConfigError(f"no password for profile {profile.name!r}",
+                          f"run `xoromail setup --profile {profile.name}`, or set ${ENV_PASSWORD} "
+                          "or password_command")
+    return normalize_password(profile.host, value)
+
+
+def normalize_password(host: str, password: str) -> str:
+    """Google shows app passwords as `abcd efgh ijkl mnop`; the spaces are not part of it."""
+    if host.lower().endswith(("gmail.com", "googlemail.com")) and _APP_PASSWORD.match(password.strip()):
+        return "".join(password.split())
+    return password
+
+
+def run_password_command(command: str, timeout: float = 60.0) -> str:
+    """Run the profile's command like msmtp's passwordeval; its first stdout line is the password."""
+    try:
+        result = subprocess.run(command, shell=True, capture_output=True, text=True,  # noqa: S602  # a user-written command line, by design
+                                timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise ConfigError(f"password_command did not finish within {timeout:.0f} s",
+                          "make sure it runs without asking for input") from None
+    if result.returncode != 0:
+        raise ConfigError(f"password_command failed with exit status {result.returncode}",
+                          "run the command yourself to see why; its output is not shown here")
+    password = result.stdout.split("\n", 1)[0].rstrip("\r")
+    if not password:
+        raise ConfigError("password_command printed nothing", "it must print the password on stdout")
+    return password
+
+
+def _keyring_password(profile_name: str) -> str | None:
+    import keyring
+    from keyring.errors import KeyringError
+
+    try:
+        return keyring.get_password(KEYRING_SERVICE, profile_name)
+    except KeyringError:
+        return None

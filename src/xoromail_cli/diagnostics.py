@@ -1,0 +1,178 @@
+"""The hint table: (stage, exception or server reply) → cause, hint and exit code, in one place.
+
+Every known failure of a mail server, the network or TLS is explained here, so `validate`, `setup`
+and `send` say the same thing about the same problem.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from xoromail_cli.errors import ExitCode, StageFailedError
+from xoromail_cli.presets import is_gmail, is_office365
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    hint: str
+    exit_code: ExitCode
+
+
+SERVER_PORT_HINT = "check the outgoing server and port: 587 with STARTTLS, or 465 with SSL"
+SSL_MISMATCH_HINT = (
+    "the SSL setting does not match the port: use port 587 with security starttls, "
+    "or port 465 with security ssl"
+)
+CREDENTIALS_HINT = "re-check the username and password (the username is usually the full email address)"
+GMAIL_APP_PASSWORD_HINT = (
+    "Gmail needs an app password: turn on 2-Step Verification for the account, create a 16-character "
+    "app password at myaccount.google.com/apppasswords, and use it as the password"
+)
+GMAIL_BLOCKED_HINT = (
+    "Google blocked the sign-in: sign in to the account once in a web browser from this network, "
+    "then use a 16-character app password (needs 2-Step Verification)"
+)
+O365_SMTP_AUTH_DISABLED_HINT = (
+    "SMTP AUTH is disabled for the tenant or this mailbox: an admin must enable 'Authenticated SMTP' "
+    "for the mailbox (Microsoft 365 admin center → user → Mail → Manage email apps), or use OAuth; "
+    "Microsoft turns password SMTP AUTH off by default at the end of December 2026"
+)
+O365_BASIC_AUTH_HINT = (
+    "Microsoft no longer accepts a password sign-in for this account: OAuth is needed, or an admin "
+    "must allow SMTP AUTH for the mailbox (off by default from the end of December 2026)"
+)
+O365_POLICY_HINT = (
+    "the organisation's security defaults or conditional access block password sign-in over SMTP: "
+    "ask an admin to exclude this mailbox or move to OAuth"
+)
+SEND_AS_HINT = (
+    "the server does not let this account send as the From address: the From address must be the "
+    "mailbox you sign in with, or the mailbox needs Send As rights for it"
+)
+TEMPORARY_HINT = "a temporary failure on the server: try again later"
+THROTTLED_HINT = "the server is throttling sign-ins: wait a few minutes; send over one connection, not many"
+QUOTA_HINT = "the account's daily sending limit is reached: wait up to 24 hours, or spread the batch"
+DOWNGRADE_HINT = (
+    "the server did not offer STARTTLS, so the password was not sent (it would travel unencrypted, "
+    "and a missing STARTTLS can mean someone is stripping it): check the server and port, or use "
+    "port 465 with security ssl"
+)
+NO_AUTH_HINT = (
+    "the server does not offer sign-in (AUTH) on this connection: check the port (587 STARTTLS or "
+    "465 SSL); some relays accept mail without a username"
+)
+
+
+def stage_failure(stage: str, exc: BaseException, host: str, port: int, timeout: float) -> StageFailedError:
+    """Turn what went wrong during `stage` into the error the user sees."""
+    if isinstance(exc, StageFailedError):
+        return exc
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return reply_failure(stage, exc.smtp_code, _text(exc.smtp_error), host)
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        code, text = next(iter(exc.recipients.values()))
+        return reply_failure(stage, code, _text(text), host)
+    if isinstance(exc, socket.gaierror):
+        return StageFailedError(stage, f"cannot resolve {host!r}: {exc.strerror or exc}",
+                                "check the outgoing server name (e.g. smtp.office365.com)",
+                                ExitCode.UNAVAILABLE)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return StageFailedError(stage, f"certificate of {host} not trusted: {exc.verify_message or exc}",
+                                "the server's certificate is not trusted: fix the host name so it matches "
+                                "the certificate, or pass the issuing CA with --ca-file",
+                                ExitCode.PROTOCOL)
+    if isinstance(exc, ssl.SSLError):
+        return StageFailedError(stage, f"TLS handshake with {host}:{port} failed: {exc.reason or exc}",
+                                SSL_MISMATCH_HINT, ExitCode.PROTOCOL)
+    timed_out = isinstance(exc, TimeoutError) or "timed out" in str(exc)
+    if stage == "connect":
+        if isinstance(exc, ConnectionRefusedError):
+            cause = f"{host}:{port} refused the connection"
+        elif timed_out:
+            cause = f"no answer from {host}:{port} within {timeout:g} s"
+        else:
+            cause = f"cannot connect to {host}:{port}: {_os_text(exc)}"
+        return StageFailedError(stage, cause, SERVER_PORT_HINT, ExitCode.UNAVAILABLE)
+    if stage == "ehlo" and (timed_out or isinstance(exc, smtplib.SMTPServerDisconnected)):
+        return StageFailedError(stage, f"{host}:{port} accepted the connection but sent no SMTP greeting "
+                                f"within {timeout:g} s", SSL_MISMATCH_HINT + " (port 465 expects ssl)",
+                                ExitCode.PROTOCOL)
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        if "STARTTLS" in str(exc):
+            return StageFailedError(stage, "the server did not offer STARTTLS", DOWNGRADE_HINT,
+                                    ExitCode.PROTOCOL)
+        return StageFailedError(stage, "the server did not offer AUTH", NO_AUTH_HINT, ExitCode.PROTOCOL)
+    if isinstance(exc, smtplib.SMTPServerDisconnected | ConnectionError | TimeoutError):
+        return StageFailedError(stage, f"the connection to {host}:{port} was lost: {_os_text(exc)}",
+                                TEMPORARY_HINT, ExitCode.TEMPFAIL)
+    if isinstance(exc, smtplib.SMTPException | OSError):
+        return StageFailedError(stage, f"{type(exc).__name__}: {_os_text(exc)}", SERVER_PORT_HINT,
+                                ExitCode.UNAVAILABLE)
+    raise exc
+
+
+_Rule = tuple[Callable[[int, str, str], bool], str | Callable[[str], str], ExitCode]
+
+
+def _has(*needles: str) -> Callable[[int, str, str], bool]:
+    lowered = [n.lower() for n in needles]
+    return lambda code, text, stage: any(n in text.lower() for n in lowered)
+
+
+def _wrong_credentials(host: str) -> str:
+    if is_gmail(host):
+        return f"{CREDENTIALS_HINT}; for Gmail, the normal password is refused: {GMAIL_APP_PASSWORD_HINT}"
+    if is_office365(host):
+        return (f"{CREDENTIALS_HINT}; if they are right, SMTP AUTH may be disabled for the mailbox "
+                "(off by default from the end of December 2026)")
+    return CREDENTIALS_HINT
+
+
+_RULES: list[_Rule] = [
+    (_has("5.7.9", "application-specific password"), GMAIL_APP_PASSWORD_HINT, ExitCode.NOPERM),
+    (_has("5.7.14"), GMAIL_BLOCKED_HINT, ExitCode.NOPERM),
+    (_has("smtpclientauthentication is disabled", "smtp_auth_disabled"), O365_SMTP_AUTH_DISABLED_HINT,
+     ExitCode.NOPERM),
+    (_has("basic authentication is disabled", "5.7.30"), O365_BASIC_AUTH_HINT, ExitCode.NOPERM),
+    (_has("security defaults", "did not meet the criteria"), O365_POLICY_HINT, ExitCode.NOPERM),
+    (_has("5.7.60", "sendasdenied"), SEND_AS_HINT, ExitCode.NOPERM),
+    (lambda code, text, stage: stage == "mail from" and code >= 500 and "5.7." in text, SEND_AS_HINT,
+     ExitCode.NOPERM),
+    (_has("5.7.57"), "the server requires sign-in before sending: set the username and password",
+     ExitCode.NOPERM),
+    (lambda code, text, stage: code == 530 and "starttls" in text.lower(), SSL_MISMATCH_HINT,
+     ExitCode.PROTOCOL),
+    (_has("5.4.5", "quota", "submissionquotaexceeded"), QUOTA_HINT, ExitCode.TEMPFAIL),
+    (_has("too many login"), THROTTLED_HINT, ExitCode.TEMPFAIL),
+    (lambda code, text, stage: stage == "auth" and code in (534, 535, 550, 554), _wrong_credentials,
+     ExitCode.NOPERM),
+    (lambda code, text, stage: 400 <= code < 500, TEMPORARY_HINT, ExitCode.TEMPFAIL),
+    (lambda code, text, stage: stage == "rcpt to" or "5.1.1" in text,
+     "the server refused the recipient address: check it for typos", ExitCode.DATAERR),
+]
+
+
+def reply_failure(stage: str, code: int, text: str, host: str) -> StageFailedError:
+    """Explain a server's reply; the reply itself is quoted in the message."""
+    report_stage = "send" if stage in ("mail from", "rcpt to", "data") else stage
+    detail = f"server replied: {code} {text}".rstrip()
+    for matches, hint, exit_code in _RULES:
+        if matches(code, text, stage):
+            return StageFailedError(report_stage, detail, hint(host) if callable(hint) else hint, exit_code)
+    return StageFailedError(report_stage, detail, "the server refused the request; see its reply",
+                            ExitCode.UNAVAILABLE)
+
+
+def _text(raw: bytes | str) -> str:
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    return " ".join(text.split())
+
+
+def _os_text(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__

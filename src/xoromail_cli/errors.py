@@ -1,0 +1,79 @@
+"""One error tree: every failure a user can cause carries its exit code and a hint.
+
+The CLI turns an `XoromailError` into one line of cause, one line of hint and the exit code, in one
+place; core modules only raise. Exit codes follow sysexits.h, as msmtp does.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    DATAERR = 65
+    NOINPUT = 66
+    UNAVAILABLE = 69
+    TEMPFAIL = 75
+    PROTOCOL = 76
+    NOPERM = 77
+    CONFIG = 78
+
+
+class XoromailError(Exception):
+    """Base of every error the CLI reports without a traceback."""
+
+    exit_code: ExitCode = ExitCode.FAILURE
+
+    def __init__(self, message: str, hint: str | None = None, *, exit_code: ExitCode | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class UsageError(XoromailError):
+    exit_code = ExitCode.USAGE
+
+
+class DataError(XoromailError):
+    exit_code = ExitCode.DATAERR
+
+
+class NoInputError(XoromailError):
+    exit_code = ExitCode.NOINPUT
+
+
+class UnavailableError(XoromailError):
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class TemporaryError(XoromailError):
+    exit_code = ExitCode.TEMPFAIL
+
+
+class ProtocolError(XoromailError):
+    exit_code = ExitCode.PROTOCOL
+
+
+class AuthError(XoromailError):
+    exit_code = ExitCode.NOPERM
+
+
+class ConfigError(XoromailError):
+    exit_code = ExitCode.CONFIG
+
+
+class KeyringUnavailableError(ConfigError):
+    """No usable OS keyring: we refuse to store the secret anywhere else."""
+
+
+class StageFailedError(XoromailError):
+    """A validation or sending stage failed; carries the stage name for reports."""
+
+    def __init__(self, stage: str, message: str, hint: str | None, exit_code: ExitCode) -> None:
+        super().__init__(message, hint, exit_code=exit_code)
+        self.stage = stage

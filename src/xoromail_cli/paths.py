@@ -1,0 +1,38 @@
+"""Where xoromail keeps its files: explicit option, then environment, then the platform's dirs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+APP_NAME = "xoromail"
+
+
+def config_file(explicit: Path | None = None) -> Path:
+    """The settings file: `--config`, else `$XOROMAIL_CONFIG`, else the user config dir."""
+    if explicit is not None:
+        return explicit.expanduser()
+    from_env = os.environ.get("XOROMAIL_CONFIG")
+    if from_env:
+        return Path(from_env).expanduser()
+    return config_dir() / "config.toml"
+
+
+def config_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+def state_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False))
+
+
+def default_templates_dir() -> Path:
+    return config_dir() / "templates"
+
+
+def profile_name(explicit: str | None = None) -> str:
+    return explicit or os.environ.get("XOROMAIL_PROFILE") or "default"

@@ -1,0 +1,79 @@
+"""Provider presets (from Thunderbird's ISPDB and the providers' own help pages)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xoromail_cli.addresses import domain_of
+
+
+@dataclass(frozen=True)
+class Preset:
+    key: str
+    label: str
+    host: str
+    port: int
+    security: str
+    domains: tuple[str, ...] = ()
+    notes: str = ""
+    per_minute: int | None = None
+    daily_messages: int | None = None
+    daily_recipients: int | None = None
+
+
+GMAIL_NOTE = (
+    "Gmail needs an app password: turn on 2-Step Verification for the account, then create a "
+    "16-character app password (myaccount.google.com/apppasswords) and use it as the password. "
+    "It is revoked when the account password changes."
+)
+OFFICE365_NOTE = (
+    "Microsoft turns password SMTP AUTH off by default at the end of December 2026; an admin must "
+    "enable SMTP AUTH for this mailbox (or the tenant), or the account must move to OAuth."
+)
+
+PRESETS: dict[str, Preset] = {
+    p.key: p
+    for p in (
+        Preset("office365", "Office 365 / Microsoft 365", "smtp.office365.com", 587, "starttls",
+               notes=OFFICE365_NOTE, per_minute=30, daily_recipients=10_000),
+        Preset("gmail", "Gmail / Google Workspace", "smtp.gmail.com", 587, "starttls",
+               ("gmail.com", "googlemail.com"), GMAIL_NOTE, daily_messages=2_000),
+        Preset("outlook", "Outlook.com / Hotmail", "smtp-mail.outlook.com", 587, "starttls",
+               ("outlook.com", "hotmail.com", "live.com", "msn.com"),
+               "Outlook.com accounts increasingly accept only OAuth sign-in; a password may be refused.",
+               per_minute=30, daily_recipients=5_000),
+        Preset("yahoo", "Yahoo Mail", "smtp.mail.yahoo.com", 465, "ssl", ("yahoo.com", "ymail.com"),
+               "Yahoo needs an app password generated in the account's security settings."),
+        Preset("icloud", "iCloud Mail", "smtp.mail.me.com", 587, "starttls", ("icloud.com", "me.com", "mac.com"),
+               "iCloud needs an app-specific password (appleid.apple.com)."),
+        Preset("zoho", "Zoho Mail", "smtp.zoho.com", 465, "ssl", ("zoho.com", "zohomail.com")),
+        Preset("fastmail", "Fastmail", "smtp.fastmail.com", 465, "ssl", ("fastmail.com", "fastmail.fm"),
+               "Fastmail needs an app password (Settings → Privacy & Security)."),
+    )
+}
+CUSTOM = "custom"
+
+
+def preset_for_domain(email: str) -> Preset | None:
+    """The preset a consumer address's domain implies (company domains need the user's choice)."""
+    domain = domain_of(email)
+    for preset in PRESETS.values():
+        if domain in preset.domains:
+            return preset
+    return None
+
+
+def preset_for_host(host: str) -> Preset | None:
+    host = host.lower().rstrip(".")
+    for preset in PRESETS.values():
+        if preset.host == host:
+            return preset
+    return None
+
+
+def is_gmail(host: str) -> bool:
+    return host.lower().rstrip(".") in ("smtp.gmail.com", "smtp.googlemail.com")
+
+
+def is_office365(host: str) -> bool:
+    return host.lower().rstrip(".") in ("smtp.office365.com", "smtp-mail.outlook.com")

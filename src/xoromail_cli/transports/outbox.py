@@ -1,0 +1,38 @@
+"""Write messages as .eml files instead of sending them: for review, and for testing an ERP."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from xoromail_cli.config import atomic_write
+from xoromail_cli.errors import NoInputError
+from xoromail_cli.transports.base import Delivery, Envelope, StageCallback
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class OutboxTransport:
+    name = "outbox"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def open(self, on_stage: StageCallback | None = None) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise NoInputError(f"cannot create outbox folder {self.folder}: {exc.strerror}",
+                               "choose a folder you can write to") from None
+        if on_stage:
+            on_stage("outbox", f"writing .eml files to {self.folder}")
+
+    def send(self, envelope: Envelope, before_data: Callable[[], None] | None = None) -> Delivery:
+        stem = _UNSAFE.sub("_", envelope.message_id.strip("<>")) or "message"
+        path = self.folder / f"{stem}.eml"
+        atomic_write(path, envelope.data, mode=0o644)
+        return Delivery("sent", f"written to {path}")
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,218 @@
+"""SMTP (the ERP's "Web Mail"): connect stage by stage, always verifying certificates.
+
+smtplib verifies nothing unless given a context (CPython issue #91826), so every TLS step here uses
+`ssl.create_default_context()` plus the profile's CA file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import smtplib
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from xoromail_cli.diagnostics import reply_failure, stage_failure
+from xoromail_cli.errors import ConfigError, ExitCode, StageFailedError
+from xoromail_cli.transports.base import Delivery, Envelope, StageCallback
+
+if TYPE_CHECKING:
+    from xoromail_cli.config import Profile
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    security: str
+    username: str
+    ca_file: str | None = None
+    timeout: float = 30.0
+
+    @classmethod
+    def from_profile(cls, profile: Profile, timeout: float | None = None) -> SmtpSettings:
+        return cls(profile.host, profile.port, profile.security, profile.auth_username or "", profile.ca_file,
+                   timeout if timeout is not None else profile.timeout)
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_plaintext_allowed(settings: SmtpSettings) -> None:
+    """Credentials travel without TLS only to this machine."""
+    if settings.security == "none" and settings.username and not is_loopback(settings.host):
+        raise ConfigError(f"security 'none' would send the password for {settings.username} unencrypted "
+                          f"to {settings.host}",
+                          "use security starttls (port 587) or ssl (port 465); 'none' with a password is "
+                          "allowed only for a server on this machine")
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load CA file {ca_file}: {getattr(exc, 'strerror', None) or exc}",
+                          "pass a PEM file with the CA certificate(s) to --ca-file") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+class _Client(smtplib.SMTP):
+    """smtplib over a socket we connected (and maybe wrapped) ourselves, so each stage is visible."""
+
+    def __init__(self, sock: socket.socket, host: str, port: int, timeout: float) -> None:
+        self._ready_socket = sock
+        super().__init__(host, port, local_hostname=_address_literal(sock), timeout=timeout)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return self._ready_socket
+
+
+def _tls_detail(sock: socket.socket, host: str) -> str:
+    if isinstance(sock, ssl.SSLSocket):
+        cipher = sock.cipher()
+        return f"{sock.version()}, {cipher[0] if cipher else '?'}; certificate verified for {host}"
+    return "not encrypted"
+
+
+def connect(settings: SmtpSettings, password: str | None,
+            on_stage: StageCallback | None = None) -> smtplib.SMTP:
+    """Open an SMTP session and sign in, reporting each stage; raises StageFailedError."""
+    report = on_stage or (lambda stage, detail: None)
+    check_plaintext_allowed(settings)
+    context = tls_context(settings.ca_file) if settings.security != "none" else None
+    host, port, timeout = settings.host, settings.port, settings.timeout
+    stage = "dns"
+    sock: socket.socket | None = None
+    client: _Client | None = None
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = sorted({str(info[4][0]) for info in infos})
+        report("dns", f"{host} → {', '.join(addresses[:3])}")
+        stage = "connect"
+        sock = socket.create_connection((host, port), timeout=timeout)
+        report("connect", f"TCP connection to {sock.getpeername()[0]} port {port}")
+        if settings.security == "ssl" and context is not None:
+            stage = "tls"
+            sock = context.wrap_socket(sock, server_hostname=host)
+            report("tls", f"implicit TLS: {_tls_detail(sock, host)}")
+        stage = "ehlo"
+        client = _Client(sock, host, port, timeout)
+        client.ehlo_or_helo_if_needed()
+        report("ehlo", f"{_short(client.ehlo_resp)}; extensions: {', '.join(sorted(client.esmtp_features))}")
+        if settings.security == "starttls" and context is not None:
+            stage = "tls"
+            if not client.has_extn("starttls"):
+                raise smtplib.SMTPNotSupportedError("STARTTLS extension not supported by server.")
+            client.starttls(context=context)
+            client.ehlo()
+            report("tls", f"STARTTLS: {_tls_detail(client.sock, host)}")
+        if settings.username:
+            stage = "auth"
+            if password is None:
+                raise ConfigError("no password available", "run `xoromail setup` or set $XOROMAIL_PASSWORD")
+            client.login(settings.username, password)
+            report("auth", f"signed in as {settings.username}")
+        return client
+    except (ConfigError, StageFailedError):
+        _discard(client, sock)
+        raise
+    except (OSError, smtplib.SMTPException) as exc:
+        _discard(client, sock)
+        raise stage_failure(stage, exc, host, port, timeout) from None
+
+
+def _address_literal(sock: socket.socket) -> str:
+    """EHLO with our address literal: socket.getfqdn() can stall for seconds on a badly set-up host."""
+    address = str(sock.getsockname()[0])
+    return f"[IPv6:{address}]" if ":" in address else f"[{address}]"
+
+
+def _discard(client: smtplib.SMTP | None, sock: socket.socket | None) -> None:
+    try:
+        if client is not None:
+            client.close()
+        elif sock is not None:
+            sock.close()
+    except OSError:
+        pass
+
+
+def _short(reply: bytes | None) -> str:
+    return reply.decode("utf-8", "replace").splitlines()[0][:80] if reply else ""
+
+
+class SmtpTransport:
+    name = "smtp"
+
+    def __init__(self, settings: SmtpSettings, password: str | None) -> None:
+        self.settings = settings
+        self._password = password
+        self._client: smtplib.SMTP | None = None
+
+    def open(self, on_stage: StageCallback | None = None) -> None:
+        self.close()
+        self._client = connect(self.settings, self._password, on_stage)
+
+    def send(self, envelope: Envelope, before_data: Callable[[], None] | None = None) -> Delivery:
+        """One MAIL/RCPT/DATA exchange. Refusals are returned; a dropped connection raises."""
+        client = self._client
+        if client is None:
+            raise smtplib.SMTPServerDisconnected("not connected")
+        code, reply = client.mail(envelope.sender)
+        if code != 250:
+            self._reset(client)
+            return self._refusal("mail from", code, reply)
+        refused: dict[str, str] = {}
+        for recipient in envelope.recipients:
+            rcode, rreply = client.rcpt(recipient)
+            if rcode not in (250, 251):
+                refused[recipient] = f"{rcode} {_text(rreply)}"
+                last_refusal = (rcode, rreply)
+        if len(refused) == len(envelope.recipients):
+            self._reset(client)
+            delivery = self._refusal("rcpt to", *last_refusal)
+            delivery.refused = refused
+            return delivery
+        if before_data is not None:
+            before_data()
+        dcode, dreply = client.data(envelope.data)
+        if dcode != 250:
+            return self._refusal("data", dcode, dreply)
+        return Delivery("sent", f"{dcode} {_text(dreply)}", refused)
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            client.quit()
+        except (OSError, smtplib.SMTPException):
+            client.close()
+
+    def _refusal(self, stage: str, code: int, reply: bytes) -> Delivery:
+        failure = reply_failure(stage, code, _text(reply), self.settings.host)
+        status = "temporary" if failure.exit_code == ExitCode.TEMPFAIL else "failed"
+        return Delivery(status, failure.message.removeprefix("server replied: "),
+                        exit_code=int(failure.exit_code), hint=failure.hint)
+
+    @staticmethod
+    def _reset(client: smtplib.SMTP) -> None:
+        try:
+            client.rset()
+        except smtplib.SMTPServerDisconnected:
+            raise
+        except (OSError, smtplib.SMTPException):
+            pass
+
+
+def _text(reply: bytes) -> str:
+    return " ".join(reply.decode("utf-8", "replace").split())
