@@ -12,7 +12,7 @@ import os
 import re
 import tempfile
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,6 @@ class Profile:
     templates_dir: str | None = None
     ledger: str | None = None
     rate: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def login(self) -> str:
@@ -64,7 +63,7 @@ class Profile:
 
     def to_toml(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name not in ("name", "extra")}
+                if f.name != "name"}
         return {key: value for key, value in data.items() if value not in (None, "")}
 
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from xoromail_cli.config import Profile
 
 KEYRING_SERVICE = "xoromail"
-ENV_PASSWORD = "XOROMAIL_PASSWORD"
+ENV_PASSWORD = "XOROMAIL_PASSWORD"  # noqa: S105  # the variable's name, not a password
 NO_KEYRING_HINT = (
     "install a keyring backend (e.g. `pip install keyrings.alt`, or run a Secret Service daemon such as "
     "gnome-keyring), or set `password_command` in the profile (setup --password-command), "

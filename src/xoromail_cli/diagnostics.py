@@ -29,7 +29,7 @@ SSL_MISMATCH_HINT = (
 )
 CREDENTIALS_HINT = "re-check the username and password (the username is usually the full email address)"
 GMAIL_APP_PASSWORD_HINT = (
-    "Gmail needs an app password: turn on 2-Step Verification for the account, create a 16-character "
+    "Gmail needs an app password: turn on 2-Step Verification for the account, create a 16-character "  # noqa: S105  # advice, not a password
     "app password at myaccount.google.com/apppasswords, and use it as the password"
 )
 GMAIL_BLOCKED_HINT = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from xoromail_cli import config, credentials
 from xoromail_cli.addresses import parse_address
@@ -13,6 +14,7 @@ from xoromail_cli.errors import ConfigError, DataError, UsageError
 from xoromail_cli.presets import CUSTOM, PRESETS, Preset, preset_for_domain, preset_for_host
 
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
+EXTRA_SETTINGS = ("company_name", "reply_to", "signature", "currency", "templates_dir", "ledger", "rate")
 OPTION_NAMES = {"email": "--email", "display_name": "--display-name", "host": "--host (or --preset)",
                 "password": "--password-stdin (or --password-command, or $XOROMAIL_PASSWORD)"}
 
@@ -32,7 +34,7 @@ class SetupAnswers:
     ca_file: str | None = None
     password_command: str | None = None
     timeout: float | None = None
-    settings: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 def choose_preset(answers: SetupAnswers, existing: Profile | None = None) -> Preset | None:
@@ -107,7 +109,7 @@ def build_profile(name: str, answers: SetupAnswers, existing: Profile | None = N
         ca_file=ca_file or None,
         password_command=answers.password_command or base.password_command,
         timeout=answers.timeout or base.timeout or 30.0,
-        **{key: value or None for key, value in answers.settings.items()},
+        **{key: value or None for key, value in answers.settings.items() if key in EXTRA_SETTINGS},
     )
     return config.validate_profile(profile)
 

@@ -140,10 +140,9 @@ class SinkServer:
             options.update(authenticator=self._authenticator, auth_required=self._auth_required,
                            auth_require_tls=self.security == "starttls")
         logging.getLogger("mail.log").setLevel(logging.ERROR)
-        with warnings.catch_warnings():
-            # Implicit TLS makes aiosmtpd believe AUTH could travel in clear; it cannot here.
-            warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
-            self._controller = Controller(self.handler, **options)
+        # With implicit TLS aiosmtpd believes AUTH could travel in clear; on that socket it cannot.
+        warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
+        self._controller = Controller(self.handler, **options)
         try:
             self._controller.start()
         except (OSError, RuntimeError, TimeoutError) as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -11,11 +11,14 @@ from typer.core import TyperGroup
 from xoromail_cli import __version__
 from xoromail_cli.cli.state import AppState
 
+if TYPE_CHECKING:
+    from typer._click import Context as ClickContext  # Typer ≥ 0.29 vendors Click under this name
+
 
 class XoromailGroup(TyperGroup):
     """The one place where an XoromailError becomes a message, a hint and an exit code."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: ClickContext) -> Any:
         from xoromail_cli.errors import XoromailError
 
         try:

@@ -76,7 +76,7 @@ class _Client(smtplib.SMTP):
         return self._ready_socket
 
 
-def _tls_detail(sock: socket.socket, host: str) -> str:
+def _tls_detail(sock: socket.socket | None, host: str) -> str:
     if isinstance(sock, ssl.SSLSocket):
         cipher = sock.cipher()
         return f"{sock.version()}, {cipher[0] if cipher else '?'}; certificate verified for {host}"

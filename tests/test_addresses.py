@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import pytest
+
+from xoromail_cli.addresses import check_header_value, parse_address, parse_address_list
+from xoromail_cli.errors import DataError, ExitCode
+
+
+@pytest.mark.parametrize("value", ["a\r\nBcc: victim@x.test", "name\nX-Evil: 1", "nul\x00byte"])
+def test_line_breaks_in_header_values_are_refused(value: str) -> None:
+    with pytest.raises(DataError, match="line break") as caught:
+        check_header_value("Subject", value)
+    assert caught.value.exit_code == ExitCode.DATAERR
+
+
+def test_address_list_splits_on_semicolons_and_commas() -> None:
+    assert parse_address_list("a@x.test; b@y.test, <c@z.test>") == ["a@x.test", "b@y.test", "c@z.test"]
+
+
+@pytest.mark.parametrize("value", ["no-at-sign", "two@@x.test", "@x.test", "a@", "a b@x.test",
+                                   "a@x.test\r\nBcc: z@x.test"])
+def test_invalid_addresses_are_data_errors(value: str) -> None:
+    with pytest.raises(DataError):
+        parse_address(value, "--to")

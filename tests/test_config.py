@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from xoromail_cli import config
+from xoromail_cli.config import Profile
+from xoromail_cli.errors import ConfigError, ExitCode
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+GOOD = """\
+[profiles.default]
+email = "billing@company.test"
+host = "smtp.office365.com"
+port = 587
+security = "starttls"
+display_name = "Company Billing"
+
+[profiles.ops]
+service = "webmail"
+email = "ops@company.test"
+host = "smtp.gmail.com"
+port = 465
+security = "ssl"
+"""
+
+
+def test_profiles_load_with_types_and_aliases(config_path: Path) -> None:
+    loaded = config.load(write(config_path, GOOD))
+    assert set(loaded.profiles) == {"default", "ops"}
+    assert loaded.profiles["default"].port == 587
+    assert loaded.profiles["ops"].service == "smtp"
+    assert loaded.profiles["ops"].login == "ops@company.test"
+
+
+def test_missing_file_is_an_empty_configuration(config_path: Path) -> None:
+    assert config.load(config_path).profiles == {}
+
+
+def test_unknown_profile_names_the_known_ones(config_path: Path) -> None:
+    write(config_path, GOOD)
+    with pytest.raises(ConfigError, match=r"no profile 'nope' .*profiles: default, ops") as caught:
+        config.load_profile(config_path, "nope")
+    assert caught.value.exit_code == ExitCode.CONFIG
+
+
+def test_malformed_toml_names_file_and_line(config_path: Path) -> None:
+    write(config_path, '[profiles.default]\nemail = "a@b.test"\nport = = 5\n')
+    with pytest.raises(ConfigError) as caught:
+        config.load(config_path)
+    assert str(config_path) in caught.value.message
+    assert "line 3" in caught.value.message
+    assert caught.value.exit_code == ExitCode.CONFIG
+
+
+def test_wrong_type_names_line_and_field(config_path: Path) -> None:
+    write(config_path, GOOD.replace("port = 465", 'port = "465"'))
+    with pytest.raises(ConfigError, match=r"xoromail\.toml:12: 'port' must be int, not str"):
+        config.load(config_path)
+
+
+def test_unknown_setting_is_caught_with_its_line(config_path: Path) -> None:
+    write(config_path, GOOD.replace('security = "starttls"', 'securty = "starttls"'))
+    with pytest.raises(ConfigError, match=r":5: unknown setting 'securty' in profile 'default'"):
+        config.load(config_path)
+
+
+def test_invalid_value_names_line_and_field(config_path: Path) -> None:
+    write(config_path, GOOD.replace("port = 587", "port = 70000"))
+    with pytest.raises(ConfigError, match=r":4: profile 'default': port 70000 is out of range"):
+        config.load(config_path)
+
+
+def test_missing_required_setting_points_at_the_table(config_path: Path) -> None:
+    write(config_path, "[profiles.default]\nemail = \"a@b.test\"\n")
+    with pytest.raises(ConfigError, match=r":1: profile 'default' is missing 'host'"):
+        config.load(config_path)
+
+
+def test_save_is_atomic_private_and_keeps_other_profiles(config_path: Path) -> None:
+    write(config_path, GOOD)
+    new = Profile(name="default", email="new@company.test", host="smtp.zoho.com", port=465, security="ssl")
+    config.save_profile(config_path, new)
+    assert stat.S_IMODE(os.stat(config_path).st_mode) == 0o600
+    loaded = config.load(config_path)
+    assert loaded.profiles["default"].email == "new@company.test"
+    assert loaded.profiles["ops"].host == "smtp.gmail.com"
+    assert [p.name for p in config_path.parent.iterdir()] == [config_path.name]
+
+
+def test_failed_write_leaves_the_old_file_intact(config_path: Path) -> None:
+    write(config_path, GOOD)
+
+    with pytest.raises(TypeError):
+        config.atomic_write(config_path, "not bytes")  # type: ignore[arg-type]  # provokes a failure mid-write
+    assert config_path.read_text() == GOOD
+    assert [p.name for p in config_path.parent.iterdir()] == [config_path.name]
+
+
+def test_removing_a_profile_keeps_the_rest(config_path: Path) -> None:
+    write(config_path, GOOD)
+    assert config.remove_profile(config_path, "ops")
+    assert set(config.load(config_path).profiles) == {"default"}
+    assert not config.remove_profile(config_path, "ops")
+
+
+def test_service_names_of_the_erp_are_understood() -> None:
+    assert config.normalize_service("WebMail") == "smtp"
+    with pytest.raises(ConfigError, match="not yet available"):
+        config.normalize_service("exchange")

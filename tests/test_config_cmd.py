@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from xoromail_cli import config, credentials
+from xoromail_cli.cli import app
+from xoromail_cli.config import Profile
+
+PROFILE = Profile(name="default", email="billing@company.test", host="smtp.office365.com", port=587,
+                  display_name="Billing")
+
+
+def test_show_reports_the_password_as_set_and_where_it_comes_from(runner: CliRunner, config_path: Path) -> None:
+    config.save_profile(config_path, PROFILE)
+    credentials.store_password("default", "top-secret-value")
+    result = runner.invoke(app, ["--config", str(config_path), "config", "show", "--json"])
+    data = json.loads(result.stdout)
+    assert data["password"] == {"set": True, "source": "keyring", "detail": data["password"]["detail"]}
+    assert data["host"] == "smtp.office365.com"
+    table = runner.invoke(app, ["--config", str(config_path), "config", "show"])
+    assert "top-secret-value" not in result.output + table.output
+    assert "set (OS keyring" in table.output
+
+
+def test_show_says_unset_when_no_password_exists(runner: CliRunner, config_path: Path) -> None:
+    config.save_profile(config_path, PROFILE)
+    result = runner.invoke(app, ["--config", str(config_path), "config", "show", "--json"])
+    assert json.loads(result.stdout)["password"]["set"] is False
+
+
+def test_path_follows_option_then_environment_then_platform(runner: CliRunner, tmp_path: Path,
+                                                            isolated_environment: Path) -> None:
+    explicit = tmp_path / "x.toml"
+    assert runner.invoke(app, ["--config", str(explicit), "config", "path"]).stdout.strip() == str(explicit)
+    from_env = runner.invoke(app, ["config", "path"], env={"XOROMAIL_CONFIG": str(tmp_path / "e.toml")})
+    assert from_env.stdout.strip() == str(tmp_path / "e.toml")
+    default = runner.invoke(app, ["config", "path"]).stdout.strip()
+    assert default == str(isolated_environment / "config" / "xoromail" / "config.toml")

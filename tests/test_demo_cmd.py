@@ -1,0 +1,72 @@
+"""`demo` and `sink` through the CLI, including real subprocesses of the installed console script."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import smtplib
+import subprocess
+import sys
+from email.message import EmailMessage
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from xoromail_cli.cli import app
+from xoromail_cli.sink import free_port
+
+SCRIPT = str(Path(sys.executable).with_name("xoromail"))
+
+
+def test_demo_exits_0_and_lists_what_the_server_received(runner: CliRunner, config_path: Path) -> None:
+    result = runner.invoke(app, ["--config", str(config_path), "demo"])
+    assert result.exit_code == 0, result.output
+    assert "All checks passed" in result.output
+    assert "The server received" in result.output
+    assert not config_path.exists()
+
+
+def test_demo_json(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["demo", "--json"])
+    data = json.loads(result.stdout)
+    assert result.exit_code == 0 and data["ok"] is True and data["received"]
+
+
+def test_demo_runs_as_a_real_process_without_a_terminal(isolated_environment: Path) -> None:
+    completed = subprocess.run([SCRIPT, "demo"], capture_output=True, text=True, timeout=60,
+                               stdin=subprocess.DEVNULL, env=os.environ.copy(), check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert "All checks passed" in completed.stdout
+    assert "\x1b[" not in completed.stdout
+    assert list((isolated_environment / "config").iterdir()) == []
+
+
+def test_sink_prints_a_line_per_message_and_fills_the_maildir(tmp_path: Path) -> None:
+    port = free_port()
+    maildir = tmp_path / "Maildir"
+    process = subprocess.Popen([SCRIPT, "sink", "--port", str(port), "--maildir", str(maildir)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        assert "Listening on 127.0.0.1" in process.stdout.readline()
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = "erp@company.test", "c@x.test", "Invoice 42"
+        message.set_content("hello")
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            client.send_message(message)
+        line = process.stdout.readline()
+        assert "from erp@company.test to c@x.test: Invoice 42" in line
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)
+    assert len(list((maildir / "new").iterdir())) == 1
+
+
+def test_help_loads_no_heavy_library() -> None:
+    code = ("import sys\nfrom xoromail_cli.cli import app\nfrom typer.testing import CliRunner\n"
+            "CliRunner().invoke(app, ['--help'])\n"
+            "heavy = {'exchangelib', 'google', 'jinja2', 'aiosmtpd', 'msal', 'keyring'}\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "[]"

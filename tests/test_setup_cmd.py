@@ -1,0 +1,112 @@
+"""`xoromail setup` through the CLI: validate first, save only on success, never prompt without a TTY."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import keyring
+from typer.testing import CliRunner
+
+from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, failing_authenticator, use_no_keyring
+from xoromail_cli.cli import app
+from xoromail_cli.config import load
+
+
+def setup_args(config_path: Path, port: int, tls: TLSFiles, *extra: str) -> list[str]:
+    return ["--config", str(config_path), "setup", "--service", "webmail", "--email", USER,
+            "--display-name", "Company Billing", "--host", "127.0.0.1", "--port", str(port),
+            "--security", "starttls", "--ca-file", str(tls.ca_file), "--password-stdin", *extra]
+
+
+def test_scripted_setup_validates_then_saves_and_keeps_the_password_out_of_the_file(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path) -> None:
+    server = smtp_server()
+    result = runner.invoke(app, setup_args(config_path, server.port, tls), input=PASSWORD + "\n")
+    assert result.exit_code == 0, result.output
+    assert "Saved profile 'default'" in result.output
+    assert PASSWORD not in result.output
+    assert PASSWORD not in config_path.read_text()
+    assert stat.S_IMODE(os.stat(config_path).st_mode) == 0o600
+    assert keyring.get_password("xoromail", "default") == PASSWORD
+    assert len(server.messages) == 1
+    assert server.messages[0].parsed()["From"] == f"Company Billing <{USER}>"
+
+
+def test_failed_validation_saves_nothing_and_exits_with_the_stage_code(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path) -> None:
+    reply = "534-5.7.9 Application-specific password required"
+    server = smtp_server(authenticator=failing_authenticator(reply.replace("-", " ", 1)))
+    result = runner.invoke(app, setup_args(config_path, server.port, tls), input=PASSWORD + "\n")
+    assert result.exit_code == 77
+    assert "2-Step Verification" in result.output
+    assert "Nothing was saved" in result.output
+    assert not config_path.exists()
+    assert keyring.get_password("xoromail", "default") is None
+    assert PASSWORD not in result.output
+
+
+def test_no_validate_saves_without_connecting(runner: CliRunner, tls: TLSFiles, config_path: Path) -> None:
+    result = runner.invoke(app, setup_args(config_path, 9, tls, "--no-validate"), input="pw\n")
+    assert result.exit_code == 0, result.output
+    assert load(config_path).profiles["default"].port == 9
+
+
+def test_missing_values_without_a_terminal_are_a_usage_error_naming_them(
+        runner: CliRunner, config_path: Path) -> None:
+    result = runner.invoke(app, ["--config", str(config_path), "setup", "--email", USER])
+    assert result.exit_code == 2
+    assert "--display-name" in result.output and "--host (or --preset)" in result.output
+    assert "--password-stdin" in result.output
+    assert not config_path.exists()
+
+
+def test_no_keyring_backend_stops_with_exit_78_and_writes_nothing(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path) -> None:
+    use_no_keyring()
+    server = smtp_server()
+    result = runner.invoke(app, setup_args(config_path, server.port, tls), input=PASSWORD + "\n")
+    assert result.exit_code == 78
+    assert "keyrings.alt" in result.output and "password_command" in result.output
+    assert not config_path.exists()
+    assert server.messages == []
+
+
+def test_password_command_works_without_a_keyring(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path) -> None:
+    use_no_keyring()
+    server = smtp_server()
+    args = setup_args(config_path, server.port, tls)
+    args.remove("--password-stdin")
+    result = runner.invoke(app, [*args, "--password-command", f"echo '{PASSWORD}'"])
+    assert result.exit_code == 0, result.output
+    assert load(config_path).profiles["default"].password_command == f"echo '{PASSWORD}'"
+
+
+def test_rerunning_setup_updates_the_profile_and_reuses_the_stored_password(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path) -> None:
+    server = smtp_server()
+    assert runner.invoke(app, setup_args(config_path, server.port, tls), input=PASSWORD + "\n").exit_code == 0
+    result = runner.invoke(app, ["--config", str(config_path), "setup", "--display-name", "Accounts",
+                                 "--company-name", "ACME Ltd"])
+    assert result.exit_code == 0, result.output
+    profile = load(config_path).profiles["default"]
+    assert (profile.display_name, profile.company_name, profile.port) == ("Accounts", "ACME Ltd", server.port)
+    assert len(server.messages) == 2
+
+
+def test_json_output_reports_the_failed_stage(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path) -> None:
+    server = smtp_server()
+    result = runner.invoke(app, setup_args(config_path, server.port, tls, "--json"), input="wrong\n")
+    assert result.exit_code == 77
+    data = json.loads(result.stdout)
+    assert (data["ok"], data["stage"], data["saved"]) == (False, "auth", False)
+
+
+def test_unavailable_service_types_say_so(runner: CliRunner, config_path: Path) -> None:
+    result = runner.invoke(app, ["--config", str(config_path), "setup", "--service", "exchange"])
+    assert result.exit_code == 78
+    assert "not yet available" in result.output

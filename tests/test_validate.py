@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
+from xoromail_cli import validate
+from xoromail_cli.errors import ConfigError, ExitCode
+
+
+def names(report: validate.ValidationReport) -> list[str]:
+    return [stage.name for stage in report.stages]
+
+
+def test_starttls_stages_run_in_wire_order_and_the_test_message_arrives(
+        smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    server = smtp_server("starttls")
+    report = validate.run(profile_for(server, tls), lambda: PASSWORD, to="check@company.test")
+    assert report.ok and report.exit_code == ExitCode.OK
+    assert names(report) == ["config", "dns", "connect", "ehlo", "tls", "auth", "send"]
+    received = server.messages[0]
+    message = received.parsed()
+    assert received.recipients == ["check@company.test"]
+    assert received.login == USER
+    assert message["From"] == f"Company Billing <{USER}>"
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message["Message-ID"].endswith("@company.test>")
+
+
+def test_implicit_tls_negotiates_before_the_greeting(smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    report = validate.run(profile_for(smtp_server("ssl"), tls), lambda: PASSWORD)
+    assert report.ok
+    assert names(report) == ["config", "dns", "connect", "tls", "ehlo", "auth", "send"]
+    assert "certificate verified" in report.stages[3].detail
+
+
+def test_no_send_stops_after_sign_in(smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    server = smtp_server()
+    report = validate.run(profile_for(server, tls), lambda: PASSWORD, send=False)
+    assert report.ok and names(report)[-1] == "auth"
+    assert server.messages == []
+
+
+def test_missing_password_fails_the_config_stage(smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    def no_password() -> str:
+        raise ConfigError("no password for profile 'default'", "run setup")
+
+    report = validate.run(profile_for(smtp_server(), tls), no_password)
+    assert names(report) == ["config"]
+    assert report.exit_code == ExitCode.CONFIG
+    assert report.skipped == ["dns", "connect", "ehlo", "tls", "auth", "send"]
+
+
+def test_plaintext_password_to_a_remote_host_is_refused_before_connecting(tls: TLSFiles) -> None:
+    from xoromail_cli.config import Profile
+
+    profile = Profile(name="p", email=USER, host="mail.company.test", port=25, security="none", username=USER)
+    report = validate.run(profile, lambda: PASSWORD)
+    assert report.failed is not None and report.failed.name == "config"
+    assert "unencrypted" in report.failed.detail
+    assert report.exit_code == ExitCode.CONFIG
+
+
+def test_local_relay_without_tls_or_login_sends(smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    server = smtp_server("none", authenticator=None)
+    report = validate.run(profile_for(server, tls, security="none"), lambda: None)
+    assert report.ok, report.to_json()
+    assert "auth" not in names(report)
+
+
+def test_invalid_recipient_is_a_config_stage_data_error(smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    report = validate.run(profile_for(smtp_server(), tls), lambda: PASSWORD, to="not-an-address")
+    assert report.exit_code == ExitCode.DATAERR
+
+
+def test_json_shape_has_ok_stage_hint_and_stages(smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    data = validate.run(profile_for(smtp_server(), tls), lambda: "wrong").to_json()
+    assert data["ok"] is False and data["stage"] == "auth" and data["hint"]
+    assert {"name", "ok", "detail"} <= set(data["stages"][0])
+    assert data["exit_code"] == 77
