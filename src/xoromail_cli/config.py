@@ -120,7 +120,7 @@ def load_profile(path: Path, name: str) -> Profile:
         if not path.exists():
             raise ConfigError(f"no settings file at {path}", SETUP_HINT)
         raise ConfigError(f"no profile {name!r} in {path} (profiles: {known})",
-                          f"run `xoromail setup --profile {name}` or pick one with --profile")
+                          f"run `xoromail --profile {name} setup` or pick one with --profile")
     return config.profiles[name]
 
 
@@ -202,7 +202,7 @@ def _profile_from_table(path: Path, text: str, name: str, table: dict[str, Any])
     for key in _REQUIRED:
         if key not in table:
             raise ConfigError(f"{path}:{_locate(text, name, None)}: profile {name!r} is missing {key!r}",
-                              f"add {key} = … or re-run `xoromail setup --profile {name}`")
+                              f"add {key} = … or re-run `xoromail --profile {name} setup`")
     for key, value in table.items():
         expected = _FIELD_TYPES[key]
         if not isinstance(value, expected) or isinstance(value, bool):

@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 KEYRING_SERVICE = "xoromail"
 ENV_PASSWORD = "XOROMAIL_PASSWORD"  # noqa: S105  # the variable's name, not a password
 NO_KEYRING_HINT = (
-    "install a keyring backend (e.g. `pip install keyrings.alt`, or run a Secret Service daemon such as "
-    "gnome-keyring), or set `password_command` in the profile (setup --password-command), "
-    "or provide the password at run time in $XOROMAIL_PASSWORD"
+    "install a keyring backend (a Secret Service daemon such as gnome-keyring or KeePassXC, or "
+    "`pip install keyrings.alt`, which keeps it in a file of your home folder), or set `password_command` "
+    "in the profile (setup --password-command), or provide the password at run time in $XOROMAIL_PASSWORD"
 )
 _APP_PASSWORD = re.compile(r"^[a-z]{4}\s[a-z]{4}\s[a-z]{4}\s[a-z]{4}$")
 
@@ -89,7 +89,7 @@ def resolve_password(profile: Profile) -> str:
         value = _keyring_password(profile.name)
     if not value:
         raise ConfigError(f"no password for profile {profile.name!r}",
-                          f"run `xoromail setup --profile {profile.name}`, or set ${ENV_PASSWORD} "
+                          f"run `xoromail --profile {profile.name} setup`, or set ${ENV_PASSWORD} "
                           "or password_command")
     return normalize_password(profile.host, value)
 

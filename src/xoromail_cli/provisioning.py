@@ -10,7 +10,7 @@ from typing import Any
 from xoromail_cli import config, credentials
 from xoromail_cli.addresses import parse_address
 from xoromail_cli.config import Profile
-from xoromail_cli.errors import ConfigError, DataError, UsageError
+from xoromail_cli.errors import ConfigError, NoInputError, UsageError
 from xoromail_cli.presets import CUSTOM, PRESETS, Preset, preset_for_domain, preset_for_host
 
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
@@ -57,6 +57,9 @@ def choose_preset(answers: SetupAnswers, existing: Profile | None = None) -> Pre
 def missing(answers: SetupAnswers, existing: Profile | None, password_known: bool) -> list[str]:
     """The options a non-interactive run still needs (empty when the answers are complete)."""
     preset = choose_preset(answers, existing)
+    security = answers.security or (existing.security if existing else None)
+    username = answers.username if answers.username is not None else (existing.username if existing else "")
+    password_known = password_known or (security == "none" and not username)
     have = {
         "email": answers.email or (existing and existing.email),
         "display_name": answers.display_name is not None or (existing and existing.display_name),
@@ -100,7 +103,7 @@ def build_profile(name: str, answers: SetupAnswers, existing: Profile | None = N
     if ca_file:
         ca_path = Path(ca_file).expanduser()
         if not ca_path.is_file():
-            raise DataError(f"CA file {ca_file} does not exist", "pass a PEM file with --ca-file")
+            raise NoInputError(f"CA file {ca_file} does not exist", "pass a PEM file with --ca-file")
         ca_file = str(ca_path.resolve())
     profile = dataclasses.replace(
         base, name=name, service=service, email=email, host=host.strip(), port=port, security=security,

@@ -12,7 +12,7 @@ from xoromail_cli.addresses import parse_address
 from xoromail_cli.config import Profile, validate_profile
 from xoromail_cli.diagnostics import stage_failure
 from xoromail_cli.errors import ExitCode, StageFailedError, XoromailError
-from xoromail_cli.mime import build_message
+from xoromail_cli.mime import build_message, make_message_id
 from xoromail_cli.transports import for_profile
 from xoromail_cli.transports.base import Envelope
 
@@ -69,15 +69,26 @@ def planned_stages(profile: Profile, send: bool) -> list[str]:
     return ["config", *connection, *(["send"] if send else [])]
 
 
+def check_connection_settings(profile: Profile) -> None:
+    """Refusals that need no network: a password in clear to a remote host, an unreadable CA file."""
+    from xoromail_cli.transports.smtp import SmtpSettings, check_plaintext_allowed, tls_context
+
+    settings = SmtpSettings.from_profile(profile)
+    check_plaintext_allowed(settings)
+    if settings.security != "none":
+        tls_context(settings.ca_file)
+
+
 def test_message(profile: Profile, to: str) -> Envelope:
-    message = build_message(
-        display_name=profile.display_name, sender=profile.email, to=[to],
+    message_id = make_message_id(profile.email)
+    data = build_message(
+        display_name=profile.display_name, sender=profile.email, to=[to], message_id=message_id,
         subject=f"xoromail test message ({profile.name})",
         text=(f"This is a test message from xoromail for the profile {profile.name!r}.\n"
               f"It proves that {profile.email} can send through {profile.host}:{profile.port}.\n"
               "No action is needed.\n"),
     )
-    return Envelope(profile.email, (to,), message.as_bytes(), str(message["Message-ID"]))
+    return Envelope(profile.email, (to,), data, message_id)
 
 
 def run(profile: Profile, get_password: Callable[[], str | None], *, to: str | None = None,
@@ -104,6 +115,7 @@ def run(profile: Profile, get_password: Callable[[], str | None], *, to: str | N
 
     try:
         validate_profile(profile)
+        check_connection_settings(profile)
         recipient = parse_address(to, "--to") if to else profile.email
         password = get_password() if profile.auth_username else None
     except XoromailError as error:

@@ -25,17 +25,18 @@ def setup(
     host: Annotated[str | None, typer.Option(metavar="HOST", help="Outgoing (SMTP) server.")] = None,
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="Server port.")] = None,
     security: Annotated[str | None, typer.Option(metavar="MODE", help=SECURITY_HELP)] = None,
-    username: Annotated[str | None, typer.Option(metavar="USER", help="Sign-in name [default: the email].")] = None,
+    username: Annotated[str | None, typer.Option(
+        metavar="USER", help="Sign-in name (default: the email).")] = None,
     password_stdin: Annotated[bool, typer.Option(
         "--password-stdin", help="Read the password from the first line of standard input.")] = False,
     password_command: Annotated[str | None, typer.Option(
         metavar="CMD", help="Command that prints the password (stored instead of the password).")] = None,
-    ca_file: Annotated[Path | None, typer.Option(metavar="PEM", help="Extra CA certificate(s) to trust.")] = None,
+    ca_file: Annotated[Path | None, typer.Option(metavar="PEM", help="CA certificate(s) to trust besides the system's.")] = None,
     timeout: Annotated[float | None, typer.Option(metavar="SECONDS", min=0.1, help="Network timeout.")] = None,
     company_name: Annotated[str | None, typer.Option(metavar="TEXT", help="Company name used in emails.")] = None,
     reply_to: Annotated[str | None, typer.Option(metavar="ADDR", help="Reply-To for event emails.")] = None,
     validate_to: Annotated[str | None, typer.Option(
-        metavar="ADDR", help="Send the test message here [default: the account itself].")] = None,
+        metavar="ADDR", help="Send the test message here (default: the account itself).")] = None,
     no_validate: Annotated[bool, typer.Option("--no-validate", help="Save without checking.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the validation result as JSON.")] = False,
 ) -> None:
@@ -132,6 +133,7 @@ def _wizard(answers: SetupAnswers, existing: Profile | None, password: str | Non
     from xoromail_cli.cli.console import out
     from xoromail_cli.config import NOT_YET_AVAILABLE
     from xoromail_cli.presets import CUSTOM, PRESETS, preset_for_domain
+    from xoromail_cli.provisioning import DEFAULT_PORTS
 
     console = out()
     if answers.service is None:
@@ -160,7 +162,7 @@ def _wizard(answers: SetupAnswers, existing: Profile | None, password: str | Non
         answers.security = answers.security or Prompt.ask(
             "Security", choices=["starttls", "ssl", "none"], default=existing.security if existing else "starttls")
         answers.port = answers.port or IntPrompt.ask(
-            "Port", default=existing.port if existing else (465 if answers.security == "ssl" else 587))
+            "Port", default=existing.port if existing else DEFAULT_PORTS[answers.security or "starttls"])
     elif chosen.notes:
         console.print(f"[yellow]Note:[/] {chosen.notes}")
     if answers.display_name is None:
@@ -168,7 +170,8 @@ def _wizard(answers: SetupAnswers, existing: Profile | None, password: str | Non
                                           default=existing.display_name if existing else None)
     if answers.username is None:
         answers.username = Prompt.ask("Username", default=(existing.login if existing else answers.email))
-    if password is None and answers.password_command is None:
+    signs_in = (answers.security or (existing.security if existing else "starttls")) != "none" or answers.username
+    if password is None and answers.password_command is None and signs_in and not _env_password():
         keep = existing is not None and credentials.password_source(existing).kind != "unset"
         if not (keep and Confirm.ask("Keep the stored password?", default=True)):
             password = Prompt.ask("Password (input hidden)", password=True)

@@ -56,8 +56,11 @@ def check_plaintext_allowed(settings: SmtpSettings) -> None:
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """The system's trust store (or SSL_CERT_FILE), plus the profile's own CA file if it has one."""
+    context = ssl.create_default_context()
     try:
-        context = ssl.create_default_context(cafile=ca_file)
+        if ca_file:
+            context.load_verify_locations(cafile=ca_file)
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"cannot load CA file {ca_file}: {getattr(exc, 'strerror', None) or exc}",
                           "pass a PEM file with the CA certificate(s) to --ca-file") from None
@@ -184,7 +187,10 @@ class SmtpTransport:
             return delivery
         if before_data is not None:
             before_data()
-        dcode, dreply = client.data(envelope.data)
+        try:
+            dcode, dreply = client.data(envelope.data)
+        except smtplib.SMTPDataError as exc:
+            return self._refusal("data", exc.smtp_code, exc.smtp_error)
         if dcode != 250:
             return self._refusal("data", dcode, dreply)
         return Delivery("sent", f"{dcode} {_text(dreply)}", refused)
@@ -198,7 +204,7 @@ class SmtpTransport:
         except (OSError, smtplib.SMTPException):
             client.close()
 
-    def _refusal(self, stage: str, code: int, reply: bytes) -> Delivery:
+    def _refusal(self, stage: str, code: int, reply: bytes | str) -> Delivery:
         failure = reply_failure(stage, code, _text(reply), self.settings.host)
         status = "temporary" if failure.exit_code == ExitCode.TEMPFAIL else "failed"
         return Delivery(status, failure.message.removeprefix("server replied: "),
@@ -214,5 +220,6 @@ class SmtpTransport:
             pass
 
 
-def _text(reply: bytes) -> str:
-    return " ".join(reply.decode("utf-8", "replace").split())
+def _text(reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    return " ".join(text.split())

@@ -1,0 +1,211 @@
+"""Turn `--to/--var/--data` or a CSV / JSON Lines file into validated send jobs, streamed row by row.
+
+Files are never loaded whole: a 100,000-row batch costs the memory of one row. Rows are checked
+(recipients, variables, attachments) as they are read, so the caller can check a whole batch in one
+pass before it sends anything, then read it again to send.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from xoromail_cli.addresses import check_header_value, parse_address, parse_address_list
+from xoromail_cli.errors import DataError, NoInputError, XoromailError
+from xoromail_cli.events import Event
+from xoromail_cli.messages import Recipients, check_variables
+from xoromail_cli.mime import Attachment
+
+RESERVED_COLUMNS = ("to", "cc", "bcc", "attach", "reply_to")
+
+
+@dataclass(frozen=True)
+class SendJob:
+    row: int
+    recipients: Recipients
+    variables: dict[str, Any]
+    attachments: tuple[Attachment, ...] = ()
+    reply_to: str | None = None
+
+
+@dataclass(frozen=True)
+class InvalidRow:
+    row: int
+    error: XoromailError
+
+
+def parse_var(assignment: str) -> tuple[str, str]:
+    name, sep, value = assignment.partition("=")
+    if not sep or not name.strip():
+        raise DataError(f"--var {assignment!r} is not NAME=VALUE", "e.g. --var invoice_number=INV-1001")
+    return name.strip(), value
+
+
+def load_data(source: str) -> dict[str, Any]:
+    """`--data FILE.json` or `--data -` (stdin): one JSON object of variables."""
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NoInputError(f"--data file {source} does not exist", "check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NoInputError(f"cannot read --data {source}: {exc}", "check the file") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"--data {source}: invalid JSON at line {exc.lineno}: {exc.msg}",
+                        "it must be one JSON object of variables") from None
+    if not isinstance(data, dict):
+        raise DataError(f"--data {source} must hold a JSON object, not {type(data).__name__}",
+                        'e.g. {"customer_name": "ACME", "invoice_number": "INV-1"}')
+    return data
+
+
+def make_job(event: Event, row: int, *, to: Sequence[str], cc: Sequence[str] = (), bcc: Sequence[str] = (),
+             variables: Mapping[str, Any], attach: Sequence[str] = (), reply_to: str | None = None,
+             base_dir: Path | None = None) -> SendJob:
+    """Check one message completely; raises DataError / NoInputError naming the row."""
+    where = f"row {row}" if row else ""
+    try:
+        recipients = Recipients(
+            to=tuple(a for value in to for a in parse_address_list(value, "to")),
+            cc=tuple(a for value in cc for a in parse_address_list(value, "cc")),
+            bcc=tuple(a for value in bcc for a in parse_address_list(value, "bcc")))
+        if not recipients.to:
+            raise DataError("no recipient", "give --to ADDR (or a 'to' column)")
+        clean = {name: _variable(name, value) for name, value in variables.items()}
+        check_variables(event, clean)
+        attachments = tuple(Attachment.from_path(_resolve(path, base_dir)) for path in attach if path.strip())
+        if event.needs_attachment and not attachments:
+            raise DataError(f"{event.name} needs at least one attachment", "pass --attach FILE or an attach column")
+        reply = parse_address(reply_to, "reply_to") if reply_to else None
+    except XoromailError as error:
+        if where:
+            error.message = f"{where}: {error.message}"
+        raise
+    return SendJob(row, recipients, clean, attachments, reply)
+
+
+def _variable(name: str, value: Any) -> Any:
+    check_header_value(f"variable name {name!r}", name)
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    raise DataError(f"variable {name} must be text or a number, not {type(value).__name__}",
+                    "flatten nested JSON into plain values")
+
+
+def _resolve(path: str, base_dir: Path | None) -> Path:
+    candidate = Path(path.strip()).expanduser()
+    return candidate if candidate.is_absolute() or base_dir is None else base_dir / candidate
+
+
+def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (row number, values) from a CSV with a header row or a JSON Lines file."""
+    try:
+        handle = path.open(encoding="utf-8-sig", newline="")
+    except FileNotFoundError:
+        raise NoInputError(f"batch file {path} does not exist", "check the path") from None
+    except OSError as exc:
+        raise NoInputError(f"cannot read batch file {path}: {exc.strerror}", "check its permissions") from None
+    with handle:
+        try:
+            if _is_json_lines(path, handle):
+                yield from _json_lines(path, handle)
+            else:
+                yield from _csv_rows(path, handle)
+        except UnicodeDecodeError:
+            raise DataError(f"batch file {path} is not UTF-8 text", "save it as UTF-8 (CSV UTF-8 in Excel)") from None
+
+
+def _is_json_lines(path: Path, handle: TextIO) -> bool:
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        return True
+    if path.suffix.lower() == ".csv":
+        return False
+    start = handle.read(64)
+    handle.seek(0)
+    return start.lstrip().startswith("{")
+
+
+def _json_lines(path: Path, handle: TextIO) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path} line {number}: invalid JSON: {exc.msg}", "one JSON object per line") from None
+        if not isinstance(value, dict):
+            raise DataError(f"{path} line {number}: expected a JSON object", "one JSON object per line")
+        yield number, value
+
+
+def _csv_rows(path: Path, handle: TextIO) -> Iterator[tuple[int, dict[str, Any]]]:
+    reader = csv.DictReader(handle)
+    if not reader.fieldnames or "to" not in reader.fieldnames:
+        raise DataError(f"{path}: the header row has no 'to' column",
+                        "the first row names the columns: to, cc, bcc, attach, then the event's variables")
+    for record in reader:
+        if None in record:
+            raise DataError(f"{path} line {reader.line_num}: more values than columns",
+                            "quote values that contain commas")
+        yield reader.line_num, {key: value for key, value in record.items() if value not in ("", None)}
+
+
+def jobs_from_file(event: Event, path: Path, defaults: Mapping[str, Any]) -> Iterator[SendJob | InvalidRow]:
+    """Each row becomes a job or an InvalidRow; `defaults` (from --var/--data) fill missing columns."""
+    base_dir = path.parent
+    for number, values in read_rows(path):
+        row = dict(values)
+        fields = {name: row.pop(name, None) for name in RESERVED_COLUMNS}
+        variables = {**defaults, **row}
+        try:
+            yield make_job(event, number, to=_list(fields["to"]), cc=_list(fields["cc"]), bcc=_list(fields["bcc"]),
+                           variables=variables, attach=_paths(fields["attach"]), reply_to=fields["reply_to"],
+                           base_dir=base_dir)
+        except XoromailError as error:
+            yield InvalidRow(number, error)
+
+
+def _list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def _paths(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return [part for part in str(value).split(";")] if value else []
+
+
+@dataclass
+class BatchCheck:
+    """What the first pass over a batch found: how much to send, and the rows that cannot be sent."""
+
+    valid: int = 0
+    recipients: int = 0
+    invalid: list[InvalidRow] = field(default_factory=list)
+    invalid_count: int = 0
+
+
+def check_batch(event: Event, path: Path, defaults: Mapping[str, Any], keep_invalid: int = 1000) -> BatchCheck:
+    """Read the whole batch once, keeping only counts and (at most `keep_invalid`) bad rows."""
+    result = BatchCheck()
+    for item in jobs_from_file(event, path, defaults):
+        if isinstance(item, InvalidRow):
+            result.invalid_count += 1
+            if len(result.invalid) < keep_invalid:
+                result.invalid.append(item)
+        else:
+            result.valid += 1
+            result.recipients += len(item.recipients.envelope)
+    return result

@@ -1,0 +1,207 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from xoromail_cli.cli.state import state_of
+
+if TYPE_CHECKING:
+    from xoromail_cli.sending import MessageResult, Summary
+
+def send(
+    ctx: typer.Context,
+    event: Annotated[str, typer.Option("--event", "-e", metavar="EVENT",
+                                       help="Which email: see `xoromail templates list`.")],
+    to: Annotated[list[str] | None, typer.Option("--to", metavar="ADDR", help="Recipient (repeatable).")] = None,
+    cc: Annotated[list[str] | None, typer.Option("--cc", metavar="ADDR", help="Copy to (repeatable).")] = None,
+    bcc: Annotated[list[str] | None, typer.Option("--bcc", metavar="ADDR", help="Blind copy (repeatable).")] = None,
+    reply_to: Annotated[str | None, typer.Option("--reply-to", metavar="ADDR",
+                                                 help="Reply-To (default: the profile's reply_to).")] = None,
+    var: Annotated[list[str] | None, typer.Option("--var", metavar="KEY=VALUE",
+                                                  help="A template variable (repeatable; wins over --data).")] = None,
+    data: Annotated[str | None, typer.Option("--data", metavar="FILE|-",
+                                             help="JSON object of variables; - reads stdin.")] = None,
+    attach: Annotated[list[Path] | None, typer.Option("--attach", metavar="FILE",
+                                                      help="Attach a file (repeatable).")] = None,
+    subject: Annotated[str | None, typer.Option("--subject", metavar="TEXT",
+                                                help="Use this subject instead of the template's.")] = None,
+    batch: Annotated[Path | None, typer.Option("--batch", metavar="FILE",
+                                               help="CSV (header row) or JSON Lines: one message per row.")] = None,
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid",
+                                               help="Report bad batch rows and send the rest.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Render and print; connect to nothing.")] = False,
+    outbox: Annotated[Path | None, typer.Option("--outbox", metavar="DIR",
+                                                help="Write .eml files here instead of sending.")] = None,
+    idempotency_key: Annotated[str | None, typer.Option(
+        "--idempotency-key", metavar="TEMPLATE",
+        help="What makes a message unique, e.g. '{invoice_number}-{due_date}' (default: the event's key).")] = None,
+    resend: Annotated[bool, typer.Option("--resend", help="Send even if the ledger says it was sent.")] = False,
+    resend_after: Annotated[str | None, typer.Option(
+        "--resend-after", metavar="DURATION", help="Send again once the last send is this old, e.g. 7d.")] = None,
+    retries: Annotated[int, typer.Option("--retries", min=0, max=20,
+                                         help="Retries for temporary failures.")] = 3,
+    retry_delay: Annotated[float, typer.Option("--retry-delay", metavar="SECONDS", min=0.0,
+                                               help="First retry's delay; doubles each time.")] = 2.0,
+    rate: Annotated[str | None, typer.Option("--rate", metavar="N/min",
+                                             help="Pace messages (default: profile's rate or the provider's).")] = None,
+    wait: Annotated[float, typer.Option("--wait", metavar="SECONDS", min=0.0,
+                                        help="Wait this long for another run of this profile to finish.")] = 0.0,
+    timeout: Annotated[float | None, typer.Option("--timeout", metavar="SECONDS", min=0.1,
+                                                  help="Network timeout.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per message on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
+) -> None:
+    """Send an event email to one recipient, or one per row of a batch file."""
+    from contextlib import ExitStack
+
+    from xoromail_cli import batch as batches
+    from xoromail_cli import config, credentials, dispatch, events, transports
+    from xoromail_cli.errors import UsageError
+    from xoromail_cli.ledger import Ledger
+    from xoromail_cli.locking import ProfileLock
+    from xoromail_cli.messages import Renderer
+    from xoromail_cli.pacing import Backoff, RateLimiter, parse_duration
+    from xoromail_cli.sending import Sender, quota_warnings
+
+    spec = events.get_event(event)
+    state = state_of(ctx)
+    profile = config.load_profile(state.config_path, state.profile_name)
+    defaults: dict[str, Any] = batches.load_data(data) if data else {}
+    defaults.update(batches.parse_var(item) for item in var or [])
+    resend_window = parse_duration(resend_after) if resend_after else None
+    per_second = dispatch.messages_per_second(profile, rate)
+    source: Any
+    total = 1
+    if batch is not None:
+        if to or cc or bcc or attach:
+            raise UsageError("--to, --cc, --bcc and --attach go in the batch file's columns, not beside --batch",
+                             "add them as columns: to, cc, bcc, attach")
+        source = dispatch.BatchSource(spec, batch, defaults, skip_invalid)
+        source.check()
+        total = source.total + source.invalid_count
+        planned_recipients = source.recipients
+    else:
+        if not to:
+            raise UsageError("no recipient", "pass --to ADDR, or --batch FILE")
+        job = batches.make_job(spec, 0, to=to, cc=cc or [], bcc=bcc or [], variables=defaults,
+                               attach=[str(p) for p in attach or []], reply_to=reply_to)
+        source = [job]
+        planned_recipients = len(job.recipients.envelope)
+
+    real = not dry_run and outbox is None
+    with ExitStack() as stack:
+        ledger = None
+        transport = None
+        if real:
+            stack.enter_context(ProfileLock(dispatch.lock_path(profile), wait))
+            ledger = stack.enter_context(Ledger(dispatch.ledger_path(profile)))
+            for warning in quota_warnings(profile, ledger, total, planned_recipients):
+                _warn(f"warning: {warning}")
+            password = credentials.resolve_password(profile) if profile.auth_username else None
+            transport = transports.for_profile(profile, password, timeout=timeout)
+        elif outbox is not None and not dry_run:
+            transport = transports.for_profile(profile, None, outbox=outbox)
+        renderer = Renderer(profile, dispatch.templates_dir(profile))
+        printer = _Printer(as_json=as_json, quiet=quiet, single=batch is None, dry_run=dry_run)
+        sender = Sender(profile, spec, renderer, transport, ledger, retries=retries, backoff=Backoff(base=retry_delay),
+                        rate=RateLimiter(per_second if real else None), subject=subject,
+                        key_template=idempotency_key, resend=resend, resend_after=resend_window,
+                        on_result=printer.show)
+        with printer.progress(total if batch is not None else 0):
+            summary = sender.run(source)
+    printer.finish(spec.name, summary)
+    raise typer.Exit(summary.exit_code)
+
+
+def _warn(text: str) -> None:
+    from rich.markup import escape
+
+    from xoromail_cli.cli.console import err
+
+    err().print(f"[yellow]{escape(text)}[/]")
+
+
+class _Printer:
+    """Per-message output: JSON lines for machines, a line per notable message for people."""
+
+    def __init__(self, *, as_json: bool, quiet: bool, single: bool, dry_run: bool) -> None:
+        self.as_json = as_json
+        self.quiet = quiet
+        self.single = single
+        self.dry_run = dry_run
+        self._bar: Any = None
+        self._task: Any = None
+
+    def progress(self, total: int) -> Any:
+        from contextlib import nullcontext
+
+        from xoromail_cli.cli.console import err
+
+        console = err()
+        if not total or self.quiet or self.as_json or not console.is_terminal:
+            return nullcontext()
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self._bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                             TimeRemainingColumn(), console=console, transient=True)
+        self._task = self._bar.add_task("sending", total=total)
+        return self._bar
+
+    def show(self, result: MessageResult) -> None:
+        from rich.markup import escape
+
+        from xoromail_cli.cli.console import err, out
+
+        if self._bar is not None:
+            self._bar.advance(self._task)
+        if self.as_json:
+            print_json_line(result.to_json())
+            return
+        if result.status == "dry-run":
+            if not self.quiet:
+                self._preview(result)
+            return
+        problem = result.status in ("failed", "temporary", "invalid", "interrupted")
+        if self.quiet and not problem:
+            return
+        if not problem and result.status == "sent" and not self.single:
+            return
+        where = f"row {result.row}: " if result.row else ""
+        who = ", ".join(result.recipients)
+        style = {"sent": "green", "skipped": "cyan", "failed": "red", "temporary": "yellow",
+                 "invalid": "red", "interrupted": "yellow"}.get(result.status, "white")
+        line = f"[{style}]{result.status}[/] {escape(where + who)}: {escape(result.reply)}"
+        console = err() if problem else out()
+        console.print(line, soft_wrap=True)
+        if result.hint and problem:
+            console.print(f"  [yellow]hint:[/] {escape(result.hint)}", soft_wrap=True)
+
+    def _preview(self, result: MessageResult) -> None:
+        assert result.envelope is not None and result.rendered is not None
+        head = result.envelope.data.split(b"\r\n\r\n", 1)[0].decode("ascii", "replace")
+        shown = [f"Subject: {result.rendered.subject}" if line.startswith("Subject:") else line
+                 for line in head.replace("\r\n ", " ").split("\r\n")
+                 if not line.lower().startswith(("content-", "mime-"))]
+        shown.append(f"(envelope recipients: {', '.join(result.envelope.recipients)})")
+        sys.stdout.write("\n".join(shown) + "\n\n" + result.rendered.text.rstrip("\n") + "\n" + "-" * 72 + "\n")
+
+    def finish(self, event: str, summary: Summary) -> None:
+        from xoromail_cli.cli.console import err, out
+        from xoromail_cli.cli.render import print_error
+
+        if summary.aborted is not None:
+            print_error(summary.aborted)
+        if self.quiet and summary.exit_code == 0:
+            return
+        line = f"{event}: {summary.line()}"
+        (err() if self.as_json or summary.exit_code else out()).print(line, soft_wrap=True, highlight=False)
+
+
+def print_json_line(data: dict[str, Any]) -> None:
+    import json
+
+    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from xoromail_cli.cli.state import state_of
+
+templates_app = typer.Typer(help="The event emails: list, show and export their templates.", no_args_is_help=True)
+
+
+def _templates_dir(ctx: typer.Context) -> Path:
+    from xoromail_cli import config, dispatch
+
+    state = state_of(ctx)
+    profile = config.load(state.config_path).profiles.get(state.profile_name)
+    return dispatch.templates_dir(profile)
+
+
+@templates_app.command("list")
+def list_events(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """List the events, what each is for, and their variables."""
+    from rich.table import Table
+
+    from xoromail_cli.cli.console import out, print_json
+    from xoromail_cli.events import EVENTS
+
+    if as_json:
+        print_json([{"event": e.name, "erp_name": e.erp_name, "purpose": e.purpose, "required": list(e.required),
+                     "optional": list(e.optional), "key": list(e.natural_key),
+                     "needs_attachment": e.needs_attachment} for e in EVENTS.values()])
+        return
+    table = Table(title="Events", title_justify="left")
+    table.add_column("event", style="bold", no_wrap=True)
+    table.add_column("ERP name")
+    table.add_column("required variables")
+    table.add_column("optional", overflow="fold")
+    for e in EVENTS.values():
+        required = ", ".join(e.required) + (" + attachment" if e.needs_attachment else "")
+        table.add_row(e.name, e.erp_name, required, ", ".join(e.optional))
+    out().print(table)
+
+
+@templates_app.command("show")
+def show(
+    ctx: typer.Context,
+    event: Annotated[str, typer.Argument(metavar="EVENT", help="An event name from `templates list`.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Show an event's variables and its templates (your override where one exists)."""
+    from xoromail_cli import config
+    from xoromail_cli.cli.console import out, print_json
+    from xoromail_cli.events import get_event
+    from xoromail_cli.messages import TEMPLATE_FILES, Renderer
+
+    spec = get_event(event)
+    state = state_of(ctx)
+    profile = config.load(state.config_path).profiles.get(state.profile_name) or config.Profile(
+        name="preview", email="sender@example.com", host="localhost", port=25)
+    renderer = Renderer(profile, _templates_dir(ctx))
+    sources = {name: renderer.template_source(spec.name, name) for name in TEMPLATE_FILES}
+    data = {"event": spec.name, "erp_name": spec.erp_name, "purpose": spec.purpose,
+            "required": list(spec.required), "optional": list(spec.optional), "key": list(spec.natural_key),
+            "needs_attachment": spec.needs_attachment,
+            "templates": {name: {"path": str(path), "custom": not str(path).startswith(str(
+                Path(__file__).parents[1])), "source": path.read_text(encoding="utf-8")}
+                for name, path in sources.items()}}
+    if as_json:
+        print_json(data)
+        return
+    from rich.markup import escape
+
+    console = out()
+    console.print(f"[bold]{spec.name}[/] — {escape(spec.erp_name)}: {escape(spec.purpose)}")
+    console.print(f"required: {', '.join(spec.required)}" + (" (+ at least one attachment)" if spec.needs_attachment
+                                                              else ""))
+    console.print(f"optional: {', '.join(spec.optional) or '—'}")
+    console.print(f"unique by: {', '.join(spec.natural_key)} + recipients")
+    for name, path in sources.items():
+        console.print(f"\n[bold]{name}[/] [dim]({escape(str(path))})[/]")
+        console.print(escape(path.read_text(encoding="utf-8").rstrip("\n")), soft_wrap=True)
+
+
+@templates_app.command("export")
+def export(
+    ctx: typer.Context,
+    folder: Annotated[Path | None, typer.Argument(metavar="DIR",
+                                                  help="Where to write them (default: the templates folder).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")] = False,
+) -> None:
+    """Write the built-in templates to a folder as a starting point for your own wording."""
+    from xoromail_cli.cli.console import out
+    from xoromail_cli.templates_export import export_templates
+
+    target = folder or _templates_dir(ctx)
+    written, kept = export_templates(target, force=force)
+    out().print(f"Wrote {len(written)} file(s) to {target}" + (f"; kept {len(kept)} existing (use --force)"
+                                                                  if kept else ""), soft_wrap=True)
+    if folder is not None:
+        out().print(f"Use them with `templates_dir = \"{target}\"` in the profile.", soft_wrap=True)

@@ -1,0 +1,190 @@
+"""The sent-ledger: one SQLite file (WAL) recording every message, so nothing goes out twice.
+
+A message is written as `in_flight` just before DATA and as `sent` the moment the server accepts it,
+each in its own commit. After a crash, the only message whose fate is unknown is the one still marked
+`in_flight`; the next run reports it. With `synchronous=NORMAL` in WAL mode a commit survives the
+process being killed; after a power loss the last commits may roll back, which can cause a resend,
+never a loss (see docs/cron.md).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from xoromail_cli.errors import ConfigError, TemporaryError
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    profile TEXT NOT NULL,
+    event TEXT NOT NULL,
+    idem_key TEXT NOT NULL,
+    recipients TEXT NOT NULL,
+    recipient_count INTEGER NOT NULL,
+    message_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reply TEXT,
+    row INTEGER,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_key ON messages (profile, idem_key, status);
+CREATE INDEX IF NOT EXISTS messages_by_time ON messages (created_at);
+"""
+CORRUPT_HINT = ("move the ledger file away (nothing was sent); a new one is created on the next run, "
+                "but its history of sent messages is lost, so check `xoromail log` from a backup first")
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    id: int
+    profile: str
+    event: str
+    idempotency_key: str
+    recipients: tuple[str, ...]
+    message_id: str
+    status: str
+    reply: str | None
+    row: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    def to_json(self) -> dict[str, object]:
+        return {"id": self.id, "profile": self.profile, "event": self.event, "key": self.idempotency_key,
+                "recipients": list(self.recipients), "message_id": self.message_id, "status": self.status,
+                "reply": self.reply, "row": self.row, "created_at": self.created_at.isoformat(),
+                "updated_at": self.updated_at.isoformat()}
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Ledger:
+    def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"cannot open the ledger {path}: {exc}", "check the folder's permissions") from None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise ConfigError(f"the ledger {path} was written by a newer xoromail (schema {version})",
+                                  "upgrade xoromail")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._db.execute("SELECT count(*) FROM messages WHERE 0").fetchone()
+        except sqlite3.OperationalError as exc:
+            self._db.close()
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise TemporaryError(f"the ledger {path} is locked by another process",
+                                     "another xoromail is writing to it; try again shortly") from None
+            raise ConfigError(f"the ledger {path} cannot be used: {exc}", CORRUPT_HINT) from None
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise ConfigError(f"the ledger {path} is damaged: {exc}", CORRUPT_HINT) from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def last_sent(self, profile: str, key: str) -> LedgerEntry | None:
+        return self._query_one("SELECT * FROM messages WHERE profile = ? AND idem_key = ? AND status = 'sent' "
+                               "ORDER BY id DESC LIMIT 1", (profile, key))
+
+    def begin(self, profile: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
+              row: int | None) -> int:
+        """Record a message as in flight (its fate unknown until `finish`): call just before DATA."""
+        stamp = now().isoformat()
+        cursor = self._write(
+            "INSERT INTO messages (profile, event, idem_key, recipients, recipient_count, message_id, status, "
+            "row, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'in_flight', ?, ?, ?)",
+            (profile, event, key, ",".join(recipients), len(recipients), message_id, row, stamp, stamp))
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def finish(self, entry_id: int, status: str, reply: str) -> None:
+        self._write("UPDATE messages SET status = ?, reply = ?, updated_at = ? WHERE id = ?",
+                    (status, reply, now().isoformat(), entry_id))
+
+    def record(self, profile: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
+               row: int | None, status: str, reply: str) -> None:
+        """A message that never reached DATA (refused earlier): one commit."""
+        entry = self.begin(profile, event, key, recipients, message_id, row)
+        self.finish(entry, status, reply)
+
+    def interrupted(self, profile: str) -> list[LedgerEntry]:
+        """Messages a killed run left in flight: possibly delivered, possibly not."""
+        return list(self._query("SELECT * FROM messages WHERE profile = ? AND status = 'in_flight' ORDER BY id",
+                                (profile,)))
+
+    def settle_interrupted(self, entry_id: int) -> None:
+        self._write("UPDATE messages SET status = 'interrupted', reply = COALESCE(reply, ?), updated_at = ? "
+                    "WHERE id = ? AND status = 'in_flight'",
+                    ("in flight when an earlier run stopped; delivery unknown", now().isoformat(), entry_id))
+
+    def count_since(self, profile: str, since: datetime) -> tuple[int, int]:
+        row = self._db.execute("SELECT count(*), coalesce(sum(recipient_count), 0) FROM messages WHERE profile = ? "
+                               "AND status IN ('sent', 'in_flight') AND created_at >= ?",
+                               (profile, since.isoformat())).fetchone()
+        return int(row[0]), int(row[1])
+
+    def entries(self, *, profile: str | None = None, since: datetime | None = None, event: str | None = None,
+                to: str | None = None, failed: bool = False, limit: int | None = None) -> Iterator[LedgerEntry]:
+        clauses, params = ["1 = 1"], []
+        if profile:
+            clauses.append("profile = ?")
+            params.append(profile)
+        if since:
+            clauses.append("created_at >= ?")
+            params.append(since.isoformat())
+        if event:
+            clauses.append("event = ?")
+            params.append(event)
+        if to:
+            clauses.append("(',' || recipients || ',') LIKE ?")
+            params.append(f"%,{to.lower()},%")
+        if failed:
+            clauses.append("status IN ('failed', 'temporary', 'in_flight', 'interrupted') AND NOT EXISTS ("
+                           "SELECT 1 FROM messages later WHERE later.profile = messages.profile AND "
+                           "later.idem_key = messages.idem_key AND later.status = 'sent' AND later.id > messages.id)")
+        sql = f"SELECT * FROM messages WHERE {' AND '.join(clauses)} ORDER BY id"  # noqa: S608  # clauses are ours
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return self._query(sql, tuple(params))
+
+    def _write(self, sql: str, params: tuple[object, ...]) -> sqlite3.Cursor:
+        try:
+            return self._db.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            raise TemporaryError(f"cannot write to the ledger {self.path}: {exc}",
+                                 "another process holds it, or the disk is full; try again") from None
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"the ledger {self.path} is damaged: {exc}", CORRUPT_HINT) from None
+
+    def _query_one(self, sql: str, params: tuple[object, ...]) -> LedgerEntry | None:
+        return next(iter(self._query(sql, params)), None)
+
+    def _query(self, sql: str, params: tuple[object, ...]) -> Iterator[LedgerEntry]:
+        try:
+            rows = self._db.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"cannot read the ledger {self.path}: {exc}", CORRUPT_HINT) from None
+        for row in rows:
+            yield LedgerEntry(row[0], row[1], row[2], row[3], tuple(filter(None, row[4].split(","))), row[6],
+                              row[7], row[8], row[9], datetime.fromisoformat(row[10]),
+                              datetime.fromisoformat(row[11]))

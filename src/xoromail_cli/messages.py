@@ -1,0 +1,165 @@
+"""Render an event's templates (Jinja2, StrictUndefined, autoescaped HTML) into a ready Envelope.
+
+Templates are compiled once per Renderer and reused for every message of a batch. A user's templates
+folder overrides the built-ins file by file (`<event>/subject.txt`, `body.txt`, `body.html`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from xoromail_cli.addresses import check_header_value
+from xoromail_cli.errors import ConfigError, DataError
+from xoromail_cli.events import PROFILE_VARIABLES, Event
+from xoromail_cli.mime import Attachment, build_message, make_message_id
+from xoromail_cli.transports.base import Envelope
+
+if TYPE_CHECKING:
+    from jinja2 import Environment, Template
+
+    from xoromail_cli.config import Profile
+
+BUILTIN_TEMPLATES = Path(__file__).with_name("templates")
+TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html")
+_URL_VARIABLE = re.compile(r"(_link|_url)$")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class Recipients:
+    to: tuple[str, ...]
+    cc: tuple[str, ...] = ()
+    bcc: tuple[str, ...] = ()
+
+    @property
+    def envelope(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.to, *self.cc, *self.bcc)))
+
+
+@dataclass
+class Renderer:
+    """Compiled templates for one profile; cheap to call once per message."""
+
+    profile: Profile
+    templates_dir: Path | None = None
+    _compiled: dict[str, tuple[Template, Template, Template]] = field(default_factory=dict)
+    _environments: dict[bool, Environment] = field(default_factory=dict)
+
+    def template_source(self, event: str, filename: str) -> Path:
+        """Which file a template comes from: the user's folder first, then the built-in one."""
+        if self.templates_dir is not None:
+            custom = self.templates_dir / event / filename
+            if custom.is_file():
+                return custom
+        return BUILTIN_TEMPLATES / event / filename
+
+    def render(self, event: Event, variables: Mapping[str, Any], subject: str | None = None) -> Rendered:
+        subject_template, text_template, html_template = self._templates(event)
+        context = {**dict.fromkeys(event.optional), **self._profile_context(), **variables}
+        from jinja2 import TemplateError, UndefinedError
+
+        try:
+            rendered_subject = subject if subject is not None else subject_template.render(context)
+            text = text_template.render(context)
+            html = html_template.render(context)
+        except UndefinedError as exc:
+            raise DataError(f"template for {event.name} uses an undefined variable: {exc.message}",
+                            "pass it with --var NAME=VALUE, or fix the custom template") from None
+        except TemplateError as exc:
+            raise ConfigError(f"template for {event.name} failed: {exc}", "fix the custom template") from None
+        rendered_subject = " ".join(rendered_subject.split())
+        check_header_value("subject", rendered_subject)
+        return Rendered(rendered_subject, text, html)
+
+    def _profile_context(self) -> dict[str, Any]:
+        p = self.profile
+        return {"company_name": p.company_name or p.display_name, "sender_name": p.display_name,
+                "sender_email": p.email, "reply_to": p.reply_to, "signature": p.signature, "currency": p.currency}
+
+    def _templates(self, event: Event) -> tuple[Template, Template, Template]:
+        if event.name not in self._compiled:
+            from jinja2 import TemplateSyntaxError
+
+            compiled = []
+            for filename in TEMPLATE_FILES:
+                source = self.template_source(event.name, filename)
+                try:
+                    text = source.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError) as exc:
+                    raise ConfigError(f"cannot read template {source}: {exc}", "check the templates folder") from None
+                try:
+                    compiled.append(self._environment(html=filename.endswith(".html")).from_string(text))
+                except TemplateSyntaxError as exc:
+                    raise ConfigError(f"{source}:{exc.lineno}: template syntax error: {exc.message}",
+                                      "fix the template, or delete it to use the built-in one") from None
+            self._compiled[event.name] = (compiled[0], compiled[1], compiled[2])
+        return self._compiled[event.name]
+
+    def _environment(self, html: bool) -> Environment:
+        if html not in self._environments:
+            from jinja2 import Environment, StrictUndefined
+
+            # Plain-text parts must not be HTML-escaped; only the HTML part is (S701 is about HTML).
+            environment = Environment(undefined=StrictUndefined, autoescape=html,  # noqa: S701
+                                      keep_trailing_newline=True)
+            currency = self.profile.currency
+            environment.filters["money"] = lambda value: format_money(value, currency)
+            self._environments[html] = environment
+        return self._environments[html]
+
+
+def format_money(value: Any, currency: str | None) -> str:
+    """`1234.5` → `USD 1,234.50`; anything that is not a number is shown as given."""
+    try:
+        amount = Decimal(str(value).replace(",", ""))
+    except (InvalidOperation, ValueError):
+        return str(value)
+    if not amount.is_finite():
+        return str(value)
+    text = f"{amount:,.2f}"
+    return f"{currency} {text}" if currency else text
+
+
+def check_variables(event: Event, variables: Mapping[str, Any], where: str = "") -> None:
+    """Missing or unknown variables, and unsafe links, are errors before anything is sent."""
+    missing = [name for name in event.required if variables.get(name) in (None, "")]
+    unknown = sorted(set(variables) - set(event.variables))
+    place = f" ({where})" if where else ""
+    if missing:
+        raise DataError(f"{event.name}: missing variable(s) {', '.join(missing)}{place}",
+                        f"required: {', '.join(event.required)}; pass --var NAME=VALUE or a --data/--batch column")
+    if unknown:
+        shadowed = [name for name in unknown if name in PROFILE_VARIABLES]
+        hint = (f"{', '.join(shadowed)} come(s) from the profile" if shadowed
+                else f"{event.name} takes: {', '.join(event.variables)}")
+        raise DataError(f"{event.name}: unknown variable(s) {', '.join(unknown)}{place}", hint)
+    for name, value in variables.items():
+        if _URL_VARIABLE.search(name) and value not in (None, "") and not str(value).startswith(
+                ("https://", "http://")):
+            raise DataError(f"{event.name}: {name} must be an http(s) link, not {str(value)[:60]!r}{place}",
+                            "links in customer emails must start with https://")
+
+
+def compose(profile: Profile, renderer: Renderer, event: Event, recipients: Recipients,
+            variables: Mapping[str, Any], *, attachments: Sequence[Attachment] = (),
+            reply_to: str | None = None, subject: str | None = None) -> tuple[Envelope, Rendered]:
+    """One event email, ready for any transport."""
+    if event.needs_attachment and not attachments:
+        raise DataError(f"{event.name} needs at least one attachment", "pass --attach FILE (or an attach column)")
+    rendered = renderer.render(event, variables, subject)
+    message_id = make_message_id(profile.email)
+    data = build_message(display_name=profile.display_name, sender=profile.email, to=recipients.to,
+                         cc=recipients.cc, reply_to=reply_to or profile.reply_to, subject=rendered.subject,
+                         text=rendered.text, html=rendered.html, attachments=attachments, message_id=message_id)
+    return Envelope(profile.email, recipients.envelope, data, message_id), rendered

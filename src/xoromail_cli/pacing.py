@@ -1,0 +1,75 @@
+"""How fast and how often: rate limits, retry back-off, durations — pure logic with injectable clocks."""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from xoromail_cli.errors import UsageError
+
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute|h|hour))?\s*$", re.I)
+_UNIT_SECONDS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.I)
+_DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_rate(text: str) -> float:
+    """`30/min`, `2/s`, `1000/h` or a bare number (per minute) → messages per second."""
+    match = _RATE.match(text)
+    if not match or float(match.group(1)) <= 0:
+        raise UsageError(f"rate {text!r} is not like 30/min", "write N/s, N/min or N/h")
+    unit = (match.group(2) or "min").lower()
+    return float(match.group(1)) / _UNIT_SECONDS[unit]
+
+
+def parse_duration(text: str) -> timedelta:
+    """`7d`, `12h`, `30m`, `2w` → a timedelta."""
+    match = _DURATION.match(text)
+    if not match:
+        raise UsageError(f"duration {text!r} is not like 7d", "write a number and s, m, h, d or w, e.g. 7d")
+    return timedelta(seconds=float(match.group(1)) * _DURATION_SECONDS[match.group(2).lower()])
+
+
+@dataclass
+class RateLimiter:
+    """Spaces messages evenly so a provider's per-minute limit is never hit."""
+
+    per_second: float | None
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    _next: float | None = None
+
+    def wait(self) -> float:
+        """Sleep until the next message may go; returns the seconds waited."""
+        if not self.per_second:
+            return 0.0
+        now = self.clock()
+        delay = 0.0 if self._next is None else max(0.0, self._next - now)
+        if delay:
+            self.sleep(delay)
+        self._next = max(now, self._next or now) + 1.0 / self.per_second
+        return delay
+
+
+@dataclass
+class Backoff:
+    """Exponential back-off with full jitter, capped (AWS architecture blog's 'full jitter')."""
+
+    base: float = 2.0
+    cap: float = 120.0
+    rng: random.Random = field(default_factory=random.Random)
+    sleep: Callable[[float], None] = time.sleep
+
+    def delay(self, attempt: int) -> float:
+        ceiling = min(self.cap, self.base * 2.0 ** attempt)
+        return ceiling / 2 + self.rng.uniform(0.0, ceiling / 2)
+
+    def pause(self, attempt: int) -> float:
+        seconds = self.delay(attempt)
+        if seconds > 0:
+            self.sleep(seconds)
+        return seconds

@@ -1,0 +1,221 @@
+"""Send jobs through any transport: idempotency, ledger, retries, reconnects and pacing, once for all."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from xoromail_cli.batch import InvalidRow, SendJob
+from xoromail_cli.config import Profile
+from xoromail_cli.errors import ExitCode, StageFailedError, XoromailError
+from xoromail_cli.events import Event
+from xoromail_cli.ledger import Ledger, LedgerEntry, now
+from xoromail_cli.messages import Rendered, Renderer, compose
+from xoromail_cli.pacing import Backoff, RateLimiter
+from xoromail_cli.transports.base import Delivery, Envelope, Transport
+
+
+@dataclass
+class MessageResult:
+    event: str
+    row: int
+    recipients: tuple[str, ...]
+    status: str  # sent, failed, temporary, skipped, invalid, interrupted, dry-run
+    reply: str = ""
+    message_id: str | None = None
+    hint: str | None = None
+    exit_code: int = 0
+    attempts: int = 0
+    key: str | None = None
+    rendered: Rendered | None = None
+    envelope: Envelope | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": self.event, "row": self.row or None, "recipients": list(self.recipients),
+                "message_id": self.message_id, "status": self.status, "reply": self.reply, "hint": self.hint,
+                "attempts": self.attempts, "key": self.key}
+
+
+@dataclass
+class Summary:
+    counts: dict[str, int] = field(default_factory=dict)
+    first_permanent: int | None = None
+    aborted: XoromailError | None = None
+
+    def add(self, result: MessageResult) -> None:
+        self.counts[result.status] = self.counts.get(result.status, 0) + 1
+        if result.status in ("failed", "invalid") and self.first_permanent is None:
+            self.first_permanent = result.exit_code or int(ExitCode.DATAERR)
+
+    def count(self, status: str) -> int:
+        return self.counts.get(status, 0)
+
+    @property
+    def exit_code(self) -> int:
+        if self.aborted is not None:
+            return int(self.aborted.exit_code)
+        if self.first_permanent is not None:
+            return self.first_permanent
+        if self.count("temporary"):
+            return int(ExitCode.TEMPFAIL)
+        return 0
+
+    def line(self) -> str:
+        order = ("sent", "dry-run", "failed", "temporary", "skipped", "invalid", "interrupted")
+        parts = [f"{self.count(s)} {s}" for s in order if self.count(s) or s in ("sent", "failed", "skipped")]
+        return ", ".join(parts)
+
+
+def idempotency_key(event: Event, job: SendJob, template: str | None = None) -> str:
+    """The event's natural key (or the user's template) combined with the recipients."""
+    if template:
+        try:
+            natural = template.format_map(job.variables)
+        except (KeyError, IndexError, ValueError) as exc:
+            from xoromail_cli.errors import DataError
+
+            raise DataError(f"--idempotency-key {template!r}: unknown variable {exc}",
+                            f"use the event's variables, e.g. {{{event.required[-1]}}}") from None
+    else:
+        natural = "/".join(str(job.variables.get(name, "")) for name in event.natural_key)
+    return f"{event.name}:{natural}:{','.join(sorted(job.recipients.envelope))}"
+
+
+@dataclass
+class Sender:
+    profile: Profile
+    event: Event
+    renderer: Renderer
+    transport: Transport | None
+    ledger: Ledger | None = None
+    retries: int = 3
+    backoff: Backoff = field(default_factory=Backoff)
+    rate: RateLimiter = field(default_factory=lambda: RateLimiter(None))
+    subject: str | None = None
+    key_template: str | None = None
+    resend: bool = False
+    resend_after: timedelta | None = None
+    on_result: Callable[[MessageResult], None] = lambda result: None
+    _connected: bool = False
+
+    def run(self, jobs: Iterable[SendJob | InvalidRow]) -> Summary:
+        summary = Summary()
+
+        def emit(result: MessageResult) -> None:
+            summary.add(result)
+            self.on_result(result)
+
+        if self.ledger is not None:
+            for entry in self.ledger.interrupted(self.profile.name):
+                self.ledger.settle_interrupted(entry.id)
+                emit(MessageResult(entry.event, entry.row or 0, entry.recipients, "interrupted",
+                                   "was in flight when an earlier run stopped: it may have been delivered; "
+                                   "it is sent again if still due (a possible duplicate)",
+                                   entry.message_id, key=entry.idempotency_key))
+        try:
+            for item in jobs:
+                if isinstance(item, InvalidRow):
+                    emit(MessageResult(self.event.name, item.row, (), "invalid", item.error.message,
+                                       hint=item.error.hint, exit_code=int(item.error.exit_code)))
+                    continue
+                emit(self._one(item))
+        except XoromailError as error:
+            summary.aborted = error
+        finally:
+            if self.transport is not None:
+                self.transport.close()
+        return summary
+
+    def _one(self, job: SendJob) -> MessageResult:
+        key = idempotency_key(self.event, job, self.key_template)
+        recipients = job.recipients.envelope
+        if self.ledger is not None and not self.resend:
+            previous = self.ledger.last_sent(self.profile.name, key)
+            if previous is not None and not self._due_again(previous):
+                return MessageResult(self.event.name, job.row, recipients, "skipped",
+                                     f"already sent on {previous.updated_at:%Y-%m-%d %H:%M} UTC "
+                                     f"({previous.message_id})", previous.message_id, key=key)
+        envelope, rendered = compose(self.profile, self.renderer, self.event, job.recipients, job.variables,
+                                     attachments=job.attachments, reply_to=job.reply_to, subject=self.subject)
+        if self.transport is None:
+            return MessageResult(self.event.name, job.row, recipients, "dry-run", "not sent (dry run)",
+                                 envelope.message_id, key=key, rendered=rendered, envelope=envelope)
+        self.rate.wait()
+        return self._deliver(job, envelope, key)
+
+    def _marker(self, entry: list[int], job: SendJob, envelope: Envelope, key: str) -> Callable[[], None]:
+        """Marks the message in flight just before DATA; `entry` receives the ledger row's id."""
+
+        def in_flight() -> None:
+            if self.ledger is not None:
+                entry.append(self.ledger.begin(self.profile.name, self.event.name, key, envelope.recipients,
+                                               envelope.message_id, job.row or None))
+
+        return in_flight
+
+    def _due_again(self, previous: LedgerEntry) -> bool:
+        return self.resend_after is not None and previous.updated_at <= now() - self.resend_after
+
+    def _deliver(self, job: SendJob, envelope: Envelope, key: str) -> MessageResult:
+        assert self.transport is not None
+        transport = self.transport
+        attempt = 0
+        while True:
+            attempt += 1
+            entry: list[int] = []
+            in_flight = self._marker(entry, job, envelope, key)
+            try:
+                if not self._connected:
+                    transport.open()
+                    self._connected = True
+                delivery = transport.send(envelope, before_data=in_flight)
+            except StageFailedError as error:
+                self._connected = False
+                if error.exit_code != ExitCode.TEMPFAIL or attempt > self.retries:
+                    raise
+                delivery = Delivery("temporary", error.message, exit_code=int(error.exit_code), hint=error.hint)
+            except OSError as exc:  # smtplib's errors are OSErrors too: the connection is gone
+                self._connected = False
+                transport.close()
+                delivery = Delivery("temporary", f"connection lost: {exc or type(exc).__name__}",
+                                    exit_code=int(ExitCode.TEMPFAIL),
+                                    hint="the server dropped the connection; it is retried")
+            if self.ledger is not None:
+                if entry:
+                    self.ledger.finish(entry[0], delivery.status, delivery.reply)
+                elif delivery.status == "failed":
+                    self.ledger.record(self.profile.name, self.event.name, key, envelope.recipients,
+                                       envelope.message_id, job.row or None, "failed", delivery.reply)
+            if delivery.status == "temporary" and attempt <= self.retries:
+                if delivery.reply.startswith("421"):
+                    self._connected = False
+                    transport.close()
+                self.backoff.pause(attempt - 1)
+                continue
+            refused = "; ".join(f"{address}: {reply}" for address, reply in delivery.refused.items())
+            reply = delivery.reply + (f" (refused: {refused})" if refused and delivery.ok else "")
+            return MessageResult(self.event.name, job.row, envelope.recipients, delivery.status, reply,
+                                 envelope.message_id, delivery.hint, delivery.exit_code, attempt, key)
+
+
+def quota_warnings(profile: Profile, ledger: Ledger | None, messages: int, recipients: int,
+                   now_: datetime | None = None) -> list[str]:
+    """Warn before a batch would pass the provider's daily limits (counting the last 24 hours)."""
+    from xoromail_cli.presets import PRESETS, preset_for_host
+
+    preset = PRESETS.get(profile.preset or "") or preset_for_host(profile.host)
+    if preset is None:
+        return []
+    sent_messages = sent_recipients = 0
+    if ledger is not None:
+        sent_messages, sent_recipients = ledger.count_since(profile.name, (now_ or now()) - timedelta(days=1))
+    warnings = []
+    if preset.daily_messages and sent_messages + messages > preset.daily_messages:
+        warnings.append(f"{preset.label} allows about {preset.daily_messages:,} messages a day; "
+                        f"{sent_messages:,} were sent in the last 24 hours and this batch adds {messages:,}")
+    if preset.daily_recipients and sent_recipients + recipients > preset.daily_recipients:
+        warnings.append(f"{preset.label} allows {preset.daily_recipients:,} recipients a day; "
+                        f"{sent_recipients:,} in the last 24 hours plus {recipients:,} in this batch")
+    return warnings
