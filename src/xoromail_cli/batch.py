@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -67,7 +67,7 @@ def load_data(source: str) -> dict[str, Any]:
 
 def make_job(event: Event, row: int, *, to: Sequence[str], cc: Sequence[str] = (), bcc: Sequence[str] = (),
              variables: Mapping[str, Any], attach: Sequence[str] = (), reply_to: str | None = None,
-             base_dir: Path | None = None) -> SendJob:
+             base_dir: Path | None = None, header_variables: Collection[str] = ()) -> SendJob:
     """Check one message completely; raises DataError / NoInputError naming the row."""
     where = f"row {row}" if row else ""
     try:
@@ -78,7 +78,7 @@ def make_job(event: Event, row: int, *, to: Sequence[str], cc: Sequence[str] = (
         if not recipients.to:
             raise DataError("no recipient", "give --to ADDR (or a 'to' column)")
         clean = {name: _variable(name, value) for name, value in variables.items()}
-        check_variables(event, clean)
+        check_variables(event, clean, header_variables=header_variables)
         attachments = tuple(Attachment.from_path(_resolve(path, base_dir)) for path in attach if path.strip())
         if event.needs_attachment and not attachments:
             raise DataError(f"{event.name} needs at least one attachment", "pass --attach FILE or an attach column")
@@ -158,7 +158,8 @@ def _csv_rows(path: Path, handle: TextIO) -> Iterator[tuple[int, dict[str, Any]]
         yield reader.line_num, {key: value for key, value in record.items() if value not in ("", None)}
 
 
-def jobs_from_file(event: Event, path: Path, defaults: Mapping[str, Any]) -> Iterator[SendJob | InvalidRow]:
+def jobs_from_file(event: Event, path: Path, defaults: Mapping[str, Any],
+                   header_variables: Collection[str] = ()) -> Iterator[SendJob | InvalidRow]:
     """Each row becomes a job or an InvalidRow; `defaults` (from --var/--data) fill missing columns."""
     base_dir = path.parent
     for number, values in read_rows(path):
@@ -168,7 +169,7 @@ def jobs_from_file(event: Event, path: Path, defaults: Mapping[str, Any]) -> Ite
         try:
             yield make_job(event, number, to=_list(fields["to"]), cc=_list(fields["cc"]), bcc=_list(fields["bcc"]),
                            variables=variables, attach=_paths(fields["attach"]), reply_to=fields["reply_to"],
-                           base_dir=base_dir)
+                           base_dir=base_dir, header_variables=header_variables)
         except XoromailError as error:
             yield InvalidRow(number, error)
 
@@ -197,10 +198,11 @@ class BatchCheck:
     invalid_count: int = 0
 
 
-def check_batch(event: Event, path: Path, defaults: Mapping[str, Any], keep_invalid: int = 1000) -> BatchCheck:
+def check_batch(event: Event, path: Path, defaults: Mapping[str, Any], header_variables: Collection[str] = (),
+                keep_invalid: int = 1000) -> BatchCheck:
     """Read the whole batch once, keeping only counts and (at most `keep_invalid`) bad rows."""
     result = BatchCheck()
-    for item in jobs_from_file(event, path, defaults):
+    for item in jobs_from_file(event, path, defaults, header_variables):
         if isinstance(item, InvalidRow):
             result.invalid_count += 1
             if len(result.invalid) < keep_invalid:

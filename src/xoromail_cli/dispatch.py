@@ -49,13 +49,14 @@ class BatchSource:
     path: Path
     defaults: dict[str, Any]
     skip_invalid: bool
+    header_variables: frozenset[str] = frozenset()
     total: int = 0
     recipients: int = 0
     invalid_count: int = 0
 
     def check(self) -> list[InvalidRow]:
         """First pass: stop on a bad row unless --skip-invalid; returns the bad rows to report."""
-        found = check_batch(self.event, self.path, self.defaults)
+        found = check_batch(self.event, self.path, self.defaults, self.header_variables)
         self.total, self.recipients, self.invalid_count = found.valid, found.recipients, found.invalid_count
         if found.invalid and not self.skip_invalid:
             first = found.invalid[0].error
@@ -67,4 +68,4 @@ class BatchSource:
         return found.invalid
 
     def __iter__(self) -> Iterator[SendJob | InvalidRow]:
-        return jobs_from_file(self.event, self.path, self.defaults)
+        return jobs_from_file(self.event, self.path, self.defaults, self.header_variables)

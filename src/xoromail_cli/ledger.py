@@ -66,11 +66,11 @@ def now() -> datetime:
 
 
 class Ledger:
-    def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: Path, synchronous: str = "NORMAL", busy_timeout: float = 10.0) -> None:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+            self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open the ledger {path}: {exc}", "check the folder's permissions") from None
         try:

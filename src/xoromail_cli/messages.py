@@ -7,7 +7,7 @@ folder overrides the built-ins file by file (`<event>/subject.txt`, `body.txt`, 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -78,9 +78,17 @@ class Renderer:
                             "pass it with --var NAME=VALUE, or fix the custom template") from None
         except TemplateError as exc:
             raise ConfigError(f"template for {event.name} failed: {exc}", "fix the custom template") from None
-        rendered_subject = " ".join(rendered_subject.split())
+        rendered_subject = rendered_subject.strip()
         check_header_value("subject", rendered_subject)
         return Rendered(rendered_subject, text, html)
+
+    def subject_variables(self, event: Event) -> frozenset[str]:
+        """Variables that end up in the Subject header: they must never hold a line break."""
+        from jinja2 import meta
+
+        source = self.template_source(event.name, TEMPLATE_FILES[0]).read_text(encoding="utf-8")
+        environment = self._environment(html=False)
+        return frozenset(meta.find_undeclared_variables(environment.parse(source)))
 
     def _profile_context(self) -> dict[str, Any]:
         p = self.profile
@@ -131,8 +139,9 @@ def format_money(value: Any, currency: str | None) -> str:
     return f"{currency} {text}" if currency else text
 
 
-def check_variables(event: Event, variables: Mapping[str, Any], where: str = "") -> None:
-    """Missing or unknown variables, and unsafe links, are errors before anything is sent."""
+def check_variables(event: Event, variables: Mapping[str, Any], where: str = "",
+                    header_variables: Collection[str] = ()) -> None:
+    """Missing or unknown variables, unsafe links and header injection are errors before anything is sent."""
     missing = [name for name in event.required if variables.get(name) in (None, "")]
     unknown = sorted(set(variables) - set(event.variables))
     place = f" ({where})" if where else ""
@@ -144,6 +153,9 @@ def check_variables(event: Event, variables: Mapping[str, Any], where: str = "")
         hint = (f"{', '.join(shadowed)} come(s) from the profile" if shadowed
                 else f"{event.name} takes: {', '.join(event.variables)}")
         raise DataError(f"{event.name}: unknown variable(s) {', '.join(unknown)}{place}", hint)
+    for name in header_variables:
+        if isinstance(variables.get(name), str):
+            check_header_value(f"{event.name}: variable {name} (used in the subject)", variables[name])
     for name, value in variables.items():
         if _URL_VARIABLE.search(name) and value not in (None, "") and not str(value).startswith(
                 ("https://", "http://")):

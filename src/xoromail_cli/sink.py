@@ -43,7 +43,6 @@ class CaptureHandler:
     maildir: Path | None = None
     on_message: Callable[[Received], None] | None = None
     messages: list[Received] = field(default_factory=list)
-    connections: int = 0
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -58,7 +57,7 @@ class CaptureHandler:
         raw_login = getattr(session.auth_data, "login", None)
         login = raw_login.decode("utf-8", "replace") if isinstance(raw_login, bytes) else raw_login
         received = Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content),
-                            str(session.peer[0]), login)
+                            f"{session.peer[0]}:{session.peer[1]}", login)
         with self._lock:
             self.messages.append(received)
             number = len(self.messages)

@@ -63,12 +63,13 @@ def _global_options(
 
 
 def _register() -> None:
-    from xoromail_cli.cli import config_cmd, demo_cmd, send_cmd, setup_cmd, templates_cmd, validate_cmd
+    from xoromail_cli.cli import config_cmd, demo_cmd, log_cmd, send_cmd, setup_cmd, templates_cmd, validate_cmd
 
     app.command("setup")(setup_cmd.setup)
     app.command("validate")(validate_cmd.validate)
     app.command("send")(send_cmd.send)
     app.add_typer(templates_cmd.templates_app, name="templates")
+    app.command("log")(log_cmd.log)
     app.add_typer(config_cmd.config_app, name="config")
     app.command("demo")(demo_cmd.demo)
     app.command("sink")(demo_cmd.sink)

@@ -73,13 +73,15 @@ def send(
     defaults.update(batches.parse_var(item) for item in var or [])
     resend_window = parse_duration(resend_after) if resend_after else None
     per_second = dispatch.messages_per_second(profile, rate)
+    renderer = Renderer(profile, dispatch.templates_dir(profile))
+    header_variables = frozenset() if subject is not None else renderer.subject_variables(spec)
     source: Any
     total = 1
     if batch is not None:
         if to or cc or bcc or attach:
             raise UsageError("--to, --cc, --bcc and --attach go in the batch file's columns, not beside --batch",
                              "add them as columns: to, cc, bcc, attach")
-        source = dispatch.BatchSource(spec, batch, defaults, skip_invalid)
+        source = dispatch.BatchSource(spec, batch, defaults, skip_invalid, header_variables)
         source.check()
         total = source.total + source.invalid_count
         planned_recipients = source.recipients
@@ -87,7 +89,8 @@ def send(
         if not to:
             raise UsageError("no recipient", "pass --to ADDR, or --batch FILE")
         job = batches.make_job(spec, 0, to=to, cc=cc or [], bcc=bcc or [], variables=defaults,
-                               attach=[str(p) for p in attach or []], reply_to=reply_to)
+                               attach=[str(p) for p in attach or []], reply_to=reply_to,
+                               header_variables=header_variables)
         source = [job]
         planned_recipients = len(job.recipients.envelope)
 
@@ -104,7 +107,6 @@ def send(
             transport = transports.for_profile(profile, password, timeout=timeout)
         elif outbox is not None and not dry_run:
             transport = transports.for_profile(profile, None, outbox=outbox)
-        renderer = Renderer(profile, dispatch.templates_dir(profile))
         printer = _Printer(as_json=as_json, quiet=quiet, single=batch is None, dry_run=dry_run)
         sender = Sender(profile, spec, renderer, transport, ledger, retries=retries, backoff=Backoff(base=retry_delay),
                         rate=RateLimiter(per_second if real else None), subject=subject,

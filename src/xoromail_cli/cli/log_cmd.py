@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from xoromail_cli.cli.state import state_of
+
+
+def log(
+    ctx: typer.Context,
+    since: Annotated[str | None, typer.Option("--since", metavar="DATE",
+                                              help="From this date (2026-11-01) or this long ago (7d).")] = None,
+    event: Annotated[str | None, typer.Option("--event", metavar="EVENT", help="Only this event.")] = None,
+    to: Annotated[str | None, typer.Option("--to", metavar="ADDR", help="Only messages to this address.")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Only what still needs attention.")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many (the newest).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per message.")] = False,
+) -> None:
+    """List what was sent, when, to whom, with Message-ID and the server's reply."""
+    from xoromail_cli import config, dispatch
+    from xoromail_cli.audit import parse_since
+    from xoromail_cli.cli.console import out
+    from xoromail_cli.cli.send_cmd import print_json_line
+    from xoromail_cli.events import get_event
+    from xoromail_cli.ledger import Ledger
+
+    state = state_of(ctx)
+    profile = config.load_profile(state.config_path, state.profile_name)
+    if event:
+        get_event(event)
+    start = parse_since(since) if since else None
+    path = dispatch.ledger_path(profile)
+    if not path.exists():
+        entries = []
+    else:
+        with Ledger(path) as ledger:
+            entries = list(ledger.entries(profile=profile.name, since=start,
+                                          event=event, to=to, failed=failed))
+    if limit:
+        entries = entries[-limit:]
+    if as_json:
+        for entry in entries:
+            print_json_line(entry.to_json())
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = out()
+    if not entries:
+        console.print("Nothing to show" + (" that needs attention." if failed else "."))
+        return
+    table = Table(title=f"Sent-ledger of profile {profile.name!r}", title_justify="left")
+    for column in ("when (UTC)", "event", "to", "status", "message-id / reply"):
+        table.add_column(column, overflow="fold")
+    style = {"sent": "green", "failed": "red", "temporary": "yellow", "in_flight": "yellow", "interrupted": "yellow"}
+    for entry in entries:
+        table.add_row(f"{entry.updated_at:%Y-%m-%d %H:%M:%S}", entry.event, escape(", ".join(entry.recipients)),
+                      f"[{style.get(entry.status, 'white')}]{entry.status}[/]",
+                      escape(f"{entry.message_id}\n{entry.reply or ''}".strip()))
+    console.print(table)

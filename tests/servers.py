@@ -1,0 +1,58 @@
+"""aiosmtpd handlers that misbehave the way real servers do, for fault-injection tests."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from xoromail_cli.sink import CaptureHandler
+
+
+class RefuseRecipient(CaptureHandler):
+    """Answers 550 5.1.1 for one address, like a server that knows its mailboxes."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__()
+        self.refused = refused
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if address == self.refused:
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+
+class FailNth(CaptureHandler):
+    """Answers the n-th DATA (counting from 1) with a reply, once."""
+
+    def __init__(self, nth: int, reply: str = "451 4.3.0 Temporary System Problem. Try again later.") -> None:
+        super().__init__()
+        self.nth = nth
+        self.reply = reply
+        self.calls = 0
+        self._count_lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self._count_lock:
+            self.calls += 1
+            fail = self.calls == self.nth
+        if fail:
+            return self.reply
+        return await super().handle_DATA(server, session, envelope)
+
+
+class DropNth(FailNth):
+    """Drops the TCP connection instead of answering the n-th DATA, as a crashing server would."""
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self._count_lock:
+            self.calls += 1
+            drop = self.calls == self.nth
+        if drop:
+            server.transport.abort()
+            return "421 4.4.2 connection dropped"
+        return await CaptureHandler.handle_DATA(self, server, session, envelope)
+
+
+def connections(handler: CaptureHandler) -> int:
+    return len({message.peer for message in handler.messages})

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from xoromail_cli.batch import InvalidRow, SendJob, check_batch, jobs_from_file, load_data, make_job, parse_var
+from xoromail_cli.errors import DataError, ExitCode, NoInputError
+from xoromail_cli.events import EVENTS
+
+EVENT = EVENTS["order-release"]
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_csv_rows_become_jobs_with_lists_and_defaults(tmp_path: Path) -> None:
+    (tmp_path / "slip.pdf").write_bytes(b"%PDF")
+    path = write(tmp_path / "rows.csv", "to,cc,customer_name,order_number,attach\n"
+                                        "a@x.test; b@x.test,c@x.test,Ann,1,slip.pdf\n"
+                                        "d@x.test,,Dan,2,\n")
+    jobs = list(jobs_from_file(EVENT, path, {"customer_name": "default"}))
+    assert all(isinstance(j, SendJob) for j in jobs)
+    first, second = jobs
+    assert isinstance(first, SendJob) and isinstance(second, SendJob)
+    assert first.recipients.to == ("a@x.test", "b@x.test") and first.recipients.cc == ("c@x.test",)
+    assert first.attachments[0].filename == "slip.pdf" and first.row == 2
+    assert second.variables == {"customer_name": "Dan", "order_number": "2"}
+
+
+def test_json_lines_and_excel_bom_are_read(tmp_path: Path) -> None:
+    jsonl = write(tmp_path / "rows.jsonl", json.dumps({"to": ["a@x.test"], "customer_name": "A", "order_number": 5})
+                  + "\n\n")
+    assert [j.row for j in jobs_from_file(EVENT, jsonl, {})] == [1]
+    bom = tmp_path / "excel.csv"
+    bom.write_bytes("\ufeffto,customer_name,order_number\r\na@x.test,A,1\r\n".encode())
+    assert isinstance(next(jobs_from_file(EVENT, bom, {})), SendJob)
+
+
+def test_bad_rows_are_reported_with_their_row_number_and_code(tmp_path: Path) -> None:
+    path = write(tmp_path / "rows.csv", "to,customer_name,order_number,attach\n"
+                                        "a@x.test,A,1,\n"
+                                        "not-an-address,B,2,\n"
+                                        "c@x.test,,3,\n"
+                                        "d@x.test,D,4,missing.pdf\n")
+    found = check_batch(EVENT, path, {})
+    assert (found.valid, found.invalid_count) == (1, 3)
+    rows = {bad.row: bad.error for bad in found.invalid}
+    assert rows[3].exit_code == ExitCode.DATAERR and rows[3].message.startswith("row 3:")
+    assert "missing variable(s) customer_name" in rows[4].message
+    assert rows[5].exit_code == ExitCode.NOINPUT
+
+
+def test_injection_in_addresses_and_file_names_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(DataError):
+        make_job(EVENT, 0, to=["a@x.test\r\nBcc: evil@x.test"], variables={"customer_name": "a", "order_number": "1"})
+    evil = tmp_path / "a\nb.pdf"
+    evil.write_bytes(b"x")
+    with pytest.raises(DataError, match="line break"):
+        make_job(EVENT, 0, to=["a@x.test"], variables={"customer_name": "a", "order_number": "1"},
+                 attach=[str(evil)])
+    with pytest.raises(DataError):
+        make_job(EVENT, 0, to=["a@x.test"], variables={"customer_name": "a", "order_number": "1"},
+                 reply_to="r@x.test\nBcc: e@x.test")
+
+
+def test_missing_batch_file_is_exit_66(tmp_path: Path) -> None:
+    with pytest.raises(NoInputError):
+        next(jobs_from_file(EVENT, tmp_path / "nope.csv", {}))
+
+
+def test_csv_without_to_column_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no 'to' column"):
+        next(jobs_from_file(EVENT, write(tmp_path / "x.csv", "email,customer_name\na@x.test,A\n"), {}))
+
+
+def test_rows_are_streamed_not_loaded(tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    with path.open("w") as handle:
+        handle.write("to,customer_name,order_number\n")
+        for number in range(5000):
+            handle.write(f"c{number}@x.test,C,{number}\n")
+    first = next(jobs_from_file(EVENT, path, {}))
+    assert not isinstance(first, InvalidRow) and first.row == 2
+
+
+def test_vars_and_data_parse(tmp_path: Path) -> None:
+    assert parse_var("a=b=c") == ("a", "b=c")
+    with pytest.raises(DataError):
+        parse_var("novalue")
+    assert load_data(str(write(tmp_path / "d.json", '{"x": "1"}'))) == {"x": "1"}
+    with pytest.raises(DataError, match="JSON object"):
+        load_data(str(write(tmp_path / "l.json", "[1]")))
+    with pytest.raises(NoInputError):
+        load_data(str(tmp_path / "none.json"))

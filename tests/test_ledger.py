@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from xoromail_cli.errors import ConfigError, ExitCode, TemporaryError
+from xoromail_cli.ledger import Ledger, now
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "ledger.sqlite3"
+
+
+def test_a_sent_message_is_found_by_its_key(path: Path) -> None:
+    with Ledger(path) as ledger:
+        entry = ledger.begin("default", "overdue-invoice", "k1", ("a@x.test",), "<m1@x>", 2)
+        assert ledger.last_sent("default", "k1") is None
+        ledger.finish(entry, "sent", "250 OK")
+        found = ledger.last_sent("default", "k1")
+        assert found is not None and found.message_id == "<m1@x>" and found.row == 2
+        assert ledger.last_sent("other-profile", "k1") is None
+
+
+def test_in_flight_entries_survive_and_are_reported_once(path: Path) -> None:
+    with Ledger(path) as ledger:
+        ledger.begin("default", "e", "k", ("a@x.test",), "<m@x>", None)
+    with Ledger(path) as reopened:
+        [entry] = reopened.interrupted("default")
+        reopened.settle_interrupted(entry.id)
+        assert reopened.interrupted("default") == []
+        assert next(reopened.entries(failed=True)).status == "interrupted"
+
+
+def test_failed_view_hides_what_a_later_run_sent(path: Path) -> None:
+    with Ledger(path) as ledger:
+        ledger.record("default", "e", "k", ("a@x.test",), "<1@x>", 1, "temporary", "451 busy")
+        assert [e.status for e in ledger.entries(failed=True)] == ["temporary"]
+        ledger.finish(ledger.begin("default", "e", "k", ("a@x.test",), "<2@x>", 1), "sent", "250 OK")
+        assert list(ledger.entries(failed=True)) == []
+
+
+def test_filters_by_time_event_and_recipient(path: Path) -> None:
+    with Ledger(path) as ledger:
+        ledger.record("default", "a", "k1", ("Ann@X.test",), "<1@x>", 1, "sent", "250")
+        ledger.record("default", "b", "k2", ("bob@x.test", "cc@x.test"), "<2@x>", 2, "sent", "250")
+        assert [e.event for e in ledger.entries(to="ann@x.test")] == ["a"]
+        assert [e.event for e in ledger.entries(to="cc@x.test")] == ["b"]
+        assert [e.event for e in ledger.entries(event="b")] == ["b"]
+        assert list(ledger.entries(since=now() + timedelta(minutes=1))) == []
+        assert ledger.count_since("default", now() - timedelta(days=1)) == (2, 3)
+
+
+def test_ledger_is_a_plain_sqlite_file_in_wal_mode(path: Path) -> None:
+    with Ledger(path) as ledger:
+        ledger.record("default", "e", "k", ("a@x.test",), "<1@x>", 1, "sent", "250 OK")
+    connection = sqlite3.connect(path)
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert connection.execute("SELECT status FROM messages").fetchall() == [("sent",)]
+    connection.close()
+    command = shutil.which("sqlite3")
+    if command is None:
+        pytest.skip("the sqlite3 command is not installed (.ci/run installs it)")
+    shown = subprocess.run([command, str(path), "SELECT message_id, status FROM messages"], capture_output=True,
+                           text=True, check=True)
+    assert shown.stdout.strip() == "<1@x>|sent"
+
+
+def test_a_damaged_ledger_is_a_config_error_not_a_silent_reset(path: Path) -> None:
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(ConfigError, match=r"damaged|cannot be used") as caught:
+        Ledger(path)
+    assert caught.value.exit_code == ExitCode.CONFIG
+    assert path.read_bytes().startswith(b"this is not a database")
+
+
+def test_a_locked_ledger_is_a_temporary_error(path: Path) -> None:
+    Ledger(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("CREATE TABLE IF NOT EXISTS hold (x)")
+    try:
+        with pytest.raises(TemporaryError, match="locked"):
+            Ledger(path, busy_timeout=0.1)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
+from tests.servers import RefuseRecipient
+from tests.test_send_cmd import csv_batch
+from xoromail_cli import config, credentials
+from xoromail_cli.cli import app
+
+
+def test_log_lists_sent_messages_and_failed_shows_what_needs_attention(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    server = smtp_server(handler=RefuseRecipient("c2@client.test"))
+    config.save_profile(config_path, profile_for(server, tls))
+    credentials.store_password("default", PASSWORD)
+    base = ["--config", str(config_path)]
+    runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch", str(csv_batch(tmp_path / "r.csv", 3))])
+    everything = [json.loads(line) for line in runner.invoke(app, [*base, "log", "--json"]).stdout.splitlines()]
+    assert [entry["status"] for entry in everything] == ["sent", "failed", "sent"]
+    assert everything[0]["message_id"].endswith("@company.test>") and everything[0]["reply"].startswith("250")
+    failed = [json.loads(line) for line in runner.invoke(app, [*base, "log", "--failed", "--json"]).stdout.splitlines()]
+    assert [entry["recipients"] for entry in failed] == [["c2@client.test"]]
+    to_one = runner.invoke(app, [*base, "log", "--to", "c3@client.test", "--json"]).stdout.splitlines()
+    assert len(to_one) == 1
+    table = runner.invoke(app, [*base, "log", "--since", "1d", "--event", "overdue-invoice"])
+    assert table.exit_code == 0 and "c3@client.test" in table.output and "550 5.1.1" in table.output
+
+
+def test_log_without_a_ledger_says_nothing_to_show(runner: CliRunner, tls: TLSFiles, config_path: Path,
+                                                   smtp_server: ServerFactory) -> None:
+    config.save_profile(config_path, profile_for(smtp_server(), tls))
+    result = runner.invoke(app, ["--config", str(config_path), "log", "--failed"])
+    assert result.exit_code == 0 and "Nothing to show that needs attention" in result.output
+
+
+def test_log_rejects_a_bad_since(runner: CliRunner, tls: TLSFiles, config_path: Path,
+                                 smtp_server: ServerFactory) -> None:
+    config.save_profile(config_path, profile_for(smtp_server(), tls))
+    assert runner.invoke(app, ["--config", str(config_path), "log", "--since", "yesterday-ish"]).exit_code == 2

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+
+from xoromail_cli.errors import UsageError
+from xoromail_cli.pacing import Backoff, RateLimiter, parse_duration, parse_rate
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_rates_are_parsed_per_second() -> None:
+    assert parse_rate("30/min") == 0.5
+    assert parse_rate("2/s") == 2
+    assert parse_rate("3600/h") == 1
+    assert parse_rate("60") == 1
+    with pytest.raises(UsageError):
+        parse_rate("fast")
+
+
+def test_durations_are_parsed() -> None:
+    assert parse_duration("7d") == timedelta(days=7)
+    assert parse_duration("90m") == timedelta(minutes=90)
+    with pytest.raises(UsageError):
+        parse_duration("7 days")
+
+
+def test_rate_limiter_spaces_messages_evenly() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(0.5, clock=clock, sleep=clock.sleep)
+    waits = [limiter.wait() for _ in range(4)]
+    assert waits == [0.0, 2.0, 2.0, 2.0]
+
+
+def test_rate_limiter_does_not_wait_when_the_sender_is_slower_than_the_limit() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(1.0, clock=clock, sleep=clock.sleep)
+    limiter.wait()
+    clock.now += 5
+    assert limiter.wait() == 0.0
+
+
+def test_no_limit_never_waits() -> None:
+    assert RateLimiter(None).wait() == 0.0
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
+    backoff = Backoff(base=1.0, cap=10.0, rng=random.Random(7))
+    delays = [backoff.delay(attempt) for attempt in range(6)]
+    for attempt, delay in enumerate(delays):
+        ceiling = min(10.0, 2.0 ** attempt)
+        assert ceiling / 2 <= delay <= ceiling
+    assert delays[-1] <= 10.0

@@ -1,0 +1,185 @@
+"""`xoromail send` through the CLI: checks before sending, one connection, dry run, outbox, JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
+from tests.servers import RefuseRecipient, connections
+from xoromail_cli import config, credentials
+from xoromail_cli.cli import app
+from xoromail_cli.sink import SinkServer, free_port
+
+OVERDUE = ["--var", "customer_name=Ann", "--var", "invoice_number=INV-1", "--var", "amount_due=99.5",
+           "--var", "due_date=2026-11-01"]
+
+
+def configure(config_path: Path, server: SinkServer | None, tls: TLSFiles, **overrides: object) -> list[str]:
+    if server is None:
+        server = SinkServer(port=free_port())
+    config.save_profile(config_path, profile_for(server, tls, company_name="ACME Ltd", **overrides))
+    credentials.store_password("default", PASSWORD)
+    return ["--config", str(config_path)]
+
+
+def csv_batch(path: Path, rows: int, bad_row: int | None = None) -> Path:
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write("to,customer_name,invoice_number,amount_due,due_date\n")
+        for number in range(1, rows + 1):
+            to = "broken-address" if number == bad_row else f"c{number}@client.test"
+            handle.write(f"{to},Customer {number},INV-{number},{number}.00,2026-11-01\n")
+    return path
+
+
+def test_one_message_is_sent_and_reported(runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles,
+                                          config_path: Path) -> None:
+    server = smtp_server()
+    base = configure(config_path, server, tls)
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "ann@client.test",
+                                 "--cc", "boss@client.test", "--bcc", "audit@company.test", *OVERDUE])
+    assert result.exit_code == 0, result.output
+    assert "sent ann@client.test" in result.output and "1 sent" in result.output
+    received = server.messages[0]
+    assert sorted(received.recipients) == ["ann@client.test", "audit@company.test", "boss@client.test"]
+    message = received.parsed()
+    assert message["Cc"] == "boss@client.test" and message["Bcc"] is None
+    assert message["Subject"] == "Payment reminder: invoice INV-1 is overdue"
+
+
+def test_batch_of_1000_rows_arrives_over_one_connection(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    server = smtp_server()
+    base = configure(config_path, server, tls)
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--rate", "100000/s",
+                                 "--batch", str(csv_batch(tmp_path / "rows.csv", 1000))])
+    assert result.exit_code == 0, result.output
+    assert "1000 sent, 0 failed, 0 skipped" in result.output
+    assert len(server.messages) == 1000
+    assert connections(server.handler) == 1
+
+
+def test_one_bad_row_stops_the_batch_before_anything_is_sent(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    server = smtp_server()
+    base = configure(config_path, server, tls)
+    rows = csv_batch(tmp_path / "rows.csv", 20, bad_row=15)
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch", str(rows)])
+    assert result.exit_code == 65
+    assert "row 16" in result.output and "nothing was sent" in result.output
+    assert server.messages == []
+    skipping = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch", str(rows), "--skip-invalid"])
+    assert skipping.exit_code == 65
+    assert "19 sent" in skipping.output and "1 invalid" in skipping.output
+    assert len(server.messages) == 19
+
+
+def test_refused_recipient_does_not_stop_the_batch(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    server = smtp_server(handler=RefuseRecipient("c2@client.test"))
+    base = configure(config_path, server, tls)
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch",
+                                 str(csv_batch(tmp_path / "rows.csv", 4)), "--json"])
+    assert result.exit_code == 65
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["status"] for line in lines] == ["sent", "failed", "sent", "sent"]
+    assert "550 5.1.1" in lines[1]["reply"] and lines[0]["message_id"].endswith("@company.test>")
+    assert len(server.messages) == 3
+
+
+def test_unknown_event_lists_the_events(runner: CliRunner, tls: TLSFiles, config_path: Path) -> None:
+    base = configure(config_path, None, tls)
+    result = runner.invoke(app, [*base, "send", "--event", "invoice-overdue", "--to", "a@x.test"])
+    assert result.exit_code == 2
+    assert "overdue-invoice" in result.output and "goods-received" in result.output
+
+
+def test_missing_and_unknown_variables_exit_65(runner: CliRunner, tls: TLSFiles, config_path: Path) -> None:
+    base = configure(config_path, None, tls)
+    missing = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "a@x.test",
+                                  "--var", "customer_name=A"])
+    assert missing.exit_code == 65 and "invoice_number, amount_due, due_date" in missing.output
+    unknown = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "a@x.test", *OVERDUE,
+                                  "--var", "colour=red", "--dry-run"])
+    assert unknown.exit_code == 65 and "colour" in unknown.output
+
+
+def test_missing_attachment_exits_66(runner: CliRunner, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    base = configure(config_path, None, tls)
+    result = runner.invoke(app, [*base, "send", "--event", "packing-slip", "--to", "a@x.test",
+                                 "--var", "customer_name=A", "--var", "order_number=1", "--var", "invoice_number=2",
+                                 "--attach", str(tmp_path / "missing.pdf")])
+    assert result.exit_code == 66 and "missing.pdf" in result.output
+
+
+@pytest.mark.parametrize("args", [
+    ["--to", "a@x.test\r\nBcc: victim@evil.test", *OVERDUE],
+    ["--to", "a@x.test", "--cc", "b@x.test\nBcc: victim@evil.test", *OVERDUE],
+    ["--to", "a@x.test", "--reply-to", "r@x.test\r\nX-Evil: 1", *OVERDUE],
+    ["--to", "a@x.test", "--subject", "Hello\r\nBcc: victim@evil.test", *OVERDUE],
+    ["--to", "a@x.test", *OVERDUE[:2], "--var", "invoice_number=INV-1\r\nBcc: victim@evil.test", *OVERDUE[4:]],
+])
+def test_header_injection_is_refused_before_connecting(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, args: list[str]) -> None:
+    server = smtp_server()
+    base = configure(config_path, server, tls)
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", *args])
+    assert result.exit_code == 65, result.output
+    assert server.messages == []
+
+
+def test_attachment_file_name_with_a_line_break_is_refused(
+        runner: CliRunner, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    base = configure(config_path, None, tls)
+    evil = tmp_path / "slip\r\nBcc: victim@evil.test.pdf"
+    evil.write_bytes(b"%PDF")
+    result = runner.invoke(app, [*base, "send", "--event", "packing-slip", "--to", "a@x.test",
+                                 "--var", "customer_name=A", "--var", "order_number=1", "--var", "invoice_number=2",
+                                 "--attach", str(evil), "--dry-run"])
+    assert result.exit_code == 65
+
+
+def test_dry_run_prints_the_message_and_connects_to_nothing(
+        runner: CliRunner, tls: TLSFiles, config_path: Path) -> None:
+    base = configure(config_path, None, tls)
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "a@x.test", *OVERDUE,
+                                 "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "Subject: Payment reminder: invoice INV-1 is overdue" in result.output
+    assert "Dear Ann," in result.output and "1 dry-run" in result.output
+
+
+def test_outbox_writes_eml_files_and_connects_to_nothing(
+        runner: CliRunner, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    base = configure(config_path, None, tls)
+    outbox = tmp_path / "outbox"
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch",
+                                 str(csv_batch(tmp_path / "rows.csv", 3)), "--outbox", str(outbox)])
+    assert result.exit_code == 0, result.output
+    files = sorted(outbox.glob("*.eml"))
+    assert len(files) == 3
+    from email import message_from_bytes, policy
+
+    parsed = message_from_bytes(files[0].read_bytes(), policy=policy.default)
+    assert parsed["Subject"].startswith("Payment reminder")
+
+
+def test_data_file_and_stdin_supply_variables_and_var_wins(
+        runner: CliRunner, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    base = configure(config_path, None, tls)
+    data = {"customer_name": "From JSON", "invoice_number": "INV-7", "amount_due": 5, "due_date": "soon"}
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "a@x.test", "--data", "-",
+                                 "--var", "customer_name=From var", "--dry-run"], input=json.dumps(data))
+    assert result.exit_code == 0, result.output
+    assert "Dear From var," in result.output and "INV-7" in result.output
+
+
+def test_batch_with_to_option_is_a_usage_error(runner: CliRunner, tls: TLSFiles, config_path: Path,
+                                               tmp_path: Path) -> None:
+    base = configure(config_path, None, tls)
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "a@x.test",
+                                 "--batch", str(csv_batch(tmp_path / "r.csv", 1))])
+    assert result.exit_code == 2

@@ -1,0 +1,117 @@
+"""Cron-grade guarantees, proven with real processes: SIGKILL mid-batch, overlapping runs, bad ledgers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
+from tests.test_send_cmd import csv_batch
+from xoromail_cli import config
+from xoromail_cli.ledger import Ledger
+from xoromail_cli.locking import ProfileLock
+from xoromail_cli.sink import CaptureHandler
+
+SCRIPT = str(Path(sys.executable).with_name("xoromail"))
+
+
+class SlowHandler(CaptureHandler):
+    """Takes a few milliseconds per message, so a batch is still running when the test acts."""
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(0.01)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def environment(config_path: Path) -> dict[str, str]:
+    env = os.environ.copy()
+    env.update(XOROMAIL_CONFIG=str(config_path), XOROMAIL_PASSWORD=PASSWORD)
+    return env
+
+
+def send_command(batch: Path, *extra: str) -> list[str]:
+    return [SCRIPT, "send", "--event", "overdue-invoice", "--batch", str(batch), "--retry-delay", "0", *extra]
+
+
+def delivered(handler: CaptureHandler) -> Counter[str]:
+    return Counter(recipient for message in handler.messages for recipient in message.recipients)
+
+
+def test_sigkill_mid_batch_then_rerun_delivers_every_row_with_at_most_one_reported_duplicate(
+        smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path,
+        isolated_environment: Path) -> None:
+    server = smtp_server(handler=SlowHandler())
+    config.save_profile(config_path, profile_for(server, tls))
+    rows = 150
+    batch = csv_batch(tmp_path / "rows.csv", rows)
+    env = environment(config_path)
+    first = subprocess.Popen(send_command(batch), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while len(server.messages) < 40 and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.005)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    assert 0 < len(server.messages) < rows, "the kill must land mid-batch"
+    with Ledger(isolated_environment / "state" / "xoromail" / "ledger.sqlite3") as ledger:
+        left_in_flight = [entry.recipients[0] for entry in ledger.interrupted("default")]
+    assert len(left_in_flight) <= 1
+    second = subprocess.run(send_command(batch), env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert second.returncode == 0, second.stdout + second.stderr
+    counts = delivered(server.handler)
+    assert set(counts) == {f"c{n}@client.test" for n in range(1, rows + 1)}
+    duplicates = [address for address, seen in counts.items() if seen > 1]
+    assert len(duplicates) <= 1
+    assert set(duplicates) <= set(left_in_flight)
+    for address in left_in_flight:
+        assert "interrupted" in second.stderr and address in second.stderr
+
+
+def test_two_overlapping_runs_never_send_the_same_row_twice(
+        smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    server = smtp_server(handler=SlowHandler())
+    config.save_profile(config_path, profile_for(server, tls))
+    batch = csv_batch(tmp_path / "rows.csv", 60)
+    env = environment(config_path)
+    runs = [subprocess.Popen(send_command(batch, "--wait", "60"), env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    counts = delivered(server.handler)
+    assert len(counts) == 60 and set(counts.values()) == {1}
+    assert any("60 skipped" in out for out, _ in outputs)
+
+
+def test_a_held_lock_without_wait_exits_75_naming_the_holder(
+        smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path,
+        isolated_environment: Path) -> None:
+    server = smtp_server()
+    config.save_profile(config_path, profile_for(server, tls))
+    lock = isolated_environment / "state" / "xoromail" / "locks" / "default.lock"
+    with ProfileLock(lock):
+        result = subprocess.run(send_command(csv_batch(tmp_path / "rows.csv", 3)), env=environment(config_path),
+                                capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 75
+    assert f"process {os.getpid()}" in result.stderr
+    assert server.messages == []
+
+
+def test_a_damaged_ledger_stops_sending_with_exit_78(
+        smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path,
+        isolated_environment: Path) -> None:
+    server = smtp_server()
+    config.save_profile(config_path, profile_for(server, tls))
+    ledger = isolated_environment / "state" / "xoromail" / "ledger.sqlite3"
+    ledger.parent.mkdir(parents=True)
+    ledger.write_bytes(b"garbage" * 1000)
+    result = subprocess.run(send_command(csv_batch(tmp_path / "rows.csv", 3)), env=environment(config_path),
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 78, result.stderr
+    assert "ledger" in result.stderr and "Traceback" not in result.stderr
+    assert server.messages == []

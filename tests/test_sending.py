@@ -1,0 +1,156 @@
+"""The Sender against real servers: one connection, refusals, retries, reconnects, ledger and idempotency."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
+from tests.servers import DropNth, FailNth, RefuseRecipient, connections
+from xoromail_cli.batch import SendJob, make_job
+from xoromail_cli.config import Profile
+from xoromail_cli.errors import ExitCode
+from xoromail_cli.events import EVENTS
+from xoromail_cli.ledger import Ledger
+from xoromail_cli.messages import Renderer
+from xoromail_cli.pacing import Backoff
+from xoromail_cli.sending import MessageResult, Sender, idempotency_key, quota_warnings
+from xoromail_cli.transports.smtp import SmtpSettings, SmtpTransport
+
+EVENT = EVENTS["overdue-invoice"]
+
+
+def jobs(count: int, refused: str | None = None) -> list[SendJob]:
+    result = []
+    for number in range(1, count + 1):
+        to = refused if refused and number == 2 else f"customer{number}@client.test"
+        result.append(make_job(EVENT, number, to=[to], variables={
+            "customer_name": f"Customer {number}", "invoice_number": f"INV-{number}", "amount_due": "10",
+            "due_date": "2026-11-01"}))
+    return result
+
+
+def sender(profile: Profile, ledger: Ledger | None = None, **options: object) -> tuple[Sender, list[MessageResult]]:
+    results: list[MessageResult] = []
+    transport = SmtpTransport(SmtpSettings.from_profile(profile), PASSWORD)
+    instance = Sender(profile, EVENT, Renderer(profile), transport, ledger,
+                      backoff=Backoff(base=0.0, rng=random.Random(1)), on_result=results.append,
+                      **options)  # type: ignore[arg-type]  # keyword options of the dataclass
+    return instance, results
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    return Ledger(tmp_path / "state" / "ledger.sqlite3")
+
+
+def test_batch_goes_over_one_connection(smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
+    server = smtp_server()
+    run, results = sender(profile_for(server, tls), ledger)
+    summary = run.run(jobs(50))
+    assert summary.count("sent") == 50 and summary.exit_code == 0
+    assert connections(server.handler) == 1
+    assert [r.attempts for r in results] == [1] * 50
+
+
+def test_refused_recipient_is_reported_and_the_others_delivered(
+        smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
+    server = smtp_server(handler=RefuseRecipient("nobody@client.test"))
+    run, results = sender(profile_for(server, tls), ledger)
+    summary = run.run(jobs(5, refused="nobody@client.test"))
+    assert summary.count("sent") == 4 and summary.count("failed") == 1
+    failed = next(r for r in results if r.status == "failed")
+    assert "550 5.1.1" in failed.reply and failed.row == 2
+    assert summary.exit_code == ExitCode.DATAERR
+    assert len(server.messages) == 4
+
+
+def test_451_on_the_nth_message_is_retried_and_all_arrive_once(
+        smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
+    server = smtp_server(handler=FailNth(3))
+    run, results = sender(profile_for(server, tls), ledger)
+    summary = run.run(jobs(6))
+    assert summary.count("sent") == 6 and summary.exit_code == 0
+    delivered = Counter(r for m in server.messages for r in m.recipients)
+    assert set(delivered.values()) == {1} and len(delivered) == 6
+    assert results[2].attempts == 2
+
+
+def test_dropped_connection_mid_batch_reconnects_and_completes(
+        smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
+    server = smtp_server(handler=DropNth(4))
+    run, _ = sender(profile_for(server, tls), ledger)
+    summary = run.run(jobs(8))
+    assert summary.count("sent") == 8
+    assert sorted(r for m in server.messages for r in m.recipients) == sorted(
+        f"customer{n}@client.test" for n in range(1, 9))
+    assert connections(server.handler) == 2
+
+
+def test_temporary_failures_beyond_the_retries_exit_75(smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    class AlwaysBusy(FailNth):
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+            return "451 4.7.1 Please try again later"
+
+    run, results = sender(profile_for(smtp_server(handler=AlwaysBusy(0)), tls), retries=2)
+    summary = run.run(jobs(2))
+    assert summary.count("temporary") == 2 and summary.exit_code == ExitCode.TEMPFAIL
+    assert [r.attempts for r in results] == [3, 3]
+
+
+def test_permanent_failures_are_not_retried(smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    run, results = sender(profile_for(smtp_server(handler=FailNth(1, "554 5.7.1 Message rejected as spam")), tls))
+    summary = run.run(jobs(2))
+    assert results[0].status == "failed" and results[0].attempts == 1
+    assert summary.count("sent") == 1 and summary.exit_code != 0
+
+
+def test_already_sent_messages_are_skipped_on_a_rerun(smtp_server: ServerFactory, tls: TLSFiles,
+                                                     ledger: Ledger) -> None:
+    server = smtp_server()
+    profile = profile_for(server, tls)
+    assert sender(profile, ledger)[0].run(jobs(3)).count("sent") == 3
+    run, results = sender(profile, ledger)
+    summary = run.run(jobs(4))
+    assert summary.count("skipped") == 3 and summary.count("sent") == 1
+    assert results[0].reply.startswith("already sent on ")
+    assert len(server.messages) == 4
+
+
+def test_resend_after_lets_a_weekly_reminder_go_again(smtp_server: ServerFactory, tls: TLSFiles,
+                                                      ledger: Ledger) -> None:
+    server = smtp_server()
+    profile = profile_for(server, tls)
+    sender(profile, ledger)[0].run(jobs(1))
+    assert sender(profile, ledger, resend_after=timedelta(days=7))[0].run(jobs(1)).count("skipped") == 1
+    assert sender(profile, ledger, resend_after=timedelta(0))[0].run(jobs(1)).count("sent") == 1
+    assert sender(profile, ledger, resend=True)[0].run(jobs(1)).count("sent") == 1
+
+
+def test_sign_in_failure_aborts_before_anything_is_sent(smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    profile = profile_for(smtp_server(), tls)
+    results: list[MessageResult] = []
+    run = Sender(profile, EVENT, Renderer(profile), SmtpTransport(SmtpSettings.from_profile(profile), "wrong"),
+                 on_result=results.append)
+    summary = run.run(jobs(3))
+    assert summary.aborted is not None and summary.exit_code == ExitCode.NOPERM
+    assert results == []
+
+
+def test_idempotency_key_uses_the_natural_key_and_recipients() -> None:
+    job = jobs(1)[0]
+    assert idempotency_key(EVENT, job) == "overdue-invoice:INV-1:customer1@client.test"
+    assert idempotency_key(EVENT, job, "{invoice_number}-{due_date}") == (
+        "overdue-invoice:INV-1-2026-11-01:customer1@client.test")
+
+
+def test_quota_warning_before_a_batch_passes_the_providers_limit(ledger: Ledger) -> None:
+    profile = Profile(name="p", email="a@b.test", host="smtp.gmail.com", port=587, preset="gmail")
+    assert quota_warnings(profile, ledger, 100, 100) == []
+    assert "2,000 messages a day" in quota_warnings(profile, ledger, 2500, 2500)[0]
+    office = Profile(name="o", email="a@b.test", host="smtp.office365.com", port=587)
+    assert "10,000 recipients a day" in quota_warnings(office, None, 10, 10_001)[0]
