@@ -237,3 +237,20 @@ def test_reply_table_maps_other_provider_replies(stage: str, code: int, text: st
 def test_wrong_password_for_gmail_mentions_the_app_password() -> None:
     failure = reply_failure("auth", 535, "5.7.8 Username and Password not accepted", "smtp.gmail.com")
     assert "app password" in (failure.hint or "")
+
+
+def test_starttls_required_at_mail_from_is_a_tls_mismatch_not_a_send_as_problem() -> None:
+    failure = reply_failure("mail from", 530, "5.7.0 Must issue a STARTTLS command first", "mail.company.test")
+    assert failure.exit_code == ExitCode.PROTOCOL
+    not_signed_in = reply_failure("mail from", 530, "5.7.57 Client not authenticated to send mail", "h")
+    assert "requires sign-in" in (not_signed_in.hint or "")
+
+
+def test_a_full_recipient_mailbox_is_not_our_daily_quota() -> None:
+    failure = reply_failure("rcpt to", 552, "5.2.2 Mailbox full, over quota", "h")
+    assert "daily sending limit" not in (failure.hint or "")
+
+
+def test_relay_denied_for_a_recipient_is_a_permission_problem() -> None:
+    failure = reply_failure("rcpt to", 554, "5.7.1 <x@elsewhere.test>: Relay access denied", "h")
+    assert failure.exit_code == ExitCode.NOPERM

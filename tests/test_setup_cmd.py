@@ -110,3 +110,18 @@ def test_unavailable_service_types_say_so(runner: CliRunner, config_path: Path) 
     result = runner.invoke(app, ["--config", str(config_path), "setup", "--service", "exchange"])
     assert result.exit_code == 78
     assert "not yet available" in result.output
+
+
+def test_a_local_relay_without_login_needs_no_password(
+        runner: CliRunner, smtp_server: ServerFactory, config_path: Path) -> None:
+    server = smtp_server("none", authenticator=None)
+    result = runner.invoke(app, ["--config", str(config_path), "setup", "--email", USER, "--display-name", "ERP",
+                                 "--host", "127.0.0.1", "--port", str(server.port), "--security", "none"])
+    assert result.exit_code == 0, result.output
+    assert keyring.get_password("xoromail", "default") is None
+
+
+def test_a_missing_ca_file_is_exit_66(runner: CliRunner, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    args = setup_args(config_path, 587, tls)
+    args[args.index("--ca-file") + 1] = str(tmp_path / "missing.pem")
+    assert runner.invoke(app, args, input="pw\n").exit_code == 66

@@ -75,3 +75,17 @@ def test_json_shape_has_ok_stage_hint_and_stages(smtp_server: ServerFactory, tls
     assert data["ok"] is False and data["stage"] == "auth" and data["hint"]
     assert {"name", "ok", "detail"} <= set(data["stages"][0])
     assert data["exit_code"] == 77
+
+
+def test_a_missing_ca_file_fails_once_at_the_config_stage(smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    report = validate.run(profile_for(smtp_server(), tls, ca_file="/nonexistent/ca.pem"), lambda: PASSWORD)
+    assert names(report) == ["config"] and report.exit_code == ExitCode.CONFIG
+
+
+def test_the_ca_file_adds_to_the_system_store_rather_than_replacing_it(tls: TLSFiles) -> None:
+    import ssl
+
+    from xoromail_cli.transports.smtp import tls_context
+
+    system = len(ssl.create_default_context().get_ca_certs())
+    assert len(tls_context(str(tls.ca_file)).get_ca_certs()) == system + 1

@@ -31,9 +31,12 @@ def demo(
     print_validation(result.report)
     console.print(f"\nThe server received {len(result.received)} message(s):")
     for received in result.received:
-        console.print(f"  • {_summary(received)}")
+        console.print(f"  • {_summary(received)}", soft_wrap=True)
+    for failed in (r for r in result.events if r.status != "sent"):
+        console.print(f"[red]{failed.event}: {failed.status}: {failed.reply}[/]", soft_wrap=True)
     if result.ok:
-        console.print("\n[green]Demo finished.[/] Next: `xoromail setup` for your real account.")
+        console.print("\n[green]Demo finished.[/] Next: `xoromail setup` for your real account, "
+                      "`xoromail templates list` for the events.")
     raise typer.Exit(int(result.exit_code))
 
 
