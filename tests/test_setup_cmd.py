@@ -125,3 +125,39 @@ def test_a_missing_ca_file_is_exit_66(runner: CliRunner, tls: TLSFiles, config_p
     args = setup_args(config_path, 587, tls)
     args[args.index("--ca-file") + 1] = str(tmp_path / "missing.pem")
     assert runner.invoke(app, args, input="pw\n").exit_code == 66
+
+
+def test_wizard_at_a_terminal_prefills_gmail_and_explains_the_app_password(
+        config_path: Path, isolated_environment: Path) -> None:
+    from tests.terminal import Terminal
+
+    env = {**os.environ, "XOROMAIL_CONFIG": str(config_path)}
+    term = Terminal(["setup", "--no-validate"], env)
+    term.answer("Choose", "1")
+    term.answer("Company email address", "billing@gmail.com")
+    term.answer("Provider", "")
+    term.expect("2-Step Verification")
+    term.answer("Display name", "ACME Billing")
+    term.answer("Username", "")
+    term.answer("Password (input hidden)", "abcd efgh ijkl mnop")
+    assert term.wait() == 0, term.text
+    assert "abcd" not in term.text
+    profile = load(config_path).profiles["default"]
+    assert (profile.host, profile.port, profile.security, profile.preset) == ("smtp.gmail.com", 587, "starttls",
+                                                                              "gmail")
+    keyring.set_keyring(type(keyring.get_keyring())())
+    assert keyring.get_password("xoromail", "default") == "abcdefghijklmnop"
+
+
+def test_wizard_says_exchange_is_not_yet_available_and_asks_again(config_path: Path) -> None:
+    from tests.terminal import Terminal
+
+    term = Terminal(["setup", "--no-validate", "--email", USER, "--preset", "office365", "--display-name", "B"],
+                    {**os.environ, "XOROMAIL_CONFIG": str(config_path)})
+    term.answer("Choose", "2")
+    term.expect("not yet available")
+    term.answer("Choose", "1")
+    term.answer("Username", "")
+    term.answer("Password", "pw")
+    assert term.wait() == 0, term.text
+    assert "SMTP AUTH off by default at the end of December 2026" in term.text.replace("\r\n", " ").replace("\n", " ")

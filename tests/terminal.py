@@ -1,0 +1,66 @@
+"""Drive the CLI in a real pseudo-terminal, as a person at a keyboard would."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import sys
+import time
+from pathlib import Path
+
+SCRIPT = str(Path(sys.executable).with_name("xoromail"))
+
+
+class Terminal:
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # pragma: no cover - the child becomes the CLI
+            os.execve(SCRIPT, [SCRIPT, *args], env)
+        self.screen = b""
+        self._unread = b""
+        self.status: int | None = None
+
+    def _read(self, wait: float = 0.1) -> None:
+        ready, _, _ = select.select([self.fd], [], [], wait)
+        if ready:
+            try:
+                data = os.read(self.fd, 4096)
+            except OSError:
+                data = b""
+            self.screen += data
+            self._unread += data
+
+    def expect(self, text: str, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text.encode() not in self._unread:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"never saw {text!r}; screen ends with {self.screen[-600:]!r}")
+            self._read()
+        self._unread = self._unread[self._unread.index(text.encode()) + len(text):]
+
+    def answer(self, prompt: str, text: str) -> None:
+        self.expect(prompt)
+        time.sleep(0.2)  # a person reads the prompt before typing; lets hidden input switch echo off
+        os.write(self.fd, (text + "\r").encode())
+
+    def wait(self, timeout: float = 30.0) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._read()
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                while True:
+                    before = len(self.screen)
+                    self._read(0.05)
+                    if len(self.screen) == before:
+                        break
+                os.close(self.fd)
+                self.status = os.waitstatus_to_exitcode(status)
+                return self.status
+        os.kill(self.pid, 9)
+        raise AssertionError(f"still running; screen ends with {self.screen[-600:]!r}")
+
+    @property
+    def text(self) -> str:
+        return self.screen.decode("utf-8", "replace")
