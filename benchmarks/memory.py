@@ -11,6 +11,7 @@ Exits non-zero if a target is missed.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import subprocess
 import sys
@@ -67,8 +68,7 @@ def main() -> int:
     highest = max(peaks.values())
     results.append((f"peak < {PEAK_TARGET_MIB:.0f} MiB at every size (highest {highest:.1f} MiB)",
                     highest < PEAK_TARGET_MIB))
-    steps = list(zip(sizes, sizes[1:], strict=False))
-    for small, large in steps:
+    for small, large in itertools.pairwise(sizes):
         growth = peaks[large] / peaks[small] - 1
         limit = GROWTH_TARGET if small < 20000 else FLAT_TARGET
         results.append((f"growth {small:,} → {large:,} rows {growth:+.1%} (target < {limit:.0%})", growth < limit))

@@ -16,7 +16,7 @@ class Terminal:
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # pragma: no cover - the child becomes the CLI
-            os.execve(SCRIPT, [SCRIPT, *args], env)
+            os.execve(SCRIPT, [SCRIPT, *args], env)  # noqa: S606  # exec the CLI in the child, no shell wanted
         self.screen = b""
         self._unread = b""
         self.status: int | None = None
