@@ -83,14 +83,27 @@ def write_config(path: Path, port: int, ca_file: Path | None, *, host: str = "12
     return path
 
 
-def environment(folder: Path, config: Path) -> dict[str, str]:
-    """Settings, state (the ledger) and templates all inside `folder`; the password from the environment."""
+def environment(folder: Path, config: Path, *, pycache: Path | None = None) -> dict[str, str]:
+    """Settings, state (the ledger) and templates all inside `folder`; the password from the environment.
+
+    Bytecode is cached in `pycache` (default `folder/pycache`) through PYTHONPYCACHEPREFIX, as an installed
+    xoromail has it, even where PYTHONDONTWRITEBYTECODE is set (as in some sandboxes); `src/` is not written.
+    """
     env = {key: value for key, value in os.environ.items() if not key.startswith("XOROMAIL_")}
     for variable, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_STATE_HOME", "state"), ("XDG_DATA_HOME", "data")):
         (folder / sub).mkdir(parents=True, exist_ok=True)
         env[variable] = str(folder / sub)
-    env.update(XOROMAIL_CONFIG=str(config), XOROMAIL_PASSWORD=PASSWORD, NO_COLOR="1", COLUMNS="100")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.update(XOROMAIL_CONFIG=str(config), XOROMAIL_PASSWORD=PASSWORD, NO_COLOR="1", COLUMNS="100",
+               PYTHONPYCACHEPREFIX=str(pycache or folder / "pycache"))
     return env
+
+
+def without_bytecode_cache(env: dict[str, str]) -> dict[str, str]:
+    """The same environment, compiling every module not already cached beside its source on each start."""
+    changed = {key: value for key, value in env.items() if key != "PYTHONPYCACHEPREFIX"}
+    changed["PYTHONDONTWRITEBYTECODE"] = "1"
+    return changed
 
 
 def row(number: int) -> tuple[str, str, str, str, str]:

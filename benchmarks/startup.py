@@ -22,12 +22,24 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import PYTHON, XOROMAIL, environment, median, print_table, sink, verdict, write_config, write_csv
+from _common import (
+    PYTHON,
+    XOROMAIL,
+    environment,
+    median,
+    print_table,
+    sink,
+    verdict,
+    without_bytecode_cache,
+    write_config,
+    write_csv,
+)
 
 RATIO_TARGET = 1.2
 HELP_FORBIDDEN = ("exchangelib", "google", "msal", "aiosmtpd", "jinja2", "keyring")
 SEND_FORBIDDEN = ("exchangelib", "google", "msal", "aiosmtpd")
-REPORTED = (*HELP_FORBIDDEN, "rich", "typer", "sqlite3", "ssl", "smtplib", "email", "platformdirs", "trustme")
+REPORTED = (*HELP_FORBIDDEN, "rich", "typer", "pydantic", "sqlite3", "ssl", "smtplib", "email", "platformdirs",
+            "trustme")
 
 BARE_APP = '''\
 import typer
@@ -116,21 +128,30 @@ def main() -> int:
         bare.write_text(BARE_APP, encoding="utf-8")
         env = environment(folder, write_config(folder / "config.toml", 587, None))
         commands = {"xoromail --help": [XOROMAIL, "--help"], "bare Typer app --help": [PYTHON, str(bare), "--help"]}
-        for command in commands.values():  # warm the page cache and the bytecode caches
+        modes = {"bytecode cached": env, "no bytecode cache": without_bytecode_cache(env)}
+        for command in commands.values():  # warm the page cache and fill the bytecode cache
             timed(command, env)
-        times: dict[str, list[float]] = {label: [] for label in commands}
+            timed(command, env)
+        times: dict[tuple[str, str], list[float]] = {(mode, label): [] for mode in modes for label in commands}
         for _ in range(args.runs):
-            for label, command in commands.items():
-                times[label].append(timed(command, env))
-        ours, theirs = median(times["xoromail --help"]), median(times["bare Typer app --help"])
-        ratio = ours / theirs
+            for mode, mode_env in modes.items():
+                for label, command in commands.items():
+                    times[mode, label].append(timed(command, mode_env))
         print(f"startup: median of {args.runs} alternated runs each, Python {sys.version.split()[0]}")
-        print_table([["command", "median ms", "min ms", "max ms"],
-                     *[[label, f"{median(t) * 1000:.1f}", f"{min(t) * 1000:.1f}", f"{max(t) * 1000:.1f}"]
-                       for label, t in times.items()]])
-        ok = ratio <= RATIO_TARGET
-        results.append(("--help ratio", ok))
-        print(f"ratio xoromail / bare Typer = {ratio:.2f} (target <= {RATIO_TARGET}): {verdict(ok)}")
+        print_table([["command", "bytecode", "median ms", "min ms", "max ms"],
+                     *[[label, mode, f"{median(t) * 1000:.1f}", f"{min(t) * 1000:.1f}", f"{max(t) * 1000:.1f}"]
+                       for (mode, label), t in times.items()]])
+        for mode in modes:
+            ratio = median(times[mode, "xoromail --help"]) / median(times[mode, "bare Typer app --help"])
+            best = min(times[mode, "xoromail --help"]) / min(times[mode, "bare Typer app --help"])
+            if mode == "bytecode cached":
+                ok = ratio <= RATIO_TARGET
+                results.append(("--help ratio", ok))
+                print(f"ratio xoromail / bare Typer, bytecode cached (as installed) = {ratio:.2f} "
+                      f"(target <= {RATIO_TARGET}): {verdict(ok)}; ratio of the fastest runs {best:.2f}")
+            else:
+                print(f"ratio xoromail / bare Typer, no bytecode cache (PYTHONDONTWRITEBYTECODE=1, editable install)"
+                      f" = {ratio:.2f} (information); ratio of the fastest runs {best:.2f}")
 
         print("\ncostliest imports of `xoromail --help` (python -X importtime, cumulative):")
         for micros, module in import_costs(env):

@@ -146,7 +146,7 @@ def run_cli(folder: Path, server: Sink, batch: Path, rows: int, tag: str) -> flo
     run_dir = folder / f"cli-{tag}"
     run_dir.mkdir()
     config = write_config(run_dir / "config.toml", server.port, server.ca_file)
-    env = environment(run_dir, config)
+    env = environment(run_dir, config, pycache=folder / "pycache")
     before = server.count()
     started = time.perf_counter()
     done = subprocess.run([XOROMAIL, "send", "--event", EVENT, "--batch", str(batch)], env=env,
@@ -162,15 +162,17 @@ def run_cli(folder: Path, server: Sink, batch: Path, rows: int, tag: str) -> flo
     return seconds
 
 
-def run_worker(server: Sink, batch: Path, limit: int | None, per_message: bool) -> tuple[float, int, int]:
+def run_worker(folder: Path, server: Sink, batch: Path, limit: int | None,
+               per_message: bool) -> tuple[float, int, int]:
     """(process wall time, messages, message size) of a naive smtplib worker process."""
     before = server.count()
     args = [PYTHON, __file__, "--worker", "per-message" if per_message else "naive", "--port", str(server.port),
             "--ca-file", str(server.ca_file), "--batch", str(batch)]
     if limit is not None:
         args += ["--limit", str(limit)]
+    env = environment(folder / "workers", folder / "workers" / "unused.toml", pycache=folder / "pycache")
     started = time.perf_counter()
-    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"smtplib worker failed: {done.stderr.strip()[-500:]}")
@@ -275,7 +277,7 @@ def main() -> int:
             batch = write_csv(folder / "rows.csv", rows)
             warm = write_csv(folder / "warm.csv", 50, start=10**6)
             run_cli(folder, server, warm, 50, "warm")
-            run_worker(server, warm, None, per_message=False)
+            run_worker(folder, server, warm, None, per_message=False)
 
             cli_times: list[float] = []
             naive_times: list[float] = []
@@ -286,7 +288,7 @@ def main() -> int:
                 cli_times.append(run_cli(folder, server, batch, rows, str(repeat)))
                 server_cpu["cli"] += server.cpu() - cpu
                 cpu = server.cpu()
-                seconds, sent, naive_size = run_worker(server, batch, None, per_message=False)
+                seconds, sent, naive_size = run_worker(folder, server, batch, None, per_message=False)
                 server_cpu["naive"] += server.cpu() - cpu
                 naive_times.append(seconds)
             our_size = xoromail_message_size(folder, server.port, server.ca_file)
@@ -313,7 +315,7 @@ def main() -> int:
                                median(variants["none"]), "median of 2")
             results += [normal, full, no_ledger]
 
-            seconds, sent, _ = run_worker(server, batch, args.per_message, per_message=True)
+            seconds, sent, _ = run_worker(folder, server, batch, args.per_message, per_message=True)
             results.append(Result("mailmerge-style: new connection per message", sent, seconds,
                                   f"{sent} messages, process wall time"))
             if args.msmtp and shutil.which("msmtp"):

@@ -117,3 +117,9 @@ def test_service_names_of_the_erp_are_understood() -> None:
     assert config.normalize_service("WebMail") == "smtp"
     with pytest.raises(ConfigError, match="not yet available"):
         config.normalize_service("exchange")
+
+
+def test_an_invalid_rate_is_a_config_error_with_its_line(config_path: Path) -> None:
+    write(config_path, GOOD.replace('display_name = "Company Billing"', 'display_name = "B"\nrate = "fast"'))
+    with pytest.raises(ConfigError, match=r":7: profile 'default': rate 'fast'"):
+        config.load(config_path)

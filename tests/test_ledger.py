@@ -91,3 +91,13 @@ def test_a_locked_ledger_is_a_temporary_error(path: Path) -> None:
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_the_ledger_and_its_folder_are_private(tmp_path: Path) -> None:
+    import stat
+
+    path = tmp_path / "new" / "state" / "ledger.sqlite3"
+    Ledger(path).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.parent.parent.stat().st_mode) == 0o700

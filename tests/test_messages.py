@@ -168,3 +168,30 @@ def test_packing_slip_without_attachment_is_refused() -> None:
     with pytest.raises(DataError, match="needs at least one attachment"):
         compose(PROFILE, Renderer(PROFILE), EVENTS["packing-slip"], Recipients(("c@x.test",)),
                 {"customer_name": "a", "order_number": "1", "invoice_number": "2"})
+
+
+@pytest.mark.parametrize(("raw", "shown"), [
+    ("1.234,50", "EUR 1,234.50"), ("12,5", "EUR 12.50"), ("1,234", "EUR 1,234.00"), ("1.005", "EUR 1.01"),
+    ("2 500,00", "EUR 2,500.00"), ("NaN", "NaN"), ("-3", "EUR -3.00"),
+])
+def test_money_understands_decimal_commas_and_rounds_half_up(raw: str, shown: str) -> None:
+    assert format_money(raw, "EUR") == shown
+
+
+def test_absent_optional_variables_render_as_nothing_not_none(tmp_path: Path) -> None:
+    (tmp_path / "overdue-invoice").mkdir()
+    (tmp_path / "overdue-invoice" / "body.txt").write_text("[{{ days_overdue }}][{{ signature }}]")
+    profile = Profile(name="p", email="a@b.test", host="h", port=25)
+    rendered = Renderer(profile, tmp_path).render(EVENTS["overdue-invoice"], sample_variables(
+        EVENTS["overdue-invoice"]) | {"days_overdue": ""})
+    assert rendered.text == "[][]"
+
+
+def test_reply_to_override_is_what_templates_see(tmp_path: Path) -> None:
+    (tmp_path / "order-release").mkdir()
+    (tmp_path / "order-release" / "body.txt").write_text("Reply to {{ reply_to }}")
+    envelope, rendered = compose(PROFILE, Renderer(PROFILE, tmp_path), EVENTS["order-release"],
+                                 Recipients(("c@x.test",)), {"customer_name": "a", "order_number": "1"},
+                                 reply_to="desk@company.test")
+    assert rendered.text == "Reply to desk@company.test"
+    assert b"Reply-To: desk@company.test" in envelope.data

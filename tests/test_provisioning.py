@@ -52,3 +52,9 @@ def test_unknown_preset_lists_the_known_ones() -> None:
     with pytest.raises(UsageError, match="unknown preset 'aol'") as caught:
         build_profile("default", SetupAnswers(preset="aol", email="a@b.test"))
     assert "office365" in (caught.value.hint or "")
+
+
+def test_a_relay_login_equal_to_the_email_is_kept_without_tls() -> None:
+    profile = build_profile("default", SetupAnswers(email="a@b.test", host="relay.b.test", security="none",
+                                                    username="a@b.test"))
+    assert profile.username == "a@b.test" and profile.auth_username == "a@b.test"

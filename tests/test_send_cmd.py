@@ -183,3 +183,21 @@ def test_batch_with_to_option_is_a_usage_error(runner: CliRunner, tls: TLSFiles,
     result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "a@x.test",
                                  "--batch", str(csv_batch(tmp_path / "r.csv", 1))])
     assert result.exit_code == 2
+
+
+def test_reply_to_option_applies_to_every_batch_row(runner: CliRunner, tls: TLSFiles, config_path: Path,
+                                                    tmp_path: Path) -> None:
+    base = configure(config_path, None, tls)
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch",
+                                 str(csv_batch(tmp_path / "r.csv", 2)), "--reply-to", "desk@company.test",
+                                 "--outbox", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert all(b"Reply-To: desk@company.test" in f.read_bytes() for f in (tmp_path / "out").glob("*.eml"))
+
+
+def test_skipped_invalid_rows_are_reported_once_with_their_row(
+        runner: CliRunner, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    base = configure(config_path, None, tls)
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch",
+                                 str(csv_batch(tmp_path / "r.csv", 3, bad_row=2)), "--skip-invalid", "--dry-run"])
+    assert "invalid row 3: to 'broken-address' is not a valid email address" in result.output

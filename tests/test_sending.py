@@ -15,7 +15,7 @@ from xoromail_cli.batch import SendJob, make_job
 from xoromail_cli.config import Profile
 from xoromail_cli.errors import ExitCode
 from xoromail_cli.events import EVENTS
-from xoromail_cli.ledger import Ledger
+from xoromail_cli.ledger import Ledger, now
 from xoromail_cli.messages import Renderer
 from xoromail_cli.pacing import Backoff
 from xoromail_cli.sending import MessageResult, Sender, idempotency_key, quota_warnings
@@ -154,3 +154,80 @@ def test_quota_warning_before_a_batch_passes_the_providers_limit(ledger: Ledger)
     assert "2,000 messages a day" in quota_warnings(profile, ledger, 2500, 2500)[0]
     office = Profile(name="o", email="a@b.test", host="smtp.office365.com", port=587)
     assert "10,000 recipients a day" in quota_warnings(office, None, 10, 10_001)[0]
+
+
+def test_a_reached_daily_quota_stops_the_batch_instead_of_retrying_every_row(
+        smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
+    server = smtp_server(handler=FailNth(2, "550 5.4.5 Daily user sending quota exceeded."))
+    run, results = sender(profile_for(server, tls), ledger)
+    summary = run.run(jobs(5))
+    assert [r.status for r in results] == ["sent", "temporary"]
+    assert summary.aborted is not None and summary.exit_code == ExitCode.TEMPFAIL
+    assert "remaining messages were not sent" in summary.aborted.message
+    assert [e.status for e in ledger.entries()] == ["sent", "temporary"]
+
+
+def test_a_sender_refused_at_mail_from_stops_the_batch(smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    from tests.test_diagnostics import MailFromReply
+
+    refusal = "550 5.7.60 SMTP; Client does not have permissions to send as this sender"
+    server = smtp_server(handler=MailFromReply(refusal))
+    run, results = sender(profile_for(server, tls))
+    summary = run.run(jobs(4))
+    assert len(results) == 1 and summary.exit_code == ExitCode.NOPERM
+
+
+def test_temporary_refusal_before_data_is_recorded_for_the_log(smtp_server: ServerFactory, tls: TLSFiles,
+                                                                ledger: Ledger) -> None:
+    class BusyRcpt(RefuseRecipient):
+        async def handle_RCPT(self, server: object, session: object, envelope: object, address: str,
+                              options: object) -> str:
+            return "451 4.3.2 Please try again later"
+
+    run, _ = sender(profile_for(smtp_server(handler=BusyRcpt("x")), tls), ledger, retries=1)
+    run.run(jobs(1))
+    assert [(e.status, e.reply) for e in ledger.entries(failed=True)] == [
+        ("temporary", "451 4.3.2 Please try again later")]
+
+
+def test_partly_refused_recipients_make_a_partial_result(smtp_server: ServerFactory, tls: TLSFiles,
+                                                          ledger: Ledger) -> None:
+    server = smtp_server(handler=RefuseRecipient("gone@client.test"))
+    run, results = sender(profile_for(server, tls), ledger)
+    job = make_job(EVENT, 1, to=["ok@client.test", "gone@client.test"], variables={
+        "customer_name": "C", "invoice_number": "INV-9", "amount_due": "1", "due_date": "d"})
+    summary = run.run([job])
+    assert results[0].status == "partial" and "gone@client.test: 550 5.1.1" in results[0].reply
+    assert summary.exit_code == ExitCode.DATAERR
+    assert ledger.last_sent("default", results[0].key or "") is not None
+
+
+def test_resend_after_allows_for_cron_jitter(smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
+    import sqlite3
+
+    server = smtp_server()
+    profile = profile_for(server, tls)
+    week = timedelta(days=7)
+
+    def last_sent(ago: timedelta) -> None:
+        with sqlite3.connect(ledger.path) as db:
+            db.execute("UPDATE messages SET created_at = ?", ((now() - ago).isoformat(),))
+
+    sender(profile, ledger)[0].run(jobs(1))
+    last_sent(week - timedelta(hours=2))
+    assert sender(profile, ledger, resend_after=week)[0].run(jobs(1)).count("skipped") == 1
+    last_sent(week - timedelta(minutes=10))
+    assert sender(profile, ledger, resend_after=week)[0].run(jobs(1)).count("sent") == 1
+
+
+def test_an_idempotency_template_with_unknown_fields_is_refused_before_sending(
+        smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    from xoromail_cli.errors import UsageError
+
+    server = smtp_server()
+    with pytest.raises(UsageError, match="unknown: colour"):
+        sender(profile_for(server, tls), key_template="{invoice_number}-{colour}")[0].run(jobs(1))
+    assert server.messages == []
+    job = jobs(1)[0]
+    assert idempotency_key(EVENT, job, "{invoice_number}-{days_overdue}") == (
+        "overdue-invoice:INV-1-:customer1@client.test")

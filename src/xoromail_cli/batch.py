@@ -68,25 +68,19 @@ def load_data(source: str) -> dict[str, Any]:
 def make_job(event: Event, row: int, *, to: Sequence[str], cc: Sequence[str] = (), bcc: Sequence[str] = (),
              variables: Mapping[str, Any], attach: Sequence[str] = (), reply_to: str | None = None,
              base_dir: Path | None = None, header_variables: Collection[str] = ()) -> SendJob:
-    """Check one message completely; raises DataError / NoInputError naming the row."""
-    where = f"row {row}" if row else ""
-    try:
-        recipients = Recipients(
-            to=tuple(a for value in to for a in parse_address_list(value, "to")),
-            cc=tuple(a for value in cc for a in parse_address_list(value, "cc")),
-            bcc=tuple(a for value in bcc for a in parse_address_list(value, "bcc")))
-        if not recipients.to:
-            raise DataError("no recipient", "give --to ADDR (or a 'to' column)")
-        clean = {name: _variable(name, value) for name, value in variables.items()}
-        check_variables(event, clean, header_variables=header_variables)
-        attachments = tuple(Attachment.from_path(_resolve(path, base_dir)) for path in attach if path.strip())
-        if event.needs_attachment and not attachments:
-            raise DataError(f"{event.name} needs at least one attachment", "pass --attach FILE or an attach column")
-        reply = parse_address(reply_to, "reply_to") if reply_to else None
-    except XoromailError as error:
-        if where:
-            error.message = f"{where}: {error.message}"
-        raise
+    """Check one message completely, so nothing fails halfway; raises DataError / NoInputError."""
+    recipients = Recipients(
+        to=tuple(a for value in to for a in parse_address_list(value, "to")),
+        cc=tuple(a for value in cc for a in parse_address_list(value, "cc")),
+        bcc=tuple(a for value in bcc for a in parse_address_list(value, "bcc")))
+    if not recipients.to:
+        raise DataError("no recipient", "give --to ADDR (or a 'to' column)")
+    clean = {name: _variable(name, value) for name, value in variables.items()}
+    check_variables(event, clean, header_variables=header_variables)
+    attachments = tuple(Attachment.from_path(_resolve(path, base_dir)) for path in attach if path.strip())
+    if event.needs_attachment and not attachments:
+        raise DataError(f"{event.name} needs at least one attachment", "pass --attach FILE or an attach column")
+    reply = parse_address(reply_to, "reply_to") if reply_to else None
     return SendJob(row, recipients, clean, attachments, reply)
 
 
@@ -159,7 +153,8 @@ def _csv_rows(path: Path, handle: TextIO) -> Iterator[tuple[int, dict[str, Any]]
 
 
 def jobs_from_file(event: Event, path: Path, defaults: Mapping[str, Any],
-                   header_variables: Collection[str] = ()) -> Iterator[SendJob | InvalidRow]:
+                   header_variables: Collection[str] = (), reply_to: str | None = None,
+                   ) -> Iterator[SendJob | InvalidRow]:
     """Each row becomes a job or an InvalidRow; `defaults` (from --var/--data) fill missing columns."""
     base_dir = path.parent
     for number, values in read_rows(path):
@@ -168,8 +163,9 @@ def jobs_from_file(event: Event, path: Path, defaults: Mapping[str, Any],
         variables = {**defaults, **row}
         try:
             yield make_job(event, number, to=_list(fields["to"]), cc=_list(fields["cc"]), bcc=_list(fields["bcc"]),
-                           variables=variables, attach=_paths(fields["attach"]), reply_to=fields["reply_to"],
-                           base_dir=base_dir, header_variables=header_variables)
+                           variables=variables, attach=_paths(fields["attach"]),
+                           reply_to=fields["reply_to"] or reply_to, base_dir=base_dir,
+                           header_variables=header_variables)
         except XoromailError as error:
             yield InvalidRow(number, error)
 
@@ -199,10 +195,10 @@ class BatchCheck:
 
 
 def check_batch(event: Event, path: Path, defaults: Mapping[str, Any], header_variables: Collection[str] = (),
-                keep_invalid: int = 1000) -> BatchCheck:
+                reply_to: str | None = None, keep_invalid: int = 1000) -> BatchCheck:
     """Read the whole batch once, keeping only counts and (at most `keep_invalid`) bad rows."""
     result = BatchCheck()
-    for item in jobs_from_file(event, path, defaults, header_variables):
+    for item in jobs_from_file(event, path, defaults, header_variables, reply_to):
         if isinstance(item, InvalidRow):
             result.invalid_count += 1
             if len(result.invalid) < keep_invalid:

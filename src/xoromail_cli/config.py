@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from xoromail_cli.addresses import check_header_value, parse_address
-from xoromail_cli.errors import ConfigError, DataError
+from xoromail_cli.errors import ConfigError, DataError, UsageError
+from xoromail_cli.paths import private_dir
 
 SERVICES = ("smtp",)
 SERVICE_ALIASES = {"smtp": "smtp", "webmail": "smtp", "web-mail": "smtp"}
@@ -147,7 +148,7 @@ def remove_profile(path: Path, name: str) -> bool:
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write `data` to `path` so readers see the old file or the new one, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(path.parent)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -191,6 +192,13 @@ def validate_profile(profile: Profile) -> Profile:
         normalize_service(profile.service)
     if profile.timeout <= 0:
         raise DataError(f"timeout {profile.timeout} must be positive", "e.g. timeout = 30")
+    if profile.rate:
+        from xoromail_cli.pacing import parse_rate
+
+        try:
+            parse_rate(profile.rate)
+        except UsageError as exc:
+            raise DataError(f"rate {profile.rate!r} is not like 30/min", exc.hint) from None
     return profile
 
 

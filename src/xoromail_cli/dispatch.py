@@ -50,22 +50,23 @@ class BatchSource:
     defaults: dict[str, Any]
     skip_invalid: bool
     header_variables: frozenset[str] = frozenset()
+    reply_to: str | None = None
     total: int = 0
     recipients: int = 0
     invalid_count: int = 0
 
     def check(self) -> list[InvalidRow]:
         """First pass: stop on a bad row unless --skip-invalid; returns the bad rows to report."""
-        found = check_batch(self.event, self.path, self.defaults, self.header_variables)
+        found = check_batch(self.event, self.path, self.defaults, self.header_variables, self.reply_to)
         self.total, self.recipients, self.invalid_count = found.valid, found.recipients, found.invalid_count
         if found.invalid and not self.skip_invalid:
             first = found.invalid[0].error
             more = found.invalid_count - 1
             suffix = f" (and {more} more invalid row{'s' if more != 1 else ''})" if more else ""
-            raise type(first)(f"{first.message}{suffix}; nothing was sent",
+            raise type(first)(f"row {found.invalid[0].row}: {first.message}{suffix}; nothing was sent",
                               (first.hint or "") + "; or pass --skip-invalid to send the valid rows",
                               exit_code=first.exit_code)
         return found.invalid
 
     def __iter__(self) -> Iterator[SendJob | InvalidRow]:
-        return jobs_from_file(self.event, self.path, self.defaults, self.header_variables)
+        return jobs_from_file(self.event, self.path, self.defaults, self.header_variables, self.reply_to)

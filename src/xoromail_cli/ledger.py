@@ -9,6 +9,7 @@ never a loss (see docs/cron.md).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from xoromail_cli.errors import ConfigError, TemporaryError
+from xoromail_cli.paths import private_dir
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -69,7 +71,9 @@ class Ledger:
     def __init__(self, path: Path, synchronous: str = "NORMAL", busy_timeout: float = 10.0) -> None:
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(path.parent)
+            if not path.exists():
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
             self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open the ledger {path}: {exc}", "check the folder's permissions") from None

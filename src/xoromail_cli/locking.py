@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO
 
 from xoromail_cli.errors import TemporaryError
+from xoromail_cli.paths import private_dir
 
 
 class ProfileLock:
@@ -20,7 +21,7 @@ class ProfileLock:
         self._handle: IO[str] | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.path.parent)
         handle = self.path.open("a+", encoding="utf-8")
         deadline = time.monotonic() + self.wait
         while True:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,9 +64,10 @@ class Renderer:
                 return custom
         return BUILTIN_TEMPLATES / event / filename
 
-    def render(self, event: Event, variables: Mapping[str, Any], subject: str | None = None) -> Rendered:
+    def render(self, event: Event, variables: Mapping[str, Any], subject: str | None = None,
+               extra: Mapping[str, Any] | None = None) -> Rendered:
         subject_template, text_template, html_template = self._templates(event)
-        context = {**dict.fromkeys(event.optional), **self._profile_context(), **variables}
+        context = {**dict.fromkeys(event.optional, ""), **self._profile_context(), **variables, **(extra or {})}
         from jinja2 import TemplateError, UndefinedError
 
         try:
@@ -93,7 +94,8 @@ class Renderer:
     def _profile_context(self) -> dict[str, Any]:
         p = self.profile
         return {"company_name": p.company_name or p.display_name, "sender_name": p.display_name,
-                "sender_email": p.email, "reply_to": p.reply_to, "signature": p.signature, "currency": p.currency}
+                "sender_email": p.email, "reply_to": p.reply_to or "", "signature": p.signature or "",
+                "currency": p.currency or ""}
 
     def _templates(self, event: Event) -> tuple[Template, Template, Template]:
         if event.name not in self._compiled:
@@ -127,16 +129,25 @@ class Renderer:
         return self._environments[html]
 
 
+_THOUSANDS_ONLY = re.compile(r"^-?\d{1,3}(,\d{3})+$")
+
+
 def format_money(value: Any, currency: str | None) -> str:
-    """`1234.5` → `USD 1,234.50`; anything that is not a number is shown as given."""
+    """`1234.5` → `USD 1,234.50`, also from `1.234,50` or `12,5`; anything else is shown as given."""
+    text = str(value).strip().replace(" ", "").replace("\u00a0", "")
+    if "," in text and "." in text:
+        text = text.replace(",", "") if text.rfind(".") > text.rfind(",") else text.replace(".", "").replace(",", ".")
+    elif "," in text:
+        text = text.replace(",", "") if _THOUSANDS_ONLY.match(text) else text.replace(",", ".")
     try:
-        amount = Decimal(str(value).replace(",", ""))
+        amount = Decimal(text)
+        if not amount.is_finite():
+            return str(value)
+        amount = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     except (InvalidOperation, ValueError):
         return str(value)
-    if not amount.is_finite():
-        return str(value)
-    text = f"{amount:,.2f}"
-    return f"{currency} {text}" if currency else text
+    formatted = f"{amount:,.2f}"
+    return f"{currency} {formatted}" if currency else formatted
 
 
 def check_variables(event: Event, variables: Mapping[str, Any], where: str = "",
@@ -169,9 +180,10 @@ def compose(profile: Profile, renderer: Renderer, event: Event, recipients: Reci
     """One event email, ready for any transport."""
     if event.needs_attachment and not attachments:
         raise DataError(f"{event.name} needs at least one attachment", "pass --attach FILE (or an attach column)")
-    rendered = renderer.render(event, variables, subject)
+    effective_reply_to = reply_to or profile.reply_to
+    rendered = renderer.render(event, variables, subject, {"reply_to": effective_reply_to or ""})
     message_id = make_message_id(profile.email)
     data = build_message(display_name=profile.display_name, sender=profile.email, to=recipients.to,
-                         cc=recipients.cc, reply_to=reply_to or profile.reply_to, subject=rendered.subject,
+                         cc=recipients.cc, reply_to=effective_reply_to, subject=rendered.subject,
                          text=rendered.text, html=rendered.html, attachments=attachments, message_id=message_id)
     return Envelope(profile.email, recipients.envelope, data, message_id), rendered

@@ -39,7 +39,8 @@ class Attachment:
         check_header_value("attachment file name", name)
         if not path.is_file():
             raise NoInputError(f"attachment {path} does not exist or is not a file",
-                               "check the path (relative paths are relative to the current folder)")
+                               "check the path (relative paths start from the current folder, or in a batch "
+                               "from the batch file's folder)")
         try:
             with path.open("rb"):
                 pass

@@ -34,5 +34,17 @@ def default_templates_dir() -> Path:
     return config_dir() / "templates"
 
 
+def private_dir(folder: Path) -> Path:
+    """Create `folder` and any missing parents readable by the owner only (ledgers hold addresses)."""
+    missing = []
+    current = folder
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
 def profile_name(explicit: str | None = None) -> str:
     return explicit or os.environ.get("XOROMAIL_PROFILE") or "default"

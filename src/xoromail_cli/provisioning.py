@@ -97,7 +97,7 @@ def build_profile(name: str, answers: SetupAnswers, existing: Profile | None = N
         port = base.port
     port = port or DEFAULT_PORTS[security]
     username = answers.username if answers.username is not None else base.username
-    if username and username.strip().lower() == email.lower():
+    if username and username.strip().lower() == email.lower() and security != "none":
         username = ""
     ca_file = answers.ca_file if answers.ca_file is not None else base.ca_file
     if ca_file:

@@ -9,7 +9,7 @@ from typing import Any
 
 from xoromail_cli.batch import InvalidRow, SendJob
 from xoromail_cli.config import Profile
-from xoromail_cli.errors import ExitCode, StageFailedError, XoromailError
+from xoromail_cli.errors import ExitCode, StageFailedError, UsageError, XoromailError
 from xoromail_cli.events import Event
 from xoromail_cli.ledger import Ledger, LedgerEntry, now
 from xoromail_cli.messages import Rendered, Renderer, compose
@@ -31,6 +31,7 @@ class MessageResult:
     key: str | None = None
     rendered: Rendered | None = None
     envelope: Envelope | None = None
+    stops_batch: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"event": self.event, "row": self.row or None, "recipients": list(self.recipients),
@@ -46,7 +47,7 @@ class Summary:
 
     def add(self, result: MessageResult) -> None:
         self.counts[result.status] = self.counts.get(result.status, 0) + 1
-        if result.status in ("failed", "invalid") and self.first_permanent is None:
+        if result.status in ("failed", "invalid", "partial") and self.first_permanent is None:
             self.first_permanent = result.exit_code or int(ExitCode.DATAERR)
 
     def count(self, status: str) -> int:
@@ -63,21 +64,30 @@ class Summary:
         return 0
 
     def line(self) -> str:
-        order = ("sent", "dry-run", "failed", "temporary", "skipped", "invalid", "interrupted")
+        order = ("sent", "dry-run", "partial", "failed", "temporary", "skipped", "invalid", "interrupted")
         parts = [f"{self.count(s)} {s}" for s in order if self.count(s) or s in ("sent", "failed", "skipped")]
         return ", ".join(parts)
+
+
+def check_key_template(event: Event, template: str) -> None:
+    """Refuse a --idempotency-key whose fields are not the event's variables, before anything is sent."""
+    from string import Formatter
+
+    try:
+        fields = [name for _, name, _, _ in Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        raise UsageError(f"--idempotency-key {template!r}: {exc}", "write fields as {invoice_number}") from None
+    unknown = [name for name in fields if name not in event.variables]
+    if unknown or not fields:
+        raise UsageError(f"--idempotency-key {template!r} must use the event's variables"
+                         + (f"; unknown: {', '.join(unknown)}" if unknown else ""),
+                         f"{event.name} has: {', '.join(event.variables)}")
 
 
 def idempotency_key(event: Event, job: SendJob, template: str | None = None) -> str:
     """The event's natural key (or the user's template) combined with the recipients."""
     if template:
-        try:
-            natural = template.format_map(job.variables)
-        except (KeyError, IndexError, ValueError) as exc:
-            from xoromail_cli.errors import DataError
-
-            raise DataError(f"--idempotency-key {template!r}: unknown variable {exc}",
-                            f"use the event's variables, e.g. {{{event.required[-1]}}}") from None
+        natural = template.format_map({name: job.variables.get(name) or "" for name in event.variables})
     else:
         natural = "/".join(str(job.variables.get(name, "")) for name in event.natural_key)
     return f"{event.name}:{natural}:{','.join(sorted(job.recipients.envelope))}"
@@ -101,6 +111,8 @@ class Sender:
     _connected: bool = False
 
     def run(self, jobs: Iterable[SendJob | InvalidRow]) -> Summary:
+        if self.key_template:
+            check_key_template(self.event, self.key_template)
         summary = Summary()
 
         def emit(result: MessageResult) -> None:
@@ -120,7 +132,14 @@ class Sender:
                     emit(MessageResult(self.event.name, item.row, (), "invalid", item.error.message,
                                        hint=item.error.hint, exit_code=int(item.error.exit_code)))
                     continue
-                emit(self._one(item))
+                result = self._one(item)
+                emit(result)
+                if result.stops_batch:
+                    summary.aborted = XoromailError(
+                        f"stopped the batch: {result.reply}; the remaining messages were not sent",
+                        f"{result.hint}; re-running later sends only what is still missing",
+                        exit_code=ExitCode(result.exit_code or ExitCode.TEMPFAIL))
+                    break
         except XoromailError as error:
             summary.aborted = error
         finally:
@@ -156,48 +175,60 @@ class Sender:
         return in_flight
 
     def _due_again(self, previous: LedgerEntry) -> bool:
-        return self.resend_after is not None and previous.updated_at <= now() - self.resend_after
+        """Due once `resend_after` has passed, less a grace (5%, at most an hour) for cron's jitter."""
+        if self.resend_after is None:
+            return False
+        grace = min(self.resend_after * 0.05, timedelta(hours=1))
+        return previous.created_at <= now() - self.resend_after + grace
 
     def _deliver(self, job: SendJob, envelope: Envelope, key: str) -> MessageResult:
         assert self.transport is not None
-        transport = self.transport
         attempt = 0
         while True:
             attempt += 1
             entry: list[int] = []
-            in_flight = self._marker(entry, job, envelope, key)
-            try:
-                if not self._connected:
-                    transport.open()
-                    self._connected = True
-                delivery = transport.send(envelope, before_data=in_flight)
-            except StageFailedError as error:
-                self._connected = False
-                if error.exit_code != ExitCode.TEMPFAIL or attempt > self.retries:
-                    raise
-                delivery = Delivery("temporary", error.message, exit_code=int(error.exit_code), hint=error.hint)
-            except OSError as exc:  # smtplib's errors are OSErrors too: the connection is gone
-                self._connected = False
-                transport.close()
-                delivery = Delivery("temporary", f"connection lost: {exc or type(exc).__name__}",
-                                    exit_code=int(ExitCode.TEMPFAIL),
-                                    hint="the server dropped the connection; it is retried")
+            delivery = self._attempt(envelope, self._marker(entry, job, envelope, key), attempt)
+            retry = delivery.status == "temporary" and attempt <= self.retries and not delivery.stops_batch
             if self.ledger is not None:
                 if entry:
                     self.ledger.finish(entry[0], delivery.status, delivery.reply)
-                elif delivery.status == "failed":
+                elif not retry:
                     self.ledger.record(self.profile.name, self.event.name, key, envelope.recipients,
-                                       envelope.message_id, job.row or None, "failed", delivery.reply)
-            if delivery.status == "temporary" and attempt <= self.retries:
+                                       envelope.message_id, job.row or None, delivery.status, delivery.reply)
+            if retry:
                 if delivery.reply.startswith("421"):
-                    self._connected = False
-                    transport.close()
+                    self._disconnect()
                 self.backoff.pause(attempt - 1)
                 continue
-            refused = "; ".join(f"{address}: {reply}" for address, reply in delivery.refused.items())
-            reply = delivery.reply + (f" (refused: {refused})" if refused and delivery.ok else "")
-            return MessageResult(self.event.name, job.row, envelope.recipients, delivery.status, reply,
-                                 envelope.message_id, delivery.hint, delivery.exit_code, attempt, key)
+            status, reply, exit_code = delivery.status, delivery.reply, delivery.exit_code
+            if delivery.ok and delivery.refused:
+                refused = "; ".join(f"{address}: {text}" for address, text in delivery.refused.items())
+                status, reply, exit_code = "partial", f"{reply} (refused: {refused})", int(ExitCode.DATAERR)
+            return MessageResult(self.event.name, job.row, envelope.recipients, status, reply, envelope.message_id,
+                                 delivery.hint, exit_code, attempt, key, stops_batch=delivery.stops_batch)
+
+    def _attempt(self, envelope: Envelope, in_flight: Callable[[], None], attempt: int) -> Delivery:
+        """One try: (re)connect if needed, then send. Lost connections come back as temporary."""
+        assert self.transport is not None
+        try:
+            if not self._connected:
+                self.transport.open()
+                self._connected = True
+            return self.transport.send(envelope, before_data=in_flight)
+        except StageFailedError as error:
+            self._disconnect()
+            if error.exit_code != ExitCode.TEMPFAIL or attempt > self.retries:
+                raise
+            return Delivery("temporary", error.message, exit_code=int(error.exit_code), hint=error.hint)
+        except OSError as exc:  # smtplib's errors are OSErrors too: the connection is gone
+            self._disconnect()
+            return Delivery("temporary", f"connection lost: {exc or type(exc).__name__}",
+                            exit_code=int(ExitCode.TEMPFAIL), hint="the server dropped the connection; it is retried")
+
+    def _disconnect(self) -> None:
+        self._connected = False
+        if self.transport is not None:
+            self.transport.close()
 
 
 def quota_warnings(profile: Profile, ledger: Ledger | None, messages: int, recipients: int,

@@ -81,7 +81,7 @@ def send(
         if to or cc or bcc or attach:
             raise UsageError("--to, --cc, --bcc and --attach go in the batch file's columns, not beside --batch",
                              "add them as columns: to, cc, bcc, attach")
-        source = dispatch.BatchSource(spec, batch, defaults, skip_invalid, header_variables)
+        source = dispatch.BatchSource(spec, batch, defaults, skip_invalid, header_variables, reply_to)
         source.check()
         total = source.total + source.invalid_count
         planned_recipients = source.recipients
@@ -171,11 +171,10 @@ class _Printer:
             return
         if not problem and result.status == "sent" and not self.single:
             return
-        where = f"row {result.row}: " if result.row else ""
-        who = ", ".join(result.recipients)
+        subject = ", ".join(filter(None, (f"row {result.row}" if result.row else "", ", ".join(result.recipients))))
         style = {"sent": "green", "skipped": "cyan", "failed": "red", "temporary": "yellow",
                  "invalid": "red", "interrupted": "yellow"}.get(result.status, "white")
-        line = f"[{style}]{result.status}[/] {escape(where + who)}: {escape(result.reply)}"
+        line = f"[{style}]{result.status}[/] {escape(subject)}: {escape(result.reply)}"
         console = err() if problem else out()
         console.print(line, soft_wrap=True)
         if result.hint and problem:

@@ -29,6 +29,8 @@ class Delivery:
     refused: dict[str, str] = field(default_factory=dict)
     exit_code: int = 0
     hint: str | None = None
+    stops_batch: bool = False
+    """True when every later message would fail the same way (quota reached, sender refused)."""
 
     @property
     def ok(self) -> bool:

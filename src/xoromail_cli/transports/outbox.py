@@ -31,7 +31,11 @@ class OutboxTransport:
     def send(self, envelope: Envelope, before_data: Callable[[], None] | None = None) -> Delivery:
         stem = _UNSAFE.sub("_", envelope.message_id.strip("<>")) or "message"
         path = self.folder / f"{stem}.eml"
-        atomic_write(path, envelope.data, mode=0o644)
+        try:
+            atomic_write(path, envelope.data, mode=0o644)
+        except OSError as exc:
+            raise NoInputError(f"cannot write {path}: {exc.strerror}",
+                               "check the outbox folder and free space") from None
         return Delivery("sent", f"written to {path}")
 
     def close(self) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from xoromail_cli.diagnostics import reply_failure, stage_failure
+from xoromail_cli.diagnostics import QUOTA_HINT, reply_failure, stage_failure
 from xoromail_cli.errors import ConfigError, ExitCode, StageFailedError
 from xoromail_cli.transports.base import Delivery, Envelope, StageCallback
 
@@ -207,8 +207,10 @@ class SmtpTransport:
     def _refusal(self, stage: str, code: int, reply: bytes | str) -> Delivery:
         failure = reply_failure(stage, code, _text(reply), self.settings.host)
         status = "temporary" if failure.exit_code == ExitCode.TEMPFAIL else "failed"
+        account_wide = failure.hint == QUOTA_HINT or (
+            stage == "mail from" and failure.exit_code in (ExitCode.NOPERM, ExitCode.PROTOCOL))
         return Delivery(status, failure.message.removeprefix("server replied: "),
-                        exit_code=int(failure.exit_code), hint=failure.hint)
+                        exit_code=int(failure.exit_code), hint=failure.hint, stops_batch=account_wide)
 
     @staticmethod
     def _reset(client: smtplib.SMTP) -> None:
