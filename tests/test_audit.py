@@ -6,7 +6,7 @@ import pytest
 
 from xoromail_cli.audit import parse_since
 from xoromail_cli.errors import UsageError
-from xoromail_cli.ledger import now
+from xoromail_cli.pacing import now
 
 
 def test_dates_and_durations_are_accepted() -> None:

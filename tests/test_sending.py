@@ -15,9 +15,9 @@ from xoromail_cli.batch import SendJob, make_job
 from xoromail_cli.config import Profile
 from xoromail_cli.errors import ExitCode
 from xoromail_cli.events import EVENTS
-from xoromail_cli.ledger import Ledger, now
+from xoromail_cli.ledger import Ledger
 from xoromail_cli.messages import Renderer
-from xoromail_cli.pacing import Backoff
+from xoromail_cli.pacing import Backoff, now
 from xoromail_cli.sending import MessageResult, Sender, idempotency_key, quota_warnings
 from xoromail_cli.transports.smtp import SmtpSettings, SmtpTransport
 

@@ -7,13 +7,15 @@ the value: any CR, LF or NUL in a value meant for a header is refused.
 from __future__ import annotations
 
 import re
-from email.errors import HeaderParseError
-from email.headerregistry import Address
 
 from xoromail_cli.errors import DataError
 
 _FORBIDDEN = re.compile(r"[\r\n\x00]")
 _LIST_SPLIT = re.compile(r"[;,]")
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*")
+"""The everyday dot-atom form; anything else goes through the `email` package's full RFC 5322 parser."""
 
 
 def check_header_value(field: str, value: str) -> str:
@@ -32,6 +34,11 @@ def parse_address(value: str, field: str = "address") -> str:
     text = value.strip()
     if text.startswith("<") and text.endswith(">"):
         text = text[1:-1].strip()
+    if _PLAIN_ADDRESS.fullmatch(text):
+        return text
+    from email.errors import HeaderParseError
+    from email.headerregistry import Address
+
     try:
         address = Address(addr_spec=text)
     except (HeaderParseError, ValueError, IndexError) as exc:

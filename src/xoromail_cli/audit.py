@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from xoromail_cli.errors import UsageError
-from xoromail_cli.ledger import now
-from xoromail_cli.pacing import parse_duration
+from xoromail_cli.pacing import now, parse_duration
 
 
 def parse_since(text: str) -> datetime:

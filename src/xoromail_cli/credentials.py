@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -103,6 +102,8 @@ def normalize_password(host: str, password: str) -> str:
 
 def run_password_command(command: str, timeout: float = 60.0) -> str:
     """Run the profile's command like msmtp's passwordeval; its first stdout line is the password."""
+    import subprocess
+
     try:
         result = subprocess.run(command, shell=True, capture_output=True, text=True,  # noqa: S602  # a user-written command line, by design
                                 timeout=timeout, check=False)

@@ -13,10 +13,11 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from xoromail_cli.errors import ConfigError, TemporaryError
+from xoromail_cli.pacing import now
 from xoromail_cli.paths import private_dir
 
 SCHEMA_VERSION = 1
@@ -61,10 +62,6 @@ class LedgerEntry:
                 "recipients": list(self.recipients), "message_id": self.message_id, "status": self.status,
                 "reply": self.reply, "row": self.row, "created_at": self.created_at.isoformat(),
                 "updated_at": self.updated_at.isoformat()}
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Ledger:

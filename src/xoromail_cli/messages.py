@@ -10,6 +10,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,7 +68,7 @@ class Renderer:
     def render(self, event: Event, variables: Mapping[str, Any], subject: str | None = None,
                extra: Mapping[str, Any] | None = None) -> Rendered:
         subject_template, text_template, html_template = self._templates(event)
-        context = {**dict.fromkeys(event.optional, ""), **self._profile_context(), **variables, **(extra or {})}
+        context = {**dict.fromkeys(event.optional, ""), **self._profile_context, **variables, **(extra or {})}
         from jinja2 import TemplateError, UndefinedError
 
         try:
@@ -91,6 +92,7 @@ class Renderer:
         environment = self._environment(html=False)
         return frozenset(meta.find_undeclared_variables(environment.parse(source)))
 
+    @cached_property
     def _profile_context(self) -> dict[str, Any]:
         p = self.profile
         return {"company_name": p.company_name or p.display_name, "sender_name": p.display_name,

@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xoromail_cli.batch import InvalidRow, SendJob
 from xoromail_cli.config import Profile
 from xoromail_cli.errors import ExitCode, StageFailedError, UsageError, XoromailError
 from xoromail_cli.events import Event
-from xoromail_cli.ledger import Ledger, LedgerEntry, now
 from xoromail_cli.messages import Rendered, Renderer, compose
-from xoromail_cli.pacing import Backoff, RateLimiter
+from xoromail_cli.pacing import Backoff, RateLimiter, now
 from xoromail_cli.transports.base import Delivery, Envelope, Transport
+
+if TYPE_CHECKING:
+    from xoromail_cli.ledger import Ledger, LedgerEntry  # sqlite3 loads only when a ledger is used
 
 
 @dataclass

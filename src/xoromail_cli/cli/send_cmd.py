@@ -60,8 +60,6 @@ def send(
     from xoromail_cli import batch as batches
     from xoromail_cli import config, credentials, dispatch, events, transports
     from xoromail_cli.errors import UsageError
-    from xoromail_cli.ledger import Ledger
-    from xoromail_cli.locking import ProfileLock
     from xoromail_cli.messages import Renderer
     from xoromail_cli.pacing import Backoff, RateLimiter, parse_duration
     from xoromail_cli.sending import Sender, quota_warnings
@@ -99,6 +97,9 @@ def send(
         ledger = None
         transport = None
         if real:
+            from xoromail_cli.ledger import Ledger
+            from xoromail_cli.locking import ProfileLock
+
             stack.enter_context(ProfileLock(dispatch.lock_path(profile), wait))
             ledger = stack.enter_context(Ledger(dispatch.ledger_path(profile)))
             for warning in quota_warnings(profile, ledger, total, planned_recipients):
