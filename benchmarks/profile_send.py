@@ -74,7 +74,7 @@ def send_batch(profile: Profile, spec: Event, batch: Path, ledger: Ledger) -> in
 def cumulative(stats: pstats.Stats, suffix: str, name: str) -> tuple[float, int]:
     """Cumulative seconds and calls of every function called `name` in a file ending with `suffix`."""
     seconds, calls = 0.0, 0
-    table: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
+    table: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]  # pstats keeps its table untyped
     for (filename, _, function), (_, primitive_calls, _, cum, _) in table.items():
         if function == name and filename.endswith(suffix):
             seconds += cum

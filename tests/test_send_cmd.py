@@ -201,3 +201,39 @@ def test_skipped_invalid_rows_are_reported_once_with_their_row(
     result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch",
                                  str(csv_batch(tmp_path / "r.csv", 3, bad_row=2)), "--skip-invalid", "--dry-run"])
     assert "invalid row 3: to 'broken-address' is not a valid email address" in result.output
+
+
+def test_sending_over_smtp_loads_no_other_transport_library(
+        smtp_server: ServerFactory, tls: TLSFiles, config_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    server = smtp_server()
+    configure(config_path, server, tls)
+    code = ("import sys\nfrom xoromail_cli.cli import app\n"
+            "try:\n    app(sys.argv[1:])\nexcept SystemExit as stop:\n    code = stop.code\n"
+            "heavy = {'exchangelib', 'google', 'msal', 'aiosmtpd', 'keyring'}\n"
+            "print(code, sorted(m for m in sys.modules if m.split('.')[0] in heavy), file=sys.stderr)\n")
+    completed = subprocess.run(
+        [sys.executable, "-c", code, "send", "--event", "overdue-invoice", "--to", "a@x.test", *OVERDUE],
+        env={**os.environ, "XOROMAIL_CONFIG": str(config_path), "XOROMAIL_PASSWORD": PASSWORD},
+        capture_output=True, text=True, timeout=60, check=True)
+    assert completed.stderr.strip().splitlines()[-1] == "0 []"
+    assert len(server.messages) == 1
+
+
+def test_a_batch_at_a_terminal_shows_progress_then_the_summary(
+        smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    import os
+
+    from tests.terminal import Terminal
+
+    server = smtp_server()
+    configure(config_path, server, tls)
+    term = Terminal(["send", "--event", "overdue-invoice", "--batch", str(csv_batch(tmp_path / "r.csv", 300))],
+                    {**os.environ, "XOROMAIL_CONFIG": str(config_path), "XOROMAIL_PASSWORD": PASSWORD})
+    assert term.wait() == 0, term.text
+    assert "sending" in term.text and "/300" in term.text
+    assert "overdue-invoice: 300 sent, 0 failed, 0 skipped" in term.text
+    assert len(server.messages) == 300

@@ -123,7 +123,7 @@ class Renderer:
             from jinja2 import Environment, StrictUndefined
 
             # Plain-text parts must not be HTML-escaped; only the HTML part is (S701 is about HTML).
-            environment = Environment(undefined=StrictUndefined, autoescape=html,  # noqa: S701
+            environment = Environment(undefined=StrictUndefined, autoescape=html,  # noqa: S701  # see above
                                       keep_trailing_newline=True)
             currency = self.profile.currency
             environment.filters["money"] = lambda value: format_money(value, currency)
