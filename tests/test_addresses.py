@@ -22,3 +22,9 @@ def test_address_list_splits_on_semicolons_and_commas() -> None:
 def test_invalid_addresses_are_data_errors(value: str) -> None:
     with pytest.raises(DataError):
         parse_address(value, "--to")
+
+
+def test_international_domains_are_sent_as_idna_and_local_parts_must_be_ascii() -> None:
+    assert parse_address("a@bücher.de") == "a@xn--bcher-kva.de"
+    with pytest.raises(DataError, match="non-ASCII characters"):
+        parse_address("jörg@example.de")

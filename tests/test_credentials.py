@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import keyring
 import pytest
 
@@ -62,7 +64,12 @@ def test_gmail_app_password_spaces_are_removed_only_for_gmail() -> None:
     assert credentials.normalize_password("smtp.gmail.com", "my real password x") == "my real password x"
 
 
-def test_deleting_a_missing_entry_reports_false() -> None:
-    assert credentials.delete_password("nobody") is False
-    credentials.store_password("someone", "x")
-    assert credentials.delete_password("someone") is True
+def test_a_damaged_keyring_file_is_reported_without_its_contents(isolated_environment: Path) -> None:
+    credentials.store_password("default", "s3cret")
+    keyring_file = next((isolated_environment / "data").rglob("keyring_pass.cfg"))
+    keyring_file.write_text("=c2VjcmV0cHc=\nnot an ini file\n")
+    with pytest.raises(KeyringUnavailableError) as caught:
+        credentials.resolve_password(PROFILE)
+    shown = caught.value.message + (caught.value.hint or "")
+    assert "c2VjcmV0cHc" not in shown and "s3cret" not in shown
+    assert caught.value.exit_code == ExitCode.CONFIG

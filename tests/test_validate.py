@@ -89,3 +89,14 @@ def test_the_ca_file_adds_to_the_system_store_rather_than_replacing_it(tls: TLSF
 
     system = len(ssl.create_default_context().get_ca_certs())
     assert len(tls_context(str(tls.ca_file)).get_ca_certs()) == system + 1
+
+
+def test_a_non_ascii_password_signs_in_as_utf8(smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    from tests.conftest import accepting_authenticator
+
+    server = smtp_server(authenticator=accepting_authenticator(password="pässwörd-€"))
+    report = validate.run(profile_for(server, tls), lambda: "pässwörd-€")
+    assert report.ok, report.to_json()
+    wrong = validate.run(profile_for(server, tls), lambda: "wröng")
+    assert wrong.exit_code == ExitCode.NOPERM
+    assert "wröng" not in str(wrong.to_json())

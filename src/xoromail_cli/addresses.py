@@ -42,12 +42,24 @@ def parse_address(value: str, field: str = "address") -> str:
     try:
         address = Address(addr_spec=text)
     except (HeaderParseError, ValueError, IndexError) as exc:
-        raise DataError(f"{field} {value!r} is not a valid email address ({exc})",
-                        "write it as name@example.com") from None
+        hint = ("addresses with non-ASCII characters before the @ need SMTPUTF8, which xoromail does not send"
+                if not text.partition("@")[0].isascii() else "write it as name@example.com")
+        raise DataError(f"{field} {value!r} is not a valid email address ({str(exc).rstrip(')')})", hint) from None
     if not address.username or not address.domain or " " in text:
         raise DataError(f"{field} {value!r} is not a valid email address",
                         "write it as name@example.com")
-    return address.addr_spec
+    if address.domain.isascii():
+        return str(address.addr_spec)
+    return f"{address.username}@{_ascii_domain(address.domain, field, value)}"
+
+
+def _ascii_domain(domain: str, field: str, value: str) -> str:
+    """bücher.de → xn--bcher-kva.de: what the wire (and smtplib) can carry."""
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise DataError(f"{field} {value!r} has a domain that is not a valid international name",
+                        "check the part after the @") from None
 
 
 def parse_address_list(value: str, field: str = "address") -> list[str]:

@@ -39,7 +39,10 @@ def ensure_keyring_usable() -> None:
     import keyring
     from keyring.backends import chainer, fail
 
-    backend = keyring.get_keyring()
+    try:
+        backend = keyring.get_keyring()
+    except Exception as exc:  # noqa: BLE001  # any backend failure; its text may quote the secret
+        raise _keyring_failure("load", exc) from None
     empty_chain = isinstance(backend, chainer.ChainerBackend) and not backend.backends
     if isinstance(backend, fail.Keyring) or empty_chain:
         raise KeyringUnavailableError("no usable OS keyring backend was found to store the password",
@@ -48,25 +51,18 @@ def ensure_keyring_usable() -> None:
 
 def store_password(profile_name: str, password: str) -> None:
     import keyring
-    from keyring.errors import KeyringError
 
     ensure_keyring_usable()
     try:
         keyring.set_password(KEYRING_SERVICE, profile_name, password)
-    except KeyringError as exc:
-        raise KeyringUnavailableError(f"the keyring refused to store the password ({type(exc).__name__})",
-                                      NO_KEYRING_HINT) from None
+    except Exception as exc:  # noqa: BLE001  # any backend failure; its text may quote the secret
+        raise _keyring_failure("store the password in", exc) from None
 
 
-def delete_password(profile_name: str) -> bool:
-    import keyring
-    from keyring.errors import KeyringError, PasswordDeleteError
-
-    try:
-        keyring.delete_password(KEYRING_SERVICE, profile_name)
-    except (PasswordDeleteError, KeyringError):
-        return False
-    return True
+def _keyring_failure(action: str, exc: BaseException) -> KeyringUnavailableError:
+    """Name the failure by its type only: backends put stored lines, even secrets, into their messages."""
+    return KeyringUnavailableError(f"could not {action} the OS keyring ({type(exc).__name__})",
+                                   "check or repair the keyring backend; " + NO_KEYRING_HINT)
 
 
 def password_source(profile: Profile) -> PasswordSource:
@@ -121,9 +117,11 @@ def run_password_command(command: str, timeout: float = 60.0) -> str:
 
 def _keyring_password(profile_name: str) -> str | None:
     import keyring
-    from keyring.errors import KeyringError
+    from keyring.errors import NoKeyringError
 
     try:
         return keyring.get_password(KEYRING_SERVICE, profile_name)
-    except KeyringError:
+    except NoKeyringError:
         return None
+    except Exception as exc:  # noqa: BLE001  # any backend failure; its text may quote the secret
+        raise _keyring_failure("read", exc) from None

@@ -6,6 +6,7 @@ smtplib verifies nothing unless given a context (CPython issue #91826), so every
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import smtplib
 import socket
@@ -78,6 +79,24 @@ class _Client(smtplib.SMTP):
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         return self._ready_socket
 
+    def login_utf8(self, user: str, password: str) -> None:
+        """smtplib encodes credentials as ASCII; RFC 4616 (PLAIN) carries UTF-8, so do that ourselves."""
+        if user.isascii() and password.isascii():
+            self.login(user, password)
+            return
+        mechanisms = self.esmtp_features.get("auth", "").upper().split()
+        if "PLAIN" in mechanisms:
+            token = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode("ascii")
+            code, reply = self.docmd("AUTH", f"PLAIN {token}")
+        elif "LOGIN" in mechanisms:
+            code, reply = self.docmd("AUTH", "LOGIN " + base64.b64encode(user.encode()).decode("ascii"))
+            if code == 334:
+                code, reply = self.docmd(base64.b64encode(password.encode()).decode("ascii"))
+        else:
+            raise smtplib.SMTPNotSupportedError("SMTP AUTH extension not supported by server.")
+        if code not in (235, 503):
+            raise smtplib.SMTPAuthenticationError(code, reply)
+
 
 def _tls_detail(sock: socket.socket | None, host: str) -> str:
     if isinstance(sock, ssl.SSLSocket):
@@ -122,7 +141,7 @@ def connect(settings: SmtpSettings, password: str | None,
             stage = "auth"
             if password is None:
                 raise ConfigError("no password available", "run `xoromail setup` or set $XOROMAIL_PASSWORD")
-            client.login(settings.username, password)
+            client.login_utf8(settings.username, password)
             report("auth", f"signed in as {settings.username}")
         return client
     except (ConfigError, StageFailedError):
