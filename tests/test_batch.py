@@ -96,3 +96,19 @@ def test_vars_and_data_parse(tmp_path: Path) -> None:
         load_data(str(write(tmp_path / "l.json", "[1]")))
     with pytest.raises(NoInputError):
         load_data(str(tmp_path / "none.json"))
+
+
+def test_a_repeated_column_is_refused_rather_than_dropping_a_recipient(tmp_path: Path) -> None:
+    path = write(tmp_path / "r.csv", "to,to,customer_name,order_number\na@x.test,b@x.test,A,1\n")
+    with pytest.raises(DataError, match="to appear more than once"):
+        next(jobs_from_file(EVENT, path, {}))
+
+
+def test_json_lines_with_odd_values_are_invalid_rows_or_data_errors(tmp_path: Path) -> None:
+    path = write(tmp_path / "r.jsonl", json.dumps({"to": "a@x.test", "customer_name": "A", "order_number": "1",
+                                                   "reply_to": ["x@y.test"]}) + "\n")
+    [bad] = list(jobs_from_file(EVENT, path, {}))
+    assert isinstance(bad, InvalidRow) and "reply_to must be one address" in bad.error.message
+    huge = write(tmp_path / "h.jsonl", '{"to": "a@x.test", "order_number": ' + "9" * 5000 + "}\n")
+    with pytest.raises(DataError, match="line 1"):
+        next(jobs_from_file(EVENT, huge, {}))

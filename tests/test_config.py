@@ -123,3 +123,10 @@ def test_an_invalid_rate_is_a_config_error_with_its_line(config_path: Path) -> N
     write(config_path, GOOD.replace('display_name = "Company Billing"', 'display_name = "B"\nrate = "fast"'))
     with pytest.raises(ConfigError, match=r":7: profile 'default': rate 'fast'"):
         config.load(config_path)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "86400"])
+def test_timeouts_must_be_finite_and_sensible(config_path: Path, value: str) -> None:
+    write(config_path, GOOD.replace("port = 587", f"port = 587\ntimeout = {value}"))
+    with pytest.raises(ConfigError, match=r"timeout .* must be between 0 and 3600 seconds"):
+        config.load(config_path)

@@ -39,3 +39,8 @@ def test_path_follows_option_then_environment_then_platform(runner: CliRunner, t
     assert from_env.stdout.strip() == str(tmp_path / "e.toml")
     default = runner.invoke(app, ["config", "path"]).stdout.strip()
     assert default == str(isolated_environment / "config" / "xoromail" / "config.toml")
+
+
+def test_profile_names_that_could_escape_the_state_folder_are_refused(runner: CliRunner, config_path: Path) -> None:
+    result = runner.invoke(app, ["--config", str(config_path), "--profile", "../../etc/x", "config", "show"])
+    assert result.exit_code == 2 and "profile name '../../etc/x' is not allowed" in result.output

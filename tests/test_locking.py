@@ -36,3 +36,11 @@ def test_same_process_second_lock_object_also_waits_then_fails(tmp_path: Path) -
     with ProfileLock(path), pytest.raises(TemporaryError, match="another xoromail run") as caught:
         ProfileLock(path, wait=0.05).acquire()
     assert "--wait SECONDS" in (caught.value.hint or "")
+
+
+def test_a_lock_folder_that_is_a_file_is_a_config_error(tmp_path: Path) -> None:
+    from xoromail_cli.errors import ConfigError
+
+    (tmp_path / "locks").write_text("not a folder")
+    with pytest.raises(ConfigError, match="cannot create the lock file"):
+        ProfileLock(tmp_path / "locks" / "default.lock").acquire()

@@ -147,7 +147,7 @@ def test_custom_templates_override_file_by_file(tmp_path: Path) -> None:
 def test_custom_template_with_an_undefined_variable_is_an_error_not_blank(tmp_path: Path) -> None:
     (tmp_path / "order-release").mkdir()
     (tmp_path / "order-release" / "body.txt").write_text("Hi {{ customer_nam }}")
-    with pytest.raises(DataError, match="undefined variable"):
+    with pytest.raises(ConfigError, match="'customer_nam' is undefined"):
         Renderer(PROFILE, tmp_path).render(EVENTS["order-release"], {"customer_name": "a", "order_number": "9"})
 
 
@@ -195,3 +195,26 @@ def test_reply_to_override_is_what_templates_see(tmp_path: Path) -> None:
                                  reply_to="desk@company.test")
     assert rendered.text == "Reply to desk@company.test"
     assert b"Reply-To: desk@company.test" in envelope.data
+
+
+@pytest.mark.parametrize(("subject", "body", "message"), [
+    ("{{ order_number | nosuchfilter }}", None, "No filter named 'nosuchfilter'"),
+    (None, "{{ 1 / 0 }}", "ZeroDivisionError"),
+    ("\udcff", None, None),
+])
+def test_broken_custom_templates_are_config_errors_naming_the_file(
+        tmp_path: Path, subject: str | None, body: str | None, message: str | None) -> None:
+    folder = tmp_path / "order-release"
+    folder.mkdir()
+    if subject == "\udcff":
+        (folder / "subject.txt").write_bytes(b"\xff\xfe not utf-8")
+    elif subject is not None:
+        (folder / "subject.txt").write_text(subject)
+    if body is not None:
+        (folder / "body.txt").write_text(body)
+    renderer = Renderer(PROFILE, tmp_path)
+    step = renderer.subject_variables if body is None else (
+        lambda event: renderer.render(event, {"customer_name": "a", "order_number": "1"}))
+    with pytest.raises(ConfigError) as caught:
+        step(EVENTS["order-release"])
+    assert message is None or message in caught.value.message

@@ -64,3 +64,14 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
         ceiling = min(10.0, 2.0 ** attempt)
         assert ceiling / 2 <= delay <= ceiling
     assert delays[-1] <= 10.0
+
+
+@pytest.mark.parametrize("text", ["999999999999d", "100000w"])
+def test_absurd_durations_are_usage_errors_not_overflows(text: str) -> None:
+    with pytest.raises(UsageError, match="longer than ten years"):
+        parse_duration(text)
+
+
+def test_a_rate_slower_than_one_an_hour_is_refused() -> None:
+    with pytest.raises(UsageError, match="slower than one message an hour"):
+        parse_rate("0.0000001/h")

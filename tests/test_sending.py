@@ -231,3 +231,17 @@ def test_an_idempotency_template_with_unknown_fields_is_refused_before_sending(
     job = jobs(1)[0]
     assert idempotency_key(EVENT, job, "{invoice_number}-{days_overdue}") == (
         "overdue-invoice:INV-1-:customer1@client.test")
+
+
+@pytest.mark.parametrize("template", ["{invoice_number:d}", "{invoice_number!r}", "no fields", "{0}"])
+def test_key_templates_take_plain_fields_only(template: str) -> None:
+    from xoromail_cli.errors import UsageError
+    from xoromail_cli.sending import check_key_template
+
+    with pytest.raises(UsageError):
+        check_key_template(EVENT, template)
+
+
+def test_recipient_case_does_not_change_the_key() -> None:
+    lower, upper = jobs(1)[0], make_job(EVENT, 1, to=["Customer1@Client.TEST"], variables=jobs(1)[0].variables)
+    assert idempotency_key(EVENT, lower) == idempotency_key(EVENT, upper)

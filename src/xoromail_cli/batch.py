@@ -59,6 +59,8 @@ def load_data(source: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise DataError(f"--data {source}: invalid JSON at line {exc.lineno}: {exc.msg}",
                         "it must be one JSON object of variables") from None
+    except ValueError as exc:
+        raise DataError(f"--data {source}: {exc}", "quote very long numbers as strings") from None
     if not isinstance(data, dict):
         raise DataError(f"--data {source} must hold a JSON object, not {type(data).__name__}",
                         'e.g. {"customer_name": "ACME", "invoice_number": "INV-1"}')
@@ -135,6 +137,8 @@ def _json_lines(path: Path, handle: TextIO) -> Iterator[tuple[int, dict[str, Any
             value = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path} line {number}: invalid JSON: {exc.msg}", "one JSON object per line") from None
+        except ValueError as exc:  # e.g. an integer longer than Python converts
+            raise DataError(f"{path} line {number}: {exc}", "quote very long numbers as strings") from None
         if not isinstance(value, dict):
             raise DataError(f"{path} line {number}: expected a JSON object", "one JSON object per line")
         yield number, value
@@ -145,6 +149,10 @@ def _csv_rows(path: Path, handle: TextIO) -> Iterator[tuple[int, dict[str, Any]]
     if not reader.fieldnames or "to" not in reader.fieldnames:
         raise DataError(f"{path}: the header row has no 'to' column",
                         "the first row names the columns: to, cc, bcc, attach, then the event's variables")
+    repeated = sorted({name for name in reader.fieldnames if reader.fieldnames.count(name) > 1})
+    if repeated:
+        raise DataError(f"{path}: column(s) {', '.join(repeated)} appear more than once in the header row",
+                        "several addresses go in one 'to' cell, separated by ';'")
     for record in reader:
         if None in record:
             raise DataError(f"{path} line {reader.line_num}: more values than columns",
@@ -162,6 +170,8 @@ def jobs_from_file(event: Event, path: Path, defaults: Mapping[str, Any],
         fields = {name: row.pop(name, None) for name in RESERVED_COLUMNS}
         variables = {**defaults, **row}
         try:
+            if fields["reply_to"] is not None and not isinstance(fields["reply_to"], str):
+                raise DataError("reply_to must be one address", 'e.g. "reply_to": "desk@company.com"')
             yield make_job(event, number, to=_list(fields["to"]), cc=_list(fields["cc"]), bcc=_list(fields["bcc"]),
                            variables=variables, attach=_paths(fields["attach"]),
                            reply_to=fields["reply_to"] or reply_to, base_dir=base_dir,

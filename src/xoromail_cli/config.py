@@ -25,6 +25,7 @@ SERVICE_ALIASES = {"smtp": "smtp", "webmail": "smtp", "web-mail": "smtp"}
 NOT_YET_AVAILABLE = {"exchange": "Exchange (EWS)", "google": "Email services (Google sign-in)"}
 SECURITY_MODES = ("starttls", "ssl", "none")
 SETUP_HINT = "run `xoromail setup` to create it"
+MAX_TIMEOUT = 3600.0
 
 
 @dataclass(frozen=True)
@@ -190,8 +191,8 @@ def validate_profile(profile: Profile) -> Profile:
                         "use starttls for port 587, ssl for port 465")
     if profile.service not in SERVICES:
         normalize_service(profile.service)
-    if profile.timeout <= 0:
-        raise DataError(f"timeout {profile.timeout} must be positive", "e.g. timeout = 30")
+    if not 0 < profile.timeout <= MAX_TIMEOUT:
+        raise DataError(f"timeout {profile.timeout} must be between 0 and {MAX_TIMEOUT:g} seconds", "e.g. timeout = 30")
     if profile.rate:
         from xoromail_cli.pacing import parse_rate
 

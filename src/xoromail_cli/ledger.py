@@ -73,7 +73,8 @@ class Ledger:
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
             self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(f"cannot open the ledger {path}: {exc}", "check the folder's permissions") from None
+            raise ConfigError(f"cannot open the ledger {path}: {getattr(exc, 'strerror', None) or exc}",
+                              "check the state folder (or the profile's `ledger` setting)") from None
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous}")

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from xoromail_cli.errors import TemporaryError
+from xoromail_cli.errors import ConfigError, TemporaryError
 from xoromail_cli.paths import private_dir
 
 
@@ -21,8 +21,12 @@ class ProfileLock:
         self._handle: IO[str] | None = None
 
     def acquire(self) -> None:
-        private_dir(self.path.parent)
-        handle = self.path.open("a+", encoding="utf-8")
+        try:
+            private_dir(self.path.parent)
+            handle = self.path.open("a+", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot create the lock file {self.path}: {exc.strerror}",
+                              "check the state folder (or the profile's `ledger` setting)") from None
         deadline = time.monotonic() + self.wait
         while True:
             try:

@@ -7,15 +7,15 @@ folder overrides the built-ins file by file (`<event>/subject.txt`, `body.txt`, 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from xoromail_cli.addresses import check_header_value
-from xoromail_cli.errors import ConfigError, DataError
+from xoromail_cli.errors import ConfigError, DataError, XoromailError
 from xoromail_cli.events import PROFILE_VARIABLES, Event
 from xoromail_cli.mime import Attachment, build_message, make_message_id
 from xoromail_cli.transports.base import Envelope
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 BUILTIN_TEMPLATES = Path(__file__).with_name("templates")
 TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html")
 _URL_VARIABLE = re.compile(r"(_link|_url)$")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,14 @@ class Rendered:
     subject: str
     text: str
     html: str
+
+
+@dataclass(frozen=True)
+class TemplateFile:
+    name: str
+    path: Path
+    custom: bool
+    source: str
 
 
 @dataclass(frozen=True)
@@ -69,28 +78,41 @@ class Renderer:
                extra: Mapping[str, Any] | None = None) -> Rendered:
         subject_template, text_template, html_template = self._templates(event)
         context = {**dict.fromkeys(event.optional, ""), **self._profile_context, **variables, **(extra or {})}
-        from jinja2 import TemplateError, UndefinedError
+        from jinja2 import UndefinedError
 
         try:
             rendered_subject = subject if subject is not None else subject_template.render(context)
             text = text_template.render(context)
             html = html_template.render(context)
         except UndefinedError as exc:
-            raise DataError(f"template for {event.name} uses an undefined variable: {exc.message}",
-                            "pass it with --var NAME=VALUE, or fix the custom template") from None
-        except TemplateError as exc:
-            raise ConfigError(f"template for {event.name} failed: {exc}", "fix the custom template") from None
+            raise ConfigError(f"a template of {event.name} uses a variable the event does not have: {exc.message}",
+                              f"{event.name} provides: {', '.join((*event.variables, *PROFILE_VARIABLES))}; "
+                              "fix the custom template") from None
+        except XoromailError:
+            raise
+        except Exception as exc:  # noqa: BLE001  # a user's template can fail in any way; name it, don't crash
+            raise ConfigError(f"a template of {event.name} failed: {type(exc).__name__}: {exc}",
+                              "fix the custom template, or delete it to use the built-in one") from None
         rendered_subject = rendered_subject.strip()
         check_header_value("subject", rendered_subject)
         return Rendered(rendered_subject, text, html)
+
+    def template_files(self, event: Event) -> list[TemplateFile]:
+        """What `templates show` displays: each file in use, whether it is the user's, and its text."""
+        files = []
+        for name in TEMPLATE_FILES:
+            path = self.template_source(event.name, name)
+            files.append(TemplateFile(name, path, path.parent.parent != BUILTIN_TEMPLATES,
+                                      self._guarded(path, lambda text: text)))
+        return files
 
     def subject_variables(self, event: Event) -> frozenset[str]:
         """Variables that end up in the Subject header: they must never hold a line break."""
         from jinja2 import meta
 
-        source = self.template_source(event.name, TEMPLATE_FILES[0]).read_text(encoding="utf-8")
         environment = self._environment(html=False)
-        return frozenset(meta.find_undeclared_variables(environment.parse(source)))
+        return self._guarded(self.template_source(event.name, TEMPLATE_FILES[0]),
+                             lambda text: frozenset(meta.find_undeclared_variables(environment.parse(text))))
 
     @cached_property
     def _profile_context(self) -> dict[str, Any]:
@@ -101,22 +123,29 @@ class Renderer:
 
     def _templates(self, event: Event) -> tuple[Template, Template, Template]:
         if event.name not in self._compiled:
-            from jinja2 import TemplateSyntaxError
-
-            compiled = []
-            for filename in TEMPLATE_FILES:
-                source = self.template_source(event.name, filename)
-                try:
-                    text = source.read_text(encoding="utf-8")
-                except (OSError, UnicodeDecodeError) as exc:
-                    raise ConfigError(f"cannot read template {source}: {exc}", "check the templates folder") from None
-                try:
-                    compiled.append(self._environment(html=filename.endswith(".html")).from_string(text))
-                except TemplateSyntaxError as exc:
-                    raise ConfigError(f"{source}:{exc.lineno}: template syntax error: {exc.message}",
-                                      "fix the template, or delete it to use the built-in one") from None
-            self._compiled[event.name] = (compiled[0], compiled[1], compiled[2])
+            subject, text, html = (self._compile(self.template_source(event.name, name), name.endswith(".html"))
+                                   for name in TEMPLATE_FILES)
+            self._compiled[event.name] = (subject, text, html)
         return self._compiled[event.name]
+
+    def _compile(self, source: Path, html: bool) -> Template:
+        return self._guarded(source, lambda text: self._environment(html).from_string(text))
+
+    @staticmethod
+    def _guarded(source: Path, build: Callable[[str], _T]) -> _T:
+        """Read a template file and build from it; every failure names the file (and line)."""
+        from jinja2 import TemplateSyntaxError
+
+        try:
+            text = source.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read template {source}: {exc}",
+                              "save it as UTF-8 text, or delete it to use the built-in one") from None
+        try:
+            return build(text)
+        except TemplateSyntaxError as exc:
+            raise ConfigError(f"{source}:{exc.lineno}: template syntax error: {exc.message}",
+                              "fix the template, or delete it to use the built-in one") from None
 
     def _environment(self, html: bool) -> Environment:
         if html not in self._environments:

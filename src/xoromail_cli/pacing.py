@@ -22,21 +22,31 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+MIN_RATE_PER_SECOND = 1 / 3600
+MAX_DURATION = timedelta(days=3660)
+
+
 def parse_rate(text: str) -> float:
     """`30/min`, `2/s`, `1000/h` or a bare number (per minute) → messages per second."""
     match = _RATE.match(text)
     if not match or float(match.group(1)) <= 0:
         raise UsageError(f"rate {text!r} is not like 30/min", "write N/s, N/min or N/h")
     unit = (match.group(2) or "min").lower()
-    return float(match.group(1)) / _UNIT_SECONDS[unit]
+    per_second = float(match.group(1)) / _UNIT_SECONDS[unit]
+    if per_second < MIN_RATE_PER_SECOND:
+        raise UsageError(f"rate {text!r} is slower than one message an hour", "e.g. 30/min or 1/h")
+    return per_second
 
 
 def parse_duration(text: str) -> timedelta:
-    """`7d`, `12h`, `30m`, `2w` → a timedelta."""
+    """`7d`, `12h`, `30m`, `2w` → a timedelta (at most about ten years)."""
     match = _DURATION.match(text)
     if not match:
         raise UsageError(f"duration {text!r} is not like 7d", "write a number and s, m, h, d or w, e.g. 7d")
-    return timedelta(seconds=float(match.group(1)) * _DURATION_SECONDS[match.group(2).lower()])
+    seconds = float(match.group(1)) * _DURATION_SECONDS[match.group(2).lower()]
+    if seconds > MAX_DURATION.total_seconds():
+        raise UsageError(f"duration {text!r} is longer than ten years", "e.g. 7d or 30d")
+    return timedelta(seconds=seconds)
 
 
 @dataclass

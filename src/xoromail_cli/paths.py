@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 APP_NAME = "xoromail"
@@ -46,5 +47,15 @@ def private_dir(folder: Path) -> Path:
     return folder
 
 
+_PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
 def profile_name(explicit: str | None = None) -> str:
-    return explicit or os.environ.get("XOROMAIL_PROFILE") or "default"
+    """The profile in use; its name also names files, so it is kept to letters, digits, `_`, `.` and `-`."""
+    name = explicit or os.environ.get("XOROMAIL_PROFILE") or "default"
+    if not _PROFILE_NAME.fullmatch(name):
+        from xoromail_cli.errors import UsageError
+
+        raise UsageError(f"profile name {name!r} is not allowed",
+                         "use letters, digits, '_', '.' and '-' (starting with a letter or digit)")
+    return name

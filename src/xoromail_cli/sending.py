@@ -76,9 +76,14 @@ def check_key_template(event: Event, template: str) -> None:
     from string import Formatter
 
     try:
-        fields = [name for _, name, _, _ in Formatter().parse(template) if name is not None]
+        parsed = [(name, spec, conversion) for _, name, spec, conversion in Formatter().parse(template)
+                  if name is not None]
     except ValueError as exc:
         raise UsageError(f"--idempotency-key {template!r}: {exc}", "write fields as {invoice_number}") from None
+    if any(spec or conversion for _, spec, conversion in parsed):
+        raise UsageError(f"--idempotency-key {template!r}: formats and conversions are not allowed",
+                         "write plain fields such as {invoice_number}-{due_date}")
+    fields = [name for name, _, _ in parsed]
     unknown = [name for name in fields if name not in event.variables]
     if unknown or not fields:
         raise UsageError(f"--idempotency-key {template!r} must use the event's variables"
@@ -92,7 +97,7 @@ def idempotency_key(event: Event, job: SendJob, template: str | None = None) -> 
         natural = template.format_map({name: job.variables.get(name) or "" for name in event.variables})
     else:
         natural = "/".join(str(job.variables.get(name, "")) for name in event.natural_key)
-    return f"{event.name}:{natural}:{','.join(sorted(job.recipients.envelope))}"
+    return f"{event.name}:{natural}:{','.join(sorted(a.lower() for a in job.recipients.envelope))}"
 
 
 @dataclass

@@ -33,7 +33,8 @@ def setup(
         metavar="CMD", help="Command that prints the password (stored instead of the password).")] = None,
     ca_file: Annotated[Path | None, typer.Option(
         metavar="PEM", help="CA certificate(s) to trust besides the system's.")] = None,
-    timeout: Annotated[float | None, typer.Option(metavar="SECONDS", min=0.1, help="Network timeout.")] = None,
+    timeout: Annotated[float | None, typer.Option(
+        metavar="SECONDS", min=0.1, max=3600.0, help="Network timeout.")] = None,
     company_name: Annotated[str | None, typer.Option(metavar="TEXT", help="Company name used in emails.")] = None,
     reply_to: Annotated[str | None, typer.Option(metavar="ADDR", help="Reply-To for event emails.")] = None,
     validate_to: Annotated[str | None, typer.Option(

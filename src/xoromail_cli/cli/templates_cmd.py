@@ -54,20 +54,17 @@ def show(
     from xoromail_cli import config
     from xoromail_cli.cli.console import out, print_json
     from xoromail_cli.events import get_event
-    from xoromail_cli.messages import TEMPLATE_FILES, Renderer
+    from xoromail_cli.messages import Renderer
 
     spec = get_event(event)
     state = state_of(ctx)
     profile = config.load(state.config_path).profiles.get(state.profile_name) or config.Profile(
         name="preview", email="sender@example.com", host="localhost", port=25)
-    renderer = Renderer(profile, _templates_dir(ctx))
-    sources = {name: renderer.template_source(spec.name, name) for name in TEMPLATE_FILES}
+    files = Renderer(profile, _templates_dir(ctx)).template_files(spec)
     data = {"event": spec.name, "erp_name": spec.erp_name, "purpose": spec.purpose,
             "required": list(spec.required), "optional": list(spec.optional), "key": list(spec.natural_key),
             "needs_attachment": spec.needs_attachment,
-            "templates": {name: {"path": str(path), "custom": not str(path).startswith(str(
-                Path(__file__).parents[1])), "source": path.read_text(encoding="utf-8")}
-                for name, path in sources.items()}}
+            "templates": {f.name: {"path": str(f.path), "custom": f.custom, "source": f.source} for f in files}}
     if as_json:
         print_json(data)
         return
@@ -75,13 +72,14 @@ def show(
 
     console = out()
     console.print(f"[bold]{spec.name}[/] — {escape(spec.erp_name)}: {escape(spec.purpose)}")
-    console.print(f"required: {', '.join(spec.required)}" + (" (+ at least one attachment)" if spec.needs_attachment
-                                                              else ""))
+    attachment = " (+ at least one attachment)" if spec.needs_attachment else ""
+    console.print(f"required: {', '.join(spec.required)}{attachment}")
     console.print(f"optional: {', '.join(spec.optional) or '—'}")
     console.print(f"unique by: {', '.join(spec.natural_key)} + recipients")
-    for name, path in sources.items():
-        console.print(f"\n[bold]{name}[/] [dim]({escape(str(path))})[/]")
-        console.print(escape(path.read_text(encoding="utf-8").rstrip("\n")), soft_wrap=True)
+    for file in files:
+        origin = "your template" if file.custom else "built-in"
+        console.print(f"\n[bold]{file.name}[/] [dim]({origin}: {escape(str(file.path))})[/]")
+        console.print(escape(file.source.rstrip("\n")), soft_wrap=True)
 
 
 @templates_app.command("export")

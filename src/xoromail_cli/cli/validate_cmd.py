@@ -13,7 +13,8 @@ def validate(
                                            help="Send the test message here (default: the account itself).")] = None,
     no_send: Annotated[bool, typer.Option("--no-send", help="Check everything up to sign-in; send nothing.")] = False,
     timeout: Annotated[float | None, typer.Option(
-        "--timeout", metavar="SECONDS", min=0.1, help="Network timeout per step (default: the profile's, 30).")] = None,
+        "--timeout", metavar="SECONDS", min=0.1, max=3600.0,
+        help="Network timeout per step (default: the profile's, 30).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")] = False,
 ) -> None:
     """Check the saved profile stage by stage and send a test message."""
