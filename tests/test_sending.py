@@ -245,3 +245,41 @@ def test_key_templates_take_plain_fields_only(template: str) -> None:
 def test_recipient_case_does_not_change_the_key() -> None:
     lower, upper = jobs(1)[0], make_job(EVENT, 1, to=["Customer1@Client.TEST"], variables=jobs(1)[0].variables)
     assert idempotency_key(EVENT, lower) == idempotency_key(EVENT, upper)
+
+
+def test_a_greylisted_recipient_is_retried_alone_and_nobody_gets_two_copies(
+        smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
+    class GreylistOnce(RefuseRecipient):
+        async def handle_RCPT(self, server: object, session: object, envelope: object, address: str,
+                              options: object) -> str:
+            if address == self.refused:
+                self.refused = ""
+                return "450 4.2.0 <late@client.test>: Recipient address rejected: Greylisted"
+            return await super().handle_RCPT(server, session, envelope, address, options)
+
+    server = smtp_server(handler=GreylistOnce("late@client.test"))
+    run, results = sender(profile_for(server, tls), ledger)
+    job = make_job(EVENT, 1, to=["early@client.test", "late@client.test"], variables=jobs(1)[0].variables)
+    summary = run.run([job])
+    assert results[0].status == "sent" and results[0].attempts == 2 and summary.exit_code == 0
+    assert [m.recipients for m in server.messages] == [["early@client.test"], ["late@client.test"]]
+    assert server.messages[0].data == server.messages[1].data
+
+
+def test_a_recipient_still_greylisted_after_the_retries_is_a_temporary_partial(
+        smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
+    class Greylist(RefuseRecipient):
+        async def handle_RCPT(self, server: object, session: object, envelope: object, address: str,
+                              options: object) -> str:
+            if address == self.refused:
+                return "450 4.2.0 Greylisted, try again later"
+            return await super().handle_RCPT(server, session, envelope, address, options)
+
+    server = smtp_server(handler=Greylist("late@client.test"))
+    run, results = sender(profile_for(server, tls), ledger, retries=2)
+    job = make_job(EVENT, 1, to=["early@client.test", "late@client.test"], variables=jobs(1)[0].variables)
+    summary = run.run([job])
+    assert results[0].status == "partial" and "late@client.test: 450" in results[0].reply
+    assert summary.exit_code == ExitCode.TEMPFAIL
+    assert [m.recipients for m in server.messages] == [["early@client.test"]]
+    assert [e.status for e in ledger.entries(failed=True)][-1] == "temporary"

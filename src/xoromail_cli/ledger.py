@@ -105,8 +105,8 @@ class Ledger:
         self.close()
 
     def last_sent(self, profile: str, key: str) -> LedgerEntry | None:
-        return self._query_one("SELECT * FROM messages WHERE profile = ? AND idem_key = ? AND status = 'sent' "
-                               "ORDER BY id DESC LIMIT 1", (profile, key))
+        return self._query_one("SELECT * FROM messages WHERE profile = ? AND idem_key = ? "
+                               "AND status IN ('sent', 'partial') ORDER BY id DESC LIMIT 1", (profile, key))
 
     def begin(self, profile: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
               row: int | None) -> int:
@@ -161,7 +161,7 @@ class Ledger:
             clauses.append("(',' || recipients || ',') LIKE ?")
             params.append(f"%,{to.lower()},%")
         if failed:
-            clauses.append("status IN ('failed', 'temporary', 'in_flight', 'interrupted') AND NOT EXISTS ("
+            clauses.append("status IN ('failed', 'temporary', 'partial', 'in_flight', 'interrupted') AND NOT EXISTS ("
                            "SELECT 1 FROM messages later WHERE later.profile = messages.profile AND "
                            "later.idem_key = messages.idem_key AND later.status = 'sent' AND later.id > messages.id)")
         sql = f"SELECT * FROM messages WHERE {' AND '.join(clauses)} ORDER BY id"  # noqa: S608  # clauses are ours

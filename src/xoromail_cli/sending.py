@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -69,6 +70,31 @@ class Summary:
         order = ("sent", "dry-run", "partial", "failed", "temporary", "skipped", "invalid", "interrupted")
         parts = [f"{self.count(s)} {s}" for s in order if self.count(s) or s in ("sent", "failed", "skipped")]
         return ", ".join(parts)
+
+
+class InFlight:
+    """Ledger bookkeeping of one attempt: in flight just before DATA, then settled with its outcome."""
+
+    def __init__(self, ledger: Ledger | None, profile: str, event: str, key: str, envelope: Envelope,
+                 row: int | None) -> None:
+        self._ledger, self._profile, self._event, self._key = ledger, profile, event, key
+        self._envelope, self._row = envelope, row
+        self.entry_id: int | None = None
+
+    def mark(self) -> None:
+        if self._ledger is not None:
+            self.entry_id = self._ledger.begin(self._profile, self._event, self._key, self._envelope.recipients,
+                                               self._envelope.message_id, self._row)
+
+    def settle(self, status: str, reply: str, *, record_refusal: bool) -> None:
+        """Close the in-flight row; an attempt refused before DATA is recorded once it is final."""
+        if self._ledger is None:
+            return
+        if self.entry_id is not None:
+            self._ledger.finish(self.entry_id, status, reply)
+        elif record_refusal:
+            self._ledger.record(self._profile, self._event, self._key, self._envelope.recipients,
+                                self._envelope.message_id, self._row, status, reply)
 
 
 def check_key_template(event: Event, template: str) -> None:
@@ -171,16 +197,6 @@ class Sender:
         self.rate.wait()
         return self._deliver(job, envelope, key)
 
-    def _marker(self, entry: list[int], job: SendJob, envelope: Envelope, key: str) -> Callable[[], None]:
-        """Marks the message in flight just before DATA; `entry` receives the ledger row's id."""
-
-        def in_flight() -> None:
-            if self.ledger is not None:
-                entry.append(self.ledger.begin(self.profile.name, self.event.name, key, envelope.recipients,
-                                               envelope.message_id, job.row or None))
-
-        return in_flight
-
     def _due_again(self, previous: LedgerEntry) -> bool:
         """Due once `resend_after` has passed, less a grace (5%, at most an hour) for cron's jitter."""
         if self.resend_after is None:
@@ -189,30 +205,43 @@ class Sender:
         return previous.created_at <= now() - self.resend_after + grace
 
     def _deliver(self, job: SendJob, envelope: Envelope, key: str) -> MessageResult:
-        assert self.transport is not None
+        """Send with retries; recipients refused with a 4xx are retried alone, never the ones that got it."""
+        pending, delivered, permanent = envelope, False, dict[str, str]()
         attempt = 0
         while True:
             attempt += 1
-            entry: list[int] = []
-            delivery = self._attempt(envelope, self._marker(entry, job, envelope, key), attempt)
-            retry = delivery.status == "temporary" and attempt <= self.retries and not delivery.stops_batch
-            if self.ledger is not None:
-                if entry:
-                    self.ledger.finish(entry[0], delivery.status, delivery.reply)
-                elif not retry:
-                    self.ledger.record(self.profile.name, self.event.name, key, envelope.recipients,
-                                       envelope.message_id, job.row or None, delivery.status, delivery.reply)
+            marker = InFlight(self.ledger, self.profile.name, self.event.name, key, pending, job.row or None)
+            delivery = self._attempt(pending, marker.mark, attempt)
+            delivered = delivered or delivery.ok
+            refused = dict(delivery.refused) if delivery.ok else (
+                delivery.refused or dict.fromkeys(pending.recipients, delivery.reply))
+            temporary = {a: r for a, r in refused.items() if r.startswith("4")} if delivery.ok else (
+                refused if delivery.status == "temporary" else {})
+            permanent.update({a: r for a, r in refused.items() if a not in temporary})
+            retry = bool(temporary) and attempt <= self.retries and not delivery.stops_batch
+            status = "partial" if delivery.ok and refused else delivery.status
+            marker.settle(status, delivery.reply, record_refusal=not retry)
             if retry:
+                if delivered:
+                    pending = dataclasses.replace(pending, recipients=tuple(temporary))
                 if delivery.reply.startswith("421"):
                     self._disconnect()
                 self.backoff.pause(attempt - 1)
                 continue
-            status, reply, exit_code = delivery.status, delivery.reply, delivery.exit_code
-            if delivery.ok and delivery.refused:
-                refused = "; ".join(f"{address}: {text}" for address, text in delivery.refused.items())
-                status, reply, exit_code = "partial", f"{reply} (refused: {refused})", int(ExitCode.DATAERR)
-            return MessageResult(self.event.name, job.row, envelope.recipients, status, reply, envelope.message_id,
-                                 delivery.hint, exit_code, attempt, key, stops_batch=delivery.stops_batch)
+            if not delivered:
+                return MessageResult(self.event.name, job.row, envelope.recipients, delivery.status, delivery.reply,
+                                     envelope.message_id, delivery.hint, delivery.exit_code, attempt, key,
+                                     stops_batch=delivery.stops_batch)
+            remaining = {**permanent, **temporary}
+            if not remaining:
+                return MessageResult(self.event.name, job.row, envelope.recipients, "sent", delivery.reply,
+                                     envelope.message_id, attempts=attempt, key=key)
+            listed = "; ".join(f"{address}: {text}" for address, text in remaining.items())
+            exit_code = ExitCode.TEMPFAIL if remaining.keys() <= temporary.keys() else ExitCode.DATAERR
+            return MessageResult(self.event.name, job.row, envelope.recipients, "partial",
+                                 f"delivered except to {listed}", envelope.message_id,
+                                 "the other recipients got it; send to these again once the cause is fixed",
+                                 int(exit_code), attempt, key)
 
     def _attempt(self, envelope: Envelope, in_flight: Callable[[], None], attempt: int) -> Delivery:
         """One try: (re)connect if needed, then send. Lost connections come back as temporary."""
