@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from xoromail_cli.batch import InvalidRow, SendJob, check_batch, jobs_from_file, load_data, make_job, parse_var
-from xoromail_cli.errors import DataError, ExitCode, NoInputError
+from xoromail_cli.errors import DataError, ExitCode, NoInputError, UsageError
 from xoromail_cli.events import EVENTS
 
 EVENT = EVENTS["order-release"]
@@ -89,7 +89,7 @@ def test_rows_are_streamed_not_loaded(tmp_path: Path) -> None:
 
 def test_vars_and_data_parse(tmp_path: Path) -> None:
     assert parse_var("a=b=c") == ("a", "b=c")
-    with pytest.raises(DataError):
+    with pytest.raises(UsageError):
         parse_var("novalue")
     assert load_data(str(write(tmp_path / "d.json", '{"x": "1"}'))) == {"x": "1"}
     with pytest.raises(DataError, match="JSON object"):

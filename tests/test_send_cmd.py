@@ -237,3 +237,13 @@ def test_a_batch_at_a_terminal_shows_progress_then_the_summary(
     assert "sending" in term.text and "/300" in term.text
     assert "overdue-invoice: 300 sent, 0 failed, 0 skipped" in term.text
     assert len(server.messages) == 300
+
+
+def test_an_outbox_that_cannot_be_written_is_exit_73(runner: CliRunner, tls: TLSFiles, config_path: Path,
+                                                     tmp_path: Path) -> None:
+    base = configure(config_path, None, tls)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "a@x.test", *OVERDUE,
+                                 "--outbox", str(blocker / "out")])
+    assert result.exit_code == 73 and "cannot create outbox folder" in result.output

@@ -161,3 +161,17 @@ def test_wizard_says_exchange_is_not_yet_available_and_asks_again(config_path: P
     term.answer("Password", "pw")
     assert term.wait() == 0, term.text
     assert "SMTP AUTH off by default at the end of December 2026" in term.text.replace("\r\n", " ").replace("\n", " ")
+
+
+def test_a_new_password_replaces_a_stored_password_command(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path) -> None:
+    server = smtp_server()
+    args = setup_args(config_path, server.port, tls)
+    args.remove("--password-stdin")
+    assert runner.invoke(app, [*args, "--password-command", "echo wrong-one"], input="").exit_code == 77
+    assert runner.invoke(app, [*args, "--password-command", "echo wrong", "--no-validate"]).exit_code == 0
+    result = runner.invoke(app, ["--config", str(config_path), "setup", "--password-stdin"], input=PASSWORD + "\n")
+    assert result.exit_code == 0, result.output
+    assert load(config_path).profiles["default"].password_command is None
+    both = runner.invoke(app, [*args, "--password-stdin", "--password-command", "x"], input="pw\n")
+    assert both.exit_code == 2 and "exclude each other" in both.output

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
 from xoromail_cli import validate
 from xoromail_cli.errors import ConfigError, ExitCode
@@ -79,7 +81,7 @@ def test_json_shape_has_ok_stage_hint_and_stages(smtp_server: ServerFactory, tls
 
 def test_a_missing_ca_file_fails_once_at_the_config_stage(smtp_server: ServerFactory, tls: TLSFiles) -> None:
     report = validate.run(profile_for(smtp_server(), tls, ca_file="/nonexistent/ca.pem"), lambda: PASSWORD)
-    assert names(report) == ["config"] and report.exit_code == ExitCode.CONFIG
+    assert names(report) == ["config"] and report.exit_code == ExitCode.NOINPUT
 
 
 def test_the_ca_file_adds_to_the_system_store_rather_than_replacing_it(tls: TLSFiles) -> None:
@@ -100,3 +102,11 @@ def test_a_non_ascii_password_signs_in_as_utf8(smtp_server: ServerFactory, tls: 
     wrong = validate.run(profile_for(server, tls), lambda: "wröng")
     assert wrong.exit_code == ExitCode.NOPERM
     assert "wröng" not in str(wrong.to_json())
+
+
+def test_a_ca_file_without_certificates_is_a_config_error(smtp_server: ServerFactory, tls: TLSFiles,
+                                                          tmp_path: Path) -> None:
+    bogus = tmp_path / "ca.pem"
+    bogus.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    report = validate.run(profile_for(smtp_server(), tls, ca_file=str(bogus)), lambda: PASSWORD)
+    assert report.exit_code == ExitCode.CONFIG and "no usable PEM" in (report.failed.detail if report.failed else "")

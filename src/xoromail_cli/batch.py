@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from xoromail_cli.addresses import check_header_value, parse_address, parse_address_list
-from xoromail_cli.errors import DataError, NoInputError, XoromailError
+from xoromail_cli.errors import DataError, NoInputError, UsageError, XoromailError
 from xoromail_cli.events import Event
 from xoromail_cli.messages import Recipients, check_variables
 from xoromail_cli.mime import Attachment
@@ -42,7 +42,7 @@ class InvalidRow:
 def parse_var(assignment: str) -> tuple[str, str]:
     name, sep, value = assignment.partition("=")
     if not sep or not name.strip():
-        raise DataError(f"--var {assignment!r} is not NAME=VALUE", "e.g. --var invoice_number=INV-1001")
+        raise UsageError(f"--var {assignment!r} is not NAME=VALUE", "e.g. --var invoice_number=INV-1001")
     return name.strip(), value
 
 

@@ -16,6 +16,7 @@ class ExitCode(IntEnum):
     DATAERR = 65
     NOINPUT = 66
     UNAVAILABLE = 69
+    CANTCREAT = 73
     TEMPFAIL = 75
     PROTOCOL = 76
     NOPERM = 77
@@ -49,6 +50,12 @@ class NoInputError(XoromailError):
 
 class UnavailableError(XoromailError):
     exit_code = ExitCode.UNAVAILABLE
+
+
+class CannotWriteError(XoromailError):
+    """An output file or folder (outbox, exported templates) cannot be written."""
+
+    exit_code = ExitCode.CANTCREAT
 
 
 class TemporaryError(XoromailError):

@@ -158,8 +158,8 @@ class Ledger:
             clauses.append("event = ?")
             params.append(event)
         if to:
-            clauses.append("(',' || recipients || ',') LIKE ?")
-            params.append(f"%,{to.lower()},%")
+            clauses.append("instr(',' || lower(recipients) || ',', ?) > 0")
+            params.append(f",{to.lower()},")
         if failed:
             clauses.append("status IN ('failed', 'temporary', 'partial', 'in_flight', 'interrupted') AND NOT EXISTS ("
                            "SELECT 1 FROM messages later WHERE later.profile = messages.profile AND "

@@ -83,7 +83,7 @@ def _text_part(body: str, subtype: str) -> bytes:
     return head.encode("ascii") + payload.replace(b"\n", CRLF)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=4)
 def _encoded_file(path: Path, mtime_ns: int) -> bytes:
     try:
         return encodebytes(path.read_bytes()).replace(b"\n", CRLF)

@@ -69,8 +69,12 @@ def missing(answers: SetupAnswers, existing: Profile | None, password_known: boo
     return [OPTION_NAMES[key] for key, value in have.items() if not value]
 
 
-def build_profile(name: str, answers: SetupAnswers, existing: Profile | None = None) -> Profile:
-    """Merge answers over the preset over the existing profile; raise on anything invalid."""
+def build_profile(name: str, answers: SetupAnswers, existing: Profile | None = None, *,
+                  new_password: bool = False) -> Profile:
+    """Merge answers over the preset over the existing profile; raise on anything invalid.
+
+    A newly given password replaces the profile's `password_command`, so what was validated is what is used.
+    """
     service = config.normalize_service(answers.service or (existing.service if existing else "smtp"))
     preset = choose_preset(answers, existing)
     base = existing or Profile(name=name, email="", host="", port=0)
@@ -103,14 +107,15 @@ def build_profile(name: str, answers: SetupAnswers, existing: Profile | None = N
     if ca_file:
         ca_path = Path(ca_file).expanduser()
         if not ca_path.is_file():
-            raise NoInputError(f"CA file {ca_file} does not exist", "pass a PEM file with --ca-file")
+            problem = "is a folder" if ca_path.is_dir() else "does not exist"
+            raise NoInputError(f"CA file {ca_file} {problem}", "pass a PEM file with --ca-file")
         ca_file = str(ca_path.resolve())
     profile = dataclasses.replace(
         base, name=name, service=service, email=email, host=host.strip(), port=port, security=security,
         display_name=answers.display_name if answers.display_name is not None else base.display_name,
         username=username or "", preset=preset.key if preset else (CUSTOM if answers.host else base.preset),
         ca_file=ca_file or None,
-        password_command=answers.password_command or base.password_command,
+        password_command=answers.password_command or (None if new_password else base.password_command),
         timeout=answers.timeout or base.timeout or 30.0,
         **{key: value or None for key, value in answers.settings.items() if key in EXTRA_SETTINGS},
     )

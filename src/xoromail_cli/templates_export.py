@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from xoromail_cli.config import atomic_write
-from xoromail_cli.errors import NoInputError
+from xoromail_cli.errors import CannotWriteError
 from xoromail_cli.events import EVENTS
 from xoromail_cli.messages import BUILTIN_TEMPLATES, TEMPLATE_FILES
 
@@ -23,7 +23,7 @@ def export_templates(target: Path, *, force: bool = False) -> tuple[list[Path], 
             try:
                 atomic_write(destination, (BUILTIN_TEMPLATES / event / name).read_bytes(), mode=0o644)
             except OSError as exc:
-                raise NoInputError(f"cannot write {destination}: {exc.strerror}",
+                raise CannotWriteError(f"cannot write {destination}: {exc.strerror}",
                                    "choose a folder you can write to") from None
             written.append(destination)
     return written, kept

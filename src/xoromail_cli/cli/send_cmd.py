@@ -167,14 +167,14 @@ class _Printer:
             if not self.quiet:
                 self._preview(result)
             return
-        problem = result.status in ("failed", "temporary", "invalid", "interrupted")
+        problem = result.status in ("failed", "temporary", "partial", "invalid", "interrupted")
         if self.quiet and not problem:
             return
         if not problem and result.status == "sent" and not self.single:
             return
         subject = ", ".join(filter(None, (f"row {result.row}" if result.row else "", ", ".join(result.recipients))))
         style = {"sent": "green", "skipped": "cyan", "failed": "red", "temporary": "yellow",
-                 "invalid": "red", "interrupted": "yellow"}.get(result.status, "white")
+                 "invalid": "red", "interrupted": "yellow", "partial": "yellow"}.get(result.status, "white")
         line = f"[{style}]{result.status}[/] {escape(subject)}: {escape(result.reply)}"
         console = err() if problem else out()
         console.print(line, soft_wrap=True)

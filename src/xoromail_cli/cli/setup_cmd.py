@@ -58,6 +58,9 @@ def setup(
         settings=settings)
     if service:
         config.normalize_service(service)
+    if password_stdin and password_command:
+        raise UsageError("--password-stdin and --password-command exclude each other",
+                         "store a password (--password-stdin) or a command that prints it (--password-command)")
     password = _read_stdin_password() if password_stdin else None
     interactive = can_prompt()
     if interactive:
@@ -68,7 +71,7 @@ def setup(
         raise UsageError(f"missing {', '.join(missing)}",
                          "stdin is not a terminal, so setup cannot ask; pass these options "
                          "(see `xoromail setup --help`)")
-    profile = provisioning.build_profile(state.profile_name, answers, existing)
+    profile = provisioning.build_profile(state.profile_name, answers, existing, new_password=password is not None)
     if password is not None:
         password = credentials.normalize_password(profile.host, password)
         if not profile.password_command:

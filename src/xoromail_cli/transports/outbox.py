@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from xoromail_cli.config import atomic_write
-from xoromail_cli.errors import NoInputError
+from xoromail_cli.errors import CannotWriteError
 from xoromail_cli.transports.base import Delivery, Envelope, StageCallback
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -23,7 +23,7 @@ class OutboxTransport:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise NoInputError(f"cannot create outbox folder {self.folder}: {exc.strerror}",
+            raise CannotWriteError(f"cannot create outbox folder {self.folder}: {exc.strerror}",
                                "choose a folder you can write to") from None
         if on_stage:
             on_stage("outbox", f"writing .eml files to {self.folder}")
@@ -34,7 +34,7 @@ class OutboxTransport:
         try:
             atomic_write(path, envelope.data, mode=0o644)
         except OSError as exc:
-            raise NoInputError(f"cannot write {path}: {exc.strerror}",
+            raise CannotWriteError(f"cannot write {path}: {exc.strerror}",
                                "check the outbox folder and free space") from None
         return Delivery("sent", f"written to {path}")
 

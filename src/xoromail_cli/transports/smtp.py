@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from xoromail_cli.diagnostics import QUOTA_HINT, reply_failure, stage_failure
-from xoromail_cli.errors import ConfigError, ExitCode, StageFailedError
+from xoromail_cli.errors import ConfigError, ExitCode, NoInputError, StageFailedError
 from xoromail_cli.transports.base import Delivery, Envelope, StageCallback
 
 if TYPE_CHECKING:
@@ -62,9 +62,12 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext:
     try:
         if ca_file:
             context.load_verify_locations(cafile=ca_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot load CA file {ca_file}: {getattr(exc, 'strerror', None) or exc}",
+    except ssl.SSLError as exc:
+        raise ConfigError(f"CA file {ca_file} holds no usable PEM certificate ({exc.reason or exc})",
                           "pass a PEM file with the CA certificate(s) to --ca-file") from None
+    except OSError as exc:
+        raise NoInputError(f"cannot read CA file {ca_file}: {exc.strerror}",
+                           "check the path and permissions of the profile's ca_file") from None
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
 
