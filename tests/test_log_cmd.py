@@ -41,3 +41,19 @@ def test_log_rejects_a_bad_since(runner: CliRunner, tls: TLSFiles, config_path: 
                                  smtp_server: ServerFactory) -> None:
     config.save_profile(config_path, profile_for(smtp_server(), tls))
     assert runner.invoke(app, ["--config", str(config_path), "log", "--since", "yesterday-ish"]).exit_code == 2
+
+
+def test_reading_the_log_never_writes_to_the_ledger(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path,
+        isolated_environment: Path) -> None:
+    server = smtp_server()
+    config.save_profile(config_path, profile_for(server, tls))
+    credentials.store_password("default", PASSWORD)
+    base = ["--config", str(config_path)]
+    runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch", str(csv_batch(tmp_path / "r.csv", 2))])
+    ledger = isolated_environment / "state" / "xoromail" / "ledger.sqlite3"
+    before = ledger.read_bytes()
+    assert runner.invoke(app, [*base, "log", "--json"]).exit_code == 0
+    assert ledger.read_bytes() == before
+    wal = ledger.with_name("ledger.sqlite3-wal")
+    assert not wal.exists() or wal.read_bytes() == b""

@@ -160,7 +160,7 @@ def test_template_syntax_error_names_file_and_line(tmp_path: Path) -> None:
 
 def test_money_uses_the_profile_currency_and_leaves_text_alone() -> None:
     assert format_money("1234.5", "USD") == "USD 1,234.50"
-    assert format_money("1,000", None) == "1,000.00"
+    assert format_money("1,000.5", None) == "1,000.50"
     assert format_money("see invoice", "USD") == "see invoice"
 
 
@@ -171,7 +171,8 @@ def test_packing_slip_without_attachment_is_refused() -> None:
 
 
 @pytest.mark.parametrize(("raw", "shown"), [
-    ("1.234,50", "EUR 1,234.50"), ("12,5", "EUR 12.50"), ("1,234", "EUR 1,234.00"), ("1.005", "EUR 1.01"),
+    ("1.234,50", "EUR 1,234.50"), ("12,5", "EUR 12.50"), ("1,234", "EUR 1,234"), ("1.234", "EUR 1.234"),
+    ("1.234.567", "EUR 1,234,567.00"), ("1,234,567", "EUR 1,234,567.00"), ("1.0050", "EUR 1.01"),
     ("2 500,00", "EUR 2,500.00"), ("NaN", "NaN"), ("-3", "EUR -3.00"),
 ])
 def test_money_understands_decimal_commas_and_rounds_half_up(raw: str, shown: str) -> None:

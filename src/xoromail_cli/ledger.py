@@ -65,8 +65,12 @@ class LedgerEntry:
 
 
 class Ledger:
-    def __init__(self, path: Path, synchronous: str = "NORMAL", busy_timeout: float = 10.0) -> None:
+    def __init__(self, path: Path, synchronous: str = "NORMAL", busy_timeout: float = 10.0,
+                 read_only: bool = False) -> None:
         self.path = path
+        if read_only:
+            self._open_read_only(busy_timeout)
+            return
         try:
             private_dir(path.parent)
             if not path.exists():
@@ -94,6 +98,14 @@ class Ledger:
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise ConfigError(f"the ledger {path} is damaged: {exc}", CORRUPT_HINT) from None
+
+    def _open_read_only(self, busy_timeout: float) -> None:
+        """For `xoromail log`: reading never needs write access to the ledger or its folder."""
+        try:
+            self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=busy_timeout)
+            self._db.execute("SELECT count(*) FROM messages WHERE 0").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"cannot read the ledger {self.path}: {exc}", CORRUPT_HINT) from None
 
     def close(self) -> None:
         self._db.close()

@@ -160,16 +160,27 @@ class Renderer:
         return self._environments[html]
 
 
-_THOUSANDS_ONLY = re.compile(r"^-?\d{1,3}(,\d{3})+$")
+_AMBIGUOUS = re.compile(r"^-?\d{1,3}[.,]\d{3}$")
+_GROUPED = re.compile(r"^-?\d{1,3}([.,])\d{3}(\1\d{3})+$")
 
 
 def format_money(value: Any, currency: str | None) -> str:
-    """`1234.5` → `USD 1,234.50`, also from `1.234,50` or `12,5`; anything else is shown as given."""
-    text = str(value).strip().replace(" ", "").replace("\u00a0", "")
-    if "," in text and "." in text:
+    """`1234.5` → `USD 1,234.50`, also from `1.234,50` or `12,5`.
+
+    `1.234` or `1,234` could be either a thousand or one and a bit: such values, and anything that is not a
+    number, are shown as given (after the currency), never guessed.
+    """
+    original = str(value).strip()
+    text = original.replace(" ", "").replace("\u00a0", "")
+    if _AMBIGUOUS.match(text):
+        return f"{currency} {original}" if currency else original
+    grouped = _GROUPED.match(text)
+    if grouped:
+        text = text.replace(grouped.group(1), "")
+    elif "," in text and "." in text:
         text = text.replace(",", "") if text.rfind(".") > text.rfind(",") else text.replace(".", "").replace(",", ".")
     elif "," in text:
-        text = text.replace(",", "") if _THOUSANDS_ONLY.match(text) else text.replace(",", ".")
+        text = text.replace(",", ".")
     try:
         amount = Decimal(text)
         if not amount.is_finite():

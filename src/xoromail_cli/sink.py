@@ -146,7 +146,8 @@ class SinkServer:
             self._controller.start()
         except (OSError, RuntimeError, TimeoutError) as exc:
             raise UnavailableError(f"cannot listen on {self.host}:{self.port}: {exc}",
-                                   "choose another --port, or stop what is using it") from None
+                                   "check --host (an address of this machine) and choose another --port "
+                                   "if something else uses it") from None
         return self
 
     def stop(self) -> None:

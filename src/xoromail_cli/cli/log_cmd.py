@@ -34,7 +34,7 @@ def log(
     if not path.exists():
         entries = []
     else:
-        with Ledger(path) as ledger:
+        with Ledger(path, read_only=True) as ledger:
             entries = list(ledger.entries(profile=profile.name, since=start,
                                           event=event, to=to, failed=failed))
     if limit:

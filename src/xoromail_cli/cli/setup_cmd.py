@@ -135,8 +135,10 @@ def _wizard(answers: SetupAnswers, existing: Profile | None, password: str | Non
     from rich.prompt import Confirm, IntPrompt, Prompt
 
     from xoromail_cli import credentials
+    from xoromail_cli.addresses import parse_address
     from xoromail_cli.cli.console import out
     from xoromail_cli.config import NOT_YET_AVAILABLE
+    from xoromail_cli.errors import XoromailError
     from xoromail_cli.presets import CUSTOM, PRESETS, preset_for_domain
     from xoromail_cli.provisioning import DEFAULT_PORTS
 
@@ -148,8 +150,12 @@ def _wizard(answers: SetupAnswers, existing: Profile | None, password: str | Non
             label = NOT_YET_AVAILABLE["exchange" if choice == "2" else "google"]
             console.print(f"[yellow]{label} is not yet available in this version; choose Web Mail.[/]")
         answers.service = "smtp"
-    if answers.email is None:
-        answers.email = Prompt.ask("Company email address", default=existing.email if existing else None)
+    while answers.email is None:
+        answer = Prompt.ask("Company email address", default=existing.email if existing else None)
+        try:
+            answers.email = parse_address(answer or "", "email")
+        except XoromailError as error:
+            console.print(f"[red]{error.message}[/] — {error.hint}")
     if answers.preset is None and answers.host is None:
         keys = [*PRESETS, CUSTOM]
         guess = preset_for_domain(answers.email or "")
@@ -163,7 +169,8 @@ def _wizard(answers: SetupAnswers, existing: Profile | None, password: str | Non
         answers.preset = keys[int(picked) - 1]
     chosen = PRESETS.get(answers.preset or "")
     if chosen is None:
-        answers.host = answers.host or Prompt.ask("Outgoing server", default=existing.host if existing else None)
+        while not answers.host:
+            answers.host = (Prompt.ask("Outgoing server", default=existing.host if existing else None) or "").strip()
         answers.security = answers.security or Prompt.ask(
             "Security", choices=["starttls", "ssl", "none"], default=existing.security if existing else "starttls")
         answers.port = answers.port or IntPrompt.ask(
