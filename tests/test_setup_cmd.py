@@ -136,7 +136,7 @@ def test_wizard_at_a_terminal_prefills_gmail_and_explains_the_app_password(
     term.answer("Choose", "1")
     term.answer("Company email address", "")
     term.answer("Company email address", "billing at gmail")
-    term.expect("write it as name@example.com")
+    term.expect("name@example.com")
     term.answer("Company email address", "billing@gmail.com")
     term.answer("Provider", "")
     term.expect("2-Step Verification")

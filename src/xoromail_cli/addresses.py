@@ -34,6 +34,8 @@ def parse_address(value: str, field: str = "address") -> str:
     text = value.strip()
     if text.startswith("<") and text.endswith(">"):
         text = text[1:-1].strip()
+    if not text:
+        raise DataError(f"{field} is empty", "write it as name@example.com")
     if _PLAIN_ADDRESS.fullmatch(text):
         return text
     from email.errors import HeaderParseError
