@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -91,11 +92,12 @@ def test_vars_and_data_parse(tmp_path: Path) -> None:
     assert parse_var("a=b=c") == ("a", "b=c")
     with pytest.raises(UsageError):
         parse_var("novalue")
-    assert load_data(str(write(tmp_path / "d.json", '{"x": "1"}'))) == {"x": "1"}
+    assert load_data(str(write(tmp_path / "d.json", '{"x": "1"}')), io.StringIO()) == {"x": "1"}
     with pytest.raises(DataError, match="JSON object"):
-        load_data(str(write(tmp_path / "l.json", "[1]")))
+        load_data(str(write(tmp_path / "l.json", "[1]")), io.StringIO())
     with pytest.raises(NoInputError):
-        load_data(str(tmp_path / "none.json"))
+        load_data(str(tmp_path / "none.json"), io.StringIO())
+    assert load_data("-", io.StringIO('{"y": 2}')) == {"y": 2}
 
 
 def test_a_repeated_column_is_refused_rather_than_dropping_a_recipient(tmp_path: Path) -> None:
@@ -112,3 +114,9 @@ def test_json_lines_with_odd_values_are_invalid_rows_or_data_errors(tmp_path: Pa
     huge = write(tmp_path / "h.jsonl", '{"to": "a@x.test", "order_number": ' + "9" * 5000 + "}\n")
     with pytest.raises(DataError, match="line 1"):
         next(jobs_from_file(EVENT, huge, {}))
+
+
+def test_packing_slip_without_attachment_is_refused_before_sending() -> None:
+    with pytest.raises(DataError, match="needs at least one attachment"):
+        make_job(EVENTS["packing-slip"], 0, to=["a@x.test"],
+                 variables={"customer_name": "a", "order_number": "1", "invoice_number": "2"})

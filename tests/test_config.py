@@ -106,13 +106,6 @@ def test_failed_write_leaves_the_old_file_intact(config_path: Path) -> None:
     assert [p.name for p in config_path.parent.iterdir()] == [config_path.name]
 
 
-def test_removing_a_profile_keeps_the_rest(config_path: Path) -> None:
-    write(config_path, GOOD)
-    assert config.remove_profile(config_path, "ops")
-    assert set(config.load(config_path).profiles) == {"default"}
-    assert not config.remove_profile(config_path, "ops")
-
-
 def test_service_names_of_the_erp_are_understood() -> None:
     assert config.normalize_service("WebMail") == "smtp"
     with pytest.raises(ConfigError, match="not yet available"):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from xoromail_cli.errors import DataError
-from xoromail_cli.mime import Attachment, build_message, encode_header, header_value
+from xoromail_cli.mime import Attachment, build_message, encode_header
 
 
 def parse(data: bytes):  # type: ignore[no-untyped-def]  # email's parser returns a loosely typed message
@@ -17,7 +17,7 @@ def test_text_only_message_is_a_single_part() -> None:
     data = build_message(display_name="A", sender="a@x.test", to=["b@x.test"], subject="Hi", text="Hello\n")
     message = parse(data)
     assert message.get_content_type() == "text/plain" and message.get_content() == "Hello\r\n"
-    assert header_value(data, "Auto-Submitted") == "auto-generated"
+    assert message["Auto-Submitted"] == "auto-generated"
 
 
 def test_lines_starting_with_dots_and_long_lines_survive(tmp_path: Path) -> None:

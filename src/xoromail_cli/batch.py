@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,10 +45,10 @@ def parse_var(assignment: str) -> tuple[str, str]:
     return name.strip(), value
 
 
-def load_data(source: str) -> dict[str, Any]:
-    """`--data FILE.json` or `--data -` (stdin): one JSON object of variables."""
+def load_data(source: str, stdin: TextIO) -> dict[str, Any]:
+    """`--data FILE.json` or `--data -` (`stdin`): one JSON object of variables."""
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+        text = stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise NoInputError(f"--data file {source} does not exist", "check the path") from None
     except (OSError, UnicodeDecodeError) as exc:

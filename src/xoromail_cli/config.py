@@ -136,17 +136,6 @@ def save_profile(path: Path, profile: Profile) -> None:
     atomic_write(path, tomli_w.dumps(document).encode("utf-8"))
 
 
-def remove_profile(path: Path, name: str) -> bool:
-    import tomli_w
-
-    config = load(path)
-    if config.profiles.pop(name, None) is None:
-        return False
-    document = {"profiles": {n: p.to_toml() for n, p in sorted(config.profiles.items())}}
-    atomic_write(path, tomli_w.dumps(document).encode("utf-8"))
-    return True
-
-
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write `data` to `path` so readers see the old file or the new one, never a mix."""
     private_dir(path.parent)

@@ -10,17 +10,9 @@ import smtplib
 import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from xoromail_cli.errors import ExitCode, StageFailedError
 from xoromail_cli.presets import is_gmail, is_office365
-
-
-@dataclass(frozen=True)
-class Diagnosis:
-    hint: str
-    exit_code: ExitCode
-
 
 SERVER_PORT_HINT = "check the outgoing server and port: 587 with STARTTLS, or 465 with SSL"
 SSL_MISMATCH_HINT = (
@@ -72,10 +64,10 @@ def stage_failure(stage: str, exc: BaseException, host: str, port: int, timeout:
     if isinstance(exc, StageFailedError):
         return exc
     if isinstance(exc, smtplib.SMTPResponseException):
-        return reply_failure(stage, exc.smtp_code, _text(exc.smtp_error), host)
+        return reply_failure(stage, exc.smtp_code, reply_text(exc.smtp_error), host)
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         code, text = next(iter(exc.recipients.values()))
-        return reply_failure(stage, code, _text(text), host)
+        return reply_failure(stage, code, reply_text(text), host)
     if isinstance(exc, socket.gaierror):
         return StageFailedError(stage, f"cannot resolve {host!r}: {exc.strerror or exc}",
                                 "check the outgoing server name (e.g. smtp.office365.com)",
@@ -170,7 +162,7 @@ def reply_failure(stage: str, code: int, text: str, host: str) -> StageFailedErr
                             ExitCode.UNAVAILABLE)
 
 
-def _text(raw: bytes | str) -> str:
+def reply_text(raw: bytes | str) -> str:
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
     return " ".join(text.split())
 

@@ -1,18 +1,26 @@
-"""Everything `send` needs around the Sender: where the ledger and lock live, rates, and the job source."""
+"""`xoromail send` without the CLI: plan (check everything), then execute (lock, ledger, transport, Sender)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xoromail_cli import paths
-from xoromail_cli.batch import InvalidRow, SendJob, check_batch, jobs_from_file
+from xoromail_cli.batch import InvalidRow, SendJob, check_batch, jobs_from_file, make_job
 from xoromail_cli.config import Profile
+from xoromail_cli.errors import UsageError
 from xoromail_cli.events import Event
-from xoromail_cli.pacing import parse_rate
-from xoromail_cli.presets import PRESETS, preset_for_host
+from xoromail_cli.messages import Renderer
+from xoromail_cli.pacing import Backoff, RateLimiter, parse_duration, parse_rate
+from xoromail_cli.presets import preset_for_profile
+from xoromail_cli.sending import MessageResult, Sender, Summary, quota_warnings
+
+if TYPE_CHECKING:
+    from xoromail_cli.ledger import Ledger
+    from xoromail_cli.transports.base import Transport
 
 
 def ledger_path(profile: Profile) -> Path:
@@ -35,7 +43,7 @@ def messages_per_second(profile: Profile, option: str | None) -> float | None:
         return parse_rate(option)
     if profile.rate:
         return parse_rate(profile.rate)
-    preset = PRESETS.get(profile.preset or "") or preset_for_host(profile.host)
+    preset = preset_for_profile(profile)
     if preset is not None and preset.per_minute:
         return preset.per_minute / 60.0
     return None
@@ -70,3 +78,87 @@ class BatchSource:
 
     def __iter__(self) -> Iterator[SendJob | InvalidRow]:
         return jobs_from_file(self.event, self.path, self.defaults, self.header_variables, self.reply_to)
+
+
+@dataclass
+class SendPlan:
+    """One `xoromail send` run, fully checked before anything is sent."""
+
+    profile: Profile
+    event: Event
+    renderer: Renderer
+    jobs: Iterable[SendJob | InvalidRow]
+    total: int
+    recipients: int
+    is_batch: bool
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    dry_run: bool = False
+    outbox: Path | None = None
+    retries: int = 3
+    retry_delay: float = 2.0
+    rate: str | None = None
+    wait: float = 0.0
+    timeout: float | None = None
+    subject: str | None = None
+    key_template: str | None = None
+    resend: bool = False
+    resend_after: str | None = None
+
+    @property
+    def really_sends(self) -> bool:
+        return not self.dry_run and self.outbox is None
+
+
+def plan_send(profile: Profile, event: Event, *, variables: dict[str, Any], to: Sequence[str] = (),
+              cc: Sequence[str] = (), bcc: Sequence[str] = (), attach: Sequence[str] = (),
+              reply_to: str | None = None, subject: str | None = None, batch: Path | None = None,
+              skip_invalid: bool = False) -> SendPlan:
+    """Check one message, or read a whole batch once, so that bad input stops the run before it sends."""
+    renderer = Renderer(profile, templates_dir(profile))
+    header_variables = frozenset() if subject is not None else renderer.subject_variables(event)
+    if batch is not None:
+        if to or cc or bcc or attach:
+            raise UsageError("--to, --cc, --bcc and --attach go in the batch file's columns, not beside --batch",
+                             "add them as columns: to, cc, bcc, attach")
+        source = BatchSource(event, batch, variables, skip_invalid, header_variables, reply_to)
+        source.check()
+        return SendPlan(profile, event, renderer, source, source.total + source.invalid_count, source.recipients,
+                        is_batch=True)
+    if not to:
+        raise UsageError("no recipient", "pass --to ADDR, or --batch FILE")
+    job = make_job(event, 0, to=to, cc=cc, bcc=bcc, variables=variables, attach=attach, reply_to=reply_to,
+                   header_variables=header_variables)
+    return SendPlan(profile, event, renderer, [job], 1, len(job.recipients.envelope), is_batch=False)
+
+
+def execute(plan: SendPlan, options: SendOptions, on_result: Callable[[MessageResult], None],
+            on_warning: Callable[[str], None]) -> Summary:
+    """Send (or preview, or write out) a plan: lock, ledger, quota warning and transport, then the Sender."""
+    from xoromail_cli import credentials, transports
+
+    profile = plan.profile
+    resend_after = parse_duration(options.resend_after) if options.resend_after else None
+    per_second = messages_per_second(profile, options.rate) if options.really_sends else None
+    with ExitStack() as stack:
+        ledger: Ledger | None = None
+        transport: Transport | None = None
+        if options.really_sends:
+            from xoromail_cli.ledger import Ledger
+            from xoromail_cli.locking import ProfileLock
+
+            stack.enter_context(ProfileLock(lock_path(profile), options.wait))
+            ledger = stack.enter_context(Ledger(ledger_path(profile)))
+            for warning in quota_warnings(profile, ledger, plan.total, plan.recipients):
+                on_warning(warning)
+            password = credentials.resolve_password(profile) if profile.auth_username else None
+            transport = transports.for_profile(profile, password, timeout=options.timeout)
+        elif options.outbox is not None and not options.dry_run:
+            transport = transports.for_profile(profile, None, outbox=options.outbox)
+        sender = Sender(profile, plan.event, plan.renderer, transport, ledger, retries=options.retries,
+                        backoff=Backoff(base=options.retry_delay), rate=RateLimiter(per_second),
+                        subject=options.subject, key_template=options.key_template, resend=options.resend,
+                        resend_after=resend_after, on_result=on_result)
+        return sender.run(plan.jobs)

@@ -158,7 +158,7 @@ class Ledger:
         return int(row[0]), int(row[1])
 
     def entries(self, *, profile: str | None = None, since: datetime | None = None, event: str | None = None,
-                to: str | None = None, failed: bool = False, limit: int | None = None) -> Iterator[LedgerEntry]:
+                to: str | None = None, failed: bool = False) -> Iterator[LedgerEntry]:
         clauses, params = ["1 = 1"], []
         if profile:
             clauses.append("profile = ?")
@@ -177,8 +177,6 @@ class Ledger:
                            "SELECT 1 FROM messages later WHERE later.profile = messages.profile AND "
                            "later.idem_key = messages.idem_key AND later.status = 'sent' AND later.id > messages.id)")
         sql = f"SELECT * FROM messages WHERE {' AND '.join(clauses)} ORDER BY id"  # noqa: S608  # clauses are ours
-        if limit:
-            sql += f" LIMIT {int(limit)}"
         return self._query(sql, tuple(params))
 
     def _write(self, sql: str, params: tuple[object, ...]) -> sqlite3.Cursor:

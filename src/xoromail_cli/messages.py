@@ -220,8 +220,6 @@ def compose(profile: Profile, renderer: Renderer, event: Event, recipients: Reci
             variables: Mapping[str, Any], *, attachments: Sequence[Attachment] = (),
             reply_to: str | None = None, subject: str | None = None) -> tuple[Envelope, Rendered]:
     """One event email, ready for any transport."""
-    if event.needs_attachment and not attachments:
-        raise DataError(f"{event.name} needs at least one attachment", "pass --attach FILE (or an attach column)")
     effective_reply_to = reply_to or profile.reply_to
     rendered = renderer.render(event, variables, subject, {"reply_to": effective_reply_to or ""})
     message_id = make_message_id(profile.email)

@@ -129,8 +129,7 @@ def _multipart(subtype: str, parts: Sequence[bytes]) -> bytes:
 
 def build_message(*, display_name: str, sender: str, to: Sequence[str], subject: str, text: str,
                   html: str | None = None, cc: Sequence[str] = (), reply_to: str | None = None,
-                  attachments: Sequence[Attachment] = (), message_id: str | None = None,
-                  extra_headers: Sequence[tuple[str, str]] = ()) -> bytes:
+                  attachments: Sequence[Attachment] = (), message_id: str | None = None) -> bytes:
     """The message's bytes (CRLF line ends): From, To, Date, Message-ID, Auto-Submitted (RFC 3834)."""
     headers = [
         encode_header("From", format_sender(display_name, sender)),
@@ -146,7 +145,6 @@ def build_message(*, display_name: str, sender: str, to: Sequence[str], subject:
         encode_header("Message-ID", message_id or make_message_id(sender)),
         b"Auto-Submitted: auto-generated\r\n",
     ]
-    headers += [encode_header(name, value) for name, value in extra_headers]
     headers.append(b"MIME-Version: 1.0\r\n")
     body = _text_part(text, "plain")
     if html is not None:
@@ -154,12 +152,3 @@ def build_message(*, display_name: str, sender: str, to: Sequence[str], subject:
     if attachments:
         body = _multipart("mixed", [body, *(_attachment_part(a) for a in attachments)])
     return b"".join(headers) + body
-
-
-def header_value(data: bytes, name: str) -> str | None:
-    """Read one header back from built bytes (for ledgers and reports), without a full parse."""
-    prefix = name.lower().encode("ascii") + b":"
-    for line in data.split(CRLF + CRLF, 1)[0].split(CRLF):
-        if line.lower().startswith(prefix):
-            return line[len(prefix):].strip().decode("ascii", "replace")
-    return None

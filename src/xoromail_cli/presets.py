@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from xoromail_cli.addresses import domain_of
+
+if TYPE_CHECKING:
+    from xoromail_cli.config import Profile
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,11 @@ def preset_for_host(host: str) -> Preset | None:
         if preset.host == host:
             return preset
     return None
+
+
+def preset_for_profile(profile: Profile) -> Preset | None:
+    """The preset a profile was set up with, else the one its server implies (for limits and notes)."""
+    return PRESETS.get(profile.preset or "") or preset_for_host(profile.host)
 
 
 def is_gmail(host: str) -> bool:

@@ -270,9 +270,9 @@ class Sender:
 def quota_warnings(profile: Profile, ledger: Ledger | None, messages: int, recipients: int,
                    now_: datetime | None = None) -> list[str]:
     """Warn before a batch would pass the provider's daily limits (counting the last 24 hours)."""
-    from xoromail_cli.presets import PRESETS, preset_for_host
+    from xoromail_cli.presets import preset_for_profile
 
-    preset = PRESETS.get(profile.preset or "") or preset_for_host(profile.host)
+    preset = preset_for_profile(profile)
     if preset is None:
         return []
     sent_messages = sent_recipients = 0

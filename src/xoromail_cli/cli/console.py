@@ -32,6 +32,14 @@ def can_prompt() -> bool:
         return False
 
 
+def print_json_line(data: dict[str, object]) -> None:
+    """One compact JSON object per line (JSON Lines), flushed so a reading process sees it at once."""
+    import json
+
+    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
 def print_json(data: object) -> None:
     import json
 

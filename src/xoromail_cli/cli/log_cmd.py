@@ -20,8 +20,7 @@ def log(
     """List what was sent, when, to whom, with Message-ID and the server's reply."""
     from xoromail_cli import config, dispatch
     from xoromail_cli.audit import parse_since
-    from xoromail_cli.cli.console import out
-    from xoromail_cli.cli.send_cmd import print_json_line
+    from xoromail_cli.cli.console import out, print_json_line
     from xoromail_cli.events import get_event
     from xoromail_cli.ledger import Ledger
 

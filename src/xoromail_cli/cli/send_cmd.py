@@ -55,66 +55,24 @@ def send(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
 ) -> None:
     """Send an event email to one recipient, or one per row of a batch file."""
-    from contextlib import ExitStack
-
     from xoromail_cli import batch as batches
-    from xoromail_cli import config, credentials, dispatch, events, transports
-    from xoromail_cli.errors import UsageError
-    from xoromail_cli.messages import Renderer
-    from xoromail_cli.pacing import Backoff, RateLimiter, parse_duration
-    from xoromail_cli.sending import Sender, quota_warnings
+    from xoromail_cli import config, dispatch, events
 
     spec = events.get_event(event)
     state = state_of(ctx)
     profile = config.load_profile(state.config_path, state.profile_name)
-    defaults: dict[str, Any] = batches.load_data(data) if data else {}
-    defaults.update(batches.parse_var(item) for item in var or [])
-    resend_window = parse_duration(resend_after) if resend_after else None
-    per_second = dispatch.messages_per_second(profile, rate)
-    renderer = Renderer(profile, dispatch.templates_dir(profile))
-    header_variables = frozenset() if subject is not None else renderer.subject_variables(spec)
-    source: Any
-    total = 1
-    if batch is not None:
-        if to or cc or bcc or attach:
-            raise UsageError("--to, --cc, --bcc and --attach go in the batch file's columns, not beside --batch",
-                             "add them as columns: to, cc, bcc, attach")
-        source = dispatch.BatchSource(spec, batch, defaults, skip_invalid, header_variables, reply_to)
-        source.check()
-        total = source.total + source.invalid_count
-        planned_recipients = source.recipients
-    else:
-        if not to:
-            raise UsageError("no recipient", "pass --to ADDR, or --batch FILE")
-        job = batches.make_job(spec, 0, to=to, cc=cc or [], bcc=bcc or [], variables=defaults,
-                               attach=[str(p) for p in attach or []], reply_to=reply_to,
-                               header_variables=header_variables)
-        source = [job]
-        planned_recipients = len(job.recipients.envelope)
-
-    real = not dry_run and outbox is None
-    with ExitStack() as stack:
-        ledger = None
-        transport = None
-        if real:
-            from xoromail_cli.ledger import Ledger
-            from xoromail_cli.locking import ProfileLock
-
-            stack.enter_context(ProfileLock(dispatch.lock_path(profile), wait))
-            ledger = stack.enter_context(Ledger(dispatch.ledger_path(profile)))
-            for warning in quota_warnings(profile, ledger, total, planned_recipients):
-                _warn(f"warning: {warning}")
-            password = credentials.resolve_password(profile) if profile.auth_username else None
-            transport = transports.for_profile(profile, password, timeout=timeout)
-        elif outbox is not None and not dry_run:
-            transport = transports.for_profile(profile, None, outbox=outbox)
-        printer = _Printer(as_json=as_json, quiet=quiet, single=batch is None, dry_run=dry_run)
-        sender = Sender(profile, spec, renderer, transport, ledger, retries=retries, backoff=Backoff(base=retry_delay),
-                        rate=RateLimiter(per_second if real else None), subject=subject,
-                        key_template=idempotency_key, resend=resend, resend_after=resend_window,
-                        on_result=printer.show)
-        with printer.progress(total if batch is not None else 0):
-            summary = sender.run(source)
+    variables: dict[str, Any] = batches.load_data(data, sys.stdin) if data else {}
+    variables.update(batches.parse_var(item) for item in var or [])
+    plan = dispatch.plan_send(profile, spec, variables=variables, to=to or [], cc=cc or [], bcc=bcc or [],
+                              attach=[str(p) for p in attach or []], reply_to=reply_to, subject=subject,
+                              batch=batch, skip_invalid=skip_invalid)
+    options = dispatch.SendOptions(dry_run=dry_run, outbox=outbox, retries=retries, retry_delay=retry_delay,
+                                   rate=rate, wait=wait, timeout=timeout, subject=subject,
+                                   key_template=idempotency_key, resend=resend, resend_after=resend_after)
+    printer = _Printer(as_json=as_json, quiet=quiet, single=not plan.is_batch, dry_run=dry_run)
+    with printer.progress(plan.total if plan.is_batch else 0):
+        summary = dispatch.execute(plan, options, on_result=printer.show,
+                                   on_warning=lambda text: _warn(f"warning: {text}"))
     printer.finish(spec.name, summary)
     raise typer.Exit(summary.exit_code)
 
@@ -156,7 +114,7 @@ class _Printer:
     def show(self, result: MessageResult) -> None:
         from rich.markup import escape
 
-        from xoromail_cli.cli.console import err, out
+        from xoromail_cli.cli.console import err, out, print_json_line
 
         if self._bar is not None:
             self._bar.advance(self._task)
@@ -200,10 +158,3 @@ class _Printer:
             return
         line = f"{event}: {summary.line()}"
         (err() if self.as_json or summary.exit_code else out()).print(line, soft_wrap=True, highlight=False)
-
-
-def print_json_line(data: dict[str, Any]) -> None:
-    import json
-
-    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
-    sys.stdout.flush()

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from xoromail_cli.diagnostics import QUOTA_HINT, reply_failure, stage_failure
+from xoromail_cli.diagnostics import QUOTA_HINT, reply_failure, reply_text, stage_failure
 from xoromail_cli.errors import ConfigError, ExitCode, NoInputError, StageFailedError
 from xoromail_cli.transports.base import Delivery, Envelope, StageCallback
 
@@ -200,7 +200,7 @@ class SmtpTransport:
         for recipient in envelope.recipients:
             rcode, rreply = client.rcpt(recipient)
             if rcode not in (250, 251):
-                refused[recipient] = f"{rcode} {_text(rreply)}"
+                refused[recipient] = f"{rcode} {reply_text(rreply)}"
                 last_refusal = (rcode, rreply)
         if len(refused) == len(envelope.recipients):
             self._reset(client)
@@ -215,7 +215,7 @@ class SmtpTransport:
             return self._refusal("data", exc.smtp_code, exc.smtp_error)
         if dcode != 250:
             return self._refusal("data", dcode, dreply)
-        return Delivery("sent", f"{dcode} {_text(dreply)}", refused)
+        return Delivery("sent", f"{dcode} {reply_text(dreply)}", refused)
 
     def close(self) -> None:
         client, self._client = self._client, None
@@ -227,7 +227,7 @@ class SmtpTransport:
             client.close()
 
     def _refusal(self, stage: str, code: int, reply: bytes | str) -> Delivery:
-        failure = reply_failure(stage, code, _text(reply), self.settings.host)
+        failure = reply_failure(stage, code, reply_text(reply), self.settings.host)
         status = "temporary" if failure.exit_code == ExitCode.TEMPFAIL else "failed"
         account_wide = failure.hint == QUOTA_HINT or (
             stage == "mail from" and failure.exit_code in (ExitCode.NOPERM, ExitCode.PROTOCOL))
@@ -242,8 +242,3 @@ class SmtpTransport:
             raise
         except (OSError, smtplib.SMTPException):
             pass
-
-
-def _text(reply: bytes | str) -> str:
-    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
-    return " ".join(text.split())
