@@ -24,6 +24,7 @@ def check_header_value(field: str, value: str) -> str:
         raise DataError(
             f"{field} contains a line break or NUL character",
             "header values must be a single line; remove CR/LF from the data (possible header injection)",
+            field=field,
         )
     return value
 
@@ -35,7 +36,7 @@ def parse_address(value: str, field: str = "address") -> str:
     if text.startswith("<") and text.endswith(">"):
         text = text[1:-1].strip()
     if not text:
-        raise DataError(f"{field} is empty", "write it as name@example.com")
+        raise DataError(f"{field} is empty", "write it as name@example.com", field=field)
     if _PLAIN_ADDRESS.fullmatch(text):
         return text
     from email.errors import HeaderParseError
@@ -46,10 +47,11 @@ def parse_address(value: str, field: str = "address") -> str:
     except (HeaderParseError, ValueError, IndexError) as exc:
         hint = ("addresses with non-ASCII characters before the @ need SMTPUTF8, which xoromail does not send"
                 if not text.partition("@")[0].isascii() else "write it as name@example.com")
-        raise DataError(f"{field} {value!r} is not a valid email address ({str(exc).rstrip(')')})", hint) from None
+        raise DataError(f"{field} {value!r} is not a valid email address ({str(exc).rstrip(')')})", hint,
+                        field=field) from None
     if not address.username or not address.domain or " " in text:
         raise DataError(f"{field} {value!r} is not a valid email address",
-                        "write it as name@example.com")
+                        "write it as name@example.com", field=field)
     if address.domain.isascii():
         return str(address.addr_spec)
     return f"{address.username}@{_ascii_domain(address.domain, field, value)}"
@@ -61,7 +63,7 @@ def _ascii_domain(domain: str, field: str, value: str) -> str:
         return domain.encode("idna").decode("ascii")
     except UnicodeError:
         raise DataError(f"{field} {value!r} has a domain that is not a valid international name",
-                        "check the part after the @") from None
+                        "check the part after the @", field=field) from None
 
 
 def parse_address_list(value: str, field: str = "address") -> list[str]:

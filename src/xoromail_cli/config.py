@@ -172,23 +172,24 @@ def validate_profile(profile: Profile) -> Profile:
     if profile.company_name:
         check_header_value("company_name", profile.company_name)
     if not profile.host.strip() or any(c.isspace() for c in profile.host):
-        raise DataError(f"host {profile.host!r} is not a server name", "e.g. smtp.office365.com")
+        raise DataError(f"host {profile.host!r} is not a server name", "e.g. smtp.office365.com", field="host")
     if not 1 <= profile.port <= 65535:
-        raise DataError(f"port {profile.port} is out of range", "use 587 (STARTTLS) or 465 (SSL)")
+        raise DataError(f"port {profile.port} is out of range", "use 587 (STARTTLS) or 465 (SSL)", field="port")
     if profile.security not in SECURITY_MODES:
         raise DataError(f"security {profile.security!r} is not one of {', '.join(SECURITY_MODES)}",
-                        "use starttls for port 587, ssl for port 465")
+                        "use starttls for port 587, ssl for port 465", field="security")
     if profile.service not in SERVICES:
         normalize_service(profile.service)
     if not 0 < profile.timeout <= MAX_TIMEOUT:
-        raise DataError(f"timeout {profile.timeout} must be between 0 and {MAX_TIMEOUT:g} seconds", "e.g. timeout = 30")
+        raise DataError(f"timeout {profile.timeout} must be between 0 and {MAX_TIMEOUT:g} seconds",
+                        "e.g. timeout = 30", field="timeout")
     if profile.rate:
         from xoromail_cli.pacing import parse_rate
 
         try:
             parse_rate(profile.rate)
         except UsageError as exc:
-            raise DataError(f"rate {profile.rate!r} is not like 30/min", exc.hint) from None
+            raise DataError(f"rate {profile.rate!r} is not like 30/min", exc.hint, field="rate") from None
     return profile
 
 
@@ -216,8 +217,7 @@ def _profile_from_table(path: Path, text: str, name: str, table: dict[str, Any])
     try:
         return validate_profile(profile)
     except DataError as exc:
-        key = exc.message.split(" ", 1)[0]
-        line = _locate(text, name, key if key in _FIELD_TYPES else None)
+        line = _locate(text, name, exc.field if exc.field in _FIELD_TYPES else None)
         raise ConfigError(f"{path}:{line}: profile {name!r}: {exc.message}", exc.hint) from None
 
 

@@ -28,10 +28,13 @@ class XoromailError(Exception):
 
     exit_code: ExitCode = ExitCode.FAILURE
 
-    def __init__(self, message: str, hint: str | None = None, *, exit_code: ExitCode | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, *, exit_code: ExitCode | None = None,
+                 field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.field = field
+        """The setting or input the error is about, when there is one (config errors point at its line)."""
         if exit_code is not None:
             self.exit_code = exit_code
 

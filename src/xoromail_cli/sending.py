@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from xoromail_cli.batch import InvalidRow, SendJob
 from xoromail_cli.config import Profile
@@ -20,12 +20,15 @@ if TYPE_CHECKING:
     from xoromail_cli.ledger import Ledger, LedgerEntry  # sqlite3 loads only when a ledger is used
 
 
+ResultStatus = Literal["sent", "partial", "failed", "temporary", "skipped", "invalid", "interrupted", "dry-run"]
+
+
 @dataclass
 class MessageResult:
     event: str
     row: int
     recipients: tuple[str, ...]
-    status: str  # sent, failed, temporary, skipped, invalid, interrupted, dry-run
+    status: ResultStatus
     reply: str = ""
     message_id: str | None = None
     hint: str | None = None

@@ -96,17 +96,18 @@ def run(profile: Profile, get_password: Callable[[], str | None], *, to: str | N
     """Check config, network, TLS, sign-in and (unless `send` is false) a real test message."""
     report = ValidationReport(profile.name)
     remaining = planned_stages(profile, send)
-    clock = [time.monotonic()]
+    started = time.monotonic()
 
     def passed(name: str, detail: str) -> None:
+        nonlocal started
         now = time.monotonic()
-        report.stages.append(Stage(name, True, detail, seconds=now - clock[0]))
-        clock[0] = now
+        report.stages.append(Stage(name, True, detail, seconds=now - started))
+        started = now
         if name in remaining:
             remaining.remove(name)
 
     def failed(stage: str, error: XoromailError) -> ValidationReport:
-        report.stages.append(Stage(stage, False, error.message, error.hint, time.monotonic() - clock[0]))
+        report.stages.append(Stage(stage, False, error.message, error.hint, time.monotonic() - started))
         if stage in remaining:
             remaining.remove(stage)
         report.skipped = remaining

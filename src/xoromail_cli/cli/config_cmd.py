@@ -1,3 +1,5 @@
+"""`xoromail config show|path`: what is configured and where, the password only as set/unset."""
+
 from __future__ import annotations
 
 from typing import Annotated

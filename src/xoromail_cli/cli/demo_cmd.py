@@ -1,3 +1,5 @@
+"""`xoromail demo` and `xoromail sink`: trying xoromail (and an ERP) with no real account."""
+
 from __future__ import annotations
 
 from pathlib import Path

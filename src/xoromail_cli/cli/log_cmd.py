@@ -1,3 +1,5 @@
+"""`xoromail log`: the sent-ledger as a table or JSON Lines, for people and audits."""
+
 from __future__ import annotations
 
 from typing import Annotated

@@ -1,3 +1,5 @@
+"""`xoromail send`: parse options, hand them to `dispatch`, and render each result as it comes."""
+
 from __future__ import annotations
 
 import sys

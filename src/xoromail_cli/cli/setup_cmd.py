@@ -1,3 +1,5 @@
+"""`xoromail setup`: flags for scripts, a wizard at a terminal; validation decides whether it is saved."""
+
 from __future__ import annotations
 
 import sys

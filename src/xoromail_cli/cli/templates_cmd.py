@@ -1,3 +1,5 @@
+"""`xoromail templates list|show|export`: the event catalogue and the wording users can change."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,3 +1,5 @@
+"""`xoromail validate`: run the staged checks and render the report as a table or JSON."""
+
 from __future__ import annotations
 
 from typing import Annotated

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
+DeliveryStatus = Literal["sent", "failed", "temporary"]
 StageCallback = Callable[[str, str], None]
 """Called with (stage name, detail) each time a stage of opening a connection succeeds."""
 
@@ -24,7 +25,7 @@ class Envelope:
 class Delivery:
     """What the server said about one message."""
 
-    status: str  # "sent", "failed" or "temporary"
+    status: DeliveryStatus
     reply: str
     refused: dict[str, str] = field(default_factory=dict)
     exit_code: int = 0

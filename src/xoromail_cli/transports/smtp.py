@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from xoromail_cli.diagnostics import QUOTA_HINT, reply_failure, reply_text, stage_failure
 from xoromail_cli.errors import ConfigError, ExitCode, NoInputError, StageFailedError
-from xoromail_cli.transports.base import Delivery, Envelope, StageCallback
+from xoromail_cli.transports.base import Delivery, DeliveryStatus, Envelope, StageCallback
 
 if TYPE_CHECKING:
     from xoromail_cli.config import Profile
@@ -228,7 +228,7 @@ class SmtpTransport:
 
     def _refusal(self, stage: str, code: int, reply: bytes | str) -> Delivery:
         failure = reply_failure(stage, code, reply_text(reply), self.settings.host)
-        status = "temporary" if failure.exit_code == ExitCode.TEMPFAIL else "failed"
+        status: DeliveryStatus = "temporary" if failure.exit_code == ExitCode.TEMPFAIL else "failed"
         account_wide = failure.hint == QUOTA_HINT or (
             stage == "mail from" and failure.exit_code in (ExitCode.NOPERM, ExitCode.PROTOCOL))
         return Delivery(status, failure.message.removeprefix("server replied: "),
