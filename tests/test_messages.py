@@ -14,6 +14,7 @@ from xoromail_cli.errors import ConfigError, DataError
 from xoromail_cli.events import EVENTS, Event
 from xoromail_cli.messages import Recipients, Renderer, check_variables, compose, format_money
 from xoromail_cli.mime import Attachment
+from xoromail_cli.pacing import now
 from xoromail_cli.transports.smtp import SmtpSettings, SmtpTransport
 
 PROFILE = Profile(name="default", email="billing@company.test", host="127.0.0.1", port=25,
@@ -60,7 +61,9 @@ def test_each_event_arrives_with_subject_text_html_and_headers(
     assert message["Reply-To"] == "accounts@company.test"
     assert message["Auto-Submitted"] == "auto-generated"
     assert message["Message-ID"] == envelope.message_id and envelope.message_id.endswith("@company.test>")
-    assert message["Date"] is not None
+    from email.utils import parsedate_to_datetime
+
+    assert abs((parsedate_to_datetime(message["Date"]) - now()).total_seconds()) < 60
     text = message.get_body(("plain",))
     html = message.get_body(("html",))
     assert text is not None and html is not None

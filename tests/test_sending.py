@@ -106,7 +106,8 @@ def test_permanent_failures_are_not_retried(smtp_server: ServerFactory, tls: TLS
     run, results = sender(profile_for(smtp_server(handler=FailNth(1, "554 5.7.1 Message rejected as spam")), tls))
     summary = run.run(jobs(2))
     assert results[0].status == "failed" and results[0].attempts == 1
-    assert summary.count("sent") == 1 and summary.exit_code != 0
+    assert "554 5.7.1 Message rejected as spam" in results[0].reply
+    assert summary.count("sent") == 1 and summary.exit_code == ExitCode.UNAVAILABLE
 
 
 def test_already_sent_messages_are_skipped_on_a_rerun(smtp_server: ServerFactory, tls: TLSFiles,
@@ -283,3 +284,18 @@ def test_a_recipient_still_greylisted_after_the_retries_is_a_temporary_partial(
     assert summary.exit_code == ExitCode.TEMPFAIL
     assert [m.recipients for m in server.messages] == [["early@client.test"]]
     assert [e.status for e in ledger.entries(failed=True)][-1] == "temporary"
+
+
+def test_a_message_left_in_flight_is_reported_then_sent_again(smtp_server: ServerFactory, tls: TLSFiles,
+                                                              ledger: Ledger) -> None:
+    server = smtp_server()
+    profile = profile_for(server, tls)
+    job = jobs(1)[0]
+    ledger.begin(profile.name, EVENT.name, idempotency_key(EVENT, job), job.recipients.envelope, "<lost@x>", 1)
+    run, results = sender(profile, ledger)
+    summary = run.run([job])
+    assert [r.status for r in results] == ["interrupted", "sent"]
+    assert results[0].message_id == "<lost@x>" and "may have been delivered" in results[0].reply
+    assert summary.count("interrupted") == 1 and summary.exit_code == 0
+    assert ledger.interrupted(profile.name) == []
+    assert len(server.messages) == 1
