@@ -16,3 +16,9 @@ def test_presets_carry_the_documented_limits_and_ports() -> None:
     found = preset_for_host("SMTP.GMAIL.COM")
     assert found is not None and found.key == "gmail"
     assert "app password" in PRESETS["gmail"].notes
+
+
+def test_office365_notes_carry_todays_state_of_smtp_auth() -> None:
+    from xoromail_cli.presets import preset_notes
+
+    assert "SMTP AUTH" in preset_notes(PRESETS["office365"]) and "December 2026" in preset_notes(PRESETS["office365"])

@@ -163,7 +163,9 @@ def test_wizard_says_exchange_is_not_yet_available_and_asks_again(config_path: P
     term.answer("Username", "")
     term.answer("Password", "pw")
     assert term.wait() == 0, term.text
-    assert "SMTP AUTH off by default at the end of December 2026" in term.text.replace("\r\n", " ").replace("\n", " ")
+    screen = " ".join(term.text.split())
+    assert "SMTP AUTH off by default at the end of December 2026" in screen
+    assert "blocked EWS per tenant since 1 October 2026" in screen and "1 April 2027" in screen
 
 
 def test_a_new_password_replaces_a_stored_password_command(

@@ -110,3 +110,19 @@ def test_a_ca_file_without_certificates_is_a_config_error(smtp_server: ServerFac
     bogus.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
     report = validate.run(profile_for(smtp_server(), tls, ca_file=str(bogus)), lambda: PASSWORD)
     assert report.exit_code == ExitCode.CONFIG and "no usable PEM" in (report.failed.detail if report.failed else "")
+
+
+def test_a_passing_office365_check_still_warns_about_smtp_auth(smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    report = validate.run(profile_for(smtp_server(), tls, preset="office365"), lambda: PASSWORD)
+    assert report.ok
+    [note] = report.notes
+    assert "SMTP AUTH" in note and "December 2026" in note
+    assert report.to_json()["notes"] == [note]
+
+
+def test_an_unencrypted_remote_relay_gets_a_note() -> None:
+    from xoromail_cli.config import Profile
+
+    relay = Profile(name="r", email=USER, host="relay.company.test", port=25, security="none")
+    assert "unencrypted" in validate.notes_for(relay)[0]
+    assert validate.notes_for(Profile(name="r", email=USER, host="127.0.0.1", port=25, security="none")) == []

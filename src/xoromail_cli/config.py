@@ -157,9 +157,14 @@ def normalize_service(value: str) -> str:
     key = value.strip().lower()
     if key in SERVICE_ALIASES:
         return SERVICE_ALIASES[key]
-    if key in NOT_YET_AVAILABLE or key in ("email-services", "gmail-oauth", "ews"):
+    if key in ("exchange", "ews"):
+        from xoromail_cli.advisories import exchange_ews
+
         raise ConfigError(f"service {value!r} is not yet available in this version",
-                          "use --service smtp (Web Mail) for now")
+                          f"use --service smtp (Web Mail); {exchange_ews()}")
+    if key in NOT_YET_AVAILABLE or key in ("email-services", "gmail-oauth"):
+        raise ConfigError(f"service {value!r} is not yet available in this version",
+                          "use --service smtp (Web Mail); for Gmail with a 16-character app password")
     raise ConfigError(f"unknown service {value!r}", "choose smtp (also called webmail)")
 
 

@@ -11,6 +11,7 @@ import socket
 import ssl
 from collections.abc import Callable
 
+from xoromail_cli.advisories import office365_smtp_auth
 from xoromail_cli.errors import ExitCode, StageFailedError
 from xoromail_cli.presets import is_gmail, is_office365
 
@@ -28,15 +29,15 @@ GMAIL_BLOCKED_HINT = (
     "Google blocked the sign-in: sign in to the account once in a web browser from this network, "
     "then use a 16-character app password (needs 2-Step Verification)"
 )
-O365_SMTP_AUTH_DISABLED_HINT = (
-    "SMTP AUTH is disabled for the tenant or this mailbox: an admin must enable 'Authenticated SMTP' "
-    "for the mailbox (Microsoft 365 admin center → user → Mail → Manage email apps), or use OAuth; "
-    "Microsoft turns password SMTP AUTH off by default at the end of December 2026"
-)
-O365_BASIC_AUTH_HINT = (
-    "Microsoft no longer accepts a password sign-in for this account: OAuth is needed, or an admin "
-    "must allow SMTP AUTH for the mailbox (off by default from the end of December 2026)"
-)
+def _o365_auth_disabled(host: str) -> str:
+    return ("SMTP AUTH is disabled for the tenant or this mailbox: an admin must enable 'Authenticated SMTP' "
+            "for the mailbox (Microsoft 365 admin center → user → Mail → Manage email apps), or use OAuth; "
+            + office365_smtp_auth())
+
+
+def _o365_basic_auth(host: str) -> str:
+    return ("Microsoft no longer accepts a password sign-in for this account: OAuth is needed, or an admin "
+            "must allow SMTP AUTH for the mailbox; " + office365_smtp_auth())
 O365_POLICY_HINT = (
     "the organisation's security defaults or conditional access block password sign-in over SMTP: "
     "ask an admin to exclude this mailbox or move to OAuth"
@@ -119,17 +120,17 @@ def _wrong_credentials(host: str) -> str:
     if is_gmail(host):
         return f"{CREDENTIALS_HINT}; for Gmail, the normal password is refused: {GMAIL_APP_PASSWORD_HINT}"
     if is_office365(host):
-        return (f"{CREDENTIALS_HINT}; if they are right, SMTP AUTH may be disabled for the mailbox "
-                "(off by default from the end of December 2026)")
+        return (f"{CREDENTIALS_HINT}; if they are right, SMTP AUTH may be disabled for the mailbox: "
+                f"{office365_smtp_auth()}")
     return CREDENTIALS_HINT
 
 
 _RULES: list[_Rule] = [
     (_has("5.7.9", "application-specific password"), GMAIL_APP_PASSWORD_HINT, ExitCode.NOPERM),
     (_has("5.7.14"), GMAIL_BLOCKED_HINT, ExitCode.NOPERM),
-    (_has("smtpclientauthentication is disabled", "smtp_auth_disabled"), O365_SMTP_AUTH_DISABLED_HINT,
+    (_has("smtpclientauthentication is disabled", "smtp_auth_disabled"), _o365_auth_disabled,
      ExitCode.NOPERM),
-    (_has("basic authentication is disabled", "5.7.30"), O365_BASIC_AUTH_HINT, ExitCode.NOPERM),
+    (_has("basic authentication is disabled", "5.7.30"), _o365_basic_auth, ExitCode.NOPERM),
     (_has("security defaults", "did not meet the criteria"), O365_POLICY_HINT, ExitCode.NOPERM),
     (_has("5.7.60", "sendasdenied"), SEND_AS_HINT, ExitCode.NOPERM),
     (lambda code, text, stage: code == 530 and "starttls" in text.lower(), SSL_MISMATCH_HINT,

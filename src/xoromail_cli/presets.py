@@ -30,16 +30,12 @@ GMAIL_NOTE = (
     "16-character app password (myaccount.google.com/apppasswords) and use it as the password. "
     "It is revoked when the account password changes."
 )
-OFFICE365_NOTE = (
-    "Microsoft turns password SMTP AUTH off by default at the end of December 2026; an admin must "
-    "enable SMTP AUTH for this mailbox (or the tenant), or the account must move to OAuth."
-)
 
 PRESETS: dict[str, Preset] = {
     p.key: p
     for p in (
         Preset("office365", "Office 365 / Microsoft 365", "smtp.office365.com", 587, "starttls",
-               notes=OFFICE365_NOTE, per_minute=30, daily_recipients=10_000),
+               notes="SMTP AUTH must be enabled for the mailbox.", per_minute=30, daily_recipients=10_000),
         Preset("gmail", "Gmail / Google Workspace", "smtp.gmail.com", 587, "starttls",
                ("gmail.com", "googlemail.com"), GMAIL_NOTE, daily_messages=2_000),
         Preset("outlook", "Outlook.com / Hotmail", "smtp-mail.outlook.com", 587, "starttls",
@@ -73,6 +69,16 @@ def preset_for_host(host: str) -> Preset | None:
         if preset.host == host:
             return preset
     return None
+
+
+def preset_notes(preset: Preset) -> str:
+    """The preset's notes, with today's state of any dated provider change."""
+    if preset.key == "office365":
+        from xoromail_cli.advisories import office365_smtp_auth
+
+        advice = office365_smtp_auth()
+        return f"{preset.notes} {advice[0].upper()}{advice[1:]}."
+    return preset.notes
 
 
 def preset_for_profile(profile: Profile) -> Preset | None:

@@ -32,6 +32,8 @@ class ValidationReport:
     stages: list[Stage] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     exit_code: ExitCode = ExitCode.OK
+    notes: list[str] = field(default_factory=list)
+    """Things that work today but need attention soon (e.g. a provider retiring password sign-in)."""
 
     @property
     def ok(self) -> bool:
@@ -53,6 +55,7 @@ class ValidationReport:
             "stages": [{"name": s.name, "ok": s.ok, "detail": s.detail, "seconds": round(s.seconds, 3)}
                        for s in self.stages],
             "skipped": self.skipped,
+            "notes": self.notes,
         }
 
 
@@ -145,4 +148,21 @@ def run(profile: Profile, get_password: Callable[[], str | None], *, to: str | N
     finally:
         transport.close()
     report.skipped = remaining
+    report.notes = notes_for(profile)
     return report
+
+
+def notes_for(profile: Profile) -> list[str]:
+    """What a passing check should still tell the user about this account's future."""
+    from xoromail_cli.advisories import office365_smtp_auth
+    from xoromail_cli.presets import preset_for_profile
+    from xoromail_cli.transports.smtp import is_loopback
+
+    notes = []
+    preset = preset_for_profile(profile)
+    if preset is not None and preset.key in ("office365", "outlook") and profile.auth_username:
+        notes.append(f"this account signs in with a password over SMTP AUTH; {office365_smtp_auth()}")
+    if profile.security == "none" and not is_loopback(profile.host):
+        notes.append(f"messages travel to {profile.host} unencrypted (security none); use starttls or ssl "
+                     "unless the relay is on a trusted network")
+    return notes

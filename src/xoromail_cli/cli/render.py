@@ -38,6 +38,8 @@ def print_validation(report: ValidationReport) -> None:
     failed = report.failed
     if failed is None:
         console.print("[green]All checks passed.[/]")
+        for note in report.notes:
+            console.print(f"[yellow]note:[/] {escape(note)}")
         return
     console.print(f"[bold red]Failed at stage {failed.name!r}:[/] {escape(failed.detail)}")
     if failed.hint:

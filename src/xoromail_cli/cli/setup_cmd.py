@@ -138,10 +138,11 @@ def _wizard(answers: SetupAnswers, existing: Profile | None, password: str | Non
 
     from xoromail_cli import credentials
     from xoromail_cli.addresses import parse_address
+    from xoromail_cli.advisories import exchange_ews
     from xoromail_cli.cli.console import out
     from xoromail_cli.config import NOT_YET_AVAILABLE
     from xoromail_cli.errors import XoromailError
-    from xoromail_cli.presets import CUSTOM, PRESETS, preset_for_domain
+    from xoromail_cli.presets import CUSTOM, PRESETS, preset_for_domain, preset_notes
     from xoromail_cli.provisioning import DEFAULT_PORTS
 
     console = out()
@@ -150,7 +151,8 @@ def _wizard(answers: SetupAnswers, existing: Profile | None, password: str | Non
                       "  3. Email services (Google sign-in) — not yet available")
         while (choice := Prompt.ask("Choose", choices=["1", "2", "3"], default="1")) != "1":
             label = NOT_YET_AVAILABLE["exchange" if choice == "2" else "google"]
-            console.print(f"[yellow]{label} is not yet available in this version; choose Web Mail.[/]")
+            why = exchange_ews() if choice == "2" else "for Gmail, use Web Mail with a 16-character app password"
+            console.print(f"[yellow]{label} is not yet available in this version; choose Web Mail.[/] {why}.")
         answers.service = "smtp"
     while answers.email is None:
         answer = Prompt.ask("Company email address", default=existing.email if existing else None)
@@ -178,7 +180,7 @@ def _wizard(answers: SetupAnswers, existing: Profile | None, password: str | Non
         answers.port = answers.port or IntPrompt.ask(
             "Port", default=existing.port if existing else DEFAULT_PORTS[answers.security or "starttls"])
     elif chosen.notes:
-        console.print(f"[yellow]Note:[/] {chosen.notes}")
+        console.print(f"[yellow]Note:[/] {preset_notes(chosen)}")
     if answers.display_name is None:
         answers.display_name = Prompt.ask("Display name (shown as the sender)",
                                           default=existing.display_name if existing else None)
