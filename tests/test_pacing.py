@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from xoromail_cli.errors import UsageError
-from xoromail_cli.pacing import Backoff, RateLimiter, parse_duration, parse_rate
+from xoromail_cli.pacing import Backoff, RateLimiter, now, parse_duration, parse_rate, parse_since
 
 
 class FakeClock:
@@ -75,3 +75,10 @@ def test_absurd_durations_are_usage_errors_not_overflows(text: str) -> None:
 def test_a_rate_slower_than_one_an_hour_is_refused() -> None:
     with pytest.raises(UsageError, match="slower than one message an hour"):
         parse_rate("0.0000001/h")
+
+
+def test_dates_and_durations_are_accepted() -> None:
+    assert parse_since("2026-11-01") == datetime(2026, 11, 1, tzinfo=UTC)
+    assert abs(parse_since("7d") - (now() - timedelta(days=7))) < timedelta(seconds=5)
+    with pytest.raises(UsageError, match="neither a date nor a duration"):
+        parse_since("last tuesday")

@@ -1,4 +1,4 @@
-"""How fast and how often: rate limits, retry back-off, durations — pure logic with injectable clocks."""
+"""Time in one place: rate limits, retry back-off, durations and dates people type; injectable clocks."""
 
 from __future__ import annotations
 
@@ -88,3 +88,16 @@ class Backoff:
         if seconds > 0:
             self.sleep(seconds)
         return seconds
+
+
+def parse_since(text: str) -> datetime:
+    """`2026-11-01`, `2026-11-01T08:00`, or a duration back from now such as `7d` or `12h`."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            return now() - parse_duration(text)
+        except UsageError:
+            raise UsageError(f"--since {text!r} is neither a date nor a duration",
+                             "e.g. --since 2026-11-01 or --since 7d") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -21,10 +21,10 @@ def log(
 ) -> None:
     """List what was sent, when, to whom, with Message-ID and the server's reply."""
     from xoromail_cli import config, dispatch
-    from xoromail_cli.audit import parse_since
     from xoromail_cli.cli.console import out, print_json_line
     from xoromail_cli.events import get_event
     from xoromail_cli.ledger import Ledger
+    from xoromail_cli.pacing import parse_since
 
     state = state_of(ctx)
     profile = config.load_profile(state.config_path, state.profile_name)
