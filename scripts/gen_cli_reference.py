@@ -34,8 +34,10 @@ def command_paths(command: object, path: tuple[str, ...] = ()) -> Iterator[tuple
     """
     yield path
     if isinstance(command, TyperGroup):
-        for name, sub in command.commands.items():
-            if not sub.hidden:
+        context = typer.Context(command)
+        for name in command.list_commands(context):
+            sub = command.get_command(context, name)
+            if sub is not None and not sub.hidden:
                 yield from command_paths(sub, (*path, name))
 
 

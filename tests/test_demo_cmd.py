@@ -70,3 +70,11 @@ def test_help_loads_no_heavy_library() -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))")
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert completed.stdout.strip() == "[]"
+
+
+def test_the_overview_summaries_are_the_commands_own_first_help_lines() -> None:
+    from xoromail_cli.cli import COMMANDS, load_command
+
+    for name, spec in COMMANDS.items():
+        command = load_command(name)
+        assert (command.help or "").strip().splitlines()[0] == spec.summary, name

@@ -2,21 +2,90 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from xoromail_cli import __version__
 from xoromail_cli.cli.state import AppState
 
 if TYPE_CHECKING:
-    from typer._click import Context as ClickContext  # Typer ≥ 0.29 vendors Click under this name
+    from typer._click import Command as ClickCommand  # Typer ≥ 0.29 vendors Click under these names
+    from typer._click import Context as ClickContext
+    from typer._click import HelpFormatter
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+
+class LazyCommand(NamedTuple):
+    """A command whose module is imported only when it runs (or its own --help is asked for)."""
+
+    module: str
+    attribute: str
+    summary: str
+    """`xoromail --help` shows this without importing the module; a test keeps it equal to the docstring."""
+
+
+COMMANDS: dict[str, LazyCommand] = {
+    "setup": LazyCommand("setup_cmd", "setup",
+                         "Create or update a profile: checked by sending a test message before it is saved."),
+    "validate": LazyCommand("validate_cmd", "validate",
+                            "Check the saved profile stage by stage and send a test message."),
+    "send": LazyCommand("send_cmd", "send", "Send an event email to one recipient, or one per row of a batch file."),
+    "templates": LazyCommand("templates_cmd", "templates_app",
+                             "The event emails: list, show and export their templates."),
+    "log": LazyCommand("log_cmd", "log", "List what was sent, when, to whom, with Message-ID and the server's reply."),
+    "config": LazyCommand("config_cmd", "config_app", "Show where settings live and what they say."),
+    "demo": LazyCommand("demo_cmd", "demo",
+                        "Try xoromail with no account and no network: a local server, a profile, a validation."),
+    "sink": LazyCommand("demo_cmd", "sink",
+                        "Run a local capturing SMTP server (no TLS, no auth) for trying xoromail and an ERP."),
+}
+
+
+def load_command(name: str) -> ClickCommand:
+    """Build the real command (or command group) for `name` from its module."""
+    spec = COMMANDS[name]
+    target = getattr(importlib.import_module(f"xoromail_cli.cli.{spec.module}"), spec.attribute)
+    if not isinstance(target, typer.Typer):
+        single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+        single.command(name, context_settings=CONTEXT_SETTINGS)(target)
+        target = single
+    command = typer.main.get_command(target)
+    command.name = name
+    return command
+
+
+_LOADED: dict[str, ClickCommand] = {}
 
 
 class XoromailGroup(TyperGroup):
-    """The one place where an XoromailError becomes a message, a hint and an exit code."""
+    """Loads commands on demand, and is the one place where an XoromailError becomes output and an exit code."""
+
+    _summaries_only = False
+
+    def list_commands(self, ctx: ClickContext) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: ClickContext, cmd_name: str) -> ClickCommand | None:
+        if cmd_name not in COMMANDS:
+            return None
+        if self._summaries_only:
+            return TyperCommand(cmd_name, help=COMMANDS[cmd_name].summary)
+        if cmd_name not in _LOADED:
+            _LOADED[cmd_name] = load_command(cmd_name)
+        return _LOADED[cmd_name]
+
+    def format_help(self, ctx: ClickContext, formatter: HelpFormatter) -> None:
+        """The overview needs each command's summary only: import none of them for it."""
+        self._summaries_only = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._summaries_only = False
 
     def invoke(self, ctx: ClickContext) -> Any:
         from xoromail_cli.errors import XoromailError
@@ -37,7 +106,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings=CONTEXT_SETTINGS,
 )
 
 
@@ -60,22 +129,6 @@ def _global_options(
                                           help="Show the version and exit.")] = False,
 ) -> None:
     ctx.obj = AppState(config, profile)
-
-
-def _register() -> None:
-    from xoromail_cli.cli import config_cmd, demo_cmd, log_cmd, send_cmd, setup_cmd, templates_cmd, validate_cmd
-
-    app.command("setup")(setup_cmd.setup)
-    app.command("validate")(validate_cmd.validate)
-    app.command("send")(send_cmd.send)
-    app.add_typer(templates_cmd.templates_app, name="templates")
-    app.command("log")(log_cmd.log)
-    app.add_typer(config_cmd.config_app, name="config")
-    app.command("demo")(demo_cmd.demo)
-    app.command("sink")(demo_cmd.sink)
-
-
-_register()
 
 
 def main() -> None:

@@ -8,7 +8,8 @@ import typer
 
 from xoromail_cli.cli.state import state_of
 
-config_app = typer.Typer(help="Show where settings live and what they say.", no_args_is_help=True)
+config_app = typer.Typer(help="Show where settings live and what they say.", no_args_is_help=True,
+                         context_settings={"help_option_names": ["-h", "--help"]})
 
 
 @config_app.command("path")

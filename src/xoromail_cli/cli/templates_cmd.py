@@ -9,7 +9,8 @@ import typer
 
 from xoromail_cli.cli.state import state_of
 
-templates_app = typer.Typer(help="The event emails: list, show and export their templates.", no_args_is_help=True)
+templates_app = typer.Typer(help="The event emails: list, show and export their templates.", no_args_is_help=True,
+                            context_settings={"help_option_names": ["-h", "--help"]})
 
 
 def _templates_dir(ctx: typer.Context) -> Path:
