@@ -54,3 +54,16 @@ def test_a_dry_run_touches_no_ledger_lock_or_network(isolated_environment: Path,
                                lambda warning: None)
     assert statuses == ["dry-run", "dry-run"] and summary.exit_code == 0
     assert not (isolated_environment / "state" / "xoromail").exists()
+
+
+def test_a_bad_rate_is_refused_even_on_a_dry_run(tmp_path: Path) -> None:
+    import pytest
+
+    from xoromail_cli.errors import UsageError
+    from xoromail_cli.events import EVENTS
+
+    profile = Profile(name="p", email="a@b.test", host="h", port=25)
+    plan = dispatch.plan_send(profile, EVENTS["order-release"], variables={"customer_name": "A", "order_number": "1"},
+                              to=["c@x.test"])
+    with pytest.raises(UsageError, match="rate"):
+        dispatch.execute(plan, dispatch.SendOptions(dry_run=True, rate="1/2h"), lambda r: None, lambda w: None)

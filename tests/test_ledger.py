@@ -102,3 +102,29 @@ def test_the_ledger_and_its_folder_are_private(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(path.parent.parent.stat().st_mode) == 0o700
+
+
+def test_a_ledger_of_the_first_schema_is_upgraded_in_place(path: Path) -> None:
+    path.parent.mkdir(parents=True)
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE messages (id INTEGER PRIMARY KEY, profile TEXT NOT NULL, event TEXT NOT NULL,
+            idem_key TEXT NOT NULL, recipients TEXT NOT NULL, recipient_count INTEGER NOT NULL,
+            message_id TEXT NOT NULL, status TEXT NOT NULL, reply TEXT, row INTEGER,
+            created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+        INSERT INTO messages VALUES (1, 'default', 'e', 'k', 'a@x.test', 1, '<1@x>', 'sent', '250', 1,
+            '2026-11-01T00:00:00+00:00', '2026-11-01T00:00:00+00:00');
+        PRAGMA user_version = 1;
+    """)
+    old.close()
+    with Ledger(path) as ledger:
+        found = ledger.last_sent("default", "k")
+        assert found is not None and found.pending == ()
+
+
+def test_a_newer_ledger_is_refused_rather_than_misread(path: Path) -> None:
+    Ledger(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 99")
+    with pytest.raises(ConfigError, match="newer xoromail"):
+        Ledger(path)

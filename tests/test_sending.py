@@ -299,3 +299,51 @@ def test_a_message_left_in_flight_is_reported_then_sent_again(smtp_server: Serve
     assert summary.count("interrupted") == 1 and summary.exit_code == 0
     assert ledger.interrupted(profile.name) == []
     assert len(server.messages) == 1
+
+
+def test_a_rerun_completes_a_partial_delivery_for_the_owed_recipients_only(
+        smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
+    class GreylistFirstConnection(RefuseRecipient):
+        async def handle_RCPT(self, server: object, session: object, envelope: object, address: str,
+                              options: object) -> str:
+            if address == self.refused:
+                return "450 4.2.0 Greylisted, try again later"
+            return await super().handle_RCPT(server, session, envelope, address, options)
+
+    handler = GreylistFirstConnection("late@client.test")
+    server = smtp_server(handler=handler)
+    profile = profile_for(server, tls)
+    job = make_job(EVENT, 1, to=["early@client.test", "late@client.test"], variables=jobs(1)[0].variables)
+    first = sender(profile, ledger, retries=0)[0]
+    assert first.run([job]).exit_code == ExitCode.TEMPFAIL
+    [owed] = [e for e in ledger.entries() if e.status == "partial"]
+    assert owed.pending == ("late@client.test",) and "late@client.test: 450" in (owed.reply or "")
+    handler.refused = ""
+    second = sender(profile, ledger)[0]
+    assert second.run([job]).exit_code == 0
+    assert [m.recipients for m in server.messages] == [["early@client.test"], ["late@client.test"]]
+    third = sender(profile, ledger)[0]
+    assert third.run([job]).count("skipped") == 1
+    assert list(ledger.entries(failed=True)) == []
+
+
+def test_a_clean_delivery_costs_two_ledger_commits(smtp_server: ServerFactory, tls: TLSFiles,
+                                                   ledger: Ledger) -> None:
+    statements: list[str] = []
+    ledger._db.set_trace_callback(statements.append)  # observe, not alter: sqlite3's public tracing hook
+    run, _ = sender(profile_for(smtp_server(), tls), ledger)
+    run.run(jobs(1))
+    writes = [s for s in statements if s.startswith(("INSERT", "UPDATE"))]
+    assert len(writes) == 2
+
+
+def test_a_failure_a_person_must_fix_outranks_temporary_ones_in_the_exit_code() -> None:
+    from xoromail_cli.errors import TemporaryError
+    from xoromail_cli.sending import Summary
+
+    summary = Summary()
+    summary.add(MessageResult("e", 1, (), "partial", exit_code=int(ExitCode.TEMPFAIL)))
+    assert summary.exit_code == ExitCode.TEMPFAIL
+    summary.add(MessageResult("e", 2, (), "failed", exit_code=int(ExitCode.DATAERR)))
+    summary.aborted = TemporaryError("quota reached")
+    assert summary.exit_code == ExitCode.DATAERR

@@ -141,7 +141,8 @@ def execute(plan: SendPlan, options: SendOptions, on_result: Callable[[MessageRe
 
     profile = plan.profile
     resend_after = parse_duration(options.resend_after) if options.resend_after else None
-    per_second = messages_per_second(profile, options.rate) if options.really_sends else None
+    rate = messages_per_second(profile, options.rate)
+    per_second = rate if options.really_sends else None
     with ExitStack() as stack:
         ledger: Ledger | None = None
         transport: Transport | None = None

@@ -20,7 +20,7 @@ from xoromail_cli.errors import ConfigError, TemporaryError
 from xoromail_cli.pacing import now
 from xoromail_cli.paths import private_dir
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY,
@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS messages (
     reply TEXT,
     row INTEGER,
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    pending TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS messages_by_key ON messages (profile, idem_key, status);
 CREATE INDEX IF NOT EXISTS messages_by_time ON messages (created_at);
@@ -56,12 +57,14 @@ class LedgerEntry:
     row: int | None
     created_at: datetime
     updated_at: datetime
+    pending: tuple[str, ...] = ()
+    """Recipients a partial delivery still owes (refused with a 4xx); a re-run sends to them alone."""
 
     def to_json(self) -> dict[str, object]:
         return {"id": self.id, "profile": self.profile, "event": self.event, "key": self.idempotency_key,
                 "recipients": list(self.recipients), "message_id": self.message_id, "status": self.status,
                 "reply": self.reply, "row": self.row, "created_at": self.created_at.isoformat(),
-                "updated_at": self.updated_at.isoformat()}
+                "updated_at": self.updated_at.isoformat(), "pending": list(self.pending)}
 
 
 class Ledger:
@@ -87,6 +90,8 @@ class Ledger:
                 raise ConfigError(f"the ledger {path} was written by a newer xoromail (schema {version})",
                                   "upgrade xoromail")
             self._db.executescript(_SCHEMA)
+            if version == 1:
+                self._db.execute("ALTER TABLE messages ADD COLUMN pending TEXT NOT NULL DEFAULT ''")
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self._db.execute("SELECT count(*) FROM messages WHERE 0").fetchone()
         except sqlite3.OperationalError as exc:
@@ -131,9 +136,9 @@ class Ledger:
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
-    def finish(self, entry_id: int, status: str, reply: str) -> None:
-        self._write("UPDATE messages SET status = ?, reply = ?, updated_at = ? WHERE id = ?",
-                    (status, reply, now().isoformat(), entry_id))
+    def finish(self, entry_id: int, status: str, reply: str, pending: tuple[str, ...] = ()) -> None:
+        self._write("UPDATE messages SET status = ?, reply = ?, pending = ?, updated_at = ? WHERE id = ?",
+                    (status, reply, ",".join(pending), now().isoformat(), entry_id))
 
     def record(self, profile: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
                row: int | None, status: str, reply: str) -> None:
@@ -153,7 +158,7 @@ class Ledger:
 
     def count_since(self, profile: str, since: datetime) -> tuple[int, int]:
         row = self._db.execute("SELECT count(*), coalesce(sum(recipient_count), 0) FROM messages WHERE profile = ? "
-                               "AND status IN ('sent', 'in_flight') AND created_at >= ?",
+                               "AND status IN ('sent', 'partial', 'in_flight') AND created_at >= ?",
                                (profile, since.isoformat())).fetchone()
         return int(row[0]), int(row[1])
 
@@ -199,4 +204,4 @@ class Ledger:
         for row in rows:
             yield LedgerEntry(row[0], row[1], row[2], row[3], tuple(filter(None, row[4].split(","))), row[6],
                               row[7], row[8], row[9], datetime.fromisoformat(row[10]),
-                              datetime.fromisoformat(row[11]))
+                              datetime.fromisoformat(row[11]), tuple(filter(None, row[12].split(","))))

@@ -167,8 +167,8 @@ _GROUPED = re.compile(r"^-?\d{1,3}([.,])\d{3}(\1\d{3})+$")
 def format_money(value: Any, currency: str | None) -> str:
     """`1234.5` → `USD 1,234.50`, also from `1.234,50` or `12,5`.
 
-    `1.234` or `1,234` could be either a thousand or one and a bit: such values, and anything that is not a
-    number, are shown as given (after the currency), never guessed.
+    `1.234` or `1,234` could be a thousand or one and a bit: such values are shown as given after the
+    currency, never guessed. Anything that is not a number is shown exactly as given.
     """
     original = str(value).strip()
     text = original.replace(" ", "").replace("\u00a0", "")

@@ -53,7 +53,9 @@ class Summary:
 
     def add(self, result: MessageResult) -> None:
         self.counts[result.status] = self.counts.get(result.status, 0) + 1
-        if result.status in ("failed", "invalid", "partial") and self.first_permanent is None:
+        permanent = result.status in ("failed", "invalid") or (
+            result.status == "partial" and result.exit_code != ExitCode.TEMPFAIL)
+        if permanent and self.first_permanent is None:
             self.first_permanent = result.exit_code or int(ExitCode.DATAERR)
 
     def count(self, status: str) -> int:
@@ -61,11 +63,12 @@ class Summary:
 
     @property
     def exit_code(self) -> int:
-        if self.aborted is not None:
-            return int(self.aborted.exit_code)
+        """A failure a person must fix outranks one a later run will clear (so a scheduler alerts)."""
         if self.first_permanent is not None:
             return self.first_permanent
-        if self.count("temporary"):
+        if self.aborted is not None:
+            return int(self.aborted.exit_code)
+        if self.count("temporary") or self.count("partial"):
             return int(ExitCode.TEMPFAIL)
         return 0
 
@@ -83,11 +86,18 @@ class InFlight:
         self._ledger, self._profile, self._event, self._key = ledger, profile, event, key
         self._envelope, self._row = envelope, row
         self.entry_id: int | None = None
+        self._written: tuple[str, str, tuple[str, ...]] | None = None
 
     def mark(self) -> None:
         if self._ledger is not None:
             self.entry_id = self._ledger.begin(self._profile, self._event, self._key, self._envelope.recipients,
                                                self._envelope.message_id, self._row)
+
+    def conclude(self, status: str, reply: str, pending: tuple[str, ...] = ()) -> None:
+        """The message's final outcome, recorded on this (its first delivered) attempt."""
+        if self._ledger is not None and self.entry_id is not None and self._written != (status, reply, pending):
+            self._ledger.finish(self.entry_id, status, reply, pending)
+            self._written = (status, reply, pending)
 
     def settle(self, status: str, reply: str, *, record_refusal: bool) -> None:
         """Close the in-flight row; an attempt refused before DATA is recorded once it is final."""
@@ -95,6 +105,7 @@ class InFlight:
             return
         if self.entry_id is not None:
             self._ledger.finish(self.entry_id, status, reply)
+            self._written = (status, reply, ())
         elif record_refusal:
             self._ledger.record(self._profile, self._event, self._key, self._envelope.recipients,
                                 self._envelope.message_id, self._row, status, reply)
@@ -123,7 +134,8 @@ def check_key_template(event: Event, template: str) -> None:
 def idempotency_key(event: Event, job: SendJob, template: str | None = None) -> str:
     """The event's natural key (or the user's template) combined with the recipients."""
     if template:
-        natural = template.format_map({name: job.variables.get(name) or "" for name in event.variables})
+        values = {name: job.variables.get(name) for name in event.variables}
+        natural = template.format_map({name: "" if value is None else value for name, value in values.items()})
     else:
         natural = "/".join(str(job.variables.get(name, "")) for name in event.natural_key)
     return f"{event.name}:{natural}:{','.join(sorted(a.lower() for a in job.recipients.envelope))}"
@@ -186,14 +198,19 @@ class Sender:
     def _one(self, job: SendJob) -> MessageResult:
         key = idempotency_key(self.event, job, self.key_template)
         recipients = job.recipients.envelope
+        owed: tuple[str, ...] = ()
         if self.ledger is not None and not self.resend:
             previous = self.ledger.last_sent(self.profile.name, key)
             if previous is not None and not self._due_again(previous):
-                return MessageResult(self.event.name, job.row, recipients, "skipped",
-                                     f"already sent on {previous.updated_at:%Y-%m-%d %H:%M} UTC "
-                                     f"({previous.message_id})", previous.message_id, key=key)
+                owed = tuple(a for a in previous.pending if a in recipients)
+                if not owed:
+                    return MessageResult(self.event.name, job.row, recipients, "skipped",
+                                         f"already sent on {previous.updated_at:%Y-%m-%d %H:%M} UTC "
+                                         f"({previous.message_id})", previous.message_id, key=key)
         envelope, rendered = compose(self.profile, self.renderer, self.event, job.recipients, job.variables,
                                      attachments=job.attachments, reply_to=job.reply_to, subject=self.subject)
+        if owed:
+            envelope = dataclasses.replace(envelope, recipients=owed)
         if self.transport is None:
             return MessageResult(self.event.name, job.row, recipients, "dry-run", "not sent (dry run)",
                                  envelope.message_id, key=key, rendered=rendered, envelope=envelope)
@@ -209,42 +226,52 @@ class Sender:
 
     def _deliver(self, job: SendJob, envelope: Envelope, key: str) -> MessageResult:
         """Send with retries; recipients refused with a 4xx are retried alone, never the ones that got it."""
-        pending, delivered, permanent = envelope, False, dict[str, str]()
+        pending, permanent = envelope, dict[str, str]()
+        delivered_entry: InFlight | None = None
         attempt = 0
         while True:
             attempt += 1
             marker = InFlight(self.ledger, self.profile.name, self.event.name, key, pending, job.row or None)
             delivery = self._attempt(pending, marker.mark, attempt)
-            delivered = delivered or delivery.ok
             refused = dict(delivery.refused) if delivery.ok else (
                 delivery.refused or dict.fromkeys(pending.recipients, delivery.reply))
             temporary = {a: r for a, r in refused.items() if r.startswith("4")} if delivery.ok else (
                 refused if delivery.status == "temporary" else {})
             permanent.update({a: r for a, r in refused.items() if a not in temporary})
             retry = bool(temporary) and attempt <= self.retries and not delivery.stops_batch
-            status = "partial" if delivery.ok and refused else delivery.status
-            marker.settle(status, delivery.reply, record_refusal=not retry)
+            marker.settle("partial" if delivery.ok and refused else delivery.status, delivery.reply,
+                          record_refusal=not retry)
+            if delivery.ok and delivered_entry is None:
+                delivered_entry = marker
             if retry:
-                if delivered:
+                if delivered_entry is not None:
                     pending = dataclasses.replace(pending, recipients=tuple(temporary))
                 if delivery.reply.startswith("421"):
                     self._disconnect()
                 self.backoff.pause(attempt - 1)
                 continue
-            if not delivered:
+            if delivered_entry is None:
                 return MessageResult(self.event.name, job.row, envelope.recipients, delivery.status, delivery.reply,
                                      envelope.message_id, delivery.hint, delivery.exit_code, attempt, key,
                                      stops_batch=delivery.stops_batch)
-            remaining = {**permanent, **temporary}
-            if not remaining:
-                return MessageResult(self.event.name, job.row, envelope.recipients, "sent", delivery.reply,
-                                     envelope.message_id, attempts=attempt, key=key)
-            listed = "; ".join(f"{address}: {text}" for address, text in remaining.items())
-            exit_code = ExitCode.TEMPFAIL if remaining.keys() <= temporary.keys() else ExitCode.DATAERR
-            return MessageResult(self.event.name, job.row, envelope.recipients, "partial",
-                                 f"delivered except to {listed}", envelope.message_id,
-                                 "the other recipients got it; send to these again once the cause is fixed",
-                                 int(exit_code), attempt, key)
+            return self._outcome(job, envelope, key, attempt, delivered_entry, delivery.reply,
+                                 {**permanent, **temporary}, tuple(temporary))
+
+    def _outcome(self, job: SendJob, envelope: Envelope, key: str, attempts: int, message_row: InFlight,
+                 reply: str, remaining: dict[str, str], owed: tuple[str, ...]) -> MessageResult:
+        """Write the message's final state onto the row of its first delivery: sent, or partial with who is owed."""
+        if not remaining:
+            message_row.conclude("sent", reply)
+            return MessageResult(self.event.name, job.row, envelope.recipients, "sent", reply, envelope.message_id,
+                                 attempts=attempts, key=key)
+        listed = "; ".join(f"{address}: {text}" for address, text in remaining.items())
+        summary = f"delivered except to {listed}"
+        message_row.conclude("partial", summary, owed)
+        temporary_only = remaining.keys() <= set(owed)
+        hint = ("the others got it; re-running sends it to these recipients only" if temporary_only
+                else "the others got it; fix these addresses, then send to them with --to … --resend")
+        return MessageResult(self.event.name, job.row, envelope.recipients, "partial", summary, envelope.message_id,
+                             hint, int(ExitCode.TEMPFAIL if temporary_only else ExitCode.DATAERR), attempts, key)
 
     def _attempt(self, envelope: Envelope, in_flight: Callable[[], None], attempt: int) -> Delivery:
         """One try: (re)connect if needed, then send. Lost connections come back as temporary."""

@@ -54,7 +54,8 @@ def log(
     table = Table(title=f"Sent-ledger of profile {profile.name!r}", title_justify="left")
     for column in ("when (UTC)", "event", "to", "status", "message-id / reply"):
         table.add_column(column, overflow="fold")
-    style = {"sent": "green", "failed": "red", "temporary": "yellow", "in_flight": "yellow", "interrupted": "yellow"}
+    style = {"sent": "green", "failed": "red", "temporary": "yellow", "partial": "yellow", "in_flight": "yellow",
+             "interrupted": "yellow"}
     for entry in entries:
         table.add_row(f"{entry.updated_at:%Y-%m-%d %H:%M:%S}", entry.event, escape(", ".join(entry.recipients)),
                       f"[{style.get(entry.status, 'white')}]{entry.status}[/]",

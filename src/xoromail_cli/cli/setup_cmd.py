@@ -185,7 +185,9 @@ def _wizard(answers: SetupAnswers, existing: Profile | None, password: str | Non
         answers.display_name = Prompt.ask("Display name (shown as the sender)",
                                           default=existing.display_name if existing else None)
     if answers.username is None:
-        answers.username = Prompt.ask("Username", default=(existing.login if existing else answers.email))
+        relay = (answers.security or (existing.security if existing else "")) == "none"
+        suggested = "" if relay else (existing.login if existing else answers.email)
+        answers.username = Prompt.ask("Username" + (" (empty: no sign-in)" if relay else ""), default=suggested)
     signs_in = (answers.security or (existing.security if existing else "starttls")) != "none" or answers.username
     if password is None and answers.password_command is None and signs_in and not _env_password():
         keep = existing is not None and credentials.password_source(existing).kind != "unset"
