@@ -8,6 +8,28 @@ from typing import Any
 from xoromail_cli.sink import CaptureHandler
 
 
+class MailFromReply(CaptureHandler):
+    """Answers every MAIL FROM with one reply (a provider refusing the sender, or busy)."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__()
+        self.reply = reply
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        return self.reply
+
+
+class DataReply(CaptureHandler):
+    """Answers every message's DATA with one reply (spam refusals, quotas, temporary trouble)."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__()
+        self.reply = reply
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        return self.reply
+
+
 class RefuseRecipient(CaptureHandler):
     """Answers 550 5.1.1 for one address, like a server that knows its mailboxes."""
 
@@ -18,6 +40,25 @@ class RefuseRecipient(CaptureHandler):
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         if address == self.refused:
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+
+class Greylist(CaptureHandler):
+    """Answers 450 for one address, `times` times (None: until `refused` is cleared), as greylisting does."""
+
+    def __init__(self, refused: str, times: int | None = None,
+                 reply: str = "450 4.2.0 Greylisted, try again later") -> None:
+        super().__init__()
+        self.refused = refused
+        self.times = times
+        self.reply = reply
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if address == self.refused and self.times != 0:
+            if self.times is not None:
+                self.times -= 1
+            return self.reply
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 

@@ -10,28 +10,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import PASSWORD, ServerFactory, TLSFiles, failing_authenticator, profile_for
+from tests.servers import DataReply, MailFromReply
 from xoromail_cli import validate
 from xoromail_cli.diagnostics import reply_failure
 from xoromail_cli.errors import ExitCode
 from xoromail_cli.sink import CaptureHandler, free_port
-
-
-class MailFromReply(CaptureHandler):
-    def __init__(self, reply: str) -> None:
-        super().__init__()
-        self.reply = reply
-
-    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
-        return self.reply
-
-
-class DataReply(CaptureHandler):
-    def __init__(self, reply: str) -> None:
-        super().__init__()
-        self.reply = reply
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        return self.reply
 
 
 def check(profile_server: Any, tls: TLSFiles, **overrides: Any) -> validate.ValidationReport:

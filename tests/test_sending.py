@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
-from tests.servers import DropNth, FailNth, RefuseRecipient, connections
+from tests.servers import DropNth, FailNth, Greylist, MailFromReply, RefuseRecipient, connections
 from xoromail_cli.batch import SendJob, make_job
 from xoromail_cli.config import Profile
 from xoromail_cli.errors import ExitCode
@@ -169,8 +169,6 @@ def test_a_reached_daily_quota_stops_the_batch_instead_of_retrying_every_row(
 
 
 def test_a_sender_refused_at_mail_from_stops_the_batch(smtp_server: ServerFactory, tls: TLSFiles) -> None:
-    from tests.test_diagnostics import MailFromReply
-
     refusal = "550 5.7.60 SMTP; Client does not have permissions to send as this sender"
     server = smtp_server(handler=MailFromReply(refusal))
     run, results = sender(profile_for(server, tls))
@@ -180,12 +178,8 @@ def test_a_sender_refused_at_mail_from_stops_the_batch(smtp_server: ServerFactor
 
 def test_temporary_refusal_before_data_is_recorded_for_the_log(smtp_server: ServerFactory, tls: TLSFiles,
                                                                 ledger: Ledger) -> None:
-    class BusyRcpt(RefuseRecipient):
-        async def handle_RCPT(self, server: object, session: object, envelope: object, address: str,
-                              options: object) -> str:
-            return "451 4.3.2 Please try again later"
-
-    run, _ = sender(profile_for(smtp_server(handler=BusyRcpt("x")), tls), ledger, retries=1)
+    busy = Greylist("customer1@client.test", reply="451 4.3.2 Please try again later")
+    run, _ = sender(profile_for(smtp_server(handler=busy), tls), ledger, retries=1)
     run.run(jobs(1))
     assert [(e.status, e.reply) for e in ledger.entries(failed=True)] == [
         ("temporary", "451 4.3.2 Please try again later")]
@@ -250,15 +244,7 @@ def test_recipient_case_does_not_change_the_key() -> None:
 
 def test_a_greylisted_recipient_is_retried_alone_and_nobody_gets_two_copies(
         smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
-    class GreylistOnce(RefuseRecipient):
-        async def handle_RCPT(self, server: object, session: object, envelope: object, address: str,
-                              options: object) -> str:
-            if address == self.refused:
-                self.refused = ""
-                return "450 4.2.0 <late@client.test>: Recipient address rejected: Greylisted"
-            return await super().handle_RCPT(server, session, envelope, address, options)
-
-    server = smtp_server(handler=GreylistOnce("late@client.test"))
+    server = smtp_server(handler=Greylist("late@client.test", times=1))
     run, results = sender(profile_for(server, tls), ledger)
     job = make_job(EVENT, 1, to=["early@client.test", "late@client.test"], variables=jobs(1)[0].variables)
     summary = run.run([job])
@@ -269,13 +255,6 @@ def test_a_greylisted_recipient_is_retried_alone_and_nobody_gets_two_copies(
 
 def test_a_recipient_still_greylisted_after_the_retries_is_a_temporary_partial(
         smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
-    class Greylist(RefuseRecipient):
-        async def handle_RCPT(self, server: object, session: object, envelope: object, address: str,
-                              options: object) -> str:
-            if address == self.refused:
-                return "450 4.2.0 Greylisted, try again later"
-            return await super().handle_RCPT(server, session, envelope, address, options)
-
     server = smtp_server(handler=Greylist("late@client.test"))
     run, results = sender(profile_for(server, tls), ledger, retries=2)
     job = make_job(EVENT, 1, to=["early@client.test", "late@client.test"], variables=jobs(1)[0].variables)
@@ -303,14 +282,7 @@ def test_a_message_left_in_flight_is_reported_then_sent_again(smtp_server: Serve
 
 def test_a_rerun_completes_a_partial_delivery_for_the_owed_recipients_only(
         smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
-    class GreylistFirstConnection(RefuseRecipient):
-        async def handle_RCPT(self, server: object, session: object, envelope: object, address: str,
-                              options: object) -> str:
-            if address == self.refused:
-                return "450 4.2.0 Greylisted, try again later"
-            return await super().handle_RCPT(server, session, envelope, address, options)
-
-    handler = GreylistFirstConnection("late@client.test")
+    handler = Greylist("late@client.test")
     server = smtp_server(handler=handler)
     profile = profile_for(server, tls)
     job = make_job(EVENT, 1, to=["early@client.test", "late@client.test"], variables=jobs(1)[0].variables)
