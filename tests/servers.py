@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -93,6 +94,19 @@ class DropNth(FailNth):
             server.transport.abort()
             return "421 4.4.2 connection dropped"
         return await CaptureHandler.handle_DATA(self, server, session, envelope)
+
+
+class CloseAfterNth(FailNth):
+    """Accepts the n-th message, then closes the connection, as a server with an idle limit does."""
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self._count_lock:
+            self.calls += 1
+            close = self.calls == self.nth
+        reply = await CaptureHandler.handle_DATA(self, server, session, envelope)
+        if close:
+            asyncio.get_running_loop().call_soon(server.transport.close)
+        return reply
 
 
 def connections(handler: CaptureHandler) -> int:

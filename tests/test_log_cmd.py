@@ -57,3 +57,26 @@ def test_reading_the_log_never_writes_to_the_ledger(
     assert ledger.read_bytes() == before
     wal = ledger.with_name("ledger.sqlite3-wal")
     assert not wal.exists() or wal.read_bytes() == b""
+
+
+def test_log_reads_a_ledger_of_the_first_schema_without_upgrading_it(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path,
+        isolated_environment: Path) -> None:
+    import sqlite3
+
+    config.save_profile(config_path, profile_for(smtp_server(), tls))
+    ledger = isolated_environment / "state" / "xoromail" / "ledger.sqlite3"
+    ledger.parent.mkdir(parents=True)
+    with sqlite3.connect(ledger) as db:
+        db.executescript("""
+            CREATE TABLE messages (id INTEGER PRIMARY KEY, profile TEXT NOT NULL, event TEXT NOT NULL,
+                idem_key TEXT NOT NULL, recipients TEXT NOT NULL, recipient_count INTEGER NOT NULL,
+                message_id TEXT NOT NULL, status TEXT NOT NULL, reply TEXT, row INTEGER,
+                created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+            INSERT INTO messages VALUES (1, 'default', 'overdue-invoice', 'k', 'a@x.test', 1, '<1@x>', 'sent',
+                '250 OK', 2, '2026-11-01T00:00:00+00:00', '2026-11-01T00:00:00+00:00');
+            PRAGMA user_version = 1;
+        """)
+    result = runner.invoke(app, ["--config", str(config_path), "log", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["pending"] == []

@@ -247,3 +247,14 @@ def test_an_outbox_that_cannot_be_written_is_exit_73(runner: CliRunner, tls: TLS
     result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "a@x.test", *OVERDUE,
                                  "--outbox", str(blocker / "out")])
     assert result.exit_code == 73 and "cannot create outbox folder" in result.output
+
+
+def test_a_run_that_cannot_connect_reports_the_bad_rows_and_exits_69(
+        runner: CliRunner, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    base = configure(config_path, None, tls)
+    rows = csv_batch(tmp_path / "r.csv", 3, bad_row=3)
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch", str(rows), "--skip-invalid",
+                                 "--json", "--retries", "0"])
+    assert result.exit_code == 69, result.output
+    statuses = [json.loads(line)["status"] for line in result.stdout.splitlines()]
+    assert statuses == ["invalid"]

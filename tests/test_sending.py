@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
-from tests.servers import DropNth, FailNth, Greylist, MailFromReply, RefuseRecipient, connections
+from tests.servers import CloseAfterNth, DropNth, FailNth, Greylist, MailFromReply, RefuseRecipient, connections
 from xoromail_cli.batch import SendJob, make_job
 from xoromail_cli.config import Profile
 from xoromail_cli.errors import ExitCode
@@ -37,8 +37,8 @@ def jobs(count: int, refused: str | None = None) -> list[SendJob]:
 def sender(profile: Profile, ledger: Ledger | None = None, **options: object) -> tuple[Sender, list[MessageResult]]:
     results: list[MessageResult] = []
     transport = SmtpTransport(SmtpSettings.from_profile(profile), PASSWORD)
-    instance = Sender(profile, EVENT, Renderer(profile), transport, ledger,
-                      backoff=Backoff(base=0.0, rng=random.Random(1)), on_result=results.append,
+    options.setdefault("backoff", Backoff(base=0.0, rng=random.Random(1)))
+    instance = Sender(profile, EVENT, Renderer(profile), transport, ledger, on_result=results.append,
                       **options)  # type: ignore[arg-type]  # keyword options of the dataclass
     return instance, results
 
@@ -80,15 +80,31 @@ def test_451_on_the_nth_message_is_retried_and_all_arrive_once(
     assert results[2].attempts == 2
 
 
-def test_dropped_connection_mid_batch_reconnects_and_completes(
+def test_a_connection_closed_between_messages_is_reopened_and_the_batch_completes(
         smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
-    server = smtp_server(handler=DropNth(4))
+    server = smtp_server(handler=CloseAfterNth(4))
     run, _ = sender(profile_for(server, tls), ledger)
     summary = run.run(jobs(8))
-    assert summary.count("sent") == 8
+    assert summary.count("sent") == 8 and summary.exit_code == 0
     assert sorted(r for m in server.messages for r in m.recipients) == sorted(
         f"customer{n}@client.test" for n in range(1, 9))
     assert connections(server.handler) == 2
+
+
+def test_a_connection_lost_after_the_data_is_never_resent_in_the_same_run(
+        smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
+    server = smtp_server(handler=DropNth(4))
+    run, results = sender(profile_for(server, tls), ledger)
+    summary = run.run(jobs(8))
+    assert summary.count("sent") == 7 and summary.exit_code == ExitCode.TEMPFAIL
+    lost = results[3]
+    assert lost.status == "temporary" and lost.attempts == 1 and "may have accepted it" in lost.reply
+    assert [e.recipients for e in ledger.interrupted("default")] == [("customer4@client.test",)]
+    rerun, rerun_results = sender(profile_for(server, tls), ledger)
+    assert rerun.run(jobs(8)).exit_code == 0
+    assert [r.status for r in rerun_results].count("interrupted") == 1
+    delivered = Counter(r for m in server.messages for r in m.recipients)
+    assert len(delivered) == 8 and set(delivered.values()) == {1}
 
 
 def test_temporary_failures_beyond_the_retries_exit_75(smtp_server: ServerFactory, tls: TLSFiles) -> None:
@@ -319,3 +335,78 @@ def test_a_failure_a_person_must_fix_outranks_temporary_ones_in_the_exit_code() 
     summary.add(MessageResult("e", 2, (), "failed", exit_code=int(ExitCode.DATAERR)))
     summary.aborted = TemporaryError("quota reached")
     assert summary.exit_code == ExitCode.DATAERR
+
+
+def two_recipients() -> SendJob:
+    return make_job(EVENT, 1, to=["early@client.test", "late@client.test"], variables=jobs(1)[0].variables)
+
+
+def test_a_run_stopped_during_the_back_off_leaves_the_owed_recipient_in_the_ledger(
+        smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    run, _ = sender(profile_for(smtp_server(handler=Greylist("late@client.test")), tls), ledger,
+                    backoff=Backoff(base=1.0, sleep=interrupted))
+    with pytest.raises(KeyboardInterrupt):
+        run.run([two_recipients()])
+    [row] = [e for e in ledger.entries() if e.status == "partial"]
+    assert row.pending == ("late@client.test",) and "late@client.test: 450" in (row.reply or "")
+
+
+def test_a_quota_refusal_for_one_recipient_keeps_it_owed_and_stops_the_batch(
+        smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
+    quota = Greylist("late@client.test", reply="550 5.4.5 Daily user sending quota exceeded.")
+    run, results = sender(profile_for(smtp_server(handler=quota), tls), ledger)
+    summary = run.run([two_recipients(), *jobs(2)])
+    assert [r.status for r in results] == ["partial"] and results[0].attempts == 1
+    assert summary.exit_code == ExitCode.TEMPFAIL and summary.aborted is not None
+    assert next(e for e in ledger.entries() if e.status == "partial").pending == ("late@client.test",)
+
+
+def test_mixed_refusals_of_every_recipient_are_a_permanent_failure_naming_both(
+        smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
+    class GoneAndLate(Greylist):
+        async def handle_RCPT(self, server: object, session: object, envelope: object, address: str,
+                              options: object) -> str:
+            if address == "early@client.test":
+                return "550 5.1.1 User unknown"
+            return await super().handle_RCPT(server, session, envelope, address, options)
+
+    run, results = sender(profile_for(smtp_server(handler=GoneAndLate("late@client.test")), tls), ledger,
+                          retries=1)
+    summary = run.run([two_recipients()])
+    assert results[0].status == "failed" and summary.exit_code == ExitCode.DATAERR
+    assert "early@client.test: 550 5.1.1" in results[0].reply and "late@client.test: 450" in results[0].reply
+    assert results[0].attempts == 2
+
+
+def test_the_failure_list_keeps_a_partial_with_a_permanent_refusal(
+        smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
+    class GoneAndLateOnce(Greylist):
+        async def handle_RCPT(self, server: object, session: object, envelope: object, address: str,
+                              options: object) -> str:
+            if address == "gone@client.test":
+                return "550 5.1.1 User unknown"
+            return await super().handle_RCPT(server, session, envelope, address, options)
+
+    run, results = sender(profile_for(smtp_server(handler=GoneAndLateOnce("late@client.test", times=1)), tls),
+                          ledger)
+    job = make_job(EVENT, 1, to=["early@client.test", "late@client.test", "gone@client.test"],
+                   variables=jobs(1)[0].variables)
+    summary = run.run([job])
+    assert results[0].status == "partial" and summary.exit_code == ExitCode.DATAERR
+    [needs_attention] = list(ledger.entries(failed=True))
+    assert needs_attention.refused == ("gone@client.test",) and needs_attention.pending == ()
+
+
+def test_owed_recipients_match_whatever_the_case(smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
+    handler = Greylist("Late@Client.test")
+    server = smtp_server(handler=handler)
+    profile = profile_for(server, tls)
+    mixed = make_job(EVENT, 1, to=["early@client.test", "Late@Client.test"], variables=jobs(1)[0].variables)
+    sender(profile, ledger, retries=0)[0].run([mixed])
+    handler.refused = ""
+    lower = make_job(EVENT, 1, to=["early@client.test", "late@client.test"], variables=jobs(1)[0].variables)
+    assert sender(profile, ledger)[0].run([lower]).count("sent") == 1
+    assert [m.recipients for m in server.messages] == [["early@client.test"], ["late@client.test"]]

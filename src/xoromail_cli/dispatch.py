@@ -91,6 +91,7 @@ class SendPlan:
     total: int
     recipients: int
     is_batch: bool
+    invalid: Sequence[InvalidRow] = ()
 
 
 @dataclass(frozen=True)
@@ -124,9 +125,9 @@ def plan_send(profile: Profile, event: Event, *, variables: dict[str, Any], to: 
             raise UsageError("--to, --cc, --bcc and --attach go in the batch file's columns, not beside --batch",
                              "add them as columns: to, cc, bcc, attach")
         source = BatchSource(event, batch, variables, skip_invalid, header_variables, reply_to)
-        source.check()
+        invalid = source.check()
         return SendPlan(profile, event, renderer, source, source.total + source.invalid_count, source.recipients,
-                        is_batch=True)
+                        is_batch=True, invalid=invalid)
     if not to:
         raise UsageError("no recipient", "pass --to ADDR, or --batch FILE")
     job = make_job(event, 0, to=to, cc=cc, bcc=bcc, variables=variables, attach=attach, reply_to=reply_to,
@@ -162,4 +163,4 @@ def execute(plan: SendPlan, options: SendOptions, on_result: Callable[[MessageRe
                         backoff=Backoff(base=options.retry_delay), rate=RateLimiter(per_second),
                         subject=options.subject, key_template=options.key_template, resend=options.resend,
                         resend_after=resend_after, on_result=on_result)
-        return sender.run(plan.jobs)
+        return sender.run(plan.jobs, plan.invalid)

@@ -35,10 +35,12 @@ CREATE TABLE IF NOT EXISTS messages (
     row INTEGER,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    pending TEXT NOT NULL DEFAULT ''
+    pending TEXT NOT NULL DEFAULT '',
+    refused TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS messages_by_key ON messages (profile, idem_key, status);
 CREATE INDEX IF NOT EXISTS messages_by_time ON messages (created_at);
+CREATE INDEX IF NOT EXISTS messages_in_flight ON messages (profile, event) WHERE status = 'in_flight';
 """
 CORRUPT_HINT = ("move the ledger file away (nothing was sent); a new one is created on the next run, "
                 "but its history of sent messages is lost, so check `xoromail log` from a backup first")
@@ -59,15 +61,21 @@ class LedgerEntry:
     updated_at: datetime
     pending: tuple[str, ...] = ()
     """Recipients a partial delivery still owes (refused with a 4xx); a re-run sends to them alone."""
+    refused: tuple[str, ...] = ()
+    """Every recipient a partial delivery did not reach: the owed ones and those refused for good."""
 
     def to_json(self) -> dict[str, object]:
         return {"id": self.id, "profile": self.profile, "event": self.event, "key": self.idempotency_key,
                 "recipients": list(self.recipients), "message_id": self.message_id, "status": self.status,
                 "reply": self.reply, "row": self.row, "created_at": self.created_at.isoformat(),
-                "updated_at": self.updated_at.isoformat(), "pending": list(self.pending)}
+                "updated_at": self.updated_at.isoformat(), "pending": list(self.pending),
+                "refused": list(self.refused)}
 
 
 class Ledger:
+    _columns = ("id, profile, event, idem_key, recipients, recipient_count, message_id, status, reply, row, "
+                "created_at, updated_at, pending, refused")
+
     def __init__(self, path: Path, synchronous: str = "NORMAL", busy_timeout: float = 10.0,
                  read_only: bool = False) -> None:
         self.path = path
@@ -89,9 +97,10 @@ class Ledger:
             if version > SCHEMA_VERSION:
                 raise ConfigError(f"the ledger {path} was written by a newer xoromail (schema {version})",
                                   "upgrade xoromail")
-            self._db.executescript(_SCHEMA)
             if version == 1:
                 self._db.execute("ALTER TABLE messages ADD COLUMN pending TEXT NOT NULL DEFAULT ''")
+                self._db.execute("ALTER TABLE messages ADD COLUMN refused TEXT NOT NULL DEFAULT ''")
+            self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self._db.execute("SELECT count(*) FROM messages WHERE 0").fetchone()
         except sqlite3.OperationalError as exc:
@@ -108,7 +117,11 @@ class Ledger:
         """For `xoromail log`: reading never needs write access to the ledger or its folder."""
         try:
             self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=busy_timeout)
-            self._db.execute("SELECT count(*) FROM messages WHERE 0").fetchone()
+            present = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
+            if not present:
+                raise sqlite3.DatabaseError("no messages table")
+            if "pending" not in present:  # a ledger of schema 1, read before any send upgraded it
+                self._columns = self._columns.replace("pending, refused", "'' AS pending, '' AS refused")
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"cannot read the ledger {self.path}: {exc}", CORRUPT_HINT) from None
 
@@ -122,7 +135,7 @@ class Ledger:
         self.close()
 
     def last_sent(self, profile: str, key: str) -> LedgerEntry | None:
-        return self._query_one("SELECT * FROM messages WHERE profile = ? AND idem_key = ? "
+        return self._query_one(f"SELECT {self._columns} FROM messages WHERE profile = ? AND idem_key = ? "  # noqa: S608
                                "AND status IN ('sent', 'partial') ORDER BY id DESC LIMIT 1", (profile, key))
 
     def begin(self, profile: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
@@ -136,20 +149,28 @@ class Ledger:
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
-    def finish(self, entry_id: int, status: str, reply: str, pending: tuple[str, ...] = ()) -> None:
-        self._write("UPDATE messages SET status = ?, reply = ?, pending = ?, updated_at = ? WHERE id = ?",
-                    (status, reply, ",".join(pending), now().isoformat(), entry_id))
+    def finish(self, entry_id: int, status: str, reply: str, pending: tuple[str, ...] = (),
+               refused: tuple[str, ...] = ()) -> None:
+        self._write("UPDATE messages SET status = ?, reply = ?, pending = ?, refused = ?, updated_at = ? WHERE id = ?",
+                    (status, reply, ",".join(pending), ",".join(refused), now().isoformat(), entry_id))
 
     def record(self, profile: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
                row: int | None, status: str, reply: str) -> None:
         """A message that never reached DATA (refused earlier): one commit."""
-        entry = self.begin(profile, event, key, recipients, message_id, row)
-        self.finish(entry, status, reply)
+        stamp = now().isoformat()
+        self._write(
+            "INSERT INTO messages (profile, event, idem_key, recipients, recipient_count, message_id, status, "
+            "reply, row, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (profile, event, key, ",".join(recipients), len(recipients), message_id, status, reply, row, stamp,
+             stamp))
 
-    def interrupted(self, profile: str) -> list[LedgerEntry]:
+    def interrupted(self, profile: str, event: str | None = None) -> list[LedgerEntry]:
         """Messages a killed run left in flight: possibly delivered, possibly not."""
-        return list(self._query("SELECT * FROM messages WHERE profile = ? AND status = 'in_flight' ORDER BY id",
-                                (profile,)))
+        if event is None:
+            return list(self._query(f"SELECT {self._columns} FROM messages WHERE status = 'in_flight' "  # noqa: S608
+                                    "AND profile = ? ORDER BY id", (profile,)))
+        return list(self._query(f"SELECT {self._columns} FROM messages WHERE status = 'in_flight' "  # noqa: S608
+                                "AND profile = ? AND event = ? ORDER BY id", (profile, event)))
 
     def settle_interrupted(self, entry_id: int) -> None:
         self._write("UPDATE messages SET status = 'interrupted', reply = COALESCE(reply, ?), updated_at = ? "
@@ -178,10 +199,13 @@ class Ledger:
             clauses.append("instr(',' || lower(recipients) || ',', ?) > 0")
             params.append(f",{to.lower()},")
         if failed:
-            clauses.append("status IN ('failed', 'temporary', 'partial', 'in_flight', 'interrupted') AND NOT EXISTS ("
-                           "SELECT 1 FROM messages later WHERE later.profile = messages.profile AND "
-                           "later.idem_key = messages.idem_key AND later.status = 'sent' AND later.id > messages.id)")
-        sql = f"SELECT * FROM messages WHERE {' AND '.join(clauses)} ORDER BY id"  # noqa: S608  # clauses are ours
+            later = ("EXISTS (SELECT 1 FROM messages later WHERE later.profile = messages.profile AND "
+                     "later.idem_key = messages.idem_key AND later.id > messages.id{})")
+            any_later, later_sent = later.format(""), later.format(" AND later.status = 'sent'")
+            clauses.append(
+                f"((status IN ('failed', 'temporary', 'in_flight', 'interrupted') AND NOT {any_later}) OR "
+                f"(status = 'partial' AND (NOT {later_sent} OR refused != pending)))")
+        sql = f"SELECT {self._columns} FROM messages WHERE {' AND '.join(clauses)} ORDER BY id"  # noqa: S608
         return self._query(sql, tuple(params))
 
     def _write(self, sql: str, params: tuple[object, ...]) -> sqlite3.Cursor:
@@ -204,4 +228,5 @@ class Ledger:
         for row in rows:
             yield LedgerEntry(row[0], row[1], row[2], row[3], tuple(filter(None, row[4].split(","))), row[6],
                               row[7], row[8], row[9], datetime.fromisoformat(row[10]),
-                              datetime.fromisoformat(row[11]), tuple(filter(None, row[12].split(","))))
+                              datetime.fromisoformat(row[11]), tuple(filter(None, row[12].split(","))),
+                              tuple(filter(None, row[13].split(","))))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from xoromail_cli.batch import InvalidRow, SendJob
 from xoromail_cli.config import Profile
+from xoromail_cli.diagnostics import QUOTA_HINT, reply_failure
 from xoromail_cli.errors import ExitCode, StageFailedError, UsageError, XoromailError
 from xoromail_cli.events import Event
 from xoromail_cli.messages import Rendered, Renderer, compose
@@ -63,7 +64,10 @@ class Summary:
 
     @property
     def exit_code(self) -> int:
-        """A failure a person must fix outranks one a later run will clear (so a scheduler alerts)."""
+        """A failure a person must fix outranks one a later run will clear (so a scheduler alerts); a run
+        that stopped for any reason but a temporary one reports why it stopped."""
+        if self.aborted is not None and self.aborted.exit_code != ExitCode.TEMPFAIL:
+            return int(self.aborted.exit_code)
         if self.first_permanent is not None:
             return self.first_permanent
         if self.aborted is not None:
@@ -86,17 +90,20 @@ class InFlight:
         self._ledger, self._profile, self._event, self._key = ledger, profile, event, key
         self._envelope, self._row = envelope, row
         self.entry_id: int | None = None
+        self.data_started = False
         self._written: tuple[str, str, tuple[str, ...]] | None = None
 
     def mark(self) -> None:
+        """Called just before DATA: from here on the message may reach the server."""
+        self.data_started = True
         if self._ledger is not None:
             self.entry_id = self._ledger.begin(self._profile, self._event, self._key, self._envelope.recipients,
                                                self._envelope.message_id, self._row)
 
-    def conclude(self, status: str, reply: str, pending: tuple[str, ...] = ()) -> None:
-        """The message's final outcome, recorded on this (its first delivered) attempt."""
+    def conclude(self, status: str, reply: str, pending: tuple[str, ...] = (), refused: tuple[str, ...] = ()) -> None:
+        """The message's state, kept on the row of its first delivery: who got it and who is still owed."""
         if self._ledger is not None and self.entry_id is not None and self._written != (status, reply, pending):
-            self._ledger.finish(self.entry_id, status, reply, pending)
+            self._ledger.finish(self.entry_id, status, reply, pending, refused)
             self._written = (status, reply, pending)
 
     def settle(self, status: str, reply: str, *, record_refusal: bool) -> None:
@@ -109,6 +116,30 @@ class InFlight:
         elif record_refusal:
             self._ledger.record(self._profile, self._event, self._key, self._envelope.recipients,
                                 self._envelope.message_id, self._row, status, reply)
+
+
+def refusal_is_temporary(reply: str, host: str) -> bool:
+    """A refused recipient's reply (`450 4.2.0 …`) is worth retrying: 4xx, throttling or a daily quota."""
+    return _classify(reply, host).exit_code == ExitCode.TEMPFAIL
+
+
+def refusal_stops_batch(reply: str, host: str) -> bool:
+    """A daily quota refuses every later message too."""
+    return _classify(reply, host).hint == QUOTA_HINT
+
+
+def _classify(reply: str, host: str) -> StageFailedError:
+    code, _, text = reply.partition(" ")
+    return reply_failure("rcpt to", int(code) if code.isdigit() else 0, text, host)
+
+
+def _owed_state(reply: str | None, remaining: dict[str, str],
+                owed: tuple[str, ...]) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
+    """How the message row reads now: sent, or partial with the refusals listed and who is still owed."""
+    if not remaining:
+        return "sent", reply or "delivered to every recipient", (), ()
+    listed = "; ".join(f"{address}: {text}" for address, text in remaining.items())
+    return "partial", f"delivered except to {listed}", owed, tuple(remaining)
 
 
 def check_key_template(event: Event, template: str) -> None:
@@ -158,7 +189,9 @@ class Sender:
     on_result: Callable[[MessageResult], None] = lambda result: None
     _connected: bool = False
 
-    def run(self, jobs: Iterable[SendJob | InvalidRow]) -> Summary:
+    def run(self, jobs: Iterable[SendJob | InvalidRow], invalid_first: Sequence[InvalidRow] = ()) -> Summary:
+        """Send every job. `invalid_first` (bad rows a checking pass found) are reported before anything is
+        sent, so a run that stops early still names them; the stream's copies of them are then skipped."""
         if self.key_template:
             check_key_template(self.event, self.key_template)
         summary = Summary()
@@ -168,17 +201,24 @@ class Sender:
             self.on_result(result)
 
         if self.ledger is not None:
-            for entry in self.ledger.interrupted(self.profile.name):
+            for entry in self.ledger.interrupted(self.profile.name, self.event.name):
                 self.ledger.settle_interrupted(entry.id)
                 emit(MessageResult(entry.event, entry.row or 0, entry.recipients, "interrupted",
                                    "was in flight when an earlier run stopped: it may have been delivered; "
                                    "it is sent again if still due (a possible duplicate)",
                                    entry.message_id, key=entry.idempotency_key))
+        def report(invalid: InvalidRow) -> None:
+            emit(MessageResult(self.event.name, invalid.row, (), "invalid", invalid.error.message,
+                               hint=invalid.error.hint, exit_code=int(invalid.error.exit_code)))
+
+        for invalid in invalid_first:
+            report(invalid)
+        reported = {invalid.row for invalid in invalid_first}
         try:
             for item in jobs:
                 if isinstance(item, InvalidRow):
-                    emit(MessageResult(self.event.name, item.row, (), "invalid", item.error.message,
-                                       hint=item.error.hint, exit_code=int(item.error.exit_code)))
+                    if item.row not in reported:
+                        report(item)
                     continue
                 result = self._one(item)
                 emit(result)
@@ -202,7 +242,8 @@ class Sender:
         if self.ledger is not None and not self.resend:
             previous = self.ledger.last_sent(self.profile.name, key)
             if previous is not None and not self._due_again(previous):
-                owed = tuple(a for a in previous.pending if a in recipients)
+                still_owed = {address.lower() for address in previous.pending}
+                owed = tuple(a for a in recipients if a.lower() in still_owed)
                 if not owed:
                     return MessageResult(self.event.name, job.row, recipients, "skipped",
                                          f"already sent on {previous.updated_at:%Y-%m-%d %H:%M} UTC "
@@ -225,62 +266,77 @@ class Sender:
         return previous.created_at <= now() - self.resend_after + grace
 
     def _deliver(self, job: SendJob, envelope: Envelope, key: str) -> MessageResult:
-        """Send with retries; recipients refused with a 4xx are retried alone, never the ones that got it."""
+        """Send with retries; recipients refused with a 4xx are retried alone, never the ones that got it.
+
+        The ledger row of the first delivery always says who is still owed, so a run that stops at any
+        point (signal, sign-in refused, quota) leaves the next run exactly the recipients left to do.
+        """
         pending, permanent = envelope, dict[str, str]()
-        delivered_entry: InFlight | None = None
+        message_row: InFlight | None = None
         attempt = 0
         while True:
             attempt += 1
             marker = InFlight(self.ledger, self.profile.name, self.event.name, key, pending, job.row or None)
-            delivery = self._attempt(pending, marker.mark, attempt)
+            delivery = self._attempt(pending, marker, attempt)
+            if delivery.unknown:
+                return MessageResult(self.event.name, job.row, envelope.recipients, "temporary", delivery.reply,
+                                     envelope.message_id, delivery.hint, delivery.exit_code, attempt, key)
             refused = dict(delivery.refused) if delivery.ok else (
                 delivery.refused or dict.fromkeys(pending.recipients, delivery.reply))
-            temporary = {a: r for a, r in refused.items() if r.startswith("4")} if delivery.ok else (
-                refused if delivery.status == "temporary" else {})
+            temporary = {a: r for a, r in refused.items()
+                         if (refusal_is_temporary(r, self.profile.host) if delivery.ok or delivery.refused
+                             else delivery.status == "temporary")}
             permanent.update({a: r for a, r in refused.items() if a not in temporary})
-            retry = bool(temporary) and attempt <= self.retries and not delivery.stops_batch
+            quota = delivery.stops_batch or any(refusal_stops_batch(r, self.profile.host) for r in refused.values())
+            retry = bool(temporary) and attempt <= self.retries and not quota
             marker.settle("partial" if delivery.ok and refused else delivery.status, delivery.reply,
                           record_refusal=not retry)
-            if delivery.ok and delivered_entry is None:
-                delivered_entry = marker
+            if delivery.ok and message_row is None:
+                message_row = marker
+            if message_row is not None:
+                message_row.conclude(*_owed_state(delivery.reply if message_row is marker else None,
+                                                  {**permanent, **temporary}, tuple(temporary)))
             if retry:
-                if delivered_entry is not None:
-                    pending = dataclasses.replace(pending, recipients=tuple(temporary))
+                pending = dataclasses.replace(pending, recipients=tuple(temporary))
                 if delivery.reply.startswith("421"):
                     self._disconnect()
                 self.backoff.pause(attempt - 1)
                 continue
-            if delivered_entry is None:
-                return MessageResult(self.event.name, job.row, envelope.recipients, delivery.status, delivery.reply,
-                                     envelope.message_id, delivery.hint, delivery.exit_code, attempt, key,
-                                     stops_batch=delivery.stops_batch)
-            return self._outcome(job, envelope, key, attempt, delivered_entry, delivery.reply,
-                                 {**permanent, **temporary}, tuple(temporary))
+            if message_row is None:
+                status: ResultStatus = "temporary" if temporary else "failed"
+                everyone = {**permanent, **temporary}
+                reply = delivery.reply if len(set(everyone.values())) <= 1 else "refused: " + "; ".join(
+                    f"{address}: {text}" for address, text in everyone.items())
+                exit_code = int(ExitCode.TEMPFAIL) if temporary and not permanent else delivery.exit_code
+                if permanent and temporary:
+                    status, exit_code = "failed", int(ExitCode.DATAERR)
+                return MessageResult(self.event.name, job.row, envelope.recipients, status, reply,
+                                     envelope.message_id, delivery.hint, exit_code, attempt, key, stops_batch=quota)
+            return self._outcome(job, envelope, key, attempt, delivery.reply, {**permanent, **temporary},
+                                 tuple(temporary), quota)
 
-    def _outcome(self, job: SendJob, envelope: Envelope, key: str, attempts: int, message_row: InFlight,
-                 reply: str, remaining: dict[str, str], owed: tuple[str, ...]) -> MessageResult:
-        """Write the message's final state onto the row of its first delivery: sent, or partial with who is owed."""
+    def _outcome(self, job: SendJob, envelope: Envelope, key: str, attempts: int, reply: str,
+                 remaining: dict[str, str], owed: tuple[str, ...], stops_batch: bool) -> MessageResult:
         if not remaining:
-            message_row.conclude("sent", reply)
             return MessageResult(self.event.name, job.row, envelope.recipients, "sent", reply, envelope.message_id,
                                  attempts=attempts, key=key)
-        listed = "; ".join(f"{address}: {text}" for address, text in remaining.items())
-        summary = f"delivered except to {listed}"
-        message_row.conclude("partial", summary, owed)
         temporary_only = remaining.keys() <= set(owed)
         hint = ("the others got it; re-running sends it to these recipients only" if temporary_only
                 else "the others got it; fix these addresses, then send to them with --to … --resend")
-        return MessageResult(self.event.name, job.row, envelope.recipients, "partial", summary, envelope.message_id,
-                             hint, int(ExitCode.TEMPFAIL if temporary_only else ExitCode.DATAERR), attempts, key)
+        return MessageResult(self.event.name, job.row, envelope.recipients, "partial", _owed_state(None, remaining,
+                             owed)[1], envelope.message_id, hint,
+                             int(ExitCode.TEMPFAIL if temporary_only else ExitCode.DATAERR), attempts, key,
+                             stops_batch=stops_batch)
 
-    def _attempt(self, envelope: Envelope, in_flight: Callable[[], None], attempt: int) -> Delivery:
-        """One try: (re)connect if needed, then send. Lost connections come back as temporary."""
+    def _attempt(self, envelope: Envelope, marker: InFlight, attempt: int) -> Delivery:
+        """One try: (re)connect if needed, then send. A connection lost before DATA is temporary; once the
+        message's data went out, its fate is unknown: it stays in flight for the next run to report."""
         assert self.transport is not None
         try:
             if not self._connected:
                 self.transport.open()
                 self._connected = True
-            return self.transport.send(envelope, before_data=in_flight)
+            return self.transport.send(envelope, before_data=marker.mark)
         except StageFailedError as error:
             self._disconnect()
             if error.exit_code != ExitCode.TEMPFAIL or attempt > self.retries:
@@ -288,8 +344,14 @@ class Sender:
             return Delivery("temporary", error.message, exit_code=int(error.exit_code), hint=error.hint)
         except OSError as exc:  # smtplib's errors are OSErrors too: the connection is gone
             self._disconnect()
-            return Delivery("temporary", f"connection lost: {exc or type(exc).__name__}",
-                            exit_code=int(ExitCode.TEMPFAIL), hint="the server dropped the connection; it is retried")
+            cause = exc or type(exc).__name__
+            if marker.data_started:
+                return Delivery("temporary", f"the connection was lost after the message was sent ({cause}): "
+                                "the server may have accepted it", exit_code=int(ExitCode.TEMPFAIL),
+                                hint="it stays in flight: the next run reports it and sends it again "
+                                     "(a possible duplicate)", unknown=True)
+            return Delivery("temporary", f"connection lost: {cause}", exit_code=int(ExitCode.TEMPFAIL),
+                            hint="the server dropped the connection before the message; it was retried")
 
     def _disconnect(self) -> None:
         self._connected = False

@@ -32,6 +32,8 @@ class Delivery:
     hint: str | None = None
     stops_batch: bool = False
     """True when every later message would fail the same way (quota reached, sender refused)."""
+    unknown: bool = False
+    """The connection was lost after the message's data went out: it may or may not have been accepted."""
 
     @property
     def ok(self) -> bool:
