@@ -67,3 +67,14 @@ def test_a_bad_rate_is_refused_even_on_a_dry_run(tmp_path: Path) -> None:
                               to=["c@x.test"])
     with pytest.raises(UsageError, match="rate"):
         dispatch.execute(plan, dispatch.SendOptions(dry_run=True, rate="1/2h"), lambda r: None, lambda w: None)
+
+
+def test_quota_warning_before_a_batch_passes_the_providers_limit(tmp_path: Path) -> None:
+    from xoromail_cli.ledger import Ledger
+
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    profile = Profile(name="p", email="a@b.test", host="smtp.gmail.com", port=587, preset="gmail")
+    assert dispatch.quota_warnings(profile, ledger, 100, 100) == []
+    assert "2,000 messages a day" in dispatch.quota_warnings(profile, ledger, 2500, 2500)[0]
+    office = Profile(name="o", email="a@b.test", host="smtp.office365.com", port=587)
+    assert "10,000 recipients a day" in dispatch.quota_warnings(office, None, 10, 10_001)[0]

@@ -10,28 +10,18 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
+from tests.samples import EVENT, jobs
 from tests.servers import CloseAfterNth, DropNth, FailNth, Greylist, MailFromReply, RefuseRecipient, connections
 from xoromail_cli.batch import SendJob, make_job
 from xoromail_cli.config import Profile
 from xoromail_cli.errors import ExitCode
-from xoromail_cli.events import EVENTS
+from xoromail_cli.idempotency import idempotency_key
 from xoromail_cli.ledger import Ledger
 from xoromail_cli.messages import Renderer
 from xoromail_cli.pacing import Backoff, now
-from xoromail_cli.sending import MessageResult, Sender, idempotency_key, quota_warnings
+from xoromail_cli.results import MessageResult
+from xoromail_cli.sending import Sender
 from xoromail_cli.transports.smtp import SmtpSettings, SmtpTransport
-
-EVENT = EVENTS["overdue-invoice"]
-
-
-def jobs(count: int, refused: str | None = None) -> list[SendJob]:
-    result = []
-    for number in range(1, count + 1):
-        to = refused if refused and number == 2 else f"customer{number}@client.test"
-        result.append(make_job(EVENT, number, to=[to], variables={
-            "customer_name": f"Customer {number}", "invoice_number": f"INV-{number}", "amount_due": "10",
-            "due_date": "2026-11-01"}))
-    return result
 
 
 def sender(profile: Profile, ledger: Ledger | None = None, **options: object) -> tuple[Sender, list[MessageResult]]:
@@ -158,21 +148,6 @@ def test_sign_in_failure_aborts_before_anything_is_sent(smtp_server: ServerFacto
     assert results == []
 
 
-def test_idempotency_key_uses_the_natural_key_and_recipients() -> None:
-    job = jobs(1)[0]
-    assert idempotency_key(EVENT, job) == "overdue-invoice:INV-1:customer1@client.test"
-    assert idempotency_key(EVENT, job, "{invoice_number}-{due_date}") == (
-        "overdue-invoice:INV-1-2026-11-01:customer1@client.test")
-
-
-def test_quota_warning_before_a_batch_passes_the_providers_limit(ledger: Ledger) -> None:
-    profile = Profile(name="p", email="a@b.test", host="smtp.gmail.com", port=587, preset="gmail")
-    assert quota_warnings(profile, ledger, 100, 100) == []
-    assert "2,000 messages a day" in quota_warnings(profile, ledger, 2500, 2500)[0]
-    office = Profile(name="o", email="a@b.test", host="smtp.office365.com", port=587)
-    assert "10,000 recipients a day" in quota_warnings(office, None, 10, 10_001)[0]
-
-
 def test_a_reached_daily_quota_stops_the_batch_instead_of_retrying_every_row(
         smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
     server = smtp_server(handler=FailNth(2, "550 5.4.5 Daily user sending quota exceeded."))
@@ -244,20 +219,6 @@ def test_an_idempotency_template_with_unknown_fields_is_refused_before_sending(
         "overdue-invoice:INV-1-:customer1@client.test")
 
 
-@pytest.mark.parametrize("template", ["{invoice_number:d}", "{invoice_number!r}", "no fields", "{0}"])
-def test_key_templates_take_plain_fields_only(template: str) -> None:
-    from xoromail_cli.errors import UsageError
-    from xoromail_cli.sending import check_key_template
-
-    with pytest.raises(UsageError):
-        check_key_template(EVENT, template)
-
-
-def test_recipient_case_does_not_change_the_key() -> None:
-    lower, upper = jobs(1)[0], make_job(EVENT, 1, to=["Customer1@Client.TEST"], variables=jobs(1)[0].variables)
-    assert idempotency_key(EVENT, lower) == idempotency_key(EVENT, upper)
-
-
 def test_a_greylisted_recipient_is_retried_alone_and_nobody_gets_two_copies(
         smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
     server = smtp_server(handler=Greylist("late@client.test", times=1))
@@ -323,18 +284,6 @@ def test_a_clean_delivery_costs_two_ledger_commits(smtp_server: ServerFactory, t
     run.run(jobs(1))
     writes = [s for s in statements if s.startswith(("INSERT", "UPDATE"))]
     assert len(writes) == 2
-
-
-def test_a_failure_a_person_must_fix_outranks_temporary_ones_in_the_exit_code() -> None:
-    from xoromail_cli.errors import TemporaryError
-    from xoromail_cli.sending import Summary
-
-    summary = Summary()
-    summary.add(MessageResult("e", 1, (), "partial", exit_code=int(ExitCode.TEMPFAIL)))
-    assert summary.exit_code == ExitCode.TEMPFAIL
-    summary.add(MessageResult("e", 2, (), "failed", exit_code=int(ExitCode.DATAERR)))
-    summary.aborted = TemporaryError("quota reached")
-    assert summary.exit_code == ExitCode.DATAERR
 
 
 def two_recipients() -> SendJob:

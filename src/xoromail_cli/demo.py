@@ -16,7 +16,8 @@ from xoromail_cli.config import Profile
 from xoromail_cli.errors import ExitCode
 from xoromail_cli.events import EVENTS
 from xoromail_cli.messages import Renderer
-from xoromail_cli.sending import MessageResult, Sender
+from xoromail_cli.results import MessageResult
+from xoromail_cli.sending import Sender
 from xoromail_cli.sink import Received, SinkServer, password_authenticator, throwaway_tls
 from xoromail_cli.transports.smtp import SmtpSettings, SmtpTransport
 

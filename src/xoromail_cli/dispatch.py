@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,9 +15,10 @@ from xoromail_cli.config import Profile
 from xoromail_cli.errors import UsageError
 from xoromail_cli.events import Event
 from xoromail_cli.messages import Renderer
-from xoromail_cli.pacing import Backoff, RateLimiter, parse_duration, parse_rate
+from xoromail_cli.pacing import Backoff, RateLimiter, now, parse_duration, parse_rate
 from xoromail_cli.presets import preset_for_profile
-from xoromail_cli.sending import MessageResult, Sender, Summary, quota_warnings
+from xoromail_cli.results import MessageResult, Summary
+from xoromail_cli.sending import Sender
 
 if TYPE_CHECKING:
     from xoromail_cli.ledger import Ledger
@@ -164,3 +166,24 @@ def execute(plan: SendPlan, options: SendOptions, on_result: Callable[[MessageRe
                         subject=options.subject, key_template=options.key_template, resend=options.resend,
                         resend_after=resend_after, on_result=on_result)
         return sender.run(plan.jobs, plan.invalid)
+
+
+def quota_warnings(profile: Profile, ledger: Ledger | None, messages: int, recipients: int,
+                   now_: datetime | None = None) -> list[str]:
+    """Warn before a batch would pass the provider's daily limits (counting the last 24 hours)."""
+    from xoromail_cli.presets import preset_for_profile
+
+    preset = preset_for_profile(profile)
+    if preset is None:
+        return []
+    sent_messages = sent_recipients = 0
+    if ledger is not None:
+        sent_messages, sent_recipients = ledger.count_since(profile.name, (now_ or now()) - timedelta(days=1))
+    warnings = []
+    if preset.daily_messages and sent_messages + messages > preset.daily_messages:
+        warnings.append(f"{preset.label} allows about {preset.daily_messages:,} messages a day; "
+                        f"{sent_messages:,} were sent in the last 24 hours and this batch adds {messages:,}")
+    if preset.daily_recipients and sent_recipients + recipients > preset.daily_recipients:
+        warnings.append(f"{preset.label} allows {preset.daily_recipients:,} recipients a day; "
+                        f"{sent_recipients:,} in the last 24 hours plus {recipients:,} in this batch")
+    return warnings

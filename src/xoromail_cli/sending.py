@@ -5,81 +5,22 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from xoromail_cli.batch import InvalidRow, SendJob
 from xoromail_cli.config import Profile
 from xoromail_cli.diagnostics import QUOTA_HINT, reply_failure
-from xoromail_cli.errors import ExitCode, StageFailedError, UsageError, XoromailError
+from xoromail_cli.errors import ExitCode, StageFailedError, XoromailError
 from xoromail_cli.events import Event
-from xoromail_cli.messages import Rendered, Renderer, compose
+from xoromail_cli.idempotency import check_key_template, idempotency_key
+from xoromail_cli.messages import Renderer, compose
 from xoromail_cli.pacing import Backoff, RateLimiter, now
+from xoromail_cli.results import MessageResult, ResultStatus, Summary
 from xoromail_cli.transports.base import Delivery, Envelope, Transport
 
 if TYPE_CHECKING:
     from xoromail_cli.ledger import Ledger, LedgerEntry  # sqlite3 loads only when a ledger is used
-
-
-ResultStatus = Literal["sent", "partial", "failed", "temporary", "skipped", "invalid", "interrupted", "dry-run"]
-
-
-@dataclass
-class MessageResult:
-    event: str
-    row: int
-    recipients: tuple[str, ...]
-    status: ResultStatus
-    reply: str = ""
-    message_id: str | None = None
-    hint: str | None = None
-    exit_code: int = 0
-    attempts: int = 0
-    key: str | None = None
-    rendered: Rendered | None = None
-    envelope: Envelope | None = None
-    stops_batch: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {"event": self.event, "row": self.row or None, "recipients": list(self.recipients),
-                "message_id": self.message_id, "status": self.status, "reply": self.reply, "hint": self.hint,
-                "attempts": self.attempts, "key": self.key}
-
-
-@dataclass
-class Summary:
-    counts: dict[str, int] = field(default_factory=dict)
-    first_permanent: int | None = None
-    aborted: XoromailError | None = None
-
-    def add(self, result: MessageResult) -> None:
-        self.counts[result.status] = self.counts.get(result.status, 0) + 1
-        permanent = result.status in ("failed", "invalid") or (
-            result.status == "partial" and result.exit_code != ExitCode.TEMPFAIL)
-        if permanent and self.first_permanent is None:
-            self.first_permanent = result.exit_code or int(ExitCode.DATAERR)
-
-    def count(self, status: str) -> int:
-        return self.counts.get(status, 0)
-
-    @property
-    def exit_code(self) -> int:
-        """A failure a person must fix outranks one a later run will clear (so a scheduler alerts); a run
-        that stopped for any reason but a temporary one reports why it stopped."""
-        if self.aborted is not None and self.aborted.exit_code != ExitCode.TEMPFAIL:
-            return int(self.aborted.exit_code)
-        if self.first_permanent is not None:
-            return self.first_permanent
-        if self.aborted is not None:
-            return int(self.aborted.exit_code)
-        if self.count("temporary") or self.count("partial"):
-            return int(ExitCode.TEMPFAIL)
-        return 0
-
-    def line(self) -> str:
-        order = ("sent", "dry-run", "partial", "failed", "temporary", "skipped", "invalid", "interrupted")
-        parts = [f"{self.count(s)} {s}" for s in order if self.count(s) or s in ("sent", "failed", "skipped")]
-        return ", ".join(parts)
 
 
 class InFlight:
@@ -140,36 +81,6 @@ def _owed_state(reply: str | None, remaining: dict[str, str],
         return "sent", reply or "delivered to every recipient", (), ()
     listed = "; ".join(f"{address}: {text}" for address, text in remaining.items())
     return "partial", f"delivered except to {listed}", owed, tuple(remaining)
-
-
-def check_key_template(event: Event, template: str) -> None:
-    """Refuse a --idempotency-key whose fields are not the event's variables, before anything is sent."""
-    from string import Formatter
-
-    try:
-        parsed = [(name, spec, conversion) for _, name, spec, conversion in Formatter().parse(template)
-                  if name is not None]
-    except ValueError as exc:
-        raise UsageError(f"--idempotency-key {template!r}: {exc}", "write fields as {invoice_number}") from None
-    if any(spec or conversion for _, spec, conversion in parsed):
-        raise UsageError(f"--idempotency-key {template!r}: formats and conversions are not allowed",
-                         "write plain fields such as {invoice_number}-{due_date}")
-    fields = [name for name, _, _ in parsed]
-    unknown = [name for name in fields if name not in event.variables]
-    if unknown or not fields:
-        raise UsageError(f"--idempotency-key {template!r} must use the event's variables"
-                         + (f"; unknown: {', '.join(unknown)}" if unknown else ""),
-                         f"{event.name} has: {', '.join(event.variables)}")
-
-
-def idempotency_key(event: Event, job: SendJob, template: str | None = None) -> str:
-    """The event's natural key (or the user's template) combined with the recipients."""
-    if template:
-        values = {name: job.variables.get(name) for name in event.variables}
-        natural = template.format_map({name: "" if value is None else value for name, value in values.items()})
-    else:
-        natural = "/".join(str(job.variables.get(name, "")) for name in event.natural_key)
-    return f"{event.name}:{natural}:{','.join(sorted(a.lower() for a in job.recipients.envelope))}"
 
 
 @dataclass
@@ -357,24 +268,3 @@ class Sender:
         self._connected = False
         if self.transport is not None:
             self.transport.close()
-
-
-def quota_warnings(profile: Profile, ledger: Ledger | None, messages: int, recipients: int,
-                   now_: datetime | None = None) -> list[str]:
-    """Warn before a batch would pass the provider's daily limits (counting the last 24 hours)."""
-    from xoromail_cli.presets import preset_for_profile
-
-    preset = preset_for_profile(profile)
-    if preset is None:
-        return []
-    sent_messages = sent_recipients = 0
-    if ledger is not None:
-        sent_messages, sent_recipients = ledger.count_since(profile.name, (now_ or now()) - timedelta(days=1))
-    warnings = []
-    if preset.daily_messages and sent_messages + messages > preset.daily_messages:
-        warnings.append(f"{preset.label} allows about {preset.daily_messages:,} messages a day; "
-                        f"{sent_messages:,} were sent in the last 24 hours and this batch adds {messages:,}")
-    if preset.daily_recipients and sent_recipients + recipients > preset.daily_recipients:
-        warnings.append(f"{preset.label} allows {preset.daily_recipients:,} recipients a day; "
-                        f"{sent_recipients:,} in the last 24 hours plus {recipients:,} in this batch")
-    return warnings

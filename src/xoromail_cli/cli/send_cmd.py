@@ -11,7 +11,7 @@ import typer
 from xoromail_cli.cli.state import state_of
 
 if TYPE_CHECKING:
-    from xoromail_cli.sending import MessageResult, Summary
+    from xoromail_cli.results import MessageResult, Summary
 
 def send(
     ctx: typer.Context,

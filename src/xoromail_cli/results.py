@@ -1,0 +1,72 @@
+"""What happened to each message, and to the run as a whole: data for the CLI to render."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from xoromail_cli.errors import ExitCode, XoromailError
+
+if TYPE_CHECKING:
+    from xoromail_cli.messages import Rendered
+    from xoromail_cli.transports.base import Envelope
+
+ResultStatus = Literal["sent", "partial", "failed", "temporary", "skipped", "invalid", "interrupted", "dry-run"]
+
+
+@dataclass
+class MessageResult:
+    event: str
+    row: int
+    recipients: tuple[str, ...]
+    status: ResultStatus
+    reply: str = ""
+    message_id: str | None = None
+    hint: str | None = None
+    exit_code: int = 0
+    attempts: int = 0
+    key: str | None = None
+    rendered: Rendered | None = None
+    envelope: Envelope | None = None
+    stops_batch: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": self.event, "row": self.row or None, "recipients": list(self.recipients),
+                "message_id": self.message_id, "status": self.status, "reply": self.reply, "hint": self.hint,
+                "attempts": self.attempts, "key": self.key}
+
+
+@dataclass
+class Summary:
+    counts: dict[str, int] = field(default_factory=dict)
+    first_permanent: int | None = None
+    aborted: XoromailError | None = None
+
+    def add(self, result: MessageResult) -> None:
+        self.counts[result.status] = self.counts.get(result.status, 0) + 1
+        permanent = result.status in ("failed", "invalid") or (
+            result.status == "partial" and result.exit_code != ExitCode.TEMPFAIL)
+        if permanent and self.first_permanent is None:
+            self.first_permanent = result.exit_code or int(ExitCode.DATAERR)
+
+    def count(self, status: str) -> int:
+        return self.counts.get(status, 0)
+
+    @property
+    def exit_code(self) -> int:
+        """A failure a person must fix outranks one a later run will clear (so a scheduler alerts); a run
+        that stopped for any reason but a temporary one reports why it stopped."""
+        if self.aborted is not None and self.aborted.exit_code != ExitCode.TEMPFAIL:
+            return int(self.aborted.exit_code)
+        if self.first_permanent is not None:
+            return self.first_permanent
+        if self.aborted is not None:
+            return int(self.aborted.exit_code)
+        if self.count("temporary") or self.count("partial"):
+            return int(ExitCode.TEMPFAIL)
+        return 0
+
+    def line(self) -> str:
+        order = ("sent", "dry-run", "partial", "failed", "temporary", "skipped", "invalid", "interrupted")
+        parts = [f"{self.count(s)} {s}" for s in order if self.count(s) or s in ("sent", "failed", "skipped")]
+        return ", ".join(parts)
