@@ -258,3 +258,20 @@ def test_a_run_that_cannot_connect_reports_the_bad_rows_and_exits_69(
     assert result.exit_code == 69, result.output
     statuses = [json.loads(line)["status"] for line in result.stdout.splitlines()]
     assert statuses == ["invalid"]
+
+
+def test_a_dry_run_loads_neither_tls_nor_sqlite(tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    configure(config_path, None, tls)
+    code = ("import sys\nfrom xoromail_cli.cli import app\n"
+            "try:\n    app(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('ssl', 'smtplib', 'sqlite3') if m in sys.modules), file=sys.stderr)\n")
+    completed = subprocess.run(
+        [sys.executable, "-c", code, "send", "--event", "overdue-invoice", "--dry-run",
+         "--batch", str(csv_batch(tmp_path / "r.csv", 2))],
+        env={**os.environ, "XOROMAIL_CONFIG": str(config_path)}, capture_output=True, text=True, timeout=60,
+        check=True)
+    assert completed.stderr.strip().splitlines()[-1] == "[]"

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 from xoromail_cli.batch import InvalidRow, SendJob
 from xoromail_cli.config import Profile
-from xoromail_cli.diagnostics import QUOTA_HINT, reply_failure
 from xoromail_cli.errors import ExitCode, StageFailedError, XoromailError
 from xoromail_cli.events import Event
 from xoromail_cli.idempotency import check_key_template, idempotency_key
@@ -66,10 +65,14 @@ def refusal_is_temporary(reply: str, host: str) -> bool:
 
 def refusal_stops_batch(reply: str, host: str) -> bool:
     """A daily quota refuses every later message too."""
+    from xoromail_cli.diagnostics import QUOTA_HINT
+
     return _classify(reply, host).hint == QUOTA_HINT
 
 
 def _classify(reply: str, host: str) -> StageFailedError:
+    from xoromail_cli.diagnostics import reply_failure  # loads smtplib and ssl: only once a server refused
+
     code, _, text = reply.partition(" ")
     return reply_failure("rcpt to", int(code) if code.isdigit() else 0, text, host)
 
