@@ -121,6 +121,7 @@ class Sender:
                                    "was in flight when an earlier run stopped: it may have been delivered; "
                                    "it is sent again if still due (a possible duplicate)",
                                    entry.message_id, key=entry.idempotency_key))
+
         def report(invalid: InvalidRow) -> None:
             emit(MessageResult(self.event.name, invalid.row, (), "invalid", invalid.error.message,
                                hint=invalid.error.hint, exit_code=int(invalid.error.exit_code)))
