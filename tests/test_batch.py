@@ -120,3 +120,9 @@ def test_packing_slip_without_attachment_is_refused_before_sending() -> None:
     with pytest.raises(DataError, match="needs at least one attachment"):
         make_job(EVENTS["packing-slip"], 0, to=["a@x.test"],
                  variables={"customer_name": "a", "order_number": "1", "invoice_number": "2"})
+
+
+def test_a_semicolon_separated_csv_is_recognised(tmp_path: Path) -> None:
+    path = write(tmp_path / "excel.csv", "to;customer_name;order_number\na@x.test;A;1\n")
+    with pytest.raises(DataError, match="separated by ';'"):
+        next(jobs_from_file(EVENT, path, {}))

@@ -121,5 +121,5 @@ def test_an_invalid_rate_is_a_config_error_with_its_line(config_path: Path) -> N
 @pytest.mark.parametrize("value", ["nan", "inf", "0", "86400"])
 def test_timeouts_must_be_finite_and_sensible(config_path: Path, value: str) -> None:
     write(config_path, GOOD.replace("port = 587", f"port = 587\ntimeout = {value}"))
-    with pytest.raises(ConfigError, match=r"timeout .* must be between 0 and 3600 seconds"):
+    with pytest.raises(ConfigError, match=r"timeout .* must be more than 0 and at most 3600 seconds"):
         config.load(config_path)

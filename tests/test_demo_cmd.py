@@ -78,3 +78,12 @@ def test_the_overview_summaries_are_the_commands_own_first_help_lines() -> None:
     for name, spec in COMMANDS.items():
         command = load_command(name)
         assert (command.help or "").strip().splitlines()[0] == spec.summary, name
+
+
+def test_a_busy_port_fails_at_once(runner: CliRunner) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, ["sink", "--port", str(port)])
+    assert result.exit_code == 69 and "cannot listen on" in result.output

@@ -69,12 +69,25 @@ def test_a_bad_rate_is_refused_even_on_a_dry_run(tmp_path: Path) -> None:
         dispatch.execute(plan, dispatch.SendOptions(dry_run=True, rate="1/2h"), lambda r: None, lambda w: None)
 
 
-def test_quota_warning_before_a_batch_passes_the_providers_limit(tmp_path: Path) -> None:
+def test_quota_warnings_count_what_this_run_sends_on_top_of_the_last_day() -> None:
+    profile = Profile(name="p", email="a@b.test", host="smtp.gmail.com", port=587, preset="gmail")
+    assert dispatch.quota_warnings(profile, (1000, 1000), 100, 100) == []
+    assert "2,000 messages a day" in dispatch.quota_warnings(profile, (1900, 1900), 101, 101)[0]
+    office = Profile(name="o", email="a@b.test", host="smtp.office365.com", port=587)
+    assert "10,000 recipients a day" in dispatch.quota_warnings(office, (0, 0), 10, 10_001)[0]
+
+
+def test_the_quota_watch_warns_once_at_the_message_that_passes_the_limit(tmp_path: Path) -> None:
     from xoromail_cli.ledger import Ledger
 
-    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    warnings: list[str] = []
     profile = Profile(name="p", email="a@b.test", host="smtp.gmail.com", port=587, preset="gmail")
-    assert dispatch.quota_warnings(profile, ledger, 100, 100) == []
-    assert "2,000 messages a day" in dispatch.quota_warnings(profile, ledger, 2500, 2500)[0]
-    office = Profile(name="o", email="a@b.test", host="smtp.office365.com", port=587)
-    assert "10,000 recipients a day" in dispatch.quota_warnings(office, None, 10, 10_001)[0]
+    with Ledger(tmp_path / "ledger.sqlite3") as ledger:
+        for number in range(1999):
+            ledger.record("p", "e", f"k{number}", ("a@x.test",), f"<{number}@x>", None, "sent", "250")
+        watch = dispatch.QuotaWatch(profile, ledger, warnings.append)
+    watch(1)
+    assert warnings == []
+    watch(1)
+    watch(1)
+    assert len(warnings) == 1 and "2,000 messages a day" in warnings[0]

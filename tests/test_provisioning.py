@@ -58,3 +58,9 @@ def test_a_relay_login_equal_to_the_email_is_kept_without_tls() -> None:
     profile = build_profile("default", SetupAnswers(email="a@b.test", host="relay.b.test", security="none",
                                                     username="a@b.test"))
     assert profile.username == "a@b.test" and profile.auth_username == "a@b.test"
+
+
+def test_changing_only_the_port_keeps_the_security_mode() -> None:
+    old = Profile(name="default", email="a@b.test", host="relay.b.test", port=25, security="none")
+    assert build_profile("default", SetupAnswers(port=2525), old).security == "none"
+    assert build_profile("default", SetupAnswers(host="mail.b.test", port=465), old).security == "ssl"

@@ -159,8 +159,10 @@ def test_outbox_writes_eml_files_and_connects_to_nothing(
     result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch",
                                  str(csv_batch(tmp_path / "rows.csv", 3)), "--outbox", str(outbox)])
     assert result.exit_code == 0, result.output
+    assert "3 written" in result.output and "0 sent" in result.output
     files = sorted(outbox.glob("*.eml"))
     assert len(files) == 3
+    assert all((f.stat().st_mode & 0o777) == 0o600 for f in files)
     from email import message_from_bytes, policy
 
     parsed = message_from_bytes(files[0].read_bytes(), policy=policy.default)
@@ -275,3 +277,13 @@ def test_a_dry_run_loads_neither_tls_nor_sqlite(tls: TLSFiles, config_path: Path
         env={**os.environ, "XOROMAIL_CONFIG": str(config_path)}, capture_output=True, text=True, timeout=60,
         check=True)
     assert completed.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_a_resend_of_one_message_is_skipped_with_a_hint(runner: CliRunner, smtp_server: ServerFactory,
+                                                         tls: TLSFiles, config_path: Path) -> None:
+    base = configure(config_path, smtp_server(), tls)
+    args = [*base, "send", "--event", "overdue-invoice", "--to", "a@x.test", *OVERDUE]
+    assert runner.invoke(app, args).exit_code == 0
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "skipped a@x.test: already sent on" in again.output
+    assert "pass --resend to send it again" in again.output

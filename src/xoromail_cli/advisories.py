@@ -20,8 +20,8 @@ def office365_smtp_auth(today: date | None = None) -> str:
         weeks = (SMTP_AUTH_DEFAULT_OFF - today).days // 7
         when = f"in about {weeks} week{'s' if weeks != 1 else ''}" if weeks else "within days"
         return ("Microsoft turns password SMTP AUTH off by default at the end of December 2026 "
-                f"({when}): an admin must keep SMTP AUTH enabled for this mailbox, or the account must move "
-                "to OAuth")
+                f"({when}): an admin must keep SMTP AUTH enabled for this mailbox (OAuth sign-in is not yet "
+                "available in xoromail)")
     return ("since the end of December 2026 Microsoft has password SMTP AUTH off by default: it works only "
             "where an admin enabled SMTP AUTH for the mailbox, and is removed for good in the second half of 2027")
 

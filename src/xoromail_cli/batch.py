@@ -145,6 +145,9 @@ def _json_lines(path: Path, handle: TextIO) -> Iterator[tuple[int, dict[str, Any
 
 def _csv_rows(path: Path, handle: TextIO) -> Iterator[tuple[int, dict[str, Any]]]:
     reader = csv.DictReader(handle)
+    if reader.fieldnames and len(reader.fieldnames) == 1 and ";" in reader.fieldnames[0]:
+        raise DataError(f"{path}: the columns are separated by ';', not ','",
+                        "save it as \"CSV UTF-8 (comma delimited)\", or use JSON Lines")
     if not reader.fieldnames or "to" not in reader.fieldnames:
         raise DataError(f"{path}: the header row has no 'to' column",
                         "the first row names the columns: to, cc, bcc, attach, then the event's variables")

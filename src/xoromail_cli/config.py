@@ -186,7 +186,7 @@ def validate_profile(profile: Profile) -> Profile:
     if profile.service not in SERVICES:
         normalize_service(profile.service)
     if not 0 < profile.timeout <= MAX_TIMEOUT:
-        raise DataError(f"timeout {profile.timeout} must be between 0 and {MAX_TIMEOUT:g} seconds",
+        raise DataError(f"timeout {profile.timeout} must be more than 0 and at most {MAX_TIMEOUT:g} seconds",
                         "e.g. timeout = 30", field="timeout")
     if profile.rate:
         from xoromail_cli.pacing import parse_rate
@@ -194,7 +194,7 @@ def validate_profile(profile: Profile) -> Profile:
         try:
             parse_rate(profile.rate)
         except UsageError as exc:
-            raise DataError(f"rate {profile.rate!r} is not like 30/min", exc.hint, field="rate") from None
+            raise DataError(f"rate {profile.rate!r}: {exc.message}", exc.hint, field="rate") from None
     return profile
 
 

@@ -59,6 +59,19 @@ def store_password(profile_name: str, password: str) -> None:
         raise _keyring_failure("store the password in", exc) from None
 
 
+def forget_password(profile_name: str) -> None:
+    """Drop a stored password the profile no longer uses (it now has a password_command)."""
+    import keyring
+    from keyring.errors import KeyringError, PasswordDeleteError
+
+    try:
+        keyring.delete_password(KEYRING_SERVICE, profile_name)
+    except (PasswordDeleteError, KeyringError):
+        pass
+    except Exception:  # noqa: BLE001, S110  # a broken backend holds nothing we could leak by leaving it
+        pass
+
+
 def _keyring_failure(action: str, exc: BaseException) -> KeyringUnavailableError:
     """Name the failure by its type only: backends put stored lines, even secrets, into their messages."""
     return KeyringUnavailableError(f"could not {action} the OS keyring ({type(exc).__name__})",

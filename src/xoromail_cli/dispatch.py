@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -149,14 +149,14 @@ def execute(plan: SendPlan, options: SendOptions, on_result: Callable[[MessageRe
     with ExitStack() as stack:
         ledger: Ledger | None = None
         transport: Transport | None = None
+        watch: QuotaWatch | None = None
         if options.really_sends:
             from xoromail_cli.ledger import Ledger
             from xoromail_cli.locking import ProfileLock
 
             stack.enter_context(ProfileLock(lock_path(profile), options.wait))
             ledger = stack.enter_context(Ledger(ledger_path(profile)))
-            for warning in quota_warnings(profile, ledger, plan.total, plan.recipients):
-                on_warning(warning)
+            watch = QuotaWatch(profile, ledger, on_warning)
             password = credentials.resolve_password(profile) if profile.auth_username else None
             transport = transports.for_profile(profile, password, timeout=options.timeout)
         elif options.outbox is not None and not options.dry_run:
@@ -164,26 +164,44 @@ def execute(plan: SendPlan, options: SendOptions, on_result: Callable[[MessageRe
         sender = Sender(profile, plan.event, plan.renderer, transport, ledger, retries=options.retries,
                         backoff=Backoff(base=options.retry_delay), rate=RateLimiter(per_second),
                         subject=options.subject, key_template=options.key_template, resend=options.resend,
-                        resend_after=resend_after, on_result=on_result)
+                        resend_after=resend_after, on_result=on_result, before_delivery=watch)
         return sender.run(plan.jobs, plan.invalid)
 
 
-def quota_warnings(profile: Profile, ledger: Ledger | None, messages: int, recipients: int,
-                   now_: datetime | None = None) -> list[str]:
-    """Warn before a batch would pass the provider's daily limits (counting the last 24 hours)."""
+def quota_warnings(profile: Profile, sent: tuple[int, int], messages: int, recipients: int) -> list[str]:
+    """What passing the provider's daily limits would mean: `sent` is (messages, recipients) of the last
+    24 hours; `messages` and `recipients` are what this run has gone on to send."""
     from xoromail_cli.presets import preset_for_profile
 
     preset = preset_for_profile(profile)
     if preset is None:
         return []
-    sent_messages = sent_recipients = 0
-    if ledger is not None:
-        sent_messages, sent_recipients = ledger.count_since(profile.name, (now_ or now()) - timedelta(days=1))
+    sent_messages, sent_recipients = sent
     warnings = []
     if preset.daily_messages and sent_messages + messages > preset.daily_messages:
         warnings.append(f"{preset.label} allows about {preset.daily_messages:,} messages a day; "
-                        f"{sent_messages:,} were sent in the last 24 hours and this batch adds {messages:,}")
+                        f"{sent_messages:,} were sent in the last 24 hours and this run is sending its "
+                        f"{messages:,}th: the provider may start refusing")
     if preset.daily_recipients and sent_recipients + recipients > preset.daily_recipients:
         warnings.append(f"{preset.label} allows {preset.daily_recipients:,} recipients a day; "
-                        f"{sent_recipients:,} in the last 24 hours plus {recipients:,} in this batch")
+                        f"{sent_recipients:,} in the last 24 hours plus {recipients:,} in this run")
     return warnings
+
+
+class QuotaWatch:
+    """Warns once, at the message that passes a daily limit: rows skipped as already sent never count."""
+
+    def __init__(self, profile: Profile, ledger: Ledger, on_warning: Callable[[str], None]) -> None:
+        self._profile, self._on_warning = profile, on_warning
+        self._sent = ledger.count_since(profile.name, now() - timedelta(days=1))
+        self._messages = self._recipients = 0
+        self._warned: set[str] = set()
+
+    def __call__(self, recipients: int) -> None:
+        self._messages += 1
+        self._recipients += recipients
+        for warning in quota_warnings(self._profile, self._sent, self._messages, self._recipients):
+            kind = warning.split(" allows ", 1)[1].split(" a day", 1)[0]
+            if kind not in self._warned:
+                self._warned.add(kind)
+                self._on_warning(warning)

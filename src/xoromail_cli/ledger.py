@@ -202,8 +202,12 @@ class Ledger:
             later = ("EXISTS (SELECT 1 FROM messages later WHERE later.profile = messages.profile AND "
                      "later.idem_key = messages.idem_key AND later.id > messages.id{})")
             any_later, later_sent = later.format(""), later.format(" AND later.status = 'sent'")
+            earlier_partial = ("EXISTS (SELECT 1 FROM messages partial WHERE partial.profile = messages.profile AND "
+                               "partial.idem_key = messages.idem_key AND partial.id < messages.id AND "
+                               "partial.status = 'partial')")
             clauses.append(
-                f"((status IN ('failed', 'temporary', 'in_flight', 'interrupted') AND NOT {any_later}) OR "
+                f"((status IN ('failed', 'temporary', 'in_flight', 'interrupted') AND NOT {any_later} AND NOT "
+                f"{earlier_partial}) OR "
                 f"(status = 'partial' AND (NOT {later_sent} OR refused != pending)))")
         sql = f"SELECT {self._columns} FROM messages WHERE {' AND '.join(clauses)} ORDER BY id"  # noqa: S608
         return self._query(sql, tuple(params))

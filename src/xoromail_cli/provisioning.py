@@ -87,7 +87,7 @@ def build_profile(name: str, answers: SetupAnswers, existing: Profile | None = N
         raise UsageError("an outgoing server is required", "pass --host or --preset")
     security = answers.security
     if security is None:
-        if answers.port:
+        if answers.port and not (existing and not answers.host and not answers.preset):
             security = "ssl" if answers.port == 465 else "starttls"
         else:
             security = preset.security if preset else (base.security if existing else "starttls")
@@ -129,6 +129,8 @@ def save(config_path: Path, profile: Profile, password: str | None) -> None:
     """Store the password in the keyring first (it can refuse), then the settings, atomically."""
     if password is not None:
         credentials.store_password(profile.name, password)
+    elif profile.password_command:
+        credentials.forget_password(profile.name)
     try:
         config.save_profile(config_path, profile)
     except OSError as exc:

@@ -11,7 +11,8 @@ if TYPE_CHECKING:
     from xoromail_cli.messages import Rendered
     from xoromail_cli.transports.base import Envelope
 
-ResultStatus = Literal["sent", "partial", "failed", "temporary", "skipped", "invalid", "interrupted", "dry-run"]
+ResultStatus = Literal["sent", "written", "partial", "failed", "temporary", "skipped", "invalid", "interrupted",
+                       "dry-run"]
 
 
 @dataclass
@@ -67,6 +68,6 @@ class Summary:
         return 0
 
     def line(self) -> str:
-        order = ("sent", "dry-run", "partial", "failed", "temporary", "skipped", "invalid", "interrupted")
+        order = ("sent", "written", "dry-run", "partial", "failed", "temporary", "skipped", "invalid", "interrupted")
         parts = [f"{self.count(s)} {s}" for s in order if self.count(s) or s in ("sent", "failed", "skipped")]
         return ", ".join(parts)

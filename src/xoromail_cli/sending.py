@@ -101,6 +101,8 @@ class Sender:
     resend: bool = False
     resend_after: timedelta | None = None
     on_result: Callable[[MessageResult], None] = lambda result: None
+    before_delivery: Callable[[int], None] | None = None
+    """Told each message's recipient count just before it goes out (daily-quota watch)."""
     _connected: bool = False
 
     def run(self, jobs: Iterable[SendJob | InvalidRow], invalid_first: Sequence[InvalidRow] = ()) -> Summary:
@@ -162,7 +164,9 @@ class Sender:
                 if not owed:
                     return MessageResult(self.event.name, job.row, recipients, "skipped",
                                          f"already sent on {previous.updated_at:%Y-%m-%d %H:%M} UTC "
-                                         f"({previous.message_id})", previous.message_id, key=key)
+                                         f"({previous.message_id})", previous.message_id,
+                                         "pass --resend to send it again, or --resend-after for reminders",
+                                         key=key)
         envelope, rendered = compose(self.profile, self.renderer, self.event, job.recipients, job.variables,
                                      attachments=job.attachments, reply_to=job.reply_to, subject=self.subject)
         if owed:
@@ -170,8 +174,13 @@ class Sender:
         if self.transport is None:
             return MessageResult(self.event.name, job.row, recipients, "dry-run", "not sent (dry run)",
                                  envelope.message_id, key=key, rendered=rendered, envelope=envelope)
+        if self.before_delivery is not None:
+            self.before_delivery(len(envelope.recipients))
         self.rate.wait()
-        return self._deliver(job, envelope, key)
+        delivered = self._deliver(job, envelope, key)
+        if delivered.status == "sent" and self.transport.name == "outbox":
+            delivered.status = "written"
+        return delivered
 
     def _due_again(self, previous: LedgerEntry) -> bool:
         """Due once `resend_after` has passed, less a grace (5%, at most an hour) for cron's jitter."""

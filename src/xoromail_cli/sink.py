@@ -129,6 +129,14 @@ class SinkServer:
     def start(self) -> SinkServer:
         from aiosmtpd.controller import Controller
 
+        try:
+            with socket.create_server((self.host, self.port)):
+                pass
+        except OSError as exc:
+            raise UnavailableError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}",
+                                   "check --host (an address of this machine) and choose another --port "
+                                   "if something else uses it") from None
+
         options: dict[str, Any] = {"hostname": self.host, "port": self.port, "ready_timeout": 10.0,
                                    "server_hostname": "localhost"}
         if self.security == "ssl":

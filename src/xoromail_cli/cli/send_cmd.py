@@ -130,15 +130,15 @@ class _Printer:
         problem = result.status in ("failed", "temporary", "partial", "invalid", "interrupted")
         if self.quiet and not problem:
             return
-        if not problem and result.status == "sent" and not self.single:
+        if not problem and result.status in ("sent", "written") and not self.single:
             return
         subject = ", ".join(filter(None, (f"row {result.row}" if result.row else "", ", ".join(result.recipients))))
-        style = {"sent": "green", "skipped": "cyan", "failed": "red", "temporary": "yellow",
+        style = {"sent": "green", "written": "green", "skipped": "cyan", "failed": "red", "temporary": "yellow",
                  "invalid": "red", "interrupted": "yellow", "partial": "yellow"}.get(result.status, "white")
         line = f"[{style}]{result.status}[/] {escape(subject)}: {escape(result.reply)}"
         console = err() if problem else out()
         console.print(line, soft_wrap=True)
-        if result.hint and problem:
+        if result.hint and (problem or self.single):
             console.print(f"  [yellow]hint:[/] {escape(result.hint)}", soft_wrap=True)
 
     def _preview(self, result: MessageResult) -> None:

@@ -78,7 +78,11 @@ def setup(
         password = credentials.normalize_password(profile.host, password)
         if not profile.password_command:
             credentials.ensure_keyring_usable()
-    if not no_validate:
+    if no_validate:
+        from xoromail_cli.validate import check_connection_settings
+
+        check_connection_settings(profile)
+    else:
         _validate_or_exit(profile, password, validate_to, as_json)
     provisioning.save(state.config_path, profile, None if profile.password_command else password)
     if not as_json:
@@ -102,8 +106,9 @@ def _validate_or_exit(profile: Profile, password: str | None, to: str | None, as
         print_validation(report)
     if not report.ok:
         if not as_json:
-            out().print("[red]Nothing was saved.[/] Fix the problem and run setup again "
-                        "(or --no-validate to save anyway).")
+            network = report.failed is not None and report.failed.name != "config"
+            out().print("[red]Nothing was saved.[/] Fix the problem and run setup again"
+                        + (" (or --no-validate to save without the network checks)." if network else "."))
         raise typer.Exit(int(report.exit_code))
 
 

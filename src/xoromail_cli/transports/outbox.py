@@ -32,7 +32,7 @@ class OutboxTransport:
         stem = _UNSAFE.sub("_", envelope.message_id.strip("<>")) or "message"
         path = self.folder / f"{stem}.eml"
         try:
-            atomic_write(path, envelope.data, mode=0o644)
+            atomic_write(path, envelope.data, mode=0o600)
         except OSError as exc:
             raise CannotWriteError(f"cannot write {path}: {exc.strerror}",
                                "check the outbox folder and free space") from None
