@@ -61,15 +61,12 @@ def store_password(profile_name: str, password: str) -> None:
 
 def forget_password(profile_name: str) -> None:
     """Drop a stored password the profile no longer uses (it now has a password_command)."""
-    import keyring
-    from keyring.errors import KeyringError, PasswordDeleteError
+    import contextlib
 
-    try:
+    import keyring
+
+    with contextlib.suppress(Exception):  # nothing stored, or a broken backend: either way nothing to remove
         keyring.delete_password(KEYRING_SERVICE, profile_name)
-    except (PasswordDeleteError, KeyringError):
-        pass
-    except Exception:  # noqa: BLE001, S110  # a broken backend holds nothing we could leak by leaving it
-        pass
 
 
 def _keyring_failure(action: str, exc: BaseException) -> KeyringUnavailableError:

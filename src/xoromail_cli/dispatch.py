@@ -171,20 +171,25 @@ def execute(plan: SendPlan, options: SendOptions, on_result: Callable[[MessageRe
 def quota_warnings(profile: Profile, sent: tuple[int, int], messages: int, recipients: int) -> list[str]:
     """What passing the provider's daily limits would mean: `sent` is (messages, recipients) of the last
     24 hours; `messages` and `recipients` are what this run has gone on to send."""
+    return list(_quota_overruns(profile, sent, messages, recipients).values())
+
+
+def _quota_overruns(profile: Profile, sent: tuple[int, int], messages: int, recipients: int) -> dict[str, str]:
+    """Each daily limit passed ("messages", "recipients") with the warning that says so."""
     from xoromail_cli.presets import preset_for_profile
 
     preset = preset_for_profile(profile)
     if preset is None:
-        return []
+        return {}
     sent_messages, sent_recipients = sent
-    warnings = []
+    warnings: dict[str, str] = {}
     if preset.daily_messages and sent_messages + messages > preset.daily_messages:
-        warnings.append(f"{preset.label} allows about {preset.daily_messages:,} messages a day; "
-                        f"{sent_messages:,} were sent in the last 24 hours and this run is sending its "
-                        f"{messages:,}th: the provider may start refusing")
+        warnings["messages"] = (f"{preset.label} allows about {preset.daily_messages:,} messages a day; "
+                                f"{sent_messages:,} were sent in the last 24 hours and this run is sending its "
+                                f"{messages:,}th: the provider may start refusing")
     if preset.daily_recipients and sent_recipients + recipients > preset.daily_recipients:
-        warnings.append(f"{preset.label} allows {preset.daily_recipients:,} recipients a day; "
-                        f"{sent_recipients:,} in the last 24 hours plus {recipients:,} in this run")
+        warnings["recipients"] = (f"{preset.label} allows {preset.daily_recipients:,} recipients a day; "
+                                  f"{sent_recipients:,} in the last 24 hours plus {recipients:,} in this run")
     return warnings
 
 
@@ -200,8 +205,8 @@ class QuotaWatch:
     def __call__(self, recipients: int) -> None:
         self._messages += 1
         self._recipients += recipients
-        for warning in quota_warnings(self._profile, self._sent, self._messages, self._recipients):
-            kind = warning.split(" allows ", 1)[1].split(" a day", 1)[0]
+        overruns = _quota_overruns(self._profile, self._sent, self._messages, self._recipients)
+        for kind, warning in overruns.items():
             if kind not in self._warned:
                 self._warned.add(kind)
                 self._on_warning(warning)

@@ -177,10 +177,7 @@ class Sender:
         if self.before_delivery is not None:
             self.before_delivery(len(envelope.recipients))
         self.rate.wait()
-        delivered = self._deliver(job, envelope, key)
-        if delivered.status == "sent" and self.transport.name == "outbox":
-            delivered.status = "written"
-        return delivered
+        return self._deliver(job, envelope, key)
 
     def _due_again(self, previous: LedgerEntry) -> bool:
         """Due once `resend_after` has passed, less a grace (5%, at most an hour) for cron's jitter."""
@@ -217,9 +214,10 @@ class Sender:
                           record_refusal=not retry)
             if delivery.ok and message_row is None:
                 message_row = marker
+            state = _owed_state(delivery.reply if message_row is marker else None, {**permanent, **temporary},
+                                tuple(temporary))
             if message_row is not None:
-                message_row.conclude(*_owed_state(delivery.reply if message_row is marker else None,
-                                                  {**permanent, **temporary}, tuple(temporary)))
+                message_row.conclude(*state)
             if retry:
                 pending = dataclasses.replace(pending, recipients=tuple(temporary))
                 if delivery.reply.startswith("421"):
@@ -236,20 +234,22 @@ class Sender:
                     status, exit_code = "failed", int(ExitCode.DATAERR)
                 return MessageResult(self.event.name, job.row, envelope.recipients, status, reply,
                                      envelope.message_id, delivery.hint, exit_code, attempt, key, stops_batch=quota)
-            return self._outcome(job, envelope, key, attempt, delivery.reply, {**permanent, **temporary},
-                                 tuple(temporary), quota)
+            return self._outcome(job, envelope, key, attempt, state, delivery.reply, quota)
 
-    def _outcome(self, job: SendJob, envelope: Envelope, key: str, attempts: int, reply: str,
-                 remaining: dict[str, str], owed: tuple[str, ...], stops_batch: bool) -> MessageResult:
-        if not remaining:
-            return MessageResult(self.event.name, job.row, envelope.recipients, "sent", reply, envelope.message_id,
-                                 attempts=attempts, key=key)
-        temporary_only = remaining.keys() <= set(owed)
+    def _outcome(self, job: SendJob, envelope: Envelope, key: str, attempts: int,
+                 state: tuple[str, str, tuple[str, ...], tuple[str, ...]], reply: str,
+                 stops_batch: bool) -> MessageResult:
+        """The result of a message that reached at least one recipient, from its row's final `state`."""
+        status, summary, owed, refused = state
+        if status == "sent":
+            assert self.transport is not None
+            return MessageResult(self.event.name, job.row, envelope.recipients, self.transport.accepted_as, reply,
+                                 envelope.message_id, attempts=attempts, key=key)
+        temporary_only = set(refused) <= set(owed)
         hint = ("the others got it; re-running sends it to these recipients only" if temporary_only
                 else "the others got it; fix these addresses, then send to them with --to … --resend")
-        return MessageResult(self.event.name, job.row, envelope.recipients, "partial", _owed_state(None, remaining,
-                             owed)[1], envelope.message_id, hint,
-                             int(ExitCode.TEMPFAIL if temporary_only else ExitCode.DATAERR), attempts, key,
+        return MessageResult(self.event.name, job.row, envelope.recipients, "partial", summary, envelope.message_id,
+                             hint, int(ExitCode.TEMPFAIL if temporary_only else ExitCode.DATAERR), attempts, key,
                              stops_batch=stops_batch)
 
     def _attempt(self, envelope: Envelope, marker: InFlight, attempt: int) -> Delivery:

@@ -42,6 +42,8 @@ class Delivery:
 
 class Transport(Protocol):
     name: str
+    accepted_as: Literal["sent", "written"]
+    """How a message this transport accepted is reported: sent to a server, or written to a file."""
 
     def open(self, on_stage: StageCallback | None = None) -> None:
         """Connect and sign in; raise StageFailedError naming the stage that failed."""

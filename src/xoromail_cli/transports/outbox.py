@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from xoromail_cli.config import atomic_write
 from xoromail_cli.errors import CannotWriteError
@@ -15,6 +16,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 class OutboxTransport:
     name = "outbox"
+    accepted_as: Literal["sent", "written"] = "written"
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder

@@ -13,7 +13,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from xoromail_cli.diagnostics import QUOTA_HINT, reply_failure, reply_text, stage_failure
 from xoromail_cli.errors import ConfigError, ExitCode, NoInputError, StageFailedError
@@ -177,6 +177,7 @@ def _short(reply: bytes | None) -> str:
 
 class SmtpTransport:
     name = "smtp"
+    accepted_as: Literal["sent", "written"] = "sent"
 
     def __init__(self, settings: SmtpSettings, password: str | None) -> None:
         self.settings = settings
