@@ -180,3 +180,13 @@ def test_a_new_password_replaces_a_stored_password_command(
     assert load(config_path).profiles["default"].password_command is None
     both = runner.invoke(app, [*args, "--password-stdin", "--password-command", "x"], input="pw\n")
     assert both.exit_code == 2 and "exclude each other" in both.output
+
+
+def test_no_validate_still_refuses_a_ca_file_without_certificates(
+        runner: CliRunner, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    bogus = tmp_path / "ca.pem"
+    bogus.write_text("not a certificate\n")
+    args = setup_args(config_path, 587, tls, "--no-validate")
+    args[args.index("--ca-file") + 1] = str(bogus)
+    assert runner.invoke(app, args, input="pw\n").exit_code == 78
+    assert not config_path.exists()

@@ -110,9 +110,6 @@ def build_profile(name: str, answers: SetupAnswers, existing: Profile | None = N
             problem = "is a folder" if ca_path.is_dir() else "does not exist"
             raise NoInputError(f"CA file {ca_file} {problem}", "pass a PEM file with --ca-file")
         ca_file = str(ca_path.resolve())
-        from xoromail_cli.transports.smtp import tls_context
-
-        tls_context(ca_file)
     profile = dataclasses.replace(
         base, name=name, service=service, email=email, host=host.strip(), port=port, security=security,
         display_name=answers.display_name if answers.display_name is not None else base.display_name,
