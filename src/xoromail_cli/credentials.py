@@ -135,3 +135,117 @@ def _keyring_password(profile_name: str) -> str | None:
         return None
     except Exception as exc:  # noqa: BLE001  # any backend failure; its text may quote the secret
         raise _keyring_failure("read", exc) from None
+
+
+CHUNK = 2000
+"""Characters per keyring entry: Windows Credential Manager keeps at most 2,560 bytes a secret, and OAuth
+token caches are larger, so a long secret is split over numbered entries."""
+_CHUNKED = "xoromail-chunks:"
+
+
+def entry_name(profile_name: str, kind: str) -> str:
+    """The keyring entry of one secret; the password keeps the profile's bare name (older releases)."""
+    return profile_name if kind == "password" else f"{profile_name}:{kind}"  # noqa: S105  # a kind, not a secret
+
+
+class Secrets:
+    """A profile's secrets by kind ("password", "refresh_token", "token_cache", "client_secret", …).
+
+    `get("password")` follows the password chain ($XOROMAIL_PASSWORD, password_command, keyring); other kinds
+    live in the keyring only. Long values are split into chunks. With `staged=True` writes are kept in memory
+    until `commit()` (setup stores nothing until the profile is saved).
+    """
+
+    def __init__(self, profile: Profile, *, staged: bool = False) -> None:
+        self.profile = profile
+        self._staged = staged
+        self._pending: dict[str, str | None] = {}
+
+    def get(self, kind: str) -> str | None:
+        if kind in self._pending:
+            return self._pending[kind]
+        if kind == "password":  # noqa: S105  # a kind, not a secret
+            try:
+                return resolve_password(self.profile)
+            except KeyringUnavailableError:
+                raise
+            except ConfigError:
+                return None
+        return read_secret(self.profile.name, kind)
+
+    def set(self, kind: str, value: str) -> None:
+        if self._staged:
+            self._pending[kind] = value
+        else:
+            write_secret(self.profile.name, kind, value)
+
+    def delete(self, kind: str) -> None:
+        if self._staged:
+            self._pending[kind] = None
+        else:
+            delete_secret(self.profile.name, kind)
+
+    def commit(self, profile_name: str | None = None) -> None:
+        """Write what was staged (to `profile_name`, default the profile's own) and stop staging."""
+        name = profile_name or self.profile.name
+        for kind, value in self._pending.items():
+            if value is None:
+                delete_secret(name, kind)
+            else:
+                write_secret(name, kind, value)
+        self._pending.clear()
+        self._staged = False
+
+
+def write_secret(profile_name: str, kind: str, value: str) -> None:
+    import keyring
+
+    ensure_keyring_usable()
+    name = entry_name(profile_name, kind)
+    delete_secret(profile_name, kind)
+    chunks = [value[i:i + CHUNK] for i in range(0, len(value), CHUNK)] or [""]
+    try:
+        if len(chunks) == 1 and not value.startswith(_CHUNKED):
+            keyring.set_password(KEYRING_SERVICE, name, value)
+            return
+        for number, chunk in enumerate(chunks):
+            keyring.set_password(KEYRING_SERVICE, f"{name}#{number}", chunk)
+        keyring.set_password(KEYRING_SERVICE, name, f"{_CHUNKED}{len(chunks)}")
+    except Exception as exc:  # noqa: BLE001  # any backend failure; its text may quote the secret
+        raise _keyring_failure(f"store the {kind.replace('_', ' ')} in", exc) from None
+
+
+def read_secret(profile_name: str, kind: str) -> str | None:
+    import keyring
+    from keyring.errors import NoKeyringError
+
+    name = entry_name(profile_name, kind)
+    try:
+        value = keyring.get_password(KEYRING_SERVICE, name)
+        if value is None or not value.startswith(_CHUNKED):
+            return value
+        count = int(value.removeprefix(_CHUNKED))
+        parts = [keyring.get_password(KEYRING_SERVICE, f"{name}#{number}") for number in range(count)]
+    except NoKeyringError:
+        return None
+    except Exception as exc:  # noqa: BLE001  # any backend failure; its text may quote the secret
+        raise _keyring_failure("read", exc) from None
+    if any(part is None for part in parts):
+        return None
+    return "".join(part for part in parts if part is not None)
+
+
+def delete_secret(profile_name: str, kind: str) -> None:
+    """Remove one secret (and its chunks); nothing stored is not an error."""
+    import contextlib
+
+    import keyring
+
+    name = entry_name(profile_name, kind)
+    with contextlib.suppress(Exception):  # nothing stored, or a broken backend: either way nothing to remove
+        value = keyring.get_password(KEYRING_SERVICE, name)
+        if value is not None and value.startswith(_CHUNKED):
+            for number in range(int(value.removeprefix(_CHUNKED))):
+                with contextlib.suppress(Exception):
+                    keyring.delete_password(KEYRING_SERVICE, f"{name}#{number}")
+        keyring.delete_password(KEYRING_SERVICE, name)

@@ -1,0 +1,229 @@
+"""The contract every service keeps, so that batching, the ledger, retries and validation stay shared.
+
+A *service* (SMTP, Exchange, Google, Microsoft 365) is one package under `services/`: its settings, its
+setup questions, its validation stages, its transport and its hints. The sender only ever sees a
+`Transport` and the `Delivery` it returns: transports classify their own outcomes (temporary, permanent,
+stops the batch, in doubt), so the sender never parses a server's reply or looks at a host name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from xoromail_cli.errors import ExitCode, TemporaryError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from xoromail_cli.config import Profile
+    from xoromail_cli.credentials import Secrets
+
+DeliveryStatus = Literal["sent", "failed", "temporary"]
+StageCallback = Callable[[str, str], None]
+"""Called with (stage name, detail) each time a stage of opening a connection succeeds."""
+TraceCallback = Callable[[str, str], None]
+"""Called with (direction, text) for `validate --trace`: "→" sent, "←" received, "·" a note. The transport
+redacts passwords, tokens and AUTH payloads before calling it; the text is shown as is."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A rendered message ready to go: who it is from, who gets it (To, Cc and Bcc apart), and its bytes.
+
+    `data` never contains a Bcc header: a transport that reads recipients from the headers (Gmail's API,
+    Graph's MIME sendMail) asks for `data_with_bcc()` and relies on the service to strip it on delivery.
+    """
+
+    sender: str
+    to: tuple[str, ...]
+    data: bytes
+    message_id: str
+    cc: tuple[str, ...] = ()
+    bcc: tuple[str, ...] = ()
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        """Every address the message goes to, in the order To, Cc, Bcc."""
+        return (*self.to, *self.cc, *self.bcc)
+
+    def restricted_to(self, addresses: Iterable[str]) -> Envelope:
+        """The same message for some of its recipients only (a retry to those still owed)."""
+        keep = {address.lower() for address in addresses}
+
+        def pick(group: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(address for address in group if address.lower() in keep)
+
+        return dataclasses.replace(self, to=pick(self.to), cc=pick(self.cc), bcc=pick(self.bcc))
+
+    def data_with_bcc(self) -> bytes:
+        """The message with a Bcc header for header-driven APIs (the provider removes it on delivery)."""
+        if not self.bcc:
+            return self.data
+        from xoromail_cli.mime import bcc_header
+
+        head, separator, body = self.data.partition(b"\r\n\r\n")
+        return head + b"\r\n" + bcc_header(self.bcc) + separator + body
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One recipient refused, classified by the transport that heard it."""
+
+    reply: str
+    temporary: bool = False
+    """Worth retrying to this recipient alone (4xx, greylisting, throttling)."""
+    stops_batch: bool = False
+    """Every later message would be refused the same way (a daily quota)."""
+
+
+@dataclass
+class Delivery:
+    """What the service said about one message."""
+
+    status: DeliveryStatus
+    reply: str
+    refused: dict[str, Refusal] = field(default_factory=dict)
+    """Recipients refused one by one, while the message went to the others (or to none, when all are here)."""
+    exit_code: int = 0
+    hint: str | None = None
+    stops_batch: bool = False
+    """True when every later message would fail the same way (quota reached, sender refused)."""
+    unknown: bool = False
+    """The connection was lost after the message's data went out: it may or may not have been accepted."""
+    retry_after: float | None = None
+    """Seconds the service asked us to wait before trying again (Retry-After, BackOffMilliseconds)."""
+    reconnect: bool = False
+    """The session is no longer usable (a 421, an expired token): open it again before the next try."""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "sent"
+
+
+class ConnectionLostError(TemporaryError):
+    """The connection to the service went away during `send`.
+
+    `committed` is True once the message's data (or the HTTP request carrying it) had been handed over:
+    then it may have been accepted, and it is *in doubt*; before that, it was certainly not sent.
+    """
+
+    def __init__(self, message: str, *, committed: bool, hint: str | None = None) -> None:
+        super().__init__(message, hint, exit_code=ExitCode.TEMPFAIL)
+        self.committed = committed
+
+
+class Transport(Protocol):
+    """An open session with a service. `open` raises StageFailedError naming the stage that failed;
+    `send` returns refusals as a Delivery and raises ConnectionLostError when the connection goes away.
+    No other exception of the service's library may leave a transport."""
+
+    name: str
+    accepted_as: Literal["sent", "written"]
+    """How a message this transport accepted is reported: sent to a service, or written to a file."""
+    max_message_size: int | None
+    """The largest message (bytes of `Envelope.data`) the service takes, when known; SMTP learns it at `open`."""
+    subset_retries: bool
+    """Whether `send` can deliver to some of the headers' recipients only (SMTP, EWS); header-driven APIs
+    cannot, and the sender reports such a retry as impossible instead of sending to everyone again."""
+
+    def open(self, on_stage: StageCallback | None = None) -> None:
+        """Connect and sign in; raise StageFailedError naming the stage that failed."""
+
+    def send(self, envelope: Envelope, before_data: Callable[[], None] | None = None) -> Delivery:
+        """Deliver one message. Call `before_data` just before the message itself is handed over."""
+
+    def close(self) -> None:
+        """Say goodbye politely; never raises."""
+
+
+class ServiceSettings(Protocol):
+    """A service's own table of the profile (`[profiles.NAME.smtp]`): a frozen dataclass."""
+
+    def to_table(self) -> dict[str, Any]:
+        """The TOML table to save (no secrets, no empty values)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the provider allows, for pacing and for the daily-quota warning."""
+
+    label: str
+    per_minute: int | None = None
+    daily_messages: int | None = None
+    daily_recipients: int | None = None
+    max_connections: int | None = None
+
+
+@dataclass(frozen=True)
+class SetupOption:
+    """A `setup` flag of one service; the CLI adds it to the command and passes its value by `key`."""
+
+    flag: str
+    """e.g. "--ews-url"."""
+    key: str
+    """Key in the answers mapping given to `build_settings`."""
+    help: str
+    metavar: str | None = None
+    kind: Literal["text", "int", "float", "path", "flag"] = "text"
+
+
+@dataclass(frozen=True)
+class Question:
+    """One wizard question; `check` turns the typed text into the answer or raises XoromailError (asked again)."""
+
+    key: str
+    prompt: str
+    default: str | None = None
+    choices: tuple[str, ...] = ()
+    secret: bool = False
+    check: Callable[[str], Any] | None = None
+    explain: str | None = None
+    """Printed once before the question (a note on the provider, what to create first)."""
+
+
+class Service(Protocol):
+    """One service type: everything about it that is not shared."""
+
+    name: str
+    label: str
+    """As on the ERP's setup screen, e.g. "Web Mail (SMTP)"."""
+    secret_kinds: tuple[str, ...]
+    """The keyring entries this service keeps for a profile ("password", "refresh_token", …)."""
+    setup_options: tuple[SetupOption, ...]
+
+    def settings_from_table(self, table: Mapping[str, Any]) -> ServiceSettings:
+        """Build the settings from the profile's service table; raise DataError(field=KEY) on a bad value."""
+
+    def build_settings(self, answers: Mapping[str, Any], existing: ServiceSettings | None,
+                       email: str) -> ServiceSettings:
+        """Merge setup answers (flags or wizard, None meaning not given) over the existing settings."""
+
+    def missing(self, answers: Mapping[str, Any], existing: ServiceSettings | None,
+                secret_known: bool) -> list[str]:
+        """The flags a non-interactive setup still needs."""
+
+    def next_question(self, answers: Mapping[str, Any], existing: ServiceSettings | None,
+                      email: str) -> Question | None:
+        """The next thing the wizard should ask, given what is answered so far; None when done."""
+
+    def describe(self, profile: Profile) -> str:
+        """One line for `config show` and the config stage: where and how messages go."""
+
+    def planned_stages(self, profile: Profile, send: bool) -> list[str]:
+        """The names of the validation stages, in order, beginning with "config"."""
+
+    def check_offline(self, profile: Profile) -> None:
+        """Refusals that need no network (a password in clear to a remote host, an unreadable CA file)."""
+
+    def open_transport(self, profile: Profile, secrets: Secrets, *, timeout: float | None = None,
+                       trace: TraceCallback | None = None) -> Transport:
+        """A transport for this profile (not yet opened)."""
+
+    def notes(self, profile: Profile) -> list[str]:
+        """What a passing check should still say about this account's future (dated provider changes)."""
+
+    def limits(self, profile: Profile) -> Limits | None:
+        """The provider's published limits for this profile, when known."""
