@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from xoromail_cli.config import Profile
-    from xoromail_cli.credentials import Secrets
 
 DeliveryStatus = Literal["sent", "failed", "temporary"]
 StageCallback = Callable[[str, str], None]
@@ -139,6 +138,19 @@ class Transport(Protocol):
         """Say goodbye politely; never raises."""
 
 
+class SecretStore(Protocol):
+    """A profile's secrets by kind; `credentials.Secrets` is the real one (keyring, staged during setup)."""
+
+    def get(self, kind: str) -> str | None:
+        """The secret, or None when there is none."""
+
+    def set(self, kind: str, value: str) -> None:
+        """Store (or, during setup, stage) a secret, e.g. a refreshed token cache."""
+
+    def delete(self, kind: str) -> None:
+        """Forget a secret."""
+
+
 class ServiceSettings(Protocol):
     """A service's own table of the profile (`[profiles.NAME.smtp]`): a frozen dataclass."""
 
@@ -218,7 +230,7 @@ class Service(Protocol):
     def check_offline(self, profile: Profile) -> None:
         """Refusals that need no network (a password in clear to a remote host, an unreadable CA file)."""
 
-    def open_transport(self, profile: Profile, secrets: Secrets, *, timeout: float | None = None,
+    def open_transport(self, profile: Profile, secrets: SecretStore, *, timeout: float | None = None,
                        trace: TraceCallback | None = None) -> Transport:
         """A transport for this profile (not yet opened)."""
 
