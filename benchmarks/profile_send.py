@@ -34,7 +34,7 @@ from xoromail_cli.mime import build_message, make_message_id
 from xoromail_cli.pacing import RateLimiter
 from xoromail_cli.sending import Sender, idempotency_key
 from xoromail_cli.transports.base import Envelope
-from xoromail_cli.transports.smtp import SmtpSettings, SmtpTransport
+from xoromail_cli.services.smtp.transport import SmtpSettings, SmtpTransport
 
 EVENT = "overdue-invoice"
 

@@ -191,7 +191,7 @@ def run_sender(folder: Path, server: Sink, batch: Path, rows: int, synchronous: 
     from xoromail_cli.messages import Renderer
     from xoromail_cli.pacing import RateLimiter
     from xoromail_cli.sending import Sender
-    from xoromail_cli.transports.smtp import SmtpSettings, SmtpTransport
+    from xoromail_cli.services.smtp.transport import SmtpSettings, SmtpTransport
 
     run_dir = folder / f"sender-{tag}"
     run_dir.mkdir()

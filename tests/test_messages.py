@@ -15,7 +15,7 @@ from xoromail_cli.events import EVENTS, Event
 from xoromail_cli.messages import Recipients, Renderer, check_variables, compose, format_money
 from xoromail_cli.mime import Attachment
 from xoromail_cli.pacing import now
-from xoromail_cli.transports.smtp import SmtpSettings, SmtpTransport
+from xoromail_cli.services.smtp.transport import SmtpSettings, SmtpTransport
 
 PROFILE = Profile(name="default", email="billing@company.test", host="127.0.0.1", port=25,
                   display_name="Company Billing", company_name="ACME Ltd", currency="EUR",

@@ -21,7 +21,7 @@ from xoromail_cli.messages import Renderer
 from xoromail_cli.pacing import Backoff, now
 from xoromail_cli.results import MessageResult
 from xoromail_cli.sending import Sender
-from xoromail_cli.transports.smtp import SmtpSettings, SmtpTransport
+from xoromail_cli.services.smtp.transport import SmtpSettings, SmtpTransport
 
 
 def sender(profile: Profile, ledger: Ledger | None = None, **options: object) -> tuple[Sender, list[MessageResult]]:

@@ -87,7 +87,7 @@ def test_a_missing_ca_file_fails_once_at_the_config_stage(smtp_server: ServerFac
 def test_the_ca_file_adds_to_the_system_store_rather_than_replacing_it(tls: TLSFiles) -> None:
     import ssl
 
-    from xoromail_cli.transports.smtp import tls_context
+    from xoromail_cli.services.smtp.transport import tls_context
 
     system = len(ssl.create_default_context().get_ca_certs())
     assert len(tls_context(str(tls.ca_file)).get_ca_certs()) == system + 1

@@ -19,7 +19,7 @@ from xoromail_cli.messages import Renderer
 from xoromail_cli.results import MessageResult
 from xoromail_cli.sending import Sender
 from xoromail_cli.sink import Received, SinkServer, password_authenticator, throwaway_tls
-from xoromail_cli.transports.smtp import SmtpSettings, SmtpTransport
+from xoromail_cli.services.smtp.transport import SmtpSettings, SmtpTransport
 
 DEMO_ADDRESS = "billing@demo.xoromail.test"
 DEMO_CUSTOMER = "accounts@customer.example"

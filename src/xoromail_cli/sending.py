@@ -65,13 +65,13 @@ def refusal_is_temporary(reply: str, host: str) -> bool:
 
 def refusal_stops_batch(reply: str, host: str) -> bool:
     """A daily quota refuses every later message too."""
-    from xoromail_cli.diagnostics import QUOTA_HINT
+    from xoromail_cli.services.smtp.replies import QUOTA_HINT
 
     return _classify(reply, host).hint == QUOTA_HINT
 
 
 def _classify(reply: str, host: str) -> StageFailedError:
-    from xoromail_cli.diagnostics import reply_failure  # loads smtplib and ssl: only once a server refused
+    from xoromail_cli.services.smtp.replies import reply_failure  # loads smtplib and ssl: only once a server refused
 
     code, _, text = reply.partition(" ")
     return reply_failure("rcpt to", int(code) if code.isdigit() else 0, text, host)

@@ -10,7 +10,7 @@ from typing import Any
 
 from xoromail_cli.addresses import parse_address
 from xoromail_cli.config import Profile, validate_profile
-from xoromail_cli.diagnostics import stage_failure
+from xoromail_cli.services.smtp.replies import stage_failure
 from xoromail_cli.errors import ExitCode, StageFailedError, XoromailError
 from xoromail_cli.mime import build_message, make_message_id
 from xoromail_cli.transports import for_profile
@@ -74,7 +74,7 @@ def planned_stages(profile: Profile, send: bool) -> list[str]:
 
 def check_connection_settings(profile: Profile) -> None:
     """Refusals that need no network: a password in clear to a remote host, an unreadable CA file."""
-    from xoromail_cli.transports.smtp import SmtpSettings, check_plaintext_allowed, tls_context
+    from xoromail_cli.services.smtp.transport import SmtpSettings, check_plaintext_allowed, tls_context
 
     settings = SmtpSettings.from_profile(profile)
     check_plaintext_allowed(settings)
@@ -156,7 +156,7 @@ def notes_for(profile: Profile) -> list[str]:
     """What a passing check should still tell the user about this account's future."""
     from xoromail_cli.advisories import office365_smtp_auth
     from xoromail_cli.presets import preset_for_profile
-    from xoromail_cli.transports.smtp import is_loopback
+    from xoromail_cli.services.smtp.transport import is_loopback
 
     notes = []
     preset = preset_for_profile(profile)

@@ -15,9 +15,9 @@ def for_profile(profile: Profile, password: str | None, *, outbox: Path | None =
                 timeout: float | None = None) -> Transport:
     """The transport a profile asks for; `outbox` replaces the network with a folder of .eml files."""
     if outbox is not None:
-        from xoromail_cli.transports.outbox import OutboxTransport
+        from xoromail_cli.services.outbox import OutboxTransport
 
         return OutboxTransport(outbox)
-    from xoromail_cli.transports.smtp import SmtpSettings, SmtpTransport
+    from xoromail_cli.services.smtp.transport import SmtpSettings, SmtpTransport
 
     return SmtpTransport(SmtpSettings.from_profile(profile, timeout), password)

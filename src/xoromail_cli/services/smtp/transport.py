@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from xoromail_cli.diagnostics import QUOTA_HINT, reply_failure, reply_text, stage_failure
+from xoromail_cli.services.smtp.replies import QUOTA_HINT, reply_failure, reply_text, stage_failure
 from xoromail_cli.errors import ConfigError, ExitCode, NoInputError, StageFailedError
 from xoromail_cli.transports.base import Delivery, DeliveryStatus, Envelope, StageCallback
 

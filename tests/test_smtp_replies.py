@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import PASSWORD, ServerFactory, TLSFiles, failing_authenticator, profile_for
 from tests.servers import DataReply, MailFromReply
 from xoromail_cli import validate
-from xoromail_cli.diagnostics import reply_failure
+from xoromail_cli.services.smtp.replies import reply_failure
 from xoromail_cli.errors import ExitCode
 from xoromail_cli.sink import CaptureHandler, free_port
 

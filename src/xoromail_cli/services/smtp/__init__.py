@@ -1,0 +1,1 @@
+"""Web Mail: SMTP submission with STARTTLS or implicit TLS, password or XOAUTH2 sign-in."""
