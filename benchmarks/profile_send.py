@@ -33,8 +33,8 @@ from xoromail_cli.messages import Rendered, Renderer, compose
 from xoromail_cli.mime import build_message, make_message_id
 from xoromail_cli.pacing import RateLimiter
 from xoromail_cli.sending import Sender, idempotency_key
-from xoromail_cli.transports.base import Envelope
-from xoromail_cli.services.smtp.transport import SmtpSettings, SmtpTransport
+from xoromail_cli.services.base import Envelope
+from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
 
 EVENT = "overdue-invoice"
 
@@ -66,7 +66,7 @@ STAGES = (
 def send_batch(profile: Profile, spec: Event, batch: Path, ledger: Ledger) -> int:
     source = BatchSource(spec, batch, {}, skip_invalid=False)
     source.check()
-    transport = SmtpTransport(SmtpSettings.from_profile(profile), PASSWORD)
+    transport = SmtpTransport(SmtpEndpoint.from_profile(profile), PASSWORD)
     sender = Sender(profile, spec, Renderer(profile, None), transport, ledger, rate=RateLimiter(None))
     return sender.run(source).count("sent")
 
@@ -154,7 +154,7 @@ def isolated(folder: Path, server: Sink, profile: Profile, spec: Event, batch: P
         return work
 
     def smtp_all() -> None:
-        transport = SmtpTransport(SmtpSettings.from_profile(profile), PASSWORD)
+        transport = SmtpTransport(SmtpEndpoint.from_profile(profile), PASSWORD)
         transport.open()
         try:
             for envelope in envelopes:

@@ -191,7 +191,7 @@ def run_sender(folder: Path, server: Sink, batch: Path, rows: int, synchronous: 
     from xoromail_cli.messages import Renderer
     from xoromail_cli.pacing import RateLimiter
     from xoromail_cli.sending import Sender
-    from xoromail_cli.services.smtp.transport import SmtpSettings, SmtpTransport
+    from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
 
     run_dir = folder / f"sender-{tag}"
     run_dir.mkdir()
@@ -203,7 +203,7 @@ def run_sender(folder: Path, server: Sink, batch: Path, rows: int, synchronous: 
     try:
         source = BatchSource(spec, batch, {}, skip_invalid=False)
         source.check()
-        transport = SmtpTransport(SmtpSettings.from_profile(profile), PASSWORD)
+        transport = SmtpTransport(SmtpEndpoint.from_profile(profile), PASSWORD)
         sender = Sender(profile, spec, Renderer(profile, None), transport, ledger, rate=RateLimiter(None))
         summary = sender.run(source)
     finally:

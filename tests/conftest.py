@@ -21,7 +21,9 @@ from keyring.backends import fail
 from keyrings.alt.file import PlaintextKeyring
 from typer.testing import CliRunner
 
+from tests.samples import smtp_profile
 from xoromail_cli.config import Profile
+from xoromail_cli.credentials import MemorySecrets
 from xoromail_cli.sink import CaptureHandler, SinkServer
 
 USER = "billing@company.test"
@@ -102,6 +104,11 @@ def accepting_authenticator(login: str = USER, password: str = PASSWORD) -> Call
 ServerFactory = Callable[..., SinkServer]
 
 
+def secrets(password: str | None) -> MemorySecrets:
+    """The secrets a validation is given: the password typed at setup, or none."""
+    return MemorySecrets({} if password is None else {"password": password})
+
+
 @pytest.fixture
 def smtp_server(tls: TLSFiles) -> Iterator[ServerFactory]:
     """Start aiosmtpd servers on free loopback ports; all are stopped after the test."""
@@ -129,7 +136,7 @@ def profile_for(server: SinkServer, tls: TLSFiles, **overrides: Any) -> Profile:
         "timeout": 5.0,
     }
     values.update(overrides)
-    return Profile(**values)
+    return smtp_profile(**values)
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.samples import smtp_profile
 from xoromail_cli import config
-from xoromail_cli.config import Profile
 from xoromail_cli.errors import ConfigError, ExitCode
 
 
@@ -37,9 +37,9 @@ security = "ssl"
 def test_profiles_load_with_types_and_aliases(config_path: Path) -> None:
     loaded = config.load(write(config_path, GOOD))
     assert set(loaded.profiles) == {"default", "ops"}
-    assert loaded.profiles["default"].port == 587
+    assert loaded.profiles["default"].settings.port == 587
     assert loaded.profiles["ops"].service == "smtp"
-    assert loaded.profiles["ops"].login == "ops@company.test"
+    assert loaded.profiles["ops"].settings.auth_username(loaded.profiles["ops"].email) == "ops@company.test"
 
 
 def test_missing_file_is_an_empty_configuration(config_path: Path) -> None:
@@ -88,12 +88,12 @@ def test_missing_required_setting_points_at_the_table(config_path: Path) -> None
 
 def test_save_is_atomic_private_and_keeps_other_profiles(config_path: Path) -> None:
     write(config_path, GOOD)
-    new = Profile(name="default", email="new@company.test", host="smtp.zoho.com", port=465, security="ssl")
+    new = smtp_profile(name="default", email="new@company.test", host="smtp.zoho.com", port=465, security="ssl")
     config.save_profile(config_path, new)
     assert stat.S_IMODE(os.stat(config_path).st_mode) == 0o600
     loaded = config.load(config_path)
     assert loaded.profiles["default"].email == "new@company.test"
-    assert loaded.profiles["ops"].host == "smtp.gmail.com"
+    assert loaded.profiles["ops"].settings.host == "smtp.gmail.com"
     assert [p.name for p in config_path.parent.iterdir()] == [config_path.name]
 
 

@@ -5,11 +5,11 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from tests.samples import smtp_profile
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
-from xoromail_cli.config import Profile
 
-PROFILE = Profile(name="default", email="billing@company.test", host="smtp.office365.com", port=587,
+PROFILE = smtp_profile(name="default", email="billing@company.test", host="smtp.office365.com", port=587,
                   display_name="Billing")
 
 
@@ -19,7 +19,7 @@ def test_show_reports_the_password_as_set_and_where_it_comes_from(runner: CliRun
     result = runner.invoke(app, ["--config", str(config_path), "config", "show", "--json"])
     data = json.loads(result.stdout)
     assert data["password"] == {"set": True, "source": "keyring", "detail": data["password"]["detail"]}
-    assert data["host"] == "smtp.office365.com"
+    assert data["smtp"]["host"] == "smtp.office365.com"
     table = runner.invoke(app, ["--config", str(config_path), "config", "show"])
     assert "top-secret-value" not in result.output + table.output
     assert "set (OS keyring" in table.output

@@ -6,11 +6,11 @@ import keyring
 import pytest
 
 from tests.conftest import use_no_keyring
+from tests.samples import smtp_profile
 from xoromail_cli import credentials
-from xoromail_cli.config import Profile
 from xoromail_cli.errors import ConfigError, ExitCode, KeyringUnavailableError
 
-PROFILE = Profile(name="default", email="billing@company.test", host="smtp.office365.com", port=587)
+PROFILE = smtp_profile(name="default", email="billing@company.test", host="smtp.office365.com", port=587)
 
 
 def test_password_round_trips_through_the_keyring() -> None:
@@ -28,14 +28,14 @@ def test_environment_overrides_the_keyring(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_password_command_output_is_the_password() -> None:
-    profile = Profile(name="x", email="a@b.test", host="h.test", port=587,
+    profile = smtp_profile(name="x", email="a@b.test", host="h.test", port=587,
                       password_command="printf 'from-command\\nignored\\n'")
     assert credentials.resolve_password(profile) == "from-command"
     assert credentials.password_source(profile).kind == "password_command"
 
 
 def test_failing_password_command_does_not_echo_its_output() -> None:
-    profile = Profile(name="x", email="a@b.test", host="h.test", port=587,
+    profile = smtp_profile(name="x", email="a@b.test", host="h.test", port=587,
                       password_command="echo leaked-secret; exit 3")
     with pytest.raises(ConfigError, match="exit status 3") as caught:
         credentials.resolve_password(profile)

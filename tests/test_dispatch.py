@@ -2,26 +2,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.samples import smtp_profile
 from xoromail_cli import dispatch
-from xoromail_cli.config import Profile
 
-BASE = Profile(name="ops", email="a@b.test", host="smtp.office365.com", port=587)
+BASE = smtp_profile(name="ops", email="a@b.test", host="smtp.office365.com", port=587)
 
 
 def test_ledger_and_lock_live_in_the_state_dir_unless_the_profile_says(isolated_environment: Path,
                                                                       tmp_path: Path) -> None:
     assert dispatch.ledger_path(BASE) == isolated_environment / "state" / "xoromail" / "ledger.sqlite3"
     assert dispatch.lock_path(BASE).name == "ops.lock"
-    custom = Profile(name="ops", email="a@b.test", host="h", port=25, ledger=str(tmp_path / "l.db"))
+    custom = smtp_profile(name="ops", email="a@b.test", host="h", port=25, ledger=str(tmp_path / "l.db"))
     assert dispatch.ledger_path(custom) == tmp_path / "l.db"
 
 
 def test_rate_comes_from_option_then_profile_then_provider() -> None:
     assert dispatch.messages_per_second(BASE, "6/min") == 0.1
-    assert dispatch.messages_per_second(Profile(name="p", email="a@b.test", host="h", port=25, rate="120/min"),
+    assert dispatch.messages_per_second(smtp_profile(name="p", email="a@b.test", host="h", port=25, rate="120/min"),
                                         None) == 2.0
     assert dispatch.messages_per_second(BASE, None) == 0.5
-    assert dispatch.messages_per_second(Profile(name="p", email="a@b.test", host="mail.b.test", port=25),
+    assert dispatch.messages_per_second(smtp_profile(name="p", email="a@b.test", host="mail.b.test", port=25),
                                         None) is None
 
 
@@ -31,7 +31,7 @@ def test_plan_checks_a_single_message_and_refuses_mixed_sources(tmp_path: Path) 
     from xoromail_cli.errors import UsageError
     from xoromail_cli.events import EVENTS
 
-    profile = Profile(name="p", email="a@b.test", host="h", port=25)
+    profile = smtp_profile(name="p", email="a@b.test", host="h", port=25)
     event = EVENTS["order-release"]
     plan = dispatch.plan_send(profile, event, variables={"customer_name": "A", "order_number": "1"},
                               to=["c@x.test"])
@@ -46,7 +46,7 @@ def test_plan_checks_a_single_message_and_refuses_mixed_sources(tmp_path: Path) 
 def test_a_dry_run_touches_no_ledger_lock_or_network(isolated_environment: Path, tmp_path: Path) -> None:
     from xoromail_cli.events import EVENTS
 
-    profile = Profile(name="p", email="a@b.test", host="mail.invalid", port=25)
+    profile = smtp_profile(name="p", email="a@b.test", host="mail.invalid", port=25)
     (tmp_path / "r.csv").write_text("to,customer_name,order_number\nc@x.test,A,1\nd@x.test,B,2\n")
     plan = dispatch.plan_send(profile, EVENTS["order-release"], variables={}, batch=tmp_path / "r.csv")
     statuses: list[str] = []
@@ -62,7 +62,7 @@ def test_a_bad_rate_is_refused_even_on_a_dry_run(tmp_path: Path) -> None:
     from xoromail_cli.errors import UsageError
     from xoromail_cli.events import EVENTS
 
-    profile = Profile(name="p", email="a@b.test", host="h", port=25)
+    profile = smtp_profile(name="p", email="a@b.test", host="h", port=25)
     plan = dispatch.plan_send(profile, EVENTS["order-release"], variables={"customer_name": "A", "order_number": "1"},
                               to=["c@x.test"])
     with pytest.raises(UsageError, match="rate"):
@@ -70,10 +70,10 @@ def test_a_bad_rate_is_refused_even_on_a_dry_run(tmp_path: Path) -> None:
 
 
 def test_quota_warnings_count_what_this_run_sends_on_top_of_the_last_day() -> None:
-    profile = Profile(name="p", email="a@b.test", host="smtp.gmail.com", port=587, preset="gmail")
+    profile = smtp_profile(name="p", email="a@b.test", host="smtp.gmail.com", port=587, preset="gmail")
     assert dispatch.quota_warnings(profile, (1000, 1000), 100, 100) == []
     assert "2,000 messages a day" in dispatch.quota_warnings(profile, (1900, 1900), 101, 101)[0]
-    office = Profile(name="o", email="a@b.test", host="smtp.office365.com", port=587)
+    office = smtp_profile(name="o", email="a@b.test", host="smtp.office365.com", port=587)
     assert "10,000 recipients a day" in dispatch.quota_warnings(office, (0, 0), 10, 10_001)[0]
 
 
@@ -81,7 +81,7 @@ def test_the_quota_watch_warns_once_at_the_message_that_passes_the_limit(tmp_pat
     from xoromail_cli.ledger import Ledger
 
     warnings: list[str] = []
-    profile = Profile(name="p", email="a@b.test", host="smtp.gmail.com", port=587, preset="gmail")
+    profile = smtp_profile(name="p", email="a@b.test", host="smtp.gmail.com", port=587, preset="gmail")
     with Ledger(tmp_path / "ledger.sqlite3") as ledger:
         for number in range(1999):
             ledger.record("p", "e", f"k{number}", ("a@x.test",), f"<{number}@x>", None, "sent", "250")

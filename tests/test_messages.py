@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 
 from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
-from xoromail_cli.config import Profile
+from tests.samples import smtp_profile
 from xoromail_cli.errors import ConfigError, DataError
 from xoromail_cli.events import EVENTS, Event
 from xoromail_cli.messages import Recipients, Renderer, check_variables, compose, format_money
 from xoromail_cli.mime import Attachment
 from xoromail_cli.pacing import now
-from xoromail_cli.services.smtp.transport import SmtpSettings, SmtpTransport
+from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
 
-PROFILE = Profile(name="default", email="billing@company.test", host="127.0.0.1", port=25,
+PROFILE = smtp_profile(name="default", email="billing@company.test", host="127.0.0.1", port=25,
                   display_name="Company Billing", company_name="ACME Ltd", currency="EUR",
                   reply_to="accounts@company.test")
 
@@ -49,7 +49,7 @@ def test_each_event_arrives_with_subject_text_html_and_headers(
     attachments = (slip,) if event.needs_attachment else ()
     envelope, rendered = compose(profile, Renderer(profile), event, Recipients(("customer@client.test",)),
                                  variables, attachments=attachments)
-    transport = SmtpTransport(SmtpSettings.from_profile(profile), PASSWORD)
+    transport = SmtpTransport(SmtpEndpoint.from_profile(profile), PASSWORD)
     transport.open()
     try:
         assert transport.send(envelope).ok
@@ -88,7 +88,7 @@ def test_html_is_escaped_but_text_is_not() -> None:
 
 
 def test_non_ascii_names_and_subjects_round_trip(smtp_server: ServerFactory, tls: TLSFiles) -> None:
-    profile = Profile(name="x", email="facturas@empresa.test", host="h", port=25, display_name="Facturación Ñandú")
+    profile = smtp_profile(name="x", email="facturas@empresa.test", host="h", port=25, display_name="Facturación Ñandú")
     envelope, _ = compose(profile, Renderer(profile), EVENTS["order-release"], Recipients(("c@x.test",)),
                           {"customer_name": "Zoë Müller-Łukasz", "order_number": "Ä-1"}, subject="Bestellung Ä-1 — ✓")
     from email import message_from_bytes, policy
@@ -180,7 +180,7 @@ def test_money_understands_decimal_commas_and_rounds_half_up(raw: str, shown: st
 def test_absent_optional_variables_render_as_nothing_not_none(tmp_path: Path) -> None:
     (tmp_path / "overdue-invoice").mkdir()
     (tmp_path / "overdue-invoice" / "body.txt").write_text("[{{ days_overdue }}][{{ signature }}]")
-    profile = Profile(name="p", email="a@b.test", host="h", port=25)
+    profile = smtp_profile(name="p", email="a@b.test", host="h", port=25)
     rendered = Renderer(profile, tmp_path).render(EVENTS["overdue-invoice"], sample_variables(
         EVENTS["overdue-invoice"]) | {"days_overdue": ""})
     assert rendered.text == "[][]"

@@ -21,12 +21,12 @@ from xoromail_cli.messages import Renderer
 from xoromail_cli.pacing import Backoff, now
 from xoromail_cli.results import MessageResult
 from xoromail_cli.sending import Sender
-from xoromail_cli.services.smtp.transport import SmtpSettings, SmtpTransport
+from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
 
 
 def sender(profile: Profile, ledger: Ledger | None = None, **options: object) -> tuple[Sender, list[MessageResult]]:
     results: list[MessageResult] = []
-    transport = SmtpTransport(SmtpSettings.from_profile(profile), PASSWORD)
+    transport = SmtpTransport(SmtpEndpoint.from_profile(profile), PASSWORD)
     options.setdefault("backoff", Backoff(base=0.0, rng=random.Random(1)))
     instance = Sender(profile, EVENT, Renderer(profile), transport, ledger, on_result=results.append,
                       **options)  # type: ignore[arg-type]  # keyword options of the dataclass
@@ -141,7 +141,7 @@ def test_resend_after_lets_a_weekly_reminder_go_again(smtp_server: ServerFactory
 def test_sign_in_failure_aborts_before_anything_is_sent(smtp_server: ServerFactory, tls: TLSFiles) -> None:
     profile = profile_for(smtp_server(), tls)
     results: list[MessageResult] = []
-    run = Sender(profile, EVENT, Renderer(profile), SmtpTransport(SmtpSettings.from_profile(profile), "wrong"),
+    run = Sender(profile, EVENT, Renderer(profile), SmtpTransport(SmtpEndpoint.from_profile(profile), "wrong"),
                  on_result=results.append)
     summary = run.run(jobs(3))
     assert summary.aborted is not None and summary.exit_code == ExitCode.NOPERM

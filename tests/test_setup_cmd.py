@@ -51,7 +51,7 @@ def test_failed_validation_saves_nothing_and_exits_with_the_stage_code(
 def test_no_validate_saves_without_connecting(runner: CliRunner, tls: TLSFiles, config_path: Path) -> None:
     result = runner.invoke(app, setup_args(config_path, 9, tls, "--no-validate"), input="pw\n")
     assert result.exit_code == 0, result.output
-    assert load(config_path).profiles["default"].port == 9
+    assert load(config_path).profiles["default"].settings.port == 9
 
 
 def test_missing_values_without_a_terminal_are_a_usage_error_naming_them(
@@ -93,7 +93,7 @@ def test_rerunning_setup_updates_the_profile_and_reuses_the_stored_password(
                                  "--company-name", "ACME Ltd"])
     assert result.exit_code == 0, result.output
     profile = load(config_path).profiles["default"]
-    assert (profile.display_name, profile.company_name, profile.port) == ("Accounts", "ACME Ltd", server.port)
+    assert (profile.display_name, profile.company_name, profile.settings.port) == ("Accounts", "ACME Ltd", server.port)
     assert len(server.messages) == 2
 
 
@@ -133,39 +133,37 @@ def test_wizard_at_a_terminal_prefills_gmail_and_explains_the_app_password(
 
     env = {**os.environ, "XOROMAIL_CONFIG": str(config_path)}
     term = Terminal(["setup", "--no-validate"], env)
-    term.answer("Choose", "1")
+    term.answer("Service type", "1")
     term.answer("Company email address", "")
     term.answer("Company email address", "billing at gmail")
     term.expect("name@example.com")
     term.answer("Company email address", "billing@gmail.com")
     term.answer("Provider", "")
     term.expect("2-Step Verification")
-    term.answer("Display name", "ACME Billing")
     term.answer("Username", "")
+    term.answer("Display name", "ACME Billing")
     term.answer("Password (input hidden)", "abcd efgh ijkl mnop")
     assert term.wait() == 0, term.text
     assert "abcd" not in term.text
     profile = load(config_path).profiles["default"]
-    assert (profile.host, profile.port, profile.security, profile.preset) == ("smtp.gmail.com", 587, "starttls",
-                                                                              "gmail")
+    settings = profile.settings
+    assert (settings.host, settings.port, settings.security, settings.preset) == ("smtp.gmail.com", 587, "starttls",
+                                                                                  "gmail")
     keyring.set_keyring(type(keyring.get_keyring())())
     assert keyring.get_password("xoromail", "default") == "abcdefghijklmnop"
 
 
-def test_wizard_says_exchange_is_not_yet_available_and_asks_again(config_path: Path) -> None:
+def test_wizard_for_office365_states_the_retirement_dates(config_path: Path) -> None:
     from tests.terminal import Terminal
 
     term = Terminal(["setup", "--no-validate", "--email", USER, "--preset", "office365", "--display-name", "B"],
                     {**os.environ, "XOROMAIL_CONFIG": str(config_path)})
-    term.answer("Choose", "2")
-    term.expect("not yet available")
-    term.answer("Choose", "1")
+    term.answer("Service type", "1")
     term.answer("Username", "")
     term.answer("Password", "pw")
     assert term.wait() == 0, term.text
     screen = " ".join(term.text.split())
     assert "SMTP AUTH off by default at the end of December 2026" in screen
-    assert "blocked EWS per tenant since 1 October 2026" in screen and "1 April 2027" in screen
 
 
 def test_a_new_password_replaces_a_stored_password_command(

@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PASSWORD, ServerFactory, TLSFiles, failing_authenticator, profile_for
+from tests.conftest import PASSWORD, ServerFactory, TLSFiles, failing_authenticator, profile_for, secrets
 from tests.servers import DataReply, MailFromReply
 from xoromail_cli import validate
-from xoromail_cli.services.smtp.replies import reply_failure
 from xoromail_cli.errors import ExitCode
+from xoromail_cli.services.smtp.replies import reply_failure
 from xoromail_cli.sink import CaptureHandler, free_port
 
 
 def check(profile_server: Any, tls: TLSFiles, **overrides: Any) -> validate.ValidationReport:
-    report = validate.run(profile_for(profile_server, tls, **overrides), lambda: PASSWORD)
+    report = validate.run(profile_for(profile_server, tls, **overrides), secrets(PASSWORD))
     assert PASSWORD not in json.dumps(report.to_json())
     return report
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
+from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, profile_for, secrets
 from xoromail_cli import validate
-from xoromail_cli.errors import ConfigError, ExitCode
+from xoromail_cli.errors import ExitCode
 
 
 def names(report: validate.ValidationReport) -> list[str]:
@@ -14,7 +14,7 @@ def names(report: validate.ValidationReport) -> list[str]:
 def test_starttls_stages_run_in_wire_order_and_the_test_message_arrives(
         smtp_server: ServerFactory, tls: TLSFiles) -> None:
     server = smtp_server("starttls")
-    report = validate.run(profile_for(server, tls), lambda: PASSWORD, to="check@company.test")
+    report = validate.run(profile_for(server, tls), secrets(PASSWORD), to="check@company.test")
     assert report.ok and report.exit_code == ExitCode.OK
     assert names(report) == ["config", "dns", "connect", "ehlo", "tls", "auth", "send"]
     received = server.messages[0]
@@ -27,7 +27,7 @@ def test_starttls_stages_run_in_wire_order_and_the_test_message_arrives(
 
 
 def test_implicit_tls_negotiates_before_the_greeting(smtp_server: ServerFactory, tls: TLSFiles) -> None:
-    report = validate.run(profile_for(smtp_server("ssl"), tls), lambda: PASSWORD)
+    report = validate.run(profile_for(smtp_server("ssl"), tls), secrets(PASSWORD))
     assert report.ok
     assert names(report) == ["config", "dns", "connect", "tls", "ehlo", "auth", "send"]
     assert "certificate verified" in report.stages[3].detail
@@ -35,26 +35,23 @@ def test_implicit_tls_negotiates_before_the_greeting(smtp_server: ServerFactory,
 
 def test_no_send_stops_after_sign_in(smtp_server: ServerFactory, tls: TLSFiles) -> None:
     server = smtp_server()
-    report = validate.run(profile_for(server, tls), lambda: PASSWORD, send=False)
+    report = validate.run(profile_for(server, tls), secrets(PASSWORD), send=False)
     assert report.ok and names(report)[-1] == "auth"
     assert server.messages == []
 
 
 def test_missing_password_fails_the_config_stage(smtp_server: ServerFactory, tls: TLSFiles) -> None:
-    def no_password() -> str:
-        raise ConfigError("no password for profile 'default'", "run setup")
-
-    report = validate.run(profile_for(smtp_server(), tls), no_password)
+    report = validate.run(profile_for(smtp_server(), tls), secrets(None))
     assert names(report) == ["config"]
     assert report.exit_code == ExitCode.CONFIG
     assert report.skipped == ["dns", "connect", "ehlo", "tls", "auth", "send"]
 
 
 def test_plaintext_password_to_a_remote_host_is_refused_before_connecting(tls: TLSFiles) -> None:
-    from xoromail_cli.config import Profile
+    from tests.samples import smtp_profile
 
-    profile = Profile(name="p", email=USER, host="mail.company.test", port=25, security="none", username=USER)
-    report = validate.run(profile, lambda: PASSWORD)
+    profile = smtp_profile(name="p", email=USER, host="mail.company.test", port=25, security="none", username=USER)
+    report = validate.run(profile, secrets(PASSWORD))
     assert report.failed is not None and report.failed.name == "config"
     assert "unencrypted" in report.failed.detail
     assert report.exit_code == ExitCode.CONFIG
@@ -62,32 +59,32 @@ def test_plaintext_password_to_a_remote_host_is_refused_before_connecting(tls: T
 
 def test_local_relay_without_tls_or_login_sends(smtp_server: ServerFactory, tls: TLSFiles) -> None:
     server = smtp_server("none", authenticator=None)
-    report = validate.run(profile_for(server, tls, security="none"), lambda: None)
+    report = validate.run(profile_for(server, tls, security="none"), secrets(None))
     assert report.ok, report.to_json()
     assert "auth" not in names(report)
 
 
 def test_invalid_recipient_is_a_config_stage_data_error(smtp_server: ServerFactory, tls: TLSFiles) -> None:
-    report = validate.run(profile_for(smtp_server(), tls), lambda: PASSWORD, to="not-an-address")
+    report = validate.run(profile_for(smtp_server(), tls), secrets(PASSWORD), to="not-an-address")
     assert report.exit_code == ExitCode.DATAERR
 
 
 def test_json_shape_has_ok_stage_hint_and_stages(smtp_server: ServerFactory, tls: TLSFiles) -> None:
-    data = validate.run(profile_for(smtp_server(), tls), lambda: "wrong").to_json()
+    data = validate.run(profile_for(smtp_server(), tls), secrets("wrong")).to_json()
     assert data["ok"] is False and data["stage"] == "auth" and data["hint"]
     assert {"name", "ok", "detail"} <= set(data["stages"][0])
     assert data["exit_code"] == 77
 
 
 def test_a_missing_ca_file_fails_once_at_the_config_stage(smtp_server: ServerFactory, tls: TLSFiles) -> None:
-    report = validate.run(profile_for(smtp_server(), tls, ca_file="/nonexistent/ca.pem"), lambda: PASSWORD)
+    report = validate.run(profile_for(smtp_server(), tls, ca_file="/nonexistent/ca.pem"), secrets(PASSWORD))
     assert names(report) == ["config"] and report.exit_code == ExitCode.NOINPUT
 
 
 def test_the_ca_file_adds_to_the_system_store_rather_than_replacing_it(tls: TLSFiles) -> None:
     import ssl
 
-    from xoromail_cli.services.smtp.transport import tls_context
+    from xoromail_cli.hints import tls_context
 
     system = len(ssl.create_default_context().get_ca_certs())
     assert len(tls_context(str(tls.ca_file)).get_ca_certs()) == system + 1
@@ -97,9 +94,9 @@ def test_a_non_ascii_password_signs_in_as_utf8(smtp_server: ServerFactory, tls: 
     from tests.conftest import accepting_authenticator
 
     server = smtp_server(authenticator=accepting_authenticator(password="pässwörd-€"))
-    report = validate.run(profile_for(server, tls), lambda: "pässwörd-€")
+    report = validate.run(profile_for(server, tls), secrets("pässwörd-€"))
     assert report.ok, report.to_json()
-    wrong = validate.run(profile_for(server, tls), lambda: "wröng")
+    wrong = validate.run(profile_for(server, tls), secrets("wröng"))
     assert wrong.exit_code == ExitCode.NOPERM
     assert "wröng" not in str(wrong.to_json())
 
@@ -108,12 +105,12 @@ def test_a_ca_file_without_certificates_is_a_config_error(smtp_server: ServerFac
                                                           tmp_path: Path) -> None:
     bogus = tmp_path / "ca.pem"
     bogus.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
-    report = validate.run(profile_for(smtp_server(), tls, ca_file=str(bogus)), lambda: PASSWORD)
+    report = validate.run(profile_for(smtp_server(), tls, ca_file=str(bogus)), secrets(PASSWORD))
     assert report.exit_code == ExitCode.CONFIG and "no usable PEM" in (report.failed.detail if report.failed else "")
 
 
 def test_a_passing_office365_check_still_warns_about_smtp_auth(smtp_server: ServerFactory, tls: TLSFiles) -> None:
-    report = validate.run(profile_for(smtp_server(), tls, preset="office365"), lambda: PASSWORD)
+    report = validate.run(profile_for(smtp_server(), tls, preset="office365"), secrets(PASSWORD))
     assert report.ok
     [note] = report.notes
     assert "SMTP AUTH" in note and "December 2026" in note
@@ -121,8 +118,8 @@ def test_a_passing_office365_check_still_warns_about_smtp_auth(smtp_server: Serv
 
 
 def test_an_unencrypted_remote_relay_gets_a_note() -> None:
-    from xoromail_cli.config import Profile
+    from tests.samples import smtp_profile
 
-    relay = Profile(name="r", email=USER, host="relay.company.test", port=25, security="none")
+    relay = smtp_profile(name="r", email=USER, host="relay.company.test", port=25, security="none")
     assert "unencrypted" in validate.notes_for(relay)[0]
-    assert validate.notes_for(Profile(name="r", email=USER, host="127.0.0.1", port=25, security="none")) == []
+    assert validate.notes_for(smtp_profile(name="r", email=USER, host="127.0.0.1", port=25, security="none")) == []

@@ -12,7 +12,7 @@ import os
 import re
 import tempfile
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +20,20 @@ from xoromail_cli.addresses import check_header_value, parse_address
 from xoromail_cli.errors import ConfigError, DataError, UsageError
 from xoromail_cli.paths import private_dir
 
-SERVICES = ("smtp",)
-SERVICE_ALIASES = {"smtp": "smtp", "webmail": "smtp", "web-mail": "smtp"}
-NOT_YET_AVAILABLE = {"exchange": "Exchange (EWS)", "google": "Email services (Google sign-in)"}
-SECURITY_MODES = ("starttls", "ssl", "none")
 SETUP_HINT = "run `xoromail setup` to create it"
 MAX_TIMEOUT = 3600.0
 
 
 @dataclass(frozen=True)
 class Profile:
-    """One outgoing account and the settings its messages share."""
+    """One outgoing account: the settings every service shares, and the service's own table (`settings`)."""
 
     name: str
     email: str
-    host: str
-    port: int
-    security: str = "starttls"
+    settings: Any
+    """The service's settings object, e.g. `SmtpSettings`: its own `[profiles.NAME.<service>]` table."""
     service: str = "smtp"
     display_name: str = ""
-    username: str = ""
-    preset: str | None = None
     ca_file: str | None = None
     password_command: str | None = None
     timeout: float = 30.0
@@ -51,31 +44,22 @@ class Profile:
     templates_dir: str | None = None
     ledger: str | None = None
     rate: str | None = None
-
-    @property
-    def login(self) -> str:
-        return self.username or self.email
-
-    @property
-    def auth_username(self) -> str | None:
-        """Who to sign in as; `security = "none"` relays sign in only when a username is set."""
-        if self.security == "none":
-            return self.username or None
-        return self.login
+    form: str = field(default="current", compare=False)
+    """How the file held it: "current" (a service table) or "flat" (the first release's keys)."""
 
     def to_toml(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name != "name"}
-        return {key: value for key, value in data.items() if value not in (None, "")}
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _NOT_SAVED}
+        table = {key: value for key, value in data.items() if value not in (None, "")}
+        table[self.service] = self.settings.to_table()
+        return table
 
 
+_NOT_SAVED = ("name", "settings", "form")
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "email": (str,), "host": (str,), "port": (int,), "security": (str,), "service": (str,),
-    "display_name": (str,), "username": (str,), "preset": (str,), "ca_file": (str,),
+    "email": (str,), "service": (str,), "display_name": (str,), "ca_file": (str,),
     "password_command": (str,), "timeout": (int, float), "company_name": (str,), "reply_to": (str,),
     "signature": (str,), "currency": (str,), "templates_dir": (str,), "ledger": (str,), "rate": (str,),
 }
-_REQUIRED = ("email", "host", "port")
 
 
 @dataclass
@@ -130,9 +114,14 @@ def save_profile(path: Path, profile: Profile) -> None:
     """Add or replace one profile, keeping the others, with an atomic 0600 write."""
     import tomli_w
 
-    config = load(path)
-    config.profiles[profile.name] = profile
-    document = {"profiles": {name: p.to_toml() for name, p in sorted(config.profiles.items())}}
+    load(path)  # refuse to rewrite a file we cannot read correctly
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        document = {}
+    profiles = document.setdefault("profiles", {})
+    profiles[profile.name] = profile.to_toml()  # the others stay exactly as they were, flat form included
+    document["profiles"] = dict(sorted(profiles.items()))
     atomic_write(path, tomli_w.dumps(document).encode("utf-8"))
 
 
@@ -154,18 +143,10 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
 
 
 def normalize_service(value: str) -> str:
-    key = value.strip().lower()
-    if key in SERVICE_ALIASES:
-        return SERVICE_ALIASES[key]
-    if key in ("exchange", "ews"):
-        from xoromail_cli.advisories import exchange_ews
+    """The registry's name for a service, from any of its names (`webmail`, `ews`, …)."""
+    from xoromail_cli.services import resolve_name
 
-        raise ConfigError(f"service {value!r} is not yet available in this version",
-                          f"use --service smtp (Web Mail); {exchange_ews()}")
-    if key in NOT_YET_AVAILABLE or key in ("email-services", "gmail-oauth"):
-        raise ConfigError(f"service {value!r} is not yet available in this version",
-                          "use --service smtp (Web Mail); for Gmail with a 16-character app password")
-    raise ConfigError(f"unknown service {value!r}", "choose smtp (also called webmail)")
+    return resolve_name(value)
 
 
 def validate_profile(profile: Profile) -> Profile:
@@ -176,15 +157,7 @@ def validate_profile(profile: Profile) -> Profile:
     check_header_value("display_name", profile.display_name)
     if profile.company_name:
         check_header_value("company_name", profile.company_name)
-    if not profile.host.strip() or any(c.isspace() for c in profile.host):
-        raise DataError(f"host {profile.host!r} is not a server name", "e.g. smtp.office365.com", field="host")
-    if not 1 <= profile.port <= 65535:
-        raise DataError(f"port {profile.port} is out of range", "use 587 (STARTTLS) or 465 (SSL)", field="port")
-    if profile.security not in SECURITY_MODES:
-        raise DataError(f"security {profile.security!r} is not one of {', '.join(SECURITY_MODES)}",
-                        "use starttls for port 587, ssl for port 465", field="security")
-    if profile.service not in SERVICES:
-        normalize_service(profile.service)
+    profile.settings.check()
     if not 0 < profile.timeout <= MAX_TIMEOUT:
         raise DataError(f"timeout {profile.timeout} must be more than 0 and at most {MAX_TIMEOUT:g} seconds",
                         "e.g. timeout = 30", field="timeout")
@@ -199,30 +172,66 @@ def validate_profile(profile: Profile) -> Profile:
 
 
 def _profile_from_table(path: Path, text: str, name: str, table: dict[str, Any]) -> Profile:
+    from xoromail_cli import services
+    from xoromail_cli.services.smtp.settings import FLAT_KEYS
+
+    raw_service = table.get("service", "smtp")
+    if not isinstance(raw_service, str):
+        raise ConfigError(f"{path}:{_locate(text, name, 'service')}: 'service' must be str",
+                          'e.g. service = "smtp"')
+    try:
+        service_name = services.resolve_name(raw_service)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}:{_locate(text, name, 'service')}: profile {name!r}: {exc.message}",
+                          exc.hint) from None
+    service = services.get(service_name)
+    service_table = table.get(service_name)
+    flat = {key: table[key] for key in FLAT_KEYS if key in table} if service_name == "smtp" else {}
+    form = "current"
+    if service_table is None and flat:
+        service_table, form = flat, "flat"
+    elif service_table is not None and not isinstance(service_table, dict):
+        raise ConfigError(f"{path}:{_locate(text, name, service_name)}: {service_name!r} must be a table",
+                          f"write it as [profiles.{name}.{service_name}]")
+    allowed = set(_FIELD_TYPES) | {service_name} | (set(flat) if form == "flat" else set())
     for key in table:
-        if key not in _FIELD_TYPES:
+        if key not in allowed:
             raise ConfigError(f"{path}:{_locate(text, name, key)}: unknown setting {key!r} in profile {name!r}",
-                              f"known settings: {', '.join(sorted(_FIELD_TYPES))}")
-    for key in _REQUIRED:
-        if key not in table:
-            raise ConfigError(f"{path}:{_locate(text, name, None)}: profile {name!r} is missing {key!r}",
-                              f"add {key} = … or re-run `xoromail --profile {name} setup`")
+                              f"known settings: {', '.join(sorted(_FIELD_TYPES))}, and the "
+                              f"[profiles.{name}.{service_name}] table")
+    if "email" not in table:
+        raise ConfigError(f"{path}:{_locate(text, name, None)}: profile {name!r} is missing 'email'",
+                          f"add email = … or re-run `xoromail --profile {name} setup`")
     for key, value in table.items():
-        expected = _FIELD_TYPES[key]
-        if not isinstance(value, expected) or isinstance(value, bool):
+        expected = _FIELD_TYPES.get(key)
+        if expected is not None and (not isinstance(value, expected) or isinstance(value, bool)):
             wanted = " or ".join(t.__name__ for t in expected)
             raise ConfigError(f"{path}:{_locate(text, name, key)}: {key!r} must be {wanted}, "
                               f"not {type(value).__name__}", f"e.g. {key} = {_example(key)}")
-    values = dict(table)
-    if "service" in values:
-        values["service"] = SERVICE_ALIASES.get(str(values["service"]).lower(), values["service"])
+    sub = None if form == "flat" else service_name
+    try:
+        settings = service.settings_from_table(service_table or {})
+    except DataError as exc:
+        sub = sub if service_table else None
+        line = _locate(text, name, exc.field, sub) if service_table else _locate(text, name, None)
+        where = f"[profiles.{name}.{service_name}]" if sub else f"profile {name!r}"
+        if exc.message.startswith("missing "):
+            message = f"{where} is {exc.message}"
+        elif sub is None and exc.message.startswith("'"):  # a wrong type reads as it always did
+            message = exc.message
+        else:
+            message = f"{where}: {exc.message}"
+        raise ConfigError(f"{path}:{line}: {message}", exc.hint) from None
+    values = {key: value for key, value in table.items() if key in _FIELD_TYPES}
+    values["service"] = service_name
     if "timeout" in values:
         values["timeout"] = float(values["timeout"])
-    profile = Profile(name=name, **values)
+    profile = Profile(name=name, settings=settings, form=form, **values)
     try:
         return validate_profile(profile)
     except DataError as exc:
-        line = _locate(text, name, exc.field if exc.field in _FIELD_TYPES else None)
+        in_common = exc.field in _FIELD_TYPES
+        line = _locate(text, name, exc.field if exc.field else None, None if in_common else sub)
         raise ConfigError(f"{path}:{line}: profile {name!r}: {exc.message}", exc.hint) from None
 
 
@@ -233,25 +242,26 @@ def _example(key: str) -> str:
 _TABLE = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]\s*(?:#.*)?$")
 
 
-def _locate(text: str, profile: str | None, key: str | None) -> int:
-    """Best-effort line number of `key` in `[profiles.<profile>]` (or of the table itself)."""
-    current: str | None = None
+def _locate(text: str, profile: str | None, key: str | None, subtable: str | None = None) -> int:
+    """Best-effort line number of `key` in `[profiles.<profile>]` or `[profiles.<profile>.<subtable>]`
+    (or of the table itself)."""
+    current: tuple[str, ...] = ()
+    wanted = ("profiles", profile, *((subtable,) if subtable else ())) if profile is not None else ()
     table_line = 1
     for number, line in enumerate(text.splitlines(), start=1):
         header = _TABLE.match(line)
         if header:
-            parts = [p.strip().strip('"').strip("'") for p in header.group(1).split(".")]
-            current = parts[1] if len(parts) >= 2 and parts[0] == "profiles" else parts[0]
-            if profile is not None and current == profile:
+            current = tuple(p.strip().strip('"').strip("'") for p in header.group(1).split("."))
+            if profile is not None and current == wanted:
                 table_line = number
                 if key is None:
                     return number
-            elif profile is None and key is not None and current == key:
-                return number
+            elif key is not None and current == ((*wanted, key) if profile is not None else (*current[:-1], key)):
+                return number  # the key names a table itself
             continue
         if key is None:
             continue
-        in_scope = (profile is None and current is None) or (profile is not None and current == profile)
+        in_scope = (profile is None and not current) or (profile is not None and current == wanted)
         if in_scope and re.match(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=", line):
             return number
     return table_line

@@ -96,7 +96,7 @@ def resolve_password(profile: Profile) -> str:
         raise ConfigError(f"no password for profile {profile.name!r}",
                           f"run `xoromail --profile {profile.name} setup`, or set ${ENV_PASSWORD} "
                           "or password_command")
-    return normalize_password(profile.host, value)
+    return value
 
 
 def normalize_password(host: str, password: str) -> str:
@@ -145,7 +145,7 @@ _CHUNKED = "xoromail-chunks:"
 
 def entry_name(profile_name: str, kind: str) -> str:
     """The keyring entry of one secret; the password keeps the profile's bare name (older releases)."""
-    return profile_name if kind == "password" else f"{profile_name}:{kind}"  # noqa: S105  # a kind, not a secret
+    return profile_name if kind == "password" else f"{profile_name}:{kind}"  # a kind, not a secret
 
 
 class Secrets:
@@ -162,9 +162,14 @@ class Secrets:
         self._pending: dict[str, str | None] = {}
 
     def get(self, kind: str) -> str | None:
-        if kind in self._pending:
+        if kind in self._pending and (self._pending[kind] is not None or kind != "password"):
             return self._pending[kind]
-        if kind == "password":  # noqa: S105  # a kind, not a secret
+        if kind in self._pending:  # the stored password is being dropped: only the environment or a command count
+            value = os.environ.get(ENV_PASSWORD)
+            if not value and self.profile.password_command:
+                value = run_password_command(self.profile.password_command)
+            return value or None
+        if kind == "password":
             try:
                 return resolve_password(self.profile)
             except KeyringUnavailableError:
@@ -249,3 +254,19 @@ def delete_secret(profile_name: str, kind: str) -> None:
                 with contextlib.suppress(Exception):
                     keyring.delete_password(KEYRING_SERVICE, f"{name}#{number}")
         keyring.delete_password(KEYRING_SERVICE, name)
+
+
+class MemorySecrets:
+    """Secrets held in memory only: the demo's throwaway login, and tests."""
+
+    def __init__(self, values: dict[str, str] | None = None) -> None:
+        self.values = dict(values or {})
+
+    def get(self, kind: str) -> str | None:
+        return self.values.get(kind)
+
+    def set(self, kind: str, value: str) -> None:
+        self.values[kind] = value
+
+    def delete(self, kind: str) -> None:
+        self.values.pop(kind, None)

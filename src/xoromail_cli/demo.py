@@ -13,13 +13,15 @@ from typing import Any
 from xoromail_cli import validate
 from xoromail_cli.batch import make_job
 from xoromail_cli.config import Profile
+from xoromail_cli.credentials import MemorySecrets
 from xoromail_cli.errors import ExitCode
 from xoromail_cli.events import EVENTS
 from xoromail_cli.messages import Renderer
 from xoromail_cli.results import MessageResult
 from xoromail_cli.sending import Sender
+from xoromail_cli.services.smtp.settings import SmtpSettings
+from xoromail_cli.services.smtp.transport import SmtpTransport
 from xoromail_cli.sink import Received, SinkServer, password_authenticator, throwaway_tls
-from xoromail_cli.services.smtp.transport import SmtpSettings, SmtpTransport
 
 DEMO_ADDRESS = "billing@demo.xoromail.test"
 DEMO_CUSTOMER = "accounts@customer.example"
@@ -60,7 +62,7 @@ class DemoResult:
 
 
 def demo_profile(port: int, ca_file: Path) -> Profile:
-    return Profile(name="demo", email=DEMO_ADDRESS, host="127.0.0.1", port=port, security="starttls",
+    return Profile(name="demo", email=DEMO_ADDRESS, settings=SmtpSettings("127.0.0.1", port, "starttls"),
                    display_name="Demo Company Billing", ca_file=str(ca_file), company_name="Demo Company",
                    currency="USD", timeout=10.0)
 
@@ -73,11 +75,11 @@ def run(folder: Path) -> DemoResult:
                         authenticator=password_authenticator({DEMO_ADDRESS: DEMO_PASSWORD}), auth_required=True)
     with server:
         profile = demo_profile(server.port, tls.ca_file)
-        report = validate.run(profile, lambda: DEMO_PASSWORD)
+        report = validate.run(profile, MemorySecrets({"password": DEMO_PASSWORD}))
         results: list[MessageResult] = []
         if report.ok:
             renderer = Renderer(profile)
-            transport = SmtpTransport(SmtpSettings.from_profile(profile), DEMO_PASSWORD)
+            transport = SmtpTransport.for_profile(profile, DEMO_PASSWORD)
             for event in EVENTS.values():
                 variables = {name: SAMPLE_VALUES[name] for name in event.variables if name in SAMPLE_VALUES}
                 job = make_job(event, 0, to=[DEMO_CUSTOMER], variables=variables,

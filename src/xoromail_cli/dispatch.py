@@ -16,13 +16,12 @@ from xoromail_cli.errors import UsageError
 from xoromail_cli.events import Event
 from xoromail_cli.messages import Renderer
 from xoromail_cli.pacing import Backoff, RateLimiter, now, parse_duration, parse_rate
-from xoromail_cli.presets import preset_for_profile
 from xoromail_cli.results import MessageResult, Summary
 from xoromail_cli.sending import Sender
 
 if TYPE_CHECKING:
     from xoromail_cli.ledger import Ledger
-    from xoromail_cli.transports.base import Transport
+    from xoromail_cli.services.base import Limits, Transport
 
 
 def ledger_path(profile: Profile) -> Path:
@@ -45,10 +44,16 @@ def messages_per_second(profile: Profile, option: str | None) -> float | None:
         return parse_rate(option)
     if profile.rate:
         return parse_rate(profile.rate)
-    preset = preset_for_profile(profile)
-    if preset is not None and preset.per_minute:
-        return preset.per_minute / 60.0
+    limits = provider_limits(profile)
+    if limits is not None and limits.per_minute:
+        return limits.per_minute / 60.0
     return None
+
+
+def provider_limits(profile: Profile) -> Limits | None:
+    from xoromail_cli import services
+
+    return services.for_profile(profile).limits(profile)
 
 
 @dataclass
@@ -140,7 +145,7 @@ def plan_send(profile: Profile, event: Event, *, variables: dict[str, Any], to: 
 def execute(plan: SendPlan, options: SendOptions, on_result: Callable[[MessageResult], None],
             on_warning: Callable[[str], None]) -> Summary:
     """Send (or preview, or write out) a plan: lock, ledger, quota warning and transport, then the Sender."""
-    from xoromail_cli import credentials, transports
+    from xoromail_cli import credentials, services
 
     profile = plan.profile
     resend_after = parse_duration(options.resend_after) if options.resend_after else None
@@ -157,10 +162,9 @@ def execute(plan: SendPlan, options: SendOptions, on_result: Callable[[MessageRe
             stack.enter_context(ProfileLock(lock_path(profile), options.wait))
             ledger = stack.enter_context(Ledger(ledger_path(profile)))
             watch = QuotaWatch(profile, ledger, on_warning)
-            password = credentials.resolve_password(profile) if profile.auth_username else None
-            transport = transports.for_profile(profile, password, timeout=options.timeout)
+            transport = services.open_transport(profile, credentials.Secrets(profile), timeout=options.timeout)
         elif options.outbox is not None and not options.dry_run:
-            transport = transports.for_profile(profile, None, outbox=options.outbox)
+            transport = services.open_transport(profile, credentials.Secrets(profile), outbox=options.outbox)
         sender = Sender(profile, plan.event, plan.renderer, transport, ledger, retries=options.retries,
                         backoff=Backoff(base=options.retry_delay), rate=RateLimiter(per_second),
                         subject=options.subject, key_template=options.key_template, resend=options.resend,
@@ -176,9 +180,7 @@ def quota_warnings(profile: Profile, sent: tuple[int, int], messages: int, recip
 
 def _quota_overruns(profile: Profile, sent: tuple[int, int], messages: int, recipients: int) -> dict[str, str]:
     """Each daily limit passed ("messages", "recipients") with the warning that says so."""
-    from xoromail_cli.presets import preset_for_profile
-
-    preset = preset_for_profile(profile)
+    preset = provider_limits(profile)
     if preset is None:
         return {}
     sent_messages, sent_recipients = sent

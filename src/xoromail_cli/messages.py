@@ -18,7 +18,7 @@ from xoromail_cli.addresses import check_header_value
 from xoromail_cli.errors import ConfigError, DataError, XoromailError
 from xoromail_cli.events import PROFILE_VARIABLES, Event
 from xoromail_cli.mime import Attachment, build_message, make_message_id
-from xoromail_cli.transports.base import Envelope
+from xoromail_cli.services.base import Envelope
 
 if TYPE_CHECKING:
     from jinja2 import Environment, Template
@@ -55,6 +55,17 @@ class Recipients:
     @property
     def envelope(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys((*self.to, *self.cc, *self.bcc)))
+
+    def groups(self) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+        """To, Cc and Bcc with each address once, in the first group that names it."""
+        seen: set[str] = set()
+
+        def fresh(group: tuple[str, ...]) -> tuple[str, ...]:
+            kept = tuple(a for a in dict.fromkeys(group) if a.lower() not in seen)
+            seen.update(a.lower() for a in kept)
+            return kept
+
+        return fresh(self.to), fresh(self.cc), fresh(self.bcc)
 
 
 @dataclass
@@ -226,4 +237,5 @@ def compose(profile: Profile, renderer: Renderer, event: Event, recipients: Reci
     data = build_message(display_name=profile.display_name, sender=profile.email, to=recipients.to,
                          cc=recipients.cc, reply_to=effective_reply_to, subject=rendered.subject,
                          text=rendered.text, html=rendered.html, attachments=attachments, message_id=message_id)
-    return Envelope(profile.email, recipients.envelope, data, message_id), rendered
+    to, cc, bcc = recipients.groups()
+    return Envelope(profile.email, to, data, message_id, cc, bcc), rendered

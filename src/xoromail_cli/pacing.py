@@ -83,8 +83,11 @@ class Backoff:
         ceiling = min(self.cap, self.base * 2.0 ** attempt)
         return ceiling / 2 + self.rng.uniform(0.0, ceiling / 2)
 
-    def pause(self, attempt: int) -> float:
+    def pause(self, attempt: int, at_least: float | None = None) -> float:
+        """Wait before retry `attempt`; never less than a server's own Retry-After (capped)."""
         seconds = self.delay(attempt)
+        if at_least is not None:
+            seconds = max(seconds, min(at_least, self.cap))
         if seconds > 0:
             self.sleep(seconds)
         return seconds

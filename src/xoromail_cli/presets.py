@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from xoromail_cli.addresses import domain_of
-
-if TYPE_CHECKING:
-    from xoromail_cli.config import Profile
 
 
 @dataclass(frozen=True)
@@ -79,11 +75,6 @@ def preset_notes(preset: Preset) -> str:
         advice = office365_smtp_auth()
         return f"{preset.notes} {advice[0].upper()}{advice[1:]}."
     return preset.notes
-
-
-def preset_for_profile(profile: Profile) -> Preset | None:
-    """The preset a profile was set up with, else the one its server implies (for limits and notes)."""
-    return PRESETS.get(profile.preset or "") or preset_for_host(profile.host)
 
 
 def is_gmail(host: str) -> bool:

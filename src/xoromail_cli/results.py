@@ -9,7 +9,7 @@ from xoromail_cli.errors import ExitCode, XoromailError
 
 if TYPE_CHECKING:
     from xoromail_cli.messages import Rendered
-    from xoromail_cli.transports.base import Envelope
+    from xoromail_cli.services.base import Envelope
 
 ResultStatus = Literal["sent", "written", "partial", "failed", "temporary", "skipped", "invalid", "interrupted",
                        "dry-run"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -16,7 +15,7 @@ from xoromail_cli.idempotency import check_key_template, idempotency_key
 from xoromail_cli.messages import Renderer, compose
 from xoromail_cli.pacing import Backoff, RateLimiter, now
 from xoromail_cli.results import MessageResult, ResultStatus, Summary
-from xoromail_cli.transports.base import Delivery, Envelope, Transport
+from xoromail_cli.services.base import ConnectionLostError, Delivery, Envelope, Refusal, Transport
 
 if TYPE_CHECKING:
     from xoromail_cli.ledger import Ledger, LedgerEntry  # sqlite3 loads only when a ledger is used
@@ -56,25 +55,6 @@ class InFlight:
         elif record_refusal:
             self._ledger.record(self._profile, self._event, self._key, self._envelope.recipients,
                                 self._envelope.message_id, self._row, status, reply)
-
-
-def refusal_is_temporary(reply: str, host: str) -> bool:
-    """A refused recipient's reply (`450 4.2.0 …`) is worth retrying: 4xx, throttling or a daily quota."""
-    return _classify(reply, host).exit_code == ExitCode.TEMPFAIL
-
-
-def refusal_stops_batch(reply: str, host: str) -> bool:
-    """A daily quota refuses every later message too."""
-    from xoromail_cli.services.smtp.replies import QUOTA_HINT
-
-    return _classify(reply, host).hint == QUOTA_HINT
-
-
-def _classify(reply: str, host: str) -> StageFailedError:
-    from xoromail_cli.services.smtp.replies import reply_failure  # loads smtplib and ssl: only once a server refused
-
-    code, _, text = reply.partition(" ")
-    return reply_failure("rcpt to", int(code) if code.isdigit() else 0, text, host)
 
 
 def _owed_state(reply: str | None, remaining: dict[str, str],
@@ -170,7 +150,13 @@ class Sender:
         envelope, rendered = compose(self.profile, self.renderer, self.event, job.recipients, job.variables,
                                      attachments=job.attachments, reply_to=job.reply_to, subject=self.subject)
         if owed:
-            envelope = dataclasses.replace(envelope, recipients=owed)
+            if self.transport is not None and not self.transport.subset_retries and len(owed) < len(recipients):
+                return MessageResult(self.event.name, job.row, recipients, "failed",
+                                     f"{len(owed)} recipient(s) are still owed from an earlier partial delivery, "
+                                     f"and {self.transport.name} cannot send to some recipients only",
+                                     envelope.message_id, "send it to them with --to … --resend", int(ExitCode.DATAERR),
+                                     key=key)
+            envelope = envelope.restricted_to(owed)
         if self.transport is None:
             return MessageResult(self.event.name, job.row, recipients, "dry-run", "not sent (dry run)",
                                  envelope.message_id, key=key, rendered=rendered, envelope=envelope)
@@ -202,14 +188,14 @@ class Sender:
             if delivery.unknown:
                 return MessageResult(self.event.name, job.row, envelope.recipients, "temporary", delivery.reply,
                                      envelope.message_id, delivery.hint, delivery.exit_code, attempt, key)
-            refused = dict(delivery.refused) if delivery.ok else (
-                delivery.refused or dict.fromkeys(pending.recipients, delivery.reply))
-            temporary = {a: r for a, r in refused.items()
-                         if (refusal_is_temporary(r, self.profile.host) if delivery.ok or delivery.refused
-                             else delivery.status == "temporary")}
-            permanent.update({a: r for a, r in refused.items() if a not in temporary})
-            quota = delivery.stops_batch or any(refusal_stops_batch(r, self.profile.host) for r in refused.values())
-            retry = bool(temporary) and attempt <= self.retries and not quota
+            refused = dict(delivery.refused) if delivery.ok or delivery.refused else dict.fromkeys(
+                pending.recipients, Refusal(delivery.reply, delivery.status == "temporary", delivery.stops_batch))
+            temporary = {a: r.reply for a, r in refused.items() if r.temporary}
+            permanent.update({a: r.reply for a, r in refused.items() if not r.temporary})
+            quota = delivery.stops_batch or any(r.stops_batch for r in refused.values())
+            subset = len(temporary) < len(pending.recipients)
+            retry = (bool(temporary) and attempt <= self.retries and not quota
+                     and (self.transport is None or self.transport.subset_retries or not subset))
             marker.settle("partial" if delivery.ok and refused else delivery.status, delivery.reply,
                           record_refusal=not retry)
             if delivery.ok and message_row is None:
@@ -219,10 +205,10 @@ class Sender:
             if message_row is not None:
                 message_row.conclude(*state)
             if retry:
-                pending = dataclasses.replace(pending, recipients=tuple(temporary))
-                if delivery.reply.startswith("421"):
+                pending = pending.restricted_to(temporary)
+                if delivery.reconnect:
                     self._disconnect()
-                self.backoff.pause(attempt - 1)
+                self.backoff.pause(attempt - 1, at_least=delivery.retry_after)
                 continue
             if message_row is None:
                 status: ResultStatus = "temporary" if temporary else "failed"
@@ -253,7 +239,7 @@ class Sender:
                              stops_batch=stops_batch)
 
     def _attempt(self, envelope: Envelope, marker: InFlight, attempt: int) -> Delivery:
-        """One try: (re)connect if needed, then send. A connection lost before DATA is temporary; once the
+        """One try: (re)connect if needed, then send. A connection lost before the data is temporary; once the
         message's data went out, its fate is unknown: it stays in flight for the next run to report."""
         assert self.transport is not None
         try:
@@ -266,16 +252,14 @@ class Sender:
             if error.exit_code != ExitCode.TEMPFAIL or attempt > self.retries:
                 raise
             return Delivery("temporary", error.message, exit_code=int(error.exit_code), hint=error.hint)
-        except OSError as exc:  # smtplib's errors are OSErrors too: the connection is gone
+        except ConnectionLostError as lost:
             self._disconnect()
-            cause = exc or type(exc).__name__
-            if marker.data_started:
-                return Delivery("temporary", f"the connection was lost after the message was sent ({cause}): "
-                                "the server may have accepted it", exit_code=int(ExitCode.TEMPFAIL),
+            if lost.committed or marker.data_started:
+                return Delivery("temporary", lost.message, exit_code=int(ExitCode.TEMPFAIL),
                                 hint="it stays in flight: the next run reports it and sends it again "
                                      "(a possible duplicate)", unknown=True)
-            return Delivery("temporary", f"connection lost: {cause}", exit_code=int(ExitCode.TEMPFAIL),
-                            hint="the server dropped the connection before the message; it was retried")
+            return Delivery("temporary", lost.message, exit_code=int(ExitCode.TEMPFAIL),
+                            hint=lost.hint or "the connection was lost before the message; it was retried")
 
     def _disconnect(self) -> None:
         self._connected = False

@@ -1,20 +1,24 @@
-"""Prove a profile works, stage by stage, and return the result as data (never printing)."""
+"""Prove a profile works, stage by stage, and return the result as data (never printing).
+
+The stages are the service's own (SMTP: dns, connect, ehlo, tls, auth; an HTTP service: its sign-in and
+token stages); the report has the same shape for every service.
+"""
 
 from __future__ import annotations
 
-import smtplib
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from xoromail_cli import services
 from xoromail_cli.addresses import parse_address
 from xoromail_cli.config import Profile, validate_profile
-from xoromail_cli.services.smtp.replies import stage_failure
 from xoromail_cli.errors import ExitCode, StageFailedError, XoromailError
 from xoromail_cli.mime import build_message, make_message_id
-from xoromail_cli.transports import for_profile
-from xoromail_cli.transports.base import Envelope
+from xoromail_cli.services.base import Envelope
+
+if TYPE_CHECKING:
+    from xoromail_cli.services.base import SecretStore, TraceCallback
 
 
 @dataclass
@@ -29,6 +33,7 @@ class Stage:
 @dataclass
 class ValidationReport:
     profile: str
+    service: str = "smtp"
     stages: list[Stage] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     exit_code: ExitCode = ExitCode.OK
@@ -46,8 +51,10 @@ class ValidationReport:
     def to_json(self) -> dict[str, Any]:
         failed = self.failed
         return {
+            "schema": 2,
             "ok": self.ok,
             "profile": self.profile,
+            "service": self.service,
             "stage": failed.name if failed else None,
             "hint": failed.hint if failed else None,
             "error": failed.detail if failed else None,
@@ -59,46 +66,30 @@ class ValidationReport:
         }
 
 
-def planned_stages(profile: Profile, send: bool) -> list[str]:
-    connection = ["dns", "connect"]
-    if profile.security == "ssl":
-        connection += ["tls", "ehlo"]
-    elif profile.security == "starttls":
-        connection += ["ehlo", "tls"]
-    else:
-        connection += ["ehlo"]
-    if profile.auth_username:
-        connection.append("auth")
-    return ["config", *connection, *(["send"] if send else [])]
-
-
 def check_connection_settings(profile: Profile) -> None:
     """Refusals that need no network: a password in clear to a remote host, an unreadable CA file."""
-    from xoromail_cli.services.smtp.transport import SmtpSettings, check_plaintext_allowed, tls_context
-
-    settings = SmtpSettings.from_profile(profile)
-    check_plaintext_allowed(settings)
-    if settings.security != "none":
-        tls_context(settings.ca_file)
+    services.for_profile(profile).check_offline(profile)
 
 
 def test_message(profile: Profile, to: str) -> Envelope:
     message_id = make_message_id(profile.email)
+    where = services.for_profile(profile).describe(profile)
     data = build_message(
         display_name=profile.display_name, sender=profile.email, to=[to], message_id=message_id,
         subject=f"xoromail test message ({profile.name})",
         text=(f"This is a test message from xoromail for the profile {profile.name!r}.\n"
-              f"It proves that {profile.email} can send through {profile.host}:{profile.port}.\n"
+              f"It proves that {profile.email} can send through {where}.\n"
               "No action is needed.\n"),
     )
     return Envelope(profile.email, (to,), data, message_id)
 
 
-def run(profile: Profile, get_password: Callable[[], str | None], *, to: str | None = None,
-        send: bool = True, timeout: float | None = None) -> ValidationReport:
+def run(profile: Profile, secrets: SecretStore, *, to: str | None = None, send: bool = True,
+        timeout: float | None = None, trace: TraceCallback | None = None) -> ValidationReport:
     """Check config, network, TLS, sign-in and (unless `send` is false) a real test message."""
-    report = ValidationReport(profile.name)
-    remaining = planned_stages(profile, send)
+    report = ValidationReport(profile.name, profile.service)
+    service = services.for_profile(profile)
+    remaining = service.planned_stages(profile, send)
     started = time.monotonic()
 
     def passed(name: str, detail: str) -> None:
@@ -119,14 +110,12 @@ def run(profile: Profile, get_password: Callable[[], str | None], *, to: str | N
 
     try:
         validate_profile(profile)
-        check_connection_settings(profile)
+        service.check_offline(profile)
         recipient = parse_address(to, "--to") if to else profile.email
-        password = get_password() if profile.auth_username else None
+        transport = service.open_transport(profile, secrets, timeout=timeout, trace=trace)
     except XoromailError as error:
         return failed("config", error)
-    passed("config", f"profile {profile.name!r}: {profile.email} via {profile.host}:{profile.port} "
-                     f"({profile.security})")
-    transport = for_profile(profile, password, timeout=timeout)
+    passed("config", f"profile {profile.name!r}: {profile.email} via {service.describe(profile)}")
     try:
         try:
             transport.open(passed)
@@ -138,9 +127,8 @@ def run(profile: Profile, get_password: Callable[[], str | None], *, to: str | N
             envelope = test_message(profile, recipient)
             try:
                 delivery = transport.send(envelope)
-            except (OSError, smtplib.SMTPException) as exc:
-                return failed("send", stage_failure("send", exc, profile.host, profile.port,
-                                                    timeout or profile.timeout))
+            except XoromailError as error:
+                return failed("send", error)
             if not delivery.ok:
                 return failed("send", StageFailedError("send", f"server replied: {delivery.reply}",
                                                        delivery.hint, ExitCode(delivery.exit_code)))
@@ -148,21 +136,10 @@ def run(profile: Profile, get_password: Callable[[], str | None], *, to: str | N
     finally:
         transport.close()
     report.skipped = remaining
-    report.notes = notes_for(profile)
+    report.notes = service.notes(profile)
     return report
 
 
 def notes_for(profile: Profile) -> list[str]:
     """What a passing check should still tell the user about this account's future."""
-    from xoromail_cli.advisories import office365_smtp_auth
-    from xoromail_cli.presets import preset_for_profile
-    from xoromail_cli.services.smtp.transport import is_loopback
-
-    notes = []
-    preset = preset_for_profile(profile)
-    if preset is not None and preset.key in ("office365", "outlook") and profile.auth_username:
-        notes.append(f"this account signs in with a password over SMTP AUTH; {office365_smtp_auth()}")
-    if profile.security == "none" and not is_loopback(profile.host):
-        notes.append(f"messages travel to {profile.host} unencrypted (security none); use starttls or ssl "
-                     "unless the relay is on a trusted network")
-    return notes
+    return services.for_profile(profile).notes(profile)

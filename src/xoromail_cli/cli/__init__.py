@@ -30,7 +30,7 @@ class LazyCommand(NamedTuple):
 
 
 COMMANDS: dict[str, LazyCommand] = {
-    "setup": LazyCommand("setup_cmd", "setup",
+    "setup": LazyCommand("setup_cmd", "build_command",
                          "Create or update a profile: checked by sending a test message before it is saved."),
     "validate": LazyCommand("validate_cmd", "validate",
                             "Check the saved profile stage by stage and send a test message."),
@@ -50,6 +50,10 @@ def load_command(name: str) -> ClickCommand:
     """Build the real command (or command group) for `name` from its module."""
     spec = COMMANDS[name]
     target = getattr(importlib.import_module(f"xoromail_cli.cli.{spec.module}"), spec.attribute)
+    if spec.attribute == "build_command":  # a command assembled at run time (setup adds each service's options)
+        command: ClickCommand = target()
+        command.name = name
+        return command
     if not isinstance(target, typer.Typer):
         single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
         single.command(name, context_settings=CONTEXT_SETTINGS)(target)

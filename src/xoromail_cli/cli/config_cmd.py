@@ -24,14 +24,23 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Show the profile's settings; the password only as set/unset and where it comes from."""
-    from xoromail_cli import config, credentials
+    from xoromail_cli import config, credentials, services
     from xoromail_cli.cli.console import out, print_json
 
     state = state_of(ctx)
     profile = config.load_profile(state.config_path, state.profile_name)
     source = credentials.password_source(profile)
-    data = {"profile": profile.name, "file": str(state.config_path), **profile.to_toml(),
-            "password": {"set": source.kind != "unset", "source": source.kind, "detail": source.detail}}
+    service = services.for_profile(profile)
+    other_secrets = {kind: credentials.read_secret(profile.name, kind) is not None
+                     for kind in service.secret_kinds if kind != "password"}
+    form = ("current" if profile.form == "current"
+            else "flat (the first release's form; rewritten with a service table when the profile is next saved)")
+    settings = profile.to_toml()
+    data: dict[str, object] = {"schema": 2, "profile": profile.name, "file": str(state.config_path), "form": form,
+                               **settings}
+    if "password" in service.secret_kinds:
+        data["password"] = {"set": source.kind != "unset", "source": source.kind, "detail": source.detail}
+    data["secrets"] = {kind: ("set" if present else "unset") for kind, present in other_secrets.items()}
     if as_json:
         print_json(data)
         return
@@ -42,8 +51,16 @@ def show(
                   show_header=False)
     table.add_column("setting", style="bold")
     table.add_column("value", overflow="fold")
-    for key, value in profile.to_toml().items():
-        table.add_row(key, escape(str(value)))
-    state_text = "[green]set[/]" if source.kind != "unset" else "[red]unset[/]"
-    table.add_row("password", f"{state_text} ({escape(source.detail)})")
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            for sub_key, sub_value in value.items():
+                table.add_row(f"{key}.{sub_key}", escape(str(sub_value)))
+        else:
+            table.add_row(key, escape(str(value)))
+    table.add_row("form", escape(form))
+    if "password" in service.secret_kinds:
+        state_text = "[green]set[/]" if source.kind != "unset" else "[red]unset[/]"
+        table.add_row("password", f"{state_text} ({escape(source.detail)})")
+    for kind, present in other_secrets.items():
+        table.add_row(kind.replace("_", " "), "[green]set[/] (OS keyring)" if present else "[red]unset[/]")
     out().print(table)

@@ -1,34 +1,37 @@
-"""`xoromail setup`: flags for scripts, a wizard at a terminal; validation decides whether it is saved."""
+"""`xoromail setup`: flags for scripts, a wizard at a terminal; validation decides whether it is saved.
+
+The common options are declared here; each service's own flags come from its `setup_options` and are
+added to the command when it is built, so a new service needs no change here.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from xoromail_cli.cli.state import state_of
 
 if TYPE_CHECKING:
-    from xoromail_cli.config import Profile
-    from xoromail_cli.provisioning import SetupAnswers
+    from typer._click import Command as ClickCommand
 
-SECURITY_HELP = "starttls (port 587), ssl (implicit TLS, port 465) or none (local relays only)."
+    from xoromail_cli.config import Profile
+    from xoromail_cli.credentials import Secrets
+    from xoromail_cli.provisioning import SetupAnswers
+    from xoromail_cli.services.base import Question
+
+SERVICE_OPTION_PREFIX = "service_option_"
 
 
 def setup(
     ctx: typer.Context,
-    service: Annotated[str | None, typer.Option(help="smtp (the ERP's 'Web Mail'; also: webmail).")] = None,
-    preset: Annotated[str | None, typer.Option(
-        metavar="NAME", help="office365, gmail, outlook, yahoo, icloud, zoho, fastmail or custom.")] = None,
+    service: Annotated[str | None, typer.Option(
+        metavar="NAME", help="smtp (the ERP's 'Web Mail'; also: webmail). The wizard lists every service.")] = None,
     email: Annotated[str | None, typer.Option(metavar="ADDR", help="The company address mail comes from.")] = None,
     display_name: Annotated[str | None, typer.Option(metavar="NAME", help="Shown as the sender's name.")] = None,
-    host: Annotated[str | None, typer.Option(metavar="HOST", help="Outgoing (SMTP) server.")] = None,
-    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Server port.")] = None,
-    security: Annotated[str | None, typer.Option(metavar="MODE", help=SECURITY_HELP)] = None,
-    username: Annotated[str | None, typer.Option(
-        metavar="USER", help="Sign-in name (default: the email).")] = None,
     password_stdin: Annotated[bool, typer.Option(
         "--password-stdin", help="Read the password from the first line of standard input.")] = False,
     password_command: Annotated[str | None, typer.Option(
@@ -45,7 +48,7 @@ def setup(
     as_json: Annotated[bool, typer.Option("--json", help="Print the validation result as JSON.")] = False,
 ) -> None:
     """Create or update a profile: checked by sending a test message before it is saved."""
-    from xoromail_cli import config, credentials, provisioning
+    from xoromail_cli import config, credentials, provisioning, services
     from xoromail_cli.cli.console import can_prompt, out
     from xoromail_cli.errors import UsageError
 
@@ -54,59 +57,82 @@ def setup(
     settings = {key: value for key, value in (("company_name", company_name), ("reply_to", reply_to))
                 if value is not None}
     answers = provisioning.SetupAnswers(
-        service=service, preset=preset, email=email, display_name=display_name, host=host, port=port,
-        security=security.lower() if security else None, username=username,
+        service=config.normalize_service(service) if service else None, email=email, display_name=display_name,
         ca_file=str(ca_file) if ca_file else None, password_command=password_command, timeout=timeout,
-        settings=settings)
-    if service:
-        config.normalize_service(service)
+        settings=settings, service_answers=_service_answers(ctx))
     if password_stdin and password_command:
         raise UsageError("--password-stdin and --password-command exclude each other",
                          "store a password (--password-stdin) or a command that prints it (--password-command)")
     password = _read_stdin_password() if password_stdin else None
-    interactive = can_prompt()
-    if interactive:
+    if can_prompt():
         password = _wizard(answers, existing, password)
-    profile_password_known = password is not None or _stored_password_exists(existing)
-    missing = provisioning.missing(answers, existing, profile_password_known or _env_password())
+    else:
+        answers.service = provisioning.service_name(answers, existing)
+    chosen = services.get(answers.service or "smtp")
+    _refuse_foreign_options(answers.service or "smtp", ctx)
+    secret_known = password is not None or _stored_password_exists(existing) or _env_password()
+    missing = provisioning.missing(answers, existing, secret_known)
     if missing:
         raise UsageError(f"missing {', '.join(missing)}",
                          "stdin is not a terminal, so setup cannot ask; pass these options "
                          "(see `xoromail setup --help`)")
     profile = provisioning.build_profile(state.profile_name, answers, existing, new_password=password is not None)
-    if password is not None:
-        password = credentials.normalize_password(profile.host, password)
-        if not profile.password_command:
-            credentials.ensure_keyring_usable()
+    secrets = credentials.Secrets(profile, staged=True)
+    if password is not None and chosen.needs_password(profile.settings, profile.email):
+        secrets.set("password", chosen.normalize_secret(profile.settings, "password", password))
+        credentials.ensure_keyring_usable()
+    elif profile.password_command:
+        secrets.delete("password")
+    provisioning.check_writable(state.config_path)
     if no_validate:
         from xoromail_cli.validate import check_connection_settings
 
         check_connection_settings(profile)
     else:
-        _validate_or_exit(profile, password, validate_to, as_json)
-    provisioning.save(state.config_path, profile, None if profile.password_command else password)
+        _validate_or_exit(profile, secrets, validate_to, as_json)
+    stored = password is not None and not profile.password_command
+    provisioning.save(state.config_path, profile, secrets)
     if not as_json:
-        out().print(f"[green]Saved[/] profile {profile.name!r} to {state.config_path}"
-                    + ("" if profile.password_command or password is None else "; password in the OS keyring"))
+        where = "; password in the OS keyring" if stored else (
+            "; the password comes from $XOROMAIL_PASSWORD and was not stored" if _env_password() and password is None
+            else "")
+        out().print(f"[green]Saved[/] profile {profile.name!r} to {state.config_path}{where}")
 
 
-def _validate_or_exit(profile: Profile, password: str | None, to: str | None, as_json: bool) -> None:
-    from xoromail_cli import credentials
+def _service_answers(ctx: typer.Context) -> dict[str, Any]:
+    """The service flags given on the command line, by their `SetupOption.key`."""
+    return {name.removeprefix(SERVICE_OPTION_PREFIX): value for name, value in ctx.params.items()
+            if name.startswith(SERVICE_OPTION_PREFIX) and value not in (None, False)}
+
+
+def _refuse_foreign_options(service_name: str, ctx: typer.Context) -> None:
+    """`--ews-url` with an SMTP profile is a mistake, not something to ignore."""
+    from xoromail_cli import services
+    from xoromail_cli.errors import UsageError
+
+    own = {option.key for option in services.get(service_name).setup_options}
+    for key in _service_answers(ctx):
+        if key not in own:
+            owners = [name for name in services.REGISTRY
+                      if any(o.key == key for o in services.get(name).setup_options)]
+            flag = next(o.flag for o in services.get(owners[0]).setup_options if o.key == key)
+            raise UsageError(f"{flag} is an option of the {', '.join(owners)} service, not of {service_name}",
+                             f"pass --service {owners[0]}, or leave {flag} out")
+
+
+def _validate_or_exit(profile: Profile, secrets: Secrets, to: str | None, as_json: bool) -> None:
     from xoromail_cli import validate as validation
     from xoromail_cli.cli.console import out, print_json
     from xoromail_cli.cli.render import print_validation
 
-    def get_password() -> str | None:
-        return password if password is not None else credentials.resolve_password(profile)
-
-    report = validation.run(profile, get_password, to=to)
+    report = validation.run(profile, secrets, to=to)
     if as_json:
         print_json({**report.to_json(), "saved": report.ok})
     else:
         print_validation(report)
     if not report.ok:
         if not as_json:
-            network = report.failed is not None and report.failed.name != "config"
+            network = report.failed is not None and report.exit_code in (69, 75)
             out().print("[red]Nothing was saved.[/] Fix the problem and run setup again"
                         + (" (or --no-validate to save without the network checks)." if network else "."))
         raise typer.Exit(int(report.exit_code))
@@ -137,65 +163,117 @@ def _stored_password_exists(existing: Profile | None) -> bool:
     return credentials.password_source(existing).kind != "unset"
 
 
-def _wizard(answers: SetupAnswers, existing: Profile | None, password: str | None) -> str | None:
-    """Ask for whatever the flags did not give; defaults come from presets and the existing profile."""
-    from rich.prompt import Confirm, IntPrompt, Prompt
+def _ask(question: Question) -> Any:
+    """Ask one question until its answer passes the question's own check."""
+    from rich.prompt import Prompt
 
-    from xoromail_cli import credentials
-    from xoromail_cli.addresses import parse_address
-    from xoromail_cli.advisories import exchange_ews
     from xoromail_cli.cli.console import out
-    from xoromail_cli.config import NOT_YET_AVAILABLE
     from xoromail_cli.errors import XoromailError
-    from xoromail_cli.presets import CUSTOM, PRESETS, preset_for_domain, preset_notes
-    from xoromail_cli.provisioning import DEFAULT_PORTS
 
     console = out()
-    if answers.service is None:
-        console.print("Service type:\n  1. Web Mail (SMTP)\n  2. Exchange (EWS) — not yet available\n"
-                      "  3. Email services (Google sign-in) — not yet available")
-        while (choice := Prompt.ask("Choose", choices=["1", "2", "3"], default="1")) != "1":
-            label = NOT_YET_AVAILABLE["exchange" if choice == "2" else "google"]
-            why = exchange_ews() if choice == "2" else "for Gmail, use Web Mail with a 16-character app password"
-            console.print(f"[yellow]{label} is not yet available in this version; choose Web Mail.[/] {why}.")
-        answers.service = "smtp"
-    while answers.email is None:
-        answer = Prompt.ask("Company email address", default=existing.email if existing else None)
+    if question.explain:
+        console.print(f"[yellow]Note:[/] {question.explain}")
+    while True:
+        if question.labels:
+            for number, label in enumerate(question.labels, start=1):
+                console.print(f"  {number}. {label}")
+            numbers = [str(n) for n in range(1, len(question.labels) + 1)]
+            default = str(question.choices.index(question.default) + 1) if question.default in question.choices else "1"
+            picked = Prompt.ask(question.prompt, choices=numbers, default=default)
+            return question.choices[int(picked) - 1]
+        text = Prompt.ask(question.prompt, default=question.default, password=question.secret,
+                          choices=list(question.choices) or None)
         try:
-            answers.email = parse_address(answer or "", "email")
+            return question.check(text or "") if question.check else (text or "")
         except XoromailError as error:
             console.print(f"[red]{error.message}[/] — {error.hint}")
-    if answers.preset is None and answers.host is None:
-        keys = [*PRESETS, CUSTOM]
-        guess = preset_for_domain(answers.email or "")
-        default = existing.preset if existing and existing.preset in keys else (guess.key if guess else None)
-        for number, key in enumerate(keys, start=1):
-            label = PRESETS[key].label if key in PRESETS else "Other server (enter host and port)"
-            console.print(f"  {number}. {label}")
-        default_number = str(keys.index(default) + 1) if default else "1"
-        picked = Prompt.ask("Provider", choices=[str(n) for n in range(1, len(keys) + 1)],
-                            default=default_number)
-        answers.preset = keys[int(picked) - 1]
-    chosen = PRESETS.get(answers.preset or "")
-    if chosen is None:
-        while not answers.host:
-            answers.host = (Prompt.ask("Outgoing server", default=existing.host if existing else None) or "").strip()
-        answers.security = answers.security or Prompt.ask(
-            "Security", choices=["starttls", "ssl", "none"], default=existing.security if existing else "starttls")
-        answers.port = answers.port or IntPrompt.ask(
-            "Port", default=existing.port if existing else DEFAULT_PORTS[answers.security or "starttls"])
-    elif chosen.notes:
-        console.print(f"[yellow]Note:[/] {preset_notes(chosen)}")
+
+
+def _choose_service(answers: SetupAnswers, existing: Profile | None) -> str:
+    from xoromail_cli import services
+    from xoromail_cli.services.base import Question
+
+    names = tuple(services.REGISTRY)
+    labels = tuple(f"{entry.label} — {entry.summary}" for entry in services.REGISTRY.values())
+    default = existing.service if existing else names[0]
+    return str(_ask(Question("service", "Service type", default=default, choices=names, labels=labels)))
+
+
+def _wizard(answers: SetupAnswers, existing: Profile | None, password: str | None) -> str | None:
+    """Ask for whatever the flags did not give: the service first, then only that service's questions."""
+    from rich.prompt import Confirm, Prompt
+
+    from xoromail_cli import credentials, provisioning, services
+    from xoromail_cli.addresses import check_header_value, parse_address
+    from xoromail_cli.services.base import Question
+
+    if answers.service is None:
+        answers.service = _choose_service(answers, existing)
+    service = services.get(answers.service)
+    if answers.email is None:
+        answers.email = _ask(Question("email", "Company email address", default=existing.email if existing else None,
+                                      check=lambda text: parse_address(text, "email")))
+    previous = provisioning.existing_settings(answers, existing)
+    while (question := service.next_question(answers.service_answers, previous, answers.email or "")) is not None:
+        answers.service_answers[question.key] = _ask(question)
     if answers.display_name is None:
-        answers.display_name = Prompt.ask("Display name (shown as the sender)",
-                                          default=existing.display_name if existing else None)
-    if answers.username is None:
-        relay = (answers.security or (existing.security if existing else "")) == "none"
-        suggested = "" if relay else (existing.login if existing else answers.email)
-        answers.username = Prompt.ask("Username" + (" (empty: no sign-in)" if relay else ""), default=suggested)
-    signs_in = (answers.security or (existing.security if existing else "starttls")) != "none" or answers.username
-    if password is None and answers.password_command is None and signs_in and not _env_password():
+        answers.display_name = _ask(Question(
+            "display_name", "Display name (shown as the sender)", default=existing.display_name if existing else None,
+            check=lambda text: check_header_value("display_name", _non_empty(text, "a display name"))))
+    settings = service.build_settings(answers.service_answers, previous, answers.email or "")
+    if password is None and answers.password_command is None and not _env_password() \
+            and service.needs_password(settings, answers.email or ""):
         keep = existing is not None and credentials.password_source(existing).kind != "unset"
         if not (keep and Confirm.ask("Keep the stored password?", default=True)):
-            password = Prompt.ask("Password (input hidden)", password=True)
+            while not (password := Prompt.ask("Password (input hidden)", password=True)):
+                pass
     return password
+
+
+def _non_empty(text: str, what: str) -> str:
+    from xoromail_cli.errors import UsageError
+
+    if not text.strip():
+        raise UsageError(f"{what} is needed", "type it, e.g. Company Billing")
+    return text.strip()
+
+
+def _with_service_options(command: Callable[..., None]) -> Callable[..., None]:
+    """`command` with every service's own flags added to its signature (once each, grouped by service in
+    --help); the command reads them from `ctx.params`, so they are dropped before it is called."""
+    import functools
+    import inspect
+
+    from xoromail_cli import services
+
+    signature = inspect.signature(command, eval_str=True)
+    types: dict[str, Any] = {"text": str, "int": int, "float": float, "path": Path, "flag": bool}
+    extra: dict[str, inspect.Parameter] = {}
+    for name, entry in services.REGISTRY.items():
+        for option in services.get(name).setup_options:
+            param = SERVICE_OPTION_PREFIX + option.key
+            if param in extra:
+                continue
+            flag = option.kind == "flag"
+            annotation = Annotated[types[option.kind] if flag else types[option.kind] | None, typer.Option(  # type: ignore[valid-type]  # built at run time from each option's kind
+                option.flag, metavar=None if flag else option.metavar, help=option.help, rich_help_panel=entry.label)]
+            extra[param] = inspect.Parameter(param, inspect.Parameter.KEYWORD_ONLY, default=False if flag else None,
+                                             annotation=annotation)
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> None:
+        command(**{key: value for key, value in kwargs.items() if key not in extra})
+
+    parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values()]
+    wrapper.__signature__ = signature.replace(parameters=[*parameters, *extra.values()])  # type: ignore[attr-defined]  # read by Typer through inspect.signature
+    wrapper.__annotations__ = {p.name: p.annotation for p in (*parameters, *extra.values())}
+    return wrapper
+
+
+def build_command() -> ClickCommand:
+    """The setup command: Typer's, plus every service's own options."""
+    from xoromail_cli.cli import CONTEXT_SETTINGS
+
+    single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    single.command("setup", context_settings=CONTEXT_SETTINGS)(_with_service_options(setup))
+    return typer.main.get_command(single)

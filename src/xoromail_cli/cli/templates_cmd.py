@@ -62,7 +62,7 @@ def show(
     spec = get_event(event)
     state = state_of(ctx)
     profile = config.load(state.config_path).profiles.get(state.profile_name) or config.Profile(
-        name="preview", email="sender@example.com", host="localhost", port=25)
+        name="preview", email="sender@example.com", settings=None)
     files = Renderer(profile, _templates_dir(ctx)).template_files(spec)
     data = {"event": spec.name, "erp_name": spec.erp_name, "purpose": spec.purpose,
             "required": list(spec.required), "optional": list(spec.optional), "key": list(spec.natural_key),

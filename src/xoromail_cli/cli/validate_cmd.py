@@ -18,6 +18,8 @@ def validate(
         "--timeout", metavar="SECONDS", min=0.1, max=3600.0,
         help="Network timeout per step (default: the profile's, 30).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")] = False,
+    trace: Annotated[bool, typer.Option(
+        "--trace", help="Print each stage's protocol exchange on stderr (secrets redacted).")] = False,
 ) -> None:
     """Check the saved profile stage by stage and send a test message."""
     from xoromail_cli import config, credentials
@@ -27,10 +29,19 @@ def validate(
 
     state = state_of(ctx)
     profile = config.load_profile(state.config_path, state.profile_name)
-    report = validation.run(profile, lambda: credentials.resolve_password(profile), to=to,
-                            send=not no_send, timeout=timeout)
+    report = validation.run(profile, credentials.Secrets(profile), to=to, send=not no_send, timeout=timeout,
+                            trace=_print_trace if trace else None)
     if as_json:
         print_json(report.to_json())
     else:
         print_validation(report)
     raise typer.Exit(int(report.exit_code))
+
+
+def _print_trace(direction: str, text: str) -> None:
+    """One line of the protocol exchange on stderr (the transport has already redacted secrets)."""
+    import sys
+
+    for line in text.splitlines() or [""]:
+        sys.stderr.write(f"{direction} {line}\n")
+    sys.stderr.flush()

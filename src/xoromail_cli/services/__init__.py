@@ -1,0 +1,77 @@
+"""The registry of service types: one package each, found by name or by the ERP's own words for it.
+
+Entries are plain data, so listing services (setup's first question, `--help`) imports no service module;
+`get` imports a service's module only when that service is used, and its library only when it connects.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from xoromail_cli.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from xoromail_cli.config import Profile
+    from xoromail_cli.services.base import SecretStore, Service, TraceCallback, Transport
+
+
+@dataclass(frozen=True)
+class ServiceEntry:
+    name: str
+    label: str
+    """As on the ERP's setup screen."""
+    summary: str
+    aliases: tuple[str, ...]
+    module: str
+
+
+REGISTRY: dict[str, ServiceEntry] = {
+    entry.name: entry
+    for entry in (
+        ServiceEntry("smtp", "Web Mail (SMTP)",
+                     "an SMTP server with a password or app password (Office 365, Gmail, any provider)",
+                     ("webmail", "web-mail", "web mail"), "xoromail_cli.services.smtp.service"),
+    )
+}
+
+
+PLANNED = {"exchange": "Exchange (EWS)", "ews": "Exchange (EWS)", "google": "Email services (Google sign-in)",
+           "email-services": "Email services (Google sign-in)", "microsoft365": "Microsoft 365 sign-in"}
+"""Service types of the ERP's screen that this build does not have."""
+
+
+def resolve_name(value: str) -> str:
+    """The service a name or alias means; ConfigError listing the choices when none."""
+    key = " ".join(value.strip().lower().split())
+    for entry in REGISTRY.values():
+        if key == entry.name or key in entry.aliases:
+            return entry.name
+    if key in PLANNED:
+        raise ConfigError(f"service {value!r} ({PLANNED[key]}) is not yet available in this version",
+                          "use --service smtp (Web Mail)", field="service")
+    choices = ", ".join(f"{e.name} ({', '.join(e.aliases)})" if e.aliases else e.name for e in REGISTRY.values())
+    raise ConfigError(f"unknown service {value!r}", f"choose one of: {choices}", field="service")
+
+
+def get(name: str) -> Service:
+    entry = REGISTRY[resolve_name(name)]
+    service: Service = importlib.import_module(entry.module).SERVICE
+    return service
+
+
+def for_profile(profile: Profile) -> Service:
+    return get(profile.service)
+
+
+def open_transport(profile: Profile, secrets: SecretStore, *, outbox: Path | None = None,
+                   timeout: float | None = None, trace: TraceCallback | None = None) -> Transport:
+    """The transport a profile asks for; `outbox` replaces the network with a folder of .eml files."""
+    if outbox is not None:
+        from xoromail_cli.services.outbox import OutboxTransport
+
+        return OutboxTransport(outbox)
+    return for_profile(profile).open_transport(profile, secrets, timeout=timeout, trace=trace)

@@ -64,7 +64,8 @@ class Envelope:
         from xoromail_cli.mime import bcc_header
 
         head, separator, body = self.data.partition(b"\r\n\r\n")
-        return head + b"\r\n" + bcc_header(self.bcc) + separator + body
+        header: bytes = bcc_header(self.bcc)
+        return head + b"\r\n" + header.rstrip(b"\r\n") + separator + body
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,9 @@ class ServiceSettings(Protocol):
     def to_table(self) -> dict[str, Any]:
         """The TOML table to save (no secrets, no empty values)."""
 
+    def check(self) -> None:
+        """Raise DataError(field=KEY) for a value out of range (a TOML type check cannot see it)."""
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -190,6 +194,8 @@ class Question:
     prompt: str
     default: str | None = None
     choices: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    """With `choices`: shown as a numbered menu, one label per choice."""
     secret: bool = False
     check: Callable[[str], Any] | None = None
     explain: str | None = None
@@ -214,8 +220,14 @@ class Service(Protocol):
         """Merge setup answers (flags or wizard, None meaning not given) over the existing settings."""
 
     def missing(self, answers: Mapping[str, Any], existing: ServiceSettings | None,
-                secret_known: bool) -> list[str]:
-        """The flags a non-interactive setup still needs."""
+                secret_known: bool, email: str | None) -> list[str]:
+        """The flags a non-interactive setup still needs (`secret_known`: a password is at hand)."""
+
+    def needs_password(self, settings: ServiceSettings, email: str) -> bool:
+        """Whether these settings sign in with a password (setup asks for one, the keyring keeps it)."""
+
+    def normalize_secret(self, settings: ServiceSettings, kind: str, value: str) -> str:
+        """A secret as the service wants it (Google's app passwords lose their spaces)."""
 
     def next_question(self, answers: Mapping[str, Any], existing: ServiceSettings | None,
                       email: str) -> Question | None:

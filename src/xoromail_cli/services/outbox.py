@@ -9,7 +9,7 @@ from typing import Literal
 
 from xoromail_cli.config import atomic_write
 from xoromail_cli.errors import CannotWriteError
-from xoromail_cli.transports.base import Delivery, Envelope, StageCallback
+from xoromail_cli.services.base import Delivery, Envelope, StageCallback
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -17,6 +17,8 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 class OutboxTransport:
     name = "outbox"
     accepted_as: Literal["sent", "written"] = "written"
+    max_message_size: int | None = None
+    subset_retries = True
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder

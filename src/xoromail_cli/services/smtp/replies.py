@@ -7,12 +7,11 @@ and `send` say the same thing about the same problem.
 from __future__ import annotations
 
 import smtplib
-import socket
-import ssl
 from collections.abc import Callable
 
 from xoromail_cli.advisories import office365_smtp_auth
 from xoromail_cli.errors import ExitCode, StageFailedError
+from xoromail_cli.hints import TEMPORARY_HINT, is_timeout, network_failure, os_text
 from xoromail_cli.presets import is_gmail, is_office365
 
 SERVER_PORT_HINT = "check the outgoing server and port: 587 with STARTTLS, or 465 with SSL"
@@ -46,7 +45,6 @@ SEND_AS_HINT = (
     "the server does not let this account send as the From address: the From address must be the "
     "mailbox you sign in with, or the mailbox needs Send As rights for it"
 )
-TEMPORARY_HINT = "a temporary failure on the server: try again later"
 THROTTLED_HINT = "the server is throttling sign-ins: wait a few minutes; send over one connection, not many"
 QUOTA_HINT = "the account's daily sending limit is reached: wait up to 24 hours, or spread the batch"
 DOWNGRADE_HINT = (
@@ -69,28 +67,11 @@ def stage_failure(stage: str, exc: BaseException, host: str, port: int, timeout:
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         code, text = next(iter(exc.recipients.values()))
         return reply_failure(stage, code, reply_text(text), host)
-    if isinstance(exc, socket.gaierror):
-        return StageFailedError(stage, f"cannot resolve {host!r}: {exc.strerror or exc}",
-                                "check the outgoing server name (e.g. smtp.office365.com)",
-                                ExitCode.UNAVAILABLE)
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return StageFailedError(stage, f"certificate of {host} not trusted: {exc.verify_message or exc}",
-                                "the server's certificate is not trusted: fix the host name so it matches "
-                                "the certificate, or pass the issuing CA with --ca-file",
-                                ExitCode.PROTOCOL)
-    if isinstance(exc, ssl.SSLError):
-        return StageFailedError(stage, f"TLS handshake with {host}:{port} failed: {exc.reason or exc}",
-                                SSL_MISMATCH_HINT, ExitCode.PROTOCOL)
-    timed_out = isinstance(exc, TimeoutError) or "timed out" in str(exc)
-    if stage == "connect":
-        if isinstance(exc, ConnectionRefusedError):
-            cause = f"{host}:{port} refused the connection"
-        elif timed_out:
-            cause = f"no answer from {host}:{port} within {timeout:g} s"
-        else:
-            cause = f"cannot connect to {host}:{port}: {_os_text(exc)}"
-        return StageFailedError(stage, cause, SERVER_PORT_HINT, ExitCode.UNAVAILABLE)
-    if stage == "ehlo" and (timed_out or isinstance(exc, smtplib.SMTPServerDisconnected)):
+    known = network_failure(stage, exc, host, port, timeout, where_hint=SERVER_PORT_HINT, tls_hint=SSL_MISMATCH_HINT,
+                            name_hint=_name_hint(host))
+    if known is not None:
+        return known
+    if stage == "ehlo" and (is_timeout(exc) or isinstance(exc, smtplib.SMTPServerDisconnected)):
         return StageFailedError(stage, f"{host}:{port} accepted the connection but sent no SMTP greeting "
                                 f"within {timeout:g} s", SSL_MISMATCH_HINT + " (port 465 expects ssl)",
                                 ExitCode.PROTOCOL)
@@ -100,12 +81,21 @@ def stage_failure(stage: str, exc: BaseException, host: str, port: int, timeout:
                                     ExitCode.PROTOCOL)
         return StageFailedError(stage, "the server did not offer AUTH", NO_AUTH_HINT, ExitCode.PROTOCOL)
     if isinstance(exc, smtplib.SMTPServerDisconnected | ConnectionError | TimeoutError):
-        return StageFailedError(stage, f"the connection to {host}:{port} was lost: {_os_text(exc)}",
+        return StageFailedError(stage, f"the connection to {host}:{port} was lost: {os_text(exc)}",
                                 TEMPORARY_HINT, ExitCode.TEMPFAIL)
     if isinstance(exc, smtplib.SMTPException | OSError):
-        return StageFailedError(stage, f"{type(exc).__name__}: {_os_text(exc)}", SERVER_PORT_HINT,
+        return StageFailedError(stage, f"{type(exc).__name__}: {os_text(exc)}", SERVER_PORT_HINT,
                                 ExitCode.UNAVAILABLE)
     raise exc
+
+
+def _name_hint(host: str) -> str:
+    """A preset's own host does not have typos: then it is the network or DNS of this machine."""
+    from xoromail_cli.presets import preset_for_host
+
+    if preset_for_host(host) is not None:
+        return f"{host} is the provider's own server: check this machine's network and DNS settings"
+    return "check the outgoing server name (e.g. smtp.office365.com)"
 
 
 _Rule = tuple[Callable[[int, str, str], bool], str | Callable[[str], str], ExitCode]
@@ -132,7 +122,7 @@ _RULES: list[_Rule] = [
      ExitCode.NOPERM),
     (_has("basic authentication is disabled", "5.7.30"), _o365_basic_auth, ExitCode.NOPERM),
     (_has("security defaults", "did not meet the criteria"), O365_POLICY_HINT, ExitCode.NOPERM),
-    (_has("5.7.60", "sendasdenied"), SEND_AS_HINT, ExitCode.NOPERM),
+    (_has("5.7.60", "sendasdenied", "sender address rejected", "not owned by user"), SEND_AS_HINT, ExitCode.NOPERM),
     (lambda code, text, stage: code == 530 and "starttls" in text.lower(), SSL_MISMATCH_HINT,
      ExitCode.PROTOCOL),
     (_has("5.7.57"), "the server requires sign-in before sending: set the username and password",
@@ -166,9 +156,3 @@ def reply_failure(stage: str, code: int, text: str, host: str) -> StageFailedErr
 def reply_text(raw: bytes | str) -> str:
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
     return " ".join(text.split())
-
-
-def _os_text(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__

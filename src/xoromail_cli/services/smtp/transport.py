@@ -15,16 +15,30 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from xoromail_cli.services.smtp.replies import QUOTA_HINT, reply_failure, reply_text, stage_failure
-from xoromail_cli.errors import ConfigError, ExitCode, NoInputError, StageFailedError
-from xoromail_cli.transports.base import Delivery, DeliveryStatus, Envelope, StageCallback
+from xoromail_cli.errors import ConfigError, ExitCode, StageFailedError
+from xoromail_cli.hints import tls_context
+from xoromail_cli.services.base import (
+    ConnectionLostError,
+    Delivery,
+    DeliveryStatus,
+    Envelope,
+    Refusal,
+    StageCallback,
+    TraceCallback,
+)
+from xoromail_cli.services.smtp.replies import QUOTA_HINT, SEND_AS_HINT, reply_failure, reply_text, stage_failure
 
 if TYPE_CHECKING:
     from xoromail_cli.config import Profile
 
+TokenSource = Callable[[], str]
+"""Returns a current OAuth access token (for XOAUTH2), refreshing it when needed."""
+
 
 @dataclass(frozen=True)
-class SmtpSettings:
+class SmtpEndpoint:
+    """Everything needed to open one SMTP session: the profile's SMTP table, its CA file and a timeout."""
+
     host: str
     port: int
     security: str
@@ -33,9 +47,13 @@ class SmtpSettings:
     timeout: float = 30.0
 
     @classmethod
-    def from_profile(cls, profile: Profile, timeout: float | None = None) -> SmtpSettings:
-        return cls(profile.host, profile.port, profile.security, profile.auth_username or "", profile.ca_file,
-                   timeout if timeout is not None else profile.timeout)
+    def from_profile(cls, profile: Profile, timeout: float | None = None) -> SmtpEndpoint:
+        from xoromail_cli.services.smtp.settings import SmtpSettings
+
+        settings = profile.settings
+        assert isinstance(settings, SmtpSettings)
+        return cls(settings.host, settings.port, settings.security, settings.auth_username(profile.email) or "",
+                   profile.ca_file, timeout if timeout is not None else profile.timeout)
 
 
 def is_loopback(host: str) -> bool:
@@ -47,7 +65,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_plaintext_allowed(settings: SmtpSettings) -> None:
+def check_plaintext_allowed(settings: SmtpEndpoint) -> None:
     """Credentials travel without TLS only to this machine."""
     if settings.security == "none" and settings.username and not is_loopback(settings.host):
         raise ConfigError(f"security 'none' would send the password for {settings.username} unencrypted "
@@ -56,37 +74,42 @@ def check_plaintext_allowed(settings: SmtpSettings) -> None:
                           "allowed only for a server on this machine")
 
 
-def tls_context(ca_file: str | None) -> ssl.SSLContext:
-    """The system's trust store (or SSL_CERT_FILE), plus the profile's own CA file if it has one."""
-    context = ssl.create_default_context()
-    try:
-        if ca_file:
-            context.load_verify_locations(cafile=ca_file)
-    except ssl.SSLError as exc:
-        raise ConfigError(f"CA file {ca_file} holds no usable PEM certificate ({exc.reason or exc})",
-                          "pass a PEM file with the CA certificate(s) to --ca-file") from None
-    except OSError as exc:
-        raise NoInputError(f"cannot read CA file {ca_file}: {exc.strerror}",
-                           "check the path and permissions of the profile's ca_file") from None
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
-
-
 class _Client(smtplib.SMTP):
     """smtplib over a socket we connected (and maybe wrapped) ourselves, so each stage is visible."""
 
-    def __init__(self, sock: socket.socket, host: str, port: int, timeout: float) -> None:
+    def __init__(self, sock: socket.socket, host: str, port: int, timeout: float,
+                 trace: TraceCallback | None = None) -> None:
         self._ready_socket = sock
+        self._trace = trace
+        self._in_auth = False
         super().__init__(host, port, local_hostname=_address_literal(sock), timeout=timeout)
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         return self._ready_socket
 
-    def login_utf8(self, user: str, password: str) -> None:
-        """smtplib encodes credentials as ASCII; RFC 4616 (PLAIN) carries UTF-8, so do that ourselves."""
-        if user.isascii() and password.isascii():
-            self.login(user, password)
-            return
+    def send(self, s: str | bytes) -> None:  # type: ignore[override]  # smtplib's own signature, narrowed for tracing
+        if self._trace is not None:
+            text = s.decode("utf-8", "replace") if isinstance(s, bytes) else s
+            if text.upper().startswith("AUTH "):
+                self._in_auth = True
+                self._trace("→", f"AUTH {[*text.split(), ''][1]} ********")
+            elif self._in_auth:
+                self._trace("→", "******** (sign-in data)")
+            else:
+                self._trace("→", _redact(text))
+        super().send(s)
+
+    def getreply(self) -> tuple[int, bytes]:
+        code, text = super().getreply()
+        if code != 334:
+            self._in_auth = False
+        if self._trace is not None:
+            self._trace("←", f"{code} {text.decode('utf-8', 'replace')}".replace("\n", f"\n{code} "))
+        return code, text
+
+    def sign_in(self, user: str, password: str) -> None:
+        """One AUTH exchange with one mechanism: smtplib's login() tries PLAIN, then LOGIN, so one wrong
+        password counts twice against lockout and fail2ban limits. Credentials go as UTF-8 (RFC 4616)."""
         mechanisms = self.esmtp_features.get("auth", "").upper().split()
         if "PLAIN" in mechanisms:
             token = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode("ascii")
@@ -100,6 +123,24 @@ class _Client(smtplib.SMTP):
         if code not in (235, 503):
             raise smtplib.SMTPAuthenticationError(code, reply)
 
+    def sign_in_oauth(self, user: str, token: str) -> None:
+        """AUTH XOAUTH2 (Microsoft 365, Gmail): the access token in place of a password."""
+        if "XOAUTH2" not in self.esmtp_features.get("auth", "").upper().split():
+            raise smtplib.SMTPNotSupportedError("SMTP AUTH XOAUTH2 not supported by server.")
+        payload = base64.b64encode(f"user={user}\x01auth=Bearer {token}\x01\x01".encode()).decode("ascii")
+        code, reply = self.docmd("AUTH", f"XOAUTH2 {payload}")
+        if code == 334:  # the server's error details, base64 JSON: acknowledge to get the final reply
+            code, reply = self.docmd("")
+        if code not in (235, 503):
+            raise smtplib.SMTPAuthenticationError(code, reply)
+
+
+def _redact(text: str) -> str:
+    """A command line as the trace shows it; the message itself only by its size."""
+    if len(text) > 200 or "\r\n" in text.rstrip("\r\n"):
+        return f"<message data, {len(text)} bytes>"
+    return text.rstrip("\r\n")
+
 
 def _tls_detail(sock: socket.socket | None, host: str) -> str:
     if isinstance(sock, ssl.SSLSocket):
@@ -108,8 +149,8 @@ def _tls_detail(sock: socket.socket | None, host: str) -> str:
     return "not encrypted"
 
 
-def connect(settings: SmtpSettings, password: str | None,
-            on_stage: StageCallback | None = None) -> smtplib.SMTP:
+def connect(settings: SmtpEndpoint, password: str | None, on_stage: StageCallback | None = None, *,
+            token: TokenSource | None = None, trace: TraceCallback | None = None) -> _Client:
     """Open an SMTP session and sign in, reporting each stage; raises StageFailedError."""
     report = on_stage or (lambda stage, detail: None)
     check_plaintext_allowed(settings)
@@ -130,7 +171,7 @@ def connect(settings: SmtpSettings, password: str | None,
             sock = context.wrap_socket(sock, server_hostname=host)
             report("tls", f"implicit TLS: {_tls_detail(sock, host)}")
         stage = "ehlo"
-        client = _Client(sock, host, port, timeout)
+        client = _Client(sock, host, port, timeout, trace)
         client.ehlo_or_helo_if_needed()
         report("ehlo", f"{_short(client.ehlo_resp)}; extensions: {', '.join(sorted(client.esmtp_features))}")
         if settings.security == "starttls" and context is not None:
@@ -142,10 +183,14 @@ def connect(settings: SmtpSettings, password: str | None,
             report("tls", f"STARTTLS: {_tls_detail(client.sock, host)}")
         if settings.username:
             stage = "auth"
-            if password is None:
-                raise ConfigError("no password available", "run `xoromail setup` or set $XOROMAIL_PASSWORD")
-            client.login_utf8(settings.username, password)
-            report("auth", f"signed in as {settings.username}")
+            if token is not None:
+                client.sign_in_oauth(settings.username, token())
+                report("auth", f"signed in as {settings.username} (XOAUTH2)")
+            else:
+                if password is None:
+                    raise ConfigError("no password available", "run `xoromail setup` or set $XOROMAIL_PASSWORD")
+                client.sign_in(settings.username, password)
+                report("auth", f"signed in as {settings.username}")
         return client
     except (ConfigError, StageFailedError):
         _discard(client, sock)
@@ -162,8 +207,14 @@ def _address_literal(sock: socket.socket) -> str:
 
 
 def _discard(client: smtplib.SMTP | None, sock: socket.socket | None) -> None:
+    """After a failed stage: say QUIT when the session still stands (servers log a clean goodbye), then close."""
     try:
         if client is not None:
+            try:
+                if client.sock is not None:
+                    client.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
             client.close()
         elif sock is not None:
             sock.close()
@@ -176,47 +227,82 @@ def _short(reply: bytes | None) -> str:
 
 
 class SmtpTransport:
+    """One SMTP session for a whole batch; every refusal comes back classified."""
+
     name = "smtp"
     accepted_as: Literal["sent", "written"] = "sent"
+    subset_retries = True
 
-    def __init__(self, settings: SmtpSettings, password: str | None) -> None:
+    def __init__(self, settings: SmtpEndpoint, password: str | None, *, token: TokenSource | None = None,
+                 trace: TraceCallback | None = None) -> None:
         self.settings = settings
         self._password = password
-        self._client: smtplib.SMTP | None = None
+        self._token = token
+        self._trace = trace
+        self._client: _Client | None = None
+        self.max_message_size: int | None = None
+
+    @classmethod
+    def for_profile(cls, profile: Profile, password: str | None, *, timeout: float | None = None,
+                    token: TokenSource | None = None, trace: TraceCallback | None = None) -> SmtpTransport:
+        return cls(SmtpEndpoint.from_profile(profile, timeout), password, token=token, trace=trace)
 
     def open(self, on_stage: StageCallback | None = None) -> None:
         self.close()
-        self._client = connect(self.settings, self._password, on_stage)
+        self._client = connect(self.settings, self._password, on_stage, token=self._token, trace=self._trace)
+        size = self._client.esmtp_features.get("size", "").strip()
+        self.max_message_size = int(size) if size.isdigit() and int(size) > 0 else None
 
     def send(self, envelope: Envelope, before_data: Callable[[], None] | None = None) -> Delivery:
-        """One MAIL/RCPT/DATA exchange. Refusals are returned; a dropped connection raises."""
+        """One MAIL/RCPT/DATA exchange. Refusals are returned; a dropped connection raises ConnectionLostError."""
         client = self._client
         if client is None:
-            raise smtplib.SMTPServerDisconnected("not connected")
+            raise ConnectionLostError("not connected", committed=False)
+        committed = False
+
+        def mark() -> None:
+            nonlocal committed
+            committed = True
+            if before_data is not None:
+                before_data()
+
+        try:
+            return self._exchange(client, envelope, mark)
+        except (OSError, smtplib.SMTPException) as exc:
+            self._drop()
+            cause = str(exc) or type(exc).__name__
+            host = f"{self.settings.host}:{self.settings.port}"
+            if committed:
+                raise ConnectionLostError(f"the connection to {host} was lost after the message was sent "
+                                          f"({cause}): the server may have accepted it", committed=True) from None
+            raise ConnectionLostError(f"the connection to {host} was lost: {cause}", committed=False) from None
+
+    def _exchange(self, client: _Client, envelope: Envelope, mark: Callable[[], None]) -> Delivery:
         code, reply = client.mail(envelope.sender)
         if code != 250:
             self._reset(client)
             return self._refusal("mail from", code, reply)
-        refused: dict[str, str] = {}
+        refused: dict[str, Refusal] = {}
+        last_refusal: tuple[int, bytes] = (0, b"")
         for recipient in envelope.recipients:
             rcode, rreply = client.rcpt(recipient)
             if rcode not in (250, 251):
-                refused[recipient] = f"{rcode} {reply_text(rreply)}"
+                refused[recipient] = self._recipient_refusal(rcode, rreply)
                 last_refusal = (rcode, rreply)
         if len(refused) == len(envelope.recipients):
             self._reset(client)
             delivery = self._refusal("rcpt to", *last_refusal)
             delivery.refused = refused
             return delivery
-        if before_data is not None:
-            before_data()
+        mark()
         try:
             dcode, dreply = client.data(envelope.data)
         except smtplib.SMTPDataError as exc:
             return self._refusal("data", exc.smtp_code, exc.smtp_error)
         if dcode != 250:
             return self._refusal("data", dcode, dreply)
-        return Delivery("sent", f"{dcode} {reply_text(dreply)}", refused)
+        return Delivery("sent", f"{dcode} {reply_text(dreply)}", refused,
+                        stops_batch=any(r.stops_batch for r in refused.values()))
 
     def close(self) -> None:
         client, self._client = self._client, None
@@ -227,13 +313,24 @@ class SmtpTransport:
         except (OSError, smtplib.SMTPException):
             client.close()
 
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def _recipient_refusal(self, code: int, reply: bytes | str) -> Refusal:
+        failure = reply_failure("rcpt to", code, reply_text(reply), self.settings.host)
+        return Refusal(f"{code} {reply_text(reply)}", temporary=failure.exit_code == ExitCode.TEMPFAIL,
+                       stops_batch=failure.hint in (QUOTA_HINT, SEND_AS_HINT))
+
     def _refusal(self, stage: str, code: int, reply: bytes | str) -> Delivery:
         failure = reply_failure(stage, code, reply_text(reply), self.settings.host)
         status: DeliveryStatus = "temporary" if failure.exit_code == ExitCode.TEMPFAIL else "failed"
-        account_wide = failure.hint == QUOTA_HINT or (
+        account_wide = failure.hint in (QUOTA_HINT, SEND_AS_HINT) or (
             stage == "mail from" and failure.exit_code in (ExitCode.NOPERM, ExitCode.PROTOCOL))
         return Delivery(status, failure.message.removeprefix("server replied: "),
-                        exit_code=int(failure.exit_code), hint=failure.hint, stops_batch=account_wide)
+                        exit_code=int(failure.exit_code), hint=failure.hint, stops_batch=account_wide,
+                        reconnect=code == 421)
 
     @staticmethod
     def _reset(client: smtplib.SMTP) -> None:

@@ -1,0 +1,65 @@
+"""What every service shares when the network or TLS fails: DNS, TCP and certificate problems, one way.
+
+Each service adds its own wording for "where" (the outgoing server and port, the Exchange URI, an API URL);
+the cause, the exit code and the certificate advice are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+from xoromail_cli.errors import ConfigError, ExitCode, NoInputError, StageFailedError
+
+UNTRUSTED_HINT = ("the server's certificate is not trusted: fix the host name so it matches the certificate, "
+                  "or pass the issuing CA with --ca-file")
+TEMPORARY_HINT = "a temporary failure on the server: try again later"
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """The system's trust store (or SSL_CERT_FILE), plus the profile's own CA file if it has one."""
+    context = ssl.create_default_context()
+    try:
+        if ca_file:
+            context.load_verify_locations(cafile=ca_file)
+    except ssl.SSLError as exc:
+        raise ConfigError(f"CA file {ca_file} holds no usable PEM certificate ({exc.reason or exc})",
+                          "pass a PEM file with the CA certificate(s) to --ca-file") from None
+    except OSError as exc:
+        raise NoInputError(f"cannot read CA file {ca_file}: {exc.strerror}",
+                           "check the path and permissions of the profile's ca_file") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def network_failure(stage: str, exc: BaseException, host: str, port: int, timeout: float, *,
+                    where_hint: str, tls_hint: str, name_hint: str) -> StageFailedError | None:
+    """Explain a DNS, TCP or TLS failure; None when `exc` is none of those (the service explains it)."""
+    if isinstance(exc, socket.gaierror):
+        return StageFailedError(stage, f"cannot resolve {host!r}: {exc.strerror or exc}", name_hint,
+                                ExitCode.UNAVAILABLE)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return StageFailedError(stage, f"certificate of {host} not trusted: {exc.verify_message or exc}",
+                                UNTRUSTED_HINT, ExitCode.PROTOCOL)
+    if isinstance(exc, ssl.SSLError):
+        return StageFailedError(stage, f"TLS handshake with {host}:{port} failed: {exc.reason or exc}",
+                                tls_hint, ExitCode.PROTOCOL)
+    if stage == "connect" and isinstance(exc, OSError):
+        if isinstance(exc, ConnectionRefusedError):
+            cause = f"{host}:{port} refused the connection"
+        elif is_timeout(exc):
+            cause = f"no answer from {host}:{port} within {timeout:g} s"
+        else:
+            cause = f"cannot connect to {host}:{port}: {os_text(exc)}"
+        return StageFailedError(stage, cause, where_hint, ExitCode.UNAVAILABLE)
+    return None
+
+
+def is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, TimeoutError) or "timed out" in str(exc)
+
+
+def os_text(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
