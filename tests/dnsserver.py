@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dnslib import QTYPE, RCODE, RR, DNSRecord
-from dnslib.server import BaseResolver, DNSLogger, DNSServer
+from dnslib.server import BaseResolver, DNSHandler, DNSLogger, DNSServer
 
 ZONES = """
 ; Microsoft 365, the classic forms: MX at mail.protection.outlook.com, DKIM CNAMEs at onmicrosoft.com.
@@ -25,6 +25,7 @@ contoso.test.                 300 IN TXT   "google-site-verification=Zq8m1fL0sP2
 contoso.test.                 300 IN TXT   "docusign=4c5a9b7e-2f1d-4e8a-9b3c-7d6e5f4a3b2c"
 contoso.test.                 300 IN TXT   "atlassian-domain-verification=Kx9yZ2wV5uT8sR1qP4oN7mL0kJ3iH6gF9eD2cB5aXyZwVuTsRqPo"
 contoso.test.                 300 IN TXT   "apple-domain-verification=AbCdEfGhIjKlMnOp"
+contoso.test.                 300 IN TXT   "adobe-idp-site-verification=8f2e4c6a1b3d5f7e9a0c2e4f6a8b0d2c4e6f8a0b2d4c6e8f0a2b4c6d8e0f2a4b"
 contoso.test.                 300 IN TXT   "facebook-domain-verification=q1w2e3r4t5y6u7i8o9p0a1s2d3f4g5"
 selector1._domainkey.contoso.test. 300 IN CNAME selector1-contoso-test._domainkey.contoso.onmicrosoft.com.
 selector2._domainkey.contoso.test. 300 IN CNAME selector2-contoso-test._domainkey.contoso.onmicrosoft.com.
@@ -59,7 +60,7 @@ _dmarc.orchard.test.          300 IN TXT   "v=DMARC1; p=quarantine; rua=mailto:d
 
 ; A domain whose SPF leaves the sending relay out, and with no DMARC record.
 acme.test.                    300 IN MX    10 mx1.acme.test.
-acme.test.                    300 IN TXT   "v=spf1 mx ip4:198.51.100.0/24 ~all"
+acme.test.                    300 IN TXT   "v=spf1 mx ip4:198.51.100.16/28 ~all"
 mx1.acme.test.                300 IN A     198.51.100.10
 mail.relay.test.              300 IN A     192.0.2.77
 mail.relay.test.              300 IN AAAA  2001:db8::77
@@ -84,13 +85,19 @@ class ZoneResolver(BaseResolver):  # type: ignore[misc]  # dnslib is untyped
     def __init__(self, zone_text: str) -> None:
         self.records: list[Any] = RR.fromZone(zone_text)
         self.names = {str(record.rname).lower() for record in self.records}
-        self.queries: list[tuple[str, str]] = []
+        self.queries: list[tuple[str, str, str]] = []
+        """(name, type, "udp" or "tcp") of every question asked."""
+        self.refuse = False
+        """Answer REFUSED to everything, as a resolver that does not serve this client does."""
 
     def resolve(self, request: Any, handler: Any) -> Any:
         reply = request.reply()
         name = str(request.q.qname).lower()
         qtype = QTYPE[request.q.qtype]
-        self.queries.append((name, qtype))
+        self.queries.append((name, qtype, handler.protocol))
+        if self.refuse:
+            reply.header.rcode = RCODE.REFUSED
+            return reply
         for _ in range(8):  # follow a CNAME chain, a few links at most
             found = [r for r in self.records if str(r.rname).lower() == name]
             cname = [r for r in found if QTYPE[r.rtype] == "CNAME"]
@@ -105,6 +112,22 @@ class ZoneResolver(BaseResolver):  # type: ignore[misc]  # dnslib is untyped
         if name not in self.names:
             reply.header.rcode = RCODE.NXDOMAIN
         return reply
+
+
+class TruncatingHandler(DNSHandler):  # type: ignore[misc]  # dnslib is untyped
+    """Truncates UDP answers over 512 bytes (RFC 1035 §4.2.1; no EDNS here), so the client must ask over TCP.
+
+    Like a real server it keeps the question in the truncated answer (dnslib's own `truncate()` drops it, and
+    a resolver rightly ignores an answer that does not repeat its question)."""
+
+    def get_reply(self, data: bytes) -> bytes:
+        request = DNSRecord.parse(data)
+        packed: bytes = self.server.resolver.resolve(request, self).pack()
+        if self.protocol == "udp" and len(packed) > 512:
+            truncated = request.reply()
+            truncated.header.tc = 1
+            packed = truncated.pack()
+        return packed
 
 
 @dataclass
@@ -140,7 +163,8 @@ def dns_server(zone_text: str = ZONES) -> Iterator[DNSTestServer]:
     resolver = ZoneResolver(zone_text)
     logger = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data")
     port = _free_udp_and_tcp_port()
-    servers = [DNSServer(resolver, address="127.0.0.1", port=port, tcp=tcp, logger=logger) for tcp in (False, True)]
+    servers = [DNSServer(resolver, address="127.0.0.1", port=port, tcp=tcp, logger=logger,
+                         handler=TruncatingHandler) for tcp in (False, True)]
     for server in servers:
         server.start_thread()
     try:
