@@ -12,7 +12,7 @@ from xoromail_cli.cli.state import state_of
 def check_domain(
     ctx: typer.Context,
     domain: Annotated[str | None, typer.Argument(
-        metavar="[DOMAIN]", help="Domain to check (default: the domain of the profile's From address).",
+        metavar="DOMAIN", help="Domain to check (default: the domain of the profile's From address).",
         show_default=False)] = None,
     dns_server: Annotated[str | None, typer.Option(
         "--dns-server", metavar="HOST[:PORT]", envvar="XOROMAIL_DNS_SERVER", show_envvar=True,
