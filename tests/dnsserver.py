@@ -70,6 +70,10 @@ out.acme.test.                300 IN A     198.51.100.25
 bare.test.                    300 IN MX    10 mx.bare.test.
 mx.bare.test.                 300 IN A     192.0.2.10
 
+; A subdomain that sends with the organisational domain's DMARC, and an SPF record with a deprecated ptr.
+billing.contoso.test.         300 IN MX    0 contoso-test.mail.protection.outlook.com.
+billing.contoso.test.         300 IN TXT   "v=spf1 include:spf.protection.outlook.com ptr -all"
+
 ; A domain whose SPF needs 11 DNS lookups, split over two strings of one TXT record.
 sprawl.test.                  300 IN MX    10 mx.sprawl.test.
 sprawl.test.                  300 IN TXT   "v=spf1 include:s1.sprawl.test include:s2.sprawl.test include:s3.sprawl.test include:s4.sprawl.test include:s5.sprawl.test include:s6.sprawl.test " "include:s7.sprawl.test include:s8.sprawl.test include:s9.sprawl.test include:s10.sprawl.test include:s11.sprawl.test -all"

@@ -218,3 +218,19 @@ def test_the_setup_guess_loads_dnspython_only(dns: DNSTestServer) -> None:
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'dns', 'checkdmarc', 'requests', 'httpx'}))")
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert completed.stdout.strip() == "['dns']"
+
+
+def test_a_subdomain_is_covered_by_the_organisational_domains_dmarc_record(dns: DNSTestServer) -> None:
+    dmarc = by_name(check_domain("billing.contoso.test", service="microsoft365", dns_server=dns.address))["DMARC"]
+    assert dmarc.status == "ok" and "_dmarc.contoso.test" in dmarc.detail
+
+
+def test_what_checkdmarc_finds_wrong_in_a_parsing_record_is_a_warning(dns: DNSTestServer) -> None:
+    report = check_domain("billing.contoso.test", service="microsoft365", dns_server=dns.address)
+    spf = by_name(report)["SPF"]
+    assert spf.status == "warn" and "ptr" in spf.detail and report.exit_code == ExitCode.OK
+
+
+def test_validate_notes_leave_out_dkim_when_no_selector_was_looked_up(dns: DNSTestServer) -> None:
+    notes = deliverability_notes("billing@acme.test", "smtp", "out.acme.test", dns_server=dns.address)
+    assert [note.split(":")[0] for note in notes] == ["DMARC"]

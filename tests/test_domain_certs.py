@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import socket
+import smtplib
 import ssl
 from datetime import UTC, datetime, timedelta
 
@@ -16,9 +16,10 @@ def served_not_after(smtp_server: ServerFactory, tls: TLSFiles, not_after: datet
     tls.ca.issue_cert("127.0.0.1", not_after=not_after).configure_cert(context)
     server = smtp_server("ssl", tls_context=context)
     client = ssl.create_default_context(cafile=str(tls.ca_file))
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw, \
-            client.wrap_socket(raw, server_hostname="127.0.0.1") as wrapped:
-        certificate = wrapped.getpeercert()
+    with smtplib.SMTP_SSL("127.0.0.1", server.port, context=client, timeout=10) as session:
+        assert isinstance(session.sock, ssl.SSLSocket)
+        certificate = session.sock.getpeercert()
+        session.noop()
     assert certificate
     return not_after_of(certificate)
 

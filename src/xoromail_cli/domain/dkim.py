@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import dns.resolver
 
 NAME = "DKIM"
+"""The row's name when no selector is known, so nothing was looked up (validate leaves it out of its notes)."""
 SELECTORS: dict[Provider, tuple[str, ...]] = {"microsoft365": ("selector1", "selector2"), "google": ("google",)}
 MICROSOFT_TARGETS = (".onmicrosoft.com", ".dkim.mail.microsoft")
 TURN_ON: dict[Provider, str] = {

@@ -35,7 +35,10 @@ def dmarc_checks(domain: str, resolver: dns.resolver.Resolver) -> list[Check]:
     tags: dict[str, Any] = result.get("tags") or {}
     policy = str(tags.get("p", {}).get("value", "none"))
     reports = _report_addresses(tags)
-    detail = f"{record!r}: policy {policy}, " + (f"reports to {reports}" if reports else "no reporting address")
+    location = str(result.get("location") or domain)
+    found_at = "" if location == domain else f" (at _dmarc.{location}, the organisational domain)"
+    detail = f"{record!r}{found_at}: policy {policy}, " + (f"reports to {reports}" if reports
+                                                             else "no reporting address")
     if policy == "none":
         return [Check(NAME, "warn", f"{detail}. p=none is monitoring only: receivers take no action on mail that "
                       "fails DMARC, so forged invoices in your name are still delivered",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from xoromail_cli.addresses import domain_of
+from xoromail_cli.domain.dkim import NAME as NO_SELECTOR
 from xoromail_cli.errors import XoromailError
 
 NOTES_TIMEOUT = 3.0
@@ -22,7 +23,7 @@ def deliverability_notes(email: str, service: str, smtp_host: str | None, *, tim
         return [f"the domain {domain} was not checked: {type(error).__name__}"]
     notes = []
     for check in report.checks:
-        if check.status == "ok":
+        if check.status == "ok" or check.name == NO_SELECTOR:  # nothing was found wrong, only not looked up
             continue
         text = f"{check.name}: {check.detail}"
         notes.append(f"{text} ({check.hint})" if check.hint else text)

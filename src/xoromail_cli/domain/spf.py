@@ -37,7 +37,7 @@ def spf_checks(domain: str, resolver: dns.resolver.Resolver, provider: Provider 
     if not result.get("valid", False):
         return [_broken(domain, record, str(result.get("error", "")), lookups)]
     parsed: dict[str, Any] = result.get("parsed") or {}
-    checks = [_record_check(record, parsed, lookups)]
+    checks = [_with_warnings(_record_check(record, parsed, lookups), result.get("warnings") or [])]
     authorised = _authorisation(domain, parsed, provider, smtp_host, resolver)
     if authorised is not None:
         checks.append(authorised)
@@ -68,6 +68,14 @@ def _record_check(record: str, parsed: dict[str, Any], lookups: int | None) -> C
     ending = _ALL.get(str(qualifier), "no all mechanism")
     return Check(NAME, "warn", f"{detail}, ends in {ending}: mail from other servers is neither passed nor failed",
                  "end the record with -all (or ~all) so that receivers treat other servers as forgers")
+
+
+def _with_warnings(check: Check, warnings: list[str]) -> Check:
+    """checkdmarc's own findings (void lookups, deprecated ptr, …) turn a passing record into a warning."""
+    if check.status != "ok" or not warnings:
+        return check
+    return Check(check.name, "warn", f"{check.detail}; {'; '.join(str(w) for w in warnings)}",
+                 "fix what the warning names; see docs/deliverability.md")
 
 
 def _authorisation(domain: str, parsed: dict[str, Any], provider: Provider | None, smtp_host: str | None,
