@@ -1,0 +1,93 @@
+"""Which provider a domain's MX implies, and which provider a sending service sends through.
+
+Facts (shared provider facts, "DNS of a sender's domain"): Microsoft 365 MX hosts end in
+`.mail.protection.outlook.com`, or `.mx.microsoft` for domains added since July 2026; Google Workspace MX is
+`smtp.google.com` or the older `aspmx.l.google.com` set (with `*.googlemail.com` backups).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Literal
+
+from xoromail_cli.errors import XoromailError
+
+Provider = Literal["microsoft365", "google"]
+SETUP_TIMEOUT = 3.0
+
+
+@dataclass(frozen=True)
+class ProviderGuess:
+    """What setup can offer for an address whose domain's mail is on a big provider."""
+
+    provider: Provider
+    label: str
+    service: str
+    """The xoromail service that fits ("microsoft365" / "google")."""
+    preset: str
+    """The matching SMTP preset ("office365" / "gmail")."""
+    mx: tuple[str, ...]
+
+    @property
+    def note(self) -> str:
+        return (f"{self.mx[0]} receives this domain's mail: it is on {self.label}; service {self.service!r} "
+                f"(or the SMTP preset {self.preset!r}) fits it")
+
+
+_GUESSES: dict[Provider, tuple[str, str, str]] = {
+    "microsoft365": ("Microsoft 365", "microsoft365", "office365"),
+    "google": ("Google Workspace", "google", "gmail"),
+}
+LABELS: dict[Provider, str] = {key: value[0] for key, value in _GUESSES.items()}
+
+
+def provider_of_host(host: str) -> Provider | None:
+    """The provider an MX host belongs to."""
+    name = host.rstrip(".").lower()
+    if name.endswith((".mail.protection.outlook.com", ".mx.microsoft")):
+        return "microsoft365"
+    if name == "smtp.google.com" or name.endswith((".aspmx.l.google.com", ".googlemail.com")) \
+            or name == "aspmx.l.google.com":
+        return "google"
+    return None
+
+
+def provider_from_mx(hosts: list[str] | tuple[str, ...]) -> ProviderGuess | None:
+    """The provider of the most preferred MX host that belongs to one."""
+    for host in hosts:
+        provider = provider_of_host(host)
+        if provider is not None:
+            label, service, preset = _GUESSES[provider]
+            return ProviderGuess(provider, label, service, preset, tuple(hosts))
+    return None
+
+
+def sending_provider(service: str | None, smtp_host: str | None, mx_provider: Provider | None) -> Provider | None:
+    """The provider whose servers a service's messages leave from (None: an SMTP host to evaluate)."""
+    if service in ("microsoft365", "google"):
+        return service  # type: ignore[return-value]  # checked against the Provider literals just above
+    if service == "exchange":
+        # Exchange Online sends from Microsoft 365's servers; an Exchange server of one's own does not.
+        return "microsoft365" if mx_provider == "microsoft365" else None
+    host = (smtp_host or "").rstrip(".").lower()
+    if host.endswith((".office365.com", ".outlook.com")):
+        return "microsoft365"
+    if host in ("smtp.gmail.com", "smtp-relay.gmail.com", "smtp.google.com"):
+        return "google"
+    return None
+
+
+def provider_for_email(email: str, *, timeout: float = SETUP_TIMEOUT,
+                       dns_server: str | None = None) -> ProviderGuess | None:
+    """The provider the address's domain receives mail at, or None (also when DNS cannot say in time)."""
+    from xoromail_cli.addresses import domain_of
+
+    domain = domain_of(email)
+    if not domain:
+        return None
+    with contextlib.suppress(XoromailError):
+        from xoromail_cli.domain.resolver import make_resolver, query_mx
+
+        return provider_from_mx(query_mx(make_resolver(dns_server, timeout), domain))
+    return None
