@@ -3,6 +3,7 @@ exchangelib, requests, requests-ntlm and pyspnego: what arrives, every hint, and
 
 from __future__ import annotations
 
+import base64
 import socket
 import ssl
 from collections.abc import Callable, Iterator
@@ -133,10 +134,14 @@ def test_ntlm_signs_in_through_exchangelibs_stack(ews: EwsFactory, tls: TLSFiles
     users.write_text(f"COMPANY.TEST:billing:{PASSWORD}\n")
     monkeypatch.setenv("NTLM_USER_FILE", str(users))
     server = ews(auth="ntlm")
-    sender = transport(server.url, tls, auth="ntlm", username=username)
+    trace: list[str] = []
+    sender = transport(server.url, tls, auth="ntlm", username=username, trace=trace)
     sender.open()
     assert sender.send(invoice()).ok
     sender.close()
+    shown = "\n".join(trace)
+    assert "Authorization: NTLM <redacted>" in shown and "WWW-Authenticate: NTLM <redacted>" in shown
+    assert "TlRMTVNT" not in shown  # base64 of "NTLMSSP": no NTLM message leaves the trace
     assert {str(r.user).lower() for r in server.received} == {expected.lower()}
 
 
@@ -316,8 +321,9 @@ def test_the_password_appears_nowhere_but_its_keyring_entry(ews: EwsFactory, tls
         print("\n".join(server.log), *map(repr, server.received))
     print(*trace, caught.value, caught.value.hint)
     shown = capsys.readouterr().out
-    assert "CreateItem" in shown and "GetFolder" in shown
+    assert "<m:CreateItem" in shown and "<m:GetFolder" in shown and "Authorization: Basic <redacted>" in shown
     assert PASSWORD not in shown
+    assert base64.b64encode(f"{UPN}:{PASSWORD}".encode()).decode() not in shown
     keyring_file = Path(PlaintextKeyring().file_path).read_text()
     assert keyring_file.count("[xoromail]") == 1 and keyring_file.count("\ndefault = ") == 1
     assert read_secret("default", "password") == PASSWORD
@@ -328,3 +334,32 @@ def test_tls_context_always_verifies(tls: TLSFiles) -> None:
 
     context = tls_context(str(tls.ca_file))
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+
+
+def test_exchange_online_401_names_the_dates_and_the_microsoft365_service() -> None:
+    from exchangelib.errors import UnauthorizedError
+
+    from xoromail_cli.services.exchange.hints import sign_in_failure
+
+    url = "https://outlook.office365.com/EWS/Exchange.asmx"
+    error = sign_in_failure(UnauthorizedError(f"Invalid credentials for {url}"), url)
+    assert error.exit_code == ExitCode.NOPERM
+    assert "October 2022" in (error.hint or "") and "1 April 2027" in (error.hint or "")
+    assert "xoromail setup --service microsoft365" in (error.hint or "")
+
+
+def test_exchangelibs_error_dumps_stay_out_of_stderr(ews: EwsFactory, tls: TLSFiles) -> None:
+    import logging
+
+    server = ews()
+    with pytest.raises(StageFailedError):
+        transport(server.url.replace("/EWS/", "/ews2/"), tls).open()
+    library = logging.getLogger("exchangelib")
+    assert library.propagate is False and any(isinstance(h, logging.NullHandler) for h in library.handlers)
+
+
+def test_message_size_limit_is_stated_per_deployment(tls: TLSFiles) -> None:
+    on_premises = transport("https://mail.company.test/EWS/Exchange.asmx", tls)
+    online = transport("https://outlook.office365.com/EWS/Exchange.asmx", tls)
+    assert on_premises.max_message_size == 10 * 1024 * 1024
+    assert online.max_message_size == 35 * 1024 * 1024

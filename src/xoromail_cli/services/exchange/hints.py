@@ -82,6 +82,7 @@ def sign_in_failure(exc: BaseException, url: str) -> StageFailedError:
         ErrorAccessDenied,
         ErrorNonExistentMailbox,
         ErrorServerBusy,
+        EWSError,
         RedirectError,
         TransportError,
         UnauthorizedError,
@@ -108,7 +109,8 @@ def sign_in_failure(exc: BaseException, url: str) -> StageFailedError:
         return StageFailedError("auth", f"the connection to {url} was lost: {type(exc.__context__).__name__}",
                                 "a temporary failure on the server or network: try again later",
                                 ExitCode.TEMPFAIL)
-    return StageFailedError("auth", f"{type(exc).__name__}: {_text(exc)}",
+    detail = f"{type(exc).__name__}: {_text(exc)}" if isinstance(exc, EWSError) else type(exc).__name__
+    return StageFailedError("auth", f"EWS sign-in failed: {detail}",
                             "Exchange answered in a way xoromail does not know: check the Exchange URI, or "
                             "run validate --trace", ExitCode.UNAVAILABLE)
 

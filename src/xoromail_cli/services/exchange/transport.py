@@ -17,15 +17,17 @@ from typing import TYPE_CHECKING, Any, Literal
 from xoromail_cli.errors import ConfigError
 from xoromail_cli.services.base import ConnectionLostError, Delivery, Envelope, SecretStore, StageCallback
 from xoromail_cli.services.exchange import hints, https
-from xoromail_cli.services.exchange.settings import ExchangeSettings, login_name
+from xoromail_cli.services.exchange.settings import ExchangeSettings, is_exchange_online, login_name
 
 if TYPE_CHECKING:
     from xoromail_cli.services.base import TraceCallback
 
 EXCHANGE_BUILD = (15, 1, 2507, 6)
 """Exchange 2016 CU23: the oldest build still supported; its schema is understood by 2016 and 2019 alike."""
-MAX_MESSAGE_SIZE = 25 * 1024 * 1024
-"""Exchange Server's default maxReceivedMessageSize for EWS is about 35 MB of base64, i.e. ~25 MB of MIME."""
+ON_PREMISES_MAX_SIZE = 10 * 1024 * 1024
+"""Exchange Server's default organisation MaxSendSize (10 MB); admins often raise it."""
+EXCHANGE_ONLINE_MAX_SIZE = 35 * 1024 * 1024
+"""Exchange Online's default MaxSendSize for a mailbox (35 MB)."""
 
 
 class ExchangeTransport:
@@ -33,7 +35,7 @@ class ExchangeTransport:
 
     name = "exchange"
     accepted_as: Literal["sent", "written"] = "sent"
-    max_message_size: int | None = MAX_MESSAGE_SIZE
+    max_message_size: int | None
     subset_retries = True
 
     def __init__(self, settings: ExchangeSettings, sender: str, secrets: SecretStore, *,
@@ -45,6 +47,8 @@ class ExchangeTransport:
         self.timeout = timeout
         self._trace = trace
         self._account: Any = None
+        self.max_message_size = (EXCHANGE_ONLINE_MAX_SIZE if is_exchange_online(settings.url)
+                                 else ON_PREMISES_MAX_SIZE)
 
     def open(self, on_stage: StageCallback | None = None) -> None:
         """Probe DNS, TCP and TLS ourselves (so each has its own stage), then sign in through EWS."""
@@ -56,7 +60,7 @@ class ExchangeTransport:
         if not password:
             raise ConfigError("no password available",
                               "run `xoromail setup --service exchange`, or set $XOROMAIL_PASSWORD")
-        https.register(self.settings.url, context)
+        https.register(self.settings.url, context, self._trace)
         try:
             self._account = self._sign_in(password)
         except BaseException:
@@ -87,9 +91,9 @@ class ExchangeTransport:
 
     def _sign_in(self, password: str) -> Any:
         from exchangelib import DELEGATE, NTLM, Account, Build, Configuration, Credentials, FailFast, Version
-        from exchangelib.errors import EWSError
         from exchangelib.transport import BASIC
 
+        _quiet_library_logging()
         settings = self.settings
         self._note(f"POST {settings.url} GetFolder(sentitems) as {login_name(settings)}, "
                    f"{settings.auth.upper()}, password redacted")
@@ -101,7 +105,7 @@ class ExchangeTransport:
             account = Account(self.sender, config=config, autodiscover=False, access_type=DELEGATE)
             account.protocol.TIMEOUT = self.timeout
             account.sent  # noqa: B018  # GetFolder(sentitems): the first authenticated request, cached for sends
-        except (EWSError, OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001  # exchangelib and the auth libraries raise many kinds; all are mapped
             raise hints.sign_in_failure(exc, settings.url) from None
         self._note("← GetFolder NoError")
         return account
@@ -129,9 +133,11 @@ class ExchangeTransport:
             if lost is not None:
                 raise lost from None
             return hints.send_refusal(exc, self.settings.url)
-        except (OSError, ValueError) as exc:
-            raise ConnectionLostError(f"the connection to Exchange was lost: {type(exc).__name__}",
-                                      committed=True) from None
+        except Exception as exc:  # noqa: BLE001  # after the request went out, any other failure leaves it in doubt
+            raise ConnectionLostError(f"sending through Exchange failed after the request went out "
+                                      f"({type(exc).__name__})", committed=True,
+                                      hint="check the sent-ledger and the mailbox's Sent Items before sending "
+                                           "again") from None
         self._note("← CreateItem NoError")
         return Delivery("sent", f"CreateItem NoError ({envelope.message_id})")
 
@@ -142,6 +148,17 @@ class ExchangeTransport:
         https.unregister(self.settings.url)
         with contextlib.suppress(Exception):  # closing is best effort and must never raise
             account.protocol.close()
+
+
+def _quiet_library_logging() -> None:
+    """exchangelib logs every failed request at ERROR with a multi-line dump; without a handler Python's
+    last-resort handler would print it to stderr next to our own one-line cause and hint."""
+    import logging
+
+    library = logging.getLogger("exchangelib")
+    if not any(isinstance(handler, logging.NullHandler) for handler in library.handlers):
+        library.addHandler(logging.NullHandler())
+    library.propagate = False
 
 
 def _lost_connection(exc: BaseException) -> ConnectionLostError | None:
