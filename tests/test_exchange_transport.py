@@ -363,3 +363,16 @@ def test_message_size_limit_is_stated_per_deployment(tls: TLSFiles) -> None:
     online = transport("https://outlook.office365.com/EWS/Exchange.asmx", tls)
     assert on_premises.max_message_size == 10 * 1024 * 1024
     assert online.max_message_size == 35 * 1024 * 1024
+
+
+def test_a_closed_transport_opens_again_with_a_fresh_session(ews: EwsFactory, tls: TLSFiles) -> None:
+    """Reconnecting (after a lost connection or `reconnect`) must not reuse a closed exchangelib session."""
+    server = ews()
+    sender = transport(server.url, tls)
+    sender.open()
+    assert sender.send(invoice("first")).ok
+    sender.close()
+    sender.open()
+    assert sender.send(invoice("second")).ok
+    sender.close()
+    assert [r.message["Subject"] for r in server.received if r.operation == "CreateItem"] == ["first", "second"]

@@ -14,7 +14,7 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from xoromail_cli.errors import ConfigError
+from xoromail_cli.errors import ConfigError, ExitCode
 from xoromail_cli.services.base import ConnectionLostError, Delivery, Envelope, SecretStore, StageCallback
 from xoromail_cli.services.exchange import hints, https
 from xoromail_cli.services.exchange.settings import ExchangeSettings, is_exchange_online, login_name
@@ -107,7 +107,6 @@ class ExchangeTransport:
             account.sent  # noqa: B018  # GetFolder(sentitems): the first authenticated request, cached for sends
         except Exception as exc:  # noqa: BLE001  # exchangelib and the auth libraries raise many kinds; all are mapped
             raise hints.sign_in_failure(exc, settings.url) from None
-        self._note("← GetFolder NoError")
         return account
 
     def send(self, envelope: Envelope, before_data: Callable[[], None] | None = None) -> Delivery:
@@ -118,10 +117,14 @@ class ExchangeTransport:
         account = self._account
         if account is None:
             raise ConnectionLostError("not signed in to Exchange", committed=False)
-        message = Message(account=account, folder=account.sent, mime_content=envelope.data,
-                          to_recipients=[Mailbox(email_address=a) for a in envelope.to] or None,
-                          cc_recipients=[Mailbox(email_address=a) for a in envelope.cc] or None,
-                          bcc_recipients=[Mailbox(email_address=a) for a in envelope.bcc] or None)
+        try:
+            message = Message(account=account, folder=account.sent, mime_content=envelope.data,
+                              to_recipients=[Mailbox(email_address=a) for a in envelope.to] or None,
+                              cc_recipients=[Mailbox(email_address=a) for a in envelope.cc] or None,
+                              bcc_recipients=[Mailbox(email_address=a) for a in envelope.bcc] or None)
+        except (ValueError, TypeError) as exc:  # exchangelib checks fields as it builds the item; nothing went out
+            return Delivery("failed", f"not sent: {type(exc).__name__}: {exc}", exit_code=int(ExitCode.DATAERR),
+                            hint="check the message's addresses")
         if before_data is not None:
             before_data()
         self._note(f"POST {self.settings.url} CreateItem(SendAndSaveCopy) {envelope.message_id}, "
@@ -138,7 +141,6 @@ class ExchangeTransport:
                                       f"({type(exc).__name__})", committed=True,
                                       hint="check the sent-ledger and the mailbox's Sent Items before sending "
                                            "again") from None
-        self._note("← CreateItem NoError")
         return Delivery("sent", f"CreateItem NoError ({envelope.message_id})")
 
     def close(self) -> None:
