@@ -1,0 +1,141 @@
+"""The thin adapter that makes Exchange one `services.base.Service`: it reads the profile, the rest lives
+in `settings` (checks), `transport` (EWS) and `hints`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from xoromail_cli.advisories import exchange_ews
+from xoromail_cli.errors import DataError
+from xoromail_cli.services.base import Limits, Question, SetupOption
+from xoromail_cli.services.exchange import settings as checks
+from xoromail_cli.services.exchange.settings import DEFAULT_URL, ExchangeSettings
+
+if TYPE_CHECKING:
+    from xoromail_cli.config import Profile
+    from xoromail_cli.services.base import SecretStore, ServiceSettings, TraceCallback, Transport
+
+_KEYS = ("url", "domain", "username", "auth")
+_ANSWER_KEYS = {"ews_url": "url", "domain": "domain", "username": "username", "auth": "auth"}
+_FLAGS = {"url": "--ews-url", "domain": "--domain", "username": "--username", "auth": "--auth"}
+
+
+def advisory(url: str) -> str | None:
+    """Said up front when the URI is Exchange Online; on-premises Exchange Server needs no warning."""
+    if not checks.is_exchange_online(url):
+        return None
+    return (f"{url} is Exchange Online: Microsoft ended Basic authentication for EWS there in October 2022; "
+            f"{exchange_ews()}. Use `xoromail setup --service microsoft365` (Microsoft 365 sign-in), or Web Mail "
+            "while the tenant allows SMTP AUTH. On-premises Exchange Server is where this service stays right.")
+
+
+def setup_warnings(settings: ExchangeSettings) -> list[str]:
+    """What setup should print (and still save): an unusual EWS path, the Exchange Online advisory."""
+    _, warnings = checks.check_url(settings.url)
+    note = advisory(settings.url)
+    return [*warnings, *([note] if note else [])]
+
+
+def _checked(key: str, value: Any) -> Any:
+    text = str(value)
+    if key == "url":
+        return checks.check_url(text)[0]
+    if key == "domain":
+        return checks.check_domain(text)
+    if key == "username":
+        return checks.check_username(text)
+    return checks.check_auth(text)
+
+
+class ExchangeService:
+    name = "exchange"
+    label = "Exchange"
+    secret_kinds: tuple[str, ...] = ("password",)
+    setup_options: tuple[SetupOption, ...] = (
+        SetupOption("--ews-url", "ews_url", f"Exchange URI (EWS endpoint), default {DEFAULT_URL}", "URL"),
+        SetupOption("--domain", "domain", "the mailbox's domain as a bare DNS name, e.g. company.com", "DOMAIN"),
+        SetupOption("--username", "username", "sign-in name: user, user@company.com or COMPANY\\user", "USER"),
+        SetupOption("--auth", "auth", "ntlm (default, on-premises) or basic", "ntlm|basic"),
+    )
+
+    def settings_from_table(self, table: Mapping[str, Any]) -> ExchangeSettings:
+        for key in table:
+            if key not in _KEYS:
+                raise DataError(f"unknown Exchange setting {key!r}", f"use only {', '.join(_KEYS)}", field=key)
+        values = {key: _checked(key, table[key]) for key in _KEYS if key in table}
+        return ExchangeSettings(**values)
+
+    def build_settings(self, answers: Mapping[str, Any], existing: ServiceSettings | None,
+                       email: str) -> ExchangeSettings:
+        base = existing if isinstance(existing, ExchangeSettings) else ExchangeSettings()
+        values = {key: getattr(base, key) for key in _KEYS}
+        for answer, key in _ANSWER_KEYS.items():
+            if answers.get(answer) is not None:
+                values[key] = _checked(key, answers[answer])
+        if not values["domain"] and "@" in email:
+            values["domain"] = checks.check_domain(email.rsplit("@", 1)[1])
+        return ExchangeSettings(**values)
+
+    def missing(self, answers: Mapping[str, Any], existing: ServiceSettings | None,
+                secret_known: bool) -> list[str]:
+        base = existing if isinstance(existing, ExchangeSettings) else ExchangeSettings()
+        needed = [_FLAGS["username"]] if not (answers.get("username") or base.username) else []
+        return needed if secret_known else [*needed, "--password-stdin"]
+
+    def next_question(self, answers: Mapping[str, Any], existing: ServiceSettings | None,
+                      email: str) -> Question | None:
+        base = existing if isinstance(existing, ExchangeSettings) else ExchangeSettings()
+        domain_default = base.domain or (email.rsplit("@", 1)[1] if "@" in email else None)
+        questions = (
+            Question("ews_url", "Exchange URI", base.url, check=lambda text: checks.check_url(text)[0],
+                     explain="The EWS address of your Exchange server, usually https://mail.<company>/EWS/"
+                             "Exchange.asmx. For Exchange Online (Microsoft 365) prefer the microsoft365 service."),
+            Question("domain", "Domain", domain_default, check=checks.check_domain),
+            Question("username", "Username", base.username or None, check=checks.check_username),
+            Question("auth", "Authentication", base.auth, choices=checks.AUTH_TYPES, check=checks.check_auth),
+        )
+        for question in questions:
+            if answers.get(question.key) is None:
+                return question
+        return None
+
+    def describe(self, profile: Profile) -> str:
+        settings = _settings(profile)
+        return f"EWS {settings.url} as {checks.login_name(settings)} ({settings.auth.upper()})"
+
+    def planned_stages(self, profile: Profile, send: bool) -> list[str]:
+        return ["config", "dns", "connect", "tls", "auth", *(["send"] if send else [])]
+
+    def check_offline(self, profile: Profile) -> None:
+        from xoromail_cli.services.exchange.https import tls_context
+
+        checks.check_url(_settings(profile).url)
+        tls_context(profile.ca_file)
+
+    def open_transport(self, profile: Profile, secrets: SecretStore, *, timeout: float | None = None,
+                       trace: TraceCallback | None = None) -> Transport:
+        from xoromail_cli.services.exchange.transport import ExchangeTransport
+
+        return ExchangeTransport(_settings(profile), profile.email, secrets, ca_file=profile.ca_file,
+                                 timeout=timeout if timeout is not None else profile.timeout, trace=trace)
+
+    def notes(self, profile: Profile) -> list[str]:
+        note = advisory(_settings(profile).url)
+        return [note] if note else []
+
+    def limits(self, profile: Profile) -> Limits | None:
+        if checks.is_exchange_online(_settings(profile).url):
+            return Limits("Exchange Online", per_minute=30, daily_recipients=10_000)
+        return None
+
+
+def _settings(profile: Profile) -> ExchangeSettings:
+    settings = getattr(profile, "settings", None)
+    if not isinstance(settings, ExchangeSettings):
+        raise DataError(f"profile {profile.name!r} has no Exchange settings",
+                        "run `xoromail setup --service exchange`", field="exchange")
+    return settings
+
+
+SERVICE = ExchangeService()
