@@ -21,6 +21,7 @@ from keyring.backends import fail
 from keyrings.alt.file import PlaintextKeyring
 from typer.testing import CliRunner
 
+from tests.fakes.ews_server import Behaviour, EwsServer
 from tests.samples import smtp_profile
 from xoromail_cli.config import Profile
 from xoromail_cli.credentials import MemorySecrets
@@ -137,6 +138,25 @@ def profile_for(server: SinkServer, tls: TLSFiles, **overrides: Any) -> Profile:
     }
     values.update(overrides)
     return smtp_profile(**values)
+
+
+EwsFactory = Callable[..., EwsServer]
+
+
+@pytest.fixture
+def ews(tls: TLSFiles) -> Iterator[EwsFactory]:
+    started: list[EwsServer] = []
+
+    def start(**behaviour: object) -> EwsServer:
+        values: dict[str, object] = {"users": {USER: PASSWORD}}
+        values.update(behaviour)
+        server = EwsServer(tls.server_context, Behaviour(**values)).start()  # type: ignore[arg-type]  # test keywords
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 @pytest.fixture

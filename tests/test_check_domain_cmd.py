@@ -11,10 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.dnsserver import DNSTestServer, dns_server, silent_dns_server
+from tests.samples import smtp_profile
 from xoromail_cli import config
 from xoromail_cli.cli import app
 from xoromail_cli.cli.check_domain_cmd import _sending_service
 from xoromail_cli.config import Profile
+from xoromail_cli.services.exchange.settings import ExchangeSettings
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +58,8 @@ def test_dkim_selector_option_looks_up_that_key(runner: CliRunner, dns: DNSTestS
 
 def test_without_a_domain_the_profiles_address_and_smtp_host_are_checked(
         runner: CliRunner, dns: DNSTestServer, config_path: Path) -> None:
-    config.save_profile(config_path, Profile(name="default", email="billing@acme.test", host="mail.relay.test",
-                                             port=587))
+    config.save_profile(config_path, smtp_profile(name="default", email="billing@acme.test", host="mail.relay.test",
+                                                  port=587))
     result = runner.invoke(app, ["--config", str(config_path), "check-domain", "--json"],
                            env={"XOROMAIL_DNS_SERVER": dns.address})
     data = json.loads(result.output)
@@ -93,18 +95,8 @@ class SmtpSettings:
     port: int = 587
 
 
-@dataclass(frozen=True)
-class RefactoredProfile:
-    """The shape the lead's Profile takes: the service's own settings object under `settings`."""
-
-    email: str
-    service: str
-    settings: object
-
-
-def test_sending_service_reads_the_refactored_profiles_settings_and_the_current_profiles_host() -> None:
-    assert _sending_service(RefactoredProfile("a@acme.test", "smtp", SmtpSettings("mail.relay.test"))) \
+def test_sending_service_is_the_smtp_host_or_none() -> None:
+    assert _sending_service(smtp_profile(name="d", email="a@acme.test", host="mail.relay.test", port=587)) \
         == ("smtp", "mail.relay.test")
-    assert _sending_service(RefactoredProfile("a@acme.test", "microsoft365", object())) == ("microsoft365", None)
-    current = Profile(name="default", email="a@acme.test", host="smtp.office365.com", port=587)
-    assert _sending_service(current) == ("smtp", "smtp.office365.com")
+    exchange = Profile(name="d", email="a@acme.test", service="exchange", settings=ExchangeSettings())
+    assert _sending_service(exchange) == ("exchange", None)

@@ -6,15 +6,14 @@ from __future__ import annotations
 import base64
 import socket
 import ssl
-from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 import trustme
 
-from tests.conftest import PASSWORD, TLSFiles
-from tests.fakes.ews_server import Behaviour, EwsServer
+from tests.conftest import PASSWORD, EwsFactory, TLSFiles
+from tests.fakes.ews_server import EwsServer
 from xoromail_cli.credentials import read_secret, write_secret
 from xoromail_cli.errors import ExitCode, StageFailedError
 from xoromail_cli.services.base import ConnectionLostError, Envelope
@@ -39,25 +38,6 @@ class KeyringSecrets:
 
     def delete(self, kind: str) -> None:
         raise AssertionError("the transport never deletes a secret")
-
-
-EwsFactory = Callable[..., EwsServer]
-
-
-@pytest.fixture
-def ews(tls: TLSFiles) -> Iterator[EwsFactory]:
-    started: list[EwsServer] = []
-
-    def start(**behaviour: object) -> EwsServer:
-        values: dict[str, object] = {"users": {UPN: PASSWORD}}
-        values.update(behaviour)
-        server = EwsServer(tls.server_context, Behaviour(**values)).start()  # type: ignore[arg-type]  # test keywords
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 def transport(url: str, tls: TLSFiles, *, auth: AuthType = "basic", username: str = "billing",

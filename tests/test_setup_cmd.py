@@ -107,9 +107,16 @@ def test_json_output_reports_the_failed_stage(
 
 
 def test_unavailable_service_types_say_so(runner: CliRunner, config_path: Path) -> None:
-    result = runner.invoke(app, ["--config", str(config_path), "setup", "--service", "exchange"])
+    result = runner.invoke(app, ["--config", str(config_path), "setup", "--service", "google"])
     assert result.exit_code == 78
     assert "not yet available" in result.output
+
+
+def test_an_option_of_another_service_is_refused(runner: CliRunner, config_path: Path) -> None:
+    result = runner.invoke(app, ["--config", str(config_path), "setup", "--service", "webmail", "--email", USER,
+                                 "--display-name", "B", "--preset", "gmail", "--ews-url", "https://x.test/EWS"])
+    assert result.exit_code == 2
+    assert "--ews-url is an option of the exchange service, not of smtp" in " ".join(result.output.split())
 
 
 def test_a_local_relay_without_login_needs_no_password(

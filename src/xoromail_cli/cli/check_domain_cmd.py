@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from xoromail_cli.cli.state import state_of
+
+if TYPE_CHECKING:
+    from xoromail_cli.config import Profile
 
 
 def check_domain(
@@ -47,12 +50,9 @@ def check_domain(
     raise typer.Exit(int(report.exit_code))
 
 
-def _sending_service(profile: Any) -> tuple[str, str | None]:
-    """The profile's service and, for SMTP, its host: read from `profile.settings` (the refactored Profile)
-    and else from `profile.host`, so this command works on either shape."""
-    service = str(getattr(profile, "service", "smtp") or "smtp")
-    if service != "smtp":
-        return service, None
-    settings = getattr(profile, "settings", None)
-    host = getattr(settings, "host", None) if settings is not None else getattr(profile, "host", None)
-    return service, (str(host) if host else None)
+def _sending_service(profile: Profile) -> tuple[str, str | None]:
+    """The profile's service and, for SMTP, its host (whose addresses SPF must authorise)."""
+    from xoromail_cli.services.smtp.settings import SmtpSettings
+
+    host = profile.settings.host if isinstance(profile.settings, SmtpSettings) else None
+    return profile.service, host

@@ -77,6 +77,8 @@ def setup(
                          "stdin is not a terminal, so setup cannot ask; pass these options "
                          "(see `xoromail setup --help`)")
     profile = provisioning.build_profile(state.profile_name, answers, existing, new_password=password is not None)
+    for note in chosen.setup_notes(profile.settings):
+        _note(note, as_json)
     secrets = credentials.Secrets(profile, staged=True)
     if password is not None and chosen.needs_password(profile.settings, profile.email):
         secrets.set("password", chosen.normalize_secret(profile.settings, "password", password))
@@ -97,6 +99,15 @@ def setup(
             "; the password comes from $XOROMAIL_PASSWORD and was not stored" if _env_password() and password is None
             else "")
         out().print(f"[green]Saved[/] profile {profile.name!r} to {state.config_path}{where}")
+
+
+def _note(text: str, as_json: bool) -> None:
+    """A warning that does not stop setup; on stderr with --json, so stdout stays one JSON object."""
+    from rich.markup import escape
+
+    from xoromail_cli.cli.console import err, out
+
+    (err() if as_json else out()).print(f"[yellow]Note:[/] {escape(text)}")
 
 
 def _service_answers(ctx: typer.Context) -> dict[str, Any]:

@@ -35,11 +35,14 @@ REGISTRY: dict[str, ServiceEntry] = {
         ServiceEntry("smtp", "Web Mail (SMTP)",
                      "an SMTP server with a password or app password (Office 365, Gmail, any provider)",
                      ("webmail", "web-mail", "web mail"), "xoromail_cli.services.smtp.service"),
+        ServiceEntry("exchange", "Exchange (EWS)",
+                     "Exchange Web Services with domain, username and password (on-premises Exchange Server)",
+                     ("ews", "exchange server"), "xoromail_cli.services.exchange.service"),
     )
 }
 
 
-PLANNED = {"exchange": "Exchange (EWS)", "ews": "Exchange (EWS)", "google": "Email services (Google sign-in)",
+PLANNED = {"google": "Email services (Google sign-in)",
            "email-services": "Email services (Google sign-in)", "microsoft365": "Microsoft 365 sign-in"}
 """Service types of the ERP's screen that this build does not have."""
 

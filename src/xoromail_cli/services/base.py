@@ -233,6 +233,9 @@ class Service(Protocol):
                       email: str) -> Question | None:
         """The next thing the wizard should ask, given what is answered so far; None when done."""
 
+    def setup_notes(self, settings: ServiceSettings) -> list[str]:
+        """Warnings setup prints and still saves (an unusual path, a retiring provider)."""
+
     def describe(self, profile: Profile) -> str:
         """One line for `config show` and the config stage: where and how messages go."""
 

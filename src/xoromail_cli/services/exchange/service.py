@@ -78,7 +78,7 @@ class ExchangeService:
         return ExchangeSettings(**values)
 
     def missing(self, answers: Mapping[str, Any], existing: ServiceSettings | None,
-                secret_known: bool) -> list[str]:
+                secret_known: bool, email: str | None = None) -> list[str]:
         base = existing if isinstance(existing, ExchangeSettings) else ExchangeSettings()
         needed = [_FLAGS["username"]] if not (answers.get("username") or base.username) else []
         return needed if secret_known else [*needed, "--password-stdin"]
@@ -99,6 +99,15 @@ class ExchangeService:
             if answers.get(question.key) is None:
                 return question
         return None
+
+    def needs_password(self, settings: ServiceSettings, email: str) -> bool:
+        return True
+
+    def normalize_secret(self, settings: ServiceSettings, kind: str, value: str) -> str:
+        return value
+
+    def setup_notes(self, settings: ServiceSettings) -> list[str]:
+        return setup_warnings(settings) if isinstance(settings, ExchangeSettings) else []
 
     def describe(self, profile: Profile) -> str:
         settings = _settings(profile)

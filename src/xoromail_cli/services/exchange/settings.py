@@ -37,6 +37,15 @@ class ExchangeSettings:
                                  "auth": self.auth}
         return {key: value for key, value in table.items() if value}
 
+    def check(self) -> None:
+        """The same checks setup makes, for a profile built in code or edited by hand."""
+        check_url(self.url)
+        if self.domain:
+            check_domain(self.domain)
+        if self.username:
+            check_username(self.username)
+        check_auth(self.auth)
+
     @property
     def host(self) -> str:
         return urlsplit(self.url).hostname or ""

@@ -57,6 +57,9 @@ class SmtpService:
 
         return normalize_password(settings.host, value) if isinstance(settings, SmtpSettings) else value
 
+    def setup_notes(self, settings: Any) -> list[str]:
+        return []
+
     def describe(self, profile: Profile) -> str:
         settings = smtp_settings(profile)
         return f"{settings.host}:{settings.port} ({settings.security})"
