@@ -53,8 +53,18 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
     return TLSFiles(authority, ca_file, context)
 
 
+@pytest.fixture(scope="session")
+def local_dns() -> Iterator[str]:
+    """One DNS server on 127.0.0.1 for the whole run: every lookup the tool makes by itself (setup's MX guess,
+    validate's domain notes) goes there, never to this machine's resolver."""
+    from tests.dnsserver import dns_server
+
+    with dns_server() as server:
+        yield server.address
+
+
 @pytest.fixture(autouse=True)
-def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_dns: str) -> Iterator[Path]:
     """Each test gets its own config, state and keyring folders, and a real file keyring."""
     home = tmp_path / "home"
     for variable, folder in (("XDG_CONFIG_HOME", "config"), ("XDG_STATE_HOME", "state"),
@@ -64,6 +74,7 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
     for variable in ("XOROMAIL_CONFIG", "XOROMAIL_PROFILE", "XOROMAIL_PASSWORD", "SSL_CERT_FILE"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
+    monkeypatch.setenv("XOROMAIL_DNS_SERVER", local_dns)
     monkeypatch.setenv("COLUMNS", "100")
     monkeypatch.setenv("NO_COLOR", "1")
     previous: KeyringBackend = keyring.get_keyring()

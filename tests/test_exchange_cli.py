@@ -78,8 +78,8 @@ def test_the_wizard_asks_the_service_first_then_only_exchange_questions(config_p
     from tests.terminal import Terminal
 
     term = Terminal(["setup", "--no-validate"], {**os.environ, "XOROMAIL_CONFIG": str(config_path)})
-    term.answer("Service type", "2")
     term.answer("Company email address", USER)
+    term.answer("Service type", "2")
     term.answer("Exchange URI", "")
     term.answer("Domain", "https://company.test")
     term.expect("company.test")

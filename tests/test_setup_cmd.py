@@ -140,11 +140,11 @@ def test_wizard_at_a_terminal_prefills_gmail_and_explains_the_app_password(
 
     env = {**os.environ, "XOROMAIL_CONFIG": str(config_path)}
     term = Terminal(["setup", "--no-validate"], env)
-    term.answer("Service type", "1")
     term.answer("Company email address", "")
     term.answer("Company email address", "billing at gmail")
     term.expect("name@example.com")
     term.answer("Company email address", "billing@gmail.com")
+    term.answer("Service type", "1")
     term.answer("Provider", "")
     term.expect("2-Step Verification")
     term.answer("Username", "")
@@ -195,3 +195,15 @@ def test_no_validate_still_refuses_a_ca_file_without_certificates(
     args[args.index("--ca-file") + 1] = str(bogus)
     assert runner.invoke(app, args, input="pw\n").exit_code == 78
     assert not config_path.exists()
+
+
+def test_setup_notes_when_the_domains_mx_is_on_microsoft_365(runner: CliRunner, config_path: Path) -> None:
+    """contoso.test's MX (the suite's local DNS server) is at mail.protection.outlook.com."""
+    args = ["--config", str(config_path), "setup", "--email", "billing@contoso.test", "--display-name", "B",
+            "--host", "mail.contoso.test", "--password-stdin", "--no-validate"]
+    result = runner.invoke(app, args, input="pw\n")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "it is on Microsoft 365" in text and "'office365'" in text
+    matching = runner.invoke(app, [*args[:7], "--preset", "office365", *args[9:]], input="pw\n")
+    assert matching.exit_code == 0 and "Microsoft 365; service" not in matching.output

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, profile_for, secrets
+from tests.conftest import PASSWORD, USER, EwsFactory, ServerFactory, TLSFiles, profile_for, secrets
 from xoromail_cli import validate
 from xoromail_cli.errors import ExitCode
 
@@ -123,3 +123,30 @@ def test_an_unencrypted_remote_relay_gets_a_note() -> None:
     relay = smtp_profile(name="r", email=USER, host="relay.company.test", port=25, security="none")
     assert "unencrypted" in validate.notes_for(relay)[0]
     assert validate.notes_for(smtp_profile(name="r", email=USER, host="127.0.0.1", port=25, security="none")) == []
+
+
+def test_a_certificate_that_expires_within_30_days_is_noted_with_its_date(
+        smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    import datetime as dt
+    import ssl
+
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=4)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.ca.issue_cert("127.0.0.1", "localhost", not_after=expires).configure_cert(context)
+    report = validate.run(profile_for(smtp_server(tls_context=context), tls), secrets(PASSWORD))
+    assert report.ok
+    assert any(f"{expires:%Y-%m-%d}" in note for note in report.notes), report.notes
+
+
+def test_a_passing_check_notes_what_the_senders_domain_lacks(ews: EwsFactory, tls: TLSFiles) -> None:
+    """The From domain's DNS (the suite's local DNS server): acme.test has no DMARC record."""
+    from xoromail_cli.config import Profile
+    from xoromail_cli.services.exchange.settings import ExchangeSettings
+
+    server = ews(users={"billing@acme.test": PASSWORD})
+    profile = Profile(name="p", email="billing@acme.test", service="exchange", display_name="Acme",
+                      settings=ExchangeSettings(url=server.url, domain="acme.test", username="billing", auth="basic"),
+                      ca_file=str(tls.ca_file), timeout=5.0)
+    report = validate.run(profile, secrets(PASSWORD))
+    assert report.ok, report.to_json()
+    assert any("DMARC" in note for note in report.notes), report.notes

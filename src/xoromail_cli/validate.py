@@ -85,8 +85,10 @@ def test_message(profile: Profile, to: str) -> Envelope:
 
 
 def run(profile: Profile, secrets: SecretStore, *, to: str | None = None, send: bool = True,
-        timeout: float | None = None, trace: TraceCallback | None = None) -> ValidationReport:
-    """Check config, network, TLS, sign-in and (unless `send` is false) a real test message."""
+        timeout: float | None = None, trace: TraceCallback | None = None,
+        check_domain: bool = True) -> ValidationReport:
+    """Check config, network, TLS, sign-in and (unless `send` is false) a real test message; a passing check
+    also notes what the sender's domain says in DNS (`check_domain`) and a certificate near its expiry."""
     report = ValidationReport(profile.name, profile.service)
     service = services.for_profile(profile)
     remaining = service.planned_stages(profile, send)
@@ -136,8 +138,38 @@ def run(profile: Profile, secrets: SecretStore, *, to: str | None = None, send: 
     finally:
         transport.close()
     report.skipped = remaining
-    report.notes = service.notes(profile)
+    report.notes = [*service.notes(profile), *_certificate_notes(transport),
+                    *(_domain_notes(profile) if check_domain else [])]
     return report
+
+
+def _certificate_notes(transport: object) -> list[str]:
+    """A server certificate that expires within 30 days is named with its date (SMTP knows it after TLS)."""
+    certificate = getattr(transport, "peer_certificate", None)
+    host = getattr(getattr(transport, "settings", None), "host", "the server")
+    if not certificate:
+        return []
+    from datetime import UTC, datetime
+
+    from xoromail_cli.domain.certs import certificate_expiry_note, not_after_of
+
+    try:
+        note = certificate_expiry_note(not_after_of(certificate), host, now=datetime.now(UTC))
+    except (KeyError, ValueError):
+        return []
+    return [note] if note else []
+
+
+def _domain_notes(profile: Profile) -> list[str]:
+    """SPF / DKIM / DMARC of the From domain, as notes (bounded, never a failure)."""
+    from xoromail_cli.domain.notes import deliverability_notes
+    from xoromail_cli.services.smtp.settings import SmtpSettings
+    from xoromail_cli.services.smtp.transport import is_loopback
+
+    host = profile.settings.host if isinstance(profile.settings, SmtpSettings) else None
+    if host is not None and is_loopback(host):
+        return []  # a relay on this machine: what it relays to decides, and DNS cannot say what that is
+    return deliverability_notes(profile.email, profile.service, host)
 
 
 def notes_for(profile: Profile) -> list[str]:

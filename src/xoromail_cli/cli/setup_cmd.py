@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from xoromail_cli.config import Profile
     from xoromail_cli.credentials import Secrets
+    from xoromail_cli.domain.providers import ProviderGuess
     from xoromail_cli.provisioning import SetupAnswers
     from xoromail_cli.services.base import Question
 
@@ -77,6 +78,8 @@ def setup(
                          "stdin is not a terminal, so setup cannot ask; pass these options "
                          "(see `xoromail setup --help`)")
     profile = provisioning.build_profile(state.profile_name, answers, existing, new_password=password is not None)
+    if not can_prompt() and existing is None:
+        _mx_note(profile, as_json)
     for note in chosen.setup_notes(profile.settings):
         _note(note, as_json)
     secrets = credentials.Secrets(profile, staged=True)
@@ -99,6 +102,16 @@ def setup(
             "; the password comes from $XOROMAIL_PASSWORD and was not stored" if _env_password() and password is None
             else "")
         out().print(f"[green]Saved[/] profile {profile.name!r} to {state.config_path}{where}")
+
+
+def _mx_note(profile: Profile, as_json: bool) -> None:
+    """With flags, what the MX implies is a note, and only when it differs from what was chosen."""
+    from xoromail_cli.domain.providers import provider_for_email
+
+    guess = provider_for_email(profile.email)
+    preset = getattr(profile.settings, "preset", None)
+    if guess is not None and profile.service != guess.service and preset != guess.preset:
+        _note(guess.note, as_json)
 
 
 def _note(text: str, as_json: bool) -> None:
@@ -200,13 +213,25 @@ def _ask(question: Question) -> Any:
             console.print(f"[red]{error.message}[/] — {error.hint}")
 
 
-def _choose_service(answers: SetupAnswers, existing: Profile | None) -> str:
+def _mx_guess(email: str) -> ProviderGuess | None:
+    """What the domain's MX says (bounded to a few seconds, never failing setup); the note is printed."""
+    from xoromail_cli.cli.console import err
+    from xoromail_cli.domain.providers import provider_for_email
+
+    guess = provider_for_email(email)
+    if guess is not None:
+        err().print(f"[yellow]Note:[/] {guess.note}", soft_wrap=True)
+    return guess
+
+
+def _choose_service(answers: SetupAnswers, existing: Profile | None, guess: ProviderGuess | None) -> str:
     from xoromail_cli import services
     from xoromail_cli.services.base import Question
 
     names = tuple(services.REGISTRY)
     labels = tuple(f"{entry.label} — {entry.summary}" for entry in services.REGISTRY.values())
-    default = existing.service if existing else names[0]
+    fitting = guess.service if guess is not None and guess.service in names else None
+    default = existing.service if existing else (fitting or names[0])
     return str(_ask(Question("service", "Service type", default=default, choices=names, labels=labels)))
 
 
@@ -218,12 +243,12 @@ def _wizard(answers: SetupAnswers, existing: Profile | None, password: str | Non
     from xoromail_cli.addresses import check_header_value, parse_address
     from xoromail_cli.services.base import Question
 
-    if answers.service is None:
-        answers.service = _choose_service(answers, existing)
-    service = services.get(answers.service)
     if answers.email is None:
         answers.email = _ask(Question("email", "Company email address", default=existing.email if existing else None,
                                       check=lambda text: parse_address(text, "email")))
+    if answers.service is None:
+        answers.service = _choose_service(answers, existing, _mx_guess(answers.email or ""))
+    service = services.get(answers.service)
     previous = provisioning.existing_settings(answers, existing)
     while (question := service.next_question(answers.service_answers, previous, answers.email or "")) is not None:
         answers.service_answers[question.key] = _ask(question)

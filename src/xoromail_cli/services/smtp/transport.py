@@ -13,7 +13,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from xoromail_cli.errors import ConfigError, ExitCode, StageFailedError
 from xoromail_cli.hints import tls_context
@@ -241,6 +241,8 @@ class SmtpTransport:
         self._trace = trace
         self._client: _Client | None = None
         self.max_message_size: int | None = None
+        self.peer_certificate: dict[str, Any] | None = None
+        """The server's certificate as `getpeercert()` gives it, once a TLS session is open (expiry notes)."""
 
     @classmethod
     def for_profile(cls, profile: Profile, password: str | None, *, timeout: float | None = None,
@@ -250,6 +252,8 @@ class SmtpTransport:
     def open(self, on_stage: StageCallback | None = None) -> None:
         self.close()
         self._client = connect(self.settings, self._password, on_stage, token=self._token, trace=self._trace)
+        sock = self._client.sock
+        self.peer_certificate = sock.getpeercert() if isinstance(sock, ssl.SSLSocket) else None
         size = self._client.esmtp_features.get("size", "").strip()
         self.max_message_size = int(size) if size.isdigit() and int(size) > 0 else None
 
