@@ -38,7 +38,7 @@ def test_device_code_sign_in_shows_the_code_at_once_and_keeps_the_cache_in_the_k
         server: MicrosoftServer, tls: TLSFiles) -> None:
     import keyring
 
-    store, seen = KeyringStore(), []
+    store, seen = KeyringStore(), list[str]()
     source = TokenSource(settings_for(server), store, mailbox=USER, ca_file=str(tls.ca_file), timeout=10)
     who = source.sign_in(approving(server, seen=seen))
     assert who.account == USER and not who.other_account

@@ -41,11 +41,9 @@ def delegated(server: MicrosoftServer, tls: TLSFiles, user: str | None = None, t
     tokens = TokenSource(settings_for(server, **settings), store, mailbox=USER, ca_file=str(tls.ca_file),
                          timeout=10)
     tokens.sign_in(approving(server, user))
-    transport = Microsoft365Transport(settings_for(server, **settings), store, mailbox=USER,
-                                      ca_file=str(tls.ca_file), timeout=10,
-                                      trace=(lambda way, text: trace.append(f"{way} {text}")) if trace is not None
-                                      else None)
-    return transport
+    return Microsoft365Transport(settings_for(server, **settings), store, mailbox=USER, ca_file=str(tls.ca_file),
+                                 timeout=10, trace=(lambda way, text: trace.append(f"{way} {text}"))
+                                 if trace is not None else None)
 
 
 def app_only(server: MicrosoftServer, tls: TLSFiles) -> Microsoft365Transport:
