@@ -311,3 +311,12 @@ def certificate_warning(path: str) -> str | None:
         return f"{path} holds a private key and is readable by others: chmod 600 {path}"
     return None
 
+
+
+def sign_in(settings: Microsoft365Settings, secrets: SecretStore, *, mailbox: str, notify: Notify,
+            ca_file: str | None = None, timeout: float | None = None, open_browser: bool = True,
+            lock_path: Path | None = None) -> SignedIn:
+    """Setup's sign-in: shows the device code or the address through `notify` (the CLI prints it) and keeps
+    the token cache in `secrets`. App-only profiles prove their secret or certificate instead."""
+    source = TokenSource(settings, secrets, mailbox=mailbox, ca_file=ca_file, timeout=timeout, lock_path=lock_path)
+    return source.sign_in(notify, open_browser=open_browser)
