@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -243,3 +244,43 @@ def test_forget_clears_the_cache_and_the_secret(server: MicrosoftServer, tls: TL
     source = signed_in_source(server, tls, store)
     source.forget()
     assert store.get(TOKEN_CACHE) is None and store.get(SECRET_KIND) is None
+
+
+def test_a_device_code_nobody_enters_ends_at_the_sign_in_timeout(server: MicrosoftServer, tls: TLSFiles) -> None:
+    source = TokenSource(settings_for(server, sign_in_timeout=1.0), KeyringStore(), mailbox=USER,
+                         ca_file=str(tls.ca_file), timeout=10)
+    started = time.monotonic()
+    with pytest.raises(XoromailError) as caught:
+        source.sign_in(lambda message: None)
+    assert caught.value.exit_code == ExitCode.TEMPFAIL and "in time" in caught.value.message
+    assert time.monotonic() - started < 10
+
+
+def test_the_cache_is_written_back_only_under_the_lock(server: MicrosoftServer, tls: TLSFiles,
+                                                       tmp_path: Path) -> None:
+    import fcntl
+    import threading
+
+    class TimedStore(KeyringStore):
+        written_at: float = 0.0
+
+        def set(self, kind: str, value: str) -> None:
+            self.written_at = time.monotonic()
+            super().set(kind, value)
+
+    lock = tmp_path / "state" / "m365.token-cache.lock"
+    lock.parent.mkdir()
+    store = TimedStore()
+    source = TokenSource(settings_for(server), store, mailbox=USER, ca_file=str(tls.ca_file), timeout=10,
+                         lock_path=lock)
+    released: list[float] = []
+
+    def release(handle: Any) -> None:
+        released.append(time.monotonic())
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    with lock.open("a") as other_run:
+        fcntl.flock(other_run.fileno(), fcntl.LOCK_EX)  # another cron run is writing the cache
+        threading.Timer(2.5, release, args=(other_run,)).start()  # after the sign-in itself is done (~1 s)
+        source.sign_in(approving(server))
+    assert store.writes == [TOKEN_CACHE] and store.written_at >= released[0]

@@ -118,6 +118,9 @@ def sign_in_error(result: Mapping[str, Any] | str, settings: Microsoft365Setting
             return kind(f"Microsoft sign-in failed: {cause}", hint(settings))
     if error == "invalid_grant":
         return AuthError(f"Microsoft sign-in failed: {cause}", _expired_sign_in(settings))
+    if error == "authorization_pending":
+        return TemporaryError("nobody entered the sign-in code in time",
+                              "run setup again and enter the code within --sign-in-timeout seconds")
     if error in ("expired_token", "authorization_declined", "code_expired"):
         return TemporaryError(f"the sign-in was not completed: {cause}", SETUP_AGAIN)
     if error in ("temporarily_unavailable", "server_error"):
