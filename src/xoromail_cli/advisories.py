@@ -11,6 +11,7 @@ from datetime import date
 SMTP_AUTH_DEFAULT_OFF = date(2026, 12, 31)
 EWS_BLOCKED = date(2026, 10, 1)
 EWS_OFF = date(2027, 4, 1)
+MICROSOFT365_SETUP = "xoromail setup --service microsoft365"
 
 
 def office365_smtp_auth(today: date | None = None) -> str:
@@ -20,10 +21,11 @@ def office365_smtp_auth(today: date | None = None) -> str:
         weeks = (SMTP_AUTH_DEFAULT_OFF - today).days // 7
         when = f"in about {weeks} week{'s' if weeks != 1 else ''}" if weeks else "within days"
         return ("Microsoft turns password SMTP AUTH off by default at the end of December 2026 "
-                f"({when}): an admin must keep SMTP AUTH enabled for this mailbox (OAuth sign-in is not yet "
-                "available in xoromail)")
+                f"({when}): move to OAuth with `{MICROSOFT365_SETUP}`, or an admin must keep SMTP AUTH "
+                "enabled for this mailbox")
     return ("since the end of December 2026 Microsoft has password SMTP AUTH off by default: it works only "
-            "where an admin enabled SMTP AUTH for the mailbox, and is removed for good in the second half of 2027")
+            "where an admin enabled SMTP AUTH for the mailbox, and is removed for good in the second half of 2027; "
+            f"use OAuth with `{MICROSOFT365_SETUP}`")
 
 
 def exchange_ews(today: date | None = None) -> str:
@@ -36,5 +38,5 @@ def exchange_ews(today: date | None = None) -> str:
                  "the app) and turns it off for good on 1 April 2027")
     else:
         state = "Exchange Online turned EWS off on 1 April 2027"
-    return (f"{state}; for Microsoft 365 use Web Mail with the Office 365 preset. "
+    return (f"{state}; for Microsoft 365 use `{MICROSOFT365_SETUP}` (OAuth, Microsoft Graph). "
             "On-premises Exchange Server is not affected")

@@ -1,0 +1,243 @@
+"""What Microsoft's sign-in (AADSTS) and Graph errors mean, and what to do: one table, one place.
+
+Texts follow the Microsoft identity platform's error codes and Graph's error codes (shared provider facts).
+No secret ever reaches these functions: they see msal's error dict and Graph's error body only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from xoromail_cli.errors import (
+    AuthError,
+    ConfigError,
+    ExitCode,
+    StageFailedError,
+    TemporaryError,
+    XoromailError,
+)
+from xoromail_cli.services.base import Delivery
+
+if TYPE_CHECKING:
+    from xoromail_cli.services.microsoft365.settings import Microsoft365Settings
+
+SETUP_AGAIN = "run `xoromail setup --service microsoft365` again to sign in"
+_AADSTS = re.compile(r"AADSTS(\d+)")
+
+
+def _consent(s: Microsoft365Settings) -> str:
+    return (f"the app needs consent: a tenant admin opens {s.admin_consent_url()} and accepts (or grants admin "
+            "consent under Entra admin center → App registrations → the app → API permissions), then "
+            + SETUP_AGAIN)
+
+
+def _mfa(s: Microsoft365Settings) -> str:
+    return ("the tenant requires multi-factor authentication for this sign-in: complete it in the browser; "
+            + SETUP_AGAIN + ", or use app-only sign-in (--client-secret-stdin / --certificate) for unattended "
+            "servers")
+
+
+def _conditional_access(s: Microsoft365Settings) -> str:
+    other = "--sign-in browser" if s.sign_in == "device-code" else "app-only sign-in (--certificate)"
+    return ("a Conditional Access policy blocked this sign-in (many tenants block the device-code flow): try "
+            f"`xoromail setup --service microsoft365 {other}`, or ask an admin to exclude this app or location")
+
+
+def _app_not_found(s: Microsoft365Settings) -> str:
+    return (f"client ID {s.client_id} is not an app registration of tenant {s.tenant}: copy the 'Application "
+            "(client) ID' from the app registration's Overview page (not an email, not the object ID), and check "
+            "--tenant and --cloud")
+
+
+def _tenant_not_found(s: Microsoft365Settings) -> str:
+    return (f"tenant {s.tenant!r} does not exist in this cloud: use the tenant's domain (e.g. "
+            "contoso.onmicrosoft.com) or its Directory (tenant) ID from the Entra admin center's Overview, and "
+            "--cloud usgov/china for national clouds")
+
+
+def _bad_secret(s: Microsoft365Settings) -> str:
+    return ("the client secret is wrong: use the secret's *Value* (shown once, when it is created under "
+            "Certificates & secrets), not its Secret ID; store it again with "
+            "`xoromail setup --service microsoft365 --client-secret-stdin`")
+
+
+def _expired_secret(s: Microsoft365Settings) -> str:
+    return ("the client secret has expired: create a new one under Entra admin center → App registrations → "
+            "Certificates & secrets, and store its Value with `xoromail setup --service microsoft365 "
+            "--client-secret-stdin` (or switch to --certificate)")
+
+
+def _expired_sign_in(s: Microsoft365Settings) -> str:
+    return ("the sign-in has expired or was revoked (Microsoft refresh tokens expire after 90 days unused, and "
+            "end when the password changes or an admin revokes sessions): " + SETUP_AGAIN)
+
+
+_Rule = tuple[type[XoromailError], Callable[["Microsoft365Settings"], str]]
+SIGN_IN_RULES: dict[int, _Rule] = {
+    65001: (AuthError, _consent),
+    50076: (AuthError, _mfa),
+    50079: (AuthError, _mfa),
+    53003: (AuthError, _conditional_access),
+    700016: (ConfigError, _app_not_found),
+    90002: (ConfigError, _tenant_not_found),
+    7000215: (AuthError, _bad_secret),
+    7000222: (AuthError, _expired_secret),
+    70008: (AuthError, _expired_sign_in),
+    700082: (AuthError, _expired_sign_in),
+}
+
+
+def aadsts_codes(result: Mapping[str, Any] | str) -> list[int]:
+    """The AADSTS codes in msal's error dict (or in an exception text that quotes the server's answer)."""
+    if isinstance(result, Mapping):
+        codes = [int(code) for code in result.get("error_codes") or [] if str(code).isdigit()]
+        return codes or [int(c) for c in _AADSTS.findall(str(result.get("error_description", "")))]
+    return [int(code) for code in _AADSTS.findall(result)]
+
+
+def first_line(description: str) -> str:
+    """AADSTS descriptions end with Trace ID / Correlation ID / Timestamp lines; keep the message."""
+    return description.replace("\\r\\n", "\n").replace("\r\n", "\n").split("\n", 1)[0].strip()
+
+
+def sign_in_error(result: Mapping[str, Any] | str, settings: Microsoft365Settings) -> XoromailError:
+    """msal's `{"error": …, "error_description": …}` (or a discovery failure's text) as the user sees it."""
+    codes = aadsts_codes(result)
+    if isinstance(result, Mapping):
+        error = str(result.get("error", "error"))
+        cause = first_line(str(result.get("error_description") or error))
+    else:
+        error = ""
+        match = _AADSTS.search(result)
+        cause = first_line(result[match.start():].split('"', 1)[0]) if match else first_line(result)
+    for code in codes:
+        if code in SIGN_IN_RULES:
+            kind, hint = SIGN_IN_RULES[code]
+            return kind(f"Microsoft sign-in failed: {cause}", hint(settings))
+    if error == "invalid_grant":
+        return AuthError(f"Microsoft sign-in failed: {cause}", _expired_sign_in(settings))
+    if error == "authorization_pending":
+        return TemporaryError("nobody entered the sign-in code in time",
+                              "run setup again and enter the code within --sign-in-timeout seconds")
+    if error in ("expired_token", "authorization_declined", "code_expired"):
+        return TemporaryError(f"the sign-in was not completed: {cause}", SETUP_AGAIN)
+    if error in ("temporarily_unavailable", "server_error"):
+        return TemporaryError(f"Microsoft sign-in is unavailable: {cause}", "try again in a few minutes")
+    return AuthError(f"Microsoft sign-in failed: {cause}",
+                     "check the tenant, client ID and the app's permissions (see docs/setup-microsoft365.md)")
+
+
+def network_failure(stage: str, exc: BaseException, url: str, timeout: float | None) -> StageFailedError:
+    """A requests exception (DNS, refused, TLS, timeout) as a stage failure; the request body is never shown."""
+    from urllib.parse import urlsplit
+
+    import requests
+
+    host = urlsplit(url).netloc or url
+    text = str(exc)
+    if isinstance(exc, requests.exceptions.SSLError):
+        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+            reason = text.split("certificate verify failed:", 1)[-1].split("(")[0].strip(" )'\"") or "untrusted"
+            return StageFailedError(stage, f"certificate of {host} not trusted: {reason}",
+                                    "nothing was sent; if a proxy inspects TLS, pass its CA with --ca-file",
+                                    ExitCode.PROTOCOL)
+        return StageFailedError(stage, f"TLS handshake with {host} failed", "check --authority-host/--graph-url",
+                                ExitCode.PROTOCOL)
+    if isinstance(exc, requests.exceptions.Timeout):
+        return StageFailedError(stage, f"no answer from {host} within {timeout or 0:g} s",
+                                "a temporary network problem: try again later", ExitCode.TEMPFAIL)
+    if "NameResolutionError" in text or "Name or service not known" in text or "getaddrinfo" in text:
+        return StageFailedError(stage, f"cannot resolve {host.split(':')[0]!r}",
+                                "check the network's DNS, and --authority-host / --graph-url when set",
+                                ExitCode.UNAVAILABLE)
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return StageFailedError(stage, f"cannot connect to {host}",
+                                "check the network, a required proxy (HTTPS_PROXY), and --authority-host / "
+                                "--graph-url when set", ExitCode.UNAVAILABLE)
+    return StageFailedError(stage, f"{type(exc).__name__} talking to {host}", "try again later",
+                            ExitCode.TEMPFAIL)
+
+
+# Graph -----------------------------------------------------------------------------------------------------
+
+def graph_delivery(status: int, body: Mapping[str, Any], retry_after: float | None, *, mode: str,
+                   mailbox: str) -> Delivery:
+    """Classify Graph's answer to one sendMail (202 is accepted, not yet delivered)."""
+    if status == 202:
+        return Delivery("sent", "202 Accepted")
+    found = body.get("error")
+    error: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    code = str(error.get("code") or "")
+    message = str(error.get("message") or "")
+    reply = f"{status} {code}: {message}".strip(": ")
+    for test, builder in _GRAPH_RULES:
+        if test(status, code, message):
+            return builder(reply, retry_after, mode, mailbox)
+    if status >= 500:
+        return Delivery("temporary", reply, exit_code=ExitCode.TEMPFAIL, retry_after=retry_after,
+                        hint="Microsoft Graph had a temporary problem: try again later")
+    return Delivery("failed", reply, exit_code=ExitCode.PROTOCOL, stops_batch=True,
+                    hint="Microsoft Graph refused the request (see docs/setup-microsoft365.md)")
+
+
+def _throttled(reply: str, retry_after: float | None, mode: str, mailbox: str) -> Delivery:
+    wait = f"{retry_after:g} s" if retry_after is not None else "a while"
+    return Delivery("temporary", reply, exit_code=ExitCode.TEMPFAIL, retry_after=retry_after,
+                    hint=f"Microsoft Graph is throttling this app or mailbox: wait {wait} and send more slowly "
+                         "(Exchange Online allows 30 messages a minute)")
+
+
+def _expired_token(reply: str, retry_after: float | None, mode: str, mailbox: str) -> Delivery:
+    return Delivery("temporary", reply, exit_code=ExitCode.NOPERM, reconnect=True,
+                    hint="the access token was refused: it is renewed before the next try; if this repeats, "
+                         + SETUP_AGAIN)
+
+
+def _access_denied(reply: str, retry_after: float | None, mode: str, mailbox: str) -> Delivery:
+    if mode == "app":
+        hint = (f"the app may not send as {mailbox}: grant the *application* permission Mail.Send with admin "
+                "consent, and check that no RBAC for Applications scope or application access policy excludes "
+                "this mailbox (docs/setup-microsoft365.md)")
+    else:
+        hint = ("the signed-in account may not send mail: grant the *delegated* permission Mail.Send (with "
+                "consent) to the app registration, then " + SETUP_AGAIN)
+    return Delivery("failed", reply, exit_code=ExitCode.NOPERM, stops_batch=True, hint=hint)
+
+
+def _send_as(reply: str, retry_after: float | None, mode: str, mailbox: str) -> Delivery:
+    return Delivery("failed", reply, exit_code=ExitCode.NOPERM, stops_batch=True,
+                    hint=f"the signed-in account may not send as {mailbox}: sign in as that mailbox, or have an "
+                         "Exchange admin give the account Send As rights for it")
+
+
+def _no_mailbox(reply: str, retry_after: float | None, mode: str, mailbox: str) -> Delivery:
+    return Delivery("failed", reply, exit_code=ExitCode.UNAVAILABLE, stops_batch=True,
+                    hint=f"{mailbox} has no Exchange Online mailbox (no licence, on-premises, or a typo): check "
+                         "--email; an on-premises mailbox needs the Exchange or SMTP service")
+
+
+def _quota(reply: str, retry_after: float | None, mode: str, mailbox: str) -> Delivery:
+    return Delivery("failed", reply, exit_code=ExitCode.TEMPFAIL, stops_batch=True,
+                    hint="the mailbox reached Exchange Online's sending limit (10,000 recipients a day): wait up "
+                         "to 24 hours, or spread the batch")
+
+
+def _bad_message(reply: str, retry_after: float | None, mode: str, mailbox: str) -> Delivery:
+    return Delivery("failed", reply, exit_code=ExitCode.DATAERR,
+                    hint="Microsoft Graph did not accept this message (size or MIME): check its attachments")
+
+
+_GraphRule = tuple[Callable[[int, str, str], bool], Callable[[str, float | None, str, str], Delivery]]
+_GRAPH_RULES: list[_GraphRule] = [
+    (lambda status, code, text: status in (429, 503, 504), _throttled),
+    (lambda status, code, text: status == 401, _expired_token),
+    (lambda status, code, text: "quota" in code.lower() or "quota" in text.lower(), _quota),
+    (lambda status, code, text: code == "ErrorSendAsDenied", _send_as),
+    (lambda status, code, text: code in ("MailboxNotEnabledForRESTAPI", "ErrorInvalidUser",
+                                         "ResourceNotFound") or status == 404, _no_mailbox),
+    (lambda status, code, text: status == 403 or code == "ErrorAccessDenied", _access_denied),
+    (lambda status, code, text: status == 413 or code.startswith(("ErrorMimeContent", "ErrorMessageSize")),
+     _bad_message),
+]

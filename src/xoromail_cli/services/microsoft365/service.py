@@ -1,0 +1,238 @@
+"""The thin adapter that makes Microsoft 365 one `services.base.Service`: flags, wizard, stages, transport.
+
+Written against the refactored `config.Profile` (common fields + `settings`, here a `Microsoft365Settings`).
+msal and requests are not imported here: only opening a transport or signing in loads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from xoromail_cli.errors import ConfigError, DataError
+from xoromail_cli.services.base import Limits, Question, SecretStore, SetupOption, TraceCallback, Transport
+from xoromail_cli.services.microsoft365.settings import (
+    CLOUDS,
+    MODES,
+    SEND_VIAS,
+    SIGN_INS,
+    Microsoft365Settings,
+)
+
+if TYPE_CHECKING:
+    from xoromail_cli.config import Profile
+
+SECRET_KINDS = ("token_cache", "client_secret")
+REGISTER_FIRST = (
+    "Register an app first: Entra admin center → App registrations → New registration; for delegated sign-in "
+    "add the delegated permission Mail.Send and turn on 'Allow public client flows'; for app-only add the "
+    "application permission Mail.Send and grant admin consent. Step by step: docs/setup-microsoft365.md"
+)
+
+SETUP_OPTIONS: tuple[SetupOption, ...] = (
+    SetupOption("--tenant", "tenant", "the tenant's domain (contoso.onmicrosoft.com) or Directory (tenant) ID",
+                "TENANT"),
+    SetupOption("--client-id", "client_id", "the app registration's Application (client) ID", "ID"),
+    SetupOption("--client-secret-stdin", "client_secret_stdin",
+                "app-only sign-in: read the client secret's Value from stdin (kept in the keyring)", kind="flag"),
+    SetupOption("--certificate", "certificate", "app-only sign-in with a PEM file holding the private key and "
+                "the certificate uploaded to the app registration", "PEM", kind="path"),
+    SetupOption("--sign-in", "sign_in", "delegated sign-in: device-code (default) or browser", "|".join(SIGN_INS)),
+    SetupOption("--redirect-port", "redirect_port", "browser sign-in: the loopback port (for ssh -L)", "PORT",
+                kind="int"),
+    SetupOption("--sign-in-timeout", "sign_in_timeout", "seconds to wait for the sign-in (default 300)",
+                "SECONDS", kind="float"),
+    SetupOption("--send-via", "send_via", "graph (default) or smtp (XOAUTH2 to smtp.office365.com:587)",
+                "|".join(SEND_VIAS)),
+    SetupOption("--cloud", "cloud", "global (default), usgov or china", "|".join(CLOUDS)),
+    SetupOption("--authority-host", "authority_host", "sign-in host instead of the cloud's (proxies, tests)",
+                "URL"),
+    SetupOption("--graph-url", "graph_url", "Graph base URL instead of the cloud's (proxies, tests)", "URL"),
+    SetupOption("--sign-in-account", "account", "the account that signs in when it is not the mailbox (sends "
+                "as a shared mailbox with Send As rights)", "ADDRESS"),
+)
+_SETTING_KEYS = ("tenant", "client_id", "sign_in", "redirect_port", "sign_in_timeout", "send_via", "cloud",
+                 "authority_host", "graph_url", "certificate", "account", "mode")
+
+
+def build_settings(answers: Mapping[str, Any], existing: Microsoft365Settings | None) -> Microsoft365Settings:
+    """Answers (None: not given) over the existing settings; a secret or a certificate means app-only."""
+    values: dict[str, Any] = existing.to_table() if existing else {}
+    for key in _SETTING_KEYS:
+        if answers.get(key) is not None:
+            values[key] = str(answers[key]) if key == "certificate" else answers[key]
+    if answers.get("client_secret_stdin") or answers.get("client_secret") or answers.get("certificate"):
+        values["mode"] = "app"
+    if answers.get("client_secret_stdin") or answers.get("client_secret"):
+        values.pop("certificate", None)
+    for key in ("tenant", "client_id"):
+        if not values.get(key):
+            raise DataError(f"--{key.replace('_', '-')} is required for Microsoft 365", REGISTER_FIRST, field=key)
+    return Microsoft365Settings.from_table(values)
+
+
+def secrets_from_answers(answers: Mapping[str, Any]) -> dict[str, str]:
+    """The secrets setup must store (kind → value); the CLI read the client secret from stdin or the wizard."""
+    secret = answers.get("client_secret")
+    return {"client_secret": str(secret).strip()} if secret else {}
+
+
+def _check_id(key: str) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        value = text.strip()
+        probe = {"tenant": "t", "client_id": "x", key: value or "-"}
+        Microsoft365Settings.from_table(probe)  # raises DataError naming the key: the wizard asks again
+        return value
+
+    return check
+
+
+def next_question(answers: Mapping[str, Any], existing: Microsoft365Settings | None) -> Question | None:
+    """The wizard, one question at a time (tenant, client ID, mode, then the mode's own questions)."""
+    def known(key: str) -> Any:
+        return answers.get(key) if answers.get(key) is not None else getattr(existing, key, None)
+
+    if known("tenant") is None:
+        return Question("tenant", "Tenant (domain or Directory ID)", check=_check_id("tenant"), explain=REGISTER_FIRST)
+    if known("client_id") is None:
+        return Question("client_id", "Application (client) ID", check=_check_id("client_id"))
+    if answers.get("mode") is None:
+        return Question("mode", "Sign in as the mailbox (delegated) or as the app (app-only, unattended)",
+                        default=getattr(existing, "mode", "delegated"), choices=MODES)
+    if answers["mode"] == "app":
+        if answers.get("certificate") is None and answers.get("client_secret") is None:
+            return Question("client_secret", "Client secret Value (empty to use a certificate PEM instead)",
+                            secret=True, default="")
+        if not answers.get("client_secret") and answers.get("certificate") is None:
+            return Question("certificate", "PEM file with the private key and the certificate")
+        return None
+    if answers.get("sign_in") is None:
+        return Question("sign_in", "Sign in with a device code (any device) or a browser on this computer",
+                        default=getattr(existing, "sign_in", "device-code"), choices=SIGN_INS,
+                        explain="Many tenants block device-code sign-in with Conditional Access; then use browser.")
+    if answers.get("send_via") is None:
+        return Question("send_via", "Send through Microsoft Graph or SMTP (XOAUTH2)",
+                        default=getattr(existing, "send_via", "graph"), choices=SEND_VIAS)
+    return None
+
+
+class Microsoft365Service:
+    name = "microsoft365"
+    label = "Microsoft 365 (OAuth, Microsoft Graph)"
+    secret_kinds = SECRET_KINDS
+    setup_options = SETUP_OPTIONS
+
+    def settings_from_table(self, table: Mapping[str, Any]) -> Microsoft365Settings:
+        return Microsoft365Settings.from_table(table)
+
+    def build_settings(self, answers: Mapping[str, Any], existing: Any, email: str) -> Microsoft365Settings:
+        return build_settings(answers, existing)
+
+    def missing(self, answers: Mapping[str, Any], existing: Any, secret_known: bool) -> list[str]:
+        flags = [f"--{key.replace('_', '-')}" for key in ("tenant", "client_id")
+                 if answers.get(key) is None and getattr(existing, key, None) is None]
+        app = answers.get("client_secret_stdin") or getattr(existing, "mode", None) == "app"
+        if app and not (secret_known or answers.get("client_secret") or answers.get("certificate")
+                        or getattr(existing, "certificate", None)):
+            flags.append("--client-secret-stdin or --certificate")
+        return flags
+
+    def next_question(self, answers: Mapping[str, Any], existing: Any, email: str) -> Question | None:
+        return next_question(answers, existing)
+
+    def describe(self, profile: Profile) -> str:
+        s = settings_of(profile)
+        how = f"app-only ({'certificate' if s.certificate else 'client secret'})" if s.mode == "app" else \
+            f"delegated sign-in ({s.sign_in})"
+        where = f"Microsoft Graph ({s.graph_base})" if s.send_via == "graph" else \
+            f"SMTP XOAUTH2 ({s.smtp_server}:{s.smtp_port})"
+        return f"Microsoft 365 tenant {s.tenant}, app {s.client_id}, {how}, as {profile.email} through {where}"
+
+    def planned_stages(self, profile: Profile, send: bool) -> list[str]:
+        return ["config", "sign-in", *(["send"] if send else [])]
+
+    def check_offline(self, profile: Profile) -> None:
+        from xoromail_cli.services.microsoft365.http import trust_context
+
+        s = settings_of(profile)
+        trust_context(profile.ca_file)
+        if s.mode == "app" and s.send_via == "smtp":
+            from xoromail_cli.services.microsoft365.smtp import app_only_smtp_steps
+
+            raise ConfigError("app-only sign-in cannot send over SMTP here", app_only_smtp_steps(s, profile.email))
+        if s.certificate:
+            from xoromail_cli.services.microsoft365.auth import load_certificate
+
+            load_certificate(s.certificate)
+
+    def open_transport(self, profile: Profile, secrets: SecretStore, *, timeout: float | None = None,
+                       trace: TraceCallback | None = None) -> Transport:
+        s = settings_of(profile)
+        if s.send_via == "smtp":
+            raise ConfigError("sending through SMTP with OAuth is not wired yet",
+                              "use --send-via graph; the SMTP transport takes access_token_for_smtp at merge")
+        from xoromail_cli.services.microsoft365.transport import Microsoft365Transport
+
+        return Microsoft365Transport(s, secrets, mailbox=profile.email, ca_file=profile.ca_file,
+                                     timeout=timeout or profile.timeout, trace=trace,
+                                     lock_path=token_lock_path(profile.name))
+
+    def notes(self, profile: Profile) -> list[str]:
+        s = settings_of(profile)
+        notes: list[str] = []
+        if s.certificate:
+            from xoromail_cli.services.microsoft365.auth import certificate_warning
+
+            warning = certificate_warning(s.certificate)
+            if warning:
+                notes.append(warning)
+        if s.mode == "delegated":
+            from xoromail_cli.credentials import Secrets
+            from xoromail_cli.services.microsoft365.auth import TokenSource
+
+            refreshed = TokenSource(s, Secrets(profile), mailbox=profile.email).last_refreshed()
+            if refreshed is not None:
+                notes.append(refresh_note(refreshed))
+        if s.send_via == "smtp":
+            notes.append("SMTP AUTH must stay enabled for this mailbox (Exchange admin center → mailbox → "
+                         "Manage email apps → Authenticated SMTP); Graph needs no such switch")
+        return notes
+
+    def limits(self, profile: Profile) -> Limits | None:
+        # Exchange Online binds Graph too: 30 messages a minute, 10,000 recipients a day; about 4 concurrent
+        # requests per app and mailbox (throttling-limits.md).
+        return Limits("Exchange Online", per_minute=30, daily_recipients=10_000, max_connections=4)
+
+
+def settings_of(profile: Any) -> Microsoft365Settings:
+    """The profile's own settings (the refactored Profile's `settings`), checked to be Microsoft 365's."""
+    settings = getattr(profile, "settings", None)
+    if not isinstance(settings, Microsoft365Settings):
+        raise ConfigError(f"profile {getattr(profile, 'name', '?')!r} has no Microsoft 365 settings",
+                          "run `xoromail setup --service microsoft365`")
+    return settings
+
+
+def refresh_note(refreshed: datetime, now: datetime | None = None) -> str:
+    """Refresh tokens expire after 90 days unused: say when this one was last renewed."""
+    now = now or datetime.now(UTC)
+    days = (now - refreshed).days
+    when = refreshed.strftime("%Y-%m-%d")
+    left = 90 - days
+    if left <= 14:
+        return (f"the Microsoft sign-in was last refreshed on {when} ({days} days ago): it expires after 90 days "
+                f"unused, in about {max(left, 0)} days; a send or validate renews it once the hour-long access "
+                "token has expired")
+    return f"the Microsoft sign-in was last refreshed on {when} (it expires after 90 days unused)"
+
+
+def token_lock_path(profile_name: str) -> Path:
+    """The lock under which the token cache is written back (two cron runs never clobber it)."""
+    from xoromail_cli.paths import state_dir
+
+    return state_dir() / f"{profile_name}.token-cache.lock"
+
+
+SERVICE = Microsoft365Service()
