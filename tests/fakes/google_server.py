@@ -53,8 +53,9 @@ INSUFFICIENT_SCOPE = (403, api_error(
     403, "Request had insufficient authentication scopes.", "insufficientPermissions", "PERMISSION_DENIED",
     details=[{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
               "domain": "googleapis.com"}]), {})
-TOO_MANY_REQUESTS = (429, api_error(429, "Too many concurrent requests for user.", "rateLimitExceeded",
-                                    "RESOURCE_EXHAUSTED", "usageLimits"), {"Retry-After": "7"})
+TOO_MANY_REQUESTS = (429, {"error": {"code": 429, "message": "Resource has been exhausted (e.g. check quota).",
+                                     "status": "RESOURCE_EXHAUSTED"}}, {"Retry-After": "7"})
+"""A plain throttle (Google's front end), not the sending limit: worth a retry after Retry-After."""
 BACKEND_ERROR = (503, api_error(503, "The service is currently unavailable.", "backendError", "UNAVAILABLE"), {})
 DAILY_QUOTA = (429, api_error(429, "User-rate limit exceeded.  Retry after 2026-12-02T08:00:00.000Z "
                               "(Daily sending quota exceeded)", "userRateLimitExceeded", "RESOURCE_EXHAUSTED",
