@@ -42,30 +42,32 @@ def api_error(code: int, message: str, reason: str, status: str, domain: str = "
     return {"error": error}
 
 
-ACCESS_NOT_CONFIGURED = (403, api_error(
+Canned = tuple[int, dict[str, Any], dict[str, str]]
+"""A reply for the next send: status, JSON body, extra headers."""
+ACCESS_NOT_CONFIGURED: Canned = (403, api_error(
     403, f"Gmail API has not been used in project {PROJECT} before or it is disabled. Enable it by visiting "
     f"{ENABLE_URL} then retry. If you enabled this API recently, wait a few minutes for the action to propagate "
     "to our systems and retry.", "accessNotConfigured", "PERMISSION_DENIED", "usageLimits",
     [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "SERVICE_DISABLED", "domain": "googleapis.com",
       "metadata": {"service": "gmail.googleapis.com", "consumer": f"projects/{PROJECT}",
                    "activationUrl": ENABLE_URL}}]), {})
-INSUFFICIENT_SCOPE = (403, api_error(
+INSUFFICIENT_SCOPE: Canned = (403, api_error(
     403, "Request had insufficient authentication scopes.", "insufficientPermissions", "PERMISSION_DENIED",
     details=[{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
               "domain": "googleapis.com"}]), {})
-TOO_MANY_REQUESTS = (429, {"error": {"code": 429, "message": "Resource has been exhausted (e.g. check quota).",
+TOO_MANY_REQUESTS: Canned = (429, {"error": {"code": 429, "message": "Resource has been exhausted (e.g. check quota).",
                                      "status": "RESOURCE_EXHAUSTED"}}, {"Retry-After": "7"})
 """A plain throttle (Google's front end), not the sending limit: worth a retry after Retry-After."""
-BACKEND_ERROR = (503, api_error(503, "The service is currently unavailable.", "backendError", "UNAVAILABLE"), {})
-DAILY_QUOTA = (429, api_error(429, "User-rate limit exceeded.  Retry after 2026-12-02T08:00:00.000Z "
+BACKEND_ERROR: Canned = (503, api_error(503, "The service is currently unavailable.", "backendError",
+                                        "UNAVAILABLE"), {})
+DAILY_QUOTA: Canned = (429, api_error(429, "User-rate limit exceeded.  Retry after 2026-12-02T08:00:00.000Z "
                               "(Daily sending quota exceeded)", "userRateLimitExceeded", "RESOURCE_EXHAUSTED",
                               "usageLimits"), {"Retry-After": "3600"})
-INVALID_CREDENTIALS = (401, api_error(
+INVALID_CREDENTIALS: Canned = (401, api_error(
     401, "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other "
     "valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
     "authError", "UNAUTHENTICATED"), {})
 
-Canned = tuple[int, dict[str, Any], dict[str, str]]
 
 
 @dataclass

@@ -59,11 +59,11 @@ def trusting(http: requests.Session, ca_file: str | None, timeout: float) -> req
             return super().send(request, *args, **kwargs)
 
     http.mount("https://", _TrustingAdapter())
-    http.mount("http://", _RefuseAdapter())
+    http.mount("http://", _refusing_adapter())
     return http
 
 
-def _RefuseAdapter() -> Any:  # noqa: N802  # a factory standing in for a class, so requests loads lazily
+def _refusing_adapter() -> Any:
     """Tokens never travel over plain HTTP: any http:// URL fails before a byte is sent."""
     from requests.adapters import BaseAdapter
     from requests.exceptions import InvalidSchema

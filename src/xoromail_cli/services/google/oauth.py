@@ -159,7 +159,7 @@ def _id_token_email(id_token: object) -> str | None:
     from google.auth import jwt
 
     try:
-        claims = jwt.decode(id_token, verify=False)
+        claims = jwt.decode(id_token, verify=False)  # type: ignore[no-untyped-call]  # google-auth: unannotated
     except ValueError:
         return None
     email = claims.get("email")
@@ -222,19 +222,20 @@ def expiry_note(expires: str | datetime | None, now: datetime | None = None) -> 
 def refresh(settings: GoogleSettings, secrets: SecretStore, http_session: requests.Session, *,
             timeout: float, trace: TraceCallback | None = None) -> AccessToken:
     """Trade the refresh token for a new access token and write it back, so the next run reuses it."""
-    from google.oauth2.credentials import Credentials
-
     from google.auth.transport.requests import Request
+    from google.oauth2.credentials import Credentials
 
     refresh_token, client_secret = secrets.get(REFRESH_TOKEN), secrets.get(CLIENT_SECRET)
     if not refresh_token or not client_secret:
         raise StageFailedError("token", "this profile is not signed in to Google", SETUP_AGAIN, ExitCode.CONFIG)
-    credentials = Credentials(None, refresh_token=refresh_token, token_uri=settings.token_uri,
-                              client_id=settings.client_id, client_secret=client_secret)
+    credentials = Credentials(  # type: ignore[no-untyped-call]  # google-auth's constructor is unannotated
+        None, refresh_token=refresh_token, token_uri=settings.token_uri, client_id=settings.client_id,
+        client_secret=client_secret)
     if trace:
         trace("→", f"POST {settings.token_uri} grant_type=refresh_token (token and secret not shown)")
     try:
-        credentials.refresh(Request(session=http_session))  # our session: CA file and timeout
+        # our session: the CA file and the timeout apply; google-auth leaves refresh() unannotated
+        credentials.refresh(Request(session=http_session))  # type: ignore[no-untyped-call]
     except Exception as exc:  # noqa: BLE001  # google-auth's RefreshError / TransportError, mapped by hints
         if trace:
             trace("←", f"{type(exc).__name__}")

@@ -37,7 +37,7 @@ class GoogleSettings:
 
     client_id: str
     auth_uri: str = "https://accounts.google.com/o/oauth2/auth"
-    token_uri: str = "https://oauth2.googleapis.com/token"
+    token_uri: str = "https://oauth2.googleapis.com/token"  # noqa: S105  # an endpoint URL, not a secret
     api_url: str = DEFAULT_API_URL
     redirect_port: int = DEFAULT_REDIRECT_PORT
     sign_in_timeout: float = DEFAULT_SIGN_IN_TIMEOUT

@@ -8,6 +8,7 @@ impossible (`subset_retries = False`).
 from __future__ import annotations
 
 import base64
+import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -125,10 +126,8 @@ class GmailTransport:
 
     def close(self) -> None:
         if self._http is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing never raises, whatever the pool says
                 self._http.close()
-            except Exception:  # noqa: BLE001, S110  # closing never raises, whatever the pool says
-                pass
             self._http = None
 
 
