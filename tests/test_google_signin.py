@@ -133,3 +133,49 @@ def test_stored_sign_in_keeps_every_secret_in_the_keyring_only(
     flat = repr(table)
     assert CLIENT_SECRET not in flat and result.refresh_token not in flat and result.access.token not in flat
 
+
+
+SIGN_IN_SCRIPT = """
+import sys
+from xoromail_cli.services.google import oauth
+from xoromail_cli.services.google.settings import GoogleSettings
+settings = GoogleSettings(sys.argv[1], auth_uri=sys.argv[2] + "/o/oauth2/auth", token_uri=sys.argv[2] + "/token",
+                          redirect_port=0, sign_in_timeout=15)
+shown = []
+result = oauth.sign_in(settings, sys.argv[3], notify=shown.append, open_browser=True, ca_file=sys.argv[4])
+assert shown[0].startswith("A browser window opens"), shown
+print(result.account)
+"""
+
+
+def test_sign_in_opens_the_users_browser_when_there_is_one(
+        google: GoogleServer, tls: TLSFiles, tmp_path: Path) -> None:
+    """The default path: Python's webbrowser starts $BROWSER, which follows the consent redirect back."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.fakes.google_server import CLIENT_ID
+
+    launcher = tmp_path / "browser"
+    script = Path(__file__).parent / "fakes" / "play_browser.py"
+    launcher.write_text(f"#!/bin/sh\nexec {sys.executable} {script} \"$1\"\n", encoding="utf-8")
+    launcher.chmod(0o755)
+    env = {**os.environ, "BROWSER": str(launcher), "XOROMAIL_TEST_CA": str(tls.ca_file)}
+    done = subprocess.run([sys.executable, "-c", SIGN_IN_SCRIPT, CLIENT_ID, google.url, CLIENT_SECRET,
+                           str(tls.ca_file)], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "billing@company.test"
+    assert google.state.grants == ["authorization_code"]
+
+
+def test_without_a_display_or_browser_the_sign_in_falls_back_to_showing_the_url() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("BROWSER", "DISPLAY", "WAYLAND_DISPLAY", "TERM")}
+    env["PATH"] = "/nonexistent"
+    code = "from xoromail_cli.services.google import oauth; assert oauth._browser_available() is False"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=30)

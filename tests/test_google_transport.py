@@ -228,6 +228,20 @@ def test_an_unreachable_api_loses_the_message_before_it_was_sent(
     assert lost.value.committed is False and "refused" in lost.value.message
 
 
+def test_no_answer_after_the_request_went_out_leaves_the_message_in_doubt(
+        google: GoogleServer, tls: TLSFiles, tmp_path: Path) -> None:
+    settings = signed_in(google, tls, tmp_path)
+    gmail = GmailTransport(settings, SENDER, KeyringStore(), ca_file=str(tls.ca_file), timeout=0.3)
+    gmail.open()
+    google.state.send_delay = 1.0
+    handed_over: list[bool] = []
+    with pytest.raises(ConnectionLostError) as lost:
+        gmail.send(envelope(), before_data=lambda: handed_over.append(True))
+    gmail.close()
+    assert handed_over == [True] and lost.value.committed is True
+    assert "did not reply within 0.3 s" in lost.value.message
+
+
 def test_a_host_that_does_not_resolve_fails_the_token_stage_with_69(
         google: GoogleServer, tls: TLSFiles, tmp_path: Path) -> None:
     settings = signed_in(google, tls, tmp_path)

@@ -80,6 +80,8 @@ class GoogleState:
     refresh_token_expires_in: int | None = None
     access_lifetime: int = 3599
     refresh_error: tuple[str, str] | None = None
+    send_delay: float = 0.0
+    """Seconds a send waits before answering (after taking the message), like a stalled front end."""
     send_replies: list[Canned] = field(default_factory=list)
     """Answers for the next sends, in order, before a send succeeds again."""
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -234,6 +236,8 @@ class _Handler(BaseHTTPRequestHandler):
             state.send_calls += 1
             scope, expiry = state.access_tokens.get(bearer, ("", 0.0))
             canned = state.send_replies.pop(0) if state.send_replies and expiry > time.time() else None
+        if state.send_delay:
+            time.sleep(state.send_delay)
         if expiry <= time.time():
             self._json(*INVALID_CREDENTIALS)
         elif "gmail.send" not in scope:
@@ -269,6 +273,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     state: GoogleState
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that hang up (the timeout and TLS tests) are expected; the test asserts what they saw."""
 
 
 class GoogleServer:

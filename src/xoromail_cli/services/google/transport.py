@@ -71,7 +71,7 @@ class GmailTransport:
             detail = f"refreshed the access token at {self.settings.token_uri} (valid until " \
                      f"{self._access.expiry:%H:%M} UTC)"
         if on_stage:
-            on_stage("token", detail)
+            on_stage("token", f"{detail}; sending as {self.settings.account or self.sender}")
 
     def _refresh(self) -> oauth.AccessToken:
         assert self._http is not None
