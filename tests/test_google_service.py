@@ -111,6 +111,9 @@ def test_connect_then_validate_stages_then_a_test_message_through_the_service(
     connected = SERVICE.connect(settings, EMAIL, store, notify=browser.notify, open_browser=False,
                                 ca_file=str(tls.ca_file), timeout=5.0)
     browser.join()
+    asked = google.state.authorize_requests[0]
+    assert asked["login_hint"] == EMAIL and asked["prompt"] == "consent" and asked["access_type"] == "offline"
+    assert asked["code_challenge_method"] == "S256" and "mail.google.com" not in asked["scope"]
     assert connected.settings.account == EMAIL and len(connected.warnings) == 1 and "7 days" in connected.warnings[0]
     assert store.get("client_secret") == CLIENT_SECRET
     ready = profile(connected.settings, tls)

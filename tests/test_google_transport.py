@@ -289,3 +289,18 @@ def test_disconnect_still_forgets_the_secrets_when_google_cannot_be_reached(
     result = oauth.disconnect(settings, store, ca_file=None, timeout=5.0)  # certificate not trusted: no revoke
     assert not result.revoked and "myaccount.google.com/permissions" in result.detail
     assert all(store.get(kind) is None for kind in oauth.SECRET_KINDS)
+
+
+def test_debug_logging_of_the_libraries_never_shows_a_token_or_the_client_secret(
+        google: GoogleServer, tls: TLSFiles, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    gmail = transport(signed_in(google, tls, tmp_path), tls, force_refresh=True)
+    gmail.open()
+    assert gmail.send(envelope()).ok
+    store = KeyringStore()
+    access = oauth.AccessToken.from_secret(store.get("access_token"))
+    assert access is not None and caplog.records, "urllib3 still logs its connections"
+    for secret in (store.get("refresh_token"), fake.CLIENT_SECRET, access.token, "4/fake-code-"):
+        assert secret and secret not in caplog.text

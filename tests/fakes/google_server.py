@@ -88,6 +88,8 @@ class GoogleState:
     refresh_tokens: set[str] = field(default_factory=set)
     access_tokens: dict[str, tuple[str, float]] = field(default_factory=dict)
     """access token → (scope, expiry as time.time())."""
+    authorize_requests: list[dict[str, str]] = field(default_factory=list)
+    """Query parameters of every authorization request that got a code."""
     grants: list[str] = field(default_factory=list)
     """grant_type of every token request, in order."""
     revoked: list[str] = field(default_factory=list)
@@ -157,6 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
             with state.lock:
                 state.codes[code] = {"redirect_uri": redirect, "challenge": args.get("code_challenge", ""),
                                      "scope": args.get("scope", "")}
+                state.authorize_requests.append(args)
             answer = {"state": args.get("state", ""), "code": code, "scope": state.granted}
         self.send_response(302)
         self.send_header("Location", f"{redirect}?{urlencode(answer)}")

@@ -14,6 +14,20 @@ if TYPE_CHECKING:
     import requests
 
 
+SECRET_LOGGERS = ("requests_oauthlib", "oauthlib", "google_auth_oauthlib", "google.auth", "google.oauth2")
+"""Libraries whose DEBUG/INFO records quote token request bodies, Basic auth headers or the redirect's code."""
+
+
+def quiet_secret_logs() -> None:
+    """Keep those records from any handler an embedding program sets up: only warnings pass."""
+    import logging
+
+    for name in SECRET_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.WARNING:
+            logger.setLevel(logging.WARNING)
+
+
 def tls_context(ca_file: str | None) -> ssl.SSLContext:
     """The system trust store plus the profile's CA file; certificates and host names always verified."""
     from xoromail_cli.errors import ConfigError, NoInputError
@@ -46,6 +60,7 @@ def trusting(http: requests.Session, ca_file: str | None, timeout: float) -> req
     """
     from requests.adapters import HTTPAdapter
 
+    quiet_secret_logs()
     context = tls_context(ca_file)
 
     class _TrustingAdapter(HTTPAdapter):

@@ -72,7 +72,8 @@ class SignIn:
 
 
 def sign_in(settings: GoogleSettings, client_secret: str, *, notify: Callable[[str], None],
-            open_browser: bool = True, ca_file: str | None = None, timeout: float = 30.0) -> SignIn:
+            open_browser: bool = True, ca_file: str | None = None, timeout: float = 30.0,
+            login_hint: str | None = None) -> SignIn:
     """Run Connect and Allow; wait on the loopback port up to `settings.sign_in_timeout` seconds.
 
     Raises StageFailedError("sign-in", …): 75 when the time runs out, 69 when the port is taken,
@@ -99,11 +100,12 @@ def sign_in(settings: GoogleSettings, client_secret: str, *, notify: Callable[[s
                             "redirect_uris": ["http://localhost"]}}
     flow = _Flow.from_client_config(config, scopes=list(SCOPES))
     http.trusting(flow.oauth2session, ca_file, timeout)
-    token = _run(flow, settings, use_browser, wait, timeout)
+    token = _run(flow, settings, use_browser, wait, timeout, {"login_hint": login_hint} if login_hint else {})
     return _sign_in_result(token)
 
 
-def _run(flow: Any, settings: GoogleSettings, use_browser: bool, wait: float, timeout: float) -> dict[str, Any]:
+def _run(flow: Any, settings: GoogleSettings, use_browser: bool, wait: float, timeout: float,
+         extra: dict[str, str]) -> dict[str, Any]:
     """The flow itself, with every way it can fail turned into one StageFailedError."""
     from google_auth_oauthlib.flow import WSGITimeoutError
 
@@ -111,7 +113,7 @@ def _run(flow: Any, settings: GoogleSettings, use_browser: bool, wait: float, ti
         flow.run_local_server(host="localhost", bind_addr="127.0.0.1", port=settings.redirect_port,
                               authorization_prompt_message="", open_browser=use_browser, timeout_seconds=wait,
                               success_message="Signed in: you can close this window and return to xoromail.",
-                              prompt="consent")
+                              prompt="consent", **extra)  # consent: Google returns a refresh token every time
     except WSGITimeoutError:
         raise StageFailedError("sign-in", f"no sign-in arrived within {wait:g} s; nothing was saved",
                                "run setup again and click Allow in time (or raise --sign-in-timeout); on a "

@@ -135,7 +135,7 @@ class GoogleService:
         if not client_secret:
             raise ConfigError("no client secret for the OAuth client", "pass --client-secrets FILE again")
         result = oauth.sign_in(settings, client_secret, notify=notify, open_browser=open_browser, ca_file=ca_file,
-                               timeout=timeout)
+                               timeout=timeout, login_hint=email)
         oauth.store(result, client_secret, secrets)
         remembered = oauth.remember(settings, result)
         warnings = (oauth.account_mismatch(result.account, email), oauth.expiry_note(result.refresh_expires))
