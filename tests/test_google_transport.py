@@ -86,9 +86,11 @@ def test_a_batch_reuses_the_stored_token_and_refreshes_an_expired_one_once_writi
     assert first.refreshes == 0 and google.state.grants == ["authorization_code"]
     expire_stored_token()
     second = transport(settings, tls)
+    before = google.state.connections
     second.open()
     assert all(second.send(envelope(n)).ok for n in range(3))
     second.close()
+    assert google.state.connections == before + 1, "one HTTPS connection for the refresh and the whole batch"
     assert second.refreshes == 1 and google.state.grants == ["authorization_code", "refresh_token"]
     third = transport(settings, tls)
     third.open()

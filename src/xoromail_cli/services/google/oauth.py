@@ -235,13 +235,15 @@ def refresh(settings: GoogleSettings, secrets: SecretStore, http_session: reques
         client_secret=client_secret)
     if trace:
         trace("→", f"POST {settings.token_uri} grant_type=refresh_token (token and secret not shown)")
+    request = Request(session=http_session)  # our session: the CA file and the timeout apply
     try:
-        # our session: the CA file and the timeout apply; google-auth leaves refresh() unannotated
-        credentials.refresh(Request(session=http_session))  # type: ignore[no-untyped-call]
+        credentials.refresh(request)  # type: ignore[no-untyped-call]  # google-auth leaves refresh() unannotated
     except Exception as exc:  # noqa: BLE001  # google-auth's RefreshError / TransportError, mapped by hints
         if trace:
             trace("←", f"{type(exc).__name__}")
         raise oauth_failure("token", exc, settings.token_uri, timeout) from None
+    finally:
+        request.session = None  # its __del__ would close our session, and the batch's kept-alive connection
     expiry = credentials.expiry.replace(tzinfo=UTC) if credentials.expiry else datetime.now(UTC) + EARLY * 2
     access = AccessToken(str(credentials.token), expiry)
     secrets.set(ACCESS_TOKEN, access.to_secret())
