@@ -243,7 +243,7 @@ def refresh(settings: GoogleSettings, secrets: SecretStore, http_session: reques
             trace("←", f"{type(exc).__name__}")
         raise oauth_failure("token", exc, settings.token_uri, timeout) from None
     finally:
-        request.session = None  # its __del__ would close our session, and the batch's kept-alive connection
+        request.session = None  # type: ignore[assignment]  # else its __del__ closes our session (and the batch's connection)
     expiry = credentials.expiry.replace(tzinfo=UTC) if credentials.expiry else datetime.now(UTC) + EARLY * 2
     access = AccessToken(str(credentials.token), expiry)
     secrets.set(ACCESS_TOKEN, access.to_secret())
