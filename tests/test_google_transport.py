@@ -306,3 +306,22 @@ def test_debug_logging_of_the_libraries_never_shows_a_token_or_the_client_secret
     assert access is not None and caplog.records, "urllib3 still logs its connections"
     for secret in (store.get("refresh_token"), fake.CLIENT_SECRET, access.token, "4/fake-code-"):
         assert secret and secret not in caplog.text
+
+
+def test_a_reset_client_secret_fails_the_refresh_with_78_and_says_to_download_the_json_again(
+        google: GoogleServer, tls: TLSFiles, tmp_path: Path) -> None:
+    settings = signed_in(google, tls, tmp_path)
+    KeyringStore().set(oauth.CLIENT_SECRET, "GOCSPX-old-secret")
+    with pytest.raises(StageFailedError) as failure:
+        transport(settings, tls, force_refresh=True).open()
+    assert failure.value.exit_code == ExitCode.CONFIG and "invalid_client" in failure.value.message
+    assert "download the client's JSON again" in (failure.value.hint or "")
+    assert "GOCSPX-old-secret" not in f"{failure.value.message} {failure.value.hint}"
+
+
+def test_a_wrong_api_url_stops_the_batch_and_points_at_the_flag(
+        google: GoogleServer, tls: TLSFiles, tmp_path: Path) -> None:
+    gmail = transport(signed_in(google, tls, tmp_path, api_url=google.url + "/wrong"), tls)
+    gmail.open()
+    delivery = gmail.send(envelope())
+    assert delivery.exit_code == ExitCode.UNAVAILABLE and delivery.stops_batch and "--api-url" in (delivery.hint or "")
