@@ -178,3 +178,13 @@ def test_a_profile_never_signed_in_fails_the_token_stage_saying_to_run_setup(tls
     with pytest.raises(StageFailedError) as failure:
         SERVICE.open_transport(profile(GoogleSettings(CLIENT_ID), tls), KeyringStore()).open()
     assert failure.value.exit_code == ExitCode.CONFIG and "setup" in (failure.value.hint or "")
+
+
+def test_the_adapter_keeps_the_service_and_transport_contracts(tls: TLSFiles) -> None:
+    from xoromail_cli.services.base import Service, Transport
+
+    service: Service = SERVICE  # mypy checks the whole protocol here
+    gmail: Transport = SERVICE.open_transport(profile(GoogleSettings(CLIENT_ID), tls), KeyringStore())
+    assert service.name == "google" and service.label == "Email services"
+    assert service.secret_kinds == ("refresh_token", "access_token", "client_secret")
+    assert gmail.subset_retries is False and gmail.accepted_as == "sent" and gmail.max_message_size

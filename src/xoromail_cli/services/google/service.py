@@ -73,10 +73,10 @@ class Connected:
 
 
 class GoogleService:
-    name = "google"
-    label = "Email services"
-    secret_kinds = oauth.SECRET_KINDS
-    setup_options = SETUP_OPTIONS
+    name: str = "google"
+    label: str = "Email services"
+    secret_kinds: tuple[str, ...] = oauth.SECRET_KINDS
+    setup_options: tuple[SetupOption, ...] = SETUP_OPTIONS
 
     def settings_from_table(self, table: Mapping[str, Any]) -> GoogleSettings:
         return GoogleSettings.from_table(table)
