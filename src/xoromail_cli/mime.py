@@ -70,6 +70,11 @@ def encode_header(name: str, value: str) -> bytes:
     return f"{name}: {folded}\r\n".encode("ascii")
 
 
+def bcc_header(addresses: Sequence[str]) -> bytes:
+    """The Bcc line, without its line break, that `Envelope.data_with_bcc` inserts for header-driven APIs."""
+    return encode_header("Bcc", ", ".join(addresses)).removesuffix(b"\r\n")
+
+
 def _text_part(body: str, subtype: str) -> bytes:
     text = body.replace("\r\n", "\n").replace("\r", "\n")
     if not text.endswith("\n"):

@@ -1,0 +1,180 @@
+"""The thin adapter that makes Google one `services.base.Service`, written against the refactored Profile
+(`profile.settings` is a GoogleSettings; `email`, `ca_file`, `timeout` are the common fields)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from xoromail_cli.errors import ConfigError, XoromailError
+from xoromail_cli.services.base import Limits, Question, SetupOption
+from xoromail_cli.services.google import oauth
+from xoromail_cli.services.google.settings import (
+    DEFAULT_REDIRECT_PORT,
+    DEFAULT_SIGN_IN_TIMEOUT,
+    GoogleSettings,
+    check_https_url,
+    check_port,
+    check_timeout,
+    read_client_secrets,
+)
+
+if TYPE_CHECKING:
+    from xoromail_cli.config import Profile
+    from xoromail_cli.services.base import SecretStore, TraceCallback
+    from xoromail_cli.services.google.transport import GmailTransport
+
+PER_MINUTE = 50
+"""Below the API's 6,000 quota units a minute per user at 100 units a send (60 a minute)."""
+LIMITS = Limits("Gmail API (Google Workspace)", per_minute=PER_MINUTE, daily_messages=2_000,
+                daily_recipients=10_000)
+CLIENT_STEPS = (
+    "Google sign-in needs your own OAuth client (once per company; see docs/setup-google.md):\n"
+    "  1. console.cloud.google.com → create a project (or pick one).\n"
+    "  2. APIs & Services → Library → Gmail API → Enable.\n"
+    "  3. OAuth consent screen: Internal for a Workspace domain, else External; add the scope gmail.send.\n"
+    "     A consent screen left in \"Testing\" ends every sign-in after 7 days: publish it (\"In production\").\n"
+    "  4. Credentials → Create credentials → OAuth client ID → Application type \"Desktop app\".\n"
+    "  5. Download its JSON and give its path here."
+)
+SETUP_OPTIONS = (
+    SetupOption("--client-secrets", "client_secrets", "the OAuth client's JSON (a \"Desktop app\" client from the "
+                "Google Cloud console)", "FILE", "path"),
+    SetupOption("--no-browser", "no_browser", "print the sign-in URL instead of opening a browser (headless "
+                "servers: forward the redirect port with ssh -L)", None, "flag"),
+    SetupOption("--redirect-port", "redirect_port", "loopback port the browser returns to after Allow (not a mail "
+                f"server port; default {DEFAULT_REDIRECT_PORT})", "PORT", "int"),
+    SetupOption("--sign-in-timeout", "sign_in_timeout", "seconds to wait for the sign-in in the browser (default "
+                f"{DEFAULT_SIGN_IN_TIMEOUT:g})", "SECONDS", "float"),
+    SetupOption("--api-url", "api_url", "Gmail API base URL (default https://gmail.googleapis.com; a proxy or a "
+                "test server)", "URL", "text"),
+)
+
+
+def _settings(profile: object) -> GoogleSettings:
+    settings = getattr(profile, "settings", None)
+    if not isinstance(settings, GoogleSettings):
+        raise ConfigError("the profile has no Google settings", "run `xoromail setup --service google`")
+    return settings
+
+
+def _client_secrets_path(text: str) -> str:
+    read_client_secrets(text)
+    return text
+
+
+@dataclass(frozen=True)
+class Connected:
+    """What the sign-in step of setup leaves: settings with the account, and what setup should say."""
+
+    settings: GoogleSettings
+    warnings: tuple[str, ...]
+
+
+class GoogleService:
+    name: str = "google"
+    label: str = "Email services"
+    secret_kinds: tuple[str, ...] = oauth.SECRET_KINDS
+    setup_options: tuple[SetupOption, ...] = SETUP_OPTIONS
+
+    def settings_from_table(self, table: Mapping[str, Any]) -> GoogleSettings:
+        return GoogleSettings.from_table(table)
+
+    def build_settings(self, answers: Mapping[str, Any], existing: object | None, email: str) -> GoogleSettings:
+        """Merge flags or wizard answers over the existing settings; the client-secrets JSON gives the endpoints."""
+        base = existing if isinstance(existing, GoogleSettings) else None
+        changes: dict[str, Any] = {}
+        if answers.get("client_secrets"):
+            client = read_client_secrets(answers["client_secrets"])
+            changes.update(client_id=client.client_id, auth_uri=client.auth_uri, token_uri=client.token_uri,
+                           client_secrets_file=str(answers["client_secrets"]))
+        elif base is None:
+            raise ConfigError("no OAuth client given", "pass --client-secrets FILE (see docs/setup-google.md)")
+        if answers.get("api_url"):
+            changes["api_url"] = check_https_url(answers["api_url"], "api_url")
+        if answers.get("redirect_port") is not None:
+            changes["redirect_port"] = check_port(answers["redirect_port"])
+        if answers.get("sign_in_timeout") is not None:
+            changes["sign_in_timeout"] = check_timeout(answers["sign_in_timeout"])
+        if base is None:
+            return GoogleSettings(**changes)
+        return replace(base, **changes)
+
+    def missing(self, answers: Mapping[str, Any], existing: object | None, secret_known: bool) -> list[str]:
+        return [] if answers.get("client_secrets") or isinstance(existing, GoogleSettings) else ["--client-secrets"]
+
+    def next_question(self, answers: Mapping[str, Any], existing: object | None, email: str) -> Question | None:
+        known = existing.client_secrets_file if isinstance(existing, GoogleSettings) else None
+        if "client_secrets" not in answers:
+            return Question("client_secrets", "Path of the OAuth client's JSON (client_secret_….json)", known,
+                            check=_client_secrets_path, explain=CLIENT_STEPS)
+        if "no_browser" not in answers:
+            return Question("no_browser", "Open a browser on this machine for the Google sign-in?",
+                            "yes" if oauth._browser_available() else "no", ("yes", "no"),
+                            check=lambda text: text.strip().lower() in ("n", "no"))
+        if answers.get("no_browser") and "redirect_port" not in answers:
+            port = str(existing.redirect_port if isinstance(existing, GoogleSettings) else DEFAULT_REDIRECT_PORT)
+            return Question("redirect_port", "Loopback port for the sign-in redirect", port, check=check_port,
+                            explain="From your laptop, forward it before opening the URL: "
+                                    f"ssh -L {port}:localhost:{port} <this server>")
+        return None
+
+    def connect(self, settings: GoogleSettings, email: str, secrets: SecretStore, *,
+                notify: Callable[[str], None], open_browser: bool = True, ca_file: str | None = None,
+                timeout: float = 30.0) -> Connected:
+        """Setup's sign-in step: Connect and Allow, then stage the secrets (setup commits them only after a
+        passing validation). The client secret comes from the JSON, else from the keyring (a re-sign-in)."""
+        client_secret = secrets.get(oauth.CLIENT_SECRET)
+        if settings.client_secrets_file:
+            try:
+                client_secret = read_client_secrets(settings.client_secrets_file).client_secret
+            except XoromailError:
+                if client_secret is None:
+                    raise
+        if not client_secret:
+            raise ConfigError("no client secret for the OAuth client", "pass --client-secrets FILE again")
+        result = oauth.sign_in(settings, client_secret, notify=notify, open_browser=open_browser, ca_file=ca_file,
+                               timeout=timeout, login_hint=email)
+        oauth.store(result, client_secret, secrets)
+        remembered = oauth.remember(settings, result)
+        warnings = (oauth.account_mismatch(result.account, email), oauth.expiry_note(result.refresh_expires))
+        return Connected(remembered, tuple(warning for warning in warnings if warning))
+
+    def describe(self, profile: Profile) -> str:
+        settings = _settings(profile)
+        who = settings.account or profile.email
+        return f"Gmail API at {settings.api_url} as {who} (OAuth client {settings.client_id.split('-')[0]}…)"
+
+    def planned_stages(self, profile: Profile, send: bool) -> list[str]:
+        return ["config", "token", "send"] if send else ["config", "token"]
+
+    def check_offline(self, profile: Profile) -> None:
+        from xoromail_cli.services.google.http import tls_context
+
+        _settings(profile)
+        tls_context(profile.ca_file)
+
+    def open_transport(self, profile: Profile, secrets: SecretStore, *, timeout: float | None = None,
+                       trace: TraceCallback | None = None, force_refresh: bool = False) -> GmailTransport:
+        """`force_refresh=True` for validate, so its token stage proves the refresh token still works."""
+        from xoromail_cli.services.google.transport import GmailTransport
+
+        return GmailTransport(_settings(profile), profile.email, secrets, ca_file=profile.ca_file,
+                              timeout=timeout if timeout is not None else profile.timeout, trace=trace,
+                              force_refresh=force_refresh)
+
+    def notes(self, profile: Profile) -> list[str]:
+        settings = _settings(profile)
+        notes = (oauth.expiry_note(settings.sign_in_expires), oauth.account_mismatch(settings.account, profile.email))
+        return [note for note in notes if note]
+
+    def limits(self, profile: Profile) -> Limits | None:
+        return LIMITS
+
+    def disconnect(self, profile: Profile, secrets: SecretStore) -> oauth.Disconnected:
+        """Revoke at Google, then delete every secret of the profile (for `xoromail disconnect`)."""
+        return oauth.disconnect(_settings(profile), secrets, ca_file=profile.ca_file, timeout=profile.timeout)
+
+
+SERVICE = GoogleService()
