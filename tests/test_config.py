@@ -109,8 +109,11 @@ def test_failed_write_leaves_the_old_file_intact(config_path: Path) -> None:
 def test_service_names_of_the_erp_are_understood() -> None:
     assert config.normalize_service("WebMail") == "smtp"
     assert config.normalize_service("EWS") == config.normalize_service("exchange") == "exchange"
-    with pytest.raises(ConfigError, match="not yet available"):
-        config.normalize_service("google")
+    assert config.normalize_service("Email services") == "google"
+    assert config.normalize_service("m365") == "microsoft365"
+    with pytest.raises(ConfigError, match="unknown service 'lotus'") as caught:
+        config.normalize_service("lotus")
+    assert "email-services" in (caught.value.hint or "")
 
 
 def test_an_invalid_rate_is_a_config_error_with_its_line(config_path: Path) -> None:

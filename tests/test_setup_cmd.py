@@ -106,10 +106,10 @@ def test_json_output_reports_the_failed_stage(
     assert (data["ok"], data["stage"], data["saved"]) == (False, "auth", False)
 
 
-def test_unavailable_service_types_say_so(runner: CliRunner, config_path: Path) -> None:
-    result = runner.invoke(app, ["--config", str(config_path), "setup", "--service", "google"])
+def test_an_unknown_service_type_lists_the_choices(runner: CliRunner, config_path: Path) -> None:
+    result = runner.invoke(app, ["--config", str(config_path), "setup", "--service", "lotus"])
     assert result.exit_code == 78
-    assert "not yet available" in result.output
+    assert "unknown service 'lotus'" in result.output and "microsoft365" in result.output
 
 
 def test_an_option_of_another_service_is_refused(runner: CliRunner, config_path: Path) -> None:

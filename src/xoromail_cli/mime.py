@@ -158,7 +158,3 @@ def build_message(*, display_name: str, sender: str, to: Sequence[str], subject:
         body = _multipart("mixed", [body, *(_attachment_part(a) for a in attachments)])
     return b"".join(headers) + body
 
-
-def bcc_header(addresses: Sequence[str]) -> bytes:
-    """A Bcc header line, for services that read recipients from the headers and strip it on delivery."""
-    return encode_header("Bcc", ", ".join(addresses))

@@ -114,7 +114,7 @@ def run(profile: Profile, secrets: SecretStore, *, to: str | None = None, send: 
         validate_profile(profile)
         service.check_offline(profile)
         recipient = parse_address(to, "--to") if to else profile.email
-        transport = service.open_transport(profile, secrets, timeout=timeout, trace=trace)
+        transport = service.open_transport(profile, secrets, timeout=timeout, trace=trace, validating=True)
     except XoromailError as error:
         return failed("config", error)
     passed("config", f"profile {profile.name!r}: {profile.email} via {service.describe(profile)}")

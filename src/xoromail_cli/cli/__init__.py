@@ -40,6 +40,9 @@ COMMANDS: dict[str, LazyCommand] = {
     "log": LazyCommand("log_cmd", "log", "List what was sent, when, to whom, with Message-ID and the server's reply."),
     "check-domain": LazyCommand("check_domain_cmd", "check_domain",
                                 "Check the sender's domain: the provider its MX implies, SPF, DKIM and DMARC."),
+    "disconnect": LazyCommand("disconnect_cmd", "disconnect",
+                              "Remove the profile's password or sign-in from the keyring (revoking it first where "
+                              "possible)."),
     "config": LazyCommand("config_cmd", "config_app", "Show where settings live and what they say."),
     "demo": LazyCommand("demo_cmd", "demo",
                         "Try xoromail with no account and no network: a local server, a profile, a validation."),

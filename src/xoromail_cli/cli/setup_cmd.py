@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from xoromail_cli.credentials import Secrets
     from xoromail_cli.domain.providers import ProviderGuess
     from xoromail_cli.provisioning import SetupAnswers
-    from xoromail_cli.services.base import Question
+    from xoromail_cli.services.base import Question, Service
 
 SERVICE_OPTION_PREFIX = "service_option_"
 
@@ -70,7 +70,7 @@ def setup(
     else:
         answers.service = provisioning.service_name(answers, existing)
     chosen = services.get(answers.service or "smtp")
-    _refuse_foreign_options(answers.service or "smtp", ctx)
+    _refuse_foreign_options(answers.service or "smtp", answers.service_answers)
     secret_known = password is not None or _stored_password_exists(existing) or _env_password()
     missing = provisioning.missing(answers, existing, secret_known)
     if missing:
@@ -89,12 +89,17 @@ def setup(
     elif profile.password_command:
         secrets.delete("password")
     provisioning.check_writable(state.config_path)
-    if no_validate:
-        from xoromail_cli.validate import check_connection_settings
+    from xoromail_cli.validate import check_connection_settings
 
-        check_connection_settings(profile)
-    else:
-        _validate_or_exit(profile, secrets, validate_to, as_json)
+    check_connection_settings(profile)
+    profile, signed_in = _sign_in(chosen, profile, secrets, answers.service_answers, as_json)
+    if not no_validate:
+        try:
+            _validate_or_exit(profile, secrets, validate_to, as_json)
+        except typer.Exit:
+            if signed_in:
+                chosen.disconnect(profile, secrets)  # a grant given for a profile never saved is revoked
+            raise
     stored = password is not None and not profile.password_command
     provisioning.save(state.config_path, profile, secrets)
     if not as_json:
@@ -123,20 +128,56 @@ def _note(text: str, as_json: bool) -> None:
     (err() if as_json else out()).print(f"[yellow]Note:[/] {escape(text)}")
 
 
+def _sign_in(service: Service, profile: Profile, secrets: Secrets, answers: dict[str, Any],
+             as_json: bool) -> tuple[Profile, bool]:
+    """Connect, then Allow (OAuth services): tokens are staged with the other secrets, the settings gain who
+    signed in; messages for the person signing in go to stderr with --json, so stdout stays one object.
+    Returns the profile to save and whether a sign-in happened."""
+    import dataclasses
+
+    from xoromail_cli.cli.console import err, out
+    from xoromail_cli.credentials import ensure_keyring_usable
+
+    if not service.secret_kinds or "password" in service.secret_kinds:
+        return profile, False
+    ensure_keyring_usable()  # tokens live in the keyring only: refuse before anyone signs in
+    console = err() if as_json else out()
+    result = service.sign_in(profile, secrets, notify=lambda line: console.print(line, soft_wrap=True, markup=False),
+                             answers=answers)
+    if result is None:
+        return profile, False
+    for warning in result.warnings:
+        _note(warning, as_json)
+    return dataclasses.replace(profile, settings=result.settings), True
+
+
 def _service_answers(ctx: typer.Context) -> dict[str, Any]:
     """The service flags given on the command line, by their `SetupOption.key`."""
-    return {name.removeprefix(SERVICE_OPTION_PREFIX): value for name, value in ctx.params.items()
-            if name.startswith(SERVICE_OPTION_PREFIX) and value not in (None, False)}
+    answers = {name.removeprefix(SERVICE_OPTION_PREFIX): value for name, value in ctx.params.items()
+               if name.startswith(SERVICE_OPTION_PREFIX) and value not in (None, False)}
+    for key in [key for key in answers if key.endswith("_stdin")]:  # --client-secret-stdin and the like
+        answers[key.removesuffix("_stdin")] = _read_stdin_secret(f"--{key.replace('_', '-')}")
+    return answers
 
 
-def _refuse_foreign_options(service_name: str, ctx: typer.Context) -> None:
+def _read_stdin_secret(flag: str) -> str:
+    from xoromail_cli.errors import DataError
+
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line.strip():
+        raise DataError(f"{flag} read an empty secret", "pipe the secret on the first line of standard input")
+    return line
+
+
+def _refuse_foreign_options(service_name: str, given: dict[str, Any]) -> None:
     """`--ews-url` with an SMTP profile is a mistake, not something to ignore."""
     from xoromail_cli import services
     from xoromail_cli.errors import UsageError
 
     own = {option.key for option in services.get(service_name).setup_options}
-    for key in _service_answers(ctx):
-        if key not in own:
+    flags = {option.key for name in services.REGISTRY for option in services.get(name).setup_options}
+    for key in given:
+        if key in flags and key not in own:
             owners = [name for name in services.REGISTRY
                       if any(o.key == key for o in services.get(name).setup_options)]
             flag = next(o.flag for o in services.get(owners[0]).setup_options if o.key == key)

@@ -38,13 +38,16 @@ REGISTRY: dict[str, ServiceEntry] = {
         ServiceEntry("exchange", "Exchange (EWS)",
                      "Exchange Web Services with domain, username and password (on-premises Exchange Server)",
                      ("ews", "exchange server"), "xoromail_cli.services.exchange.service"),
+        ServiceEntry("google", "Email services (Google sign-in)",
+                     "Connect, then Allow: Google OAuth and the Gmail API, no password stored",
+                     ("email-services", "email services", "gmail-oauth", "gmail-api"),
+                     "xoromail_cli.services.google.service"),
+        ServiceEntry("microsoft365", "Microsoft 365 sign-in",
+                     "OAuth with Microsoft Graph (or SMTP XOAUTH2): the path past the SMTP AUTH and EWS retirements",
+                     ("m365", "office365-oauth", "microsoft-365", "graph"),
+                     "xoromail_cli.services.microsoft365.service"),
     )
 }
-
-
-PLANNED = {"google": "Email services (Google sign-in)",
-           "email-services": "Email services (Google sign-in)", "microsoft365": "Microsoft 365 sign-in"}
-"""Service types of the ERP's screen that this build does not have."""
 
 
 def resolve_name(value: str) -> str:
@@ -53,9 +56,6 @@ def resolve_name(value: str) -> str:
     for entry in REGISTRY.values():
         if key == entry.name or key in entry.aliases:
             return entry.name
-    if key in PLANNED:
-        raise ConfigError(f"service {value!r} ({PLANNED[key]}) is not yet available in this version",
-                          "use --service smtp (Web Mail)", field="service")
     choices = ", ".join(f"{e.name} ({', '.join(e.aliases)})" if e.aliases else e.name for e in REGISTRY.values())
     raise ConfigError(f"unknown service {value!r}", f"choose one of: {choices}", field="service")
 

@@ -202,6 +202,19 @@ class Question:
     """Printed once before the question (a note on the provider, what to create first)."""
 
 
+@dataclass(frozen=True)
+class SignInResult:
+    """What an OAuth sign-in at setup gives back: the settings to save (who signed in, when it expires) and
+    what to tell the user (another account signed in, a 7-day Testing consent screen)."""
+
+    settings: Any
+    warnings: tuple[str, ...] = ()
+
+
+Notify = Callable[[str], None]
+"""Shows a line to the person signing in (a URL, a device code, the ssh -L advice); the CLI prints it."""
+
+
 class Service(Protocol):
     """One service type: everything about it that is not shared."""
 
@@ -246,8 +259,17 @@ class Service(Protocol):
         """Refusals that need no network (a password in clear to a remote host, an unreadable CA file)."""
 
     def open_transport(self, profile: Profile, secrets: SecretStore, *, timeout: float | None = None,
-                       trace: TraceCallback | None = None) -> Transport:
-        """A transport for this profile (not yet opened)."""
+                       trace: TraceCallback | None = None, validating: bool = False) -> Transport:
+        """A transport for this profile (not yet opened); `validating` asks it to prove every step (an OAuth
+        service refreshes its token even when the cached one is still valid)."""
+
+    def sign_in(self, profile: Profile, secrets: SecretStore, *, notify: Notify,
+                answers: Mapping[str, Any]) -> SignInResult | None:
+        """Setup's Connect-and-Allow step for OAuth services, staging the tokens in `secrets`; None for a
+        service that signs in with a password."""
+
+    def disconnect(self, profile: Profile, secrets: SecretStore) -> str:
+        """Forget every secret of the profile (revoking it at the provider first where it can); says what it did."""
 
     def notes(self, profile: Profile) -> list[str]:
         """What a passing check should still say about this account's future (dated provider changes)."""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from xoromail_cli.advisories import exchange_ews
 from xoromail_cli.errors import DataError
-from xoromail_cli.services.base import Limits, Question, SetupOption
+from xoromail_cli.services.base import Limits, Notify, Question, SetupOption, SignInResult
 from xoromail_cli.services.exchange import settings as checks
 from xoromail_cli.services.exchange.settings import DEFAULT_URL, ExchangeSettings
 
@@ -123,7 +123,7 @@ class ExchangeService:
         tls_context(profile.ca_file)
 
     def open_transport(self, profile: Profile, secrets: SecretStore, *, timeout: float | None = None,
-                       trace: TraceCallback | None = None) -> Transport:
+                       trace: TraceCallback | None = None, validating: bool = False) -> Transport:
         from xoromail_cli.services.exchange.transport import ExchangeTransport
 
         return ExchangeTransport(_settings(profile), profile.email, secrets, ca_file=profile.ca_file,
@@ -132,6 +132,14 @@ class ExchangeService:
     def notes(self, profile: Profile) -> list[str]:
         note = advisory(_settings(profile).url)
         return [note] if note else []
+
+    def sign_in(self, profile: Profile, secrets: SecretStore, *, notify: Notify,
+                answers: Mapping[str, Any]) -> SignInResult | None:
+        return None
+
+    def disconnect(self, profile: Profile, secrets: SecretStore) -> str:
+        secrets.delete("password")
+        return "the stored password was removed from the OS keyring"
 
     def limits(self, profile: Profile) -> Limits | None:
         if checks.is_exchange_online(_settings(profile).url):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from xoromail_cli.errors import ConfigError, XoromailError
-from xoromail_cli.services.base import Limits, Question, SetupOption
+from xoromail_cli.services.base import Limits, Notify, Question, SetupOption, SignInResult
 from xoromail_cli.services.google import oauth
 from xoromail_cli.services.google.settings import (
     DEFAULT_REDIRECT_PORT,
@@ -101,7 +101,8 @@ class GoogleService:
             return GoogleSettings(**changes)
         return replace(base, **changes)
 
-    def missing(self, answers: Mapping[str, Any], existing: object | None, secret_known: bool) -> list[str]:
+    def missing(self, answers: Mapping[str, Any], existing: object | None, secret_known: bool,
+                email: str | None = None) -> list[str]:
         return [] if answers.get("client_secrets") or isinstance(existing, GoogleSettings) else ["--client-secrets"]
 
     def next_question(self, answers: Mapping[str, Any], existing: object | None, email: str) -> Question | None:
@@ -141,6 +142,15 @@ class GoogleService:
         warnings = (oauth.account_mismatch(result.account, email), oauth.expiry_note(result.refresh_expires))
         return Connected(remembered, tuple(warning for warning in warnings if warning))
 
+    def needs_password(self, settings: Any, email: str) -> bool:
+        return False
+
+    def normalize_secret(self, settings: Any, kind: str, value: str) -> str:
+        return value.strip()
+
+    def setup_notes(self, settings: Any) -> list[str]:
+        return []
+
     def describe(self, profile: Profile) -> str:
         settings = _settings(profile)
         who = settings.account or profile.email
@@ -156,13 +166,13 @@ class GoogleService:
         tls_context(profile.ca_file)
 
     def open_transport(self, profile: Profile, secrets: SecretStore, *, timeout: float | None = None,
-                       trace: TraceCallback | None = None, force_refresh: bool = False) -> GmailTransport:
-        """`force_refresh=True` for validate, so its token stage proves the refresh token still works."""
+                       trace: TraceCallback | None = None, validating: bool = False) -> GmailTransport:
+        """`validating` refreshes the token, so validate's token stage proves the refresh token still works."""
         from xoromail_cli.services.google.transport import GmailTransport
 
         return GmailTransport(_settings(profile), profile.email, secrets, ca_file=profile.ca_file,
                               timeout=timeout if timeout is not None else profile.timeout, trace=trace,
-                              force_refresh=force_refresh)
+                              force_refresh=validating)
 
     def notes(self, profile: Profile) -> list[str]:
         settings = _settings(profile)
@@ -172,9 +182,16 @@ class GoogleService:
     def limits(self, profile: Profile) -> Limits | None:
         return LIMITS
 
-    def disconnect(self, profile: Profile, secrets: SecretStore) -> oauth.Disconnected:
+    def sign_in(self, profile: Profile, secrets: SecretStore, *, notify: Notify,
+                answers: Mapping[str, Any]) -> SignInResult | None:
+        connected = self.connect(_settings(profile), profile.email, secrets, notify=notify,
+                                 open_browser=not answers.get("no_browser"), ca_file=profile.ca_file,
+                                 timeout=profile.timeout)
+        return SignInResult(connected.settings, tuple(connected.warnings))
+
+    def disconnect(self, profile: Profile, secrets: SecretStore) -> str:
         """Revoke at Google, then delete every secret of the profile (for `xoromail disconnect`)."""
-        return oauth.disconnect(_settings(profile), secrets, ca_file=profile.ca_file, timeout=profile.timeout)
+        return oauth.disconnect(_settings(profile), secrets, ca_file=profile.ca_file, timeout=profile.timeout).detail
 
 
 SERVICE = GoogleService()

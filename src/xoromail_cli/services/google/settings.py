@@ -58,6 +58,10 @@ class GoogleSettings:
     def send_url(self) -> str:
         return f"{self.api_url.rstrip('/')}/gmail/v1/users/me/messages/send"
 
+    def check(self) -> None:
+        """The checks a hand-edited table gets, for settings built in code."""
+        type(self).from_table(self.to_table())
+
     def to_table(self) -> dict[str, Any]:
         table: dict[str, Any] = {
             "client_id": self.client_id, "auth_uri": self.auth_uri, "token_uri": self.token_uri,

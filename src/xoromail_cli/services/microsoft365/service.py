@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xoromail_cli.errors import ConfigError, DataError
-from xoromail_cli.services.base import Limits, Question, SecretStore, SetupOption, TraceCallback, Transport
+from xoromail_cli.services.base import (
+    Limits,
+    Notify,
+    Question,
+    SecretStore,
+    SetupOption,
+    SignInResult,
+    TraceCallback,
+    Transport,
+)
 from xoromail_cli.services.microsoft365.settings import (
     CLOUDS,
     MODES,
@@ -121,7 +130,7 @@ def next_question(answers: Mapping[str, Any], existing: Microsoft365Settings | N
 class Microsoft365Service:
     name = "microsoft365"
     label = "Microsoft 365 (OAuth, Microsoft Graph)"
-    secret_kinds = SECRET_KINDS
+    secret_kinds: tuple[str, ...] = SECRET_KINDS
     setup_options = SETUP_OPTIONS
 
     def settings_from_table(self, table: Mapping[str, Any]) -> Microsoft365Settings:
@@ -130,7 +139,8 @@ class Microsoft365Service:
     def build_settings(self, answers: Mapping[str, Any], existing: Any, email: str) -> Microsoft365Settings:
         return build_settings(answers, existing)
 
-    def missing(self, answers: Mapping[str, Any], existing: Any, secret_known: bool) -> list[str]:
+    def missing(self, answers: Mapping[str, Any], existing: Any, secret_known: bool,
+                email: str | None = None) -> list[str]:
         flags = [f"--{key.replace('_', '-')}" for key in ("tenant", "client_id")
                  if answers.get(key) is None and getattr(existing, key, None) is None]
         app = answers.get("client_secret_stdin") or getattr(existing, "mode", None) == "app"
@@ -141,6 +151,15 @@ class Microsoft365Service:
 
     def next_question(self, answers: Mapping[str, Any], existing: Any, email: str) -> Question | None:
         return next_question(answers, existing)
+
+    def needs_password(self, settings: Any, email: str) -> bool:
+        return False
+
+    def normalize_secret(self, settings: Any, kind: str, value: str) -> str:
+        return value.strip()
+
+    def setup_notes(self, settings: Any) -> list[str]:
+        return []
 
     def describe(self, profile: Profile) -> str:
         s = settings_of(profile)
@@ -168,16 +187,23 @@ class Microsoft365Service:
             load_certificate(s.certificate)
 
     def open_transport(self, profile: Profile, secrets: SecretStore, *, timeout: float | None = None,
-                       trace: TraceCallback | None = None) -> Transport:
+                       trace: TraceCallback | None = None, validating: bool = False) -> Transport:
         s = settings_of(profile)
+        wait = timeout or profile.timeout
         if s.send_via == "smtp":
-            raise ConfigError("sending through SMTP with OAuth is not wired yet",
-                              "use --send-via graph; the SMTP transport takes access_token_for_smtp at merge")
+            from xoromail_cli.services.microsoft365.smtp import access_token_for_smtp
+            from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
+
+            def token() -> str:
+                return access_token_for_smtp(s, secrets, mailbox=profile.email, ca_file=profile.ca_file,
+                                             timeout=wait, lock_path=token_lock_path(profile.name))
+
+            endpoint = SmtpEndpoint(s.smtp_server, s.smtp_port, "starttls", profile.email, profile.ca_file, wait)
+            return SmtpTransport(endpoint, None, token=token, trace=trace)
         from xoromail_cli.services.microsoft365.transport import Microsoft365Transport
 
         return Microsoft365Transport(s, secrets, mailbox=profile.email, ca_file=profile.ca_file,
-                                     timeout=timeout or profile.timeout, trace=trace,
-                                     lock_path=token_lock_path(profile.name))
+                                     timeout=wait, trace=trace, lock_path=token_lock_path(profile.name))
 
     def notes(self, profile: Profile) -> list[str]:
         s = settings_of(profile)
@@ -199,6 +225,29 @@ class Microsoft365Service:
             notes.append("SMTP AUTH must stay enabled for this mailbox (Exchange admin center → mailbox → "
                          "Manage email apps → Authenticated SMTP); Graph needs no such switch")
         return notes
+
+    def sign_in(self, profile: Profile, secrets: SecretStore, *, notify: Notify,
+                answers: Mapping[str, Any]) -> SignInResult | None:
+        """Delegated: the device-code (or browser) sign-in now; app-only: the secret is kept, validation proves
+        it. Either way the token cache is staged in `secrets` until setup saves the profile."""
+        for kind, value in secrets_from_answers(answers).items():
+            secrets.set(kind, value)
+        s = settings_of(profile)
+        if s.mode == "app":
+            return SignInResult(s)
+        from xoromail_cli.services.microsoft365.auth import sign_in
+
+        signed = sign_in(s, secrets, mailbox=profile.email, notify=notify, ca_file=profile.ca_file,
+                         timeout=profile.timeout, open_browser=not answers.get("no_browser"),
+                         lock_path=token_lock_path(profile.name))
+        warning = signed.warning()
+        return SignInResult(s, (warning,) if warning else ())
+
+    def disconnect(self, profile: Profile, secrets: SecretStore) -> str:
+        for kind in SECRET_KINDS:
+            secrets.delete(kind)
+        return ("the Microsoft sign-in (token cache) and any client secret were removed from the OS keyring; "
+                "an admin can also revoke the app's consent in the Entra admin center")
 
     def limits(self, profile: Profile) -> Limits | None:
         # Exchange Online binds Graph too: 30 messages a minute, 10,000 recipients a day; about 4 concurrent

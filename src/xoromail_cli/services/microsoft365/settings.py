@@ -114,6 +114,10 @@ class Microsoft365Settings:
         """Where a tenant admin grants consent for this app (printed for AADSTS65001)."""
         return f"{self.authority}/adminconsent?client_id={self.client_id}"
 
+    def check(self) -> None:
+        """The checks a hand-edited table gets, for settings built in code."""
+        type(self).from_table(self.to_table())
+
     def to_table(self) -> dict[str, Any]:
         table: dict[str, Any] = {"tenant": self.tenant, "client_id": self.client_id}
         for key, default in _DEFAULTS.items():

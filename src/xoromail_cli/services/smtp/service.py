@@ -6,7 +6,16 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from xoromail_cli.errors import ConfigError
-from xoromail_cli.services.base import Limits, Question, SecretStore, TraceCallback, Transport
+from xoromail_cli.services.base import (
+    Limits,
+    Notify,
+    Question,
+    SecretStore,
+    SetupOption,
+    SignInResult,
+    TraceCallback,
+    Transport,
+)
 from xoromail_cli.services.smtp import setup
 from xoromail_cli.services.smtp.settings import SmtpSettings
 
@@ -33,8 +42,8 @@ def preset_for_profile(profile: Profile) -> Preset | None:
 class SmtpService:
     name = "smtp"
     label = "Web Mail (SMTP)"
-    secret_kinds = ("password",)
-    setup_options = setup.OPTIONS
+    secret_kinds: tuple[str, ...] = ("password",)
+    setup_options: tuple[SetupOption, ...] = setup.OPTIONS
 
     def settings_from_table(self, table: Mapping[str, Any]) -> SmtpSettings:
         return SmtpSettings.from_table(table)
@@ -87,7 +96,7 @@ class SmtpService:
             tls_context(endpoint.ca_file)
 
     def open_transport(self, profile: Profile, secrets: SecretStore, *, timeout: float | None = None,
-                       trace: TraceCallback | None = None) -> Transport:
+                       trace: TraceCallback | None = None, validating: bool = False) -> Transport:
         from xoromail_cli.services.smtp.transport import SmtpTransport
 
         settings = smtp_settings(profile)
@@ -114,6 +123,14 @@ class SmtpService:
             notes.append(f"messages travel to {settings.host} unencrypted (security none); use starttls or ssl "
                          "unless the relay is on a trusted network")
         return notes
+
+    def sign_in(self, profile: Profile, secrets: SecretStore, *, notify: Notify,
+                answers: Mapping[str, Any]) -> SignInResult | None:
+        return None
+
+    def disconnect(self, profile: Profile, secrets: SecretStore) -> str:
+        secrets.delete("password")
+        return "the stored password was removed from the OS keyring"
 
     def limits(self, profile: Profile) -> Limits | None:
         preset = preset_for_profile(profile)
