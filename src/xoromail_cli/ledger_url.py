@@ -1,0 +1,125 @@
+"""Where the sent-ledger lives: a SQLite file on this host, or a PostgreSQL database shared by many.
+
+The profile's `ledger` setting (or `$XOROMAIL_LEDGER` for one run) is a path, `sqlite:///path` or
+`postgresql://user@host:5432/db?sslmode=verify-full`. A password never stays in the settings file:
+setup moves it to the keyring (kind `ledger_password`), or libpq finds it in `PGPASSWORD`, `~/.pgpass`
+or `PGSERVICEFILE`. Only this module and `ledger_postgres` know about URLs; psycopg is imported only
+once a PostgreSQL ledger is opened.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from xoromail_cli.errors import ConfigError
+
+if TYPE_CHECKING:
+    from xoromail_cli.ledger import SentLedger
+
+ENV_LEDGER = "XOROMAIL_LEDGER"
+SECRET_KIND = "ledger_password"  # noqa: S105  # a keyring entry's kind, not a password
+_POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+@dataclass(frozen=True)
+class LedgerLocation:
+    """A parsed `ledger` setting: `url` (PostgreSQL, without its password) or `path` (SQLite)."""
+
+    path: Path | None = None
+    url: str | None = None
+    password: str | None = None
+    """A password that came in the URL itself ($XOROMAIL_LEDGER in a container): used, never shown."""
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.url is not None
+
+    def describe(self) -> str:
+        """How errors and `log` name the ledger: the path, or the URL without any password."""
+        return self.url if self.url is not None else str(self.path)
+
+
+def parse(value: str) -> LedgerLocation:
+    """Read a `ledger` setting; an unknown URL scheme is a config error, not a file name."""
+    text = value.strip()
+    if text.startswith("sqlite://"):
+        rest = text.removeprefix("sqlite://")
+        if not rest.startswith("/"):
+            raise ConfigError(f"ledger {text!r}: a sqlite URL needs an absolute path (sqlite:///var/lib/x.db)",
+                              "write sqlite:/// and the path, or the path alone")
+        return LedgerLocation(path=Path(unquote(rest)).expanduser())
+    scheme = text.partition("://")[0].lower() if "://" in text else ""
+    if scheme in _POSTGRES_SCHEMES:
+        url, password = split_password(text)
+        return LedgerLocation(url=url, password=password)
+    if scheme:
+        raise ConfigError(f"ledger {redact(text)!r}: unknown kind of ledger {scheme!r}",
+                          "use a file path, sqlite:///path or postgresql://user@host:5432/db")
+    return LedgerLocation(path=Path(text).expanduser())
+
+
+def location(setting: str | None, default: Path) -> LedgerLocation:
+    """`$XOROMAIL_LEDGER`, else the profile's `ledger`, else the SQLite file in the state folder."""
+    value = os.environ.get(ENV_LEDGER) or setting
+    return parse(value) if value else LedgerLocation(path=default)
+
+
+def split_password(url: str) -> tuple[str, str | None]:
+    """The URL without the password in its user part, and that password (None if there was none)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url, None
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{user}@{host}" if user else host
+    return urlunsplit(parts._replace(netloc=netloc)), unquote(parts.password)
+
+
+def redact(value: str) -> str:
+    """A ledger setting fit to print: a password in the URL becomes `***`."""
+    if "://" not in value:
+        return value
+    try:
+        parts = urlsplit(value)
+        if parts.password is None:
+            return value
+    except ValueError:
+        return value.partition("://")[0] + "://***"
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{parts.netloc.rpartition('@')[2]}"))
+
+
+def keep_password_apart(profile_name: str, value: str) -> str:
+    """For `setup --ledger URL`: store a password given in the URL in the keyring; return the URL to save."""
+    found = parse(value)
+    if not found.is_postgres or found.password is None:
+        return value.strip()
+    from xoromail_cli.credentials import write_secret
+
+    write_secret(profile_name, SECRET_KIND, found.password)
+    assert found.url is not None
+    return found.url
+
+
+def stored_password(profile_name: str) -> str | None:
+    from xoromail_cli.credentials import read_secret
+
+    return read_secret(profile_name, SECRET_KIND)
+
+
+def open_ledger(found: LedgerLocation, profile_name: str, *, read_only: bool = False,
+                timeout: float = 10.0) -> SentLedger:
+    """Open the ledger for sending (created and migrated on first use) or, `read_only`, for `log`."""
+    if found.url is None:
+        from xoromail_cli.ledger import Ledger
+
+        assert found.path is not None
+        return Ledger(found.path, read_only=read_only)
+    from xoromail_cli.ledger_postgres import PostgresLedger
+
+    password = found.password or stored_password(profile_name)
+    return PostgresLedger(found.url, password=password, connect_timeout=timeout, read_only=read_only)
