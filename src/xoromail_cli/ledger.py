@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from xoromail_cli.errors import ConfigError, TemporaryError
 from xoromail_cli.pacing import now
@@ -73,6 +73,9 @@ def legacy_domain(email: str) -> str:
     return email.rpartition("@")[2].strip().lower()
 
 
+ImportOutcome = Literal["copied", "updated", "unchanged"]
+
+
 @dataclass(frozen=True)
 class LedgerEntry:
     id: int
@@ -120,7 +123,7 @@ class SentLedger(Protocol):
     def count_since(self, account: str, since: datetime) -> tuple[int, int]: ...
     def entries(self, *, account: str | None = None, profile: str | None = None, since: datetime | None = None,
                 event: str | None = None, to: str | None = None, failed: bool = False) -> Iterator[LedgerEntry]: ...
-    def import_entry(self, entry: LedgerEntry) -> bool: ...
+    def import_entry(self, entry: LedgerEntry) -> ImportOutcome: ...
     def exclusive(self, account: str, wait: float) -> AbstractContextManager[object]: ...
     def close(self) -> None: ...
 
@@ -257,22 +260,25 @@ class Ledger:
                                   event=event, to=to, failed=failed, legacy=legacy)
         return self._query(sql, params)
 
-    def import_entry(self, entry: LedgerEntry) -> bool:
+    def import_entry(self, entry: LedgerEntry) -> ImportOutcome:
         """Copy one row of another ledger unless it is here already (same message, key and start)."""
-        found = self._db.execute("SELECT id FROM messages WHERE message_id = ? AND idem_key = ? AND created_at = ?",
+        found = self._db.execute("SELECT id, status, reply, pending, refused, updated_at FROM messages "
+                                 "WHERE message_id = ? AND idem_key = ? AND created_at = ?",
                                  (entry.message_id, entry.idempotency_key, entry.created_at.isoformat())).fetchone()
         values = (entry.status, entry.reply, ",".join(entry.pending), ",".join(entry.refused),
                   entry.updated_at.isoformat())
+        if found and tuple(found[1:]) == values:
+            return "unchanged"
         if found:
             self._write("UPDATE messages SET status = ?, reply = ?, pending = ?, refused = ?, updated_at = ? "
                         "WHERE id = ?", (*values, found[0]))
-            return False
+            return "updated"
         self._write("INSERT INTO messages (account, profile, event, idem_key, recipients, recipient_count, message_id, "
                     "row, created_at, status, reply, pending, refused, updated_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (entry.account, entry.profile, entry.event, entry.idempotency_key, ",".join(entry.recipients),
                      len(entry.recipients), entry.message_id, entry.row, entry.created_at.isoformat(), *values))
-        return True
+        return "copied"
 
     def exclusive(self, account: str, wait: float) -> ProfileLock:
         """One sender per account at a time: a file lock beside the ledger."""

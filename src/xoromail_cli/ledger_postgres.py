@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from xoromail_cli.errors import ConfigError, TemporaryError, UnavailableError, XoromailError
-from xoromail_cli.ledger import LedgerEntry, entries_sql
+from xoromail_cli.ledger import ImportOutcome, LedgerEntry, entries_sql
 from xoromail_cli.pacing import now
 
 if TYPE_CHECKING:
@@ -240,22 +240,24 @@ class PostgresLedger:
                                   failed=failed, table=_TABLE)
         return iter(self._query(sql, params))
 
-    def import_entry(self, entry: LedgerEntry) -> bool:
+    def import_entry(self, entry: LedgerEntry) -> ImportOutcome:
         """Copy one row of another ledger unless it is here already (same message, key and start)."""
         with self._guard("copying"):
-            found = self._db.execute(f"SELECT id FROM {_TABLE} WHERE message_id = %s AND idem_key = %s "  # noqa: S608
-                                     "AND created_at = %s", (entry.message_id, entry.idempotency_key,
-                                                             entry.created_at)).fetchone()
+            found = self._db.execute(f"SELECT id, status, reply, pending, refused, updated_at FROM {_TABLE} "  # noqa: S608
+                                     "WHERE message_id = %s AND idem_key = %s AND created_at = %s",
+                                     (entry.message_id, entry.idempotency_key, entry.created_at)).fetchone()
         state = (entry.status, entry.reply, ",".join(entry.pending), ",".join(entry.refused), entry.updated_at)
+        if found and tuple(found[1:]) == state:
+            return "unchanged"
         if found:
             self._write("copying", f"UPDATE {_TABLE} SET status = %s, reply = %s, pending = %s, refused = %s, "  # noqa: S608
                         "updated_at = %s WHERE id = %s", (*state, found[0]))
-            return False
+            return "updated"
         self._write("copying", _INSERT, (entry.account, entry.profile, entry.event, entry.idempotency_key,
                                          ",".join(entry.recipients), len(entry.recipients), entry.message_id,
                                          entry.row, entry.status, entry.reply, entry.created_at, entry.updated_at,
                                          ",".join(entry.pending), ",".join(entry.refused)))
-        return True
+        return "copied"
 
     @contextmanager
     def exclusive(self, account: str, wait: float, poll: float = 0.2) -> Iterator[None]:

@@ -123,3 +123,40 @@ def open_ledger(found: LedgerLocation, profile_name: str, *, read_only: bool = F
 
     password = found.password or stored_password(profile_name)
     return PostgresLedger(found.url, password=password, connect_timeout=timeout, read_only=read_only)
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    source: str
+    target: str
+    copied: int
+    updated: int
+    unchanged: int
+
+
+def copy_ledger(source: LedgerLocation, target: LedgerLocation, profile_name: str) -> CopyResult:
+    """Copy every row of `source` into `target` (created if new); rows already there keep one copy,
+    brought to the source's latest state, so running it twice adds nothing."""
+    if source.describe() == target.describe():
+        from xoromail_cli.errors import UsageError
+
+        raise UsageError(f"--from and --to name the same ledger ({source.describe()})", "name another ledger")
+    if source.path is not None and not source.path.exists():
+        from xoromail_cli.errors import NoInputError
+
+        raise NoInputError(f"no ledger at {source.path}", "name the ledger to copy with --from")
+    reader = open_ledger(source, profile_name, read_only=True)
+    try:
+        writer = open_ledger(target, profile_name)
+        try:
+            copied = updated = unchanged = 0
+            for entry in reader.entries():
+                outcome = writer.import_entry(entry)
+                copied += outcome == "copied"
+                updated += outcome == "updated"
+                unchanged += outcome == "unchanged"
+        finally:
+            writer.close()
+    finally:
+        reader.close()
+    return CopyResult(source.describe(), target.describe(), copied, updated, unchanged)

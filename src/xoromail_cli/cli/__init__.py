@@ -38,6 +38,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "templates": LazyCommand("templates_cmd", "templates_app",
                              "The event emails: list, show and export their templates."),
     "log": LazyCommand("log_cmd", "log", "List what was sent, when, to whom, with Message-ID and the server's reply."),
+    "ledger": LazyCommand("ledger_cmd", "ledger_app", "The sent-ledger: copy it to another database."),
     "config": LazyCommand("config_cmd", "config_app", "Show where settings live and what they say."),
     "demo": LazyCommand("demo_cmd", "demo",
                         "Try xoromail with no account and no network: a local server, a profile, a validation."),
