@@ -30,7 +30,12 @@ def show(
     state = state_of(ctx)
     profile = config.load_profile(state.config_path, state.profile_name)
     source = credentials.password_source(profile)
-    data = {"profile": profile.name, "file": str(state.config_path), **profile.to_toml(),
+    settings = profile.to_toml()
+    if "ledger" in settings:  # a password typed into the URL by hand is never shown
+        from xoromail_cli.ledger_url import redact
+
+        settings["ledger"] = redact(settings["ledger"])
+    data = {"profile": profile.name, "file": str(state.config_path), **settings,
             "password": {"set": source.kind != "unset", "source": source.kind, "detail": source.detail}}
     if as_json:
         print_json(data)
@@ -42,7 +47,7 @@ def show(
                   show_header=False)
     table.add_column("setting", style="bold")
     table.add_column("value", overflow="fold")
-    for key, value in profile.to_toml().items():
+    for key, value in settings.items():
         table.add_row(key, escape(str(value)))
     state_text = "[green]set[/]" if source.kind != "unset" else "[red]unset[/]"
     table.add_row("password", f"{state_text} ({escape(source.detail)})")
