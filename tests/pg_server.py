@@ -44,6 +44,10 @@ class PostgresServer:
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="xoromail-pg-")))
     port: int = 0
     bin: Path = field(default_factory=binaries)
+    durable: bool = False
+    extra_options: str = ""
+    """More `-c name=value` server settings, e.g. TLS (`ssl=on -c ssl_cert_file=…`)."""
+    """fsync on, as a production server has it (the benchmark); the tests turn it off for speed."""
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         command = [str(self.bin / args[0]), *args[1:]]
@@ -65,7 +69,11 @@ class PostgresServer:
 
     def start(self) -> PostgresServer:
         self.port = self.port or free_port()
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        if not self.durable:
+            options += " -c fsync=off"
+        if self.extra_options:
+            options += " " + self.extra_options
         self._run("pg_ctl", "-D", str(self.root / "data"), "-l", str(self.root / "log"), "-o", options, "-w",
                   "-t", "60", "start")
         return self
@@ -92,6 +100,17 @@ class PostgresServer:
     def create_database(self, name: str) -> str:
         self.sql(f"CREATE DATABASE {name} OWNER {APP_USER}")
         return self.url(name)
+
+    def enable_tls(self, cert_pem: bytes, key_pem: bytes) -> None:
+        """Serve TLS with this certificate (the key readable by the server's user only)."""
+        cert, key = self.root / "server.crt", self.root / "server.key"
+        cert.write_bytes(cert_pem)
+        key.write_bytes(key_pem)
+        key.chmod(0o600)
+        if os.geteuid() == 0:
+            shutil.chown(cert, RUN_AS)
+            shutil.chown(key, RUN_AS)
+        self.extra_options = f"-c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key}"
 
     def remove(self) -> None:
         if self.running():

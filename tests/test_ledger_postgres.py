@@ -10,8 +10,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import trustme
 
-from tests.pg_server import APP_PASSWORD, PostgresServer
+from tests.conftest import TLSFiles
+from tests.pg_server import APP_PASSWORD, APP_USER, PostgresServer
 from xoromail_cli import ledger_url
 from xoromail_cli.errors import ConfigError, ExitCode, TemporaryError, UnavailableError, XoromailError
 from xoromail_cli.ledger import Ledger
@@ -159,3 +161,27 @@ def test_psycopg_is_imported_only_when_a_postgresql_ledger_is_opened(tmp_path: P
             f"ledger_url.open_ledger(ledger_url.parse('sqlite://{tmp_path}/l.sqlite3'), 'p').close()\n"
             "assert 'psycopg' not in sys.modules, 'psycopg loaded for a SQLite ledger'\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_verify_full_tls_with_the_databases_ca_connects_and_a_wrong_ca_is_refused(tls: TLSFiles,
+                                                                                  tmp_path: Path) -> None:
+    server = PostgresServer()
+    try:
+        server.init()
+        issued = tls.ca.issue_cert("127.0.0.1")
+        server.enable_tls(b"".join(blob.bytes() for blob in issued.cert_chain_pems), issued.private_key_pem.bytes())
+        server.start()
+        server.sql(f"CREATE ROLE {APP_USER} LOGIN PASSWORD '{APP_PASSWORD}'")
+        url = server.create_database("erp") + f"?sslmode=verify-full&sslrootcert={tls.ca_file}"
+        with PostgresLedger(url, password=APP_PASSWORD) as ledger, psycopg.connect(url, password=APP_PASSWORD) as db:
+            ledger.begin(ACCOUNT, "e", "k", ("a@x.test",), "<1@x>", 1)
+            [(encrypted,)] = db.execute("SELECT bool_and(ssl) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) "
+                                        "WHERE application_name = 'xoromail'").fetchall()
+            assert encrypted is True
+        other_ca = tmp_path / "other-ca.pem"
+        trustme.CA().cert_pem.write_to_path(str(other_ca))
+        with pytest.raises(TemporaryError, match="certificate verify failed") as caught:
+            PostgresLedger(url.replace(str(tls.ca_file), str(other_ca)), password=APP_PASSWORD)
+        assert "sslrootcert" in (caught.value.hint or "")
+    finally:
+        server.remove()
