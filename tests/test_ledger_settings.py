@@ -51,3 +51,9 @@ def test_xoromail_ledger_overrides_the_profile_for_one_run(tmp_path: Path, monke
     assert dispatch.ledger_location(profile).path == tmp_path / "a.db"
     monkeypatch.setenv("XOROMAIL_LEDGER", "postgresql://u@db.erp.test/erp")
     assert dispatch.ledger_location(profile).url == "postgresql://u@db.erp.test/erp"
+
+
+def test_a_password_given_as_a_url_parameter_is_kept_apart_too() -> None:
+    found = ledger_url.parse("postgresql://erp_mail@db.erp.test/erp?sslmode=verify-full&password=p%26w")
+    assert found.password == "p&w" and found.url == "postgresql://erp_mail@db.erp.test/erp?sslmode=verify-full"
+    assert "p%26w" not in ledger_url.redact("postgresql://erp_mail@db.erp.test/erp?password=p%26w")

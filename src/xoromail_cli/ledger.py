@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_account_key ON messages (account, idem_key, status);
 CREATE INDEX IF NOT EXISTS messages_by_time ON messages (created_at);
 CREATE INDEX IF NOT EXISTS messages_in_flight_by_account ON messages (account, event) WHERE status = 'in_flight';
+CREATE INDEX IF NOT EXISTS messages_unadopted ON messages (profile) WHERE account = '';
 """
 _UPGRADES = {
     1: ("ALTER TABLE messages ADD COLUMN pending TEXT NOT NULL DEFAULT ''",

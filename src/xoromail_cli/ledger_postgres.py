@@ -53,6 +53,7 @@ _SCHEMA = (
     f"CREATE INDEX IF NOT EXISTS xoromail_by_time ON {_TABLE} (created_at)",
     f"CREATE INDEX IF NOT EXISTS xoromail_by_message ON {_TABLE} (message_id)",
     f"CREATE INDEX IF NOT EXISTS xoromail_in_flight ON {_TABLE} (account, event) WHERE status = 'in_flight'",
+    f"CREATE INDEX IF NOT EXISTS xoromail_unadopted ON {_TABLE} (profile) WHERE account = ''",
 )
 _COLUMNS = ('id, profile, event, idem_key, recipients, recipient_count, message_id, status, reply, "row", '
             "created_at, updated_at, pending, refused, account")
@@ -103,7 +104,9 @@ class PostgresLedger:
         kwargs: dict[str, Any] = {"application_name": "xoromail", "autocommit": True,
                                   "connect_timeout": max(2, round(connect_timeout)),
                                   "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
-                                  "keepalives_count": 3}
+                                  "keepalives_count": 3, "tcp_user_timeout": round(connect_timeout * 1000)}
+        # Bounded: connecting gives up after `connect_timeout`, and a database that stops answering mid-batch
+        # (no reset, e.g. a partition) is given up on after as long, instead of hanging the run.
         if password is not None:
             kwargs["password"] = password
         try:

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from xoromail_cli.errors import ConfigError
 
@@ -69,14 +69,18 @@ def location(setting: str | None, default: Path) -> LedgerLocation:
 
 
 def split_password(url: str) -> tuple[str, str | None]:
-    """The URL without the password in its user part, and that password (None if there was none)."""
+    """The URL without its password (in the user part, or a `password=` parameter) and that password."""
     parts = urlsplit(url)
-    if parts.password is None:
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    in_query = [value for key, value in query if key == "password"]
+    password = unquote(parts.password) if parts.password is not None else (in_query[0] if in_query else None)
+    if password is None:
         return url, None
     user = parts.username or ""
     host = parts.netloc.rpartition("@")[2]
     netloc = f"{user}@{host}" if user else host
-    return urlunsplit(parts._replace(netloc=netloc)), unquote(parts.password)
+    rest = urlencode([(key, value) for key, value in query if key != "password"], quote_via=quote)
+    return urlunsplit(parts._replace(netloc=netloc, query=rest)), password
 
 
 def redact(value: str) -> str:
@@ -84,11 +88,12 @@ def redact(value: str) -> str:
     if "://" not in value:
         return value
     try:
-        parts = urlsplit(value)
-        if parts.password is None:
-            return value
+        bare, password = split_password(value)
     except ValueError:
         return value.partition("://")[0] + "://***"
+    if password is None:
+        return value
+    parts = urlsplit(bare)
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{parts.netloc.rpartition('@')[2]}"))
 
