@@ -27,6 +27,8 @@ from xoromail_cli.config import Profile
 from xoromail_cli.credentials import MemorySecrets
 from xoromail_cli.sink import CaptureHandler, SinkServer
 
+pytest_plugins = ("tests.pg_server",)  # the real PostgreSQL server fixtures
+
 USER = "billing@company.test"
 PASSWORD = "correct horse battery staple"
 

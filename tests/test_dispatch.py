@@ -11,7 +11,8 @@ BASE = smtp_profile(name="ops", email="a@b.test", host="smtp.office365.com", por
 def test_ledger_and_lock_live_in_the_state_dir_unless_the_profile_says(isolated_environment: Path,
                                                                       tmp_path: Path) -> None:
     assert dispatch.ledger_path(BASE) == isolated_environment / "state" / "xoromail" / "ledger.sqlite3"
-    assert dispatch.lock_path(BASE).name == "ops.lock"
+    assert dispatch.lock_path(BASE).parent == isolated_environment / "state" / "xoromail" / "locks"
+    assert dispatch.lock_path(BASE).name.startswith("smtp-a@b.test-")
     custom = smtp_profile(name="ops", email="a@b.test", host="h", port=25, ledger=str(tmp_path / "l.db"))
     assert dispatch.ledger_path(custom) == tmp_path / "l.db"
 
@@ -84,7 +85,7 @@ def test_the_quota_watch_warns_once_at_the_message_that_passes_the_limit(tmp_pat
     profile = smtp_profile(name="p", email="a@b.test", host="smtp.gmail.com", port=587, preset="gmail")
     with Ledger(tmp_path / "ledger.sqlite3") as ledger:
         for number in range(1999):
-            ledger.record("p", "e", f"k{number}", ("a@x.test",), f"<{number}@x>", None, "sent", "250")
+            ledger.record("smtp:a@b.test", "e", f"k{number}", ("a@x.test",), f"<{number}@x>", None, "sent", "250")
         watch = dispatch.QuotaWatch(profile, ledger, warnings.append)
     watch(1)
     assert warnings == []

@@ -118,8 +118,9 @@ def test_a_ledger_of_the_first_schema_is_upgraded_in_place(path: Path) -> None:
     """)
     old.close()
     with Ledger(path) as ledger:
-        found = ledger.last_sent("default", "k")
-        assert found is not None and found.pending == ()
+        assert ledger.adopt("smtp:billing@x", "default", "x") == 1
+        found = ledger.last_sent("smtp:billing@x", "k")
+        assert found is not None and found.pending == () and found.account == "smtp:billing@x"
 
 
 def test_a_newer_ledger_is_refused_rather_than_misread(path: Path) -> None:

@@ -12,10 +12,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
+from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
 from tests.test_send_cmd import csv_batch
-from xoromail_cli import config
-from xoromail_cli.ledger import Ledger
+from xoromail_cli import config, dispatch
+from xoromail_cli.ledger import Ledger, account_key
 from xoromail_cli.locking import ProfileLock
 from xoromail_cli.sink import CaptureHandler
 
@@ -60,7 +60,7 @@ def test_sigkill_mid_batch_then_rerun_delivers_every_row_with_at_most_one_report
     first.wait(timeout=10)
     assert 0 < len(server.messages) < rows, "the kill must land mid-batch"
     with Ledger(isolated_environment / "state" / "xoromail" / "ledger.sqlite3") as ledger:
-        left_in_flight = [entry.recipients[0] for entry in ledger.interrupted("default")]
+        left_in_flight = [entry.recipients[0] for entry in ledger.interrupted(account_key("smtp", USER))]
     assert len(left_in_flight) <= 1
     second = subprocess.run(send_command(batch), env=env, capture_output=True, text=True, timeout=120, check=False)
     assert second.returncode == 0, second.stdout + second.stderr
@@ -92,9 +92,9 @@ def test_a_held_lock_without_wait_exits_75_naming_the_holder(
         smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path,
         isolated_environment: Path) -> None:
     server = smtp_server()
-    config.save_profile(config_path, profile_for(server, tls))
-    lock = isolated_environment / "state" / "xoromail" / "locks" / "default.lock"
-    with ProfileLock(lock):
+    profile = profile_for(server, tls)
+    config.save_profile(config_path, profile)
+    with ProfileLock(dispatch.lock_path(profile)):
         result = subprocess.run(send_command(csv_batch(tmp_path / "rows.csv", 3)), env=environment(config_path),
                                 capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 75

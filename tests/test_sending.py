@@ -9,19 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
+from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
 from tests.samples import EVENT, jobs
 from tests.servers import CloseAfterNth, DropNth, FailNth, Greylist, MailFromReply, RefuseRecipient, connections
 from xoromail_cli.batch import SendJob, make_job
 from xoromail_cli.config import Profile
 from xoromail_cli.errors import ExitCode
 from xoromail_cli.idempotency import idempotency_key
-from xoromail_cli.ledger import Ledger
+from xoromail_cli.ledger import Ledger, account_key
 from xoromail_cli.messages import Renderer
 from xoromail_cli.pacing import Backoff, now
 from xoromail_cli.results import MessageResult
 from xoromail_cli.sending import Sender
 from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
+
+ACCOUNT = account_key("smtp", USER)
 
 
 def sender(profile: Profile, ledger: Ledger | None = None, **options: object) -> tuple[Sender, list[MessageResult]]:
@@ -89,7 +91,7 @@ def test_a_connection_lost_after_the_data_is_never_resent_in_the_same_run(
     assert summary.count("sent") == 7 and summary.exit_code == ExitCode.TEMPFAIL
     lost = results[3]
     assert lost.status == "temporary" and lost.attempts == 1 and "may have accepted it" in lost.reply
-    assert [e.recipients for e in ledger.interrupted("default")] == [("customer4@client.test",)]
+    assert [e.recipients for e in ledger.interrupted(ACCOUNT)] == [("customer4@client.test",)]
     rerun, rerun_results = sender(profile_for(server, tls), ledger)
     assert rerun.run(jobs(8)).exit_code == 0
     assert [r.status for r in rerun_results].count("interrupted") == 1
@@ -185,7 +187,7 @@ def test_partly_refused_recipients_make_a_partial_result(smtp_server: ServerFact
     summary = run.run([job])
     assert results[0].status == "partial" and "gone@client.test: 550 5.1.1" in results[0].reply
     assert summary.exit_code == ExitCode.DATAERR
-    assert ledger.last_sent("default", results[0].key or "") is not None
+    assert ledger.last_sent(ACCOUNT, results[0].key or "") is not None
 
 
 def test_resend_after_allows_for_cron_jitter(smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
@@ -247,13 +249,13 @@ def test_a_message_left_in_flight_is_reported_then_sent_again(smtp_server: Serve
     server = smtp_server()
     profile = profile_for(server, tls)
     job = jobs(1)[0]
-    ledger.begin(profile.name, EVENT.name, idempotency_key(EVENT, job), job.recipients.envelope, "<lost@x>", 1)
+    ledger.begin(ACCOUNT, EVENT.name, idempotency_key(EVENT, job), job.recipients.envelope, "<lost@x>", 1)
     run, results = sender(profile, ledger)
     summary = run.run([job])
     assert [r.status for r in results] == ["interrupted", "sent"]
     assert results[0].message_id == "<lost@x>" and "may have been delivered" in results[0].reply
     assert summary.count("interrupted") == 1 and summary.exit_code == 0
-    assert ledger.interrupted(profile.name) == []
+    assert ledger.interrupted(ACCOUNT) == []
     assert len(server.messages) == 1
 
 

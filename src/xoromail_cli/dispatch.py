@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -20,16 +20,50 @@ from xoromail_cli.results import MessageResult, Summary
 from xoromail_cli.sending import Sender
 
 if TYPE_CHECKING:
-    from xoromail_cli.ledger import Ledger
+    from xoromail_cli.ledger import SentLedger
+    from xoromail_cli.ledger_url import LedgerLocation
     from xoromail_cli.services.base import Limits, Transport
 
 
+def ledger_location(profile: Profile) -> LedgerLocation:
+    """`$XOROMAIL_LEDGER`, else the profile's `ledger` (a path, sqlite:///path or postgresql://…), else the
+    SQLite file in the state folder."""
+    from xoromail_cli.ledger_url import location
+
+    return location(profile.ledger, paths.state_dir() / "ledger.sqlite3")
+
+
 def ledger_path(profile: Profile) -> Path:
-    return Path(profile.ledger).expanduser() if profile.ledger else paths.state_dir() / "ledger.sqlite3"
+    """The SQLite ledger's file (a PostgreSQL ledger has none: this is where it would be)."""
+    found = ledger_location(profile)
+    return found.path if found.path is not None else paths.state_dir() / "ledger.sqlite3"
 
 
 def lock_path(profile: Profile) -> Path:
-    return ledger_path(profile).parent / "locks" / f"{profile.name}.lock"
+    """The file lock of the sending account (service and From address), beside a SQLite ledger."""
+    from xoromail_cli.ledger import account_key, lock_file
+
+    return lock_file(ledger_path(profile), account_key(profile.service, profile.email))
+
+
+def open_sending_ledger(profile: Profile, wait: float, stack: ExitStack) -> SentLedger:
+    """Lock the account and open its ledger: a file lock and SQLite here, or one advisory lock and
+    PostgreSQL for every host. Rows an older release wrote under the profile's name become the account's."""
+    from xoromail_cli.ledger import account_key, legacy_domain
+    from xoromail_cli.ledger_url import open_ledger
+
+    account = account_key(profile.service, profile.email)
+    found = ledger_location(profile)
+    if found.is_postgres:
+        ledger = stack.enter_context(closing(open_ledger(found, profile.name, timeout=min(profile.timeout, 30.0))))
+        stack.enter_context(ledger.exclusive(account, wait))
+    else:
+        from xoromail_cli.locking import ProfileLock
+
+        stack.enter_context(ProfileLock(lock_path(profile), wait))
+        ledger = stack.enter_context(closing(open_ledger(found, profile.name)))
+    ledger.adopt(account, profile.name, legacy_domain(profile.email))
+    return ledger
 
 
 def templates_dir(profile: Profile | None) -> Path:
@@ -152,15 +186,11 @@ def execute(plan: SendPlan, options: SendOptions, on_result: Callable[[MessageRe
     rate = messages_per_second(profile, options.rate)
     per_second = rate if options.really_sends else None
     with ExitStack() as stack:
-        ledger: Ledger | None = None
+        ledger: SentLedger | None = None
         transport: Transport | None = None
         watch: QuotaWatch | None = None
         if options.really_sends:
-            from xoromail_cli.ledger import Ledger
-            from xoromail_cli.locking import ProfileLock
-
-            stack.enter_context(ProfileLock(lock_path(profile), options.wait))
-            ledger = stack.enter_context(Ledger(ledger_path(profile)))
+            ledger = open_sending_ledger(profile, options.wait, stack)
             watch = QuotaWatch(profile, ledger, on_warning)
             transport = services.open_transport(profile, credentials.Secrets(profile), timeout=options.timeout)
         elif options.outbox is not None and not options.dry_run:
@@ -198,9 +228,11 @@ def _quota_overruns(profile: Profile, sent: tuple[int, int], messages: int, reci
 class QuotaWatch:
     """Warns once, at the message that passes a daily limit: rows skipped as already sent never count."""
 
-    def __init__(self, profile: Profile, ledger: Ledger, on_warning: Callable[[str], None]) -> None:
+    def __init__(self, profile: Profile, ledger: SentLedger, on_warning: Callable[[str], None]) -> None:
+        from xoromail_cli.ledger import account_key
+
         self._profile, self._on_warning = profile, on_warning
-        self._sent = ledger.count_since(profile.name, now() - timedelta(days=1))
+        self._sent = ledger.count_since(account_key(profile.service, profile.email), now() - timedelta(days=1))
         self._messages = self._recipients = 0
         self._warned: set[str] = set()
 

@@ -1,7 +1,9 @@
 """The sent-ledger: one SQLite file (WAL) recording every message, so nothing goes out twice.
 
 A message is written as `in_flight` just before DATA and as `sent` the moment the server accepts it,
-each in its own commit. After a crash, the only message whose fate is unknown is the one still marked
+each in its own commit. Rows belong to the sending account (`account_key`: service and From address),
+not to a profile's name or a settings file, so two companies on one machine never meet.
+After a crash, the only message whose fate is unknown is the one still marked
 `in_flight`; the next run reports it. With `synchronous=NORMAL` in WAL mode a commit survives the
 process being killed; after a power loss the last commits may roll back, which can cause a resend,
 never a loss (see docs/cron.md).
@@ -12,19 +14,25 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from xoromail_cli.errors import ConfigError, TemporaryError
 from xoromail_cli.pacing import now
 from xoromail_cli.paths import private_dir
 
-SCHEMA_VERSION = 2
+if TYPE_CHECKING:
+    from xoromail_cli.locking import ProfileLock
+
+SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY,
     profile TEXT NOT NULL,
+    account TEXT NOT NULL DEFAULT '',
     event TEXT NOT NULL,
     idem_key TEXT NOT NULL,
     recipients TEXT NOT NULL,
@@ -38,12 +46,35 @@ CREATE TABLE IF NOT EXISTS messages (
     pending TEXT NOT NULL DEFAULT '',
     refused TEXT NOT NULL DEFAULT ''
 );
-CREATE INDEX IF NOT EXISTS messages_by_key ON messages (profile, idem_key, status);
+CREATE INDEX IF NOT EXISTS messages_by_account_key ON messages (account, idem_key, status);
 CREATE INDEX IF NOT EXISTS messages_by_time ON messages (created_at);
-CREATE INDEX IF NOT EXISTS messages_in_flight ON messages (profile, event) WHERE status = 'in_flight';
+CREATE INDEX IF NOT EXISTS messages_in_flight_by_account ON messages (account, event) WHERE status = 'in_flight';
+CREATE INDEX IF NOT EXISTS messages_unadopted ON messages (profile) WHERE account = '';
 """
+_UPGRADES = {
+    1: ("ALTER TABLE messages ADD COLUMN pending TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE messages ADD COLUMN refused TEXT NOT NULL DEFAULT ''"),
+    2: ("ALTER TABLE messages ADD COLUMN account TEXT NOT NULL DEFAULT ''",
+        "DROP INDEX IF EXISTS messages_by_key", "DROP INDEX IF EXISTS messages_in_flight"),
+}
+"""Schema version -> the statements that bring it to the next one (a row of an older release keeps
+`account = ''` until `adopt` gives it to the account its profile sends from)."""
 CORRUPT_HINT = ("move the ledger file away (nothing was sent); a new one is created on the next run, "
                 "but its history of sent messages is lost, so check `xoromail log` from a backup first")
+
+
+def account_key(service: str, email: str) -> str:
+    """Whose rows these are: the service and the From address, so the same account on any host (with
+    settings files of its own) shares its history, and two companies on one machine never do."""
+    return f"{service.strip().lower()}:{email.strip().lower()}"
+
+
+def legacy_domain(email: str) -> str:
+    """The Message-ID domain older rows of this account carry (`<…@domain>`, see mime.make_message_id)."""
+    return email.rpartition("@")[2].strip().lower()
+
+
+ImportOutcome = Literal["copied", "updated", "unchanged"]
 
 
 @dataclass(frozen=True)
@@ -63,18 +94,45 @@ class LedgerEntry:
     """Recipients a partial delivery still owes (refused with a 4xx); a re-run sends to them alone."""
     refused: tuple[str, ...] = ()
     """Every recipient a partial delivery did not reach: the owed ones and those refused for good."""
+    account: str = ""
+    """`account_key` of the sender; empty on a row of an older release not yet adopted."""
 
     def to_json(self) -> dict[str, object]:
         return {"id": self.id, "profile": self.profile, "event": self.event, "key": self.idempotency_key,
                 "recipients": list(self.recipients), "message_id": self.message_id, "status": self.status,
                 "reply": self.reply, "row": self.row, "created_at": self.created_at.isoformat(),
                 "updated_at": self.updated_at.isoformat(), "pending": list(self.pending),
-                "refused": list(self.refused)}
+                "refused": list(self.refused), "account": self.account}
+
+
+class SentLedger(Protocol):
+    """What sending, `log` and `ledger copy` need of a ledger: the SQLite file here, or PostgreSQL
+    (`ledger_postgres.PostgresLedger`) shared by every host."""
+
+    kind: str
+
+    def last_sent(self, account: str, key: str) -> LedgerEntry | None: ...
+    def begin(self, account: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
+              row: int | None, *, profile: str = "") -> int: ...
+    def finish(self, entry_id: int, status: str, reply: str, pending: tuple[str, ...] = (),
+               refused: tuple[str, ...] = ()) -> None: ...
+    def record(self, account: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
+               row: int | None, status: str, reply: str, *, profile: str = "") -> None: ...
+    def adopt(self, account: str, profile: str, domain: str) -> int: ...
+    def interrupted(self, account: str, event: str | None = None) -> list[LedgerEntry]: ...
+    def settle_interrupted(self, entry_id: int) -> None: ...
+    def count_since(self, account: str, since: datetime) -> tuple[int, int]: ...
+    def entries(self, *, account: str | None = None, profile: str | None = None, since: datetime | None = None,
+                event: str | None = None, to: str | None = None, failed: bool = False) -> Iterator[LedgerEntry]: ...
+    def import_entry(self, entry: LedgerEntry) -> ImportOutcome: ...
+    def exclusive(self, account: str, wait: float) -> AbstractContextManager[object]: ...
+    def close(self) -> None: ...
 
 
 class Ledger:
     _columns = ("id, profile, event, idem_key, recipients, recipient_count, message_id, status, reply, row, "
-                "created_at, updated_at, pending, refused")
+                "created_at, updated_at, pending, refused, account")
+    kind = "sqlite"
 
     def __init__(self, path: Path, synchronous: str = "NORMAL", busy_timeout: float = 10.0,
                  read_only: bool = False) -> None:
@@ -97,9 +155,9 @@ class Ledger:
             if version > SCHEMA_VERSION:
                 raise ConfigError(f"the ledger {path} was written by a newer xoromail (schema {version})",
                                   "upgrade xoromail")
-            if version == 1:
-                self._db.execute("ALTER TABLE messages ADD COLUMN pending TEXT NOT NULL DEFAULT ''")
-                self._db.execute("ALTER TABLE messages ADD COLUMN refused TEXT NOT NULL DEFAULT ''")
+            for step in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
+                for statement in _UPGRADES[step]:
+                    self._db.execute(statement)
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self._db.execute("SELECT count(*) FROM messages WHERE 0").fetchone()
@@ -122,6 +180,8 @@ class Ledger:
                 raise sqlite3.DatabaseError("no messages table")
             if "pending" not in present:  # a ledger of schema 1, read before any send upgraded it
                 self._columns = self._columns.replace("pending, refused", "'' AS pending, '' AS refused")
+            if "account" not in present:  # schema 1 or 2: every row is still the profile's own
+                self._columns = self._columns.replace(", account", ", '' AS account")
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"cannot read the ledger {self.path}: {exc}", CORRUPT_HINT) from None
 
@@ -134,18 +194,18 @@ class Ledger:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def last_sent(self, profile: str, key: str) -> LedgerEntry | None:
-        return self._query_one(f"SELECT {self._columns} FROM messages WHERE profile = ? AND idem_key = ? "  # noqa: S608
-                               "AND status IN ('sent', 'partial') ORDER BY id DESC LIMIT 1", (profile, key))
+    def last_sent(self, account: str, key: str) -> LedgerEntry | None:
+        return self._query_one(f"SELECT {self._columns} FROM messages WHERE account = ? AND idem_key = ? "  # noqa: S608
+                               "AND status IN ('sent', 'partial') ORDER BY id DESC LIMIT 1", (account, key))
 
-    def begin(self, profile: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
-              row: int | None) -> int:
+    def begin(self, account: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
+              row: int | None, *, profile: str = "") -> int:
         """Record a message as in flight (its fate unknown until `finish`): call just before DATA."""
         stamp = now().isoformat()
         cursor = self._write(
-            "INSERT INTO messages (profile, event, idem_key, recipients, recipient_count, message_id, status, "
-            "row, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'in_flight', ?, ?, ?)",
-            (profile, event, key, ",".join(recipients), len(recipients), message_id, row, stamp, stamp))
+            "INSERT INTO messages (account, profile, event, idem_key, recipients, recipient_count, message_id, "
+            "status, row, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'in_flight', ?, ?, ?)",
+            (account, profile, event, key, ",".join(recipients), len(recipients), message_id, row, stamp, stamp))
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
@@ -154,63 +214,78 @@ class Ledger:
         self._write("UPDATE messages SET status = ?, reply = ?, pending = ?, refused = ?, updated_at = ? WHERE id = ?",
                     (status, reply, ",".join(pending), ",".join(refused), now().isoformat(), entry_id))
 
-    def record(self, profile: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
-               row: int | None, status: str, reply: str) -> None:
+    def record(self, account: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
+               row: int | None, status: str, reply: str, *, profile: str = "") -> None:
         """A message that never reached DATA (refused earlier): one commit."""
         stamp = now().isoformat()
         self._write(
-            "INSERT INTO messages (profile, event, idem_key, recipients, recipient_count, message_id, status, "
-            "reply, row, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (profile, event, key, ",".join(recipients), len(recipients), message_id, status, reply, row, stamp,
-             stamp))
+            "INSERT INTO messages (account, profile, event, idem_key, recipients, recipient_count, message_id, "
+            "status, reply, row, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (account, profile, event, key, ",".join(recipients), len(recipients), message_id, status, reply, row,
+             stamp, stamp))
 
-    def interrupted(self, profile: str, event: str | None = None) -> list[LedgerEntry]:
+    def adopt(self, account: str, profile: str, domain: str) -> int:
+        """Give rows an older release wrote under `profile` (no account yet) to the account it sends from.
+
+        Only rows whose Message-ID is on the account's domain are taken, so a second company whose
+        profile has the same name does not inherit the first one's history. Returns how many moved."""
+        cursor = self._write("UPDATE messages SET account = ? WHERE account = '' AND profile = ? "
+                             "AND lower(message_id) LIKE ?", (account, profile, f"%@{domain.lower()}>"))
+        return cursor.rowcount
+
+    def interrupted(self, account: str, event: str | None = None) -> list[LedgerEntry]:
         """Messages a killed run left in flight: possibly delivered, possibly not."""
         if event is None:
             return list(self._query(f"SELECT {self._columns} FROM messages WHERE status = 'in_flight' "  # noqa: S608
-                                    "AND profile = ? ORDER BY id", (profile,)))
+                                    "AND account = ? ORDER BY id", (account,)))
         return list(self._query(f"SELECT {self._columns} FROM messages WHERE status = 'in_flight' "  # noqa: S608
-                                "AND profile = ? AND event = ? ORDER BY id", (profile, event)))
+                                "AND account = ? AND event = ? ORDER BY id", (account, event)))
 
     def settle_interrupted(self, entry_id: int) -> None:
         self._write("UPDATE messages SET status = 'interrupted', reply = COALESCE(reply, ?), updated_at = ? "
                     "WHERE id = ? AND status = 'in_flight'",
                     ("in flight when an earlier run stopped; delivery unknown", now().isoformat(), entry_id))
 
-    def count_since(self, profile: str, since: datetime) -> tuple[int, int]:
-        row = self._db.execute("SELECT count(*), coalesce(sum(recipient_count), 0) FROM messages WHERE profile = ? "
+    def count_since(self, account: str, since: datetime) -> tuple[int, int]:
+        row = self._db.execute("SELECT count(*), coalesce(sum(recipient_count), 0) FROM messages WHERE account = ? "
                                "AND status IN ('sent', 'partial', 'in_flight') AND created_at >= ?",
-                               (profile, since.isoformat())).fetchone()
+                               (account, since.isoformat())).fetchone()
         return int(row[0]), int(row[1])
 
-    def entries(self, *, profile: str | None = None, since: datetime | None = None, event: str | None = None,
-                to: str | None = None, failed: bool = False) -> Iterator[LedgerEntry]:
-        clauses, params = ["1 = 1"], []
-        if profile:
-            clauses.append("profile = ?")
-            params.append(profile)
-        if since:
-            clauses.append("created_at >= ?")
-            params.append(since.isoformat())
-        if event:
-            clauses.append("event = ?")
-            params.append(event)
-        if to:
-            clauses.append("instr(',' || lower(recipients) || ',', ?) > 0")
-            params.append(f",{to.lower()},")
-        if failed:
-            later = ("EXISTS (SELECT 1 FROM messages later WHERE later.profile = messages.profile AND "
-                     "later.idem_key = messages.idem_key AND later.id > messages.id{})")
-            any_later, later_sent = later.format(""), later.format(" AND later.status = 'sent'")
-            earlier_partial = ("EXISTS (SELECT 1 FROM messages partial WHERE partial.profile = messages.profile AND "
-                               "partial.idem_key = messages.idem_key AND partial.id < messages.id AND "
-                               "partial.status = 'partial')")
-            clauses.append(
-                f"((status IN ('failed', 'temporary', 'in_flight', 'interrupted') AND NOT {any_later} AND NOT "
-                f"{earlier_partial}) OR "
-                f"(status = 'partial' AND (NOT {later_sent} OR refused != pending)))")
-        sql = f"SELECT {self._columns} FROM messages WHERE {' AND '.join(clauses)} ORDER BY id"  # noqa: S608
-        return self._query(sql, tuple(params))
+    def entries(self, *, account: str | None = None, profile: str | None = None, since: datetime | None = None,
+                event: str | None = None, to: str | None = None, failed: bool = False) -> Iterator[LedgerEntry]:
+        """Rows of `account` (plus older rows of `profile` not yet adopted), oldest first; all without."""
+        legacy = "'' AS account" in self._columns
+        sql, params = entries_sql(self._columns, "?", "instr(',' || lower(recipients) || ',', ?) > 0",
+                                  account=account, profile=profile, since=since.isoformat() if since else None,
+                                  event=event, to=to, failed=failed, legacy=legacy)
+        return self._query(sql, params)
+
+    def import_entry(self, entry: LedgerEntry) -> ImportOutcome:
+        """Copy one row of another ledger unless it is here already (same message, key and start)."""
+        found = self._db.execute("SELECT id, status, reply, pending, refused, updated_at FROM messages "
+                                 "WHERE message_id = ? AND idem_key = ? AND created_at = ?",
+                                 (entry.message_id, entry.idempotency_key, entry.created_at.isoformat())).fetchone()
+        values = (entry.status, entry.reply, ",".join(entry.pending), ",".join(entry.refused),
+                  entry.updated_at.isoformat())
+        if found and tuple(found[1:]) == values:
+            return "unchanged"
+        if found:
+            self._write("UPDATE messages SET status = ?, reply = ?, pending = ?, refused = ?, updated_at = ? "
+                        "WHERE id = ?", (*values, found[0]))
+            return "updated"
+        self._write("INSERT INTO messages (account, profile, event, idem_key, recipients, recipient_count, message_id, "
+                    "row, created_at, status, reply, pending, refused, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (entry.account, entry.profile, entry.event, entry.idempotency_key, ",".join(entry.recipients),
+                     len(entry.recipients), entry.message_id, entry.row, entry.created_at.isoformat(), *values))
+        return "copied"
+
+    def exclusive(self, account: str, wait: float) -> ProfileLock:
+        """One sender per account at a time: a file lock beside the ledger."""
+        from xoromail_cli.locking import ProfileLock
+
+        return ProfileLock(lock_file(self.path, account), wait)
 
     def _write(self, sql: str, params: tuple[object, ...]) -> sqlite3.Cursor:
         try:
@@ -233,4 +308,47 @@ class Ledger:
             yield LedgerEntry(row[0], row[1], row[2], row[3], tuple(filter(None, row[4].split(","))), row[6],
                               row[7], row[8], row[9], datetime.fromisoformat(row[10]),
                               datetime.fromisoformat(row[11]), tuple(filter(None, row[12].split(","))),
-                              tuple(filter(None, row[13].split(","))))
+                              tuple(filter(None, row[13].split(","))), row[14])
+
+
+def lock_file(ledger: Path, account: str) -> Path:
+    """The account's lock file beside the ledger, named so any address makes a safe file name."""
+    import hashlib
+    import re
+
+    readable = re.sub(r"[^a-z0-9@._-]+", "-", account.lower())[:80]
+    digest = hashlib.sha256(account.encode("utf-8")).hexdigest()[:12]
+    return ledger.parent / "locks" / f"{readable}-{digest}.lock"
+
+
+def entries_sql(columns: str, mark: str, contains: str, *, account: str | None, profile: str | None,
+                since: object | None, event: str | None, to: str | None, failed: bool,
+                legacy: bool = False, table: str = "messages") -> tuple[str, tuple[object, ...]]:
+    """The `log` query for either database: `mark` is the placeholder, `contains` the recipient test."""
+    clauses, params = ["1 = 1"], list[object]()
+    owner = "profile" if legacy else "account"
+    if account and not legacy:
+        clauses.append(f"(account = {mark} OR (account = '' AND profile = {mark} AND lower(message_id) LIKE {mark}))")
+        params += [account, profile or "", f"%@{legacy_domain(account)}>"]
+    elif profile:
+        clauses.append(f"profile = {mark}")
+        params.append(profile)
+    for column, value in (("created_at >=", since), ("event =", event)):
+        if value:
+            clauses.append(f"{column} {mark}")
+            params.append(value)
+    if to:
+        clauses.append(contains)
+        params.append(f",{to.lower()},")
+    if failed:
+        same = f"later.{owner} = messages.{owner} AND later.idem_key = messages.idem_key"
+        later = f"EXISTS (SELECT 1 FROM {table} later WHERE {same} AND later.id {{}})"  # noqa: S608  # table and columns are constants; values are bound
+        any_later = later.format("> messages.id")
+        later_sent = later.format("> messages.id AND later.status = 'sent'")
+        earlier_partial = later.format("< messages.id AND later.status = 'partial'")
+        clauses.append(
+            f"((status IN ('failed', 'temporary', 'in_flight', 'interrupted') AND NOT {any_later} AND NOT "
+            f"{earlier_partial}) OR "
+            f"(status = 'partial' AND (NOT {later_sent} OR refused != pending)))")
+    sql = f"SELECT {columns} FROM {table} AS messages WHERE {' AND '.join(clauses)} ORDER BY id"  # noqa: S608  # constants; values are bound
+    return sql, tuple(params)

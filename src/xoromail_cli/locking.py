@@ -1,4 +1,4 @@
-"""One sender per profile at a time: overlapping cron runs wait or step aside (exit 75)."""
+"""One sender per account (service and From address) at a time: overlapping cron runs wait or step aside (exit 75)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class ProfileLock:
                     holder = self._holder()
                     handle.close()
                     raise TemporaryError(
-                        f"another xoromail run ({holder}) is sending for this profile (lock {self.path})",
+                        f"another xoromail run ({holder}) is sending for this account (lock {self.path})",
                         "it will finish on its own; re-run later, or pass --wait SECONDS to queue behind it",
                     ) from None
                 time.sleep(self.poll)

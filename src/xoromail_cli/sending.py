@@ -18,15 +18,17 @@ from xoromail_cli.results import MessageResult, ResultStatus, Summary
 from xoromail_cli.services.base import ConnectionLostError, Delivery, Envelope, Refusal, Transport
 
 if TYPE_CHECKING:
-    from xoromail_cli.ledger import Ledger, LedgerEntry  # sqlite3 loads only when a ledger is used
+    from xoromail_cli.ledger import LedgerEntry  # sqlite3 loads only when a ledger is used
+    from xoromail_cli.ledger import SentLedger as Ledger
 
 
 class InFlight:
     """Ledger bookkeeping of one attempt: in flight just before DATA, then settled with its outcome."""
 
-    def __init__(self, ledger: Ledger | None, profile: str, event: str, key: str, envelope: Envelope,
+    def __init__(self, ledger: Ledger | None, owner: tuple[str, str], event: str, key: str, envelope: Envelope,
                  row: int | None) -> None:
-        self._ledger, self._profile, self._event, self._key = ledger, profile, event, key
+        """`owner` is (account key, profile name): rows belong to the account, the profile is noted."""
+        self._ledger, (self._account, self._profile), self._event, self._key = ledger, owner, event, key
         self._envelope, self._row = envelope, row
         self.entry_id: int | None = None
         self.data_started = False
@@ -36,8 +38,8 @@ class InFlight:
         """Called just before DATA: from here on the message may reach the server."""
         self.data_started = True
         if self._ledger is not None:
-            self.entry_id = self._ledger.begin(self._profile, self._event, self._key, self._envelope.recipients,
-                                               self._envelope.message_id, self._row)
+            self.entry_id = self._ledger.begin(self._account, self._event, self._key, self._envelope.recipients,
+                                               self._envelope.message_id, self._row, profile=self._profile)
 
     def conclude(self, status: str, reply: str, pending: tuple[str, ...] = (), refused: tuple[str, ...] = ()) -> None:
         """The message's state, kept on the row of its first delivery: who got it and who is still owed."""
@@ -53,8 +55,8 @@ class InFlight:
             self._ledger.finish(self.entry_id, status, reply)
             self._written = (status, reply, ())
         elif record_refusal:
-            self._ledger.record(self._profile, self._event, self._key, self._envelope.recipients,
-                                self._envelope.message_id, self._row, status, reply)
+            self._ledger.record(self._account, self._event, self._key, self._envelope.recipients,
+                                self._envelope.message_id, self._row, status, reply, profile=self._profile)
 
 
 def _owed_state(reply: str | None, remaining: dict[str, str],
@@ -85,6 +87,13 @@ class Sender:
     """Told each message's recipient count just before it goes out (daily-quota watch)."""
     _connected: bool = False
 
+    @property
+    def owner(self) -> tuple[str, str]:
+        """Whose ledger rows these are: the sending account's key, and the profile's name for people."""
+        from xoromail_cli.ledger import account_key
+
+        return account_key(self.profile.service, self.profile.email), self.profile.name
+
     def run(self, jobs: Iterable[SendJob | InvalidRow], invalid_first: Sequence[InvalidRow] = ()) -> Summary:
         """Send every job. `invalid_first` (bad rows a checking pass found) are reported before anything is
         sent, so a run that stops early still names them; the stream's copies of them are then skipped."""
@@ -97,7 +106,7 @@ class Sender:
             self.on_result(result)
 
         if self.ledger is not None:
-            for entry in self.ledger.interrupted(self.profile.name, self.event.name):
+            for entry in self.ledger.interrupted(self.owner[0], self.event.name):
                 self.ledger.settle_interrupted(entry.id)
                 emit(MessageResult(entry.event, entry.row or 0, entry.recipients, "interrupted",
                                    "was in flight when an earlier run stopped: it may have been delivered; "
@@ -137,7 +146,7 @@ class Sender:
         recipients = job.recipients.envelope
         owed: tuple[str, ...] = ()
         if self.ledger is not None and not self.resend:
-            previous = self.ledger.last_sent(self.profile.name, key)
+            previous = self.ledger.last_sent(self.owner[0], key)
             if previous is not None and not self._due_again(previous):
                 still_owed = {address.lower() for address in previous.pending}
                 owed = tuple(a for a in recipients if a.lower() in still_owed)
@@ -183,7 +192,7 @@ class Sender:
         attempt = 0
         while True:
             attempt += 1
-            marker = InFlight(self.ledger, self.profile.name, self.event.name, key, pending, job.row or None)
+            marker = InFlight(self.ledger, self.owner, self.event.name, key, pending, job.row or None)
             delivery = self._attempt(pending, marker, attempt)
             if delivery.unknown:
                 return MessageResult(self.event.name, job.row, envelope.recipients, "temporary", delivery.reply,

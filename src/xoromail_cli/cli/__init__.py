@@ -43,6 +43,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "disconnect": LazyCommand("disconnect_cmd", "disconnect",
                               "Remove the profile's password or sign-in from the keyring (revoking it first where "
                               "possible)."),
+    "ledger": LazyCommand("ledger_cmd", "ledger_app", "The sent-ledger: copy it to another database."),
     "config": LazyCommand("config_cmd", "config_app", "Show where settings live and what they say."),
     "demo": LazyCommand("demo_cmd", "demo",
                         "Try xoromail with no account and no network: a local server, a profile, a validation."),

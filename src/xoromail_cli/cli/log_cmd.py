@@ -23,7 +23,8 @@ def log(
     from xoromail_cli import config, dispatch
     from xoromail_cli.cli.console import out, print_json_line
     from xoromail_cli.events import get_event
-    from xoromail_cli.ledger import Ledger
+    from xoromail_cli.ledger import account_key
+    from xoromail_cli.ledger_url import open_ledger
     from xoromail_cli.pacing import parse_since
 
     state = state_of(ctx)
@@ -31,13 +32,15 @@ def log(
     if event:
         get_event(event)
     start = parse_since(since) if since else None
-    path = dispatch.ledger_path(profile)
-    if not path.exists():
-        entries = []
-    else:
-        with Ledger(path, read_only=True) as ledger:
-            entries = list(ledger.entries(profile=profile.name, since=start,
-                                          event=event, to=to, failed=failed))
+    found = dispatch.ledger_location(profile)
+    entries = []
+    if found.is_postgres or (found.path is not None and found.path.exists()):
+        ledger = open_ledger(found, profile.name, read_only=True, timeout=min(profile.timeout, 30.0))
+        try:
+            entries = list(ledger.entries(account=account_key(profile.service, profile.email), profile=profile.name,
+                                          since=start, event=event, to=to, failed=failed))
+        finally:
+            ledger.close()
     if limit:
         entries = entries[-limit:]
     if as_json:
@@ -51,7 +54,7 @@ def log(
     if not entries:
         console.print("Nothing to show" + (" that needs attention." if failed else "."))
         return
-    table = Table(title=f"Sent-ledger of profile {profile.name!r}", title_justify="left")
+    table = Table(title=f"Sent-ledger of {profile.email} (profile {profile.name!r})", title_justify="left")
     for column in ("when (UTC)", "event", "to", "status", "message-id / reply"):
         table.add_column(column, overflow="fold")
     style = {"sent": "green", "failed": "red", "temporary": "yellow", "partial": "yellow", "in_flight": "yellow",

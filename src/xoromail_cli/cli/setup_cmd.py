@@ -43,6 +43,9 @@ def setup(
         metavar="SECONDS", min=0.1, max=3600.0, help="Network timeout.")] = None,
     company_name: Annotated[str | None, typer.Option(metavar="TEXT", help="Company name used in emails.")] = None,
     reply_to: Annotated[str | None, typer.Option(metavar="ADDR", help="Reply-To for event emails.")] = None,
+    ledger: Annotated[str | None, typer.Option(metavar="URL", help=(
+        "Sent-ledger: a path, sqlite:///path or postgresql://user@host/db (a password in it goes to the keyring)."
+    ))] = None,
     validate_to: Annotated[str | None, typer.Option(
         metavar="ADDR", help="Send the test message here (default: the account itself).")] = None,
     no_validate: Annotated[bool, typer.Option("--no-validate", help="Save without checking.")] = False,
@@ -55,8 +58,12 @@ def setup(
 
     state = state_of(ctx)
     existing = config.load(state.config_path).profiles.get(state.profile_name)
-    settings = {key: value for key, value in (("company_name", company_name), ("reply_to", reply_to))
-                if value is not None}
+    if ledger is not None:
+        from xoromail_cli.ledger_url import keep_password_apart
+
+        ledger = keep_password_apart(state.profile_name, ledger)
+    settings = {key: value for key, value in (("company_name", company_name), ("reply_to", reply_to),
+                                              ("ledger", ledger)) if value is not None}
     answers = provisioning.SetupAnswers(
         service=config.normalize_service(service) if service else None, email=email, display_name=display_name,
         ca_file=str(ca_file) if ca_file else None, password_command=password_command, timeout=timeout,

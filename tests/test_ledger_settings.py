@@ -1,0 +1,60 @@
+"""The `ledger` setting: a password in its URL goes to the keyring, never to the file or the screen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import TLSFiles
+from tests.samples import smtp_profile
+from tests.test_setup_cmd import setup_args
+from xoromail_cli import config, dispatch, ledger_url
+from xoromail_cli.cli import app
+from xoromail_cli.errors import ConfigError
+
+URL = "postgresql://erp_mail:s3cr%40t-pw@db.erp.test:5432/erp?sslmode=verify-full"
+
+
+def test_setup_ledger_saves_the_url_without_its_password_and_keeps_the_password_in_the_keyring(
+        runner: CliRunner, tls: TLSFiles, config_path: Path) -> None:
+    result = runner.invoke(app, [*setup_args(config_path, 587, tls, "--no-validate"), "--ledger", URL], input="pw\n")
+    assert result.exit_code == 0, result.output
+    saved = config_path.read_text()
+    assert "s3cr" not in saved and "postgresql://erp_mail@db.erp.test:5432/erp?sslmode=verify-full" in saved
+    assert ledger_url.stored_password("default") == "s3cr@t-pw"
+    shown = runner.invoke(app, ["--config", str(config_path), "config", "show", "--json"])
+    assert "s3cr" not in shown.output and "erp_mail@db.erp.test" in shown.output
+
+
+def test_config_show_masks_a_password_written_into_the_file_by_hand(runner: CliRunner, config_path: Path) -> None:
+    config.save_profile(config_path, smtp_profile(name="default", email="a@b.test", host="h", port=587,
+                                                    ledger=URL))
+    for extra in ([], ["--json"]):
+        shown = runner.invoke(app, ["--config", str(config_path), "config", "show", *extra])
+        assert shown.exit_code == 0 and "s3cr" not in shown.output and "erp_mail:***@db.erp.test" in shown.output
+
+
+def test_the_ledger_setting_reads_paths_sqlite_urls_and_postgresql_urls(tmp_path: Path) -> None:
+    assert ledger_url.parse(str(tmp_path / "l.db")).path == tmp_path / "l.db"
+    assert ledger_url.parse(f"sqlite://{tmp_path}/l.db").path == tmp_path / "l.db"
+    found = ledger_url.parse(URL)
+    assert found.is_postgres and found.password == "s3cr@t-pw" and "s3cr" not in found.describe()
+    with pytest.raises(ConfigError, match="unknown kind of ledger 'mysql'"):
+        ledger_url.parse("mysql://u:pw@h/db")
+    with pytest.raises(ConfigError, match="absolute path"):
+        ledger_url.parse("sqlite://relative.db")
+
+
+def test_xoromail_ledger_overrides_the_profile_for_one_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    profile = smtp_profile(name="default", email="a@b.test", host="h", port=587, ledger=str(tmp_path / "a.db"))
+    assert dispatch.ledger_location(profile).path == tmp_path / "a.db"
+    monkeypatch.setenv("XOROMAIL_LEDGER", "postgresql://u@db.erp.test/erp")
+    assert dispatch.ledger_location(profile).url == "postgresql://u@db.erp.test/erp"
+
+
+def test_a_password_given_as_a_url_parameter_is_kept_apart_too() -> None:
+    found = ledger_url.parse("postgresql://erp_mail@db.erp.test/erp?sslmode=verify-full&password=p%26w")
+    assert found.password == "p&w" and found.url == "postgresql://erp_mail@db.erp.test/erp?sslmode=verify-full"
+    assert "p%26w" not in ledger_url.redact("postgresql://erp_mail@db.erp.test/erp?password=p%26w")
