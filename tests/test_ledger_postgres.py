@@ -147,8 +147,11 @@ def test_the_password_can_live_in_the_keyring_instead_of_the_url(pg_url: str, mo
                                                                  postgres: PostgresServer) -> None:
     monkeypatch.delenv("PGPASSWORD")
     with_password = pg_url.replace("xoromail_app@", f"xoromail_app:{APP_PASSWORD.replace(' ', '%20')}@")
-    saved = ledger_url.keep_password_apart("default", with_password)
-    assert saved == pg_url and APP_PASSWORD not in saved
+    saved, password = ledger_url.keep_password_apart(with_password)
+    assert saved == pg_url and APP_PASSWORD not in saved and password == APP_PASSWORD
+    from xoromail_cli.credentials import write_secret
+
+    write_secret("default", ledger_url.SECRET_KIND, password)
     assert ledger_url.redact(with_password) == pg_url.replace("xoromail_app@", "xoromail_app:***@")
     ledger_url.open_ledger(ledger_url.parse(saved), "default").close()
     with pytest.raises(XoromailError, match=r"password authentication failed|no password supplied"):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import TLSFiles
+from tests.conftest import ServerFactory, TLSFiles
 from tests.samples import smtp_profile
 from tests.test_setup_cmd import setup_args
 from xoromail_cli import config, dispatch, ledger_url
@@ -26,6 +26,14 @@ def test_setup_ledger_saves_the_url_without_its_password_and_keeps_the_password_
     assert ledger_url.stored_password("default") == "s3cr@t-pw"
     shown = runner.invoke(app, ["--config", str(config_path), "config", "show", "--json"])
     assert "s3cr" not in shown.output and "erp_mail@db.erp.test" in shown.output
+
+
+def test_a_setup_that_fails_validation_keeps_no_ledger_password(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path) -> None:
+    server = smtp_server()
+    result = runner.invoke(app, [*setup_args(config_path, server.port, tls), "--ledger", URL], input="wrong\n")
+    assert result.exit_code == 77
+    assert ledger_url.stored_password("default") is None and not config_path.exists()
 
 
 def test_config_show_masks_a_password_written_into_the_file_by_hand(runner: CliRunner, config_path: Path) -> None:

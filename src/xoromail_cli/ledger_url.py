@@ -98,16 +98,14 @@ def redact(value: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{parts.netloc.rpartition('@')[2]}"))
 
 
-def keep_password_apart(profile_name: str, value: str) -> str:
-    """For `setup --ledger URL`: store a password given in the URL in the keyring; return the URL to save."""
+def keep_password_apart(value: str) -> tuple[str, str | None]:
+    """For `setup --ledger URL`: the URL to save, and the password it held (setup keeps it in the keyring, with
+    the profile's other secrets, once the profile is saved)."""
     found = parse(value)
     if not found.is_postgres or found.password is None:
-        return value.strip()
-    from xoromail_cli.credentials import write_secret
-
-    write_secret(profile_name, SECRET_KIND, found.password)
+        return value.strip(), None
     assert found.url is not None
-    return found.url
+    return found.url, found.password
 
 
 def stored_password(profile_name: str) -> str | None:

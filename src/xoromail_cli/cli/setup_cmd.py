@@ -58,10 +58,11 @@ def setup(
 
     state = state_of(ctx)
     existing = config.load(state.config_path).profiles.get(state.profile_name)
+    ledger_password = None
     if ledger is not None:
         from xoromail_cli.ledger_url import keep_password_apart
 
-        ledger = keep_password_apart(state.profile_name, ledger)
+        ledger, ledger_password = keep_password_apart(ledger)
     settings = {key: value for key, value in (("company_name", company_name), ("reply_to", reply_to),
                                               ("ledger", ledger)) if value is not None}
     answers = provisioning.SetupAnswers(
@@ -95,6 +96,11 @@ def setup(
         credentials.ensure_keyring_usable()
     elif profile.password_command:
         secrets.delete("password")
+    if ledger_password is not None:
+        from xoromail_cli.ledger_url import SECRET_KIND
+
+        secrets.set(SECRET_KIND, ledger_password)
+        credentials.ensure_keyring_usable()
     provisioning.check_writable(state.config_path)
     from xoromail_cli.validate import check_connection_settings
 
