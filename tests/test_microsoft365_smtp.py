@@ -104,3 +104,23 @@ def test_app_only_smtp_is_refused_with_the_exchange_steps_for_this_tenant(identi
     assert f"New-ServicePrincipal -AppId {settings.client_id}" in hint and "Enterprise" in hint
     assert f"Add-MailboxPermission -Identity {USER}" in hint and "https://outlook.office365.com/.default" in hint
     assert identity.requests_seen == []
+
+
+def test_a_send_via_smtp_profile_validates_through_the_smtp_transport_with_xoauth2(
+        identity: MicrosoftServer, tls: TLSFiles, smtp_server: ServerFactory) -> None:
+    from xoromail_cli import validate
+    from xoromail_cli.config import Profile
+
+    handler = XOAuth2Handler()
+    handler.identity = identity
+    server = smtp_server("starttls", handler=handler, authenticator=failing_authenticator(
+        "535 5.7.139 Authentication unsuccessful, basic authentication is disabled."))
+    settings = settings_for(identity, send_via="smtp", smtp_host="127.0.0.1", smtp_port=server.port)
+    store = KeyringStore()
+    TokenSource(settings, store, mailbox=USER, ca_file=str(tls.ca_file), timeout=10).sign_in(approving(identity))
+    profile = Profile(name="default", email=USER, service="microsoft365", settings=settings,
+                      display_name="Company Billing", ca_file=str(tls.ca_file), timeout=10.0)
+    report = validate.run(profile, store)
+    assert report.ok, report.to_json()
+    assert [stage.name for stage in report.stages] == ["config", "dns", "connect", "ehlo", "tls", "auth", "send"]
+    assert "XOAUTH2" in report.stages[5].detail and len(server.messages) == 1

@@ -54,7 +54,8 @@ def test_google_connect_allow_send_validate_and_disconnect(
     assert setup.returncode == 0, setup.stdout + setup.stderr
     saved = Path(env["XOROMAIL_CONFIG"]).read_text()
     assert "[profiles.default.google]" in saved and CLIENT_SECRET not in saved
-    assert google_server.state.refresh_tokens and not any(token in saved for token in google_server.state.refresh_tokens)
+    tokens = google_server.state.refresh_tokens
+    assert tokens and not any(token in saved for token in tokens)
     assert len(google_server.state.sent) == 1  # the test message of the validation
     sent = xoromail(env, "send", *INVOICE)
     assert sent.returncode == 0, sent.stdout + sent.stderr

@@ -170,6 +170,8 @@ class Microsoft365Service:
         return f"Microsoft 365 tenant {s.tenant}, app {s.client_id}, {how}, as {profile.email} through {where}"
 
     def planned_stages(self, profile: Profile, send: bool) -> list[str]:
+        if settings_of(profile).send_via == "smtp":  # the SMTP transport's own stages; the token is its auth
+            return ["config", "dns", "connect", "ehlo", "tls", "auth", *(["send"] if send else [])]
         return ["config", "sign-in", *(["send"] if send else [])]
 
     def check_offline(self, profile: Profile) -> None:
