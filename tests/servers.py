@@ -96,6 +96,19 @@ class DropNth(FailNth):
         return await CaptureHandler.handle_DATA(self, server, session, envelope)
 
 
+class AcceptThenDropNth(FailNth):
+    """Keeps the n-th message, then drops the connection before its 250: the client never hears it was accepted."""
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self._count_lock:
+            self.calls += 1
+            drop = self.calls == self.nth
+        reply = await CaptureHandler.handle_DATA(self, server, session, envelope)
+        if drop:
+            server.transport.abort()
+        return reply
+
+
 class CloseAfterNth(FailNth):
     """Accepts the n-th message, then closes the connection, as a server with an idle limit does."""
 

@@ -11,7 +11,16 @@ import pytest
 
 from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
 from tests.samples import EVENT, jobs
-from tests.servers import CloseAfterNth, DropNth, FailNth, Greylist, MailFromReply, RefuseRecipient, connections
+from tests.servers import (
+    AcceptThenDropNth,
+    CloseAfterNth,
+    DropNth,
+    FailNth,
+    Greylist,
+    MailFromReply,
+    RefuseRecipient,
+    connections,
+)
 from xoromail_cli.batch import SendJob, make_job
 from xoromail_cli.config import Profile
 from xoromail_cli.errors import ExitCode
@@ -83,10 +92,10 @@ def test_a_connection_closed_between_messages_is_reopened_and_the_batch_complete
     assert connections(server.handler) == 2
 
 
-def test_a_connection_lost_after_the_data_is_never_resent_in_the_same_run(
+def test_with_no_retry_in_doubt_a_connection_lost_after_the_data_waits_for_the_next_run(
         smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
     server = smtp_server(handler=DropNth(4))
-    run, results = sender(profile_for(server, tls), ledger)
+    run, results = sender(profile_for(server, tls), ledger, retry_in_doubt=False)
     summary = run.run(jobs(8))
     assert summary.count("sent") == 7 and summary.exit_code == ExitCode.TEMPFAIL
     lost = results[3]
@@ -242,6 +251,23 @@ def test_a_recipient_still_greylisted_after_the_retries_is_a_temporary_partial(
     assert summary.exit_code == ExitCode.TEMPFAIL
     assert [m.recipients for m in server.messages] == [["early@client.test"]]
     assert [(e.status, e.pending) for e in ledger.entries(failed=True)] == [("partial", ("late@client.test",))]
+
+
+def test_a_message_whose_answer_was_lost_is_sent_again_in_the_same_run_as_a_possible_duplicate(
+        smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
+    server = smtp_server(handler=AcceptThenDropNth(4))
+    run, results = sender(profile_for(server, tls), ledger)
+    summary = run.run(jobs(6))
+    assert summary.count("sent") == 6 and summary.exit_code == 0
+    again = results[3]
+    assert again.possible_duplicate and again.attempts == 2 and "possible duplicate" in again.reply
+    assert again.to_json()["possible_duplicate"] is True
+    assert not any(r.possible_duplicate for i, r in enumerate(results) if i != 3)
+    delivered = Counter(r for m in server.messages for r in m.recipients)
+    assert delivered["customer4@client.test"] == 2 and len(delivered) == 6
+    assert ledger.interrupted(ACCOUNT) == []
+    rows = [e for e in ledger.entries() if e.recipients == ("customer4@client.test",)]
+    assert any("possible duplicate" in (e.reply or "") for e in rows) and any(e.status == "sent" for e in rows)
 
 
 def test_a_message_left_in_flight_is_reported_then_sent_again(smtp_server: ServerFactory, tls: TLSFiles,

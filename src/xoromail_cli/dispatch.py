@@ -148,6 +148,7 @@ class SendOptions:
     key_template: str | None = None
     resend: bool = False
     resend_after: str | None = None
+    retry_in_doubt: bool = True
 
     @property
     def really_sends(self) -> bool:
@@ -198,7 +199,8 @@ def execute(plan: SendPlan, options: SendOptions, on_result: Callable[[MessageRe
         sender = Sender(profile, plan.event, plan.renderer, transport, ledger, retries=options.retries,
                         backoff=Backoff(base=options.retry_delay), rate=RateLimiter(per_second),
                         subject=options.subject, key_template=options.key_template, resend=options.resend,
-                        resend_after=resend_after, on_result=on_result, before_delivery=watch)
+                        resend_after=resend_after, on_result=on_result, before_delivery=watch,
+                        retry_in_doubt=options.retry_in_doubt)
         return sender.run(plan.jobs, plan.invalid)
 
 

@@ -30,11 +30,13 @@ class MessageResult:
     rendered: Rendered | None = None
     envelope: Envelope | None = None
     stops_batch: bool = False
+    possible_duplicate: bool = False
+    """Sent again after a lost answer: the recipient may have it twice."""
 
     def to_json(self) -> dict[str, Any]:
         return {"event": self.event, "row": self.row or None, "recipients": list(self.recipients),
                 "message_id": self.message_id, "status": self.status, "reply": self.reply, "hint": self.hint,
-                "attempts": self.attempts, "key": self.key}
+                "attempts": self.attempts, "key": self.key, "possible_duplicate": self.possible_duplicate}
 
 
 @dataclass

@@ -83,6 +83,9 @@ class Sender:
     resend: bool = False
     resend_after: timedelta | None = None
     on_result: Callable[[MessageResult], None] = lambda result: None
+    retry_in_doubt: bool = True
+    """Send a message again in the same run when the connection was lost after its data (a possible
+    duplicate, reported as such); False keeps it in flight for the next run to report instead."""
     before_delivery: Callable[[int], None] | None = None
     """Told each message's recipient count just before it goes out (daily-quota watch)."""
     _connected: bool = False
@@ -190,13 +193,22 @@ class Sender:
         pending, permanent = envelope, dict[str, str]()
         message_row: InFlight | None = None
         attempt = 0
+        in_doubt = False
         while True:
             attempt += 1
             marker = InFlight(self.ledger, self.owner, self.event.name, key, pending, job.row or None)
             delivery = self._attempt(pending, marker, attempt)
             if delivery.unknown:
-                return MessageResult(self.event.name, job.row, envelope.recipients, "temporary", delivery.reply,
-                                     envelope.message_id, delivery.hint, delivery.exit_code, attempt, key)
+                if not self.retry_in_doubt or in_doubt or attempt > self.retries:
+                    return MessageResult(self.event.name, job.row, envelope.recipients, "temporary", delivery.reply,
+                                         envelope.message_id, delivery.hint, delivery.exit_code, attempt, key,
+                                         possible_duplicate=in_doubt)
+                # RFC 5321 4.5.4.1: an MTA retries a message whose reply it never got; so do we, once, and say so
+                in_doubt = True
+                marker.settle("temporary", f"{delivery.reply}; sent again in this run (a possible duplicate)",
+                              record_refusal=False)
+                self.backoff.pause(attempt - 1)
+                continue
             refused = dict(delivery.refused) if delivery.ok or delivery.refused else dict.fromkeys(
                 pending.recipients, Refusal(delivery.reply, delivery.status == "temporary", delivery.stops_batch))
             temporary = {a: r.reply for a, r in refused.items() if r.temporary}
@@ -228,8 +240,13 @@ class Sender:
                 if permanent and temporary:
                     status, exit_code = "failed", int(ExitCode.DATAERR)
                 return MessageResult(self.event.name, job.row, envelope.recipients, status, reply,
-                                     envelope.message_id, delivery.hint, exit_code, attempt, key, stops_batch=quota)
-            return self._outcome(job, envelope, key, attempt, state, delivery.reply, quota)
+                                     envelope.message_id, delivery.hint, exit_code, attempt, key, stops_batch=quota,
+                                     possible_duplicate=in_doubt)
+            result = self._outcome(job, envelope, key, attempt, state, delivery.reply, quota)
+            if in_doubt:
+                result.possible_duplicate = True
+                result.reply = f"{result.reply} (a possible duplicate: an earlier attempt's answer was lost)"
+            return result
 
     def _outcome(self, job: SendJob, envelope: Envelope, key: str, attempts: int,
                  state: tuple[str, str, tuple[str, ...], tuple[str, ...]], reply: str,

@@ -47,6 +47,9 @@ def send(
                                          help="Retries for temporary failures.")] = 3,
     retry_delay: Annotated[float, typer.Option("--retry-delay", metavar="SECONDS", min=0.0, max=600.0,
                                                help="First retry's delay; doubles each time.")] = 2.0,
+    no_retry_in_doubt: Annotated[bool, typer.Option(
+        "--no-retry-in-doubt", help="A message whose answer was lost after its data waits for the next run "
+        "instead of going again now (never a duplicate, maybe a day late).")] = False,
     rate: Annotated[str | None, typer.Option("--rate", metavar="N/min",
                                              help="Pace messages (default: profile's rate or the provider's).")] = None,
     wait: Annotated[float, typer.Option("--wait", metavar="SECONDS", min=0.0, max=86400.0,
@@ -70,7 +73,8 @@ def send(
                               batch=batch, skip_invalid=skip_invalid)
     options = dispatch.SendOptions(dry_run=dry_run, outbox=outbox, retries=retries, retry_delay=retry_delay,
                                    rate=rate, wait=wait, timeout=timeout, subject=subject,
-                                   key_template=idempotency_key, resend=resend, resend_after=resend_after)
+                                   key_template=idempotency_key, resend=resend, resend_after=resend_after,
+                                   retry_in_doubt=not no_retry_in_doubt)
     printer = _Printer(as_json=as_json, quiet=quiet, single=not plan.is_batch, dry_run=dry_run)
     with printer.progress(plan.total if plan.is_batch else 0):
         summary = dispatch.execute(plan, options, on_result=printer.show,
