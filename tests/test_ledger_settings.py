@@ -32,7 +32,7 @@ def test_a_setup_that_fails_validation_keeps_no_ledger_password(
         runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path) -> None:
     server = smtp_server()
     result = runner.invoke(app, [*setup_args(config_path, server.port, tls), "--ledger", URL], input="wrong\n")
-    assert result.exit_code == 77
+    assert result.exit_code == 69 and "ledger" in result.output  # db.erp.test does not resolve
     assert ledger_url.stored_password("default") is None and not config_path.exists()
 
 
@@ -66,3 +66,18 @@ def test_a_password_given_as_a_url_parameter_is_kept_apart_too() -> None:
     found = ledger_url.parse("postgresql://erp_mail@db.erp.test/erp?sslmode=verify-full&password=p%26w")
     assert found.password == "p&w" and found.url == "postgresql://erp_mail@db.erp.test/erp?sslmode=verify-full"
     assert "p%26w" not in ledger_url.redact("postgresql://erp_mail@db.erp.test/erp?password=p%26w")
+
+
+def test_validate_proves_a_shared_ledger_answers_and_fails_at_the_ledger_stage_when_it_does_not(
+        smtp_server: ServerFactory, tls: TLSFiles, pg_url: str) -> None:
+    from tests.conftest import profile_for, secrets
+    from xoromail_cli import validate
+    from xoromail_cli.config import Profile
+
+    server = smtp_server()
+    good = validate.run(profile_for(server, tls, ledger=pg_url), secrets("correct horse battery staple"))
+    assert good.ok and [s.name for s in good.stages][:2] == ["config", "ledger"]
+    down = profile_for(server, tls, ledger="postgresql://xoromail_app@127.0.0.1:1/none")
+    report = validate.run(down, secrets("correct horse battery staple"))
+    assert report.failed is not None and report.failed.name == "ledger" and report.exit_code == 75
+    assert "dns" in report.skipped and isinstance(down, Profile) and not server.messages[1:]

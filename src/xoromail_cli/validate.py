@@ -118,6 +118,13 @@ def run(profile: Profile, secrets: SecretStore, *, to: str | None = None, send: 
     except XoromailError as error:
         return failed("config", error)
     passed("config", f"profile {profile.name!r}: {profile.email} via {service.describe(profile)}")
+    if ledger_is_shared(profile):
+        remaining.insert(0, "ledger")
+        try:
+            passed("ledger", check_shared_ledger(profile, secrets, timeout or profile.timeout))
+        except XoromailError as error:
+            transport.close()
+            return failed("ledger", error)
     try:
         try:
             transport.open(passed)
@@ -141,6 +148,25 @@ def run(profile: Profile, secrets: SecretStore, *, to: str | None = None, send: 
     report.notes = [*service.notes(profile), *_certificate_notes(transport),
                     *(_domain_notes(profile) if check_domain else [])]
     return report
+
+
+def ledger_is_shared(profile: Profile) -> bool:
+    from xoromail_cli.dispatch import ledger_location
+
+    return ledger_location(profile).is_postgres
+
+
+def check_shared_ledger(profile: Profile, secrets: SecretStore, timeout: float) -> str:
+    """A PostgreSQL ledger must be reachable, or `send` would stop before its first message: prove it now."""
+    from xoromail_cli.dispatch import ledger_location
+    from xoromail_cli.ledger_postgres import PostgresLedger
+    from xoromail_cli.ledger_url import SECRET_KIND, redact
+
+    found = ledger_location(profile)
+    assert found.url is not None
+    password = found.password or secrets.get(SECRET_KIND)
+    PostgresLedger(found.url, password=password, connect_timeout=min(timeout, 30.0)).close()
+    return f"the shared ledger {redact(found.url)} answers (schema ready)"
 
 
 def _certificate_notes(transport: object) -> list[str]:
