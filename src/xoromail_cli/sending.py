@@ -85,6 +85,12 @@ class Sender:
     """Told each message's recipient count just before it goes out (daily-quota watch)."""
     _connected: bool = False
 
+    def __post_init__(self) -> None:
+        if self.transport is not None:  # a message over the service's limit is refused before it goes
+            from xoromail_cli.sizelimit import size_checked
+
+            self.transport = size_checked(self.transport)
+
     def run(self, jobs: Iterable[SendJob | InvalidRow], invalid_first: Sequence[InvalidRow] = ()) -> Summary:
         """Send every job. `invalid_first` (bad rows a checking pass found) are reported before anything is
         sent, so a run that stops early still names them; the stream's copies of them are then skipped."""
