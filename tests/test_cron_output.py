@@ -167,3 +167,14 @@ def test_a_validation_table_off_a_terminal_keeps_each_detail_on_one_line(capsys:
                                                          Stage("auth", False, detail, "enable SMTP AUTH")]))
     shown = capsys.readouterr().out
     assert any(detail in line for line in shown.splitlines())
+
+
+def test_the_new_core_modules_import_no_cli_or_heavy_library() -> None:
+    import sys
+
+    code = ("import sys, xoromail_cli.headers, xoromail_cli.mime, xoromail_cli.sizelimit, xoromail_cli.interrupts, "
+            "xoromail_cli.results, xoromail_cli.credentials; "
+            "loaded = {'typer', 'rich', 'jinja2', 'keyring', 'aiosmtpd', 'exchangelib', 'msal', 'requests'} "
+            "& set(sys.modules); assert not loaded, loaded")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert completed.returncode == 0, completed.stderr
