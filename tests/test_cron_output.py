@@ -76,7 +76,7 @@ def test_a_signal_mid_batch_stops_cleanly_and_says_what_was_not_attempted(
     counted_sent = int(summary.split(": ", 1)[1].split(" sent", 1)[0])
     not_attempted = int(summary.rsplit(", ", 1)[1].split(" not attempted", 1)[0])
     assert counted_sent in (sent, sent - 1)  # the message in flight may have been accepted as the signal came
-    assert counted_sent + not_attempted <= 20 and not_attempted >= 20 - sent - 1
+    assert counted_sent + not_attempted == 20  # the message in flight, if any, counts as not attempted
     ledger_file = next((isolated_environment / "state").rglob("ledger.sqlite3"))
     with Ledger(ledger_file) as ledger:
         statuses = [entry.status for entry in ledger.entries()]
