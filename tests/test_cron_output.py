@@ -178,3 +178,16 @@ def test_the_new_core_modules_import_no_cli_or_heavy_library() -> None:
             "& set(sys.modules); assert not loaded, loaded")
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert completed.returncode == 0, completed.stderr
+
+
+def test_a_batch_stopped_by_a_refused_sender_counts_the_rows_not_attempted(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    from tests.servers import MailFromReply
+
+    server = smtp_server(handler=MailFromReply("550 5.7.60 SMTP; Client does not have permissions to send as "
+                                               "this sender"))
+    base = configure(config_path, server, tls)
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--quiet", "--json",
+                                 "--batch", str(csv_batch(tmp_path / "rows.csv", 5))])
+    assert result.exit_code == 77
+    assert "overdue-invoice: 0 sent, 1 failed, 0 skipped, 4 not attempted; re-run to finish" in result.stderr
