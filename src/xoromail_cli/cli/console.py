@@ -64,7 +64,8 @@ def can_prompt() -> bool:
         return False
 
 
-def _write(text: str) -> None:
+def write_stdout(text: str) -> None:
+    """Write and flush stdout; a reader that went away only stops the output."""
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -77,7 +78,7 @@ def print_json_line(data: dict[str, object], schema: int = 1) -> None:
     Every object carries its `schema` version (the object's own, or `schema`)."""
     import json
 
-    _write(json.dumps({"schema": schema, **data}, ensure_ascii=False) + "\n")
+    write_stdout(json.dumps({"schema": schema, **data}, ensure_ascii=False) + "\n")
 
 
 def print_json(data: object, schema: int = 1) -> None:
@@ -86,4 +87,4 @@ def print_json(data: object, schema: int = 1) -> None:
 
     if isinstance(data, dict):
         data = {"schema": schema, **data}
-    _write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    write_stdout(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")

@@ -154,7 +154,9 @@ class _Printer:
                  for line in head.replace("\r\n ", " ").split("\r\n")
                  if not line.lower().startswith(("content-", "mime-"))]
         shown.append(f"(envelope recipients: {', '.join(result.envelope.recipients)})")
-        sys.stdout.write("\n".join(shown) + "\n\n" + result.rendered.text.rstrip("\n") + "\n" + "-" * 72 + "\n")
+        from xoromail_cli.cli.console import write_stdout
+
+        write_stdout("\n".join(shown) + "\n\n" + result.rendered.text.rstrip("\n") + "\n" + "-" * 72 + "\n")
 
     def finish(self, event: str, summary: Summary) -> None:
         from xoromail_cli.cli.console import err, out
