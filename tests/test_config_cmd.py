@@ -18,7 +18,8 @@ def test_show_reports_the_password_as_set_and_where_it_comes_from(runner: CliRun
     credentials.store_password("default", "top-secret-value")
     result = runner.invoke(app, ["--config", str(config_path), "config", "show", "--json"])
     data = json.loads(result.stdout)
-    assert data["password"] == {"set": True, "source": "keyring", "detail": data["password"]["detail"]}
+    assert data["password"] == {"set": True, "source": "keyring", "detail": data["password"]["detail"],
+                                "keyring_reachable": True}
     assert data["smtp"]["host"] == "smtp.office365.com"
     table = runner.invoke(app, ["--config", str(config_path), "config", "show"])
     assert "top-secret-value" not in result.output + table.output

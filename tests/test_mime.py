@@ -51,3 +51,92 @@ def test_header_values_with_line_breaks_never_reach_the_bytes() -> None:
     with pytest.raises(DataError):
         build_message(display_name="Evil\nBcc: x@evil.test", sender="a@x.test", to=["b@x.test"], subject="s",
                       text="t")
+
+
+def _lines(data: bytes) -> list[bytes]:
+    return data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+
+
+def _encoded_words(data: bytes) -> list[bytes]:
+    import re
+
+    return re.findall(rb"=\?[^?\s]*\?[bBqQ]\?[^?\s]*\?=", data.split(b"\r\n\r\n", 1)[0])
+
+
+def test_a_long_non_ascii_display_name_is_split_into_short_encoded_words_on_short_lines() -> None:
+    from email.header import decode_header, make_header
+
+    name = "Überlänge Rechnungsabteilung der Müller & Söhne Gesellschaft mit beschränkter Haftung " * 12
+    data = build_message(display_name=name.strip(), sender="billing@company.test", to=["b@x.test"], subject="s",
+                         text="t")
+    assert max(map(len, _lines(data))) <= 998
+    assert _encoded_words(data) and all(len(word) <= 75 for word in _encoded_words(data))
+    message = parse(data)
+    assert message["From"].addresses[0].addr_spec == "billing@company.test"
+    raw_from = data.split(b"\r\nTo:", 1)[0].removeprefix(b"From:").decode("ascii")
+    assert str(make_header(decode_header(raw_from.replace("\r\n", "")))) == f"{name.strip()} <billing@company.test>"
+
+
+def test_a_short_non_ascii_display_name_reads_back_exactly_with_the_email_package() -> None:
+    data = build_message(display_name="Müller & Söhne GmbH, Zürich", sender="a@x.test", to=["b@x.test"],
+                         subject="s", text="t")
+    assert parse(data)["From"].addresses[0].display_name == "Müller & Söhne GmbH, Zürich"
+
+
+def test_a_1100_character_subject_is_folded_below_998_octets_and_reads_back_as_typed() -> None:
+    for subject in ("Reminder " * 122, "Erinnerung für Überweisung " * 41, "x" * 1100):
+        data = build_message(display_name="A", sender="a@x.test", to=["b@x.test"], subject=subject.strip(),
+                             text="t")
+        assert max(map(len, _lines(data))) <= 998
+        assert all(len(word) <= 75 for word in _encoded_words(data))
+        assert parse(data)["Subject"] == subject.strip()
+
+
+def test_ascii_that_looks_like_an_encoded_word_is_encoded_so_readers_show_it_as_typed() -> None:
+    typed = "Invoice =?utf-8?b?SGFja2Vk?= for  you"
+    data = build_message(display_name="=?utf-8?q?Bank?=", sender="a@x.test", to=["b@x.test"], subject=typed,
+                         text="t")
+    assert b"=?utf-8?b?SGFja2Vk?=" not in data and b"=?utf-8?q?Bank?=" not in data
+    message = parse(data)
+    assert message["Subject"] == typed
+    assert message["From"].addresses[0].display_name == "=?utf-8?q?Bank?="
+
+
+def test_a_long_recipient_list_is_folded_between_addresses() -> None:
+    to = [f"customer{number}@client.test" for number in range(80)]
+    data = build_message(display_name="A", sender="a@x.test", to=to, subject="s", text="t")
+    assert max(map(len, _lines(data))) <= 78
+    assert [address.addr_spec for address in parse(data)["To"].addresses] == to
+
+
+def test_non_ascii_attachment_names_carry_a_name_fallback_beside_filename_star(tmp_path: Path) -> None:
+    from email.header import decode_header, make_header
+
+    name = "Überlänge Rechnung " + "ä" * 90 + ".pdf"
+    path = tmp_path / name
+    path.write_bytes(b"%PDF-1.4\n")
+    data = build_message(display_name="A", sender="a@x.test", to=["b@x.test"], subject="s", text="t",
+                         attachments=[Attachment.from_path(path)])
+    assert max(len(line) for line in data.split(b"\r\n")) <= 998
+    assert all(len(word) <= 75 for word in _encoded_words(data.split(b"Content-Transfer-Encoding: 7bit", 1)[1]))
+    [part] = list(parse(data).iter_attachments())
+    assert part.get_filename() == name
+    raw_name = part.get_param("name", header="content-type")
+    assert str(make_header(decode_header(str(raw_name)))) == name
+    assert b"filename*0*=utf-8''" in data and b"filename*1*=" in data
+
+
+def test_a_large_attachment_is_encoded_once_into_the_message(tmp_path: Path) -> None:
+    import base64
+    import os
+
+    content = os.urandom(3 * 1024 * 1024 + 7)
+    path = tmp_path / "archive.bin"
+    path.write_bytes(content)
+    data = build_message(display_name="A", sender="a@x.test", to=["b@x.test"], subject="s", text="t",
+                         attachments=[Attachment.from_path(path)])
+    [part] = list(parse(data).iter_attachments())
+    assert part.get_payload(decode=True) == content
+    body = data.split(b"Content-Transfer-Encoding: base64\r\n\r\n", 1)[1].split(b"\r\n--", 1)[0]
+    assert all(len(line) <= 76 for line in body.split(b"\r\n"))
+    assert base64.b64decode(body) == content

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from xoromail_cli.errors import ConfigError, KeyringUnavailableError
 
 if TYPE_CHECKING:
+    import subprocess
+
     from xoromail_cli.config import Profile
 
 KEYRING_SERVICE = "xoromail"
@@ -22,6 +25,12 @@ NO_KEYRING_HINT = (
     "install a keyring backend (a Secret Service daemon such as gnome-keyring or KeePassXC, or "
     "`pip install keyrings.alt`, which keeps it in a file of your home folder), or set `password_command` "
     "in the profile (setup --password-command), or provide the password at run time in $XOROMAIL_PASSWORD"
+)
+CRON_HINT = (
+    "give the password to this job another way: set `password_command` in the profile (setup "
+    "--password-command CMD; a command that prints it, e.g. `cat ~/.config/xoromail/password` of a 0600 file), "
+    "or put XOROMAIL_PASSWORD in the job's environment (e.g. from a 0600 file the crontab line sources); "
+    "`xoromail config show` run the same way shows where the password would come from"
 )
 _APP_PASSWORD = re.compile(r"^[a-z]{4}\s[a-z]{4}\s[a-z]{4}\s[a-z]{4}$")
 
@@ -32,6 +41,18 @@ class PasswordSource:
 
     kind: str  # "environment", "password_command", "keyring" or "unset"
     detail: str
+    unreachable: bool = False
+    """No keyring can be reached here (cron, a service): a password setup stored may exist but cannot be read."""
+
+
+def keyring_unreachable() -> KeyringUnavailableError:
+    """The keyring cannot be reached in this environment: say why (cron has no D-Bus session) and what to do."""
+    reason = "no keyring backend is usable here"
+    if sys.platform.startswith("linux") and not os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
+        reason = ("there is no D-Bus session (DBUS_SESSION_BUS_ADDRESS is not set), as under cron, systemd "
+                  "services and SSH logins without a desktop session")
+    return KeyringUnavailableError(f"the OS keyring cannot be reached in this environment ({reason}), so a "
+                                   "password stored by setup cannot be read", CRON_HINT)
 
 
 def ensure_keyring_usable() -> None:
@@ -80,7 +101,11 @@ def password_source(profile: Profile) -> PasswordSource:
         return PasswordSource("environment", f"${ENV_PASSWORD}")
     if profile.password_command:
         return PasswordSource("password_command", "password_command in the profile")
-    if _keyring_password(profile.name) is not None:
+    try:
+        stored = _keyring_password(profile.name)
+    except KeyringUnavailableError as error:
+        return PasswordSource("unset", error.message, unreachable=True)
+    if stored is not None:
         return PasswordSource("keyring", f"OS keyring (service {KEYRING_SERVICE!r}, entry {profile.name!r})")
     return PasswordSource("unset", "no password stored")
 
@@ -107,32 +132,55 @@ def normalize_password(host: str, password: str) -> str:
 
 
 def run_password_command(command: str, timeout: float = 60.0) -> str:
-    """Run the profile's command like msmtp's passwordeval; its first stdout line is the password."""
+    """Run the profile's command like msmtp's passwordeval; its first stdout line is the password.
+
+    The command runs in a session of its own, so that on a timeout its whole process group is killed:
+    `subprocess.run` kills only the shell, and a child still holding the pipe (`gpg` waiting for a
+    pinentry, `sleep`) would keep us waiting for ever.
+    """
+    import signal
     import subprocess
 
+    process = subprocess.Popen(command, shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,  # noqa: S602  # a user-written command line, by design
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        result = subprocess.run(command, shell=True, capture_output=True, text=True,  # noqa: S602  # a user-written command line, by design
-                                timeout=timeout, check=False)
+        stdout, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise ConfigError(f"password_command did not finish within {timeout:.0f} s",
-                          "make sure it runs without asking for input") from None
-    if result.returncode != 0:
-        raise ConfigError(f"password_command failed with exit status {result.returncode}",
+        _kill_group(process, signal.SIGKILL)
+        raise ConfigError(f"password_command did not finish within {timeout:.0f} s (it was stopped, with the "
+                          "processes it started)", "make sure it runs without asking for input") from None
+    except BaseException:  # Ctrl-C or SIGTERM while waiting: leave nothing behind
+        _kill_group(process, signal.SIGKILL)
+        raise
+    if process.returncode != 0:
+        raise ConfigError(f"password_command failed with exit status {process.returncode}",
                           "run the command yourself to see why; its output is not shown here")
-    password = result.stdout.split("\n", 1)[0].rstrip("\r")
+    password = stdout.split("\n", 1)[0].rstrip("\r")
     if not password:
         raise ConfigError("password_command printed nothing", "it must print the password on stdout")
     return password
 
 
+def _kill_group(process: subprocess.Popen[str], signal_number: int) -> None:
+    """Kill the command's whole process group, then reap the shell and close its pipes."""
+    import contextlib
+
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal_number)
+    process.kill()
+    process.communicate()
+
+
 def _keyring_password(profile_name: str) -> str | None:
+    """The stored password, None when none is stored; KeyringUnavailableError when no keyring can be
+    reached (not "no password": setup may well have stored one, in a session this job cannot see)."""
     import keyring
     from keyring.errors import NoKeyringError
 
     try:
         return keyring.get_password(KEYRING_SERVICE, profile_name)
     except NoKeyringError:
-        return None
+        raise keyring_unreachable() from None
     except Exception as exc:  # noqa: BLE001  # any backend failure; its text may quote the secret
         raise _keyring_failure("read", exc) from None
 
@@ -232,7 +280,7 @@ def read_secret(profile_name: str, kind: str) -> str | None:
         count = int(value.removeprefix(_CHUNKED))
         parts = [keyring.get_password(KEYRING_SERVICE, f"{name}#{number}") for number in range(count)]
     except NoKeyringError:
-        return None
+        raise keyring_unreachable() from None
     except Exception as exc:  # noqa: BLE001  # any backend failure; its text may quote the secret
         raise _keyring_failure("read", exc) from None
     if any(part is None for part in parts):

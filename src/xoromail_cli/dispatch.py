@@ -201,7 +201,7 @@ def execute(plan: SendPlan, options: SendOptions, on_result: Callable[[MessageRe
                         subject=options.subject, key_template=options.key_template, resend=options.resend,
                         resend_after=resend_after, on_result=on_result, before_delivery=watch,
                         retry_in_doubt=options.retry_in_doubt)
-        return sender.run(plan.jobs, plan.invalid)
+        return sender.run(plan.jobs, plan.invalid, total=plan.total)
 
 
 def quota_warnings(profile: Profile, sent: tuple[int, int], messages: int, recipients: int) -> list[str]:

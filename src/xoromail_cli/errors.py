@@ -21,6 +21,10 @@ class ExitCode(IntEnum):
     PROTOCOL = 76
     NOPERM = 77
     CONFIG = 78
+    INTERRUPTED = 130
+    """128 + SIGINT: stopped with Ctrl-C."""
+    TERMINATED = 143
+    """128 + SIGTERM: stopped by `kill`, systemd or a scheduler's time limit."""
 
 
 class XoromailError(Exception):

@@ -9,17 +9,19 @@ value is checked for CR/LF before it gets here, and tests parse the result back 
 from __future__ import annotations
 
 import binascii
+import io
 import mimetypes
 import secrets as _random
 import time
 from base64 import encodebytes
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.header import Header
 from email.utils import formataddr, formatdate
 from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
 
+from xoromail_cli import headers
 from xoromail_cli.addresses import check_header_value, domain_of
 from xoromail_cli.errors import NoInputError
 
@@ -57,22 +59,14 @@ def make_message_id(sender: str) -> str:
 
 
 def format_sender(display_name: str, address: str) -> str:
-    return formataddr((display_name, address), charset="utf-8") if display_name else address
+    """The From value as people read it (for previews); the header itself is built by `headers.mailbox`."""
+    return formataddr((display_name, address)) if display_name else address
 
 
 def encode_header(name: str, value: str) -> bytes:
-    """One header line, RFC 2047-encoded when not ASCII, folded at 78 columns."""
-    check_header_value(name, value)
-    if value.isascii() and len(name) + len(value) < 76:
-        return f"{name}: {value}\r\n".encode("ascii")
-    charset = "us-ascii" if value.isascii() else "utf-8"
-    folded = Header(value, charset, header_name=name).encode(linesep="\r\n")
-    return f"{name}: {folded}\r\n".encode("ascii")
-
-
-def bcc_header(addresses: Sequence[str]) -> bytes:
-    """The Bcc line, without its line break, that `Envelope.data_with_bcc` inserts for header-driven APIs."""
-    return encode_header("Bcc", ", ".join(addresses)).removesuffix(b"\r\n")
+    """One free-text header line: folded at 78 columns, RFC 2047 encoded words (at most 75 characters)
+    when the value is not ASCII, has a word too long to fold, or would itself read as an encoded word."""
+    return headers.unstructured(name, value)
 
 
 def _text_part(body: str, subtype: str) -> bytes:
@@ -88,40 +82,65 @@ def _text_part(body: str, subtype: str) -> bytes:
     return head.encode("ascii") + payload.replace(b"\n", CRLF)
 
 
-@lru_cache(maxsize=4)
-def _encoded_file(path: Path, mtime_ns: int) -> bytes:
+_READ_CHUNK = 57 * 16 * 1024
+"""Bytes read at a time: a multiple of 57, so each chunk encodes to whole 76-character base64 lines."""
+_CACHED_UP_TO = 1024 * 1024
+"""Files up to this size are encoded once per batch (the same PDF on every row); larger ones are streamed
+into each message, so memory holds one encoded copy, never the file and two or three copies of it."""
+
+
+@lru_cache(maxsize=8)
+def _encoded_small_file(path: Path, mtime_ns: int) -> bytes:
+    buffer = io.BytesIO()
+    _write_base64(path, buffer)
+    return buffer.getvalue()
+
+
+def _write_base64(path: Path, out: BinaryIO) -> None:
+    """The file as base64 lines with CRLF, written chunk by chunk."""
     try:
-        return encodebytes(path.read_bytes()).replace(b"\n", CRLF)
+        with path.open("rb") as handle:
+            while chunk := handle.read(_READ_CHUNK):
+                out.write(encodebytes(chunk).replace(b"\n", CRLF))
     except OSError as exc:
         raise NoInputError(f"attachment {path} cannot be read: {exc.strerror}",
                            "check the file still exists and is readable") from None
 
 
-def _attachment_part(attachment: Attachment) -> bytes:
+def _attachment_head(attachment: Attachment) -> bytes:
+    """Content-Type with a `name=` fallback (munpack, older Outlook) and Content-Disposition with
+    `filename=`, or RFC 2231 `filename*=` (split into continuations so no line is too long)."""
+    name = attachment.filename
+    if headers.needs_encoding(name) or '"' in name or "\\" in name:
+        fallback = "\r\n ".join(headers.encoded_words(name))
+        content_type = f'{attachment.content_type};\r\n name="{fallback}"'
+        disposition = "attachment;\r\n " + ";\r\n ".join(headers.rfc2231_parameter("filename", name))
+    else:
+        content_type = f'{attachment.content_type};\r\n name="{name}"'
+        disposition = f'attachment;\r\n filename="{name}"'
+    return (f"Content-Type: {content_type}\r\nContent-Disposition: {disposition}\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\n").encode("ascii")
+
+
+def _write_attachment(attachment: Attachment, out: BinaryIO) -> None:
     try:
-        mtime = attachment.path.stat().st_mtime_ns
+        stat = attachment.path.stat()
     except OSError as exc:
         raise NoInputError(f"attachment {attachment.path} cannot be read: {exc.strerror}",
                            "check the file still exists and is readable") from None
-    disposition = encode_header("Content-Disposition", "attachment")[:-2].decode("ascii")
-    name = attachment.filename
-    if name.isascii() and '"' not in name and "\\" not in name:
-        disposition += f'; filename="{name}"'
+    out.write(_attachment_head(attachment))
+    if stat.st_size <= _CACHED_UP_TO:
+        out.write(_encoded_small_file(attachment.path, stat.st_mtime_ns))
     else:
-        disposition += f"; filename*=utf-8''{_rfc2231(name)}"
-    head = (f"Content-Type: {attachment.content_type}\r\n{disposition}\r\n"
-            "Content-Transfer-Encoding: base64\r\n\r\n")
-    return head.encode("ascii") + _encoded_file(attachment.path, mtime)
+        _write_base64(attachment.path, out)
 
 
-def _rfc2231(value: str) -> str:
-    from urllib.parse import quote
-
-    return quote(value, safe="")
+def _boundary() -> str:
+    return f"=_xoromail_{_random.token_hex(12)}"
 
 
 def _multipart(subtype: str, parts: Sequence[bytes]) -> bytes:
-    boundary = f"=_xoromail_{_random.token_hex(12)}"
+    boundary = _boundary()
     chunks = [f"Content-Type: multipart/{subtype}; boundary=\"{boundary}\"\r\n\r\n".encode("ascii")]
     for part in parts:
         chunks.append(f"--{boundary}\r\n".encode("ascii"))
@@ -132,29 +151,47 @@ def _multipart(subtype: str, parts: Sequence[bytes]) -> bytes:
     return b"".join(chunks)
 
 
+def _write_mixed(out: BinaryIO, body: bytes, attachments: Sequence[Attachment]) -> None:
+    """multipart/mixed written straight into `out`: each attachment is encoded once, into the message."""
+    boundary = _boundary()
+    out.write(f"Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n--{boundary}\r\n".encode("ascii"))
+    out.write(body if body.endswith(CRLF) else body + CRLF)
+    for attachment in attachments:
+        out.write(f"--{boundary}\r\n".encode("ascii"))
+        _write_attachment(attachment, out)
+    out.write(f"--{boundary}--\r\n".encode("ascii"))
+
+
 def build_message(*, display_name: str, sender: str, to: Sequence[str], subject: str, text: str,
                   html: str | None = None, cc: Sequence[str] = (), reply_to: str | None = None,
                   attachments: Sequence[Attachment] = (), message_id: str | None = None) -> bytes:
-    """The message's bytes (CRLF line ends): From, To, Date, Message-ID, Auto-Submitted (RFC 3834)."""
-    headers = [
-        encode_header("From", format_sender(display_name, sender)),
-        encode_header("To", ", ".join(to)),
-    ]
+    """The message's bytes (CRLF line ends): From, To, Date, Message-ID, Auto-Submitted (RFC 3834).
+
+    Written into one buffer whose bytes become the message without a further copy (`BytesIO.getvalue`
+    hands over its buffer), so a 100 MB attachment costs about its encoded size once.
+    """
+    out = io.BytesIO()
+    out.write(headers.mailbox("From", display_name, sender))
+    out.write(headers.address_list("To", to))
     if cc:
-        headers.append(encode_header("Cc", ", ".join(cc)))
+        out.write(headers.address_list("Cc", cc))
     if reply_to:
-        headers.append(encode_header("Reply-To", reply_to))
-    headers += [
-        encode_header("Subject", subject),
-        encode_header("Date", formatdate(localtime=True)),
-        encode_header("Message-ID", message_id or make_message_id(sender)),
-        b"Auto-Submitted: auto-generated\r\n",
-    ]
-    headers.append(b"MIME-Version: 1.0\r\n")
+        out.write(headers.address_list("Reply-To", [reply_to]))
+    out.write(encode_header("Subject", subject))
+    out.write(f"Date: {formatdate(localtime=True)}\r\n".encode("ascii"))
+    out.write(f"Message-ID: {check_header_value('Message-ID', message_id or make_message_id(sender))}\r\n"
+              .encode("ascii"))
+    out.write(b"Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n")
     body = _text_part(text, "plain")
     if html is not None:
         body = _multipart("alternative", [body, _text_part(html, "html")])
     if attachments:
-        body = _multipart("mixed", [body, *(_attachment_part(a) for a in attachments)])
-    return b"".join(headers) + body
+        _write_mixed(out, body, attachments)
+    else:
+        out.write(body)
+    return out.getvalue()
 
+
+def bcc_header(addresses: Sequence[str]) -> bytes:
+    """A Bcc header line, for services that read recipients from the headers and strip it on delivery."""
+    return headers.address_list("Bcc", addresses)

@@ -44,6 +44,8 @@ class Summary:
     counts: dict[str, int] = field(default_factory=dict)
     first_permanent: int | None = None
     aborted: XoromailError | None = None
+    total: int | None = None
+    """The rows of the run (`dispatch.SendPlan.total`), when known: what was not reached is counted from it."""
 
     def add(self, result: MessageResult) -> None:
         self.counts[result.status] = self.counts.get(result.status, 0) + 1
@@ -54,6 +56,14 @@ class Summary:
 
     def count(self, status: str) -> int:
         return self.counts.get(status, 0)
+
+    @property
+    def not_attempted(self) -> int:
+        """Rows the run never reached because it stopped early (reports of earlier runs do not count)."""
+        if self.total is None:
+            return 0
+        reached = sum(count for status, count in self.counts.items() if status != "interrupted")
+        return max(self.total - reached, 0)
 
     @property
     def exit_code(self) -> int:
@@ -72,4 +82,6 @@ class Summary:
     def line(self) -> str:
         order = ("sent", "written", "dry-run", "partial", "failed", "temporary", "skipped", "invalid", "interrupted")
         parts = [f"{self.count(s)} {s}" for s in order if self.count(s) or s in ("sent", "failed", "skipped")]
+        if self.not_attempted:
+            parts.append(f"{self.not_attempted} not attempted")
         return ", ".join(parts)

@@ -97,12 +97,21 @@ class Sender:
 
         return account_key(self.profile.service, self.profile.email), self.profile.name
 
-    def run(self, jobs: Iterable[SendJob | InvalidRow], invalid_first: Sequence[InvalidRow] = ()) -> Summary:
+    def __post_init__(self) -> None:
+        if self.transport is not None:  # a message over the service's limit is refused before it goes
+            from xoromail_cli.sizelimit import size_checked
+
+            self.transport = size_checked(self.transport)
+
+    def run(self, jobs: Iterable[SendJob | InvalidRow], invalid_first: Sequence[InvalidRow] = (),
+            total: int | None = None) -> Summary:
         """Send every job. `invalid_first` (bad rows a checking pass found) are reported before anything is
-        sent, so a run that stops early still names them; the stream's copies of them are then skipped."""
+        sent, so a run that stops early still names them; the stream's copies of them are then skipped.
+        `total` (the rows of the batch) lets the summary count those a stopped run never reached. Ctrl-C
+        and SIGTERM (`interrupts.Terminated`) end the run like any stop: the summary says why (130, 143)."""
         if self.key_template:
             check_key_template(self.event, self.key_template)
-        summary = Summary()
+        summary = Summary(total=total)
 
         def emit(result: MessageResult) -> None:
             summary.add(result)
@@ -139,6 +148,10 @@ class Sender:
                     break
         except XoromailError as error:
             summary.aborted = error
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM turned into Terminated: report, don't vanish
+            from xoromail_cli.interrupts import interruption
+
+            summary.aborted = interruption(stop)
         finally:
             if self.transport is not None:
                 self.transport.close()

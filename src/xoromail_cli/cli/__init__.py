@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from typer._click import Context as ClickContext
     from typer._click import HelpFormatter
 
+    from xoromail_cli.errors import XoromailError
+
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
 
@@ -98,15 +100,44 @@ class XoromailGroup(TyperGroup):
             self._summaries_only = False
 
     def invoke(self, ctx: ClickContext) -> Any:
+        """Run the command; an XoromailError becomes its two lines on stderr (and, for `--json`, an error
+        object on stdout) and its exit code; Ctrl-C exits 130 and SIGTERM 143; a closed stdout is quiet."""
         from xoromail_cli.errors import XoromailError
+        from xoromail_cli.interrupts import interruption, sigterm_stops
 
+        wants_json = _wants_json([*ctx._protected_args, *ctx.args])  # the subcommand's own arguments
         try:
-            return super().invoke(ctx)
+            with sigterm_stops():
+                return super().invoke(ctx)
         except XoromailError as error:
-            from xoromail_cli.cli.render import print_error
-
-            print_error(error)
+            _report(error, wants_json)
             raise typer.Exit(int(error.exit_code)) from None
+        except KeyboardInterrupt as stop:
+            stopped = interruption(stop)
+            _report(stopped, wants_json)
+            raise typer.Exit(int(stopped.exit_code)) from None
+        except BrokenPipeError:
+            from xoromail_cli.cli.console import stdout_gone
+
+            stdout_gone()
+            raise typer.Exit(0) from None
+
+
+def _wants_json(arguments: list[str]) -> bool:
+    """Whether the invoked command was given --json (options end at `--`)."""
+    options = arguments[:arguments.index("--")] if "--" in arguments else arguments
+    return "--json" in options
+
+
+def _report(error: XoromailError, as_json: bool) -> None:
+    from xoromail_cli.cli.render import print_error
+
+    print_error(error)
+    if as_json:
+        from xoromail_cli.cli.console import print_json_line
+
+        print_json_line({"ok": False, "error": error.message, "hint": error.hint,
+                         "exit_code": int(error.exit_code)})
 
 
 app = typer.Typer(
@@ -142,4 +173,14 @@ def _global_options(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:  # output still buffered for a reader that left (`| head -1`) must not end in a traceback
+        import sys
+
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            from xoromail_cli.cli.console import stdout_gone
+
+            stdout_gone()

@@ -31,7 +31,7 @@ def show(
     profile = config.load_profile(state.config_path, state.profile_name)
     source = credentials.password_source(profile)
     service = services.for_profile(profile)
-    other_secrets = {kind: credentials.read_secret(profile.name, kind) is not None
+    other_secrets = {kind: _stored(profile.name, kind)
                      for kind in service.secret_kinds if kind != "password"}
     form = ("current" if profile.form == "current"
             else "flat (the first release's form; rewritten with a service table when the profile is next saved)")
@@ -43,8 +43,9 @@ def show(
     data: dict[str, object] = {"schema": 2, "profile": profile.name, "file": str(state.config_path), "form": form,
                                **settings}
     if "password" in service.secret_kinds:
-        data["password"] = {"set": source.kind != "unset", "source": source.kind, "detail": source.detail}
-    data["secrets"] = {kind: ("set" if present else "unset") for kind, present in other_secrets.items()}
+        data["password"] = {"set": source.kind != "unset", "source": source.kind, "detail": source.detail,
+                            "keyring_reachable": not source.unreachable}
+    data["secrets"] = {kind: state for kind, state in other_secrets.items()}
     if as_json:
         print_json(data)
         return
@@ -63,8 +64,21 @@ def show(
             table.add_row(key, escape(str(value)))
     table.add_row("form", escape(form))
     if "password" in service.secret_kinds:
-        state_text = "[green]set[/]" if source.kind != "unset" else "[red]unset[/]"
+        state_text = "[green]set[/]" if source.kind != "unset" else (
+            "[red]unreachable[/]" if source.unreachable else "[red]unset[/]")
         table.add_row("password", f"{state_text} ({escape(source.detail)})")
     for kind, present in other_secrets.items():
-        table.add_row(kind.replace("_", " "), "[green]set[/] (OS keyring)" if present else "[red]unset[/]")
+        shown = {"set": "[green]set[/] (OS keyring)", "unreachable": "[red]unreachable[/] (OS keyring)"}
+        table.add_row(kind.replace("_", " "), shown.get(present, "[red]unset[/]"))
     out().print(table)
+
+
+def _stored(profile_name: str, kind: str) -> str:
+    """"set", "unset", or "unreachable" when no keyring can be reached here (cron without D-Bus)."""
+    from xoromail_cli import credentials
+    from xoromail_cli.errors import KeyringUnavailableError
+
+    try:
+        return "set" if credentials.read_secret(profile_name, kind) is not None else "unset"
+    except KeyringUnavailableError:
+        return "unreachable"

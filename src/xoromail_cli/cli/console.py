@@ -1,7 +1,14 @@
-"""Consoles that respect NO_COLOR and pipes (Rich does both), and the TTY test for prompting."""
+"""Consoles that respect NO_COLOR and pipes (Rich does both), and the TTY test for prompting.
+
+Not writing to a terminal (cron mail, a log file, a pipe), nothing is wrapped or padded to a width: an
+error line stays one line however long, and a table takes the width its cells need. A reader that goes
+away (`xoromail log | head -1`) is not an error: the rest of the output is dropped, the run goes on and
+exits with its own status.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 from functools import cache
 from typing import TYPE_CHECKING
@@ -9,19 +16,44 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console
 
+UNWRAPPED_WIDTH = 4096
+"""Width given to Rich off a terminal: wide enough that no table cell folds and no line wraps."""
+
 
 @cache
 def out() -> Console:
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=False)
+    return _console(stderr=False)
 
 
 @cache
 def err() -> Console:
+    return _console(stderr=True)
+
+
+def _console(*, stderr: bool) -> Console:
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            """Rich exits 1 here; a closed pipe only means nobody reads any more."""
+            self.quiet = True
+            stdout_gone()
+
+    console = _Console(stderr=stderr, highlight=False, soft_wrap=False)
+    if not console.is_terminal:
+        console = _Console(stderr=stderr, highlight=False, soft_wrap=True, width=UNWRAPPED_WIDTH)
+    return console
+
+
+def stdout_gone() -> None:
+    """The reader of stdout went away: send the rest of stdout to /dev/null, so neither later writes nor
+    the flush at exit raise BrokenPipeError (Python's own advice, "Note on SIGPIPE")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout already closed or not a real file: nothing left to protect
+        pass
 
 
 def can_prompt() -> bool:
@@ -32,16 +64,27 @@ def can_prompt() -> bool:
         return False
 
 
-def print_json_line(data: dict[str, object]) -> None:
-    """One compact JSON object per line (JSON Lines), flushed so a reading process sees it at once."""
+def write_stdout(text: str) -> None:
+    """Write and flush stdout; a reader that went away only stops the output."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        stdout_gone()
+
+
+def print_json_line(data: dict[str, object], schema: int = 1) -> None:
+    """One compact JSON object per line (JSON Lines), flushed so a reading process sees it at once.
+    Every object carries its `schema` version (the object's own, or `schema`)."""
     import json
 
-    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
+    write_stdout(json.dumps({"schema": schema, **data}, ensure_ascii=False) + "\n")
 
 
-def print_json(data: object) -> None:
+def print_json(data: object, schema: int = 1) -> None:
+    """Indented JSON; an object carries its `schema` version (its own, or `schema`)."""
     import json
 
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-    sys.stdout.flush()
+    if isinstance(data, dict):
+        data = {"schema": schema, **data}
+    write_stdout(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")

@@ -118,31 +118,37 @@ class _Printer:
         return self._bar
 
     def show(self, result: MessageResult) -> None:
-        from rich.markup import escape
-
         from xoromail_cli.cli.console import err, out, print_json_line
 
         if self._bar is not None:
             self._bar.advance(self._task)
+        problem = result.status in ("failed", "temporary", "partial", "invalid", "interrupted")
         if self.as_json:
             print_json_line(result.to_json())
+            if problem:  # `--quiet --json > file` from cron: the mail still says who failed
+                self._line(err(), result)
             return
         if result.status == "dry-run":
             if not self.quiet:
                 self._preview(result)
             return
-        problem = result.status in ("failed", "temporary", "partial", "invalid", "interrupted")
         if self.quiet and not problem:
             return
         if not problem and result.status in ("sent", "written") and not self.single:
             return
+        self._line(err() if problem else out(), result, hint=bool(result.hint and (problem or self.single)))
+
+    @staticmethod
+    def _line(console: Any, result: MessageResult, *, hint: bool = True) -> None:
+        """`status row N, recipients: reply`, and the hint below it."""
+        from rich.markup import escape
+
         subject = ", ".join(filter(None, (f"row {result.row}" if result.row else "", ", ".join(result.recipients))))
         style = {"sent": "green", "written": "green", "skipped": "cyan", "failed": "red", "temporary": "yellow",
                  "invalid": "red", "interrupted": "yellow", "partial": "yellow"}.get(result.status, "white")
         line = f"[{style}]{result.status}[/] {escape(subject)}: {escape(result.reply)}"
-        console = err() if problem else out()
         console.print(line, soft_wrap=True)
-        if result.hint and (problem or self.single):
+        if hint and result.hint:
             console.print(f"  [yellow]hint:[/] {escape(result.hint)}", soft_wrap=True)
 
     def _preview(self, result: MessageResult) -> None:
@@ -152,7 +158,9 @@ class _Printer:
                  for line in head.replace("\r\n ", " ").split("\r\n")
                  if not line.lower().startswith(("content-", "mime-"))]
         shown.append(f"(envelope recipients: {', '.join(result.envelope.recipients)})")
-        sys.stdout.write("\n".join(shown) + "\n\n" + result.rendered.text.rstrip("\n") + "\n" + "-" * 72 + "\n")
+        from xoromail_cli.cli.console import write_stdout
+
+        write_stdout("\n".join(shown) + "\n\n" + result.rendered.text.rstrip("\n") + "\n" + "-" * 72 + "\n")
 
     def finish(self, event: str, summary: Summary) -> None:
         from xoromail_cli.cli.console import err, out
@@ -162,5 +170,5 @@ class _Printer:
             print_error(summary.aborted)
         if self.quiet and summary.exit_code == 0:
             return
-        line = f"{event}: {summary.line()}"
+        line = f"{event}: {summary.line()}" + ("; re-run to finish" if summary.not_attempted else "")
         (err() if self.as_json or summary.exit_code else out()).print(line, soft_wrap=True, highlight=False)

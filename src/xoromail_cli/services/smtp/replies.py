@@ -52,6 +52,10 @@ DOWNGRADE_HINT = (
     "and a missing STARTTLS can mean someone is stripping it): check the server and port, or use "
     "port 465 with security ssl"
 )
+TOO_LARGE_HINT = (
+    "the message is larger than the server accepts: attach fewer or smaller files (compress them, or put a "
+    "link in the message instead); re-sending will not help"
+)
 NO_AUTH_HINT = (
     "the server does not offer sign-in (AUTH) on this connection: check the port (587 STARTTLS or "
     "465 SSL); some relays accept mail without a username"
@@ -129,6 +133,8 @@ _RULES: list[_Rule] = [
      ExitCode.NOPERM),
     (lambda code, text, stage: stage == "mail from" and code >= 500 and "5.7." in text, SEND_AS_HINT,
      ExitCode.NOPERM),
+    (lambda code, text, stage: "5.3.4" in text or "5.2.3" in text or (code == 552 and "size" in text.lower()),
+     TOO_LARGE_HINT, ExitCode.DATAERR),  # RFC 3463 X.3.4 / X.2.3, RFC 1870 §6: the message is too large
     (_has("5.4.5", "sending quota", "sending limit", "submissionquotaexceeded"), QUOTA_HINT, ExitCode.TEMPFAIL),
     (lambda code, text, stage: stage == "rcpt to" and code >= 500 and "5.7." in text,
      "the server will not deliver to this recipient for this account (relaying denied or policy): "

@@ -1,0 +1,88 @@
+"""A message over the server's SIZE is refused before it goes; a 552 5.3.4 is a permanent data error."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
+from tests.samples import EVENT, jobs
+from tests.servers import FailNth
+from xoromail_cli.batch import make_job
+from xoromail_cli.errors import ExitCode
+from xoromail_cli.ledger import Ledger
+from xoromail_cli.messages import Renderer
+from xoromail_cli.pacing import Backoff
+from xoromail_cli.results import MessageResult
+from xoromail_cli.sending import Sender
+from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
+from xoromail_cli.sink import CaptureHandler
+
+LIMIT = 20_000
+
+
+class SmallSize(CaptureHandler):
+    """Announces `SIZE 20000` (as Postfix's message_size_limit would) and counts MAIL FROM commands."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mail_from = 0
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        responses = await super().handle_EHLO(server, session, envelope, hostname, responses)
+        return [f"250-SIZE {LIMIT}" if line[4:].startswith("SIZE") else line for line in responses]
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        self.mail_from += 1
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 OK"
+
+
+def _run(server_handler: CaptureHandler, smtp_server: ServerFactory, tls: TLSFiles, tmp_path: Path,
+         attachment_size: int) -> tuple[list[MessageResult], int, Ledger]:
+    profile = profile_for(smtp_server(handler=server_handler), tls)
+    big = tmp_path / "scan.pdf"
+    big.write_bytes(random.Random(3).randbytes(attachment_size))
+    batch = [make_job(EVENT, 1, to=["customer1@client.test"], attach=[str(big)], variables={
+        "customer_name": "C", "invoice_number": "INV-1", "amount_due": "10", "due_date": "2026-11-01"}),
+        jobs(2)[1]]
+    results: list[MessageResult] = []
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    transport = SmtpTransport(SmtpEndpoint.from_profile(profile), PASSWORD)
+    run = Sender(profile, EVENT, Renderer(profile), transport, ledger, on_result=results.append,
+                 backoff=Backoff(base=0.0, rng=random.Random(1)))
+    return results, run.run(batch).exit_code, ledger
+
+
+def test_a_message_over_the_advertised_size_is_refused_before_mail_from(
+        smtp_server: ServerFactory, tls: TLSFiles, tmp_path: Path) -> None:
+    handler = SmallSize()
+    results, exit_code, ledger = _run(handler, smtp_server, tls, tmp_path, attachment_size=30_000)
+    too_big, small = results
+    assert too_big.status == "failed" and too_big.attempts == 1 and too_big.exit_code == ExitCode.DATAERR
+    assert "accepts at most" in too_big.reply and "20,000 bytes" in too_big.reply
+    assert "smaller files" in (too_big.hint or "")
+    assert small.status == "sent"
+    assert handler.mail_from == 1 and len(handler.messages) == 1  # only the small one went on the wire
+    assert exit_code == ExitCode.DATAERR
+    assert sorted(entry.status for entry in ledger.entries()) == ["failed", "sent"]
+
+
+def test_a_message_under_the_advertised_size_goes(smtp_server: ServerFactory, tls: TLSFiles, tmp_path: Path) -> None:
+    handler = SmallSize()
+    results, exit_code, _ = _run(handler, smtp_server, tls, tmp_path, attachment_size=5_000)
+    assert [r.status for r in results] == ["sent", "sent"] and exit_code == 0
+
+
+def test_a_552_5_3_4_refusal_is_a_permanent_data_error_and_not_retried(
+        smtp_server: ServerFactory, tls: TLSFiles, tmp_path: Path) -> None:
+    handler = FailNth(1, "552 5.3.4 Message size exceeds fixed limit")
+    results, exit_code, _ = _run(handler, smtp_server, tls, tmp_path, attachment_size=5_000)
+    refused = results[0]
+    assert refused.status == "failed" and refused.attempts == 1
+    assert refused.exit_code == ExitCode.DATAERR and "552 5.3.4" in refused.reply
+    assert "re-sending will not help" in (refused.hint or "")
+    assert exit_code == ExitCode.DATAERR  # 65: a scheduler does not re-upload it every run
