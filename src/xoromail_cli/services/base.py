@@ -200,6 +200,9 @@ class Question:
     check: Callable[[str], Any] | None = None
     explain: str | None = None
     """Printed once before the question (a note on the provider, what to create first)."""
+    remark: Callable[[Any], str | None] | None = None
+    """Given the checked answer: a note printed after it, when the answer is valid but often a mistake
+    (`DOMAIN\\user` where Microsoft 365 wants the full address)."""
 
 
 class Service(Protocol):
