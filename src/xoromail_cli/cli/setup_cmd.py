@@ -103,6 +103,7 @@ class _Attempt:
                  wizard: Wizard | None) -> None:
         self.name, self.answers, self.existing, self.as_json, self.wizard = name, answers, existing, as_json, wizard
         self.report: ValidationReport | None = None
+        self.shown: set[str] = wizard.remarks if wizard is not None else set()
 
     def run(self, password: str | None, validate_to: str | None, no_validate: bool) -> bool:
         """Build, stage the secret, validate; True when the profile may be saved."""
@@ -112,7 +113,9 @@ class _Attempt:
                                                   new_password=password is not None)
         chosen = services.get(self.profile.service)
         for note in chosen.setup_notes(self.profile.settings):
-            _note(note, self.as_json)
+            if note not in self.shown:  # once per setup, also when the wizard tries again
+                self.shown.add(note)
+                _note(note, self.as_json)
         self.secrets = credentials.Secrets(self.profile, staged=True)
         check_with: SecretStore = self.secrets
         self.needs_password = chosen.needs_password(self.profile.settings, self.profile.email)

@@ -30,6 +30,8 @@ class Wizard:
     console: Console
     asked: dict[str, str] = field(default_factory=dict)
     """Service answers the wizard asked, in order, with their prompts (flags are not in here)."""
+    remarks: set[str] = field(default_factory=set)
+    """Notes already printed where an answer was typed (setup does not repeat them)."""
     store_password: bool = True
     """False when the user chose $XOROMAIL_PASSWORD: the typed password is used for the test only."""
 
@@ -60,12 +62,15 @@ class Wizard:
                 continue
             remark = question.remark(answer) if question.remark else None
             if remark:
+                self.remarks.add(remark)
                 self.console.print(f"[yellow]Note:[/] {escape(remark)}")
             return answer
 
     def keyring_or_alternative(self, answers: SetupAnswers) -> None:
         """Before the first question: without a keyring the password cannot be stored, so say so now and
         offer a password command or $XOROMAIL_PASSWORD, rather than fail after every answer is typed."""
+        from rich.markup import escape
+
         from xoromail_cli import credentials
         from xoromail_cli.errors import KeyringUnavailableError
         from xoromail_cli.services.base import Question
@@ -75,7 +80,7 @@ class Wizard:
         try:
             credentials.ensure_keyring_usable()
         except KeyringUnavailableError as error:
-            self.console.print(f"[yellow]Note:[/] {error.message}, so setup cannot store a password here.")
+            self.console.print(f"[yellow]Note:[/] setup cannot store a password here: {escape(error.message)}.")
             choice = self.ask(Question(
                 "keyring", "How should xoromail get the password?", choices=("command", "environment", STOP),
                 labels=("a command that prints it (password_command, e.g. `pass show mail/billing`)",
