@@ -46,7 +46,8 @@ def setup(
     validate_to: Annotated[str | None, typer.Option(
         metavar="ADDR", help="Send the test message here (default: the account itself).")] = None,
     no_validate: Annotated[bool, typer.Option("--no-validate", help="Save without checking.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the validation result as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the validation result as JSON (wizard questions go to stderr).")] = False,
 ) -> None:
     """Create or update a profile: checked by sending a test message before it is saved."""
     from xoromail_cli import config, provisioning, services
