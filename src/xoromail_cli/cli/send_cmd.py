@@ -60,6 +60,7 @@ def send(
     from xoromail_cli import batch as batches
     from xoromail_cli import config, dispatch, events
 
+    _refuse_conflicts(dry_run=dry_run, outbox=outbox, resend=resend, resend_after=resend_after)
     spec = events.get_event(event)
     state = state_of(ctx)
     profile = config.load_profile(state.config_path, state.profile_name)
@@ -77,6 +78,19 @@ def send(
                                    on_warning=lambda text: _warn(f"warning: {text}"))
     printer.finish(spec.name, summary)
     raise typer.Exit(summary.exit_code)
+
+
+def _refuse_conflicts(*, dry_run: bool, outbox: Path | None, resend: bool, resend_after: str | None) -> None:
+    """Options that contradict each other: say so rather than let one silently win."""
+    from xoromail_cli.errors import UsageError
+
+    if dry_run and outbox is not None:
+        raise UsageError("--dry-run and --outbox exclude each other",
+                         "--dry-run prints the messages; --outbox writes them as .eml files: choose one")
+    if resend and resend_after is not None:
+        raise UsageError("--resend and --resend-after exclude each other",
+                         "--resend sends again whatever the ledger says; --resend-after only once the last "
+                         "send is that old: choose one")
 
 
 def _warn(text: str) -> None:

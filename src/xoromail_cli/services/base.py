@@ -42,6 +42,8 @@ class Envelope:
     message_id: str
     cc: tuple[str, ...] = ()
     bcc: tuple[str, ...] = ()
+    label: str = ""
+    """What the message is, for names a person reads (an outbox file: `overdue-invoice-row12`); never sent."""
 
     @property
     def recipients(self) -> tuple[str, ...]:
