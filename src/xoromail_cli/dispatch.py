@@ -15,7 +15,7 @@ from xoromail_cli.config import Profile
 from xoromail_cli.errors import UsageError
 from xoromail_cli.events import Event
 from xoromail_cli.messages import Renderer
-from xoromail_cli.pacing import Backoff, RateLimiter, now, parse_duration, parse_rate
+from xoromail_cli.pacing import Backoff, RateLimiter, now, pacing_notice, parse_duration, parse_rate
 from xoromail_cli.results import MessageResult, Summary
 from xoromail_cli.sending import Sender
 
@@ -48,6 +48,16 @@ def messages_per_second(profile: Profile, option: str | None) -> float | None:
     if limits is not None and limits.per_minute:
         return limits.per_minute / 60.0
     return None
+
+
+def _pace_source(profile: Profile, option: str | None) -> str:
+    """Whose pace it is, as the notice names it."""
+    if option:
+        return "--rate"
+    if profile.rate:
+        return "the profile's rate"
+    limits = provider_limits(profile)
+    return f"{limits.label}'s published limit" if limits and limits.per_minute else "the pace"
 
 
 def provider_limits(profile: Profile) -> Limits | None:
@@ -151,6 +161,9 @@ def execute(plan: SendPlan, options: SendOptions, on_result: Callable[[MessageRe
     resend_after = parse_duration(options.resend_after) if options.resend_after else None
     rate = messages_per_second(profile, options.rate)
     per_second = rate if options.really_sends else None
+    notice = pacing_notice(plan.total - len(plan.invalid), per_second, _pace_source(profile, options.rate))
+    if notice:
+        on_warning(notice)
     with ExitStack() as stack:
         ledger: Ledger | None = None
         transport: Transport | None = None
