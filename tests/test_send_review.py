@@ -9,8 +9,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.conftest import TLSFiles
-from tests.test_send_cmd import configure
+from tests.conftest import ServerFactory, TLSFiles
+from tests.test_send_cmd import configure, csv_batch
 from xoromail_cli.cli import app
 
 
@@ -54,3 +54,29 @@ def test_resend_with_resend_after_is_refused(runner: CliRunner, tls: TLSFiles, c
                                  "--resend-after", "7d", "--dry-run"])
     assert result.exit_code == 2
     assert "--resend and --resend-after exclude each other" in " ".join(result.output.split())
+
+
+def test_dry_run_pending_previews_only_what_a_rerun_would_send_and_writes_nothing(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    server = smtp_server()
+    base = configure(config_path, server, tls)
+    sent = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch",
+                               str(csv_batch(tmp_path / "two.csv", 2))])
+    assert sent.exit_code == 0, sent.output
+    before = runner.invoke(app, [*base, "log", "--json"]).stdout
+    three = str(csv_batch(tmp_path / "three.csv", 3))
+    preview = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch", three, "--dry-run",
+                                  "--pending"])
+    assert preview.exit_code == 0, preview.output
+    assert "0 sent, 1 dry-run" in preview.output and "2 skipped" in preview.output
+    assert "Dear Customer 3," in preview.output and "Dear Customer 1," not in preview.output
+    assert runner.invoke(app, [*base, "log", "--json"]).stdout == before
+    assert len(server.messages) == 2
+    plain = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch", three, "--dry-run"])
+    assert "3 dry-run" in plain.output, "without --pending the ledger is not read"
+
+
+def test_pending_without_dry_run_is_refused(runner: CliRunner, tls: TLSFiles, config_path: Path) -> None:
+    base = configure(config_path, None, tls)
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "a@x.test", "--pending"])
+    assert result.exit_code == 2 and "--pending only goes with --dry-run" in " ".join(result.output.split())

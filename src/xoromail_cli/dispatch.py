@@ -124,6 +124,8 @@ class SendOptions:
     key_template: str | None = None
     resend: bool = False
     resend_after: str | None = None
+    preview_pending: bool = False
+    """With `dry_run`: read the ledger (never write it) and preview only what a re-run would send."""
 
     @property
     def really_sends(self) -> bool:
@@ -178,11 +180,24 @@ def execute(plan: SendPlan, options: SendOptions, on_result: Callable[[MessageRe
             transport = services.open_transport(profile, credentials.Secrets(profile), timeout=options.timeout)
         elif options.outbox is not None and not options.dry_run:
             transport = services.open_transport(profile, credentials.Secrets(profile), outbox=options.outbox)
+        elif options.dry_run and options.preview_pending and ledger_path(profile).exists():
+            ledger = stack.enter_context(_preview_ledger(ledger_path(profile)))
         sender = Sender(profile, plan.event, plan.renderer, transport, ledger, retries=options.retries,
                         backoff=Backoff(base=options.retry_delay), rate=RateLimiter(per_second),
                         subject=options.subject, key_template=options.key_template, resend=options.resend,
                         resend_after=resend_after, on_result=on_result, before_delivery=watch)
         return sender.run(plan.jobs, plan.invalid)
+
+
+def _preview_ledger(path: Path) -> Ledger:
+    """The ledger opened read-only for `--dry-run --pending`: a preview settles no interrupted row."""
+    from xoromail_cli.ledger import Ledger, LedgerEntry
+
+    class PreviewLedger(Ledger):
+        def interrupted(self, profile: str, event: str | None = None) -> list[LedgerEntry]:
+            return []  # settling them is a write; a preview shows them as due, which a re-run does too
+
+    return PreviewLedger(path, read_only=True)
 
 
 def quota_warnings(profile: Profile, sent: tuple[int, int], messages: int, recipients: int) -> list[str]:

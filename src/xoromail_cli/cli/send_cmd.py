@@ -35,6 +35,8 @@ def send(
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid",
                                                help="Report bad batch rows and send the rest.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Render and print; connect to nothing.")] = False,
+    pending: Annotated[bool, typer.Option(
+        "--pending", help="With --dry-run: only what a re-run would send, as the sent-ledger says.")] = False,
     outbox: Annotated[Path | None, typer.Option("--outbox", metavar="DIR",
                                                 help="Write .eml files here instead of sending.")] = None,
     idempotency_key: Annotated[str | None, typer.Option(
@@ -60,7 +62,7 @@ def send(
     from xoromail_cli import batch as batches
     from xoromail_cli import config, dispatch, events
 
-    _refuse_conflicts(dry_run=dry_run, outbox=outbox, resend=resend, resend_after=resend_after)
+    _refuse_conflicts(dry_run=dry_run, outbox=outbox, resend=resend, resend_after=resend_after, pending=pending)
     spec = events.get_event(event)
     state = state_of(ctx)
     profile = config.load_profile(state.config_path, state.profile_name)
@@ -71,7 +73,8 @@ def send(
                               batch=batch, skip_invalid=skip_invalid)
     options = dispatch.SendOptions(dry_run=dry_run, outbox=outbox, retries=retries, retry_delay=retry_delay,
                                    rate=rate, wait=wait, timeout=timeout, subject=subject,
-                                   key_template=idempotency_key, resend=resend, resend_after=resend_after)
+                                   key_template=idempotency_key, resend=resend, resend_after=resend_after,
+                                   preview_pending=pending)
     printer = _Printer(as_json=as_json, quiet=quiet, single=not plan.is_batch, dry_run=dry_run)
     with printer.progress(plan.total if plan.is_batch else 0):
         summary = dispatch.execute(plan, options, on_result=printer.show,
@@ -80,9 +83,13 @@ def send(
     raise typer.Exit(summary.exit_code)
 
 
-def _refuse_conflicts(*, dry_run: bool, outbox: Path | None, resend: bool, resend_after: str | None) -> None:
+def _refuse_conflicts(*, dry_run: bool, outbox: Path | None, resend: bool, resend_after: str | None,
+                      pending: bool) -> None:
     """Options that contradict each other: say so rather than let one silently win."""
     from xoromail_cli.errors import UsageError
+
+    if pending and not dry_run:
+        raise UsageError("--pending only goes with --dry-run", "preview what a re-run would send: --dry-run --pending")
 
     if dry_run and outbox is not None:
         raise UsageError("--dry-run and --outbox exclude each other",
