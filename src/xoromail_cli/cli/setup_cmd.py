@@ -77,9 +77,8 @@ def setup(
     secret_known = password is not None or _stored_password_exists(existing) or _env_password()
     missing = provisioning.missing(answers, existing, secret_known)
     if missing:
-        raise UsageError(f"missing {', '.join(missing)}",
-                         "stdin is not a terminal, so setup cannot ask; pass these options "
-                         "(see `xoromail setup --help`)")
+        why = "stdin is not a terminal, so setup cannot ask" if wizard is None else "the answers leave these open"
+        raise UsageError(f"missing {', '.join(missing)}", f"{why}; pass these options (see `xoromail setup --help`)")
     provisioning.check_writable(state.config_path)
     attempt = _Attempt(state.profile_name, answers, existing, as_json, wizard)
     while not attempt.run(password, validate_to, no_validate):
