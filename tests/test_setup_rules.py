@@ -108,3 +108,19 @@ def test_a_domain_backslash_username_gets_the_full_address_note(
     assert "DOMAIN\\user form" in text and "full email address" in text
     plain = runner.invoke(app, _flags(config_path, 587, tls, "--username", "billing", "--no-validate"))
     assert "DOMAIN\\user" not in plain.output
+
+
+def test_scripted_setup_suggests_no_validate_only_when_the_server_was_unreachable(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    unreachable = runner.invoke(app, _flags(config_path, closed, tls, "--password-stdin"), input=PASSWORD + "\n")
+    assert unreachable.exit_code == 69
+    assert "--no-validate" in unreachable.output
+    server = smtp_server()
+    refused = runner.invoke(app, _flags(config_path, server.port, tls, "--password-stdin"), input="wrong\n")
+    assert refused.exit_code == 77
+    assert "Nothing was saved" in refused.output and "--no-validate" not in refused.output

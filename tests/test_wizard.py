@@ -193,3 +193,20 @@ def test_setup_json_at_a_terminal_prompts_on_stderr_and_stdout_is_one_json_objec
     data = json.loads(stdout.read_text())
     assert (data["ok"], data["saved"]) == (True, True)
     assert "Username" in term.text
+
+
+def test_a_refused_password_from_a_command_asks_for_the_command_again(
+        smtp_server: ServerFactory, tls: TLSFiles, config_path: Path) -> None:
+    server = smtp_server()
+    term = Terminal(_server_flags(server.port, "--ca-file", str(tls.ca_file)),
+                    _env(config_path, PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring"))
+    term.answer("How should xoromail get the password?", "1")
+    term.answer("Command that prints the password", "echo wrong")
+    term.answer("Username", "")
+    term.expect("Failed at stage 'auth'")
+    term.expect("the command that prints the password")
+    term.answer("Change which answer and try again?", "")  # the suggestion: the command
+    term.answer("Command that prints the password", f"echo '{PASSWORD}'")
+    assert term.wait() == 0, term.text
+    assert "Password" not in term.text
+    assert load(config_path).profiles["default"].password_command == f"echo '{PASSWORD}'"

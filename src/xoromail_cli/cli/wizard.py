@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from xoromail_cli.validate import ValidationReport
 
 STOP = "stop"
-COMMON_LABELS = {"email": "the email address", "password": "the password", "ca_file": "a CA file to trust"}
+COMMON_LABELS = {"email": "the email address", "password": "the password", "ca_file": "a CA file to trust",
+                 "password_command": "the command that prints the password"}
 
 
 @dataclass
@@ -171,10 +172,11 @@ class Wizard:
 
         keys = [*self.asked, *(k for k in answers.service_answers if k not in self.asked), "email"]
         if needs_password:
-            keys.append("password")
+            keys.append("password_command" if answers.password_command else "password")
         keys.append("ca_file")
         labels = [COMMON_LABELS.get(key) or _label(self.asked.get(key, key)) for key in keys]
-        suggested = suggest_change(report, keys)
+        suggested = suggest_change(report, [("password" if key == "password_command" else key) for key in keys])
+        suggested = "password_command" if suggested == "password" and answers.password_command else suggested
         return str(self.ask(Question(
             "change", "Change which answer and try again?", default=suggested, choices=(*keys, STOP),
             labels=(*labels, "nothing: stop here, save nothing"))))
@@ -186,7 +188,11 @@ class Wizard:
 
         if key == "password":
             return self.ask_password()
-        if key == "email":
+        if key == "password_command":
+            answers.password_command = self.ask(Question(
+                "password_command", "Command that prints the password", default=answers.password_command,
+                check=lambda text: _non_empty(text, "a command", "e.g. pass show mail/billing")))
+        elif key == "email":
             answers.email = self._ask_email(answers.email)
         elif key == "ca_file":
             answers.ca_file = str(self.ask(Question("ca_file", "CA certificate file (PEM) to trust",
