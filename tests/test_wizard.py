@@ -8,6 +8,7 @@ import json
 import os
 import re
 import socket
+import time
 from pathlib import Path
 
 import keyring
@@ -210,3 +211,14 @@ def test_a_refused_password_from_a_command_asks_for_the_command_again(
     assert term.wait() == 0, term.text
     assert "Password" not in term.text
     assert load(config_path).profiles["default"].password_command == f"echo '{PASSWORD}'"
+
+
+def test_the_end_of_input_at_a_question_stops_setup_without_a_traceback(config_path: Path) -> None:
+    term = Terminal(["setup"], _env(config_path))
+    term.expect("Service type")
+    time.sleep(0.2)
+    os.write(term.fd, b"\x04")  # Ctrl-D: the terminal reports the end of input
+    assert term.wait() == 2, term.text
+    assert "the input ended at a question" in " ".join(term.text.split())
+    assert "Traceback" not in term.text
+    assert not config_path.exists()

@@ -7,6 +7,7 @@ It asks on the console it is given (stderr under `--json`, so stdout stays one J
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,10 +53,10 @@ class Wizard:
                 numbers = [str(n) for n in range(1, len(question.labels) + 1)]
                 default = str(question.choices.index(question.default) + 1) \
                     if question.default in question.choices else "1"
-                picked = Prompt.ask(question.prompt, choices=numbers, default=default, console=self.console)
+                picked = _answer(Prompt.ask, question.prompt, choices=numbers, default=default, console=self.console)
                 return question.choices[int(picked) - 1]
-            text = Prompt.ask(question.prompt, default=question.default, password=question.secret,
-                              choices=list(question.choices) or None, console=self.console)
+            text = _answer(Prompt.ask, question.prompt, default=question.default, password=question.secret,
+                           choices=list(question.choices) or None, console=self.console)
             try:
                 answer = question.check(text or "") if question.check else (text or "")
             except XoromailError as error:
@@ -155,7 +156,7 @@ class Wizard:
         if not service.needs_password(settings, answers.email or ""):
             return None
         keep = existing is not None and self.store_password and credentials.password_source(existing).kind != "unset"
-        if keep and Confirm.ask("Keep the stored password?", default=True, console=self.console):
+        if keep and _answer(Confirm.ask, "Keep the stored password?", default=True, console=self.console):
             return None
         return self.ask_password()
 
@@ -205,6 +206,18 @@ class Wizard:
                 self.asked.pop(name, None)
             self._service_questions(answers, existing, earlier)
         return None
+
+
+def _answer(ask: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """One prompt; the end of input (Ctrl-D, a closed terminal) ends setup with nothing saved, not a traceback."""
+    from xoromail_cli.errors import UsageError
+
+    try:
+        return ask(*args, **kwargs)
+    except EOFError:
+        raise UsageError("setup stopped: the input ended at a question",
+                         "nothing was saved; run setup again, or pass every option (see `xoromail setup --help`)"
+                         ) from None
 
 
 def suggest_change(report: ValidationReport, keys: list[str]) -> str:
