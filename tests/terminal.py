@@ -13,9 +13,12 @@ SCRIPT = str(Path(sys.executable).with_name("xoromail"))
 
 
 class Terminal:
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], stdout: Path | None = None) -> None:
+        """`stdout`: a file the CLI's standard output goes to (`xoromail … > file` at a terminal)."""
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # pragma: no cover - the child becomes the CLI
+            if stdout is not None:
+                os.dup2(os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 1)
             os.execve(SCRIPT, [SCRIPT, *args], env)  # noqa: S606  # exec the CLI in the child, no shell wanted
         self.screen = b""
         self._unread = b""

@@ -80,3 +80,27 @@ def test_log_reads_a_ledger_of_the_first_schema_without_upgrading_it(
     result = runner.invoke(app, ["--config", str(config_path), "log", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["pending"] == []
+
+
+def test_log_at_80_columns_prints_one_block_per_message_with_whole_ids(
+        smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    import os
+
+    server = smtp_server(handler=RefuseRecipient("c2@client.test"))
+    config.save_profile(config_path, profile_for(server, tls))
+    credentials.store_password("default", PASSWORD)
+    base = ["--config", str(config_path)]
+    CliRunner().invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch",
+                             str(csv_batch(tmp_path / "r.csv", 2))])
+    logged = CliRunner().invoke(app, [*base, "log", "--json"]).stdout.splitlines()
+    ids = [json.loads(line)["message_id"] for line in logged]
+    from tests.terminal import Terminal
+
+    term = Terminal([*base, "log"], {**os.environ, "COLUMNS": "80", "NO_COLOR": "1"})  # a person's 80 columns
+    assert term.wait() == 0, term.text
+    lines = term.text.replace("\r\n", "\n").splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert not any(line.startswith(("┏", "│", "┃")) for line in lines), "no table at 80 columns"
+    for message_id in ids:
+        assert any(line.strip() == message_id for line in lines), f"{message_id} is not on a line of its own"
+    assert "  to: c2@client.test" in lines and any("550 5.1.1" in line for line in lines)

@@ -13,7 +13,7 @@ from tests.conftest import PASSWORD, ServerFactory, TLSFiles, failing_authentica
 from tests.servers import DataReply, MailFromReply
 from xoromail_cli import validate
 from xoromail_cli.errors import ExitCode
-from xoromail_cli.services.smtp.replies import reply_failure
+from xoromail_cli.services.smtp.replies import reply_failure, stage_failure
 from xoromail_cli.sink import CaptureHandler, free_port
 
 
@@ -139,11 +139,40 @@ def test_plain_connection_to_an_implicit_tls_port_times_out_as_ssl_mismatch(
     assert report.exit_code == ExitCode.PROTOCOL
 
 
-def test_must_issue_starttls_reply_is_a_ssl_mismatch(smtp_server: ServerFactory, tls: TLSFiles) -> None:
+def test_must_issue_starttls_reply_names_the_security_setting_not_the_port(
+        smtp_server: ServerFactory, tls: TLSFiles) -> None:
     report = check(smtp_server("starttls"), tls, security="none", host="127.0.0.1")
     assert report.failed is not None and "530" in report.failed.detail
     assert report.exit_code == ExitCode.PROTOCOL
-    assert "SSL setting does not match" in (report.failed.hint or "")
+    hint = report.failed.hint or ""
+    assert "security setting from none to starttls" in hint and "port can stay" in hint
+
+
+def test_security_none_with_a_login_where_auth_comes_after_starttls_names_the_security_setting(
+        smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    server = smtp_server("starttls")
+    report = check(server, tls, security="none", host="127.0.0.1", username="billing")
+    assert report.failed is not None and report.failed.name == "auth"
+    assert "only after STARTTLS" in report.failed.detail
+    assert report.exit_code == ExitCode.PROTOCOL
+    assert "security setting from none to starttls" in (report.failed.hint or "")
+    assert "check the port" not in (report.failed.hint or "")
+
+
+def test_too_much_mail_points_at_the_rate_option(smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    report = check(smtp_server(handler=DataReply("450 4.7.1 Error: too much mail from 127.0.0.1")), tls)
+    assert report.exit_code == ExitCode.TEMPFAIL
+    assert report.failed is not None and "--rate" in (report.failed.hint or "")
+
+
+def test_a_dns_failure_on_a_presets_own_host_says_network_or_dns() -> None:
+    own = stage_failure("dns", socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+                        "smtp.gmail.com", 587, 5.0)
+    assert own.exit_code == ExitCode.UNAVAILABLE
+    assert "network and DNS" in (own.hint or "") and "server name" not in (own.hint or "")
+    typo = stage_failure("dns", socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+                         "smtp.gmial.com", 587, 5.0)
+    assert "check the outgoing server name" in (typo.hint or "")
 
 
 def test_missing_starttls_is_refused_before_the_password_is_sent(smtp_server: ServerFactory, tls: TLSFiles) -> None:

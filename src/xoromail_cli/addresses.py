@@ -11,7 +11,10 @@ import re
 from xoromail_cli.errors import DataError
 
 _FORBIDDEN = re.compile(r"[\r\n\x00]")
-_LIST_SPLIT = re.compile(r"[;,]")
+_LIST_SPLIT = re.compile(r"""((?:"(?:[^"\\]|\\.)*"|<[^<>]*>|[^;,])*)""")
+"""One list item: quoted names and <addresses> keep their commas (`"Müller, Anna" <a@x.de>`)."""
+_NAMED = re.compile(r"(.*?)<([^<>]*)>")
+"""`Name <addr>` (the name may be quoted)."""
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*")
@@ -33,6 +36,11 @@ def parse_address(value: str, field: str = "address") -> str:
     """Validate one bare address (`user@example.com`) and return it stripped."""
     check_header_value(field, value)
     text = value.strip()
+    named = _NAMED.fullmatch(text)
+    if named and named.group(1).strip():
+        address = named.group(2).strip()
+        raise DataError(f"{field} {value!r} has a display name: xoromail takes the address alone",
+                        f"write only the address ({address}); the display name is left out", field=field)
     if text.startswith("<") and text.endswith(">"):
         text = text[1:-1].strip()
     if not text:
@@ -69,7 +77,8 @@ def _ascii_domain(domain: str, field: str, value: str) -> str:
 def parse_address_list(value: str, field: str = "address") -> list[str]:
     """Split `a@x; b@y, c@z` into validated addresses; empty parts are ignored."""
     check_header_value(field, value)
-    return [parse_address(part, field) for part in _LIST_SPLIT.split(value) if part.strip()]
+    parts = [match.group(1) for match in _LIST_SPLIT.finditer(value)]
+    return [parse_address(part, field) for part in parts if part.strip()]
 
 
 def domain_of(address: str) -> str:

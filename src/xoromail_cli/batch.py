@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,8 +90,15 @@ def _variable(name: str, value: Any) -> Any:
     check_header_value(f"variable name {name!r}", name)
     if isinstance(value, str):
         return value
-    if value is None or isinstance(value, bool | int | float):
+    if isinstance(value, bool):
+        raise DataError(f"variable {name} must be text or a number, not true/false",
+                        "write what the email should show, as text (e.g. \"yes\"), or leave the key out")
+    if value is None or isinstance(value, int):
         return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    if isinstance(value, float):
+        raise DataError(f"variable {name} must be text or a number, not {value}", "write a finite number")
     raise DataError(f"variable {name} must be text or a number, not {type(value).__name__}",
                     "flatten nested JSON into plain values")
 
@@ -128,23 +136,58 @@ def _is_json_lines(path: Path, handle: TextIO) -> bool:
     return start.lstrip().startswith("{")
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Python keeps the last of repeated keys; an ERP export with two `to` keys is a mistake to stop on."""
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise ValueError(f"key(s) {', '.join(repeated)} appear more than once")
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number an email can show")
+
+
 def _json_lines(path: Path, handle: TextIO) -> Iterator[tuple[int, dict[str, Any]]]:
+    rows_seen = False
     for number, line in enumerate(handle, start=1):
         if not line.strip():
             continue
+        if line.lstrip().startswith("[") and not rows_seen:
+            raise DataError(f"{path} is a JSON array, not JSON Lines",
+                            "use JSON Lines: one JSON object per line, with no [ ] around them")
         try:
-            value = json.loads(line)
+            value = json.loads(line, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path} line {number}: invalid JSON: {exc.msg}", "one JSON object per line") from None
-        except ValueError as exc:  # e.g. an integer longer than Python converts
-            raise DataError(f"{path} line {number}: {exc}", "quote very long numbers as strings") from None
+        except ValueError as exc:  # repeated keys, NaN/Infinity, an integer longer than Python converts
+            raise DataError(f"{path} line {number}: {exc}",
+                            "one JSON object per line, each key once; quote very long numbers") from None
         if not isinstance(value, dict):
             raise DataError(f"{path} line {number}: expected a JSON object", "one JSON object per line")
+        rows_seen = True
         yield number, value
 
 
 def _csv_rows(path: Path, handle: TextIO) -> Iterator[tuple[int, dict[str, Any]]]:
-    reader = csv.DictReader(handle)
+    reader = csv.DictReader(handle, strict=True)
+    try:
+        yield from _csv_records(path, reader)
+    except csv.Error as exc:  # strict: an unclosed quote runs to the end of the file
+        raise DataError(f"{path} line {reader.line_num}: {_csv_problem(exc)}",
+                        'close the quote; a quote inside a quoted value is written twice ("")') from None
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    text = str(exc)
+    return "a quoted value is not closed" if "end of data" in text or "quote" in text else text
+
+
+def _csv_records(path: Path, reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    if reader.fieldnames is None:
+        raise DataError(f"{path} is empty", "the first row names the columns: to, cc, bcc, attach, then the "
+                        "event's variables; one row per email below it")
     if reader.fieldnames and len(reader.fieldnames) == 1 and ";" in reader.fieldnames[0]:
         raise DataError(f"{path}: the columns are separated by ';', not ','",
                         "save it as \"CSV UTF-8 (comma delimited)\", or use JSON Lines")

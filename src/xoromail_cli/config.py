@@ -99,14 +99,25 @@ def load(path: Path) -> ConfigFile:
     return ConfigFile(path, profiles)
 
 
+def setup_command(path: Path, name: str) -> str:
+    """The setup command line that creates this profile in this file: with the same global options."""
+    import shlex
+
+    from xoromail_cli import paths
+
+    options = [] if path == paths.config_file(None) else ["--config", shlex.quote(str(path))]
+    options += [] if name == paths.profile_name(None) else ["--profile", shlex.quote(name)]
+    return " ".join(["xoromail", *options, "setup"])
+
+
 def load_profile(path: Path, name: str) -> Profile:
     config = load(path)
     if name not in config.profiles:
         known = ", ".join(sorted(config.profiles)) or "none"
         if not path.exists():
-            raise ConfigError(f"no settings file at {path}", SETUP_HINT)
+            raise ConfigError(f"no settings file at {path}", f"run `{setup_command(path, name)}` to create it")
         raise ConfigError(f"no profile {name!r} in {path} (profiles: {known})",
-                          f"run `xoromail --profile {name} setup` or pick one with --profile")
+                          f"run `{setup_command(path, name)}` or pick one with --profile")
     return config.profiles[name]
 
 

@@ -15,12 +15,12 @@ from xoromail_cli.config import Profile
 from xoromail_cli.errors import UsageError
 from xoromail_cli.events import Event
 from xoromail_cli.messages import Renderer
-from xoromail_cli.pacing import Backoff, RateLimiter, now, parse_duration, parse_rate
+from xoromail_cli.pacing import Backoff, RateLimiter, now, pacing_notice, parse_duration, parse_rate
 from xoromail_cli.results import MessageResult, Summary
 from xoromail_cli.sending import Sender
 
 if TYPE_CHECKING:
-    from xoromail_cli.ledger import SentLedger
+    from xoromail_cli.ledger import LedgerEntry, SentLedger
     from xoromail_cli.ledger_url import LedgerLocation
     from xoromail_cli.services.base import Limits, Transport
 
@@ -82,6 +82,16 @@ def messages_per_second(profile: Profile, option: str | None) -> float | None:
     if limits is not None and limits.per_minute:
         return limits.per_minute / 60.0
     return None
+
+
+def _pace_source(profile: Profile, option: str | None) -> str:
+    """Whose pace it is, as the notice names it."""
+    if option:
+        return "--rate"
+    if profile.rate:
+        return "the profile's rate"
+    limits = provider_limits(profile)
+    return f"{limits.label}'s published limit" if limits and limits.per_minute else "the pace"
 
 
 def provider_limits(profile: Profile) -> Limits | None:
@@ -149,6 +159,8 @@ class SendOptions:
     resend: bool = False
     resend_after: str | None = None
     retry_in_doubt: bool = True
+    preview_pending: bool = False
+    """With `dry_run`: read the ledger (never write it) and preview only what a re-run would send."""
 
     @property
     def really_sends(self) -> bool:
@@ -186,6 +198,9 @@ def execute(plan: SendPlan, options: SendOptions, on_result: Callable[[MessageRe
     resend_after = parse_duration(options.resend_after) if options.resend_after else None
     rate = messages_per_second(profile, options.rate)
     per_second = rate if options.really_sends else None
+    notice = pacing_notice(plan.total - len(plan.invalid), per_second, _pace_source(profile, options.rate))
+    if notice:
+        on_warning(notice)
     with ExitStack() as stack:
         ledger: SentLedger | None = None
         transport: Transport | None = None
@@ -196,12 +211,40 @@ def execute(plan: SendPlan, options: SendOptions, on_result: Callable[[MessageRe
             transport = services.open_transport(profile, credentials.Secrets(profile), timeout=options.timeout)
         elif options.outbox is not None and not options.dry_run:
             transport = services.open_transport(profile, credentials.Secrets(profile), outbox=options.outbox)
+        elif options.dry_run and options.preview_pending:
+            ledger = _preview_ledger(profile, stack)
         sender = Sender(profile, plan.event, plan.renderer, transport, ledger, retries=options.retries,
                         backoff=Backoff(base=options.retry_delay), rate=RateLimiter(per_second),
                         subject=options.subject, key_template=options.key_template, resend=options.resend,
                         resend_after=resend_after, on_result=on_result, before_delivery=watch,
                         retry_in_doubt=options.retry_in_doubt)
         return sender.run(plan.jobs, plan.invalid, total=plan.total)
+
+
+def _preview_ledger(profile: Profile, stack: ExitStack) -> SentLedger | None:
+    """The ledger opened read-only for `--dry-run --pending` (SQLite or PostgreSQL): a preview settles no
+    interrupted row, since that is a write; it shows them as due, as a re-run would send them."""
+    from xoromail_cli.ledger_url import open_ledger
+
+    found = ledger_location(profile)
+    if found.path is not None and not found.path.exists():
+        return None  # nothing was ever sent: everything is pending
+    ledger = open_ledger(found, profile.name, read_only=True)
+    stack.callback(ledger.close)
+    return _ReadOnlyPreview(ledger)
+
+
+class _ReadOnlyPreview:
+    """A ledger for previews: every read goes through, the interrupted rows are not settled."""
+
+    def __init__(self, inner: SentLedger) -> None:
+        self._inner = inner
+
+    def interrupted(self, account: str, event: str | None = None) -> list[LedgerEntry]:
+        return []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 def quota_warnings(profile: Profile, sent: tuple[int, int], messages: int, recipients: int) -> list[str]:

@@ -229,7 +229,8 @@ def check_variables(event: Event, variables: Mapping[str, Any], where: str = "",
 
 def compose(profile: Profile, renderer: Renderer, event: Event, recipients: Recipients,
             variables: Mapping[str, Any], *, attachments: Sequence[Attachment] = (),
-            reply_to: str | None = None, subject: str | None = None) -> tuple[Envelope, Rendered]:
+            reply_to: str | None = None, subject: str | None = None, row: int | None = None,
+            ) -> tuple[Envelope, Rendered]:
     """One event email, ready for any transport."""
     effective_reply_to = reply_to or profile.reply_to
     rendered = renderer.render(event, variables, subject, {"reply_to": effective_reply_to or ""})
@@ -238,4 +239,5 @@ def compose(profile: Profile, renderer: Renderer, event: Event, recipients: Reci
                          cc=recipients.cc, reply_to=effective_reply_to, subject=rendered.subject,
                          text=rendered.text, html=rendered.html, attachments=attachments, message_id=message_id)
     to, cc, bcc = recipients.groups()
-    return Envelope(profile.email, to, data, message_id, cc, bcc), rendered
+    label = f"{event.name}-row{row}" if row else event.name
+    return Envelope(profile.email, to, data, message_id, cc, bcc, label), rendered

@@ -26,6 +26,25 @@ MIN_RATE_PER_SECOND = 1 / 3600
 MAX_DURATION = timedelta(days=3660)
 
 
+PACING_NOTICE_AFTER = 10 * 60.0
+"""A batch the pace stretches past this many seconds gets a notice before it starts."""
+
+
+def pacing_notice(messages: int, per_second: float | None, source: str) -> str | None:
+    """Say up front how long the pace makes a batch (10,000 rows at 30 a minute ≈ 5.5 h), so nobody thinks
+    a run that takes hours is hung; `source` says whose pace it is ("Office 365's published limit")."""
+    if not per_second or messages < 2:
+        return None
+    seconds = (messages - 1) / per_second
+    if seconds < PACING_NOTICE_AFTER:
+        return None
+    hours = seconds / 3600
+    length = f"about {hours:.1f} h" if hours >= 1 else f"about {seconds / 60:.0f} min"
+    pace = f"{per_second * 60:.3g} a minute" if per_second * 60 >= 1 else f"{per_second * 3600:.3g} an hour"
+    return (f"pacing: {messages:,} messages at {pace} ({source}) take {length}; "
+            "the run keeps to that pace")
+
+
 def parse_rate(text: str) -> float:
     """`30/min`, `2/s`, `1000/h` or a bare number (per minute) → messages per second."""
     match = _RATE.match(text)

@@ -100,7 +100,8 @@ def check_writable(config_path: Path) -> None:
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     target = config_path if config_path.exists() else folder
-    if not os.access(target, os.W_OK) or (config_path.exists() and not config_path.is_file()):
+    not_a_folder = not config_path.exists() and not folder.is_dir()  # a file where a folder must be made
+    if not_a_folder or not os.access(target, os.W_OK) or (config_path.exists() and not config_path.is_file()):
         raise ConfigError(f"cannot write {config_path}",
                           "check the folder's permissions, or choose another file with --config")
 

@@ -173,7 +173,8 @@ class Sender:
                                          "pass --resend to send it again, or --resend-after for reminders",
                                          key=key)
         envelope, rendered = compose(self.profile, self.renderer, self.event, job.recipients, job.variables,
-                                     attachments=job.attachments, reply_to=job.reply_to, subject=self.subject)
+                                     attachments=job.attachments, reply_to=job.reply_to, subject=self.subject,
+                                     row=job.row)
         if owed:
             if self.transport is not None and not self.transport.subset_retries and len(owed) < len(recipients):
                 return MessageResult(self.event.name, job.row, recipients, "failed",

@@ -46,7 +46,7 @@ class CaptureHandler:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        self._mailbox = mailbox.Maildir(self.maildir, create=True) if self.maildir else None
+        self._mailbox = open_maildir(self.maildir) if self.maildir else None
 
     async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
                           responses: list[str]) -> list[str]:
@@ -62,10 +62,38 @@ class CaptureHandler:
             self.messages.append(received)
             number = len(self.messages)
             if self._mailbox is not None:
-                self._mailbox.add(received.data)
+                self._mailbox.add(maildir_bytes(received))
         if self.on_message:
             self.on_message(received)
         return f"250 2.0.0 OK: queued as XM{number:06d}"
+
+
+def open_maildir(path: Path) -> mailbox.Maildir:
+    """A Maildir at `path`, made (with its parents and cur/new/tmp) if missing; refused at once with a hint
+    when it is a file or cannot be written, rather than failing on the first message."""
+    import tempfile
+
+    from xoromail_cli.errors import CannotWriteError
+
+    hint = "give a folder you can write to (it is created if missing), e.g. --maildir ./captured-mail"
+    if path.exists() and not path.is_dir():
+        raise CannotWriteError(f"--maildir {path} is a file, not a folder", hint)
+    try:
+        for sub in ("tmp", "new", "cur"):
+            (path / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path / "tmp"):
+            pass
+    except OSError as exc:
+        raise CannotWriteError(f"cannot write to --maildir {path}: {exc.strerror or exc}", hint) from None
+    return mailbox.Maildir(path, create=False)
+
+
+def maildir_bytes(received: Received) -> bytes:
+    """The message as a local delivery stores it: LF line ends (as mail readers expect in a Maildir), and
+    the envelope on top (Return-Path, X-Original-To with every recipient, Bcc ones included)."""
+    envelope = (f"Return-Path: <{received.sender}>\n"
+                f"X-Original-To: {', '.join(received.recipients)}\n").encode("utf-8", "replace")
+    return envelope + received.data.replace(b"\r\n", b"\n")
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -74,6 +74,26 @@ def load_command(name: str) -> ClickCommand:
 _LOADED: dict[str, ClickCommand] = {}
 
 
+def _no_flag_metavar(params: list[Any]) -> list[Any]:
+    """Typer 0.29 shows `<bool>` after every flag in --help, as if it took a value; a flag takes none."""
+    from typer.core import TyperOption
+
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+def quiet_flags(command: ClickCommand) -> ClickCommand:
+    """`command` and its subcommands with no metavar shown after their flags (and their --help)."""
+    names = CONTEXT_SETTINGS["help_option_names"]
+    help_option = command.get_help_option(typer.Context(command, help_option_names=names))
+    _no_flag_metavar([*command.params, *([help_option] if help_option is not None else [])])
+    for sub in getattr(command, "commands", {}).values():
+        quiet_flags(sub)
+    return command
+
+
 class XoromailGroup(TyperGroup):
     """Loads commands on demand, and is the one place where an XoromailError becomes output and an exit code."""
 
@@ -88,8 +108,11 @@ class XoromailGroup(TyperGroup):
         if self._summaries_only:
             return TyperCommand(cmd_name, help=COMMANDS[cmd_name].summary)
         if cmd_name not in _LOADED:
-            _LOADED[cmd_name] = load_command(cmd_name)
+            _LOADED[cmd_name] = quiet_flags(load_command(cmd_name))
         return _LOADED[cmd_name]
+
+    def get_params(self, ctx: ClickContext) -> list[Any]:
+        return _no_flag_metavar(super().get_params(ctx))
 
     def format_help(self, ctx: ClickContext, formatter: HelpFormatter) -> None:
         """The overview needs each command's summary only: import none of them for it."""
@@ -145,7 +168,7 @@ app = typer.Typer(
     name="xoromail",
     help="Set up, prove and use the ERP's outgoing company email account.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings=CONTEXT_SETTINGS,
 )

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from xoromail_cli.cli.state import state_of
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from xoromail_cli.ledger import LedgerEntry
+
+COMPACT_BELOW = 100
+"""Narrower terminals get one block per message: five columns with a Message-ID fold into unreadable strips."""
+STYLE = {"sent": "green", "failed": "red", "temporary": "yellow", "partial": "yellow", "in_flight": "yellow",
+         "interrupted": "yellow"}
 
 
 def log(
@@ -54,13 +64,28 @@ def log(
     if not entries:
         console.print("Nothing to show" + (" that needs attention." if failed else "."))
         return
+    if console.width < COMPACT_BELOW:
+        _print_compact(console, profile.name, entries)
+        return
     table = Table(title=f"Sent-ledger of {profile.email} (profile {profile.name!r})", title_justify="left")
     for column in ("when (UTC)", "event", "to", "status", "message-id / reply"):
         table.add_column(column, overflow="fold")
-    style = {"sent": "green", "failed": "red", "temporary": "yellow", "partial": "yellow", "in_flight": "yellow",
-             "interrupted": "yellow"}
     for entry in entries:
         table.add_row(f"{entry.updated_at:%Y-%m-%d %H:%M:%S}", entry.event, escape(", ".join(entry.recipients)),
-                      f"[{style.get(entry.status, 'white')}]{entry.status}[/]",
+                      f"[{STYLE.get(entry.status, 'white')}]{entry.status}[/]",
                       escape(f"{entry.message_id}\n{entry.reply or ''}".strip()))
     console.print(table)
+
+
+def _print_compact(console: Console, profile: str, entries: list[LedgerEntry]) -> None:
+    """A heading line per message (when, event, status), then its recipients, Message-ID and reply."""
+    from rich.markup import escape
+
+    console.print(f"Sent-ledger of profile {profile!r}")
+    for entry in entries:
+        status = f"[{STYLE.get(entry.status, 'white')}]{entry.status}[/]"
+        console.print(f"{entry.updated_at:%Y-%m-%d %H:%M:%S}  {escape(entry.event)}  {status}")
+        console.print(f"  to: {escape(', '.join(entry.recipients))}")
+        console.print(f"  {escape(entry.message_id)}", overflow="fold")
+        if entry.reply:
+            console.print(f"  {escape(entry.reply)}")

@@ -35,6 +35,8 @@ def send(
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid",
                                                help="Report bad batch rows and send the rest.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Render and print; connect to nothing.")] = False,
+    pending: Annotated[bool, typer.Option(
+        "--pending", help="With --dry-run: only what a re-run would send, as the sent-ledger says.")] = False,
     outbox: Annotated[Path | None, typer.Option("--outbox", metavar="DIR",
                                                 help="Write .eml files here instead of sending.")] = None,
     idempotency_key: Annotated[str | None, typer.Option(
@@ -63,6 +65,7 @@ def send(
     from xoromail_cli import batch as batches
     from xoromail_cli import config, dispatch, events
 
+    _refuse_conflicts(dry_run=dry_run, outbox=outbox, resend=resend, resend_after=resend_after, pending=pending)
     spec = events.get_event(event)
     state = state_of(ctx)
     profile = config.load_profile(state.config_path, state.profile_name)
@@ -74,13 +77,30 @@ def send(
     options = dispatch.SendOptions(dry_run=dry_run, outbox=outbox, retries=retries, retry_delay=retry_delay,
                                    rate=rate, wait=wait, timeout=timeout, subject=subject,
                                    key_template=idempotency_key, resend=resend, resend_after=resend_after,
-                                   retry_in_doubt=not no_retry_in_doubt)
+                                   retry_in_doubt=not no_retry_in_doubt, preview_pending=pending)
     printer = _Printer(as_json=as_json, quiet=quiet, single=not plan.is_batch, dry_run=dry_run)
     with printer.progress(plan.total if plan.is_batch else 0):
         summary = dispatch.execute(plan, options, on_result=printer.show,
                                    on_warning=lambda text: _warn(f"warning: {text}"))
     printer.finish(spec.name, summary)
     raise typer.Exit(summary.exit_code)
+
+
+def _refuse_conflicts(*, dry_run: bool, outbox: Path | None, resend: bool, resend_after: str | None,
+                      pending: bool) -> None:
+    """Options that contradict each other: say so rather than let one silently win."""
+    from xoromail_cli.errors import UsageError
+
+    if pending and not dry_run:
+        raise UsageError("--pending only goes with --dry-run", "preview what a re-run would send: --dry-run --pending")
+
+    if dry_run and outbox is not None:
+        raise UsageError("--dry-run and --outbox exclude each other",
+                         "--dry-run prints the messages; --outbox writes them as .eml files: choose one")
+    if resend and resend_after is not None:
+        raise UsageError("--resend and --resend-after exclude each other",
+                         "--resend sends again whatever the ledger says; --resend-after only once the last "
+                         "send is that old: choose one")
 
 
 def _warn(text: str) -> None:

@@ -18,11 +18,11 @@ from xoromail_cli.cli.state import state_of
 if TYPE_CHECKING:
     from typer._click import Command as ClickCommand
 
+    from xoromail_cli.cli.wizard import Wizard
     from xoromail_cli.config import Profile
-    from xoromail_cli.credentials import Secrets
-    from xoromail_cli.domain.providers import ProviderGuess
     from xoromail_cli.provisioning import SetupAnswers
-    from xoromail_cli.services.base import Question, Service
+    from xoromail_cli.services.base import SecretStore, Service
+    from xoromail_cli.validate import ValidationReport
 
 SERVICE_OPTION_PREFIX = "service_option_"
 
@@ -49,11 +49,13 @@ def setup(
     validate_to: Annotated[str | None, typer.Option(
         metavar="ADDR", help="Send the test message here (default: the account itself).")] = None,
     no_validate: Annotated[bool, typer.Option("--no-validate", help="Save without checking.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the validation result as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the validation result as JSON (wizard questions go to stderr).")] = False,
 ) -> None:
     """Create or update a profile: checked by sending a test message before it is saved."""
-    from xoromail_cli import config, credentials, provisioning, services
-    from xoromail_cli.cli.console import can_prompt, out
+    from xoromail_cli import config, provisioning, services
+    from xoromail_cli.cli.console import can_prompt, err, out
+    from xoromail_cli.cli.wizard import Wizard
     from xoromail_cli.errors import UsageError
 
     state = state_of(ctx)
@@ -73,53 +75,160 @@ def setup(
         raise UsageError("--password-stdin and --password-command exclude each other",
                          "store a password (--password-stdin) or a command that prints it (--password-command)")
     password = _read_stdin_password() if password_stdin else None
-    if can_prompt():
-        password = _wizard(answers, existing, password)
+    wizard = Wizard(err() if as_json else out()) if can_prompt() else None
+    if wizard is not None:
+        password = wizard.run(answers, existing, password)
     else:
         answers.service = provisioning.service_name(answers, existing)
-    chosen = services.get(answers.service or "smtp")
+    services.get(answers.service or "smtp")  # refuses a service type that is not available yet
     _refuse_foreign_options(answers.service or "smtp", answers.service_answers)
     secret_known = password is not None or _stored_password_exists(existing) or _env_password()
     missing = provisioning.missing(answers, existing, secret_known)
     if missing:
-        raise UsageError(f"missing {', '.join(missing)}",
-                         "stdin is not a terminal, so setup cannot ask; pass these options "
-                         "(see `xoromail setup --help`)")
-    profile = provisioning.build_profile(state.profile_name, answers, existing, new_password=password is not None)
-    if not can_prompt() and existing is None:
-        _mx_note(profile, as_json)
-    for note in chosen.setup_notes(profile.settings):
-        _note(note, as_json)
-    secrets = credentials.Secrets(profile, staged=True)
-    if password is not None and chosen.needs_password(profile.settings, profile.email):
-        secrets.set("password", chosen.normalize_secret(profile.settings, "password", password))
-        credentials.ensure_keyring_usable()
-    elif profile.password_command:
-        secrets.delete("password")
-    if ledger_password is not None:
-        from xoromail_cli.ledger_url import SECRET_KIND
-
-        secrets.set(SECRET_KIND, ledger_password)
-        credentials.ensure_keyring_usable()
+        why = "stdin is not a terminal, so setup cannot ask" if wizard is None else "the answers leave these open"
+        raise UsageError(f"missing {', '.join(missing)}", f"{why}; pass these options (see `xoromail setup --help`)")
     provisioning.check_writable(state.config_path)
-    from xoromail_cli.validate import check_connection_settings
-
-    check_connection_settings(profile)
-    profile, signed_in = _sign_in(chosen, profile, secrets, answers.service_answers, as_json)
-    if not no_validate:
-        try:
-            _validate_or_exit(profile, secrets, validate_to, as_json)
-        except typer.Exit:
-            if signed_in:
-                chosen.disconnect(profile, secrets)  # a grant given for a profile never saved is revoked
-            raise
-    stored = password is not None and not profile.password_command
-    provisioning.save(state.config_path, profile, secrets)
+    attempt = _Attempt(state.profile_name, answers, existing, as_json, wizard, ledger_password)
+    while not attempt.run(password, validate_to, no_validate):
+        password = attempt.second_chance(password)
+    store = wizard is None or wizard.store_password
+    stored = password is not None and store and not attempt.profile.password_command
+    provisioning.save(state.config_path, attempt.profile, attempt.secrets)
     if not as_json:
         where = "; password in the OS keyring" if stored else (
-            "; the password comes from $XOROMAIL_PASSWORD and was not stored" if _env_password() and password is None
-            else "")
-        out().print(f"[green]Saved[/] profile {profile.name!r} to {state.config_path}{where}")
+            f"; the password comes from ${_ENV} and was not stored" if (_env_password() and password is None)
+            or not store else "")
+        out().print(f"[green]Saved[/] profile {attempt.profile.name!r} to {state.config_path}{where}")
+
+
+_ENV = "XOROMAIL_PASSWORD"
+
+
+class _Attempt:
+    """One try at building and validating the profile; the wizard may change an answer and try again."""
+
+    def __init__(self, name: str, answers: SetupAnswers, existing: Profile | None, as_json: bool,
+                 wizard: Wizard | None, ledger_password: str | None = None) -> None:
+        self.name, self.answers, self.existing, self.as_json, self.wizard = name, answers, existing, as_json, wizard
+        self.ledger_password = ledger_password
+        self.report: ValidationReport | None = None
+        self.shown: set[str] = wizard.remarks if wizard is not None else set()
+
+    def run(self, password: str | None, validate_to: str | None, no_validate: bool) -> bool:
+        """Build, stage the secret, validate; True when the profile may be saved."""
+        from xoromail_cli import credentials, provisioning, services
+
+        self.profile = provisioning.build_profile(self.name, self.answers, self.existing,
+                                                  new_password=password is not None)
+        chosen = services.get(self.profile.service)
+        if self.wizard is None and self.existing is None and "mx" not in self.shown:
+            self.shown.add("mx")
+            _mx_note(self.profile, self.as_json)
+        for note in chosen.setup_notes(self.profile.settings):
+            if note not in self.shown:  # once per setup, also when the wizard tries again
+                self.shown.add(note)
+                _note(note, self.as_json)
+        self.secrets = credentials.Secrets(self.profile, staged=True)
+        check_with: SecretStore = self.secrets
+        self.needs_password = chosen.needs_password(self.profile.settings, self.profile.email)
+        if password is not None and self.needs_password:
+            value = chosen.normalize_secret(self.profile.settings, "password", password)
+            if self.wizard is not None and not self.wizard.store_password:
+                check_with = _TypedPassword(self.secrets, value)
+            else:
+                self.secrets.set("password", value)
+                credentials.ensure_keyring_usable()
+        elif self.profile.password_command:
+            self.secrets.delete("password")
+        if self.ledger_password is not None:
+            from xoromail_cli.ledger_url import SECRET_KIND
+
+            self.secrets.set(SECRET_KIND, self.ledger_password)
+            credentials.ensure_keyring_usable()
+        from xoromail_cli.validate import check_connection_settings
+
+        check_connection_settings(self.profile)
+        signed_in = self._sign_in(chosen)
+        if no_validate:
+            return True
+        try:
+            return self._validate(check_with, validate_to)
+        except typer.Exit:
+            if signed_in:
+                chosen.disconnect(self.profile, self.secrets)  # a grant given for a profile never saved is revoked
+            raise
+
+    def _sign_in(self, service: Service) -> bool:
+        """Connect, then Allow (OAuth services): tokens are staged with the other secrets and the settings
+        gain who signed in; with --json the sign-in's messages go to stderr, so stdout stays one object."""
+        import dataclasses
+
+        from xoromail_cli.cli.console import err, out
+        from xoromail_cli.credentials import ensure_keyring_usable
+
+        if not service.secret_kinds or "password" in service.secret_kinds:
+            return False
+        ensure_keyring_usable()  # tokens live in the keyring only: refuse before anyone signs in
+        console = err() if self.as_json else out()
+        result = service.sign_in(self.profile, self.secrets, answers=self.answers.service_answers,
+                                 notify=lambda line: console.print(line, soft_wrap=True, markup=False))
+        if result is None:
+            return False
+        for warning in result.warnings:
+            _note(warning, self.as_json)
+        self.profile = dataclasses.replace(self.profile, settings=result.settings)
+        return True
+
+    def _validate(self, secrets: SecretStore, to: str | None) -> bool:
+        from xoromail_cli import validate as validation
+        from xoromail_cli.cli.console import out, print_json
+        from xoromail_cli.cli.render import print_validation
+        from xoromail_cli.cli.wizard import unreachable
+
+        report = self.report = validation.run(self.profile, secrets, to=to)
+        if self.as_json:
+            print_json({**report.to_json(), "saved": report.ok})
+        else:
+            print_validation(report)
+        if report.ok:
+            return True
+        if self.wizard is not None and not self.as_json:
+            return False
+        if not self.as_json:
+            out().print("[red]Nothing was saved.[/] Fix the problem and run setup again"
+                        + (" (or --no-validate to save without the network checks)." if unreachable(report)
+                           else "."))
+        raise typer.Exit(int(report.exit_code))
+
+    def second_chance(self, password: str | None) -> str | None:
+        """Ask which answer to change (the failing one first); stop with the stage's exit code otherwise."""
+        from xoromail_cli.cli.wizard import STOP, unreachable
+
+        assert self.wizard is not None and self.report is not None  # only the wizard gets here after a failure
+        key = self.wizard.change_after_failure(self.report, self.answers, self.needs_password)
+        if key == STOP:
+            self.wizard.console.print(
+                "[red]Nothing was saved.[/]" + (" Run setup again when the server can be reached, or use "
+                                               "--no-validate to save without the network checks."
+                                               if unreachable(self.report) else ""))
+            raise typer.Exit(int(self.report.exit_code))
+        return self.wizard.ask_again(key, self.answers, self.existing) or password
+
+
+class _TypedPassword:
+    """The password typed for the test when it is not to be stored ($XOROMAIL_PASSWORD at run time)."""
+
+    def __init__(self, secrets: SecretStore, password: str) -> None:
+        self._secrets, self._password = secrets, password
+
+    def get(self, kind: str) -> str | None:
+        return self._password if kind == "password" else self._secrets.get(kind)
+
+    def set(self, kind: str, value: str) -> None:
+        self._secrets.set(kind, value)
+
+    def delete(self, kind: str) -> None:
+        self._secrets.delete(kind)
 
 
 def _mx_note(profile: Profile, as_json: bool) -> None:
@@ -139,29 +248,6 @@ def _note(text: str, as_json: bool) -> None:
     from xoromail_cli.cli.console import err, out
 
     (err() if as_json else out()).print(f"[yellow]Note:[/] {escape(text)}")
-
-
-def _sign_in(service: Service, profile: Profile, secrets: Secrets, answers: dict[str, Any],
-             as_json: bool) -> tuple[Profile, bool]:
-    """Connect, then Allow (OAuth services): tokens are staged with the other secrets, the settings gain who
-    signed in; messages for the person signing in go to stderr with --json, so stdout stays one object.
-    Returns the profile to save and whether a sign-in happened."""
-    import dataclasses
-
-    from xoromail_cli.cli.console import err, out
-    from xoromail_cli.credentials import ensure_keyring_usable
-
-    if not service.secret_kinds or "password" in service.secret_kinds:
-        return profile, False
-    ensure_keyring_usable()  # tokens live in the keyring only: refuse before anyone signs in
-    console = err() if as_json else out()
-    result = service.sign_in(profile, secrets, notify=lambda line: console.print(line, soft_wrap=True, markup=False),
-                             answers=answers)
-    if result is None:
-        return profile, False
-    for warning in result.warnings:
-        _note(warning, as_json)
-    return dataclasses.replace(profile, settings=result.settings), True
 
 
 def _service_answers(ctx: typer.Context) -> dict[str, Any]:
@@ -198,24 +284,6 @@ def _refuse_foreign_options(service_name: str, given: dict[str, Any]) -> None:
                              f"pass --service {owners[0]}, or leave {flag} out")
 
 
-def _validate_or_exit(profile: Profile, secrets: Secrets, to: str | None, as_json: bool) -> None:
-    from xoromail_cli import validate as validation
-    from xoromail_cli.cli.console import out, print_json
-    from xoromail_cli.cli.render import print_validation
-
-    report = validation.run(profile, secrets, to=to)
-    if as_json:
-        print_json({**report.to_json(), "saved": report.ok})
-    else:
-        print_validation(report)
-    if not report.ok:
-        if not as_json:
-            network = report.failed is not None and report.exit_code in (69, 75)
-            out().print("[red]Nothing was saved.[/] Fix the problem and run setup again"
-                        + (" (or --no-validate to save without the network checks)." if network else "."))
-        raise typer.Exit(int(report.exit_code))
-
-
 def _read_stdin_password() -> str:
     from xoromail_cli.errors import DataError
 
@@ -239,93 +307,6 @@ def _stored_password_exists(existing: Profile | None) -> bool:
     from xoromail_cli import credentials
 
     return credentials.password_source(existing).kind != "unset"
-
-
-def _ask(question: Question) -> Any:
-    """Ask one question until its answer passes the question's own check."""
-    from rich.prompt import Prompt
-
-    from xoromail_cli.cli.console import out
-    from xoromail_cli.errors import XoromailError
-
-    console = out()
-    if question.explain:
-        console.print(f"[yellow]Note:[/] {question.explain}")
-    while True:
-        if question.labels:
-            for number, label in enumerate(question.labels, start=1):
-                console.print(f"  {number}. {label}")
-            numbers = [str(n) for n in range(1, len(question.labels) + 1)]
-            default = str(question.choices.index(question.default) + 1) if question.default in question.choices else "1"
-            picked = Prompt.ask(question.prompt, choices=numbers, default=default)
-            return question.choices[int(picked) - 1]
-        text = Prompt.ask(question.prompt, default=question.default, password=question.secret,
-                          choices=list(question.choices) or None)
-        try:
-            return question.check(text or "") if question.check else (text or "")
-        except XoromailError as error:
-            console.print(f"[red]{error.message}[/] — {error.hint}")
-
-
-def _mx_guess(email: str) -> ProviderGuess | None:
-    """What the domain's MX says (bounded to a few seconds, never failing setup); the note is printed."""
-    from xoromail_cli.cli.console import err
-    from xoromail_cli.domain.providers import provider_for_email
-
-    guess = provider_for_email(email)
-    if guess is not None:
-        err().print(f"[yellow]Note:[/] {guess.note}", soft_wrap=True)
-    return guess
-
-
-def _choose_service(answers: SetupAnswers, existing: Profile | None, guess: ProviderGuess | None) -> str:
-    from xoromail_cli import services
-    from xoromail_cli.services.base import Question
-
-    names = tuple(services.REGISTRY)
-    labels = tuple(f"{entry.label} — {entry.summary}" for entry in services.REGISTRY.values())
-    fitting = guess.service if guess is not None and guess.service in names else None
-    default = existing.service if existing else (fitting or names[0])
-    return str(_ask(Question("service", "Service type", default=default, choices=names, labels=labels)))
-
-
-def _wizard(answers: SetupAnswers, existing: Profile | None, password: str | None) -> str | None:
-    """Ask for whatever the flags did not give: the service first, then only that service's questions."""
-    from rich.prompt import Confirm, Prompt
-
-    from xoromail_cli import credentials, provisioning, services
-    from xoromail_cli.addresses import check_header_value, parse_address
-    from xoromail_cli.services.base import Question
-
-    if answers.email is None:
-        answers.email = _ask(Question("email", "Company email address", default=existing.email if existing else None,
-                                      check=lambda text: parse_address(text, "email")))
-    if answers.service is None:
-        answers.service = _choose_service(answers, existing, _mx_guess(answers.email or ""))
-    service = services.get(answers.service)
-    previous = provisioning.existing_settings(answers, existing)
-    while (question := service.next_question(answers.service_answers, previous, answers.email or "")) is not None:
-        answers.service_answers[question.key] = _ask(question)
-    if answers.display_name is None:
-        answers.display_name = _ask(Question(
-            "display_name", "Display name (shown as the sender)", default=existing.display_name if existing else None,
-            check=lambda text: check_header_value("display_name", _non_empty(text, "a display name"))))
-    settings = service.build_settings(answers.service_answers, previous, answers.email or "")
-    if password is None and answers.password_command is None and not _env_password() \
-            and service.needs_password(settings, answers.email or ""):
-        keep = existing is not None and credentials.password_source(existing).kind != "unset"
-        if not (keep and Confirm.ask("Keep the stored password?", default=True)):
-            while not (password := Prompt.ask("Password (input hidden)", password=True)):
-                pass
-    return password
-
-
-def _non_empty(text: str, what: str) -> str:
-    from xoromail_cli.errors import UsageError
-
-    if not text.strip():
-        raise UsageError(f"{what} is needed", "type it, e.g. Company Billing")
-    return text.strip()
 
 
 def _with_service_options(command: Callable[..., None]) -> Callable[..., None]:

@@ -26,6 +26,7 @@ def list_events(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """List the events, what each is for, and their variables."""
+    from rich.markup import escape
     from rich.table import Table
 
     from xoromail_cli.cli.console import out, print_json
@@ -36,15 +37,20 @@ def list_events(
                      "optional": list(e.optional), "key": list(e.natural_key),
                      "needs_attachment": e.needs_attachment} for e in EVENTS.values()])
         return
-    table = Table(title="Events", title_justify="left")
-    table.add_column("event", style="bold", no_wrap=True)
-    table.add_column("ERP name")
-    table.add_column("required variables")
-    table.add_column("optional", overflow="fold")
+    console = out()
     for e in EVENTS.values():
-        required = ", ".join(e.required) + (" + attachment" if e.needs_attachment else "")
-        table.add_row(e.name, e.erp_name, required, ", ".join(e.optional))
-    out().print(table)
+        # One block per event, a line per fact: a narrow terminal wraps between names, never inside one.
+        attachment = "required (at least one file)" if e.needs_attachment else "optional (--attach)"
+        console.print(f"[bold]{escape(e.name)}[/] — {escape(e.erp_name)}")
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True, style="dim")
+        grid.add_column()
+        for label, value in (("purpose", e.purpose), ("required", ", ".join(e.required)),
+                             ("optional", ", ".join(e.optional) or "—"),
+                             ("unique by", ", ".join(e.natural_key) + " + recipients"), ("attachment", attachment)):
+            grid.add_row(f"  {label}:", escape(value))
+        console.print(grid)
+        console.print()
 
 
 @templates_app.command("show")

@@ -42,6 +42,8 @@ class Envelope:
     message_id: str
     cc: tuple[str, ...] = ()
     bcc: tuple[str, ...] = ()
+    label: str = ""
+    """What the message is, for names a person reads (an outbox file: `overdue-invoice-row12`); never sent."""
 
     @property
     def recipients(self) -> tuple[str, ...]:
@@ -200,6 +202,9 @@ class Question:
     check: Callable[[str], Any] | None = None
     explain: str | None = None
     """Printed once before the question (a note on the provider, what to create first)."""
+    remark: Callable[[Any], str | None] | None = None
+    """Given the checked answer: a note printed after it, when the answer is valid but often a mistake
+    (`DOMAIN\\user` where Microsoft 365 wants the full address)."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,7 @@
-"""Write messages as .eml files instead of sending them: for review, and for testing an ERP."""
+"""Write messages as .eml files instead of sending them: for review, and for testing an ERP.
+
+Files are 0600 in a 0700 folder, named by event, row and Message-ID, and keep the Bcc header (nothing is
+delivered from them, and a reviewer must see every recipient)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import Literal
 
 from xoromail_cli.config import atomic_write
 from xoromail_cli.errors import CannotWriteError
+from xoromail_cli.paths import private_dir
 from xoromail_cli.services.base import Delivery, Envelope, StageCallback
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -25,7 +29,7 @@ class OutboxTransport:
 
     def open(self, on_stage: StageCallback | None = None) -> None:
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            private_dir(self.folder)  # 0700: the files hold customers' addresses
         except OSError as exc:
             raise CannotWriteError(f"cannot create outbox folder {self.folder}: {exc.strerror}",
                                "choose a folder you can write to") from None
@@ -33,10 +37,10 @@ class OutboxTransport:
             on_stage("outbox", f"writing .eml files to {self.folder}")
 
     def send(self, envelope: Envelope, before_data: Callable[[], None] | None = None) -> Delivery:
-        stem = _UNSAFE.sub("_", envelope.message_id.strip("<>")) or "message"
-        path = self.folder / f"{stem}.eml"
+        stem = _UNSAFE.sub("_", "-".join(filter(None, (envelope.label, envelope.message_id.strip("<>")))))
+        path = self.folder / f"{stem or 'message'}.eml"
         try:
-            atomic_write(path, envelope.data, mode=0o600)
+            atomic_write(path, envelope.data_with_bcc(), mode=0o600)  # with Bcc: the reviewer sees every recipient
         except OSError as exc:
             raise CannotWriteError(f"cannot write {path}: {exc.strerror}",
                                "check the outbox folder and free space") from None

@@ -56,6 +56,14 @@ TOO_LARGE_HINT = (
     "the message is larger than the server accepts: attach fewer or smaller files (compress them, or put a "
     "link in the message instead); re-sending will not help"
 )
+STARTTLS_FIRST_HINT = (
+    "the server wants STARTTLS before sign-in: change the security setting from none to starttls "
+    "(`xoromail setup --security starttls`); the port can stay"
+)
+RATE_HINT = (
+    "the server limits how fast this account may send: pace the batch with --rate (e.g. --rate 20/min, or "
+    "`rate` in the profile); a re-run sends the rows not sent"
+)
 NO_AUTH_HINT = (
     "the server does not offer sign-in (AUTH) on this connection: check the port (587 STARTTLS or "
     "465 SSL); some relays accept mail without a username"
@@ -127,7 +135,7 @@ _RULES: list[_Rule] = [
     (_has("basic authentication is disabled", "5.7.30"), _o365_basic_auth, ExitCode.NOPERM),
     (_has("security defaults", "did not meet the criteria"), O365_POLICY_HINT, ExitCode.NOPERM),
     (_has("5.7.60", "sendasdenied", "sender address rejected", "not owned by user"), SEND_AS_HINT, ExitCode.NOPERM),
-    (lambda code, text, stage: code == 530 and "starttls" in text.lower(), SSL_MISMATCH_HINT,
+    (lambda code, text, stage: code == 530 and "starttls" in text.lower(), STARTTLS_FIRST_HINT,
      ExitCode.PROTOCOL),
     (_has("5.7.57"), "the server requires sign-in before sending: set the username and password",
      ExitCode.NOPERM),
@@ -140,6 +148,9 @@ _RULES: list[_Rule] = [
      "the server will not deliver to this recipient for this account (relaying denied or policy): "
      "check the recipient, and that you signed in", ExitCode.NOPERM),
     (_has("too many login"), THROTTLED_HINT, ExitCode.TEMPFAIL),
+    (lambda code, text, stage: 400 <= code < 500 and any(
+        needle in text.lower() for needle in ("too much mail", "too many messages", "message rate")),
+     RATE_HINT, ExitCode.TEMPFAIL),
     (lambda code, text, stage: stage == "auth" and code in (534, 535, 550, 554), _wrong_credentials,
      ExitCode.NOPERM),
     (lambda code, text, stage: 400 <= code < 500, TEMPORARY_HINT, ExitCode.TEMPFAIL),

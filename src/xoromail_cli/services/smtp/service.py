@@ -67,7 +67,8 @@ class SmtpService:
         return normalize_password(settings.host, value) if isinstance(settings, SmtpSettings) else value
 
     def setup_notes(self, settings: Any) -> list[str]:
-        return []
+        note = setup.domain_username_note(settings.username) if isinstance(settings, SmtpSettings) else None
+        return [note] if note else []
 
     def describe(self, profile: Profile) -> str:
         settings = smtp_settings(profile)

@@ -44,8 +44,8 @@ def _security(answers: Mapping[str, Any], existing: SmtpSettings | None, preset:
         port_only_change = existing is not None and not answers.get("host") and not answers.get("preset")
         if port and not port_only_change:
             return "ssl" if port == 465 else "starttls"
-        if port == 465 and port_only_change:
-            return "ssl"  # 465 is implicit TLS, whatever the old setting was (as the docs say)
+        if port_only_change and port in (465, 587):
+            return "ssl" if port == 465 else "starttls"  # the standard ports decide, as the docs say
         return preset.security if preset else (existing.security if existing else "starttls")
     security = str(security).lower()
     if security not in SECURITY_MODES:
@@ -105,6 +105,15 @@ def _check_port(text: str) -> int:
     return int(text)
 
 
+def domain_username_note(username: str) -> str | None:
+    """`DOMAIN\\user` is the on-premises Exchange form; Microsoft 365 and most providers refuse it."""
+    if "\\" not in username:
+        return None
+    return (f"the username {username} is in the DOMAIN\\user form: Microsoft 365 (smtp.office365.com) and most "
+            "providers sign in with the full email address (e.g. billing@company.com); keep it only for an "
+            "on-premises Exchange server that asks for it")
+
+
 def next_question(answers: Mapping[str, Any], existing: SmtpSettings | None, email: str) -> Question | None:
     """Provider first (presets fill the rest), then the server for a custom one, then the username."""
     if answers.get("preset") is None and answers.get("host") is None:
@@ -130,5 +139,5 @@ def next_question(answers: Mapping[str, Any], existing: SmtpSettings | None, ema
         suggested = "" if relay else ((existing.username or email) if existing else email)
         explain = preset_notes(chosen) if chosen is not None and chosen.notes else None
         return Question("username", "Username" + (" (empty: no sign-in)" if relay else ""), default=suggested,
-                        explain=explain)
+                        explain=explain, check=str.strip, remark=domain_username_note)
     return None

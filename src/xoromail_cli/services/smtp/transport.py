@@ -26,7 +26,14 @@ from xoromail_cli.services.base import (
     StageCallback,
     TraceCallback,
 )
-from xoromail_cli.services.smtp.replies import QUOTA_HINT, SEND_AS_HINT, reply_failure, reply_text, stage_failure
+from xoromail_cli.services.smtp.replies import (
+    QUOTA_HINT,
+    SEND_AS_HINT,
+    STARTTLS_FIRST_HINT,
+    reply_failure,
+    reply_text,
+    stage_failure,
+)
 
 if TYPE_CHECKING:
     from xoromail_cli.config import Profile
@@ -183,6 +190,9 @@ def connect(settings: SmtpEndpoint, password: str | None, on_stage: StageCallbac
             report("tls", f"STARTTLS: {_tls_detail(client.sock, host)}")
         if settings.username:
             stage = "auth"
+            if settings.security == "none" and client.has_extn("starttls") and not client.has_extn("auth"):
+                raise StageFailedError(stage, "the server offers sign-in (AUTH) only after STARTTLS",
+                                       STARTTLS_FIRST_HINT, ExitCode.PROTOCOL)
             if token is not None:
                 client.sign_in_oauth(settings.username, token())
                 report("auth", f"signed in as {settings.username} (XOAUTH2)")

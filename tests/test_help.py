@@ -1,0 +1,43 @@
+"""What --help shows: no value placeholder after flags, and shell completion at the top level."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from xoromail_cli.cli import app
+
+GENERATOR = Path(__file__).resolve().parent.parent / "scripts" / "gen_cli_reference.py"
+
+
+def _every_help_text() -> str:
+    spec = importlib.util.spec_from_file_location("gen_cli_reference", GENERATOR)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return str(module.render())
+
+
+def test_no_flag_shows_a_bool_placeholder_in_any_help() -> None:
+    text = _every_help_text()
+    assert "<bool>" not in text
+    assert "--no-validate " in text and "--json " in text
+
+
+def test_flags_still_work_as_flags(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("xoromail ")
+
+
+def test_completion_is_offered_at_the_top_level(runner: CliRunner) -> None:
+    top = runner.invoke(app, ["--help"], env={"COLUMNS": "100"})
+    assert "--install-completion" in top.output and "--show-completion" in top.output
+    script = Path(sys.executable).with_name("xoromail")
+    shown = subprocess.run([str(script), "--show-completion", "bash"], capture_output=True, text=True,
+                           timeout=60, check=False)
+    assert shown.returncode == 0, shown.stderr
+    assert "complete" in shown.stdout and "_XOROMAIL_COMPLETE" in shown.stdout
