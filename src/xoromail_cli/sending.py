@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from xoromail_cli.batch import InvalidRow, SendJob
 from xoromail_cli.config import Profile
@@ -15,10 +15,83 @@ from xoromail_cli.idempotency import check_key_template, idempotency_key
 from xoromail_cli.messages import Renderer, compose
 from xoromail_cli.pacing import Backoff, RateLimiter, now
 from xoromail_cli.results import MessageResult, ResultStatus, Summary
-from xoromail_cli.services.base import ConnectionLostError, Delivery, Envelope, Refusal, Transport
+from xoromail_cli.services.base import (
+    ConnectionLostError,
+    Delivery,
+    Envelope,
+    PipeliningTransport,
+    Refusal,
+    Transport,
+)
 
 if TYPE_CHECKING:
     from xoromail_cli.ledger import Ledger, LedgerEntry  # sqlite3 loads only when a ledger is used
+
+
+Item = SendJob | MessageResult
+"""A job to send, or a result already known (a bad row's report, given in its place)."""
+
+
+class JobSource(Protocol):
+    """Hands out a batch's items with their places; shared by the connections of a parallel run."""
+
+    def take(self, wait: bool = True) -> tuple[int, Item] | None:
+        """The next item, or None at the end; with `wait=False` also None when nothing is at hand right now."""
+
+
+class InOrder:
+    """One connection's source: the batch as it streams."""
+
+    def __init__(self, items: Iterable[Item]) -> None:
+        self._items = enumerate(items)
+
+    def take(self, wait: bool = True) -> tuple[int, Item] | None:
+        return next(self._items, None)
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A message composed and due: everything the delivery needs."""
+
+    job: SendJob
+    envelope: Envelope
+    key: str
+
+
+def batch_items(event: Event, jobs: Iterable[SendJob | InvalidRow], reported: Sequence[InvalidRow]) -> Iterator[Item]:
+    """The jobs, with each bad row as its report (skipping those `reported` up front already)."""
+    rows = {invalid.row for invalid in reported}
+    for item in jobs:
+        if not isinstance(item, InvalidRow):
+            yield item
+        elif item.row not in rows:
+            yield invalid_result(event, item)
+
+
+def invalid_result(event: Event, invalid: InvalidRow) -> MessageResult:
+    return MessageResult(event.name, invalid.row, (), "invalid", invalid.error.message, hint=invalid.error.hint,
+                         exit_code=int(invalid.error.exit_code))
+
+
+def settle_interrupted(ledger: Ledger | None, profile: str, event: str) -> list[MessageResult]:
+    """Messages an earlier run left in flight: reported once, before anything is sent."""
+    if ledger is None:
+        return []
+    results = []
+    for entry in ledger.interrupted(profile, event):
+        ledger.settle_interrupted(entry.id)
+        results.append(MessageResult(entry.event, entry.row or 0, entry.recipients, "interrupted",
+                                     "was in flight when an earlier run stopped: it may have been delivered; "
+                                     "it is sent again if still due (a possible duplicate)",
+                                     entry.message_id, key=entry.idempotency_key))
+    return results
+
+
+def stop_error(result: MessageResult) -> XoromailError:
+    """Why the batch stopped at `result` (a quota, the sender refused)."""
+    return XoromailError(f"stopped the batch: {result.reply}; the remaining messages were not sent",
+                         f"{result.hint}; re-running later sends only what is still missing",
+                         exit_code=ExitCode(result.exit_code or ExitCode.TEMPFAIL))
 
 
 class InFlight:
@@ -96,43 +169,87 @@ class Sender:
             summary.add(result)
             self.on_result(result)
 
-        if self.ledger is not None:
-            for entry in self.ledger.interrupted(self.profile.name, self.event.name):
-                self.ledger.settle_interrupted(entry.id)
-                emit(MessageResult(entry.event, entry.row or 0, entry.recipients, "interrupted",
-                                   "was in flight when an earlier run stopped: it may have been delivered; "
-                                   "it is sent again if still due (a possible duplicate)",
-                                   entry.message_id, key=entry.idempotency_key))
-
-        def report(invalid: InvalidRow) -> None:
-            emit(MessageResult(self.event.name, invalid.row, (), "invalid", invalid.error.message,
-                               hint=invalid.error.hint, exit_code=int(invalid.error.exit_code)))
-
+        for result in settle_interrupted(self.ledger, self.profile.name, self.event.name):
+            emit(result)
         for invalid in invalid_first:
-            report(invalid)
-        reported = {invalid.row for invalid in invalid_first}
+            emit(invalid_result(self.event, invalid))
         try:
-            for item in jobs:
-                if isinstance(item, InvalidRow):
-                    if item.row not in reported:
-                        report(item)
-                    continue
-                result = self._one(item)
-                emit(result)
-                if result.stops_batch:
-                    summary.aborted = XoromailError(
-                        f"stopped the batch: {result.reply}; the remaining messages were not sent",
-                        f"{result.hint}; re-running later sends only what is still missing",
-                        exit_code=ExitCode(result.exit_code or ExitCode.TEMPFAIL))
-                    break
+            stopper = self.send_each(InOrder(batch_items(self.event, jobs, invalid_first)),
+                                     lambda place, result: emit(result))
+            if stopper is not None:
+                summary.aborted = stop_error(stopper)
         except XoromailError as error:
             summary.aborted = error
         finally:
-            if self.transport is not None:
-                self.transport.close()
+            self.close()
         return summary
 
-    def _one(self, job: SendJob) -> MessageResult:
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def send_each(self, source: JobSource, emit: Callable[[int, MessageResult], None]) -> MessageResult | None:
+        """Send what `source` hands out, each result emitted with its place; returns the result that stopped
+        the batch, if one did. With a pipelining transport the next message is prepared (and its envelope
+        commands sent) while this one's data is on the way: see `_look_ahead`."""
+        taken = source.take()
+        prepared: _Ready | MessageResult | None = None
+        announced = False
+        while taken is not None:
+            place, item = taken
+            if prepared is None:
+                prepared = item if isinstance(item, MessageResult) else self._prepare(item)
+            if isinstance(prepared, MessageResult):
+                emit(place, prepared)
+                if prepared.stops_batch:
+                    return prepared
+                taken, prepared, announced = source.take(), None, False
+                continue
+            if not announced:
+                self._pace(prepared)
+            upcoming = source.take(wait=False) if self._pipelines() else None
+            ahead, ahead_announced = self._look_ahead(prepared, upcoming)
+            result = self._deliver(prepared.job, prepared.envelope, prepared.key,
+                                   ahead.envelope if isinstance(ahead, _Ready) and ahead_announced else None)
+            emit(place, result)
+            if result.stops_batch:
+                return result
+            taken = upcoming if upcoming is not None else source.take()
+            prepared, announced = ahead, ahead_announced
+        return None
+
+    def _pipelines(self) -> bool:
+        return isinstance(self.transport, PipeliningTransport) and self.transport.pipelining
+
+    def _look_ahead(self, current: _Ready, upcoming: tuple[int, Item] | None) -> tuple[_Ready | MessageResult | None,
+                                                                                       bool]:
+        """Prepare the next item now, and say whether its envelope may go out behind `current`'s data.
+
+        It may when its rate slot is due already (pacing stays exact: no MAIL FROM before its time) and its
+        key differs from `current`'s (a repeated row must see `current`'s ledger row before it is checked).
+        """
+        if upcoming is None:
+            return None, False
+        item = upcoming[1]
+        if isinstance(item, MessageResult):
+            return item, False
+        if idempotency_key(self.event, item, self.key_template) == current.key:
+            return None, False
+        prepared = self._prepare(item)
+        if isinstance(prepared, _Ready) and self.rate.try_take():
+            if self.before_delivery is not None:
+                self.before_delivery(len(prepared.envelope.recipients))
+            return prepared, True
+        return prepared, False
+
+    def _pace(self, ready: _Ready) -> None:
+        """Just before a message goes out: the daily-quota watch, then the rate limit."""
+        if self.before_delivery is not None:
+            self.before_delivery(len(ready.envelope.recipients))
+        self.rate.wait()
+
+    def _prepare(self, job: SendJob) -> _Ready | MessageResult:
+        """Everything before sending: already sent (skipped), owed recipients only, composed; or a dry run."""
         key = idempotency_key(self.event, job, self.key_template)
         recipients = job.recipients.envelope
         owed: tuple[str, ...] = ()
@@ -160,10 +277,7 @@ class Sender:
         if self.transport is None:
             return MessageResult(self.event.name, job.row, recipients, "dry-run", "not sent (dry run)",
                                  envelope.message_id, key=key, rendered=rendered, envelope=envelope)
-        if self.before_delivery is not None:
-            self.before_delivery(len(envelope.recipients))
-        self.rate.wait()
-        return self._deliver(job, envelope, key)
+        return _Ready(job, envelope, key)
 
     def _due_again(self, previous: LedgerEntry) -> bool:
         """Due once `resend_after` has passed, less a grace (5%, at most an hour) for cron's jitter."""
@@ -172,7 +286,7 @@ class Sender:
         grace = min(self.resend_after * 0.05, timedelta(hours=1))
         return previous.created_at <= now() - self.resend_after + grace
 
-    def _deliver(self, job: SendJob, envelope: Envelope, key: str) -> MessageResult:
+    def _deliver(self, job: SendJob, envelope: Envelope, key: str, following: Envelope | None = None) -> MessageResult:
         """Send with retries; recipients refused with a 4xx are retried alone, never the ones that got it.
 
         The ledger row of the first delivery always says who is still owed, so a run that stops at any
@@ -184,7 +298,7 @@ class Sender:
         while True:
             attempt += 1
             marker = InFlight(self.ledger, self.profile.name, self.event.name, key, pending, job.row or None)
-            delivery = self._attempt(pending, marker, attempt)
+            delivery = self._attempt(pending, marker, attempt, following if attempt == 1 else None)
             if delivery.unknown:
                 return MessageResult(self.event.name, job.row, envelope.recipients, "temporary", delivery.reply,
                                      envelope.message_id, delivery.hint, delivery.exit_code, attempt, key)
@@ -208,6 +322,8 @@ class Sender:
                 pending = pending.restricted_to(temporary)
                 if delivery.reconnect:
                     self._disconnect()
+                if delivery.retry_after:
+                    self.rate.hold(delivery.retry_after)  # every connection sharing the limit waits too
                 self.backoff.pause(attempt - 1, at_least=delivery.retry_after)
                 continue
             if message_row is None:
@@ -238,7 +354,7 @@ class Sender:
                              hint, int(ExitCode.TEMPFAIL if temporary_only else ExitCode.DATAERR), attempts, key,
                              stops_batch=stops_batch)
 
-    def _attempt(self, envelope: Envelope, marker: InFlight, attempt: int) -> Delivery:
+    def _attempt(self, envelope: Envelope, marker: InFlight, attempt: int, following: Envelope | None) -> Delivery:
         """One try: (re)connect if needed, then send. A connection lost before the data is temporary; once the
         message's data went out, its fate is unknown: it stays in flight for the next run to report."""
         assert self.transport is not None
@@ -246,6 +362,8 @@ class Sender:
             if not self._connected:
                 self.transport.open()
                 self._connected = True
+            if following is not None and isinstance(self.transport, PipeliningTransport):
+                return self.transport.send_then(envelope, marker.mark, following)
             return self.transport.send(envelope, before_data=marker.mark)
         except StageFailedError as error:
             self._disconnect()
