@@ -9,7 +9,9 @@ of a group, and the message itself follows only after its 354, so the in-flight 
 from __future__ import annotations
 
 import re
+import select
 import smtplib
+import ssl
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -79,3 +81,18 @@ def read_group(client: _Client, envelope: Envelope) -> GroupReplies:
             return replies
     replies.data = client.getreply()
     return replies
+
+
+def hung_up(client: _Client) -> bool:
+    """Whether the server closed (or spoke out of turn) while it should be waiting for our data after 354.
+
+    Checked just before the data goes: a server that hung up behind its 354 has not got the message, so the
+    connection is lost *before* the data and the message is retried, not left in doubt.
+    """
+    sock = client.sock
+    if sock is None:
+        return True
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable)

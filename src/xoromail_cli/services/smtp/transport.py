@@ -124,6 +124,8 @@ class SmtpTransport:
         if isinstance(verdict, Delivery):
             self._leave(client, replies)
             return verdict
+        if pipelining.hung_up(client):
+            raise smtplib.SMTPServerDisconnected("the server closed the connection instead of reading the message")
         mark()
         announce = following is not None and following is not envelope and not verdict
         parts = [pipelining.message_data(envelope.data)]
