@@ -10,7 +10,7 @@ import asyncio
 import socket
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from xoromail_cli.sink import CaptureHandler
@@ -127,10 +127,8 @@ class WireCounter:
                 chunk = b""
             if not chunk:
                 for sock in (source, sink):
-                    try:
+                    with suppress(OSError):
                         sock.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
                 return
             with self._lock:
                 if side == "client" and self._last == "server":

@@ -52,7 +52,7 @@ def test_a_pipelining_server_gets_about_one_flight_per_message_and_every_message
         smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
     server = smtp_server(handler=Pipelining())
     with wire_counter(server.port) as counter:
-        run, results = sender(profile_for(server, tls, port=counter.port), ledger)
+        run, _results = sender(profile_for(server, tls, port=counter.port), ledger)
         summary = run.run(jobs(30))
     assert summary.count("sent") == 30 and summary.exit_code == 0
     assert set(delivered(server.handler).values()) == {1} and len(delivered(server.handler)) == 30
@@ -135,7 +135,7 @@ def test_a_421_in_the_middle_of_a_group_reconnects_and_sends_each_message_once(
 def test_a_connection_dropped_in_the_middle_of_a_group_loses_nothing_and_doubts_nothing(
         smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
     server = smtp_server(handler=Scripted(mail={4: "drop"}))
-    run, results = sender(profile_for(server, tls), ledger)
+    run, _results = sender(profile_for(server, tls), ledger)
     summary = run.run(jobs(6))
     assert summary.count("sent") == 6 and summary.exit_code == 0
     assert set(delivered(server.handler).values()) == {1} and len(delivered(server.handler)) == 6

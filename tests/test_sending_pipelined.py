@@ -6,7 +6,6 @@ message, quota stops) must read the same whether the dialogue is lock-step or pi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,14 +18,14 @@ globals().update({name: value for name, value in vars(test_sending).items() if n
 
 
 @pytest.fixture(autouse=True)
-def every_server_pipelines(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def every_server_pipelines(monkeypatch: pytest.MonkeyPatch) -> None:
     async def handle_ehlo(self: CaptureHandler, server: Any, session: Any, envelope: Any, hostname: str,
                           responses: list[str]) -> list[str]:
         session.host_name = hostname
         return await advertise(responses)
 
     monkeypatch.setattr(CaptureHandler, "handle_EHLO", handle_ehlo)
-    yield
+    return
 
 
 ledger = test_sending.ledger
