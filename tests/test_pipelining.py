@@ -168,12 +168,13 @@ def test_a_4xx_at_the_end_of_data_with_the_next_message_announced_sends_nothing_
 
 def test_a_quota_stop_with_the_next_message_announced_sends_no_further_message(
         smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
-    server = smtp_server(handler=Scripted(data={3: "550 5.4.5 Daily user sending quota exceeded."}))
+    handler = Scripted(data={3: "550 5.4.5 Daily user sending quota exceeded."})
+    server = smtp_server(handler=handler)
     run, results = sender(profile_for(server, tls), ledger)
     summary = run.run(jobs(6))
     assert [r.status for r in results] == ["sent", "sent", "temporary"]
     assert summary.aborted is not None
-    assert len(server.messages) == 2 and server.handler.datas == 3
+    assert len(server.messages) == 2 and handler.datas == 3
 
 
 def test_a_slow_server_gets_its_replies_matched_in_order(
