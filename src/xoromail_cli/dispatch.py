@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -48,6 +49,18 @@ def messages_per_second(profile: Profile, option: str | None) -> float | None:
     if limits is not None and limits.per_minute:
         return limits.per_minute / 60.0
     return None
+
+
+def connections_for(profile: Profile, option: int | None, on_warning: Callable[[str], None]) -> int:
+    """--connections, else the profile's `connections`, else 1; never more than the provider allows."""
+    wanted = option or profile.connections or 1
+    limits = provider_limits(profile)
+    cap = limits.max_connections if limits is not None else None
+    if cap is not None and wanted > cap:
+        on_warning(f"{limits.label if limits else 'the provider'} allows {cap} connection{'s' if cap != 1 else ''} "
+                   f"at a time; sending over {cap} instead of {wanted}")
+        return cap
+    return wanted
 
 
 def provider_limits(profile: Profile) -> Limits | None:
@@ -114,6 +127,7 @@ class SendOptions:
     key_template: str | None = None
     resend: bool = False
     resend_after: str | None = None
+    connections: int | None = None
 
     @property
     def really_sends(self) -> bool:
@@ -153,22 +167,32 @@ def execute(plan: SendPlan, options: SendOptions, on_result: Callable[[MessageRe
     per_second = rate if options.really_sends else None
     with ExitStack() as stack:
         ledger: Ledger | None = None
-        transport: Transport | None = None
+        transports: list[Transport] = []
         watch: QuotaWatch | None = None
         if options.really_sends:
             from xoromail_cli.ledger import Ledger
             from xoromail_cli.locking import ProfileLock
+            from xoromail_cli.sending_parallel import RememberedSecrets
 
             stack.enter_context(ProfileLock(lock_path(profile), options.wait))
             ledger = stack.enter_context(Ledger(ledger_path(profile)))
             watch = QuotaWatch(profile, ledger, on_warning)
-            transport = services.open_transport(profile, credentials.Secrets(profile), timeout=options.timeout)
+            connections = connections_for(profile, options.connections, on_warning) if plan.is_batch else 1
+            secrets = RememberedSecrets(credentials.Secrets(profile))
+            transports = [services.open_transport(profile, secrets, timeout=options.timeout)
+                          for _ in range(connections)]
         elif options.outbox is not None and not options.dry_run:
-            transport = services.open_transport(profile, credentials.Secrets(profile), outbox=options.outbox)
-        sender = Sender(profile, plan.event, plan.renderer, transport, ledger, retries=options.retries,
-                        backoff=Backoff(base=options.retry_delay), rate=RateLimiter(per_second),
-                        subject=options.subject, key_template=options.key_template, resend=options.resend,
-                        resend_after=resend_after, on_result=on_result, before_delivery=watch)
+            transports = [services.open_transport(profile, credentials.Secrets(profile), outbox=options.outbox)]
+        sender = Sender(profile, plan.event, plan.renderer, transports[0] if transports else None, ledger,
+                        retries=options.retries, backoff=Backoff(base=options.retry_delay),
+                        rate=RateLimiter(per_second), subject=options.subject, key_template=options.key_template,
+                        resend=options.resend, resend_after=resend_after, on_result=on_result,
+                        before_delivery=watch)
+        if len(transports) > 1:
+            from xoromail_cli.sending_parallel import run_parallel
+
+            return run_parallel(sender, transports, lambda: Ledger(ledger_path(profile)), plan.jobs, plan.invalid,
+                                on_warning)
         return sender.run(plan.jobs, plan.invalid)
 
 
@@ -203,12 +227,14 @@ class QuotaWatch:
         self._sent = ledger.count_since(profile.name, now() - timedelta(days=1))
         self._messages = self._recipients = 0
         self._warned: set[str] = set()
+        self._lock = threading.Lock()  # shared by the connections of a parallel run
 
     def __call__(self, recipients: int) -> None:
-        self._messages += 1
-        self._recipients += recipients
-        overruns = _quota_overruns(self._profile, self._sent, self._messages, self._recipients)
-        for kind, warning in overruns.items():
-            if kind not in self._warned:
-                self._warned.add(kind)
-                self._on_warning(warning)
+        with self._lock:
+            self._messages += 1
+            self._recipients += recipients
+            overruns = _quota_overruns(self._profile, self._sent, self._messages, self._recipients)
+            fresh = [warning for kind, warning in overruns.items() if kind not in self._warned]
+            self._warned.update(overruns)
+        for warning in fresh:
+            self._on_warning(warning)
