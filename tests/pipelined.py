@@ -21,11 +21,25 @@ async def advertise(responses: list[str]) -> list[str]:
 
 
 class Pipelining(CaptureHandler):
-    """Keeps every message and announces PIPELINING."""
+    """Keeps every message and announces PIPELINING. With `gather`, each session's first EHLO waits (up to 10 s)
+    until that many sessions are connected, so a parallel run provably uses them all at once."""
+
+    def __init__(self, gather: int = 0) -> None:
+        super().__init__()
+        self.gather = gather
+        self.sessions: set[object] = set()
+        self._gathered: asyncio.Event | None = None
 
     async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
                           responses: list[str]) -> list[str]:
         session.host_name = hostname
+        if self.gather:
+            self._gathered = self._gathered or asyncio.Event()
+            self.sessions.add(tuple(session.peer))
+            if len(self.sessions) >= self.gather:
+                self._gathered.set()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._gathered.wait(), 10.0)
         return await advertise(responses)
 
 
@@ -38,12 +52,11 @@ class Scripted(Pipelining):
     """
 
     def __init__(self, mail: dict[int, str] | None = None, rcpt: dict[str, str] | None = None,
-                 data: dict[int, str] | None = None, delay: float = 0.0) -> None:
-        super().__init__()
+                 data: dict[int, str] | None = None, delay: float = 0.0, gather: int = 0) -> None:
+        super().__init__(gather)
         self.mail_script, self.rcpt_script, self.data_script = mail or {}, rcpt or {}, data or {}
         self.delay = delay
         self.mails = self.datas = 0
-        self.commands: list[str] = []
 
     async def _answer(self, server: Any, reply: str | None) -> str | None:
         if self.delay:
@@ -58,7 +71,6 @@ class Scripted(Pipelining):
 
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         self.mails += 1
-        self.commands.append(f"MAIL {address}")
         reply = await self._answer(server, self.mail_script.get(self.mails))
         if reply is not None:
             return reply
@@ -66,7 +78,6 @@ class Scripted(Pipelining):
         return "250 2.1.0 Sender OK"
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
-        self.commands.append(f"RCPT {address}")
         reply = await self._answer(server, self.rcpt_script.pop(address, None))
         if reply is not None:
             return reply
@@ -75,7 +86,6 @@ class Scripted(Pipelining):
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.datas += 1
-        self.commands.append("DATA")
         reply = await self._answer(server, self.data_script.get(self.datas))
         if reply is not None:
             return reply
