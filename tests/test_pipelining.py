@@ -215,3 +215,22 @@ def test_the_in_flight_mark_comes_after_the_354_and_before_the_data(
     # first's mark: its DATA answered, no message yet; second's: its MAIL and DATA already answered
     assert seen == [("first", 1, 0), ("second", 2, 1)]
     assert [m.recipients for m in server.messages] == [["a@client.test"], ["b@client.test"]]
+
+
+def test_the_trace_shows_each_pipelined_command_and_never_the_password(
+        smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    server = smtp_server(handler=Pipelining())
+    trace: list[tuple[str, str]] = []
+    transport = SmtpTransport(SmtpEndpoint.from_profile(profile_for(server, tls)), PASSWORD,
+                              trace=lambda direction, text: trace.append((direction, text)))
+    transport.open()
+    envelope = Envelope("billing@company.test", ("a@client.test", "b@client.test"), b"Subject: t\r\n\r\nx\r\n",
+                        "<t@x>")
+    assert transport.send(envelope).ok
+    transport.close()
+    sent = [text for direction, text in trace if direction == "→"]
+    start = sent.index("MAIL FROM:<billing@company.test>")
+    assert sent[start:start + 5] == ["MAIL FROM:<billing@company.test>", "RCPT TO:<a@client.test>",
+                                     "RCPT TO:<b@client.test>", "DATA", sent[start + 4]]
+    assert sent[start + 4].startswith("<message data")
+    assert all(PASSWORD not in text for _, text in trace)

@@ -199,3 +199,11 @@ def test_a_run_killed_with_kill_9_loses_nothing_and_doubts_at_most_one_message_p
     got = Counter(recipient for message in server.messages for recipient in message.recipients)
     assert set(got) == {f"c{number}@client.test" for number in range(1, 201)}
     assert sum(got.values()) - 200 <= in_flight  # a duplicate only where a message was in doubt
+
+
+def test_the_parallel_runner_loads_no_database_network_or_template_library_on_import() -> None:
+    code = ("import sys, xoromail_cli.sending_parallel, xoromail_cli.dispatch; "
+            "print(','.join(m for m in ('sqlite3', 'smtplib', 'ssl', 'jinja2', 'aiosmtpd', 'exchangelib') "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""

@@ -38,6 +38,10 @@ class JobSource(Protocol):
     def take(self, wait: bool = True) -> tuple[int, Item] | None:
         """The next item, or None at the end; with `wait=False` also None when nothing is at hand right now."""
 
+    def halted(self) -> bool:
+        """The batch was stopped elsewhere (another connection met a quota): send nothing more, not even a row
+        already taken ahead."""
+
 
 class InOrder:
     """One connection's source: the batch as it streams."""
@@ -47,6 +51,9 @@ class InOrder:
 
     def take(self, wait: bool = True) -> tuple[int, Item] | None:
         return next(self._items, None)
+
+    def halted(self) -> bool:
+        return False
 
 
 @dataclass(frozen=True)
@@ -195,7 +202,7 @@ class Sender:
         taken = source.take()
         prepared: _Ready | MessageResult | None = None
         announced = False
-        while taken is not None:
+        while taken is not None and not source.halted():
             place, item = taken
             if prepared is None:
                 prepared = item if isinstance(item, MessageResult) else self._prepare(item)
@@ -235,7 +242,10 @@ class Sender:
             return item, False
         if idempotency_key(self.event, item, self.key_template) == current.key:
             return None, False
-        prepared = self._prepare(item)
+        try:
+            prepared = self._prepare(item)
+        except XoromailError:
+            return None, False  # prepared again in its turn, after `current`, and reported there
         if isinstance(prepared, _Ready) and self.rate.try_take():
             if self.before_delivery is not None:
                 self.before_delivery(len(prepared.envelope.recipients))

@@ -109,6 +109,9 @@ class _WorkerRows:
     def take(self, wait: bool = True) -> tuple[int, Item] | None:
         return self._rows.take(self._worker, wait)
 
+    def halted(self) -> bool:
+        return self._rows.stopped is not None
+
 
 class InRowOrder:
     """Passes results on in row order, whichever connection finished first."""
