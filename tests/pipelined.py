@@ -21,8 +21,8 @@ async def advertise(responses: list[str]) -> list[str]:
 
 
 class Pipelining(CaptureHandler):
-    """Keeps every message and announces PIPELINING. With `gather`, each session's first EHLO waits (up to 10 s)
-    until that many sessions are connected, so a parallel run provably uses them all at once."""
+    """Keeps every message and announces PIPELINING. With `gather`, the first MAIL FROM of a session waits (up
+    to 10 s) until that many sessions have said EHLO, so a parallel run provably uses them all at once."""
 
     def __init__(self, gather: int = 0) -> None:
         super().__init__()
@@ -33,14 +33,25 @@ class Pipelining(CaptureHandler):
     async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
                           responses: list[str]) -> list[str]:
         session.host_name = hostname
-        if self.gather:
-            self._gathered = self._gathered or asyncio.Event()
-            self.sessions.add(tuple(session.peer))
-            if len(self.sessions) >= self.gather:
-                self._gathered.set()
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._gathered.wait(), 10.0)
+        self.sessions.add(tuple(session.peer))
+        if self.gather and len(self.sessions) >= self.gather:
+            self._event().set()
         return await advertise(responses)
+
+    def _event(self) -> asyncio.Event:
+        self._gathered = self._gathered or asyncio.Event()
+        return self._gathered
+
+    async def _gather(self) -> None:
+        if self.gather:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._event().wait(), 10.0)
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        await self._gather()
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 Sender OK"
 
 
 class Scripted(Pipelining):
@@ -70,6 +81,7 @@ class Scripted(Pipelining):
         return reply
 
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        await self._gather()
         self.mails += 1
         reply = await self._answer(server, self.mail_script.get(self.mails))
         if reply is not None:

@@ -207,3 +207,19 @@ def test_the_parallel_runner_loads_no_database_network_or_template_library_on_im
             "if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
+
+
+def test_a_refused_password_stops_a_parallel_run_after_one_sign_in(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    """Lockout counters and fail2ban count every failed login: the other connections never try."""
+    attempts: list[str] = []
+
+    def refuse(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        attempts.append(mechanism)
+        return AuthResult(success=False, handled=False, message="535 5.7.8 Username and Password not accepted")
+
+    server = smtp_server(handler=Pipelining(), authenticator=refuse)
+    result = send(runner, configure(config_path, server, tls), csv_batch(tmp_path / "rows.csv", 10),
+                  "--connections", "3")
+    assert result.exit_code == 77, result.output
+    assert len(attempts) == 1 and server.messages == []

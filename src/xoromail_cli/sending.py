@@ -163,6 +163,8 @@ class Sender:
     on_result: Callable[[MessageResult], None] = lambda result: None
     before_delivery: Callable[[int], None] | None = None
     """Told each message's recipient count just before it goes out (daily-quota watch)."""
+    on_open: Callable[[], None] | None = None
+    """Told each time the transport has opened (signed in): a parallel run starts the others after the first."""
     _connected: bool = False
 
     def run(self, jobs: Iterable[SendJob | InvalidRow], invalid_first: Sequence[InvalidRow] = ()) -> Summary:
@@ -372,6 +374,8 @@ class Sender:
             if not self._connected:
                 self.transport.open()
                 self._connected = True
+                if self.on_open is not None:
+                    self.on_open()
             if following is not None and isinstance(self.transport, PipeliningTransport):
                 return self.transport.send_then(envelope, marker.mark, following)
             return self.transport.send(envelope, before_data=marker.mark)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from xoromail_cli.batch import InvalidRow, SendJob
-from xoromail_cli.errors import StageFailedError, XoromailError
+from xoromail_cli.errors import ExitCode, StageFailedError, XoromailError
 from xoromail_cli.idempotency import check_key_template
 from xoromail_cli.results import MessageResult, Summary
 from xoromail_cli.sending import Item, Sender, batch_items, invalid_result, settle_interrupted, stop_error
@@ -155,8 +155,10 @@ def run_parallel(base: Sender, transports: Sequence[Transport], open_ledger: Cal
         emit(invalid_result(base.event, invalid))
     rows = SharedRows(batch_items(base.event, jobs, invalid_first))
     ordered = InRowOrder(emit)
+    signed_in = threading.Event()  # the others connect once the first has signed in: a wrong password fails once
     threads = [threading.Thread(target=_work, args=(base, transport, open_ledger, rows.view(index), rows, index,
-                                                     ordered), name=f"xoromail-connection-{index + 1}", daemon=True)
+                                                     ordered, signed_in), name=f"xoromail-connection-{index + 1}",
+                                daemon=True)
                for index, transport in enumerate(transports)]
     for thread in threads:
         thread.start()
@@ -180,8 +182,9 @@ def run_parallel(base: Sender, transports: Sequence[Transport], open_ledger: Cal
 
 
 def _work(base: Sender, transport: Transport, open_ledger: Callable[[], Ledger] | None, view: _WorkerRows,
-          rows: SharedRows, index: int, ordered: InRowOrder) -> None:
-    """One connection: the Sender's own loop over the rows it takes."""
+          rows: SharedRows, index: int, ordered: InRowOrder, signed_in: threading.Event) -> None:
+    """One connection: the Sender's own loop over the rows it takes. Connection 1 goes first; the others wait
+    until it has signed in (or given up), so a refused password or certificate stops the batch after one try."""
     ledger = None
     sender = None
 
@@ -190,19 +193,27 @@ def _work(base: Sender, transport: Transport, open_ledger: Callable[[], Ledger] 
         rows.done(index, place)
 
     try:
+        if index:
+            signed_in.wait()
         ledger = open_ledger() if open_ledger is not None else None
-        sender = dataclasses.replace(base, transport=transport, ledger=ledger)
+        sender = dataclasses.replace(base, transport=transport, ledger=ledger,
+                                     on_open=signed_in.set if index == 0 else None)
         stopper = sender.send_each(view, emit)
         if stopper is not None:
             rows.stop(stop_error(stopper))
     except StageFailedError as error:
-        rows.lose(index, error)
+        if error.exit_code == ExitCode.TEMPFAIL:
+            rows.lose(index, error)  # throttled or too many connections: the others carry on
+        else:
+            rows.stop(error)
     except XoromailError as error:
         rows.stop(error)
     except BaseException as error:  # noqa: BLE001  # a bug: recorded, every worker stops, the main thread raises it
         rows.crashed = error
         rows.stop(_FINISHED)
     finally:
+        if index == 0:
+            signed_in.set()
         rows.leave(index)
         if sender is not None:
             sender.close()
