@@ -204,6 +204,7 @@ class Sender:
         taken = source.take()
         prepared: _Ready | MessageResult | None = None
         announced = False
+        pipeliner = self.transport if isinstance(self.transport, PipeliningTransport) else None  # checked once: slow
         while taken is not None and not source.halted():
             place, item = taken
             if prepared is None:
@@ -216,7 +217,7 @@ class Sender:
                 continue
             if not announced:
                 self._pace(prepared)
-            upcoming = source.take(wait=False) if self._pipelines() else None
+            upcoming = source.take(wait=False) if pipeliner is not None and pipeliner.pipelining else None
             ahead, ahead_announced = self._look_ahead(prepared, upcoming)
             result = self._deliver(prepared.job, prepared.envelope, prepared.key,
                                    ahead.envelope if isinstance(ahead, _Ready) and ahead_announced else None)
@@ -226,9 +227,6 @@ class Sender:
             taken = upcoming if upcoming is not None else source.take()
             prepared, announced = ahead, ahead_announced
         return None
-
-    def _pipelines(self) -> bool:
-        return isinstance(self.transport, PipeliningTransport) and self.transport.pipelining
 
     def _look_ahead(self, current: _Ready, upcoming: tuple[int, Item] | None) -> tuple[_Ready | MessageResult | None,
                                                                                        bool]:
