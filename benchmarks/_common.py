@@ -48,9 +48,10 @@ class Sink:
 
 
 @contextmanager
-def sink(folder: Path) -> Iterator[Sink]:
+def sink(folder: Path, *, pipelining: bool = False) -> Iterator[Sink]:
     """Start the server process, wait for its port, and always stop it."""
-    process = subprocess.Popen([PYTHON, str(HERE / "sink_server.py"), str(folder)], stdin=subprocess.PIPE,
+    extra = ["--pipelining"] if pipelining else []
+    process = subprocess.Popen([PYTHON, str(HERE / "sink_server.py"), str(folder), *extra], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None

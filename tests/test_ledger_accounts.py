@@ -12,8 +12,9 @@ from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
 from tests.samples import smtp_profile
 from tests.test_send_cmd import OVERDUE
 from xoromail_cli import config, credentials, dispatch
+from xoromail_cli.accounts import account_key
 from xoromail_cli.cli import app
-from xoromail_cli.ledger import Ledger, account_key
+from xoromail_cli.ledger import Ledger
 from xoromail_cli.sink import SinkServer
 
 SEND = ["send", "--event", "overdue-invoice", "--to", "ann@client.test", *OVERDUE]

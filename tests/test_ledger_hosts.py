@@ -15,7 +15,7 @@ from tests.pg_server import APP_PASSWORD, PostgresServer
 from tests.test_send_cmd import csv_batch
 from tests.test_send_cmd_faults import SCRIPT, SlowHandler, delivered, send_command
 from xoromail_cli import config
-from xoromail_cli.ledger import account_key
+from xoromail_cli.accounts import account_key
 from xoromail_cli.ledger_postgres import PostgresLedger
 from xoromail_cli.sink import SinkServer
 

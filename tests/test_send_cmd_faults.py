@@ -15,7 +15,8 @@ from typing import Any
 from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
 from tests.test_send_cmd import csv_batch
 from xoromail_cli import config, dispatch
-from xoromail_cli.ledger import Ledger, account_key
+from xoromail_cli.accounts import account_key
+from xoromail_cli.ledger import Ledger
 from xoromail_cli.locking import ProfileLock
 from xoromail_cli.sink import CaptureHandler
 

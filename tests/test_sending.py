@@ -21,11 +21,12 @@ from tests.servers import (
     RefuseRecipient,
     connections,
 )
+from xoromail_cli.accounts import account_key
 from xoromail_cli.batch import SendJob, make_job
 from xoromail_cli.config import Profile
 from xoromail_cli.errors import ExitCode
 from xoromail_cli.idempotency import idempotency_key
-from xoromail_cli.ledger import Ledger, account_key
+from xoromail_cli.ledger import Ledger
 from xoromail_cli.messages import Renderer
 from xoromail_cli.pacing import Backoff, now
 from xoromail_cli.results import MessageResult

@@ -22,6 +22,7 @@ from xoromail_cli.paths import private_dir
 
 SETUP_HINT = "run `xoromail setup` to create it"
 MAX_TIMEOUT = 3600.0
+MAX_CONNECTIONS = 10
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class Profile:
     templates_dir: str | None = None
     ledger: str | None = None
     rate: str | None = None
+    connections: int | None = None
+    """Connections a batch may use at once (`--connections`); unset means 1."""
     form: str = field(default="current", compare=False)
     """How the file held it: "current" (a service table) or "flat" (the first release's keys)."""
 
@@ -59,6 +62,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "email": (str,), "service": (str,), "display_name": (str,), "ca_file": (str,),
     "password_command": (str,), "timeout": (int, float), "company_name": (str,), "reply_to": (str,),
     "signature": (str,), "currency": (str,), "templates_dir": (str,), "ledger": (str,), "rate": (str,),
+    "connections": (int,),
 }
 
 
@@ -172,6 +176,9 @@ def validate_profile(profile: Profile) -> Profile:
     if not 0 < profile.timeout <= MAX_TIMEOUT:
         raise DataError(f"timeout {profile.timeout} must be more than 0 and at most {MAX_TIMEOUT:g} seconds",
                         "e.g. timeout = 30", field="timeout")
+    if profile.connections is not None and not 1 <= profile.connections <= MAX_CONNECTIONS:
+        raise DataError(f"connections {profile.connections} must be from 1 to {MAX_CONNECTIONS}",
+                        "e.g. connections = 3 (most relays allow a few per client)", field="connections")
     if profile.rate:
         from xoromail_cli.pacing import parse_rate
 
@@ -247,7 +254,7 @@ def _profile_from_table(path: Path, text: str, name: str, table: dict[str, Any])
 
 
 def _example(key: str) -> str:
-    return {"port": "587", "timeout": "30"}.get(key, '"…"')
+    return {"port": "587", "timeout": "30", "connections": "3"}.get(key, '"…"')
 
 
 _TABLE = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]\s*(?:#.*)?$")

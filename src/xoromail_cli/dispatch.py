@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, closing
 from dataclasses import dataclass
@@ -41,7 +42,8 @@ def ledger_path(profile: Profile) -> Path:
 
 def lock_path(profile: Profile) -> Path:
     """The file lock of the sending account (service and From address), beside a SQLite ledger."""
-    from xoromail_cli.ledger import account_key, lock_file
+    from xoromail_cli.accounts import account_key
+    from xoromail_cli.ledger import lock_file
 
     return lock_file(ledger_path(profile), account_key(profile.service, profile.email))
 
@@ -49,7 +51,7 @@ def lock_path(profile: Profile) -> Path:
 def open_sending_ledger(profile: Profile, wait: float, stack: ExitStack) -> SentLedger:
     """Lock the account and open its ledger: a file lock and SQLite here, or one advisory lock and
     PostgreSQL for every host. Rows an older release wrote under the profile's name become the account's."""
-    from xoromail_cli.ledger import account_key, legacy_domain
+    from xoromail_cli.accounts import account_key, legacy_domain
     from xoromail_cli.ledger_url import open_ledger
 
     account = account_key(profile.service, profile.email)
@@ -92,6 +94,18 @@ def _pace_source(profile: Profile, option: str | None) -> str:
         return "the profile's rate"
     limits = provider_limits(profile)
     return f"{limits.label}'s published limit" if limits and limits.per_minute else "the pace"
+
+
+def connections_for(profile: Profile, option: int | None, on_warning: Callable[[str], None]) -> int:
+    """--connections, else the profile's `connections`, else 1; never more than the provider allows."""
+    wanted = option or profile.connections or 1
+    limits = provider_limits(profile)
+    cap = limits.max_connections if limits is not None else None
+    if cap is not None and wanted > cap:
+        on_warning(f"{limits.label if limits else 'the provider'} allows {cap} connection{'s' if cap != 1 else ''} "
+                   f"at a time; sending over {cap} instead of {wanted}")
+        return cap
+    return wanted
 
 
 def provider_limits(profile: Profile) -> Limits | None:
@@ -161,6 +175,7 @@ class SendOptions:
     retry_in_doubt: bool = True
     preview_pending: bool = False
     """With `dry_run`: read the ledger (never write it) and preview only what a re-run would send."""
+    connections: int | None = None
 
     @property
     def really_sends(self) -> bool:
@@ -203,21 +218,31 @@ def execute(plan: SendPlan, options: SendOptions, on_result: Callable[[MessageRe
         on_warning(notice)
     with ExitStack() as stack:
         ledger: SentLedger | None = None
-        transport: Transport | None = None
+        transports: list[Transport] = []
         watch: QuotaWatch | None = None
         if options.really_sends:
+            from xoromail_cli.sending_parallel import RememberedSecrets
+
             ledger = open_sending_ledger(profile, options.wait, stack)
             watch = QuotaWatch(profile, ledger, on_warning)
-            transport = services.open_transport(profile, credentials.Secrets(profile), timeout=options.timeout)
+            connections = connections_for(profile, options.connections, on_warning) if plan.is_batch else 1
+            secrets = RememberedSecrets(credentials.Secrets(profile))
+            transports = [services.open_transport(profile, secrets, timeout=options.timeout)
+                          for _ in range(connections)]
         elif options.outbox is not None and not options.dry_run:
-            transport = services.open_transport(profile, credentials.Secrets(profile), outbox=options.outbox)
+            transports = [services.open_transport(profile, credentials.Secrets(profile), outbox=options.outbox)]
         elif options.dry_run and options.preview_pending:
             ledger = _preview_ledger(profile, stack)
-        sender = Sender(profile, plan.event, plan.renderer, transport, ledger, retries=options.retries,
-                        backoff=Backoff(base=options.retry_delay), rate=RateLimiter(per_second),
-                        subject=options.subject, key_template=options.key_template, resend=options.resend,
-                        resend_after=resend_after, on_result=on_result, before_delivery=watch,
-                        retry_in_doubt=options.retry_in_doubt)
+        sender = Sender(profile, plan.event, plan.renderer, transports[0] if transports else None, ledger,
+                        retries=options.retries, backoff=Backoff(base=options.retry_delay),
+                        rate=RateLimiter(per_second), subject=options.subject, key_template=options.key_template,
+                        resend=options.resend, resend_after=resend_after, on_result=on_result,
+                        before_delivery=watch, retry_in_doubt=options.retry_in_doubt)
+        if len(transports) > 1:
+            from xoromail_cli.sending_parallel import run_parallel
+
+            return run_parallel(sender, transports, lambda: _worker_ledger(profile), plan.jobs, plan.invalid,
+                                on_warning, total=plan.total)
         return sender.run(plan.jobs, plan.invalid, total=plan.total)
 
 
@@ -247,6 +272,14 @@ class _ReadOnlyPreview:
         return getattr(self._inner, name)
 
 
+def _worker_ledger(profile: Profile) -> SentLedger:
+    """A ledger connection of its own for each connection of a parallel run (SQLite or PostgreSQL); the run's
+    lock is held by the first one, opened with `open_sending_ledger`."""
+    from xoromail_cli.ledger_url import open_ledger
+
+    return open_ledger(ledger_location(profile), profile.name)
+
+
 def quota_warnings(profile: Profile, sent: tuple[int, int], messages: int, recipients: int) -> list[str]:
     """What passing the provider's daily limits would mean: `sent` is (messages, recipients) of the last
     24 hours; `messages` and `recipients` are what this run has gone on to send."""
@@ -274,18 +307,20 @@ class QuotaWatch:
     """Warns once, at the message that passes a daily limit: rows skipped as already sent never count."""
 
     def __init__(self, profile: Profile, ledger: SentLedger, on_warning: Callable[[str], None]) -> None:
-        from xoromail_cli.ledger import account_key
+        from xoromail_cli.accounts import account_key
 
         self._profile, self._on_warning = profile, on_warning
         self._sent = ledger.count_since(account_key(profile.service, profile.email), now() - timedelta(days=1))
         self._messages = self._recipients = 0
         self._warned: set[str] = set()
+        self._lock = threading.Lock()  # shared by the connections of a parallel run
 
     def __call__(self, recipients: int) -> None:
-        self._messages += 1
-        self._recipients += recipients
-        overruns = _quota_overruns(self._profile, self._sent, self._messages, self._recipients)
-        for kind, warning in overruns.items():
-            if kind not in self._warned:
-                self._warned.add(kind)
-                self._on_warning(warning)
+        with self._lock:
+            self._messages += 1
+            self._recipients += recipients
+            overruns = _quota_overruns(self._profile, self._sent, self._messages, self._recipients)
+            fresh = [warning for kind, warning in overruns.items() if kind not in self._warned]
+            self._warned.update(overruns)
+        for warning in fresh:
+            self._on_warning(warning)

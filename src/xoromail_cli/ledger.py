@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from xoromail_cli.accounts import legacy_domain
 from xoromail_cli.errors import ConfigError, TemporaryError
 from xoromail_cli.pacing import now
 from xoromail_cli.paths import private_dir
@@ -61,17 +62,6 @@ _UPGRADES = {
 `account = ''` until `adopt` gives it to the account its profile sends from)."""
 CORRUPT_HINT = ("move the ledger file away (nothing was sent); a new one is created on the next run, "
                 "but its history of sent messages is lost, so check `xoromail log` from a backup first")
-
-
-def account_key(service: str, email: str) -> str:
-    """Whose rows these are: the service and the From address, so the same account on any host (with
-    settings files of its own) shares its history, and two companies on one machine never do."""
-    return f"{service.strip().lower()}:{email.strip().lower()}"
-
-
-def legacy_domain(email: str) -> str:
-    """The Message-ID domain older rows of this account carry (`<…@domain>`, see mime.make_message_id)."""
-    return email.rpartition("@")[2].strip().lower()
 
 
 ImportOutcome = Literal["copied", "updated", "unchanged"]

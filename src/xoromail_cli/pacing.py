@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,23 +71,47 @@ def parse_duration(text: str) -> timedelta:
 
 @dataclass
 class RateLimiter:
-    """Spaces messages evenly so a provider's per-minute limit is never hit."""
+    """Spaces messages evenly so a provider's per-minute limit is never hit: a total over every connection that
+    shares it (slots are taken under a lock, the sleeping happens outside it)."""
 
     per_second: float | None
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     _next: float | None = None
+    _held_until: float | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def wait(self) -> float:
         """Sleep until the next message may go; returns the seconds waited."""
-        if not self.per_second:
-            return 0.0
-        now = self.clock()
-        delay = 0.0 if self._next is None else max(0.0, self._next - now)
-        if delay:
+        with self._lock:
+            now = self.clock()
+            start = max(now, self._held_until or now)
+            if self.per_second:
+                start = max(start, self._next or start)
+                self._next = start + 1.0 / self.per_second
+        delay = start - now
+        if delay > 0:
             self.sleep(delay)
-        self._next = max(now, self._next or now) + 1.0 / self.per_second
-        return delay
+        return max(delay, 0.0)
+
+    def try_take(self) -> bool:
+        """Take the next slot only if it is due now (a message pipelined ahead never goes early)."""
+        with self._lock:
+            now = self.clock()
+            if self._held_until is not None and self._held_until > now:
+                return False
+            if not self.per_second:
+                return True
+            if self._next is not None and self._next > now:
+                return False
+            self._next = now + 1.0 / self.per_second
+            return True
+
+    def hold(self, seconds: float) -> None:
+        """No message before `seconds` from now, on any connection (a server's Retry-After, a 429)."""
+        with self._lock:
+            until = self.clock() + seconds
+            self._held_until = max(until, self._held_until or until)
 
 
 @dataclass

@@ -19,6 +19,8 @@ class Preset:
     per_minute: int | None = None
     daily_messages: int | None = None
     daily_recipients: int | None = None
+    max_connections: int | None = None
+    """Connections at a time the provider accepts for one mailbox (`--connections` is capped to it)."""
 
 
 GMAIL_NOTE = (
@@ -31,13 +33,14 @@ PRESETS: dict[str, Preset] = {
     p.key: p
     for p in (
         Preset("office365", "Office 365 / Microsoft 365", "smtp.office365.com", 587, "starttls",
-               notes="SMTP AUTH must be enabled for the mailbox.", per_minute=30, daily_recipients=10_000),
+               notes="SMTP AUTH must be enabled for the mailbox.", per_minute=30, daily_recipients=10_000,
+               max_connections=3),
         Preset("gmail", "Gmail / Google Workspace", "smtp.gmail.com", 587, "starttls",
-               ("gmail.com", "googlemail.com"), GMAIL_NOTE, daily_messages=2_000),
+               ("gmail.com", "googlemail.com"), GMAIL_NOTE, daily_messages=2_000, max_connections=3),
         Preset("outlook", "Outlook.com / Hotmail", "smtp-mail.outlook.com", 587, "starttls",
                ("outlook.com", "hotmail.com", "live.com", "msn.com"),
                "Outlook.com accounts increasingly accept only OAuth sign-in; a password may be refused.",
-               per_minute=30, daily_recipients=5_000),
+               per_minute=30, daily_recipients=5_000, max_connections=3),
         Preset("yahoo", "Yahoo Mail", "smtp.mail.yahoo.com", 465, "ssl", ("yahoo.com", "ymail.com"),
                "Yahoo needs an app password generated in the account's security settings."),
         Preset("icloud", "iCloud Mail", "smtp.mail.me.com", 587, "starttls", ("icloud.com", "me.com", "mac.com"),

@@ -2,70 +2,105 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from xoromail_cli.batch import InvalidRow, SendJob
 from xoromail_cli.config import Profile
 from xoromail_cli.errors import ExitCode, StageFailedError, XoromailError
 from xoromail_cli.events import Event
 from xoromail_cli.idempotency import check_key_template, idempotency_key
+from xoromail_cli.inflight import InFlight, owed_state
 from xoromail_cli.messages import Renderer, compose
 from xoromail_cli.pacing import Backoff, RateLimiter, now
 from xoromail_cli.results import MessageResult, ResultStatus, Summary
-from xoromail_cli.services.base import ConnectionLostError, Delivery, Envelope, Refusal, Transport
+from xoromail_cli.services.base import (
+    ConnectionLostError,
+    Delivery,
+    Envelope,
+    PipeliningTransport,
+    Refusal,
+    Transport,
+)
 
 if TYPE_CHECKING:
     from xoromail_cli.ledger import LedgerEntry  # sqlite3 loads only when a ledger is used
     from xoromail_cli.ledger import SentLedger as Ledger
 
 
-class InFlight:
-    """Ledger bookkeeping of one attempt: in flight just before DATA, then settled with its outcome."""
-
-    def __init__(self, ledger: Ledger | None, owner: tuple[str, str], event: str, key: str, envelope: Envelope,
-                 row: int | None) -> None:
-        """`owner` is (account key, profile name): rows belong to the account, the profile is noted."""
-        self._ledger, (self._account, self._profile), self._event, self._key = ledger, owner, event, key
-        self._envelope, self._row = envelope, row
-        self.entry_id: int | None = None
-        self.data_started = False
-        self._written: tuple[str, str, tuple[str, ...]] | None = None
-
-    def mark(self) -> None:
-        """Called just before DATA: from here on the message may reach the server."""
-        self.data_started = True
-        if self._ledger is not None:
-            self.entry_id = self._ledger.begin(self._account, self._event, self._key, self._envelope.recipients,
-                                               self._envelope.message_id, self._row, profile=self._profile)
-
-    def conclude(self, status: str, reply: str, pending: tuple[str, ...] = (), refused: tuple[str, ...] = ()) -> None:
-        """The message's state, kept on the row of its first delivery: who got it and who is still owed."""
-        if self._ledger is not None and self.entry_id is not None and self._written != (status, reply, pending):
-            self._ledger.finish(self.entry_id, status, reply, pending, refused)
-            self._written = (status, reply, pending)
-
-    def settle(self, status: str, reply: str, *, record_refusal: bool) -> None:
-        """Close the in-flight row; an attempt refused before DATA is recorded once it is final."""
-        if self._ledger is None:
-            return
-        if self.entry_id is not None:
-            self._ledger.finish(self.entry_id, status, reply)
-            self._written = (status, reply, ())
-        elif record_refusal:
-            self._ledger.record(self._account, self._event, self._key, self._envelope.recipients,
-                                self._envelope.message_id, self._row, status, reply, profile=self._profile)
+Item = SendJob | MessageResult
+"""A job to send, or a result already known (a bad row's report, given in its place)."""
 
 
-def _owed_state(reply: str | None, remaining: dict[str, str],
-                owed: tuple[str, ...]) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
-    """How the message row reads now: sent, or partial with the refusals listed and who is still owed."""
-    if not remaining:
-        return "sent", reply or "delivered to every recipient", (), ()
-    listed = "; ".join(f"{address}: {text}" for address, text in remaining.items())
-    return "partial", f"delivered except to {listed}", owed, tuple(remaining)
+class JobSource(Protocol):
+    """Hands out a batch's items with their places; shared by the connections of a parallel run."""
+
+    def take(self, wait: bool = True) -> tuple[int, Item] | None:
+        """The next item, or None at the end; with `wait=False` also None when nothing is at hand right now."""
+
+    def halted(self) -> bool:
+        """The batch was stopped elsewhere (another connection met a quota): send nothing more, not even a row
+        already taken ahead."""
+
+
+class InOrder:
+    """One connection's source: the batch as it streams."""
+
+    def __init__(self, items: Iterable[Item]) -> None:
+        self._items = enumerate(items)
+
+    def take(self, wait: bool = True) -> tuple[int, Item] | None:
+        return next(self._items, None)
+
+    def halted(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A message composed and due: everything the delivery needs."""
+
+    job: SendJob
+    envelope: Envelope
+    key: str
+
+
+def batch_items(event: Event, jobs: Iterable[SendJob | InvalidRow], reported: Sequence[InvalidRow]) -> Iterator[Item]:
+    """The jobs, with each bad row as its report (skipping those `reported` up front already)."""
+    rows = {invalid.row for invalid in reported}
+    for item in jobs:
+        if not isinstance(item, InvalidRow):
+            yield item
+        elif item.row not in rows:
+            yield invalid_result(event, item)
+
+
+def invalid_result(event: Event, invalid: InvalidRow) -> MessageResult:
+    return MessageResult(event.name, invalid.row, (), "invalid", invalid.error.message, hint=invalid.error.hint,
+                         exit_code=int(invalid.error.exit_code))
+
+
+def settle_interrupted(ledger: Ledger | None, account: str, event: str) -> list[MessageResult]:
+    """Messages an earlier run left in flight (for this account): reported once, before anything is sent."""
+    if ledger is None:
+        return []
+    results = []
+    for entry in ledger.interrupted(account, event):
+        ledger.settle_interrupted(entry.id)
+        results.append(MessageResult(entry.event, entry.row or 0, entry.recipients, "interrupted",
+                                     "was in flight when an earlier run stopped: it may have been delivered; "
+                                     "it is sent again if still due (a possible duplicate)",
+                                     entry.message_id, key=entry.idempotency_key))
+    return results
+
+
+def stop_error(result: MessageResult) -> XoromailError:
+    """Why the batch stopped at `result` (a quota, the sender refused)."""
+    return XoromailError(f"stopped the batch: {result.reply}; the remaining messages were not sent",
+                         f"{result.hint}; re-running later sends only what is still missing",
+                         exit_code=ExitCode(result.exit_code or ExitCode.TEMPFAIL))
 
 
 @dataclass
@@ -88,20 +123,16 @@ class Sender:
     duplicate, reported as such); False keeps it in flight for the next run to report instead."""
     before_delivery: Callable[[int], None] | None = None
     """Told each message's recipient count just before it goes out (daily-quota watch)."""
+    on_open: Callable[[], None] | None = None
+    """Told each time the transport has opened (signed in): a parallel run starts the others after the first."""
     _connected: bool = False
 
     @property
     def owner(self) -> tuple[str, str]:
         """Whose ledger rows these are: the sending account's key, and the profile's name for people."""
-        from xoromail_cli.ledger import account_key
+        from xoromail_cli.accounts import account_key
 
         return account_key(self.profile.service, self.profile.email), self.profile.name
-
-    def __post_init__(self) -> None:
-        if self.transport is not None:  # a message over the service's limit is refused before it goes
-            from xoromail_cli.sizelimit import size_checked
-
-            self.transport = size_checked(self.transport)
 
     def run(self, jobs: Iterable[SendJob | InvalidRow], invalid_first: Sequence[InvalidRow] = (),
             total: int | None = None) -> Summary:
@@ -117,35 +148,15 @@ class Sender:
             summary.add(result)
             self.on_result(result)
 
-        if self.ledger is not None:
-            for entry in self.ledger.interrupted(self.owner[0], self.event.name):
-                self.ledger.settle_interrupted(entry.id)
-                emit(MessageResult(entry.event, entry.row or 0, entry.recipients, "interrupted",
-                                   "was in flight when an earlier run stopped: it may have been delivered; "
-                                   "it is sent again if still due (a possible duplicate)",
-                                   entry.message_id, key=entry.idempotency_key))
-
-        def report(invalid: InvalidRow) -> None:
-            emit(MessageResult(self.event.name, invalid.row, (), "invalid", invalid.error.message,
-                               hint=invalid.error.hint, exit_code=int(invalid.error.exit_code)))
-
+        for result in settle_interrupted(self.ledger, self.owner[0], self.event.name):
+            emit(result)
         for invalid in invalid_first:
-            report(invalid)
-        reported = {invalid.row for invalid in invalid_first}
+            emit(invalid_result(self.event, invalid))
         try:
-            for item in jobs:
-                if isinstance(item, InvalidRow):
-                    if item.row not in reported:
-                        report(item)
-                    continue
-                result = self._one(item)
-                emit(result)
-                if result.stops_batch:
-                    summary.aborted = XoromailError(
-                        f"stopped the batch: {result.reply}; the remaining messages were not sent",
-                        f"{result.hint}; re-running later sends only what is still missing",
-                        exit_code=ExitCode(result.exit_code or ExitCode.TEMPFAIL))
-                    break
+            stopper = self.send_each(InOrder(batch_items(self.event, jobs, invalid_first)),
+                                     lambda place, result: emit(result))
+            if stopper is not None:
+                summary.aborted = stop_error(stopper)
         except XoromailError as error:
             summary.aborted = error
         except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM turned into Terminated: report, don't vanish
@@ -153,11 +164,76 @@ class Sender:
 
             summary.aborted = interruption(stop)
         finally:
-            if self.transport is not None:
-                self.transport.close()
+            self.close()
         return summary
 
-    def _one(self, job: SendJob) -> MessageResult:
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def send_each(self, source: JobSource, emit: Callable[[int, MessageResult], None]) -> MessageResult | None:
+        """Send what `source` hands out, each result emitted with its place; returns the result that stopped
+        the batch, if one did. With a pipelining transport the next message is prepared (and its envelope
+        commands sent) while this one's data is on the way: see `_look_ahead`."""
+        taken = source.take()
+        prepared: _Ready | MessageResult | None = None
+        announced = False
+        pipeliner = self.transport if isinstance(self.transport, PipeliningTransport) else None  # checked once: slow
+        while taken is not None and not source.halted():
+            place, item = taken
+            if prepared is None:
+                prepared = item if isinstance(item, MessageResult) else self._prepare(item)
+            if isinstance(prepared, MessageResult):
+                emit(place, prepared)
+                if prepared.stops_batch:
+                    return prepared
+                taken, prepared, announced = source.take(), None, False
+                continue
+            if not announced:
+                self._pace(prepared)
+            upcoming = source.take(wait=False) if pipeliner is not None and pipeliner.pipelining else None
+            ahead, ahead_announced = self._look_ahead(prepared, upcoming)
+            result = self._deliver(prepared.job, prepared.envelope, prepared.key,
+                                   ahead.envelope if isinstance(ahead, _Ready) and ahead_announced else None)
+            emit(place, result)
+            if result.stops_batch:
+                return result
+            taken = upcoming if upcoming is not None else source.take()
+            prepared, announced = ahead, ahead_announced
+        return None
+
+    def _look_ahead(self, current: _Ready, upcoming: tuple[int, Item] | None) -> tuple[_Ready | MessageResult | None,
+                                                                                       bool]:
+        """Prepare the next item now, and say whether its envelope may go out behind `current`'s data.
+
+        It may when its rate slot is due already (pacing stays exact: no MAIL FROM before its time) and its
+        key differs from `current`'s (a repeated row must see `current`'s ledger row before it is checked).
+        """
+        if upcoming is None:
+            return None, False
+        item = upcoming[1]
+        if isinstance(item, MessageResult):
+            return item, False
+        if idempotency_key(self.event, item, self.key_template) == current.key:
+            return None, False
+        try:
+            prepared = self._prepare(item)
+        except XoromailError:
+            return None, False  # prepared again in its turn, after `current`, and reported there
+        if isinstance(prepared, _Ready) and not self._too_large(prepared.envelope) and self.rate.try_take():
+            if self.before_delivery is not None:
+                self.before_delivery(len(prepared.envelope.recipients))
+            return prepared, True
+        return prepared, False
+
+    def _pace(self, ready: _Ready) -> None:
+        """Just before a message goes out: the daily-quota watch, then the rate limit."""
+        if self.before_delivery is not None:
+            self.before_delivery(len(ready.envelope.recipients))
+        self.rate.wait()
+
+    def _prepare(self, job: SendJob) -> _Ready | MessageResult:
+        """Everything before sending: already sent (skipped), owed recipients only, composed; or a dry run."""
         key = idempotency_key(self.event, job, self.key_template)
         recipients = job.recipients.envelope
         owed: tuple[str, ...] = ()
@@ -186,10 +262,7 @@ class Sender:
         if self.transport is None:
             return MessageResult(self.event.name, job.row, recipients, "dry-run", "not sent (dry run)",
                                  envelope.message_id, key=key, rendered=rendered, envelope=envelope)
-        if self.before_delivery is not None:
-            self.before_delivery(len(envelope.recipients))
-        self.rate.wait()
-        return self._deliver(job, envelope, key)
+        return _Ready(job, envelope, key)
 
     def _due_again(self, previous: LedgerEntry) -> bool:
         """Due once `resend_after` has passed, less a grace (5%, at most an hour) for cron's jitter."""
@@ -198,7 +271,7 @@ class Sender:
         grace = min(self.resend_after * 0.05, timedelta(hours=1))
         return previous.created_at <= now() - self.resend_after + grace
 
-    def _deliver(self, job: SendJob, envelope: Envelope, key: str) -> MessageResult:
+    def _deliver(self, job: SendJob, envelope: Envelope, key: str, following: Envelope | None = None) -> MessageResult:
         """Send with retries; recipients refused with a 4xx are retried alone, never the ones that got it.
 
         The ledger row of the first delivery always says who is still owed, so a run that stops at any
@@ -211,7 +284,7 @@ class Sender:
         while True:
             attempt += 1
             marker = InFlight(self.ledger, self.owner, self.event.name, key, pending, job.row or None)
-            delivery = self._attempt(pending, marker, attempt)
+            delivery = self._attempt(pending, marker, attempt, following if attempt == 1 else None)
             if delivery.unknown:
                 if not self.retry_in_doubt or in_doubt or attempt > self.retries:
                     return MessageResult(self.event.name, job.row, envelope.recipients, "temporary", delivery.reply,
@@ -235,7 +308,7 @@ class Sender:
                           record_refusal=not retry)
             if delivery.ok and message_row is None:
                 message_row = marker
-            state = _owed_state(delivery.reply if message_row is marker else None, {**permanent, **temporary},
+            state = owed_state(delivery.reply if message_row is marker else None, {**permanent, **temporary},
                                 tuple(temporary))
             if message_row is not None:
                 message_row.conclude(*state)
@@ -243,6 +316,8 @@ class Sender:
                 pending = pending.restricted_to(temporary)
                 if delivery.reconnect:
                     self._disconnect()
+                if delivery.retry_after:
+                    self.rate.hold(delivery.retry_after)  # every connection sharing the limit waits too
                 self.backoff.pause(attempt - 1, at_least=delivery.retry_after)
                 continue
             if message_row is None:
@@ -278,7 +353,7 @@ class Sender:
                              hint, int(ExitCode.TEMPFAIL if temporary_only else ExitCode.DATAERR), attempts, key,
                              stops_batch=stops_batch)
 
-    def _attempt(self, envelope: Envelope, marker: InFlight, attempt: int) -> Delivery:
+    def _attempt(self, envelope: Envelope, marker: InFlight, attempt: int, following: Envelope | None) -> Delivery:
         """One try: (re)connect if needed, then send. A connection lost before the data is temporary; once the
         message's data went out, its fate is unknown: it stays in flight for the next run to report."""
         assert self.transport is not None
@@ -286,6 +361,15 @@ class Sender:
             if not self._connected:
                 self.transport.open()
                 self._connected = True
+                if self.on_open is not None:
+                    self.on_open()
+            if self._too_large(envelope):
+                from xoromail_cli.sizelimit import too_large
+
+                assert self.transport.max_message_size is not None
+                return too_large(len(envelope.data), self.transport.max_message_size, self.transport.name)
+            if following is not None and isinstance(self.transport, PipeliningTransport):
+                return self.transport.send_then(envelope, marker.mark, following)
             return self.transport.send(envelope, before_data=marker.mark)
         except StageFailedError as error:
             self._disconnect()
@@ -294,12 +378,17 @@ class Sender:
             return Delivery("temporary", error.message, exit_code=int(error.exit_code), hint=error.hint)
         except ConnectionLostError as lost:
             self._disconnect()
-            if lost.committed or marker.data_started:
+            if lost.committed:  # the transport knows whether the data was handed over; trust it
                 return Delivery("temporary", lost.message, exit_code=int(ExitCode.TEMPFAIL),
                                 hint="it stays in flight: the next run reports it and sends it again "
                                      "(a possible duplicate)", unknown=True)
             return Delivery("temporary", lost.message, exit_code=int(ExitCode.TEMPFAIL),
                             hint=lost.hint or "the connection was lost before the message; it was retried")
+
+    def _too_large(self, envelope: Envelope) -> bool:
+        """Over the limit the open service announced (SMTP SIZE) or states: refused before any of it goes."""
+        limit = self.transport.max_message_size if self.transport is not None else None
+        return limit is not None and len(envelope.data) > limit
 
     def _disconnect(self) -> None:
         self._connected = False

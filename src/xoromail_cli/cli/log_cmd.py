@@ -31,9 +31,9 @@ def log(
 ) -> None:
     """List what was sent, when, to whom, with Message-ID and the server's reply."""
     from xoromail_cli import config, dispatch
+    from xoromail_cli.accounts import account_key
     from xoromail_cli.cli.console import out, print_json_line
     from xoromail_cli.events import get_event
-    from xoromail_cli.ledger import account_key
     from xoromail_cli.ledger_url import open_ledger
     from xoromail_cli.pacing import parse_since
 

@@ -54,6 +54,9 @@ def send(
         "instead of going again now (never a duplicate, maybe a day late).")] = False,
     rate: Annotated[str | None, typer.Option("--rate", metavar="N/min",
                                              help="Pace messages (default: profile's rate or the provider's).")] = None,
+    connections: Annotated[int | None, typer.Option(
+        "--connections", metavar="N", min=1, max=10,
+        help="Send a batch over up to N connections at once (default: the profile's, else 1).")] = None,
     wait: Annotated[float, typer.Option("--wait", metavar="SECONDS", min=0.0, max=86400.0,
                                         help="Wait this long for another run of this profile to finish.")] = 0.0,
     timeout: Annotated[float | None, typer.Option("--timeout", metavar="SECONDS", min=0.1, max=3600.0,
@@ -77,7 +80,8 @@ def send(
     options = dispatch.SendOptions(dry_run=dry_run, outbox=outbox, retries=retries, retry_delay=retry_delay,
                                    rate=rate, wait=wait, timeout=timeout, subject=subject,
                                    key_template=idempotency_key, resend=resend, resend_after=resend_after,
-                                   retry_in_doubt=not no_retry_in_doubt, preview_pending=pending)
+                                   retry_in_doubt=not no_retry_in_doubt, preview_pending=pending,
+                                   connections=connections)
     printer = _Printer(as_json=as_json, quiet=quiet, single=not plan.is_batch, dry_run=dry_run)
     with printer.progress(plan.total if plan.is_batch else 0):
         summary = dispatch.execute(plan, options, on_result=printer.show,

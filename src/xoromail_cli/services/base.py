@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from xoromail_cli.errors import ExitCode, TemporaryError
 
@@ -139,6 +139,21 @@ class Transport(Protocol):
 
     def close(self) -> None:
         """Say goodbye politely; never raises."""
+
+
+@runtime_checkable
+class PipeliningTransport(Transport, Protocol):
+    """A transport that can start the next message before this one's reply (SMTP PIPELINING, RFC 2920).
+
+    Optional: the sender uses it when a transport has it and `pipelining` is true for the open session.
+    """
+
+    pipelining: bool
+
+    def send_then(self, envelope: Envelope, before_data: Callable[[], None] | None,
+                  following: Envelope | None) -> Delivery:
+        """`send`, handing over `following`'s envelope commands behind this message's data. `before_data` is
+        still called just before *this* message's data; `following` is not sent until its own call."""
 
 
 class SecretStore(Protocol):

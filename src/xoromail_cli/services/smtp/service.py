@@ -137,7 +137,8 @@ class SmtpService:
         preset = preset_for_profile(profile)
         if preset is None:
             return None
-        return Limits(preset.label, preset.per_minute, preset.daily_messages, preset.daily_recipients)
+        return Limits(preset.label, preset.per_minute, preset.daily_messages, preset.daily_recipients,
+                      preset.max_connections)
 
 
 SERVICE = SmtpService()

@@ -1,0 +1,59 @@
+"""The ledger rows of one message's attempts: in flight just before its data, then settled with its outcome.
+
+One row per delivery attempt; the row of the first delivery always says who is still owed, so a run that
+stops at any point leaves the next run exactly the recipients left to do.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from xoromail_cli.ledger import SentLedger as Ledger
+    from xoromail_cli.services.base import Envelope
+
+
+class InFlight:
+    """Ledger bookkeeping of one attempt: in flight just before DATA, then settled with its outcome."""
+
+    def __init__(self, ledger: Ledger | None, owner: tuple[str, str], event: str, key: str, envelope: Envelope,
+                 row: int | None) -> None:
+        """`owner` is (account key, profile name): rows belong to the account, the profile is noted."""
+        self._ledger, (self._account, self._profile), self._event, self._key = ledger, owner, event, key
+        self._envelope, self._row = envelope, row
+        self.entry_id: int | None = None
+        self.data_started = False
+        self._written: tuple[str, str, tuple[str, ...]] | None = None
+
+    def mark(self) -> None:
+        """Called just before DATA: from here on the message may reach the server."""
+        self.data_started = True
+        if self._ledger is not None:
+            self.entry_id = self._ledger.begin(self._account, self._event, self._key, self._envelope.recipients,
+                                               self._envelope.message_id, self._row, profile=self._profile)
+
+    def conclude(self, status: str, reply: str, pending: tuple[str, ...] = (), refused: tuple[str, ...] = ()) -> None:
+        """The message's state, kept on the row of its first delivery: who got it and who is still owed."""
+        if self._ledger is not None and self.entry_id is not None and self._written != (status, reply, pending):
+            self._ledger.finish(self.entry_id, status, reply, pending, refused)
+            self._written = (status, reply, pending)
+
+    def settle(self, status: str, reply: str, *, record_refusal: bool) -> None:
+        """Close the in-flight row; an attempt refused before DATA is recorded once it is final."""
+        if self._ledger is None:
+            return
+        if self.entry_id is not None:
+            self._ledger.finish(self.entry_id, status, reply)
+            self._written = (status, reply, ())
+        elif record_refusal:
+            self._ledger.record(self._account, self._event, self._key, self._envelope.recipients,
+                                self._envelope.message_id, self._row, status, reply, profile=self._profile)
+
+
+def owed_state(reply: str | None, remaining: dict[str, str],
+                owed: tuple[str, ...]) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
+    """How the message row reads now: sent, or partial with the refusals listed and who is still owed."""
+    if not remaining:
+        return "sent", reply or "delivered to every recipient", (), ()
+    listed = "; ".join(f"{address}: {text}" for address, text in remaining.items())
+    return "partial", f"delivered except to {listed}", owed, tuple(remaining)

@@ -1,0 +1,253 @@
+"""`--connections N`: one batch over N connections, each running the Sender's own per-message logic.
+
+Every worker thread is a copy of one Sender with its own transport and its own ledger connection (SQLite in
+WAL mode takes one writer at a time; each commit is short and waits its turn through the busy timeout). Rows
+are handed out one at a time from a shared source, so each goes out on exactly one connection and its ledger
+row is written by that connection. A connection that cannot be (re)opened hands back the rows it holds to
+the others. Results are reported in row order, as a single connection reports them; the pacing limiter and
+the daily-quota watch are shared, so `--rate` is a total.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from xoromail_cli.batch import InvalidRow, SendJob
+from xoromail_cli.errors import ExitCode, StageFailedError, XoromailError
+from xoromail_cli.idempotency import check_key_template
+from xoromail_cli.results import MessageResult, Summary
+from xoromail_cli.sending import Item, Sender, batch_items, invalid_result, settle_interrupted, stop_error
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from xoromail_cli.ledger import SentLedger as Ledger
+    from xoromail_cli.services.base import SecretStore, Transport
+
+_FINISHED = XoromailError("every row was handed out")
+
+
+class SharedRows:
+    """The batch's items for several workers: each taken once, held until its result, handed back if the
+    worker's connection fails. A worker with nothing in hand waits while others still hold rows they may hand
+    back; one that looks ahead (holding a row already) never waits, so two workers cannot wait on each other."""
+
+    def __init__(self, items: Iterable[Item]) -> None:
+        self._items: Iterator[tuple[int, Item]] = enumerate(items)
+        self._returned: list[tuple[int, Item]] = []
+        self._held: dict[int, dict[int, Item]] = {}
+        self._exhausted = False
+        self._changed = threading.Condition()
+        self.stopped: XoromailError | None = None
+        self.lost: list[XoromailError] = []
+        self.crashed: BaseException | None = None
+
+    def view(self, worker: int) -> _WorkerRows:
+        with self._changed:
+            self._held[worker] = {}
+        return _WorkerRows(self, worker)
+
+    def take(self, worker: int, wait: bool) -> tuple[int, Item] | None:
+        with self._changed:
+            while self.stopped is None:
+                taken = self._next()
+                if taken is not None:
+                    self._held[worker][taken[0]] = taken[1]
+                    return taken
+                others = any(rows for holder, rows in self._held.items() if holder != worker)
+                if not wait or self._held[worker] or not others:
+                    return None
+                self._changed.wait()
+            return None
+
+    def _next(self) -> tuple[int, Item] | None:
+        if self._returned:
+            self._returned.sort(key=lambda taken: taken[0])
+            return self._returned.pop(0)
+        if not self._exhausted:
+            taken = next(self._items, None)
+            if taken is not None:
+                return taken
+            self._exhausted = True
+        return None
+
+    def done(self, worker: int, place: int) -> None:
+        with self._changed:
+            self._held[worker].pop(place, None)
+            self._changed.notify_all()
+
+    def lose(self, worker: int, error: XoromailError) -> None:
+        """A worker's connection failed for good: its rows go back; the batch stops only with the last worker."""
+        with self._changed:
+            self._returned += self._held.pop(worker).items()
+            self.lost.append(error)
+            if not self._held and self.stopped is None:
+                self.stopped = error
+            self._changed.notify_all()
+
+    def leave(self, worker: int) -> None:
+        with self._changed:
+            self._returned += self._held.pop(worker, {}).items()
+            self._changed.notify_all()
+
+    def stop(self, error: XoromailError) -> None:
+        with self._changed:
+            if self.stopped is None:
+                self.stopped = error
+            self._changed.notify_all()
+
+
+class _WorkerRows:
+    """One worker's view of the shared rows (a `sending.JobSource`)."""
+
+    def __init__(self, rows: SharedRows, worker: int) -> None:
+        self._rows, self._worker = rows, worker
+
+    def take(self, wait: bool = True) -> tuple[int, Item] | None:
+        return self._rows.take(self._worker, wait)
+
+    def halted(self) -> bool:
+        return self._rows.stopped is not None
+
+
+class InRowOrder:
+    """Passes results on in row order, whichever connection finished first."""
+
+    def __init__(self, emit: Callable[[MessageResult], None]) -> None:
+        self._emit = emit
+        self._next = 0
+        self._waiting: dict[int, MessageResult] = {}
+        self._lock = threading.Lock()
+
+    def put(self, place: int, result: MessageResult) -> None:
+        with self._lock:
+            self._waiting[place] = result
+            while self._next in self._waiting:
+                self._emit(self._waiting.pop(self._next))
+                self._next += 1
+
+    def flush(self) -> None:
+        """At the end: results behind a row that was never sent (the batch stopped) still come out, in order."""
+        with self._lock:
+            for place in sorted(self._waiting):
+                self._emit(self._waiting.pop(place))
+
+
+def run_parallel(base: Sender, transports: Sequence[Transport], open_ledger: Callable[[], Ledger] | None,
+                 jobs: Iterable[SendJob | InvalidRow], invalid_first: Sequence[InvalidRow] = (),
+                 on_warning: Callable[[str], None] = lambda text: None, total: int | None = None) -> Summary:
+    """Send `jobs` over one worker per transport. `base` is the Sender each worker copies (its ledger is the
+    main one, used for the report of interrupted messages); `open_ledger` opens a worker's own connection."""
+    if base.key_template:
+        check_key_template(base.event, base.key_template)
+    summary = Summary(total=total)
+
+    def emit(result: MessageResult) -> None:
+        summary.add(result)
+        base.on_result(result)
+
+    for result in settle_interrupted(base.ledger, base.owner[0], base.event.name):
+        emit(result)
+    for invalid in invalid_first:
+        emit(invalid_result(base.event, invalid))
+    rows = SharedRows(batch_items(base.event, jobs, invalid_first))
+    ordered = InRowOrder(emit)
+    signed_in = threading.Event()  # the others connect once the first has signed in: a wrong password fails once
+    threads = [threading.Thread(target=_work, args=(base, transport, open_ledger, rows.view(index), rows, index,
+                                                     ordered, signed_in), name=f"xoromail-connection-{index + 1}",
+                                daemon=True)
+               for index, transport in enumerate(transports)]
+    for thread in threads:
+        thread.start()
+    interrupted: XoromailError | None = None
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.25)  # a bounded join lets the main thread take signals
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the summary says so (130, 143)
+        from xoromail_cli.interrupts import interruption
+
+        interrupted = interruption(stop)
+    finally:
+        rows.stop(_FINISHED)  # after a signal: the others finish the message in hand and take no more
+        for thread in threads:
+            thread.join(base.profile.timeout)
+        ordered.flush()
+    if rows.crashed is not None:
+        raise rows.crashed
+    if interrupted is not None:
+        summary.aborted = interrupted
+    elif rows.stopped is not _FINISHED:
+        summary.aborted = rows.stopped
+    for error in rows.lost:
+        if error is not rows.stopped:
+            on_warning(f"one connection stopped ({error.message}); its rows went to the other connections")
+    return summary
+
+
+def _work(base: Sender, transport: Transport, open_ledger: Callable[[], Ledger] | None, view: _WorkerRows,
+          rows: SharedRows, index: int, ordered: InRowOrder, signed_in: threading.Event) -> None:
+    """One connection: the Sender's own loop over the rows it takes. Connection 1 goes first; the others wait
+    until it has signed in (or given up), so a refused password or certificate stops the batch after one try."""
+    ledger = None
+    sender = None
+
+    def emit(place: int, result: MessageResult) -> None:
+        ordered.put(place, result)
+        rows.done(index, place)
+
+    try:
+        if index:
+            signed_in.wait()
+        ledger = open_ledger() if open_ledger is not None else None
+        sender = dataclasses.replace(base, transport=transport, ledger=ledger,
+                                     on_open=signed_in.set if index == 0 else None)
+        stopper = sender.send_each(view, emit)
+        if stopper is not None:
+            rows.stop(stop_error(stopper))
+    except StageFailedError as error:
+        if error.exit_code == ExitCode.TEMPFAIL:
+            rows.lose(index, error)  # throttled or too many connections: the others carry on
+        else:
+            rows.stop(error)
+    except XoromailError as error:
+        rows.stop(error)
+    except BaseException as error:  # noqa: BLE001  # a bug: recorded, every worker stops, the main thread raises it
+        rows.crashed = error
+        rows.stop(_FINISHED)
+    finally:
+        if index == 0:
+            signed_in.set()
+        rows.leave(index)
+        if sender is not None:
+            sender.close()
+        if ledger is not None:
+            ledger.close()
+
+
+class RememberedSecrets:
+    """One look-up per secret for all connections (a password_command runs once, not once per connection)."""
+
+    def __init__(self, store: SecretStore) -> None:
+        self._store = store
+        self._values: dict[str, str | None] = {}
+        self._lock = threading.Lock()
+
+    def get(self, kind: str) -> str | None:
+        with self._lock:
+            if kind not in self._values:
+                self._values[kind] = self._store.get(kind)
+            return self._values[kind]
+
+    def set(self, kind: str, value: str) -> None:
+        with self._lock:
+            self._values[kind] = value
+            self._store.set(kind, value)
+
+    def delete(self, kind: str) -> None:
+        with self._lock:
+            self._values.pop(kind, None)
+            self._store.delete(kind)

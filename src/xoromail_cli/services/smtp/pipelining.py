@@ -1,0 +1,98 @@
+"""SMTP PIPELINING (RFC 2920): one message's MAIL, RCPT… and DATA in one write, their replies read in order.
+
+smtplib speaks lock-step only, so these helpers write on the session `transport.connect` opened (certificate
+verified, STARTTLS refused when stripped) and read each reply with smtplib's own `getreply()`. RFC 2920 lets
+the end of one message's data share a write with the next message's commands; DATA is always the last command
+of a group, and the message itself follows only after its 354, so the in-flight mark stays exact.
+"""
+
+from __future__ import annotations
+
+import re
+import select
+import smtplib
+import ssl
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from xoromail_cli.services.base import Envelope
+    from xoromail_cli.services.smtp.session import _Client
+
+Reply = tuple[int, bytes]
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+CLOSING = 421
+"""The server is closing the session: no reply follows this one (RFC 5321 §3.8)."""
+
+
+@dataclass
+class GroupReplies:
+    """The server's answers to one message's MAIL FROM, RCPT TO… and DATA, matched to them in order.
+
+    After a 421 no further reply comes: the commands behind it have none (`rcpt` is then short, `data` None).
+    """
+
+    envelope: Envelope
+    mail: Reply
+    rcpt: list[Reply] = field(default_factory=list)
+    data: Reply | None = None
+
+    @property
+    def closing(self) -> bool:
+        return any(code == CLOSING for code, _ in (self.mail, *self.rcpt, *([self.data] if self.data else [])))
+
+    @property
+    def awaits_data(self) -> bool:
+        """The server said 354: it now reads message data, so only the data or a dropped connection may follow."""
+        return self.data is not None and self.data[0] == 354
+
+
+def advertised(client: smtplib.SMTP) -> bool:
+    return bool(client.has_extn("pipelining"))
+
+
+def commands(envelope: Envelope) -> list[bytes]:
+    """MAIL FROM, one RCPT TO per recipient, DATA: the lines smtplib would send, as one group."""
+    lines = [f"MAIL FROM:{smtplib.quoteaddr(envelope.sender)}\r\n"]
+    lines += [f"RCPT TO:{smtplib.quoteaddr(recipient)}\r\n" for recipient in envelope.recipients]
+    lines.append("DATA\r\n")
+    return [line.encode("ascii") for line in lines]
+
+
+def message_data(data: bytes) -> bytes:
+    """The message as it travels after 354: leading dots doubled, ending with CRLF . CRLF (as smtplib.data)."""
+    quoted = _LEADING_DOT.sub(b"..", data)
+    if not quoted.endswith(b"\r\n"):
+        quoted += b"\r\n"
+    return quoted + b".\r\n"
+
+
+def read_group(client: _Client, envelope: Envelope) -> GroupReplies:
+    """Read the replies of one group in order; stop at a 421, after which the server says nothing more.
+
+    Raises SMTPServerDisconnected (an OSError-like smtplib error) when the connection ends early.
+    """
+    replies = GroupReplies(envelope, client.getreply())
+    if replies.mail[0] == CLOSING:
+        return replies
+    for _ in envelope.recipients:
+        replies.rcpt.append(client.getreply())
+        if replies.rcpt[-1][0] == CLOSING:
+            return replies
+    replies.data = client.getreply()
+    return replies
+
+
+def hung_up(client: _Client) -> bool:
+    """Whether the server closed (or spoke out of turn) while it should be waiting for our data after 354.
+
+    Checked just before the data goes: a server that hung up behind its 354 has not got the message, so the
+    connection is lost *before* the data and the message is retried, not left in doubt.
+    """
+    sock = client.sock
+    if sock is None:
+        return True
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable)

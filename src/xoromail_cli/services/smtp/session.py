@@ -1,0 +1,232 @@
+"""Opening an SMTP session stage by stage (dns, connect, tls, ehlo, auth), always verifying certificates.
+
+smtplib verifies nothing unless given a context (CPython issue #91826), so every TLS step here uses
+`ssl.create_default_context()` plus the profile's CA file. STARTTLS that the server does not offer is refused,
+never skipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import smtplib
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from xoromail_cli.errors import ConfigError, ExitCode, StageFailedError
+from xoromail_cli.hints import tls_context
+from xoromail_cli.services.base import StageCallback, TraceCallback
+from xoromail_cli.services.smtp.replies import STARTTLS_FIRST_HINT, stage_failure
+
+if TYPE_CHECKING:
+    from xoromail_cli.config import Profile
+
+TokenSource = Callable[[], str]
+"""Returns a current OAuth access token (for XOAUTH2), refreshing it when needed."""
+
+
+@dataclass(frozen=True)
+class SmtpEndpoint:
+    """Everything needed to open one SMTP session: the profile's SMTP table, its CA file and a timeout."""
+
+    host: str
+    port: int
+    security: str
+    username: str
+    ca_file: str | None = None
+    timeout: float = 30.0
+
+    @classmethod
+    def from_profile(cls, profile: Profile, timeout: float | None = None) -> SmtpEndpoint:
+        from xoromail_cli.services.smtp.settings import SmtpSettings
+
+        settings = profile.settings
+        assert isinstance(settings, SmtpSettings)
+        return cls(settings.host, settings.port, settings.security, settings.auth_username(profile.email) or "",
+                   profile.ca_file, timeout if timeout is not None else profile.timeout)
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_plaintext_allowed(settings: SmtpEndpoint) -> None:
+    """Credentials travel without TLS only to this machine."""
+    if settings.security == "none" and settings.username and not is_loopback(settings.host):
+        raise ConfigError(f"security 'none' would send the password for {settings.username} unencrypted "
+                          f"to {settings.host}",
+                          "use security starttls (port 587) or ssl (port 465); 'none' with a password is "
+                          "allowed only for a server on this machine")
+
+
+class _Client(smtplib.SMTP):
+    """smtplib over a socket we connected (and maybe wrapped) ourselves, so each stage is visible."""
+
+    def __init__(self, sock: socket.socket, host: str, port: int, timeout: float,
+                 trace: TraceCallback | None = None) -> None:
+        self._ready_socket = sock
+        self._trace = trace
+        self._in_auth = False
+        super().__init__(host, port, local_hostname=_address_literal(sock), timeout=timeout)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return self._ready_socket
+
+    def send(self, s: str | bytes) -> None:  # type: ignore[override]  # smtplib's own signature, narrowed for tracing
+        self._trace_out(s)
+        super().send(s)
+
+    def write(self, parts: list[bytes]) -> None:
+        """Several commands (and maybe a message) in one write, as PIPELINING allows; traced one by one."""
+        for part in parts:
+            self._trace_out(part)
+        super().send(b"".join(parts))
+
+    def _trace_out(self, s: str | bytes) -> None:
+        if self._trace is None:
+            return
+        text = s.decode("utf-8", "replace") if isinstance(s, bytes) else s
+        if text.upper().startswith("AUTH "):
+            self._in_auth = True
+            self._trace("→", f"AUTH {[*text.split(), ''][1]} ********")
+        elif self._in_auth:
+            self._trace("→", "******** (sign-in data)")
+        else:
+            self._trace("→", _redact(text))
+
+    def getreply(self) -> tuple[int, bytes]:
+        code, text = super().getreply()
+        if code != 334:
+            self._in_auth = False
+        if self._trace is not None:
+            self._trace("←", f"{code} {text.decode('utf-8', 'replace')}".replace("\n", f"\n{code} "))
+        return code, text
+
+    def sign_in(self, user: str, password: str) -> None:
+        """One AUTH exchange with one mechanism: smtplib's login() tries PLAIN, then LOGIN, so one wrong
+        password counts twice against lockout and fail2ban limits. Credentials go as UTF-8 (RFC 4616)."""
+        mechanisms = self.esmtp_features.get("auth", "").upper().split()
+        if "PLAIN" in mechanisms:
+            token = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode("ascii")
+            code, reply = self.docmd("AUTH", f"PLAIN {token}")
+        elif "LOGIN" in mechanisms:
+            code, reply = self.docmd("AUTH", "LOGIN " + base64.b64encode(user.encode()).decode("ascii"))
+            if code == 334:
+                code, reply = self.docmd(base64.b64encode(password.encode()).decode("ascii"))
+        else:
+            raise smtplib.SMTPNotSupportedError("SMTP AUTH extension not supported by server.")
+        if code not in (235, 503):
+            raise smtplib.SMTPAuthenticationError(code, reply)
+
+    def sign_in_oauth(self, user: str, token: str) -> None:
+        """AUTH XOAUTH2 (Microsoft 365, Gmail): the access token in place of a password."""
+        if "XOAUTH2" not in self.esmtp_features.get("auth", "").upper().split():
+            raise smtplib.SMTPNotSupportedError("SMTP AUTH XOAUTH2 not supported by server.")
+        payload = base64.b64encode(f"user={user}\x01auth=Bearer {token}\x01\x01".encode()).decode("ascii")
+        code, reply = self.docmd("AUTH", f"XOAUTH2 {payload}")
+        if code == 334:  # the server's error details, base64 JSON: acknowledge to get the final reply
+            code, reply = self.docmd("")
+        if code not in (235, 503):
+            raise smtplib.SMTPAuthenticationError(code, reply)
+
+
+def _redact(text: str) -> str:
+    """A command line as the trace shows it; the message itself only by its size."""
+    if len(text) > 200 or "\r\n" in text.rstrip("\r\n"):
+        return f"<message data, {len(text)} bytes>"
+    return text.rstrip("\r\n")
+
+
+def _tls_detail(sock: socket.socket | None, host: str) -> str:
+    if isinstance(sock, ssl.SSLSocket):
+        cipher = sock.cipher()
+        return f"{sock.version()}, {cipher[0] if cipher else '?'}; certificate verified for {host}"
+    return "not encrypted"
+
+
+def connect(settings: SmtpEndpoint, password: str | None, on_stage: StageCallback | None = None, *,
+            token: TokenSource | None = None, trace: TraceCallback | None = None) -> _Client:
+    """Open an SMTP session and sign in, reporting each stage; raises StageFailedError."""
+    report = on_stage or (lambda stage, detail: None)
+    check_plaintext_allowed(settings)
+    context = tls_context(settings.ca_file) if settings.security != "none" else None
+    host, port, timeout = settings.host, settings.port, settings.timeout
+    stage = "dns"
+    sock: socket.socket | None = None
+    client: _Client | None = None
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = sorted({str(info[4][0]) for info in infos})
+        report("dns", f"{host} → {', '.join(addresses[:3])}")
+        stage = "connect"
+        sock = socket.create_connection((host, port), timeout=timeout)
+        report("connect", f"TCP connection to {sock.getpeername()[0]} port {port}")
+        if settings.security == "ssl" and context is not None:
+            stage = "tls"
+            sock = context.wrap_socket(sock, server_hostname=host)
+            report("tls", f"implicit TLS: {_tls_detail(sock, host)}")
+        stage = "ehlo"
+        client = _Client(sock, host, port, timeout, trace)
+        client.ehlo_or_helo_if_needed()
+        report("ehlo", f"{_short(client.ehlo_resp)}; extensions: {', '.join(sorted(client.esmtp_features))}")
+        if settings.security == "starttls" and context is not None:
+            stage = "tls"
+            if not client.has_extn("starttls"):
+                raise smtplib.SMTPNotSupportedError("STARTTLS extension not supported by server.")
+            client.starttls(context=context)
+            client.ehlo()
+            report("tls", f"STARTTLS: {_tls_detail(client.sock, host)}")
+        if settings.username:
+            stage = "auth"
+            if settings.security == "none" and client.has_extn("starttls") and not client.has_extn("auth"):
+                raise StageFailedError(stage, "the server offers sign-in (AUTH) only after STARTTLS",
+                                       STARTTLS_FIRST_HINT, ExitCode.PROTOCOL)
+            if token is not None:
+                client.sign_in_oauth(settings.username, token())
+                report("auth", f"signed in as {settings.username} (XOAUTH2)")
+            else:
+                if password is None:
+                    raise ConfigError("no password available", "run `xoromail setup` or set $XOROMAIL_PASSWORD")
+                client.sign_in(settings.username, password)
+                report("auth", f"signed in as {settings.username}")
+        return client
+    except (ConfigError, StageFailedError):
+        _discard(client, sock)
+        raise
+    except (OSError, smtplib.SMTPException) as exc:
+        _discard(client, sock)
+        raise stage_failure(stage, exc, host, port, timeout) from None
+
+
+def _address_literal(sock: socket.socket) -> str:
+    """EHLO with our address literal: socket.getfqdn() can stall for seconds on a badly set-up host."""
+    address = str(sock.getsockname()[0])
+    return f"[IPv6:{address}]" if ":" in address else f"[{address}]"
+
+
+def _discard(client: smtplib.SMTP | None, sock: socket.socket | None) -> None:
+    """After a failed stage: say QUIT when the session still stands (servers log a clean goodbye), then close."""
+    try:
+        if client is not None:
+            try:
+                if client.sock is not None:
+                    client.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
+            client.close()
+        elif sock is not None:
+            sock.close()
+    except OSError:
+        pass
+
+
+def _short(reply: bytes | None) -> str:
+    return reply.decode("utf-8", "replace").splitlines()[0][:80] if reply else ""
