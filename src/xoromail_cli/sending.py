@@ -12,7 +12,7 @@ from xoromail_cli.config import Profile
 from xoromail_cli.errors import ExitCode, StageFailedError, XoromailError
 from xoromail_cli.events import Event
 from xoromail_cli.idempotency import check_key_template, idempotency_key
-from xoromail_cli.messages import Renderer, compose
+from xoromail_cli.messages import Recipients, Renderer, compose
 from xoromail_cli.pacing import Backoff, RateLimiter, now
 from xoromail_cli.results import MessageResult, ResultStatus, Summary
 from xoromail_cli.services.base import ConnectionLostError, Delivery, Envelope, Refusal, Transport
@@ -172,6 +172,32 @@ class Sender:
         if self.before_delivery is not None:
             self.before_delivery(len(envelope.recipients))
         self.rate.wait()
+        return self._deliver(job, envelope, key)
+
+    def deliver_envelope(self, envelope: Envelope, key: str) -> MessageResult:
+        """Deliver a message built elsewhere (the relay's spool) as `run` delivers a job's: skipped when the
+        ledger has it sent under `key`, only the still-owed recipients after a partial, then pacing, the quota
+        watch, retries and the ledger rows of `_deliver`. Raises XoromailError when the service cannot be used."""
+        if self.ledger is not None and not self.resend:
+            previous = self.ledger.last_sent(self.owner[0], key)
+            if previous is not None:
+                if not previous.pending:
+                    return MessageResult(self.event.name, 0, envelope.recipients, "skipped",
+                                         f"already sent on {previous.updated_at:%Y-%m-%d %H:%M} UTC "
+                                         f"({previous.message_id})", previous.message_id, key=key)
+                assert self.transport is not None
+                if not self.transport.subset_retries:
+                    return MessageResult(self.event.name, 0, envelope.recipients, "failed",
+                                         f"{len(previous.pending)} recipient(s) are still owed from an earlier "
+                                         f"partial delivery, and {self.transport.name} cannot send to some "
+                                         "recipients only", envelope.message_id, "send it to them again yourself",
+                                         int(ExitCode.DATAERR), key=key)
+                envelope = envelope.restricted_to(previous.pending)
+        assert self.transport is not None
+        if self.before_delivery is not None:
+            self.before_delivery(len(envelope.recipients))
+        self.rate.wait()
+        job = SendJob(0, Recipients(envelope.to, envelope.cc, envelope.bcc), {})
         return self._deliver(job, envelope, key)
 
     def _due_again(self, previous: LedgerEntry) -> bool:
