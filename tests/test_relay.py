@@ -14,14 +14,16 @@ from typer.testing import CliRunner
 
 from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, accepting_authenticator, profile_for
 from tests.relay_helpers import RELAY_PASSWORD, RELAY_USER, RelayFactory, erp_message, relay, submit, wait_for
+from tests.samples import smtp_profile
 from tests.servers import RefuseRecipient
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
+from xoromail_cli.config import Profile
 from xoromail_cli.relay.server import RelayCredential, RelayHandler, RelayServer
 from xoromail_cli.relay.spool import Spool
-from tests.samples import smtp_profile
-from xoromail_cli.config import Profile
 from xoromail_cli.sink import CaptureHandler, SinkServer, free_port
+
+__all__ = ["relay"]  # the fixture, imported for pytest
 
 
 def down_profile(tls: TLSFiles, port: int | None = None) -> Profile:
@@ -93,7 +95,7 @@ def test_rewrite_from_sends_as_the_mailbox_with_the_original_in_reply_to(
     parsed = upstream.messages[0].parsed()
     assert upstream.messages[0].sender == USER
     assert parsed["From"].addresses[0].addr_spec == USER
-    assert "warehouse@erp.local" in str(parsed["Reply-To"]) and len(parsed.get_all("From")) == 1
+    assert "warehouse@erp.local" in str(parsed["Reply-To"]) and len(parsed.get_all("From") or []) == 1
 
 
 def test_upstream_down_keeps_the_message_queued_and_it_goes_when_the_upstream_is_back(
@@ -129,7 +131,9 @@ def test_a_permanent_refusal_is_failed_in_the_ledger_shown_by_log_failed_and_rep
     wait_for(lambda: len(upstream.messages) == 1, what="the failure report")
     report = upstream.messages[0]
     assert report.recipients == ["it@company.test"]
-    text = report.parsed().get_body(("plain",)).get_content()
+    body = report.parsed().get_body(("plain",))
+    assert body is not None
+    text = body.get_content()
     assert "550 5.1.1" in text and message["Message-ID"] in text and "Subject: Invoice INV-5" in text
     assert report.parsed()["Auto-Submitted"] == "auto-generated"
     assert running.spool.ids("failed") and running.logged("failed") and running.logged("reported")
