@@ -67,7 +67,7 @@ def test_a_wrong_relay_password_and_mail_without_auth_are_refused(
         code, reply = client.mail(USER)
         assert code == 530 and b"Authentication required" in reply
     assert not running.spool.ids() and not upstream.messages
-    assert running.logged("auth") and all(PASSWORD not in line for line in running.lines)
+    assert running.logged("auth-refused") and all(PASSWORD not in line for line in running.lines)
 
 
 def test_a_from_the_mailbox_may_not_send_as_is_refused_at_mail_from_with_the_send_as_hint(
@@ -180,7 +180,7 @@ def test_a_message_the_spool_cannot_keep_gets_a_4xx_never_a_250(smtp_server: Ser
             submit(server.port, erp_message(7))
     finally:
         server.stop()
-    assert caught.value.smtp_code == 451 and any(line.startswith("not kept") for line in lines)
+    assert caught.value.smtp_code == 451 and any(line.startswith("not-kept ") for line in lines)
 
 
 def test_with_a_certificate_auth_waits_for_starttls(smtp_server: ServerFactory, tls: TLSFiles, tmp_path: Path) -> None:

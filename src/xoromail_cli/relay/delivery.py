@@ -46,8 +46,9 @@ def event_line(kind: str, **fields: object) -> str:
     for name, value in fields.items():
         if value is None:
             continue
-        text = " ".join(str(value).split())
-        parts.append(f'{name}="{text}"' if " " in text or not text else f"{name}={text}")
+        text = " ".join(str(value).split()).replace('"', "'")
+        key = name.replace("_", "-")
+        parts.append(f'{key}="{text}"' if " " in text or not text else f"{key}={text}")
     return " ".join(parts)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from xoromail_cli.errors import ConfigError, TemporaryError, UnavailableError, UsageError
+from xoromail_cli.relay.delivery import event_line
 from xoromail_cli.relay.message import Refused, SenderPolicy, accept_message
 from xoromail_cli.relay.spool import Spool
 
@@ -87,7 +88,7 @@ def _authenticator(credential: RelayCredential, log: EventLog) -> Callable[..., 
     def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
         if isinstance(auth_data, LoginPassword) and credential.matches(auth_data.login, auth_data.password):
             return AuthResult(success=True, auth_data=auth_data.login.decode("utf-8", "replace"))
-        log(f"auth refused peer={_peer(session)} mechanism={mechanism}")
+        log(event_line("auth-refused", peer=_peer(session), mechanism=mechanism))
         return AuthResult(success=False, handled=False, message="535 5.7.8 Authentication credentials invalid")
 
     return authenticate
@@ -110,7 +111,7 @@ class RelayHandler:
                           mail_options: list[str]) -> str:
         refusal = self.policy.refuse_sender(address)
         if refusal is not None:
-            self.log(f"refused peer={_peer(session)} from={address!r} reply={refusal!r}")
+            self.log(event_line("refused", peer=_peer(session), sender=address, reply=refusal))
             return refusal
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
@@ -121,7 +122,7 @@ class RelayHandler:
             message = accept_message(bytes(envelope.original_content), envelope.mail_from,
                                      tuple(envelope.rcpt_tos), self.policy)
         except Refused as refused:
-            self.log(f"refused peer={_peer(session)} from={envelope.mail_from!r} reply={refused.reply!r}")
+            self.log(event_line("refused", peer=_peer(session), sender=envelope.mail_from, reply=refused.reply))
             return refused.reply
         loop = asyncio.get_running_loop()
         self.busy += 1
@@ -129,12 +130,12 @@ class RelayHandler:
             spool_id = await loop.run_in_executor(None, functools.partial(self.spool.put, message,
                                                                           peer=_peer(session)))
         except TemporaryError as error:
-            self.log(f"not kept peer={_peer(session)} message-id={message.message_id} cause={error.message!r}")
+            self.log(event_line("not-kept", peer=_peer(session), message_id=message.message_id, cause=error.message))
             return "451 4.3.0 The relay cannot keep the message now; try again later"
         finally:
             self.busy -= 1
-        self.log(f"accepted id={spool_id} peer={_peer(session)} from={message.sender} "
-                 f"recipients={len(message.recipients)} size={len(message.data)} message-id={message.message_id}")
+        self.log(event_line("accepted", id=spool_id, peer=_peer(session), sender=message.sender,
+                            to=len(message.recipients), size=len(message.data), message_id=message.message_id))
         self.on_accepted()
         return f"250 2.0.0 OK queued as {spool_id}"
 
