@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import email
 import json
+import shutil
 import smtplib
 import ssl
+import subprocess
 from email import policy
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from typer.testing import CliRunner
 from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, accepting_authenticator, profile_for
 from tests.relay_helpers import RELAY_PASSWORD, RELAY_USER, RelayFactory, erp_message, relay, submit, wait_for
 from tests.samples import smtp_profile
-from tests.servers import RefuseRecipient
+from tests.servers import DropNth, RefuseRecipient
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
 from xoromail_cli.config import Profile
@@ -226,3 +228,37 @@ def test_the_spool_file_holds_the_envelope_beside_the_bytes_and_nothing_is_left_
     body = email.message_from_bytes(raw.partition(b"\n")[2], policy=policy.default)
     assert body["Subject"] == "Invoice INV-9"
     assert not list((running.spool.root / "tmp").iterdir())
+
+
+def test_a_connection_lost_after_the_data_is_reported_in_doubt_and_sent_again_as_send_does(
+        relay: RelayFactory, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, runner: CliRunner) -> None:
+    handler = DropNth(1)
+    upstream = smtp_server(handler=handler)
+    profile = profile_for(upstream, tls)
+    config.save_profile(config_path, profile)
+    credentials.store_password("default", PASSWORD)
+    running = relay(profile, retries=0)
+    message = erp_message(10)
+    submit(running.port, message)
+    wait_for(lambda: len(upstream.messages) == 1 and not running.spool.ids(), timeout=30, what="the second try")
+    in_doubt = running.logged("in-doubt")  # when it happened, and when the next burst resends it
+    assert len(in_doubt) == 2 and all(message["Message-ID"] in line for line in in_doubt)
+    assert "lost after the message was sent" in in_doubt[0] and "may have been delivered" in in_doubt[1]
+    rows = [json.loads(line) for line in runner.invoke(app, ["--config", str(config_path), "log", "--json"]).stdout
+            .splitlines()]
+    assert [row["status"] for row in rows] == ["interrupted", "sent"]
+
+
+@pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks is not installed")
+def test_swaks_submits_with_auth_login_and_the_message_is_delivered(
+        relay: RelayFactory, smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    upstream = smtp_server()
+    credentials.store_password("default", PASSWORD)
+    running = relay(profile_for(upstream, tls))
+    done = subprocess.run(["swaks", "--server", f"127.0.0.1:{running.port}", "--auth", "LOGIN",
+                           "--auth-user", RELAY_USER, "--auth-password", RELAY_PASSWORD, "--from", USER,
+                           "--to", "customer@client.test", "--header", "Subject: from swaks"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    wait_for(lambda: len(upstream.messages) == 1, what="the delivery")
+    assert upstream.messages[0].parsed()["Subject"] == "from swaks"
