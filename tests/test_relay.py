@@ -23,6 +23,7 @@ from xoromail_cli.cli import app
 from xoromail_cli.config import Profile
 from xoromail_cli.relay.server import RelayCredential, RelayHandler, RelayServer
 from xoromail_cli.relay.spool import Spool
+from xoromail_cli.services.base import Envelope
 from xoromail_cli.sink import CaptureHandler, SinkServer, free_port
 
 __all__ = ["relay"]  # the fixture, imported for pytest
@@ -147,22 +148,16 @@ def test_a_permanent_refusal_is_failed_in_the_ledger_shown_by_log_failed_and_rep
 
 
 def test_a_message_delivered_before_a_crash_is_not_sent_again_when_its_spool_file_survives(
-        relay: RelayFactory, smtp_server: ServerFactory, tls: TLSFiles, tmp_path: Path) -> None:
+        relay: RelayFactory, smtp_server: ServerFactory, tls: TLSFiles) -> None:
     upstream = smtp_server()
     credentials.store_password("default", PASSWORD)
     running = relay(profile_for(upstream, tls))
-    kept: list[bytes] = []
-    original_put = running.spool.put
-
-    def put_and_copy(*args: object, **kwargs: object) -> str:
-        spool_id = original_put(*args, **kwargs)  # type: ignore[arg-type]  # forwarded as given
-        kept.append((running.spool.root / "queue" / f"{spool_id}.msg").read_bytes())
-        return spool_id
-
-    running.server.handler.spool.put = put_and_copy  # type: ignore[method-assign]  # our own spool, not a library
-    submit(running.port, erp_message(6))
+    submit(running.port, erp_message(6), recipients=["customer@client.test", "hidden@company.test"])
     wait_for(lambda: len(upstream.messages) == 1 and not running.spool.ids(), what="the delivery")
-    (running.spool.root / "queue" / "18f000000000-abcdef.msg").write_bytes(kept[0])  # as if removal never happened
+    got = upstream.messages[0]
+    survivor = Envelope(got.sender, ("customer@client.test",), got.data, str(got.parsed()["Message-ID"]),
+                        bcc=("hidden@company.test",))
+    running.spool.put(survivor)  # as if the relay died between the service's 250 and removing the file
     running.worker.wake()
     wait_for(lambda: bool(running.logged("already-delivered")), what="the survivor to be recognised")
     assert len(upstream.messages) == 1 and not running.spool.ids()
@@ -262,3 +257,16 @@ def test_swaks_submits_with_auth_login_and_the_message_is_delivered(
     assert done.returncode == 0, done.stdout + done.stderr
     wait_for(lambda: len(upstream.messages) == 1, what="the delivery")
     assert upstream.messages[0].parsed()["Subject"] == "from swaks"
+
+
+def test_a_damaged_spool_file_is_set_aside_and_the_queue_goes_on(
+        relay: RelayFactory, smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    upstream = smtp_server()
+    credentials.store_password("default", PASSWORD)
+    running = relay(profile_for(upstream, tls))
+    (running.spool.root / "queue").mkdir(parents=True, exist_ok=True)
+    (running.spool.root / "queue" / "100000000000-aaaaaa.msg").write_bytes(b"not an envelope\r\nSubject: x\r\n")
+    submit(running.port, erp_message(11))
+    wait_for(lambda: len(upstream.messages) == 1 and not running.spool.ids(), what="the good message")
+    assert running.spool.ids("failed") == ["100000000000-aaaaaa"]
+    assert "damaged" in running.spool.state("100000000000-aaaaaa", "failed").last_reply

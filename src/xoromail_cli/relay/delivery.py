@@ -17,7 +17,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from xoromail_cli.errors import ExitCode, NoInputError, XoromailError
+from xoromail_cli.errors import DataError, ExitCode, NoInputError, UnavailableError, XoromailError
 from xoromail_cli.events import Event
 from xoromail_cli.pacing import Backoff, RateLimiter
 from xoromail_cli.relay.spool import QueueState, Spool, Spooled
@@ -50,6 +50,13 @@ def event_line(kind: str, **fields: object) -> str:
         key = name.replace("_", "-")
         parts.append(f'{key}="{text}"' if " " in text or not text else f"{key}={text}")
     return " ".join(parts)
+
+
+def _cause(exc: BaseException) -> str:
+    """An unexpected error by its type (and a file error by its reason): a library's text may quote secrets."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__} ({exc.strerror})"
+    return type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -113,9 +120,14 @@ class DeliveryWorker:
             if moment < self._paused_until:
                 self._wake.wait(min(self._paused_until - moment, self.options.idle))
                 continue
-            ready, later = self.spool.due(moment)
-            if ready:
-                self.deliver(ready)
+            try:
+                ready, later = self.spool.due(moment)
+                if ready:
+                    self.deliver(ready)
+                    continue
+            except Exception as exc:  # noqa: BLE001  # the worker outlives any one failure; the spool keeps the mail
+                self._pause(UnavailableError(f"delivery stopped by an unexpected {_cause(exc)}",
+                                             "the messages stay in the spool; if this repeats, report it"))
                 continue
             wait = self.options.idle if later is None else max(0.02, min(self.options.idle, later - moment))
             self._wake.wait(wait)
@@ -172,6 +184,10 @@ class DeliveryWorker:
             spooled = self.spool.load(spool_id)
         except NoInputError:
             return  # dropped by `queue drop` meanwhile
+        except DataError as damaged:
+            self.spool.fail(spool_id, QueueState(1, 0.0, damaged.message))
+            self.log(event_line("failed", id=spool_id, reply=damaged.message, hint=damaged.hint))
+            return
         state = self.spool.state(spool_id)
         result = sender.deliver_envelope(spooled.envelope, relay_key(spooled.envelope))
         self._settle(spooled, state, result)

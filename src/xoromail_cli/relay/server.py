@@ -129,8 +129,9 @@ class RelayHandler:
         try:
             spool_id = await loop.run_in_executor(None, functools.partial(self.spool.put, message,
                                                                           peer=_peer(session)))
-        except TemporaryError as error:
-            self.log(event_line("not-kept", peer=_peer(session), message_id=message.message_id, cause=error.message))
+        except Exception as error:  # noqa: BLE001  # whatever stops the spool, the answer must be a 4xx, never a 250
+            cause = error.message if isinstance(error, TemporaryError) else type(error).__name__
+            self.log(event_line("not-kept", peer=_peer(session), message_id=message.message_id, cause=cause))
             return "451 4.3.0 The relay cannot keep the message now; try again later"
         finally:
             self.busy -= 1

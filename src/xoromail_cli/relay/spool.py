@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from xoromail_cli.errors import NoInputError, TemporaryError, UsageError
+from xoromail_cli.errors import DataError, NoInputError, TemporaryError, UsageError
 from xoromail_cli.paths import private_dir
 from xoromail_cli.services.base import Envelope
 
@@ -137,11 +137,15 @@ class Spool:
         except FileNotFoundError:
             raise NoInputError(f"no message {spool_id} in the spool", "see `xoromail queue list`") from None
         line, _, data = raw.partition(b"\n")
-        head = json.loads(line)
-        envelope = Envelope(head["sender"], tuple(head["to"]), data, head["message_id"], tuple(head["cc"]),
-                            tuple(head["bcc"]))
-        return Spooled(spool_id, envelope, float(head["received_at"]), head.get("peer", ""),
-                       bool(head.get("report")))
+        try:
+            head = json.loads(line)
+            envelope = Envelope(head["sender"], tuple(head["to"]), data, head["message_id"], tuple(head["cc"]),
+                                tuple(head["bcc"]))
+            return Spooled(spool_id, envelope, float(head["received_at"]), head.get("peer", ""),
+                           bool(head.get("report")))
+        except (ValueError, KeyError, TypeError):
+            raise DataError(f"the spool file of {spool_id} is damaged (no envelope line)",
+                            "it was not written by this relay; look at it in the spool's failed/ folder") from None
 
     def state(self, spool_id: str, where: Where = "queue") -> QueueState:
         try:
