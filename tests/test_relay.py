@@ -8,6 +8,7 @@ import shutil
 import smtplib
 import ssl
 import subprocess
+import time
 from email import policy
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from typer.testing import CliRunner
 from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, accepting_authenticator, profile_for
 from tests.relay_helpers import RELAY_PASSWORD, RELAY_USER, RelayFactory, erp_message, relay, submit, wait_for
 from tests.samples import smtp_profile
-from tests.servers import DropNth, RefuseRecipient
+from tests.servers import DropNth, FailNth, RefuseRecipient
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
 from xoromail_cli.config import Profile
@@ -270,3 +271,19 @@ def test_a_damaged_spool_file_is_set_aside_and_the_queue_goes_on(
     wait_for(lambda: len(upstream.messages) == 1 and not running.spool.ids(), what="the good message")
     assert running.spool.ids("failed") == ["100000000000-aaaaaa"]
     assert "damaged" in running.spool.state("100000000000-aaaaaa", "failed").last_reply
+
+
+def test_a_daily_quota_keeps_the_message_and_pauses_the_whole_queue(
+        relay: RelayFactory, smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    upstream = smtp_server(handler=FailNth(1, "550 5.4.5 Daily user sending quota exceeded."))
+    credentials.store_password("default", PASSWORD)
+    running = relay(profile_for(upstream, tls), quota_pause=1.5, retries=0)
+    submit(running.port, erp_message(12))
+    wait_for(lambda: bool(running.logged("deferred")), what="the quota refusal")
+    paused_at = time.monotonic()
+    assert "daily sending limit" in running.logged("deferred")[0] and running.spool.ids()
+    submit(running.port, erp_message(13))
+    time.sleep(0.5)
+    assert not upstream.messages, "nothing is tried while the quota pause lasts"
+    wait_for(lambda: len(upstream.messages) == 2 and not running.spool.ids(), what="both after the pause")
+    assert time.monotonic() - paused_at >= 1.2

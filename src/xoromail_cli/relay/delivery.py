@@ -200,8 +200,9 @@ class DeliveryWorker:
             kind = "delivered" if result.status != "skipped" else "already-delivered"
             self.log(event_line(kind, **fields, attempts=state.attempts + 1, reply=result.reply))
             return
-        temporary = result.status == "temporary" or (result.status == "partial"
-                                                     and result.exit_code == ExitCode.TEMPFAIL)
+        # a quota or a refusal of the whole account (Send As) holds every message: kept until it clears or is fixed
+        temporary = result.status == "temporary" or result.stops_batch or (
+            result.status == "partial" and result.exit_code == ExitCode.TEMPFAIL)
         attempts = state.attempts + 1
         if temporary and time.time() - spooled.received_at < self.options.give_up_after:
             in_doubt = "stays in flight" in (result.hint or "")
