@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, accepting_authenticator, profile_for
 from tests.relay_helpers import RELAY_PASSWORD, RELAY_USER, erp_message, relay_process, submit, wait_for
 from tests.samples import smtp_profile
+from tests.servers import connections
 from tests.terminal import Terminal
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
@@ -100,6 +101,7 @@ def test_three_clients_of_a_hundred_messages_each_are_delivered_once_with_flat_m
     finally:
         if process.process.poll() is None:
             process.kill()
+    assert connections(upstream.handler) <= 3, "a burst is one session with the service"
     received = [str(m.parsed()["Message-ID"]) for m in upstream.messages]
     assert len(received) == 300 and sorted(received) == sorted(sent)
     print(f"relay RSS: {warm[0]} KiB after 60 deliveries, {after} KiB after 300")

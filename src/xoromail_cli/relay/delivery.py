@@ -74,6 +74,8 @@ class DeliveryOptions:
     timeout: float | None = None
     rate: str | None = None
     bounce_to: str | None = None
+    linger: float = 2.0
+    """Seconds a session (and the ledger lock) is kept after the queue empties, for the next message."""
     idle: float = 5.0
     """Seconds between looks at the spool when nothing wakes the worker (a `queue retry` from outside)."""
 
@@ -154,12 +156,20 @@ class DeliveryWorker:
                             return
                         self._one(sender, current)
                     current = None
-                    ready = self.spool.due(time.time())[0]
+                    ready = self.spool.due(time.time())[0] or self._linger()
                 self._failures = 0
             except XoromailError as error:
                 self._pause(error, current)
             finally:
                 transport.close()
+
+    def _linger(self) -> list[str]:
+        """With the queue empty, keep the session a moment for the next message of a trickle (an ERP sends
+        one message per connection, often a second apart) rather than signing in again for each."""
+        self._wake.clear()
+        if self._stopping.is_set() or not self._wake.wait(self.options.linger):
+            return []
+        return self.spool.due(time.time())[0]
 
     def _sender(self, transport: Transport, ledger: SentLedger) -> Sender:
         from xoromail_cli.dispatch import QuotaWatch
