@@ -287,3 +287,23 @@ def test_a_daily_quota_keeps_the_message_and_pauses_the_whole_queue(
     assert not upstream.messages, "nothing is tried while the quota pause lasts"
     wait_for(lambda: len(upstream.messages) == 2 and not running.spool.ids(), what="both after the pause")
     assert time.monotonic() - paused_at >= 1.2
+
+
+def test_with_a_postgresql_ledger_the_relayed_message_is_recorded_there(
+        relay: RelayFactory, smtp_server: ServerFactory, tls: TLSFiles, pg_url: str) -> None:
+    from xoromail_cli.ledger_postgres import PostgresLedger
+
+    upstream = smtp_server()
+    credentials.store_password("default", PASSWORD)
+    running = relay(profile_for(upstream, tls, ledger=pg_url))
+    message = erp_message(14)
+    submit(running.port, message)
+    wait_for(lambda: len(upstream.messages) == 1 and not running.spool.ids(), what="the delivery")
+    wait_for(lambda: bool(running.logged("delivered")), what="the delivered line")
+    ledger = PostgresLedger(pg_url)
+    try:
+        rows = list(ledger.entries(account=f"smtp:{USER}"))
+    finally:
+        ledger.close()
+    assert [(row.event, row.message_id, row.status) for row in rows] == [("relay", message["Message-ID"], "sent")]
+    assert rows[0].reply is not None and rows[0].reply.startswith("250")

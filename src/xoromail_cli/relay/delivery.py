@@ -70,7 +70,8 @@ class DeliveryOptions:
     retries: int = 1
     """Retries within one attempt (a 421 or an expired token: reconnect and try again at once)."""
     quota_pause: float = 900.0
-    lock_wait: float = 60.0
+    lock_wait: float = 10.0
+    """Seconds to wait for the account lock a `send` holds before pausing (a stop waits at most this long)."""
     timeout: float | None = None
     rate: str | None = None
     bounce_to: str | None = None
