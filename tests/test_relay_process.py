@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
+import smtplib
 import threading
 import time
 from pathlib import Path
@@ -73,8 +75,6 @@ def test_three_clients_of_a_hundred_messages_each_are_delivered_once_with_flat_m
     warm: list[int] = []
 
     def client(number: int) -> None:
-        import smtplib
-
         try:
             with smtplib.SMTP("127.0.0.1", process.port, timeout=30) as session:
                 session.login(RELAY_USER, RELAY_PASSWORD)
@@ -128,16 +128,21 @@ def test_sigterm_finishes_the_delivery_in_progress_and_exits_0_with_the_rest_kep
     handler = SlowData()
     upstream = upstream_on(port, tls, handler)
     process = relay_process(config_path, "--rate", "1/min")
+    idle = smtplib.SMTP("127.0.0.1", process.port, timeout=20)
     try:
+        idle.login(RELAY_USER, RELAY_PASSWORD)
         for number in range(3):
             submit(process.port, erp_message(number))
         assert handler.started.wait(20)
         assert process.terminate(30) == 0
+        assert idle.getreply()[0] == 421, "a client still connected is told the relay is going away"
     finally:
+        idle.close()
         upstream.stop()
         if process.process.poll() is None:
             process.kill()
     assert len(handler.messages) == 1, "the delivery in progress was finished"
+    assert all(re.fullmatch(r"[a-z-]+ \S.*", line) for line in process.lines), process.lines  # journald: one line each
     assert "queued=2" in process.logged("stopped")[0]
     listed = runner.invoke(app, ["--config", str(config_path), "queue", "list", "--json"])
     assert [json.loads(line)["where"] for line in listed.stdout.splitlines()] == ["queue", "queue"]

@@ -7,12 +7,14 @@ Listening off loopback needs STARTTLS with the user's certificate (AUTH is refus
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hmac
 import ipaddress
 import socket
 import ssl
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,6 +152,7 @@ class RelayServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
+        self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -173,10 +176,12 @@ class RelayServer:
         authenticate = _authenticator(self.credential, self.handler.log)
 
         def factory() -> SMTP:
-            return SMTP(self.handler, hostname="xoromail-relay", ident="xoromail relay",
-                        tls_context=self.tls, require_starttls=self.tls is not None, auth_required=True,
-                        auth_require_tls=self.tls is not None, authenticator=authenticate,
-                        data_size_limit=MAX_MESSAGE, loop=loop)
+            session = SMTP(self.handler, hostname="xoromail-relay", ident="xoromail relay",
+                           tls_context=self.tls, require_starttls=self.tls is not None, auth_required=True,
+                           auth_require_tls=self.tls is not None, authenticator=authenticate,
+                           data_size_limit=MAX_MESSAGE, loop=loop)
+            self._sessions.add(session)
+            return session
 
         self._server = loop.run_until_complete(loop.create_server(factory, sock=sock))
         self._loop = loop
@@ -196,6 +201,15 @@ class RelayServer:
             while self.handler.busy and loop.time() < deadline:
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.1)  # the last answers leave the socket
+            for session in list(self._sessions):
+                with contextlib.suppress(Exception):  # a client that already went away
+                    await session.push("421 4.3.2 xoromail relay shutting down; try again later")
+                if session.transport is not None:
+                    session.transport.close()
+            others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(close(), loop).result(grace + 5)
         loop.call_soon_threadsafe(loop.stop)
