@@ -65,8 +65,7 @@ def test_ledger_is_a_plain_sqlite_file_in_wal_mode(path: Path) -> None:
     assert connection.execute("SELECT status FROM messages").fetchall() == [("sent",)]
     connection.close()
     command = shutil.which("sqlite3")
-    if command is None:
-        pytest.skip("the sqlite3 command is not installed (.ci/run installs it)")
+    assert command is not None, "the sqlite3 command is missing: .ci/run installs it (apt-get install sqlite3)"
     shown = subprocess.run([command, str(path), "SELECT message_id, status FROM messages"], capture_output=True,
                            text=True, check=True)
     assert shown.stdout.strip() == "<1@x>|sent"

@@ -67,8 +67,6 @@ def test_the_mime_message_goes_base64_as_text_plain_with_every_header_kept(serve
     assert stages == [("sign-in", f"access token for {USER} (from the cache)")]
 
 
-@pytest.mark.skipif(not hasattr(__import__("xoromail_cli.mime").mime, "bcc_header"),
-                    reason="Envelope.data_with_bcc needs mime.bcc_header from the core refactor (not merged here)")
 def test_bcc_travels_in_the_header_and_subset_retries_are_impossible(server: MicrosoftServer,
                                                                      tls: TLSFiles) -> None:
     transport = delegated(server, tls)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from xoromail_cli.batch import InvalidRow, SendJob
 from xoromail_cli.config import Profile
@@ -13,9 +13,18 @@ from xoromail_cli.errors import ExitCode, StageFailedError, XoromailError
 from xoromail_cli.events import Event
 from xoromail_cli.idempotency import check_key_template, idempotency_key
 from xoromail_cli.inflight import InFlight, owed_state
-from xoromail_cli.messages import Renderer, compose
+from xoromail_cli.messages import Recipients, Renderer, compose
 from xoromail_cli.pacing import Backoff, RateLimiter, now
 from xoromail_cli.results import MessageResult, ResultStatus, Summary
+from xoromail_cli.sending_rows import (
+    InOrder,
+    Item,
+    JobSource,
+    batch_items,
+    invalid_result,
+    settle_interrupted,
+    stop_error,
+)
 from xoromail_cli.services.base import (
     ConnectionLostError,
     Delivery,
@@ -30,34 +39,6 @@ if TYPE_CHECKING:
     from xoromail_cli.ledger import SentLedger as Ledger
 
 
-Item = SendJob | MessageResult
-"""A job to send, or a result already known (a bad row's report, given in its place)."""
-
-
-class JobSource(Protocol):
-    """Hands out a batch's items with their places; shared by the connections of a parallel run."""
-
-    def take(self, wait: bool = True) -> tuple[int, Item] | None:
-        """The next item, or None at the end; with `wait=False` also None when nothing is at hand right now."""
-
-    def halted(self) -> bool:
-        """The batch was stopped elsewhere (another connection met a quota): send nothing more, not even a row
-        already taken ahead."""
-
-
-class InOrder:
-    """One connection's source: the batch as it streams."""
-
-    def __init__(self, items: Iterable[Item]) -> None:
-        self._items = enumerate(items)
-
-    def take(self, wait: bool = True) -> tuple[int, Item] | None:
-        return next(self._items, None)
-
-    def halted(self) -> bool:
-        return False
-
-
 @dataclass(frozen=True)
 class _Ready:
     """A message composed and due: everything the delivery needs."""
@@ -65,42 +46,6 @@ class _Ready:
     job: SendJob
     envelope: Envelope
     key: str
-
-
-def batch_items(event: Event, jobs: Iterable[SendJob | InvalidRow], reported: Sequence[InvalidRow]) -> Iterator[Item]:
-    """The jobs, with each bad row as its report (skipping those `reported` up front already)."""
-    rows = {invalid.row for invalid in reported}
-    for item in jobs:
-        if not isinstance(item, InvalidRow):
-            yield item
-        elif item.row not in rows:
-            yield invalid_result(event, item)
-
-
-def invalid_result(event: Event, invalid: InvalidRow) -> MessageResult:
-    return MessageResult(event.name, invalid.row, (), "invalid", invalid.error.message, hint=invalid.error.hint,
-                         exit_code=int(invalid.error.exit_code))
-
-
-def settle_interrupted(ledger: Ledger | None, account: str, event: str) -> list[MessageResult]:
-    """Messages an earlier run left in flight (for this account): reported once, before anything is sent."""
-    if ledger is None:
-        return []
-    results = []
-    for entry in ledger.interrupted(account, event):
-        ledger.settle_interrupted(entry.id)
-        results.append(MessageResult(entry.event, entry.row or 0, entry.recipients, "interrupted",
-                                     "was in flight when an earlier run stopped: it may have been delivered; "
-                                     "it is sent again if still due (a possible duplicate)",
-                                     entry.message_id, key=entry.idempotency_key))
-    return results
-
-
-def stop_error(result: MessageResult) -> XoromailError:
-    """Why the batch stopped at `result` (a quota, the sender refused)."""
-    return XoromailError(f"stopped the batch: {result.reply}; the remaining messages were not sent",
-                         f"{result.hint}; re-running later sends only what is still missing",
-                         exit_code=ExitCode(result.exit_code or ExitCode.TEMPFAIL))
 
 
 @dataclass
@@ -235,34 +180,62 @@ class Sender:
     def _prepare(self, job: SendJob) -> _Ready | MessageResult:
         """Everything before sending: already sent (skipped), owed recipients only, composed; or a dry run."""
         key = idempotency_key(self.event, job, self.key_template)
-        recipients = job.recipients.envelope
-        owed: tuple[str, ...] = ()
-        if self.ledger is not None and not self.resend:
-            previous = self.ledger.last_sent(self.owner[0], key)
-            if previous is not None and not self._due_again(previous):
-                still_owed = {address.lower() for address in previous.pending}
-                owed = tuple(a for a in recipients if a.lower() in still_owed)
-                if not owed:
-                    return MessageResult(self.event.name, job.row, recipients, "skipped",
-                                         f"already sent on {previous.updated_at:%Y-%m-%d %H:%M} UTC "
-                                         f"({previous.message_id})", previous.message_id,
-                                         "pass --resend to send it again, or --resend-after for reminders",
-                                         key=key)
+        owed = self._owed(key, job.row, job.recipients.envelope)
+        if isinstance(owed, MessageResult):
+            return owed
         envelope, rendered = compose(self.profile, self.renderer, self.event, job.recipients, job.variables,
                                      attachments=job.attachments, reply_to=job.reply_to, subject=self.subject,
                                      row=job.row)
-        if owed:
-            if self.transport is not None and not self.transport.subset_retries and len(owed) < len(recipients):
-                return MessageResult(self.event.name, job.row, recipients, "failed",
-                                     f"{len(owed)} recipient(s) are still owed from an earlier partial delivery, "
-                                     f"and {self.transport.name} cannot send to some recipients only",
-                                     envelope.message_id, "send it to them with --to … --resend", int(ExitCode.DATAERR),
-                                     key=key)
-            envelope = envelope.restricted_to(owed)
+        restricted = self._restrict(envelope, owed, key, job.row)
+        if isinstance(restricted, MessageResult):
+            return restricted
         if self.transport is None:
-            return MessageResult(self.event.name, job.row, recipients, "dry-run", "not sent (dry run)",
-                                 envelope.message_id, key=key, rendered=rendered, envelope=envelope)
-        return _Ready(job, envelope, key)
+            return MessageResult(self.event.name, job.row, envelope.recipients, "dry-run", "not sent (dry run)",
+                                 restricted.message_id, key=key, rendered=rendered, envelope=restricted)
+        return _Ready(job, restricted, key)
+
+    def deliver_envelope(self, envelope: Envelope, key: str) -> MessageResult:
+        """Deliver a message built elsewhere (the relay's spool) as `run` delivers a job's: skipped when the
+        ledger has it sent under `key`, only the still-owed recipients after a partial, then pacing, the quota
+        watch, retries and the ledger rows of `_deliver`. Raises XoromailError when the service cannot be used."""
+        owed = self._owed(key, 0, envelope.recipients)
+        if isinstance(owed, MessageResult):
+            return owed
+        restricted = self._restrict(envelope, owed, key, 0)
+        if isinstance(restricted, MessageResult):
+            return restricted
+        job = SendJob(0, Recipients(restricted.to, restricted.cc, restricted.bcc), {})
+        self._pace(_Ready(job, restricted, key))
+        return self._deliver(job, restricted, key)
+
+    def _owed(self, key: str, row: int, recipients: tuple[str, ...]) -> tuple[str, ...] | MessageResult:
+        """What the ledger says of `key`: () when the message is due to everyone, the recipients still owed
+        after a partial delivery, or the "skipped" result when everyone got it."""
+        if self.ledger is None or self.resend:
+            return ()
+        previous = self.ledger.last_sent(self.owner[0], key)
+        if previous is None or self._due_again(previous):
+            return ()
+        still_owed = {address.lower() for address in previous.pending}
+        owed = tuple(a for a in recipients if a.lower() in still_owed)
+        if owed:
+            return owed
+        return MessageResult(self.event.name, row, recipients, "skipped",
+                             f"already sent on {previous.updated_at:%Y-%m-%d %H:%M} UTC ({previous.message_id})",
+                             previous.message_id, "pass --resend to send it again, or --resend-after for reminders",
+                             key=key)
+
+    def _restrict(self, envelope: Envelope, owed: tuple[str, ...], key: str, row: int) -> Envelope | MessageResult:
+        """The envelope for those still owed; refused clearly where the service cannot send to some only."""
+        if not owed:
+            return envelope
+        if self.transport is not None and not self.transport.subset_retries and len(owed) < len(envelope.recipients):
+            return MessageResult(self.event.name, row, envelope.recipients, "failed",
+                                 f"{len(owed)} recipient(s) are still owed from an earlier partial delivery, "
+                                 f"and {self.transport.name} cannot send to some recipients only",
+                                 envelope.message_id, "send it to them with --to … --resend", int(ExitCode.DATAERR),
+                                 key=key)
+        return envelope.restricted_to(owed)
 
     def _due_again(self, previous: LedgerEntry) -> bool:
         """Due once `resend_after` has passed, less a grace (5%, at most an hour) for cron's jitter."""

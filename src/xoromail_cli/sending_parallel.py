@@ -19,7 +19,8 @@ from xoromail_cli.batch import InvalidRow, SendJob
 from xoromail_cli.errors import ExitCode, StageFailedError, XoromailError
 from xoromail_cli.idempotency import check_key_template
 from xoromail_cli.results import MessageResult, Summary
-from xoromail_cli.sending import Item, Sender, batch_items, invalid_result, settle_interrupted, stop_error
+from xoromail_cli.sending import Sender
+from xoromail_cli.sending_rows import Item, batch_items, invalid_result, settle_interrupted, stop_error
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

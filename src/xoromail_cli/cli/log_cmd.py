@@ -23,7 +23,7 @@ def log(
     ctx: typer.Context,
     since: Annotated[str | None, typer.Option("--since", metavar="DATE",
                                               help="From this date (2026-11-01) or this long ago (7d).")] = None,
-    event: Annotated[str | None, typer.Option("--event", metavar="EVENT", help="Only this event.")] = None,
+    event: Annotated[str | None, typer.Option("--event", metavar="EVENT", help="Only this event (or relay: what the relay delivered).")] = None,
     to: Annotated[str | None, typer.Option("--to", metavar="ADDR", help="Only messages to this address.")] = None,
     failed: Annotated[bool, typer.Option("--failed", help="Only what still needs attention.")] = False,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many (the newest).")] = None,
@@ -39,7 +39,7 @@ def log(
 
     state = state_of(ctx)
     profile = config.load_profile(state.config_path, state.profile_name)
-    if event:
+    if event and event != "relay":  # "relay": the messages `xoromail relay` delivered
         get_event(event)
     start = parse_since(since) if since else None
     found = dispatch.ledger_location(profile)

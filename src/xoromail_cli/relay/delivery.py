@@ -1,0 +1,247 @@
+"""The relay's background delivery: spooled messages go out through the profile's service, via `Sender`.
+
+Each burst of due messages is one ledger lock and one session with the service. The `Sender` does what it
+does for `send`: the ledger rows (idempotency key from the Message-ID, so a message delivered before a crash
+is never sent again), the retries of refused recipients, pacing and quota stops. What stays the relay's own
+is the spool's schedule: a temporary failure keeps the message queued with back-off (kept across restarts),
+a permanent one moves it to `failed/` and may be reported by mail, a service that cannot be used (down,
+sign-in refused) pauses the whole queue.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from xoromail_cli.errors import DataError, ExitCode, NoInputError, UnavailableError, XoromailError
+from xoromail_cli.events import Event
+from xoromail_cli.pacing import Backoff, RateLimiter
+from xoromail_cli.relay.spool import QueueState, Spool, Spooled
+from xoromail_cli.results import MessageResult
+
+if TYPE_CHECKING:
+    from xoromail_cli.config import Profile
+    from xoromail_cli.ledger import SentLedger
+    from xoromail_cli.sending import Sender
+    from xoromail_cli.services.base import Envelope, Transport
+
+RELAY_EVENT = Event("relay", "Relayed message", "A message the ERP submitted to `xoromail relay`.", ())
+"""The ledger's event name for relayed messages (`log` shows them with their Message-ID and reply)."""
+EventLog = Callable[[str], None]
+
+
+def relay_key(envelope: Envelope) -> str:
+    """The idempotency key: the Message-ID and the recipients, as `idempotency_key` composes event keys."""
+    recipients = ",".join(sorted(address.lower() for address in envelope.recipients))
+    return f"{RELAY_EVENT.name}:{envelope.message_id}:{recipients}"
+
+
+def event_line(kind: str, **fields: object) -> str:
+    """One log line: `kind key=value …`, values quoted when they hold spaces, never a line break."""
+    parts = [kind]
+    for name, value in fields.items():
+        if value is None:
+            continue
+        text = " ".join(str(value).split()).replace('"', "'")
+        key = name.replace("_", "-")
+        parts.append(f'{key}="{text}"' if " " in text or not text else f"{key}={text}")
+    return " ".join(parts)
+
+
+def _cause(exc: BaseException) -> str:
+    """An unexpected error by its type (and a file error by its reason): a library's text may quote secrets."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__} ({exc.strerror})"
+    return type(exc).__name__
+
+
+@dataclass(frozen=True)
+class DeliveryOptions:
+    retry_delay: float = 30.0
+    """The spool's back-off base: a message refused for now is tried again after about this, then twice as
+    long each time, up to `max_delay`."""
+    max_delay: float = 3600.0
+    give_up_after: float = 5 * 86400.0
+    """Seconds after which a message still refused for now is failed (as MTAs give up after some days)."""
+    retries: int = 1
+    """Retries within one attempt (a 421 or an expired token: reconnect and try again at once)."""
+    quota_pause: float = 900.0
+    lock_wait: float = 10.0
+    """Seconds to wait for the account lock a `send` holds before pausing (a stop waits at most this long)."""
+    timeout: float | None = None
+    rate: str | None = None
+    bounce_to: str | None = None
+    linger: float = 2.0
+    """Seconds a session (and the ledger lock) is kept after the queue empties, for the next message."""
+    idle: float = 5.0
+    """Seconds between looks at the spool when nothing wakes the worker (a `queue retry` from outside)."""
+
+
+class DeliveryWorker:
+    """Delivers the spool in a thread; `wake()` after a message is kept, `stop()` to finish and end."""
+
+    def __init__(self, profile: Profile, spool: Spool, log: EventLog, options: DeliveryOptions | None = None) -> None:
+        from xoromail_cli.dispatch import messages_per_second
+
+        self.profile, self.spool, self.log = profile, spool, log
+        self.options = options or DeliveryOptions()
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._paused_until = 0.0
+        self._failures = 0
+        self.rate = RateLimiter(messages_per_second(profile, self.options.rate), sleep=self._sleep)
+        self._schedule = Backoff(base=self.options.retry_delay, cap=self.options.max_delay)
+        self._thread: threading.Thread | None = None
+
+    def _sleep(self, seconds: float) -> None:
+        """Pacing and retry waits end early on stop: the message in hand is finished, not abandoned."""
+        self._stopping.wait(seconds)
+
+    def start(self) -> DeliveryWorker:
+        self._thread = threading.Thread(target=self._loop, name="relay-delivery", daemon=True)
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Finish the delivery in progress, then end; the rest stays in the spool."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            moment = time.time()
+            if moment < self._paused_until:
+                self._wake.wait(min(self._paused_until - moment, self.options.idle))
+                continue
+            try:
+                ready, later = self.spool.due(moment)
+                if ready:
+                    self.deliver(ready)
+                    continue
+            except Exception as exc:  # noqa: BLE001  # the worker outlives any one failure; the spool keeps the mail
+                self._pause(UnavailableError(f"delivery stopped by an unexpected {_cause(exc)}",
+                                             "the messages stay in the spool; if this repeats, report it"))
+                continue
+            wait = self.options.idle if later is None else max(0.02, min(self.options.idle, later - moment))
+            self._wake.wait(wait)
+
+    def deliver(self, ready: list[str]) -> None:
+        """One burst: the ledger locked and one session with the service, for as long as messages are due."""
+        from xoromail_cli import credentials, dispatch, services
+
+        with ExitStack() as stack:
+            try:
+                ledger = dispatch.open_sending_ledger(self.profile, self.options.lock_wait, stack)
+                transport = services.open_transport(self.profile, credentials.Secrets(self.profile),
+                                                    timeout=self.options.timeout)
+            except XoromailError as error:
+                self._pause(error)
+                return
+            sender = self._sender(transport, ledger)
+            sender.run(())  # reports what an earlier run left in flight (in doubt), as `send` does
+            current: str | None = None
+            try:
+                while ready and not self._stopping.is_set():
+                    for current in ready:
+                        if self._stopping.is_set() or time.time() < self._paused_until:
+                            return
+                        self._one(sender, current)
+                    current = None
+                    ready = self.spool.due(time.time())[0] or self._linger()
+                self._failures = 0
+            except XoromailError as error:
+                self._pause(error, current)
+            finally:
+                transport.close()
+
+    def _linger(self) -> list[str]:
+        """With the queue empty, keep the session a moment for the next message of a trickle (an ERP sends
+        one message per connection, often a second apart) rather than signing in again for each."""
+        self._wake.clear()
+        if self._stopping.is_set() or not self._wake.wait(self.options.linger):
+            return []
+        return self.spool.due(time.time())[0]
+
+    def _sender(self, transport: Transport, ledger: SentLedger) -> Sender:
+        from xoromail_cli.dispatch import QuotaWatch
+        from xoromail_cli.messages import Renderer
+        from xoromail_cli.sending import Sender
+
+        def warn(text: str) -> None:
+            self.log(event_line("warning", text=text))
+
+        return Sender(self.profile, RELAY_EVENT, Renderer(self.profile), transport, ledger,
+                      retries=self.options.retries, backoff=Backoff(base=1.0, cap=10.0, sleep=self._sleep),
+                      rate=self.rate, on_result=self._report_interrupted,
+                      before_delivery=QuotaWatch(self.profile, ledger, warn))
+
+    def _report_interrupted(self, result: MessageResult) -> None:
+        if result.status == "interrupted":
+            self.log(event_line("in-doubt", message_id=result.message_id, to=len(result.recipients),
+                                reply=result.reply))
+
+    def _one(self, sender: Sender, spool_id: str) -> None:
+        try:
+            spooled = self.spool.load(spool_id)
+        except NoInputError:
+            return  # dropped by `queue drop` meanwhile
+        except DataError as damaged:
+            self.spool.fail(spool_id, QueueState(1, 0.0, damaged.message))
+            self.log(event_line("failed", id=spool_id, reply=damaged.message, hint=damaged.hint))
+            return
+        state = self.spool.state(spool_id)
+        result = sender.deliver_envelope(spooled.envelope, relay_key(spooled.envelope))
+        self._settle(spooled, state, result)
+
+    def _settle(self, spooled: Spooled, state: QueueState, result: MessageResult) -> None:
+        """Remove, keep for later, or fail the message, from what the Sender made of it."""
+        fields = {"id": spooled.id, "message_id": spooled.envelope.message_id, "to": len(spooled.envelope.recipients)}
+        if result.status in ("sent", "written", "skipped"):
+            self.spool.remove(spooled.id)
+            kind = "delivered" if result.status != "skipped" else "already-delivered"
+            self.log(event_line(kind, **fields, attempts=state.attempts + 1, reply=result.reply))
+            return
+        # a quota or a refusal of the whole account (Send As) holds every message: kept until it clears or is fixed
+        temporary = result.status == "temporary" or result.stops_batch or (
+            result.status == "partial" and result.exit_code == ExitCode.TEMPFAIL)
+        attempts = state.attempts + 1
+        if temporary and time.time() - spooled.received_at < self.options.give_up_after:
+            in_doubt = "stays in flight" in (result.hint or "")
+            delay = self._schedule.delay(attempts - 1)
+            if result.stops_batch:
+                delay = max(delay, self.options.quota_pause)
+                self._paused_until = time.time() + delay
+            self.spool.set_state(spooled.id, QueueState(attempts, time.time() + delay, result.reply, in_doubt))
+            self.log(event_line("in-doubt" if in_doubt else "deferred", **fields, attempts=attempts,
+                                retry_in=f"{delay:.1f}s", reply=result.reply, hint=result.hint))
+            return
+        reply = result.reply if not temporary else f"gave up after {attempts} attempts: {result.reply}"
+        self.spool.fail(spooled.id, QueueState(attempts, 0.0, reply))
+        self.log(event_line("failed", **fields, attempts=attempts, reply=reply, hint=result.hint))
+        if self.options.bounce_to and not spooled.report:
+            from xoromail_cli.relay.report import failure_report
+
+            report = failure_report(self.profile, spooled, reply, self.options.bounce_to)
+            self.log(event_line("reported", id=self.spool.put(report, report=True), about=spooled.id,
+                                to=self.options.bounce_to))
+
+    def _pause(self, error: XoromailError, spool_id: str | None = None) -> None:
+        """The service cannot be used now (down, sign-in refused, ledger locked): every message waits."""
+        self._failures += 1
+        delay = self._schedule.delay(self._failures - 1)
+        self._paused_until = time.time() + delay
+        if spool_id is not None:
+            state = self.spool.state(spool_id)
+            self.spool.set_state(spool_id, replace(state, attempts=state.attempts + 1, last_reply=error.message))
+        self.log(event_line("paused", cause=error.message, hint=error.hint, exit_code=int(error.exit_code),
+                            retry_in=f"{delay:.1f}s", queued=len(self.spool.ids())))

@@ -1,0 +1,228 @@
+"""The relay's spool: one file per message, fsynced and renamed into place before the relay answers 250.
+
+A message file holds one JSON line (the SMTP envelope: sender, To/Cc/Bcc apart, Message-ID, when and from
+whom it came) and then the message's bytes exactly as submitted (or as rewritten at DATA). The file is
+written under `tmp/`, fsynced, renamed into `queue/` and the folder fsynced, so after a crash, `kill -9` or
+power loss a message is either wholly in `queue/` or was never acknowledged. Delivery state (attempts, next
+try, last reply) lives beside it in a small `.state` file replaced atomically; a message refused for good
+moves to `failed/` (kept for `queue retry`); a delivered one is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from xoromail_cli.errors import DataError, NoInputError, TemporaryError, UsageError
+from xoromail_cli.paths import private_dir
+from xoromail_cli.services.base import Envelope
+
+Where = Literal["queue", "failed"]
+_ID = re.compile(r"[0-9a-f]{8,20}-[0-9a-f]{6}")
+_MESSAGE, _STATE = ".msg", ".state"
+_PLACES: tuple[Where, ...] = ("queue", "failed")
+
+
+@dataclass(frozen=True)
+class Spooled:
+    """One message as the relay accepted it."""
+
+    id: str
+    envelope: Envelope
+    received_at: float
+    peer: str = ""
+    report: bool = False
+    """A failure report the relay wrote itself: never reported again when it fails."""
+
+
+@dataclass
+class QueueState:
+    """Where a message stands: how often it was tried, when it is due, what the service said last."""
+
+    attempts: int = 0
+    next_attempt: float = 0.0
+    last_reply: str = ""
+    in_doubt: bool = False
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """A line of `queue list`: the envelope (without the bytes) and its state."""
+
+    id: str
+    where: Where
+    sender: str
+    recipients: tuple[str, ...]
+    message_id: str
+    size: int
+    received_at: float
+    state: QueueState = field(default_factory=QueueState)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "where": self.where, "sender": self.sender, "recipients": list(self.recipients),
+                "message_id": self.message_id, "size": self.size, "received_at": self.received_at,
+                **asdict(self.state)}
+
+
+def check_id(value: str) -> str:
+    """Refuse anything but a spool id (it becomes a file name)."""
+    if not _ID.fullmatch(value):
+        raise UsageError(f"{value!r} is not a spool id", "copy the id from `xoromail queue list`")
+    return value
+
+
+def _fsync_dir(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _write_durably(target: Path, scratch: Path, chunks: tuple[bytes, ...]) -> None:
+    """Write `chunks` to `scratch`, fsync, rename onto `target`, fsync the folder: all or nothing."""
+    descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(descriptor, view):]
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    os.replace(scratch, target)
+    _fsync_dir(target.parent)
+
+
+class Spool:
+    """The folders `tmp/`, `queue/` and `failed/` under `root` (created owner-only)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _folder(self, name: str) -> Path:
+        return private_dir(self.root / name)
+
+    def _path(self, where: Where, message_id: str, suffix: str) -> Path:
+        return self.root / where / f"{check_id(message_id)}{suffix}"
+
+    def put(self, envelope: Envelope, *, peer: str = "", report: bool = False) -> str:
+        """Keep a message durably and return its id; TemporaryError (a 4xx for the client) if it cannot."""
+        spool_id = f"{time.time_ns() // 1000:x}-{secrets.token_hex(3)}"
+        head = {"sender": envelope.sender, "to": envelope.to, "cc": envelope.cc, "bcc": envelope.bcc,
+                "message_id": envelope.message_id, "received_at": time.time(), "peer": peer, "report": report}
+        line = json.dumps(head, ensure_ascii=True).encode("ascii") + b"\n"
+        try:
+            scratch = self._folder("tmp") / f"{spool_id}{_MESSAGE}"
+            _write_durably(self._folder("queue") / f"{spool_id}{_MESSAGE}", scratch, (line, envelope.data))
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                (self.root / "tmp" / f"{spool_id}{_MESSAGE}").unlink()
+            raise TemporaryError(f"cannot keep the message in the spool {self.root}: {exc.strerror or exc}",
+                                 "free disk space or fix the spool folder's permissions") from None
+        return spool_id
+
+    def load(self, spool_id: str, where: Where = "queue") -> Spooled:
+        """The message and its envelope, read back from its file."""
+        try:
+            raw = self._path(where, spool_id, _MESSAGE).read_bytes()
+        except FileNotFoundError:
+            raise NoInputError(f"no message {spool_id} in the spool", "see `xoromail queue list`") from None
+        line, _, data = raw.partition(b"\n")
+        try:
+            head = json.loads(line)
+            envelope = Envelope(head["sender"], tuple(head["to"]), data, head["message_id"], tuple(head["cc"]),
+                                tuple(head["bcc"]))
+            return Spooled(spool_id, envelope, float(head["received_at"]), head.get("peer", ""),
+                           bool(head.get("report")))
+        except (ValueError, KeyError, TypeError):
+            raise DataError(f"the spool file of {spool_id} is damaged (no envelope line)",
+                            "it was not written by this relay; look at it in the spool's failed/ folder") from None
+
+    def state(self, spool_id: str, where: Where = "queue") -> QueueState:
+        try:
+            values = json.loads(self._path(where, spool_id, _STATE).read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return QueueState()
+        return QueueState(**values)
+
+    def set_state(self, spool_id: str, state: QueueState, where: Where = "queue") -> None:
+        text = json.dumps(asdict(state)).encode("utf-8")
+        scratch = self._folder("tmp") / f"{spool_id}{_STATE}"
+        _write_durably(self._path(where, spool_id, _STATE), scratch, (text,))
+
+    def ids(self, where: Where = "queue") -> list[str]:
+        """Ids in arrival order (they begin with the time they were taken)."""
+        folder = self.root / where
+        if not folder.is_dir():
+            return []
+        names = (name[: -len(_MESSAGE)] for name in os.listdir(folder) if name.endswith(_MESSAGE))
+        return sorted(name for name in names if _ID.fullmatch(name))
+
+    def due(self, moment: float) -> tuple[list[str], float | None]:
+        """Queued ids due at `moment`, and when the next one not yet due will be."""
+        ready, later = [], None
+        for spool_id in self.ids():
+            next_attempt = self.state(spool_id).next_attempt
+            if next_attempt <= moment:
+                ready.append(spool_id)
+            else:
+                later = next_attempt if later is None else min(later, next_attempt)
+        return ready, later
+
+    def remove(self, spool_id: str, where: Where = "queue") -> None:
+        """Forget a message (delivered, or dropped): the message file first, so a crash never leaves it half."""
+        for suffix in (_MESSAGE, _STATE):
+            with contextlib.suppress(FileNotFoundError):
+                self._path(where, spool_id, suffix).unlink()
+
+    def fail(self, spool_id: str, state: QueueState) -> None:
+        """Move a message refused for good to `failed/`, with its last reply."""
+        self._folder("failed")
+        self.set_state(spool_id, state)
+        for suffix in (_STATE, _MESSAGE):
+            os.replace(self._path("queue", spool_id, suffix), self._path("failed", spool_id, suffix))
+        _fsync_dir(self.root / "failed")
+
+    def retry(self, spool_id: str) -> Where:
+        """Make a message due now: a queued one at once, a failed one back into the queue. Says where it was."""
+        for where in _PLACES:
+            if self._path(where, spool_id, _MESSAGE).exists():
+                state = self.state(spool_id, where)
+                self.set_state(spool_id, QueueState(state.attempts, 0.0, state.last_reply), where)
+                if where == "failed":
+                    for suffix in (_STATE, _MESSAGE):
+                        os.replace(self._path("failed", spool_id, suffix), self._path("queue", spool_id, suffix))
+                    _fsync_dir(self.root / "queue")
+                return where
+        raise NoInputError(f"no message {spool_id} in the spool", "see `xoromail queue list`")
+
+    def drop(self, spool_id: str) -> Where:
+        for where in _PLACES:
+            if self._path(where, spool_id, _MESSAGE).exists():
+                self.remove(spool_id, where)
+                return where
+        raise NoInputError(f"no message {spool_id} in the spool", "see `xoromail queue list`")
+
+    def entries(self) -> Iterator[QueueEntry]:
+        """Every message kept, queued first; only each file's envelope line is read."""
+        for where in _PLACES:
+            for spool_id in self.ids(where):
+                path = self._path(where, spool_id, _MESSAGE)
+                try:
+                    with path.open("rb") as handle:
+                        head = json.loads(handle.readline())
+                        size = os.fstat(handle.fileno()).st_size - handle.tell()
+                except (FileNotFoundError, ValueError):
+                    continue  # delivered or dropped while listing
+                recipients = (*head["to"], *head["cc"], *head["bcc"])
+                yield QueueEntry(spool_id, where, head["sender"], recipients, head["message_id"], size,
+                                 float(head["received_at"]), self.state(spool_id, where))

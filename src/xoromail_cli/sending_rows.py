@@ -1,0 +1,79 @@
+"""What a send run walks over: the batch's items in order (or shared between connections), the reports of
+bad rows, of messages an earlier run left in flight, and of a stopped batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from xoromail_cli.batch import InvalidRow, SendJob
+from xoromail_cli.errors import ExitCode, XoromailError
+from xoromail_cli.results import MessageResult
+
+if TYPE_CHECKING:
+    from xoromail_cli.events import Event
+    from xoromail_cli.ledger import SentLedger as Ledger
+
+
+Item = SendJob | MessageResult
+"""A job to send, or a result already known (a bad row's report, given in its place)."""
+
+
+class JobSource(Protocol):
+    """Hands out a batch's items with their places; shared by the connections of a parallel run."""
+
+    def take(self, wait: bool = True) -> tuple[int, Item] | None:
+        """The next item, or None at the end; with `wait=False` also None when nothing is at hand right now."""
+
+    def halted(self) -> bool:
+        """The batch was stopped elsewhere (another connection met a quota): send nothing more, not even a row
+        already taken ahead."""
+
+
+class InOrder:
+    """One connection's source: the batch as it streams."""
+
+    def __init__(self, items: Iterable[Item]) -> None:
+        self._items = enumerate(items)
+
+    def take(self, wait: bool = True) -> tuple[int, Item] | None:
+        return next(self._items, None)
+
+    def halted(self) -> bool:
+        return False
+
+
+def batch_items(event: Event, jobs: Iterable[SendJob | InvalidRow], reported: Sequence[InvalidRow]) -> Iterator[Item]:
+    """The jobs, with each bad row as its report (skipping those `reported` up front already)."""
+    rows = {invalid.row for invalid in reported}
+    for item in jobs:
+        if not isinstance(item, InvalidRow):
+            yield item
+        elif item.row not in rows:
+            yield invalid_result(event, item)
+
+
+def invalid_result(event: Event, invalid: InvalidRow) -> MessageResult:
+    return MessageResult(event.name, invalid.row, (), "invalid", invalid.error.message, hint=invalid.error.hint,
+                         exit_code=int(invalid.error.exit_code))
+
+
+def settle_interrupted(ledger: Ledger | None, account: str, event: str) -> list[MessageResult]:
+    """Messages an earlier run left in flight (for this account): reported once, before anything is sent."""
+    if ledger is None:
+        return []
+    results = []
+    for entry in ledger.interrupted(account, event):
+        ledger.settle_interrupted(entry.id)
+        results.append(MessageResult(entry.event, entry.row or 0, entry.recipients, "interrupted",
+                                     "was in flight when an earlier run stopped: it may have been delivered; "
+                                     "it is sent again if still due (a possible duplicate)",
+                                     entry.message_id, key=entry.idempotency_key))
+    return results
+
+
+def stop_error(result: MessageResult) -> XoromailError:
+    """Why the batch stopped at `result` (a quota, the sender refused)."""
+    return XoromailError(f"stopped the batch: {result.reply}; the remaining messages were not sent",
+                         f"{result.hint}; re-running later sends only what is still missing",
+                         exit_code=ExitCode(result.exit_code or ExitCode.TEMPFAIL))

@@ -1,0 +1,60 @@
+"""The relay delivering through an OAuth service: Microsoft 365 (Graph sendMail) against the local fake."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+
+import pytest
+
+from tests.conftest import USER, TLSFiles
+from tests.fakes.microsoft_server import CLIENT_SECRET, GraphReply, MicrosoftServer
+from tests.m365_helpers import settings_for
+from tests.relay_helpers import RelayFactory, erp_message, relay, submit, wait_for
+from xoromail_cli import credentials
+from xoromail_cli.config import Profile
+from xoromail_cli.services.microsoft365.auth import CLIENT_SECRET as SECRET_KIND
+
+__all__ = ["relay"]  # the fixture, imported for pytest
+
+
+@pytest.fixture
+def graph(tls: TLSFiles) -> Iterator[MicrosoftServer]:
+    with MicrosoftServer(tls.server_context) as fake:
+        yield fake
+
+
+def m365_profile(server: MicrosoftServer, tls: TLSFiles) -> Profile:
+    """An app-only Microsoft 365 profile (client secret in the keyring) sending through the local Graph."""
+    credentials.write_secret("default", SECRET_KIND, CLIENT_SECRET)
+    return Profile(name="default", email=USER, settings=settings_for(server, mode="app"), service="microsoft365",
+                   display_name="Company Billing", ca_file=str(tls.ca_file), timeout=10.0)
+
+
+def test_a_password_smtp_submission_goes_out_through_graph_with_an_oauth_token(
+        relay: RelayFactory, graph: MicrosoftServer, tls: TLSFiles) -> None:
+    running = relay(m365_profile(graph, tls))
+    message = erp_message(1, attachment=b"%PDF-1.4 invoice")
+    submit(running.port, message, recipients=["customer@client.test", "audit@company.test"])
+    wait_for(lambda: len(graph.sent) == 1, what="the Graph sendMail")
+    sent = graph.sent[0]
+    assert sent.path == f"/v1.0/users/{USER}/sendMail" and sent.sender == "app"
+    parsed = message_from_bytes(sent.mime, policy=policy.default)
+    assert parsed["Message-ID"] == message["Message-ID"] and parsed["X-ERP-Document"] == "INV-1"
+    assert parsed["Bcc"] == "audit@company.test"  # header-driven API: Graph takes Bcc from the MIME and drops it
+    wait_for(lambda: bool(running.logged("delivered")), what="the delivered line")
+    assert 'reply="202 Accepted"' in running.logged("delivered")[0]
+    assert all(CLIENT_SECRET not in line for line in running.lines)
+
+
+def test_graph_throttling_keeps_the_message_queued_then_delivers_it_once(
+        relay: RelayFactory, graph: MicrosoftServer, tls: TLSFiles) -> None:
+    throttled = GraphReply(429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.",
+                           {"Retry-After": "1"})
+    graph.graph_replies.extend([throttled, throttled])
+    running = relay(m365_profile(graph, tls), retries=1, retry_delay=0.3)
+    submit(running.port, erp_message(2))
+    wait_for(lambda: bool(running.logged("deferred")), timeout=30, what="a deferred message")
+    assert 'reply="429 ApplicationThrottled' in running.logged("deferred")[0]
+    wait_for(lambda: len(graph.sent) == 1 and not running.spool.ids(), timeout=30, what="the later delivery")
+    assert len(graph.sent) == 1
