@@ -23,7 +23,8 @@ def log(
     ctx: typer.Context,
     since: Annotated[str | None, typer.Option("--since", metavar="DATE",
                                               help="From this date (2026-11-01) or this long ago (7d).")] = None,
-    event: Annotated[str | None, typer.Option("--event", metavar="EVENT", help="Only this event (or relay: what the relay delivered).")] = None,
+    event: Annotated[str | None, typer.Option(
+        "--event", metavar="EVENT", help="Only this event (relay: what the relay delivered).")] = None,
     to: Annotated[str | None, typer.Option("--to", metavar="ADDR", help="Only messages to this address.")] = None,
     failed: Annotated[bool, typer.Option("--failed", help="Only what still needs attention.")] = False,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many (the newest).")] = None,
