@@ -10,9 +10,11 @@ bodies are Google's own JSON shapes and messages.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import secrets
+import socket
 import ssl
 import threading
 import time
@@ -69,6 +71,11 @@ INVALID_CREDENTIALS: Canned = (401, api_error(
     "authError", "UNAUTHENTICATED"), {})
 
 
+TOO_LARGE_PAGE = ("<!DOCTYPE html><html lang=en><meta charset=utf-8><title>Error 413 (Request Entity Too Large)!!1"
+                  "</title><p><b>413.</b> <ins>That\u2019s an error.</ins><p>Your client issued a request that was too "
+                  "large. <ins>That\u2019s all we know.</ins>")
+"""The page Google's front end serves for a request body over the limit (HTML, not the API's JSON)."""
+
 
 @dataclass
 class GoogleState:
@@ -83,6 +90,10 @@ class GoogleState:
     send_delay: float = 0.0
     """Seconds a send waits before answering (after taking the message), like a stalled front end."""
     send_replies: list[Canned] = field(default_factory=list)
+    drop_send: bool = False
+    """Read the whole send request, then close the connection without answering (a lost answer)."""
+    max_request_bytes: int | None = None
+    """Google's front end answers a larger request body with its HTML 413 page (the API's limit is 35 MB)."""
     """Answers for the next sends, in order, before a send succeeds again."""
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
     refresh_tokens: set[str] = field(default_factory=set)
@@ -129,6 +140,12 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         with self.server.state.lock:
             self.server.state.connections += 1
+            self.server.open_sockets.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.state.lock:
+            self.server.open_sockets.discard(self.connection)
+        super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read state, not logs
         pass
@@ -250,7 +267,13 @@ class _Handler(BaseHTTPRequestHandler):
             canned = state.send_replies.pop(0) if state.send_replies and expiry > time.time() else None
         if state.send_delay:
             time.sleep(state.send_delay)
-        if expiry <= time.time():
+        if state.drop_send:
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        if state.max_request_bytes is not None and len(body) > state.max_request_bytes:
+            self._html(413, TOO_LARGE_PAGE)
+        elif expiry <= time.time():
             self._json(*INVALID_CREDENTIALS)
         elif "gmail.send" not in scope:
             self._json(*INSUFFICIENT_SCOPE)
@@ -271,6 +294,14 @@ class _Handler(BaseHTTPRequestHandler):
             number = len(self.server.state.sent)
         self._json(200, {"id": f"18c{number:013x}", "threadId": f"18c{number:013x}", "labelIds": ["SENT"]})
 
+    def _html(self, code: int, page: str) -> None:
+        data = page.encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "text/html; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def _json(self, code: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(code)
@@ -285,6 +316,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     state: GoogleState
+    open_sockets: set[Any]
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients that hang up (the timeout and TLS tests) are expected; the test asserts what they saw."""
@@ -297,6 +329,7 @@ class GoogleServer:
         self.state = GoogleState()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.state = self.state
+        self._server.open_sockets = set()
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -309,8 +342,13 @@ class GoogleServer:
         return self
 
     def stop(self) -> None:
+        """Stop listening and hang up on every open keep-alive connection, as a restarted server would."""
         self._server.shutdown()
         self._server.server_close()
+        with self.state.lock:
+            for connection in list(self._server.open_sockets):
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
         self._thread.join(timeout=5)
 
     def client_secrets(self, path: Path) -> Path:

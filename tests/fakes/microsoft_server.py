@@ -9,9 +9,11 @@ Graph `sendMail` that checks the bearer token and decodes the MIME. Failures are
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import secrets
+import socket
 import ssl
 import threading
 import time
@@ -99,6 +101,10 @@ class MicrosoftServer:
         self.failures: list[tuple[int, str | None]] = []
         """(AADSTS code, grant type or None for any) answered to the next matching token request."""
         self.graph_replies: list[GraphReply] = []
+        self.drop_send = False
+        """Read the whole sendMail request, then close the connection without answering (a lost answer)."""
+        self.max_mime_bytes: int | None = None
+        """The mailbox's MaxSendSize: a larger message is answered 400 ErrorMessageSizeExceeded."""
         self.sent: list[SentMail] = []
         self.token_requests: list[str] = []
         self.requests_seen: list[str] = []
@@ -108,6 +114,7 @@ class MicrosoftServer:
         self.device_codes: dict[str, dict[str, Any]] = {}
         self.codes: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
+        self.open_sockets: set[Any] = set()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -123,9 +130,14 @@ class MicrosoftServer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        """Stop listening and hang up on every open keep-alive connection, as a restarted server would."""
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
+        with self.lock:
+            for connection in list(self.open_sockets):
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
             self._thread.join(5)
 
@@ -204,6 +216,16 @@ def aadsts_body(code: int, **values: str) -> tuple[int, dict[str, Any]]:
 class _Handler(BaseHTTPRequestHandler):
     fake: MicrosoftServer
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        with self.fake.lock:
+            self.fake.open_sockets.add(self.connection)
+
+    def finish(self) -> None:
+        with self.fake.lock:
+            self.fake.open_sockets.discard(self.connection)
+        super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:  # the stdlib's signature
         return
@@ -360,6 +382,10 @@ class _Handler(BaseHTTPRequestHandler):
             canned = self.fake.graph_replies.pop(0)
             self.reply(canned.status, {"error": {"code": canned.code, "message": canned.message}}, canned.headers)
             return
+        if self.fake.drop_send:
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
         if not path.endswith("/sendMail") or not (path == "/v1.0/me/sendMail" or path.startswith("/v1.0/users/")):
             self.reply(400, {"error": {"code": "BadRequest", "message": "Resource not found for the segment."}})
             return
@@ -372,6 +398,11 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self.reply(400, {"error": {"code": "ErrorMimeContentInvalidBase64String",
                                        "message": "Invalid base64 string for MIME content."}})
+            return
+        if self.fake.max_mime_bytes is not None and len(mime) > self.fake.max_mime_bytes:
+            self.reply(400, {"error": {"code": "ErrorMessageSizeExceeded",
+                                       "message": "The message exceeds the maximum supported size., Cannot save "
+                                                  "changes made to an item to store."}})
             return
         self.fake.sent.append(SentMail(path, issued.user or "app", mime, self.headers.get("Content-Type", ""),
                                        self.client_address[1]))
