@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from xoromail_cli.config import atomic_write
-from xoromail_cli.errors import CannotWriteError
+from xoromail_cli.errors import CannotWriteError, ExitCode, StageFailedError
 from xoromail_cli.services.base import Delivery, Envelope, StageCallback
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -27,14 +27,16 @@ class OutboxTransport:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise CannotWriteError(f"cannot create outbox folder {self.folder}: {exc.strerror}",
-                               "choose a folder you can write to") from None
+            raise StageFailedError("outbox", f"cannot create outbox folder {self.folder}: {exc.strerror}",
+                                   "choose a folder you can write to", ExitCode.CANTCREAT) from None
         if on_stage:
             on_stage("outbox", f"writing .eml files to {self.folder}")
 
     def send(self, envelope: Envelope, before_data: Callable[[], None] | None = None) -> Delivery:
         stem = _UNSAFE.sub("_", envelope.message_id.strip("<>")) or "message"
         path = self.folder / f"{stem}.eml"
+        if before_data is not None:  # the ledger marks it in flight first, as for every transport
+            before_data()
         try:
             atomic_write(path, envelope.data, mode=0o600)
         except OSError as exc:
