@@ -45,6 +45,8 @@ class Capabilities:
 
     per_recipient_refusal: bool
     """The service refuses recipients one by one (SMTP RCPT); else a Delivery never names a subset."""
+    subset_retries: bool
+    """The transport can send to some recipients only (explicit recipient lists); header-driven APIs cannot."""
     bcc: Literal["envelope", "header", "none"]
     """envelope: Bcc go as envelope recipients only; header: sent in `data_with_bcc()` and stripped by the
     provider; none: nothing is delivered (files)."""
@@ -81,7 +83,7 @@ class Harness:
 
 class SmtpHarness(Harness):
     name = "smtp"
-    caps = Capabilities(per_recipient_refusal=True, bcc="envelope", open_stage="connect")
+    caps = Capabilities(per_recipient_refusal=True, subset_retries=True, bcc="envelope", open_stage="connect")
 
     def __init__(self, smtp_server: ServerFactory, tls: TLSFiles) -> None:
         self.start, self.tls = smtp_server, tls
@@ -107,7 +109,7 @@ class SmtpHarness(Harness):
 
 class OutboxHarness(Harness):
     name = "outbox"
-    caps = Capabilities(per_recipient_refusal=False, bcc="none", refuses=False, size_limit=False,
+    caps = Capabilities(per_recipient_refusal=False, subset_retries=True, bcc="none", refuses=False, size_limit=False,
                         open_stage="outbox")
 
     def __init__(self, tmp_path: Path) -> None:
@@ -129,7 +131,7 @@ class OutboxHarness(Harness):
 
 class ExchangeHarness(Harness):
     name = "exchange"
-    caps = Capabilities(per_recipient_refusal=False, bcc="envelope", retry_after=30.0,
+    caps = Capabilities(per_recipient_refusal=False, subset_retries=True, bcc="envelope", retry_after=30.0,
                         before_data_when_unreachable=True, open_stage="connect")
 
     def __init__(self, ews: EwsFactory, tls: TLSFiles) -> None:
@@ -165,7 +167,7 @@ class ExchangeHarness(Harness):
 
 class GoogleHarness(Harness):
     name = "google"
-    caps = Capabilities(per_recipient_refusal=False, bcc="header", retry_after=7.0,
+    caps = Capabilities(per_recipient_refusal=False, subset_retries=False, bcc="header", retry_after=7.0,
                         before_data_when_unreachable=True, open_stage="token")
 
     def __init__(self, tls: TLSFiles, tmp_path: Path) -> None:
@@ -206,7 +208,7 @@ class GoogleHarness(Harness):
 
 class Microsoft365Harness(Harness):
     name = "microsoft365"
-    caps = Capabilities(per_recipient_refusal=False, bcc="header", retry_after=5.0,
+    caps = Capabilities(per_recipient_refusal=False, subset_retries=False, bcc="header", retry_after=5.0,
                         before_data_when_unreachable=True, open_stage="sign-in")
 
     def __init__(self, tls: TLSFiles) -> None:
