@@ -10,21 +10,21 @@ bodies are Google's own JSON shapes and messages.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import secrets
-import socket
 import ssl
 import threading
 import time
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from tests.fakes.http_server import HangingUpServer
 
 CLIENT_ID = "123456789012-fake.apps.googleusercontent.com"
 CLIENT_SECRET = "GOCSPX-fake-client-secret-value"
@@ -140,12 +140,6 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         with self.server.state.lock:
             self.server.state.connections += 1
-            self.server.open_sockets.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.state.lock:
-            self.server.open_sockets.discard(self.connection)
-        super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read state, not logs
         pass
@@ -313,10 +307,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(HangingUpServer):
     state: GoogleState
-    open_sockets: set[Any]
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients that hang up (the timeout and TLS tests) are expected; the test asserts what they saw."""
@@ -329,7 +321,6 @@ class GoogleServer:
         self.state = GoogleState()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.state = self.state
-        self._server.open_sockets = set()
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -343,12 +334,7 @@ class GoogleServer:
 
     def stop(self) -> None:
         """Stop listening and hang up on every open keep-alive connection, as a restarted server would."""
-        self._server.shutdown()
-        self._server.server_close()
-        with self.state.lock:
-            for connection in list(self._server.open_sockets):
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
+        self._server.hang_up()
         self._thread.join(timeout=5)
 
     def client_secrets(self, path: Path) -> Path:

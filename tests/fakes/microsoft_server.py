@@ -9,18 +9,18 @@ Graph `sendMail` that checks the bearer token and decodes the MIME. Failures are
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import secrets
-import socket
 import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from tests.fakes.http_server import HangingUpServer
 
 TENANT = "company.test"
 TENANT_ID = "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d"
@@ -114,14 +114,13 @@ class MicrosoftServer:
         self.device_codes: dict[str, dict[str, Any]] = {}
         self.codes: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
-        self.open_sockets: set[Any] = set()
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: HangingUpServer | None = None
         self._thread: threading.Thread | None = None
 
     # lifecycle -------------------------------------------------------------------------------------------
     def __enter__(self) -> MicrosoftServer:
         handler = type("Handler", (_Handler,), {"fake": self})
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        httpd = HangingUpServer(("127.0.0.1", 0), handler)
         httpd.daemon_threads = True
         httpd.socket = self.tls_context.wrap_socket(httpd.socket, server_side=True)
         self._httpd = httpd
@@ -130,14 +129,8 @@ class MicrosoftServer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        """Stop listening and hang up on every open keep-alive connection, as a restarted server would."""
         if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        with self.lock:
-            for connection in list(self.open_sockets):
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
+            self._httpd.hang_up()  # and close the open keep-alive connections, as a restarted server would
         if self._thread is not None:
             self._thread.join(5)
 
@@ -216,16 +209,6 @@ def aadsts_body(code: int, **values: str) -> tuple[int, dict[str, Any]]:
 class _Handler(BaseHTTPRequestHandler):
     fake: MicrosoftServer
     protocol_version = "HTTP/1.1"
-
-    def setup(self) -> None:
-        super().setup()
-        with self.fake.lock:
-            self.fake.open_sockets.add(self.connection)
-
-    def finish(self) -> None:
-        with self.fake.lock:
-            self.fake.open_sockets.discard(self.connection)
-        super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:  # the stdlib's signature
         return
