@@ -208,7 +208,7 @@ def test_daily_quota_is_temporary_with_a_wait_hint(smtp_server: ServerFactory, t
     ("mail from", 530, "5.7.57 Client not authenticated to send mail", ExitCode.NOPERM),
     ("data", 554, "5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException", ExitCode.TEMPFAIL),
     ("rcpt to", 550, "5.1.1 User unknown", ExitCode.DATAERR),
-    ("data", 552, "5.3.4 Message size exceeds fixed limit", ExitCode.UNAVAILABLE),
+    ("data", 552, "5.3.4 Message size exceeds fixed limit", ExitCode.DATAERR),
 ])
 def test_reply_table_maps_other_provider_replies(stage: str, code: int, text: str, expected: ExitCode) -> None:
     failure = reply_failure(stage, code, text, "smtp.office365.com")
