@@ -45,6 +45,27 @@ class RefuseRecipient(CaptureHandler):
         return "250 2.1.5 OK"
 
 
+class DropAtRcpt(CaptureHandler):
+    """Drops the TCP connection at the first RCPT TO, before any message data (a crash mid-envelope)."""
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        server.transport.abort()
+        return "421 4.4.2 connection dropped"
+
+
+class SizeLimit(CaptureHandler):
+    """Refuses a message larger than `limit` bytes at the end of DATA with Postfix's reply; keeps the others."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if len(envelope.original_content or b"") > self.limit:
+            return "552 5.3.4 Message size exceeds fixed limit"
+        return await super().handle_DATA(server, session, envelope)
+
+
 class Greylist(CaptureHandler):
     """Answers 450 for one address, `times` times (None: until `refused` is cleared), as greylisting does."""
 

@@ -66,7 +66,8 @@ def test_sink_prints_a_line_per_message_and_fills_the_maildir(tmp_path: Path) ->
 def test_help_loads_no_heavy_library() -> None:
     code = ("import sys\nfrom xoromail_cli.cli import app\nfrom typer.testing import CliRunner\n"
             "CliRunner().invoke(app, ['--help'])\n"
-            "heavy = {'exchangelib', 'google', 'jinja2', 'aiosmtpd', 'msal', 'keyring'}\n"
+            "heavy = {'exchangelib', 'google', 'jinja2', 'aiosmtpd', 'msal', 'keyring', 'requests', 'dns',"
+            " 'psycopg', 'checkdmarc'}\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))")
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert completed.stdout.strip() == "[]"

@@ -215,7 +215,8 @@ def test_sending_over_smtp_loads_no_other_transport_library(
     configure(config_path, server, tls)
     code = ("import sys\nfrom xoromail_cli.cli import app\n"
             "try:\n    app(sys.argv[1:])\nexcept SystemExit as stop:\n    code = stop.code\n"
-            "heavy = {'exchangelib', 'google', 'msal', 'aiosmtpd', 'keyring'}\n"
+            "heavy = {'exchangelib', 'google', 'msal', 'aiosmtpd', 'keyring', 'requests', 'dns', 'psycopg',"
+            " 'checkdmarc'}\n"
             "print(code, sorted(m for m in sys.modules if m.split('.')[0] in heavy), file=sys.stderr)\n")
     completed = subprocess.run(
         [sys.executable, "-c", code, "send", "--event", "overdue-invoice", "--to", "a@x.test", *OVERDUE],
@@ -262,7 +263,8 @@ def test_a_run_that_cannot_connect_reports_the_bad_rows_and_exits_69(
     assert statuses == ["invalid"]
 
 
-def test_a_dry_run_loads_neither_tls_nor_sqlite(tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+def test_a_dry_run_loads_neither_tls_nor_sqlite_nor_any_service_library(tls: TLSFiles, config_path: Path,
+                                                                       tmp_path: Path) -> None:
     import os
     import subprocess
     import sys
@@ -270,7 +272,8 @@ def test_a_dry_run_loads_neither_tls_nor_sqlite(tls: TLSFiles, config_path: Path
     configure(config_path, None, tls)
     code = ("import sys\nfrom xoromail_cli.cli import app\n"
             "try:\n    app(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('ssl', 'smtplib', 'sqlite3') if m in sys.modules), file=sys.stderr)\n")
+            "print(sorted(m for m in ('ssl', 'smtplib', 'sqlite3', 'exchangelib', 'google', 'msal', 'requests',"
+            " 'dns', 'psycopg', 'checkdmarc', 'aiosmtpd') if m in sys.modules), file=sys.stderr)\n")
     completed = subprocess.run(
         [sys.executable, "-c", code, "send", "--event", "overdue-invoice", "--dry-run",
          "--batch", str(csv_batch(tmp_path / "r.csv", 2))],

@@ -26,6 +26,7 @@ SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 M = "http://schemas.microsoft.com/exchange/services/2006/messages"
 T = "http://schemas.microsoft.com/exchange/services/2006/types"
 LOCKED_OUT = "The referenced account is currently locked out and may not be logged on to."
+SIZE_EXCEEDED = ("ErrorMessageSizeExceeded", "The message exceeds the maximum supported size.")
 _VERSION = (f'<h:ServerVersionInfo MajorVersion="15" MinorVersion="1" MajorBuildNumber="2507" '
             f'MinorBuildNumber="6" Version="V2017_07_11" xmlns:h="{T}" xmlns="{T}"/>')
 _NOT_FOUND = ("<!DOCTYPE html><html><head><title>404 - File or directory not found.</title></head><body>"
@@ -43,6 +44,8 @@ class Received:
     cc: list[str] = field(default_factory=list)
     bcc: list[str] = field(default_factory=list)
     mime: bytes | None = None
+    answer: str | None = None
+    """The ResponseCode (or fault code) the server answered; None when it hung up instead."""
 
     @property
     def message(self) -> EmailMessage:
@@ -68,6 +71,8 @@ class Behaviour:
     """Answer CreateItem with the ErrorServerBusy fault carrying this BackOffMilliseconds."""
     drop_create: bool = False
     """Read the whole CreateItem request, then close the connection without answering."""
+    max_mime_bytes: int | None = None
+    """The organisation's MaxSendSize: a larger MimeContent is answered with ErrorMessageSizeExceeded."""
 
 
 def _envelope(body: str) -> bytes:
@@ -209,9 +214,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(2)
             return
         if behaviour.busy_ms is not None:
+            received.answer = "ErrorServerBusy"
             self._reply(500, _busy_fault(behaviour.busy_ms))
             return
-        self._reply(200, _message("CreateItem", behaviour.create_error, "<m:Items/>"))
+        error = behaviour.create_error
+        if behaviour.max_mime_bytes is not None and len(received.mime or b"") > behaviour.max_mime_bytes:
+            error = SIZE_EXCEEDED
+        received.answer = error[0] if error else "NoError"
+        self._reply(200, _message("CreateItem", error, "<m:Items/>"))
 
     def _reply(self, status: int, body: bytes, content_type: str = "text/xml; charset=utf-8",
                headers: dict[str, str] | None = None) -> None:

@@ -19,10 +19,12 @@ import time
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from tests.fakes.http_server import HangingUpServer
 
 CLIENT_ID = "123456789012-fake.apps.googleusercontent.com"
 CLIENT_SECRET = "GOCSPX-fake-client-secret-value"
@@ -69,6 +71,11 @@ INVALID_CREDENTIALS: Canned = (401, api_error(
     "authError", "UNAUTHENTICATED"), {})
 
 
+TOO_LARGE_PAGE = ("<!DOCTYPE html><html lang=en><meta charset=utf-8><title>Error 413 (Request Entity Too Large)!!1"
+                  "</title><p><b>413.</b> <ins>That\u2019s an error.</ins><p>Your client issued a request that was too "
+                  "large. <ins>That\u2019s all we know.</ins>")
+"""The page Google's front end serves for a request body over the limit (HTML, not the API's JSON)."""
+
 
 @dataclass
 class GoogleState:
@@ -83,6 +90,10 @@ class GoogleState:
     send_delay: float = 0.0
     """Seconds a send waits before answering (after taking the message), like a stalled front end."""
     send_replies: list[Canned] = field(default_factory=list)
+    drop_send: bool = False
+    """Read the whole send request, then close the connection without answering (a lost answer)."""
+    max_request_bytes: int | None = None
+    """Google's front end answers a larger request body with its HTML 413 page (the API's limit is 35 MB)."""
     """Answers for the next sends, in order, before a send succeeds again."""
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
     refresh_tokens: set[str] = field(default_factory=set)
@@ -250,7 +261,13 @@ class _Handler(BaseHTTPRequestHandler):
             canned = state.send_replies.pop(0) if state.send_replies and expiry > time.time() else None
         if state.send_delay:
             time.sleep(state.send_delay)
-        if expiry <= time.time():
+        if state.drop_send:
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        if state.max_request_bytes is not None and len(body) > state.max_request_bytes:
+            self._html(413, TOO_LARGE_PAGE)
+        elif expiry <= time.time():
             self._json(*INVALID_CREDENTIALS)
         elif "gmail.send" not in scope:
             self._json(*INSUFFICIENT_SCOPE)
@@ -271,6 +288,14 @@ class _Handler(BaseHTTPRequestHandler):
             number = len(self.server.state.sent)
         self._json(200, {"id": f"18c{number:013x}", "threadId": f"18c{number:013x}", "labelIds": ["SENT"]})
 
+    def _html(self, code: int, page: str) -> None:
+        data = page.encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "text/html; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def _json(self, code: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(code)
@@ -282,8 +307,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(HangingUpServer):
     state: GoogleState
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -309,8 +333,8 @@ class GoogleServer:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        """Stop listening and hang up on every open keep-alive connection, as a restarted server would."""
+        self._server.hang_up()
         self._thread.join(timeout=5)
 
     def client_secrets(self, path: Path) -> Path:

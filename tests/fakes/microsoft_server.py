@@ -16,9 +16,11 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from tests.fakes.http_server import HangingUpServer
 
 TENANT = "company.test"
 TENANT_ID = "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d"
@@ -99,6 +101,10 @@ class MicrosoftServer:
         self.failures: list[tuple[int, str | None]] = []
         """(AADSTS code, grant type or None for any) answered to the next matching token request."""
         self.graph_replies: list[GraphReply] = []
+        self.drop_send = False
+        """Read the whole sendMail request, then close the connection without answering (a lost answer)."""
+        self.max_mime_bytes: int | None = None
+        """The mailbox's MaxSendSize: a larger message is answered 400 ErrorMessageSizeExceeded."""
         self.sent: list[SentMail] = []
         self.token_requests: list[str] = []
         self.requests_seen: list[str] = []
@@ -108,13 +114,13 @@ class MicrosoftServer:
         self.device_codes: dict[str, dict[str, Any]] = {}
         self.codes: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: HangingUpServer | None = None
         self._thread: threading.Thread | None = None
 
     # lifecycle -------------------------------------------------------------------------------------------
     def __enter__(self) -> MicrosoftServer:
         handler = type("Handler", (_Handler,), {"fake": self})
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        httpd = HangingUpServer(("127.0.0.1", 0), handler)
         httpd.daemon_threads = True
         httpd.socket = self.tls_context.wrap_socket(httpd.socket, server_side=True)
         self._httpd = httpd
@@ -124,8 +130,7 @@ class MicrosoftServer:
 
     def __exit__(self, *exc_info: object) -> None:
         if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
+            self._httpd.hang_up()  # and close the open keep-alive connections, as a restarted server would
         if self._thread is not None:
             self._thread.join(5)
 
@@ -360,6 +365,10 @@ class _Handler(BaseHTTPRequestHandler):
             canned = self.fake.graph_replies.pop(0)
             self.reply(canned.status, {"error": {"code": canned.code, "message": canned.message}}, canned.headers)
             return
+        if self.fake.drop_send:
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
         if not path.endswith("/sendMail") or not (path == "/v1.0/me/sendMail" or path.startswith("/v1.0/users/")):
             self.reply(400, {"error": {"code": "BadRequest", "message": "Resource not found for the segment."}})
             return
@@ -372,6 +381,11 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self.reply(400, {"error": {"code": "ErrorMimeContentInvalidBase64String",
                                        "message": "Invalid base64 string for MIME content."}})
+            return
+        if self.fake.max_mime_bytes is not None and len(mime) > self.fake.max_mime_bytes:
+            self.reply(400, {"error": {"code": "ErrorMessageSizeExceeded",
+                                       "message": "The message exceeds the maximum supported size., Cannot save "
+                                                  "changes made to an item to store."}})
             return
         self.fake.sent.append(SentMail(path, issued.user or "app", mime, self.headers.get("Content-Type", ""),
                                        self.client_address[1]))

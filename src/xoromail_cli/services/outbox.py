@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from xoromail_cli.config import atomic_write
-from xoromail_cli.errors import CannotWriteError
+from xoromail_cli.errors import CannotWriteError, ExitCode, StageFailedError
 from xoromail_cli.paths import private_dir
 from xoromail_cli.services.base import Delivery, Envelope, StageCallback
 
@@ -31,14 +31,19 @@ class OutboxTransport:
         try:
             private_dir(self.folder)  # 0700: the files hold customers' addresses
         except OSError as exc:
-            raise CannotWriteError(f"cannot create outbox folder {self.folder}: {exc.strerror}",
-                               "choose a folder you can write to") from None
+            raise StageFailedError("outbox", f"cannot create outbox folder {self.folder}: {exc.strerror}",
+                                   "choose a folder you can write to", ExitCode.CANTCREAT) from None
+        if not self.folder.is_dir():
+            raise StageFailedError("outbox", f"the outbox {self.folder} is a file, not a folder",
+                                   "choose a folder (it is created when missing)", ExitCode.CANTCREAT)
         if on_stage:
             on_stage("outbox", f"writing .eml files to {self.folder}")
 
     def send(self, envelope: Envelope, before_data: Callable[[], None] | None = None) -> Delivery:
         stem = _UNSAFE.sub("_", "-".join(filter(None, (envelope.label, envelope.message_id.strip("<>")))))
         path = self.folder / f"{stem or 'message'}.eml"
+        if before_data is not None:  # the ledger marks it in flight first, as for every transport
+            before_data()
         try:
             atomic_write(path, envelope.data_with_bcc(), mode=0o600)  # with Bcc: the reviewer sees every recipient
         except OSError as exc:

@@ -126,10 +126,14 @@ def _is_http_status(exc: BaseException, status: int) -> bool:
     return f"Code: {status} " in str(exc) or f"HTTP {status}" in str(exc)
 
 
+RECIPIENTS_HINT = "Exchange refused the message's recipients: check each address for typos"
+
+
 def send_refusal(exc: BaseException, url: str) -> Delivery:
     """What a CreateItem refusal means for this message and for the rest of the batch."""
     from exchangelib.errors import (
         ErrorAccessDenied,
+        ErrorInvalidRecipients,
         ErrorMessageSizeExceeded,
         ErrorNonExistentMailbox,
         ErrorQuotaExceeded,
@@ -148,6 +152,7 @@ def send_refusal(exc: BaseException, url: str) -> Delivery:
         (ErrorNonExistentMailbox, NO_MAILBOX_HINT, ExitCode.CONFIG, True),
         (ErrorQuotaExceeded, QUOTA_HINT, ExitCode.DATAERR, True),
         (ErrorMessageSizeExceeded, SIZE_HINT, ExitCode.DATAERR, False),
+        (ErrorInvalidRecipients, RECIPIENTS_HINT, ExitCode.DATAERR, False),
         (ErrorAccessDenied, ACCESS_HINT, ExitCode.NOPERM, True),
     ]
     for kind, hint, exit_code, stops in table:

@@ -229,6 +229,11 @@ def _bad_message(reply: str, retry_after: float | None, mode: str, mailbox: str)
                     hint="Microsoft Graph did not accept this message (size or MIME): check its attachments")
 
 
+def _bad_recipients(reply: str, retry_after: float | None, mode: str, mailbox: str) -> Delivery:
+    return Delivery("failed", reply, exit_code=ExitCode.DATAERR,
+                    hint="Microsoft Graph refused the message's recipients: check each address for typos")
+
+
 _GraphRule = tuple[Callable[[int, str, str], bool], Callable[[str, float | None, str, str], Delivery]]
 _GRAPH_RULES: list[_GraphRule] = [
     (lambda status, code, text: status in (429, 503, 504), _throttled),
@@ -240,4 +245,5 @@ _GRAPH_RULES: list[_GraphRule] = [
     (lambda status, code, text: status == 403 or code == "ErrorAccessDenied", _access_denied),
     (lambda status, code, text: status == 413 or code.startswith(("ErrorMimeContent", "ErrorMessageSize")),
      _bad_message),
+    (lambda status, code, text: code in ("ErrorInvalidRecipients", "ErrorInvalidRecipientsAddress"), _bad_recipients),
 ]

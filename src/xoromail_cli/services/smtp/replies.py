@@ -46,6 +46,8 @@ SEND_AS_HINT = (
     "mailbox you sign in with, or the mailbox needs Send As rights for it"
 )
 THROTTLED_HINT = "the server is throttling sign-ins: wait a few minutes; send over one connection, not many"
+SIZE_HINT = ("the message is larger than the server accepts (its SIZE limit): send smaller or fewer "
+             "attachments, or links to the files")
 QUOTA_HINT = "the account's daily sending limit is reached: wait up to 24 hours, or spread the batch"
 DOWNGRADE_HINT = (
     "the server did not offer STARTTLS, so the password was not sent (it would travel unencrypted, "
@@ -144,6 +146,8 @@ _RULES: list[_Rule] = [
     (lambda code, text, stage: "5.3.4" in text or "5.2.3" in text or (code == 552 and "size" in text.lower()),
      TOO_LARGE_HINT, ExitCode.DATAERR),  # RFC 3463 X.3.4 / X.2.3, RFC 1870 §6: the message is too large
     (_has("5.4.5", "sending quota", "sending limit", "submissionquotaexceeded"), QUOTA_HINT, ExitCode.TEMPFAIL),
+    (lambda code, text, stage: "5.3.4" in text or (code == 552 and stage == "data")
+     or any(n in text.lower() for n in ("message size exceeds", "too much mail data")), SIZE_HINT, ExitCode.DATAERR),
     (lambda code, text, stage: stage == "rcpt to" and code >= 500 and "5.7." in text,
      "the server will not deliver to this recipient for this account (relaying denied or policy): "
      "check the recipient, and that you signed in", ExitCode.NOPERM),
