@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from tests.samples import smtp_profile
 from xoromail_cli import config
 from xoromail_cli.errors import ConfigError, ExitCode
+from xoromail_cli.services.smtp.settings import SmtpSettings
 
 
 def write(path: Path, text: str) -> Path:
@@ -127,3 +130,26 @@ def test_timeouts_must_be_finite_and_sensible(config_path: Path, value: str) -> 
     write(config_path, GOOD.replace("port = 587", f"port = 587\ntimeout = {value}"))
     with pytest.raises(ConfigError, match=r"timeout .* must be more than 0 and at most 3600 seconds"):
         config.load(config_path)
+
+
+def test_a_first_release_file_loads_and_only_the_profile_saved_is_rewritten_in_the_new_form(
+        config_path: Path) -> None:
+    write(config_path, GOOD)
+    loaded = config.load(config_path)
+    assert {p.form for p in loaded.profiles.values()} == {"flat"}
+    assert loaded.profiles["default"].settings == SmtpSettings("smtp.office365.com", 587, "starttls")
+    config.save_profile(config_path, dataclasses.replace(loaded.profiles["ops"], display_name="Ops"))
+    text = config_path.read_text()
+    assert "[profiles.ops.smtp]" in text and "[profiles.default.smtp]" not in text
+    again = config.load(config_path)
+    assert (again.profiles["default"].form, again.profiles["ops"].form) == ("flat", "current")
+    assert again.profiles["default"].settings == loaded.profiles["default"].settings
+    assert again.profiles["ops"].settings == loaded.profiles["ops"].settings
+
+
+def test_config_show_says_which_form_it_read(runner: CliRunner, config_path: Path) -> None:
+    from xoromail_cli.cli import app
+
+    write(config_path, GOOD)
+    shown = runner.invoke(app, ["--config", str(config_path), "config", "show", "--json"])
+    assert shown.exit_code == 0 and shown.stdout and '"form": "flat' in shown.stdout
