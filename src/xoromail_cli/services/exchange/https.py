@@ -16,8 +16,6 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from xoromail_cli.errors import ConfigError, NoInputError
-
 if TYPE_CHECKING:
     from xoromail_cli.services.base import TraceCallback
 
@@ -37,19 +35,10 @@ _lock = threading.Lock()
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext:
-    """The system's trust store (or SSL_CERT_FILE), plus the profile's CA file; always verifying."""
-    context = ssl.create_default_context()
-    try:
-        if ca_file:
-            context.load_verify_locations(cafile=ca_file)
-    except ssl.SSLError as exc:
-        raise ConfigError(f"CA file {ca_file} holds no usable PEM certificate ({exc.reason or exc})",
-                          "pass a PEM file with the CA certificate(s) to --ca-file") from None
-    except OSError as exc:
-        raise NoInputError(f"cannot read CA file {ca_file}: {exc.strerror}",
-                           "check the path and permissions of the profile's ca_file") from None
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
+    """The system trust store plus the profile's CA file, always verifying: the one context every service uses."""
+    from xoromail_cli.hints import tls_context as shared
+
+    return shared(ca_file)
 
 
 def _key(url: str) -> tuple[str, int]:

@@ -29,21 +29,10 @@ def quiet_secret_logs() -> None:
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext:
-    """The system trust store plus the profile's CA file; certificates and host names always verified."""
-    from xoromail_cli.errors import ConfigError, NoInputError
+    """The system trust store plus the profile's CA file, always verifying: the one context every service uses."""
+    from xoromail_cli.hints import tls_context as shared
 
-    context = ssl.create_default_context()
-    try:
-        if ca_file:
-            context.load_verify_locations(cafile=ca_file)
-    except ssl.SSLError as exc:
-        raise ConfigError(f"CA file {ca_file} holds no usable PEM certificate ({exc.reason or exc})",
-                          "pass a PEM file with the CA certificate(s) to --ca-file") from None
-    except OSError as exc:
-        raise NoInputError(f"cannot read CA file {ca_file}: {exc.strerror}",
-                           "check the path and permissions of the profile's ca_file") from None
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
+    return shared(ca_file)
 
 
 def session(ca_file: str | None, timeout: float) -> requests.Session:

@@ -12,27 +12,15 @@ import os
 import ssl
 from typing import TYPE_CHECKING, Any
 
-from xoromail_cli.errors import ConfigError, NoInputError
-
 if TYPE_CHECKING:
     import requests
 
 
 def trust_context(ca_file: str | None) -> ssl.SSLContext:
-    """The system's trust store, plus the profile's CA file when it has one."""
-    context = ssl.create_default_context()
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if not ca_file:
-        return context
-    try:
-        context.load_verify_locations(cafile=ca_file)
-    except ssl.SSLError as exc:
-        raise ConfigError(f"CA file {ca_file} holds no usable PEM certificate ({exc.reason or exc})",
-                          "pass a PEM file with the CA certificate(s) to --ca-file") from None
-    except OSError as exc:
-        raise NoInputError(f"cannot read CA file {ca_file}: {exc.strerror}",
-                           "check the path and permissions of the profile's ca_file") from None
-    return context
+    """The system trust store plus the profile's CA file, always verifying: the one context every service uses."""
+    from xoromail_cli.hints import tls_context as shared
+
+    return shared(ca_file)
 
 
 def make_session(ca_file: str | None) -> requests.Session:
