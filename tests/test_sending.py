@@ -388,3 +388,23 @@ def test_owed_recipients_match_whatever_the_case(smtp_server: ServerFactory, tls
     lower = make_job(EVENT, 1, to=["early@client.test", "late@client.test"], variables=jobs(1)[0].variables)
     assert sender(profile, ledger)[0].run([lower]).count("sent") == 1
     assert [m.recipients for m in server.messages] == [["early@client.test"], ["late@client.test"]]
+
+
+def test_a_server_that_goes_away_mid_batch_is_temporary_and_the_rows_left_are_counted(
+        smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
+    """`postfix stop` after some messages: not a configuration problem, and the summary says what is left."""
+    server = smtp_server()
+    seen: list[int] = []
+
+    def stop_after_three(recipients: int) -> None:
+        seen.append(recipients)
+        if len(seen) == 4:
+            server.stop()
+
+    run, results = sender(profile_for(server, tls), ledger, before_delivery=stop_after_three, retries=1)
+    summary = run.run(jobs(10), total=10)
+    assert summary.count("sent") == 3 and summary.exit_code == ExitCode.TEMPFAIL
+    assert summary.aborted is not None and "stopped answering" in summary.aborted.message
+    assert "settings are right" in (summary.aborted.hint or "") and "re-run" in (summary.aborted.hint or "")
+    assert summary.not_attempted == 7 and "7 not attempted" in summary.line()
+    assert len(server.messages) == 3 and ledger.interrupted(ACCOUNT) == []

@@ -71,6 +71,7 @@ class Sender:
     on_open: Callable[[], None] | None = None
     """Told each time the transport has opened (signed in): a parallel run starts the others after the first."""
     _connected: bool = False
+    _opened_before: bool = False
 
     @property
     def owner(self) -> tuple[str, str]:
@@ -333,7 +334,7 @@ class Sender:
         try:
             if not self._connected:
                 self.transport.open()
-                self._connected = True
+                self._connected = self._opened_before = True
                 if self.on_open is not None:
                     self.on_open()
             if self._too_large(envelope):
@@ -344,10 +345,11 @@ class Sender:
             if following is not None and isinstance(self.transport, PipeliningTransport):
                 return self.transport.send_then(envelope, marker.mark, following)
             return self.transport.send(envelope, before_data=marker.mark)
-        except StageFailedError as error:
+        except StageFailedError as failure:
             self._disconnect()
+            error = self._went_away(failure)
             if error.exit_code != ExitCode.TEMPFAIL or attempt > self.retries:
-                raise
+                raise error from None
             return Delivery("temporary", error.message, exit_code=int(error.exit_code), hint=error.hint)
         except ConnectionLostError as lost:
             self._disconnect()
@@ -357,6 +359,15 @@ class Sender:
                                      "(a possible duplicate)", unknown=True)
             return Delivery("temporary", lost.message, exit_code=int(ExitCode.TEMPFAIL),
                             hint=lost.hint or "the connection was lost before the message; it was retried")
+
+    def _went_away(self, failure: StageFailedError) -> StageFailedError:
+        """A server that worked earlier in this run and now cannot be reached has gone away (stopped, restarted,
+        the network is down): that is temporary, and the settings are not to blame."""
+        if not self._opened_before or failure.stage not in ("dns", "connect"):
+            return failure
+        return StageFailedError(failure.stage, f"the server stopped answering during the run: {failure.message}",
+                                "it worked earlier in this run, so the settings are right; a re-run sends the "
+                                "messages not sent (the summary counts them)", ExitCode.TEMPFAIL)
 
     def _too_large(self, envelope: Envelope) -> bool:
         """Over the limit the open service announced (SMTP SIZE) or states: refused before any of it goes."""
