@@ -53,6 +53,7 @@ def test_a_message_with_an_attachment_arrives_with_its_headers_and_bcc_stays_out
     assert parsed["Bcc"] is None and b"audit@company.test" not in got.data
     attachment = next(part for part in parsed.iter_attachments())
     assert attachment.get_filename() == "INV-1.pdf" and attachment.get_content() == pdf
+    wait_for(lambda: bool(running.logged("delivered")), what="the delivery's log line")  # logged after the 250
     assert not running.spool.ids()
     delivered = running.logged("delivered")
     assert len(delivered) == 1 and message["Message-ID"] in delivered[0] and "250" in delivered[0]
@@ -140,6 +141,7 @@ def test_a_permanent_refusal_is_failed_in_the_ledger_shown_by_log_failed_and_rep
     text = body.get_content()
     assert "550 5.1.1" in text and message["Message-ID"] in text and "Subject: Invoice INV-5" in text
     assert report.parsed()["Auto-Submitted"] == "auto-generated"
+    wait_for(lambda: bool(running.logged("reported")), what="the report's log line")  # logged after its 250
     assert running.spool.ids("failed") and running.logged("failed") and running.logged("reported")
     failed = runner.invoke(app, ["--config", str(config_path), "log", "--failed", "--json"])
     rows = [json.loads(line) for line in failed.stdout.splitlines()]
