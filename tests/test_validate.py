@@ -150,3 +150,32 @@ def test_a_passing_check_notes_what_the_senders_domain_lacks(ews: EwsFactory, tl
     report = validate.run(profile, secrets(PASSWORD))
     assert report.ok, report.to_json()
     assert any("DMARC" in note for note in report.notes), report.notes
+
+
+def test_a_wrong_password_costs_one_sign_in_attempt_and_the_session_ends_with_quit(
+        smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    """smtplib's login() tries PLAIN, then LOGIN: two failures per run against lockout and fail2ban counters."""
+    from typing import Any
+
+    from aiosmtpd.smtp import AuthResult
+
+    from xoromail_cli.sink import CaptureHandler
+
+    attempts: list[str] = []
+
+    class QuitCounting(CaptureHandler):
+        quits = 0
+
+        async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
+            QuitCounting.quits += 1
+            return "221 Bye"
+
+    def refuse(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        attempts.append(mechanism)
+        return AuthResult(success=False, handled=False, message="535 5.7.3 Authentication unsuccessful")
+
+    server = smtp_server(handler=QuitCounting(), authenticator=refuse)
+    report = validate.run(profile_for(server, tls), secrets("wrong"))
+    assert report.exit_code == ExitCode.NOPERM and report.failed is not None and report.failed.name == "auth"
+    assert attempts == ["PLAIN"]
+    assert QuitCounting.quits == 1
