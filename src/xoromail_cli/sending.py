@@ -86,18 +86,7 @@ class Sender:
         sent, so a run that stops early still names them; the stream's copies of them are then skipped.
         `total` (the rows of the batch) lets the summary count those a stopped run never reached. Ctrl-C
         and SIGTERM (`interrupts.Terminated`) end the run like any stop: the summary says why (130, 143)."""
-        if self.key_template:
-            check_key_template(self.event, self.key_template)
-        summary = Summary(total=total)
-
-        def emit(result: MessageResult) -> None:
-            summary.add(result)
-            self.on_result(result)
-
-        for result in settle_interrupted(self.ledger, self.owner[0], self.event.name):
-            emit(result)
-        for invalid in invalid_first:
-            emit(invalid_result(self.event, invalid))
+        summary, emit = self.begin_run(invalid_first, total)
         try:
             stopper = self.send_each(InOrder(batch_items(self.event, jobs, invalid_first)),
                                      lambda place, result: emit(result))
@@ -112,6 +101,25 @@ class Sender:
         finally:
             self.close()
         return summary
+
+    def begin_run(self, invalid_first: Sequence[InvalidRow],
+                  total: int | None) -> tuple[Summary, Callable[[MessageResult], None]]:
+        """What every run does before sending, on one connection or many: check the key template, then report
+        what an earlier run left in flight and the bad rows found up front. Returns the summary and the
+        function that adds a result to it and passes it on."""
+        if self.key_template:
+            check_key_template(self.event, self.key_template)
+        summary = Summary(total=total)
+
+        def emit(result: MessageResult) -> None:
+            summary.add(result)
+            self.on_result(result)
+
+        for result in settle_interrupted(self.ledger, self.owner[0], self.event.name):
+            emit(result)
+        for invalid in invalid_first:
+            emit(invalid_result(self.event, invalid))
+        return summary, emit
 
     def close(self) -> None:
         if self.transport is not None:

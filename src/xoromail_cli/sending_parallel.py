@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING
 
 from xoromail_cli.batch import InvalidRow, SendJob
 from xoromail_cli.errors import ExitCode, StageFailedError, XoromailError
-from xoromail_cli.idempotency import check_key_template
 from xoromail_cli.results import MessageResult, Summary
 from xoromail_cli.sending import Sender
-from xoromail_cli.sending_rows import Item, batch_items, invalid_result, settle_interrupted, stop_error
+from xoromail_cli.sending_rows import Item, batch_items, stop_error
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -142,18 +141,7 @@ def run_parallel(base: Sender, transports: Sequence[Transport], open_ledger: Cal
                  on_warning: Callable[[str], None] = lambda text: None, total: int | None = None) -> Summary:
     """Send `jobs` over one worker per transport. `base` is the Sender each worker copies (its ledger is the
     main one, used for the report of interrupted messages); `open_ledger` opens a worker's own connection."""
-    if base.key_template:
-        check_key_template(base.event, base.key_template)
-    summary = Summary(total=total)
-
-    def emit(result: MessageResult) -> None:
-        summary.add(result)
-        base.on_result(result)
-
-    for result in settle_interrupted(base.ledger, base.owner[0], base.event.name):
-        emit(result)
-    for invalid in invalid_first:
-        emit(invalid_result(base.event, invalid))
+    summary, emit = base.begin_run(invalid_first, total)
     rows = SharedRows(batch_items(base.event, jobs, invalid_first))
     ordered = InRowOrder(emit)
     signed_in = threading.Event()  # the others connect once the first has signed in: a wrong password fails once
