@@ -60,15 +60,20 @@ def sink(folder: Path, *, pipelining: bool = False) -> Iterator[Sink]:
             raise RuntimeError("the sink server did not start")
         yield Sink(process, int(first[0]), Path(first[1]))
     finally:
-        if process.stdin is not None:
-            process.stdin.close()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+        stop_helper(process)
+
+
+def stop_helper(process: subprocess.Popen[str]) -> None:
+    """End a helper process started with a stdin pipe: closing stdin asks it to stop; it is killed after 10 s."""
+    if process.stdin is not None:
+        process.stdin.close()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
 
 
 def write_config(path: Path, port: int, ca_file: Path | None, *, host: str = "127.0.0.1",

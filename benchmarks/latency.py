@@ -27,7 +27,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from _common import PYTHON, XOROMAIL, Sink, environment, median, print_table, sink, verdict, write_config, write_csv
+from _common import (
+    PYTHON,
+    XOROMAIL,
+    Sink,
+    environment,
+    median,
+    print_table,
+    sink,
+    stop_helper,
+    verdict,
+    write_config,
+    write_csv,
+)
 from throughput import run_worker
 
 HERE = Path(__file__).resolve().parent
@@ -43,15 +55,7 @@ def latency_proxy(target_port: int, one_way_ms: float) -> Iterator[int]:
         assert process.stdout is not None
         yield int(process.stdout.readline())
     finally:
-        if process.stdin is not None:
-            process.stdin.close()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+        stop_helper(process)
 
 
 def run_cli(folder: Path, server: Sink, port: int, batch: Path, rows: int, tag: str, connections: int) -> float:
