@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from tests.pg_server import APP_PASSWORD, APP_USER, PostgresServer  # found once ROOT is on the path
 
 if TYPE_CHECKING:
-    from xoromail_cli.ledger import SentLedger
+    from xoromail_cli.ledger.sqlite import SentLedger
 
 ACCOUNT = "smtp:billing@company.test"
 FLUSHED = "?options=-c%20synchronous_commit%3Don"
@@ -82,8 +82,8 @@ def main() -> int:
     parser.add_argument("--ledger-messages", type=int, default=2000, help="messages for the ledger-alone rows")
     args = parser.parse_args()
     rows: int = args.rows
-    from xoromail_cli.ledger import Ledger
-    from xoromail_cli.ledger_postgres import PostgresLedger
+    from xoromail_cli.ledger.postgres import PostgresLedger
+    from xoromail_cli.ledger.sqlite import Ledger
 
     postgres = PostgresServer(durable=True).init().start()
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 from _common import print_table
 
 from xoromail_cli.errors import XoromailError
-from xoromail_cli.ledger import Ledger
+from xoromail_cli.ledger.sqlite import Ledger
 
 
 def run(path: Path, threads: int, messages: int) -> tuple[float, int]:

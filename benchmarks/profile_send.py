@@ -24,16 +24,17 @@ from typing import Any
 from _common import PASSWORD, Sink, print_table, sink, write_config, write_csv
 from throughput import naive_message
 
-from xoromail_cli.batch import SendJob, check_batch, jobs_from_file
-from xoromail_cli.config import Profile, load_profile
-from xoromail_cli.dispatch import BatchSource
-from xoromail_cli.events import Event, get_event
-from xoromail_cli.ledger import Ledger
-from xoromail_cli.messages import Rendered, Renderer, compose
-from xoromail_cli.mime import build_message, make_message_id
+from xoromail_cli.compose.envelope import Envelope
+from xoromail_cli.compose.events import Event, get_event
+from xoromail_cli.compose.mime import build_message, make_message_id
+from xoromail_cli.compose.render import Rendered, Renderer, compose
+from xoromail_cli.config import load_profile
+from xoromail_cli.ledger.sqlite import Ledger
 from xoromail_cli.pacing import RateLimiter
-from xoromail_cli.sending import Sender, idempotency_key
-from xoromail_cli.services.base import Envelope
+from xoromail_cli.profile import Profile
+from xoromail_cli.sending.batch import SendJob, check_batch, jobs_from_file
+from xoromail_cli.sending.plan import BatchSource
+from xoromail_cli.sending.sender import Sender, idempotency_key
 from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
 
 EVENT = "overdue-invoice"
@@ -44,16 +45,16 @@ STAGES = (
     ("check pass over the file (check_batch)", "batch.py", "check_batch"),
     ("CSV reading + row checks (jobs_from_file, both passes)", "batch.py", "jobs_from_file"),
     ("  address parsing (parse_address)", "addresses.py", "parse_address"),
-    ("  variable checks (check_variables)", "messages.py", "check_variables"),
-    ("compose: render + MIME (compose)", "messages.py", "compose"),
-    ("  template rendering (Renderer.render)", "messages.py", "render"),
+    ("  variable checks (check_variables)", "render.py", "check_variables"),
+    ("compose: render + MIME (compose)", "render.py", "compose"),
+    ("  template rendering (Renderer.render)", "render.py", "render"),
     ("  MIME building (build_message)", "mime.py", "build_message"),
     ("  Message-ID (make_message_id)", "mime.py", "make_message_id"),
     ("  Date header (email.utils.formatdate)", "utils.py", "formatdate"),
-    ("idempotency key (idempotency_key)", "sending.py", "idempotency_key"),
-    ("ledger: already sent? (Ledger.last_sent)", "ledger.py", "last_sent"),
-    ("ledger: in-flight commit (Ledger.begin)", "ledger.py", "begin"),
-    ("ledger: sent commit (Ledger.finish)", "ledger.py", "finish"),
+    ("idempotency key (idempotency_key)", "keys.py", "idempotency_key"),
+    ("ledger: already sent? (Ledger.last_sent)", "sqlite.py", "last_sent"),
+    ("ledger: in-flight commit (Ledger.begin)", "sqlite.py", "begin"),
+    ("ledger: sent commit (Ledger.finish)", "sqlite.py", "finish"),
     ("SMTP exchange (SmtpTransport.send)", "smtp.py", "send"),
     ("  MAIL FROM (SMTP.mail)", "smtplib.py", "mail"),
     ("  RCPT TO (SMTP.rcpt)", "smtplib.py", "rcpt"),

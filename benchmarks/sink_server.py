@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xoromail_cli.sink import CaptureHandler, SinkServer, password_authenticator, throwaway_tls
+from xoromail_cli.local.sink import CaptureHandler, SinkServer, password_authenticator, throwaway_tls
 
 USER = "billing@company.test"
 PASSWORD = "bench-password"  # noqa: S105  # a throwaway login for a server that lives for one benchmark

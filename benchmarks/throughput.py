@@ -184,13 +184,13 @@ def run_worker(folder: Path, server: Sink, batch: Path, limit: int | None,
 
 def run_sender(folder: Path, server: Sink, batch: Path, rows: int, synchronous: str | None, tag: str) -> float:
     """The CLI's work in this process: BatchSource (check + stream) → Sender → SmtpTransport + Ledger."""
+    from xoromail_cli.compose.events import get_event
+    from xoromail_cli.compose.render import Renderer
     from xoromail_cli.config import load_profile
-    from xoromail_cli.dispatch import BatchSource
-    from xoromail_cli.events import get_event
-    from xoromail_cli.ledger import Ledger
-    from xoromail_cli.messages import Renderer
+    from xoromail_cli.ledger.sqlite import Ledger
     from xoromail_cli.pacing import RateLimiter
-    from xoromail_cli.sending import Sender
+    from xoromail_cli.sending.plan import BatchSource
+    from xoromail_cli.sending.sender import Sender
     from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
 
     run_dir = folder / f"sender-{tag}"
@@ -216,10 +216,10 @@ def run_sender(folder: Path, server: Sink, batch: Path, rows: int, synchronous: 
 
 
 def xoromail_message_size(folder: Path, port: int, ca_file: Path) -> int:
-    from xoromail_cli.batch import make_job
+    from xoromail_cli.compose.events import get_event
+    from xoromail_cli.compose.render import Renderer, compose
     from xoromail_cli.config import load_profile
-    from xoromail_cli.events import get_event
-    from xoromail_cli.messages import Renderer, compose
+    from xoromail_cli.sending.batch import make_job
 
     profile = load_profile(write_config(folder / "size.toml", port, ca_file), "default")
     spec = get_event(EVENT)

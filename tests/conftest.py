@@ -23,9 +23,9 @@ from typer.testing import CliRunner
 
 from tests.fakes.ews_server import Behaviour, EwsServer
 from tests.samples import smtp_profile
-from xoromail_cli.config import Profile
 from xoromail_cli.credentials import MemorySecrets
-from xoromail_cli.sink import CaptureHandler, SinkServer
+from xoromail_cli.local.sink import CaptureHandler, SinkServer
+from xoromail_cli.profile import Profile
 
 pytest_plugins = ("tests.pg_server",)  # the real PostgreSQL server fixtures
 

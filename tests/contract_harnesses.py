@@ -18,8 +18,8 @@ from tests.fakes.google_server import GoogleServer
 from tests.fakes.header_delivery import as_delivered, recipients
 from tests.fakes.microsoft_server import CLIENT_SECRET, GraphReply, MicrosoftServer
 from tests.servers import DataReply, DropAtRcpt, DropNth, RefuseRecipient, SizeLimit
+from xoromail_cli.local.sink import CaptureHandler, SinkServer
 from xoromail_cli.services.base import Transport
-from xoromail_cli.sink import CaptureHandler, SinkServer
 
 Case = Literal["accept", "refuse_one", "refuse_all", "temporary", "lost_before", "lost_after", "too_large",
                "open_fails"]

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from xoromail_cli.sink import CaptureHandler
+from xoromail_cli.local.sink import CaptureHandler
 
 
 async def advertise(responses: list[str]) -> list[str]:

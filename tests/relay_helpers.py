@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from xoromail_cli.config import Profile
+from xoromail_cli.profile import Profile
 from xoromail_cli.relay.delivery import DeliveryOptions, DeliveryWorker
 from xoromail_cli.relay.message import SenderPolicy
 from xoromail_cli.relay.server import RelayCredential, RelayHandler, RelayServer

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from xoromail_cli.batch import SendJob, make_job
-from xoromail_cli.config import Profile
-from xoromail_cli.events import EVENTS
+from xoromail_cli.compose.events import EVENTS
+from xoromail_cli.profile import Profile
+from xoromail_cli.sending.batch import SendJob, make_job
 from xoromail_cli.services.smtp.settings import SmtpSettings
 
 EVENT = EVENTS["overdue-invoice"]

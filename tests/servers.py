@@ -6,7 +6,7 @@ import asyncio
 import threading
 from typing import Any
 
-from xoromail_cli.sink import CaptureHandler
+from xoromail_cli.local.sink import CaptureHandler
 
 
 class MailFromReply(CaptureHandler):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from xoromail_cli.advisories import exchange_ews, office365_smtp_auth
+from xoromail_cli.services.advisories import exchange_ews, office365_smtp_auth
 
 
 def test_smtp_auth_advice_counts_down_then_speaks_in_the_past() -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from xoromail_cli.batch import InvalidRow, SendJob, check_batch, jobs_from_file, load_data, make_job, parse_var
+from xoromail_cli.compose.events import EVENTS
 from xoromail_cli.errors import DataError, ExitCode, NoInputError, UsageError
-from xoromail_cli.events import EVENTS
+from xoromail_cli.sending.batch import InvalidRow, SendJob, check_batch, jobs_from_file, load_data, make_job, parse_var
 
 EVENT = EVENTS["order-release"]
 

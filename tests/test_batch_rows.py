@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from xoromail_cli.batch import InvalidRow, SendJob, jobs_from_file
+from xoromail_cli.compose.events import EVENTS
 from xoromail_cli.errors import DataError
-from xoromail_cli.events import EVENTS
+from xoromail_cli.sending.batch import InvalidRow, SendJob, jobs_from_file
 
 EVENT = EVENTS["order-release"]
 

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "xoromail_cli"
 
 ALLOWED: dict[str, tuple[str, ...]] = {
     "smtplib": ("services/smtp/",),
-    "aiosmtpd": ("sink.py", "demo.py", "relay/"),
+    "aiosmtpd": ("local/", "relay/"),
     "exchangelib": ("services/exchange/",),
     "requests_ntlm": ("services/exchange/",),
     "spnego": ("services/exchange/",),
@@ -28,7 +28,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "oauthlib": ("services/google/",),
     "typer": ("cli/",),
     "rich": ("cli/",),
-    "psycopg": ("ledger_postgres.py",),
+    "psycopg": ("ledger/postgres.py",),
     "dns": ("domain/",),
     "checkdmarc": ("domain/",),
 }
@@ -84,7 +84,7 @@ def test_a_misplaced_import_is_reported_with_file_and_line(tmp_path: Path) -> No
     source = tmp_path / "stray.py"
     source.write_text("def f():\n    import msal.oauth2cli\n    from typer import echo\n", encoding="utf-8")
     assert imports(source) == [("msal", 2), ("typer", 3)]
-    assert violations([("msal", "services/google/oauth.py", 2), ("typer", "sending.py", 3),
-                       ("typer", "cli/send_cmd.py", 4), ("psycopg", "ledger_postgres.py", 5)]) == [
+    assert violations([("msal", "services/google/oauth.py", 2), ("typer", "sending/sender.py", 3),
+                       ("typer", "cli/send_cmd.py", 4), ("psycopg", "ledger/postgres.py", 5)]) == [
         "src/xoromail_cli/services/google/oauth.py:2: imports msal (allowed only in services/microsoft365/)",
-        "src/xoromail_cli/sending.py:3: imports typer (allowed only in cli/)"]
+        "src/xoromail_cli/sending/sender.py:3: imports typer (allowed only in cli/)"]

@@ -15,7 +15,7 @@ from tests.samples import smtp_profile
 from xoromail_cli import config
 from xoromail_cli.cli import app
 from xoromail_cli.cli.check_domain_cmd import _sending_service
-from xoromail_cli.config import Profile
+from xoromail_cli.profile import Profile
 from xoromail_cli.services.exchange.settings import ExchangeSettings
 
 

@@ -23,8 +23,8 @@ from tests.servers import RefuseRecipient
 from tests.terminal import SCRIPT
 from tests.test_send_cmd import configure, csv_batch
 from xoromail_cli.cli import app
-from xoromail_cli.ledger import Ledger
-from xoromail_cli.sink import CaptureHandler
+from xoromail_cli.ledger.sqlite import Ledger
+from xoromail_cli.local.sink import CaptureHandler
 
 
 class Slow(CaptureHandler):
@@ -172,8 +172,8 @@ def test_a_validation_table_off_a_terminal_keeps_each_detail_on_one_line(capsys:
 def test_the_new_core_modules_import_no_cli_or_heavy_library() -> None:
     import sys
 
-    code = ("import sys, xoromail_cli.headers, xoromail_cli.mime, xoromail_cli.sizelimit, xoromail_cli.interrupts, "
-            "xoromail_cli.results, xoromail_cli.credentials; "
+    code = ("import sys, xoromail_cli.compose.headers, xoromail_cli.compose.mime, xoromail_cli.sending.sizelimit, "
+            "xoromail_cli.interrupts, xoromail_cli.sending.results, xoromail_cli.credentials; "
             "loaded = {'typer', 'rich', 'jinja2', 'keyring', 'aiosmtpd', 'exchangelib', 'msal', 'requests'} "
             "& set(sys.modules); assert not loaded, loaded")
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from xoromail_cli import demo
-from xoromail_cli.events import EVENTS
+from xoromail_cli.compose.events import EVENTS
+from xoromail_cli.local import demo
 
 
 def test_demo_validates_against_its_own_server_and_shows_what_arrived(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from xoromail_cli.cli import app
-from xoromail_cli.sink import free_port
+from xoromail_cli.local.sink import free_port
 
 SCRIPT = str(Path(sys.executable).with_name("xoromail"))
 

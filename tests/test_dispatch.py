@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.samples import smtp_profile
-from xoromail_cli import dispatch
+from xoromail_cli.sending import plan as dispatch
 
 BASE = smtp_profile(name="ops", email="a@b.test", host="smtp.office365.com", port=587)
 
@@ -29,8 +29,8 @@ def test_rate_comes_from_option_then_profile_then_provider() -> None:
 def test_plan_checks_a_single_message_and_refuses_mixed_sources(tmp_path: Path) -> None:
     import pytest
 
+    from xoromail_cli.compose.events import EVENTS
     from xoromail_cli.errors import UsageError
-    from xoromail_cli.events import EVENTS
 
     profile = smtp_profile(name="p", email="a@b.test", host="h", port=25)
     event = EVENTS["order-release"]
@@ -45,7 +45,7 @@ def test_plan_checks_a_single_message_and_refuses_mixed_sources(tmp_path: Path) 
 
 
 def test_a_dry_run_touches_no_ledger_lock_or_network(isolated_environment: Path, tmp_path: Path) -> None:
-    from xoromail_cli.events import EVENTS
+    from xoromail_cli.compose.events import EVENTS
 
     profile = smtp_profile(name="p", email="a@b.test", host="mail.invalid", port=25)
     (tmp_path / "r.csv").write_text("to,customer_name,order_number\nc@x.test,A,1\nd@x.test,B,2\n")
@@ -60,8 +60,8 @@ def test_a_dry_run_touches_no_ledger_lock_or_network(isolated_environment: Path,
 def test_a_bad_rate_is_refused_even_on_a_dry_run(tmp_path: Path) -> None:
     import pytest
 
+    from xoromail_cli.compose.events import EVENTS
     from xoromail_cli.errors import UsageError
-    from xoromail_cli.events import EVENTS
 
     profile = smtp_profile(name="p", email="a@b.test", host="h", port=25)
     plan = dispatch.plan_send(profile, EVENTS["order-release"], variables={"customer_name": "A", "order_number": "1"},
@@ -79,7 +79,7 @@ def test_quota_warnings_count_what_this_run_sends_on_top_of_the_last_day() -> No
 
 
 def test_the_quota_watch_warns_once_at_the_message_that_passes_the_limit(tmp_path: Path) -> None:
-    from xoromail_cli.ledger import Ledger
+    from xoromail_cli.ledger.sqlite import Ledger
 
     warnings: list[str] = []
     profile = smtp_profile(name="p", email="a@b.test", host="smtp.gmail.com", port=587, preset="gmail")

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from xoromail_cli.compose.events import EVENTS, get_event
+from xoromail_cli.compose.render import BUILTIN_TEMPLATES, TEMPLATE_FILES
 from xoromail_cli.errors import UsageError
-from xoromail_cli.events import EVENTS, get_event
-from xoromail_cli.messages import BUILTIN_TEMPLATES, TEMPLATE_FILES
 
 
 def test_every_erp_email_is_in_the_catalogue_with_templates() -> None:

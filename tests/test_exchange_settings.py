@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from xoromail_cli.advisories import exchange_ews
 from xoromail_cli.errors import DataError, ExitCode, XoromailError
+from xoromail_cli.services.advisories import exchange_ews
 from xoromail_cli.services.exchange.service import SERVICE, advisory, setup_warnings
 from xoromail_cli.services.exchange.settings import (
     DEFAULT_URL,

@@ -14,9 +14,10 @@ import trustme
 
 from tests.conftest import PASSWORD, EwsFactory, TLSFiles
 from tests.fakes.ews_server import EwsServer
+from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.credentials import read_secret, write_secret
 from xoromail_cli.errors import ExitCode, StageFailedError
-from xoromail_cli.services.base import ConnectionLostError, Envelope
+from xoromail_cli.services.base import ConnectionLostError
 from xoromail_cli.services.exchange.settings import AuthType, ExchangeSettings
 from xoromail_cli.services.exchange.transport import ExchangeTransport
 

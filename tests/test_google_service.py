@@ -15,8 +15,8 @@ import trustme
 from tests.conftest import TLSFiles
 from tests.fakes.google_server import CLIENT_ID, CLIENT_SECRET, GoogleServer
 from tests.google_helpers import Browser, KeyringStore, google
+from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.errors import ConfigError, DataError, ExitCode, NoInputError
-from xoromail_cli.services.base import Envelope
 from xoromail_cli.services.google import oauth
 from xoromail_cli.services.google.service import SERVICE
 from xoromail_cli.services.google.settings import GoogleSettings
@@ -27,7 +27,7 @@ EMAIL = "billing@company.test"
 
 @dataclass(frozen=True)
 class PromisedProfile:
-    """The fields of the refactored `config.Profile` that the adapter reads."""
+    """The fields of the refactored `profile.Profile` that the adapter reads."""
 
     settings: GoogleSettings
     email: str = EMAIL

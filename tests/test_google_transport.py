@@ -15,8 +15,9 @@ from tests.conftest import TLSFiles
 from tests.fakes import google_server as fake
 from tests.fakes.google_server import GoogleServer
 from tests.google_helpers import Browser, KeyringStore, google, settings_for
+from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.errors import ExitCode, StageFailedError
-from xoromail_cli.services.base import ConnectionLostError, Envelope
+from xoromail_cli.services.base import ConnectionLostError
 from xoromail_cli.services.google import oauth
 from xoromail_cli.services.google.settings import GoogleSettings
 from xoromail_cli.services.google.transport import MAX_MESSAGE_SIZE, UPLOAD_LIMIT, GmailTransport

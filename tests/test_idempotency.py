@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from tests.samples import EVENT, jobs
-from xoromail_cli.batch import make_job
-from xoromail_cli.idempotency import idempotency_key
+from xoromail_cli.sending.batch import make_job
+from xoromail_cli.sending.keys import idempotency_key
 
 
 def test_idempotency_key_uses_the_natural_key_and_recipients() -> None:
@@ -17,7 +17,7 @@ def test_idempotency_key_uses_the_natural_key_and_recipients() -> None:
 @pytest.mark.parametrize("template", ["{invoice_number:d}", "{invoice_number!r}", "no fields", "{0}"])
 def test_key_templates_take_plain_fields_only(template: str) -> None:
     from xoromail_cli.errors import UsageError
-    from xoromail_cli.idempotency import check_key_template
+    from xoromail_cli.sending.keys import check_key_template
 
     with pytest.raises(UsageError):
         check_key_template(EVENT, template)

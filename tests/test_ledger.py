@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from xoromail_cli.errors import ConfigError, ExitCode, TemporaryError
-from xoromail_cli.ledger import Ledger
+from xoromail_cli.ledger.sqlite import Ledger
 from xoromail_cli.pacing import now
 
 

@@ -11,11 +11,12 @@ from typer.testing import CliRunner
 from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
 from tests.samples import smtp_profile
 from tests.test_send_cmd import OVERDUE
-from xoromail_cli import config, credentials, dispatch
-from xoromail_cli.accounts import account_key
+from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
-from xoromail_cli.ledger import Ledger
-from xoromail_cli.sink import SinkServer
+from xoromail_cli.ledger.accounts import account_key
+from xoromail_cli.ledger.sqlite import Ledger
+from xoromail_cli.local.sink import SinkServer
+from xoromail_cli.sending import plan as dispatch
 
 SEND = ["send", "--event", "overdue-invoice", "--to", "ann@client.test", *OVERDUE]
 

@@ -15,9 +15,9 @@ from tests.pg_server import APP_PASSWORD, PostgresServer
 from tests.test_send_cmd import csv_batch
 from tests.test_send_cmd_faults import SCRIPT, SlowHandler, delivered, send_command
 from xoromail_cli import config
-from xoromail_cli.accounts import account_key
-from xoromail_cli.ledger_postgres import PostgresLedger
-from xoromail_cli.sink import SinkServer
+from xoromail_cli.ledger.accounts import account_key
+from xoromail_cli.ledger.postgres import PostgresLedger
+from xoromail_cli.local.sink import SinkServer
 
 ACCOUNT = account_key("smtp", USER)
 

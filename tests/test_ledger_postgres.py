@@ -14,10 +14,10 @@ import trustme
 
 from tests.conftest import TLSFiles
 from tests.pg_server import APP_PASSWORD, APP_USER, PostgresServer
-from xoromail_cli import ledger_url
 from xoromail_cli.errors import ConfigError, ExitCode, TemporaryError, UnavailableError, XoromailError
-from xoromail_cli.ledger import Ledger
-from xoromail_cli.ledger_postgres import SCHEMA_VERSION, PostgresLedger
+from xoromail_cli.ledger import location as ledger_url
+from xoromail_cli.ledger.postgres import SCHEMA_VERSION, PostgresLedger
+from xoromail_cli.ledger.sqlite import Ledger
 
 ACCOUNT = "smtp:billing@company.test"
 
@@ -125,7 +125,7 @@ def test_one_sender_per_account_across_connections_and_wait_queues_behind_it(pg_
 
 
 def test_a_killed_holder_frees_the_lock_at_once(pg_url: str) -> None:
-    code = ("import sys, time\nfrom xoromail_cli.ledger_postgres import PostgresLedger\n"
+    code = ("import sys, time\nfrom xoromail_cli.ledger.postgres import PostgresLedger\n"
             "ledger = PostgresLedger(sys.argv[1])\nwith ledger.exclusive('smtp:billing@company.test', 0):\n"
             "    print('held', flush=True)\n    time.sleep(60)\n")
     holder = subprocess.Popen([sys.executable, "-c", code, pg_url], stdout=subprocess.PIPE, text=True)
@@ -159,7 +159,8 @@ def test_the_password_can_live_in_the_keyring_instead_of_the_url(pg_url: str, mo
 
 
 def test_psycopg_is_imported_only_when_a_postgresql_ledger_is_opened(tmp_path: Path) -> None:
-    code = ("import sys\nfrom pathlib import Path\nfrom xoromail_cli import dispatch, ledger_url, sending\n"
+    code = ("import sys\nfrom pathlib import Path\nfrom xoromail_cli.ledger import location as ledger_url\n"
+            "from xoromail_cli.sending import plan, sender\n"
             "from xoromail_cli.cli import log_cmd, send_cmd\n"
             f"ledger_url.open_ledger(ledger_url.parse('sqlite://{tmp_path}/l.sqlite3'), 'p').close()\n"
             "assert 'psycopg' not in sys.modules, 'psycopg loaded for a SQLite ledger'\n")

@@ -10,9 +10,11 @@ from typer.testing import CliRunner
 from tests.conftest import ServerFactory, TLSFiles
 from tests.samples import smtp_profile
 from tests.test_setup_cmd import setup_args
-from xoromail_cli import config, dispatch, ledger_url
+from xoromail_cli import config
 from xoromail_cli.cli import app
 from xoromail_cli.errors import ConfigError
+from xoromail_cli.ledger import location as ledger_url
+from xoromail_cli.sending import plan as dispatch
 
 URL = "postgresql://erp_mail:s3cr%40t-pw@db.erp.test:5432/erp?sslmode=verify-full"
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from xoromail_cli.errors import ExitCode, TemporaryError
-from xoromail_cli.locking import ProfileLock
+from xoromail_cli.ledger.locking import ProfileLock
 
 
 def test_second_holder_is_refused_naming_the_first(tmp_path: Path) -> None:
     path = tmp_path / "locks" / "default.lock"
     with ProfileLock(path):
-        code = ("import sys\nfrom pathlib import Path\nfrom xoromail_cli.locking import ProfileLock\n"
+        code = ("import sys\nfrom pathlib import Path\nfrom xoromail_cli.ledger.locking import ProfileLock\n"
                 "from xoromail_cli.errors import TemporaryError\n"
                 f"try:\n    ProfileLock(Path({str(path)!r}), wait=0.2).acquire()\n"
                 "except TemporaryError as e:\n    print(e.message); sys.exit(e.exit_code)\n")

@@ -9,15 +9,15 @@ from typing import Any
 from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
 from tests.samples import EVENT, jobs
 from tests.servers import FailNth
-from xoromail_cli.batch import make_job
+from xoromail_cli.compose.render import Renderer
 from xoromail_cli.errors import ExitCode
-from xoromail_cli.ledger import Ledger
-from xoromail_cli.messages import Renderer
+from xoromail_cli.ledger.sqlite import Ledger
+from xoromail_cli.local.sink import CaptureHandler
 from xoromail_cli.pacing import Backoff
-from xoromail_cli.results import MessageResult
-from xoromail_cli.sending import Sender
+from xoromail_cli.sending.batch import make_job
+from xoromail_cli.sending.results import MessageResult
+from xoromail_cli.sending.sender import Sender
 from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
-from xoromail_cli.sink import CaptureHandler
 
 LIMIT = 20_000
 

@@ -9,10 +9,10 @@ import pytest
 
 from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
 from tests.samples import smtp_profile
+from xoromail_cli.compose.events import EVENTS, Event
+from xoromail_cli.compose.mime import Attachment
+from xoromail_cli.compose.render import Recipients, Renderer, check_variables, compose, format_money
 from xoromail_cli.errors import ConfigError, DataError
-from xoromail_cli.events import EVENTS, Event
-from xoromail_cli.messages import Recipients, Renderer, check_variables, compose, format_money
-from xoromail_cli.mime import Attachment
 from xoromail_cli.pacing import now
 from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
 

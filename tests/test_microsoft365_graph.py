@@ -9,8 +9,9 @@ import pytest
 from tests.conftest import TLSFiles
 from tests.fakes.microsoft_server import ADMIN, CLIENT_SECRET, USER, GraphReply, MicrosoftServer
 from tests.m365_helpers import KeyringStore, approving, settings_for
+from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.errors import ExitCode, StageFailedError
-from xoromail_cli.services.base import ConnectionLostError, Envelope
+from xoromail_cli.services.base import ConnectionLostError
 from xoromail_cli.services.microsoft365.auth import CLIENT_SECRET as SECRET_KIND
 from xoromail_cli.services.microsoft365.auth import TokenSource
 from xoromail_cli.services.microsoft365.graph import MAX_MESSAGE_BYTES

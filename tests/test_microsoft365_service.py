@@ -23,7 +23,7 @@ from xoromail_cli.services.microsoft365.settings import Microsoft365Settings
 
 @dataclass(frozen=True)
 class ProfileStandIn:
-    """The refactored Profile's fields this service reads (config.Profile is being rewritten by the lead)."""
+    """The refactored Profile's fields this service reads (`profile.Profile`)."""
 
     settings: Microsoft365Settings
     name: str = "m365"
@@ -115,7 +115,7 @@ def test_offline_checks_refuse_app_only_smtp_and_an_unreadable_certificate(tmp_p
 
 
 def test_the_service_signs_in_opens_and_sends_through_graph(tls: TLSFiles) -> None:
-    from xoromail_cli.services.base import Envelope
+    from xoromail_cli.compose.envelope import Envelope
 
     with MicrosoftServer(tls.server_context) as server:
         profile = ProfileStandIn(settings_for(server), ca_file=str(tls.ca_file))

@@ -16,9 +16,9 @@ from tests.conftest import ServerFactory, TLSFiles, failing_authenticator
 from tests.fakes.microsoft_server import MicrosoftServer
 from tests.m365_helpers import KeyringStore, approving, settings_for
 from xoromail_cli.errors import ConfigError
+from xoromail_cli.local.sink import CaptureHandler
 from xoromail_cli.services.microsoft365.auth import TokenSource
 from xoromail_cli.services.microsoft365.smtp import access_token_for_smtp, xoauth2_base64, xoauth2_string
-from xoromail_cli.sink import CaptureHandler
 
 USER = "billing@company.test"
 
@@ -109,7 +109,7 @@ def test_app_only_smtp_is_refused_with_the_exchange_steps_for_this_tenant(identi
 def test_a_send_via_smtp_profile_validates_through_the_smtp_transport_with_xoauth2(
         identity: MicrosoftServer, tls: TLSFiles, smtp_server: ServerFactory) -> None:
     from xoromail_cli import validate
-    from xoromail_cli.config import Profile
+    from xoromail_cli.profile import Profile
 
     handler = XOAuth2Handler()
     handler.identity = identity

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from xoromail_cli.compose.mime import Attachment, build_message, encode_header
 from xoromail_cli.errors import DataError
-from xoromail_cli.mime import Attachment, build_message, encode_header
 
 
 def parse(data: bytes):  # type: ignore[no-untyped-def]  # email's parser returns a loosely typed message

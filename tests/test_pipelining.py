@@ -14,17 +14,17 @@ import pytest
 from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
 from tests.pipelined import Pipelining, Scripted, wire_counter
 from tests.samples import EVENT, jobs
-from xoromail_cli.accounts import account_key
-from xoromail_cli.batch import make_job
-from xoromail_cli.config import Profile
-from xoromail_cli.ledger import Ledger
-from xoromail_cli.messages import Renderer
+from xoromail_cli.compose.envelope import Envelope
+from xoromail_cli.compose.render import Renderer
+from xoromail_cli.ledger.accounts import account_key
+from xoromail_cli.ledger.sqlite import Ledger
+from xoromail_cli.local.sink import CaptureHandler
 from xoromail_cli.pacing import Backoff, RateLimiter
-from xoromail_cli.results import MessageResult
-from xoromail_cli.sending import Sender
-from xoromail_cli.services.base import Envelope
+from xoromail_cli.profile import Profile
+from xoromail_cli.sending.batch import make_job
+from xoromail_cli.sending.results import MessageResult
+from xoromail_cli.sending.sender import Sender
 from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
-from xoromail_cli.sink import CaptureHandler
 
 
 def sender(profile: Profile, ledger: Ledger | None, **options: object) -> tuple[Sender, list[MessageResult]]:

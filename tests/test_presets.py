@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from xoromail_cli.presets import PRESETS, preset_for_domain, preset_for_host
+from xoromail_cli.services.smtp.presets import PRESETS, preset_for_domain, preset_for_host
 
 
 def test_consumer_domains_imply_their_provider() -> None:
@@ -19,6 +19,6 @@ def test_presets_carry_the_documented_limits_and_ports() -> None:
 
 
 def test_office365_notes_carry_todays_state_of_smtp_auth() -> None:
-    from xoromail_cli.presets import preset_notes
+    from xoromail_cli.services.smtp.presets import preset_notes
 
     assert "SMTP AUTH" in preset_notes(PRESETS["office365"]) and "December 2026" in preset_notes(PRESETS["office365"])

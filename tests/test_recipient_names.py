@@ -7,8 +7,8 @@ import pytest
 
 from tests.samples import EVENT
 from xoromail_cli.addresses import parse_address, parse_address_list
-from xoromail_cli.batch import make_job
 from xoromail_cli.errors import DataError, ExitCode
+from xoromail_cli.sending.batch import make_job
 
 
 @pytest.mark.parametrize("value", ["Anna Müller <anna@kunde.de>", '"Müller, Anna" <anna@kunde.de>',

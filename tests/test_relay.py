@@ -21,11 +21,11 @@ from tests.samples import smtp_profile
 from tests.servers import DropNth, FailNth, RefuseRecipient
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
-from xoromail_cli.config import Profile
+from xoromail_cli.compose.envelope import Envelope
+from xoromail_cli.local.sink import CaptureHandler, SinkServer, free_port
+from xoromail_cli.profile import Profile
 from xoromail_cli.relay.server import RelayCredential, RelayHandler, RelayServer
 from xoromail_cli.relay.spool import Spool
-from xoromail_cli.services.base import Envelope
-from xoromail_cli.sink import CaptureHandler, SinkServer, free_port
 
 __all__ = ["relay"]  # the fixture, imported for pytest
 
@@ -295,7 +295,7 @@ def test_a_daily_quota_keeps_the_message_and_pauses_the_whole_queue(
 
 def test_with_a_postgresql_ledger_the_relayed_message_is_recorded_there(
         relay: RelayFactory, smtp_server: ServerFactory, tls: TLSFiles, pg_url: str) -> None:
-    from xoromail_cli.ledger_postgres import PostgresLedger
+    from xoromail_cli.ledger.postgres import PostgresLedger
 
     upstream = smtp_server()
     credentials.store_password("default", PASSWORD)

@@ -13,8 +13,8 @@ from tests.conftest import USER, TLSFiles
 from tests.samples import smtp_profile
 from xoromail_cli import config, paths
 from xoromail_cli.cli import app
+from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.relay.spool import QueueState, Spool
-from xoromail_cli.services.base import Envelope
 
 DATA = b"From: billing@company.test\r\nTo: a@client.test\r\nSubject: x\r\nMessage-ID: <m1@company.test>\r\n\r\nhi\r\n"
 

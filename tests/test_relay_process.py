@@ -22,7 +22,7 @@ from tests.servers import connections
 from tests.terminal import Terminal
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
-from xoromail_cli.sink import CaptureHandler, SinkServer, free_port
+from xoromail_cli.local.sink import CaptureHandler, SinkServer, free_port
 
 
 def save_down_profile(config_path: Path, tls: TLSFiles, port: int) -> None:

@@ -12,7 +12,7 @@ from tests.fakes.microsoft_server import CLIENT_SECRET, GraphReply, MicrosoftSer
 from tests.m365_helpers import settings_for
 from tests.relay_helpers import RelayFactory, erp_message, relay, submit, wait_for
 from xoromail_cli import credentials
-from xoromail_cli.config import Profile
+from xoromail_cli.profile import Profile
 from xoromail_cli.services.microsoft365.auth import CLIENT_SECRET as SECRET_KIND
 
 __all__ = ["relay"]  # the fixture, imported for pytest

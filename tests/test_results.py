@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from xoromail_cli.errors import ExitCode
-from xoromail_cli.results import MessageResult
+from xoromail_cli.sending.results import MessageResult
 
 
 def test_a_failure_a_person_must_fix_outranks_temporary_ones_in_the_exit_code() -> None:
     from xoromail_cli.errors import TemporaryError
-    from xoromail_cli.results import Summary
+    from xoromail_cli.sending.results import Summary
 
     summary = Summary()
     summary.add(MessageResult("e", 1, (), "partial", exit_code=int(ExitCode.TEMPFAIL)))
@@ -17,7 +17,7 @@ def test_a_failure_a_person_must_fix_outranks_temporary_ones_in_the_exit_code() 
 
 
 def test_a_summary_counts_the_rows_a_stopped_run_never_reached() -> None:
-    from xoromail_cli.results import Summary
+    from xoromail_cli.sending.results import Summary
 
     summary = Summary(total=20)
     for row in range(6):
@@ -28,7 +28,7 @@ def test_a_summary_counts_the_rows_a_stopped_run_never_reached() -> None:
 
 
 def test_a_summary_without_a_known_total_counts_nothing_as_not_attempted() -> None:
-    from xoromail_cli.results import Summary
+    from xoromail_cli.sending.results import Summary
 
     summary = Summary()
     summary.add(MessageResult("e", 1, (), "sent"))

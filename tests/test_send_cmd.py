@@ -12,7 +12,7 @@ from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
 from tests.servers import RefuseRecipient, connections
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
-from xoromail_cli.sink import SinkServer, free_port
+from xoromail_cli.local.sink import SinkServer, free_port
 
 OVERDUE = ["--var", "customer_name=Ann", "--var", "invoice_number=INV-1", "--var", "amount_due=99.5",
            "--var", "due_date=2026-11-01"]

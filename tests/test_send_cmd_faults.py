@@ -14,11 +14,12 @@ from typing import Any
 
 from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
 from tests.test_send_cmd import csv_batch
-from xoromail_cli import config, dispatch
-from xoromail_cli.accounts import account_key
-from xoromail_cli.ledger import Ledger
-from xoromail_cli.locking import ProfileLock
-from xoromail_cli.sink import CaptureHandler
+from xoromail_cli import config
+from xoromail_cli.ledger.accounts import account_key
+from xoromail_cli.ledger.locking import ProfileLock
+from xoromail_cli.ledger.sqlite import Ledger
+from xoromail_cli.local.sink import CaptureHandler
+from xoromail_cli.sending import plan as dispatch
 
 SCRIPT = str(Path(sys.executable).with_name("xoromail"))
 

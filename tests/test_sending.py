@@ -21,16 +21,16 @@ from tests.servers import (
     RefuseRecipient,
     connections,
 )
-from xoromail_cli.accounts import account_key
-from xoromail_cli.batch import SendJob, make_job
-from xoromail_cli.config import Profile
+from xoromail_cli.compose.render import Renderer
 from xoromail_cli.errors import ExitCode
-from xoromail_cli.idempotency import idempotency_key
-from xoromail_cli.ledger import Ledger
-from xoromail_cli.messages import Renderer
+from xoromail_cli.ledger.accounts import account_key
+from xoromail_cli.ledger.sqlite import Ledger
 from xoromail_cli.pacing import Backoff, now
-from xoromail_cli.results import MessageResult
-from xoromail_cli.sending import Sender
+from xoromail_cli.profile import Profile
+from xoromail_cli.sending.batch import SendJob, make_job
+from xoromail_cli.sending.keys import idempotency_key
+from xoromail_cli.sending.results import MessageResult
+from xoromail_cli.sending.sender import Sender
 from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
 
 ACCOUNT = account_key("smtp", USER)

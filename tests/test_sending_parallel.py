@@ -21,9 +21,9 @@ from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles
 from tests.pipelined import Pipelining, Scripted
 from tests.test_send_cmd import configure, csv_batch
 from xoromail_cli.cli import app
-from xoromail_cli.ledger import Ledger
+from xoromail_cli.ledger.sqlite import Ledger
+from xoromail_cli.local.sink import CaptureHandler
 from xoromail_cli.pacing import RateLimiter
-from xoromail_cli.sink import CaptureHandler
 
 
 def send(runner: CliRunner, base: list[str], batch: Path, *extra: str) -> Any:
@@ -202,7 +202,7 @@ def test_a_run_killed_with_kill_9_loses_nothing_and_doubts_at_most_one_message_p
 
 
 def test_the_parallel_runner_loads_no_database_network_or_template_library_on_import() -> None:
-    code = ("import sys, xoromail_cli.sending_parallel, xoromail_cli.dispatch; "
+    code = ("import sys, xoromail_cli.sending.parallel, xoromail_cli.sending.plan; "
             "print(','.join(m for m in ('sqlite3', 'smtplib', 'ssl', 'jinja2', 'aiosmtpd', 'exchangelib') "
             "if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

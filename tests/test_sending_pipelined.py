@@ -12,7 +12,7 @@ import pytest
 
 from tests import test_sending
 from tests.pipelined import advertise
-from xoromail_cli.sink import CaptureHandler
+from xoromail_cli.local.sink import CaptureHandler
 
 globals().update({name: value for name, value in vars(test_sending).items() if name.startswith("test_")})
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from xoromail_cli.cli import app
-from xoromail_cli.sink import CaptureHandler, SinkServer
+from xoromail_cli.local.sink import CaptureHandler, SinkServer
 
 
 def test_a_file_given_as_maildir_is_refused_with_exit_73(runner: CliRunner, tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ from tests.conftest import PASSWORD, ServerFactory, TLSFiles, failing_authentica
 from tests.servers import DataReply, MailFromReply
 from xoromail_cli import validate
 from xoromail_cli.errors import ExitCode
+from xoromail_cli.local.sink import CaptureHandler, free_port
 from xoromail_cli.services.smtp.replies import reply_failure, stage_failure
-from xoromail_cli.sink import CaptureHandler, free_port
 
 
 def check(profile_server: Any, tls: TLSFiles, **overrides: Any) -> validate.ValidationReport:

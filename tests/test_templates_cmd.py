@@ -6,7 +6,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from xoromail_cli.cli import app
-from xoromail_cli.events import EVENTS
+from xoromail_cli.compose.events import EVENTS
 
 
 def test_list_shows_every_event_and_its_variables(runner: CliRunner) -> None:

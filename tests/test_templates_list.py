@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from xoromail_cli.events import EVENTS
+from xoromail_cli.compose.events import EVENTS
 
 SCRIPT = str(Path(sys.executable).with_name("xoromail"))
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "events.md"

@@ -25,8 +25,9 @@ from tests.contract_harnesses import (
     OutboxHarness,
     SmtpHarness,
 )
+from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.errors import ExitCode, StageFailedError
-from xoromail_cli.services.base import ConnectionLostError, Delivery, Envelope, Transport
+from xoromail_cli.services.base import ConnectionLostError, Delivery, Transport
 
 HARNESSES = ("smtp", "outbox", "exchange", "google", "microsoft365")
 MESSAGE_ID = "<inv-1001.contract@company.test>"

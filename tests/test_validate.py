@@ -84,7 +84,7 @@ def test_a_missing_ca_file_fails_once_at_the_config_stage(smtp_server: ServerFac
 def test_the_ca_file_adds_to_the_system_store_rather_than_replacing_it(tls: TLSFiles) -> None:
     import ssl
 
-    from xoromail_cli.hints import tls_context
+    from xoromail_cli.services.network import tls_context
 
     system = len(ssl.create_default_context().get_ca_certs())
     assert len(tls_context(str(tls.ca_file)).get_ca_certs()) == system + 1
@@ -140,7 +140,7 @@ def test_a_certificate_that_expires_within_30_days_is_noted_with_its_date(
 
 def test_a_passing_check_notes_what_the_senders_domain_lacks(ews: EwsFactory, tls: TLSFiles) -> None:
     """The From domain's DNS (the suite's local DNS server): acme.test has no DMARC record."""
-    from xoromail_cli.config import Profile
+    from xoromail_cli.profile import Profile
     from xoromail_cli.services.exchange.settings import ExchangeSettings
 
     server = ews(users={"billing@acme.test": PASSWORD})
@@ -159,7 +159,7 @@ def test_a_wrong_password_costs_one_sign_in_attempt_and_the_session_ends_with_qu
 
     from aiosmtpd.smtp import AuthResult
 
-    from xoromail_cli.sink import CaptureHandler
+    from xoromail_cli.local.sink import CaptureHandler
 
     attempts: list[str] = []
 

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
-from xoromail_cli.sink import SinkServer
+from xoromail_cli.local.sink import SinkServer
 
 
 def saved_profile(config_path: Path, server: SinkServer, tls: TLSFiles) -> None:

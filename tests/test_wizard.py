@@ -16,7 +16,7 @@ import keyring
 from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles
 from tests.terminal import Terminal
 from xoromail_cli.config import load
-from xoromail_cli.presets import PRESETS
+from xoromail_cli.services.smtp.presets import PRESETS
 
 
 def _env(config_path: Path, **extra: str) -> dict[str, str]:

@@ -7,57 +7,24 @@ ever replaced whole (temp file + rename) with mode 0600: never half-written, nev
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import re
 import tempfile
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from xoromail_cli.addresses import check_header_value, parse_address
 from xoromail_cli.errors import ConfigError, DataError, UsageError
 from xoromail_cli.paths import private_dir
+from xoromail_cli.profile import Profile
 
 SETUP_HINT = "run `xoromail setup` to create it"
 MAX_TIMEOUT = 3600.0
 MAX_CONNECTIONS = 10
 
 
-@dataclass(frozen=True)
-class Profile:
-    """One outgoing account: the settings every service shares, and the service's own table (`settings`)."""
-
-    name: str
-    email: str
-    settings: Any
-    """The service's settings object, e.g. `SmtpSettings`: its own `[profiles.NAME.<service>]` table."""
-    service: str = "smtp"
-    display_name: str = ""
-    ca_file: str | None = None
-    password_command: str | None = None
-    timeout: float = 30.0
-    company_name: str | None = None
-    reply_to: str | None = None
-    signature: str | None = None
-    currency: str | None = None
-    templates_dir: str | None = None
-    ledger: str | None = None
-    rate: str | None = None
-    connections: int | None = None
-    """Connections a batch may use at once (`--connections`); unset means 1."""
-    form: str = field(default="current", compare=False)
-    """How the file held it: "current" (a service table) or "flat" (the first release's keys)."""
-
-    def to_toml(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _NOT_SAVED}
-        table = {key: value for key, value in data.items() if value not in (None, "")}
-        table[self.service] = self.settings.to_table()
-        return table
-
-
-_NOT_SAVED = ("name", "settings", "form")
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "email": (str,), "service": (str,), "display_name": (str,), "ca_file": (str,),
     "password_command": (str,), "timeout": (int, float), "company_name": (str,), "reply_to": (str,),

@@ -17,7 +17,7 @@ from xoromail_cli.errors import ConfigError, KeyringUnavailableError
 if TYPE_CHECKING:
     import subprocess
 
-    from xoromail_cli.config import Profile
+    from xoromail_cli.profile import Profile
 
 KEYRING_SERVICE = "xoromail"
 ENV_PASSWORD = "XOROMAIL_PASSWORD"  # noqa: S105  # the variable's name, not a password

@@ -14,9 +14,9 @@ from typing import Any
 
 from xoromail_cli import config, services
 from xoromail_cli.addresses import parse_address
-from xoromail_cli.config import Profile
 from xoromail_cli.credentials import Secrets
 from xoromail_cli.errors import ConfigError, NoInputError, UsageError
+from xoromail_cli.profile import Profile
 
 EXTRA_SETTINGS = ("company_name", "reply_to", "signature", "currency", "templates_dir", "ledger", "rate")
 OPTION_NAMES = {"email": "--email", "display_name": "--display-name"}

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from xoromail_cli import services
 from xoromail_cli.addresses import parse_address
-from xoromail_cli.config import Profile, validate_profile
+from xoromail_cli.compose.envelope import Envelope
+from xoromail_cli.compose.mime import build_message, make_message_id
+from xoromail_cli.config import validate_profile
 from xoromail_cli.errors import ExitCode, StageFailedError, XoromailError
-from xoromail_cli.mime import build_message, make_message_id
-from xoromail_cli.services.base import Envelope
+from xoromail_cli.profile import Profile
 
 if TYPE_CHECKING:
     from xoromail_cli.services.base import SecretStore, TraceCallback
@@ -151,16 +152,16 @@ def run(profile: Profile, secrets: SecretStore, *, to: str | None = None, send: 
 
 
 def ledger_is_shared(profile: Profile) -> bool:
-    from xoromail_cli.dispatch import ledger_location
+    from xoromail_cli.sending.plan import ledger_location
 
     return ledger_location(profile).is_postgres
 
 
 def check_shared_ledger(profile: Profile, secrets: SecretStore, timeout: float) -> str:
     """A PostgreSQL ledger must be reachable, or `send` would stop before its first message: prove it now."""
-    from xoromail_cli.dispatch import ledger_location
-    from xoromail_cli.ledger_postgres import PostgresLedger
-    from xoromail_cli.ledger_url import SECRET_KIND, redact
+    from xoromail_cli.ledger.location import SECRET_KIND, redact
+    from xoromail_cli.ledger.postgres import PostgresLedger
+    from xoromail_cli.sending.plan import ledger_location
 
     found = ledger_location(profile)
     assert found.url is not None

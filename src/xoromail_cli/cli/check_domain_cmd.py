@@ -9,7 +9,7 @@ import typer
 from xoromail_cli.cli.state import state_of
 
 if TYPE_CHECKING:
-    from xoromail_cli.config import Profile
+    from xoromail_cli.profile import Profile
 
 
 def check_domain(

@@ -37,7 +37,7 @@ def show(
             else "flat (the first release's form; rewritten with a service table when the profile is next saved)")
     settings = profile.to_toml()
     if "ledger" in settings:  # a password typed into the URL by hand is never shown
-        from xoromail_cli.ledger_url import redact
+        from xoromail_cli.ledger.location import redact
 
         settings["ledger"] = redact(settings["ledger"])
     data: dict[str, object] = {"schema": 2, "profile": profile.name, "file": str(state.config_path), "form": form,

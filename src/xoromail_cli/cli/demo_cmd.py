@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from xoromail_cli.sink import Received
+    from xoromail_cli.local.sink import Received
 
 
 def demo(
@@ -17,9 +17,9 @@ def demo(
     """Try xoromail with no account and no network: a local server, a profile, a validation."""
     import tempfile
 
-    from xoromail_cli import demo as demonstration
     from xoromail_cli.cli.console import out, print_json
     from xoromail_cli.cli.render import print_validation
+    from xoromail_cli.local import demo as demonstration
 
     console = out()
     with tempfile.TemporaryDirectory(prefix="xoromail-demo-") as folder:
@@ -51,7 +51,7 @@ def sink(
     import threading
 
     from xoromail_cli.cli.console import out
-    from xoromail_cli.sink import CaptureHandler, SinkServer
+    from xoromail_cli.local.sink import CaptureHandler, SinkServer
 
     console = out()
 

@@ -27,8 +27,10 @@ def copy(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Copy every row (every state) of a ledger into another; running it again adds nothing."""
-    from xoromail_cli import config, dispatch, ledger_url
+    from xoromail_cli import config
     from xoromail_cli.cli.console import out, print_json
+    from xoromail_cli.ledger import location as ledger_url
+    from xoromail_cli.sending import plan as dispatch
 
     state = state_of(ctx)
     profile = config.load(state.config_path).profiles.get(state.profile_name)

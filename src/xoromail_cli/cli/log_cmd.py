@@ -11,7 +11,7 @@ from xoromail_cli.cli.state import state_of
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from xoromail_cli.ledger import LedgerEntry
+    from xoromail_cli.ledger.sqlite import LedgerEntry
 
 COMPACT_BELOW = 100
 """Narrower terminals get one block per message: five columns with a Message-ID fold into unreadable strips."""
@@ -31,12 +31,13 @@ def log(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per message.")] = False,
 ) -> None:
     """List what was sent, when, to whom, with Message-ID and the server's reply."""
-    from xoromail_cli import config, dispatch
-    from xoromail_cli.accounts import account_key
+    from xoromail_cli import config
     from xoromail_cli.cli.console import out, print_json_line
-    from xoromail_cli.events import get_event
-    from xoromail_cli.ledger_url import open_ledger
+    from xoromail_cli.compose.events import get_event
+    from xoromail_cli.ledger.accounts import account_key
+    from xoromail_cli.ledger.location import open_ledger
     from xoromail_cli.pacing import parse_since
+    from xoromail_cli.sending import plan as dispatch
 
     state = state_of(ctx)
     profile = config.load_profile(state.config_path, state.profile_name)

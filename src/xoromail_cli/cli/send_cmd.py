@@ -11,7 +11,7 @@ import typer
 from xoromail_cli.cli.state import state_of
 
 if TYPE_CHECKING:
-    from xoromail_cli.results import MessageResult, Summary
+    from xoromail_cli.sending.results import MessageResult, Summary
 
 def send(
     ctx: typer.Context,
@@ -65,8 +65,10 @@ def send(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
 ) -> None:
     """Send an event email to one recipient, or one per row of a batch file."""
-    from xoromail_cli import batch as batches
-    from xoromail_cli import config, dispatch, events
+    from xoromail_cli import config
+    from xoromail_cli.compose import events
+    from xoromail_cli.sending import batch as batches
+    from xoromail_cli.sending import plan as dispatch
 
     _refuse_conflicts(dry_run=dry_run, outbox=outbox, resend=resend, resend_after=resend_after, pending=pending)
     spec = events.get_event(event)

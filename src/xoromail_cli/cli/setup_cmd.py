@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from typer._click import Command as ClickCommand
 
     from xoromail_cli.cli.wizard import Wizard
-    from xoromail_cli.config import Profile
+    from xoromail_cli.profile import Profile
     from xoromail_cli.provisioning import SetupAnswers
     from xoromail_cli.services.base import SecretStore, Service
     from xoromail_cli.validate import ValidationReport
@@ -62,7 +62,7 @@ def setup(
     existing = config.load(state.config_path).profiles.get(state.profile_name)
     ledger_password = None
     if ledger is not None:
-        from xoromail_cli.ledger_url import keep_password_apart
+        from xoromail_cli.ledger.location import keep_password_apart
 
         ledger, ledger_password = keep_password_apart(ledger)
     settings = {key: value for key, value in (("company_name", company_name), ("reply_to", reply_to),
@@ -141,7 +141,7 @@ class _Attempt:
         elif self.profile.password_command:
             self.secrets.delete("password")
         if self.ledger_password is not None:
-            from xoromail_cli.ledger_url import SECRET_KIND
+            from xoromail_cli.ledger.location import SECRET_KIND
 
             self.secrets.set(SECRET_KIND, self.ledger_password)
             credentials.ensure_keyring_usable()

@@ -14,7 +14,8 @@ templates_app = typer.Typer(help="The event emails: list, show and export their 
 
 
 def _templates_dir(ctx: typer.Context) -> Path:
-    from xoromail_cli import config, dispatch
+    from xoromail_cli import config
+    from xoromail_cli.sending import plan as dispatch
 
     state = state_of(ctx)
     profile = config.load(state.config_path).profiles.get(state.profile_name)
@@ -30,7 +31,7 @@ def list_events(
     from rich.table import Table
 
     from xoromail_cli.cli.console import out, print_json
-    from xoromail_cli.events import EVENTS
+    from xoromail_cli.compose.events import EVENTS
 
     if as_json:
         print_json([{"event": e.name, "erp_name": e.erp_name, "purpose": e.purpose, "required": list(e.required),
@@ -62,12 +63,13 @@ def show(
     """Show an event's variables and its templates (your override where one exists)."""
     from xoromail_cli import config
     from xoromail_cli.cli.console import out, print_json
-    from xoromail_cli.events import get_event
-    from xoromail_cli.messages import Renderer
+    from xoromail_cli.compose.events import get_event
+    from xoromail_cli.compose.render import Renderer
+    from xoromail_cli.profile import Profile
 
     spec = get_event(event)
     state = state_of(ctx)
-    profile = config.load(state.config_path).profiles.get(state.profile_name) or config.Profile(
+    profile = config.load(state.config_path).profiles.get(state.profile_name) or Profile(
         name="preview", email="sender@example.com", settings=None)
     files = Renderer(profile, _templates_dir(ctx)).template_files(spec)
     data = {"event": spec.name, "erp_name": spec.erp_name, "purpose": spec.purpose,
@@ -100,7 +102,7 @@ def export(
 ) -> None:
     """Write the built-in templates to a folder as a starting point for your own wording."""
     from xoromail_cli.cli.console import out
-    from xoromail_cli.templates_export import export_templates
+    from xoromail_cli.compose.export import export_templates
 
     target = folder or _templates_dir(ctx)
     written, kept = export_templates(target, force=force)

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from xoromail_cli.config import Profile
     from xoromail_cli.domain.providers import ProviderGuess
+    from xoromail_cli.profile import Profile
     from xoromail_cli.provisioning import SetupAnswers
     from xoromail_cli.services.base import Question, Service
     from xoromail_cli.validate import ValidationReport

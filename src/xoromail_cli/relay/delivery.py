@@ -17,17 +17,18 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from xoromail_cli.compose.events import Event
 from xoromail_cli.errors import DataError, ExitCode, NoInputError, UnavailableError, XoromailError
-from xoromail_cli.events import Event
 from xoromail_cli.pacing import Backoff, RateLimiter
 from xoromail_cli.relay.spool import QueueState, Spool, Spooled
-from xoromail_cli.results import MessageResult
+from xoromail_cli.sending.results import MessageResult
 
 if TYPE_CHECKING:
-    from xoromail_cli.config import Profile
-    from xoromail_cli.ledger import SentLedger
-    from xoromail_cli.sending import Sender
-    from xoromail_cli.services.base import Envelope, Transport
+    from xoromail_cli.compose.envelope import Envelope
+    from xoromail_cli.ledger.sqlite import SentLedger
+    from xoromail_cli.profile import Profile
+    from xoromail_cli.sending.sender import Sender
+    from xoromail_cli.services.base import Transport
 
 RELAY_EVENT = Event("relay", "Relayed message", "A message the ERP submitted to `xoromail relay`.", ())
 """The ledger's event name for relayed messages (`log` shows them with their Message-ID and reply)."""
@@ -85,7 +86,7 @@ class DeliveryWorker:
     """Delivers the spool in a thread; `wake()` after a message is kept, `stop()` to finish and end."""
 
     def __init__(self, profile: Profile, spool: Spool, log: EventLog, options: DeliveryOptions | None = None) -> None:
-        from xoromail_cli.dispatch import messages_per_second
+        from xoromail_cli.sending.plan import messages_per_second
 
         self.profile, self.spool, self.log = profile, spool, log
         self.options = options or DeliveryOptions()
@@ -137,7 +138,8 @@ class DeliveryWorker:
 
     def deliver(self, ready: list[str]) -> None:
         """One burst: the ledger locked and one session with the service, for as long as messages are due."""
-        from xoromail_cli import credentials, dispatch, services
+        from xoromail_cli import credentials, services
+        from xoromail_cli.sending import plan as dispatch
 
         with ExitStack() as stack:
             try:
@@ -173,9 +175,9 @@ class DeliveryWorker:
         return self.spool.due(time.time())[0]
 
     def _sender(self, transport: Transport, ledger: SentLedger) -> Sender:
-        from xoromail_cli.dispatch import QuotaWatch
-        from xoromail_cli.messages import Renderer
-        from xoromail_cli.sending import Sender
+        from xoromail_cli.compose.render import Renderer
+        from xoromail_cli.sending.plan import QuotaWatch
+        from xoromail_cli.sending.sender import Sender
 
         def warn(text: str) -> None:
             self.log(event_line("warning", text=text))

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.utils import getaddresses
 
-from xoromail_cli.mime import encode_header, format_sender, make_message_id
-from xoromail_cli.services.base import Envelope
+from xoromail_cli.compose.envelope import Envelope
+from xoromail_cli.compose.mime import encode_header, format_sender, make_message_id
 
 SEND_AS_REPLY = ("550 5.7.60 The mailbox {mailbox} may not send as {address}: send from {mailbox}, or give the "
                  "mailbox Send As rights for it and start the relay with --allow-from {address}, or start it "

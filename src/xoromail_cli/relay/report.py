@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from xoromail_cli.mime import build_message, make_message_id
-from xoromail_cli.services.base import Envelope
+from xoromail_cli.compose.envelope import Envelope
+from xoromail_cli.compose.mime import build_message, make_message_id
 
 if TYPE_CHECKING:
-    from xoromail_cli.config import Profile
+    from xoromail_cli.profile import Profile
     from xoromail_cli.relay.spool import Spooled
 
 

@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.errors import DataError, NoInputError, TemporaryError, UsageError
 from xoromail_cli.paths import private_dir
-from xoromail_cli.services.base import Envelope
 
 Where = Literal["queue", "failed"]
 _ID = re.compile(r"[0-9a-f]{8,20}-[0-9a-f]{6}")

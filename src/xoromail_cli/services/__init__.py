@@ -15,7 +15,7 @@ from xoromail_cli.errors import ConfigError
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from xoromail_cli.config import Profile
+    from xoromail_cli.profile import Profile
     from xoromail_cli.services.base import SecretStore, Service, TraceCallback, Transport
 
 

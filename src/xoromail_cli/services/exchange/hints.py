@@ -9,8 +9,8 @@ from __future__ import annotations
 import socket
 import ssl
 
-from xoromail_cli.advisories import exchange_ews
 from xoromail_cli.errors import ExitCode, StageFailedError
+from xoromail_cli.services.advisories import exchange_ews
 from xoromail_cli.services.base import Delivery
 from xoromail_cli.services.exchange.settings import USUAL_PATH, is_exchange_online
 

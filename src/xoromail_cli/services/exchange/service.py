@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from xoromail_cli.advisories import exchange_ews
 from xoromail_cli.errors import DataError
+from xoromail_cli.services.advisories import exchange_ews
 from xoromail_cli.services.base import Limits, Notify, Question, SetupOption, SignInResult
 from xoromail_cli.services.exchange import settings as checks
 from xoromail_cli.services.exchange.settings import DEFAULT_URL, ExchangeSettings
 
 if TYPE_CHECKING:
-    from xoromail_cli.config import Profile
+    from xoromail_cli.profile import Profile
     from xoromail_cli.services.base import SecretStore, ServiceSettings, TraceCallback, Transport
 
 _KEYS = ("url", "domain", "username", "auth")

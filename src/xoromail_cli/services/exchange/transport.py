@@ -14,8 +14,9 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.errors import ConfigError, ExitCode
-from xoromail_cli.services.base import ConnectionLostError, Delivery, Envelope, SecretStore, StageCallback
+from xoromail_cli.services.base import ConnectionLostError, Delivery, SecretStore, StageCallback
 from xoromail_cli.services.exchange import hints, https
 from xoromail_cli.services.exchange.settings import ExchangeSettings, is_exchange_online, login_name
 

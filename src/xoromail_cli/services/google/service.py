@@ -21,7 +21,7 @@ from xoromail_cli.services.google.settings import (
 )
 
 if TYPE_CHECKING:
-    from xoromail_cli.config import Profile
+    from xoromail_cli.profile import Profile
     from xoromail_cli.services.base import SecretStore, TraceCallback
     from xoromail_cli.services.google.transport import GmailTransport
 

@@ -12,8 +12,9 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.errors import ExitCode, StageFailedError
-from xoromail_cli.services.base import ConnectionLostError, Delivery, Envelope, StageCallback
+from xoromail_cli.services.base import ConnectionLostError, Delivery, StageCallback
 from xoromail_cli.services.google import oauth
 from xoromail_cli.services.google.hints import SETUP_AGAIN, delivery_for_error, http_failure, is_before_request
 

@@ -10,14 +10,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from xoromail_cli.errors import (
-    AuthError,
-    ConfigError,
-    ExitCode,
-    StageFailedError,
-    TemporaryError,
-    XoromailError,
-)
+from xoromail_cli.errors import AuthError, ConfigError, ExitCode, StageFailedError, TemporaryError, XoromailError
 from xoromail_cli.services.base import Delivery
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def trust_context(ca_file: str | None) -> ssl.SSLContext:
     """The system trust store plus the profile's CA file, always verifying: the one context every service uses."""
-    from xoromail_cli.hints import tls_context as shared
+    from xoromail_cli.services.network import tls_context as shared
 
     return shared(ca_file)
 

@@ -1,6 +1,6 @@
 """The thin adapter that makes Microsoft 365 one `services.base.Service`: flags, wizard, stages, transport.
 
-Written against the refactored `config.Profile` (common fields + `settings`, here a `Microsoft365Settings`).
+Written against the refactored `profile.Profile` (common fields + `settings`, here a `Microsoft365Settings`).
 msal and requests are not imported here: only opening a transport or signing in loads them.
 """
 
@@ -22,16 +22,10 @@ from xoromail_cli.services.base import (
     TraceCallback,
     Transport,
 )
-from xoromail_cli.services.microsoft365.settings import (
-    CLOUDS,
-    MODES,
-    SEND_VIAS,
-    SIGN_INS,
-    Microsoft365Settings,
-)
+from xoromail_cli.services.microsoft365.settings import CLOUDS, MODES, SEND_VIAS, SIGN_INS, Microsoft365Settings
 
 if TYPE_CHECKING:
-    from xoromail_cli.config import Profile
+    from xoromail_cli.profile import Profile
 
 SECRET_KINDS = ("token_cache", "client_secret")
 REGISTER_FIRST = (

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.errors import ExitCode, StageFailedError, XoromailError
-from xoromail_cli.services.base import Delivery, Envelope, SecretStore, StageCallback, TraceCallback
+from xoromail_cli.services.base import Delivery, SecretStore, StageCallback, TraceCallback
 from xoromail_cli.services.microsoft365 import hints
 from xoromail_cli.services.microsoft365.auth import TokenSource
 from xoromail_cli.services.microsoft365.graph import MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES, send_mail_path

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from xoromail_cli.services.base import Envelope
+    from xoromail_cli.compose.envelope import Envelope
     from xoromail_cli.services.smtp.session import _Client
 
 Reply = tuple[int, bytes]

@@ -9,10 +9,10 @@ from __future__ import annotations
 import smtplib
 from collections.abc import Callable
 
-from xoromail_cli.advisories import office365_smtp_auth
 from xoromail_cli.errors import ExitCode, StageFailedError
-from xoromail_cli.hints import TEMPORARY_HINT, is_timeout, network_failure, os_text
-from xoromail_cli.presets import is_gmail, is_office365
+from xoromail_cli.services.advisories import office365_smtp_auth
+from xoromail_cli.services.network import TEMPORARY_HINT, is_timeout, network_failure, os_text
+from xoromail_cli.services.smtp.presets import is_gmail, is_office365
 
 SERVER_PORT_HINT = "check the outgoing server and port: 587 with STARTTLS, or 465 with SSL"
 SSL_MISMATCH_HINT = (
@@ -105,7 +105,7 @@ def stage_failure(stage: str, exc: BaseException, host: str, port: int, timeout:
 
 def _name_hint(host: str) -> str:
     """A preset's own host does not have typos: then it is the network or DNS of this machine."""
-    from xoromail_cli.presets import preset_for_host
+    from xoromail_cli.services.smtp.presets import preset_for_host
 
     if preset_for_host(host) is not None:
         return f"{host} is the provider's own server: check this machine's network and DNS settings"

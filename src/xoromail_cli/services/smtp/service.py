@@ -20,8 +20,8 @@ from xoromail_cli.services.smtp import setup
 from xoromail_cli.services.smtp.settings import SmtpSettings
 
 if TYPE_CHECKING:
-    from xoromail_cli.config import Profile
-    from xoromail_cli.presets import Preset
+    from xoromail_cli.profile import Profile
+    from xoromail_cli.services.smtp.presets import Preset
 
 
 def smtp_settings(profile: Profile) -> SmtpSettings:
@@ -33,7 +33,7 @@ def smtp_settings(profile: Profile) -> SmtpSettings:
 
 def preset_for_profile(profile: Profile) -> Preset | None:
     """The preset a profile was set up with, else the one its server implies (for limits and notes)."""
-    from xoromail_cli.presets import PRESETS, preset_for_host
+    from xoromail_cli.services.smtp.presets import PRESETS, preset_for_host
 
     settings = smtp_settings(profile)
     return PRESETS.get(settings.preset or "") or preset_for_host(settings.host)
@@ -88,7 +88,7 @@ class SmtpService:
         return ["config", *connection, *(["send"] if send else [])]
 
     def check_offline(self, profile: Profile) -> None:
-        from xoromail_cli.hints import tls_context
+        from xoromail_cli.services.network import tls_context
         from xoromail_cli.services.smtp.transport import SmtpEndpoint, check_plaintext_allowed
 
         endpoint = SmtpEndpoint.from_profile(profile)
@@ -112,7 +112,7 @@ class SmtpService:
         return SmtpTransport.for_profile(profile, password, timeout=timeout, trace=trace)
 
     def notes(self, profile: Profile) -> list[str]:
-        from xoromail_cli.advisories import office365_smtp_auth
+        from xoromail_cli.services.advisories import office365_smtp_auth
         from xoromail_cli.services.smtp.transport import is_loopback
 
         settings = smtp_settings(profile)

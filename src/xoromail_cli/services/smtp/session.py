@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from xoromail_cli.errors import ConfigError, ExitCode, StageFailedError
-from xoromail_cli.hints import tls_context
 from xoromail_cli.services.base import StageCallback, TraceCallback
+from xoromail_cli.services.network import tls_context
 from xoromail_cli.services.smtp.replies import STARTTLS_FIRST_HINT, stage_failure
 
 if TYPE_CHECKING:
-    from xoromail_cli.config import Profile
+    from xoromail_cli.profile import Profile
 
 TokenSource = Callable[[], str]
 """Returns a current OAuth access token (for XOAUTH2), refreshing it when needed."""

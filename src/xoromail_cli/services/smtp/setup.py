@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from xoromail_cli.errors import UsageError
-from xoromail_cli.presets import CUSTOM, PRESETS, Preset, preset_for_domain, preset_for_host, preset_notes
 from xoromail_cli.services.base import Question, SetupOption
+from xoromail_cli.services.smtp.presets import CUSTOM, PRESETS, Preset, preset_for_domain, preset_for_host, preset_notes
 from xoromail_cli.services.smtp.settings import DEFAULT_PORTS, SECURITY_MODES, SmtpSettings
 
 SECURITY_HELP = "starttls (port 587), ssl (implicit TLS, port 465) or none (local relays only)."

@@ -10,12 +10,12 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.errors import ExitCode
 from xoromail_cli.services.base import (
     ConnectionLostError,
     Delivery,
     DeliveryStatus,
-    Envelope,
     Refusal,
     StageCallback,
     TraceCallback,
@@ -33,7 +33,7 @@ from xoromail_cli.services.smtp.session import (
 )
 
 if TYPE_CHECKING:
-    from xoromail_cli.config import Profile
+    from xoromail_cli.profile import Profile
 
 __all__ = ["SmtpEndpoint", "SmtpTransport", "TokenSource", "check_plaintext_allowed", "connect", "is_loopback"]
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from xoromail_cli.batch import InvalidRow, SendJob
 from xoromail_cli.errors import ExitCode, XoromailError
-from xoromail_cli.results import MessageResult
+from xoromail_cli.sending.batch import InvalidRow, SendJob
+from xoromail_cli.sending.results import MessageResult
 
 if TYPE_CHECKING:
-    from xoromail_cli.events import Event
-    from xoromail_cli.ledger import SentLedger as Ledger
+    from xoromail_cli.compose.events import Event
+    from xoromail_cli.ledger.sqlite import SentLedger as Ledger
 
 
 Item = SendJob | MessageResult

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 from xoromail_cli.errors import ConfigError
 
 if TYPE_CHECKING:
-    from xoromail_cli.ledger import SentLedger
+    from xoromail_cli.ledger.sqlite import SentLedger
 
 ENV_LEDGER = "XOROMAIL_LEDGER"
 SECRET_KIND = "ledger_password"  # noqa: S105  # a keyring entry's kind, not a password
@@ -118,11 +118,11 @@ def open_ledger(found: LedgerLocation, profile_name: str, *, read_only: bool = F
                 timeout: float = 10.0) -> SentLedger:
     """Open the ledger for sending (created and migrated on first use) or, `read_only`, for `log`."""
     if found.url is None:
-        from xoromail_cli.ledger import Ledger
+        from xoromail_cli.ledger.sqlite import Ledger
 
         assert found.path is not None
         return Ledger(found.path, read_only=read_only)
-    from xoromail_cli.ledger_postgres import PostgresLedger
+    from xoromail_cli.ledger.postgres import PostgresLedger
 
     password = found.password or stored_password(profile_name)
     return PostgresLedger(found.url, password=password, connect_timeout=timeout, read_only=read_only)

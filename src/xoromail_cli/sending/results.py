@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from xoromail_cli.errors import ExitCode, XoromailError
 
 if TYPE_CHECKING:
-    from xoromail_cli.messages import Rendered
-    from xoromail_cli.services.base import Envelope
+    from xoromail_cli.compose.envelope import Envelope
+    from xoromail_cli.compose.render import Rendered
 
 ResultStatus = Literal["sent", "written", "partial", "failed", "temporary", "skipped", "invalid", "interrupted",
                        "dry-run"]

@@ -21,8 +21,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
-from xoromail_cli import headers
 from xoromail_cli.addresses import check_header_value, domain_of
+from xoromail_cli.compose import headers
 from xoromail_cli.errors import NoInputError
 
 CRLF = b"\r\n"

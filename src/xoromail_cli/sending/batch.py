@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from xoromail_cli.addresses import check_header_value, parse_address, parse_address_list
+from xoromail_cli.compose.events import Event
+from xoromail_cli.compose.mime import Attachment
+from xoromail_cli.compose.render import Recipients, check_variables
 from xoromail_cli.errors import DataError, NoInputError, UsageError, XoromailError
-from xoromail_cli.events import Event
-from xoromail_cli.messages import Recipients, check_variables
-from xoromail_cli.mime import Attachment
 
 RESERVED_COLUMNS = ("to", "cc", "bcc", "attach", "reply_to")
 

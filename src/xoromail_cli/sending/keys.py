@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 from xoromail_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from xoromail_cli.batch import SendJob
-    from xoromail_cli.events import Event
+    from xoromail_cli.compose.events import Event
+    from xoromail_cli.sending.batch import SendJob
 
 
 def check_key_template(event: Event, template: str) -> None:

@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from xoromail_cli.addresses import check_header_value
+from xoromail_cli.compose.envelope import Envelope
+from xoromail_cli.compose.events import PROFILE_VARIABLES, Event
+from xoromail_cli.compose.mime import Attachment, build_message, make_message_id
 from xoromail_cli.errors import ConfigError, DataError, XoromailError
-from xoromail_cli.events import PROFILE_VARIABLES, Event
-from xoromail_cli.mime import Attachment, build_message, make_message_id
-from xoromail_cli.services.base import Envelope
 
 if TYPE_CHECKING:
     from jinja2 import Environment, Template
 
-    from xoromail_cli.config import Profile
+    from xoromail_cli.profile import Profile
 
 BUILTIN_TEMPLATES = Path(__file__).with_name("templates")
 TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html")

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from xoromail_cli.errors import ConfigError, TemporaryError, UnavailableError, XoromailError
-from xoromail_cli.ledger import ImportOutcome, LedgerEntry, entries_sql
+from xoromail_cli.ledger.sqlite import ImportOutcome, LedgerEntry, entries_sql
 from xoromail_cli.pacing import now
 
 if TYPE_CHECKING:

@@ -11,17 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from xoromail_cli import validate
-from xoromail_cli.batch import make_job
-from xoromail_cli.config import Profile
+from xoromail_cli.compose.events import EVENTS
+from xoromail_cli.compose.render import Renderer
 from xoromail_cli.credentials import MemorySecrets
 from xoromail_cli.errors import ExitCode
-from xoromail_cli.events import EVENTS
-from xoromail_cli.messages import Renderer
-from xoromail_cli.results import MessageResult
-from xoromail_cli.sending import Sender
+from xoromail_cli.local.sink import Received, SinkServer, password_authenticator, throwaway_tls
+from xoromail_cli.profile import Profile
+from xoromail_cli.sending.batch import make_job
+from xoromail_cli.sending.results import MessageResult
+from xoromail_cli.sending.sender import Sender
 from xoromail_cli.services.smtp.settings import SmtpSettings
 from xoromail_cli.services.smtp.transport import SmtpTransport
-from xoromail_cli.sink import Received, SinkServer, password_authenticator, throwaway_tls
 
 DEMO_ADDRESS = "billing@demo.xoromail.test"
 DEMO_CUSTOMER = "accounts@customer.example"

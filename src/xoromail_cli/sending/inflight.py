@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from xoromail_cli.ledger import SentLedger as Ledger
-    from xoromail_cli.services.base import Envelope
+    from xoromail_cli.compose.envelope import Envelope
+    from xoromail_cli.ledger.sqlite import SentLedger as Ledger
 
 
 class InFlight:

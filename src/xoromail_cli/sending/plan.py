@@ -11,25 +11,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xoromail_cli import paths
-from xoromail_cli.batch import InvalidRow, SendJob, check_batch, jobs_from_file, make_job
-from xoromail_cli.config import Profile
+from xoromail_cli.compose.events import Event
+from xoromail_cli.compose.render import Renderer
 from xoromail_cli.errors import UsageError
-from xoromail_cli.events import Event
-from xoromail_cli.messages import Renderer
 from xoromail_cli.pacing import Backoff, RateLimiter, now, pacing_notice, parse_duration, parse_rate
-from xoromail_cli.results import MessageResult, Summary
-from xoromail_cli.sending import Sender
+from xoromail_cli.profile import Profile
+from xoromail_cli.sending.batch import InvalidRow, SendJob, check_batch, jobs_from_file, make_job
+from xoromail_cli.sending.results import MessageResult, Summary
+from xoromail_cli.sending.sender import Sender
 
 if TYPE_CHECKING:
-    from xoromail_cli.ledger import LedgerEntry, SentLedger
-    from xoromail_cli.ledger_url import LedgerLocation
+    from xoromail_cli.ledger.location import LedgerLocation
+    from xoromail_cli.ledger.sqlite import LedgerEntry, SentLedger
     from xoromail_cli.services.base import Limits, Transport
 
 
 def ledger_location(profile: Profile) -> LedgerLocation:
     """`$XOROMAIL_LEDGER`, else the profile's `ledger` (a path, sqlite:///path or postgresql://…), else the
     SQLite file in the state folder."""
-    from xoromail_cli.ledger_url import location
+    from xoromail_cli.ledger.location import location
 
     return location(profile.ledger, paths.state_dir() / "ledger.sqlite3")
 
@@ -42,8 +42,8 @@ def ledger_path(profile: Profile) -> Path:
 
 def lock_path(profile: Profile) -> Path:
     """The file lock of the sending account (service and From address), beside a SQLite ledger."""
-    from xoromail_cli.accounts import account_key
-    from xoromail_cli.ledger import lock_file
+    from xoromail_cli.ledger.accounts import account_key
+    from xoromail_cli.ledger.sqlite import lock_file
 
     return lock_file(ledger_path(profile), account_key(profile.service, profile.email))
 
@@ -51,8 +51,8 @@ def lock_path(profile: Profile) -> Path:
 def open_sending_ledger(profile: Profile, wait: float, stack: ExitStack) -> SentLedger:
     """Lock the account and open its ledger: a file lock and SQLite here, or one advisory lock and
     PostgreSQL for every host. Rows an older release wrote under the profile's name become the account's."""
-    from xoromail_cli.accounts import account_key, legacy_domain
-    from xoromail_cli.ledger_url import open_ledger
+    from xoromail_cli.ledger.accounts import account_key, legacy_domain
+    from xoromail_cli.ledger.location import open_ledger
 
     account = account_key(profile.service, profile.email)
     found = ledger_location(profile)
@@ -60,7 +60,7 @@ def open_sending_ledger(profile: Profile, wait: float, stack: ExitStack) -> Sent
         ledger = stack.enter_context(closing(open_ledger(found, profile.name, timeout=min(profile.timeout, 30.0))))
         stack.enter_context(ledger.exclusive(account, wait))
     else:
-        from xoromail_cli.locking import ProfileLock
+        from xoromail_cli.ledger.locking import ProfileLock
 
         stack.enter_context(ProfileLock(lock_path(profile), wait))
         ledger = stack.enter_context(closing(open_ledger(found, profile.name)))
@@ -221,7 +221,7 @@ def execute(plan: SendPlan, options: SendOptions, on_result: Callable[[MessageRe
         transports: list[Transport] = []
         watch: QuotaWatch | None = None
         if options.really_sends:
-            from xoromail_cli.sending_parallel import RememberedSecrets
+            from xoromail_cli.sending.parallel import RememberedSecrets
 
             ledger = open_sending_ledger(profile, options.wait, stack)
             watch = QuotaWatch(profile, ledger, on_warning)
@@ -239,7 +239,7 @@ def execute(plan: SendPlan, options: SendOptions, on_result: Callable[[MessageRe
                         resend=options.resend, resend_after=resend_after, on_result=on_result,
                         before_delivery=watch, retry_in_doubt=options.retry_in_doubt)
         if len(transports) > 1:
-            from xoromail_cli.sending_parallel import run_parallel
+            from xoromail_cli.sending.parallel import run_parallel
 
             return run_parallel(sender, transports, lambda: _worker_ledger(profile), plan.jobs, plan.invalid,
                                 on_warning, total=plan.total)
@@ -249,7 +249,7 @@ def execute(plan: SendPlan, options: SendOptions, on_result: Callable[[MessageRe
 def _preview_ledger(profile: Profile, stack: ExitStack) -> SentLedger | None:
     """The ledger opened read-only for `--dry-run --pending` (SQLite or PostgreSQL): a preview settles no
     interrupted row, since that is a write; it shows them as due, as a re-run would send them."""
-    from xoromail_cli.ledger_url import open_ledger
+    from xoromail_cli.ledger.location import open_ledger
 
     found = ledger_location(profile)
     if found.path is not None and not found.path.exists():
@@ -275,7 +275,7 @@ class _ReadOnlyPreview:
 def _worker_ledger(profile: Profile) -> SentLedger:
     """A ledger connection of its own for each connection of a parallel run (SQLite or PostgreSQL); the run's
     lock is held by the first one, opened with `open_sending_ledger`."""
-    from xoromail_cli.ledger_url import open_ledger
+    from xoromail_cli.ledger.location import open_ledger
 
     return open_ledger(ledger_location(profile), profile.name)
 
@@ -307,7 +307,7 @@ class QuotaWatch:
     """Warns once, at the message that passes a daily limit: rows skipped as already sent never count."""
 
     def __init__(self, profile: Profile, ledger: SentLedger, on_warning: Callable[[str], None]) -> None:
-        from xoromail_cli.accounts import account_key
+        from xoromail_cli.ledger.accounts import account_key
 
         self._profile, self._on_warning = profile, on_warning
         self._sent = ledger.count_since(account_key(profile.service, profile.email), now() - timedelta(days=1))

@@ -7,16 +7,17 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from xoromail_cli.batch import InvalidRow, SendJob
-from xoromail_cli.config import Profile
+from xoromail_cli.compose.envelope import Envelope
+from xoromail_cli.compose.events import Event
+from xoromail_cli.compose.render import Recipients, Renderer, compose
 from xoromail_cli.errors import ExitCode, StageFailedError, XoromailError
-from xoromail_cli.events import Event
-from xoromail_cli.idempotency import check_key_template, idempotency_key
-from xoromail_cli.inflight import InFlight, owed_state
-from xoromail_cli.messages import Recipients, Renderer, compose
 from xoromail_cli.pacing import Backoff, RateLimiter, now
-from xoromail_cli.results import MessageResult, ResultStatus, Summary
-from xoromail_cli.sending_rows import (
+from xoromail_cli.profile import Profile
+from xoromail_cli.sending.batch import InvalidRow, SendJob
+from xoromail_cli.sending.inflight import InFlight, owed_state
+from xoromail_cli.sending.keys import check_key_template, idempotency_key
+from xoromail_cli.sending.results import MessageResult, ResultStatus, Summary
+from xoromail_cli.sending.rows import (
     InOrder,
     Item,
     JobSource,
@@ -25,18 +26,11 @@ from xoromail_cli.sending_rows import (
     settle_interrupted,
     stop_error,
 )
-from xoromail_cli.services.base import (
-    ConnectionLostError,
-    Delivery,
-    Envelope,
-    PipeliningTransport,
-    Refusal,
-    Transport,
-)
+from xoromail_cli.services.base import ConnectionLostError, Delivery, PipeliningTransport, Refusal, Transport
 
 if TYPE_CHECKING:
-    from xoromail_cli.ledger import LedgerEntry  # sqlite3 loads only when a ledger is used
-    from xoromail_cli.ledger import SentLedger as Ledger
+    from xoromail_cli.ledger.sqlite import LedgerEntry  # sqlite3 loads only when a ledger is used
+    from xoromail_cli.ledger.sqlite import SentLedger as Ledger
 
 
 @dataclass(frozen=True)
@@ -76,7 +70,7 @@ class Sender:
     @property
     def owner(self) -> tuple[str, str]:
         """Whose ledger rows these are: the sending account's key, and the profile's name for people."""
-        from xoromail_cli.accounts import account_key
+        from xoromail_cli.ledger.accounts import account_key
 
         return account_key(self.profile.service, self.profile.email), self.profile.name
 
@@ -346,7 +340,7 @@ class Sender:
                 if self.on_open is not None:
                     self.on_open()
             if self._too_large(envelope):
-                from xoromail_cli.sizelimit import too_large
+                from xoromail_cli.sending.sizelimit import too_large
 
                 assert self.transport.max_message_size is not None
                 return too_large(len(envelope.data), self.transport.max_message_size, self.transport.name)

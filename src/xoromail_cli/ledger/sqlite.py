@@ -20,13 +20,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from xoromail_cli.accounts import legacy_domain
 from xoromail_cli.errors import ConfigError, TemporaryError
+from xoromail_cli.ledger.accounts import legacy_domain
 from xoromail_cli.pacing import now
 from xoromail_cli.paths import private_dir
 
 if TYPE_CHECKING:
-    from xoromail_cli.locking import ProfileLock
+    from xoromail_cli.ledger.locking import ProfileLock
 
 SCHEMA_VERSION = 3
 _SCHEMA = """
@@ -273,7 +273,7 @@ class Ledger:
 
     def exclusive(self, account: str, wait: float) -> ProfileLock:
         """One sender per account at a time: a file lock beside the ledger."""
-        from xoromail_cli.locking import ProfileLock
+        from xoromail_cli.ledger.locking import ProfileLock
 
         return ProfileLock(lock_file(self.path, account), wait)
 

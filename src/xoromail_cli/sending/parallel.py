@@ -15,16 +15,16 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from xoromail_cli.batch import InvalidRow, SendJob
 from xoromail_cli.errors import ExitCode, StageFailedError, XoromailError
-from xoromail_cli.results import MessageResult, Summary
-from xoromail_cli.sending import Sender
-from xoromail_cli.sending_rows import Item, batch_items, stop_error
+from xoromail_cli.sending.batch import InvalidRow, SendJob
+from xoromail_cli.sending.results import MessageResult, Summary
+from xoromail_cli.sending.rows import Item, batch_items, stop_error
+from xoromail_cli.sending.sender import Sender
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from xoromail_cli.ledger import SentLedger as Ledger
+    from xoromail_cli.ledger.sqlite import SentLedger as Ledger
     from xoromail_cli.services.base import SecretStore, Transport
 
 _FINISHED = XoromailError("every row was handed out")

@@ -73,7 +73,7 @@ def preset_for_host(host: str) -> Preset | None:
 def preset_notes(preset: Preset) -> str:
     """The preset's notes, with today's state of any dated provider change."""
     if preset.key == "office365":
-        from xoromail_cli.advisories import office365_smtp_auth
+        from xoromail_cli.services.advisories import office365_smtp_auth
 
         advice = office365_smtp_auth()
         return f"{preset.notes} {advice[0].upper()}{advice[1:]}."

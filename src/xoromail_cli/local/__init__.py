@@ -1,0 +1,1 @@
+"""Mail servers on this machine: the demo and the capturing sink."""
