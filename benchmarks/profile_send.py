@@ -33,6 +33,7 @@ from xoromail_cli.ledger.sqlite import Ledger
 from xoromail_cli.pacing import RateLimiter
 from xoromail_cli.profile import Profile
 from xoromail_cli.sending.batch import SendJob, check_batch, jobs_from_file
+from xoromail_cli.sending.deliverer import Deliverer
 from xoromail_cli.sending.plan import BatchSource
 from xoromail_cli.sending.sender import Sender, idempotency_key
 from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
@@ -68,7 +69,8 @@ def send_batch(profile: Profile, spec: Event, batch: Path, ledger: Ledger) -> in
     source = BatchSource(spec, batch, {}, skip_invalid=False)
     source.check()
     transport = SmtpTransport(SmtpEndpoint.from_profile(profile), PASSWORD)
-    sender = Sender(profile, spec, Renderer(profile, None), transport, ledger, rate=RateLimiter(None))
+    deliverer = Deliverer(profile=profile, event=spec.name, transport=transport, ledger=ledger, rate=RateLimiter(None))
+    sender = Sender(event=spec, renderer=Renderer(profile, None), deliverer=deliverer)
     return sender.run(source).count("sent")
 
 

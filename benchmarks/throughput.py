@@ -189,6 +189,7 @@ def run_sender(folder: Path, server: Sink, batch: Path, rows: int, synchronous: 
     from xoromail_cli.config import load_profile
     from xoromail_cli.ledger.sqlite import Ledger
     from xoromail_cli.pacing import RateLimiter
+    from xoromail_cli.sending.deliverer import Deliverer
     from xoromail_cli.sending.plan import BatchSource
     from xoromail_cli.sending.sender import Sender
     from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
@@ -204,7 +205,9 @@ def run_sender(folder: Path, server: Sink, batch: Path, rows: int, synchronous: 
         source = BatchSource(spec, batch, {}, skip_invalid=False)
         source.check()
         transport = SmtpTransport(SmtpEndpoint.from_profile(profile), PASSWORD)
-        sender = Sender(profile, spec, Renderer(profile, None), transport, ledger, rate=RateLimiter(None))
+        deliverer = Deliverer(profile=profile, event=spec.name, transport=transport, ledger=ledger,
+                              rate=RateLimiter(None))
+        sender = Sender(event=spec, renderer=Renderer(profile, None), deliverer=deliverer)
         summary = sender.run(source)
     finally:
         if ledger is not None:

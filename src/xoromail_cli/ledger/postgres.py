@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from xoromail_cli.errors import ConfigError, TemporaryError, UnavailableError, XoromailError
-from xoromail_cli.ledger.sqlite import ImportOutcome, LedgerEntry, entries_sql
+from xoromail_cli.ledger.sqlite import ImportOutcome, LedgerEntry, LedgerStatus, entries_sql
 from xoromail_cli.pacing import now
 
 if TYPE_CHECKING:
@@ -211,14 +211,14 @@ class PostgresLedger:
                                                              len(recipients), message_id, row, "in_flight", None,
                                                              stamp, stamp, "", ""))
 
-    def finish(self, entry_id: int, status: str, reply: str, pending: tuple[str, ...] = (),
+    def finish(self, entry_id: int, status: LedgerStatus, reply: str, pending: tuple[str, ...] = (),
                refused: tuple[str, ...] = ()) -> None:
         self._write("recording a delivery", f"UPDATE {_TABLE} SET status = %s, reply = %s, pending = %s, "  # noqa: S608
                     "refused = %s, updated_at = %s WHERE id = %s",
                     (status, reply, ",".join(pending), ",".join(refused), now(), entry_id))
 
     def record(self, account: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
-               row: int | None, status: str, reply: str, *, profile: str = "") -> None:
+               row: int | None, status: LedgerStatus, reply: str, *, profile: str = "") -> None:
         stamp = now()
         self._write("recording a refusal", _INSERT, (account, profile, event, key, ",".join(recipients),
                                                      len(recipients), message_id, row, status, reply, stamp, stamp,

@@ -65,6 +65,9 @@ CORRUPT_HINT = ("move the ledger file away (nothing was sent); a new one is crea
 
 
 ImportOutcome = Literal["copied", "updated", "unchanged"]
+LedgerStatus = Literal["in_flight", "sent", "partial", "failed", "temporary", "interrupted"]
+"""A row's state: `in_flight` from just before DATA until the answer; `interrupted` once a later run reported a
+row left in flight; the others as the service answered (`partial`: some recipients got it)."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ class LedgerEntry:
     idempotency_key: str
     recipients: tuple[str, ...]
     message_id: str
-    status: str
+    status: LedgerStatus
     reply: str | None
     row: int | None
     created_at: datetime
@@ -104,10 +107,10 @@ class SentLedger(Protocol):
     def last_sent(self, account: str, key: str) -> LedgerEntry | None: ...
     def begin(self, account: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
               row: int | None, *, profile: str = "") -> int: ...
-    def finish(self, entry_id: int, status: str, reply: str, pending: tuple[str, ...] = (),
+    def finish(self, entry_id: int, status: LedgerStatus, reply: str, pending: tuple[str, ...] = (),
                refused: tuple[str, ...] = ()) -> None: ...
     def record(self, account: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
-               row: int | None, status: str, reply: str, *, profile: str = "") -> None: ...
+               row: int | None, status: LedgerStatus, reply: str, *, profile: str = "") -> None: ...
     def adopt(self, account: str, profile: str, domain: str) -> int: ...
     def interrupted(self, account: str, event: str | None = None) -> list[LedgerEntry]: ...
     def settle_interrupted(self, entry_id: int) -> None: ...
@@ -199,13 +202,13 @@ class Ledger:
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
-    def finish(self, entry_id: int, status: str, reply: str, pending: tuple[str, ...] = (),
+    def finish(self, entry_id: int, status: LedgerStatus, reply: str, pending: tuple[str, ...] = (),
                refused: tuple[str, ...] = ()) -> None:
         self._write("UPDATE messages SET status = ?, reply = ?, pending = ?, refused = ?, updated_at = ? WHERE id = ?",
                     (status, reply, ",".join(pending), ",".join(refused), now().isoformat(), entry_id))
 
     def record(self, account: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
-               row: int | None, status: str, reply: str, *, profile: str = "") -> None:
+               row: int | None, status: LedgerStatus, reply: str, *, profile: str = "") -> None:
         """A message that never reached DATA (refused earlier): one commit."""
         stamp = now().isoformat()
         self._write(

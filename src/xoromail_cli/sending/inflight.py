@@ -6,11 +6,15 @@ stops at any point leaves the next run exactly the recipients left to do.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from xoromail_cli.compose.envelope import Envelope
+    from xoromail_cli.ledger.sqlite import LedgerStatus
     from xoromail_cli.ledger.sqlite import SentLedger as Ledger
+
+OwedState = tuple[Literal["sent", "partial"], str, tuple[str, ...], tuple[str, ...]]
+"""How a message's ledger row reads: (status, summary, still owed, refused)."""
 
 
 class InFlight:
@@ -22,23 +26,22 @@ class InFlight:
         self._ledger, (self._account, self._profile), self._event, self._key = ledger, owner, event, key
         self._envelope, self._row = envelope, row
         self.entry_id: int | None = None
-        self.data_started = False
         self._written: tuple[str, str, tuple[str, ...]] | None = None
 
     def mark(self) -> None:
         """Called just before DATA: from here on the message may reach the server."""
-        self.data_started = True
         if self._ledger is not None:
             self.entry_id = self._ledger.begin(self._account, self._event, self._key, self._envelope.recipients,
                                                self._envelope.message_id, self._row, profile=self._profile)
 
-    def conclude(self, status: str, reply: str, pending: tuple[str, ...] = (), refused: tuple[str, ...] = ()) -> None:
+    def conclude(self, status: LedgerStatus, reply: str, pending: tuple[str, ...] = (),
+                 refused: tuple[str, ...] = ()) -> None:
         """The message's state, kept on the row of its first delivery: who got it and who is still owed."""
         if self._ledger is not None and self.entry_id is not None and self._written != (status, reply, pending):
             self._ledger.finish(self.entry_id, status, reply, pending, refused)
             self._written = (status, reply, pending)
 
-    def settle(self, status: str, reply: str, *, record_refusal: bool) -> None:
+    def settle(self, status: LedgerStatus, reply: str, *, record_refusal: bool) -> None:
         """Close the in-flight row; an attempt refused before DATA is recorded once it is final."""
         if self._ledger is None:
             return
@@ -50,8 +53,7 @@ class InFlight:
                                 self._envelope.message_id, self._row, status, reply, profile=self._profile)
 
 
-def owed_state(reply: str | None, remaining: dict[str, str],
-                owed: tuple[str, ...]) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
+def owed_state(reply: str | None, remaining: dict[str, str], owed: tuple[str, ...]) -> OwedState:
     """How the message row reads now: sent, or partial with the refusals listed and who is still owed."""
     if not remaining:
         return "sent", reply or "delivered to every recipient", (), ()

@@ -54,8 +54,8 @@ def batch_items(event: Event, jobs: Iterable[SendJob | InvalidRow], reported: Se
 
 
 def invalid_result(event: Event, invalid: InvalidRow) -> MessageResult:
-    return MessageResult(event.name, invalid.row, (), "invalid", invalid.error.message, hint=invalid.error.hint,
-                         exit_code=int(invalid.error.exit_code))
+    return MessageResult(event=event.name, row=invalid.row, recipients=(), status="invalid",
+                         reply=invalid.error.message, hint=invalid.error.hint, exit_code=int(invalid.error.exit_code))
 
 
 def settle_interrupted(ledger: Ledger | None, account: str, event: str) -> list[MessageResult]:
@@ -65,10 +65,11 @@ def settle_interrupted(ledger: Ledger | None, account: str, event: str) -> list[
     results = []
     for entry in ledger.interrupted(account, event):
         ledger.settle_interrupted(entry.id)
-        results.append(MessageResult(entry.event, entry.row or 0, entry.recipients, "interrupted",
-                                     "was in flight when an earlier run stopped: it may have been delivered; "
-                                     "it is sent again if still due (a possible duplicate)",
-                                     entry.message_id, key=entry.idempotency_key))
+        results.append(MessageResult(event=entry.event, row=entry.row or 0, recipients=entry.recipients,
+                                     status="interrupted",
+                                     reply="was in flight when an earlier run stopped: it may have been delivered; "
+                                           "it is sent again if still due (a possible duplicate)",
+                                     message_id=entry.message_id, key=entry.idempotency_key, in_doubt=True))
     return results
 
 
