@@ -66,7 +66,7 @@ STAGES = (
 
 
 def send_batch(profile: Profile, spec: Event, batch: Path, ledger: Ledger) -> int:
-    source = BatchSource(spec, batch, {}, skip_invalid=False)
+    source = BatchSource(event=spec, path=batch, defaults={}, skip_invalid=False)
     source.check()
     transport = SmtpTransport(SmtpEndpoint.from_profile(profile), PASSWORD)
     deliverer = Deliverer(profile=profile, event=spec.name, transport=transport, ledger=ledger, rate=RateLimiter(None))

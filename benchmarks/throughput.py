@@ -202,7 +202,7 @@ def run_sender(folder: Path, server: Sink, batch: Path, rows: int, synchronous: 
     started = time.perf_counter()
     ledger = Ledger(run_dir / "ledger.sqlite3", synchronous=synchronous) if synchronous else None
     try:
-        source = BatchSource(spec, batch, {}, skip_invalid=False)
+        source = BatchSource(event=spec, path=batch, defaults={}, skip_invalid=False)
         source.check()
         transport = SmtpTransport(SmtpEndpoint.from_profile(profile), PASSWORD)
         deliverer = Deliverer(profile=profile, event=spec.name, transport=transport, ledger=ledger,

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from xoromail_cli.services.base import SecretStore, TraceCallback, Transport
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Stage:
     name: str
     ok: bool
@@ -31,7 +31,7 @@ class Stage:
     seconds: float = 0.0
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ValidationReport:
     profile: str
     service: str = "smtp"
@@ -94,13 +94,14 @@ class _Progress:
 
     def passed(self, name: str, detail: str) -> None:
         moment = time.monotonic()
-        self.report.stages.append(Stage(name, True, detail, seconds=moment - self._started))
+        self.report.stages.append(Stage(name=name, ok=True, detail=detail, seconds=moment - self._started))
         self._started = moment
         if name in self.remaining:
             self.remaining.remove(name)
 
     def failed(self, stage: str, error: XoromailError) -> ValidationReport:
-        self.report.stages.append(Stage(stage, False, error.message, error.hint, time.monotonic() - self._started))
+        self.report.stages.append(Stage(name=stage, ok=False, detail=error.message, hint=error.hint,
+                                        seconds=time.monotonic() - self._started))
         if stage in self.remaining:
             self.remaining.remove(stage)
         self.report.skipped = self.remaining
@@ -113,7 +114,7 @@ def run(profile: Profile, secrets: SecretStore, *, to: str | None = None, send: 
         check_domain: bool = True) -> ValidationReport:
     """Check config, network, TLS, sign-in and (unless `send` is false) a real test message; a passing check
     also notes what the sender's domain says in DNS (`check_domain`) and a certificate near its expiry."""
-    report = ValidationReport(profile.name, profile.service)
+    report = ValidationReport(profile=profile.name, service=profile.service)
     service = services.for_profile(profile)
     progress = _Progress(report, service.planned_stages(profile, send))
     try:

@@ -64,6 +64,11 @@ DOWN_HINT = ("nothing was sent; check that the database server runs and this hos
              "(the ledger must be reachable before anything is sent)")
 
 
+def _as_is(value: datetime) -> datetime:
+    """psycopg reads a timestamptz column as a datetime already."""
+    return value
+
+
 def lock_id(account: str) -> int:
     """The advisory lock's key for an account: the same 64-bit number on every host."""
     return int.from_bytes(hashlib.sha256(f"xoromail:{account}".encode()).digest()[:8], "big", signed=True)
@@ -194,9 +199,7 @@ class PostgresLedger:
             return []
         with self._guard("reading"):
             rows = self._db.execute(sql, params).fetchall()
-        return [LedgerEntry(r[0], r[1], r[2], r[3], tuple(filter(None, r[4].split(","))), r[6], r[7], r[8], r[9],
-                            r[10], r[11], tuple(filter(None, r[12].split(","))),
-                            tuple(filter(None, r[13].split(","))), r[14]) for r in rows]
+        return [LedgerEntry.from_row(row, when=_as_is) for row in rows]
 
     def last_sent(self, account: str, key: str) -> LedgerEntry | None:
         found = self._query(f"SELECT {_COLUMNS} FROM {_TABLE} WHERE account = %s AND idem_key = %s "  # noqa: S608

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from xoromail_cli.errors import ConfigError, TemporaryError
 from xoromail_cli.ledger.accounts import legacy_domain
@@ -70,7 +70,7 @@ LedgerStatus = Literal["in_flight", "sent", "partial", "failed", "temporary", "i
 row left in flight; the others as the service answered (`partial`: some recipients got it)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LedgerEntry:
     id: int
     profile: str
@@ -89,6 +89,16 @@ class LedgerEntry:
     """Every recipient a partial delivery did not reach: the owed ones and those refused for good."""
     account: str = ""
     """`account_key` of the sender; empty on a row of an older release not yet adopted."""
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any], when: Callable[[Any], datetime] = datetime.fromisoformat) -> LedgerEntry:
+        """An entry from the columns both ledgers select (`_columns`), `when` reading a timestamp column."""
+        def listed(value: str) -> tuple[str, ...]:
+            return tuple(filter(None, value.split(",")))
+
+        return cls(id=row[0], profile=row[1], event=row[2], idempotency_key=row[3], recipients=listed(row[4]),
+                   message_id=row[6], status=row[7], reply=row[8], row=row[9], created_at=when(row[10]),
+                   updated_at=when(row[11]), pending=listed(row[12]), refused=listed(row[13]), account=row[14])
 
     def to_json(self) -> dict[str, object]:
         return {"id": self.id, "profile": self.profile, "event": self.event, "key": self.idempotency_key,
@@ -298,10 +308,7 @@ class Ledger:
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"cannot read the ledger {self.path}: {exc}", CORRUPT_HINT) from None
         for row in rows:
-            yield LedgerEntry(row[0], row[1], row[2], row[3], tuple(filter(None, row[4].split(","))), row[6],
-                              row[7], row[8], row[9], datetime.fromisoformat(row[10]),
-                              datetime.fromisoformat(row[11]), tuple(filter(None, row[12].split(","))),
-                              tuple(filter(None, row[13].split(","))), row[14])
+            yield LedgerEntry.from_row(row)
 
 
 def lock_file(ledger: Path, account: str) -> Path:

@@ -60,7 +60,7 @@ def _cause(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DeliveryOptions:
     retry_delay: float = 30.0
     """The spool's back-off base: a message refused for now is tried again after about this, then twice as

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 IN_DOUBT_HINT = "it stays in flight: the next run reports it and sends it again (a possible duplicate)"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _Tries:
     """One message's attempts so far: who is still to be tried, who refused it for good, its ledger row."""
 
@@ -154,7 +154,7 @@ class Deliverer:
         The ledger row of the first delivery always says who is still owed, so a run that stops at any
         point (signal, sign-in refused, quota) leaves the next run exactly the recipients left to do.
         """
-        tries = _Tries(envelope, envelope)
+        tries = _Tries(envelope=envelope, pending=envelope)
         while True:
             tries.attempt += 1
             marker = InFlight(self.ledger, self.owner, self.event, key, tries.pending, row or None)

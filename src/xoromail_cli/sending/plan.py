@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from xoromail_cli.services.base import Transport
 
 
-@dataclass
+@dataclass(kw_only=True)
 class BatchSource:
     """A batch file checked once up front, then streamed again for sending."""
 
@@ -60,7 +60,7 @@ class BatchSource:
         return jobs_from_file(self.event, self.path, self.defaults, self.header_variables, self.reply_to)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SendPlan:
     """One `xoromail send` run, fully checked before anything is sent."""
 
@@ -74,7 +74,7 @@ class SendPlan:
     invalid: Sequence[InvalidRow] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SendOptions:
     dry_run: bool = False
     outbox: Path | None = None
@@ -108,15 +108,18 @@ def plan_send(profile: Profile, event: Event, *, variables: dict[str, Any], to: 
         if to or cc or bcc or attach:
             raise UsageError("--to, --cc, --bcc and --attach go in the batch file's columns, not beside --batch",
                              "add them as columns: to, cc, bcc, attach")
-        source = BatchSource(event, batch, variables, skip_invalid, header_variables, reply_to)
+        source = BatchSource(event=event, path=batch, defaults=variables, skip_invalid=skip_invalid,
+                             header_variables=header_variables, reply_to=reply_to)
         invalid = source.check()
-        return SendPlan(profile, event, renderer, source, source.total + source.invalid_count, source.recipients,
-                        is_batch=True, invalid=invalid)
+        return SendPlan(profile=profile, event=event, renderer=renderer, jobs=source,
+                        total=source.total + source.invalid_count, recipients=source.recipients, is_batch=True,
+                        invalid=invalid)
     if not to:
         raise UsageError("no recipient", "pass --to ADDR, or --batch FILE")
     job = make_job(event, 0, to=to, cc=cc, bcc=bcc, variables=variables, attach=attach, reply_to=reply_to,
                    header_variables=header_variables)
-    return SendPlan(profile, event, renderer, [job], 1, len(job.recipients.envelope), is_batch=False)
+    return SendPlan(profile=profile, event=event, renderer=renderer, jobs=[job], total=1,
+                    recipients=len(job.recipients.envelope), is_batch=False)
 
 
 def execute(plan: SendPlan, options: SendOptions, on_result: Callable[[MessageResult], None],
