@@ -16,7 +16,7 @@ from xoromail_cli import credentials
 from xoromail_cli.cli import app
 from xoromail_cli.ledger.accounts import account_key
 from xoromail_cli.profile import Profile
-from xoromail_cli.sending.limits import QuotaWatch, RunLimits, provider_limits, quota_warnings
+from xoromail_cli.sending.limits import QuotaWatch, RunLimits, provider_limits, quota_overruns
 from xoromail_cli.services.base import Limits
 from xoromail_cli.services.smtp.service import SmtpService
 
@@ -61,10 +61,10 @@ def test_connections_are_capped_at_what_the_provider_allows_and_the_cap_is_said(
 
 def test_quota_warnings_count_what_this_run_sends_on_top_of_the_last_day() -> None:
     gmail = provider_limits(GMAIL)
-    assert quota_warnings(gmail, (1000, 1000), 100, 100) == []
-    assert "2,000 messages a day" in quota_warnings(gmail, (1900, 1900), 101, 101)[0]
-    assert "10,000 recipients a day" in quota_warnings(provider_limits(BASE), (0, 0), 10, 10_001)[0]
-    assert quota_warnings(None, (10**9, 10**9), 1, 1) == []
+    assert quota_overruns(gmail, (1000, 1000), 100, 100) == {}
+    assert "2,000 messages a day" in quota_overruns(gmail, (1900, 1900), 101, 101)["messages"]
+    assert "10,000 recipients a day" in quota_overruns(provider_limits(BASE), (0, 0), 10, 10_001)["recipients"]
+    assert quota_overruns(None, (10**9, 10**9), 1, 1) == {}
 
 
 def test_the_quota_watch_warns_once_at_the_message_that_passes_the_limit(tmp_path: Path) -> None:

@@ -219,8 +219,3 @@ def _domain_notes(profile: Profile) -> list[str]:
     if host is not None and is_loopback(host):
         return []  # a relay on this machine: what it relays to decides, and DNS cannot say what that is
     return deliverability_notes(profile.email, profile.service, host)
-
-
-def notes_for(profile: Profile) -> list[str]:
-    """What a passing check should still tell the user about this account's future."""
-    return services.for_profile(profile).notes(profile)

@@ -62,15 +62,10 @@ def provider_limits(profile: Profile) -> Limits | None:
     return services.for_profile(profile).limits(profile)
 
 
-def quota_warnings(limits: Limits | None, sent: tuple[int, int], messages: int, recipients: int) -> list[str]:
-    """What passing the provider's daily limits would mean: `sent` is (messages, recipients) of the last
-    24 hours; `messages` and `recipients` are what this run has gone on to send."""
-    return list(_quota_overruns(limits, sent, messages, recipients).values())
-
-
-def _quota_overruns(limits: Limits | None, sent: tuple[int, int], messages: int,
+def quota_overruns(limits: Limits | None, sent: tuple[int, int], messages: int,
                     recipients: int) -> dict[str, str]:
-    """Each daily limit passed ("messages", "recipients") with the warning that says so."""
+    """Each daily limit passed ("messages", "recipients") with the warning that says so: `sent` is (messages,
+    recipients) of the last 24 hours; `messages` and `recipients` are what this run has gone on to send."""
     if limits is None:
         return {}
     sent_messages, sent_recipients = sent
@@ -101,7 +96,7 @@ class QuotaWatch:
         with self._lock:
             self._messages += 1
             self._recipients += recipients
-            overruns = _quota_overruns(self._limits, self._sent, self._messages, self._recipients)
+            overruns = quota_overruns(self._limits, self._sent, self._messages, self._recipients)
             fresh = [warning for kind, warning in overruns.items() if kind not in self._warned]
             self._warned.update(overruns)
         for warning in fresh:
