@@ -20,10 +20,17 @@ from tests.test_send_cmd import configure
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "xoromail_cli"
 
+BATCH_LEVEL = ("xoromail_cli.sending.plan", "xoromail_cli.sending.sender", "xoromail_cli.sending.batch",
+               "xoromail_cli.sending.rows", "xoromail_cli.sending.parallel", "xoromail_cli.compose.render",
+               "xoromail_cli.compose.events")
+"""The send planner and the batch level: events, templates, rows. The envelope level never needs them."""
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "validate.py": ("xoromail_cli.sending",),
-    "relay/": ("xoromail_cli.sending.plan", "xoromail_cli.sending.sender", "xoromail_cli.sending.batch",
-               "xoromail_cli.compose.render"),
+    "relay/": BATCH_LEVEL,
+    "sending/deliverer.py": BATCH_LEVEL,
+    "sending/inflight.py": BATCH_LEVEL,
+    "sending/limits.py": BATCH_LEVEL,
+    "ledger/": ("xoromail_cli.sending",),
 }
 """File or folder (relative to the package) → the modules (and their submodules) it may not import."""
 
@@ -67,6 +74,15 @@ def test_importing_validate_loads_nothing_of_sending() -> None:
     loaded = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line]
     assert "xoromail_cli.validate" in loaded
     assert [module for module in loaded if inside(module, "xoromail_cli.sending")] == []
+
+
+def test_the_relay_and_the_envelope_level_load_nothing_of_the_batch_level() -> None:
+    code = ("import sys, xoromail_cli.relay.delivery, xoromail_cli.relay.server, xoromail_cli.sending.deliverer, "
+            "xoromail_cli.sending.limits, xoromail_cli.ledger\nprint(' '.join(sorted(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    loaded = done.stdout.split()
+    assert "xoromail_cli.sending.deliverer" in loaded
+    assert [module for module in loaded if any(inside(module, banned) for banned in BATCH_LEVEL)] == []
 
 
 def test_a_real_validate_run_loads_nothing_of_sending(smtp_server: ServerFactory, tls: TLSFiles,

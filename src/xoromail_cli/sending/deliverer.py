@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING
 from xoromail_cli.errors import ExitCode, StageFailedError
 from xoromail_cli.pacing import Backoff, RateLimiter, now
 from xoromail_cli.profile import Profile
-from xoromail_cli.sending.inflight import InFlight, OwedState, owed_state
+from xoromail_cli.sending.inflight import InFlight, OwedState, owed_state, settle_interrupted
 from xoromail_cli.sending.results import MessageResult, ResultStatus
-from xoromail_cli.sending.rows import settle_interrupted
 from xoromail_cli.services.base import ConnectionLostError, Delivery, PipeliningTransport, Refusal, Transport
 
 if TYPE_CHECKING:

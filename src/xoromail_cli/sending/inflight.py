@@ -1,12 +1,15 @@
 """The ledger rows of one message's attempts: in flight just before its data, then settled with its outcome.
 
 One row per delivery attempt; the row of the first delivery always says who is still owed, so a run that
-stops at any point leaves the next run exactly the recipients left to do.
+stops at any point leaves the next run exactly the recipients left to do. A row an earlier run left in
+flight is reported once by the next (`settle_interrupted`), its result `in_doubt`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
+
+from xoromail_cli.sending.results import MessageResult
 
 if TYPE_CHECKING:
     from xoromail_cli.compose.envelope import Envelope
@@ -59,3 +62,18 @@ def owed_state(reply: str | None, remaining: dict[str, str], owed: tuple[str, ..
         return "sent", reply or "delivered to every recipient", (), ()
     listed = "; ".join(f"{address}: {text}" for address, text in remaining.items())
     return "partial", f"delivered except to {listed}", owed, tuple(remaining)
+
+
+def settle_interrupted(ledger: Ledger | None, account: str, event: str) -> list[MessageResult]:
+    """Messages an earlier run left in flight (for this account): reported once, before anything is sent."""
+    if ledger is None:
+        return []
+    results = []
+    for entry in ledger.interrupted(account, event):
+        ledger.settle_interrupted(entry.id)
+        results.append(MessageResult(event=entry.event, row=entry.row or 0, recipients=entry.recipients,
+                                     status="interrupted",
+                                     reply="was in flight when an earlier run stopped: it may have been delivered; "
+                                           "it is sent again if still due (a possible duplicate)",
+                                     message_id=entry.message_id, key=entry.idempotency_key, in_doubt=True))
+    return results
