@@ -150,10 +150,10 @@ class DeliveryWorker:
                 self._pause(error)
                 return
             deliverer = self._deliverer(transport, sent_ledger)
-            for result in deliverer.report_interrupted():  # what an earlier run left in flight, as `send` does
-                self._report_interrupted(result)
             current: str | None = None
             try:
+                for result in deliverer.report_interrupted():  # what an earlier run left in flight, as `send` does
+                    self._report_interrupted(result)
                 while ready and not self._stopping.is_set():
                     for current in ready:
                         if self._stopping.is_set() or time.time() < self._paused_until:

@@ -127,13 +127,13 @@ def execute(plan: SendPlan, options: SendOptions, on_result: Callable[[MessageRe
     """Send (or preview, or write out) a plan: the run's limits (asked once), then the lock, the ledger, the
     quota watch and the transports, then the Sender."""
     limits = RunLimits.of(plan.profile, options.rate)
+    resend_after = parse_duration(options.resend_after) if options.resend_after else None
     per_second = limits.per_second if options.really_sends else None
     notice = pacing_notice(plan.total - len(plan.invalid), per_second, limits.pace_source)
     if notice:
         on_warning(notice)
     with ExitStack() as stack:
         ledger, transports, watch = _open_run(plan, options, limits, stack, on_warning)
-        resend_after = parse_duration(options.resend_after) if options.resend_after else None
         deliverer = Deliverer(profile=plan.profile, event=plan.event.name,
                               transport=transports[0] if transports else None, ledger=ledger,
                               retries=options.retries, backoff=Backoff(base=options.retry_delay),
