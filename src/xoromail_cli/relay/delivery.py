@@ -149,9 +149,9 @@ class DeliveryWorker:
             except XoromailError as error:
                 self._pause(error)
                 return
-            deliverer = self._deliverer(transport, sent_ledger)
             current: str | None = None
             try:
+                deliverer = self._deliverer(transport, sent_ledger)
                 for result in deliverer.report_interrupted():  # what an earlier run left in flight, as `send` does
                     self._report_interrupted(result)
                 while ready and not self._stopping.is_set():
