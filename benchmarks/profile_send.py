@@ -33,6 +33,7 @@ from xoromail_cli.ledger.sqlite import Ledger
 from xoromail_cli.pacing import RateLimiter
 from xoromail_cli.profile import Profile
 from xoromail_cli.sending.batch import SendJob, check_batch, jobs_from_file
+from xoromail_cli.sending.deliverer import Deliverer
 from xoromail_cli.sending.plan import BatchSource
 from xoromail_cli.sending.sender import Sender, idempotency_key
 from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
@@ -65,10 +66,11 @@ STAGES = (
 
 
 def send_batch(profile: Profile, spec: Event, batch: Path, ledger: Ledger) -> int:
-    source = BatchSource(spec, batch, {}, skip_invalid=False)
+    source = BatchSource(event=spec, path=batch, defaults={}, skip_invalid=False)
     source.check()
     transport = SmtpTransport(SmtpEndpoint.from_profile(profile), PASSWORD)
-    sender = Sender(profile, spec, Renderer(profile, None), transport, ledger, rate=RateLimiter(None))
+    deliverer = Deliverer(profile=profile, event=spec.name, transport=transport, ledger=ledger, rate=RateLimiter(None))
+    sender = Sender(event=spec, renderer=Renderer(profile, None), deliverer=deliverer)
     return sender.run(source).count("sent")
 
 
@@ -125,68 +127,79 @@ def clock(work: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def isolated(folder: Path, server: Sink, profile: Profile, spec: Event, batch: Path, rows: int) -> None:
-    """Each stage alone, for all rows, without the profiler."""
-    jobs: list[SendJob] = [job for job in jobs_from_file(spec, batch, {}) if isinstance(job, SendJob)]
-    renderer = Renderer(profile, None)
-    renderer.render(spec, jobs[0].variables)  # compile the templates outside the timings
-    rendered: list[Rendered] = []
-    envelopes: list[Envelope] = []
+class IsolatedStages:
+    """Each stage of the send path as its own piece of work over all rows, for `clock`."""
 
-    def render_all() -> None:
-        rendered.extend(renderer.render(spec, job.variables) for job in jobs)
+    def __init__(self, folder: Path, profile: Profile, spec: Event, batch: Path, rows: int) -> None:
+        self.folder, self.profile, self.spec, self.batch, self.rows = folder, profile, spec, batch, rows
+        self.jobs: list[SendJob] = [job for job in jobs_from_file(spec, batch, {}) if isinstance(job, SendJob)]
+        self.renderer = Renderer(profile, None)
+        self.renderer.render(spec, self.jobs[0].variables)  # compile the templates outside the timings
+        self.rendered: list[Rendered] = []
+        self.envelopes: list[Envelope] = []
 
-    def build_all() -> None:
-        for job, parts in zip(jobs, rendered, strict=True):
+    def render_all(self) -> None:
+        self.rendered.extend(self.renderer.render(self.spec, job.variables) for job in self.jobs)
+
+    def build_all(self) -> None:
+        profile = self.profile
+        for job, parts in zip(self.jobs, self.rendered, strict=True):
             message_id = make_message_id(profile.email)
             data = build_message(display_name=profile.display_name, sender=profile.email, to=job.recipients.to,
                                  subject=parts.subject, text=parts.text, html=parts.html, message_id=message_id)
-            envelopes.append(Envelope(profile.email, job.recipients.envelope, data, message_id))
+            self.envelopes.append(Envelope(profile.email, job.recipients.envelope, data, message_id))
 
-    def ledger_all(synchronous: str) -> Callable[[], None]:
+    def compose_all(self) -> None:
+        for job in self.jobs:
+            compose(self.profile, self.renderer, self.spec, job.recipients, job.variables)
+
+    def ledger_all(self, synchronous: str) -> Callable[[], None]:
         def work() -> None:
-            with Ledger(folder / f"isolated-{synchronous}.sqlite3", synchronous=synchronous) as ledger:
-                for job, envelope in zip(jobs, envelopes, strict=True):
-                    key = idempotency_key(spec, job)
-                    ledger.last_sent(profile.name, key)
-                    entry = ledger.begin(profile.name, spec.name, key, envelope.recipients, envelope.message_id,
-                                         job.row)
+            with Ledger(self.folder / f"isolated-{synchronous}.sqlite3", synchronous=synchronous) as ledger:
+                for job, envelope in zip(self.jobs, self.envelopes, strict=True):
+                    key = idempotency_key(self.spec, job)
+                    ledger.last_sent(self.profile.name, key)
+                    entry = ledger.begin(self.profile.name, self.spec.name, key, envelope.recipients,
+                                         envelope.message_id, job.row)
                     ledger.finish(entry, "sent", "250 2.0.0 OK")
         return work
 
-    def smtp_all() -> None:
-        transport = SmtpTransport(SmtpEndpoint.from_profile(profile), PASSWORD)
+    def smtp_all(self) -> None:
+        transport = SmtpTransport(SmtpEndpoint.from_profile(self.profile), PASSWORD)
         transport.open()
         try:
-            for envelope in envelopes:
+            for envelope in self.envelopes:
                 if not transport.send(envelope).ok:
                     raise RuntimeError("the server refused a message")
         finally:
             transport.close()
 
-    def whole() -> None:
-        with Ledger(folder / "whole.sqlite3") as ledger:
-            if send_batch(profile, spec, batch, ledger) != rows:
+    def whole(self) -> None:
+        with Ledger(self.folder / "whole.sqlite3") as ledger:
+            if send_batch(self.profile, self.spec, self.batch, ledger) != self.rows:
                 raise RuntimeError("not every message was sent")
 
-    def naive_all() -> None:
-        for job in jobs:
+    def naive_all(self) -> None:
+        for job in self.jobs:
             values = {"to": job.recipients.to[0], **{k: str(v) for k, v in job.variables.items()}}
             naive_message(values).as_bytes()
 
+
+def isolated(folder: Path, server: Sink, profile: Profile, spec: Event, batch: Path, rows: int) -> None:
+    """Each stage alone, for all rows, without the profiler."""
+    stages = IsolatedStages(folder, profile, spec, batch, rows)
     timings = [
         ("read + check the CSV once (check_batch)", clock(lambda: check_batch(spec, batch, {}))),
-        ("render subject, text, HTML (Renderer.render)", clock(render_all)),
-        ("build MIME bytes (make_message_id + build_message)", clock(build_all)),
-        ("compose() end to end (render + MIME)", clock(lambda: [compose(profile, renderer, spec, job.recipients,
-                                                                       job.variables) for job in jobs])),
-        ("for comparison: EmailMessage build + flatten (naive client)", clock(naive_all)),
-        ("ledger: last_sent + begin + finish, synchronous=NORMAL", clock(ledger_all("NORMAL"))),
-        ("ledger: last_sent + begin + finish, synchronous=FULL", clock(ledger_all("FULL"))),
-        ("SMTP: open + send pre-built envelopes + QUIT", clock(smtp_all)),
+        ("render subject, text, HTML (Renderer.render)", clock(stages.render_all)),
+        ("build MIME bytes (make_message_id + build_message)", clock(stages.build_all)),
+        ("compose() end to end (render + MIME)", clock(stages.compose_all)),
+        ("for comparison: EmailMessage build + flatten (naive client)", clock(stages.naive_all)),
+        ("ledger: last_sent + begin + finish, synchronous=NORMAL", clock(stages.ledger_all("NORMAL"))),
+        ("ledger: last_sent + begin + finish, synchronous=FULL", clock(stages.ledger_all("FULL"))),
+        ("SMTP: open + send pre-built envelopes + QUIT", clock(stages.smtp_all)),
     ]
     before = server.count()
-    timings.append(("whole in-process batch (all of it together, as the CLI does it)", clock(whole)))
+    timings.append(("whole in-process batch (all of it together, as the CLI does it)", clock(stages.whole)))
     if server.count() - before != rows:
         raise RuntimeError("the whole batch did not arrive")
     print(f"\nisolated stages, no profiler, {rows} messages each (wall clock):")

@@ -189,6 +189,7 @@ def run_sender(folder: Path, server: Sink, batch: Path, rows: int, synchronous: 
     from xoromail_cli.config import load_profile
     from xoromail_cli.ledger.sqlite import Ledger
     from xoromail_cli.pacing import RateLimiter
+    from xoromail_cli.sending.deliverer import Deliverer
     from xoromail_cli.sending.plan import BatchSource
     from xoromail_cli.sending.sender import Sender
     from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
@@ -201,10 +202,12 @@ def run_sender(folder: Path, server: Sink, batch: Path, rows: int, synchronous: 
     started = time.perf_counter()
     ledger = Ledger(run_dir / "ledger.sqlite3", synchronous=synchronous) if synchronous else None
     try:
-        source = BatchSource(spec, batch, {}, skip_invalid=False)
+        source = BatchSource(event=spec, path=batch, defaults={}, skip_invalid=False)
         source.check()
         transport = SmtpTransport(SmtpEndpoint.from_profile(profile), PASSWORD)
-        sender = Sender(profile, spec, Renderer(profile, None), transport, ledger, rate=RateLimiter(None))
+        deliverer = Deliverer(profile=profile, event=spec.name, transport=transport, ledger=ledger,
+                              rate=RateLimiter(None))
+        sender = Sender(event=spec, renderer=Renderer(profile, None), deliverer=deliverer)
         summary = sender.run(source)
     finally:
         if ledger is not None:

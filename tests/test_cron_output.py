@@ -163,8 +163,9 @@ def test_a_validation_table_off_a_terminal_keeps_each_detail_on_one_line(capsys:
 
     detail = "server replied: 535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled " \
              "for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information."
-    print_validation(ValidationReport("default", stages=[Stage("connect", True, "127.0.0.1:587"),
-                                                         Stage("auth", False, detail, "enable SMTP AUTH")]))
+    print_validation(ValidationReport(profile="default", stages=[
+        Stage(name="connect", ok=True, detail="127.0.0.1:587"),
+        Stage(name="auth", ok=False, detail=detail, hint="enable SMTP AUTH")]))
     shown = capsys.readouterr().out
     assert any(detail in line for line in shown.splitlines())
 

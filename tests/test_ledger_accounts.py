@@ -12,11 +12,11 @@ from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
 from tests.samples import smtp_profile
 from tests.test_send_cmd import OVERDUE
 from xoromail_cli import config, credentials
+from xoromail_cli import ledger as ledger_doors
 from xoromail_cli.cli import app
 from xoromail_cli.ledger.accounts import account_key
 from xoromail_cli.ledger.sqlite import Ledger
 from xoromail_cli.local.sink import SinkServer
-from xoromail_cli.sending import plan as dispatch
 
 SEND = ["send", "--event", "overdue-invoice", "--to", "ann@client.test", *OVERDUE]
 
@@ -52,8 +52,8 @@ def test_two_companies_take_different_locks_and_one_account_the_same(tmp_path: P
     b = smtp_profile(name="default", email="billing@company-b.test", host="h", port=25)
     a_elsewhere = smtp_profile(name="erp", email="Billing@Company-A.test", host="h2", port=587,
                                  ledger=str(tmp_path / "shared.sqlite3"))
-    assert dispatch.lock_path(a) != dispatch.lock_path(b)
-    assert dispatch.lock_path(a).name == dispatch.lock_path(a_elsewhere).name
+    assert ledger_doors.lock_path(a) != ledger_doors.lock_path(b)
+    assert ledger_doors.lock_path(a).name == ledger_doors.lock_path(a_elsewhere).name
 
 
 def test_two_hosts_of_one_company_with_their_own_settings_files_share_one_ledger(

@@ -11,10 +11,10 @@ from tests.conftest import ServerFactory, TLSFiles
 from tests.samples import smtp_profile
 from tests.test_setup_cmd import setup_args
 from xoromail_cli import config
+from xoromail_cli import ledger as ledger_doors
 from xoromail_cli.cli import app
 from xoromail_cli.errors import ConfigError
 from xoromail_cli.ledger import location as ledger_url
-from xoromail_cli.sending import plan as dispatch
 
 URL = "postgresql://erp_mail:s3cr%40t-pw@db.erp.test:5432/erp?sslmode=verify-full"
 
@@ -59,9 +59,9 @@ def test_the_ledger_setting_reads_paths_sqlite_urls_and_postgresql_urls(tmp_path
 
 def test_xoromail_ledger_overrides_the_profile_for_one_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     profile = smtp_profile(name="default", email="a@b.test", host="h", port=587, ledger=str(tmp_path / "a.db"))
-    assert dispatch.ledger_location(profile).path == tmp_path / "a.db"
+    assert ledger_doors.location_for(profile).path == tmp_path / "a.db"
     monkeypatch.setenv("XOROMAIL_LEDGER", "postgresql://u@db.erp.test/erp")
-    assert dispatch.ledger_location(profile).url == "postgresql://u@db.erp.test/erp"
+    assert ledger_doors.location_for(profile).url == "postgresql://u@db.erp.test/erp"
 
 
 def test_a_password_given_as_a_url_parameter_is_kept_apart_too() -> None:

@@ -15,6 +15,7 @@ from xoromail_cli.ledger.sqlite import Ledger
 from xoromail_cli.local.sink import CaptureHandler
 from xoromail_cli.pacing import Backoff
 from xoromail_cli.sending.batch import make_job
+from xoromail_cli.sending.deliverer import Deliverer
 from xoromail_cli.sending.results import MessageResult
 from xoromail_cli.sending.sender import Sender
 from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
@@ -52,8 +53,9 @@ def _run(server_handler: CaptureHandler, smtp_server: ServerFactory, tls: TLSFil
     results: list[MessageResult] = []
     ledger = Ledger(tmp_path / "ledger.sqlite3")
     transport = SmtpTransport(SmtpEndpoint.from_profile(profile), PASSWORD)
-    run = Sender(profile, EVENT, Renderer(profile), transport, ledger, on_result=results.append,
-                 backoff=Backoff(base=0.0, rng=random.Random(1)))
+    deliverer = Deliverer(profile=profile, event=EVENT.name, transport=transport, ledger=ledger,
+                          backoff=Backoff(base=0.0, rng=random.Random(1)))
+    run = Sender(event=EVENT, renderer=Renderer(profile), deliverer=deliverer, on_result=results.append)
     return results, run.run(batch).exit_code, ledger
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,17 +23,21 @@ from xoromail_cli.local.sink import CaptureHandler
 from xoromail_cli.pacing import Backoff, RateLimiter
 from xoromail_cli.profile import Profile
 from xoromail_cli.sending.batch import make_job
+from xoromail_cli.sending.deliverer import Deliverer
 from xoromail_cli.sending.results import MessageResult
 from xoromail_cli.sending.sender import Sender
 from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
 
 
-def sender(profile: Profile, ledger: Ledger | None, **options: object) -> tuple[Sender, list[MessageResult]]:
+def sender(profile: Profile, ledger: Ledger | None, *, key_template: str | None = None,
+           **options: Any) -> tuple[Sender, list[MessageResult]]:
+    """A batch Sender over a Deliverer (`options` are the Deliverer's: retries, resend, rate, …)."""
     results: list[MessageResult] = []
     transport = SmtpTransport(SmtpEndpoint.from_profile(profile), PASSWORD)
     options.setdefault("backoff", Backoff(base=0.0, rng=random.Random(1)))
-    instance = Sender(profile, EVENT, Renderer(profile), transport, ledger, on_result=results.append,
-                      **options)  # type: ignore[arg-type]  # keyword options of the dataclass
+    deliverer = Deliverer(profile=profile, event=EVENT.name, transport=transport, ledger=ledger, **options)
+    instance = Sender(event=EVENT, renderer=Renderer(profile), deliverer=deliverer, key_template=key_template,
+                      on_result=results.append)
     return instance, results
 
 

@@ -15,11 +15,11 @@ from typing import Any
 from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
 from tests.test_send_cmd import csv_batch
 from xoromail_cli import config
+from xoromail_cli import ledger as ledger_doors
 from xoromail_cli.ledger.accounts import account_key
 from xoromail_cli.ledger.locking import ProfileLock
 from xoromail_cli.ledger.sqlite import Ledger
 from xoromail_cli.local.sink import CaptureHandler
-from xoromail_cli.sending import plan as dispatch
 
 SCRIPT = str(Path(sys.executable).with_name("xoromail"))
 
@@ -96,7 +96,7 @@ def test_a_held_lock_without_wait_exits_75_naming_the_holder(
     server = smtp_server()
     profile = profile_for(server, tls)
     config.save_profile(config_path, profile)
-    with ProfileLock(dispatch.lock_path(profile)):
+    with ProfileLock(ledger_doors.lock_path(profile)):
         result = subprocess.run(send_command(csv_batch(tmp_path / "rows.csv", 3)), env=environment(config_path),
                                 capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 75

@@ -6,6 +6,7 @@ import random
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +29,7 @@ from xoromail_cli.ledger.sqlite import Ledger
 from xoromail_cli.pacing import Backoff, now
 from xoromail_cli.profile import Profile
 from xoromail_cli.sending.batch import SendJob, make_job
+from xoromail_cli.sending.deliverer import Deliverer
 from xoromail_cli.sending.keys import idempotency_key
 from xoromail_cli.sending.results import MessageResult
 from xoromail_cli.sending.sender import Sender
@@ -36,12 +38,15 @@ from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
 ACCOUNT = account_key("smtp", USER)
 
 
-def sender(profile: Profile, ledger: Ledger | None = None, **options: object) -> tuple[Sender, list[MessageResult]]:
+def sender(profile: Profile, ledger: Ledger | None = None, *, key_template: str | None = None,
+           **options: Any) -> tuple[Sender, list[MessageResult]]:
+    """A batch Sender over a Deliverer (`options` are the Deliverer's: retries, resend, rate, …)."""
     results: list[MessageResult] = []
     transport = SmtpTransport(SmtpEndpoint.from_profile(profile), PASSWORD)
     options.setdefault("backoff", Backoff(base=0.0, rng=random.Random(1)))
-    instance = Sender(profile, EVENT, Renderer(profile), transport, ledger, on_result=results.append,
-                      **options)  # type: ignore[arg-type]  # keyword options of the dataclass
+    deliverer = Deliverer(profile=profile, event=EVENT.name, transport=transport, ledger=ledger, **options)
+    instance = Sender(event=EVENT, renderer=Renderer(profile), deliverer=deliverer, key_template=key_template,
+                      on_result=results.append)
     return instance, results
 
 
@@ -101,10 +106,12 @@ def test_with_no_retry_in_doubt_a_connection_lost_after_the_data_waits_for_the_n
     assert summary.count("sent") == 7 and summary.exit_code == ExitCode.TEMPFAIL
     lost = results[3]
     assert lost.status == "temporary" and lost.attempts == 1 and "may have accepted it" in lost.reply
+    assert lost.in_doubt and lost.to_json()["in_doubt"] is True  # a field: nobody reads it from the hint
+    assert not any(r.in_doubt for i, r in enumerate(results) if i != 3)
     assert [e.recipients for e in ledger.interrupted(ACCOUNT)] == [("customer4@client.test",)]
     rerun, rerun_results = sender(profile_for(server, tls), ledger)
     assert rerun.run(jobs(8)).exit_code == 0
-    assert [r.status for r in rerun_results].count("interrupted") == 1
+    assert [r.in_doubt for r in rerun_results if r.status == "interrupted"] == [True]
     delivered = Counter(r for m in server.messages for r in m.recipients)
     assert len(delivered) == 8 and set(delivered.values()) == {1}
 
@@ -118,6 +125,7 @@ def test_temporary_failures_beyond_the_retries_exit_75(smtp_server: ServerFactor
     summary = run.run(jobs(2))
     assert summary.count("temporary") == 2 and summary.exit_code == ExitCode.TEMPFAIL
     assert [r.attempts for r in results] == [3, 3]
+    assert not any(r.in_doubt for r in results)  # refused for now is not in doubt: the server said no
 
 
 def test_permanent_failures_are_not_retried(smtp_server: ServerFactory, tls: TLSFiles) -> None:
@@ -153,8 +161,9 @@ def test_resend_after_lets_a_weekly_reminder_go_again(smtp_server: ServerFactory
 def test_sign_in_failure_aborts_before_anything_is_sent(smtp_server: ServerFactory, tls: TLSFiles) -> None:
     profile = profile_for(smtp_server(), tls)
     results: list[MessageResult] = []
-    run = Sender(profile, EVENT, Renderer(profile), SmtpTransport(SmtpEndpoint.from_profile(profile), "wrong"),
-                 on_result=results.append)
+    deliverer = Deliverer(profile=profile, event=EVENT.name,
+                          transport=SmtpTransport(SmtpEndpoint.from_profile(profile), "wrong"))
+    run = Sender(event=EVENT, renderer=Renderer(profile), deliverer=deliverer, on_result=results.append)
     summary = run.run(jobs(3))
     assert summary.aborted is not None and summary.exit_code == ExitCode.NOPERM
     assert results == []

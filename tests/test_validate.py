@@ -119,10 +119,12 @@ def test_a_passing_office365_check_still_warns_about_smtp_auth(smtp_server: Serv
 
 def test_an_unencrypted_remote_relay_gets_a_note() -> None:
     from tests.samples import smtp_profile
+    from xoromail_cli import services
 
     relay = smtp_profile(name="r", email=USER, host="relay.company.test", port=25, security="none")
-    assert "unencrypted" in validate.notes_for(relay)[0]
-    assert validate.notes_for(smtp_profile(name="r", email=USER, host="127.0.0.1", port=25, security="none")) == []
+    assert "unencrypted" in services.for_profile(relay).notes(relay)[0]
+    local = smtp_profile(name="r", email=USER, host="127.0.0.1", port=25, security="none")
+    assert services.for_profile(local).notes(local) == []
 
 
 def test_a_certificate_that_expires_within_30_days_is_noted_with_its_date(

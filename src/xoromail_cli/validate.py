@@ -19,10 +19,10 @@ from xoromail_cli.errors import ExitCode, StageFailedError, XoromailError
 from xoromail_cli.profile import Profile
 
 if TYPE_CHECKING:
-    from xoromail_cli.services.base import SecretStore, TraceCallback
+    from xoromail_cli.services.base import SecretStore, TraceCallback, Transport
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Stage:
     name: str
     ok: bool
@@ -31,7 +31,7 @@ class Stage:
     seconds: float = 0.0
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ValidationReport:
     profile: str
     service: str = "smtp"
@@ -85,85 +85,107 @@ def test_message(profile: Profile, to: str) -> Envelope:
     return Envelope(profile.email, (to,), data, message_id)
 
 
+class _Progress:
+    """The report as the stages go: each passed or failed stage timed, the planned ones not reached skipped."""
+
+    def __init__(self, report: ValidationReport, planned: list[str]) -> None:
+        self.report, self.remaining = report, planned
+        self._started = time.monotonic()
+
+    def passed(self, name: str, detail: str) -> None:
+        moment = time.monotonic()
+        self.report.stages.append(Stage(name=name, ok=True, detail=detail, seconds=moment - self._started))
+        self._started = moment
+        if name in self.remaining:
+            self.remaining.remove(name)
+
+    def failed(self, stage: str, error: XoromailError) -> ValidationReport:
+        self.report.stages.append(Stage(name=stage, ok=False, detail=error.message, hint=error.hint,
+                                        seconds=time.monotonic() - self._started))
+        if stage in self.remaining:
+            self.remaining.remove(stage)
+        self.report.skipped = self.remaining
+        self.report.exit_code = error.exit_code
+        return self.report
+
+
 def run(profile: Profile, secrets: SecretStore, *, to: str | None = None, send: bool = True,
         timeout: float | None = None, trace: TraceCallback | None = None,
         check_domain: bool = True) -> ValidationReport:
     """Check config, network, TLS, sign-in and (unless `send` is false) a real test message; a passing check
     also notes what the sender's domain says in DNS (`check_domain`) and a certificate near its expiry."""
-    report = ValidationReport(profile.name, profile.service)
+    report = ValidationReport(profile=profile.name, service=profile.service)
     service = services.for_profile(profile)
-    remaining = service.planned_stages(profile, send)
-    started = time.monotonic()
-
-    def passed(name: str, detail: str) -> None:
-        nonlocal started
-        now = time.monotonic()
-        report.stages.append(Stage(name, True, detail, seconds=now - started))
-        started = now
-        if name in remaining:
-            remaining.remove(name)
-
-    def failed(stage: str, error: XoromailError) -> ValidationReport:
-        report.stages.append(Stage(stage, False, error.message, error.hint, time.monotonic() - started))
-        if stage in remaining:
-            remaining.remove(stage)
-        report.skipped = remaining
-        report.exit_code = error.exit_code
-        return report
-
+    progress = _Progress(report, service.planned_stages(profile, send))
     try:
         validate_profile(profile)
         service.check_offline(profile)
         recipient = parse_address(to, "--to") if to else profile.email
         transport = service.open_transport(profile, secrets, timeout=timeout, trace=trace, validating=True)
     except XoromailError as error:
-        return failed("config", error)
-    passed("config", f"profile {profile.name!r}: {profile.email} via {service.describe(profile)}")
-    if ledger_is_shared(profile):
-        remaining.insert(0, "ledger")
-        try:
-            passed("ledger", check_shared_ledger(profile, secrets, timeout or profile.timeout))
-        except XoromailError as error:
-            transport.close()
-            return failed("ledger", error)
+        return progress.failed("config", error)
+    progress.passed("config", f"profile {profile.name!r}: {profile.email} via {service.describe(profile)}")
     try:
-        try:
-            transport.open(passed)
-        except StageFailedError as error:
-            return failed(error.stage, error)
-        except XoromailError as error:
-            return failed("config", error)
-        if send:
-            envelope = test_message(profile, recipient)
-            try:
-                delivery = transport.send(envelope)
-            except XoromailError as error:
-                return failed("send", error)
-            if not delivery.ok:
-                return failed("send", StageFailedError("send", f"server replied: {delivery.reply}",
-                                                       delivery.hint, ExitCode(delivery.exit_code)))
-            passed("send", f"test message to {recipient} accepted: {delivery.reply}")
+        failure = (_check_ledger(profile, secrets, timeout or profile.timeout, progress)
+                   or _open_and_send(transport, profile, recipient if send else None, progress))
     finally:
         transport.close()
-    report.skipped = remaining
+    if failure is not None:
+        return failure
+    report.skipped = progress.remaining
     report.notes = [*service.notes(profile), *_certificate_notes(transport),
                     *(_domain_notes(profile) if check_domain else [])]
     return report
 
 
-def ledger_is_shared(profile: Profile) -> bool:
-    from xoromail_cli.sending.plan import ledger_location
+def _check_ledger(profile: Profile, secrets: SecretStore, timeout: float,
+                  progress: _Progress) -> ValidationReport | None:
+    """A shared ledger is a stage of its own: `send` could not start without it."""
+    if not ledger_is_shared(profile):
+        return None
+    progress.remaining.insert(0, "ledger")
+    try:
+        progress.passed("ledger", check_shared_ledger(profile, secrets, timeout))
+    except XoromailError as error:
+        return progress.failed("ledger", error)
+    return None
 
-    return ledger_location(profile).is_postgres
+
+def _open_and_send(transport: Transport, profile: Profile, recipient: str | None,
+                   progress: _Progress) -> ValidationReport | None:
+    """The service's own stages (connect, TLS, sign-in, …), then the test message to `recipient` (if any)."""
+    try:
+        transport.open(progress.passed)
+    except StageFailedError as error:
+        return progress.failed(error.stage, error)
+    except XoromailError as error:
+        return progress.failed("config", error)
+    if recipient is None:
+        return None
+    try:
+        delivery = transport.send(test_message(profile, recipient))
+    except XoromailError as error:
+        return progress.failed("send", error)
+    if not delivery.ok:
+        return progress.failed("send", StageFailedError("send", f"server replied: {delivery.reply}",
+                                                        delivery.hint, ExitCode(delivery.exit_code)))
+    progress.passed("send", f"test message to {recipient} accepted: {delivery.reply}")
+    return None
+
+
+def ledger_is_shared(profile: Profile) -> bool:
+    from xoromail_cli import ledger
+
+    return ledger.is_shared(profile)
 
 
 def check_shared_ledger(profile: Profile, secrets: SecretStore, timeout: float) -> str:
     """A PostgreSQL ledger must be reachable, or `send` would stop before its first message: prove it now."""
+    from xoromail_cli import ledger
     from xoromail_cli.ledger.location import SECRET_KIND, redact
     from xoromail_cli.ledger.postgres import PostgresLedger
-    from xoromail_cli.sending.plan import ledger_location
 
-    found = ledger_location(profile)
+    found = ledger.location_for(profile)
     assert found.url is not None
     password = found.password or secrets.get(SECRET_KIND)
     PostgresLedger(found.url, password=password, connect_timeout=min(timeout, 30.0)).close()
@@ -197,8 +219,3 @@ def _domain_notes(profile: Profile) -> list[str]:
     if host is not None and is_loopback(host):
         return []  # a relay on this machine: what it relays to decides, and DNS cannot say what that is
     return deliverability_notes(profile.email, profile.service, host)
-
-
-def notes_for(profile: Profile) -> list[str]:
-    """What a passing check should still tell the user about this account's future."""
-    return services.for_profile(profile).notes(profile)

@@ -27,17 +27,16 @@ def copy(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Copy every row (every state) of a ledger into another; running it again adds nothing."""
-    from xoromail_cli import config
+    from xoromail_cli import config, ledger
     from xoromail_cli.cli.console import out, print_json
     from xoromail_cli.ledger import location as ledger_url
-    from xoromail_cli.sending import plan as dispatch
 
     state = state_of(ctx)
     profile = config.load(state.config_path).profiles.get(state.profile_name)
     if source is not None:
         origin = ledger_url.parse(source)
     elif profile is not None:
-        origin = dispatch.ledger_location(profile)
+        origin = ledger.location_for(profile)
     else:
         from xoromail_cli import paths
 

@@ -32,19 +32,19 @@ def log(
 ) -> None:
     """List what was sent, when, to whom, with Message-ID and the server's reply."""
     from xoromail_cli import config
+    from xoromail_cli import ledger as ledger_doors
     from xoromail_cli.cli.console import out, print_json_line
     from xoromail_cli.compose.events import get_event
     from xoromail_cli.ledger.accounts import account_key
     from xoromail_cli.ledger.location import open_ledger
     from xoromail_cli.pacing import parse_since
-    from xoromail_cli.sending import plan as dispatch
 
     state = state_of(ctx)
     profile = config.load_profile(state.config_path, state.profile_name)
     if event and event != "relay":  # "relay": the messages `xoromail relay` delivered
         get_event(event)
     start = parse_since(since) if since else None
-    found = dispatch.ledger_location(profile)
+    found = ledger_doors.location_for(profile)
     entries = []
     if found.is_postgres or (found.path is not None and found.path.exists()):
         ledger = open_ledger(found, profile.name, read_only=True, timeout=min(profile.timeout, 30.0))

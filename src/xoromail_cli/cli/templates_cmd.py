@@ -15,11 +15,11 @@ templates_app = typer.Typer(help="The event emails: list, show and export their 
 
 def _templates_dir(ctx: typer.Context) -> Path:
     from xoromail_cli import config
-    from xoromail_cli.sending import plan as dispatch
+    from xoromail_cli.compose.render import templates_dir_of
 
     state = state_of(ctx)
     profile = config.load(state.config_path).profiles.get(state.profile_name)
-    return dispatch.templates_dir(profile)
+    return templates_dir_of(profile)
 
 
 @templates_app.command("list")

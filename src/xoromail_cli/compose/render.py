@@ -28,6 +28,15 @@ if TYPE_CHECKING:
 BUILTIN_TEMPLATES = Path(__file__).with_name("templates")
 TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html")
 _URL_VARIABLE = re.compile(r"(_link|_url)$")
+
+
+def templates_dir_of(profile: Profile | None) -> Path:
+    """Where the user's own templates are looked for: the profile's `templates_dir`, else the config folder's."""
+    from xoromail_cli import paths
+
+    if profile is not None and profile.templates_dir:
+        return Path(profile.templates_dir).expanduser()
+    return paths.default_templates_dir()
 _T = TypeVar("_T")
 
 

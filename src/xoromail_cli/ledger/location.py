@@ -128,7 +128,7 @@ def open_ledger(found: LedgerLocation, profile_name: str, *, read_only: bool = F
     return PostgresLedger(found.url, password=password, connect_timeout=timeout, read_only=read_only)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CopyResult:
     source: str
     target: str
@@ -162,4 +162,5 @@ def copy_ledger(source: LedgerLocation, target: LedgerLocation, profile_name: st
             writer.close()
     finally:
         reader.close()
-    return CopyResult(source.describe(), target.describe(), copied, updated, unchanged)
+    return CopyResult(source=source.describe(), target=target.describe(), copied=copied, updated=updated,
+                      unchanged=unchanged)

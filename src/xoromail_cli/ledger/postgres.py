@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from xoromail_cli.errors import ConfigError, TemporaryError, UnavailableError, XoromailError
-from xoromail_cli.ledger.sqlite import ImportOutcome, LedgerEntry, entries_sql
+from xoromail_cli.ledger.sqlite import ImportOutcome, LedgerEntry, LedgerStatus, entries_sql
 from xoromail_cli.pacing import now
 
 if TYPE_CHECKING:
@@ -62,6 +62,11 @@ _INSERT = ("INSERT INTO xoromail_messages (account, profile, event, idem_key, re
            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id")
 DOWN_HINT = ("nothing was sent; check that the database server runs and this host may reach it, then re-run "
              "(the ledger must be reachable before anything is sent)")
+
+
+def _as_is(value: datetime) -> datetime:
+    """psycopg reads a timestamptz column as a datetime already."""
+    return value
 
 
 def lock_id(account: str) -> int:
@@ -194,9 +199,7 @@ class PostgresLedger:
             return []
         with self._guard("reading"):
             rows = self._db.execute(sql, params).fetchall()
-        return [LedgerEntry(r[0], r[1], r[2], r[3], tuple(filter(None, r[4].split(","))), r[6], r[7], r[8], r[9],
-                            r[10], r[11], tuple(filter(None, r[12].split(","))),
-                            tuple(filter(None, r[13].split(","))), r[14]) for r in rows]
+        return [LedgerEntry.from_row(row, when=_as_is) for row in rows]
 
     def last_sent(self, account: str, key: str) -> LedgerEntry | None:
         found = self._query(f"SELECT {_COLUMNS} FROM {_TABLE} WHERE account = %s AND idem_key = %s "  # noqa: S608
@@ -211,14 +214,14 @@ class PostgresLedger:
                                                              len(recipients), message_id, row, "in_flight", None,
                                                              stamp, stamp, "", ""))
 
-    def finish(self, entry_id: int, status: str, reply: str, pending: tuple[str, ...] = (),
+    def finish(self, entry_id: int, status: LedgerStatus, reply: str, pending: tuple[str, ...] = (),
                refused: tuple[str, ...] = ()) -> None:
         self._write("recording a delivery", f"UPDATE {_TABLE} SET status = %s, reply = %s, pending = %s, "  # noqa: S608
                     "refused = %s, updated_at = %s WHERE id = %s",
                     (status, reply, ",".join(pending), ",".join(refused), now(), entry_id))
 
     def record(self, account: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
-               row: int | None, status: str, reply: str, *, profile: str = "") -> None:
+               row: int | None, status: LedgerStatus, reply: str, *, profile: str = "") -> None:
         stamp = now()
         self._write("recording a refusal", _INSERT, (account, profile, event, key, ",".join(recipients),
                                                      len(recipients), message_id, row, status, reply, stamp, stamp,

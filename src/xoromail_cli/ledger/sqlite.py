@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from xoromail_cli.errors import ConfigError, TemporaryError
 from xoromail_cli.ledger.accounts import legacy_domain
@@ -65,9 +65,12 @@ CORRUPT_HINT = ("move the ledger file away (nothing was sent); a new one is crea
 
 
 ImportOutcome = Literal["copied", "updated", "unchanged"]
+LedgerStatus = Literal["in_flight", "sent", "partial", "failed", "temporary", "interrupted"]
+"""A row's state: `in_flight` from just before DATA until the answer; `interrupted` once a later run reported a
+row left in flight; the others as the service answered (`partial`: some recipients got it)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LedgerEntry:
     id: int
     profile: str
@@ -75,7 +78,7 @@ class LedgerEntry:
     idempotency_key: str
     recipients: tuple[str, ...]
     message_id: str
-    status: str
+    status: LedgerStatus
     reply: str | None
     row: int | None
     created_at: datetime
@@ -86,6 +89,16 @@ class LedgerEntry:
     """Every recipient a partial delivery did not reach: the owed ones and those refused for good."""
     account: str = ""
     """`account_key` of the sender; empty on a row of an older release not yet adopted."""
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any], when: Callable[[Any], datetime] = datetime.fromisoformat) -> LedgerEntry:
+        """An entry from the columns both ledgers select (`_columns`), `when` reading a timestamp column."""
+        def listed(value: str) -> tuple[str, ...]:
+            return tuple(filter(None, value.split(",")))
+
+        return cls(id=row[0], profile=row[1], event=row[2], idempotency_key=row[3], recipients=listed(row[4]),
+                   message_id=row[6], status=row[7], reply=row[8], row=row[9], created_at=when(row[10]),
+                   updated_at=when(row[11]), pending=listed(row[12]), refused=listed(row[13]), account=row[14])
 
     def to_json(self) -> dict[str, object]:
         return {"id": self.id, "profile": self.profile, "event": self.event, "key": self.idempotency_key,
@@ -104,10 +117,10 @@ class SentLedger(Protocol):
     def last_sent(self, account: str, key: str) -> LedgerEntry | None: ...
     def begin(self, account: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
               row: int | None, *, profile: str = "") -> int: ...
-    def finish(self, entry_id: int, status: str, reply: str, pending: tuple[str, ...] = (),
+    def finish(self, entry_id: int, status: LedgerStatus, reply: str, pending: tuple[str, ...] = (),
                refused: tuple[str, ...] = ()) -> None: ...
     def record(self, account: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
-               row: int | None, status: str, reply: str, *, profile: str = "") -> None: ...
+               row: int | None, status: LedgerStatus, reply: str, *, profile: str = "") -> None: ...
     def adopt(self, account: str, profile: str, domain: str) -> int: ...
     def interrupted(self, account: str, event: str | None = None) -> list[LedgerEntry]: ...
     def settle_interrupted(self, entry_id: int) -> None: ...
@@ -199,13 +212,13 @@ class Ledger:
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
-    def finish(self, entry_id: int, status: str, reply: str, pending: tuple[str, ...] = (),
+    def finish(self, entry_id: int, status: LedgerStatus, reply: str, pending: tuple[str, ...] = (),
                refused: tuple[str, ...] = ()) -> None:
         self._write("UPDATE messages SET status = ?, reply = ?, pending = ?, refused = ?, updated_at = ? WHERE id = ?",
                     (status, reply, ",".join(pending), ",".join(refused), now().isoformat(), entry_id))
 
     def record(self, account: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
-               row: int | None, status: str, reply: str, *, profile: str = "") -> None:
+               row: int | None, status: LedgerStatus, reply: str, *, profile: str = "") -> None:
         """A message that never reached DATA (refused earlier): one commit."""
         stamp = now().isoformat()
         self._write(
@@ -295,10 +308,7 @@ class Ledger:
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"cannot read the ledger {self.path}: {exc}", CORRUPT_HINT) from None
         for row in rows:
-            yield LedgerEntry(row[0], row[1], row[2], row[3], tuple(filter(None, row[4].split(","))), row[6],
-                              row[7], row[8], row[9], datetime.fromisoformat(row[10]),
-                              datetime.fromisoformat(row[11]), tuple(filter(None, row[12].split(","))),
-                              tuple(filter(None, row[13].split(","))), row[14])
+            yield LedgerEntry.from_row(row)
 
 
 def lock_file(ledger: Path, account: str) -> Path:

@@ -18,6 +18,7 @@ from xoromail_cli.errors import ExitCode
 from xoromail_cli.local.sink import Received, SinkServer, password_authenticator, throwaway_tls
 from xoromail_cli.profile import Profile
 from xoromail_cli.sending.batch import make_job
+from xoromail_cli.sending.deliverer import Deliverer
 from xoromail_cli.sending.results import MessageResult
 from xoromail_cli.sending.sender import Sender
 from xoromail_cli.services.smtp.settings import SmtpSettings
@@ -84,5 +85,6 @@ def run(folder: Path) -> DemoResult:
                 variables = {name: SAMPLE_VALUES[name] for name in event.variables if name in SAMPLE_VALUES}
                 job = make_job(event, 0, to=[DEMO_CUSTOMER], variables=variables,
                                attach=[str(slip)] if event.needs_attachment else [])
-                Sender(profile, event, renderer, transport, on_result=results.append).run([job])
+                deliverer = Deliverer(profile=profile, event=event.name, transport=transport)
+                Sender(event=event, renderer=renderer, deliverer=deliverer, on_result=results.append).run([job])
     return DemoResult(report, list(server.messages), results)

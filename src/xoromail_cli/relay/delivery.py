@@ -1,11 +1,12 @@
-"""The relay's background delivery: spooled messages go out through the profile's service, via `Sender`.
+"""The relay's background delivery: spooled messages go out through the profile's service, via `Deliverer`.
 
-Each burst of due messages is one ledger lock and one session with the service. The `Sender` does what it
-does for `send`: the ledger rows (idempotency key from the Message-ID, so a message delivered before a crash
-is never sent again), the retries of refused recipients, pacing and quota stops. What stays the relay's own
-is the spool's schedule: a temporary failure keeps the message queued with back-off (kept across restarts),
-a permanent one moves it to `failed/` and may be reported by mail, a service that cannot be used (down,
-sign-in refused) pauses the whole queue.
+Each burst of due messages is one ledger lock (`ledger.open_for_sending`) and one session with the service.
+The `Deliverer`, the envelope level of the engine `send` uses, does what it does for `send`: the ledger rows
+(idempotency key from the Message-ID, so a message delivered before a crash is never sent again), the
+retries of refused recipients, pacing and quota stops; the limits are asked once (`sending.limits`). What
+stays the relay's own is the spool's schedule: a temporary failure keeps the message queued with back-off
+(kept across restarts), a permanent one moves it to `failed/` and may be reported by mail, a service that
+cannot be used (down, sign-in refused) pauses the whole queue.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from xoromail_cli.compose.events import Event
 from xoromail_cli.errors import DataError, ExitCode, NoInputError, UnavailableError, XoromailError
 from xoromail_cli.pacing import Backoff, RateLimiter
 from xoromail_cli.relay.spool import QueueState, Spool, Spooled
@@ -27,10 +27,10 @@ if TYPE_CHECKING:
     from xoromail_cli.compose.envelope import Envelope
     from xoromail_cli.ledger.sqlite import SentLedger
     from xoromail_cli.profile import Profile
-    from xoromail_cli.sending.sender import Sender
+    from xoromail_cli.sending.deliverer import Deliverer
     from xoromail_cli.services.base import Transport
 
-RELAY_EVENT = Event("relay", "Relayed message", "A message the ERP submitted to `xoromail relay`.", ())
+RELAY_EVENT = "relay"
 """The ledger's event name for relayed messages (`log` shows them with their Message-ID and reply)."""
 EventLog = Callable[[str], None]
 
@@ -38,7 +38,7 @@ EventLog = Callable[[str], None]
 def relay_key(envelope: Envelope) -> str:
     """The idempotency key: the Message-ID and the recipients, as `idempotency_key` composes event keys."""
     recipients = ",".join(sorted(address.lower() for address in envelope.recipients))
-    return f"{RELAY_EVENT.name}:{envelope.message_id}:{recipients}"
+    return f"{RELAY_EVENT}:{envelope.message_id}:{recipients}"
 
 
 def event_line(kind: str, **fields: object) -> str:
@@ -60,7 +60,7 @@ def _cause(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DeliveryOptions:
     retry_delay: float = 30.0
     """The spool's back-off base: a message refused for now is tried again after about this, then twice as
@@ -86,15 +86,16 @@ class DeliveryWorker:
     """Delivers the spool in a thread; `wake()` after a message is kept, `stop()` to finish and end."""
 
     def __init__(self, profile: Profile, spool: Spool, log: EventLog, options: DeliveryOptions | None = None) -> None:
-        from xoromail_cli.sending.plan import messages_per_second
+        from xoromail_cli.sending.limits import RunLimits
 
         self.profile, self.spool, self.log = profile, spool, log
         self.options = options or DeliveryOptions()
+        self.limits = RunLimits.of(profile, self.options.rate)  # asked of the provider once, for every burst
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._paused_until = 0.0
         self._failures = 0
-        self.rate = RateLimiter(messages_per_second(profile, self.options.rate), sleep=self._sleep)
+        self.rate = RateLimiter(self.limits.per_second, sleep=self._sleep)
         self._schedule = Backoff(base=self.options.retry_delay, cap=self.options.max_delay)
         self._thread: threading.Thread | None = None
 
@@ -138,26 +139,26 @@ class DeliveryWorker:
 
     def deliver(self, ready: list[str]) -> None:
         """One burst: the ledger locked and one session with the service, for as long as messages are due."""
-        from xoromail_cli import credentials, services
-        from xoromail_cli.sending import plan as dispatch
+        from xoromail_cli import credentials, ledger, services
 
         with ExitStack() as stack:
             try:
-                ledger = dispatch.open_sending_ledger(self.profile, self.options.lock_wait, stack)
+                sent_ledger = stack.enter_context(ledger.open_for_sending(self.profile, self.options.lock_wait))
                 transport = services.open_transport(self.profile, credentials.Secrets(self.profile),
                                                     timeout=self.options.timeout)
             except XoromailError as error:
                 self._pause(error)
                 return
-            sender = self._sender(transport, ledger)
-            sender.run(())  # reports what an earlier run left in flight (in doubt), as `send` does
             current: str | None = None
             try:
+                deliverer = self._deliverer(transport, sent_ledger)
+                for result in deliverer.report_interrupted():  # what an earlier run left in flight, as `send` does
+                    self._report_interrupted(result)
                 while ready and not self._stopping.is_set():
                     for current in ready:
                         if self._stopping.is_set() or time.time() < self._paused_until:
                             return
-                        self._one(sender, current)
+                        self._one(deliverer, current)
                     current = None
                     ready = self.spool.due(time.time())[0] or self._linger()
                 self._failures = 0
@@ -174,25 +175,25 @@ class DeliveryWorker:
             return []
         return self.spool.due(time.time())[0]
 
-    def _sender(self, transport: Transport, ledger: SentLedger) -> Sender:
-        from xoromail_cli.compose.render import Renderer
-        from xoromail_cli.sending.plan import QuotaWatch
-        from xoromail_cli.sending.sender import Sender
+    def _deliverer(self, transport: Transport, sent_ledger: SentLedger) -> Deliverer:
+        """The envelope level of the send engine, for one burst: the ledger, the pace and the quota watch."""
+        from xoromail_cli.ledger.accounts import account_key
+        from xoromail_cli.sending.deliverer import Deliverer
+        from xoromail_cli.sending.limits import QuotaWatch
 
         def warn(text: str) -> None:
             self.log(event_line("warning", text=text))
 
-        return Sender(self.profile, RELAY_EVENT, Renderer(self.profile), transport, ledger,
-                      retries=self.options.retries, backoff=Backoff(base=1.0, cap=10.0, sleep=self._sleep),
-                      rate=self.rate, on_result=self._report_interrupted,
-                      before_delivery=QuotaWatch(self.profile, ledger, warn))
+        watch = QuotaWatch(self.limits.provider, account_key(self.profile.service, self.profile.email), sent_ledger,
+                           warn)
+        return Deliverer(profile=self.profile, event=RELAY_EVENT, transport=transport, ledger=sent_ledger,
+                         retries=self.options.retries, backoff=Backoff(base=1.0, cap=10.0, sleep=self._sleep),
+                         rate=self.rate, before_delivery=watch)
 
     def _report_interrupted(self, result: MessageResult) -> None:
-        if result.status == "interrupted":
-            self.log(event_line("in-doubt", message_id=result.message_id, to=len(result.recipients),
-                                reply=result.reply))
+        self.log(event_line("in-doubt", message_id=result.message_id, to=len(result.recipients), reply=result.reply))
 
-    def _one(self, sender: Sender, spool_id: str) -> None:
+    def _one(self, deliverer: Deliverer, spool_id: str) -> None:
         try:
             spooled = self.spool.load(spool_id)
         except NoInputError:
@@ -202,11 +203,11 @@ class DeliveryWorker:
             self.log(event_line("failed", id=spool_id, reply=damaged.message, hint=damaged.hint))
             return
         state = self.spool.state(spool_id)
-        result = sender.deliver_envelope(spooled.envelope, relay_key(spooled.envelope))
+        result = deliverer.deliver(spooled.envelope, relay_key(spooled.envelope))
         self._settle(spooled, state, result)
 
     def _settle(self, spooled: Spooled, state: QueueState, result: MessageResult) -> None:
-        """Remove, keep for later, or fail the message, from what the Sender made of it."""
+        """Remove, keep for later, or fail the message, from what the Deliverer made of it."""
         fields = {"id": spooled.id, "message_id": spooled.envelope.message_id, "to": len(spooled.envelope.recipients)}
         if result.status in ("sent", "written", "skipped"):
             self.spool.remove(spooled.id)
@@ -218,7 +219,7 @@ class DeliveryWorker:
             result.status == "partial" and result.exit_code == ExitCode.TEMPFAIL)
         attempts = state.attempts + 1
         if temporary and time.time() - spooled.received_at < self.options.give_up_after:
-            in_doubt = "stays in flight" in (result.hint or "")
+            in_doubt = result.in_doubt
             delay = self._schedule.delay(attempts - 1)
             if result.stops_batch:
                 delay = max(delay, self.options.quota_pause)

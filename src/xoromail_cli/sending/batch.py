@@ -24,8 +24,10 @@ from xoromail_cli.errors import DataError, NoInputError, UsageError, XoromailErr
 RESERVED_COLUMNS = ("to", "cc", "bcc", "attach", "reply_to")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SendJob:
+    """One message to compose: a batch row (0 for a single message), its recipients and variables."""
+
     row: int
     recipients: Recipients
     variables: dict[str, Any]
@@ -83,7 +85,7 @@ def make_job(event: Event, row: int, *, to: Sequence[str], cc: Sequence[str] = (
     if event.needs_attachment and not attachments:
         raise DataError(f"{event.name} needs at least one attachment", "pass --attach FILE or an attach column")
     reply = parse_address(reply_to, "reply_to") if reply_to else None
-    return SendJob(row, recipients, clean, attachments, reply)
+    return SendJob(row=row, recipients=recipients, variables=clean, attachments=attachments, reply_to=reply)
 
 
 def _variable(name: str, value: Any) -> Any:

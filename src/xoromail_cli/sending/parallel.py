@@ -10,7 +10,6 @@ the daily-quota watch are shared, so `--rate` is a total.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
@@ -151,20 +150,7 @@ def run_parallel(base: Sender, transports: Sequence[Transport], open_ledger: Cal
                for index, transport in enumerate(transports)]
     for thread in threads:
         thread.start()
-    interrupted: XoromailError | None = None
-    try:
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.25)  # a bounded join lets the main thread take signals
-    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the summary says so (130, 143)
-        from xoromail_cli.interrupts import interruption
-
-        interrupted = interruption(stop)
-    finally:
-        rows.stop(_FINISHED)  # after a signal: the others finish the message in hand and take no more
-        for thread in threads:
-            thread.join(base.profile.timeout)
-        ordered.flush()
+    interrupted = _wait_for(threads, rows, ordered, base.profile.timeout)
     if rows.crashed is not None:
         raise rows.crashed
     if interrupted is not None:
@@ -175,6 +161,26 @@ def run_parallel(base: Sender, transports: Sequence[Transport], open_ledger: Cal
         if error is not rows.stopped:
             on_warning(f"one connection stopped ({error.message}); its rows went to the other connections")
     return summary
+
+
+def _wait_for(threads: list[threading.Thread], rows: SharedRows, ordered: InRowOrder,
+              timeout: float) -> XoromailError | None:
+    """Wait for every worker, taking signals meanwhile; returns the interruption (Ctrl-C, SIGTERM) if one came.
+    After a signal the workers finish the message in hand and take no more; every result still comes out."""
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.25)  # a bounded join lets the main thread take signals
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the summary says so (130, 143)
+        from xoromail_cli.interrupts import interruption
+
+        return interruption(stop)
+    finally:
+        rows.stop(_FINISHED)
+        for thread in threads:
+            thread.join(timeout)
+        ordered.flush()
+    return None
 
 
 def _work(base: Sender, transport: Transport, open_ledger: Callable[[], Ledger] | None, view: _WorkerRows,
@@ -192,21 +198,12 @@ def _work(base: Sender, transport: Transport, open_ledger: Callable[[], Ledger] 
         if index:
             signed_in.wait()
         ledger = open_ledger() if open_ledger is not None else None
-        sender = dataclasses.replace(base, transport=transport, ledger=ledger,
-                                     on_open=signed_in.set if index == 0 else None)
+        sender = base.on_connection(transport, ledger, on_open=signed_in.set if index == 0 else None)
         stopper = sender.send_each(view, emit)
         if stopper is not None:
             rows.stop(stop_error(stopper))
-    except StageFailedError as error:
-        if error.exit_code == ExitCode.TEMPFAIL:
-            rows.lose(index, error)  # throttled or too many connections: the others carry on
-        else:
-            rows.stop(error)
-    except XoromailError as error:
-        rows.stop(error)
-    except BaseException as error:  # noqa: BLE001  # a bug: recorded, every worker stops, the main thread raises it
-        rows.crashed = error
-        rows.stop(_FINISHED)
+    except BaseException as error:  # noqa: BLE001  # a bug is recorded too: every worker stops, the main thread raises it
+        _stopped_by(rows, index, error)
     finally:
         if index == 0:
             signed_in.set()
@@ -215,6 +212,18 @@ def _work(base: Sender, transport: Transport, open_ledger: Callable[[], Ledger] 
             sender.close()
         if ledger is not None:
             ledger.close()
+
+
+def _stopped_by(rows: SharedRows, index: int, error: BaseException) -> None:
+    """What a worker's failure means for the batch: a connection throttled or refused for now hands its rows
+    to the others; any other error stops the batch; anything else is a bug, raised by the main thread."""
+    if isinstance(error, StageFailedError) and error.exit_code == ExitCode.TEMPFAIL:
+        rows.lose(index, error)  # throttled or too many connections: the others carry on
+    elif isinstance(error, XoromailError):
+        rows.stop(error)
+    else:
+        rows.crashed = error
+        rows.stop(_FINISHED)
 
 
 class RememberedSecrets:

@@ -15,8 +15,10 @@ ResultStatus = Literal["sent", "written", "partial", "failed", "temporary", "ski
                        "dry-run"]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class MessageResult:
+    """One message's outcome. Built by keyword: ten of its fields have defaults, and their order means nothing."""
+
     event: str
     row: int
     recipients: tuple[str, ...]
@@ -32,11 +34,15 @@ class MessageResult:
     stops_batch: bool = False
     possible_duplicate: bool = False
     """Sent again after a lost answer: the recipient may have it twice."""
+    in_doubt: bool = False
+    """Its fate is unknown: the data went out and the answer never came (or an earlier run stopped there). It
+    stays in flight in the ledger; the next run reports it and sends it again. Read this, never the hint."""
 
     def to_json(self) -> dict[str, Any]:
         return {"event": self.event, "row": self.row or None, "recipients": list(self.recipients),
                 "message_id": self.message_id, "status": self.status, "reply": self.reply, "hint": self.hint,
-                "attempts": self.attempts, "key": self.key, "possible_duplicate": self.possible_duplicate}
+                "attempts": self.attempts, "key": self.key, "possible_duplicate": self.possible_duplicate,
+                "in_doubt": self.in_doubt}
 
 
 @dataclass

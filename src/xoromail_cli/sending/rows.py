@@ -1,5 +1,5 @@
 """What a send run walks over: the batch's items in order (or shared between connections), the reports of
-bad rows, of messages an earlier run left in flight, and of a stopped batch."""
+bad rows and of a stopped batch."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from xoromail_cli.sending.results import MessageResult
 
 if TYPE_CHECKING:
     from xoromail_cli.compose.events import Event
-    from xoromail_cli.ledger.sqlite import SentLedger as Ledger
 
 
 Item = SendJob | MessageResult
@@ -54,22 +53,8 @@ def batch_items(event: Event, jobs: Iterable[SendJob | InvalidRow], reported: Se
 
 
 def invalid_result(event: Event, invalid: InvalidRow) -> MessageResult:
-    return MessageResult(event.name, invalid.row, (), "invalid", invalid.error.message, hint=invalid.error.hint,
-                         exit_code=int(invalid.error.exit_code))
-
-
-def settle_interrupted(ledger: Ledger | None, account: str, event: str) -> list[MessageResult]:
-    """Messages an earlier run left in flight (for this account): reported once, before anything is sent."""
-    if ledger is None:
-        return []
-    results = []
-    for entry in ledger.interrupted(account, event):
-        ledger.settle_interrupted(entry.id)
-        results.append(MessageResult(entry.event, entry.row or 0, entry.recipients, "interrupted",
-                                     "was in flight when an earlier run stopped: it may have been delivered; "
-                                     "it is sent again if still due (a possible duplicate)",
-                                     entry.message_id, key=entry.idempotency_key))
-    return results
+    return MessageResult(event=event.name, row=invalid.row, recipients=(), status="invalid",
+                         reply=invalid.error.message, hint=invalid.error.hint, exit_code=int(invalid.error.exit_code))
 
 
 def stop_error(result: MessageResult) -> XoromailError:
