@@ -6,6 +6,7 @@ the cause, the exit code and the certificate advice are the same everywhere.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import ssl
 
@@ -63,3 +64,15 @@ def os_text(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is this machine (localhost, 127.0.0.0/8, ::1): where a password may travel without TLS,
+    and where a relay may listen without a certificate."""
+    name = host.strip().strip("[]").lower()
+    if name in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
