@@ -16,7 +16,7 @@ settings = SERVICE.build_settings({"ews_url": "https://mail.company.com/EWS/Exch
 SERVICE.settings_from_table(settings.to_table())
 setup_warnings(settings)
 SERVICE.next_question({}, settings, "billing@company.com")
-import xoromail_cli.services.exchange.hints, xoromail_cli.services.exchange.https
+import xoromail_cli.services.exchange.hints, xoromail_cli.services.http
 import xoromail_cli.services.exchange.transport
 print(",".join(name for name in HEAVY if name in sys.modules))
 """
