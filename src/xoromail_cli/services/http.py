@@ -172,8 +172,7 @@ def _refusing_adapter() -> Any:
     return RefusingAdapter()
 
 
-SECRET_LOGGERS = ("requests_oauthlib", "oauthlib", "google_auth_oauthlib", "google.auth", "google.oauth2", "msal",
-                  "urllib3")
+SECRET_LOGGERS = ("requests_oauthlib", "oauthlib", "google_auth_oauthlib", "google.auth", "google.oauth2")
 """Libraries whose DEBUG/INFO records quote token request bodies, auth headers or the redirect's code."""
 
 

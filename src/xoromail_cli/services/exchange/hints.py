@@ -9,8 +9,8 @@ from __future__ import annotations
 from xoromail_cli.errors import ExitCode, StageFailedError
 from xoromail_cli.services.advisories import exchange_ews
 from xoromail_cli.services.base import Delivery
-from xoromail_cli.services.network import network_failure as shared_failure
 from xoromail_cli.services.exchange.settings import USUAL_PATH, is_exchange_online
+from xoromail_cli.services.network import network_failure as shared_failure
 
 MICROSOFT_365 = "xoromail setup --service microsoft365"
 SEND_AS_HINT = ("Exchange does not let this account send as the From address: the From address must be the "

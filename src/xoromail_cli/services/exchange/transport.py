@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.errors import ConfigError, ExitCode
-from xoromail_cli.services.base import ConnectionLostError, Delivery, SecretStore, StageCallback
 from xoromail_cli.services import http
+from xoromail_cli.services.base import ConnectionLostError, Delivery, SecretStore, StageCallback
 from xoromail_cli.services.exchange import hints
 from xoromail_cli.services.exchange.settings import ExchangeSettings, is_exchange_online, login_name
 from xoromail_cli.services.network import tls_context
