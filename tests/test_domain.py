@@ -241,7 +241,8 @@ def test_the_setup_guess_loads_dnspython_only(dns: DNSTestServer) -> None:
 
 
 def test_a_subdomain_is_covered_by_the_organisational_domains_dmarc_record(dns: DNSTestServer) -> None:
-    dmarc = by_name(check_domain("billing.contoso.test", sender=sender("microsoft365"), dns_server=dns.address))["DMARC"]
+    report = check_domain("billing.contoso.test", sender=sender("microsoft365"), dns_server=dns.address)
+    dmarc = by_name(report)["DMARC"]
     assert dmarc.status == "ok" and "_dmarc.contoso.test" in dmarc.detail
 
 

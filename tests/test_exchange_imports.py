@@ -7,7 +7,10 @@ import sys
 
 import pytest
 
-HEAVY = ("exchangelib", "requests", "requests_ntlm", "spnego")
+from tests.test_boundaries import service_libraries
+
+HEAVY = tuple(sorted(service_libraries("exchange")))
+"""exchangelib, requests, requests_ntlm, spnego …: derived from the boundaries table."""
 SETUP_PATH = """
 import sys
 from xoromail_cli.services.exchange.service import SERVICE, setup_warnings
