@@ -291,7 +291,7 @@ class ServiceBase(Generic[S]):
         settings = getattr(profile, "settings", None)
         if not isinstance(settings, self.settings_type):
             name = getattr(profile, "name", "?")
-            raise ConfigError(f"profile {name!r} has no {self.label} settings",
+            raise ConfigError(f"profile {name!r} has no {self.name} settings ([profiles.{name}.{self.name}])",
                               f"run `xoromail --profile {name} setup --service {self.name}`", field=self.name)
         return settings
 
