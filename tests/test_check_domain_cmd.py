@@ -14,7 +14,7 @@ from tests.dnsserver import DNSTestServer, dns_server, silent_dns_server
 from tests.samples import smtp_profile
 from xoromail_cli import config
 from xoromail_cli.cli import app
-from xoromail_cli.domain.report import Sender
+from xoromail_cli.domain.report import SendingPath
 from xoromail_cli.profile import Profile
 from xoromail_cli.services.exchange.settings import ExchangeSettings
 
@@ -96,8 +96,8 @@ class SmtpSettings:
 
 
 def test_the_sender_checked_is_the_smtp_host_or_none() -> None:
-    assert Sender.of(smtp_profile(name="d", email="a@acme.test", host="mail.relay.test", port=587)) \
-        == Sender("smtp", None, "mail.relay.test")
+    assert SendingPath.of(smtp_profile(name="d", email="a@acme.test", host="mail.relay.test", port=587)) \
+        == SendingPath("smtp", None, "mail.relay.test")
     on_premises = ExchangeSettings(url="https://mail.acme.test/EWS/Exchange.asmx")
     exchange = Profile(name="d", email="a@acme.test", service="exchange", settings=on_premises)
-    assert Sender.of(exchange) == Sender("exchange", None, None)
+    assert SendingPath.of(exchange) == SendingPath("exchange", None, None)

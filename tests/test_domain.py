@@ -14,7 +14,7 @@ from xoromail_cli import services
 from xoromail_cli.domain.checks import Check, DomainReport
 from xoromail_cli.domain.notes import deliverability_notes
 from xoromail_cli.domain.providers import provider_for_email
-from xoromail_cli.domain.report import Sender, check_domain
+from xoromail_cli.domain.report import SendingPath, check_domain
 from xoromail_cli.domain.resolver import DNS_SERVER_ENV, make_resolver, parse_dns_server, query_texts
 from xoromail_cli.errors import DataError, ExitCode, TemporaryError, UnavailableError, UsageError
 from xoromail_cli.profile import Profile
@@ -33,9 +33,9 @@ def profile(service: str, email: str = "billing@acme.test", host: str | None = N
     return Profile(name="dns", email=email, settings=settings, service=service)
 
 
-def sender(service: str, host: str | None = None, **table: str) -> Sender:
+def sending(service: str, host: str | None = None, **table: str) -> SendingPath:
     """What the profile's service tells the domain checks about where its messages leave from."""
-    return Sender.of(profile(service, host=host, **table))
+    return SendingPath.of(profile(service, host=host, **table))
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_microsoft_365_domain_with_spf_dkim_and_dmarc_reject_passes(dns: DNSTest
 
 
 def test_newer_microsoft_365_forms_mx_microsoft_and_dkim_mail_microsoft_are_recognised(dns: DNSTestServer) -> None:
-    report = check_domain("fabrikam.test", sender=sender("microsoft365"), dns_server=dns.address)
+    report = check_domain("fabrikam.test", sending=sending("microsoft365"), dns_server=dns.address)
     checks = by_name(report)
     assert report.provider == "microsoft365" and report.exit_code == ExitCode.OK
     assert "mx.microsoft" in checks["MX"].detail
@@ -99,7 +99,7 @@ def test_newer_microsoft_365_forms_mx_microsoft_and_dkim_mail_microsoft_are_reco
 
 
 def test_google_workspace_with_dmarc_p_none_warns_that_it_only_monitors_but_passes(dns: DNSTestServer) -> None:
-    report = check_domain("gardens.test", sender=sender("google"), dns_server=dns.address)
+    report = check_domain("gardens.test", sending=sending("google"), dns_server=dns.address)
     dmarc = by_name(report)["DMARC"]
     assert report.exit_code == ExitCode.OK
     assert dmarc.status == "warn" and "monitoring only" in dmarc.detail and dmarc.hint
@@ -107,14 +107,14 @@ def test_google_workspace_with_dmarc_p_none_warns_that_it_only_monitors_but_pass
 
 
 def test_google_domain_without_dkim_key_warns_with_how_to_turn_signing_on(dns: DNSTestServer) -> None:
-    report = check_domain("orchard.test", sender=sender("smtp", "smtp.gmail.com"), dns_server=dns.address)
+    report = check_domain("orchard.test", sending=sending("smtp", "smtp.gmail.com"), dns_server=dns.address)
     dkim = by_name(report)["DKIM google"]
     assert report.exit_code == ExitCode.OK and report.provider == "google"
     assert dkim.status == "warn" and dkim.hint and "Authenticate email" in dkim.hint
 
 
 def test_spf_leaving_the_relay_out_fails_with_the_exact_mechanisms_to_add(dns: DNSTestServer) -> None:
-    report = check_domain("acme.test", sender=sender("smtp", "mail.relay.test"), dns_server=dns.address)
+    report = check_domain("acme.test", sending=sending("smtp", "mail.relay.test"), dns_server=dns.address)
     authorised = by_name(report)["SPF authorises sender"]
     assert report.exit_code == ExitCode.DATAERR
     assert authorised.status == "fail" and authorised.hint is not None
@@ -129,19 +129,19 @@ def test_no_dmarc_record_fails_and_says_what_the_big_receivers_require(dns: DNST
 
 @pytest.mark.parametrize("host", ["out.acme.test", "mx1.acme.test"])
 def test_a_relay_inside_the_records_ip4_range_or_mx_is_authorised(dns: DNSTestServer, host: str) -> None:
-    report = check_domain("acme.test", sender=sender("smtp", host), dns_server=dns.address)
+    report = check_domain("acme.test", sending=sending("smtp", host), dns_server=dns.address)
     assert by_name(report)["SPF authorises sender"].status == "ok"
 
 
 def test_a_microsoft_365_sender_left_out_of_spf_is_told_the_include_to_add(dns: DNSTestServer) -> None:
-    report = check_domain("acme.test", sender=sender("microsoft365"), dns_server=dns.address)
+    report = check_domain("acme.test", sending=sending("microsoft365"), dns_server=dns.address)
     authorised = by_name(report)["SPF authorises sender"]
     assert authorised.status == "fail" and authorised.hint and "`include:spf.protection.outlook.com`" in authorised.hint
 
 
 def test_a_profile_whose_service_does_not_fit_the_mx_gets_a_warning_naming_the_fitting_one(
         dns: DNSTestServer) -> None:
-    report = check_domain("gardens.test", sender=sender("microsoft365"), dns_server=dns.address)
+    report = check_domain("gardens.test", sending=sending("microsoft365"), dns_server=dns.address)
     checks = by_name(report)
     assert checks["MX"].status == "warn" and checks["MX"].hint and "'google'" in checks["MX"].hint
     assert checks["SPF authorises sender"].status == "fail"
@@ -154,7 +154,7 @@ def test_spf_needing_11_lookups_split_over_two_strings_fails_as_permerror(dns: D
 
 
 def test_a_domain_without_spf_fails_and_is_told_the_record_to_publish(dns: DNSTestServer) -> None:
-    spf = by_name(check_domain("bare.test", sender=sender("google"), dns_server=dns.address))["SPF"]
+    spf = by_name(check_domain("bare.test", sending=sending("google"), dns_server=dns.address))["SPF"]
     assert spf.status == "fail"
     assert spf.hint == 'publish a TXT record at bare.test: "v=spf1 include:_spf.google.com -all"'
 
@@ -241,13 +241,13 @@ def test_the_setup_guess_loads_dnspython_only(dns: DNSTestServer) -> None:
 
 
 def test_a_subdomain_is_covered_by_the_organisational_domains_dmarc_record(dns: DNSTestServer) -> None:
-    report = check_domain("billing.contoso.test", sender=sender("microsoft365"), dns_server=dns.address)
+    report = check_domain("billing.contoso.test", sending=sending("microsoft365"), dns_server=dns.address)
     dmarc = by_name(report)["DMARC"]
     assert dmarc.status == "ok" and "_dmarc.contoso.test" in dmarc.detail
 
 
 def test_what_checkdmarc_finds_wrong_in_a_parsing_record_is_a_warning(dns: DNSTestServer) -> None:
-    report = check_domain("billing.contoso.test", sender=sender("microsoft365"), dns_server=dns.address)
+    report = check_domain("billing.contoso.test", sending=sending("microsoft365"), dns_server=dns.address)
     spf = by_name(report)["SPF"]
     assert spf.status == "warn" and "ptr" in spf.detail and report.exit_code == ExitCode.OK
 
@@ -270,7 +270,7 @@ def test_validate_notes_leave_out_dkim_when_no_selector_was_looked_up(dns: DNSTe
 def test_each_service_says_whose_dns_records_its_messages_need(service: str, table: dict[str, str],
                                                                provider: str | None, host: str | None) -> None:
     """The domain checks ask the profile's service; nothing in domain/ knows a service by its name."""
-    found = Sender.of(profile(service, **table))
+    found = SendingPath.of(profile(service, **table))
     assert (found.service, found.provider, found.host) == (service, provider, host)
 
 

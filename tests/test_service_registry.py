@@ -200,9 +200,9 @@ def test_it_sends_through_the_shared_engine_and_reads_its_settings_one_way(drop:
 
 
 def test_the_domain_checks_ask_it_and_get_the_bases_answer(drop: ModuleType, tmp_path: Path) -> None:
-    from xoromail_cli.domain.report import Sender
+    from xoromail_cli.domain.report import SendingPath
 
-    assert Sender.of(drop_profile(tmp_path)) == Sender("drop", None, None)
+    assert SendingPath.of(drop_profile(tmp_path)) == SendingPath("drop", None, None)
 
 
 def test_the_contract_suite_demands_a_harness_until_it_has_one(drop: ModuleType, tmp_path: Path,

@@ -26,10 +26,10 @@ def check_domain(
     """Check the sender's domain: the provider its MX implies, SPF, DKIM and DMARC."""
     from xoromail_cli.cli.console import print_json
     from xoromail_cli.cli.render import print_domain_report
-    from xoromail_cli.domain.report import Sender
+    from xoromail_cli.domain.report import SendingPath
     from xoromail_cli.domain.report import check_domain as run_checks
 
-    sender: Sender | None = None
+    sending: SendingPath | None = None
     if domain is None:
         from xoromail_cli import config
         from xoromail_cli.addresses import domain_of
@@ -37,8 +37,8 @@ def check_domain(
         state = state_of(ctx)
         profile = config.load_profile(state.config_path, state.profile_name)
         domain = domain_of(profile.email)
-        sender = Sender.of(profile)
-    report = run_checks(domain, sender=sender, dkim_selectors=tuple(dkim_selector or ()), dns_server=dns_server,
+        sending = SendingPath.of(profile)
+    report = run_checks(domain, sending=sending, dkim_selectors=tuple(dkim_selector or ()), dns_server=dns_server,
                         timeout=timeout)
     if as_json:
         print_json(report.to_json())

@@ -18,15 +18,15 @@ def deliverability_notes(profile: Profile, *, timeout: float = NOTES_TIMEOUT,
                          dns_server: str | None = None) -> list[str]:
     """One note per check of the From domain that warns or fails; one note when DNS could not be asked. None
     for a profile that sends to a relay on this machine: what it relays to decides, and DNS cannot say that."""
-    from xoromail_cli.domain.report import Sender, check_domain
+    from xoromail_cli.domain.report import SendingPath, check_domain
     from xoromail_cli.services.network import is_loopback
 
-    sender = Sender.of(profile)
-    if sender.host is not None and is_loopback(sender.host):
+    sending = SendingPath.of(profile)
+    if sending.host is not None and is_loopback(sending.host):
         return []
     domain = domain_of(profile.email)
     try:
-        report = check_domain(domain, sender=sender, dns_server=dns_server, timeout=timeout)
+        report = check_domain(domain, sending=sending, dns_server=dns_server, timeout=timeout)
     except XoromailError as error:
         return [f"the domain {domain} was not checked: {error.message}"]
     except Exception as error:  # noqa: BLE001  # a note must never fail validate; the cause is still named

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Sender:
+class SendingPath:
     """How a profile's messages leave, as far as DNS is concerned; its service says (no names tested here)."""
 
     service: str
@@ -29,16 +29,16 @@ class Sender:
     """An SMTP server whose addresses SPF must authorise."""
 
     @classmethod
-    def of(cls, profile: Profile) -> Sender:
+    def of(cls, profile: Profile) -> SendingPath:
         from xoromail_cli import services
 
         service = services.for_profile(profile)
         return cls(profile.service, as_provider(service.sending_provider(profile)), service.sending_host(profile))
 
 
-def check_domain(domain: str, *, sender: Sender | None = None, dkim_selectors: tuple[str, ...] = (),
+def check_domain(domain: str, *, sending: SendingPath | None = None, dkim_selectors: tuple[str, ...] = (),
                  dns_server: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> DomainReport:
-    """MX and provider, SPF, DKIM and DMARC of `domain`, for the profile's sender (`Sender.of(profile)`; with
+    """MX and provider, SPF, DKIM and DMARC of `domain`, for the way the profile sends (`SendingPath.of(profile)`; with
     none, the provider the MX implies). Raises DataError for a domain that does not exist, TemporaryError (75) or
     UnavailableError (69) when DNS cannot be asked; every lookup gives up after `timeout` seconds."""
     name = domain.strip().rstrip(".").lower()
@@ -50,10 +50,10 @@ def check_domain(domain: str, *, sender: Sender | None = None, dkim_selectors: t
     mx_provider: Provider | None = guess.provider if guess else None
     service: str | None = None
     smtp_host: str | None = None
-    if sender is None:
+    if sending is None:
         provider, label = mx_provider, (LABELS[mx_provider] if mx_provider else None)
     else:
-        service, provider, smtp_host = sender.service, sender.provider, sender.host
+        service, provider, smtp_host = sending.service, sending.provider, sending.host
         label = LABELS[provider] if provider else (smtp_host or service)
     checks: list[Check] = [_mx_check(name, hosts, guess, service, provider)]
     checks += spf_checks(name, resolver, provider, smtp_host)

@@ -1,7 +1,8 @@
 """The contract every service keeps, so that batching, the ledger, retries and validation stay shared.
 
 A *service* (SMTP, Exchange, Google, Microsoft 365) is one package under `services/`: its settings, its
-setup questions, its validation stages, its transport and its hints. The sender only ever sees a
+setup questions, its validation stages, its transport and its hints, on `ServiceBase` (the protocol's no-op
+answers and the one way to read a profile's settings). The sender only ever sees a
 `Transport` and the `Delivery` it returns: transports classify their own outcomes (temporary, permanent,
 stops the batch, in doubt), so the sender never parses a server's reply or looks at a host name.
 """
