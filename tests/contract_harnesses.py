@@ -7,9 +7,12 @@ and the suite asserts that declaration instead of skipping. A new service adds o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+import pytest
 
 from tests.conftest import PASSWORD, USER, EwsFactory, ServerFactory, TLSFiles, profile_for
 from tests.fakes import google_server as google_fake
@@ -18,6 +21,7 @@ from tests.fakes.google_server import GoogleServer
 from tests.fakes.header_delivery import as_delivered, recipients
 from tests.fakes.microsoft_server import CLIENT_SECRET, GraphReply, MicrosoftServer
 from tests.servers import DataReply, DropAtRcpt, DropNth, RefuseRecipient, SizeLimit
+from xoromail_cli import services
 from xoromail_cli.local.sink import CaptureHandler, SinkServer
 from xoromail_cli.services.base import Transport
 
@@ -243,3 +247,29 @@ class Microsoft365Harness(Harness):
 
     def arrived(self) -> list[Arrival]:
         return [Arrival(as_delivered(sent.mime), recipients(sent.mime), sent.mime) for sent in self.server.sent]
+
+
+HarnessFactory = Callable[[pytest.FixtureRequest, TLSFiles, Path], Harness]
+HARNESSES: dict[str, HarnessFactory] = {
+    "smtp": lambda request, tls, tmp_path: SmtpHarness(request.getfixturevalue("smtp_server"), tls),
+    "outbox": lambda request, tls, tmp_path: OutboxHarness(tmp_path),
+    "exchange": lambda request, tls, tmp_path: ExchangeHarness(request.getfixturevalue("ews"), tls),
+    "google": lambda request, tls, tmp_path: GoogleHarness(tls, tmp_path),
+    "microsoft365": lambda request, tls, tmp_path: Microsoft365Harness(tls),
+}
+"""One harness per transport, by name: every registered service, and the outbox."""
+TRANSPORTS: tuple[str, ...] = (*services.REGISTRY, "outbox")
+"""What the contract suite runs: derived from the registry, so a new service is in it from its first line."""
+
+
+def missing_harnesses() -> list[str]:
+    """Registered services without a harness (the suite's cases fail for them until one is added here)."""
+    return sorted(set(services.REGISTRY) - set(HARNESSES))
+
+
+def harness_for(name: str, request: pytest.FixtureRequest, tls: TLSFiles, tmp_path: Path) -> Harness:
+    factory = HARNESSES.get(name)
+    if factory is None:
+        raise LookupError(f"service {name!r} has no contract harness: add one to HARNESSES in "
+                          "tests/contract_harnesses.py (start its fake, arrange each case, read what arrived)")
+    return factory(request, tls, tmp_path)

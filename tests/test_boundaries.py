@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import ast
 import functools
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from xoromail_cli import services
+
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "xoromail_cli"
+HTTPS_SERVICES = ("services/http.py", "services/exchange/", "services/google/", "services/microsoft365/")
 
 ALLOWED: dict[str, tuple[str, ...]] = {
     "smtplib": ("services/smtp/",),
+    "requests": HTTPS_SERVICES,
+    "urllib3": HTTPS_SERVICES,
     "aiosmtpd": ("local/", "relay/"),
     "exchangelib": ("services/exchange/",),
     "requests_ntlm": ("services/exchange/",),
@@ -88,3 +95,78 @@ def test_a_misplaced_import_is_reported_with_file_and_line(tmp_path: Path) -> No
                        ("typer", "cli/send_cmd.py", 4), ("psycopg", "ledger/postgres.py", 5)]) == [
         "src/xoromail_cli/services/google/oauth.py:2: imports msal (allowed only in services/microsoft365/)",
         "src/xoromail_cli/sending/sender.py:3: imports typer (allowed only in cli/)"]
+
+
+# Derived from the table and the registry: a new service gets these checks without being named here. -----------
+
+def third_party(module: str) -> bool:
+    return module not in sys.stdlib_module_names and module not in ("xoromail_cli", "__future__")
+
+
+def uses_http_layer(package: str) -> bool:
+    """Whether a service package imports `services/http.py` (and so loads what that module may load)."""
+    return any(where.startswith(package) and module == "xoromail_cli" and "services.http" in line
+               for module, where, line in _xoromail_imports())
+
+
+@functools.cache
+def _xoromail_imports() -> list[tuple[str, str, str]]:
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("xoromail_cli"):
+                names = " ".join(f"{node.module}.{alias.name}" for alias in node.names)
+                found.append(("xoromail_cli", path.relative_to(PACKAGE).as_posix(), names))
+    return found
+
+
+def service_libraries(service: str) -> frozenset[str]:
+    """The third-party libraries `service` may load: its own rows of the table, and the HTTP layer's."""
+    package = f"services/{service}/"
+    places = [package, *(["services/http.py"] if uses_http_layer(package) else [])]
+    return frozenset(module for module, allowed in ALLOWED.items() if third_party(module)
+                     and any(place in allowed for place in places))
+
+
+def heavy_libraries() -> frozenset[str]:
+    """Every guarded third-party library: the ones only some paths may load."""
+    return frozenset(module for module in ALLOWED if third_party(module))
+
+
+def loaded_after(code: str, watched: frozenset[str]) -> list[str]:
+    """The watched top-level modules in sys.modules after running `code` in a fresh interpreter."""
+    probe = f"{code}\nimport sys\nprint(sorted({{m.split('.')[0] for m in sys.modules}} & set({sorted(watched)!r})))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    return list(ast.literal_eval(result.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("service", sorted(services.REGISTRY))
+def test_every_library_a_service_imports_has_a_row_in_the_table(service: str) -> None:
+    """Else `allowed_in` would let a new service's SDK in anywhere: an unlisted library is unguarded."""
+    package = services.REGISTRY[service].module.removeprefix("xoromail_cli.").rsplit(".", 1)[0].replace(".", "/")
+    unlisted = sorted({f"{where}:{line}: {module}" for module, where, line in all_imports()
+                       if where.startswith(package + "/") and third_party(module) and module not in ALLOWED})
+    assert not unlisted, "add these libraries to ALLOWED:\n" + "\n".join(unlisted)
+
+
+@pytest.mark.parametrize("service", sorted(services.REGISTRY))
+def test_a_services_package_loads_no_guarded_library_until_it_connects(service: str) -> None:
+    """Importing every module of a service (what setup, config and --help touch) loads no guarded library, its
+    own included: they load inside the functions that connect."""
+    package = PACKAGE / services.REGISTRY[service].module.removeprefix("xoromail_cli.").rsplit(".", 1)[0].replace(
+        ".", "/")
+    modules = sorted("xoromail_cli." + path.relative_to(PACKAGE).with_suffix("").as_posix().replace("/", ".")
+                     for path in package.glob("*.py") if path.name != "__init__.py")
+    code = f"from xoromail_cli import services\nservices.get({service!r})\n" + "".join(
+        f"import {module}\n" for module in modules)
+    assert loaded_after(code, heavy_libraries()) == []
+
+
+def test_the_derived_lists_see_each_services_own_libraries() -> None:
+    """The derivation cannot pass vacuously: each service's known SDK is among its libraries."""
+    assert service_libraries("exchange") >= {"exchangelib", "requests", "requests_ntlm"}
+    assert service_libraries("google") >= {"google", "google_auth_oauthlib", "requests"}
+    assert service_libraries("microsoft365") >= {"msal", "requests"}
+    assert service_libraries("smtp").isdisjoint({"requests", "msal", "exchangelib", "google"})
+    assert set().union(*map(service_libraries, services.REGISTRY)) <= heavy_libraries()

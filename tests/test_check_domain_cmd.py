@@ -14,7 +14,7 @@ from tests.dnsserver import DNSTestServer, dns_server, silent_dns_server
 from tests.samples import smtp_profile
 from xoromail_cli import config
 from xoromail_cli.cli import app
-from xoromail_cli.cli.check_domain_cmd import _sending_service
+from xoromail_cli.domain.report import SendingPath
 from xoromail_cli.profile import Profile
 from xoromail_cli.services.exchange.settings import ExchangeSettings
 
@@ -95,8 +95,9 @@ class SmtpSettings:
     port: int = 587
 
 
-def test_sending_service_is_the_smtp_host_or_none() -> None:
-    assert _sending_service(smtp_profile(name="d", email="a@acme.test", host="mail.relay.test", port=587)) \
-        == ("smtp", "mail.relay.test")
-    exchange = Profile(name="d", email="a@acme.test", service="exchange", settings=ExchangeSettings())
-    assert _sending_service(exchange) == ("exchange", None)
+def test_the_sender_checked_is_the_smtp_host_or_none() -> None:
+    assert SendingPath.of(smtp_profile(name="d", email="a@acme.test", host="mail.relay.test", port=587)) \
+        == SendingPath("smtp", None, "mail.relay.test")
+    on_premises = ExchangeSettings(url="https://mail.acme.test/EWS/Exchange.asmx")
+    exchange = Profile(name="d", email="a@acme.test", service="exchange", settings=on_premises)
+    assert SendingPath.of(exchange) == SendingPath("exchange", None, None)

@@ -10,12 +10,32 @@ from collections.abc import Iterator
 import pytest
 
 from tests.dnsserver import DNSTestServer, ask, dns_server, silent_dns_server
+from xoromail_cli import services
 from xoromail_cli.domain.checks import Check, DomainReport
 from xoromail_cli.domain.notes import deliverability_notes
 from xoromail_cli.domain.providers import provider_for_email
-from xoromail_cli.domain.report import check_domain
+from xoromail_cli.domain.report import SendingPath, check_domain
 from xoromail_cli.domain.resolver import DNS_SERVER_ENV, make_resolver, parse_dns_server, query_texts
 from xoromail_cli.errors import DataError, ExitCode, TemporaryError, UnavailableError, UsageError
+from xoromail_cli.profile import Profile
+
+TABLES = {
+    "google": {"client_id": "1-billing.apps.googleusercontent.com"},
+    "microsoft365": {"tenant": "contoso.onmicrosoft.com", "client_id": "00000000-0000-0000-0000-000000000001"},
+    "exchange": {"username": "billing"},
+}
+
+
+def profile(service: str, email: str = "billing@acme.test", host: str | None = None, **table: str) -> Profile:
+    """A profile of `service` as the config file would give it (the SMTP service takes its server as `host`)."""
+    values = {"host": host, "port": 587, "security": "starttls"} if service == "smtp" else TABLES[service]
+    settings = services.get(service).settings_from_table({**values, **table})
+    return Profile(name="dns", email=email, settings=settings, service=service)
+
+
+def sending(service: str, host: str | None = None, **table: str) -> SendingPath:
+    """What the profile's service tells the domain checks about where its messages leave from."""
+    return SendingPath.of(profile(service, host=host, **table))
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +91,7 @@ def test_microsoft_365_domain_with_spf_dkim_and_dmarc_reject_passes(dns: DNSTest
 
 
 def test_newer_microsoft_365_forms_mx_microsoft_and_dkim_mail_microsoft_are_recognised(dns: DNSTestServer) -> None:
-    report = check_domain("fabrikam.test", service="microsoft365", dns_server=dns.address)
+    report = check_domain("fabrikam.test", sending=sending("microsoft365"), dns_server=dns.address)
     checks = by_name(report)
     assert report.provider == "microsoft365" and report.exit_code == ExitCode.OK
     assert "mx.microsoft" in checks["MX"].detail
@@ -79,7 +99,7 @@ def test_newer_microsoft_365_forms_mx_microsoft_and_dkim_mail_microsoft_are_reco
 
 
 def test_google_workspace_with_dmarc_p_none_warns_that_it_only_monitors_but_passes(dns: DNSTestServer) -> None:
-    report = check_domain("gardens.test", service="google", dns_server=dns.address)
+    report = check_domain("gardens.test", sending=sending("google"), dns_server=dns.address)
     dmarc = by_name(report)["DMARC"]
     assert report.exit_code == ExitCode.OK
     assert dmarc.status == "warn" and "monitoring only" in dmarc.detail and dmarc.hint
@@ -87,14 +107,14 @@ def test_google_workspace_with_dmarc_p_none_warns_that_it_only_monitors_but_pass
 
 
 def test_google_domain_without_dkim_key_warns_with_how_to_turn_signing_on(dns: DNSTestServer) -> None:
-    report = check_domain("orchard.test", service="smtp", smtp_host="smtp.gmail.com", dns_server=dns.address)
+    report = check_domain("orchard.test", sending=sending("smtp", "smtp.gmail.com"), dns_server=dns.address)
     dkim = by_name(report)["DKIM google"]
     assert report.exit_code == ExitCode.OK and report.provider == "google"
     assert dkim.status == "warn" and dkim.hint and "Authenticate email" in dkim.hint
 
 
 def test_spf_leaving_the_relay_out_fails_with_the_exact_mechanisms_to_add(dns: DNSTestServer) -> None:
-    report = check_domain("acme.test", service="smtp", smtp_host="mail.relay.test", dns_server=dns.address)
+    report = check_domain("acme.test", sending=sending("smtp", "mail.relay.test"), dns_server=dns.address)
     authorised = by_name(report)["SPF authorises sender"]
     assert report.exit_code == ExitCode.DATAERR
     assert authorised.status == "fail" and authorised.hint is not None
@@ -109,19 +129,19 @@ def test_no_dmarc_record_fails_and_says_what_the_big_receivers_require(dns: DNST
 
 @pytest.mark.parametrize("host", ["out.acme.test", "mx1.acme.test"])
 def test_a_relay_inside_the_records_ip4_range_or_mx_is_authorised(dns: DNSTestServer, host: str) -> None:
-    report = check_domain("acme.test", service="smtp", smtp_host=host, dns_server=dns.address)
+    report = check_domain("acme.test", sending=sending("smtp", host), dns_server=dns.address)
     assert by_name(report)["SPF authorises sender"].status == "ok"
 
 
 def test_a_microsoft_365_sender_left_out_of_spf_is_told_the_include_to_add(dns: DNSTestServer) -> None:
-    report = check_domain("acme.test", service="microsoft365", dns_server=dns.address)
+    report = check_domain("acme.test", sending=sending("microsoft365"), dns_server=dns.address)
     authorised = by_name(report)["SPF authorises sender"]
     assert authorised.status == "fail" and authorised.hint and "`include:spf.protection.outlook.com`" in authorised.hint
 
 
 def test_a_profile_whose_service_does_not_fit_the_mx_gets_a_warning_naming_the_fitting_one(
         dns: DNSTestServer) -> None:
-    report = check_domain("gardens.test", service="microsoft365", dns_server=dns.address)
+    report = check_domain("gardens.test", sending=sending("microsoft365"), dns_server=dns.address)
     checks = by_name(report)
     assert checks["MX"].status == "warn" and checks["MX"].hint and "'google'" in checks["MX"].hint
     assert checks["SPF authorises sender"].status == "fail"
@@ -134,7 +154,7 @@ def test_spf_needing_11_lookups_split_over_two_strings_fails_as_permerror(dns: D
 
 
 def test_a_domain_without_spf_fails_and_is_told_the_record_to_publish(dns: DNSTestServer) -> None:
-    spf = by_name(check_domain("bare.test", service="google", dns_server=dns.address))["SPF"]
+    spf = by_name(check_domain("bare.test", sending=sending("google"), dns_server=dns.address))["SPF"]
     assert spf.status == "fail"
     assert spf.hint == 'publish a TXT record at bare.test: "v=spf1 include:_spf.google.com -all"'
 
@@ -180,15 +200,15 @@ def test_a_bad_dns_server_is_a_usage_error(text: str) -> None:
 
 
 def test_deliverability_notes_name_each_problem_and_nothing_for_a_healthy_domain(dns: DNSTestServer) -> None:
-    notes = deliverability_notes("billing@acme.test", "smtp", "mail.relay.test", dns_server=dns.address)
+    notes = deliverability_notes(profile("smtp", host="mail.relay.test"), dns_server=dns.address)
     assert any(note.startswith("SPF authorises sender:") and "ip4:192.0.2.77" in note for note in notes)
     assert any(note.startswith("DMARC:") for note in notes)
-    assert deliverability_notes("billing@contoso.test", "microsoft365", None, dns_server=dns.address) == []
+    assert deliverability_notes(profile("microsoft365", "billing@contoso.test"), dns_server=dns.address) == []
 
 
 def test_deliverability_notes_never_raise_when_dns_is_unreachable() -> None:
     with silent_dns_server() as address:
-        notes = deliverability_notes("billing@contoso.test", "smtp", "smtp.office365.com", dns_server=address,
+        notes = deliverability_notes(profile("smtp", "billing@contoso.test", "smtp.office365.com"), dns_server=address,
                                      timeout=1.0)
     assert len(notes) == 1 and "was not checked" in notes[0] and "did not answer" in notes[0]
 
@@ -221,16 +241,53 @@ def test_the_setup_guess_loads_dnspython_only(dns: DNSTestServer) -> None:
 
 
 def test_a_subdomain_is_covered_by_the_organisational_domains_dmarc_record(dns: DNSTestServer) -> None:
-    dmarc = by_name(check_domain("billing.contoso.test", service="microsoft365", dns_server=dns.address))["DMARC"]
+    report = check_domain("billing.contoso.test", sending=sending("microsoft365"), dns_server=dns.address)
+    dmarc = by_name(report)["DMARC"]
     assert dmarc.status == "ok" and "_dmarc.contoso.test" in dmarc.detail
 
 
 def test_what_checkdmarc_finds_wrong_in_a_parsing_record_is_a_warning(dns: DNSTestServer) -> None:
-    report = check_domain("billing.contoso.test", service="microsoft365", dns_server=dns.address)
+    report = check_domain("billing.contoso.test", sending=sending("microsoft365"), dns_server=dns.address)
     spf = by_name(report)["SPF"]
     assert spf.status == "warn" and "ptr" in spf.detail and report.exit_code == ExitCode.OK
 
 
 def test_validate_notes_leave_out_dkim_when_no_selector_was_looked_up(dns: DNSTestServer) -> None:
-    notes = deliverability_notes("billing@acme.test", "smtp", "out.acme.test", dns_server=dns.address)
+    notes = deliverability_notes(profile("smtp", host="out.acme.test"), dns_server=dns.address)
     assert [note.split(":")[0] for note in notes] == ["DMARC"]
+
+
+@pytest.mark.parametrize(("service", "table", "provider", "host"), [
+    ("smtp", {"host": "smtp.office365.com"}, "microsoft365", "smtp.office365.com"),
+    ("smtp", {"host": "smtp.gmail.com"}, "google", "smtp.gmail.com"),
+    ("smtp", {"host": "mail.relay.test"}, None, "mail.relay.test"),
+    ("exchange", {"url": "https://outlook.office365.com/EWS/Exchange.asmx"}, "microsoft365", None),
+    ("exchange", {"url": "https://mail.acme.test/EWS/Exchange.asmx"}, None, None),
+    ("google", {}, "google", None),
+    ("microsoft365", {}, "microsoft365", None),
+    ("microsoft365", {"send_via": "smtp"}, "microsoft365", None),
+])
+def test_each_service_says_whose_dns_records_its_messages_need(service: str, table: dict[str, str],
+                                                               provider: str | None, host: str | None) -> None:
+    """The domain checks ask the profile's service; nothing in domain/ knows a service by its name."""
+    found = SendingPath.of(profile(service, **table))
+    assert (found.service, found.provider, found.host) == (service, provider, host)
+
+
+def test_the_domain_package_never_branches_on_a_service_name() -> None:
+    import ast
+    from pathlib import Path
+
+    import xoromail_cli.domain
+
+    names = set(services.REGISTRY) - {"microsoft365", "google"}  # those two are also providers, DNS facts
+    for path in Path(xoromail_cli.domain.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Compare):
+                constants = {c.value for c in ast.walk(node) if isinstance(c, ast.Constant)}
+                assert not constants & names, f"{path.name}:{node.lineno} compares with a service name"
+
+
+def test_a_profile_sending_to_a_relay_on_this_machine_gets_no_dns_notes() -> None:
+    with silent_dns_server() as address:  # never asked: what the relay relays to decides
+        assert deliverability_notes(profile("smtp", host="127.0.0.1"), dns_server=address, timeout=1.0) == []

@@ -7,7 +7,10 @@ import sys
 
 import pytest
 
-HEAVY = ("exchangelib", "requests", "requests_ntlm", "spnego")
+from tests.test_boundaries import service_libraries
+
+HEAVY = tuple(sorted(service_libraries("exchange")))
+"""exchangelib, requests, requests_ntlm, spnego …: derived from the boundaries table."""
 SETUP_PATH = """
 import sys
 from xoromail_cli.services.exchange.service import SERVICE, setup_warnings
@@ -16,7 +19,7 @@ settings = SERVICE.build_settings({"ews_url": "https://mail.company.com/EWS/Exch
 SERVICE.settings_from_table(settings.to_table())
 setup_warnings(settings)
 SERVICE.next_question({}, settings, "billing@company.com")
-import xoromail_cli.services.exchange.hints, xoromail_cli.services.exchange.https
+import xoromail_cli.services.exchange.hints, xoromail_cli.services.http
 import xoromail_cli.services.exchange.transport
 print(",".join(name for name in HEAVY if name in sys.modules))
 """

@@ -311,7 +311,7 @@ def test_the_password_appears_nowhere_but_its_keyring_entry(ews: EwsFactory, tls
 
 
 def test_tls_context_always_verifies(tls: TLSFiles) -> None:
-    from xoromail_cli.services.exchange.https import tls_context
+    from xoromail_cli.services.network import tls_context
 
     context = tls_context(str(tls.ca_file))
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname

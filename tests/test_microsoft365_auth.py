@@ -208,6 +208,19 @@ def test_an_untrusted_certificate_stops_before_any_credential_is_sent(server: Mi
 
 
 @pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
+def test_a_ca_bundle_in_the_environment_adds_no_trust(server: MicrosoftServer, tls: TLSFiles,
+                                                      monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+    """As for every service (docs/settings.md): only the profile's ca_file adds to the system store."""
+    monkeypatch.setenv(variable, str(tls.ca_file))
+    store = KeyringStore()
+    store.set(SECRET_KIND, CLIENT_SECRET)
+    source = TokenSource(settings_for(server, mode="app"), store, mailbox=USER, ca_file=None, timeout=10)
+    with pytest.raises(StageFailedError) as caught:
+        source.token()
+    assert caught.value.exit_code == ExitCode.PROTOCOL and server.requests_seen == []
+
+
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
 def test_the_profile_ca_file_still_applies_when_the_environment_names_another_bundle(
         server: MicrosoftServer, tls: TLSFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         variable: str) -> None:

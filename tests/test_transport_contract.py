@@ -15,43 +15,36 @@ import pytest
 
 from tests.conftest import USER, TLSFiles
 from tests.contract_harnesses import (
+    HARNESSES,
     REFUSED,
     SIZE_LIMIT,
+    TRANSPORTS,
     Case,
-    ExchangeHarness,
-    GoogleHarness,
     Harness,
-    Microsoft365Harness,
-    OutboxHarness,
-    SmtpHarness,
+    harness_for,
+    missing_harnesses,
 )
+from xoromail_cli import services
 from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.errors import ExitCode, StageFailedError
 from xoromail_cli.services.base import ConnectionLostError, Delivery, Transport
 
-HARNESSES = ("smtp", "outbox", "exchange", "google", "microsoft365")
 MESSAGE_ID = "<inv-1001.contract@company.test>"
 Outcome = Delivery | ConnectionLostError | StageFailedError
 
 
-@pytest.fixture(params=HARNESSES)
+@pytest.fixture(params=TRANSPORTS)
 def harness(request: pytest.FixtureRequest, tls: TLSFiles, tmp_path: Path) -> Iterator[Harness]:
-    name = request.param
-    made: Harness
-    if name == "smtp":
-        made = SmtpHarness(request.getfixturevalue("smtp_server"), tls)
-    elif name == "outbox":
-        made = OutboxHarness(tmp_path)
-    elif name == "exchange":
-        made = ExchangeHarness(request.getfixturevalue("ews"), tls)
-    elif name == "google":
-        made = GoogleHarness(tls, tmp_path)
-    else:
-        made = Microsoft365Harness(tls)
+    made = harness_for(request.param, request, tls, tmp_path)
     yield made
     stop = getattr(made, "stop", None)
     if stop is not None:
         stop()
+
+
+def test_every_registered_service_has_a_contract_harness() -> None:
+    assert missing_harnesses() == []
+    assert set(HARNESSES) >= set(services.REGISTRY) and set(TRANSPORTS) <= set(HARNESSES)
 
 
 def envelope(*to: str, cc: tuple[str, ...] = ("carol@example.com",), bcc: tuple[str, ...] = (),

@@ -212,10 +212,5 @@ def _certificate_notes(transport: object) -> list[str]:
 def _domain_notes(profile: Profile) -> list[str]:
     """SPF / DKIM / DMARC of the From domain, as notes (bounded, never a failure)."""
     from xoromail_cli.domain.notes import deliverability_notes
-    from xoromail_cli.services.smtp.settings import SmtpSettings
-    from xoromail_cli.services.smtp.transport import is_loopback
 
-    host = profile.settings.host if isinstance(profile.settings, SmtpSettings) else None
-    if host is not None and is_loopback(host):
-        return []  # a relay on this machine: what it relays to decides, and DNS cannot say what that is
-    return deliverability_notes(profile.email, profile.service, host)
+    return deliverability_notes(profile)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from xoromail_cli.cli.state import state_of
-
-if TYPE_CHECKING:
-    from xoromail_cli.profile import Profile
 
 
 def check_domain(
@@ -29,10 +26,10 @@ def check_domain(
     """Check the sender's domain: the provider its MX implies, SPF, DKIM and DMARC."""
     from xoromail_cli.cli.console import print_json
     from xoromail_cli.cli.render import print_domain_report
+    from xoromail_cli.domain.report import SendingPath
     from xoromail_cli.domain.report import check_domain as run_checks
 
-    service: str | None = None
-    smtp_host: str | None = None
+    sending: SendingPath | None = None
     if domain is None:
         from xoromail_cli import config
         from xoromail_cli.addresses import domain_of
@@ -40,19 +37,12 @@ def check_domain(
         state = state_of(ctx)
         profile = config.load_profile(state.config_path, state.profile_name)
         domain = domain_of(profile.email)
-        service, smtp_host = _sending_service(profile)
-    report = run_checks(domain, service=service, smtp_host=smtp_host, dkim_selectors=tuple(dkim_selector or ()),
-                        dns_server=dns_server, timeout=timeout)
+        sending = SendingPath.of(profile)
+    report = run_checks(domain, sending=sending, dkim_selectors=tuple(dkim_selector or ()), dns_server=dns_server,
+                        timeout=timeout)
     if as_json:
         print_json(report.to_json())
     else:
         print_domain_report(report)
     raise typer.Exit(int(report.exit_code))
 
-
-def _sending_service(profile: Profile) -> tuple[str, str | None]:
-    """The profile's service and, for SMTP, its host (whose addresses SPF must authorise)."""
-    from xoromail_cli.services.smtp.settings import SmtpSettings
-
-    host = profile.settings.host if isinstance(profile.settings, SmtpSettings) else None
-    return profile.service, host

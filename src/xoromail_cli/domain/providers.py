@@ -1,4 +1,5 @@
-"""Which provider a domain's MX implies, and which provider a sending service sends through.
+"""Which provider a domain's MX implies. Which provider a profile sends through is the service's to say
+(`Service.sending_provider`): nothing here knows a service by name.
 
 Facts (shared provider facts, "DNS of a sender's domain"): Microsoft 365 MX hosts end in
 `.mail.protection.outlook.com`, or `.mx.microsoft` for domains added since July 2026; Google Workspace MX is
@@ -63,19 +64,9 @@ def provider_from_mx(hosts: list[str] | tuple[str, ...]) -> ProviderGuess | None
     return None
 
 
-def sending_provider(service: str | None, smtp_host: str | None, mx_provider: Provider | None) -> Provider | None:
-    """The provider whose servers a service's messages leave from (None: an SMTP host to evaluate)."""
-    if service in ("microsoft365", "google"):
-        return service  # type: ignore[return-value]  # checked against the Provider literals just above
-    if service == "exchange":
-        # Exchange Online sends from Microsoft 365's servers; an Exchange server of one's own does not.
-        return "microsoft365" if mx_provider == "microsoft365" else None
-    host = (smtp_host or "").rstrip(".").lower()
-    if host.endswith((".office365.com", ".outlook.com")):
-        return "microsoft365"
-    if host in ("smtp.gmail.com", "smtp-relay.gmail.com", "smtp.google.com"):
-        return "google"
-    return None
+def as_provider(name: str | None) -> Provider | None:
+    """A provider name a service gave (`Service.sending_provider`), when it is one the checks know."""
+    return next((provider for provider in LABELS if provider == name), None)
 
 
 def provider_for_email(email: str, *, timeout: float = SETUP_TIMEOUT,

@@ -2,6 +2,10 @@
 
 Entries are plain data, so listing services (setup's first question, `--help`) imports no service module;
 `get` imports a service's module only when that service is used, and its library only when it connects.
+
+A new service is its own package (a `ServiceBase[ItsSettings]` subclass named `SERVICE` in a module, on the
+shared `services/http.py` when it speaks HTTPS) and one `ServiceEntry` line here; setup's flags, the settings
+file, the domain checks and the tests (protocol, contract harness, library boundaries) follow the registry.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The contract every service keeps, so that batching, the ledger, retries and validation stay shared.
 
 A *service* (SMTP, Exchange, Google, Microsoft 365) is one package under `services/`: its settings, its
-setup questions, its validation stages, its transport and its hints. The sender only ever sees a
+setup questions, its validation stages, its transport and its hints, on `ServiceBase` (the protocol's no-op
+answers and the one way to read a profile's settings). The sender only ever sees a
 `Transport` and the `Delivery` it returns: transports classify their own outcomes (temporary, permanent,
 stops the batch, in doubt), so the sender never parses a server's reply or looks at a host name.
 """
@@ -10,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from xoromail_cli.compose.envelope import Envelope
-from xoromail_cli.errors import ExitCode, TemporaryError
+from xoromail_cli.errors import ConfigError, ExitCode, TemporaryError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -254,3 +255,85 @@ class Service(Protocol):
 
     def limits(self, profile: Profile) -> Limits | None:
         """The provider's published limits for this profile, when known."""
+
+    def settings_of(self, profile: Profile) -> Any:
+        """The profile's settings, checked to be this service's; ConfigError (78) when they are not."""
+
+    def sending_provider(self, profile: Profile) -> str | None:
+        """The provider whose servers this profile's messages leave from ("microsoft365", "google"), so the
+        domain checks know whose SPF include and DKIM selectors to expect; None when no provider is known."""
+
+    def sending_host(self, profile: Profile) -> str | None:
+        """The server whose addresses the domain's SPF must authorise (an SMTP host), when there is one."""
+
+
+S = TypeVar("S")
+"""A service's own settings type (`SmtpSettings`, `ExchangeSettings`, …)."""
+
+
+class ServiceBase(Generic[S]):
+    """What every service has in common: its settings read from a profile one way, and the no-op answers of
+    the `Service` protocol, so a service writes only what is its own (and mypy checks it keeps the protocol).
+
+    A subclass sets `name`, `label`, `secret_kinds`, `setup_options` and `settings_type`, and writes the
+    methods that have no sensible default: `settings_from_table`, `build_settings`, `missing`, `next_question`,
+    `describe`, `planned_stages` and `open_transport`.
+    """
+
+    name: str
+    label: str
+    secret_kinds: tuple[str, ...] = ("password",)
+    setup_options: tuple[SetupOption, ...] = ()
+    settings_type: type[S]
+
+    def settings_of(self, profile: Profile) -> S:
+        """The profile's settings, checked to be this service's (a profile edited by hand, or handed to the
+        wrong service, is a configuration problem: ConfigError, exit 78)."""
+        settings = getattr(profile, "settings", None)
+        if not isinstance(settings, self.settings_type):
+            name = getattr(profile, "name", "?")
+            raise ConfigError(f"profile {name!r} has no {self.name} settings ([profiles.{name}.{self.name}])",
+                              f"run `xoromail --profile {name} setup --service {self.name}`", field=self.name)
+        return settings
+
+    def own(self, settings: object) -> S | None:
+        """`settings` when they are this service's (setup's existing settings may belong to another service)."""
+        return settings if isinstance(settings, self.settings_type) else None
+
+    def needs_password(self, settings: Any, email: str) -> bool:
+        return False
+
+    def normalize_secret(self, settings: Any, kind: str, value: str) -> str:
+        """Tokens and client secrets lose the spaces a paste adds; a password is kept exactly as typed."""
+        return value if kind == "password" else value.strip()
+
+    def setup_notes(self, settings: Any) -> list[str]:
+        return []
+
+    def check_offline(self, profile: Profile) -> None:
+        self.settings_of(profile)
+
+    def notes(self, profile: Profile) -> list[str]:
+        return []
+
+    def sign_in(self, profile: Profile, secrets: SecretStore, *, notify: Notify,
+                answers: Mapping[str, Any]) -> SignInResult | None:
+        """Services that sign in with a password have no sign-in step."""
+        return None
+
+    def disconnect(self, profile: Profile, secrets: SecretStore) -> str:
+        """Forget every secret kind of the service (a service that can revoke at the provider overrides this)."""
+        for kind in self.secret_kinds:
+            secrets.delete(kind)
+        what = " and ".join(kind.replace("_", " ") for kind in self.secret_kinds)
+        verb = "was" if len(self.secret_kinds) == 1 else "were"
+        return f"the stored {what} {verb} removed from the OS keyring"
+
+    def limits(self, profile: Profile) -> Limits | None:
+        return None
+
+    def sending_provider(self, profile: Profile) -> str | None:
+        return None
+
+    def sending_host(self, profile: Profile) -> str | None:
+        return None

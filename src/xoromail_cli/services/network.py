@@ -6,6 +6,7 @@ the cause, the exit code and the certificate advice are the same everywhere.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import ssl
 
@@ -33,18 +34,22 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext:
 
 
 def network_failure(stage: str, exc: BaseException, host: str, port: int, timeout: float, *,
-                    where_hint: str, tls_hint: str, name_hint: str) -> StageFailedError | None:
-    """Explain a DNS, TCP or TLS failure; None when `exc` is none of those (the service explains it)."""
+                    where_hint: str, tls_hint: str, name_hint: str, untrusted_hint: str = UNTRUSTED_HINT,
+                    connect_stages: tuple[str, ...] = ("connect",)) -> StageFailedError | None:
+    """Explain a DNS, TCP or TLS failure; None when `exc` is none of those (the service explains it).
+
+    Any other OSError is a failure to connect only in `connect_stages`; later, the service says what it means
+    (SMTP: a lost session; HTTPS: a lost request). `services.http.failure` unwraps requests' errors to here."""
     if isinstance(exc, socket.gaierror):
         return StageFailedError(stage, f"cannot resolve {host!r}: {exc.strerror or exc}", name_hint,
                                 ExitCode.UNAVAILABLE)
     if isinstance(exc, ssl.SSLCertVerificationError):
         return StageFailedError(stage, f"certificate of {host} not trusted: {exc.verify_message or exc}",
-                                UNTRUSTED_HINT, ExitCode.PROTOCOL)
+                                untrusted_hint, ExitCode.PROTOCOL)
     if isinstance(exc, ssl.SSLError):
         return StageFailedError(stage, f"TLS handshake with {host}:{port} failed: {exc.reason or exc}",
                                 tls_hint, ExitCode.PROTOCOL)
-    if stage == "connect" and isinstance(exc, OSError):
+    if stage in connect_stages and isinstance(exc, OSError):
         if isinstance(exc, ConnectionRefusedError):
             cause = f"{host}:{port} refused the connection"
         elif is_timeout(exc):
@@ -63,3 +68,15 @@ def os_text(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is this machine (localhost, 127.0.0.0/8, ::1): where a password may travel without TLS,
+    and where a relay may listen without a certificate."""
+    name = host.strip().strip("[]").lower()
+    if name in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

@@ -6,13 +6,11 @@ none leaves the transport as a traceback. Messages quote Exchange's own text, ne
 
 from __future__ import annotations
 
-import socket
-import ssl
-
 from xoromail_cli.errors import ExitCode, StageFailedError
 from xoromail_cli.services.advisories import exchange_ews
 from xoromail_cli.services.base import Delivery
 from xoromail_cli.services.exchange.settings import USUAL_PATH, is_exchange_online
+from xoromail_cli.services.network import network_failure as shared_failure
 
 MICROSOFT_365 = "xoromail setup --service microsoft365"
 SEND_AS_HINT = ("Exchange does not let this account send as the From address: the From address must be the "
@@ -42,28 +40,17 @@ def url_hint(url: str) -> str:
     return f"check the Exchange URI: EWS usually answers at https://<server>{USUAL_PATH}, here it was {url}"
 
 
-def network_failure(stage: str, exc: BaseException, host: str, port: int, timeout: float) -> StageFailedError:
-    """DNS, TCP and TLS failures of our own probe, with the same codes as SMTP's."""
-    if isinstance(exc, socket.gaierror):
-        return StageFailedError(stage, f"cannot resolve {host!r}: {exc.strerror or exc}",
-                                "check the Exchange URI's server name (e.g. mail.company.com)",
-                                ExitCode.UNAVAILABLE)
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return StageFailedError(stage, f"certificate of {host} not trusted: {exc.verify_message or exc}",
-                                "the server's certificate is not trusted: fix the host name so it matches the "
-                                "certificate, or pass the issuing CA with --ca-file", ExitCode.PROTOCOL)
-    if isinstance(exc, ssl.SSLError):
-        return StageFailedError(stage, f"TLS handshake with {host}:{port} failed: {exc.reason or exc}",
-                                "the server does not speak HTTPS on this port: check the Exchange URI",
-                                ExitCode.PROTOCOL)
-    if isinstance(exc, ConnectionRefusedError):
-        cause = f"{host}:{port} refused the connection"
-    elif isinstance(exc, TimeoutError):
-        cause = f"no answer from {host}:{port} within {timeout:g} s"
-    else:
-        cause = f"cannot connect to {host}:{port}: {getattr(exc, 'strerror', None) or exc}"
-    return StageFailedError(stage, cause, "check the Exchange URI's server and port, and the firewall",
-                            ExitCode.UNAVAILABLE)
+NAME_HINT = "check the Exchange URI's server name (e.g. mail.company.com)"
+WHERE_HINT = "check the Exchange URI's server and port, and the firewall"
+TLS_HINT = "the server does not speak HTTPS on this port: check the Exchange URI"
+
+
+def network_failure(stage: str, exc: OSError, host: str, port: int, timeout: float) -> StageFailedError:
+    """DNS, TCP and TLS failures of our own probe, explained as SMTP's are (every probe stage is connecting)."""
+    known = shared_failure(stage, exc, host, port, timeout, where_hint=WHERE_HINT, tls_hint=TLS_HINT,
+                           name_hint=NAME_HINT, connect_stages=("dns", "connect", "tls"))
+    assert known is not None  # an OSError in a connecting stage is always one of the shared classes
+    return known
 
 
 def code_of(exc: BaseException) -> str:

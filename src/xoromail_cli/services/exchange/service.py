@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from xoromail_cli.errors import DataError
 from xoromail_cli.services.advisories import exchange_ews
-from xoromail_cli.services.base import Limits, Notify, Question, SetupOption, SignInResult
+from xoromail_cli.services.base import Limits, Question, ServiceBase, SetupOption
 from xoromail_cli.services.exchange import settings as checks
 from xoromail_cli.services.exchange.settings import DEFAULT_URL, ExchangeSettings
 
@@ -48,10 +48,11 @@ def _checked(key: str, value: Any) -> Any:
     return checks.check_auth(text)
 
 
-class ExchangeService:
+class ExchangeService(ServiceBase[ExchangeSettings]):
     name = "exchange"
     label = "Exchange"
     secret_kinds: tuple[str, ...] = ("password",)
+    settings_type = ExchangeSettings
     setup_options: tuple[SetupOption, ...] = (
         SetupOption("--ews-url", "ews_url", f"Exchange URI (EWS endpoint), default {DEFAULT_URL}", "URL"),
         SetupOption("--domain", "domain", "the mailbox's domain as a bare DNS name, e.g. company.com", "DOMAIN"),
@@ -68,7 +69,7 @@ class ExchangeService:
 
     def build_settings(self, answers: Mapping[str, Any], existing: ServiceSettings | None,
                        email: str) -> ExchangeSettings:
-        base = existing if isinstance(existing, ExchangeSettings) else ExchangeSettings()
+        base = self.own(existing) or ExchangeSettings()
         values = {key: getattr(base, key) for key in _KEYS}
         for answer, key in _ANSWER_KEYS.items():
             if answers.get(answer) is not None:
@@ -79,13 +80,13 @@ class ExchangeService:
 
     def missing(self, answers: Mapping[str, Any], existing: ServiceSettings | None,
                 secret_known: bool, email: str | None = None) -> list[str]:
-        base = existing if isinstance(existing, ExchangeSettings) else ExchangeSettings()
+        base = self.own(existing) or ExchangeSettings()
         needed = [_FLAGS["username"]] if not (answers.get("username") or base.username) else []
         return needed if secret_known else [*needed, "--password-stdin"]
 
     def next_question(self, answers: Mapping[str, Any], existing: ServiceSettings | None,
                       email: str) -> Question | None:
-        base = existing if isinstance(existing, ExchangeSettings) else ExchangeSettings()
+        base = self.own(existing) or ExchangeSettings()
         domain_default = base.domain or (email.rsplit("@", 1)[1] if "@" in email else None)
         questions = (
             Question("ews_url", "Exchange URI", base.url, check=lambda text: checks.check_url(text)[0],
@@ -103,56 +104,41 @@ class ExchangeService:
     def needs_password(self, settings: ServiceSettings, email: str) -> bool:
         return True
 
-    def normalize_secret(self, settings: ServiceSettings, kind: str, value: str) -> str:
-        return value
-
     def setup_notes(self, settings: ServiceSettings) -> list[str]:
         return setup_warnings(settings) if isinstance(settings, ExchangeSettings) else []
 
     def describe(self, profile: Profile) -> str:
-        settings = _settings(profile)
+        settings = self.settings_of(profile)
         return f"EWS {settings.url} as {checks.login_name(settings)} ({settings.auth.upper()})"
 
     def planned_stages(self, profile: Profile, send: bool) -> list[str]:
         return ["config", "dns", "connect", "tls", "auth", *(["send"] if send else [])]
 
     def check_offline(self, profile: Profile) -> None:
-        from xoromail_cli.services.exchange.https import tls_context
+        from xoromail_cli.services.network import tls_context
 
-        checks.check_url(_settings(profile).url)
+        checks.check_url(self.settings_of(profile).url)
         tls_context(profile.ca_file)
 
     def open_transport(self, profile: Profile, secrets: SecretStore, *, timeout: float | None = None,
                        trace: TraceCallback | None = None, validating: bool = False) -> Transport:
         from xoromail_cli.services.exchange.transport import ExchangeTransport
 
-        return ExchangeTransport(_settings(profile), profile.email, secrets, ca_file=profile.ca_file,
+        return ExchangeTransport(self.settings_of(profile), profile.email, secrets, ca_file=profile.ca_file,
                                  timeout=timeout if timeout is not None else profile.timeout, trace=trace)
 
     def notes(self, profile: Profile) -> list[str]:
-        note = advisory(_settings(profile).url)
+        note = advisory(self.settings_of(profile).url)
         return [note] if note else []
 
-    def sign_in(self, profile: Profile, secrets: SecretStore, *, notify: Notify,
-                answers: Mapping[str, Any]) -> SignInResult | None:
-        return None
-
-    def disconnect(self, profile: Profile, secrets: SecretStore) -> str:
-        secrets.delete("password")
-        return "the stored password was removed from the OS keyring"
-
     def limits(self, profile: Profile) -> Limits | None:
-        if checks.is_exchange_online(_settings(profile).url):
+        if checks.is_exchange_online(self.settings_of(profile).url):
             return Limits("Exchange Online", per_minute=30, daily_recipients=10_000)
         return None
 
-
-def _settings(profile: Profile) -> ExchangeSettings:
-    settings = getattr(profile, "settings", None)
-    if not isinstance(settings, ExchangeSettings):
-        raise DataError(f"profile {profile.name!r} has no Exchange settings",
-                        "run `xoromail setup --service exchange`", field="exchange")
-    return settings
+    def sending_provider(self, profile: Profile) -> str | None:
+        """Exchange Online sends from Microsoft 365's servers; an Exchange server of one's own from its own."""
+        return "microsoft365" if checks.is_exchange_online(self.settings_of(profile).url) else None
 
 
 SERVICE = ExchangeService()

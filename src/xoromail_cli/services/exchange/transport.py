@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import ssl
 from collections.abc import Callable
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.errors import ConfigError, ExitCode
+from xoromail_cli.services import http
 from xoromail_cli.services.base import ConnectionLostError, Delivery, SecretStore, StageCallback
-from xoromail_cli.services.exchange import hints, https
+from xoromail_cli.services.exchange import hints
 from xoromail_cli.services.exchange.settings import ExchangeSettings, is_exchange_online, login_name
+from xoromail_cli.services.network import tls_context
 
 if TYPE_CHECKING:
+    import ssl
+
     from xoromail_cli.services.base import TraceCallback
 
 EXCHANGE_BUILD = (15, 1, 2507, 6)
@@ -55,17 +59,18 @@ class ExchangeTransport:
         """Probe DNS, TCP and TLS ourselves (so each has its own stage), then sign in through EWS."""
         self.close()
         report = on_stage or (lambda stage, detail: None)
-        context = https.tls_context(self.ca_file)
+        context = tls_context(self.ca_file)
         self._probe(context, report)
         password = self._secrets.get("password")
         if not password:
             raise ConfigError("no password available",
                               "run `xoromail setup --service exchange`, or set $XOROMAIL_PASSWORD")
-        https.register(self.settings.url, context, self._trace)
+        _use_trusting_adapter()
+        http.register(self.settings.url, http.Endpoint(context, trace=self._trace, bodies=True))
         try:
             self._account = self._sign_in(password)
         except BaseException:
-            https.unregister(self.settings.url)
+            http.unregister(self.settings.url)
             raise
         report("auth", f"signed in to EWS as {login_name(self.settings)} ({self.settings.auth.upper()})")
 
@@ -148,9 +153,18 @@ class ExchangeTransport:
         account, self._account = self._account, None
         if account is None:
             return
-        https.unregister(self.settings.url)
+        http.unregister(self.settings.url)
         with contextlib.suppress(Exception):  # closing is best effort and must never raise
             account.protocol.close()
+
+
+@lru_cache(maxsize=1)
+def _use_trusting_adapter() -> None:
+    """exchangelib builds its own sessions from `BaseProtocol.HTTP_ADAPTER_CLS` (where it documents overriding
+    it): make that the one trusting adapter, which looks up the endpoint `open` registers for the EWS URL."""
+    from exchangelib.protocol import BaseProtocol
+
+    BaseProtocol.HTTP_ADAPTER_CLS = http.adapter_class()
 
 
 def _quiet_library_logging() -> None:
@@ -173,8 +187,7 @@ def _lost_connection(exc: BaseException) -> ConnectionLostError | None:
     cause = exc.__context__
     if not isinstance(cause, requests.RequestException | OSError):
         return None
-    before = (isinstance(cause, requests.ConnectTimeout | requests.exceptions.SSLError)
-              or "NewConnectionError" in repr(cause))
+    before = http.before_request(cause)
     return ConnectionLostError(f"the connection to Exchange was lost ({type(cause).__name__})",
                                committed=not before,
                                hint=None if before else "the message may have gone: check the sent-ledger "

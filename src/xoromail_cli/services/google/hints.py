@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from xoromail_cli.errors import ExitCode, StageFailedError
 from xoromail_cli.services.base import Delivery
+from xoromail_cli.services.http import Hints, failure
 
 SETUP_AGAIN = "run `xoromail setup --service google` again to sign in"
 EXPIRED_HINT = (
@@ -155,58 +155,12 @@ def _is_requests_error(exc: BaseException) -> bool:
     return any(klass.__module__.startswith("requests") for klass in type(exc).__mro__[:-1])
 
 
+HTTP_HINTS = Hints(where="check the network, firewall or proxy (HTTPS, port 443), and --api-url when set",
+                   tls="check --api-url and the proxy", name="check the address (--api-url) and DNS",
+                   untrusted="the server's certificate is not trusted: pass the issuing CA with --ca-file "
+                             "(a TLS-inspecting proxy's CA, or a test server's)")
+
+
 def http_failure(stage: str, exc: BaseException, url: str, timeout: float) -> StageFailedError:
-    """DNS, connect, TLS and timeouts of an HTTPS call, explained as for SMTP (76 for an untrusted certificate)."""
-    from requests import exceptions
-
-    host = urlsplit(url).hostname or url
-    chain = _chain_text(exc)
-    if isinstance(exc, exceptions.SSLError):
-        if "certificate verify failed" in chain.lower():
-            return StageFailedError(stage, f"certificate of {host} not trusted: {_verify_reason(chain)}",
-                                    "the server's certificate is not trusted: pass the issuing CA with --ca-file "
-                                    "(a TLS-inspecting proxy's CA, or a test server's)", ExitCode.PROTOCOL)
-        return StageFailedError(stage, f"TLS handshake with {host} failed", "check --api-url and the proxy",
-                                ExitCode.PROTOCOL)
-    if isinstance(exc, exceptions.InvalidSchema | exceptions.InvalidURL | exceptions.MissingSchema):
-        return StageFailedError(stage, f"unusable address {url}", "use an https:// address", ExitCode.CONFIG)
-    if isinstance(exc, exceptions.ConnectTimeout):
-        return StageFailedError(stage, f"no answer from {host} within {timeout:g} s",
-                                "check the network, firewall or proxy (HTTPS, port 443)", ExitCode.UNAVAILABLE)
-    if isinstance(exc, exceptions.Timeout):
-        return StageFailedError(stage, f"{host} did not reply within {timeout:g} s", TEMPORARY_HINT,
-                                ExitCode.TEMPFAIL)
-    if "NameResolutionError" in chain or "Name or service not known" in chain or "getaddrinfo" in chain:
-        return StageFailedError(stage, f"cannot resolve {host!r}", "check the address (--api-url) and DNS",
-                                ExitCode.UNAVAILABLE)
-    if "refused" in chain.lower():
-        return StageFailedError(stage, f"{host} refused the connection", "check the address and port (--api-url)",
-                                ExitCode.UNAVAILABLE)
-    return StageFailedError(stage, f"cannot reach {host}: {type(exc).__name__}",
-                            "check the network, firewall or proxy (HTTPS, port 443)", ExitCode.UNAVAILABLE)
-
-
-def is_before_request(exc: BaseException) -> bool:
-    """Whether a requests failure happened before the request was handed over (so nothing was sent)."""
-    from requests import exceptions
-
-    if isinstance(exc, exceptions.ConnectTimeout | exceptions.SSLError | exceptions.InvalidSchema):
-        return True
-    chain = _chain_text(exc)
-    return isinstance(exc, exceptions.ConnectionError) and any(
-        needle in chain for needle in ("NewConnectionError", "NameResolutionError", "refused"))
-
-
-def _chain_text(exc: BaseException) -> str:
-    """The exception, its causes and its arguments (requests nests urllib3's reason in args), as text."""
-    parts: list[str] = []
-    current: BaseException | None = exc
-    while current is not None and len(parts) < 6:
-        parts.append(f"{type(current).__name__}: {current}")
-        current = current.__cause__ or current.__context__
-    return " | ".join(parts) + " " + repr(exc.args)
-
-
-def _verify_reason(chain: str) -> str:
-    found = re.search(r"certificate verify failed: ([^(')\]]+)", chain)
-    return found.group(1).strip() if found else "certificate verify failed"
+    """DNS, connect, TLS and timeouts of an HTTPS call, classified once for every service (`services.http`)."""
+    return failure(stage, exc, url, timeout, HTTP_HINTS)

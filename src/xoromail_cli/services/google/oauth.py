@@ -81,7 +81,7 @@ def sign_in(settings: GoogleSettings, client_secret: str, *, notify: Callable[[s
     """
     from google_auth_oauthlib.flow import InstalledAppFlow
 
-    from xoromail_cli.services.google import http
+    from xoromail_cli.services import http
 
     use_browser = open_browser and _browser_available()
     wait = settings.sign_in_timeout
@@ -99,7 +99,7 @@ def sign_in(settings: GoogleSettings, client_secret: str, *, notify: Callable[[s
                             "auth_uri": settings.auth_uri, "token_uri": settings.token_uri,
                             "redirect_uris": ["http://localhost"]}}
     flow = _Flow.from_client_config(config, scopes=list(SCOPES))
-    http.trusting(flow.oauth2session, ca_file, timeout)
+    http.mount(flow.oauth2session, http.endpoint(ca_file, timeout=timeout))
     token = _run(flow, settings, use_browser, wait, timeout, {"login_hint": login_hint} if login_hint else {})
     return _sign_in_result(token)
 
@@ -233,14 +233,14 @@ def refresh(settings: GoogleSettings, secrets: SecretStore, http_session: reques
     credentials = Credentials(  # type: ignore[no-untyped-call]  # google-auth's constructor is unannotated
         None, refresh_token=refresh_token, token_uri=settings.token_uri, client_id=settings.client_id,
         client_secret=client_secret)
-    if trace:
-        trace("→", f"POST {settings.token_uri} grant_type=refresh_token (token and secret not shown)")
+    if trace:  # the HTTP layer shows the request itself, its body (the tokens) hidden
+        trace("·", f"refreshing the access token at {settings.token_uri}")
     request = Request(session=http_session)  # our session: the CA file and the timeout apply
     try:
         credentials.refresh(request)  # type: ignore[no-untyped-call]  # google-auth leaves refresh() unannotated
     except Exception as exc:  # noqa: BLE001  # google-auth's RefreshError / TransportError, mapped by hints
         if trace:
-            trace("←", f"{type(exc).__name__}")
+            trace("·", f"the token refresh failed: {type(exc).__name__}")
         raise oauth_failure("token", exc, settings.token_uri, timeout) from None
     finally:
         request.session = None  # type: ignore[assignment]  # else its __del__ closes our session (and the batch's connection)
@@ -250,7 +250,7 @@ def refresh(settings: GoogleSettings, secrets: SecretStore, http_session: reques
     if credentials.refresh_token and credentials.refresh_token != refresh_token:
         secrets.set(REFRESH_TOKEN, credentials.refresh_token)
     if trace:
-        trace("←", f"200 new access token (not shown), valid until {expiry:%H:%M:%S} UTC")
+        trace("·", f"new access token (not shown), valid until {expiry:%H:%M:%S} UTC")
     return access
 
 
@@ -267,13 +267,13 @@ def disconnect(settings: GoogleSettings, secrets: SecretStore, *, ca_file: str |
     The secrets go even when revocation fails (network down): the result says so, and how to remove the
     access by hand.
     """
-    from xoromail_cli.services.google import http
+    from xoromail_cli.services import http
 
     token = secrets.get(REFRESH_TOKEN) or (AccessToken.from_secret(secrets.get(ACCESS_TOKEN)) or _NO_TOKEN).token
     result = Disconnected(False, "nothing to revoke: this profile was not signed in")
     if token:
         try:
-            response = http.session(ca_file, timeout).post(settings.revoke_uri, data={"token": token})
+            response = http.session(ca_file, timeout=timeout).post(settings.revoke_uri, data={"token": token})
         except Exception as exc:  # noqa: BLE001  # requests errors; reported, and the secrets still go
             failure = oauth_failure("disconnect", exc, settings.revoke_uri, timeout)
             result = Disconnected(False, f"could not revoke at Google ({failure.message}): remove xoromail's "

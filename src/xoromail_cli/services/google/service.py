@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from xoromail_cli.errors import ConfigError, XoromailError
-from xoromail_cli.services.base import Limits, Notify, Question, SetupOption, SignInResult
+from xoromail_cli.services.base import Limits, Notify, Question, ServiceBase, SetupOption, SignInResult
 from xoromail_cli.services.google import oauth
 from xoromail_cli.services.google.settings import (
     DEFAULT_REDIRECT_PORT,
@@ -52,13 +52,6 @@ SETUP_OPTIONS = (
 )
 
 
-def _settings(profile: object) -> GoogleSettings:
-    settings = getattr(profile, "settings", None)
-    if not isinstance(settings, GoogleSettings):
-        raise ConfigError("the profile has no Google settings", "run `xoromail setup --service google`")
-    return settings
-
-
 def _client_secrets_path(text: str) -> str:
     read_client_secrets(text)
     return text
@@ -72,18 +65,19 @@ class Connected:
     warnings: tuple[str, ...]
 
 
-class GoogleService:
+class GoogleService(ServiceBase[GoogleSettings]):
     name: str = "google"
     label: str = "Email services"
     secret_kinds: tuple[str, ...] = oauth.SECRET_KINDS
     setup_options: tuple[SetupOption, ...] = SETUP_OPTIONS
+    settings_type = GoogleSettings
 
     def settings_from_table(self, table: Mapping[str, Any]) -> GoogleSettings:
         return GoogleSettings.from_table(table)
 
     def build_settings(self, answers: Mapping[str, Any], existing: object | None, email: str) -> GoogleSettings:
         """Merge flags or wizard answers over the existing settings; the client-secrets JSON gives the endpoints."""
-        base = existing if isinstance(existing, GoogleSettings) else None
+        base = self.own(existing)
         changes: dict[str, Any] = {}
         if answers.get("client_secrets"):
             client = read_client_secrets(answers["client_secrets"])
@@ -142,17 +136,8 @@ class GoogleService:
         warnings = (oauth.account_mismatch(result.account, email), oauth.expiry_note(result.refresh_expires))
         return Connected(remembered, tuple(warning for warning in warnings if warning))
 
-    def needs_password(self, settings: Any, email: str) -> bool:
-        return False
-
-    def normalize_secret(self, settings: Any, kind: str, value: str) -> str:
-        return value.strip()
-
-    def setup_notes(self, settings: Any) -> list[str]:
-        return []
-
     def describe(self, profile: Profile) -> str:
-        settings = _settings(profile)
+        settings = self.settings_of(profile)
         who = settings.account or profile.email
         return f"Gmail API at {settings.api_url} as {who} (OAuth client {settings.client_id.split('-')[0]}…)"
 
@@ -160,9 +145,9 @@ class GoogleService:
         return ["config", "token", "send"] if send else ["config", "token"]
 
     def check_offline(self, profile: Profile) -> None:
-        from xoromail_cli.services.google.http import tls_context
+        from xoromail_cli.services.network import tls_context
 
-        _settings(profile)
+        self.settings_of(profile)
         tls_context(profile.ca_file)
 
     def open_transport(self, profile: Profile, secrets: SecretStore, *, timeout: float | None = None,
@@ -170,28 +155,32 @@ class GoogleService:
         """`validating` refreshes the token, so validate's token stage proves the refresh token still works."""
         from xoromail_cli.services.google.transport import GmailTransport
 
-        return GmailTransport(_settings(profile), profile.email, secrets, ca_file=profile.ca_file,
+        return GmailTransport(self.settings_of(profile), profile.email, secrets, ca_file=profile.ca_file,
                               timeout=timeout if timeout is not None else profile.timeout, trace=trace,
                               force_refresh=validating)
 
     def notes(self, profile: Profile) -> list[str]:
-        settings = _settings(profile)
+        settings = self.settings_of(profile)
         notes = (oauth.expiry_note(settings.sign_in_expires), oauth.account_mismatch(settings.account, profile.email))
         return [note for note in notes if note]
 
     def limits(self, profile: Profile) -> Limits | None:
         return LIMITS
 
+    def sending_provider(self, profile: Profile) -> str | None:
+        return "google"
+
     def sign_in(self, profile: Profile, secrets: SecretStore, *, notify: Notify,
                 answers: Mapping[str, Any]) -> SignInResult | None:
-        connected = self.connect(_settings(profile), profile.email, secrets, notify=notify,
+        connected = self.connect(self.settings_of(profile), profile.email, secrets, notify=notify,
                                  open_browser=not answers.get("no_browser"), ca_file=profile.ca_file,
                                  timeout=profile.timeout)
         return SignInResult(connected.settings, tuple(connected.warnings))
 
     def disconnect(self, profile: Profile, secrets: SecretStore) -> str:
         """Revoke at Google, then delete every secret of the profile (for `xoromail disconnect`)."""
-        return oauth.disconnect(_settings(profile), secrets, ca_file=profile.ca_file, timeout=profile.timeout).detail
+        settings = self.settings_of(profile)
+        return oauth.disconnect(settings, secrets, ca_file=profile.ca_file, timeout=profile.timeout).detail
 
 
 SERVICE = GoogleService()

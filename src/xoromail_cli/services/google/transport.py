@@ -16,7 +16,8 @@ from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.errors import ExitCode, StageFailedError
 from xoromail_cli.services.base import ConnectionLostError, Delivery, StageCallback
 from xoromail_cli.services.google import oauth
-from xoromail_cli.services.google.hints import SETUP_AGAIN, delivery_for_error, http_failure, is_before_request
+from xoromail_cli.services.google.hints import SETUP_AGAIN, delivery_for_error, http_failure
+from xoromail_cli.services.http import before_request
 
 if TYPE_CHECKING:
     import requests
@@ -56,10 +57,10 @@ class GmailTransport:
 
     def open(self, on_stage: StageCallback | None = None) -> None:
         """Stage "token": reuse the stored access token while valid, else refresh it (validate forces one)."""
-        from xoromail_cli.services.google import http
+        from xoromail_cli.services import http
 
         self.close()
-        self._http = http.session(self._ca_file, self._timeout)
+        self._http = http.session(self._ca_file, timeout=self._timeout, trace=self._trace)
         cached = oauth.AccessToken.from_secret(self._secrets.get(oauth.ACCESS_TOKEN))
         if not self._secrets.get(oauth.REFRESH_TOKEN):
             raise StageFailedError("token", "this profile is not signed in to Google", SETUP_AGAIN,
@@ -109,9 +110,8 @@ class GmailTransport:
     def _post(self, raw: str, recipients: int, before_data: Callable[[], None] | None) -> requests.Response:
         assert self._http is not None and self._access is not None
         url = self.settings.send_url
-        if self._trace:
-            self._trace("→", f"POST {url} (raw message {len(raw)} characters, {recipients} recipients; "
-                        "bearer token not shown)")
+        if self._trace:  # the HTTP layer shows the request itself, with the bearer token and the body hidden
+            self._trace("·", f"users.messages.send: raw message {len(raw)} characters, {recipients} recipients")
         if before_data:
             before_data()
         try:
@@ -119,10 +119,7 @@ class GmailTransport:
                                        headers={"Authorization": f"Bearer {self._access.token}"})
         except Exception as exc:  # noqa: BLE001  # requests' errors: lost before or after the request went out
             failure = http_failure("send", exc, url, self._timeout)
-            raise ConnectionLostError(failure.message, committed=not is_before_request(exc),
-                                      hint=failure.hint) from None
-        if self._trace:
-            self._trace("←", f"{response.status_code} {response.reason}")
+            raise ConnectionLostError(failure.message, committed=not before_request(exc), hint=failure.hint) from None
         return response
 
     def close(self) -> None:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import msal
     import requests
 
-    from xoromail_cli.services.base import SecretStore
+    from xoromail_cli.services.base import SecretStore, TraceCallback
     from xoromail_cli.services.microsoft365.settings import Microsoft365Settings
 
 TOKEN_CACHE = "token_cache"  # noqa: S105  # a secret kind, not a secret
@@ -59,8 +59,10 @@ class TokenSource:
 
     def __init__(self, settings: Microsoft365Settings, secrets: SecretStore, *, mailbox: str,
                  ca_file: str | None = None, timeout: float | None = None,
-                 session: requests.Session | None = None, lock_path: Path | None = None) -> None:
+                 session: requests.Session | None = None, lock_path: Path | None = None,
+                 trace: TraceCallback | None = None) -> None:
         self.settings = settings
+        self.trace = trace
         self.secrets = secrets
         self.mailbox = mailbox
         self.timeout = timeout
@@ -73,9 +75,9 @@ class TokenSource:
     @property
     def session(self) -> requests.Session:
         if self._session is None:
-            from xoromail_cli.services.microsoft365.http import make_session
+            from xoromail_cli.services import http
 
-            self._session = make_session(self._ca_file)
+            self._session = http.session(self._ca_file, timeout=self.timeout, trace=self.trace)
         return self._session
 
     # cache ---------------------------------------------------------------------------------------------

@@ -13,9 +13,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from xoromail_cli.services.base import ConnectionLostError
+from xoromail_cli.services.http import before_request
 from xoromail_cli.services.microsoft365 import hints
 
 if TYPE_CHECKING:
@@ -73,8 +74,8 @@ class GraphClient:
 
         url = self.base_url + path
         body = base64.b64encode(mime)
-        if self.trace:
-            self.trace("→", f"POST {url} (MIME, {len(mime)} bytes, base64; Authorization: Bearer [hidden])")
+        if self.trace:  # the HTTP layer shows the request itself, with the bearer token and the body hidden
+            self.trace("·", f"sendMail: MIME message of {len(mime)} bytes, base64")
         if before_data:
             before_data()
         try:
@@ -83,12 +84,11 @@ class GraphClient:
                                                   "Content-Type": "text/plain"})
         except requests.RequestException as exc:
             failure = hints.network_failure("send", exc, url, self.timeout)
-            raise ConnectionLostError(failure.message, committed=_maybe_sent(exc), hint=failure.hint) from None
+            raise ConnectionLostError(failure.message, committed=not before_request(exc), hint=failure.hint) from None
         answer = GraphAnswer(response.status_code, _json(response), retry_after(response.headers.get("Retry-After")))
-        if self.trace:
-            error = answer.body.get("error") or {}
-            detail = f" {error.get('code', '')}: {error.get('message', '')}" if isinstance(error, dict) else ""
-            self.trace("←", f"{response.status_code} {response.reason}{detail}".rstrip(": "))
+        error = answer.body.get("error")
+        if self.trace and isinstance(error, dict):  # the layer hides bodies; Graph's error code is safe to show
+            self.trace("·", f"Graph error {error.get('code', '')}: {error.get('message', '')}")
         return answer
 
     def close(self) -> None:
@@ -101,18 +101,3 @@ def _json(response: requests.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _maybe_sent(exc: BaseException) -> bool:
-    """Before the connection stood (DNS, refused, TLS, connect timeout) nothing went out; after it, maybe."""
-    import requests
-
-    if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError):
-        return False
-    text = str(exc)
-    not_connected = ("NameResolutionError", "Connection refused", "Failed to establish a new connection")
-    return not any(marker in text for marker in not_connected)
-
-
-def host_of(url: str) -> str:
-    return urlsplit(url).netloc

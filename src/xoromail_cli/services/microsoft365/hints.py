@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from xoromail_cli.errors import AuthError, ConfigError, ExitCode, StageFailedError, TemporaryError, XoromailError
 from xoromail_cli.services.base import Delivery
+from xoromail_cli.services.http import Hints, failure
 
 if TYPE_CHECKING:
     from xoromail_cli.services.microsoft365.settings import Microsoft365Settings
@@ -122,35 +123,16 @@ def sign_in_error(result: Mapping[str, Any] | str, settings: Microsoft365Setting
                      "check the tenant, client ID and the app's permissions (see docs/setup-microsoft365.md)")
 
 
+HTTP_HINTS = Hints(where="check the network, a required proxy (HTTPS_PROXY), and --authority-host / --graph-url "
+                         "when set",
+                   tls="check --authority-host / --graph-url",
+                   name="check the network's DNS, and --authority-host / --graph-url when set",
+                   untrusted="nothing was sent; if a proxy inspects TLS, pass its CA with --ca-file")
+
+
 def network_failure(stage: str, exc: BaseException, url: str, timeout: float | None) -> StageFailedError:
-    """A requests exception (DNS, refused, TLS, timeout) as a stage failure; the request body is never shown."""
-    from urllib.parse import urlsplit
-
-    import requests
-
-    host = urlsplit(url).netloc or url
-    text = str(exc)
-    if isinstance(exc, requests.exceptions.SSLError):
-        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-            reason = text.split("certificate verify failed:", 1)[-1].split("(")[0].strip(" )'\"") or "untrusted"
-            return StageFailedError(stage, f"certificate of {host} not trusted: {reason}",
-                                    "nothing was sent; if a proxy inspects TLS, pass its CA with --ca-file",
-                                    ExitCode.PROTOCOL)
-        return StageFailedError(stage, f"TLS handshake with {host} failed", "check --authority-host/--graph-url",
-                                ExitCode.PROTOCOL)
-    if isinstance(exc, requests.exceptions.Timeout):
-        return StageFailedError(stage, f"no answer from {host} within {timeout or 0:g} s",
-                                "a temporary network problem: try again later", ExitCode.TEMPFAIL)
-    if "NameResolutionError" in text or "Name or service not known" in text or "getaddrinfo" in text:
-        return StageFailedError(stage, f"cannot resolve {host.split(':')[0]!r}",
-                                "check the network's DNS, and --authority-host / --graph-url when set",
-                                ExitCode.UNAVAILABLE)
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return StageFailedError(stage, f"cannot connect to {host}",
-                                "check the network, a required proxy (HTTPS_PROXY), and --authority-host / "
-                                "--graph-url when set", ExitCode.UNAVAILABLE)
-    return StageFailedError(stage, f"{type(exc).__name__} talking to {host}", "try again later",
-                            ExitCode.TEMPFAIL)
+    """A requests exception (DNS, refused, TLS, timeout), classified once for every service (`services.http`)."""
+    return failure(stage, exc, url, timeout, HTTP_HINTS)
 
 
 # Graph -----------------------------------------------------------------------------------------------------

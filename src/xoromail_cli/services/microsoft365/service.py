@@ -17,6 +17,7 @@ from xoromail_cli.services.base import (
     Notify,
     Question,
     SecretStore,
+    ServiceBase,
     SetupOption,
     SignInResult,
     TraceCallback,
@@ -121,17 +122,18 @@ def next_question(answers: Mapping[str, Any], existing: Microsoft365Settings | N
     return None
 
 
-class Microsoft365Service:
+class Microsoft365Service(ServiceBase[Microsoft365Settings]):
     name = "microsoft365"
     label = "Microsoft 365 (OAuth, Microsoft Graph)"
     secret_kinds: tuple[str, ...] = SECRET_KINDS
     setup_options = SETUP_OPTIONS
+    settings_type = Microsoft365Settings
 
     def settings_from_table(self, table: Mapping[str, Any]) -> Microsoft365Settings:
         return Microsoft365Settings.from_table(table)
 
     def build_settings(self, answers: Mapping[str, Any], existing: Any, email: str) -> Microsoft365Settings:
-        return build_settings(answers, existing)
+        return build_settings(answers, self.own(existing))
 
     def missing(self, answers: Mapping[str, Any], existing: Any, secret_known: bool,
                 email: str | None = None) -> list[str]:
@@ -144,19 +146,10 @@ class Microsoft365Service:
         return flags
 
     def next_question(self, answers: Mapping[str, Any], existing: Any, email: str) -> Question | None:
-        return next_question(answers, existing)
-
-    def needs_password(self, settings: Any, email: str) -> bool:
-        return False
-
-    def normalize_secret(self, settings: Any, kind: str, value: str) -> str:
-        return value.strip()
-
-    def setup_notes(self, settings: Any) -> list[str]:
-        return []
+        return next_question(answers, self.own(existing))
 
     def describe(self, profile: Profile) -> str:
-        s = settings_of(profile)
+        s = self.settings_of(profile)
         how = f"app-only ({'certificate' if s.certificate else 'client secret'})" if s.mode == "app" else \
             f"delegated sign-in ({s.sign_in})"
         where = f"Microsoft Graph ({s.graph_base})" if s.send_via == "graph" else \
@@ -164,15 +157,15 @@ class Microsoft365Service:
         return f"Microsoft 365 tenant {s.tenant}, app {s.client_id}, {how}, as {profile.email} through {where}"
 
     def planned_stages(self, profile: Profile, send: bool) -> list[str]:
-        if settings_of(profile).send_via == "smtp":  # the SMTP transport's own stages; the token is its auth
+        if self.settings_of(profile).send_via == "smtp":  # the SMTP transport's own stages; the token is its auth
             return ["config", "dns", "connect", "ehlo", "tls", "auth", *(["send"] if send else [])]
         return ["config", "sign-in", *(["send"] if send else [])]
 
     def check_offline(self, profile: Profile) -> None:
-        from xoromail_cli.services.microsoft365.http import trust_context
+        from xoromail_cli.services.network import tls_context
 
-        s = settings_of(profile)
-        trust_context(profile.ca_file)
+        s = self.settings_of(profile)
+        tls_context(profile.ca_file)
         if s.mode == "app" and s.send_via == "smtp":
             from xoromail_cli.services.microsoft365.smtp import app_only_smtp_steps
 
@@ -184,7 +177,7 @@ class Microsoft365Service:
 
     def open_transport(self, profile: Profile, secrets: SecretStore, *, timeout: float | None = None,
                        trace: TraceCallback | None = None, validating: bool = False) -> Transport:
-        s = settings_of(profile)
+        s = self.settings_of(profile)
         wait = timeout or profile.timeout
         if s.send_via == "smtp":
             from xoromail_cli.services.microsoft365.smtp import access_token_for_smtp
@@ -202,7 +195,7 @@ class Microsoft365Service:
                                      timeout=wait, trace=trace, lock_path=token_lock_path(profile.name))
 
     def notes(self, profile: Profile) -> list[str]:
-        s = settings_of(profile)
+        s = self.settings_of(profile)
         notes: list[str] = []
         if s.certificate:
             from xoromail_cli.services.microsoft365.auth import certificate_warning
@@ -228,7 +221,7 @@ class Microsoft365Service:
         it. Either way the token cache is staged in `secrets` until setup saves the profile."""
         for kind, value in secrets_from_answers(answers).items():
             secrets.set(kind, value)
-        s = settings_of(profile)
+        s = self.settings_of(profile)
         if s.mode == "app":
             return SignInResult(s)
         from xoromail_cli.services.microsoft365.auth import sign_in
@@ -250,14 +243,8 @@ class Microsoft365Service:
         # requests per app and mailbox (throttling-limits.md).
         return Limits("Exchange Online", per_minute=30, daily_recipients=10_000, max_connections=4)
 
-
-def settings_of(profile: Any) -> Microsoft365Settings:
-    """The profile's own settings (the refactored Profile's `settings`), checked to be Microsoft 365's."""
-    settings = getattr(profile, "settings", None)
-    if not isinstance(settings, Microsoft365Settings):
-        raise ConfigError(f"profile {getattr(profile, 'name', '?')!r} has no Microsoft 365 settings",
-                          "run `xoromail setup --service microsoft365`")
-    return settings
+    def sending_provider(self, profile: Profile) -> str | None:
+        return "microsoft365"
 
 
 def refresh_note(refreshed: datetime, now: datetime | None = None) -> str:

@@ -39,7 +39,7 @@ class Microsoft365Transport:
         self.timeout = timeout
         self.trace = trace
         self.tokens = tokens or TokenSource(settings, secrets, mailbox=mailbox, ca_file=ca_file,
-                                            timeout=timeout, lock_path=lock_path)
+                                            timeout=timeout, lock_path=lock_path, trace=trace)
         self._graph: GraphClient | None = None
         self._force_refresh = False
 

@@ -86,3 +86,14 @@ def is_gmail(host: str) -> bool:
 
 def is_office365(host: str) -> bool:
     return host.lower().rstrip(".") in ("smtp.office365.com", "smtp-mail.outlook.com")
+
+
+def sending_provider_of_host(host: str) -> str | None:
+    """The provider an outgoing SMTP server belongs to ("microsoft365", "google"), for the domain checks: its
+    messages leave from that provider's servers, which the domain's SPF include and DKIM keys must cover."""
+    name = host.lower().rstrip(".")
+    if name.endswith((".office365.com", ".outlook.com")):
+        return "microsoft365"
+    if name in ("smtp.gmail.com", "smtp-relay.gmail.com", "smtp.google.com", "smtp.googlemail.com"):
+        return "google"
+    return None

@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Any
 from xoromail_cli.errors import ConfigError
 from xoromail_cli.services.base import (
     Limits,
-    Notify,
     Question,
     SecretStore,
+    ServiceBase,
     SetupOption,
-    SignInResult,
     TraceCallback,
     Transport,
 )
@@ -24,38 +23,24 @@ if TYPE_CHECKING:
     from xoromail_cli.services.smtp.presets import Preset
 
 
-def smtp_settings(profile: Profile) -> SmtpSettings:
-    settings = profile.settings
-    if not isinstance(settings, SmtpSettings):
-        raise TypeError(f"profile {profile.name!r} is not an SMTP profile")
-    return settings
-
-
-def preset_for_profile(profile: Profile) -> Preset | None:
-    """The preset a profile was set up with, else the one its server implies (for limits and notes)."""
-    from xoromail_cli.services.smtp.presets import PRESETS, preset_for_host
-
-    settings = smtp_settings(profile)
-    return PRESETS.get(settings.preset or "") or preset_for_host(settings.host)
-
-
-class SmtpService:
+class SmtpService(ServiceBase[SmtpSettings]):
     name = "smtp"
     label = "Web Mail (SMTP)"
     secret_kinds: tuple[str, ...] = ("password",)
     setup_options: tuple[SetupOption, ...] = setup.OPTIONS
+    settings_type = SmtpSettings
 
     def settings_from_table(self, table: Mapping[str, Any]) -> SmtpSettings:
         return SmtpSettings.from_table(table)
 
     def build_settings(self, answers: Mapping[str, Any], existing: Any, email: str) -> SmtpSettings:
-        return setup.build_settings(answers, existing if isinstance(existing, SmtpSettings) else None, email)
+        return setup.build_settings(answers, self.own(existing), email)
 
     def missing(self, answers: Mapping[str, Any], existing: Any, secret_known: bool, email: str | None) -> list[str]:
-        return setup.missing(answers, existing if isinstance(existing, SmtpSettings) else None, secret_known, email)
+        return setup.missing(answers, self.own(existing), secret_known, email)
 
     def next_question(self, answers: Mapping[str, Any], existing: Any, email: str) -> Question | None:
-        return setup.next_question(answers, existing if isinstance(existing, SmtpSettings) else None, email)
+        return setup.next_question(answers, self.own(existing), email)
 
     def needs_password(self, settings: Any, email: str) -> bool:
         return isinstance(settings, SmtpSettings) and settings.auth_username(email) is not None
@@ -71,11 +56,11 @@ class SmtpService:
         return [note] if note else []
 
     def describe(self, profile: Profile) -> str:
-        settings = smtp_settings(profile)
+        settings = self.settings_of(profile)
         return f"{settings.host}:{settings.port} ({settings.security})"
 
     def planned_stages(self, profile: Profile, send: bool) -> list[str]:
-        settings = smtp_settings(profile)
+        settings = self.settings_of(profile)
         connection = ["dns", "connect"]
         if settings.security == "ssl":
             connection += ["tls", "ehlo"]
@@ -91,6 +76,7 @@ class SmtpService:
         from xoromail_cli.services.network import tls_context
         from xoromail_cli.services.smtp.transport import SmtpEndpoint, check_plaintext_allowed
 
+        self.settings_of(profile)
         endpoint = SmtpEndpoint.from_profile(profile)
         check_plaintext_allowed(endpoint)
         if endpoint.security != "none":
@@ -100,7 +86,7 @@ class SmtpService:
                        trace: TraceCallback | None = None, validating: bool = False) -> Transport:
         from xoromail_cli.services.smtp.transport import SmtpTransport
 
-        settings = smtp_settings(profile)
+        settings = self.settings_of(profile)
         password = None
         if settings.auth_username(profile.email):
             password = secrets.get("password")
@@ -113,11 +99,11 @@ class SmtpService:
 
     def notes(self, profile: Profile) -> list[str]:
         from xoromail_cli.services.advisories import office365_smtp_auth
-        from xoromail_cli.services.smtp.transport import is_loopback
+        from xoromail_cli.services.network import is_loopback
 
-        settings = smtp_settings(profile)
+        settings = self.settings_of(profile)
         notes = []
-        preset = preset_for_profile(profile)
+        preset = self.preset(profile)
         if preset is not None and preset.key in ("office365", "outlook") and settings.auth_username(profile.email):
             notes.append(f"this account signs in with a password over SMTP AUTH; {office365_smtp_auth()}")
         if settings.security == "none" and not is_loopback(settings.host):
@@ -125,20 +111,27 @@ class SmtpService:
                          "unless the relay is on a trusted network")
         return notes
 
-    def sign_in(self, profile: Profile, secrets: SecretStore, *, notify: Notify,
-                answers: Mapping[str, Any]) -> SignInResult | None:
-        return None
-
-    def disconnect(self, profile: Profile, secrets: SecretStore) -> str:
-        secrets.delete("password")
-        return "the stored password was removed from the OS keyring"
-
     def limits(self, profile: Profile) -> Limits | None:
-        preset = preset_for_profile(profile)
+        preset = self.preset(profile)
         if preset is None:
             return None
         return Limits(preset.label, preset.per_minute, preset.daily_messages, preset.daily_recipients,
                       preset.max_connections)
+
+    def sending_provider(self, profile: Profile) -> str | None:
+        from xoromail_cli.services.smtp.presets import sending_provider_of_host
+
+        return sending_provider_of_host(self.settings_of(profile).host)
+
+    def sending_host(self, profile: Profile) -> str | None:
+        return self.settings_of(profile).host
+
+    def preset(self, profile: Profile) -> Preset | None:
+        """The preset a profile was set up with, else the one its server implies (for limits and notes)."""
+        from xoromail_cli.services.smtp.presets import PRESETS, preset_for_host
+
+        settings = self.settings_of(profile)
+        return PRESETS.get(settings.preset or "") or preset_for_host(settings.host)
 
 
 SERVICE = SmtpService()

@@ -8,7 +8,6 @@ never skipped.
 from __future__ import annotations
 
 import base64
-import ipaddress
 import smtplib
 import socket
 import ssl
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from xoromail_cli.errors import ConfigError, ExitCode, StageFailedError
 from xoromail_cli.services.base import StageCallback, TraceCallback
-from xoromail_cli.services.network import tls_context
+from xoromail_cli.services.network import is_loopback, tls_context
 from xoromail_cli.services.smtp.replies import STARTTLS_FIRST_HINT, stage_failure
 
 if TYPE_CHECKING:
@@ -47,15 +46,6 @@ class SmtpEndpoint:
         assert isinstance(settings, SmtpSettings)
         return cls(settings.host, settings.port, settings.security, settings.auth_username(profile.email) or "",
                    profile.ca_file, timeout if timeout is not None else profile.timeout)
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_plaintext_allowed(settings: SmtpEndpoint) -> None:

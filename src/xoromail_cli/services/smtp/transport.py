@@ -20,6 +20,7 @@ from xoromail_cli.services.base import (
     StageCallback,
     TraceCallback,
 )
+from xoromail_cli.services.network import is_loopback
 from xoromail_cli.services.smtp import pipelining
 from xoromail_cli.services.smtp.pipelining import GroupReplies
 from xoromail_cli.services.smtp.replies import QUOTA_HINT, SEND_AS_HINT, reply_failure, reply_text
@@ -29,7 +30,6 @@ from xoromail_cli.services.smtp.session import (
     _Client,
     check_plaintext_allowed,
     connect,
-    is_loopback,
 )
 
 if TYPE_CHECKING:
