@@ -35,7 +35,7 @@ from xoromail_cli.sending.results import MessageResult
 from xoromail_cli.sending.sender import Sender
 from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
 
-ACCOUNT = account_key("smtp", USER)
+ACCOUNT = account_key(USER)
 
 
 def sender(profile: Profile, ledger: Ledger | None = None, *, key_template: str | None = None,

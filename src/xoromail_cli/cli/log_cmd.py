@@ -49,7 +49,7 @@ def log(
     if found.is_postgres or (found.path is not None and found.path.exists()):
         ledger = open_ledger(found, profile.name, read_only=True, timeout=min(profile.timeout, 30.0))
         try:
-            entries = list(ledger.entries(account=account_key(profile.service, profile.email), profile=profile.name,
+            entries = list(ledger.entries(account=account_key(profile.email), profile=profile.name,
                                           since=start, event=event, to=to, failed=failed))
         finally:
             ledger.close()
