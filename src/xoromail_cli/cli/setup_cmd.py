@@ -185,7 +185,13 @@ class _Attempt:
         from xoromail_cli.cli.render import print_validation
         from xoromail_cli.cli.wizard import unreachable
 
-        report = self.report = validation.run(self.profile, secrets, to=to)
+        if self.as_json:
+            report = self.report = validation.run(self.profile, secrets, to=to)
+        else:
+            from xoromail_cli.cli.progress import StageProgress
+
+            with StageProgress(self.profile.name) as shown:
+                report = self.report = validation.run(self.profile, secrets, to=to, on_stage=shown)
         if self.as_json:
             print_json({**report.to_json(), "saved": report.ok})
         else:

@@ -29,8 +29,15 @@ def validate(
 
     state = state_of(ctx)
     profile = config.load_profile(state.config_path, state.profile_name)
-    report = validation.run(profile, credentials.Secrets(profile), to=to, send=not no_send, timeout=timeout,
-                            trace=_print_trace if trace else None)
+    if as_json:
+        report = validation.run(profile, credentials.Secrets(profile), to=to, send=not no_send, timeout=timeout,
+                                trace=_print_trace if trace else None)
+    else:
+        from xoromail_cli.cli.progress import StageProgress
+
+        with StageProgress(profile.name, live=not trace) as shown:
+            report = validation.run(profile, credentials.Secrets(profile), to=to, send=not no_send,
+                                    timeout=timeout, trace=_print_trace if trace else None, on_stage=shown)
     if as_json:
         print_json(report.to_json())
     else:
