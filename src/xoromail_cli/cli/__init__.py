@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from xoromail_cli import __version__
-from xoromail_cli.cli.state import AppState
+from xoromail_cli.cli.state import AppState, remember
 
 if TYPE_CHECKING:
     from typer._click import Command as ClickCommand  # Typer ≥ 0.29 vendors Click under these names
@@ -161,8 +161,10 @@ def _report(error: XoromailError, as_json: bool) -> None:
     print_error(error)
     if as_json:
         from xoromail_cli.cli.console import print_json_line
+        from xoromail_cli.cli.state import with_global_options
 
-        print_json_line({"ok": False, "error": error.message, "hint": error.hint,
+        print_json_line({"ok": False, "error": error.message,
+                         "hint": with_global_options(error.hint) if error.hint else error.hint,
                          "exit_code": int(error.exit_code)})
 
 
@@ -195,7 +197,7 @@ def _global_options(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show the version and exit.")] = False,
 ) -> None:
-    ctx.obj = AppState(config, profile)
+    ctx.obj = remember(AppState(config, profile))
 
 
 def main() -> None:

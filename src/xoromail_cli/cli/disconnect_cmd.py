@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from xoromail_cli.cli.state import state_of
+from xoromail_cli.cli.state import state_of, with_global_options
 
 
 def disconnect(
@@ -39,4 +39,5 @@ def disconnect(
         print_json({"schema": 1, "ok": True, "profile": profile.name, "service": profile.service, "detail": detail})
         return
     out().print(f"Disconnected profile {profile.name!r}: {escape(detail)}. Its settings stay in "
-                f"{escape(str(state.config_path))}; run `xoromail setup` to connect again.", soft_wrap=True)
+                f"{escape(str(state.config_path))}; run {escape(with_global_options('`xoromail setup`'))} to connect "
+                "again.", soft_wrap=True)

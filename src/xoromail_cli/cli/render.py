@@ -15,10 +15,12 @@ if TYPE_CHECKING:
 def print_error(error: XoromailError) -> None:
     from rich.markup import escape
 
+    from xoromail_cli.cli.state import with_global_options
+
     console = err()
     console.print(f"[bold red]error:[/] {escape(error.message)}")
     if error.hint:
-        console.print(f"[yellow]hint:[/] {escape(error.hint)}")
+        console.print(f"[yellow]hint:[/] {escape(with_global_options(error.hint))}")
 
 
 def print_validation(report: ValidationReport) -> None:
@@ -44,7 +46,19 @@ def print_validation(report: ValidationReport) -> None:
         return
     console.print(f"[bold red]Failed at stage {failed.name!r}:[/] {escape(failed.detail)}")
     if failed.hint:
-        console.print(f"[yellow]hint:[/] {escape(failed.hint)}")
+        from xoromail_cli.cli.state import with_global_options
+
+        console.print(f"[yellow]hint:[/] {escape(with_global_options(failed.hint))}")
+
+
+def report_json(report: ValidationReport) -> dict[str, object]:
+    """The report's JSON with its hint's suggested command carrying this run's --config and --profile."""
+    from xoromail_cli.cli.state import with_global_options
+
+    data = report.to_json()
+    if data.get("hint"):
+        data["hint"] = with_global_options(str(data["hint"]))
+    return data
 
 
 def print_domain_report(report: DomainReport) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from xoromail_cli.cli.state import state_of
+from xoromail_cli.cli.state import state_of, with_global_options
 
 if TYPE_CHECKING:
     from xoromail_cli.sending.results import MessageResult, Summary
@@ -175,7 +175,7 @@ class _Printer:
         line = f"[{style}]{result.status}[/] {escape(subject)}: {escape(result.reply)}"
         console.print(line, soft_wrap=True)
         if hint and result.hint:
-            console.print(f"  [yellow]hint:[/] {escape(result.hint)}", soft_wrap=True)
+            console.print(f"  [yellow]hint:[/] {escape(with_global_options(result.hint))}", soft_wrap=True)
 
     def _preview(self, result: MessageResult) -> None:
         assert result.envelope is not None and result.rendered is not None

@@ -182,7 +182,7 @@ class _Attempt:
     def _validate(self, secrets: SecretStore, to: str | None) -> bool:
         from xoromail_cli import validate as validation
         from xoromail_cli.cli.console import out, print_json
-        from xoromail_cli.cli.render import print_validation
+        from xoromail_cli.cli.render import print_validation, report_json
         from xoromail_cli.cli.wizard import unreachable
 
         if self.as_json:
@@ -193,7 +193,7 @@ class _Attempt:
             with StageProgress(self.profile.name) as shown:
                 report = self.report = validation.run(self.profile, secrets, to=to, on_stage=shown)
         if self.as_json:
-            print_json({**report.to_json(), "saved": report.ok})
+            print_json({**report_json(report), "saved": report.ok})
         else:
             print_validation(report)
         if report.ok:
