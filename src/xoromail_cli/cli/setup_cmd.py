@@ -164,11 +164,11 @@ class _Attempt:
         import dataclasses
 
         from xoromail_cli.cli.console import err, out
-        from xoromail_cli.credentials import ensure_keyring_usable
+        from xoromail_cli.cli.wizard import keeps_tokens, require_keyring_for_tokens
 
-        if not service.secret_kinds or "password" in service.secret_kinds:
+        if not keeps_tokens(service):
             return False
-        ensure_keyring_usable()  # tokens live in the keyring only: refuse before anyone signs in
+        require_keyring_for_tokens(service.label)  # tokens live in the keyring only: refuse before anyone signs in
         console = err() if self.as_json else out()
         result = service.sign_in(self.profile, self.secrets, answers=self.answers.service_answers,
                                  notify=lambda line: console.print(line, soft_wrap=True, markup=False))

@@ -70,8 +70,9 @@ class Wizard:
             return answer
 
     def keyring_or_alternative(self, answers: SetupAnswers) -> None:
-        """Before the first question: without a keyring the password cannot be stored, so say so now and
-        offer a password command or $XOROMAIL_PASSWORD, rather than fail after every answer is typed."""
+        """Once a password service is chosen, before its questions: without a keyring the password cannot be
+        stored, so say so now and offer a password command or $XOROMAIL_PASSWORD, rather than fail after
+        every answer is typed."""
         from rich.markup import escape
 
         from xoromail_cli import credentials
@@ -99,15 +100,18 @@ class Wizard:
                 self.store_password = False
 
     def run(self, answers: SetupAnswers, existing: Profile | None, password: str | None) -> str | None:
-        """Ask for whatever the flags did not give: the address, the service (the MX suggests one), then only
-        that service's questions."""
+        """Ask for whatever the flags did not give: the address, the service (the MX suggests one), what that
+        service needs to keep its secrets, then only that service's questions."""
         from xoromail_cli import services
 
-        self.keyring_or_alternative(answers)
         if answers.email is None:
             answers.email = self._ask_email(existing.email if existing else None)
         if answers.service is None:
             answers.service = self._choose_service(existing, self._mx_guess(answers.email))
+        if keeps_tokens(services.get(answers.service)):
+            require_keyring_for_tokens(services.get(answers.service).label)
+        else:
+            self.keyring_or_alternative(answers)
         self._service_questions(answers, existing)
         if answers.display_name is None:
             answers.display_name = self.ask(_display_name_question(existing.display_name if existing else None))
@@ -220,6 +224,26 @@ class Wizard:
                 self.asked.pop(name, None)
             self._service_questions(answers, existing, earlier)
         return None
+
+
+def keeps_tokens(service: Service) -> bool:
+    """A sign-in service (Google, Microsoft 365): what it stores are tokens, which only the keyring holds
+    (a password command or $XOROMAIL_PASSWORD cannot)."""
+    return bool(service.secret_kinds) and "password" not in service.secret_kinds
+
+
+def require_keyring_for_tokens(label: str) -> None:
+    """Stop before the sign-in's questions when nothing could keep its tokens, saying what would."""
+    from xoromail_cli import credentials
+    from xoromail_cli.errors import KeyringUnavailableError
+
+    try:
+        credentials.ensure_keyring_usable()
+    except KeyringUnavailableError as error:
+        raise KeyringUnavailableError(
+            f"{label} keeps its sign-in (tokens) in the OS keyring, and there is none here: {error.message}",
+            "install a keyring backend (a Secret Service daemon such as gnome-keyring or KeePassXC) and run setup "
+            "again; a password command or $XOROMAIL_PASSWORD cannot hold tokens. Nothing was saved") from None
 
 
 def _answer(ask: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
