@@ -52,6 +52,9 @@ def test_the_hints_of_errors_and_of_json_carry_them(runner: CliRunner, billing: 
 
 
 def test_disconnect_says_how_to_connect_again_for_the_same_profile(runner: CliRunner, billing: list[str]) -> None:
+    from xoromail_cli import credentials
+
+    credentials.store_password("billing", "pw")
     done = runner.invoke(app, [*billing, "disconnect", "--yes"])
     assert done.exit_code == 0, done.output
     assert f"`xoromail --config '{billing[1]}' --profile billing setup`" in " ".join(done.output.split())
@@ -61,3 +64,16 @@ def test_a_hint_that_names_a_quoted_config_already_is_not_doubled(tmp_path: Path
     state = AppState(tmp_path / "company b.toml", None)
     hint = f"run `xoromail --config '{tmp_path / 'company b.toml'}' setup` to create it"
     assert with_global_options(hint, state) == hint
+
+
+def test_disconnect_run_twice_says_there_was_nothing_to_remove(runner: CliRunner, billing: list[str]) -> None:
+    from xoromail_cli import credentials
+
+    credentials.store_password("billing", "pw")
+    first = runner.invoke(app, [*billing, "disconnect", "--yes"])
+    assert first.exit_code == 0 and "Disconnected profile 'billing'" in first.output, first.output
+    second = runner.invoke(app, [*billing, "disconnect", "--yes", "--json"])
+    assert second.exit_code == 0
+    assert json.loads(second.stdout)["removed"] is False
+    third = runner.invoke(app, [*billing, "disconnect"])  # nothing to ask about either
+    assert third.exit_code == 0 and "Nothing to remove: profile 'billing'" in " ".join(third.output.split())

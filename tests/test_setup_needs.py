@@ -29,3 +29,26 @@ def test_google_with_flags_and_no_keyring_stops_before_the_sign_in_with_the_toke
         assert not config_path.exists() and not google.state.refresh_tokens
     finally:
         google.stop()
+
+
+def test_an_unknown_service_is_a_wrong_command_line(runner: CliRunner, config_path: Path) -> None:
+    result = runner.invoke(app, ["--config", str(config_path), "setup", "--service", "lotus", "--email", USER])
+    assert result.exit_code == 2, result.output
+    assert "lotus" in result.output and "microsoft365" in result.output
+
+
+def test_setup_help_names_all_four_services(runner: CliRunner) -> None:
+    from xoromail_cli import services
+
+    shown = " ".join(runner.invoke(app, ["setup", "--help"], env={"COLUMNS": "200"}).output.split())
+    assert all(name in shown for name in services.REGISTRY), shown
+
+
+def test_sink_and_relay_do_not_default_to_the_same_port(runner: CliRunner) -> None:
+    import re
+
+    def default_port(command: str) -> str:
+        shown = " ".join(runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"}).output.split())
+        return re.findall(r"\[default: (?:127\.0\.0\.1:)?(\d+)\]", shown)[-1]
+
+    assert default_port("sink") != default_port("relay")

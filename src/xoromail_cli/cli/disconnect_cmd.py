@@ -23,6 +23,16 @@ def disconnect(
 
     state = state_of(ctx)
     profile = config.load_profile(state.config_path, state.profile_name)
+    service = services.for_profile(profile)
+    if not _anything_stored(profile.name, ("password", *service.secret_kinds)):
+        detail = "nothing to remove: no password or sign-in of this profile is in the OS keyring"
+        if as_json:
+            print_json({"schema": 1, "ok": True, "profile": profile.name, "service": profile.service,
+                        "removed": False, "detail": detail})
+            return
+        out().print(f"Nothing to remove: profile {profile.name!r} has no password or sign-in in the OS keyring "
+                    "(it was disconnected already, or never stored one).", soft_wrap=True)
+        return
     if not yes:
         if not can_prompt():
             raise UsageError("disconnect asks before removing secrets, and stdin is not a terminal",
@@ -31,13 +41,25 @@ def disconnect(
 
         if not Confirm.ask(f"Remove every secret of profile {profile.name!r} from the keyring?", default=False):
             raise typer.Exit(1)
-    service = services.for_profile(profile)
     detail = service.disconnect(profile, credentials.Secrets(profile))
     for kind in ("password", *service.secret_kinds):  # whatever a service forgot to name is gone too
         credentials.delete_secret(profile.name, kind)
     if as_json:
-        print_json({"schema": 1, "ok": True, "profile": profile.name, "service": profile.service, "detail": detail})
+        print_json({"schema": 1, "ok": True, "profile": profile.name, "service": profile.service, "removed": True,
+                    "detail": detail})
         return
     out().print(f"Disconnected profile {profile.name!r}: {escape(detail)}. Its settings stay in "
                 f"{escape(str(state.config_path))}; run {escape(with_global_options('`xoromail setup`'))} to connect "
                 "again.", soft_wrap=True)
+
+
+def _anything_stored(profile: str, kinds: tuple[str, ...]) -> bool:
+    """Whether the keyring holds any of these secrets of the profile; a keyring that cannot be read counts as
+    holding them (disconnect then tries, and says what it could do)."""
+    from xoromail_cli import credentials
+    from xoromail_cli.errors import XoromailError
+
+    try:
+        return any(credentials.read_secret(profile, kind) is not None for kind in kinds)
+    except XoromailError:
+        return True

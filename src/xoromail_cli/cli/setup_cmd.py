@@ -30,7 +30,8 @@ SERVICE_OPTION_PREFIX = "service_option_"
 def setup(
     ctx: typer.Context,
     service: Annotated[str | None, typer.Option(
-        metavar="NAME", help="smtp (the ERP's 'Web Mail'; also: webmail). The wizard lists every service.")] = None,
+        metavar="NAME", help=("smtp (Web Mail), exchange (Exchange, EWS), google (Email services: Google "
+                              "sign-in) or microsoft365 (Microsoft 365 sign-in). Without it the wizard asks."))] = None,
     email: Annotated[str | None, typer.Option(metavar="ADDR", help="The company address mail comes from.")] = None,
     display_name: Annotated[str | None, typer.Option(metavar="NAME", help="Shown as the sender's name.")] = None,
     password_stdin: Annotated[bool, typer.Option(
@@ -68,7 +69,7 @@ def setup(
     settings = {key: value for key, value in (("company_name", company_name), ("reply_to", reply_to),
                                               ("ledger", ledger)) if value is not None}
     answers = provisioning.SetupAnswers(
-        service=config.normalize_service(service) if service else None, email=email, display_name=display_name,
+        service=_service_option(service) if service else None, email=email, display_name=display_name,
         ca_file=str(ca_file) if ca_file else None, password_command=password_command, timeout=timeout,
         settings=settings, service_answers=_service_answers(ctx))
     if password_stdin and password_command:
@@ -102,6 +103,17 @@ def setup(
 
 
 _ENV = "XOROMAIL_PASSWORD"
+
+
+def _service_option(value: str) -> str:
+    """--service as the registry names it; an unknown one is a wrong command line (exit 2)."""
+    from xoromail_cli import config
+    from xoromail_cli.errors import UsageError, XoromailError
+
+    try:
+        return config.normalize_service(value)
+    except XoromailError as error:
+        raise UsageError(f"--service: {error.message}", error.hint) from None
 
 
 class _Attempt:
