@@ -49,6 +49,6 @@ def test_sink_and_relay_do_not_default_to_the_same_port(runner: CliRunner) -> No
 
     def default_port(command: str) -> str:
         shown = " ".join(runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"}).output.split())
-        return re.findall(r"\[default: (?:127\.0\.0\.1:)?(\d+)\]", shown)[-1]
+        return str(re.findall(r"\[default: (?:127\.0\.0\.1:)?(\d+)\]", shown)[-1])
 
     assert default_port("sink") != default_port("relay")
