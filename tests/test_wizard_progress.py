@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +73,15 @@ def test_off_a_terminal_the_stages_are_plain_lines_on_stderr(
     assert any(line.startswith("  send: ok (") for line in lines), lines
     assert lines.index("  auth …") < lines.index(next(x for x in lines if x.startswith("  auth: ok")))
     assert "\x1b" not in done.stderr and "Checking profile 'default' …" not in done.stdout
+
+
+def test_ctrl_c_at_a_question_says_setup_stopped_on_a_line_of_its_own(config_path: Path) -> None:
+    term = Terminal(["setup"], {**os.environ, "XOROMAIL_CONFIG": str(config_path)})
+    term.expect("Company email address")
+    time.sleep(0.2)
+    os.write(term.fd, b"bill\x03")
+    assert term.wait() == 130, term.text
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", term.text).replace("\r", "")
+    lines = [line.strip() for line in plain.split("\n")]
+    assert "error: Setup stopped; nothing was saved." in lines, term.text
+    assert "re-run the same command" not in term.text and not config_path.exists()

@@ -139,7 +139,8 @@ class XoromailGroup(TyperGroup):
             _report(error, wants_json)
             raise typer.Exit(int(error.exit_code)) from None
         except KeyboardInterrupt as stop:
-            stopped = interruption(stop)
+            stopped = interruption(stop, ctx.invoked_subcommand)
+            _end_the_line()
             _report(stopped, wants_json)
             raise typer.Exit(int(stopped.exit_code)) from None
         except BrokenPipeError:
@@ -147,6 +148,16 @@ class XoromailGroup(TyperGroup):
 
             stdout_gone()
             raise typer.Exit(0) from None
+
+
+def _end_the_line() -> None:
+    """Ctrl-C at a prompt or under a progress bar leaves the cursor mid-line: what follows starts a line."""
+    from xoromail_cli.cli.console import err, out
+
+    for console in {id(out()): out(), id(err()): err()}.values():
+        if console.is_terminal:
+            console.line()
+            return
 
 
 def _wants_json(arguments: list[str]) -> bool:
