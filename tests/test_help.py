@@ -41,3 +41,15 @@ def test_completion_is_offered_at_the_top_level(runner: CliRunner) -> None:
                            timeout=60, check=False)
     assert shown.returncode == 0, shown.stderr
     assert "complete" in shown.stdout and "_XOROMAIL_COMPLETE" in shown.stdout
+
+
+def test_no_typer_type_placeholder_in_any_help() -> None:
+    text = _every_help_text()
+    assert [shown for shown in ("<int range>", "<int>", "<str>", "<path>", "<float", "<file>") if shown in text] == []
+    assert "--retries" in text and "N [0<=x<=20]" in text
+
+
+def test_the_completion_options_are_offered_at_the_top_level_only() -> None:
+    sections = _every_help_text().split("## xoromail ")
+    assert "--install-completion" in sections[0]
+    assert [s.split("\n", 1)[0] for s in sections[1:] if "completion" in s.split("Options", 1)[-1]] == []

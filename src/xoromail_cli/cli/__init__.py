@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from xoromail_cli import __version__
 from xoromail_cli.cli.state import AppState, remember
@@ -71,19 +71,44 @@ def load_command(name: str) -> ClickCommand:
         target = single
     command = typer.main.get_command(target)
     command.name = name
+    command.params = [param for param in command.params if param.name not in _COMPLETION]  # top level only
     return command
+
+
+_COMPLETION = ("install_completion", "show_completion")
 
 
 _LOADED: dict[str, ClickCommand] = {}
 
 
+_PLAIN_METAVARS = {"<int>": "N", "<int range>": "N", "<float>": "NUMBER", "<float range>": "NUMBER",
+                   "<path>": "PATH", "<str>": "TEXT"}
+"""Typer's `<int range>`, `<str>`, `<path>` as the plain placeholders the rest of the help uses."""
+
+
+class _NamedArgument(TyperArgument):
+    """An argument shown by its name alone in --help (Typer adds its type, `<str>`, in a column beside it)."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
 def _no_flag_metavar(params: list[Any]) -> list[Any]:
-    """Typer 0.29 shows `<bool>` after every flag in --help, as if it took a value; a flag takes none."""
+    """Typer 0.29 shows `<bool>` after every flag in --help, as if it took a value; a flag takes none. Every
+    other value without a placeholder of its own gets a plain one (`N`, `PATH`, an argument's name)."""
     from typer.core import TyperOption
 
     for param in params:
-        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+        if isinstance(param, TyperArgument) and not isinstance(param, _NamedArgument):
+            param.__class__ = _NamedArgument  # its name (EVENT, DIR) is its placeholder: no `<str>` beside it
+        if param.metavar is not None:
+            continue
+        if isinstance(param, TyperOption) and param.is_flag:
             param.metavar = ""
+        elif isinstance(param, TyperArgument) and param.name:
+            param.metavar = param.name.upper()
+        elif isinstance(param, TyperOption):  # choices keep Typer's `a|b|c`, which says more than a name
+            param.metavar = _PLAIN_METAVARS.get(param.display_type(None))  # type: ignore[arg-type]  # no context needed but for choices
     return params
 
 
