@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import USER, TLSFiles, use_no_keyring
@@ -52,3 +53,23 @@ def test_sink_and_relay_do_not_default_to_the_same_port(runner: CliRunner) -> No
         return str(re.findall(r"\[default: (?:127\.0\.0\.1:)?(\d+)\]", shown)[-1])
 
     assert default_port("sink") != default_port("relay")
+
+
+def test_relative_paths_are_stored_absolute(runner: CliRunner, tls: TLSFiles, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from xoromail_cli.services.google.service import SERVICE
+
+    google = GoogleServer(tls.server_context).start()
+    try:
+        google.client_secrets(tmp_path / "client_secret.json")
+    finally:
+        google.stop()
+    monkeypatch.chdir(tmp_path)
+    settings = SERVICE.build_settings({"client_secrets": "client_secret.json"}, None, USER)
+    assert settings.client_secrets_file == str(tmp_path / "client_secret.json")
+    exported = runner.invoke(app, ["templates", "export", "mine"])
+    assert exported.exit_code == 0, exported.output
+    shown = " ".join(exported.output.split())
+    assert f"to {tmp_path / 'mine'}" in shown and f"templates_dir = {json.dumps(str(tmp_path / 'mine'))}" in shown

@@ -101,12 +101,14 @@ def export(
     force: Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")] = False,
 ) -> None:
     """Write the built-in templates to a folder as a starting point for your own wording."""
+    import json
+
     from xoromail_cli.cli.console import out
     from xoromail_cli.compose.export import export_templates
 
-    target = folder or _templates_dir(ctx)
+    target = (folder or _templates_dir(ctx)).expanduser().resolve()  # the setting works from any folder
     written, kept = export_templates(target, force=force)
     out().print(f"Wrote {len(written)} file(s) to {target}" + (f"; kept {len(kept)} existing (use --force)"
                                                                   if kept else ""), soft_wrap=True)
     if folder is not None:
-        out().print(f"Use them with `templates_dir = \"{target}\"` in the profile.", soft_wrap=True)
+        out().print(f"Use them with `templates_dir = {json.dumps(str(target))}` in the profile.", soft_wrap=True)

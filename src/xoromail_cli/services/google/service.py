@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xoromail_cli.errors import ConfigError, XoromailError
@@ -82,7 +83,7 @@ class GoogleService(ServiceBase[GoogleSettings]):
         if answers.get("client_secrets"):
             client = read_client_secrets(answers["client_secrets"])
             changes.update(client_id=client.client_id, auth_uri=client.auth_uri, token_uri=client.token_uri,
-                           client_secrets_file=str(answers["client_secrets"]))
+                           client_secrets_file=str(Path(answers["client_secrets"]).expanduser().resolve()))
         elif base is None:
             raise ConfigError("no OAuth client given", "pass --client-secrets FILE (see docs/setup-google.md)")
         if answers.get("api_url"):
