@@ -73,3 +73,33 @@ def test_relative_paths_are_stored_absolute(runner: CliRunner, tls: TLSFiles, tm
     assert exported.exit_code == 0, exported.output
     shown = " ".join(exported.output.split())
     assert f"to {tmp_path / 'mine'}" in shown and f"templates_dir = {json.dumps(str(tmp_path / 'mine'))}" in shown
+
+
+def test_a_services_own_option_implies_the_service() -> None:
+    from tests.samples import smtp_profile
+    from xoromail_cli.provisioning import implied_service
+
+    assert implied_service({"preset": "gmail"}, None) == "smtp"
+    assert implied_service({"host": "mail.company.test"}, None) == "smtp"
+    assert implied_service({"sign_in": "device-code"}, None) == "microsoft365"
+    assert implied_service({"send_via": "graph", "tenant": "contoso.test"}, None) == "microsoft365"
+    assert implied_service({"client_secrets": "c.json"}, None) == "google"
+    assert implied_service({"ews_url": "https://mail.company.test/EWS/Exchange.asmx"}, None) == "exchange"
+    assert implied_service({}, None) is None
+    ambiguous = implied_service({"redirect_port": 8400}, None)  # Google's and Microsoft 365's
+    assert ambiguous is None
+    existing = smtp_profile(name="default", email=USER, host="h", port=587)
+    assert implied_service({"username": "billing"}, existing) == "smtp"  # Web Mail's and Exchange's: kept
+
+
+def test_the_wizard_asks_no_service_question_when_an_option_implies_it(config_path: Path) -> None:
+    import os
+
+    from tests.terminal import Terminal
+
+    term = Terminal(["setup", "--no-validate", "--email", USER, "--sign-in", "device-code", "--display-name", "B"],
+                    {**os.environ, "XOROMAIL_CONFIG": str(config_path)})
+    term.expect("Tenant")
+    assert "Service type" not in term.text
+    os.kill(term.pid, 9)
+    term.wait()

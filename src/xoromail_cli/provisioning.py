@@ -122,3 +122,17 @@ def save(config_path: Path, profile: Profile, secrets: Secrets) -> None:
         else:
             config.atomic_write(config_path, previous)
         raise
+
+
+def implied_service(service_answers: dict[str, Any], existing: Profile | None) -> str | None:
+    """The service the given service options belong to (`--preset` is Web Mail's, `--sign-in` Microsoft 365's),
+    so neither the wizard nor the flags need --service for it; None when they fit several or none. The existing
+    profile's service wins when they fit it."""
+    given = set(service_answers)
+    if not given:
+        return None
+    fitting = [name for name in services.REGISTRY
+               if given <= {option.key.removesuffix("_stdin") for option in services.get(name).setup_options}]
+    if existing is not None and existing.service in fitting:
+        return existing.service
+    return fitting[0] if len(fitting) == 1 else None

@@ -72,6 +72,7 @@ def setup(
         service=_service_option(service) if service else None, email=email, display_name=display_name,
         ca_file=str(ca_file) if ca_file else None, password_command=password_command, timeout=timeout,
         settings=settings, service_answers=_service_answers(ctx))
+    answers.service = answers.service or provisioning.implied_service(answers.service_answers, existing)
     if password_stdin and password_command:
         raise UsageError("--password-stdin and --password-command exclude each other",
                          "store a password (--password-stdin) or a command that prints it (--password-command)")
