@@ -85,3 +85,31 @@ def test_ctrl_c_at_a_question_says_setup_stopped_on_a_line_of_its_own(config_pat
     lines = [line.strip() for line in plain.split("\n")]
     assert "error: Setup stopped; nothing was saved." in lines, term.text
     assert "re-run the same command" not in term.text and not config_path.exists()
+
+
+def test_no_sign_in_is_an_explicit_choice_and_the_saved_line_claims_no_password(
+        smtp_server: ServerFactory, config_path: Path) -> None:
+    server = smtp_server("none", authenticator=None)
+    term = Terminal(["setup", "--email", USER, "--display-name", "ERP", "--host", "127.0.0.1", "--port",
+                     str(server.port), "--security", "none"], {**os.environ, "XOROMAIL_CONFIG": str(config_path)})
+    term.expect("sign in with a username and password")
+    term.answer("Sign-in", "1")  # no sign-in
+    assert term.wait() == 0, term.text
+    text = " ".join(term.text.split())
+    assert "Username" not in text and "Password" not in text
+    assert "no sign-in: the server accepts mail without one" in text and "password in the OS keyring" not in text
+    assert len(server.messages) == 1
+
+
+def test_a_relay_that_signs_in_asks_the_username_and_password(
+        smtp_server: ServerFactory, config_path: Path) -> None:
+    server = smtp_server("none")
+    term = Terminal(["setup", "--email", USER, "--display-name", "ERP", "--host", "127.0.0.1", "--port",
+                     str(server.port), "--security", "none", "--no-validate"],
+                    {**os.environ, "XOROMAIL_CONFIG": str(config_path)})
+    term.expect("sign in with a username and password")
+    term.answer("Sign-in", "2")
+    term.answer("Username", "relay-user")
+    term.answer("Password (input hidden)", PASSWORD)
+    assert term.wait() == 0, term.text
+    assert "password in the OS keyring" in " ".join(term.text.split())

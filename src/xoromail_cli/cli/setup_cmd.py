@@ -94,16 +94,31 @@ def setup(
     while not attempt.run(password, validate_to, no_validate):
         password = attempt.second_chance(password)
     store = wizard is None or wizard.store_password
-    stored = password is not None and store and not attempt.profile.password_command
     provisioning.save(state.config_path, attempt.profile, attempt.secrets)
     if not as_json:
-        where = "; password in the OS keyring" if stored else (
-            f"; the password comes from ${_ENV} and was not stored" if (_env_password() and password is None)
-            or not store else "")
+        where = _where_the_secret_is(attempt.profile, attempt.needs_password, password, store)
         out().print(f"[green]Saved[/] profile {attempt.profile.name!r} to {state.config_path}{where}")
 
 
 _ENV = "XOROMAIL_PASSWORD"
+
+
+def _where_the_secret_is(profile: Profile, needs_password: bool, password: str | None, store: bool) -> str:
+    """What the saved message says of the secret: only what is true of this profile (no password claimed for
+    a sign-in service or a relay without sign-in)."""
+    from xoromail_cli import services
+    from xoromail_cli.cli.wizard import keeps_tokens
+
+    if not needs_password:
+        return ("; the sign-in is in the OS keyring" if keeps_tokens(services.get(profile.service))
+                else "; no sign-in: the server accepts mail without one")
+    if profile.password_command:
+        return "; the password comes from its password_command"
+    if password is not None and store:
+        return "; password in the OS keyring"
+    if not store or _env_password():
+        return f"; the password comes from ${_ENV} and was not stored"
+    return "; the stored password is kept"
 
 
 def _service_option(value: str) -> str:
