@@ -162,7 +162,10 @@ class _Printer:
             return
         if not problem and result.status in ("sent", "written") and not self.single:
             return
-        self._line(err() if problem else out(), result, hint=bool(result.hint and (problem or self.single)))
+        target = err() if problem else out()
+        if self._bar is not None and target.is_terminal:  # above the bar, never glued to it
+            target = self._bar.console
+        self._line(target, result, hint=bool(result.hint and (problem or self.single)))
 
     @staticmethod
     def _line(console: Any, result: MessageResult, *, hint: bool = True) -> None:
@@ -180,7 +183,7 @@ class _Printer:
     def _preview(self, result: MessageResult) -> None:
         assert result.envelope is not None and result.rendered is not None
         head = result.envelope.data.split(b"\r\n\r\n", 1)[0].decode("ascii", "replace")
-        shown = [f"Subject: {result.rendered.subject}" if line.startswith("Subject:") else line
+        shown = [f"Subject: {result.rendered.subject}" if line.startswith("Subject:") else _readable(line)
                  for line in head.replace("\r\n ", " ").split("\r\n")
                  if not line.lower().startswith(("content-", "mime-"))]
         shown.append(f"(envelope recipients: {', '.join(result.envelope.recipients)})")
@@ -198,3 +201,17 @@ class _Printer:
             return
         line = f"{event}: {summary.line()}" + ("; re-run to finish" if summary.not_attempted else "")
         (err() if self.as_json or summary.exit_code else out()).print(line, soft_wrap=True, highlight=False)
+
+
+def _readable(line: str) -> str:
+    """A header line as a person reads it: encoded words (`=?utf-8?q?J=C3=B6rg?=`) decoded, e.g. the display
+    names of From and To; the message itself keeps them encoded."""
+    if "=?" not in line:
+        return line
+    from email.header import decode_header, make_header
+
+    name, _, value = line.partition(":")
+    try:
+        return f"{name}: {make_header(decode_header(value.strip()))}"
+    except (ValueError, LookupError):  # a malformed encoded word: shown as it is
+        return line
