@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, TLSFiles, profile_for
+from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
 from xoromail_cli.local.sink import SinkServer, free_port
@@ -72,3 +72,20 @@ def test_log_off_a_terminal_prints_blocks_without_padding(runner: CliRunner, tls
     lines = shown.output.splitlines()
     assert "overdue-invoice via smtp  sent" in lines[1] and "  to: ann@client.test" in lines
     assert not any(line != line.rstrip() for line in lines) and "│" not in shown.output
+
+
+def test_validate_and_config_show_off_a_terminal_are_key_value_lines(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path) -> None:
+    server = smtp_server()
+    config.save_profile(config_path, profile_for(server, tls))
+    credentials.store_password("default", PASSWORD)
+    checked = runner.invoke(app, ["--config", str(config_path), "validate"], env={"COLUMNS": "200"})
+    assert checked.exit_code == 0, checked.output
+    lines = checked.stdout.splitlines()  # stderr had the stages while they ran
+    assert lines[0] == "Checking profile 'default'"
+    assert any(line.startswith("auth: ok; signed in as") for line in lines), lines
+    shown = runner.invoke(app, ["--config", str(config_path), "config", "show"], env={"COLUMNS": "200"})
+    assert "smtp.host: 127.0.0.1" in shown.output.splitlines()
+    for output in (checked.stdout, shown.output):
+        assert "│" not in output and "─" not in output
+        assert all(line == line.rstrip() for line in output.splitlines())

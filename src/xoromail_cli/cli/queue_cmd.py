@@ -44,9 +44,9 @@ def list_queue(ctx: typer.Context, spool_dir: SpoolOption = None,
                as_json: Annotated[bool, typer.Option("--json", help="One JSON object per message.")] = False) -> None:
     """Show every message the relay keeps: queued ones first, then those refused for good."""
     from rich.markup import escape
-    from rich.table import Table
 
     from xoromail_cli.cli.console import out, print_json_line
+    from xoromail_cli.cli.render import print_rows
 
     entries = list(_spool(ctx, spool_dir).entries())
     if as_json:
@@ -57,16 +57,15 @@ def list_queue(ctx: typer.Context, spool_dir: SpoolOption = None,
     if not entries:
         console.print("The spool is empty.")
         return
-    table = Table(title_justify="left")
-    for column in ("id", "state", "received (UTC)", "to", "tries", "next try (UTC)", "message-id / last reply"):
-        table.add_column(column, overflow="fold")
+    rows = []
     for entry in entries:
         next_try = _when(entry.state.next_attempt) if entry.where == "queue" else "-"
         state = "in doubt" if entry.state.in_doubt else ("queued" if entry.where == "queue" else "failed")
-        table.add_row(entry.id, state, _when(entry.received_at), escape(", ".join(entry.recipients)),
-                      str(entry.state.attempts), next_try,
-                      escape(f"{entry.message_id}\n{entry.state.last_reply}".strip()))
-    console.print(table)
+        rows.append((entry.id, state, _when(entry.received_at), escape(", ".join(entry.recipients)),
+                     str(entry.state.attempts), next_try,
+                     escape(f"{entry.message_id}\n{entry.state.last_reply}".strip())))
+    print_rows(None, ("id", "state", "received (UTC)", "to", "tries", "next try (UTC)", "message-id / last reply"),
+               rows, console=console)
 
 
 @queue_app.command("retry")
