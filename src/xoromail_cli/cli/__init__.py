@@ -10,6 +10,7 @@ import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from xoromail_cli import __version__
+from xoromail_cli.cli.completion import profile_names
 from xoromail_cli.cli.state import AppState, remember
 
 if TYPE_CHECKING:
@@ -228,7 +229,7 @@ def _global_options(
         "--config", metavar="PATH", envvar="XOROMAIL_CONFIG", show_envvar=True, dir_okay=False,
         help="Settings file (default: config.toml in the user config dir).")] = None,
     profile: Annotated[str | None, typer.Option(
-        "--profile", metavar="NAME", envvar="XOROMAIL_PROFILE", show_envvar=True,
+        "--profile", metavar="NAME", envvar="XOROMAIL_PROFILE", show_envvar=True, autocompletion=profile_names,
         help="Profile to use (default: default).")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show the version and exit.")] = False,

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from xoromail_cli.cli.completion import event_names
 from xoromail_cli.cli.state import state_of
 
 if TYPE_CHECKING:
@@ -25,7 +26,8 @@ def log(
     since: Annotated[str | None, typer.Option("--since", metavar="DATE",
                                               help="From this date (2026-11-01) or this long ago (7d).")] = None,
     event: Annotated[str | None, typer.Option(
-        "--event", metavar="EVENT", help="Only this event (relay: what the relay delivered).")] = None,
+        "--event", metavar="EVENT", autocompletion=event_names,
+        help="Only this event (relay: what the relay delivered).")] = None,
     to: Annotated[str | None, typer.Option("--to", metavar="ADDR", help="Only messages to this address.")] = None,
     failed: Annotated[bool, typer.Option("--failed", help="Only what still needs attention.")] = False,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many (the newest).")] = None,

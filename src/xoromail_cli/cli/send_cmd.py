@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from xoromail_cli.cli.completion import event_names
 from xoromail_cli.cli.state import state_of, with_global_options
 
 if TYPE_CHECKING:
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 
 def send(
     ctx: typer.Context,
-    event: Annotated[str, typer.Option("--event", "-e", metavar="EVENT",
+    event: Annotated[str, typer.Option("--event", "-e", metavar="EVENT", autocompletion=event_names,
                                        help="Which email: see `xoromail templates list`.")],
     to: Annotated[list[str] | None, typer.Option("--to", metavar="ADDR", help="Recipient (repeatable).")] = None,
     cc: Annotated[list[str] | None, typer.Option("--cc", metavar="ADDR", help="Copy to (repeatable).")] = None,

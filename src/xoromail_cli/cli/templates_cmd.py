@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from xoromail_cli.cli.completion import event_names
 from xoromail_cli.cli.state import state_of
 
 templates_app = typer.Typer(help="The event emails: list, show and export their templates.", no_args_is_help=True,
@@ -57,7 +58,8 @@ def list_events(
 @templates_app.command("show")
 def show(
     ctx: typer.Context,
-    event: Annotated[str, typer.Argument(metavar="EVENT", help="An event name from `templates list`.")],
+    event: Annotated[str, typer.Argument(metavar="EVENT", autocompletion=event_names,
+                                         help="An event name from `templates list`.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Show an event's variables and its templates (your override where one exists)."""
