@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.samples import smtp_profile
-from xoromail_cli import config
+from xoromail_cli import config, paths
 from xoromail_cli.errors import ConfigError, ExitCode
 from xoromail_cli.services.smtp.settings import SmtpSettings
 
@@ -104,7 +104,7 @@ def test_failed_write_leaves_the_old_file_intact(config_path: Path) -> None:
     write(config_path, GOOD)
 
     with pytest.raises(TypeError):
-        config.atomic_write(config_path, "not bytes")  # type: ignore[arg-type]  # provokes a failure mid-write
+        paths.atomic_write(config_path, "not bytes")  # type: ignore[arg-type]  # provokes a failure mid-write
     assert config_path.read_text() == GOOD
     assert [p.name for p in config_path.parent.iterdir()] == [config_path.name]
 

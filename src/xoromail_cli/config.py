@@ -6,10 +6,7 @@ ever replaced whole (temp file + rename) with mode 0600: never half-written, nev
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +14,7 @@ from typing import Any
 
 from xoromail_cli.addresses import check_header_value, parse_address
 from xoromail_cli.errors import ConfigError, DataError, UsageError
-from xoromail_cli.paths import private_dir
+from xoromail_cli.paths import atomic_write
 from xoromail_cli.profile import Profile
 
 SETUP_HINT = "run `xoromail setup` to create it"
@@ -105,23 +102,6 @@ def save_profile(path: Path, profile: Profile) -> None:
     profiles[profile.name] = profile.to_toml()  # the others stay exactly as they were, flat form included
     document["profiles"] = dict(sorted(profiles.items()))
     atomic_write(path, tomli_w.dumps(document).encode("utf-8"))
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write `data` to `path` so readers see the old file or the new one, never a mix."""
-    private_dir(path.parent)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
 
 
 def normalize_service(value: str) -> str:
