@@ -43,7 +43,7 @@ class Arrival:
     """The bytes as they travelled to the service (with Bcc for the header-driven APIs)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Capabilities:
     """What a service can do or say, so a case that cannot happen is excluded by a declaration the suite asserts."""
 

@@ -59,7 +59,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "
         time.sleep(0.05)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class InProcessRelay:
     """The relay's server and worker in this process (threads), with every log line kept."""
 
@@ -109,8 +109,8 @@ def relay(tmp_path: Path) -> Iterator[RelayFactory]:
               **options: object) -> InProcessRelay:
         values: dict[str, object] = {"retry_delay": 0.2, "idle": 0.2, "timeout": 5.0}
         values.update(options)
-        instance = InProcessRelay(profile, Spool(tmp_path / "spool"), DeliveryOptions(**values),  # type: ignore[arg-type]  # test keywords
-                                  SenderPolicy(profile.email, profile.display_name, allow, rewrite)).start()
+        instance = InProcessRelay(profile=profile, spool=Spool(tmp_path / "spool"), options=DeliveryOptions(**values),  # type: ignore[arg-type]  # test keywords
+                                  policy=SenderPolicy(profile.email, profile.display_name, allow, rewrite)).start()
         started.append(instance)
         return instance
 

@@ -137,7 +137,7 @@ def test_a_first_release_file_loads_and_only_the_profile_saved_is_rewritten_in_t
     write(config_path, GOOD)
     loaded = config.load(config_path)
     assert {p.form for p in loaded.profiles.values()} == {"flat"}
-    assert loaded.profiles["default"].settings == SmtpSettings("smtp.office365.com", 587, "starttls")
+    assert loaded.profiles["default"].settings == SmtpSettings(host="smtp.office365.com", port=587, security="starttls")
     config.save_profile(config_path, dataclasses.replace(loaded.profiles["ops"], display_name="Ops"))
     text = config_path.read_text()
     assert "[profiles.ops.smtp]" in text and "[profiles.default.smtp]" not in text

@@ -61,8 +61,9 @@ def invoice(subject: str = "Invoice INV-1001", **extra: tuple[str, ...]) -> Enve
     message["Auto-Submitted"] = "auto-generated"
     message.set_content("Please find your invoice attached.")
     message.add_attachment(b"%PDF-1.4 invoice", maintype="application", subtype="pdf", filename="INV-1001.pdf")
-    return Envelope(SENDER, extra.get("to", ("alice@example.com",)), message.as_bytes(policy=message.policy.clone(
-        linesep="\r\n")), "<inv-1001@company.test>", cc=extra.get("cc", ("carol@example.com",)),
+    return Envelope(sender=SENDER, to=extra.get("to", ("alice@example.com",)),
+                    data=message.as_bytes(policy=message.policy.clone(
+        linesep="\r\n")), message_id="<inv-1001@company.test>", cc=extra.get("cc", ("carol@example.com",)),
         bcc=extra.get("bcc", ("auditor@example.com",)))
 
 

@@ -26,7 +26,7 @@ __all__ = ["google"]
 EMAIL = "billing@company.test"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PromisedProfile:
     """The fields of the refactored `profile.Profile` that the adapter reads."""
 
@@ -38,7 +38,7 @@ class PromisedProfile:
 
 
 def profile(settings: GoogleSettings, tls: TLSFiles) -> Any:
-    return cast(Any, PromisedProfile(settings, ca_file=str(tls.ca_file)))
+    return cast(Any, PromisedProfile(settings=settings, ca_file=str(tls.ca_file)))
 
 
 def test_importing_the_service_loads_no_google_or_http_library() -> None:
@@ -64,7 +64,7 @@ def test_setup_flags_read_the_endpoints_from_the_json_and_keep_the_secret_out_of
 
 
 def test_google_defaults_are_googles_own_endpoints() -> None:
-    settings = GoogleSettings(CLIENT_ID)
+    settings = GoogleSettings(client_id=CLIENT_ID)
     assert settings.send_url == "https://gmail.googleapis.com/gmail/v1/users/me/messages/send"
     assert settings.revoke_uri == "https://oauth2.googleapis.com/revoke"
     assert settings.redirect_port == 8765 and settings.sign_in_timeout == 300
@@ -125,7 +125,7 @@ def test_connect_then_validate_stages_then_a_test_message_through_the_service(
     gmail.open(lambda stage, detail: stages.append(stage))
     data = (b"From: billing@company.test\r\nTo: billing@company.test\r\nSubject: xoromail test\r\n"
             b"Message-ID: <t@company.test>\r\n\r\nTest.\r\n")
-    assert gmail.send(Envelope(EMAIL, (EMAIL,), data, "<t@company.test>")).ok
+    assert gmail.send(Envelope(sender=EMAIL, to=(EMAIL,), data=data, message_id="<t@company.test>")).ok
     gmail.close()
     assert stages == ["token"] and google.state.sent == [data]
     assert any("Testing" in note for note in SERVICE.notes(ready))
@@ -177,7 +177,7 @@ def test_a_profile_never_signed_in_fails_the_token_stage_saying_to_run_setup(tls
     from xoromail_cli.errors import StageFailedError
 
     with pytest.raises(StageFailedError) as failure:
-        SERVICE.open_transport(profile(GoogleSettings(CLIENT_ID), tls), KeyringStore()).open()
+        SERVICE.open_transport(profile(GoogleSettings(client_id=CLIENT_ID), tls), KeyringStore()).open()
     assert failure.value.exit_code == ExitCode.CONFIG and "setup" in (failure.value.hint or "")
 
 
@@ -185,7 +185,7 @@ def test_the_adapter_keeps_the_service_and_transport_contracts(tls: TLSFiles) ->
     from xoromail_cli.services.base import Service, Transport
 
     service: Service = SERVICE  # mypy checks the whole protocol here
-    gmail: Transport = SERVICE.open_transport(profile(GoogleSettings(CLIENT_ID), tls), KeyringStore())
+    gmail: Transport = SERVICE.open_transport(profile(GoogleSettings(client_id=CLIENT_ID), tls), KeyringStore())
     assert service.name == "google" and service.label == "Email services"
     assert service.secret_kinds == ("refresh_token", "access_token", "client_secret")
     assert gmail.subset_retries is False and gmail.accepted_as == "sent" and gmail.max_message_size

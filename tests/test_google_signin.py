@@ -139,8 +139,8 @@ SIGN_IN_SCRIPT = """
 import sys
 from xoromail_cli.services.google import oauth
 from xoromail_cli.services.google.settings import GoogleSettings
-settings = GoogleSettings(sys.argv[1], auth_uri=sys.argv[2] + "/o/oauth2/auth", token_uri=sys.argv[2] + "/token",
-                          redirect_port=0, sign_in_timeout=15)
+settings = GoogleSettings(client_id=sys.argv[1], auth_uri=sys.argv[2] + "/o/oauth2/auth",
+                          token_uri=sys.argv[2] + "/token", redirect_port=0, sign_in_timeout=15)
 shown = []
 result = oauth.sign_in(settings, sys.argv[3], notify=shown.append, open_browser=True, ca_file=sys.argv[4])
 assert shown[0].startswith("A browser window opens"), shown

@@ -46,7 +46,8 @@ def envelope(number: int = 1, *, bcc: tuple[str, ...] = ()) -> Envelope:
     message.add_attachment(b"%PDF-1.7 fake\x00\xff", maintype="application", subtype="pdf",
                            filename=f"invoice-{number}.pdf")
     data = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
-    return Envelope(SENDER, ("customer@example.test",), data, f"<invoice-{number}@company.test>", bcc=bcc)
+    return Envelope(sender=SENDER, to=("customer@example.test",), data=data,
+                    message_id=f"<invoice-{number}@company.test>", bcc=bcc)
 
 
 def transport(settings: GoogleSettings, tls: TLSFiles, **options: object) -> GmailTransport:
@@ -187,7 +188,8 @@ def test_a_message_gmail_finds_no_recipient_in_is_a_data_error(
         google: GoogleServer, tls: TLSFiles, tmp_path: Path) -> None:
     gmail = transport(signed_in(google, tls, tmp_path), tls)
     gmail.open()
-    bare = Envelope(SENDER, ("x@example.test",), b"From: billing@company.test\r\nSubject: x\r\n\r\nbody\r\n", "<m@x>")
+    bare = Envelope(sender=SENDER, to=("x@example.test",),
+                    data=b"From: billing@company.test\r\nSubject: x\r\n\r\nbody\r\n", message_id="<m@x>")
     delivery = gmail.send(bare)
     assert delivery.status == "failed" and delivery.exit_code == ExitCode.DATAERR and not delivery.stops_batch
     assert "Recipient address required" in delivery.reply
@@ -248,8 +250,8 @@ def test_no_answer_after_the_request_went_out_leaves_the_message_in_doubt(
 def test_a_host_that_does_not_resolve_fails_the_token_stage_with_69(
         google: GoogleServer, tls: TLSFiles, tmp_path: Path) -> None:
     settings = signed_in(google, tls, tmp_path)
-    broken = GoogleSettings(settings.client_id, settings.auth_uri, "https://oauth2.nowhere.invalid/token",
-                            settings.api_url)
+    broken = GoogleSettings(client_id=settings.client_id, auth_uri=settings.auth_uri, token_uri="https://oauth2.nowhere.invalid/token",
+                            api_url=settings.api_url)
     with pytest.raises(StageFailedError) as failure:
         transport(broken, tls, force_refresh=True).open()
     assert failure.value.exit_code == ExitCode.UNAVAILABLE and "cannot resolve" in failure.value.message

@@ -251,14 +251,6 @@ def settings_for_host(host: str) -> Microsoft365Settings:
     return Microsoft365Settings(tenant=TENANT, client_id=CLIENT_ID, authority_host=host, graph_url=host + "/v1.0")
 
 
-def test_forget_clears_the_cache_and_the_secret(server: MicrosoftServer, tls: TLSFiles) -> None:
-    store = KeyringStore()
-    store.set(SECRET_KIND, CLIENT_SECRET)
-    source = signed_in_source(server, tls, store)
-    source.forget()
-    assert store.get(TOKEN_CACHE) is None and store.get(SECRET_KIND) is None
-
-
 def test_a_device_code_nobody_enters_ends_at_the_sign_in_timeout(server: MicrosoftServer, tls: TLSFiles) -> None:
     source = TokenSource(settings_for(server, sign_in_timeout=1.0), KeyringStore(), mailbox=USER,
                          ca_file=str(tls.ca_file), timeout=10)

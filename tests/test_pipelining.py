@@ -89,7 +89,7 @@ def test_pacing_keeps_each_message_back_until_its_slot(
     server = smtp_server(handler=Pipelining())
     with wire_counter(server.port) as counter:
         run, _ = sender(profile_for(server, tls, port=counter.port), ledger,
-                        rate=RateLimiter(2.0, clock=lambda: clock[0], sleep=sleep))
+                        rate=RateLimiter(per_second=2.0, clock=lambda: clock[0], sleep=sleep))
         summary = run.run(jobs(10))
     assert summary.count("sent") == 10
     assert slept == [0.5] * 9
@@ -222,8 +222,10 @@ def test_the_in_flight_mark_comes_after_the_354_and_before_the_data(
     transport = SmtpTransport(SmtpEndpoint.from_profile(profile_for(server, tls)), PASSWORD)
     transport.open()
     assert transport.pipelining
-    first = Envelope("billing@company.test", ("a@client.test",), b"Subject: 1\r\n\r\none\r\n", "<1@x>")
-    second = Envelope("billing@company.test", ("b@client.test",), b"Subject: 2\r\n\r\ntwo\r\n", "<2@x>")
+    first = Envelope(sender="billing@company.test", to=("a@client.test",), data=b"Subject: 1\r\n\r\none\r\n",
+                     message_id="<1@x>")
+    second = Envelope(sender="billing@company.test", to=("b@client.test",), data=b"Subject: 2\r\n\r\ntwo\r\n",
+                      message_id="<2@x>")
     seen: list[tuple[str, int, int]] = []
     assert transport.send_then(first, lambda: seen.append(("first", handler.mails, handler.datas)), second).ok
     assert transport.send_then(second, lambda: seen.append(("second", handler.mails, handler.datas)), None).ok
@@ -240,8 +242,9 @@ def test_the_trace_shows_each_pipelined_command_and_never_the_password(
     transport = SmtpTransport(SmtpEndpoint.from_profile(profile_for(server, tls)), PASSWORD,
                               trace=lambda direction, text: trace.append((direction, text)))
     transport.open()
-    envelope = Envelope("billing@company.test", ("a@client.test", "b@client.test"), b"Subject: t\r\n\r\nx\r\n",
-                        "<t@x>")
+    envelope = Envelope(sender="billing@company.test", to=("a@client.test", "b@client.test"),
+                        data=b"Subject: t\r\n\r\nx\r\n",
+                        message_id="<t@x>")
     assert transport.send(envelope).ok
     transport.close()
     sent = [text for direction, text in trace if direction == "→"]

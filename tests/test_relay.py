@@ -160,7 +160,8 @@ def test_a_message_delivered_before_a_crash_is_not_sent_again_when_its_spool_fil
     submit(running.port, erp_message(6), recipients=["customer@client.test", "hidden@company.test"])
     wait_for(lambda: len(upstream.messages) == 1 and not running.spool.ids(), what="the delivery")
     got = upstream.messages[0]
-    survivor = Envelope(got.sender, ("customer@client.test",), got.data, str(got.parsed()["Message-ID"]),
+    survivor = Envelope(sender=got.sender, to=("customer@client.test",), data=got.data,
+                        message_id=str(got.parsed()["Message-ID"]),
                         bcc=("hidden@company.test",))
     running.spool.put(survivor)  # as if the relay died between the service's 250 and removing the file
     running.worker.wake()

@@ -17,7 +17,6 @@ from xoromail_cli.errors import ConfigError, DataError, UsageError
 from xoromail_cli.paths import atomic_write
 from xoromail_cli.profile import Profile
 
-SETUP_HINT = "run `xoromail setup` to create it"
 MAX_TIMEOUT = 3600.0
 MAX_CONNECTIONS = 10
 

@@ -80,16 +80,6 @@ def store_password(profile_name: str, password: str) -> None:
         raise _keyring_failure("store the password in", exc) from None
 
 
-def forget_password(profile_name: str) -> None:
-    """Drop a stored password the profile no longer uses (it now has a password_command)."""
-    import contextlib
-
-    import keyring
-
-    with contextlib.suppress(Exception):  # nothing stored, or a broken backend: either way nothing to remove
-        keyring.delete_password(KEYRING_SERVICE, profile_name)
-
-
 def _keyring_failure(action: str, exc: BaseException) -> KeyringUnavailableError:
     """Name the failure by its type only: backends put stored lines, even secrets, into their messages."""
     return KeyringUnavailableError(f"could not {action} the OS keyring ({type(exc).__name__})",

@@ -23,7 +23,7 @@ EXTRA_SETTINGS = ("company_name", "reply_to", "signature", "currency", "template
 OPTION_NAMES = {"email": "--email", "display_name": "--display-name"}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SetupAnswers:
     """What the user told us; None means "not given" (so existing values or presets fill it)."""
 

@@ -77,7 +77,7 @@ TOO_LARGE_PAGE = ("<!DOCTYPE html><html lang=en><meta charset=utf-8><title>Error
 """The page Google's front end serves for a request body over the limit (HTML, not the API's JSON)."""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class GoogleState:
     """What the server knows and what a test asks of it; every field is read under `lock`."""
 

@@ -49,7 +49,7 @@ class OutboxTransport:
         except OSError as exc:
             raise CannotWriteError(f"cannot write {path}: {exc.strerror}",
                                "check the outbox folder and free space") from None
-        return Delivery("sent", f"written to {path}")
+        return Delivery(status="sent", reply=f"written to {path}")
 
     def close(self) -> None:
         return None
