@@ -110,3 +110,15 @@ def test_the_dataclass_rule_flags_only_positional_ones(source: str, flagged: boo
 ])
 def test_the_pragma_rule_wants_codes_and_a_reason(comment: str, flagged: bool) -> None:
     assert bool(unexplained_pragmas(comment, "x.py")) is flagged
+
+
+def test_helpers_live_in_support_and_conftest_holds_fixtures_only() -> None:
+    """tests/ holds the test modules, conftest.py (fixtures) and support/ (everything else they share)."""
+    tests = ROOT / "tests"
+    loose = sorted(path.name for path in tests.iterdir() if path.name not in ("__init__.py", "conftest.py",
+                   "README.md", "support", "__pycache__") and not path.name.startswith("test_"))
+    assert not loose, f"move these into tests/support/: {loose}"
+    tree = ast.parse((tests / "conftest.py").read_text(encoding="utf-8"))
+    helpers = [node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.ClassDef)
+               and not any("fixture" in ast.unparse(decorator) for decorator in node.decorator_list)]
+    assert not helpers, f"tests/conftest.py holds fixtures only; move into tests/support/: {helpers}"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.samples import smtp_profile
+from tests.support.samples import smtp_profile
 from xoromail_cli import config, paths
 from xoromail_cli.errors import ConfigError, ExitCode
 from xoromail_cli.services.smtp.settings import SmtpSettings

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PASSWORD, ServerFactory, TLSFiles
-from tests.test_send_cmd import configure
+from tests.support.common import PASSWORD, ServerFactory, TLSFiles, configure
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "xoromail_cli"
 

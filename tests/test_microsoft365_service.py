@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TLSFiles
-from tests.fakes.microsoft_server import CLIENT_ID, TENANT, USER, MicrosoftServer
-from tests.m365_helpers import approving, settings_for
+from tests.support.common import TLSFiles
+from tests.support.fakes.microsoft_server import CLIENT_ID, TENANT, USER, MicrosoftServer
+from tests.support.m365_helpers import approving, settings_for
 from tests.test_boundaries import service_libraries
 from xoromail_cli.credentials import Secrets
 from xoromail_cli.errors import ConfigError, DataError, NoInputError

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import AuthResult
 
-from tests.conftest import ServerFactory, TLSFiles, failing_authenticator
-from tests.fakes.microsoft_server import MicrosoftServer
-from tests.m365_helpers import KeyringStore, approving, settings_for
+from tests.support.common import ServerFactory, TLSFiles, failing_authenticator
+from tests.support.fakes.microsoft_server import MicrosoftServer
+from tests.support.keyring_store import KeyringStore
+from tests.support.m365_helpers import approving, settings_for
 from xoromail_cli.errors import ConfigError
 from xoromail_cli.local.sink import CaptureHandler
 from xoromail_cli.services.microsoft365.auth import TokenSource
@@ -69,7 +70,7 @@ def test_the_xoauth2_string_has_the_documented_form() -> None:
 def test_a_delegated_sign_in_gives_an_smtp_token_that_xoauth2_accepts(identity: MicrosoftServer, tls: TLSFiles,
                                                                       smtp_server: ServerFactory) -> None:
     settings = settings_for(identity, send_via="smtp")
-    store = KeyringStore()
+    store = KeyringStore("m365")
     TokenSource(settings, store, mailbox=USER, ca_file=str(tls.ca_file), timeout=10).sign_in(approving(identity))
     token = access_token_for_smtp(settings, store, mailbox=USER, ca_file=str(tls.ca_file), timeout=10)
     handler = XOAuth2Handler()
@@ -84,7 +85,7 @@ def test_a_delegated_sign_in_gives_an_smtp_token_that_xoauth2_accepts(identity: 
 def test_a_graph_token_is_not_an_smtp_token(identity: MicrosoftServer, tls: TLSFiles,
                                             smtp_server: ServerFactory) -> None:
     settings = settings_for(identity)
-    store = KeyringStore()
+    store = KeyringStore("m365")
     source = TokenSource(settings, store, mailbox=USER, ca_file=str(tls.ca_file), timeout=10)
     source.sign_in(approving(identity))
     handler = XOAuth2Handler()
@@ -98,7 +99,7 @@ def test_a_graph_token_is_not_an_smtp_token(identity: MicrosoftServer, tls: TLSF
 def test_app_only_smtp_is_refused_with_the_exchange_steps_for_this_tenant(identity: MicrosoftServer) -> None:
     settings = settings_for(identity, mode="app", send_via="smtp")
     with pytest.raises(ConfigError) as caught:
-        access_token_for_smtp(settings, KeyringStore(), mailbox=USER)
+        access_token_for_smtp(settings, KeyringStore("m365"), mailbox=USER)
     hint = caught.value.hint or ""
     assert f"New-ServicePrincipal -AppId {settings.client_id}" in hint and "Enterprise" in hint
     assert f"Add-MailboxPermission -Identity {USER}" in hint and "https://outlook.office365.com/.default" in hint
@@ -115,7 +116,7 @@ def test_a_send_via_smtp_profile_validates_through_the_smtp_transport_with_xoaut
     server = smtp_server("starttls", handler=handler, authenticator=failing_authenticator(
         "535 5.7.139 Authentication unsuccessful, basic authentication is disabled."))
     settings = settings_for(identity, send_via="smtp", smtp_host="127.0.0.1", smtp_port=server.port)
-    store = KeyringStore()
+    store = KeyringStore("m365")
     TokenSource(settings, store, mailbox=USER, ca_file=str(tls.ca_file), timeout=10).sign_in(approving(identity))
     profile = Profile(name="default", email=USER, service="microsoft365", settings=settings,
                       display_name="Company Billing", ca_file=str(tls.ca_file), timeout=10.0)

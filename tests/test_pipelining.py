@@ -5,49 +5,19 @@ Each test checks what the server received and what the ledger says, never how lo
 
 from __future__ import annotations
 
-import random
 from collections import Counter
-from pathlib import Path
-from typing import Any
 
-import pytest
-
-from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
-from tests.pipelined import Pipelining, Scripted, wire_counter
-from tests.samples import EVENT, jobs
+from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
+from tests.support.engine import sender
+from tests.support.pipelined import Pipelining, Scripted, wire_counter
+from tests.support.samples import EVENT, jobs
+from tests.support.servers import delivered
 from xoromail_cli.compose.envelope import Envelope
-from xoromail_cli.compose.render import Renderer
 from xoromail_cli.ledger.accounts import account_key
 from xoromail_cli.ledger.sqlite import Ledger
-from xoromail_cli.local.sink import CaptureHandler
-from xoromail_cli.pacing import Backoff, RateLimiter
-from xoromail_cli.profile import Profile
+from xoromail_cli.pacing import RateLimiter
 from xoromail_cli.sending.batch import make_job
-from xoromail_cli.sending.deliverer import Deliverer
-from xoromail_cli.sending.results import MessageResult
-from xoromail_cli.sending.sender import Sender
 from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
-
-
-def sender(profile: Profile, ledger: Ledger | None, *, key_template: str | None = None,
-           **options: Any) -> tuple[Sender, list[MessageResult]]:
-    """A batch Sender over a Deliverer (`options` are the Deliverer's: retries, resend, rate, …)."""
-    results: list[MessageResult] = []
-    transport = SmtpTransport(SmtpEndpoint.from_profile(profile), PASSWORD)
-    options.setdefault("backoff", Backoff(base=0.0, rng=random.Random(1)))
-    deliverer = Deliverer(profile=profile, event=EVENT.name, transport=transport, ledger=ledger, **options)
-    instance = Sender(event=EVENT, renderer=Renderer(profile), deliverer=deliverer, key_template=key_template,
-                      on_result=results.append)
-    return instance, results
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    return Ledger(tmp_path / "state" / "ledger.sqlite3")
-
-
-def delivered(handler: CaptureHandler) -> Counter[str]:
-    return Counter(recipient for message in handler.messages for recipient in message.recipients)
 
 
 def statuses(ledger: Ledger) -> Counter[str]:

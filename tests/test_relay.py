@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, accepting_authenticator, profile_for
-from tests.relay_helpers import RELAY_PASSWORD, RELAY_USER, RelayFactory, erp_message, relay, submit, wait_for
-from tests.samples import smtp_profile
-from tests.servers import DropNth, FailNth, RefuseRecipient
+from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, accepting_authenticator, profile_for
+from tests.support.relay_helpers import RELAY_PASSWORD, RELAY_USER, RelayFactory, erp_message, relay, submit, wait_for
+from tests.support.samples import smtp_profile
+from tests.support.servers import DropNth, FailNth, RefuseRecipient
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
 from xoromail_cli.compose.envelope import Envelope

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.conftest import USER, TLSFiles
-from tests.samples import smtp_profile
+from tests.support.common import USER, TLSFiles
+from tests.support.samples import smtp_profile
 from xoromail_cli import config, paths
 from xoromail_cli.cli import app
 from xoromail_cli.compose.envelope import Envelope

@@ -17,9 +17,9 @@ from typing import Any
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles
-from tests.pipelined import Pipelining, Scripted
-from tests.test_send_cmd import configure, csv_batch
+from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, configure
+from tests.support.pipelined import Pipelining, Scripted
+from tests.support.samples import csv_batch
 from xoromail_cli.cli import app
 from xoromail_cli.ledger.sqlite import Ledger
 from xoromail_cli.local.sink import CaptureHandler

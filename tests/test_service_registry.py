@@ -21,7 +21,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from tests.contract_harnesses import HARNESSES, OutboxHarness, harness_for, missing_harnesses
+from tests.support.contract_harnesses import HARNESSES, OutboxHarness, harness_for, missing_harnesses
 from tests.test_service_protocol_typing import protocol_gaps
 from xoromail_cli import config, provisioning, services
 from xoromail_cli.compose.envelope import Envelope

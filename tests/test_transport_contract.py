@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import USER, TLSFiles
-from tests.contract_harnesses import (
+from tests.support.common import USER, TLSFiles
+from tests.support.contract_harnesses import (
     HARNESSES,
     REFUSED,
     SIZE_LIMIT,

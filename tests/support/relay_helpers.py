@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import smtplib
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import SCRIPT
 from xoromail_cli.profile import Profile
 from xoromail_cli.relay.delivery import DeliveryOptions, DeliveryWorker
 from xoromail_cli.relay.message import SenderPolicy
@@ -23,7 +23,6 @@ from xoromail_cli.relay.server import RelayCredential, RelayHandler, RelayServer
 from xoromail_cli.relay.spool import Spool
 
 RELAY_USER, RELAY_PASSWORD = "erp", "relay-pass-7Qx"
-SCRIPT = str(Path(sys.executable).with_name("xoromail"))
 
 
 def erp_message(number: int = 1, *, sender: str = "billing@company.test", to: str = "customer@client.test",

@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from tests.fakes.http_server import HangingUpServer
+from tests.support.fakes.http_server import HangingUpServer
 
 TENANT = "company.test"
 TENANT_ID = "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d"
