@@ -75,6 +75,15 @@ def test_importing_validate_loads_nothing_of_sending() -> None:
     assert [module for module in loaded if inside(module, "xoromail_cli.sending")] == []
 
 
+def test_validate_help_loads_nothing_of_sending() -> None:
+    """`python -X importtime -m xoromail_cli validate --help`: the command's own start, as a user runs it."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "xoromail_cli", "validate", "--help"],
+                          capture_output=True, text=True, check=True, timeout=60)
+    loaded = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line]
+    assert "--to" in done.stdout and "xoromail_cli.cli" in loaded
+    assert [module for module in loaded if inside(module, "xoromail_cli.sending")] == []
+
+
 def test_the_relay_and_the_envelope_level_load_nothing_of_the_batch_level() -> None:
     code = ("import sys, xoromail_cli.relay.delivery, xoromail_cli.relay.server, xoromail_cli.sending.deliverer, "
             "xoromail_cli.sending.limits, xoromail_cli.ledger\nprint(' '.join(sorted(sys.modules)))")
