@@ -72,7 +72,7 @@ def store_path() -> Path:
 
 
 def read_key(source: KeySource) -> bytes:
-    """The 32-byte key; a key file readable by anyone but its owner is refused, as ssh refuses such a key."""
+    """The 32-byte key; a key readable by anyone but its owner is refused, as ssh refuses such a private key."""
     try:
         fd = os.open(source.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
@@ -85,8 +85,7 @@ def read_key(source: KeySource) -> bytes:
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode):
             raise SecretsFileError(f"the secrets key {source.path} is not a regular file", INIT_KEY_HINT)
-        if source.origin == "key file":
-            _refuse_shared(source.path, info)
+        _refuse_shared(source, info)
         raw = handle.read(4096)
     return _decode_key(source, raw)
 
@@ -95,8 +94,10 @@ def _named_by(source: KeySource) -> str:
     return f"named by ${KEY_ENV}" if source.origin == "key file" else "in $CREDENTIALS_DIRECTORY"
 
 
-def _refuse_shared(path: Path, info: os.stat_result) -> None:
-    if info.st_uid != os.geteuid():
+def _refuse_shared(source: KeySource, info: os.stat_result) -> None:
+    """Owner-only: mode 0600 or 0400, owned by us (systemd hands a credential over 0400 to the service's user)."""
+    path = source.path
+    if source.origin == "key file" and info.st_uid != os.geteuid():
         raise SecretsFileError(f"the secrets key {path} belongs to user id {info.st_uid}, not to the user xoromail "
                           f"runs as ({os.geteuid()})", f"`chown` it to that user and `chmod 600 {path}`")
     if info.st_mode & 0o077:

@@ -196,6 +196,10 @@ class KeyringStore:
         return True
 
 
+_last: list[KeyringStore] = []
+"""The store of the last call: a chain's writing backend is found once (each look asks D-Bus again)."""
+
+
 def current_keyring() -> KeyringStore:
     """keyring's backend (its own choice, or the user's) behind the policy."""
     import keyring
@@ -204,7 +208,11 @@ def current_keyring() -> KeyringStore:
         backend = keyring.get_keyring()
     except Exception as exc:  # noqa: BLE001  # any backend failure; its text may quote the secret
         raise failure("load", exc) from None
-    return KeyringStore(backend, explicitly_chosen())
+    chosen_by = explicitly_chosen()
+    if _last and _last[0].backend is backend and _last[0].chosen_by == chosen_by:
+        return _last[0]
+    _last[:] = [KeyringStore(backend, chosen_by)]
+    return _last[0]
 
 
 def keyring_unreachable() -> KeyringUnavailableError:
