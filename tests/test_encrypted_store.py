@@ -184,3 +184,10 @@ def test_removing_every_secret_of_a_profile(tmp_path: Path, monkeypatch: pytest.
     credentials.write_secret("shipping", "password", "other")
     assert credentials.remove_secrets("billing") == ["password", "refresh_token", "relay_password"]
     assert credentials.list_secrets("billing") == [] and credentials.read_secret("shipping", "password") == "other"
+
+
+def test_a_systemd_credential_others_can_read_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = systemd_credential(tmp_path, monkeypatch)
+    key.chmod(0o440)
+    with pytest.raises(KeyringUnavailableError, match=r"can be read by others \(mode 0440\)"):
+        credentials.store_password("default", "s3cret")

@@ -3,6 +3,7 @@ plain file, null, fail) is never used silently; one the user chose by name is us
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -100,3 +101,17 @@ def test_the_installed_command_refuses_keyrings_own_choice_of_its_plain_file(tmp
     assert "keeps secrets unencrypted" in said and "xoromail secrets init-key" in said
     written = [path for path in home.rglob("*") if path.is_file()]
     assert written == [], written
+
+
+def test_config_show_names_the_refused_backend_and_why(runner: CliRunner, config_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from xoromail_cli import config
+
+    config.save_profile(config_path, PROFILE)
+    chosen_by_priority(monkeypatch)
+    shown = runner.invoke(app, ["--config", str(config_path), "config", "show", "--json"])
+    store = json.loads(shown.stdout)["secret_store"]
+    assert store["name"] == f"plain file {PlaintextKeyring().file_path}" and store["usable"] is False
+    assert "unencrypted" in store["problem"]
+    table = " ".join(runner.invoke(app, ["--config", str(config_path), "config", "show"]).output.split())
+    assert "secret store" in table and "plain file" in table and "uses such a backend only when you choose" in table
