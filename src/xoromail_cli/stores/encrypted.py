@@ -74,7 +74,7 @@ def store_path() -> Path:
 def read_key(source: KeySource) -> bytes:
     """The 32-byte key; a key readable by anyone but its owner is refused, as ssh refuses such a private key."""
     try:
-        fd = os.open(source.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(source.path, os.O_RDONLY)  # a symlink is followed: owner and mode are checked on the file
     except FileNotFoundError:
         raise SecretsFileError(f"the secrets key {source.path} does not exist ({_named_by(source)})",
                           INIT_KEY_HINT) from None
@@ -236,10 +236,16 @@ class EncryptedFileStore:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """One writer at a time (read, change, seal, rename), across processes."""
-        import fcntl
-
+        """One writer at a time (read, change, seal, rename), across processes (flock; where there is none, as on
+        Windows, writes are not serialised and the last one wins)."""
         from xoromail_cli.paths import private_dir
+
+        try:
+            import fcntl
+        except ImportError:  # no flock on this platform
+            private_dir(self.path.parent)
+            yield
+            return
 
         try:
             private_dir(self.path.parent)
