@@ -22,7 +22,7 @@ from xoromail_cli.relay.message import SenderPolicy
 from xoromail_cli.relay.server import RelayCredential, RelayHandler, RelayServer
 from xoromail_cli.relay.spool import Spool
 
-RELAY_USER, RELAY_PASSWORD = "erp", "relay-pass-7Qx"
+RELAY_USER, RELAY_PASSWORD = "erp", "relay-pass-7Qx-long-enough"
 SCRIPT = str(Path(sys.executable).with_name("xoromail"))
 
 
