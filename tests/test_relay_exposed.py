@@ -125,7 +125,7 @@ def test_only_allowed_addresses_connect_and_the_refusals_are_logged_once_an_inte
     for _ in range(3):
         with pytest.raises(smtplib.SMTPConnectError) as refused:
             smtplib.SMTP("127.0.0.1", relay.port, timeout=10, source_address=(ATTACKER, 0))
-        assert refused.value.smtp_code == 554 and refused.value.smtp_error.startswith(b"5.7.1")
+        assert refused.value.smtp_code == 554 and b"5.7.1" in refused.value.smtp_error
     with relay.client(ERP) as erp:
         erp.login(RELAY_USER, RELAY_PASSWORD)
     assert len(relay.logged("refused-ip")) == 1 and "ip=127.0.0.2" in relay.logged("refused-ip")[0]
