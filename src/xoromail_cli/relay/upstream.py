@@ -26,15 +26,20 @@ def learn_max_size(profile: Profile, server: RelayServer, log: Callable[[str], N
     """Open the service once, read its maximum, give it to the server; None (logged) when it cannot be asked."""
     from xoromail_cli import credentials, services
 
+    transport = None
     try:
         transport = services.open_transport(profile, credentials.Secrets(profile), timeout=profile.timeout)
+        transport.open()
+        size, name = transport.max_message_size, transport.name
     except XoromailError as error:
         log(event_line("size-unknown", max=server.limits.max_size, reason=error.message))
         return None
-    try:
-        size, name = transport.max_message_size, transport.name
+    except Exception as exc:  # noqa: BLE001  # a thread of its own: the relay goes on with the default size
+        log(event_line("size-unknown", max=server.limits.max_size, reason=type(exc).__name__))
+        return None
     finally:
-        transport.close()
+        if transport is not None:
+            transport.close()
     if not size:
         log(event_line("size-unknown", max=server.limits.max_size, reason=f"{name} states no maximum"))
         return None
