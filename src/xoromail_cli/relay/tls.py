@@ -11,13 +11,14 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import ssl
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from xoromail_cli.errors import ConfigError
 
-VERSIONS = {"1.0": ssl.TLSVersion.TLSv1, "1.1": ssl.TLSVersion.TLSv1_1, "1.2": ssl.TLSVersion.TLSv1_2,
-            "1.3": ssl.TLSVersion.TLSv1_3}
+VERSIONS = {"1.0": "TLSv1", "1.1": "TLSv1_1", "1.2": "TLSv1_2", "1.3": "TLSv1_3"}
+"""--tls-min values → `ssl.TLSVersion` names (looked up when used: the old ones warn as deprecated)."""
 OLD_TLS_WARNING = ("--tls-min {version} lets clients use TLS {version}, which is broken and which no public "
                    "server should accept; use it only on a network you trust, and fix the client instead "
                    "(.NET Framework 4.6+ or ServicePointManager.SecurityProtocol = Tls12)")
@@ -82,9 +83,13 @@ class TLSFiles:
     def load(self) -> ssl.SSLContext:
         check_validity(self.cert)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.minimum_version = VERSIONS[self.minimum]
-        if VERSIONS[self.minimum] < ssl.TLSVersion.TLSv1_2:
+        if self.minimum in ("1.0", "1.1"):  # chosen, and warned about, by the user (--tls-min)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                context.minimum_version = getattr(ssl.TLSVersion, VERSIONS[self.minimum])
             context.set_ciphers("DEFAULT:@SECLEVEL=0")  # OpenSSL 3 refuses TLS 1.0/1.1 at its default level
+        else:
+            context.minimum_version = getattr(ssl.TLSVersion, VERSIONS[self.minimum])
         try:
             context.load_cert_chain(self.cert, self.key)
         except (OSError, ssl.SSLError) as exc:
