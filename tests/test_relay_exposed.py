@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import USER, TLSFiles
-from tests.relay_helpers import RELAY_PASSWORD, RELAY_USER, erp_message, wait_for
+from tests.relay_helpers import RELAY_PASSWORD, RELAY_USER, erp_message, relay_process, wait_for
 from tests.samples import smtp_profile
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
@@ -189,3 +189,41 @@ def test_a_short_relay_password_is_refused_at_start(config_path: Path, runner: C
                                      "--password-stdin"], input=weak + "\n")
         assert result.exit_code == 78 and "at least 16" in result.output, result.output
     assert credentials.read_secret("default", "relay_password") is None, "a weak password is never stored"
+
+
+def test_at_the_descriptor_limit_clients_are_turned_away_with_one_line_and_no_traceback(
+        config_path: Path, tls: TLSFiles) -> None:
+    config.save_profile(config_path, smtp_profile(name="default", email=USER, host="127.0.0.1", port=free_port(),
+                                                  security="starttls", ca_file=str(tls.ca_file), timeout=5.0))
+    process = relay_process(config_path, "--max-connections", "1000", "--max-per-address", "1000", files=64)
+    held: list[socket.socket] = []
+    answers: list[bytes] = []
+    try:
+        for _ in range(90):  # more than the process may open
+            conn = socket.create_connection(("127.0.0.1", process.port), timeout=10, source_address=(ATTACKER, 0))
+            held.append(conn)
+            answers.append(conn.recv(200))
+        assert any(answer.startswith(b"421 4.3.2") for answer in answers), answers[-1]
+        assert sum(answer.startswith(b"220") for answer in answers) < 64
+        for conn in held:
+            conn.close()
+        held.clear()
+        wait_for(lambda: _submits(process.port), what="the ERP to get in again")
+        assert process.terminate() == 0
+    finally:
+        for conn in held:
+            conn.close()
+        if process.process.poll() is None:
+            process.kill()
+    assert not [line for line in process.lines if "Traceback" in line or line.startswith(" ")], process.lines[-5:]
+    assert 1 <= len(process.logged("out-of-descriptors")) <= 2
+
+
+def _submits(port: int) -> bool:
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as erp:
+            erp.login(RELAY_USER, RELAY_PASSWORD)
+            erp.send_message(erp_message(9))
+    except (smtplib.SMTPException, OSError):
+        return False
+    return True
