@@ -7,6 +7,7 @@ process with a stepped clock for the login throttle, so no test waits out a back
 from __future__ import annotations
 
 import base64
+import re
 import smtplib
 import socket
 from collections.abc import Callable, Iterator
@@ -227,3 +228,22 @@ def _submits(port: int) -> bool:
     except (smtplib.SMTPException, OSError):
         return False
     return True
+
+
+def test_the_documented_fail2ban_filter_reads_the_address_from_each_line_it_is_meant_for(
+        exposed: Callable[..., Exposed]) -> None:
+    relay = exposed(allow=parse_networks(["127.0.0.1/32", "127.0.0.2/32"]))
+    for _ in range(2):
+        with relay.client(ATTACKER) as attacker:
+            for _ in range(3):
+                guess(attacker)
+    with pytest.raises(smtplib.SMTPConnectError):
+        smtplib.SMTP("127.0.0.1", relay.port, timeout=10, source_address=("127.0.0.5", 0))
+    text = (Path(__file__).parents[1] / "docs" / "relay.md").read_text(encoding="utf-8")
+    block = text.split("failregex = ", 1)[1].split("journalmatch", 1)[0]
+    patterns = [re.compile(line.strip().replace("<HOST>", r"(?P<host>[0-9A-Fa-f:.]+)")) for line in
+                block.splitlines() if line.strip()]
+    lines = relay.logged("auth-refused")[:1] + relay.logged("auth-throttled") + relay.logged("refused-ip")
+    assert len(lines) == 3
+    hosts = [next(match.group("host") for pattern in patterns if (match := pattern.search(line))) for line in lines]
+    assert hosts == [ATTACKER, ATTACKER, "127.0.0.5"]
