@@ -162,3 +162,31 @@ def test_a_to_folded_over_many_lines_is_taken_while_another_client_submits_and_a
                           + b"\r\n b@client.test\r\n\r\nbody\r\n", to="a@client.test")
     assert code == 552 and text.startswith(b"5.3.4") and b"header section" in text
     wait_for(lambda: len(upstream.messages) == 2, what="both messages")
+
+
+class OptionsSeen(CaptureHandler):
+    """Keeps each message's MAIL FROM parameters beside it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.options: list[list[str]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.options.append(list(envelope.mail_options))
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_an_8bit_message_goes_upstream_with_body_8bitmime_and_a_7bit_one_without(
+        relay: RelayFactory, smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    handler = OptionsSeen()
+    upstream = smtp_server(handler=handler)
+    credentials.store_password("default", PASSWORD)
+    running = relay(profile_for(upstream, tls))
+    head = HEAD.replace("{number}", "8bit").encode() + (b"MIME-Version: 1.0\r\nContent-Type: text/plain; "
+                                                        b"charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n")
+    assert raw_data(running.port, head + "\r\nGrüße aus der Buchhaltung\r\n".encode())[0] == 250
+    wait_for(lambda: len(upstream.messages) == 1, what="the 8-bit message")
+    submit(running.port, erp_message(6))
+    wait_for(lambda: len(upstream.messages) == 2, what="the 7-bit message")
+    assert handler.options == [["BODY=8BITMIME"], []]
+    assert "Grüße".encode() in upstream.messages[0].data
