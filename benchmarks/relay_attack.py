@@ -89,34 +89,40 @@ def folded_message(megabytes: float) -> bytes:
     return head + b"\r\n last@client.test\r\nSubject: folded\r\n\r\nbody\r\n"
 
 
-def stall(port: int, megabytes: float) -> tuple[float, str]:
-    """The longest NOOP round trip on 127.0.0.1 while 127.0.0.3 submits the folded message."""
-    done = threading.Event()
+def big_message(megabytes: float, number: int) -> bytes:
+    """A message of about `megabytes` MB: an attachment in base64 lines, as an ERP sends a large PDF."""
+    line = base64.b64encode(bytes(range(57))) + b"\r\n"
+    body = line * int(megabytes * 1_000_000 / len(line))
+    return (f"From: {SENDER}\r\nTo: first@client.test\r\nSubject: big {number}\r\n"
+            f"Message-ID: <big.{number}.{time.monotonic_ns()}@company.test>\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n").encode() + body
+
+
+def stall(port: int, messages: list[bytes]) -> tuple[float, list[str]]:
+    """The longest NOOP round trip on 127.0.0.1 while 127.0.0.3 submits `messages`, each on its own connection."""
     outcome: list[str] = []
 
-    def submit() -> None:
+    def submit(data: bytes) -> None:
         try:
             with smtplib.SMTP("127.0.0.1", port, timeout=600, source_address=("127.0.0.3", 0)) as client:
                 client.login("erp", RELAY_PASSWORD)
-                client.sendmail(SENDER, ["first@client.test"], folded_message(megabytes))
+                client.sendmail(SENDER, ["first@client.test"], data)
                 outcome.append("250")
         except smtplib.SMTPException as exc:
             outcome.append(str(exc)[:120])
-        finally:
-            done.set()
 
     longest = 0.0
     with smtplib.SMTP("127.0.0.1", port, timeout=600) as probe:
         probe.login("erp", RELAY_PASSWORD)
-        thread = threading.Thread(target=submit)
-        thread.start()
-        while not done.is_set():
+        threads = [threading.Thread(target=submit, args=(data,)) for data in messages]
+        for thread in threads:
+            thread.start()
+        while any(thread.is_alive() for thread in threads):
             began = time.monotonic()
             probe.noop()
             longest = max(longest, time.monotonic() - began)
             time.sleep(0.05)
-        thread.join()
-    return longest, outcome[0] if outcome else "?"
+    return longest, outcome
 
 
 def peak_rss_kib(pid: int) -> int:
@@ -130,6 +136,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--folded-mb", type=float, default=7.0)
+    parser.add_argument("--big-mb", type=float, default=30.0)
+    parser.add_argument("--big-count", type=int, default=6)
     parser.add_argument("relay_args", nargs="*")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temp:
@@ -146,10 +154,15 @@ def main() -> int:
                 with smtplib.SMTP("127.0.0.1", port, timeout=30) as erp:
                     erp.login("erp", RELAY_PASSWORD)
                 print("the ERP on 127.0.0.1 still logs in: yes")
-                longest, answer = stall(port, args.folded_mb)
-                print(f"folded To of {args.folded_mb} MB from 127.0.0.3: answered {answer!r}; longest NOOP wait on "
-                      f"127.0.0.1 {longest:.3f} s")
-                print(f"relay peak RSS: {peak_rss_kib(process.pid) / 1024:.1f} MiB")
+                longest, answers = stall(port, [folded_message(args.folded_mb)])
+                print(f"folded To of {args.folded_mb} MB from 127.0.0.3: answered {answers}; longest NOOP wait on "
+                      f"127.0.0.1 {longest:.3f} s; relay peak RSS {peak_rss_kib(process.pid) / 1024:.1f} MiB")
+                longest, answers = stall(port, [big_message(args.big_mb, 0)])
+                print(f"one {args.big_mb} MB message: answered {answers}; longest NOOP wait {longest:.3f} s; "
+                      f"relay peak RSS {peak_rss_kib(process.pid) / 1024:.1f} MiB")
+                longest, answers = stall(port, [big_message(args.big_mb, n) for n in range(1, args.big_count + 1)])
+                print(f"{args.big_count} x {args.big_mb} MB at once: answered {answers}; longest NOOP wait "
+                      f"{longest:.3f} s; relay peak RSS {peak_rss_kib(process.pid) / 1024:.1f} MiB")
             finally:
                 process.terminate()
                 code = process.wait(60)

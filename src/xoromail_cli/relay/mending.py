@@ -25,15 +25,15 @@ class MendRefused(Exception):
         self.reply = reply
 
 
-def crlf_line_ends(data: bytes) -> bytes:
-    """Bare LF made CRLF; MendRefused on a bare CR."""
+def crlf_line_ends(data: bytes | bytearray) -> bytes | bytearray:
+    """Bare LF made CRLF (a copy only then); MendRefused on a bare CR."""
     if BARE_CR.search(data):
         raise MendRefused(BARE_CR_REPLY)
     return BARE_LF.sub(b"\r\n", data) if BARE_LF.search(data) else data
 
 
-def has_long_line(body: bytes, limit: int = SMTP_LINE) -> bool:
-    start = 0
+def has_long_line(body: bytes | bytearray, start: int = 0, limit: int = SMTP_LINE) -> bool:
+    """Whether a line from `start` on is longer than `limit` octets (CRLF not counted)."""
     while start < len(body):
         end = body.find(b"\r\n", start)
         end = len(body) if end < 0 else end

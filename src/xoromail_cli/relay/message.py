@@ -70,14 +70,13 @@ def _value(field: bytes) -> str:
     return " ".join(raw.split())
 
 
-def _split(data: bytes) -> tuple[bytes, bytes]:
-    """(header fields with their line ends, body); a message of headers only has an empty body."""
-    for separator in (b"\r\n\r\n", b"\n\n"):
-        end = data.find(separator)
-        if end >= 0:
-            middle = len(separator) // 2
-            return data[: end + middle], data[end + len(separator):]
-    return data, b""
+def _split(data: bytes | bytearray) -> tuple[bytes, int]:
+    """(header fields with their line ends, where the body begins); a message of headers only has no body.
+    The body is not copied: a message of the maximum size is held once more only as the envelope's bytes."""
+    end = data.find(b"\r\n\r\n")
+    if end >= 0:
+        return bytes(data[: end + 2]), end + 4
+    return bytes(data), len(data)
 
 
 ADDRESS_HEADERS = ("from", "sender", "resent-from", "resent-sender")
@@ -124,7 +123,7 @@ def _rewrite(kept: list[bytes], values: dict[str, list[str]], mail_from: str, po
     return kept
 
 
-def accept_message(data: bytes, mail_from: str, rcpt_tos: tuple[str, ...], policy: SenderPolicy, *,
+def accept_message(data: bytes | bytearray, mail_from: str, rcpt_tos: tuple[str, ...], policy: SenderPolicy, *,
                    max_header: int = MAX_HEADER) -> Envelope:
     """The envelope to keep: To and Cc as the headers name them, every other SMTP recipient Bcc; line ends
     CRLF and lines of at most 998 octets (`mending`). Refused for what must not be passed on."""
@@ -134,8 +133,7 @@ def accept_message(data: bytes, mail_from: str, rcpt_tos: tuple[str, ...], polic
         data = crlf_line_ends(data)
     except MendRefused as refused:
         raise Refused(refused.reply) from None
-    head, body = _split(data)
-    del data
+    head, start = _split(data)
     _check_head(head, max_header)
     fields = _fields(head)
     values: dict[str, list[str]] = {}
@@ -160,6 +158,8 @@ def accept_message(data: bytes, mail_from: str, rcpt_tos: tuple[str, ...], polic
         kept = _rewrite(kept, values, mail_from, policy, strangers)
         sender = policy.mailbox
     fixed = b"".join(field if field.endswith(b"\n") else field + b"\r\n" for field in kept)
-    if has_long_line(body):
-        return Envelope(sender, to, short_lines(fixed, body), message_id, cc, bcc)
-    return Envelope(sender, to, fixed + b"\r\n" + body, message_id, cc, bcc)
+    if has_long_line(data, start):
+        return Envelope(sender, to, short_lines(fixed, bytes(data[start:])), message_id, cc, bcc)
+    with memoryview(data) as view:
+        whole = b"".join((fixed, b"\r\n", view[start:]))
+    return Envelope(sender, to, whole, message_id, cc, bcc)

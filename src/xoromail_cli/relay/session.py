@@ -135,7 +135,8 @@ class RelaySMTP(SMTP):
                 self.envelope = self._create_envelope()
                 await self.push(refusal)
                 return
-            self.envelope.content = self.envelope.original_content = content
+            # a bytearray, not copied into bytes: the handler makes the one copy it keeps
+            self.envelope.content = self.envelope.original_content = content  # type: ignore[assignment]
             del content
             status = await self.event_handler.handle_DATA(self, self.session, self.envelope)
         finally:
@@ -143,7 +144,7 @@ class RelaySMTP(SMTP):
         self.envelope = self._create_envelope()
         await self.push(status)
 
-    async def _read_data(self) -> tuple[bytes, str | None]:
+    async def _read_data(self) -> tuple[bytearray, str | None]:
         """The message up to `<CRLF>.<CRLF>`, dots unstuffed; or a refusal once all of it was read."""
         data = bytearray()
         size = longest = line = 0
@@ -166,8 +167,8 @@ class RelaySMTP(SMTP):
             elif data:
                 data = bytearray()  # refused: nothing more is kept
         if size > self.limits.max_size:
-            return b"", TOO_LARGE.format(limit=self.limits.max_size, service=self.service)
+            return bytearray(), TOO_LARGE.format(limit=self.limits.max_size, service=self.service)
         if longest > self.limits.max_line:
-            return b"", (f"500 5.5.6 A line of the message has {longest:,} octets; the relay takes lines of up to "
-                         f"{self.limits.max_line:,}")
-        return bytes(data), None
+            return bytearray(), (f"500 5.5.6 A line of the message has {longest:,} octets; the relay takes lines "
+                                 f"of up to {self.limits.max_line:,}")
+        return data, None  # not copied: the handler makes the one copy it keeps
