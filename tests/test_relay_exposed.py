@@ -247,3 +247,25 @@ def test_the_documented_fail2ban_filter_reads_the_address_from_each_line_it_is_m
     assert len(lines) == 3
     hosts = [next(match.group("host") for pattern in patterns if (match := pattern.search(line))) for line in lines]
     assert hosts == [ATTACKER, ATTACKER, "127.0.0.5"]
+
+
+def test_sigterm_in_the_middle_of_a_large_message_exits_0_without_a_traceback(config_path: Path,
+                                                                             tls: TLSFiles) -> None:
+    config.save_profile(config_path, smtp_profile(name="default", email=USER, host="127.0.0.1", port=free_port(),
+                                                  security="starttls", ca_file=str(tls.ca_file), timeout=5.0))
+    process = relay_process(config_path)
+    try:
+        client = smtplib.SMTP("127.0.0.1", process.port, timeout=20, source_address=(ATTACKER, 0))
+        client.login(RELAY_USER, RELAY_PASSWORD)
+        assert client.mail(USER)[0] == 250 and client.rcpt("customer@client.test")[0] == 250
+        assert client.docmd("DATA")[0] == 354
+        client.send(f"From: {USER}\r\nTo: customer@client.test\r\n".encode() + b"\r\n".join(
+            f" user{n}@client.test,".encode() for n in range(20_000)) + b"\r\n x@client.test\r\n\r\n"
+            + b"x" * 76 * 50_000)  # half a message: the rest never comes
+        assert process.terminate() == 0
+        client.close()
+    finally:
+        if process.process.poll() is None:
+            process.kill()
+    assert not [line for line in process.lines if "Traceback" in line or line.startswith(" ")], process.lines[-5:]
+    assert process.logged("stopped")
