@@ -73,7 +73,7 @@ def relay(
     from xoromail_cli.relay.credential import relay_credential
     from xoromail_cli.relay.delivery import DeliveryOptions, DeliveryWorker, event_line
     from xoromail_cli.relay.handler import RelayHandler
-    from xoromail_cli.relay.limits import SessionLimits, parse_networks
+    from xoromail_cli.relay.limits import SessionLimits, parse_networks, recipient_cap
     from xoromail_cli.relay.message import SenderPolicy
     from xoromail_cli.relay.server import RelayServer, parse_listen
     from xoromail_cli.relay.spool import Spool
@@ -82,8 +82,7 @@ def relay(
     host, port = parse_listen(listen)
     files = tls_files(host, tls_cert, tls_key, tls_min)
     context = files.load() if files is not None else None
-    limits = SessionLimits(max_connections=max_connections, per_address=max_per_address, login_within=login_timeout,
-                           idle=idle_timeout, allow=parse_networks(allow_ip))
+    allowed_networks = parse_networks(allow_ip)
     state = state_of(ctx)
     profile = config.load_profile(state.config_path, state.profile_name)
     allowed = frozenset(parse_address(a, "--allow-from").lower() for a in allow_from or ())
@@ -97,6 +96,10 @@ def relay(
              f"password {credential.password}")
     spool = Spool(spool_dir or paths.state_dir() / "relay" / profile.name)
     worker = DeliveryWorker(profile, spool, _log, options)
+    provider = worker.limits.provider
+    limits = SessionLimits(max_connections=max_connections, per_address=max_per_address, login_within=login_timeout,
+                           idle=idle_timeout, allow=allowed_networks,
+                           max_recipients=recipient_cap(provider.label if provider is not None else None))
     policy = SenderPolicy(profile.email, profile.display_name, allowed, rewrite_from)
     server = RelayServer(RelayHandler(spool, policy, _log, worker.wake), credential, host, port, tls=context,
                          limits=limits, tls_files=files)
@@ -110,7 +113,7 @@ def relay(
         _log(event_line("warning", text=OLD_TLS_WARNING.format(version=files.minimum)))
     _log(event_line("listening", address=f"{host}:{server.port}", tls="starttls" if context else "none",
                     service=profile.service, mailbox=profile.email, spool=spool.root, queued=len(spool.ids()),
-                    allow=",".join(str(network) for network in limits.allow) or None))
+                    recipients=limits.max_recipients, allow=",".join(str(network) for network in limits.allow) or None))
     threading.Thread(target=_learn_size, args=(profile, server), name="relay-size", daemon=True).start()
     while not stop.wait(0.5):
         if reload.is_set():  # SIGHUP: the renewed certificate for new sessions

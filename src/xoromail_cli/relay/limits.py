@@ -23,6 +23,9 @@ DEFAULT_MAX_SIZE = 35 * 1024 * 1024
 """Bytes of one message until the service's own maximum is known (Gmail's API takes 35 MB)."""
 DEFAULT_RECIPIENTS = 100
 """RCPT per message when the provider's cap is unknown (Gmail, Microsoft 365 and Exchange take more)."""
+PROVIDER_RECIPIENTS = (("Exchange Online", 500), ("Microsoft 365", 500), ("Google", 100), ("Gmail", 100))
+"""Recipients a message, by the provider's label (provider facts: Exchange Online and Graph 500, Google
+Workspace 100 through the API or SMTP)."""
 COMMAND_CALLS = {"AUTH": 3, "EHLO": 5, "HELO": 5, "STARTTLS": 2, "NOOP": 100, "VRFY": 3, "EXPN": 3, "HELP": 5,
                  "*": 100_000}
 """aiosmtpd's `command_call_limit` per connection: three logins, then `421 4.7.0` and the connection ends."""
@@ -47,6 +50,14 @@ class SessionLimits:
     """Octets of the header section (a To folded over many lines is parsed once, within this)."""
     allow: tuple[Network, ...] = ()
     """Networks that may connect (`--allow-ip`); empty: any."""
+
+
+def recipient_cap(provider_label: str | None) -> int:
+    """The provider's own cap on recipients a message, or `DEFAULT_RECIPIENTS` when it is not known."""
+    for name, cap in PROVIDER_RECIPIENTS:
+        if provider_label and name in provider_label:
+            return cap
+    return DEFAULT_RECIPIENTS
 
 
 def parse_networks(values: list[str] | None) -> tuple[Network, ...]:
