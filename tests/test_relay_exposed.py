@@ -269,3 +269,26 @@ def test_sigterm_in_the_middle_of_a_large_message_exits_0_without_a_traceback(co
             process.kill()
     assert not [line for line in process.lines if "Traceback" in line or line.startswith(" ")], process.lines[-5:]
     assert process.logged("stopped")
+
+
+def test_a_data_beyond_the_messages_taken_in_at_once_waits_its_turn_then_gets_452(
+        exposed: Callable[..., Exposed]) -> None:
+    relay = exposed(in_data=1, data_wait=0.5)
+    first = relay.client(ATTACKER)
+    try:
+        first.login(RELAY_USER, RELAY_PASSWORD)
+        assert first.mail(USER)[0] == 250 and first.rcpt("a@client.test")[0] == 250
+        assert first.docmd("DATA")[0] == 354  # and its data never ends: it holds the one slot
+        with relay.client(ERP) as erp:
+            erp.login(RELAY_USER, RELAY_PASSWORD)
+            assert erp.mail(USER)[0] == 250 and erp.rcpt("b@client.test")[0] == 250
+            code, text = erp.docmd("DATA")
+            assert code == 452 and text.startswith(b"4.3.1")
+        first.send(b"Subject: done\r\n\r\nbody\r\n.\r\n")
+        assert first.getreply()[0] == 250
+    finally:
+        first.close()
+    with relay.client(ERP) as erp:
+        erp.login(RELAY_USER, RELAY_PASSWORD)
+        erp.send_message(erp_message(8))
+    assert len(relay.spool.ids()) == 2
