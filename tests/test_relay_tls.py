@@ -86,6 +86,12 @@ def test_sighup_serves_the_renewed_certificate_to_new_sessions_and_keeps_the_old
         kept.send_message(erp_message(1))  # the session from before the reload goes on
         kept.quit()
         assert before != after
+        past = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+        write_cert(tmp_path, tls.ca, not_before=past, not_after=past + datetime.timedelta(days=90))
+        process.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: bool(process.logged("tls-reload-failed")), what="the refused reload")
+        assert "expired" in process.logged("tls-reload-failed")[0]
+        assert served_serial(process.port, tls.ca) == after, "a bad renewal leaves the working certificate"
         assert process.process.poll() is None and process.terminate() == 0
     finally:
         if process.process.poll() is None:
