@@ -137,3 +137,16 @@ def test_a_tls_1_0_client_is_refused_and_logged_and_tls_min_1_0_is_an_explicit_w
             client.login(RELAY_USER, RELAY_PASSWORD)
     finally:
         lowered.terminate()
+
+
+def test_the_start_warns_of_old_tls_and_of_a_public_listener_open_to_every_address(tmp_path: Path) -> None:
+    from xoromail_cli.relay.limits import SessionLimits, parse_networks
+    from xoromail_cli.relay.tls import TLSFiles, start_warnings
+
+    files = TLSFiles(tmp_path / "c.pem", tmp_path / "k.pem")
+    assert start_warnings("127.0.0.1", files, SessionLimits()) == []
+    [public] = start_warnings("203.0.113.7", files, SessionLimits())
+    assert "--allow-ip" in public
+    assert start_warnings("203.0.113.7", files, SessionLimits(allow=parse_networks(["203.0.113.0/24"]))) == []
+    [old] = start_warnings("127.0.0.1", TLSFiles(files.cert, files.key, "1.0"), SessionLimits())
+    assert "TLS 1.0" in old and "trust" in old

@@ -77,7 +77,7 @@ def relay(
     from xoromail_cli.relay.message import SenderPolicy
     from xoromail_cli.relay.server import RelayServer, parse_listen
     from xoromail_cli.relay.spool import Spool
-    from xoromail_cli.relay.tls import OLD_TLS_WARNING, tls_files
+    from xoromail_cli.relay.tls import start_warnings, tls_files
 
     host, port = parse_listen(listen)
     files = tls_files(host, tls_cert, tls_key, tls_min)
@@ -109,8 +109,8 @@ def relay(
     signal.signal(signal.SIGHUP, lambda *_: reload.set())
     server.start()
     worker.start()
-    if files is not None and files.minimum < "1.2":
-        _log(event_line("warning", text=OLD_TLS_WARNING.format(version=files.minimum)))
+    for warning in start_warnings(host, files, limits):
+        _log(event_line("warning", text=warning))
     _log(event_line("listening", address=f"{host}:{server.port}", tls="starttls" if context else "none",
                     service=profile.service, mailbox=profile.email, spool=spool.root, queued=len(spool.ids()),
                     recipients=limits.max_recipients, allow=",".join(str(network) for network in limits.allow) or None))

@@ -14,8 +14,12 @@ import ssl
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xoromail_cli.errors import ConfigError
+
+if TYPE_CHECKING:
+    from xoromail_cli.relay.limits import SessionLimits
 
 VERSIONS = {"1.0": "TLSv1", "1.1": "TLSv1_1", "1.2": "TLSv1_2", "1.3": "TLSv1_3"}
 """--tls-min values → `ssl.TLSVersion` names (looked up when used: the old ones warn as deprecated)."""
@@ -121,3 +125,14 @@ def tls_context(host: str, cert: Path | None, key: Path | None, minimum: str = "
     """The STARTTLS context from the user's files, checked (see `TLSFiles.load`), or None on loopback."""
     files = tls_files(host, cert, key, minimum)
     return files.load() if files is not None else None
+
+
+def start_warnings(host: str, files: TLSFiles | None, limits: SessionLimits) -> list[str]:
+    """What the relay says at start about a choice that weakens it (each becomes a `warning` line)."""
+    warnings_ = []
+    if files is not None and files.minimum in ("1.0", "1.1"):
+        warnings_.append(OLD_TLS_WARNING.format(version=files.minimum))
+    if not is_loopback(host) and not limits.allow:
+        warnings_.append(f"listening on {host} without --allow-ip: anyone who reaches the port may try to log in; "
+                         "give the ERP's addresses with --allow-ip CIDR")
+    return warnings_
