@@ -150,3 +150,29 @@ def test_the_start_warns_of_old_tls_and_of_a_public_listener_open_to_every_addre
     assert start_warnings("203.0.113.7", files, SessionLimits(allow=parse_networks(["203.0.113.0/24"]))) == []
     [old] = start_warnings("127.0.0.1", TLSFiles(files.cert, files.key, "1.0"), SessionLimits())
     assert "TLS 1.0" in old and "trust" in old
+
+
+def test_a_command_sent_behind_starttls_in_the_same_packet_is_not_run_after_the_handshake(
+        config_path: Path, tmp_path: Path, tls: TLSFiles) -> None:
+    import socket
+
+    saved_profile(config_path, tls)
+    cert, key = write_cert(tmp_path, tls.ca)
+    process = relay_process(config_path, "--tls-cert", str(cert), "--tls-key", str(key))
+    try:
+        with socket.create_connection(("127.0.0.1", process.port), timeout=20) as raw:
+            reader = raw.makefile("rb")
+            assert reader.readline().startswith(b"220")
+            raw.sendall(b"EHLO attacker.test\r\n")
+            while not reader.readline().startswith(b"250 "):
+                pass
+            raw.sendall(b"STARTTLS\r\nMAIL FROM:<injected@evil.test>\r\n")  # CVE-2024-34083's injection
+            assert reader.readline().startswith(b"220")
+            context = ssl.create_default_context()
+            tls.ca.configure_trust(context)
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as secure:
+                secure.sendall(b"NOOP\r\n")
+                first = secure.recv(1000)
+        assert first.startswith(b"250"), f"the injected MAIL FROM was answered after the handshake: {first!r}"
+    finally:
+        process.terminate()
