@@ -292,3 +292,21 @@ def test_a_data_beyond_the_messages_taken_in_at_once_waits_its_turn_then_gets_45
         erp.login(RELAY_USER, RELAY_PASSWORD)
         erp.send_message(erp_message(8))
     assert len(relay.spool.ids()) == 2
+
+
+def test_swaks_guessing_from_another_address_meets_the_throttle(exposed: Callable[..., Exposed]) -> None:
+    import shutil
+    import subprocess
+
+    assert shutil.which("swaks"), "swaks is missing: .ci/run installs it (apt-get install swaks)"
+    relay = exposed()
+    outputs = []
+    for attempt in range(6):
+        done = subprocess.run(["swaks", "--server", f"127.0.0.1:{relay.port}", "--local-interface", ATTACKER,
+                               "--auth", "LOGIN", "--auth-user", RELAY_USER, "--auth-password", f"guess-{attempt}",
+                               "--from", USER, "--to", "customer@client.test", "--quit-after", "AUTH"],
+                              capture_output=True, text=True, timeout=60, check=False)
+        outputs.append(done.stdout)
+    assert all("535 5.7.8" in output for output in outputs[:5])
+    assert "454 4.7.0 Too many failed logins from 127.0.0.2" in outputs[5]
+    assert len(relay.logged("auth-refused")) == 5 and "mechanism=LOGIN" in relay.logged("auth-refused")[0]
