@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import hmac
 import os
 import socket
@@ -172,7 +173,7 @@ class RelayServer:
                 _refuse(conn, refusal)
                 continue
             try:
-                await loop.connect_accepted_socket(functools_partial(self._session, ip), conn)
+                await loop.connect_accepted_socket(functools.partial(self._session, ip), conn)
             except OSError:
                 self.gate.release(ip)
                 conn.close()
@@ -226,10 +227,6 @@ class RelayServer:
         if self._spare is not None:
             os.close(self._spare)
         self._loop = self._thread = self._sock = self._spare = None
-
-
-def functools_partial(function: Callable[[str], Any], ip: str) -> Callable[[], Any]:
-    return lambda: function(ip)
 
 
 def _refuse(conn: socket.socket, reply: str) -> None:
