@@ -1,0 +1,133 @@
+"""Servers that never finish a reply, drip it, flood it or refuse EHLO: every command ends, with the right code.
+
+No wall-clock assertion: the scripts drip far faster than the timeout, so only a deadline on the whole reply
+(or handshake, or stage) can end them; a run that hangs is stopped by the subprocess timeout and fails.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, profile_for, secrets
+from tests.misbehaving import (
+    Peer,
+    Script,
+    dripped_banner,
+    dripped_data_reply,
+    dripped_ehlo,
+    endless_banner,
+    endless_ehlo,
+    refuses_ehlo,
+    scripted,
+)
+from tests.samples import smtp_profile
+from tests.test_send_cmd import csv_batch
+from xoromail_cli import config, validate
+from xoromail_cli.errors import ExitCode
+from xoromail_cli.profile import Profile
+
+SCRIPT = str(Path(sys.executable).with_name("xoromail"))
+TIMEOUT = 0.5
+
+
+def plain_profile(port: int, **overrides: object) -> Profile:
+    values: dict[str, object] = {"name": "default", "email": USER, "host": "127.0.0.1", "port": port,
+                                 "security": "none", "display_name": "Company Billing", "timeout": TIMEOUT}
+    values.update(overrides)
+    return smtp_profile(**values)
+
+
+@pytest.mark.parametrize(("script", "stage", "code", "words"), [
+    (endless_banner, "ehlo", ExitCode.PROTOCOL, "more than 100 lines"),
+    (endless_ehlo, "ehlo", ExitCode.PROTOCOL, "more than 100 lines"),
+    (dripped_banner, "ehlo", ExitCode.TEMPFAIL, "too slow"),
+    (dripped_ehlo, "ehlo", ExitCode.TEMPFAIL, "too slow"),
+    (refuses_ehlo, "ehlo", ExitCode.TEMPFAIL, "421"),
+])
+def test_validate_ends_against_a_misbehaving_server(script: Script, stage: str, code: ExitCode, words: str) -> None:
+    with scripted(script) as server:
+        report = validate.run(plain_profile(server.port), secrets(PASSWORD), check_domain=False)
+    assert report.failed is not None and report.failed.name == stage
+    assert report.exit_code == code, report.failed.detail
+    assert words in report.failed.detail
+    assert "SSL" not in (report.failed.hint or ""), "a server that answers is not a TLS mismatch"
+
+
+def test_a_silent_server_is_still_read_as_no_greeting(smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    def silent(peer: Peer) -> None:
+        peer.stop.wait(30)
+
+    with scripted(silent) as server:
+        report = validate.run(plain_profile(server.port), secrets(PASSWORD), check_domain=False)
+    assert report.failed is not None and "no SMTP greeting" in report.failed.detail
+    assert report.exit_code == ExitCode.PROTOCOL
+
+
+def test_a_dripped_tls_handshake_ends_at_its_deadline(tls: TLSFiles) -> None:
+    def dripped_handshake(peer: Peer) -> None:
+        peer.drip(b"\x16\x03\x03\x40\x00" + b"\x02" * 4000)  # a ServerHello record that never completes
+
+    with scripted(dripped_handshake) as server:
+        profile = plain_profile(server.port, security="ssl", ca_file=str(tls.ca_file))
+        report = validate.run(profile, secrets(PASSWORD), check_domain=False)
+    assert report.failed is not None and report.failed.name == "tls"
+    assert report.exit_code == ExitCode.TEMPFAIL
+    assert "TLS handshake" in report.failed.detail
+
+
+def test_data_slipped_in_behind_the_starttls_reply_is_refused(tls: TLSFiles) -> None:
+    def injects(peer: Peer) -> None:
+        peer.say(b"220 mx.test ESMTP\r\n")
+        peer.dialog(until=b"STARTTLS", ehlo=b"250-mx.test\r\n250 STARTTLS\r\n")
+        peer.say(b"220 2.0.0 Ready to start TLS\r\n250 2.1.0 injected\r\n")
+
+    with scripted(injects) as server:
+        profile = plain_profile(server.port, security="starttls", ca_file=str(tls.ca_file))
+        report = validate.run(profile, secrets(PASSWORD), check_domain=False)
+    assert report.failed is not None and report.failed.name == "tls"
+    assert report.exit_code == ExitCode.PROTOCOL
+    assert "before TLS began" in report.failed.detail
+
+
+def test_a_fifo_as_ca_file_is_refused_not_waited_on(tmp_path: Path, smtp_server: ServerFactory,
+                                                     tls: TLSFiles) -> None:
+    fifo = tmp_path / "ca.pem"
+    os.mkfifo(fifo)
+    report = validate.run(profile_for(smtp_server(), tls, ca_file=str(fifo)), secrets(PASSWORD),
+                          check_domain=False)
+    assert report.exit_code == ExitCode.CONFIG
+    assert report.failed is not None and "not a regular file" in report.failed.detail
+
+
+def run_send(config_path: Path, batch: Path) -> subprocess.CompletedProcess[str]:
+    env = os.environ.copy()
+    env.update(XOROMAIL_CONFIG=str(config_path), XOROMAIL_PASSWORD=PASSWORD)
+    command = [SCRIPT, "send", "--event", "overdue-invoice", "--batch", str(batch), "--retry-delay", "0"]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_send_against_a_dripped_data_reply_ends_and_frees_the_account(
+        config_path: Path, tmp_path: Path, smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    batch = csv_batch(tmp_path / "rows.csv", 2)
+    with scripted(dripped_data_reply) as server:
+        config.save_profile(config_path, plain_profile(server.port))
+        first = run_send(config_path, batch)
+        assert first.returncode == ExitCode.TEMPFAIL, first.stdout + first.stderr
+        assert "too slow" in first.stderr or "did not finish" in first.stderr
+        second = run_send(config_path, batch)
+    assert "another xoromail run" not in second.stderr, "the first run's lock outlived it"
+    assert second.returncode == ExitCode.TEMPFAIL, second.stdout + second.stderr
+
+
+def test_send_against_an_endless_ehlo_ends_with_76(config_path: Path, tmp_path: Path) -> None:
+    batch = csv_batch(tmp_path / "rows.csv", 2)
+    with scripted(endless_ehlo) as server:
+        config.save_profile(config_path, plain_profile(server.port))
+        result = run_send(config_path, batch)
+    assert result.returncode == ExitCode.PROTOCOL, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
