@@ -124,3 +124,23 @@ def test_a_huge_attachment_is_refused_by_its_size_before_any_read(tmp_path: Path
     huge.chmod(0)  # unreadable: the refusal can only come from its size (as root, the message still says)
     with pytest.raises(DataError, match="at most"):
         make_job(EVENT, 0, to=["c@client.test"], variables=VALUES, attach=[str(huge)])
+
+
+@pytest.mark.parametrize("payload", [
+    "{{ cycler.__init__.__globals__.os.popen('touch PWNED').read() }}",
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{% set x = [] %}{{ x.append(1) }}",
+])
+def test_a_template_reaching_for_internals_fails_with_its_file_and_line_and_runs_nothing(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path,
+        isolated_environment: Path, payload: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    base = configure(config_path, smtp_server(), tls)
+    folder = isolated_environment / "config" / "xoromail" / "templates" / "overdue-invoice"
+    folder.mkdir(parents=True)
+    (folder / "body.txt").write_text(f"Dear {{{{ customer_name }}}},\n{payload}\n", encoding="utf-8")
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "c@client.test",
+                                 *OVERDUE, "--dry-run"])
+    assert result.exit_code == ExitCode.CONFIG, result.output
+    assert "body.txt:2:" in result.output.replace("\n", "")
+    assert not (tmp_path / "PWNED").exists()
