@@ -44,7 +44,8 @@ def setup(
     company_name: Annotated[str | None, typer.Option(metavar="TEXT", help="Company name used in emails.")] = None,
     reply_to: Annotated[str | None, typer.Option(metavar="ADDR", help="Reply-To for event emails.")] = None,
     ledger: Annotated[str | None, typer.Option(metavar="URL", help=(
-        "Sent-ledger: a path, sqlite:///path or postgresql://user@host/db (a password in it goes to the keyring)."
+        "Sent-ledger: a path, sqlite:///path or postgresql://user@host/db (its password in PGPASSWORD, which "
+        "setup keeps in the keyring; never in the URL)."
     ))] = None,
     validate_to: Annotated[str | None, typer.Option(
         metavar="ADDR", help="Send the test message here (default: the account itself).")] = None,
@@ -98,6 +99,8 @@ def setup(
         where = "; password in the OS keyring" if stored else (
             f"; the password comes from ${_ENV} and was not stored" if (_env_password() and password is None)
             or not store else "")
+        if ledger_password is not None:
+            where += "; the ledger password (from PGPASSWORD) in the OS keyring"
         out().print(f"[green]Saved[/] profile {attempt.profile.name!r} to {state.config_path}{where}")
 
 
