@@ -164,7 +164,7 @@ def dripped_data_reply(peer: Peer) -> None:
     peer.drip(b"250-2.0.0 still thinking\r\n" * 1000)
 
 
-def escape_banner(peer: Peer) -> None:
+def escape_reply(peer: Peer) -> None:
     """Refuses sign-in with a reply that carries terminal escape sequences."""
     peer.say(b"220 mx.test ESMTP\r\n")
     peer.dialog(until=b"AUTH")

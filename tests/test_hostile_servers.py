@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, profile_for, secrets
 from tests.misbehaving import (
@@ -22,12 +23,15 @@ from tests.misbehaving import (
     dripped_ehlo,
     endless_banner,
     endless_ehlo,
+    escape_reply,
     refuses_ehlo,
     scripted,
 )
 from tests.samples import smtp_profile
-from tests.test_send_cmd import csv_batch
+from tests.servers import DataReply
+from tests.test_send_cmd import OVERDUE, configure, csv_batch
 from xoromail_cli import config, validate
+from xoromail_cli.cli import app
 from xoromail_cli.errors import ExitCode
 from xoromail_cli.profile import Profile
 
@@ -131,3 +135,40 @@ def test_send_against_an_endless_ehlo_ends_with_76(config_path: Path, tmp_path: 
         result = run_send(config_path, batch)
     assert result.returncode == ExitCode.PROTOCOL, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
+
+
+ESCAPES = ("\x1b", "\x07", "\x9b")
+
+
+def test_escape_sequences_in_a_servers_reply_reach_the_terminal_escaped(
+        runner: CliRunner, config_path: Path) -> None:
+    with scripted(escape_reply) as server:
+        config.save_profile(config_path, plain_profile(server.port, username=USER))
+        result = runner.invoke(app, ["--config", str(config_path), "validate", "--no-send", "--trace"],
+                               env={"XOROMAIL_PASSWORD": PASSWORD})
+    assert result.exit_code == ExitCode.NOPERM, result.output
+    assert not any(code in result.output for code in ESCAPES)
+    assert "\\x1b]0;owned\\x07" in result.output and "credentials" in result.output
+
+
+def test_escape_sequences_in_a_refusal_are_escaped_in_send_and_log(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    server = smtp_server(handler=DataReply("554 5.7.1 \x1b[2J\x1b]0;owned\x07 rejected as spam"))
+    base = configure(config_path, server, tls)
+    sent = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch",
+                               str(csv_batch(tmp_path / "r.csv", 1))])
+    assert sent.exit_code != 0 and "rejected as spam" in sent.output
+    shown = runner.invoke(app, [*base, "log"])
+    assert "rejected as spam" in shown.output
+    for output in (sent.output, shown.output):
+        assert not any(code in output for code in ESCAPES) and "\\x1b[2J" in output
+
+
+def test_escape_sequences_in_data_are_escaped_in_a_dry_run(runner: CliRunner, tls: TLSFiles,
+                                                           config_path: Path) -> None:
+    base = configure(config_path, None, tls)
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "c@client.test", "--dry-run",
+                                 *OVERDUE[:-4], "--var", "amount_due=\x1b[31m99\x9b2J", "--var",
+                                 "due_date=2026-11-01"])
+    assert result.exit_code == 0, result.output
+    assert not any(code in result.output for code in ESCAPES) and "\\x1b[31m99\\x9b2J" in result.output

@@ -9,15 +9,25 @@ exits with its own status.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
 UNWRAPPED_WIDTH = 4096
 """Width given to Rich off a terminal: wide enough that no table cell folds and no line wraps."""
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""What a terminal would act on rather than show (ESC sequences, C1 CSI, BEL, backspace, CR): all but tab and
+newline. Server replies, files and data values reach the screen through `safe_text`, shown escaped."""
+
+
+def safe_text(text: str) -> str:
+    """`text` with every control character but tab and newline shown as `\\xNN`."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text.replace("\r\n", "\n"))
 
 
 @cache
@@ -34,6 +44,11 @@ def _console(*, stderr: bool) -> Console:
     from rich.console import Console
 
     class _Console(Console):
+        def render_str(self, text: str, **options: Any) -> Text:
+            """Every string printed (markup, table cells) is made safe first: markup has no control characters,
+            so nothing but data values and server replies changes."""
+            return super().render_str(safe_text(text), **options)
+
         def on_broken_pipe(self) -> None:
             """Rich exits 1 here; a closed pipe only means nobody reads any more."""
             self.quiet = True

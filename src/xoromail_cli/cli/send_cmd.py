@@ -187,9 +187,9 @@ class _Printer:
                  for line in head.replace("\r\n ", " ").split("\r\n")
                  if not line.lower().startswith(("content-", "mime-"))]
         shown.append(f"(envelope recipients: {', '.join(result.envelope.recipients)})")
-        from xoromail_cli.cli.console import write_stdout
+        from xoromail_cli.cli.console import safe_text, write_stdout
 
-        write_stdout("\n".join(shown) + "\n\n" + result.rendered.text.rstrip("\n") + "\n" + "-" * 72 + "\n")
+        write_stdout(safe_text("\n".join(shown) + "\n\n" + result.rendered.text.rstrip("\n")) + "\n" + "-" * 72 + "\n")
 
     def finish(self, event: str, summary: Summary) -> None:
         from xoromail_cli.cli.console import err, out
