@@ -104,3 +104,23 @@ def parse_address_list(value: str, field: str = "address") -> list[str]:
 
 def domain_of(address: str) -> str:
     return address.rpartition("@")[2].lower()
+
+
+def host_name_problem(host: str) -> str | None:
+    """Why `host` cannot be looked up (a label over 63 characters, an empty label, over 253 in all), or None.
+    IP addresses pass; the resolver's own IDNA codec would otherwise fail with a traceback."""
+    name = host.strip().strip("[]").rstrip(".")
+    if ":" in name or not name:
+        return None if name else "it is empty"
+    labels = name.split(".")
+    if any(len(label) > 63 for label in labels):
+        return "a part between dots is longer than 63 characters"
+    if any(not label for label in labels):
+        return "it has an empty part (two dots in a row)"
+    try:
+        ascii_name = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return "it is not a valid (international) host name"
+    if len(ascii_name) > 253:
+        return "it is longer than 253 characters"
+    return None
