@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,7 @@ from xoromail_cli import config, validate
 from xoromail_cli.cli import app
 from xoromail_cli.errors import ExitCode
 from xoromail_cli.profile import Profile
+from xoromail_cli.sending.batch import SendJob
 
 SCRIPT = str(Path(sys.executable).with_name("xoromail"))
 TIMEOUT = 0.5
@@ -172,3 +174,21 @@ def test_escape_sequences_in_data_are_escaped_in_a_dry_run(runner: CliRunner, tl
                                  "due_date=2026-11-01"])
     assert result.exit_code == 0, result.output
     assert not any(code in result.output for code in ESCAPES) and "\\x1b[31m99\\x9b2J" in result.output
+
+
+def test_an_unexpected_error_mid_batch_ends_the_run_with_70_and_counts_the_rows_not_sent(
+        smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    from tests.samples import jobs
+    from tests.test_sending import sender
+
+    server = smtp_server()
+
+    def a_batch_that_breaks() -> Iterator[SendJob]:
+        yield from jobs(2)
+        raise RuntimeError("a bug quoting customer data: ann@client.test")
+
+    run, _ = sender(profile_for(server, tls))
+    summary = run.run(a_batch_that_breaks(), total=5)
+    assert summary.exit_code == ExitCode.SOFTWARE and summary.aborted is not None
+    assert "RuntimeError" in summary.aborted.message and "ann@" not in summary.aborted.message
+    assert summary.count("sent") == 2 and summary.not_attempted == 3 and len(server.messages) == 2
