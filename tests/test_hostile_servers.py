@@ -192,3 +192,21 @@ def test_an_unexpected_error_mid_batch_ends_the_run_with_70_and_counts_the_rows_
     assert summary.exit_code == ExitCode.SOFTWARE and summary.aborted is not None
     assert "RuntimeError" in summary.aborted.message and "ann@" not in summary.aborted.message
     assert summary.count("sent") == 2 and summary.not_attempted == 3 and len(server.messages) == 2
+
+
+def test_an_https_reply_dripped_a_byte_at_a_time_ends_at_the_requests_deadline(tls: TLSFiles) -> None:
+    import requests
+
+    from xoromail_cli.services import http
+
+    def dripped_http(peer: Peer) -> None:
+        secure = Peer(tls.server_context.wrap_socket(peer.conn, server_side=True), peer.stop)
+        while secure.line():  # the request head, up to its empty line
+            pass
+        secure.drip(b"HTTP/1.1 200 OK\r\n" + b"X-Filler: still coming\r\n" * 20 + b"Content-Length: 0\r\n\r\n")
+
+    with scripted(dripped_http) as server, pytest.raises(requests.exceptions.ReadTimeout) as caught:
+        http.session(str(tls.ca_file), timeout=0.3).get(f"https://127.0.0.1:{server.port}/token")
+    failure = http.failure("send", caught.value, "https://127.0.0.1/token", 0.3, http.Hints(
+        where="check the address", tls="check the port", name="check the name"))
+    assert failure.exit_code == ExitCode.TEMPFAIL

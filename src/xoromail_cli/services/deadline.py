@@ -2,15 +2,18 @@
 
 A socket timeout bounds one `recv`: a server that drips one byte a second, or sends an endless multi-line
 reply, never trips it. Here a reply, a TLS handshake and a message's transfer each get a deadline of their own,
-and every wait inside them is cut to what is left of it. No threads: each wait is a `select` or a socket
-timeout no longer than the time remaining.
+and every wait inside them is cut to what is left of it: each wait is a `select` or a socket timeout no longer
+than the time remaining. Requests made through requests/urllib3, whose reads we do not drive, are bounded by a
+`Watchdog` instead, which shuts their socket down when the time is up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import ssl
+import threading
 import time
 
 MIN_TRANSFER_RATE = 16 * 1024
@@ -102,3 +105,64 @@ def handshake(context: ssl.SSLContext, sock: socket.socket, host: str, seconds: 
         raise
     tls.settimeout(previous)
     return tls
+
+
+class Watchdog:
+    """Shuts down the sockets registered with it once `seconds` have passed: the one way to end a blocking read
+    a dripping server keeps alive inside a library whose reads we do not drive (urllib3 under requests).
+
+    Used as a context manager on the thread that makes the request; connections opened or reused on that thread
+    meanwhile register their socket with `Watchdog.watch`. One timer thread per watched operation."""
+
+    _active = threading.local()
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.fired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def __enter__(self) -> Watchdog:
+        self._timer = threading.Timer(self.seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+        stack = getattr(self._active, "stack", None)
+        if stack is None:
+            stack = self._active.stack = []
+        stack.append(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._active.stack.remove(self)
+
+    @classmethod
+    def watch(cls, sock: socket.socket | None) -> None:
+        """Put `sock` under every watchdog running on this thread (none: nothing happens)."""
+        for dog in getattr(cls._active, "stack", ()):
+            dog._add(sock)
+
+    def _add(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            fired = self.fired
+        if fired:
+            _shut(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    """Shut the connection down under any TLS layer (the plain socket's own shutdown: an SSLSocket's would
+    drop its TLS state while another thread reads); the blocked read then ends at once."""
+    with contextlib.suppress(OSError, TypeError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
