@@ -144,3 +144,15 @@ def test_a_template_reaching_for_internals_fails_with_its_file_and_line_and_runs
     assert result.exit_code == ExitCode.CONFIG, result.output
     assert "body.txt:2:" in result.output.replace("\n", "")
     assert not (tmp_path / "PWNED").exists()
+
+
+def test_a_template_that_is_a_fifo_is_refused_not_waited_on(
+        runner: CliRunner, tls: TLSFiles, config_path: Path, isolated_environment: Path) -> None:
+    base = configure(config_path, None, tls)
+    folder = isolated_environment / "config" / "xoromail" / "templates" / "overdue-invoice"
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / "body.txt")
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "c@client.test",
+                                 *OVERDUE, "--dry-run"])
+    assert result.exit_code == ExitCode.CONFIG, result.output
+    assert "not a regular file" in result.output

@@ -92,6 +92,9 @@ class Renderer:
             custom = self.templates_dir / event / filename
             if custom.is_file():
                 return custom
+            if custom.exists():  # a pipe or a device would make the read wait for ever, or never end
+                raise ConfigError(f"template {custom} is not a regular file",
+                                  "save the template as an ordinary text file, or delete it to use the built-in one")
         return BUILTIN_TEMPLATES / event / filename
 
     def render(self, event: Event, variables: Mapping[str, Any], subject: str | None = None,
