@@ -14,7 +14,10 @@ def disconnect(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask; needed when stdin is not a terminal.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Remove every secret of the profile from the keyring: sign-in, relay login, ledger password."""
+    """Remove every secret of the profile from the keyring (a sign-in is revoked first where possible).
+
+    Also the relay's login and a PostgreSQL ledger's password; says which were removed, or that none was stored.
+    """
     from rich.markup import escape
 
     from xoromail_cli import config, credentials, services
