@@ -24,6 +24,7 @@ VALUES = {"customer_name": "Ann", "invoice_number": "INV-1", "amount_due": "9.50
 
 
 def jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     return path
 
@@ -156,3 +157,18 @@ def test_a_template_that_is_a_fifo_is_refused_not_waited_on(
                                  *OVERDUE, "--dry-run"])
     assert result.exit_code == ExitCode.CONFIG, result.output
     assert "not a regular file" in result.output
+
+
+def test_attach_dir_through_the_cli_and_only_with_a_batch(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path,
+        batch_folder: Path) -> None:
+    server = smtp_server()
+    base = configure(config_path, server, tls)
+    batch = jsonl(tmp_path / "elsewhere" / "rows.jsonl", [row(1, attach="invoices/INV-1.pdf")])
+    sent = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch", str(batch),
+                               "--attach-dir", str(batch_folder)])
+    assert sent.exit_code == 0, sent.output
+    assert b"%PDF-1.4 invoice" in server.messages[0].parsed().get_payload()[1].get_payload(decode=True)
+    alone = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "c@client.test", *OVERDUE,
+                                "--attach-dir", str(batch_folder)])
+    assert alone.exit_code == ExitCode.USAGE and "--attach-dir goes with --batch" in alone.output
