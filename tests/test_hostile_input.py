@@ -168,7 +168,8 @@ def test_attach_dir_through_the_cli_and_only_with_a_batch(
     sent = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch", str(batch),
                                "--attach-dir", str(batch_folder)])
     assert sent.exit_code == 0, sent.output
-    assert b"%PDF-1.4 invoice" in server.messages[0].parsed().get_payload()[1].get_payload(decode=True)
+    [part] = list(server.messages[0].parsed().iter_attachments())
+    assert part.get_content() == b"%PDF-1.4 invoice"
     alone = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "c@client.test", *OVERDUE,
                                 "--attach-dir", str(batch_folder)])
     assert alone.exit_code == ExitCode.USAGE and "--attach-dir goes with --batch" in alone.output
