@@ -117,8 +117,8 @@ def host_name_problem(host: str) -> str | None:
         return "a part between dots is longer than 63 characters"
     if any(not label for label in labels):
         return "it has an empty part (two dots in a row)"
-    try:
-        ascii_name = name.encode("idna").decode("ascii")
+    try:  # the IDNA codec (and unicodedata with it) is loaded only for an international name
+        ascii_name = name if name.isascii() else name.encode("idna").decode("ascii")
     except UnicodeError:
         return "it is not a valid (international) host name"
     if len(ascii_name) > 253:
