@@ -173,3 +173,14 @@ def test_attach_dir_through_the_cli_and_only_with_a_batch(
     alone = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "c@client.test", *OVERDUE,
                                 "--attach-dir", str(batch_folder)])
     assert alone.exit_code == ExitCode.USAGE and "--attach-dir goes with --batch" in alone.output
+
+
+def test_json_output_carries_control_characters_escaped_and_decodes_to_the_same_text(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from xoromail_cli.cli.console import print_json_line
+
+    value = "spam\x1b[2J\x9b2J\x07done"
+    print_json_line({"reply": value})
+    printed = capsys.readouterr().out
+    assert not any(code in printed for code in ("\x1b", "\x9b", "\x07"))
+    assert json.loads(printed)["reply"] == value

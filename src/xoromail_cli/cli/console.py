@@ -23,6 +23,13 @@ UNWRAPPED_WIDTH = 4096
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 """What a terminal would act on rather than show (ESC sequences, C1 CSI, BEL, backspace, CR): all but tab and
 newline. Server replies, files and data values reach the screen through `safe_text`, shown escaped."""
+_C1 = re.compile("[\x7f-\x9f]")
+
+
+def _c1_escaped(encoded: str) -> str:
+    """JSON escapes C0 controls itself; DEL and the C1 controls (U+009B is a terminal's CSI) get `\\u` escapes
+    too, which JSON readers decode to the same text."""
+    return _C1.sub(lambda found: f"\\u{ord(found.group()):04x}", encoded)
 
 
 def safe_text(text: str) -> str:
@@ -93,7 +100,7 @@ def print_json_line(data: dict[str, object], schema: int = 1) -> None:
     Every object carries its `schema` version (the object's own, or `schema`)."""
     import json
 
-    write_stdout(json.dumps({"schema": schema, **data}, ensure_ascii=False) + "\n")
+    write_stdout(_c1_escaped(json.dumps({"schema": schema, **data}, ensure_ascii=False)) + "\n")
 
 
 def print_json(data: object, schema: int = 1) -> None:
@@ -102,4 +109,4 @@ def print_json(data: object, schema: int = 1) -> None:
 
     if isinstance(data, dict):
         data = {"schema": schema, **data}
-    write_stdout(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    write_stdout(_c1_escaped(json.dumps(data, indent=2, ensure_ascii=False, default=str)) + "\n")
