@@ -36,15 +36,15 @@ def disconnect(
             raise typer.Exit(1)
     service = services.for_profile(profile)
     kinds = tuple(dict.fromkeys(("password", *service.secret_kinds, *PROFILE_SECRET_KINDS)))
-    present = [kind for kind in kinds if credentials.read_secret(profile.name, kind) is not None]
+    present = _stored(profile.name, kinds)
     detail = service.disconnect(profile, credentials.Secrets(profile))
-    for kind in kinds:  # whatever a service forgot to name is gone too, and the relay's and ledger's secrets
-        credentials.delete_secret(profile.name, kind)
+    # whatever a service forgot to name is gone too, and the relay's and the ledger's secrets
+    present += [kind for kind in credentials.remove_secrets(profile.name, kinds) if kind not in present]
     removed = _labels(present)
     if not removed:
-        detail = "no secret of it was stored in the OS keyring; nothing was removed"
+        detail = "no secret of it was stored; nothing was removed"
     elif set(present) - set(service.secret_kinds):
-        detail = f"removed from the OS keyring: {', '.join(removed)}"
+        detail = f"removed from the secret store: {', '.join(removed)}"
     if as_json:
         print_json({"schema": 1, "ok": True, "profile": profile.name, "service": profile.service, "detail": detail,
                     "removed": present})
@@ -56,6 +56,18 @@ def disconnect(
 PROFILE_SECRET_KINDS = ("relay_user", "relay_password", "ledger_password")
 """Secrets a profile has beside its service's: the relay's login (relay/credential.py) and the PostgreSQL
 ledger's password (ledger/location.py); tests/test_hostile_secrets.py pins them to those modules."""
+
+
+def _stored(profile_name: str, kinds: tuple[str, ...]) -> list[str]:
+    """The kinds stored before the service disconnects (it removes its own); none when no store is reachable."""
+    from xoromail_cli import credentials
+    from xoromail_cli.errors import KeyringUnavailableError
+
+    try:
+        found = set(credentials.list_secrets(profile_name, kinds))
+    except KeyringUnavailableError:
+        return []
+    return [kind for kind in (*kinds, *sorted(found - set(kinds))) if kind in found]
 
 
 def _labels(kinds: list[str]) -> list[str]:
