@@ -9,7 +9,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from tests.pg_server import binaries
+from tests.support.pg_server import binaries
 
 ROOT = Path(__file__).resolve().parents[1]
 LEANING = ("test_swaks_submits_with_auth_login or test_ledger_is_a_plain_sqlite_file or "

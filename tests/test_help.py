@@ -68,7 +68,7 @@ def _complete(words: str, env: dict[str, str] | None = None) -> list[str]:
 
 
 def test_tab_completion_offers_event_names_and_profile_names(tmp_path: Path) -> None:
-    from tests.samples import smtp_profile
+    from tests.support.samples import smtp_profile
     from xoromail_cli import config
 
     assert _complete("xoromail send --event ship") == ["ship-confirmation"]

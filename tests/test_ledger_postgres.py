@@ -13,9 +13,9 @@ import psycopg
 import pytest
 import trustme
 
-from tests.conftest import TLSFiles
-from tests.pg_server import APP_PASSWORD, APP_USER, PostgresServer
-from tests.pg_tls import TlsFront
+from tests.support.common import TLSFiles
+from tests.support.pg_server import APP_PASSWORD, APP_USER, PostgresServer
+from tests.support.pg_tls import TlsFront
 from xoromail_cli.errors import ConfigError, ExitCode, TemporaryError, UnavailableError, XoromailError
 from xoromail_cli.ledger import location as ledger_url
 from xoromail_cli.ledger.postgres import SCHEMA_VERSION, PostgresLedger
@@ -72,7 +72,7 @@ def test_both_ledgers_keep_the_same_record(kind: str, pg_url: str, tmp_path: Pat
 
 
 def test_an_unreachable_database_is_exit_75_naming_the_ledger(postgres: PostgresServer) -> None:
-    from tests.pg_server import free_port
+    from tests.support.pg_server import free_port
 
     url = f"postgresql://xoromail_app@127.0.0.1:{free_port()}/erp"
     with pytest.raises(TemporaryError, match=r"cannot reach the ledger database postgresql://xoromail_app@127\.0\.0"
@@ -149,7 +149,7 @@ def test_the_password_can_live_in_the_keyring_instead_of_the_url(pg_url: str, mo
                                                                  postgres: PostgresServer) -> None:
     monkeypatch.delenv("PGPASSWORD")
     with_password = pg_url.replace("xoromail_app@", f"xoromail_app:{APP_PASSWORD.replace(' ', '%20')}@")
-    saved, password = ledger_url.keep_password_apart(with_password)
+    saved, password = ledger_url.split_password(with_password)  # an old settings file's URL
     assert saved == pg_url and APP_PASSWORD not in saved and password == APP_PASSWORD
     from xoromail_cli.credentials import write_secret
 

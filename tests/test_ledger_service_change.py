@@ -11,15 +11,21 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, USER, EwsFactory, ServerFactory, TLSFiles
-from tests.pg_server import PostgresServer
-from tests.test_exchange_cli import setup_args
-from tests.test_send_cmd import configure, csv_batch
+from tests.support.common import PASSWORD, USER, EwsFactory, ServerFactory, TLSFiles, configure
+from tests.support.pg_server import PostgresServer
+from tests.support.samples import csv_batch
 from xoromail_cli.cli import app
 from xoromail_cli.ledger.postgres import PostgresLedger
 from xoromail_cli.ledger.sqlite import Ledger
 
 BATCH = ["send", "--event", "overdue-invoice", "--json", "--batch"]
+
+
+def setup_args(config_path: Path, url: str, tls: TLSFiles) -> list[str]:
+    """The same profile moved to Exchange (the password comes on stdin)."""
+    return ["--config", str(config_path), "setup", "--service", "ews", "--ews-url", url, "--domain", "company.test",
+            "--username", "billing", "--auth", "basic", "--email", USER, "--display-name", "Company Billing",
+            "--ca-file", str(tls.ca_file), "--password-stdin"]
 
 
 def statuses(output: str) -> list[str]:
@@ -100,7 +106,7 @@ def schema_1_database(postgres: PostgresServer, url: str) -> None:
     """A PostgreSQL ledger of the release before this one: rows keyed by `service:address`, schema 1."""
     import psycopg
 
-    from tests.pg_server import APP_PASSWORD
+    from tests.support.pg_server import APP_PASSWORD
 
     with psycopg.connect(url, password=APP_PASSWORD, autocommit=True) as db:
         db.execute("CREATE TABLE xoromail_schema (version INTEGER NOT NULL)")

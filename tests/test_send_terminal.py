@@ -9,9 +9,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import ServerFactory, TLSFiles
-from tests.terminal import Terminal
-from tests.test_send_cmd import configure, csv_batch
+from tests.support.common import ServerFactory, TLSFiles, configure
+from tests.support.samples import csv_batch
+from tests.support.terminal import Terminal
 from xoromail_cli.local.sink import CaptureHandler
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import USER, TLSFiles, use_no_keyring
-from tests.fakes.google_server import GoogleServer
+from tests.support.common import USER, TLSFiles, use_no_keyring
+from tests.support.fakes.google_server import GoogleServer
 from xoromail_cli.cli import app
 
 
@@ -76,7 +76,7 @@ def test_relative_paths_are_stored_absolute(runner: CliRunner, tls: TLSFiles, tm
 
 
 def test_a_services_own_option_implies_the_service() -> None:
-    from tests.samples import smtp_profile
+    from tests.support.samples import smtp_profile
     from xoromail_cli.provisioning import implied_service
 
     assert implied_service({"preset": "gmail"}, None) == "smtp"
@@ -95,7 +95,7 @@ def test_a_services_own_option_implies_the_service() -> None:
 def test_the_wizard_asks_no_service_question_when_an_option_implies_it(config_path: Path) -> None:
     import os
 
-    from tests.terminal import Terminal
+    from tests.support.terminal import Terminal
 
     term = Terminal(["setup", "--no-validate", "--email", USER, "--sign-in", "device-code", "--display-name", "B"],
                     {**os.environ, "XOROMAIL_CONFIG": str(config_path)})

@@ -16,6 +16,8 @@ class ExitCode(IntEnum):
     DATAERR = 65
     NOINPUT = 66
     UNAVAILABLE = 69
+    SOFTWARE = 70
+    """An unexpected error (a bug) stopped a batch: reported with the rows not sent, never a traceback."""
     CANTCREAT = 73
     TEMPFAIL = 75
     PROTOCOL = 76
@@ -69,10 +71,6 @@ class TemporaryError(XoromailError):
     exit_code = ExitCode.TEMPFAIL
 
 
-class ProtocolError(XoromailError):
-    exit_code = ExitCode.PROTOCOL
-
-
 class AuthError(XoromailError):
     exit_code = ExitCode.NOPERM
 
@@ -82,7 +80,11 @@ class ConfigError(XoromailError):
 
 
 class KeyringUnavailableError(ConfigError):
-    """No usable OS keyring: we refuse to store the secret anywhere else."""
+    """No usable secret store (the OS keyring, or the encrypted file): we refuse to keep the secret elsewhere."""
+
+
+class SecretsFileError(KeyringUnavailableError):
+    """The encrypted secrets file or its key cannot be used (missing, shared, wrong key, unwritable)."""
 
 
 class StageFailedError(XoromailError):

@@ -44,13 +44,14 @@ COMMANDS: dict[str, LazyCommand] = {
     "check-domain": LazyCommand("check_domain_cmd", "check_domain",
                                 "Check the sender's domain: the provider its MX implies, SPF, DKIM and DMARC."),
     "disconnect": LazyCommand("disconnect_cmd", "disconnect",
-                              "Remove the profile's password or sign-in from the keyring (revoking it first where "
+                              "Remove every secret of the profile from the keyring (a sign-in is revoked first where "
                               "possible)."),
     "ledger": LazyCommand("ledger_cmd", "ledger_app", "The sent-ledger: copy it to another database."),
     "relay": LazyCommand("relay_cmd", "relay",
                          "Accept the ERP's mail on a local SMTP port and deliver it through the profile's service."),
     "queue": LazyCommand("queue_cmd", "queue_app", "The relay's spool: list, retry or drop the messages it keeps."),
     "config": LazyCommand("config_cmd", "config_app", "Show where settings live and what they say."),
+    "secrets": LazyCommand("secrets_cmd", "secrets_app", "The encrypted secrets file for servers: create its key."),
     "demo": LazyCommand("demo_cmd", "demo",
                         "Try xoromail with no account and no network: a local server, a profile, a validation."),
     "sink": LazyCommand("demo_cmd", "sink",

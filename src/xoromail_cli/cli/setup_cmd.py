@@ -45,7 +45,8 @@ def setup(
     company_name: Annotated[str | None, typer.Option(metavar="TEXT", help="Company name used in emails.")] = None,
     reply_to: Annotated[str | None, typer.Option(metavar="ADDR", help="Reply-To for event emails.")] = None,
     ledger: Annotated[str | None, typer.Option(metavar="URL", help=(
-        "Sent-ledger: a path, sqlite:///path or postgresql://user@host/db (a password in it goes to the keyring)."
+        "Sent-ledger: a path, sqlite:///path or postgresql://user@host/db (its password in PGPASSWORD, which "
+        "setup keeps in the keyring; never in the URL)."
     ))] = None,
     validate_to: Annotated[str | None, typer.Option(
         metavar="ADDR", help="Send the test message here (default: the account itself).")] = None,
@@ -54,6 +55,8 @@ def setup(
         "--json", help="Print the validation result as JSON (wizard questions go to stderr).")] = False,
 ) -> None:
     """Create or update a profile: checked by sending a test message before it is saved."""
+    from rich.markup import escape
+
     from xoromail_cli import config, provisioning, services
     from xoromail_cli.cli.console import can_prompt, err, out
     from xoromail_cli.cli.wizard import Wizard
@@ -94,31 +97,45 @@ def setup(
     while not attempt.run(password, validate_to, no_validate):
         password = attempt.second_chance(password)
     store = wizard is None or wizard.store_password
+    kept = attempt.secrets.staged_kinds()
     provisioning.save(state.config_path, attempt.profile, attempt.secrets)
     if not as_json:
-        where = _where_the_secret_is(attempt.profile, attempt.needs_password, password, store)
-        out().print(f"[green]Saved[/] profile {attempt.profile.name!r} to {state.config_path}{where}")
+        where = _where_the_secret_is(attempt.profile, attempt.needs_password, kept, password, store)
+        out().print(f"[green]Saved[/] profile {attempt.profile.name!r} to {state.config_path}{escape(where)}")
 
 
 _ENV = "XOROMAIL_PASSWORD"
 
 
-def _where_the_secret_is(profile: Profile, needs_password: bool, password: str | None, store: bool) -> str:
-    """What the saved message says of the secret: only what is true of this profile (no password claimed for
-    a sign-in service or a relay without sign-in)."""
+def _where_the_secret_is(profile: Profile, needs_password: bool, kept: list[str], password: str | None,
+                         store: bool) -> str:
+    """What the saved line says of the secrets: what was stored and where, and nothing that is not true of this
+    profile (no password claimed for a relay without sign-in)."""
     from xoromail_cli import services
     from xoromail_cli.cli.wizard import keeps_tokens
 
-    if not needs_password:
-        return ("; the sign-in is in the OS keyring" if keeps_tokens(services.get(profile.service))
-                else "; no sign-in: the server accepts mail without one")
-    if profile.password_command:
-        return "; the password comes from its password_command"
-    if password is not None and store:
-        return "; password in the OS keyring"
-    if not store or _env_password():
-        return f"; the password comes from ${_ENV} and was not stored"
-    return "; the stored password is kept"
+    if not kept and not needs_password and not keeps_tokens(services.get(profile.service)):
+        return "; no sign-in: the server accepts mail without one"
+    where = f"; {_kinds(kept)} in {_store_label()}" if kept else ""
+    if needs_password and "password" not in kept:
+        if profile.password_command:
+            where += "; the password comes from its password_command"
+        elif (_env_password() and password is None) or not store:
+            where += f"; the password comes from ${_ENV} and was not stored"
+    return where
+
+
+def _kinds(kinds: list[str]) -> str:
+    """`password`, `refresh token, access token and client secret`: the secrets setup stored."""
+    names = [kind.replace("_", " ") for kind in kinds]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _store_label() -> str:
+    """What holds the secrets setup just stored ("Secret Service", "encrypted file PATH (key: …)", …)."""
+    from xoromail_cli.credentials import store_label
+
+    return store_label()
 
 
 def _service_option(value: str) -> str:
@@ -149,6 +166,23 @@ class _Attempt:
         self.profile = provisioning.build_profile(self.name, self.answers, self.existing,
                                                   new_password=password is not None)
         chosen = services.get(self.profile.service)
+        self._show_notes(chosen)
+        self.secrets = credentials.Secrets(self.profile, staged=True)
+        check_with = self._stage_secrets(chosen, password)
+        from xoromail_cli.validate import check_connection_settings
+
+        check_connection_settings(self.profile)
+        signed_in = self._sign_in(chosen)
+        if no_validate:
+            return True
+        try:
+            return self._validate(check_with, validate_to)
+        except typer.Exit:
+            if signed_in:
+                chosen.disconnect(self.profile, self.secrets)  # a grant given for a profile never saved is revoked
+            raise
+
+    def _show_notes(self, chosen: Service) -> None:
         if self.wizard is None and self.existing is None and "mx" not in self.shown:
             self.shown.add("mx")
             _mx_note(self.profile, self.as_json)
@@ -156,7 +190,11 @@ class _Attempt:
             if note not in self.shown:  # once per setup, also when the wizard tries again
                 self.shown.add(note)
                 _note(note, self.as_json)
-        self.secrets = credentials.Secrets(self.profile, staged=True)
+
+    def _stage_secrets(self, chosen: Service, password: str | None) -> SecretStore:
+        """Stage the typed password (or drop a stored one) and the ledger's; the store validation reads."""
+        from xoromail_cli import credentials
+
         check_with: SecretStore = self.secrets
         self.needs_password = chosen.needs_password(self.profile.settings, self.profile.email)
         if password is not None and self.needs_password:
@@ -173,18 +211,7 @@ class _Attempt:
 
             self.secrets.set(SECRET_KIND, self.ledger_password)
             credentials.ensure_keyring_usable()
-        from xoromail_cli.validate import check_connection_settings
-
-        check_connection_settings(self.profile)
-        signed_in = self._sign_in(chosen)
-        if no_validate:
-            return True
-        try:
-            return self._validate(check_with, validate_to)
-        except typer.Exit:
-            if signed_in:
-                chosen.disconnect(self.profile, self.secrets)  # a grant given for a profile never saved is revoked
-            raise
+        return check_with
 
     def _sign_in(self, service: Service) -> bool:
         """Connect, then Allow (OAuth services): tokens are staged with the other secrets and the settings

@@ -1,7 +1,7 @@
 """SMTP PIPELINING (RFC 2920): one message's MAIL, RCPT… and DATA in one write, their replies read in order.
 
 smtplib speaks lock-step only, so these helpers write on the session `transport.connect` opened (certificate
-verified, STARTTLS refused when stripped) and read each reply with smtplib's own `getreply()`. RFC 2920 lets
+verified, STARTTLS refused when stripped) and read each reply with the session's bounded `getreply()`. RFC 2920 lets
 the end of one message's data share a write with the next message's commands; DATA is always the last command
 of a group, and the message itself follows only after its 354, so the in-flight mark stays exact.
 """
@@ -51,9 +51,14 @@ def advertised(client: smtplib.SMTP) -> bool:
     return bool(client.has_extn("pipelining"))
 
 
-def commands(envelope: Envelope) -> list[bytes]:
-    """MAIL FROM, one RCPT TO per recipient, DATA: the lines smtplib would send, as one group."""
-    lines = [f"MAIL FROM:{smtplib.quoteaddr(envelope.sender)}\r\n"]
+def body_options(client: smtplib.SMTP, data: bytes) -> list[str]:
+    """`BODY=8BITMIME` for a message with 8-bit bytes when the server offers it (RFC 6152), else nothing."""
+    return ["BODY=8BITMIME"] if not data.isascii() and client.has_extn("8bitmime") else []
+
+
+def commands(envelope: Envelope, options: list[str] | tuple[str, ...] = ()) -> list[bytes]:
+    """MAIL FROM (with `options`), one RCPT TO per recipient, DATA: the lines smtplib would send, as one group."""
+    lines = [f"MAIL FROM:{smtplib.quoteaddr(envelope.sender)}{''.join(' ' + option for option in options)}\r\n"]
     lines += [f"RCPT TO:{smtplib.quoteaddr(recipient)}\r\n" for recipient in envelope.recipients]
     lines.append("DATA\r\n")
     return [line.encode("ascii") for line in lines]
@@ -90,7 +95,7 @@ def hung_up(client: _Client) -> bool:
     connection is lost *before* the data and the message is retried, not left in doubt.
     """
     sock = client.sock
-    if sock is None:
+    if sock is None or client.buffered():
         return True
     if isinstance(sock, ssl.SSLSocket) and sock.pending():
         return True
