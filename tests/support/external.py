@@ -17,13 +17,15 @@ class MissingClientWarning(UserWarning):
     """An external client is not installed: the test ran its check with Python's client instead."""
 
 
-def external_client(name: str, install: str) -> str | None:
-    """The command's path; None (with a warning naming `install`) outside CI when it is not installed."""
+def external_client(name: str, install: str,
+                    instead: str = "made its check with Python's own client") -> str | None:
+    """The command's path; None (with a warning naming `install`, and what the test did `instead`) outside CI
+    when it is not installed."""
     found = shutil.which(name)
     if found is not None:
         return found
     if os.environ.get("CI"):
         raise AssertionError(f"{name} is missing: .ci/run installs it ({install})")
-    warnings.warn(f"{name} is not installed, so this test made its check with Python's own client; "
-                  f"`{install}` to run it with {name}, as CI does", MissingClientWarning, stacklevel=2)
+    warnings.warn(f"{name} is not installed, so this test {instead}; `{install}` to run it with {name}, as CI "
+                  "does", MissingClientWarning, stacklevel=2)
     return None
