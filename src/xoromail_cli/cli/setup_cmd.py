@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from typer._click import Command as ClickCommand
 
     from xoromail_cli.cli.wizard import Wizard
+    from xoromail_cli.errors import XoromailError
     from xoromail_cli.profile import Profile
     from xoromail_cli.provisioning import SetupAnswers
     from xoromail_cli.services.base import SecretStore, Service
@@ -162,6 +163,7 @@ class _Attempt:
     def run(self, password: str | None, validate_to: str | None, no_validate: bool) -> bool:
         """Build, stage the secret, validate; True when the profile may be saved."""
         from xoromail_cli import credentials, provisioning, services
+        from xoromail_cli.errors import KeyringUnavailableError, XoromailError
 
         self.profile = provisioning.build_profile(self.name, self.answers, self.existing,
                                                   new_password=password is not None)
@@ -172,7 +174,12 @@ class _Attempt:
         from xoromail_cli.validate import check_connection_settings
 
         check_connection_settings(self.profile)
-        signed_in = self._sign_in(chosen)
+        try:
+            signed_in = self._sign_in(chosen)
+        except XoromailError as error:
+            if self.wizard is None or self.as_json or isinstance(error, KeyringUnavailableError):
+                raise
+            return self._sign_in_refused(chosen, error)
         if no_validate:
             return True
         try:
@@ -181,6 +188,22 @@ class _Attempt:
             if signed_in:
                 chosen.disconnect(self.profile, self.secrets)  # a grant given for a profile never saved is revoked
             raise
+
+    def _sign_in_refused(self, chosen: Service, error: XoromailError) -> bool:
+        """A refused interactive sign-in (a wrong client ID, a cancelled page) is shown as a failed check is: the
+        stage table, then the retry menu, whose default is the answer the hint names."""
+        from xoromail_cli.cli.render import print_validation
+        from xoromail_cli.validate import Stage, ValidationReport
+
+        stage = getattr(error, "stage", "sign-in")
+        planned = chosen.planned_stages(self.profile, True)
+        self.report = ValidationReport(
+            profile=self.profile.name, service=self.profile.service, exit_code=error.exit_code,
+            stages=[Stage(name="config", ok=True, detail=f"{self.profile.email} via {chosen.describe(self.profile)}"),
+                    Stage(name=stage, ok=False, detail=error.message, hint=error.hint)],
+            skipped=[name for name in planned if name not in ("config", stage, "sign-in", "token")])
+        print_validation(self.report)
+        return False
 
     def _show_notes(self, chosen: Service) -> None:
         if self.wizard is None and self.existing is None and "mx" not in self.shown:
