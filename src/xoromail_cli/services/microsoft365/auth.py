@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from xoromail_cli.errors import AuthError, ConfigError, NoInputError
+from xoromail_cli.errors import AuthError, ConfigError
 from xoromail_cli.services.microsoft365 import hints
 
 if TYPE_CHECKING:
@@ -288,19 +288,11 @@ def _token_or_raise(result: Any, settings: Microsoft365Settings) -> str:
 
 
 def load_certificate(path: str) -> dict[str, str]:
-    """msal's credential from one PEM file holding the private key and its certificate."""
-    try:
-        text = Path(path).read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise NoInputError(f"cannot read the certificate file {path}: {getattr(exc, 'strerror', None) or exc}",
-                           "pass the PEM file with the private key and the certificate to --certificate") from None
-    if "PRIVATE KEY-----" not in text or "BEGIN CERTIFICATE-----" not in text:
-        raise ConfigError(f"{path} must hold both the private key and the certificate (PEM)",
-                          "concatenate them: cat key.pem cert.pem > xoromail.pem; upload cert.pem to the app "
-                          "registration under Certificates & secrets")
-    start = text.index("-----BEGIN CERTIFICATE-----")
-    end = text.index("-----END CERTIFICATE-----", start) + len("-----END CERTIFICATE-----")
-    return {"private_key": text, "public_certificate": text[start:end]}
+    """msal's credential from one PEM file holding the private key and its certificate, checked first (RSA, owner-
+    only permissions, the key matching the certificate, valid today: `certificate.load`)."""
+    from xoromail_cli.services.microsoft365 import certificate
+
+    return certificate.load(path).credential()
 
 
 def certificate_warning(path: str) -> str | None:
