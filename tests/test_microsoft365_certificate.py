@@ -23,9 +23,9 @@ def write_pem(tmp_path: Path, leaf: trustme.LeafCert, name: str = "app.pem", mod
     return pem
 
 
-def rsa_leaf(**dates: datetime) -> trustme.LeafCert:
+def rsa_leaf(not_before: datetime | None = None, not_after: datetime | None = None) -> trustme.LeafCert:
     return trustme.CA(key_type=trustme.KeyType.RSA).issue_cert("xoromail-app", key_type=trustme.KeyType.RSA,
-                                                               **dates)
+                                                               not_before=not_before, not_after=not_after)
 
 
 def test_an_rsa_certificate_valid_today_loads_with_its_dates(tmp_path: Path) -> None:
