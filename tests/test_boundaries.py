@@ -38,6 +38,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "psycopg": ("ledger/postgres.py",),
     "dns": ("domain/",),
     "checkdmarc": ("domain/",),
+    "cryptography": ("services/microsoft365/", "expiry.py"),  # reading certificates' dates and key types
 }
 """Top-level module → the files or folders (relative to the package) that may import it."""
 
