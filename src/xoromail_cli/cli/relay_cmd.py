@@ -10,11 +10,14 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from xoromail_cli.cli.state import state_of
+
+if TYPE_CHECKING:
+    from xoromail_cli.profile import Profile
 
 
 def _log(line: str) -> None:
@@ -87,12 +90,29 @@ def relay(
     worker.start()
     _log(event_line("listening", address=f"{host}:{server.port}", tls="starttls" if context else "none",
                     service=profile.service, mailbox=profile.email, spool=spool.root, queued=len(spool.ids())))
+    checked = _expiry_notes(profile, tls_cert, None)
     while not stop.wait(1.0):
-        pass
+        checked = _expiry_notes(profile, tls_cert, checked)
     _log(event_line("stopping", reason="signal"))
     server.stop()
     worker.stop()
     _log(event_line("stopped", queued=len(spool.ids()), failed=len(spool.ids("failed"))))
+
+
+def _expiry_notes(profile: Profile, tls_cert: Path | None, checked: str | None) -> str:
+    """Once a day (the first check at start): what expires soon, with the command that renews it. Returns the
+    day checked, so the loop looks again only when the date changes."""
+    from datetime import UTC, datetime
+
+    today = datetime.now(UTC).date().isoformat()
+    if today == checked:
+        return today
+    from xoromail_cli import expiry
+    from xoromail_cli.relay.delivery import event_line
+
+    for note in expiry.once_a_day(f"{profile.name}.relay", expiry.notes_for(profile, relay_certificate=tls_cert)):
+        _log(event_line("expiring", what=note.kind, expires=note.expires.date().isoformat(), note=note.text()))
+    return today
 
 
 def _stdin_line() -> str:

@@ -7,7 +7,7 @@ msal and requests are not imported here: only opening a transport or signing in 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,8 @@ SETUP_OPTIONS: tuple[SetupOption, ...] = (
     SetupOption("--client-id", "client_id", "the app registration's Application (client) ID", "ID"),
     SetupOption("--client-secret-stdin", "client_secret_stdin",
                 "app-only sign-in: read the client secret's Value from stdin (kept in the keyring)", kind="flag"),
+    SetupOption("--client-secret-expires", "client_secret_expires", "the client secret's Expires date (YYYY-MM-DD, "
+                "from Certificates & secrets): validate, send and the relay warn 30 days before", "DATE"),
     SetupOption("--certificate", "certificate", "app-only sign-in with a PEM file holding the private key and "
                 "the certificate uploaded to the app registration", "PEM", kind="path"),
     SetupOption("--sign-in", "sign_in", "delegated sign-in: device-code (default) or browser", "|".join(SIGN_INS)),
@@ -58,7 +60,7 @@ SETUP_OPTIONS: tuple[SetupOption, ...] = (
                 "as a shared mailbox with Send As rights)", "ADDRESS"),
 )
 _SETTING_KEYS = ("tenant", "client_id", "sign_in", "redirect_port", "sign_in_timeout", "send_via", "cloud",
-                 "authority_host", "graph_url", "certificate", "account", "mode")
+                 "authority_host", "graph_url", "certificate", "account", "mode", "client_secret_expires")
 
 
 def build_settings(answers: Mapping[str, Any], existing: Microsoft365Settings | None) -> Microsoft365Settings:
@@ -71,6 +73,10 @@ def build_settings(answers: Mapping[str, Any], existing: Microsoft365Settings | 
         values["mode"] = "app"
     if answers.get("client_secret_stdin") or answers.get("client_secret"):
         values.pop("certificate", None)
+        if answers.get("client_secret_expires") is None:  # a new secret: the old one's date no longer applies
+            values.pop("client_secret_expires", None)
+    if answers.get("certificate"):
+        values.pop("client_secret_expires", None)
     for key in ("tenant", "client_id"):
         if not values.get(key):
             raise DataError(f"--{key.replace('_', '-')} is required for Microsoft 365", REGISTER_FIRST, field=key)
@@ -208,8 +214,8 @@ class Microsoft365Service(ServiceBase[Microsoft365Settings]):
             from xoromail_cli.services.microsoft365.auth import TokenSource
 
             refreshed = TokenSource(s, Secrets(profile), mailbox=profile.email).last_refreshed()
-            if refreshed is not None:
-                notes.append(refresh_note(refreshed))
+            if refreshed is not None and datetime.now(UTC) - refreshed < timedelta(days=60):
+                notes.append(refresh_note(refreshed))  # from 60 days unused, `expiry` warns with the date
         if s.send_via == "smtp":
             notes.append("SMTP AUTH must stay enabled for this mailbox (Exchange admin center → mailbox → "
                          "Manage email apps → Authenticated SMTP); Graph needs no such switch")

@@ -1,0 +1,153 @@
+"""Warnings before something expires: each with its date and the command that renews it, in validate's notes
+(and --json), once a day in send's stderr and the relay's log, and from one function `queue status` can call."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import msal
+import pytest
+import trustme
+from typer.testing import CliRunner
+
+from tests.conftest import USER, TLSFiles
+from tests.fakes.microsoft_server import MicrosoftServer
+from tests.m365_helpers import KeyringStore, settings_for
+from xoromail_cli import config, expiry, validate
+from xoromail_cli.cli import app
+from xoromail_cli.errors import DataError
+from xoromail_cli.profile import Profile
+from xoromail_cli.services.google.settings import GoogleSettings
+from xoromail_cli.services.microsoft365.settings import Microsoft365Settings
+
+NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+
+
+def rsa_pem(tmp_path: Path, days: int, name: str = "app.pem") -> Path:
+    leaf = trustme.CA().issue_cert("xoromail-app", key_type=trustme.KeyType.RSA,
+                                   not_before=datetime.now(UTC) - timedelta(days=300),
+                                   not_after=datetime.now(UTC).replace(microsecond=0) + timedelta(days=days))
+    pem = tmp_path / name
+    pem.write_bytes(leaf.private_key_pem.bytes() + leaf.cert_chain_pems[0].bytes())
+    pem.chmod(0o600)
+    return pem
+
+
+def m365(**settings: object) -> Profile:
+    values: dict[str, object] = {"tenant": "company.test", "client_id": "5f6e7d8c-9b0a-4c1d-8e2f-3a4b5c6d7e8f"}
+    values.update(settings)
+    return Profile(name="m365", email=USER, service="microsoft365",
+                   settings=Microsoft365Settings(**values))  # type: ignore[arg-type]  # test values by name
+
+
+def test_a_microsoft_certificate_within_30_days_is_named_with_its_date_and_command(tmp_path: Path) -> None:
+    soon, later = rsa_pem(tmp_path, 10, "soon.pem"), rsa_pem(tmp_path, 200, "later.pem")
+    notes = expiry.notes_for(m365(mode="app", certificate=str(soon)))
+    assert [note.kind for note in notes] == ["microsoft-certificate"]
+    text = notes[0].text()
+    assert "expires on" in text and ("(in 9 days)" in text or "(in 10 days)" in text)
+    assert "xoromail setup --service microsoft365 --certificate NEW.pem" in text
+    assert expiry.notes_for(m365(mode="app", certificate=str(later))) == []
+
+
+def test_a_client_secret_date_warns_30_days_before_and_after() -> None:
+    profile = m365(mode="app", client_secret_expires="2026-12-31")
+    [note] = expiry.notes_for(profile, now=NOW)
+    assert note.kind == "microsoft-client-secret" and "2026-12-31 (in 24 days)" in note.text(NOW)
+    assert "--client-secret-stdin --client-secret-expires" in note.command
+    assert expiry.notes_for(m365(mode="app", client_secret_expires="2027-03-01"), now=NOW) == []
+    assert "expired on 2026-12-31" in note.text(NOW + timedelta(days=30))
+    with pytest.raises(DataError, match="YYYY-MM-DD"):
+        m365(mode="app", client_secret_expires="31.12.2026")
+
+
+def test_the_google_testing_limit_is_a_note_but_not_for_a_service_account() -> None:
+    user = Profile(name="g", email=USER, service="google",
+                   settings=GoogleSettings(client_id="x", sign_in_expires="2026-12-09T08:00:00+00:00"))
+    [note] = expiry.notes_for(user, now=NOW)
+    assert note.kind == "google-testing" and "2026-12-09" in note.text(NOW) and "Publish app" in note.text(NOW)
+    robot = Profile(name="g", email=USER, service="google",
+                    settings=GoogleSettings(client_id="1", service_account="s@p.iam.gserviceaccount.com",
+                                            sign_in_expires="2026-12-09T08:00:00+00:00"))
+    assert expiry.notes_for(robot, now=NOW) == []
+
+
+def test_the_relays_tls_certificate_within_21_days(tls: TLSFiles, tmp_path: Path) -> None:
+    cert = tmp_path / "relay.pem"
+    tls.ca.issue_cert("relay.company.test", not_after=datetime.now(UTC) + timedelta(days=20)
+                      ).cert_chain_pems[0].write_to_path(str(cert))
+    profile = Profile(name="g", email=USER, service="google", settings=GoogleSettings(client_id="x"))
+    [note] = expiry.notes_for(profile, relay_certificate=cert)
+    assert note.kind == "relay-tls" and "--tls-cert NEW-CERT.pem" in note.command
+    later = tmp_path / "later.pem"
+    tls.ca.issue_cert("relay.company.test", not_after=datetime.now(UTC) + timedelta(days=40)
+                      ).cert_chain_pems[0].write_to_path(str(later))
+    assert expiry.notes_for(profile, relay_certificate=later) == []
+
+
+def test_a_refresh_token_unused_for_60_days_warns_with_its_end(tls: TLSFiles) -> None:
+    with MicrosoftServer(tls.server_context) as server:
+        store = KeyringStore("aging")
+        cache = msal.SerializableTokenCache()
+        cache.add({"client_id": settings_for(server).client_id, "scope": ["Mail.Send"],
+                   "token_endpoint": f"{server.authority_host}/company.test/oauth2/v2.0/token",
+                   "response": {"access_token": "a", "refresh_token": "r", "expires_in": 3600,
+                                "token_type": "Bearer"}}, now=(NOW - timedelta(days=65)).timestamp())
+        store.set("token_cache", cache.serialize())
+        profile = Profile(name="aging", email=USER, service="microsoft365", settings=settings_for(server))
+        [note] = expiry.notes_for(profile, now=NOW, secrets=store)
+        assert note.kind == "microsoft-refresh-token" and note.expires.date().isoformat() == "2027-01-01"
+        assert "xoromail validate --no-send" in note.text(NOW)
+        assert expiry.notes_for(profile, now=NOW - timedelta(days=10), secrets=store) == []
+
+
+def test_once_a_day_per_profile(tmp_path: Path) -> None:
+    notes = expiry.notes_for(m365(mode="app", client_secret_expires="2026-12-31"), now=NOW)
+    assert expiry.once_a_day("m365", notes, now=NOW, stamp_dir=tmp_path) == notes
+    assert expiry.once_a_day("m365", notes, now=NOW + timedelta(hours=5), stamp_dir=tmp_path) == []
+    assert expiry.once_a_day("m365", notes, now=NOW + timedelta(days=1), stamp_dir=tmp_path) == notes
+    assert expiry.once_a_day("other", notes, now=NOW, stamp_dir=tmp_path) == notes
+
+
+def test_validate_json_carries_the_certificate_note(tls: TLSFiles, tmp_path: Path, runner: CliRunner,
+                                                   config_path: Path) -> None:
+    leaf_pem = rsa_pem(tmp_path, 10)
+    text = leaf_pem.read_bytes()
+    public = text[text.index(b"-----BEGIN CERTIFICATE-----"):]
+    with MicrosoftServer(tls.server_context, certificate_pem=public) as server:
+        settings = settings_for(server, mode="app", certificate=str(leaf_pem))
+        profile = Profile(name="default", email=USER, service="microsoft365", settings=settings,
+                          ca_file=str(tls.ca_file), timeout=10.0)
+        report = validate.run(profile, KeyringStore("cert-profile"), send=False)
+        assert report.exit_code == 0, report.to_json()
+        assert any("Microsoft app certificate" in note and "--certificate NEW.pem" in note for note in report.notes)
+        config.save_profile(config_path, profile)
+        result = runner.invoke(app, ["--config", str(config_path), "validate", "--no-send", "--json"])
+        notes = json.loads(result.stdout)["notes"]
+        assert result.exit_code == 0 and any("expires on" in note for note in notes)
+
+
+def test_setup_takes_the_client_secret_date(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["setup", "--help"])
+    assert "--client-secret-expires" in result.stdout
+
+
+def test_send_says_it_once_a_day_on_stderr(tls: TLSFiles, runner: CliRunner, config_path: Path) -> None:
+    from tests.fakes.microsoft_server import CLIENT_SECRET
+    from tests.test_oauth_cli import INVOICE
+
+    with MicrosoftServer(tls.server_context) as server:
+        settings = settings_for(server, mode="app", client_secret_expires=(datetime.now(UTC) + timedelta(days=12))
+                                .date().isoformat())
+        config.save_profile(config_path, Profile(name="default", email=USER, service="microsoft365",
+                                                 settings=settings, ca_file=str(tls.ca_file), timeout=10.0))
+        KeyringStore("default").set("client_secret", CLIENT_SECRET)
+        args = ["--config", str(config_path), "send", *[a for a in INVOICE if a != "--json"]]
+        first = runner.invoke(app, args)
+        assert first.exit_code == 0, first.output
+        assert "note: the Microsoft app's client secret expires on" in first.stderr
+        assert "--client-secret-expires YYYY-MM-DD" in first.stderr
+        second = runner.invoke(app, [a.replace("INV-9", "INV-10") for a in args])
+        assert second.exit_code == 0 and "client secret" not in second.stderr
