@@ -118,15 +118,15 @@ class TokenSource:
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
-    def cached_token(self, scopes: list[str]) -> str | None:
-        """A valid access token for `scopes` already in the cache: no network call at all."""
+    def cached_token(self, scopes: list[str], min_lifetime: int = EARLY_REFRESH) -> str | None:
+        """An access token for `scopes` already in the cache and valid `min_lifetime` s more: no network call."""
         import msal
 
         now = time.time()
         environment = urlsplit(self.settings.authority).hostname
         for entry in self.cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN, target=scopes,
                                        query={"client_id": self.settings.client_id, "environment": environment}):
-            if int(entry.get("expires_on", 0)) - EARLY_REFRESH > now:
+            if int(entry.get("expires_on", 0)) - min_lifetime > now:
                 return str(entry["secret"])
         return None
 
@@ -191,13 +191,18 @@ class TokenSource:
         except requests.RequestException as exc:
             raise hints.network_failure("sign-in", exc, self.settings.authority, self.timeout) from None
 
-    def token(self, scopes: list[str] | None = None, *, force_refresh: bool = False) -> str:
-        """An access token: cached when still valid, else refreshed silently; raises when a sign-in is needed."""
+    def token(self, scopes: list[str] | None = None, *, force_refresh: bool = False,
+              min_lifetime: int = EARLY_REFRESH) -> str:
+        """An access token: cached when still valid, else refreshed silently; raises when a sign-in is needed.
+
+        `min_lifetime`: the seconds the token must still be valid (High Volume Email refuses one with less than
+        600 s left); msal itself would hand back a cached token with 300 s left, so a longer one forces a refresh."""
         scopes = scopes or self.settings.graph_scopes
         if not force_refresh:
-            cached = self.cached_token(scopes)
+            cached = self.cached_token(scopes, min_lifetime)
             if cached:
                 return cached
+            force_refresh = min_lifetime > EARLY_REFRESH
         app = self.app()
         if self.settings.mode == "app":
             result = self._call(lambda: app.acquire_token_for_client(scopes))
