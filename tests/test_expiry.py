@@ -151,3 +151,25 @@ def test_send_says_it_once_a_day_on_stderr(tls: TLSFiles, runner: CliRunner, con
         assert "--client-secret-expires YYYY-MM-DD" in first.stderr
         second = runner.invoke(app, [a.replace("INV-9", "INV-10") for a in args])
         assert second.exit_code == 0 and "client secret" not in second.stderr
+
+
+def test_an_expired_secret_learnt_from_aadsts7000222_stays_a_note_until_a_new_secret(
+        tls: TLSFiles, runner: CliRunner, config_path: Path) -> None:
+    from tests.fakes.microsoft_server import CLIENT_SECRET
+
+    with MicrosoftServer(tls.server_context) as server:
+        server.secret_expired = True
+        profile = Profile(name="default", email=USER, service="microsoft365", display_name="Billing",
+                          settings=settings_for(server, mode="app"), ca_file=str(tls.ca_file), timeout=10.0)
+        config.save_profile(config_path, profile)
+        KeyringStore("default").set("client_secret", CLIENT_SECRET)
+        failed = runner.invoke(app, ["--config", str(config_path), "validate", "--no-send", "--json"])
+        assert failed.exit_code == 77 and "AADSTS7000222" in json.loads(failed.stdout)["error"]
+        [note] = expiry.notes_for(profile)
+        assert note.kind == "microsoft-client-secret" and "expired on" in note.text()
+        server.secret_expired = False
+        renewed = runner.invoke(app, ["--config", str(config_path), "setup", "--service", "microsoft365",
+                                      "--client-secret-stdin", "--client-secret-expires", "2028-01-31"],
+                                input=CLIENT_SECRET + "\n")
+        assert renewed.exit_code == 0, renewed.output
+        assert expiry.notes_for(config.load_profile(config_path, "default")) == []

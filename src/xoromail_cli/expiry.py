@@ -3,7 +3,8 @@
 One function, `notes_for`, gives them for a profile: `validate` shows them as notes (and in --json), `send` and
 the relay log them once a day (`once_a_day`), and `xoromail queue status` can list them. What is watched:
 
-- a Microsoft app certificate (the PEM's not-after) or client secret (`--client-secret-expires`) within 30 days;
+- a Microsoft app certificate (the PEM's not-after) or client secret (`--client-secret-expires`, or learnt from an
+  AADSTS7000222 answer: `learn_from_error`) within 30 days;
 - a Microsoft refresh token not used for 60 of its 90 days (AADSTS700082 after 90);
 - a Google sign-in whose consent screen is in Testing (refresh tokens die after 7 days);
 - the relay's own TLS certificate within 21 days.
@@ -90,6 +91,9 @@ def _microsoft365(profile: Profile, now: datetime, secrets: Any) -> list[ExpiryN
             renew="make a new RSA certificate, upload it under the app registration's Certificates & secrets",
             command=f"{SETUP_M365} --certificate NEW.pem"))
     secret_expires = _day(getattr(settings, "client_secret_expires", None))
+    learnt = _learnt_secret_expiry(profile.name) if getattr(settings, "mode", None) == "app" else None
+    if learnt is not None and (secret_expires is None or learnt < secret_expires):
+        secret_expires = learnt
     if secret_expires is not None and secret_expires - now <= MICROSOFT_WITHIN:
         notes.append(ExpiryNote(
             kind="microsoft-client-secret", subject="the Microsoft app's client secret", expires=secret_expires,
@@ -105,6 +109,43 @@ def _microsoft365(profile: Profile, now: datetime, secrets: Any) -> list[ExpiryN
                 renew="a validate or send renews it (refresh tokens expire after 90 days unused)",
                 command="xoromail validate --no-send"))
     return notes
+
+
+SECRET_EXPIRED = "AADSTS7000222"  # noqa: S105  # an error code, not a secret
+
+
+def _secret_stamp(profile_name: str) -> Path:
+    from xoromail_cli.paths import state_dir
+
+    return state_dir() / f"{profile_name}.client-secret-expired"
+
+
+def learn_from_error(profile: Profile, text: str | None, now: datetime | None = None) -> None:
+    """Remember the day Microsoft said the client secret had expired (AADSTS7000222), so the notes say so until a
+    new secret is stored (`forget_secret_expiry`). Never raises: it only adds a note."""
+    if profile.service != "microsoft365" or not text or SECRET_EXPIRED not in text:
+        return
+    from xoromail_cli.config import atomic_write
+
+    stamp = _secret_stamp(profile.name)
+    if stamp.exists():
+        return
+    with contextlib.suppress(OSError):
+        atomic_write(stamp, (now or datetime.now(UTC)).date().isoformat().encode("ascii"))
+
+
+def forget_secret_expiry(profile_name: str) -> None:
+    with contextlib.suppress(OSError):
+        _secret_stamp(profile_name).unlink()
+
+
+def _learnt_secret_expiry(profile_name: str) -> datetime | None:
+    try:
+        text = _secret_stamp(profile_name).read_text(encoding="ascii").strip()
+    except OSError:
+        return None
+    day = _day(text)
+    return day.replace(hour=0, minute=0, second=0) if day is not None else None
 
 
 def _google(profile: Profile) -> list[ExpiryNote]:

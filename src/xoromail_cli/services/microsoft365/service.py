@@ -227,6 +227,10 @@ class Microsoft365Service(ServiceBase[Microsoft365Settings]):
         it. Either way the token cache is staged in `secrets` until setup saves the profile."""
         for kind, value in secrets_from_answers(answers).items():
             secrets.set(kind, value)
+            if kind == "client_secret":  # a new secret: an expiry learnt from AADSTS7000222 was the old one's
+                from xoromail_cli.expiry import forget_secret_expiry
+
+                forget_secret_expiry(profile.name)
         s = self.settings_of(profile)
         if s.mode == "app":
             return SignInResult(s)
