@@ -58,6 +58,10 @@ TEXTS = {
     "550 5.4.5 Daily user sending quota exceeded.": "smtp-quota",
     "Traceback (most recent call last):\n  File \"send.py\", line 9, in <module>\n    s.login(u, p)\n"
     "smtplib.SMTPNotSupportedError: SMTP AUTH extension not supported by server.": "python-no-auth",
+    "smtplib.SMTPAuthenticationError: (535, b'5.7.8 Username and Password not accepted. For more information, go "
+    "to\n5.7.8  https://support.google.com/mail/?p=BadCredentials')": "smtp-gmail-5.7.8",
+    "smtplib.SMTPSenderRefused: (530, b'5.7.0 Authentication Required. For more information, go to', "
+    "'billing@company.test')": "smtp-auth-required",
     "ssl.SSLError: [SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)": "python-wrong-version",
     "postfix/smtp[1234]: warning: SASL authentication failure: No worthy mechs found": "postfix-no-worthy-mechs",
     "AADSTS53003: Access has been blocked by Conditional Access policies.": "aadsts53003",

@@ -122,10 +122,18 @@ def _text(value: Text, context: Context) -> str:
     return context.fill(value(context) if callable(value) else value)
 
 
+_PYTHON_REPLY = re.compile(r"\((\d{3}), b?['\"]")
+
+
+def normalize(text: str) -> str:
+    """One line; a Python exception's `(535, b'5.7.8 …')` read as the reply `535 5.7.8 …` it quotes."""
+    return _PYTHON_REPLY.sub(r"\1 ", " ".join(text[:MAX_TEXT].split()))
+
+
 def explain(text: str, context: Context | None = None) -> list[Explanation]:
     """Every catalogue entry the text matches, most specific first; [] when none does (never a guess)."""
     context = context or Context()
-    text = " ".join(text[:MAX_TEXT].split())
+    text = normalize(text)
     found: list[tuple[Entry, str]] = []
     for entry in catalogue():
         match = entry.regex.search(text)
@@ -157,5 +165,5 @@ def by_id(entry_id: str) -> Entry:
 
 
 def as_json(text: str, explanations: list[Explanation]) -> Mapping[str, object]:
-    return {"ok": bool(explanations), "recognised": bool(explanations), "text": " ".join(text[:MAX_TEXT].split()),
+    return {"ok": bool(explanations), "recognised": bool(explanations), "text": normalize(text),
             "matches": [item.to_json() for item in explanations]}

@@ -129,10 +129,16 @@ ENTRIES: tuple[Entry, ...] = (
           title="Too many sign-ins", cause="the server throttles sign-ins from this account or address",
           fix=replies.THROTTLED_HINT, exit_code=ExitCode.TEMPFAIL, source="nodemailer/nodemailer#1388"),
     # Any server ----------------------------------------------------------------------------------------------
-    Entry(id="smtp-starttls-first", pattern=r"Must issue a STARTTLS command first|530 5\.7\.0",
+    Entry(id="smtp-starttls-first", pattern=r"Must issue a STARTTLS command first|530 5\.7\.0 (?!Authentication)",
           title="STARTTLS needed before sign-in", cause="the client signed in or sent before starting TLS",
           fix=replies.STARTTLS_FIRST_HINT, exit_code=ExitCode.PROTOCOL,
           command="{xoromail} setup --security starttls", source=FACTS + " (reproduced locally)"),
+    Entry(id="smtp-auth-required", pattern=r"5\.7\.0 Authentication Required|5\.7\.1 Client was not authenticated|"
+                                           r"Authentication required",
+          title="Sign-in required before sending",
+          cause="the client sent mail without signing in (no AUTH, or no username set)",
+          fix="the server requires sign-in before sending: set the username and password",
+          exit_code=ExitCode.NOPERM, command=SETUP_SMTP + " --username {email}", source="RFC 4954 §6"),
     Entry(id="smtp-too-large", pattern=r"5\.3\.4|message size exceeds|552 5\.2\.3",
           title="Message too large", cause="the message is larger than the server's SIZE limit",
           fix=replies.TOO_LARGE_HINT, exit_code=ExitCode.DATAERR, source="RFC 3463, RFC 1870"),
