@@ -37,6 +37,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "rich": ("cli/",),
     "psycopg": ("ledger/postgres.py",),
     "dns": ("domain/",),
+    "cryptography": ("stores/encrypted.py",),
     "checkdmarc": ("domain/",),
     "cryptography": ("services/microsoft365/", "expiry.py"),  # reading certificates' dates and key types
 }

@@ -50,6 +50,7 @@ COMMANDS: dict[str, LazyCommand] = {
                          "Accept the ERP's mail on a local SMTP port and deliver it through the profile's service."),
     "queue": LazyCommand("queue_cmd", "queue_app", "The relay's spool: list, retry or drop the messages it keeps."),
     "config": LazyCommand("config_cmd", "config_app", "Show where settings live and what they say."),
+    "secrets": LazyCommand("secrets_cmd", "secrets_app", "The encrypted secrets file for servers: create its key."),
     "explain": LazyCommand("explain_cmd", "explain", "Explain an error text from the ERP, a mail server, Microsoft "
                            "or Google: cause, switch, fix (offline)."),
     "demo": LazyCommand("demo_cmd", "demo",
