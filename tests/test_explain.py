@@ -71,6 +71,9 @@ TEXTS = {
     "AADSTS65001: The user or administrator has not consented to use the application": "aadsts65001",
     "AADSTS50076: Due to a configuration change made by your administrator, you must use MFA": "aadsts50076",
     "ErrorAccessDenied: Access to OData is disabled.": "graph-rbac-odata",
+    "AADSTS50011: The redirect URI 'http://localhost:8765' specified in the request does not match":
+        "aadsts50011",
+    "Error 400: admin_policy_enforced": "google-admin-policy",
     "exchangelib.errors.ErrorSendAsDenied: The user account which was used to submit this request does not have "
     "the right to send mail on behalf of the specified sending account.": "graph-send-as",
     "google.auth.exceptions.RefreshError: ('unauthorized_client: Client is unauthorized to retrieve access tokens "

@@ -51,6 +51,17 @@ _ENTRIES: tuple[Entry, ...] = (
           cause="the user clicked Cancel, or is not a test user of an app in Testing status",
           fix=hints.SETUP_AGAIN + " and click Allow (an app in Testing lists its test users on the OAuth consent "
                                   "screen)", exit_code=ExitCode.NOPERM, command=SETUP, source=SOURCE),
+    Entry(id="google-org-internal", pattern=r"org_internal|can only be used within its organization",
+          title="Google: the app is Internal to another organisation",
+          cause="the consent screen is Internal, and the account signing in belongs to another Workspace",
+          fix="sign in with an account of the organisation that owns the Cloud project, or make the consent screen "
+              "External (and publish it)", exit_code=ExitCode.NOPERM, command=SETUP, source=SOURCE),
+    Entry(id="google-admin-policy", pattern=r"admin_policy_enforced",
+          title="Google: blocked by the Workspace admin's API access policy",
+          cause="the Workspace admin restricts which third-party apps may access Google data",
+          fix="an admin trusts the OAuth client (Admin console → Security → API controls → App access control → "
+              "Manage third-party app access → add the client ID, Trusted)", exit_code=ExitCode.NOPERM,
+          switch="Workspace Admin console: API controls → App access control", command=SETUP, source=SOURCE),
     Entry(id="gmail-api-disabled", pattern=r"accessNotConfigured|SERVICE_DISABLED|Gmail API has not been used",
           title="Gmail API disabled for the project", cause="the Gmail API is not enabled in the Cloud project",
           fix=hints.ENABLE_API_HINT + ": https://console.cloud.google.com/apis/library/gmail.googleapis.com, wait a "

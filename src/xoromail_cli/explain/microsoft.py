@@ -86,6 +86,18 @@ ENTRIES: tuple[Entry, ...] = (
          "then `{xoromail} setup --service microsoft365 --certificate APP.pem`", ExitCode.NOPERM),
     _own(50173, "grant expired after a password change", "the password changed or sessions were revoked",
          hints.SETUP_AGAIN, ExitCode.NOPERM),
+    _own(50011, "redirect URI not registered", "the browser flow's loopback address is not a redirect URI of the "
+         "app registration",
+         "add the platform 'Mobile and desktop applications' with the redirect URI http://localhost (Authentication "
+         "→ Add a platform); any --redirect-port then works", ExitCode.CONFIG,
+         switch="app registration: redirect URIs",
+         command="{xoromail} setup --service microsoft365 --sign-in browser --redirect-port 8765"),
+    _own(50020, "account from another tenant", "the account that signed in is not a member (or guest) of this "
+         "tenant", "sign in with an account of tenant {tenant}, or set --tenant to the account's own tenant",
+         ExitCode.CONFIG),
+    _own(500011, "resource not found in the tenant", "the API (Exchange Online / Microsoft Graph) has no service "
+         "principal in this tenant: often a tenant without Exchange Online, or a national cloud mix-up",
+         "check that the tenant has Exchange Online mailboxes, and --cloud", ExitCode.CONFIG),
     _own(65004, "consent declined", "the user declined the permissions at sign-in",
          "sign in again and accept, or have an admin grant consent for the tenant", ExitCode.NOPERM),
     # Graph ---------------------------------------------------------------------------------------------------
