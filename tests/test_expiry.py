@@ -173,3 +173,23 @@ def test_an_expired_secret_learnt_from_aadsts7000222_stays_a_note_until_a_new_se
                                 input=CLIENT_SECRET + "\n")
         assert renewed.exit_code == 0, renewed.output
         assert expiry.notes_for(config.load_profile(config_path, "default")) == []
+
+
+def test_the_relay_logs_its_certificate_expiring_at_start(tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    from tests.relay_helpers import relay_process, wait_for
+    from tests.test_relay_process import save_down_profile
+    from xoromail_cli.local.sink import free_port
+
+    save_down_profile(config_path, tls, free_port())
+    leaf = tls.ca.issue_cert("127.0.0.1", not_after=datetime.now(UTC) + timedelta(days=10))
+    cert, key = tmp_path / "relay.pem", tmp_path / "relay.key"
+    leaf.cert_chain_pems[0].write_to_path(str(cert))
+    leaf.private_key_pem.write_to_path(str(key))
+    key.chmod(0o600)
+    relay = relay_process(config_path, "--tls-cert", str(cert), "--tls-key", str(key))
+    try:
+        wait_for(lambda: bool(relay.logged("expiring")), what="the expiring line")
+        [line] = relay.logged("expiring")
+        assert "what=relay-tls" in line and "--tls-cert NEW-CERT.pem" in line
+    finally:
+        assert relay.terminate() == 0
