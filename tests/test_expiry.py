@@ -12,10 +12,11 @@ import pytest
 import trustme
 from typer.testing import CliRunner
 
-from tests.conftest import USER, TLSFiles
-from tests.fakes.microsoft_server import MicrosoftServer
-from tests.m365_helpers import KeyringStore, settings_for
-from xoromail_cli import config, expiry, validate
+from tests.support.common import PASSWORD, USER, TLSFiles
+from tests.support.fakes.microsoft_server import MicrosoftServer
+from tests.support.keyring_store import KeyringStore
+from tests.support.m365_helpers import settings_for
+from xoromail_cli import config, credentials, expiry, validate
 from xoromail_cli.cli import app
 from xoromail_cli.errors import DataError
 from xoromail_cli.profile import Profile
@@ -23,6 +24,9 @@ from xoromail_cli.services.google.settings import GoogleSettings
 from xoromail_cli.services.microsoft365.settings import Microsoft365Settings
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+INVOICE = ["--event", "overdue-invoice", "--to", "ap@customer.test", "--var", "customer_name=Northwind",
+           "--var", "invoice_number=INV-9", "--var", "amount_due=10", "--var", "due_date=2026-11-15",
+           "--var", "payment_link=https://pay.example/INV-9"]
 
 
 def rsa_pem(tmp_path: Path, days: int, name: str = "app.pem") -> Path:
@@ -135,16 +139,14 @@ def test_setup_takes_the_client_secret_date(runner: CliRunner) -> None:
 
 
 def test_send_says_it_once_a_day_on_stderr(tls: TLSFiles, runner: CliRunner, config_path: Path) -> None:
-    from tests.fakes.microsoft_server import CLIENT_SECRET
-    from tests.test_oauth_cli import INVOICE
-
+    from tests.support.fakes.microsoft_server import CLIENT_SECRET
     with MicrosoftServer(tls.server_context) as server:
         settings = settings_for(server, mode="app", client_secret_expires=(datetime.now(UTC) + timedelta(days=12))
                                 .date().isoformat())
         config.save_profile(config_path, Profile(name="default", email=USER, service="microsoft365",
                                                  settings=settings, ca_file=str(tls.ca_file), timeout=10.0))
         KeyringStore("default").set("client_secret", CLIENT_SECRET)
-        args = ["--config", str(config_path), "send", *[a for a in INVOICE if a != "--json"]]
+        args = ["--config", str(config_path), "send", *INVOICE]
         first = runner.invoke(app, args)
         assert first.exit_code == 0, first.output
         assert "note: the Microsoft app's client secret expires on" in first.stderr
@@ -155,7 +157,7 @@ def test_send_says_it_once_a_day_on_stderr(tls: TLSFiles, runner: CliRunner, con
 
 def test_an_expired_secret_learnt_from_aadsts7000222_stays_a_note_until_a_new_secret(
         tls: TLSFiles, runner: CliRunner, config_path: Path) -> None:
-    from tests.fakes.microsoft_server import CLIENT_SECRET
+    from tests.support.fakes.microsoft_server import CLIENT_SECRET
 
     with MicrosoftServer(tls.server_context) as server:
         server.secret_expired = True
@@ -176,11 +178,14 @@ def test_an_expired_secret_learnt_from_aadsts7000222_stays_a_note_until_a_new_se
 
 
 def test_the_relay_logs_its_certificate_expiring_at_start(tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
-    from tests.relay_helpers import relay_process, wait_for
-    from tests.test_relay_process import save_down_profile
+    from tests.support.relay_helpers import relay_process, wait_for
+    from tests.support.samples import smtp_profile
     from xoromail_cli.local.sink import free_port
 
-    save_down_profile(config_path, tls, free_port())
+    config.save_profile(config_path, smtp_profile(name="default", email=USER, host="127.0.0.1", port=free_port(),
+                                                  security="starttls", display_name="Company Billing",
+                                                  ca_file=str(tls.ca_file), timeout=5.0))
+    credentials.store_password("default", PASSWORD)
     leaf = tls.ca.issue_cert("127.0.0.1", not_after=datetime.now(UTC) + timedelta(days=10))
     cert, key = tmp_path / "relay.pem", tmp_path / "relay.key"
     leaf.cert_chain_pems[0].write_to_path(str(cert))

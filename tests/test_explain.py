@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, ServerFactory, TLSFiles, failing_authenticator, profile_for, secrets
-from tests.fakes.microsoft_server import AADSTS
+from tests.support.common import PASSWORD, ServerFactory, TLSFiles, failing_authenticator, profile_for, secrets
+from tests.support.fakes.microsoft_server import AADSTS
 from xoromail_cli import config, validate
 from xoromail_cli.cli import app
 from xoromail_cli.errors import ExitCode

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import USER, TLSFiles
-from tests.fakes.google_server import ACCESS_NOT_CONFIGURED, GoogleServer
-from tests.fakes.google_workspace import SEND_SCOPE, key_json
-from tests.google_helpers import google  # noqa: F401  # the fixture
+from tests.support.common import USER, TLSFiles
+from tests.support.fakes.google_server import ACCESS_NOT_CONFIGURED, GoogleServer
+from tests.support.fakes.google_workspace import SEND_SCOPE, key_json
+from tests.support.google_helpers import google  # noqa: F401  # the fixture
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
 from xoromail_cli.services.google.oauth import SERVICE_ACCOUNT_KEY

@@ -10,7 +10,7 @@ import pytest
 import trustme
 from typer.testing import CliRunner
 
-from tests.fakes.microsoft_server import CLIENT_ID, TENANT, USER
+from tests.support.fakes.microsoft_server import CLIENT_ID, TENANT, USER
 from xoromail_cli.cli import app
 from xoromail_cli.errors import ConfigError
 from xoromail_cli.services.microsoft365 import certificate

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for, secrets
+from tests.support.common import PASSWORD, ServerFactory, TLSFiles, profile_for, secrets
 from xoromail_cli.services.smtp.presets import PRESETS, preset_for_domain, preset_for_host
 
 

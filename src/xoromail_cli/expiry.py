@@ -125,7 +125,7 @@ def learn_from_error(profile: Profile, text: str | None, now: datetime | None = 
     new secret is stored (`forget_secret_expiry`). Never raises: it only adds a note."""
     if profile.service != "microsoft365" or not text or SECRET_EXPIRED not in text:
         return
-    from xoromail_cli.config import atomic_write
+    from xoromail_cli.paths import atomic_write
 
     stamp = _secret_stamp(profile.name)
     if stamp.exists():
@@ -211,8 +211,7 @@ def once_a_day(profile_name: str, notes: list[ExpiryNote], *, now: datetime | No
     once a day, not once a message. The day is kept in a small stamp file in the state folder."""
     if not notes:
         return []
-    from xoromail_cli.config import atomic_write
-    from xoromail_cli.paths import state_dir
+    from xoromail_cli.paths import atomic_write, state_dir
 
     today = (now or datetime.now(UTC)).date().isoformat()
     stamp = (stamp_dir or state_dir()) / f"{profile_name}.expiry-noted"

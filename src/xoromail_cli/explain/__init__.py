@@ -23,7 +23,7 @@ MAX_TEXT = 64 * 1024
 """Characters of a pasted text that are read (a whole log is not an error text)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Context:
     """The values a fix quotes: the profile's when one exists, else placeholders to replace."""
 

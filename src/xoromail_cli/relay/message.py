@@ -107,4 +107,4 @@ def accept_message(data: bytes, mail_from: str, rcpt_tos: tuple[str, ...], polic
             kept.append(encode_header("Reply-To", original))
         sender = policy.mailbox
     fixed = b"".join(field if field.endswith(b"\n") else field + b"\r\n" for field in kept)
-    return Envelope(sender, to, fixed + b"\r\n" + body, message_id, cc, bcc)
+    return Envelope(sender=sender, to=to, data=fixed + b"\r\n" + body, message_id=message_id, cc=cc, bcc=bcc)

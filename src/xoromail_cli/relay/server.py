@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import functools
 import hmac
-import ipaddress
 import socket
 import ssl
 import threading
@@ -24,6 +23,7 @@ from xoromail_cli.errors import ConfigError, TemporaryError, UnavailableError, U
 from xoromail_cli.relay.delivery import event_line
 from xoromail_cli.relay.message import Refused, SenderPolicy, accept_message
 from xoromail_cli.relay.spool import Spool
+from xoromail_cli.services.network import is_loopback
 
 EventLog = Callable[[str], None]
 """Takes one log line (no line breaks, no secrets): the CLI writes it to stderr for journald."""
@@ -44,15 +44,6 @@ class RelayCredential:
         user_ok = hmac.compare_digest(user, self.user.encode("utf-8"))
         password_ok = hmac.compare_digest(password, self.password.encode("utf-8"))
         return user_ok and password_ok
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_listen(value: str) -> tuple[str, int]:

@@ -28,7 +28,7 @@ BAD_SUBJECT = (400, {"error": "invalid_grant", "error_description": "Invalid ema
 BAD_SIGNATURE = (400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."})
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ServiceAccount:
     email: str
     client_id: str
@@ -37,7 +37,7 @@ class ServiceAccount:
     deleted: bool = False
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Workspace:
     domain: str = "company.test"
     users: set[str] = field(default_factory=lambda: {"billing@company.test"})
@@ -56,7 +56,7 @@ class Workspace:
         key_id = secrets.token_hex(20)
         public = key.public_key().public_bytes(serialization.Encoding.PEM,
                                                serialization.PublicFormat.SubjectPublicKeyInfo)
-        self.accounts[email] = ServiceAccount(email, client_id, key_id, public)
+        self.accounts[email] = ServiceAccount(email=email, client_id=client_id, key_id=key_id, public_pem=public)
         if delegate:
             self.delegation[client_id] = {SEND_SCOPE}
         private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
