@@ -13,10 +13,12 @@ from typer.testing import CliRunner
 from tests.support.common import USER, TLSFiles
 from tests.support.fakes.google_server import ACCESS_NOT_CONFIGURED, GoogleServer
 from tests.support.fakes.google_workspace import SEND_SCOPE, key_json
-from tests.support.google_helpers import google  # noqa: F401  # the fixture
+from tests.support.google_helpers import google
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
 from xoromail_cli.services.google.oauth import SERVICE_ACCOUNT_KEY
+
+__all__ = ["google"]  # the fixture, used by name
 
 
 def key_file(server: GoogleServer, tmp_path: Path, **options: object) -> tuple[Path, dict[str, str]]:
@@ -36,7 +38,7 @@ def setup(runner: CliRunner, config_path: Path, server: GoogleServer, tls: TLSFi
 
 
 def test_setup_signs_in_as_the_mailbox_keeps_the_key_in_the_keyring_and_survives_the_file(
-        runner: CliRunner, google: GoogleServer, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:  # noqa: F811
+        runner: CliRunner, google: GoogleServer, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
     path, key = key_file(google, tmp_path)
     code, out, err = setup(runner, config_path, google, tls, path)
     assert code == 0, out + err
@@ -55,7 +57,7 @@ def test_setup_signs_in_as_the_mailbox_keeps_the_key_in_the_keyring_and_survives
 
 
 def test_delegation_not_granted_names_the_admin_console_path_client_id_and_scope(
-        runner: CliRunner, google: GoogleServer, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:  # noqa: F811
+        runner: CliRunner, google: GoogleServer, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
     path, key = key_file(google, tmp_path, delegate=False)
     code, out, err = setup(runner, config_path, google, tls, path)
     assert code == 77, err[-800:]
@@ -66,7 +68,7 @@ def test_delegation_not_granted_names_the_admin_console_path_client_id_and_scope
 
 @pytest.mark.parametrize("email", ["someone@elsewhere.test", "suspended@company.test"])
 def test_a_mailbox_outside_the_domain_or_suspended_is_invalid_grant_with_its_fix(
-        runner: CliRunner, google: GoogleServer, tls: TLSFiles, config_path: Path, tmp_path: Path,  # noqa: F811
+        runner: CliRunner, google: GoogleServer, tls: TLSFiles, config_path: Path, tmp_path: Path,
         email: str) -> None:
     google.state.workspace.users.add("suspended@company.test")
     google.state.workspace.suspended.add("suspended@company.test")
@@ -76,7 +78,7 @@ def test_a_mailbox_outside_the_domain_or_suspended_is_invalid_grant_with_its_fix
 
 
 def test_a_key_deleted_in_the_cloud_console_says_to_create_a_new_one(
-        runner: CliRunner, google: GoogleServer, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:  # noqa: F811
+        runner: CliRunner, google: GoogleServer, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
     path, key = key_file(google, tmp_path)
     assert setup(runner, config_path, google, tls, path)[0] == 0
     google.state.workspace.accounts[key["client_email"]].deleted = True
@@ -87,7 +89,7 @@ def test_a_key_deleted_in_the_cloud_console_says_to_create_a_new_one(
 
 
 def test_a_disabled_gmail_api_says_where_to_enable_it(
-        runner: CliRunner, google: GoogleServer, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:  # noqa: F811
+        runner: CliRunner, google: GoogleServer, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
     path, _ = key_file(google, tmp_path)
     google.state.send_replies.append(ACCESS_NOT_CONFIGURED)
     code, _, err = setup(runner, config_path, google, tls, path)
@@ -99,7 +101,7 @@ def test_a_disabled_gmail_api_says_where_to_enable_it(
     ('{"installed": {"client_id": "x"}}', "not a service account key"),
     ('{"type": "service_account", "client_email": "a@b.test"}', "lacks"),
 ])
-def test_a_wrong_file_is_refused_before_any_request(runner: CliRunner, google: GoogleServer, tls: TLSFiles,  # noqa: F811
+def test_a_wrong_file_is_refused_before_any_request(runner: CliRunner, google: GoogleServer, tls: TLSFiles,
                                                     config_path: Path, tmp_path: Path, content: str, says: str) -> None:
     path = tmp_path / "key.json"
     path.write_text(content)
