@@ -10,11 +10,14 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from xoromail_cli.cli.state import state_of
+
+if TYPE_CHECKING:
+    from xoromail_cli.profile import Profile
 
 
 def _log(line: str) -> None:
@@ -117,7 +120,9 @@ def relay(
                     service=profile.service, mailbox=profile.email, spool=spool.root, queued=len(spool.ids()),
                     recipients=limits.max_recipients, allow=",".join(str(network) for network in limits.allow) or None))
     threading.Thread(target=_learn_size, args=(profile, server), name="relay-size", daemon=True).start()
+    checked = _expiry_notes(profile, tls_cert, None)
     while not stop.wait(0.5):
+        checked = _expiry_notes(profile, tls_cert, checked)
         if reload.is_set():  # SIGHUP: the renewed certificate for new sessions
             reload.clear()
             server.reload_tls()
@@ -132,6 +137,22 @@ def _learn_size(profile: Any, server: Any) -> None:
     from xoromail_cli.relay.upstream import learn_max_size
 
     learn_max_size(profile, server, _log)
+
+
+def _expiry_notes(profile: Profile, tls_cert: Path | None, checked: str | None) -> str:
+    """Once a day (the first check at start): what expires soon, with the command that renews it. Returns the
+    day checked, so the loop looks again only when the date changes."""
+    from datetime import UTC, datetime
+
+    today = datetime.now(UTC).date().isoformat()
+    if today == checked:
+        return today
+    from xoromail_cli.relay.delivery import event_line
+    from xoromail_cli.services import expiry
+
+    for note in expiry.once_a_day(f"{profile.name}.relay", expiry.notes_for(profile, relay_certificate=tls_cert)):
+        _log(event_line("expiring", what=note.kind, expires=note.expires.date().isoformat(), note=note.text()))
+    return today
 
 
 def _stdin_line() -> str:
