@@ -55,12 +55,12 @@ _SCHEMA = (
     f"CREATE INDEX IF NOT EXISTS xoromail_by_message ON {_TABLE} (message_id)",
     f"CREATE INDEX IF NOT EXISTS xoromail_in_flight ON {_TABLE} (account, event) WHERE status = 'in_flight'",
     f"CREATE INDEX IF NOT EXISTS xoromail_unadopted ON {_TABLE} (profile) WHERE account = ''",
-    f"ALTER TABLE {_TABLE} ADD COLUMN IF NOT EXISTS service TEXT NOT NULL DEFAULT ''",
 )
 _SPLIT = "position(':' in account) > 0"
 _UPGRADES = {
-    1: (f"UPDATE {_TABLE} SET service = split_part(account, ':', 1), "  # noqa: S608  # constants only
-        f"account = substr(account, position(':' in account) + 1) WHERE {_SPLIT}",),
+    1: (f"ALTER TABLE {_TABLE} ADD COLUMN IF NOT EXISTS service TEXT NOT NULL DEFAULT ''",
+        f"UPDATE {_TABLE} SET service = split_part(account, ':', 1), "  # noqa: S608  # constants only
+        f"account = substr(account, position(':' in account) + 1) WHERE {_SPLIT}"),
 }
 """Schema version -> the statements that bring it to the next one: schema 1 keyed rows by `service:address`;
 from schema 2 the key is the address (the mailbox) and the service a column of its own."""
