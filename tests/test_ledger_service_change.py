@@ -136,3 +136,27 @@ def test_a_schema_1_postgresql_ledger_is_read_as_the_mailbox_and_upgraded_on_the
         assert [e.service for e in writing.entries(account=USER)] == ["smtp", "microsoft365"]
     with PostgresLedger(pg_url) as again:  # the upgrade runs once
         assert [e.account for e in again.entries(account=USER)] == [USER, USER]
+
+
+def test_two_runs_opening_a_schema_3_ledger_at_once_both_upgrade_it_safely(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "ledger.sqlite3"
+    schema_3_ledger(path)
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            Ledger(path).close()
+        except BaseException as exc:  # noqa: BLE001  # reported below
+            errors.append(exc)
+
+    runs = [threading.Thread(target=open_it) for _ in range(4)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(30)
+    assert errors == []
+    with Ledger(path) as ledger:
+        [entry] = ledger.entries(account=USER)
+        assert (entry.account, entry.service) == (USER, "smtp")

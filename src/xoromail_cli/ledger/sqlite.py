@@ -191,13 +191,8 @@ class Ledger:
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous}")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise ConfigError(f"the ledger {path} was written by a newer xoromail (schema {version})",
-                                  "upgrade xoromail")
-            for step in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
-                for statement in _UPGRADES[step]:
-                    self._db.execute(statement)
+            if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                self._upgrade()
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self._db.execute("SELECT count(*) FROM messages WHERE 0").fetchone()
@@ -210,6 +205,24 @@ class Ledger:
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise ConfigError(f"the ledger {path} is damaged: {exc}", CORRUPT_HINT) from None
+
+    def _upgrade(self) -> None:
+        """Bring an older ledger to this schema in one transaction: a process killed halfway leaves the old
+        schema, and another process upgrading at the same time waits, then finds it done."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise ConfigError(f"the ledger {self.path} was written by a newer xoromail (schema {version})",
+                                  "upgrade xoromail")
+            for step in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
+                for statement in _UPGRADES[step]:
+                    self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def _open_read_only(self, busy_timeout: float) -> None:
         """For `xoromail log`: reading never needs write access to the ledger or its folder."""
