@@ -52,7 +52,7 @@ def load(path: Path) -> ConfigFile:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}",
                           "fix the line named, or move the file away and run `xoromail setup`") from None
-    unknown = sorted(set(data) - {"profiles"})
+    unknown = sorted(set(data) - {"profiles", "relay"})  # [relay.users.NAME]: relay/users.py reads those
     if unknown:
         line = _locate(text, None, unknown[0])
         raise ConfigError(f"{path}:{line}: unknown setting {unknown[0]!r}",

@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from xoromail_cli.errors import ConfigError, TemporaryError, UnavailableError, UsageError
 from xoromail_cli.relay.delivery import event_line
@@ -44,6 +44,23 @@ class RelayCredential:
         user_ok = hmac.compare_digest(user, self.user.encode("utf-8"))
         password_ok = hmac.compare_digest(password, self.password.encode("utf-8"))
         return user_ok and password_ok
+
+    def login(self, user: bytes, password: bytes) -> str | None:
+        """The login's name when the pair matches (as `users.LoginTable.login` answers for several)."""
+        return self.user if self.matches(user, password) else None
+
+
+class Logins(Protocol):
+    def login(self, user: bytes, password: bytes) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one login's messages go: its From policy, its mailbox's spool, and the worker to wake."""
+
+    policy: SenderPolicy
+    spool: Spool
+    on_accepted: Callable[[], None]
 
 
 def is_loopback(host: str) -> bool:
@@ -84,12 +101,13 @@ def tls_context(host: str, cert: Path | None, key: Path | None) -> ssl.SSLContex
     return context
 
 
-def _authenticator(credential: RelayCredential, log: EventLog) -> Callable[..., Any]:
+def _authenticator(credential: Logins, log: EventLog) -> Callable[..., Any]:
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
     def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
-        if isinstance(auth_data, LoginPassword) and credential.matches(auth_data.login, auth_data.password):
-            return AuthResult(success=True, auth_data=auth_data.login.decode("utf-8", "replace"))
+        name = credential.login(auth_data.login, auth_data.password) if isinstance(auth_data, LoginPassword) else None
+        if name is not None:
+            return AuthResult(success=True, auth_data=name)
         log(event_line("auth-refused", peer=_peer(session), mechanism=mechanism))
         return AuthResult(success=False, handled=False, message="535 5.7.8 Authentication credentials invalid")
 
@@ -102,16 +120,25 @@ def _peer(session: Any) -> str:
 
 
 class RelayHandler:
-    """aiosmtpd hooks: the From policy at MAIL FROM, the spool at DATA."""
+    """aiosmtpd hooks: the From policy at MAIL FROM, the spool at DATA. With `routes`, the login decides
+    both (each login its own policy and its profile's spool); without, one login, one mailbox."""
 
-    def __init__(self, spool: Spool, policy: SenderPolicy, log: EventLog, on_accepted: Callable[[], None]) -> None:
+    def __init__(self, spool: Spool, policy: SenderPolicy, log: EventLog, on_accepted: Callable[[], None], *,
+                 routes: dict[str, Route] | None = None) -> None:
         self.spool, self.policy, self.log, self.on_accepted = spool, policy, log, on_accepted
+        self.routes = routes
         self.busy = 0
         """Messages between the end of DATA and their answer: a stop waits for them."""
 
+    def route(self, session: Any) -> Route:
+        """The authenticated login's route (AUTH came first: aiosmtpd refuses MAIL before it)."""
+        if self.routes is not None:
+            return self.routes[str(getattr(session, "auth_data", ""))]
+        return Route(self.policy, self.spool, self.on_accepted)
+
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
                           mail_options: list[str]) -> str:
-        refusal = self.policy.refuse_sender(address)
+        refusal = self.route(session).policy.refuse_sender(address)
         if refusal is not None:
             self.log(event_line("refused", peer=_peer(session), sender=address, reply=refusal))
             return refusal
@@ -120,16 +147,17 @@ class RelayHandler:
         return "250 2.1.0 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        route = self.route(session)
         try:
             message = accept_message(bytes(envelope.original_content), envelope.mail_from,
-                                     tuple(envelope.rcpt_tos), self.policy)
+                                     tuple(envelope.rcpt_tos), route.policy)
         except Refused as refused:
             self.log(event_line("refused", peer=_peer(session), sender=envelope.mail_from, reply=refused.reply))
             return refused.reply
         loop = asyncio.get_running_loop()
         self.busy += 1
         try:
-            spool_id = await loop.run_in_executor(None, functools.partial(self.spool.put, message,
+            spool_id = await loop.run_in_executor(None, functools.partial(route.spool.put, message,
                                                                           peer=_peer(session)))
         except Exception as error:  # noqa: BLE001  # whatever stops the spool, the answer must be a 4xx, never a 250
             cause = error.message if isinstance(error, TemporaryError) else type(error).__name__
@@ -137,16 +165,17 @@ class RelayHandler:
             return "451 4.3.0 The relay cannot keep the message now; try again later"
         finally:
             self.busy -= 1
-        self.log(event_line("accepted", id=spool_id, peer=_peer(session), sender=message.sender,
+        self.log(event_line("accepted", id=spool_id, peer=_peer(session), login=route.policy.login or None,
+                            sender=message.sender,
                             to=len(message.recipients), size=len(message.data), message_id=message.message_id))
-        self.on_accepted()
+        route.on_accepted()
         return f"250 2.0.0 OK queued as {spool_id}"
 
 
 class RelayServer:
     """The listening socket and aiosmtpd's event loop, in a thread of their own."""
 
-    def __init__(self, handler: RelayHandler, credential: RelayCredential, host: str, port: int, *,
+    def __init__(self, handler: RelayHandler, credential: Logins, host: str, port: int, *,
                  tls: ssl.SSLContext | None) -> None:
         self.handler, self.credential, self.host, self.port, self.tls = handler, credential, host, port, tls
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -238,7 +238,7 @@ class Deliverer:
         return MessageResult(event=self.event, row=row, recipients=tries.envelope.recipients, status=status,
                              reply=reply, message_id=tries.envelope.message_id, hint=delivery.hint,
                              exit_code=exit_code, attempts=tries.attempt, key=key, stops_batch=quota,
-                             possible_duplicate=tries.in_doubt)
+                             refuses_sender=delivery.refuses_sender, possible_duplicate=tries.in_doubt)
 
     def _outcome(self, tries: _Tries, key: str, row: int, state: OwedState, reply: str,
                  stops_batch: bool) -> MessageResult:

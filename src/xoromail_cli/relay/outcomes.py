@@ -1,0 +1,58 @@
+"""What the relay tells people about a message it could not deliver now: its own advice, not `send`'s.
+
+`send` advises a re-run; the relay retries by itself, so its log lines say when, and what ends a pause or a
+hold sooner (`xoromail queue retry`, `queue release`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from xoromail_cli.compose.envelope import Envelope
+    from xoromail_cli.relay.spool import Spool
+    from xoromail_cli.sending.results import MessageResult
+
+RELAY_EVENT = "relay"
+"""The ledger's event name for relayed messages (`log` shows them with their Message-ID and reply)."""
+IN_DOUBT_HELD = "in doubt: the answer was lost after the data went out (--no-retry-in-doubt)"
+_SEND_ONLY = re.compile(r"re-?run|next run|--wait|--resend", re.IGNORECASE)
+"""Clauses of a service's hint that speak to a person running `send`, not to one running the relay."""
+
+
+def relay_key(envelope: Envelope) -> str:
+    """The idempotency key: the Message-ID and the recipients, as `idempotency_key` composes event keys."""
+    return key_of(envelope.message_id, envelope.recipients)
+
+
+def key_of(message_id: str, recipients: tuple[str, ...]) -> str:
+    listed = ",".join(sorted(address.lower() for address in recipients))
+    return f"{RELAY_EVENT}:{message_id}:{listed}"
+
+
+def relay_advice(hint: str | None, delay: float) -> str:
+    """The service's hint without what only `send` can do, then what the relay does and what ends it sooner."""
+    kept = [part.strip() for part in (hint or "").split(";") if part.strip() and not _SEND_ONLY.search(part)]
+    kept.append(f"the relay tries again by itself in {delay:.0f} s; once the cause is fixed, "
+                "`xoromail queue retry` ends the wait now")
+    return "; ".join(kept)
+
+
+def held_in_doubt_hint(spool_id: str) -> str:
+    return (f"it may have arrived: ask the recipient, then `xoromail queue release {spool_id}` sends it again "
+            f"(a possible duplicate) or `xoromail queue drop {spool_id}` forgets it")
+
+
+def held_in_doubt(spool: Spool, results: list[MessageResult]) -> dict[str, str]:
+    """Hold the queued messages an earlier run left in flight (by their idempotency key): key → spool id."""
+    wanted = {result.key for result in results if result.key}
+    held: dict[str, str] = {}
+    for entry in spool.entries():
+        key = key_of(entry.message_id, entry.recipients)
+        if entry.where == "queue" and key in wanted and key not in held:
+            spool.set_state(entry.id, replace(entry.state, last_reply=IN_DOUBT_HELD, in_doubt=True,
+                                              held=IN_DOUBT_HELD))
+            held[key] = entry.id
+    return held
