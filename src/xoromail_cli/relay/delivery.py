@@ -266,7 +266,7 @@ class DeliveryWorker:
         whole account pauses the mailbox."""
         delay = self._schedule.delay(attempts - 1)
         sender = spooled.envelope.sender
-        kind, hint = ("in-doubt" if result.in_doubt else "deferred"), result.hint
+        kind, hint, pausing = ("in-doubt" if result.in_doubt else "deferred"), result.hint, False
         if result.stops_batch:
             delay = max(delay, self.options.quota_pause)
             hint = relay_advice(result.hint, delay)
@@ -275,12 +275,16 @@ class DeliveryWorker:
                 self.control.senders[sender.lower()] = SenderHold(until=time.time() + delay, reason=result.reply,
                                                                   hint=hint)
             else:
+                pausing = True
                 self._set_pause(delay, result.reply, hint)
             write_control(self.spool.root, self.control)
         self.spool.set_state(spooled.id, QueueState(attempts=attempts, next_attempt=time.time() + delay,
                                                     last_reply=result.reply, in_doubt=result.in_doubt))
         self.log(event_line(kind, **fields, sender=sender if kind == "sender-held" else None, attempts=attempts,
                             retry_in=f"{delay:.1f}s", reply=result.reply, hint=hint))
+        if pausing:
+            self.log(event_line("paused", cause=result.reply, hint=hint, exit_code=result.exit_code or None,
+                                retry_in=f"{delay:.1f}s", queued=len(self.spool.ids())))
 
     def _set_pause(self, delay: float, reason: str, hint: str) -> None:
         self.control.paused_until = time.time() + delay

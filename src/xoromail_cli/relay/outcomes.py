@@ -46,12 +46,13 @@ def held_in_doubt_hint(spool_id: str) -> str:
 
 
 def held_in_doubt(spool: Spool, results: list[MessageResult]) -> dict[str, str]:
-    """Hold the queued messages an earlier run left in flight (by their idempotency key): key → spool id."""
+    """Hold the queued messages an earlier run left in flight (by their idempotency key): key → spool id.
+    One already known to be in doubt is held already, or was released by a person: it is left as it is."""
     wanted = {result.key for result in results if result.key}
     held: dict[str, str] = {}
     for entry in spool.entries():
         key = key_of(entry.message_id, entry.recipients)
-        if entry.where == "queue" and key in wanted and key not in held:
+        if entry.where == "queue" and key in wanted and key not in held and not entry.state.in_doubt:
             spool.set_state(entry.id, replace(entry.state, last_reply=IN_DOUBT_HELD, in_doubt=True,
                                               held=IN_DOUBT_HELD))
             held[key] = entry.id
