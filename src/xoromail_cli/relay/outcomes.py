@@ -24,12 +24,8 @@ _SEND_ONLY = re.compile(r"re-?run|next run|--wait|--resend", re.IGNORECASE)
 
 def relay_key(envelope: Envelope) -> str:
     """The idempotency key: the Message-ID and the recipients, as `idempotency_key` composes event keys."""
-    return key_of(envelope.message_id, envelope.recipients)
-
-
-def key_of(message_id: str, recipients: tuple[str, ...]) -> str:
-    listed = ",".join(sorted(address.lower() for address in recipients))
-    return f"{RELAY_EVENT}:{message_id}:{listed}"
+    recipients = ",".join(sorted(address.lower() for address in envelope.recipients))
+    return f"{RELAY_EVENT}:{envelope.message_id}:{recipients}"
 
 
 def relay_advice(hint: str | None, delay: float) -> str:
@@ -48,11 +44,18 @@ def held_in_doubt_hint(spool_id: str) -> str:
 def held_in_doubt(spool: Spool, results: list[MessageResult]) -> dict[str, str]:
     """Hold the queued messages an earlier run left in flight (by their idempotency key): key → spool id.
     One already known to be in doubt is held already, or was released by a person: it is left as it is."""
+    from xoromail_cli.errors import XoromailError
+
     wanted = {result.key for result in results if result.key}
     held: dict[str, str] = {}
     for entry in spool.entries():
-        key = key_of(entry.message_id, entry.recipients)
-        if entry.where == "queue" and key in wanted and key not in held and not entry.state.in_doubt:
+        if entry.where != "queue" or entry.state.in_doubt:
+            continue
+        try:
+            key = relay_key(spool.load(entry.id).envelope)  # the key as delivery made it, whatever it covers
+        except XoromailError:
+            continue  # delivered, dropped or damaged meanwhile
+        if key in wanted and key not in held:
             spool.set_state(entry.id, replace(entry.state, last_reply=IN_DOUBT_HELD, in_doubt=True,
                                               held=IN_DOUBT_HELD))
             held[key] = entry.id
