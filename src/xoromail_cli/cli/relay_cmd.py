@@ -139,8 +139,9 @@ def _every_login(ctx: typer.Context, allow_from: list[str], rewrite: bool, spool
 
 
 def _serve(office: Office, host: str, port: int, context: ssl.SSLContext | None) -> None:
-    """Listen, deliver, and stop on SIGTERM or Ctrl-C with the spool kept."""
+    """Listen, deliver, and stop on SIGTERM or Ctrl-C with the spool kept; systemd is told (Type=notify)."""
     from xoromail_cli.relay.delivery import event_line
+    from xoromail_cli.relay.notify import Notifier
     from xoromail_cli.relay.server import RelayHandler, RelayServer
 
     first = office.mailboxes[0]
@@ -157,9 +158,14 @@ def _serve(office: Office, host: str, port: int, context: ssl.SSLContext | None)
         _log(event_line("listening", address=f"{host}:{server.port}", tls="starttls" if context else "none",
                         service=mailbox.profile.service, mailbox=mailbox.profile.email, spool=mailbox.spool.root,
                         queued=len(mailbox.spool.ids()), logins=len(office.routes)))
-    while not stop.wait(1.0):
-        pass
+    notifier = Notifier()
+    notifier.ready(f"listening on {host}:{server.port} for {len(office.routes)} login(s)")
+    tick = min(1.0, notifier.interval or 1.0)
+    while not stop.wait(tick):
+        if notifier.interval is not None and server.alive and all(m.worker.alive for m in office.mailboxes):
+            notifier.watchdog()  # only while every part works: systemd restarts a relay that stops saying so
     _log(event_line("stopping", reason="signal"))
+    notifier.stopping()
     server.stop()
     for mailbox in office.mailboxes:
         mailbox.worker.stop()

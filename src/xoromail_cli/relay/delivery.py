@@ -119,6 +119,10 @@ class DeliveryWorker:
         self._thread.start()
         return self
 
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def wake(self) -> None:
         self._wake.set()
 

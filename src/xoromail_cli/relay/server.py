@@ -218,6 +218,11 @@ class RelayServer:
         self._thread.start()
         return self
 
+    @property
+    def alive(self) -> bool:
+        """The event loop still runs (the systemd watchdog is fed only while it does)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self, grace: float = 10.0) -> None:
         """Stop accepting; sessions in progress get `grace` seconds to finish their message."""
         loop, server, thread = self._loop, self._server, self._thread
