@@ -273,7 +273,8 @@ class Deliverer:
                 from xoromail_cli.sending.sizelimit import too_large
 
                 assert self.transport.max_message_size is not None
-                return too_large(len(envelope.data), self.transport.max_message_size, self.transport.name)
+                return too_large(len(envelope.data), self.transport.max_message_size, self.transport.name,
+                                 getattr(self.transport, "size_hint", None))
             if following is not None and isinstance(self.transport, PipeliningTransport):
                 return self.transport.send_then(envelope, marker.mark, following)
             return self.transport.send(envelope, before_data=marker.mark)
