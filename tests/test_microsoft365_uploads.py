@@ -7,18 +7,24 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import smtplib
 from collections.abc import Iterator
 from email import message_from_bytes, policy
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import USER, TLSFiles
 from tests.fakes.microsoft_server import CLIENT_SECRET, MicrosoftServer
 from tests.m365_helpers import settings_for
-from tests.relay_helpers import RelayFactory, erp_message, relay, submit, wait_for
+from tests.relay_helpers import RELAY_PASSWORD, RELAY_USER, RelayFactory, erp_message, relay, submit, wait_for
 from xoromail_cli import credentials
 from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.profile import Profile
+from xoromail_cli.relay.delivery import DeliveryOptions, DeliveryWorker
+from xoromail_cli.relay.message import SenderPolicy
+from xoromail_cli.relay.server import RelayCredential, RelayHandler, RelayServer, Route
+from xoromail_cli.relay.spool import Spool
 from xoromail_cli.services.microsoft365.auth import CLIENT_SECRET as SECRET_KIND
 from xoromail_cli.services.microsoft365.auth import TOKEN_CACHE
 from xoromail_cli.services.microsoft365.drafts import CHUNK, granted, split_large
@@ -109,3 +115,27 @@ def test_reading_the_permissions_of_a_token_and_splitting_the_large_files_off() 
     assert b"INV-4.pdf" not in kept and b"please find invoice" in kept
     unchanged, none = split_large(message.as_bytes(), threshold=1000)
     assert none == [] and b"INV-4.pdf" in unchanged
+
+
+def test_the_relay_refuses_a_large_message_at_data_with_552_naming_the_permission(
+        graph: MicrosoftServer, tls: TLSFiles, tmp_path: Path) -> None:
+    profile = app_profile(graph, tls)
+    lines: list[str] = []
+    spool = Spool(tmp_path / "spool")
+    worker = DeliveryWorker(profile, spool, lines.append, DeliveryOptions(retry_delay=0.2, idle=0.2, timeout=10.0))
+    policy = SenderPolicy(USER, "Company Billing")
+    route = Route(policy, spool, worker.wake, worker.refuse_size)
+    handler = RelayHandler(spool, policy, lines.append, worker.wake, routes={RELAY_USER: route})
+    server = RelayServer(handler, RelayCredential(RELAY_USER, RELAY_PASSWORD), "127.0.0.1", 0, tls=None).start()
+    worker.start()
+    try:
+        wait_for(lambda: worker.size.max_size is not None, what="the service's limit")
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            submit(server.port, erp_message(5, attachment=PDF))
+        assert refused.value.smtp_code == 552 and b"Mail.ReadWrite" in refused.value.smtp_error
+        assert not spool.ids() and not any(call.startswith("PUT") for call in graph.requests_seen)
+        submit(server.port, erp_message(6))  # a small one still goes
+        wait_for(lambda: len(graph.sent) == 1, what="the small message")
+    finally:
+        server.stop()
+        worker.stop(30)

@@ -118,7 +118,8 @@ def _one_login(ctx: typer.Context, profile_name: str | None, user: str | None, p
     mailbox = open_mailbox(profile, Spool(spool_dir or paths.state_dir() / "relay" / profile.name), options, _log)
     policy = SenderPolicy(profile.email, profile.display_name, allowed, rewrite)
     return Office(logins=LoginTable({credential.user: credential.password}),
-                  routes={credential.user: Route(policy, mailbox.spool, mailbox.worker.wake)}, mailboxes=[mailbox])
+                  routes={credential.user: Route(policy, mailbox.spool, mailbox.worker.wake,
+                                                 mailbox.worker.refuse_size)}, mailboxes=[mailbox])
 
 
 def _every_login(ctx: typer.Context, allow_from: list[str], rewrite: bool, spool_dir: Path | None,

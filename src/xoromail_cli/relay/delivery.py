@@ -31,6 +31,7 @@ from xoromail_cli.relay.outcomes import (
     relay_advice,
     relay_key,
 )
+from xoromail_cli.relay.sizes import SizeLimit
 from xoromail_cli.relay.spool import QueueState, Spool, Spooled
 from xoromail_cli.sending.results import MessageResult
 
@@ -103,6 +104,8 @@ class DeliveryWorker:
         self.rate = RateLimiter(self.limits.per_second, sleep=self._sleep)
         self._schedule = Backoff(base=self.options.retry_delay, cap=self.options.max_delay)
         self._thread: threading.Thread | None = None
+        self.size = SizeLimit()
+        """The largest message the service takes (the relay refuses a larger one at DATA)."""
 
     def _sleep(self, seconds: float) -> None:
         """Pacing and retry waits end early on stop: the message in hand is finished, not abandoned."""
@@ -133,7 +136,12 @@ class DeliveryWorker:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def refuse_size(self, size: int) -> str | None:
+        """The DATA answer for a message too large for this mailbox's service, else None."""
+        return self.size.refusal(size)
+
     def _loop(self) -> None:
+        self.size.learn(self.profile, self.options.timeout, self.log)
         while not self._stopping.is_set():
             self._wake.clear()
             self.control = read_control(self.spool.root)  # `queue retry` may have ended a pause meanwhile
@@ -180,6 +188,7 @@ class DeliveryWorker:
             except XoromailError as error:
                 self._pause(error, current)
             finally:
+                self.size.update(transport)  # a permission granted meanwhile (Graph) shows up here
                 transport.close()
 
     def _linger(self) -> list[str]:

@@ -82,6 +82,6 @@ def open_office(config_path: Path, logins: dict[str, RelayLogin], options: Deliv
         mailbox = mailboxes[profile.name]
         policy = SenderPolicy(profile.email, profile.display_name, frozenset(a.lower() for a in login.senders),
                               rewrite, login=login.name)
-        routes[login.name] = Route(policy, mailbox.spool, mailbox.worker.wake)
+        routes[login.name] = Route(policy, mailbox.spool, mailbox.worker.wake, mailbox.worker.refuse_size)
         passwords[login.name] = read_password(login.name)
     return Office(logins=LoginTable(passwords), routes=routes, mailboxes=list(mailboxes.values()))

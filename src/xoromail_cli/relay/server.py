@@ -61,6 +61,8 @@ class Route:
     policy: SenderPolicy
     spool: Spool
     on_accepted: Callable[[], None]
+    refuse_size: Callable[[int], str | None] | None = None
+    """The 552 for a message larger than the mailbox's service takes (DeliveryWorker.refuse_size)."""
 
 
 def is_loopback(host: str) -> bool:
@@ -148,6 +150,10 @@ class RelayHandler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         route = self.route(session)
+        too_large = route.refuse_size(len(envelope.original_content or b"")) if route.refuse_size else None
+        if too_large is not None:
+            self.log(event_line("refused", peer=_peer(session), sender=envelope.mail_from, reply=too_large))
+            return too_large
         try:
             message = accept_message(bytes(envelope.original_content), envelope.mail_from,
                                      tuple(envelope.rcpt_tos), route.policy)
