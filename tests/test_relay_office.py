@@ -180,3 +180,20 @@ def test_the_relay_process_without_user_serves_every_login(runner: CliRunner, co
     finally:
         if process.process.poll() is None:
             process.kill()
+
+
+def test_the_office_relay_refuses_to_start_with_a_login_of_a_missing_profile_or_a_one_login_option(
+        runner: CliRunner, config_path: Path, smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    two_mailboxes(config_path, smtp_server, tls)
+    users(runner, config_path, "add", "erp", "--profile", "shipping", "--password-stdin", stdin="erp-pass\n")
+    base = ["--config", str(config_path), "relay", "--listen", "127.0.0.1:0"]
+    mixed = runner.invoke(app, [*base, "--allow-from", "sales@company.test"])
+    assert mixed.exit_code == 2 and "--from" in mixed.output
+    text = config_path.read_text().replace('profile = "shipping"', 'profile = "gone"')
+    config_path.write_text(text)
+    missing = runner.invoke(app, base)
+    assert missing.exit_code == 78 and "relay login 'erp'" in missing.output and "'gone'" in missing.output
+    broken = text.replace('profile = "gone"', 'profile = "billing"\ncolour = "blue"')
+    config_path.write_text(broken)
+    unknown = runner.invoke(app, ["--config", str(config_path), "relay", "users", "list"])
+    assert unknown.exit_code == 78 and "unknown setting 'colour'" in unknown.output
