@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import USER, TLSFiles
-from tests.fakes.microsoft_server import CLIENT_SECRET, MicrosoftServer
-from tests.m365_helpers import settings_for
-from tests.relay_helpers import RELAY_PASSWORD, RELAY_USER, RelayFactory, erp_message, relay, submit, wait_for
+from tests.support.common import USER, TLSFiles
+from tests.support.fakes.microsoft_server import CLIENT_SECRET, MicrosoftServer
+from tests.support.m365_helpers import settings_for
+from tests.support.relay_helpers import RELAY_PASSWORD, RELAY_USER, RelayFactory, erp_message, relay, submit, wait_for
 from xoromail_cli import credentials
 from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.profile import Profile
@@ -91,7 +91,8 @@ def test_the_transport_states_its_limit_from_the_token_and_a_small_message_still
     try:
         assert transport.max_message_size == MAX_MESSAGE_BYTES and "Mail.ReadWrite" in (transport.size_hint or "")
         data = bytes(erp_message(3).as_bytes())
-        assert transport.send(Envelope(USER, ("a@client.test",), data, "<m3@company.test>")).ok
+        small = Envelope(sender=USER, to=("a@client.test",), data=data, message_id="<m3@company.test>")
+        assert transport.send(small).ok
         assert len(graph.sent) == 1 and not graph.drafts.sent
     finally:
         transport.close()
@@ -123,7 +124,7 @@ def test_the_relay_refuses_a_large_message_at_data_with_552_naming_the_permissio
     lines: list[str] = []
     spool = Spool(tmp_path / "spool")
     worker = DeliveryWorker(profile, spool, lines.append, DeliveryOptions(retry_delay=0.2, idle=0.2, timeout=10.0))
-    policy = SenderPolicy(USER, "Company Billing")
+    policy = SenderPolicy(mailbox=USER, display_name="Company Billing")
     route = Route(policy, spool, worker.wake, worker.refuse_size)
     handler = RelayHandler(spool, policy, lines.append, worker.wake, routes={RELAY_USER: route})
     server = RelayServer(handler, RelayCredential(RELAY_USER, RELAY_PASSWORD), "127.0.0.1", 0, tls=None).start()

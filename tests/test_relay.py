@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, accepting_authenticator, profile_for
-from tests.relay_helpers import RELAY_PASSWORD, RELAY_USER, RelayFactory, erp_message, relay, submit, wait_for
-from tests.samples import smtp_profile
-from tests.servers import DropNth, FailNth, RefuseRecipient
+from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, accepting_authenticator, profile_for
+from tests.support.relay_helpers import RELAY_PASSWORD, RELAY_USER, RelayFactory, erp_message, relay, submit, wait_for
+from tests.support.samples import smtp_profile
+from tests.support.servers import DropNth, FailNth, RefuseRecipient
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
 from xoromail_cli.compose.envelope import Envelope
@@ -160,7 +160,8 @@ def test_a_message_delivered_before_a_crash_is_not_sent_again_when_its_spool_fil
     submit(running.port, erp_message(6), recipients=["customer@client.test", "hidden@company.test"])
     wait_for(lambda: len(upstream.messages) == 1 and not running.spool.ids(), what="the delivery")
     got = upstream.messages[0]
-    survivor = Envelope(got.sender, ("customer@client.test",), got.data, str(got.parsed()["Message-ID"]),
+    survivor = Envelope(sender=got.sender, to=("customer@client.test",), data=got.data,
+                        message_id=str(got.parsed()["Message-ID"]),
                         bcc=("hidden@company.test",))
     running.spool.put(survivor)  # as if the relay died between the service's 250 and removing the file
     running.worker.wake()
@@ -175,7 +176,7 @@ def test_a_message_the_spool_cannot_keep_gets_a_4xx_never_a_250(smtp_server: Ser
     lines: list[str] = []
     from xoromail_cli.relay.message import SenderPolicy
 
-    handler = RelayHandler(Spool(blocked), SenderPolicy(USER), lines.append, lambda: None)
+    handler = RelayHandler(Spool(blocked), SenderPolicy(mailbox=USER), lines.append, lambda: None)
     server = RelayServer(handler, RelayCredential(RELAY_USER, RELAY_PASSWORD), "127.0.0.1", 0, tls=None).start()
     try:
         with pytest.raises(smtplib.SMTPDataError) as caught:
@@ -194,7 +195,7 @@ def test_with_a_certificate_auth_waits_for_starttls(smtp_server: ServerFactory, 
     issued.cert_chain_pems[0].write_to_path(str(cert))
     issued.private_key_pem.write_to_path(str(key))
     context = tls_context("127.0.0.1", cert, key)
-    handler = RelayHandler(Spool(tmp_path / "spool"), SenderPolicy(USER), lambda line: None, lambda: None)
+    handler = RelayHandler(Spool(tmp_path / "spool"), SenderPolicy(mailbox=USER), lambda line: None, lambda: None)
     server = RelayServer(handler, RelayCredential(RELAY_USER, RELAY_PASSWORD), "127.0.0.1", 0, tls=context).start()
     try:
         with smtplib.SMTP("127.0.0.1", server.port, timeout=10) as client:

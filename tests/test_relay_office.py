@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, accepting_authenticator, profile_for
-from tests.relay_helpers import RelayProcess, erp_message, submit, wait_for
+from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, accepting_authenticator, profile_for
+from tests.support.relay_helpers import RelayProcess, erp_message, submit, wait_for
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
 from xoromail_cli.local.sink import SinkServer

@@ -8,8 +8,8 @@ import os
 import time
 from pathlib import Path
 
-from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
-from tests.relay_helpers import RELAY_PASSWORD, RELAY_USER, RelayProcess, erp_message, submit, wait_for
+from tests.support.common import PASSWORD, ServerFactory, TLSFiles, profile_for
+from tests.support.relay_helpers import RELAY_PASSWORD, RELAY_USER, RelayProcess, erp_message, submit, wait_for
 from xoromail_cli import config
 from xoromail_cli.ledger.postgres import PostgresLedger
 from xoromail_cli.local.sink import SinkServer

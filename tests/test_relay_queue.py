@@ -11,10 +11,10 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, accepting_authenticator, profile_for
-from tests.relay_helpers import RelayFactory, erp_message, relay, submit, wait_for
-from tests.samples import smtp_profile
-from tests.servers import DropNth
+from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, accepting_authenticator, profile_for
+from tests.support.relay_helpers import RelayFactory, erp_message, relay, submit, wait_for
+from tests.support.samples import smtp_profile
+from tests.support.servers import DropNth
 from xoromail_cli import credentials
 from xoromail_cli.cli import app
 from xoromail_cli.local.sink import CaptureHandler, SinkServer, free_port

@@ -7,10 +7,10 @@ from email import message_from_bytes, policy
 
 import pytest
 
-from tests.conftest import USER, TLSFiles
-from tests.fakes.microsoft_server import CLIENT_SECRET, GraphReply, MicrosoftServer
-from tests.m365_helpers import settings_for
-from tests.relay_helpers import RelayFactory, erp_message, relay, submit, wait_for
+from tests.support.common import USER, TLSFiles
+from tests.support.fakes.microsoft_server import CLIENT_SECRET, GraphReply, MicrosoftServer
+from tests.support.m365_helpers import settings_for
+from tests.support.relay_helpers import RelayFactory, erp_message, relay, submit, wait_for
 from xoromail_cli import credentials
 from xoromail_cli.profile import Profile
 from xoromail_cli.services.microsoft365.auth import CLIENT_SECRET as SECRET_KIND

@@ -18,11 +18,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import TLSFiles
-from tests.relay_helpers import SCRIPT, RelayProcess, erp_message, relay_process, submit
-from tests.test_relay_process import save_down_profile
+from tests.support.cli import SCRIPT
+from tests.support.common import TLSFiles, configure
+from tests.support.relay_helpers import RelayProcess, erp_message, relay_process, submit
 from xoromail_cli.cli import app
-from xoromail_cli.local.sink import free_port
 from xoromail_cli.relay.notify import Notifier
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "relay.md"
@@ -61,7 +60,7 @@ def received(sock: socket.socket, until: str, timeout: float = 20.0) -> list[str
 def test_ready_once_listening_watchdog_while_alive_and_stopping_on_sigterm(
         tls: TLSFiles, config_path: Path, notify_socket: tuple[socket.socket, str]) -> None:
     sock, path = notify_socket
-    save_down_profile(config_path, tls, free_port())
+    configure(config_path, None, tls)  # an upstream that is not running
     env = {**os.environ, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "300000"}
     process = RelayProcess(["--config", str(config_path), "relay", "--listen", "127.0.0.1:0", "--user", "erp",
                             "--password-stdin"], env)
@@ -82,7 +81,7 @@ def test_ready_once_listening_watchdog_while_alive_and_stopping_on_sigterm(
 
 
 def test_without_notify_socket_nothing_is_sent_and_nothing_fails(tls: TLSFiles, config_path: Path) -> None:
-    save_down_profile(config_path, tls, free_port())
+    configure(config_path, None, tls)  # an upstream that is not running
     process = relay_process(config_path)
     try:
         assert process.terminate() == 0

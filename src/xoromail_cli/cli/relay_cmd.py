@@ -116,7 +116,7 @@ def _one_login(ctx: typer.Context, profile_name: str | None, user: str | None, p
         _log(f"relay login created and stored in the keyring; shown this once: user {credential.user} "
              f"password {credential.password}")
     mailbox = open_mailbox(profile, Spool(spool_dir or paths.state_dir() / "relay" / profile.name), options, _log)
-    policy = SenderPolicy(profile.email, profile.display_name, allowed, rewrite)
+    policy = SenderPolicy(mailbox=profile.email, display_name=profile.display_name, allowed=allowed, rewrite=rewrite)
     return Office(logins=LoginTable({credential.user: credential.password}),
                   routes={credential.user: Route(policy, mailbox.spool, mailbox.worker.wake,
                                                  mailbox.worker.refuse_size)}, mailboxes=[mailbox])

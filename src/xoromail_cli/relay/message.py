@@ -30,7 +30,7 @@ class Refused(Exception):
         self.reply = reply
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SenderPolicy:
     """Which From addresses the mailbox may send as, and whether others are rewritten or refused."""
 
@@ -120,4 +120,4 @@ def accept_message(data: bytes, mail_from: str, rcpt_tos: tuple[str, ...], polic
             kept.append(encode_header("Reply-To", original))
         sender = policy.mailbox
     fixed = b"".join(field if field.endswith(b"\n") else field + b"\r\n" for field in kept)
-    return Envelope(sender, to, fixed + b"\r\n" + body, message_id, cc, bcc)
+    return Envelope(sender=sender, to=to, data=fixed + b"\r\n" + body, message_id=message_id, cc=cc, bcc=bcc)

@@ -80,8 +80,8 @@ def open_office(config_path: Path, logins: dict[str, RelayLogin], options: Deliv
             spool = Spool(spool_root(spool_base, profile.name))
             mailboxes[profile.name] = open_mailbox(profile, spool, options, _tagged(log, profile.name))
         mailbox = mailboxes[profile.name]
-        policy = SenderPolicy(profile.email, profile.display_name, frozenset(a.lower() for a in login.senders),
-                              rewrite, login=login.name)
+        policy = SenderPolicy(mailbox=profile.email, display_name=profile.display_name,
+                              allowed=frozenset(a.lower() for a in login.senders), rewrite=rewrite, login=login.name)
         routes[login.name] = Route(policy, mailbox.spool, mailbox.worker.wake, mailbox.worker.refuse_size)
         passwords[login.name] = read_password(login.name)
     return Office(logins=LoginTable(passwords), routes=routes, mailboxes=list(mailboxes.values()))

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import functools
 import hmac
-import ipaddress
 import socket
 import ssl
 import threading
@@ -24,6 +23,7 @@ from xoromail_cli.errors import ConfigError, TemporaryError, UnavailableError, U
 from xoromail_cli.relay.delivery import event_line
 from xoromail_cli.relay.message import Refused, SenderPolicy, accept_message
 from xoromail_cli.relay.spool import Spool
+from xoromail_cli.services.network import is_loopback
 
 EventLog = Callable[[str], None]
 """Takes one log line (no line breaks, no secrets): the CLI writes it to stderr for journald."""
@@ -63,15 +63,6 @@ class Route:
     on_accepted: Callable[[], None]
     refuse_size: Callable[[int], str | None] | None = None
     """The 552 for a message larger than the mailbox's service takes (DeliveryWorker.refuse_size)."""
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_listen(value: str) -> tuple[str, int]:

@@ -94,7 +94,7 @@ def load_logins(path: Path) -> dict[str, RelayLogin]:
 def _save(path: Path, logins: dict[str, RelayLogin]) -> None:
     import tomli_w
 
-    from xoromail_cli import config
+    from xoromail_cli.paths import atomic_write
 
     document = _document(path)
     relay = document.setdefault("relay", {})
@@ -105,7 +105,7 @@ def _save(path: Path, logins: dict[str, RelayLogin]) -> None:
         del relay["users"]
     if not relay:
         del document["relay"]
-    config.atomic_write(path, tomli_w.dumps(document).encode("utf-8"))
+    atomic_write(path, tomli_w.dumps(document).encode("utf-8"))
 
 
 def add_login(path: Path, login: RelayLogin, password: str | None) -> str | None:

@@ -114,7 +114,7 @@ class DraftSender:
         if before_data:
             before_data()
         answer = self._call("POST", f"{draft}/send", token, b"", "application/json", committed=True)
-        return self._refused(answer) if answer[0] != 202 else Delivery("sent", "202 Accepted")
+        return self._refused(answer) if answer[0] != 202 else Delivery(status="sent", reply="202 Accepted")
 
     def _upload(self, token: str, draft: str, large: LargeFile) -> Delivery | None:
         item = {"AttachmentItem": {"attachmentType": "file", "name": large.name, "size": len(large.data),
@@ -145,7 +145,8 @@ class DraftSender:
         status, body, retry_after = answer
         delivery = hints.graph_delivery(status, body, retry_after, mode=self.mode, mailbox=self.mailbox)
         if status == 403 and delivery.status == "failed":
-            return Delivery("failed", delivery.reply, exit_code=int(ExitCode.NOPERM), hint=NEEDS_READ_WRITE_HINT,
+            return Delivery(status="failed", reply=delivery.reply, exit_code=int(ExitCode.NOPERM),
+                            hint=NEEDS_READ_WRITE_HINT,
                             stops_batch=True)
         return delivery
 

@@ -96,15 +96,18 @@ class Microsoft365Transport:
         if self._graph is None:
             self.open()
         assert self._graph is not None
-        if len(data) > (self.max_message_size or MAX_MESSAGE_BYTES):
-            return Delivery("failed", f"message of {len(data):,} bytes is larger than one Graph request allows "
-                            f"(about {MAX_REQUEST_BYTES // 1_000_000} MB once base64-encoded); nothing was sent",
-                            exit_code=ExitCode.DATAERR,
+        limit = self.max_message_size or MAX_MESSAGE_BYTES
+        if len(data) > limit:
+            where = ("" if limit > MAX_MESSAGE_BYTES else
+                     f" (one request: about {MAX_REQUEST_BYTES // 1_000_000} MB once base64-encoded)")
+            return Delivery(status="failed", reply=f"message of {len(data):,} bytes is larger than the {limit:,} "
+                            f"bytes Graph takes here{where}; nothing was sent", exit_code=ExitCode.DATAERR,
                             hint=self.size_hint or "make the attachments smaller, or send large files as links")
         try:
             token = self._token()
         except StageFailedError as exc:
-            return Delivery("failed", exc.message, exit_code=exc.exit_code, hint=exc.hint, stops_batch=True)
+            return Delivery(status="failed", reply=exc.message, exit_code=exc.exit_code, hint=exc.hint,
+                            stops_batch=True)
         if len(data) > MAX_MESSAGE_BYTES:
             return self._drafts().send(token, data, before_data)
         answer = self._graph.send_mime(send_mail_path(self.settings.mode, self.mailbox), token, data,

@@ -140,7 +140,8 @@ class SmtpTransport:
         self._awaiting_data = False
         code, reply = client.getreply()
         delivery = self._refusal("data", code, reply) if code != 250 else Delivery(
-            "sent", f"{code} {reply_text(reply)}", verdict, stops_batch=any(r.stops_batch for r in verdict.values()))
+            status="sent", reply=f"{code} {reply_text(reply)}", refused=verdict,
+            stops_batch=any(r.stops_batch for r in verdict.values()))
         if following is not None and announce:
             self._read_ahead(client, following, code)
         elif code == pipelining.CLOSING:
@@ -231,7 +232,7 @@ class SmtpTransport:
             return self._refusal("data", exc.smtp_code, exc.smtp_error)
         if dcode != 250:
             return self._refusal("data", dcode, dreply)
-        return Delivery("sent", f"{dcode} {reply_text(dreply)}", refused,
+        return Delivery(status="sent", reply=f"{dcode} {reply_text(dreply)}", refused=refused,
                         stops_batch=any(r.stops_batch for r in refused.values()))
 
     def close(self) -> None:
@@ -264,7 +265,7 @@ class SmtpTransport:
         status: DeliveryStatus = "temporary" if failure.exit_code == ExitCode.TEMPFAIL else "failed"
         account_wide = failure.hint in (QUOTA_HINT, SEND_AS_HINT) or (
             stage == "mail from" and failure.exit_code in (ExitCode.NOPERM, ExitCode.PROTOCOL))
-        return Delivery(status, failure.message.removeprefix("server replied: "),
+        return Delivery(status=status, reply=failure.message.removeprefix("server replied: "),
                         exit_code=int(failure.exit_code), hint=failure.hint, stops_batch=account_wide,
                         refuses_sender=failure.hint == SEND_AS_HINT, reconnect=code == 421)
 

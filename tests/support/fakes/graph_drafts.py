@@ -24,7 +24,7 @@ _RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 _DRAFT = re.compile(r"^/v1\.0/(me|users/[^/]+)/messages(?:/([^/]+)(/send|/attachments/createUploadSession)?)?$")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Upload:
     draft: str
     name: str
@@ -107,7 +107,8 @@ def _session(store: DraftStore, base: str, draft_id: str,
     if size > MAX_ATTACHMENT:
         return _error(400, "ErrorInvalidRequest", "The attachment exceeds the 150 MB an upload session takes.")
     session = "AAMkAD" + secrets.token_urlsafe(12)
-    store.uploads[session] = Upload(draft_id, name, size, str(item.get("contentType") or "application/octet-stream"))
+    store.uploads[session] = Upload(draft=draft_id, name=name, size=size,
+                                    content_type=str(item.get("contentType") or "application/octet-stream"))
     expires = time.strftime("%Y-%m-%dT%H:%M:%S.0000000Z", time.gmtime(time.time() + 900))
     url = f"{base}/api/v2.0/AttachmentSessions/{session}?authtoken={secrets.token_urlsafe(24)}"
     return 201, {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#microsoft.graph.uploadSession",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import smtplib
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import SCRIPT
 from xoromail_cli.profile import Profile
 from xoromail_cli.relay.delivery import DeliveryOptions, DeliveryWorker
 from xoromail_cli.relay.message import SenderPolicy
@@ -23,7 +23,6 @@ from xoromail_cli.relay.server import RelayCredential, RelayHandler, RelayServer
 from xoromail_cli.relay.spool import Spool
 
 RELAY_USER, RELAY_PASSWORD = "erp", "relay-pass-7Qx"
-SCRIPT = str(Path(sys.executable).with_name("xoromail"))
 
 
 def erp_message(number: int = 1, *, sender: str = "billing@company.test", to: str = "customer@client.test",
@@ -59,7 +58,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "
         time.sleep(0.05)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class InProcessRelay:
     """The relay's server and worker in this process (threads), with every log line kept."""
 
@@ -109,8 +108,9 @@ def relay(tmp_path: Path) -> Iterator[RelayFactory]:
               **options: object) -> InProcessRelay:
         values: dict[str, object] = {"retry_delay": 0.2, "idle": 0.2, "timeout": 5.0}
         values.update(options)
-        instance = InProcessRelay(profile, Spool(tmp_path / "spool"), DeliveryOptions(**values),  # type: ignore[arg-type]  # test keywords
-                                  SenderPolicy(profile.email, profile.display_name, allow, rewrite)).start()
+        instance = InProcessRelay(profile=profile, spool=Spool(tmp_path / "spool"), options=DeliveryOptions(**values),  # type: ignore[arg-type]  # test keywords
+                                  policy=SenderPolicy(mailbox=profile.email, display_name=profile.display_name,
+                                                      allowed=allow, rewrite=rewrite)).start()
         started.append(instance)
         return instance
 
