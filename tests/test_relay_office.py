@@ -176,6 +176,11 @@ def test_the_relay_process_without_user_serves_every_login(runner: CliRunner, co
         wait_for(lambda: len(process.logged("delivered")) == 2, what="the delivered lines")
         assert {line.rsplit("profile=", 1)[1] for line in process.logged("delivered")} == {"billing", "shipping"}
         assert sorted(p.name for p in (tmp_path / "spools").iterdir()) == ["billing", "shipping"]
+        both = runner.invoke(app, ["--config", str(config_path), "queue", "status", "--all-profiles", "--json",
+                                   "--spool", str(tmp_path / "spools")])
+        rows = [json.loads(line) for line in both.stdout.splitlines()]
+        assert both.exit_code == 0 and [(r["profile"], r["queued"]) for r in rows] == [("billing", 0),
+                                                                                        ("shipping", 0)]
         assert process.terminate() == 0
     finally:
         if process.process.poll() is None:

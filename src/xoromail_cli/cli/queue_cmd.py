@@ -110,24 +110,52 @@ def list_queue(ctx: typer.Context, spool_dir: SpoolOption = None,
 def status(ctx: typer.Context, spool_dir: SpoolOption = None,
            max_age: Annotated[str, typer.Option("--max-age", metavar="DURATION",
                                                 help="Exit 75 when the oldest queued message is older.")] = "1h",
-           as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False) -> None:
+           as_json: Annotated[bool, typer.Option("--json", help="One JSON object (a line a profile).")] = False,
+           every: Annotated[bool, typer.Option(
+               "--all-profiles", help="Every profile's spool (the relay with several logins; --spool: their "
+                                      "base folder).")] = False) -> None:
     """Counts, the oldest message's age, a pause and the backlog's time; exit 75 when paused or too old."""
     from xoromail_cli.cli.console import out, print_json_line
     from xoromail_cli.pacing import parse_duration
-    from xoromail_cli.relay.status import queue_status
 
     limit = parse_duration(max_age).total_seconds()
-    spool = _spool(ctx, spool_dir)
-    report = queue_status(spool, time.time(), _pace(ctx, spool_dir))
-    if as_json:
-        print_json_line(report.to_json())
-    else:
-        for line in _status_lines(report):
-            out().print(line, markup=False)
-    if not report.healthy(limit):
+    reports = _all_reports(ctx, spool_dir) if every else [_one_report(ctx, spool_dir)]
+    for report in reports:
+        if as_json:
+            print_json_line(report.to_json())
+        else:
+            for line in _status_lines(report):
+                out().print(line, markup=False)
+    if every and not reports and not as_json:
+        out().print("No profile has a relay spool yet.")
+    if not all(report.healthy(limit) for report in reports):
         from xoromail_cli.errors import ExitCode
 
         raise typer.Exit(int(ExitCode.TEMPFAIL))
+
+
+def _one_report(ctx: typer.Context, spool_dir: Path | None) -> QueueStatus:
+    from xoromail_cli.relay.status import queue_status
+
+    return queue_status(_spool(ctx, spool_dir), time.time(), _pace(ctx, spool_dir))
+
+
+def _all_reports(ctx: typer.Context, base: Path | None) -> list[QueueStatus]:
+    """One status a profile whose spool exists (`base/PROFILE`, or the state folder's)."""
+    from xoromail_cli import config
+    from xoromail_cli.relay.office import spool_root
+    from xoromail_cli.relay.spool import Spool
+    from xoromail_cli.relay.status import queue_status
+    from xoromail_cli.sending.limits import RunLimits
+
+    reports = []
+    for name, profile in sorted(config.load(state_of(ctx).config_path).profiles.items()):
+        root = spool_root(base, name)
+        if root.is_dir():
+            report = queue_status(Spool(root), time.time(), RunLimits.of(profile).per_second)
+            report.profile = name
+            reports.append(report)
+    return reports
 
 
 def _pace(ctx: typer.Context, spool_dir: SpoolOption) -> float | None:
@@ -141,8 +169,9 @@ def _pace(ctx: typer.Context, spool_dir: SpoolOption) -> float | None:
 
 def _status_lines(report: QueueStatus) -> list[str]:
     age = "-" if report.oldest_age_s is None else f"{report.oldest_age_s:.0f} s"
-    lines = [f"queued {report.queued}, held {report.held}, failed {report.failed}, in doubt {report.in_doubt}; "
-             f"oldest queued {age}; backlog about {report.eta_s or 0:.0f} s"]
+    prefix = f"profile {report.profile}: " if report.profile else ""
+    lines = [f"{prefix}queued {report.queued}, held {report.held}, failed {report.failed}, in doubt "
+             f"{report.in_doubt}; oldest queued {age}; backlog about {report.eta_s or 0:.0f} s"]
     if report.paused:
         lines.append(f"paused until {report.resumes_at}: {report.pause_reason}")
         if report.pause_hint:

@@ -43,6 +43,8 @@ class QueueStatus:
     notes: list[str] = field(default_factory=list)
     """Sentences for a person: what is held and why; more may be added (`note`)."""
     spool: str = ""
+    profile: str = ""
+    """The profile whose spool it is (`queue status --all-profiles`); empty for one spool."""
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -56,7 +58,7 @@ class QueueStatus:
                 "oldest_age_s": self.oldest_age_s, "paused": self.paused, "pause_reason": self.pause_reason,
                 "pause_hint": self.pause_hint, "resumes_at": self.resumes_at, "eta_s": self.eta_s,
                 "held_senders": self.held_senders, "notes": self.notes, "spool": self.spool,
-                "schema": STATUS_SCHEMA}
+                **({"profile": self.profile} if self.profile else {}), "schema": STATUS_SCHEMA}
 
 
 def due_at(entry: QueueEntry, control: SpoolControl, moment: float) -> float | None:
