@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -161,10 +162,12 @@ def _serve(office: Office, host: str, port: int, context: ssl.SSLContext | None)
                         queued=len(mailbox.spool.ids()), logins=len(office.routes)))
     notifier = Notifier()
     notifier.ready(f"listening on {host}:{server.port} for {len(office.routes)} login(s)")
-    tick = min(1.0, notifier.interval or 1.0)
+    tick, next_ping = min(1.0, notifier.interval or 1.0), 0.0
     while not stop.wait(tick):
-        if notifier.interval is not None and server.alive and all(m.worker.alive for m in office.mailboxes):
-            notifier.watchdog()  # only while every part works: systemd restarts a relay that stops saying so
+        alive = server.alive and all(mailbox.worker.alive for mailbox in office.mailboxes)
+        if notifier.interval is not None and alive and time.monotonic() >= next_ping:
+            notifier.watchdog()  # every half WatchdogSec while every part works: else systemd restarts the relay
+            next_ping = time.monotonic() + notifier.interval
     _log(event_line("stopping", reason="signal"))
     notifier.stopping()
     server.stop()
