@@ -22,8 +22,9 @@ from xoromail_cli import credentials
 from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.profile import Profile
 from xoromail_cli.relay.delivery import DeliveryOptions, DeliveryWorker
+from xoromail_cli.relay.handler import RelayHandler, Route
 from xoromail_cli.relay.message import SenderPolicy
-from xoromail_cli.relay.server import RelayCredential, RelayHandler, RelayServer, Route
+from xoromail_cli.relay.server import RelayCredential, RelayServer
 from xoromail_cli.relay.spool import Spool
 from xoromail_cli.services.microsoft365.auth import CLIENT_SECRET as SECRET_KIND
 from xoromail_cli.services.microsoft365.auth import TOKEN_CACHE
@@ -130,7 +131,7 @@ def test_the_relay_refuses_a_large_message_at_data_with_552_naming_the_permissio
     server = RelayServer(handler, RelayCredential(RELAY_USER, RELAY_PASSWORD), "127.0.0.1", 0, tls=None).start()
     worker.start()
     try:
-        wait_for(lambda: worker.size.max_size is not None, what="the service's limit")
+        worker.size.learn(profile, 10.0, lines.append)  # as `relay` does for each mailbox of several
         with pytest.raises(smtplib.SMTPDataError) as refused:
             submit(server.port, erp_message(5, attachment=PDF))
         assert refused.value.smtp_code == 552 and b"Mail.ReadWrite" in refused.value.smtp_error

@@ -22,7 +22,7 @@ from xoromail_cli.relay.message import SenderPolicy
 from xoromail_cli.relay.server import RelayCredential, RelayHandler, RelayServer
 from xoromail_cli.relay.spool import Spool
 
-RELAY_USER, RELAY_PASSWORD = "erp", "relay-pass-7Qx"
+RELAY_USER, RELAY_PASSWORD = "erp", "relay-pass-7Qx-long-enough"
 
 
 def erp_message(number: int = 1, *, sender: str = "billing@company.test", to: str = "customer@client.test",
@@ -126,10 +126,19 @@ class RelayProcess:
     args: list[str]
     env: dict[str, str]
     lines: list[str] = field(default_factory=list)
+    files: int | None = None
+    """The process's limit of open files (RLIMIT_NOFILE), to meet it with few connections."""
+
+    def _limit(self) -> None:
+        import resource
+
+        if self.files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.files, self.files))
 
     def __post_init__(self) -> None:
         self.process = subprocess.Popen([SCRIPT, *self.args], env=self.env, stdin=subprocess.PIPE,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                        preexec_fn=self._limit if self.files else None)
         assert self.process.stdin is not None
         self.process.stdin.write(RELAY_PASSWORD + "\n")
         self.process.stdin.close()
@@ -167,8 +176,8 @@ class RelayProcess:
         return code
 
 
-def relay_process(config_path: Path, *extra: str) -> RelayProcess:
+def relay_process(config_path: Path, *extra: str, files: int | None = None) -> RelayProcess:
     """Start the installed CLI as systemd would, with this test's config, state and (file) keyring."""
     args = ["--config", str(config_path), "relay", "--listen", "127.0.0.1:0", "--user", RELAY_USER,
             "--password-stdin", "--retry-delay", "0.2", *extra]
-    return RelayProcess(args, dict(os.environ))
+    return RelayProcess(args, dict(os.environ), files=files)

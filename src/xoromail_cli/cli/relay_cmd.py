@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,7 +24,10 @@ if TYPE_CHECKING:
     import ssl
 
     from xoromail_cli.relay.delivery import DeliveryOptions
+    from xoromail_cli.relay.limits import SessionLimits
     from xoromail_cli.relay.office import Office
+    from xoromail_cli.relay.server import RelayServer
+    from xoromail_cli.relay.tls import TLSFiles
 
 relay_app = typer.Typer(no_args_is_help=False, context_settings={"help_option_names": ["-h", "--help"]})
 relay_app.add_typer(users_app, name="users")
@@ -74,6 +77,19 @@ def relay(
     no_retry_in_doubt: Annotated[bool, typer.Option(
         "--no-retry-in-doubt", help="Hold a message whose answer was lost after its data for a person "
                                     "(`queue release`) instead of sending it again.")] = False,
+    allow_ip: Annotated[list[str] | None, typer.Option(
+        "--allow-ip", metavar="CIDR", help="Accept connections only from here (repeatable; IPv4 or IPv6).")] = None,
+    max_connections: Annotated[int, typer.Option("--max-connections", metavar="N", min=1,
+                                                 help="Connections at once, in all.")] = 100,
+    max_per_address: Annotated[int, typer.Option("--max-per-address", metavar="N", min=1,
+                                                 help="Connections at once from one address.")] = 10,
+    login_timeout: Annotated[float, typer.Option("--login-timeout", metavar="SECONDS", min=1,
+                                                 help="Time a connection has to log in.")] = 30.0,
+    idle_timeout: Annotated[float, typer.Option("--idle-timeout", metavar="SECONDS", min=1,
+                                                help="Time a logged-in connection may wait between commands.")
+                            ] = 300.0,
+    tls_min: Annotated[str, typer.Option("--tls-min", metavar="VERSION",
+                                         help="Lowest TLS version (1.2; 1.0 only on a trusted network).")] = "1.2",
 ) -> None:
     """Accept the ERP's mail on a local SMTP port and deliver it through the profile's service."""
     if ctx.invoked_subcommand is not None:
@@ -81,10 +97,14 @@ def relay(
     from xoromail_cli.addresses import parse_address
     from xoromail_cli.pacing import parse_duration
     from xoromail_cli.relay.delivery import DeliveryOptions
-    from xoromail_cli.relay.server import parse_listen, tls_context
+    from xoromail_cli.relay.limits import SessionLimits, parse_networks
+    from xoromail_cli.relay.server import parse_listen
+    from xoromail_cli.relay.tls import tls_files
 
     host, port = parse_listen(listen)
-    context = tls_context(host, tls_cert, tls_key)
+    files = tls_files(host, tls_cert, tls_key, tls_min)
+    context = files.load() if files is not None else None  # a certificate that cannot be used stops us here
+    networks = parse_networks(allow_ip)
     options = DeliveryOptions(retry_delay=retry_delay, give_up_after=parse_duration(give_up).total_seconds(),
                               rate=rate, bounce_to=parse_address(bounce_to, "--bounce-to") if bounce_to else None,
                               retry_in_doubt=not no_retry_in_doubt)
@@ -94,7 +114,17 @@ def relay(
                             options)
     else:
         office = _every_login(ctx, allow_from or [], rewrite_from, spool_dir, options)
-    _serve(office, host, port, context)
+    limits = SessionLimits(max_connections=max_connections, per_address=max_per_address, login_within=login_timeout,
+                           idle=idle_timeout, allow=networks, max_recipients=_recipient_cap(office))
+    _serve(office, (host, port), files, context, limits)
+
+
+def _recipient_cap(office: Office) -> int:
+    """The smallest of the mailboxes' providers' caps on recipients a message."""
+    from xoromail_cli.relay.limits import recipient_cap
+
+    providers = [mailbox.worker.limits.provider for mailbox in office.mailboxes]
+    return min(recipient_cap(provider.label if provider is not None else None) for provider in providers)
 
 
 def _one_login(ctx: typer.Context, profile_name: str | None, user: str | None, password_stdin: bool,
@@ -102,9 +132,9 @@ def _one_login(ctx: typer.Context, profile_name: str | None, user: str | None, p
     from xoromail_cli import config, paths
     from xoromail_cli.addresses import parse_address
     from xoromail_cli.relay.credential import relay_credential
+    from xoromail_cli.relay.handler import Route
     from xoromail_cli.relay.message import SenderPolicy
     from xoromail_cli.relay.office import Office, open_mailbox
-    from xoromail_cli.relay.server import Route
     from xoromail_cli.relay.spool import Spool
     from xoromail_cli.relay.users import LoginTable
 
@@ -140,34 +170,32 @@ def _every_login(ctx: typer.Context, allow_from: list[str], rewrite: bool, spool
     return open_office(state.config_path, logins, options, _log, rewrite=rewrite, spool_base=spool_dir)
 
 
-def _serve(office: Office, host: str, port: int, context: ssl.SSLContext | None) -> None:
-    """Listen, deliver, and stop on SIGTERM or Ctrl-C with the spool kept; systemd is told (Type=notify)."""
+def _serve(office: Office, address: tuple[str, int], files: TLSFiles | None, context: ssl.SSLContext | None,
+           limits: SessionLimits) -> None:
+    """Listen, deliver, and stop on SIGTERM or Ctrl-C with the spool kept; SIGHUP reads the certificate again;
+    systemd is told how the relay is doing (Type=notify)."""
     from xoromail_cli.relay.delivery import event_line
+    from xoromail_cli.relay.handler import RelayHandler
     from xoromail_cli.relay.notify import Notifier
-    from xoromail_cli.relay.server import RelayHandler, RelayServer
+    from xoromail_cli.relay.server import RelayServer
 
     first = office.mailboxes[0]
     handler = RelayHandler(first.spool, next(iter(office.routes.values())).policy, _log, first.worker.wake,
                            routes=office.routes)
-    server = RelayServer(handler, office.logins, host, port, tls=context)
-    stop = threading.Event()
+    host, port = address
+    server = RelayServer(handler, office.logins, host, port, tls=context, limits=limits, tls_files=files)
+    stop, reload = threading.Event(), threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: reload.set())
     server.start()
     for mailbox in office.mailboxes:
         mailbox.worker.start()
-    for mailbox in office.mailboxes:
-        _log(event_line("listening", address=f"{host}:{server.port}", tls="starttls" if context else "none",
-                        service=mailbox.profile.service, mailbox=mailbox.profile.email, spool=mailbox.spool.root,
-                        queued=len(mailbox.spool.ids()), logins=len(office.routes)))
+    _announce(office, server, host, files, limits)
+    threading.Thread(target=_learn_sizes, args=(office, server), name="relay-size", daemon=True).start()
     notifier = Notifier()
     notifier.ready(f"listening on {host}:{server.port} for {len(office.routes)} login(s)")
-    tick, next_ping = min(1.0, notifier.interval or 1.0), 0.0
-    while not stop.wait(tick):
-        alive = server.alive and all(mailbox.worker.alive for mailbox in office.mailboxes)
-        if notifier.interval is not None and alive and time.monotonic() >= next_ping:
-            notifier.watchdog()  # every half WatchdogSec while every part works: else systemd restarts the relay
-            next_ping = time.monotonic() + notifier.interval
+    _run(office, server, notifier, stop, reload)
     _log(event_line("stopping", reason="signal"))
     notifier.stopping()
     server.stop()
@@ -176,6 +204,54 @@ def _serve(office: Office, host: str, port: int, context: ssl.SSLContext | None)
     for mailbox in office.mailboxes:
         _log(event_line("stopped", queued=len(mailbox.spool.ids()), failed=len(mailbox.spool.ids("failed")),
                         mailbox=mailbox.profile.email))
+
+
+def _announce(office: Office, server: RelayServer, host: str, files: TLSFiles | None, limits: SessionLimits) -> None:
+    from xoromail_cli.relay.delivery import event_line
+    from xoromail_cli.relay.tls import start_warnings
+
+    for warning in start_warnings(host, files, limits):
+        _log(event_line("warning", text=warning))
+    allow = ",".join(str(network) for network in limits.allow) or None
+    for mailbox in office.mailboxes:
+        _log(event_line("listening", address=f"{host}:{server.port}", tls="starttls" if files else "none",
+                        service=mailbox.profile.service, mailbox=mailbox.profile.email, spool=mailbox.spool.root,
+                        queued=len(mailbox.spool.ids()), logins=len(office.routes), recipients=limits.max_recipients,
+                        allow=allow))
+
+
+def _run(office: Office, server: RelayServer, notifier: Any, stop: threading.Event, reload: threading.Event) -> None:
+    """Until a stop: a SIGHUP's certificate for new sessions, and WATCHDOG=1 every half WatchdogSec while the
+    server and every worker run (else systemd restarts the relay)."""
+    tick, next_ping = min(0.5, notifier.interval or 0.5), 0.0
+    while not stop.wait(tick):
+        if reload.is_set():
+            reload.clear()
+            server.reload_tls()
+        alive = server.alive and all(mailbox.worker.alive for mailbox in office.mailboxes)
+        if notifier.interval is not None and alive and time.monotonic() >= next_ping:
+            notifier.watchdog()
+            next_ping = time.monotonic() + notifier.interval
+
+
+def _learn_sizes(office: Office, server: RelayServer) -> None:
+    """Ask each mailbox's service once what it takes. One mailbox: the relay's SIZE and its 552 say it (with
+    what lifts it, e.g. Graph's Mail.ReadWrite); several: the largest is advertised, and each login's DATA is
+    refused by its own mailbox's limit."""
+    from xoromail_cli.relay.delivery import event_line
+    from xoromail_cli.relay.upstream import MAX_ACCEPTED, learn_max_size
+
+    if len(office.mailboxes) == 1:
+        learn_max_size(office.mailboxes[0].profile, server, _log)
+        return
+    sizes = []
+    for mailbox in office.mailboxes:
+        mailbox.worker.size.learn(mailbox.profile, mailbox.profile.timeout, _log)
+        sizes.append(mailbox.worker.size.max_size)
+    known = [size for size in sizes if size]
+    if known and len(known) == len(sizes):
+        server.set_max_size(min(max(known), MAX_ACCEPTED))
+        _log(event_line("size", max=server.limits.max_size, mailboxes=len(known)))
 
 
 def _stdin_line() -> str:

@@ -2,7 +2,7 @@
 
 Each burst of due messages is one ledger lock (`ledger.open_for_sending`) and one session with the service.
 The `Deliverer`, the envelope level of the engine `send` uses, does what it does for `send`: the ledger rows
-(idempotency key from the Message-ID, so a message delivered before a crash is never sent again), the
+(idempotency key from the Message-ID and the content, so a message delivered before a crash is never sent again), the
 retries of refused recipients, pacing and quota stops; the limits are asked once (`sending.limits`). What
 stays the relay's own is the spool's schedule: a temporary failure keeps the message queued with back-off
 (kept across restarts), a permanent one moves it to `failed/` and may be reported by mail, a service that
@@ -141,7 +141,6 @@ class DeliveryWorker:
         return self.size.refusal(size)
 
     def _loop(self) -> None:
-        self.size.learn(self.profile, self.options.timeout, self.log)
         while not self._stopping.is_set():
             self._wake.clear()
             self.control = read_control(self.spool.root)  # `queue retry` may have ended a pause meanwhile

@@ -13,8 +13,8 @@ from pathlib import Path
 from xoromail_cli.errors import ConfigError
 from xoromail_cli.profile import Profile
 from xoromail_cli.relay.delivery import DeliveryOptions, DeliveryWorker
+from xoromail_cli.relay.handler import Route
 from xoromail_cli.relay.message import SenderPolicy
-from xoromail_cli.relay.server import Route
 from xoromail_cli.relay.spool import Spool
 from xoromail_cli.relay.users import LoginTable, RelayLogin, read_password
 

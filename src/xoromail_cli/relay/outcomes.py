@@ -23,9 +23,33 @@ _SEND_ONLY = re.compile(r"re-?run|next run|--wait|--resend", re.IGNORECASE)
 
 
 def relay_key(envelope: Envelope) -> str:
-    """The idempotency key: the Message-ID and the recipients, as `idempotency_key` composes event keys."""
+    """The idempotency key: the Message-ID, the recipients and a digest of the content (`content_digest`).
+
+    A Message-ID is not trusted to be unique (an ERP may derive it from the invoice number, and reuse it for
+    the corrected invoice): a different message under the same Message-ID is delivered. The same message
+    submitted again (the ERP retrying after a lost 250) has the same key and is delivered once."""
     recipients = ",".join(sorted(address.lower() for address in envelope.recipients))
-    return f"{RELAY_EVENT}:{envelope.message_id}:{recipients}"
+    return f"{RELAY_EVENT}:{envelope.message_id}:{recipients}:{content_digest(envelope.data)}"
+
+
+_STABLE_HEADERS = (b"from", b"to", b"cc", b"subject")
+
+
+def content_digest(data: bytes) -> str:
+    """SHA-256 (16 hex digits) of the body and of From, To, Cc and Subject; a retry's new Date or Received
+    header leaves it the same."""
+    import hashlib
+
+    end = data.find(b"\r\n\r\n")
+    head, body = (data[:end], data[end + 4:]) if end >= 0 else (data, b"")
+    digest = hashlib.sha256()
+    for line in head.replace(b"\r\n ", b" ").replace(b"\r\n\t", b" ").split(b"\r\n"):
+        name = line.partition(b":")[0].strip().lower()
+        if name in _STABLE_HEADERS:
+            digest.update(line + b"\n")
+    digest.update(b"\n")
+    digest.update(body)
+    return digest.hexdigest()[:16]
 
 
 def relay_advice(hint: str | None, delay: float) -> str:

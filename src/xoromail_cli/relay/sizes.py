@@ -42,7 +42,8 @@ class SizeLimit:
             transport = services.open_transport(profile, credentials.Secrets(profile), timeout=timeout)
             transport.open()
             self.update(transport)
-        except XoromailError:
+        except XoromailError as error:
+            log(f"size-unknown reason=\"{' '.join(error.message.split())}\"")
             return
         except Exception as exc:  # noqa: BLE001  # a probe: the relay goes on without the limit, and says so
             log(f"size-unknown reason={type(exc).__name__}")

@@ -22,7 +22,7 @@ from xoromail_cli.services.base import (
 )
 from xoromail_cli.services.network import is_loopback
 from xoromail_cli.services.smtp import pipelining
-from xoromail_cli.services.smtp.pipelining import GroupReplies
+from xoromail_cli.services.smtp.pipelining import GroupReplies, body_options
 from xoromail_cli.services.smtp.replies import QUOTA_HINT, SEND_AS_HINT, reply_failure, reply_text
 from xoromail_cli.services.smtp.session import (
     SmtpEndpoint,
@@ -122,7 +122,7 @@ class SmtpTransport:
                             following: Envelope | None) -> Delivery:
         replies, self._ahead = self._ahead, None
         if replies is None:
-            client.write(pipelining.commands(envelope))
+            client.write(pipelining.commands(envelope, body_options(client, envelope.data)))
             replies = pipelining.read_group(client, envelope)
             self._awaiting_data = replies.awaits_data
         verdict = self._judge(replies)
@@ -135,7 +135,7 @@ class SmtpTransport:
         announce = following is not None and following is not envelope and not verdict
         parts = [pipelining.message_data(envelope.data)]
         if following is not None and announce:
-            parts += pipelining.commands(following)
+            parts += pipelining.commands(following, body_options(client, following.data))
         client.write(parts)
         self._awaiting_data = False
         code, reply = client.getreply()
@@ -209,7 +209,7 @@ class SmtpTransport:
         self._reopen = True
 
     def _exchange(self, client: _Client, envelope: Envelope, mark: Callable[[], None]) -> Delivery:
-        code, reply = client.mail(envelope.sender)
+        code, reply = client.mail(envelope.sender, body_options(client, envelope.data))
         if code != 250:
             self._reset(client)
             return self._refusal("mail from", code, reply)
