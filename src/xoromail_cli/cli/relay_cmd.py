@@ -34,7 +34,9 @@ relay_app.add_typer(users_app, name="users")
 
 
 def _log(line: str) -> None:
-    sys.stderr.write(line + "\n")
+    from xoromail_cli.cli.console import safe_text
+
+    sys.stderr.write(safe_text(line) + "\n")
     sys.stderr.flush()
 
 

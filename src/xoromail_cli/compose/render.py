@@ -92,6 +92,9 @@ class Renderer:
             custom = self.templates_dir / event / filename
             if custom.is_file():
                 return custom
+            if custom.exists():  # a pipe or a device would make the read wait for ever, or never end
+                raise ConfigError(f"template {custom} is not a regular file",
+                                  "save the template as an ordinary text file, or delete it to use the built-in one")
         return BUILTIN_TEMPLATES / event / filename
 
     def render(self, event: Event, variables: Mapping[str, Any], subject: str | None = None,
@@ -99,6 +102,7 @@ class Renderer:
         subject_template, text_template, html_template = self._templates(event)
         context = {**dict.fromkeys(event.optional, ""), **self._profile_context, **variables, **(extra or {})}
         from jinja2 import UndefinedError
+        from jinja2.exceptions import SecurityError
 
         try:
             rendered_subject = subject if subject is not None else subject_template.render(context)
@@ -108,6 +112,11 @@ class Renderer:
             raise ConfigError(f"a template of {event.name} uses a variable the event does not have: {exc.message}",
                               f"{event.name} provides: {', '.join((*event.variables, *PROFILE_VARIABLES))}; "
                               "fix the custom template") from None
+        except SecurityError as exc:
+            raise ConfigError(f"{_template_place(exc)}: a template of {event.name} reaches for something "
+                              f"templates may not use: {exc}",
+                              "templates can show variables and use filters, nothing more: fix the custom "
+                              "template, or delete it to use the built-in one") from None
         except XoromailError:
             raise
         except Exception as exc:  # noqa: BLE001  # a user's template can fail in any way; name it, don't crash
@@ -149,7 +158,12 @@ class Renderer:
         return self._compiled[event.name]
 
     def _compile(self, source: Path, html: bool) -> Template:
-        return self._guarded(source, lambda text: self._environment(html).from_string(text))
+        def build(text: str) -> Template:
+            environment = self._environment(html)
+            code = environment.compile(text, name=source.name, filename=str(source))
+            return environment.template_class.from_code(environment, code, environment.globals)
+
+        return self._guarded(source, build)
 
     @staticmethod
     def _guarded(source: Path, build: Callable[[str], _T]) -> _T:
@@ -169,15 +183,26 @@ class Renderer:
 
     def _environment(self, html: bool) -> Environment:
         if html not in self._environments:
-            from jinja2 import Environment, StrictUndefined
+            from jinja2 import StrictUndefined
+            from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-            # Plain-text parts must not be HTML-escaped; only the HTML part is (S701 is about HTML).
-            environment = Environment(undefined=StrictUndefined, autoescape=html,  # noqa: S701  # see above
-                                      keep_trailing_newline=True)
+            # Templates are edited by finance staff and may come from a shared folder: the sandbox refuses
+            # internals (`cycler.__init__.__globals__`) and changing data. Plain-text parts must not be
+            # HTML-escaped; only the HTML part is.
+            environment = ImmutableSandboxedEnvironment(
+                undefined=StrictUndefined, autoescape=html, keep_trailing_newline=True)
             currency = self.profile.currency
             environment.filters["money"] = lambda value: format_money(value, currency)
             self._environments[html] = environment
         return self._environments[html]
+
+
+def _template_place(exc: BaseException) -> str:
+    """`file:line` of the template where `exc` was raised (Jinja2 maps its frames to template lines)."""
+    import traceback
+
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if not frame.filename.endswith(".py")]
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "a template"
 
 
 _AMBIGUOUS = re.compile(r"^-?\d{1,3}[.,]\d{3}$")
