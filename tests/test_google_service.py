@@ -52,7 +52,7 @@ def test_importing_the_service_loads_no_google_or_http_library() -> None:
 def test_setup_flags_read_the_endpoints_from_the_json_and_keep_the_secret_out_of_the_table(
         google: GoogleServer, tmp_path: Path) -> None:
     path = google.client_secrets(tmp_path / "client_secret.json")
-    assert SERVICE.missing({}, None, False) == ["--client-secrets"]
+    assert SERVICE.missing({}, None, False) == ["--client-secrets (or --service-account)"]
     settings = SERVICE.build_settings({"client_secrets": str(path), "redirect_port": 9123, "sign_in_timeout": 60,
                                        "api_url": google.url + "/"}, None, EMAIL)
     assert (settings.client_id, settings.token_uri, settings.api_url) == (CLIENT_ID, f"{google.url}/token", google.url)
@@ -61,7 +61,7 @@ def test_setup_flags_read_the_endpoints_from_the_json_and_keep_the_secret_out_of
     assert CLIENT_SECRET not in json.dumps(table)
     assert SERVICE.settings_from_table(table) == settings
     assert {option.flag for option in SERVICE.setup_options} == {
-        "--client-secrets", "--no-browser", "--redirect-port", "--sign-in-timeout", "--api-url"}
+        "--client-secrets", "--service-account", "--no-browser", "--redirect-port", "--sign-in-timeout", "--api-url"}
 
 
 def test_google_defaults_are_googles_own_endpoints() -> None:
@@ -154,7 +154,7 @@ def test_a_setup_that_fails_validation_can_take_its_sign_in_back(
     browser = Browser(tls.ca_file)
     SERVICE.connect(settings, EMAIL, Staged(), notify=browser.notify, open_browser=False, ca_file=str(tls.ca_file))
     browser.join()
-    assert set(staged) == set(oauth.SECRET_KINDS)
+    assert set(staged) == set(oauth.SECRET_KINDS) - {oauth.SERVICE_ACCOUNT_KEY}  # a user sign-in, no key
     assert all(KeyringStore("google-test").get(kind) is None for kind in oauth.SECRET_KINDS)
     result = SERVICE.disconnect(profile(settings, tls), Staged())
     assert "revoked" in result and staged == {} and google.state.refresh_tokens == set()
@@ -189,5 +189,5 @@ def test_the_adapter_keeps_the_service_and_transport_contracts(tls: TLSFiles) ->
     gmail: Transport = SERVICE.open_transport(profile(GoogleSettings(client_id=CLIENT_ID), tls),
                                               KeyringStore("google-test"))
     assert service.name == "google" and service.label == "Email services"
-    assert service.secret_kinds == ("refresh_token", "access_token", "client_secret")
+    assert service.secret_kinds == ("refresh_token", "access_token", "client_secret", "service_account_key")
     assert gmail.subset_retries is False and gmail.accepted_as == "sent" and gmail.max_message_size

@@ -158,7 +158,8 @@ def test_app_only_secret_problems_say_what_to_do(server: MicrosoftServer, tls: T
 @pytest.mark.parametrize(("code", "grant", "exit_code", "says"), [
     (65001, "urn:ietf:params:oauth:grant-type:device_code", ExitCode.NOPERM, "/adminconsent?client_id="),
     (50076, None, ExitCode.NOPERM, "multi-factor"),
-    (53003, None, ExitCode.NOPERM, "--sign-in browser"),
+    (53003, None, ExitCode.NOPERM, "--sign-in browser --redirect-port 8765"),
+    (53000, None, ExitCode.NOPERM, "--sign-in device-code"),
 ])
 def test_sign_in_refusals_have_their_hint(server: MicrosoftServer, tls: TLSFiles, code: int, grant: str | None,
                                           exit_code: ExitCode, says: str) -> None:
@@ -168,6 +169,9 @@ def test_sign_in_refusals_have_their_hint(server: MicrosoftServer, tls: TLSFiles
         source.sign_in(approving(server))
     assert f"AADSTS{code}" in caught.value.message
     assert caught.value.exit_code == exit_code and says in (caught.value.hint or "")
+    if code in (53003, 53000):  # the block is named, and app-only is offered with the exact option to type
+        hint = caught.value.hint or ""
+        assert "Conditional Access" in hint and "--certificate APP.pem" in hint
     if code == 65001:
         assert f"{server.authority_host}/company.test/adminconsent?client_id=" in (caught.value.hint or "")
 

@@ -124,3 +124,21 @@ def test_a_send_via_smtp_profile_validates_through_the_smtp_transport_with_xoaut
     assert report.ok, report.to_json()
     assert [stage.name for stage in report.stages] == ["config", "dns", "connect", "ehlo", "tls", "auth", "send"]
     assert "XOAUTH2" in report.stages[5].detail and len(server.messages) == 1
+
+
+def test_high_volume_email_gets_a_token_valid_for_more_than_600_seconds(tls: TLSFiles) -> None:
+    """HVE refuses a token expiring within 600 s; msal alone would reuse one with 300 s left."""
+    with MicrosoftServer(tls.server_context, token_lifetime=500) as fake:
+        store = KeyringStore("hve")
+        source = TokenSource(settings_for(fake, send_via="smtp"), store, mailbox=USER, ca_file=str(tls.ca_file),
+                             timeout=10)
+        source.sign_in(approving(fake))
+        before = len(fake.token_requests)
+        office = settings_for(fake, send_via="smtp")
+        assert access_token_for_smtp(office, store, mailbox=USER, ca_file=str(tls.ca_file), timeout=10)
+        assert len(fake.token_requests) == before  # 500 s left is enough for smtp.office365.com
+        hve = settings_for(fake, send_via="smtp", smtp_host="smtp-hve.office365.com")
+        token = access_token_for_smtp(hve, store, mailbox=USER, ca_file=str(tls.ca_file), timeout=10)
+        assert fake.token_requests[before:] == ["refresh_token"]
+        issued = fake.bearer(token)
+        assert issued is not None and "SMTP.Send" in issued.scope

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
+from tests.support.common import PASSWORD, ServerFactory, TLSFiles, profile_for, secrets
 from xoromail_cli.services.smtp.presets import PRESETS, preset_for_domain, preset_for_host
 
 
@@ -22,3 +25,26 @@ def test_office365_notes_carry_todays_state_of_smtp_auth() -> None:
     from xoromail_cli.services.smtp.presets import preset_notes
 
     assert "SMTP AUTH" in preset_notes(PRESETS["office365"]) and "December 2026" in preset_notes(PRESETS["office365"])
+
+
+def test_microsofts_password_shaped_endpoints_have_presets_with_their_facts() -> None:
+    from xoromail_cli.services.smtp.presets import is_hve, preset_notes
+
+    hve, acs = PRESETS["hve"], PRESETS["acs"]
+    assert (hve.host, hve.port, hve.security) == ("smtp-hve.office365.com", 587, "starttls")
+    assert "internal recipients only" in preset_notes(hve) and "600 s" in hve.notes and "September 2028" in hve.notes
+    assert (acs.host, acs.port, acs.security, acs.per_minute) == ("smtp.azurecomm.net", 587, "starttls", 30)
+    assert "SMTP Username" in acs.notes and "client secret" in acs.notes and "100 an hour" in acs.notes
+    assert is_hve("SMTP-HVE.office365.com.") and not is_hve("smtp.office365.com")
+    assert preset_for_host("smtp.azurecomm.net") is acs
+
+
+def test_the_hve_preset_says_internal_recipients_only_in_validates_notes(
+        smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    from xoromail_cli import validate
+
+    server = smtp_server()
+    profile = profile_for(server, tls)
+    profile = replace(profile, settings=replace(profile.settings, preset="hve"))
+    report = validate.run(profile, secrets(PASSWORD), send=False)
+    assert report.exit_code == 0 and any("internal recipients only" in note for note in report.notes)

@@ -168,3 +168,23 @@ def test_no_retry_in_doubt_holds_the_message_for_a_person_and_release_sends_it(
     assert "held (in doubt)" in queue(runner, running.spool.root, "list").output
     queue(runner, running.spool.root, "release", running.spool.ids()[0])
     wait_for(lambda: len(upstream.messages) == 1 and not running.spool.ids(), what="the released message")
+
+
+def test_queue_status_lists_what_expires_soon_among_its_notes_without_failing(
+        runner: CliRunner, config_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from xoromail_cli import config
+    from xoromail_cli.profile import Profile
+    from xoromail_cli.services.microsoft365.settings import Microsoft365Settings
+
+    soon = (datetime.now(UTC) + timedelta(days=10)).date().isoformat()
+    settings = Microsoft365Settings(tenant="company.test", client_id="5f6e7d8c-9b0a-4c1d-8e2f-3a4b5c6d7e8f",
+                                    mode="app", client_secret_expires=soon)
+    config.save_profile(config_path, Profile(name="default", email=USER, service="microsoft365", settings=settings))
+    result = runner.invoke(app, ["--config", str(config_path), "queue", "status", "--json"])
+    report = json.loads(result.stdout)
+    assert result.exit_code == 0 and [item["kind"] for item in report["expiring"]] == ["microsoft-client-secret"]
+    assert any(soon in note and "--client-secret-expires" in note for note in report["notes"])
+    human = runner.invoke(app, ["--config", str(config_path), "queue", "status"])
+    assert human.exit_code == 0 and f"note: the Microsoft app's client secret expires on {soon}" in human.output

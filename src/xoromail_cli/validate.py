@@ -131,11 +131,29 @@ def run(profile: Profile, secrets: SecretStore, *, to: str | None = None, send: 
     finally:
         transport.close()
     if failure is not None:
+        _learn(profile, failure)
         return failure
     report.skipped = progress.remaining
-    report.notes = [*service.notes(profile), *_certificate_notes(transport),
-                    *(_domain_notes(profile) if check_domain else [])]
+    notes = [*service.notes(profile), *_certificate_notes(transport)]
+    notes += [note for note in _expiry_notes(profile, secrets) if note not in notes]
+    report.notes = [*notes, *(_domain_notes(profile) if check_domain else [])]
     return report
+
+
+def _learn(profile: Profile, report: ValidationReport) -> None:
+    """An expiry the failure told us about (AADSTS7000222: the client secret) becomes a note from now on."""
+    failed = report.failed
+    if failed is not None:
+        from xoromail_cli.services import expiry
+
+        expiry.learn_from_error(profile, failed.detail)
+
+
+def _expiry_notes(profile: Profile, secrets: SecretStore) -> list[str]:
+    """What expires soon (certificates, secrets, sign-ins), each with its date and renewing command."""
+    from xoromail_cli.services import expiry
+
+    return expiry.texts(expiry.notes_for(profile, secrets=secrets))
 
 
 def _check_ledger(profile: Profile, secrets: SecretStore, timeout: float,

@@ -51,6 +51,8 @@ COMMANDS: dict[str, LazyCommand] = {
     "queue": LazyCommand("queue_cmd", "queue_app", "The relay's spool: list, retry or drop the messages it keeps."),
     "config": LazyCommand("config_cmd", "config_app", "Show where settings live and what they say."),
     "secrets": LazyCommand("secrets_cmd", "secrets_app", "The encrypted secrets file for servers: create its key."),
+    "explain": LazyCommand("explain_cmd", "explain", "Explain an error text from the ERP, a mail server, Microsoft "
+                           "or Google: cause, switch, fix (offline)."),
     "demo": LazyCommand("demo_cmd", "demo",
                         "Try xoromail with no account and no network: a local server, a profile, a validation."),
     "sink": LazyCommand("demo_cmd", "sink",

@@ -137,7 +137,19 @@ def status(ctx: typer.Context, spool_dir: SpoolOption = None,
 def _one_report(ctx: typer.Context, spool_dir: Path | None) -> QueueStatus:
     from xoromail_cli.relay.status import queue_status
 
-    return queue_status(_spool(ctx, spool_dir), time.time(), _pace(ctx, spool_dir))
+    report = queue_status(_spool(ctx, spool_dir), time.time(), _pace(ctx, spool_dir))
+    if spool_dir is None:  # a bare --spool names no profile
+        _expiring(report, _profile(ctx))
+    return report
+
+
+def _expiring(report: QueueStatus, profile: Profile) -> None:
+    """What the profile depends on that expires soon (services.expiry), among the notes; not a failure."""
+    from xoromail_cli.services import expiry
+
+    for note in expiry.notes_for(profile):
+        report.expiring.append(note.to_json())
+        report.note(note.text())
 
 
 def _all_reports(ctx: typer.Context, base: Path | None) -> list[QueueStatus]:
@@ -154,6 +166,7 @@ def _all_reports(ctx: typer.Context, base: Path | None) -> list[QueueStatus]:
         if root.is_dir():
             report = queue_status(Spool(root), time.time(), RunLimits.of(profile).per_second)
             report.profile = name
+            _expiring(report, profile)
             reports.append(report)
     return reports
 

@@ -23,6 +23,7 @@ from xoromail_cli.cli.state import state_of
 if TYPE_CHECKING:
     import ssl
 
+    from xoromail_cli.profile import Profile
     from xoromail_cli.relay.delivery import DeliveryOptions
     from xoromail_cli.relay.limits import SessionLimits
     from xoromail_cli.relay.office import Office
@@ -223,10 +224,18 @@ def _announce(office: Office, server: RelayServer, host: str, files: TLSFiles | 
 
 
 def _run(office: Office, server: RelayServer, notifier: Any, stop: threading.Event, reload: threading.Event) -> None:
-    """Until a stop: a SIGHUP's certificate for new sessions, and WATCHDOG=1 every half WatchdogSec while the
-    server and every worker run (else systemd restarts the relay)."""
+    """Until a stop: what expires soon (once a day, each mailbox's profile), a SIGHUP's certificate for new
+    sessions, and WATCHDOG=1 every half WatchdogSec while the server and every worker run (else systemd
+    restarts the relay)."""
+    tls_cert = server.tls_files.cert if server.tls_files is not None else None
+    checked: dict[str, str | None] = {mailbox.profile.name: None for mailbox in office.mailboxes}
     tick, next_ping = min(0.5, notifier.interval or 0.5), 0.0
-    while not stop.wait(tick):
+    while True:
+        for mailbox in office.mailboxes:
+            name = mailbox.profile.name
+            checked[name] = _expiry_notes(mailbox.profile, tls_cert, checked[name])
+        if stop.wait(tick):
+            return
         if reload.is_set():
             reload.clear()
             server.reload_tls()
@@ -254,6 +263,22 @@ def _learn_sizes(office: Office, server: RelayServer) -> None:
     if known and len(known) == len(sizes):
         server.set_max_size(min(max(known), MAX_ACCEPTED))
         _log(event_line("size", max=server.limits.max_size, mailboxes=len(known)))
+
+
+def _expiry_notes(profile: Profile, tls_cert: Path | None, checked: str | None) -> str:
+    """Once a day (the first check at start): what expires soon, with the command that renews it. Returns the
+    day checked, so the loop looks again only when the date changes."""
+    from datetime import UTC, datetime
+
+    today = datetime.now(UTC).date().isoformat()
+    if today == checked:
+        return today
+    from xoromail_cli.relay.delivery import event_line
+    from xoromail_cli.services import expiry
+
+    for note in expiry.once_a_day(f"{profile.name}.relay", expiry.notes_for(profile, relay_certificate=tls_cert)):
+        _log(event_line("expiring", what=note.kind, expires=note.expires.date().isoformat(), note=note.text()))
+    return today
 
 
 def _stdin_line() -> str:

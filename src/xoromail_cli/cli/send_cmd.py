@@ -92,7 +92,18 @@ def send(
         summary = dispatch.execute(plan, options, on_result=printer.show,
                                    on_warning=lambda text: _warn(f"warning: {text}"))
     printer.finish(spec.name, summary)
+    if not dry_run and outbox is None:
+        _expiry_notes(profile, summary.aborted.message if summary.aborted is not None else None)
     raise typer.Exit(summary.exit_code)
+
+
+def _expiry_notes(profile: Any, failure: str | None) -> None:
+    """Once a day per profile, on stderr (cron's mail): what expires soon and the command that renews it."""
+    from xoromail_cli.services import expiry
+
+    expiry.learn_from_error(profile, failure)
+    for note in expiry.once_a_day(profile.name, expiry.notes_for(profile)):
+        _warn(f"note: {note.text()}")
 
 
 def _refuse_conflicts(*, dry_run: bool, outbox: Path | None, resend: bool, resend_after: str | None,

@@ -279,7 +279,8 @@ def _note(text: str, as_json: bool) -> None:
 def _service_answers(ctx: typer.Context) -> dict[str, Any]:
     """The service flags given on the command line, by their `SetupOption.key`."""
     answers = {name.removeprefix(SERVICE_OPTION_PREFIX): value for name, value in ctx.params.items()
-               if name.startswith(SERVICE_OPTION_PREFIX) and value not in (None, False)}
+               if name.startswith(SERVICE_OPTION_PREFIX) and value is not None and value is not False}
+    # (`is`, not `in (None, False)`: 0 == False, and `--redirect-port 0` means "any free port", not "not given")
     for key in [key for key in answers if key.endswith("_stdin")]:  # --client-secret-stdin and the like
         answers[key.removesuffix("_stdin")] = _read_stdin_secret(f"--{key.replace('_', '-')}")
     return answers

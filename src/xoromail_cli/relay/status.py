@@ -2,8 +2,8 @@
 
 Queued, held, failed and in doubt; the oldest queued message's age; whether delivery is paused, why and until
 when; and how long the backlog takes at the mailbox's pace. `notes` is a list of plain sentences about what
-needs a person (senders held, messages held); other parts of xoromail may add theirs (e.g. a sign-in about to
-expire) with `QueueStatus.note`.
+needs a person (senders held, messages held, and what expires soon: `queue status` adds `services.expiry`'s
+notes for the profile, also as `expiring`); other parts may add theirs with `QueueStatus.note`.
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ class QueueStatus:
     eta_s: float | None = None
     held_senders: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    """Sentences for a person: what is held and why; more may be added (`note`)."""
+    """Sentences for a person: what is held and why, what expires soon; more may be added (`note`)."""
+    expiring: list[dict[str, str]] = field(default_factory=list)
+    """What the profile depends on that expires soon (`services.expiry`: kind, expires, command, note)."""
     spool: str = ""
     profile: str = ""
     """The profile whose spool it is (`queue status --all-profiles`); empty for one spool."""
@@ -57,7 +59,8 @@ class QueueStatus:
         return {"queued": self.queued, "held": self.held, "failed": self.failed, "in_doubt": self.in_doubt,
                 "oldest_age_s": self.oldest_age_s, "paused": self.paused, "pause_reason": self.pause_reason,
                 "pause_hint": self.pause_hint, "resumes_at": self.resumes_at, "eta_s": self.eta_s,
-                "held_senders": self.held_senders, "notes": self.notes, "spool": self.spool,
+                "held_senders": self.held_senders, "notes": self.notes, "expiring": self.expiring,
+                "spool": self.spool,
                 **({"profile": self.profile} if self.profile else {}), "schema": STATUS_SCHEMA}
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from tests.support.fakes.google_workspace import JWT_BEARER, Workspace
 from tests.support.fakes.http_server import HangingUpServer
 
 CLIENT_ID = "123456789012-fake.apps.googleusercontent.com"
@@ -108,6 +109,8 @@ class GoogleState:
     send_calls: int = 0
     connections: int = 0
     """TLS connections accepted (a batch over one session opens one)."""
+    workspace: Workspace = field(default_factory=Workspace)
+    """Service accounts, users and domain-wide delegation, for the JWT-bearer grant."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def issue_refresh_token(self) -> str:
@@ -190,6 +193,9 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         with state.lock:
             state.grants.append(form.get("grant_type", ""))
+        if form.get("grant_type") == JWT_BEARER:  # a service account: no client secret, a signed assertion
+            self._jwt_bearer(form.get("assertion", ""))
+            return
         client_id, client_secret = form.get("client_id"), form.get("client_secret")
         basic = self.headers.get("Authorization", "")
         if basic.startswith("Basic "):  # RFC 6749 §2.3.1: Google takes the client in the body or in Basic auth
@@ -203,6 +209,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._refresh(form)
         else:
             self._json(400, {"error": "unsupported_grant_type", "error_description": "Invalid grant_type"})
+
+    def _jwt_bearer(self, assertion: str) -> None:
+        state = self.server.state
+        with state.lock:
+            verdict = state.workspace.grant(assertion)
+        if isinstance(verdict, tuple):
+            self._json(*verdict)
+            return
+        answer = self._access_answer(verdict)
+        answer.pop("id_token", None)  # Google's JWT grant answers with an access token only
+        self._json(200, answer)
 
     def _exchange(self, form: dict[str, str]) -> None:
         state = self.server.state

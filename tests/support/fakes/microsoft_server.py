@@ -39,6 +39,9 @@ AADSTS: dict[int, tuple[str, int, str]] = {
             "'00000003-0000-0000-c000-000000000000'."),
     53003: ("invalid_grant", 400, "AADSTS53003: Access has been blocked by Conditional Access policies. The access "
             "policy does not allow token issuance."),
+    53000: ("invalid_grant", 400, "AADSTS53000: Device is not in required device state: compliant. Conditional "
+            "Access policy requires a compliant device, and the device is not compliant. The user must enroll "
+            "their device with an approved MDM provider like Intune."),
     700016: ("unauthorized_client", 400, "AADSTS700016: Application with identifier '{client}' was not found in "
              "the directory '{tenant}'. This can happen if the application has not been installed by the "
              "administrator of the tenant or consented to by any user in the tenant. You may have sent your "

@@ -34,6 +34,27 @@ QUOTA_HINT = (
     "wait (up to 24 hours for the daily limit), or spread the batch"
 )
 TEMPORARY_HINT = "a temporary failure at Google: try again later"
+SERVICE_ACCOUNT_SCOPE = "https://www.googleapis.com/auth/gmail.send"
+SERVICE_ACCOUNT_SETUP = "xoromail setup --service google --service-account KEY.json --email ADDRESS"
+
+
+def delegation_hint(client_id: str) -> str:
+    """`unauthorized_client` for a service account: domain-wide delegation is not granted (or not this scope)."""
+    return ("domain-wide delegation is not granted for sending: a Workspace super admin opens admin.google.com → "
+            "Security → Access and data control → API controls → Manage Domain Wide Delegation → Add new, pastes "
+            f"the service account's client ID {client_id} and exactly the scope {SERVICE_ACCOUNT_SCOPE}, and "
+            "authorises (it can take a few minutes, rarely hours, to apply); then run setup again")
+
+
+SUBJECT_HINT = (
+    "Google does not know this mailbox as an active user of the service account's Workspace: check --email (a user "
+    "of the domain where delegation was granted, not an alias or group, not a consumer @gmail.com address); a "
+    "suspended or deleted user must be restored in the Admin console (Directory → Users)"
+)
+KEY_DELETED_HINT = (
+    "the service account's key was deleted or disabled in the Cloud console: create a new JSON key (IAM & Admin → "
+    "Service accounts → the account → Keys → Add key) and store it with `" + SERVICE_ACCOUNT_SETUP + "`"
+)
 QUOTA_REASONS = ("dailylimitexceeded", "userratelimitexceeded", "ratelimitexceeded", "quotaexceeded")
 QUOTA_TEXTS = ("sending quota exceeded", "sending limit", "user-rate limit exceeded")
 

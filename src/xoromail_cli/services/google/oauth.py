@@ -31,7 +31,9 @@ refuses a token whose scopes differ from the request's. Never `https://mail.goog
 REFRESH_TOKEN = "refresh_token"  # noqa: S105  # names of keyring entries, not secrets
 ACCESS_TOKEN = "access_token"  # noqa: S105  # names of keyring entries, not secrets
 CLIENT_SECRET = "client_secret"  # noqa: S105  # names of keyring entries, not secrets
-SECRET_KINDS = (REFRESH_TOKEN, ACCESS_TOKEN, CLIENT_SECRET)
+SERVICE_ACCOUNT_KEY = "service_account_key"
+"""A Workspace service account's key JSON (`service_account.py`), instead of a refresh token."""
+SECRET_KINDS = (REFRESH_TOKEN, ACCESS_TOKEN, CLIENT_SECRET, SERVICE_ACCOUNT_KEY)
 EARLY = timedelta(seconds=60)
 """An access token this close to its expiry is refreshed rather than risked mid-batch."""
 

@@ -42,6 +42,9 @@ SETUP_OPTIONS = (
     SetupOption(flag="--client-secrets", key="client_secrets",
                 help="the OAuth client's JSON (a \"Desktop app\" client from the "
                 "Google Cloud console)", metavar="FILE", kind="path"),
+    SetupOption(flag="--service-account", key="service_account",
+                help="Google Workspace without a browser: a service account's key JSON with domain-wide delegation "
+                "for gmail.send (kept in the keyring; the file may then be deleted)", metavar="KEY.json", kind="path"),
     SetupOption(flag="--no-browser", key="no_browser",
                 help="print the sign-in URL instead of opening a browser (headless "
                 "servers: forward the redirect port with ssh -L)", metavar=None, kind="flag"),
@@ -84,12 +87,16 @@ class GoogleService(ServiceBase[GoogleSettings]):
         """Merge flags or wizard answers over the existing settings; the client-secrets JSON gives the endpoints."""
         base = self.own(existing)
         changes: dict[str, Any] = {}
-        if answers.get("client_secrets"):
+        if answers.get("service_account"):
+            changes.update(_service_account_changes(str(answers["service_account"])))
+        elif answers.get("client_secrets"):
             client = read_client_secrets(answers["client_secrets"])
             changes.update(client_id=client.client_id, auth_uri=client.auth_uri, token_uri=client.token_uri,
-                           client_secrets_file=str(answers["client_secrets"]))
+                           client_secrets_file=str(answers["client_secrets"]), service_account=None,
+                           service_account_file=None)
         elif base is None:
-            raise ConfigError("no OAuth client given", "pass --client-secrets FILE (see docs/setup-google.md)")
+            raise ConfigError("no OAuth client given", "pass --client-secrets FILE, or --service-account KEY.json for "
+                              "a Workspace service account (see docs/setup-google.md)")
         if answers.get("api_url"):
             changes["api_url"] = check_https_url(answers["api_url"], "api_url")
         if answers.get("redirect_port") is not None:
@@ -102,7 +109,8 @@ class GoogleService(ServiceBase[GoogleSettings]):
 
     def missing(self, answers: Mapping[str, Any], existing: object | None, secret_known: bool,
                 email: str | None = None) -> list[str]:
-        return [] if answers.get("client_secrets") or isinstance(existing, GoogleSettings) else ["--client-secrets"]
+        known = answers.get("client_secrets") or answers.get("service_account") or isinstance(existing, GoogleSettings)
+        return [] if known else ["--client-secrets (or --service-account)"]
 
     def next_question(self, answers: Mapping[str, Any], existing: object | None, email: str) -> Question | None:
         known = existing.client_secrets_file if isinstance(existing, GoogleSettings) else None
@@ -145,6 +153,10 @@ class GoogleService(ServiceBase[GoogleSettings]):
 
     def describe(self, profile: Profile) -> str:
         settings = self.settings_of(profile)
+        if settings.service_account:
+            from xoromail_cli.services.google.service_account import describe
+
+            return f"Gmail API at {settings.api_url} as {profile.email} through {describe(settings)}"
         who = settings.account or profile.email
         return f"Gmail API at {settings.api_url} as {who} (OAuth client {settings.client_id.split('-')[0]}…)"
 
@@ -179,6 +191,16 @@ class GoogleService(ServiceBase[GoogleSettings]):
 
     def sign_in(self, profile: Profile, secrets: SecretStore, *, notify: Notify,
                 answers: Mapping[str, Any]) -> SignInResult | None:
+        settings = self.settings_of(profile)
+        if settings.service_account:  # nobody signs in: the key is staged, validation's token stage proves it
+            from xoromail_cli.services.google import service_account
+
+            if answers.get("service_account"):
+                secrets.set(oauth.SERVICE_ACCOUNT_KEY, service_account.read_key(answers["service_account"]).text)
+            for kind in (oauth.REFRESH_TOKEN, oauth.CLIENT_SECRET, oauth.ACCESS_TOKEN):
+                secrets.delete(kind)
+            return SignInResult(settings, ())
+        secrets.delete(oauth.SERVICE_ACCOUNT_KEY)
         connected = self.connect(self.settings_of(profile), profile.email, secrets, notify=notify,
                                  open_browser=not answers.get("no_browser"), ca_file=profile.ca_file,
                                  timeout=profile.timeout)
@@ -187,7 +209,24 @@ class GoogleService(ServiceBase[GoogleSettings]):
     def disconnect(self, profile: Profile, secrets: SecretStore) -> str:
         """Revoke at Google, then delete every secret of the profile (for `xoromail disconnect`)."""
         settings = self.settings_of(profile)
+        if settings.service_account:
+            for kind in oauth.SECRET_KINDS:
+                secrets.delete(kind)
+            return (f"the service account key was removed from the OS keyring; to revoke it everywhere, delete the "
+                    f"key of {settings.service_account} in the Cloud console, or remove client ID "
+                    f"{settings.client_id} from the Admin console's domain-wide delegation")
         return oauth.disconnect(settings, secrets, ca_file=profile.ca_file, timeout=profile.timeout).detail
+
+
+def _service_account_changes(path: str) -> dict[str, Any]:
+    """The settings a service account key gives: its numeric client ID (what the Admin console's delegation
+    names), its token endpoint and its email; a user sign-in's traces are cleared."""
+    from xoromail_cli.services.google import service_account
+
+    key = service_account.read_key(path)
+    return {"client_id": key.client_id, "token_uri": service_account.check_token_uri(key),
+            "service_account": key.client_email, "service_account_file": path, "client_secrets_file": None,
+            "account": None, "sign_in_expires": None}
 
 
 SERVICE = GoogleService()

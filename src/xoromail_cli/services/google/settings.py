@@ -47,6 +47,11 @@ class GoogleSettings:
     """The Google account that signed in (from the ID token's `email`)."""
     sign_in_expires: str | None = None
     """ISO time the refresh token dies (consent screen in Testing: 7 days), when Google said so."""
+    service_account: str | None = None
+    """The service account's email when it signs in as the mailbox (domain-wide delegation); then `client_id` is
+    the service account's numeric client ID and the key JSON lives in the keyring."""
+    service_account_file: str | None = None
+    """Where the key JSON was read from at setup (shown only; the file may be deleted since)."""
 
     @property
     def revoke_uri(self) -> str:
@@ -68,6 +73,7 @@ class GoogleSettings:
             "api_url": self.api_url, "redirect_port": self.redirect_port,
             "sign_in_timeout": self.sign_in_timeout, "client_secrets_file": self.client_secrets_file,
             "account": self.account, "sign_in_expires": self.sign_in_expires,
+            "service_account": self.service_account, "service_account_file": self.service_account_file,
         }
         return {key: value for key, value in table.items() if value not in (None, "")}
 
@@ -82,7 +88,7 @@ class GoogleSettings:
         for key in ("auth_uri", "token_uri", "api_url"):
             if key in table:
                 values[key] = check_https_url(table[key], key)
-        for key in ("client_secrets_file", "account", "sign_in_expires"):
+        for key in ("client_secrets_file", "account", "sign_in_expires", "service_account", "service_account_file"):
             if isinstance(table.get(key), str):
                 values[key] = table[key]
         if "redirect_port" in table:

@@ -62,7 +62,8 @@ class GmailTransport:
         self.close()
         self._http = http.session(self._ca_file, timeout=self._timeout, trace=self._trace)
         cached = oauth.AccessToken.from_secret(self._secrets.get(oauth.ACCESS_TOKEN))
-        if not self._secrets.get(oauth.REFRESH_TOKEN):
+        signed_in = oauth.SERVICE_ACCOUNT_KEY if self.settings.service_account else oauth.REFRESH_TOKEN
+        if not self._secrets.get(signed_in):
             raise StageFailedError("token", "this profile is not signed in to Google", SETUP_AGAIN,
                                    ExitCode.CONFIG)
         if cached is not None and cached.valid() and not self._force_refresh:
@@ -70,7 +71,9 @@ class GmailTransport:
             detail = f"stored access token valid until {cached.expiry:%Y-%m-%d %H:%M} UTC"
         else:
             self._access = self._refresh()
-            detail = f"refreshed the access token at {self.settings.token_uri} (valid until " \
+            how = "signed a service account JWT grant" if self.settings.service_account else \
+                "refreshed the access token"
+            detail = f"{how} at {self.settings.token_uri} (valid until " \
                      f"{self._access.expiry:%H:%M} UTC)"
         if on_stage:
             on_stage("token", f"{detail}; sending as {self.settings.account or self.sender}")
@@ -79,6 +82,11 @@ class GmailTransport:
         assert self._http is not None
         self.refreshes += 1
         self._fresh = True
+        if self.settings.service_account:  # domain-wide delegation: a new JWT grant, no refresh token
+            from xoromail_cli.services.google import service_account
+
+            return service_account.access_token(self.settings, self._secrets, self.sender, self._http,
+                                                timeout=self._timeout, trace=self._trace)
         return oauth.refresh(self.settings, self._secrets, self._http, timeout=self._timeout, trace=self._trace)
 
     def send(self, envelope: Envelope, before_data: Callable[[], None] | None = None) -> Delivery:

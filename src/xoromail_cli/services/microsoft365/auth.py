@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from xoromail_cli.errors import AuthError, ConfigError, NoInputError
+from xoromail_cli.errors import AuthError, ConfigError
 from xoromail_cli.services.microsoft365 import hints
 
 if TYPE_CHECKING:
@@ -118,15 +118,15 @@ class TokenSource:
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
-    def cached_token(self, scopes: list[str]) -> str | None:
-        """A valid access token for `scopes` already in the cache: no network call at all."""
+    def cached_token(self, scopes: list[str], min_lifetime: int = EARLY_REFRESH) -> str | None:
+        """An access token for `scopes` already in the cache and valid `min_lifetime` s more: no network call."""
         import msal
 
         now = time.time()
         environment = urlsplit(self.settings.authority).hostname
         for entry in self.cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN, target=scopes,
                                        query={"client_id": self.settings.client_id, "environment": environment}):
-            if int(entry.get("expires_on", 0)) - EARLY_REFRESH > now:
+            if int(entry.get("expires_on", 0)) - min_lifetime > now:
                 return str(entry["secret"])
         return None
 
@@ -191,13 +191,18 @@ class TokenSource:
         except requests.RequestException as exc:
             raise hints.network_failure("sign-in", exc, self.settings.authority, self.timeout) from None
 
-    def token(self, scopes: list[str] | None = None, *, force_refresh: bool = False) -> str:
-        """An access token: cached when still valid, else refreshed silently; raises when a sign-in is needed."""
+    def token(self, scopes: list[str] | None = None, *, force_refresh: bool = False,
+              min_lifetime: int = EARLY_REFRESH) -> str:
+        """An access token: cached when still valid, else refreshed silently; raises when a sign-in is needed.
+
+        `min_lifetime`: the seconds the token must still be valid (High Volume Email refuses one with less than
+        600 s left); msal itself would hand back a cached token with 300 s left, so a longer one forces a refresh."""
         scopes = scopes or self.settings.graph_scopes
         if not force_refresh:
-            cached = self.cached_token(scopes)
+            cached = self.cached_token(scopes, min_lifetime)
             if cached:
                 return cached
+            force_refresh = min_lifetime > EARLY_REFRESH
         app = self.app()
         if self.settings.mode == "app":
             result = self._call(lambda: app.acquire_token_for_client(scopes))
@@ -281,19 +286,11 @@ def _token_or_raise(result: Any, settings: Microsoft365Settings) -> str:
 
 
 def load_certificate(path: str) -> dict[str, str]:
-    """msal's credential from one PEM file holding the private key and its certificate."""
-    try:
-        text = Path(path).read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise NoInputError(f"cannot read the certificate file {path}: {getattr(exc, 'strerror', None) or exc}",
-                           "pass the PEM file with the private key and the certificate to --certificate") from None
-    if "PRIVATE KEY-----" not in text or "BEGIN CERTIFICATE-----" not in text:
-        raise ConfigError(f"{path} must hold both the private key and the certificate (PEM)",
-                          "concatenate them: cat key.pem cert.pem > xoromail.pem; upload cert.pem to the app "
-                          "registration under Certificates & secrets")
-    start = text.index("-----BEGIN CERTIFICATE-----")
-    end = text.index("-----END CERTIFICATE-----", start) + len("-----END CERTIFICATE-----")
-    return {"private_key": text, "public_certificate": text[start:end]}
+    """msal's credential from one PEM file holding the private key and its certificate, checked first (RSA, owner-
+    only permissions, the key matching the certificate, valid today: `certificate.load`)."""
+    from xoromail_cli.services.microsoft365 import certificate
+
+    return certificate.load(path).credential()
 
 
 def certificate_warning(path: str) -> str | None:

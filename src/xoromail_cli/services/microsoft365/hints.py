@@ -33,10 +33,33 @@ def _mfa(s: Microsoft365Settings) -> str:
             "servers")
 
 
+SSH_TUNNEL = ("on a server without a browser, forward the port first: `ssh -L PORT:localhost:PORT server`, "
+              "then open the printed link on your own computer")
+
+
+def _setup(s: Microsoft365Settings, options: str) -> str:
+    return f"`xoromail setup --service microsoft365 --tenant {s.tenant} --client-id {s.client_id} {options}`"
+
+
 def _conditional_access(s: Microsoft365Settings) -> str:
-    other = "--sign-in browser" if s.sign_in == "device-code" else "app-only sign-in (--certificate)"
-    return ("a Conditional Access policy blocked this sign-in (many tenants block the device-code flow): try "
-            f"`xoromail setup --service microsoft365 {other}`, or ask an admin to exclude this app or location")
+    """AADSTS53003: a Conditional Access policy blocked this flow (most often the device-code flow)."""
+    if s.sign_in == "device-code" and s.mode != "app":
+        return ("a Conditional Access policy blocked the device-code sign-in (Microsoft recommends blocking that "
+                "flow): sign in with the browser flow instead, "
+                + _setup(s, "--sign-in browser --redirect-port 8765") + f" ({SSH_TUNNEL.replace('PORT', '8765')}); "
+                "for unattended use, app-only: " + _setup(s, "--certificate APP.pem")
+                + "; or ask an admin to exclude this app from the policy")
+    return ("a Conditional Access policy blocked this sign-in: try the device-code flow from another device, "
+            + _setup(s, "--sign-in device-code") + ", or app-only for unattended use, "
+            + _setup(s, "--certificate APP.pem") + "; or ask an admin to exclude this app or location")
+
+
+def _unmanaged_device(s: Microsoft365Settings) -> str:
+    """AADSTS53000/53001: the policy wants a compliant (managed) or domain-joined device for the browser flow."""
+    return ("a Conditional Access policy requires a managed (compliant or domain-joined) device, and this machine "
+            "is not one: sign in with a device code and enter it on a managed device, "
+            + _setup(s, "--sign-in device-code") + "; for unattended use, app-only: "
+            + _setup(s, "--certificate APP.pem") + " (app-only sign-in is not bound to a device)")
 
 
 def _app_not_found(s: Microsoft365Settings) -> str:
@@ -74,6 +97,8 @@ SIGN_IN_RULES: dict[int, _Rule] = {
     50076: (AuthError, _mfa),
     50079: (AuthError, _mfa),
     53003: (AuthError, _conditional_access),
+    53000: (AuthError, _unmanaged_device),
+    53001: (AuthError, _unmanaged_device),
     700016: (ConfigError, _app_not_found),
     90002: (ConfigError, _tenant_not_found),
     7000215: (AuthError, _bad_secret),

@@ -7,7 +7,7 @@ msal and requests are not imported here: only opening a transport or signing in 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +43,9 @@ SETUP_OPTIONS: tuple[SetupOption, ...] = (
                 metavar="ID"),
     SetupOption(flag="--client-secret-stdin", key="client_secret_stdin",
                 help="app-only sign-in: read the client secret's Value from stdin (kept in the keyring)", kind="flag"),
+    SetupOption(flag="--client-secret-expires", key="client_secret_expires",
+                help="the client secret's Expires date (YYYY-MM-DD, from Certificates & secrets): validate, send "
+                "and the relay warn 30 days before", metavar="DATE"),
     SetupOption(flag="--certificate", key="certificate",
                 help="app-only sign-in with a PEM file holding the private key and "
                 "the certificate uploaded to the app registration", metavar="PEM", kind="path"),
@@ -66,7 +69,7 @@ SETUP_OPTIONS: tuple[SetupOption, ...] = (
                 "as a shared mailbox with Send As rights)", metavar="ADDRESS"),
 )
 _SETTING_KEYS = ("tenant", "client_id", "sign_in", "redirect_port", "sign_in_timeout", "send_via", "cloud",
-                 "authority_host", "graph_url", "certificate", "account", "mode")
+                 "authority_host", "graph_url", "certificate", "account", "mode", "client_secret_expires")
 
 
 def build_settings(answers: Mapping[str, Any], existing: Microsoft365Settings | None) -> Microsoft365Settings:
@@ -79,6 +82,10 @@ def build_settings(answers: Mapping[str, Any], existing: Microsoft365Settings | 
         values["mode"] = "app"
     if answers.get("client_secret_stdin") or answers.get("client_secret"):
         values.pop("certificate", None)
+        if answers.get("client_secret_expires") is None:  # a new secret: the old one's date no longer applies
+            values.pop("client_secret_expires", None)
+    if answers.get("certificate"):
+        values.pop("client_secret_expires", None)
     for key in ("tenant", "client_id"):
         if not values.get(key):
             raise DataError(f"--{key.replace('_', '-')} is required for Microsoft 365", REGISTER_FIRST, field=key)
@@ -218,8 +225,8 @@ class Microsoft365Service(ServiceBase[Microsoft365Settings]):
             from xoromail_cli.services.microsoft365.auth import TokenSource
 
             refreshed = TokenSource(s, Secrets(profile), mailbox=profile.email).last_refreshed()
-            if refreshed is not None:
-                notes.append(refresh_note(refreshed))
+            if refreshed is not None and datetime.now(UTC) - refreshed < timedelta(days=60):
+                notes.append(refresh_note(refreshed))  # from 60 days unused, `expiry` warns with the date
         if s.send_via == "smtp":
             notes.append("SMTP AUTH must stay enabled for this mailbox (Exchange admin center → mailbox → "
                          "Manage email apps → Authenticated SMTP); Graph needs no such switch")
@@ -231,6 +238,10 @@ class Microsoft365Service(ServiceBase[Microsoft365Settings]):
         it. Either way the token cache is staged in `secrets` until setup saves the profile."""
         for kind, value in secrets_from_answers(answers).items():
             secrets.set(kind, value)
+            if kind == "client_secret":  # a new secret: an expiry learnt from AADSTS7000222 was the old one's
+                from xoromail_cli.services.expiry import forget_secret_expiry
+
+                forget_secret_expiry(profile.name)
         s = self.settings_of(profile)
         if s.mode == "app":
             return SignInResult(s)

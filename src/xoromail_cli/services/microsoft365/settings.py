@@ -64,6 +64,8 @@ class Microsoft365Settings:
     smtp_port: int = SMTP_PORT
     account: str | None = None
     """The account that signs in when it is not the mailbox (it sends as a shared mailbox with Send As)."""
+    client_secret_expires: str | None = None
+    """YYYY-MM-DD: when the app-only client secret ends (Entra shows it; `expiry` warns 30 days before)."""
 
     def __post_init__(self) -> None:
         check_choice("mode", self.mode, MODES)
@@ -77,6 +79,8 @@ class Microsoft365Settings:
             raise DataError(f"client_id {self.client_id!r} is an email address",
                             "the client ID is the 'Application (client) ID' GUID on the app registration's "
                             "Overview page in the Entra admin center", field="client_id")
+        if self.client_secret_expires is not None:
+            check_date("client_secret_expires", self.client_secret_expires)
         for key, url in (("authority_host", self.authority_host), ("graph_url", self.graph_url)):
             if url is not None and not url.startswith("https://"):
                 raise DataError(f"{key} {url!r} must be an https:// URL", "tokens only travel over TLS",
@@ -148,6 +152,7 @@ _DEFAULTS: dict[str, Any] = {
     "mode": "delegated", "sign_in": "device-code", "send_via": "graph", "cloud": "global",
     "authority_host": None, "graph_url": None, "certificate": None, "redirect_port": None,
     "sign_in_timeout": DEFAULT_SIGN_IN_TIMEOUT, "smtp_host": None, "smtp_port": SMTP_PORT, "account": None,
+    "client_secret_expires": None,
 }
 _INTS = {"redirect_port", "smtp_port"}
 _FLOATS = {"sign_in_timeout"}
@@ -165,6 +170,20 @@ def _typed(key: str, value: Any) -> Any:
     if not isinstance(value, str):
         raise DataError(f"{key} must be text, not {value!r}", None, field=key)
     return value
+
+
+def check_date(key: str, value: str) -> None:
+    from datetime import date
+
+    try:
+        date.fromisoformat(value)
+        valid = len(value) == 10
+    except ValueError:
+        valid = False
+    if not valid:
+        raise DataError(f"{key} {value!r} is not a date (YYYY-MM-DD)",
+                        "copy the secret's Expires date from the app registration's Certificates & secrets page",
+                        field=key)
 
 
 def check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:

@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xoromail_cli.errors import ConfigError
-from xoromail_cli.services.microsoft365.auth import TokenSource
+from xoromail_cli.services.microsoft365.auth import EARLY_REFRESH, TokenSource
+
+HVE_MIN_LIFETIME = 660
+"""High Volume Email refuses an XOAUTH2 token that expires within 600 s (501 5.5.127): keep a minute more."""
 
 if TYPE_CHECKING:
     from xoromail_cli.services.base import SecretStore
@@ -43,4 +46,7 @@ def access_token_for_smtp(settings: Microsoft365Settings, secrets: SecretStore, 
         raise ConfigError("app-only sign-in cannot send over SMTP here", app_only_smtp_steps(settings, mailbox))
     source = tokens or TokenSource(settings, secrets, mailbox=mailbox, ca_file=ca_file, timeout=timeout,
                                    lock_path=lock_path)
-    return source.token(settings.smtp_scopes)
+    from xoromail_cli.services.smtp.presets import is_hve
+
+    return source.token(settings.smtp_scopes, min_lifetime=HVE_MIN_LIFETIME if is_hve(settings.smtp_server)
+                        else EARLY_REFRESH)

@@ -29,6 +29,20 @@ GMAIL_NOTE = (
     "It is revoked when the account password changes."
 )
 
+HVE_HOST = "smtp-hve.office365.com"
+HVE_NOTE = (
+    "Microsoft 365 High Volume Email: internal recipients only (the tenant's own domains; mail to anyone else is "
+    "refused), no mailbox licence needed. The user name is the HVE account's address; Basic auth (its password) "
+    "works until September 2028. With OAuth (XOAUTH2, up to 10 apps granted with Add-HVEAppAccess) HVE refuses a "
+    "token that expires within 600 s (501 5.5.127 \"Token will expire soon\"): xoromail renews it earlier."
+)
+ACS_HOST = "smtp.azurecomm.net"
+ACS_NOTE = (
+    "Azure Communication Services SMTP: the user name is the \"SMTP Username\" resource you created for the "
+    "Email Communication resource, the password is the client secret (its Value) of the Entra app it names. "
+    "Default limits on a custom domain: 30 messages a minute and 100 an hour (then 429 with Retry-After)."
+)
+
 PRESETS: dict[str, Preset] = {
     p.key: p
     for p in (
@@ -36,6 +50,10 @@ PRESETS: dict[str, Preset] = {
                security="starttls",
                notes="SMTP AUTH must be enabled for the mailbox.", per_minute=30, daily_recipients=10_000,
                max_connections=3),
+        Preset(key="hve", label="Microsoft 365 High Volume Email (internal recipients only)", host=HVE_HOST, port=587,
+               security="starttls", notes=HVE_NOTE),
+        Preset(key="acs", label="Azure Communication Services SMTP", host=ACS_HOST, port=587, security="starttls",
+               notes=ACS_NOTE, per_minute=30),
         Preset(key="gmail", label="Gmail / Google Workspace", host="smtp.gmail.com", port=587, security="starttls",
                domains=("gmail.com", "googlemail.com"), notes=GMAIL_NOTE, daily_messages=2_000, max_connections=3),
         Preset(key="outlook", label="Outlook.com / Hotmail", host="smtp-mail.outlook.com", port=587,
@@ -92,6 +110,11 @@ def is_gmail(host: str) -> bool:
 
 def is_office365(host: str) -> bool:
     return host.lower().rstrip(".") in ("smtp.office365.com", "smtp-mail.outlook.com")
+
+
+def is_hve(host: str) -> bool:
+    """Microsoft's High Volume Email endpoint: it refuses XOAUTH2 tokens that expire within 600 s."""
+    return host.lower().rstrip(".") == HVE_HOST
 
 
 def sending_provider_of_host(host: str) -> str | None:

@@ -106,6 +106,8 @@ class SmtpService(ServiceBase[SmtpSettings]):
         preset = self.preset(profile)
         if preset is not None and preset.key in ("office365", "outlook") and settings.auth_username(profile.email):
             notes.append(f"this account signs in with a password over SMTP AUTH; {office365_smtp_auth()}")
+        if preset is not None and preset.key in ("hve", "acs"):  # internal recipients only; ACS's user and limits
+            notes.append(preset.notes)
         if settings.security == "none" and not is_loopback(settings.host):
             notes.append(f"messages travel to {settings.host} unencrypted (security none); use starttls or ssl "
                          "unless the relay is on a trusted network")

@@ -1,0 +1,113 @@
+"""What an explain entry is: a known error text (`Entry`), how it applies to one text (`Explanation`), and the
+values its fix quotes (`Context`). The catalogue modules (clients, smtp, microsoft, google) build on these.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from xoromail_cli.errors import ExitCode
+
+if TYPE_CHECKING:
+    from xoromail_cli.profile import Profile
+
+MAX_TEXT = 64 * 1024
+"""Characters of a pasted text that are read (a whole log is not an error text)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Context:
+    """The values a fix quotes: the profile's when one exists, else placeholders to replace."""
+
+    prefix: str = "xoromail"
+    """`xoromail` with the global options that select the profile (`--config`, `--profile`) when not default."""
+    service: str | None = None
+    email: str = "ADDRESS"
+    host: str = "SERVER"
+    tenant: str = "TENANT"
+    client_id: str = "CLIENT_ID"
+    settings: Any = None
+    """The service's settings object of the profile (e.g. Microsoft365Settings), when there is one."""
+
+    @classmethod
+    def from_profile(cls, profile: Profile | None, prefix: str = "xoromail") -> Context:
+        if profile is None:
+            return cls(prefix=prefix)
+        settings = profile.settings
+        host = getattr(settings, "host", None) or getattr(settings, "smtp_server", None) or "SERVER"
+        return cls(prefix=prefix, service=profile.service,
+                   email=profile.email, host=str(host), tenant=str(getattr(settings, "tenant", "TENANT")),
+                   client_id=str(getattr(settings, "client_id", "CLIENT_ID")), settings=settings)
+
+    def microsoft365(self) -> Any:
+        """The profile's Microsoft 365 settings, or settings with placeholders (for the shared hint texts)."""
+        from xoromail_cli.services.microsoft365.settings import Microsoft365Settings
+
+        if isinstance(self.settings, Microsoft365Settings):
+            return self.settings
+        return Microsoft365Settings(tenant=self.tenant, client_id=self.client_id)
+
+    def fill(self, text: str) -> str:
+        values = {"xoromail": self.prefix, "email": self.email, "host": self.host, "tenant": self.tenant,
+                  "client_id": self.client_id}
+        return text.format_map(_Keep(values))
+
+
+class _Keep(dict[str, str]):
+    """format_map that leaves an unknown `{name}` as it is."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+Text = str | Callable[[Context], str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Entry:
+    """One known error text: how to recognise it and what to do about it."""
+
+    id: str
+    pattern: str
+    """A regular expression, searched case-insensitively in the pasted text."""
+    title: str
+    cause: Text
+    fix: Text
+    exit_code: ExitCode
+    """The exit code xoromail itself gives for this failure (its class: auth 77, config 78, ...)."""
+    source: str
+    switch: str | None = None
+    """The admin switch that fixes it (tenant, mailbox, security defaults, Conditional Access, Direct Send…)."""
+    command: str | None = None
+    """The xoromail command to run, with `{xoromail}`, `{email}`, `{host}`… filled from the profile."""
+    fallback: bool = False
+    """Shown only when no more specific entry matches."""
+    unless: str | None = None
+    """A regular expression that, found in the text, rules the entry out (another provider's text)."""
+    regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "regex", re.compile(self.pattern, re.IGNORECASE))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Explanation:
+    """An entry as it applies to one text and one profile."""
+
+    id: str
+    title: str
+    matched: str
+    cause: str
+    fix: str
+    exit_code: ExitCode
+    switch: str | None
+    command: str | None
+    source: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"id": self.id, "title": self.title, "matched": self.matched, "cause": self.cause, "fix": self.fix,
+                "exit_code": int(self.exit_code), "exit_name": self.exit_code.name.lower(), "switch": self.switch,
+                "command": self.command, "source": self.source}

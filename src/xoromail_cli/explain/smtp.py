@@ -1,0 +1,213 @@
+"""SMTP replies (Microsoft 365, Gmail, any server), Python smtplib failures and Postfix/SASL log lines.
+
+The fixes are `services.smtp.replies`' hint texts: what `validate` says about the same reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from xoromail_cli.errors import ExitCode
+from xoromail_cli.explain.entry import Context, Entry
+from xoromail_cli.services.network import TEMPORARY_HINT, UNTRUSTED_HINT
+from xoromail_cli.services.smtp import replies
+
+O365 = "smtp.office365.com"
+GMAIL = "smtp.gmail.com"
+FACTS = "shared provider facts"
+SETUP_SMTP = "{xoromail} setup --service smtp"
+SETUP_M365 = "{xoromail} setup --service microsoft365 --tenant {tenant} --client-id {client_id} --email {email}"
+
+
+def _o365_disabled(context: Context) -> str:
+    return replies._o365_auth_disabled(O365)
+
+
+def _o365_basic(context: Context) -> str:
+    return replies._o365_basic_auth(O365)
+
+
+def _credentials(host: str) -> Callable[[Context], str]:
+    """What `validate` says about a refused password on `host` (Gmail and Microsoft have their own advice)."""
+    return lambda context: replies._wrong_credentials(host)
+
+
+ENTRIES: tuple[Entry, ...] = (
+    # Microsoft 365 ------------------------------------------------------------------------------------------
+    Entry(id="smtp-5.7.139-auth-disabled", pattern=r"SmtpClientAuthentication is disabled|smtp_auth_disabled",
+          title="Microsoft 365: SMTP AUTH is disabled for the tenant or the mailbox",
+          cause="the tenant (or this mailbox) has Authenticated SMTP turned off, so no sign-in over SMTP is accepted",
+          fix=_o365_disabled, exit_code=ExitCode.NOPERM,
+          switch="tenant / mailbox: Authenticated SMTP (Set-TransportConfig -SmtpClientAuthenticationDisabled "
+                 "$false, or per mailbox Set-CASMailbox -SmtpClientAuthenticationDisabled $false)",
+          command=SETUP_M365, source="simonrob/email-oauth2-proxy#193; " + FACTS),
+    Entry(id="smtp-5.7.139-basic-disabled", pattern=r"basic authentication is disabled",
+          title="Microsoft 365: password sign-in (Basic auth) is not accepted",
+          cause="the mailbox may not sign in with a password over SMTP: OAuth is needed",
+          fix=_o365_basic, exit_code=ExitCode.NOPERM,
+          switch="tenant: SMTP AUTH Basic authentication (off by default from the end of December 2026)",
+          command=SETUP_M365, source="nodemailer/nodemailer#1714; MC786329"),
+    Entry(id="smtp-5.7.139-security-defaults", pattern=r"security defaults",
+          title="Microsoft 365: blocked by the tenant's security defaults",
+          cause="security defaults block password sign-in over SMTP (legacy authentication)",
+          fix=replies.O365_POLICY_HINT, exit_code=ExitCode.NOPERM, switch="security defaults",
+          command=SETUP_M365, source=FACTS),
+    Entry(id="smtp-5.7.139-conditional-access", pattern=r"did not meet the criteria to be authenticated",
+          title="Microsoft 365: blocked by a Conditional Access policy",
+          cause="a Conditional Access policy refused this sign-in (location, legacy authentication, device)",
+          fix=replies.O365_POLICY_HINT, exit_code=ExitCode.NOPERM, switch="Conditional Access",
+          command=SETUP_M365, source=FACTS),
+    Entry(id="smtp-5.7.139", pattern=r"5\.7\.139", fallback=True,
+          title="Microsoft 365: authentication unsuccessful",
+          cause="Microsoft refused the sign-in: wrong credentials, or SMTP AUTH / Basic auth is off for the mailbox",
+          fix=_credentials(O365), exit_code=ExitCode.NOPERM, switch="mailbox: Authenticated SMTP",
+          command="{xoromail} validate --no-send", source=FACTS),
+    Entry(id="smtp-5.7.3", pattern=r"5\.7\.3\b",
+          title="Authentication unsuccessful (5.7.3)",
+          cause="the server refused the user name or password",
+          fix=_credentials(O365), exit_code=ExitCode.NOPERM, command="{xoromail} validate --no-send",
+          source="MS-SMTPNTLM"),
+    Entry(id="smtp-5.7.57", pattern=r"5\.7\.57",
+          title="Client not authenticated to send mail",
+          cause="the client sent MAIL FROM without signing in (no AUTH, or AUTH failed unnoticed)",
+          fix="the server requires sign-in before sending: set the username and password",
+          exit_code=ExitCode.NOPERM, command=SETUP_SMTP + " --username {email}",
+          source="simonrob/email-oauth2-proxy#315"),
+    Entry(id="smtp-send-as-denied",
+          pattern=r"5\.7\.60|(?<!Error)SendAsDenied|not owned by user|sender address rejected",
+          title="Not allowed to send as this From address",
+          cause="the signed-in account is not the From address and has no Send As right for it",
+          fix=replies.SEND_AS_HINT, exit_code=ExitCode.NOPERM, switch="mailbox: Send As permission",
+          command="{xoromail} validate", source="swiftmailer/swiftmailer#1030; OfficeDocs-Support#1187"),
+    Entry(id="smtp-5.7.30", pattern=r"5\.7\.30|Basic authentication is not supported for Client Submission",
+          title="Microsoft 365: Basic authentication retired for client submission",
+          cause="password SMTP AUTH has been removed for this tenant", fix=_o365_basic,
+          exit_code=ExitCode.NOPERM, command=SETUP_M365, source="Exchange Team Blog 4114750"),
+    Entry(id="smtp-5.7.68", pattern=r"5\.7\.68|Direct Send not allowed|TenantInboundAttribution",
+          title="Microsoft 365: Direct Send is switched off for the tenant",
+          cause="mail sent to the tenant's MX without signing in (Direct Send) is refused: the tenant set "
+                "RejectDirectSend",
+          fix="sign in to send: use smtp.office365.com:587 with OAuth (`{xoromail} setup --service microsoft365`) "
+              "instead of the MX host, or an admin allows Direct Send again",
+          exit_code=ExitCode.NOPERM, switch="Direct Send (Set-OrganizationConfig -RejectDirectSend $false)",
+          command=SETUP_M365, source="Exchange Team Blog 4408790"),
+    Entry(id="smtp-4.3.2-concurrent", pattern=r"4\.3\.2 Concurrent connections|Concurrent connections limit",
+          title="Microsoft 365: more than 3 connections for one mailbox",
+          cause="Exchange Online accepts at most 3 concurrent SMTP connections per mailbox; the 4th is refused",
+          fix="send over fewer connections: `--connections 1` (or at most 3), and let one `xoromail relay` carry "
+              "the ERP's mail instead of several senders",
+          exit_code=ExitCode.TEMPFAIL, command="{xoromail} send --connections 1 …",
+          source="learn.microsoft.com, SMTP submission improvements"),
+    Entry(id="smtp-4.3.2", pattern=r"\b4\.3\.2\b", fallback=True,
+          title="Service not available (4.3.2)", cause="the server is temporarily not accepting mail",
+          fix=TEMPORARY_HINT, exit_code=ExitCode.TEMPFAIL, source="RFC 3463"),
+    Entry(id="smtp-5.5.127-token-expiring", pattern=r"5\.5\.127|Token will expire soon",
+          title="High Volume Email: the OAuth token expires too soon",
+          cause="HVE refuses an XOAUTH2 token that expires within 600 seconds",
+          fix="xoromail renews the token at least 600 s before it expires: run `{xoromail} validate`; other "
+              "clients (sasl-xoauth2) must refresh earlier",
+          exit_code=ExitCode.NOPERM, command="{xoromail} validate", source="tarickb/sasl-xoauth2; MC1243552"),
+    # Gmail ---------------------------------------------------------------------------------------------------
+    Entry(id="smtp-gmail-5.7.9", pattern=r"5\.7\.9\b|Application-specific password required|InvalidSecondFactor",
+          title="Gmail: an app password is required",
+          cause="2-Step Verification is on for the account: the normal password is refused over SMTP",
+          fix=replies.GMAIL_APP_PASSWORD_HINT, exit_code=ExitCode.NOPERM,
+          command=SETUP_SMTP + " --preset gmail --username {email}", source="Der-Henning/tgtg#517"),
+    Entry(id="smtp-gmail-5.7.8", pattern=r"5\.7\.8\b|BadCredentials|Username and Password not accepted",
+          title="Gmail: user name and password not accepted",
+          cause="wrong password, or the normal password where an app password is needed",
+          fix=_credentials(GMAIL), exit_code=ExitCode.NOPERM,
+          command=SETUP_SMTP + " --preset gmail --username {email}", source="nodemailer/nodemailer#1656"),
+    Entry(id="smtp-gmail-5.7.14", pattern=r"5\.7\.14|Please log in via your web browser",
+          title="Gmail: Google blocked the sign-in", cause="Google considered the sign-in suspicious",
+          fix=replies.GMAIL_BLOCKED_HINT, exit_code=ExitCode.NOPERM, source="node-red/node-red-nodes#284"),
+    Entry(id="smtp-quota", pattern=r"5\.4\.5|sending quota|SubmissionQuotaExceeded",
+          title="Daily sending limit reached", cause="the account sent its daily allowance",
+          fix=replies.QUOTA_HINT, exit_code=ExitCode.TEMPFAIL,
+          source="gophish/gophish#1604; OfficeDocs-Support PR #1488"),
+    Entry(id="smtp-too-many-logins", pattern=r"Too many login attempts",
+          title="Too many sign-ins", cause="the server throttles sign-ins from this account or address",
+          fix=replies.THROTTLED_HINT, exit_code=ExitCode.TEMPFAIL, source="nodemailer/nodemailer#1388"),
+    # Any server ----------------------------------------------------------------------------------------------
+    Entry(id="smtp-starttls-first", pattern=r"Must issue a STARTTLS command first|530 5\.7\.0 (?!Authentication)",
+          title="STARTTLS needed before sign-in", cause="the client signed in or sent before starting TLS",
+          fix=replies.STARTTLS_FIRST_HINT, exit_code=ExitCode.PROTOCOL,
+          command="{xoromail} setup --security starttls", source=FACTS + " (reproduced locally)"),
+    Entry(id="smtp-auth-required", pattern=r"5\.7\.0 Authentication Required|5\.7\.1 Client was not authenticated|"
+                                           r"Authentication required",
+          title="Sign-in required before sending",
+          cause="the client sent mail without signing in (no AUTH, or no username set)",
+          fix="the server requires sign-in before sending: set the username and password",
+          exit_code=ExitCode.NOPERM, command=SETUP_SMTP + " --username {email}", source="RFC 4954 §6"),
+    Entry(id="smtp-too-large", pattern=r"5\.3\.4|message size exceeds|552 5\.2\.3",
+          title="Message too large", cause="the message is larger than the server's SIZE limit",
+          fix=replies.TOO_LARGE_HINT, exit_code=ExitCode.DATAERR, source="RFC 3463, RFC 1870"),
+    Entry(id="smtp-relay-denied", pattern=r"Relay(ing)? access denied|relaying denied|Unable to relay",
+          title="Relaying denied", cause="the server does not accept mail for other domains from this client "
+                                         "(not signed in, or not allowed to relay)",
+          fix="sign in (set a username and password) or send through the server that accepts this sender",
+          exit_code=ExitCode.NOPERM, command=SETUP_SMTP + " --username {email}", source="RFC 5321 §3.6"),
+    Entry(id="smtp-unknown-user", pattern=r"5\.1\.1|user unknown|recipient address rejected",
+          title="Unknown recipient", cause="the receiving server has no such mailbox",
+          fix="the server refused the recipient address: check it for typos", exit_code=ExitCode.DATAERR,
+          source="RFC 3463"),
+    Entry(id="smtp-421", pattern=r"\b421[ -]", fallback=True,
+          title="Service not available (421)", cause="the server closed the session for now",
+          fix=TEMPORARY_HINT, exit_code=ExitCode.TEMPFAIL, source="RFC 5321; corecode/dma#72"),
+    Entry(id="smtp-auth-failed", pattern=r"\b535[ -]|authentication (failed|unsuccessful)", fallback=True,
+          title="Sign-in refused", cause="the server refused the user name or password",
+          fix=replies.CREDENTIALS_HINT, exit_code=ExitCode.NOPERM, command="{xoromail} validate --no-send",
+          source="RFC 4954"),
+    # Python smtplib / ssl --------------------------------------------------------------------------------------
+    Entry(id="python-wrong-version", pattern=r"WRONG_VERSION_NUMBER|record layer failure",
+          title="TLS mode does not match the port",
+          cause="implicit TLS (SMTP_SSL) was tried on a STARTTLS port such as 587", fix=replies.SSL_MISMATCH_HINT,
+          exit_code=ExitCode.PROTOCOL, command="{xoromail} setup --port 587 --security starttls",
+          source=FACTS + " (reproduced locally)"),
+    Entry(id="python-unexpectedly-closed", pattern=r"Connection unexpectedly closed",
+          title="The server closed the connection",
+          cause="often a plain connection to an implicit-TLS port (465), which waits silently, or a firewall",
+          fix=replies.SSL_MISMATCH_HINT + " (port 465 expects ssl)", exit_code=ExitCode.PROTOCOL,
+          command="{xoromail} setup --port 465 --security ssl", source=FACTS + " (reproduced locally)"),
+    Entry(id="python-no-auth", pattern=r"SMTP AUTH extension not supported",
+          title="The server offers no sign-in here",
+          cause="AUTH is offered only after STARTTLS, or not on this port", fix=replies.NO_AUTH_HINT,
+          exit_code=ExitCode.PROTOCOL, command="{xoromail} setup --security starttls", source=FACTS),
+    Entry(id="python-no-starttls", pattern=r"STARTTLS extension not supported",
+          title="The server did not offer STARTTLS", cause="wrong port, or someone strips STARTTLS",
+          fix=replies.DOWNGRADE_HINT, exit_code=ExitCode.PROTOCOL, source=FACTS),
+    Entry(id="tls-untrusted", pattern=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed|"
+                                      r"remote certificate is invalid",
+          title="The server's certificate is not trusted",
+          cause="the certificate does not match the host name, has expired, or is signed by an unknown CA "
+                "(a TLS-inspecting proxy)",
+          fix=UNTRUSTED_HINT, exit_code=ExitCode.PROTOCOL, command="{xoromail} setup --ca-file CA.pem",
+          source="CPython ssl"),
+    Entry(id="net-refused", pattern=r"Connection refused|actively refused|Errno 111|ECONNREFUSED",
+          title="Connection refused", cause="nothing listens on that host and port, or a firewall rejects it",
+          fix=replies.SERVER_PORT_HINT, exit_code=ExitCode.UNAVAILABLE, command="{xoromail} validate --no-send",
+          source="POSIX ECONNREFUSED"),
+    Entry(id="net-name", pattern=r"Name or service not known|getaddrinfo failed|nodename nor servname|"
+                                 r"No such host is known|Temporary failure in name resolution",
+          title="Server name not found", cause="DNS does not know the server name (typo, or no DNS)",
+          fix="check the outgoing server name (e.g. smtp.office365.com), and this machine's DNS",
+          exit_code=ExitCode.UNAVAILABLE, command="{xoromail} setup --host SERVER", source="getaddrinfo(3)"),
+    Entry(id="net-timeout", pattern=r"timed out|operation has timed out", fallback=True,
+          title="Timed out", cause="no answer in time: a firewall dropping the port, or a TLS mode mismatch",
+          fix=replies.SERVER_PORT_HINT, exit_code=ExitCode.TEMPFAIL, source="POSIX ETIMEDOUT"),
+    # Postfix / Cyrus SASL ----------------------------------------------------------------------------------------
+    Entry(id="postfix-no-worthy-mechs", pattern=r"No worthy mechs found",
+          title="Postfix: no usable SASL mechanism",
+          cause="Cyrus SASL has no plugin for the mechanisms the server offers (libsasl2-modules missing, or "
+                "smtp_sasl_security_options forbids plaintext over TLS)",
+          fix="install libsasl2-modules (and sasl-xoauth2 for XOAUTH2) and set smtp_sasl_security_options = "
+              "noanonymous; or let `xoromail relay` carry the mail with its own sign-in",
+          exit_code=ExitCode.CONFIG, command="{xoromail} relay", source="Postfix SASL_README"),
+    Entry(id="postfix-tls-not-offered", pattern=r"TLS is required, but was not offered",
+          title="Postfix: TLS required but not offered", cause="the next hop did not offer STARTTLS",
+          fix=replies.DOWNGRADE_HINT, exit_code=ExitCode.PROTOCOL, source="Postfix TLS_README"),
+    Entry(id="postfix-sasl-failed", pattern=r"SASL authentication failed", fallback=True,
+          title="Postfix: SASL sign-in failed", cause="the relay host refused Postfix's sign-in (see its reply)",
+          fix=replies.CREDENTIALS_HINT + "; in Postfix: smtp_sasl_password_maps (postmap it after editing)",
+          exit_code=ExitCode.NOPERM, source="Postfix SASL_README"),
+)
