@@ -47,14 +47,26 @@ class GroupReplies:
         return self.data is not None and self.data[0] == 354
 
 
+_DOT_ATOM_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+                               r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+
+
+def quote_address(address: str) -> str:
+    """`<address>` exactly as `smtplib.quoteaddr` gives it; a plain `local@domain` (nearly every address)
+    skips its RFC 2822 parser, which cost more per message than the rest of MAIL FROM and RCPT TO."""
+    if _DOT_ATOM_ADDRESS.fullmatch(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
+
+
 def advertised(client: smtplib.SMTP) -> bool:
     return bool(client.has_extn("pipelining"))
 
 
 def commands(envelope: Envelope) -> list[bytes]:
     """MAIL FROM, one RCPT TO per recipient, DATA: the lines smtplib would send, as one group."""
-    lines = [f"MAIL FROM:{smtplib.quoteaddr(envelope.sender)}\r\n"]
-    lines += [f"RCPT TO:{smtplib.quoteaddr(recipient)}\r\n" for recipient in envelope.recipients]
+    lines = [f"MAIL FROM:{quote_address(envelope.sender)}\r\n"]
+    lines += [f"RCPT TO:{quote_address(recipient)}\r\n" for recipient in envelope.recipients]
     lines.append("DATA\r\n")
     return [line.encode("ascii") for line in lines]
 
