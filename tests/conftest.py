@@ -73,8 +73,10 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_
                              ("XDG_DATA_HOME", "data"), ("HOME", "")):
         (home / folder).mkdir(parents=True, exist_ok=True)
         monkeypatch.setenv(variable, str(home / folder))
-    for variable in ("XOROMAIL_CONFIG", "XOROMAIL_PROFILE", "XOROMAIL_PASSWORD", "SSL_CERT_FILE"):
+    for variable in ("XOROMAIL_CONFIG", "XOROMAIL_PROFILE", "XOROMAIL_PASSWORD", "SSL_CERT_FILE",
+                     "XOROMAIL_SECRETS_KEY", "XOROMAIL_SECRETS_FILE", "CREDENTIALS_DIRECTORY"):
         monkeypatch.delenv(variable, raising=False)
+    # chosen by name: a plain file is used only when chosen (stores/keyrings.py), as a user may choose it
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
     monkeypatch.setenv("XOROMAIL_DNS_SERVER", local_dns)
     monkeypatch.setenv("COLUMNS", "100")

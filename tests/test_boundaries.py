@@ -37,6 +37,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "rich": ("cli/",),
     "psycopg": ("ledger/postgres.py",),
     "dns": ("domain/",),
+    "cryptography": ("stores/encrypted.py",),
     "checkdmarc": ("domain/",),
 }
 """Top-level module → the files or folders (relative to the package) that may import it."""

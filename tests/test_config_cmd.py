@@ -23,7 +23,8 @@ def test_show_reports_the_password_as_set_and_where_it_comes_from(runner: CliRun
     assert data["smtp"]["host"] == "smtp.office365.com"
     table = runner.invoke(app, ["--config", str(config_path), "config", "show"])
     assert "top-secret-value" not in result.output + table.output
-    assert "set (OS keyring" in table.output
+    assert "set (plain file " in table.output and "keyring_pass.cfg" in table.output
+    assert data["secret_store"]["name"].startswith("plain file ") and data["secret_store"]["encrypts"] is False
 
 
 def test_show_says_unset_when_no_password_exists(runner: CliRunner, config_path: Path) -> None:

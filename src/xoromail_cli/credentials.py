@@ -1,99 +1,102 @@
-"""Where the account's password comes from: `$XOROMAIL_PASSWORD`, `password_command`, or the OS keyring.
+"""Where secrets come from and go: `$XOROMAIL_PASSWORD`, `password_command`, the secret store.
 
-The password is only ever stored through `keyring` (service "xoromail", one entry per profile). When no
-usable backend exists we stop and say what to do; we never fall back to writing the secret elsewhere.
+The secret store is the encrypted file when its key is given (`$XOROMAIL_SECRETS_KEY`, or the systemd credential
+`xoromail-secrets.key`; see stores/encrypted.py), else the OS keyring through `keyring`, behind a policy: a backend
+that keeps secrets unencrypted is used only when the user chose it by name (stores/keyrings.py). When no store
+may be used we stop and say what to do; we never fall back to writing the secret elsewhere.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from xoromail_cli.errors import ConfigError, KeyringUnavailableError
+from xoromail_cli.stores.keyrings import CHUNK as CHUNK  # re-exported: the names other modules import from here
+from xoromail_cli.stores.keyrings import CRON_HINT as CRON_HINT
+from xoromail_cli.stores.keyrings import KEYRING_SERVICE as KEYRING_SERVICE
+from xoromail_cli.stores.keyrings import NO_KEYRING_HINT as NO_KEYRING_HINT
+from xoromail_cli.stores.keyrings import entry_name as entry_name
+from xoromail_cli.stores.keyrings import keyring_unreachable as keyring_unreachable
 
 if TYPE_CHECKING:
     import subprocess
 
     from xoromail_cli.profile import Profile
 
-KEYRING_SERVICE = "xoromail"
 ENV_PASSWORD = "XOROMAIL_PASSWORD"  # noqa: S105  # the variable's name, not a password
-NO_KEYRING_HINT = (
-    "install a keyring backend (a Secret Service daemon such as gnome-keyring or KeePassXC, or "
-    "`pip install keyrings.alt`, which keeps it in a file of your home folder), or set `password_command` "
-    "in the profile (setup --password-command), or provide the password at run time in $XOROMAIL_PASSWORD"
-)
-CRON_HINT = (
-    "give the password to this job another way: set `password_command` in the profile (setup "
-    "--password-command CMD; a command that prints it, e.g. `cat ~/.config/xoromail/password` of a 0600 file), "
-    "or put XOROMAIL_PASSWORD in the job's environment (e.g. from a 0600 file the crontab line sources); "
-    "`xoromail config show` run the same way shows where the password would come from"
-)
 _APP_PASSWORD = re.compile(r"^[a-z]{4}\s[a-z]{4}\s[a-z]{4}\s[a-z]{4}$")
+
+
+class SecretBackend(Protocol):
+    """Where secrets are kept, by profile and kind: the encrypted file or the OS keyring."""
+
+    @property
+    def label(self) -> str:
+        """What holds the secrets, for people: "Secret Service", "encrypted file PATH (key: …)", …"""
+
+    @property
+    def encrypts(self) -> bool: ...
+
+    def check(self, *, writing: bool = True) -> None:
+        """Raise KeyringUnavailableError (exit 78) when the store cannot, or may not, be used."""
+
+    def read(self, profile: str, kind: str) -> str | None: ...
+
+    def write(self, profile: str, kind: str, value: str) -> None: ...
+
+    def delete(self, profile: str, kind: str) -> bool: ...
+
+    def kinds(self, profile: str, candidates: tuple[str, ...]) -> list[str]: ...
+
+
+def current_store() -> SecretBackend:
+    """The encrypted file when a key is given (no keyring import, no backend scan), else the OS keyring."""
+    from xoromail_cli.stores.encrypted import EncryptedFileStore, key_source
+
+    source = key_source()
+    if source is not None:
+        return EncryptedFileStore(source)
+    from xoromail_cli.stores.keyrings import current_keyring
+
+    return current_keyring()
+
+
+def store_label() -> str:
+    """What holds the secrets here; raises KeyringUnavailableError when nothing may."""
+    store = current_store()
+    store.check(writing=False)
+    return store.label
 
 
 @dataclass(frozen=True)
 class PasswordSource:
     """Where a profile's password would come from, without the password itself."""
 
-    kind: str  # "environment", "password_command", "keyring" or "unset"
+    kind: str  # "environment", "password_command", "keyring", "encrypted_file" or "unset"
     detail: str
     unreachable: bool = False
-    """No keyring can be reached here (cron, a service): a password setup stored may exist but cannot be read."""
+    """No store can be reached here (cron, a service): a password setup stored may exist but cannot be read."""
 
 
-def keyring_unreachable() -> KeyringUnavailableError:
-    """The keyring cannot be reached in this environment: say why (cron has no D-Bus session) and what to do."""
-    reason = "no keyring backend is usable here"
-    if sys.platform.startswith("linux") and not os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
-        reason = ("there is no D-Bus session (DBUS_SESSION_BUS_ADDRESS is not set), as under cron, systemd "
-                  "services and SSH logins without a desktop session")
-    return KeyringUnavailableError(f"the OS keyring cannot be reached in this environment ({reason}), so a "
-                                   "password stored by setup cannot be read", CRON_HINT)
+def ensure_store_usable() -> None:
+    """Raise KeyringUnavailableError (exit 78) if secrets cannot, or may not, be stored here."""
+    current_store().check()
 
 
-def ensure_keyring_usable() -> None:
-    """Raise KeyringUnavailableError if `keyring` would only fail (e.g. a headless server)."""
-    import keyring
-    from keyring.backends import chainer, fail
-
-    try:
-        backend = keyring.get_keyring()
-    except Exception as exc:  # noqa: BLE001  # any backend failure; its text may quote the secret
-        raise _keyring_failure("load", exc) from None
-    empty_chain = isinstance(backend, chainer.ChainerBackend) and not backend.backends
-    if isinstance(backend, fail.Keyring) or empty_chain:
-        raise KeyringUnavailableError("no usable OS keyring backend was found to store the password",
-                                      NO_KEYRING_HINT)
+ensure_keyring_usable = ensure_store_usable  # the first releases' name
 
 
 def store_password(profile_name: str, password: str) -> None:
-    import keyring
-
-    ensure_keyring_usable()
-    try:
-        keyring.set_password(KEYRING_SERVICE, profile_name, password)
-    except Exception as exc:  # noqa: BLE001  # any backend failure; its text may quote the secret
-        raise _keyring_failure("store the password in", exc) from None
+    write_secret(profile_name, "password", password)
 
 
 def forget_password(profile_name: str) -> None:
     """Drop a stored password the profile no longer uses (it now has a password_command)."""
-    import contextlib
-
-    import keyring
-
-    with contextlib.suppress(Exception):  # nothing stored, or a broken backend: either way nothing to remove
-        keyring.delete_password(KEYRING_SERVICE, profile_name)
-
-
-def _keyring_failure(action: str, exc: BaseException) -> KeyringUnavailableError:
-    """Name the failure by its type only: backends put stored lines, even secrets, into their messages."""
-    return KeyringUnavailableError(f"could not {action} the OS keyring ({type(exc).__name__})",
-                                   "check or repair the keyring backend; " + NO_KEYRING_HINT)
+    delete_secret(profile_name, "password")
 
 
 def password_source(profile: Profile) -> PasswordSource:
@@ -102,12 +105,17 @@ def password_source(profile: Profile) -> PasswordSource:
     if profile.password_command:
         return PasswordSource("password_command", "password_command in the profile")
     try:
-        stored = _keyring_password(profile.name)
+        store = current_store()
+        stored = store.read(profile.name, "password")
     except KeyringUnavailableError as error:
         return PasswordSource("unset", error.message, unreachable=True)
-    if stored is not None:
-        return PasswordSource("keyring", f"OS keyring (service {KEYRING_SERVICE!r}, entry {profile.name!r})")
-    return PasswordSource("unset", "no password stored")
+    if stored is None:
+        return PasswordSource("unset", "no password stored")
+    from xoromail_cli.stores.keyrings import KeyringStore
+
+    if isinstance(store, KeyringStore):
+        return PasswordSource("keyring", f"{store.label} (service {KEYRING_SERVICE!r}, entry {profile.name!r})")
+    return PasswordSource("encrypted_file", store.label)
 
 
 def resolve_password(profile: Profile) -> str:
@@ -116,7 +124,7 @@ def resolve_password(profile: Profile) -> str:
     if not value and profile.password_command:
         value = run_password_command(profile.password_command)
     if not value:
-        value = _keyring_password(profile.name)
+        value = read_secret(profile.name, "password")
     if not value:
         raise ConfigError(f"no password for profile {profile.name!r}",
                           f"run `xoromail --profile {profile.name} setup`, or set ${ENV_PASSWORD} "
@@ -171,37 +179,12 @@ def _kill_group(process: subprocess.Popen[str], signal_number: int) -> None:
     process.communicate()
 
 
-def _keyring_password(profile_name: str) -> str | None:
-    """The stored password, None when none is stored; KeyringUnavailableError when no keyring can be
-    reached (not "no password": setup may well have stored one, in a session this job cannot see)."""
-    import keyring
-    from keyring.errors import NoKeyringError
-
-    try:
-        return keyring.get_password(KEYRING_SERVICE, profile_name)
-    except NoKeyringError:
-        raise keyring_unreachable() from None
-    except Exception as exc:  # noqa: BLE001  # any backend failure; its text may quote the secret
-        raise _keyring_failure("read", exc) from None
-
-
-CHUNK = 2000
-"""Characters per keyring entry: Windows Credential Manager keeps at most 2,560 bytes a secret, and OAuth
-token caches are larger, so a long secret is split over numbered entries."""
-_CHUNKED = "xoromail-chunks:"
-
-
-def entry_name(profile_name: str, kind: str) -> str:
-    """The keyring entry of one secret; the password keeps the profile's bare name (older releases)."""
-    return profile_name if kind == "password" else f"{profile_name}:{kind}"  # a kind, not a secret
-
-
 class Secrets:
     """A profile's secrets by kind ("password", "refresh_token", "token_cache", "client_secret", …).
 
-    `get("password")` follows the password chain ($XOROMAIL_PASSWORD, password_command, keyring); other kinds
-    live in the keyring only. Long values are split into chunks. With `staged=True` writes are kept in memory
-    until `commit()` (setup stores nothing until the profile is saved).
+    `get("password")` follows the password chain ($XOROMAIL_PASSWORD, password_command, the store); other kinds
+    live in the secret store only (`current_store()`). With `staged=True` writes are kept in memory until
+    `commit()` (setup stores nothing until the profile is saved).
     """
 
     def __init__(self, profile: Profile, *, staged: bool = False) -> None:
@@ -238,6 +221,10 @@ class Secrets:
         else:
             delete_secret(self.profile.name, kind)
 
+    def staged_kinds(self) -> list[str]:
+        """The kinds `commit()` will store (not those it will remove)."""
+        return [kind for kind, value in self._pending.items() if value is not None]
+
     def commit(self, profile_name: str | None = None) -> None:
         """Write what was staged (to `profile_name`, default the profile's own) and stop staging."""
         name = profile_name or self.profile.name
@@ -251,57 +238,33 @@ class Secrets:
 
 
 def write_secret(profile_name: str, kind: str, value: str) -> None:
-    import keyring
-
-    ensure_keyring_usable()
-    name = entry_name(profile_name, kind)
-    delete_secret(profile_name, kind)
-    chunks = [value[i:i + CHUNK] for i in range(0, len(value), CHUNK)] or [""]
-    try:
-        if len(chunks) == 1 and not value.startswith(_CHUNKED):
-            keyring.set_password(KEYRING_SERVICE, name, value)
-            return
-        for number, chunk in enumerate(chunks):
-            keyring.set_password(KEYRING_SERVICE, f"{name}#{number}", chunk)
-        keyring.set_password(KEYRING_SERVICE, name, f"{_CHUNKED}{len(chunks)}")
-    except Exception as exc:  # noqa: BLE001  # any backend failure; its text may quote the secret
-        raise _keyring_failure(f"store the {kind.replace('_', ' ')} in", exc) from None
+    current_store().write(profile_name, kind, value)
 
 
 def read_secret(profile_name: str, kind: str) -> str | None:
-    import keyring
-    from keyring.errors import NoKeyringError
+    """The stored secret, None when none is stored; KeyringUnavailableError when no store can be reached (not
+    "none stored": setup may well have stored one, in a session this job cannot see)."""
+    return current_store().read(profile_name, kind)
 
-    name = entry_name(profile_name, kind)
+
+def delete_secret(profile_name: str, kind: str) -> bool:
+    """Remove one secret (and its chunks); nothing stored is not an error. True when something was removed."""
     try:
-        value = keyring.get_password(KEYRING_SERVICE, name)
-        if value is None or not value.startswith(_CHUNKED):
-            return value
-        count = int(value.removeprefix(_CHUNKED))
-        parts = [keyring.get_password(KEYRING_SERVICE, f"{name}#{number}") for number in range(count)]
-    except NoKeyringError:
-        raise keyring_unreachable() from None
-    except Exception as exc:  # noqa: BLE001  # any backend failure; its text may quote the secret
-        raise _keyring_failure("read", exc) from None
-    if any(part is None for part in parts):
-        return None
-    return "".join(part for part in parts if part is not None)
+        return current_store().delete(profile_name, kind)
+    except KeyringUnavailableError:  # no store here: nothing this process could remove
+        return False
 
 
-def delete_secret(profile_name: str, kind: str) -> None:
-    """Remove one secret (and its chunks); nothing stored is not an error."""
-    import contextlib
+def list_secrets(profile_name: str, candidates: Iterable[str] = ()) -> list[str]:
+    """The kinds of secret stored for a profile. The encrypted file lists all of them; keyring cannot list its
+    entries, so there only `candidates` (and the password) are looked up."""
+    return current_store().kinds(profile_name, tuple(candidates))
 
-    import keyring
 
-    name = entry_name(profile_name, kind)
-    with contextlib.suppress(Exception):  # nothing stored, or a broken backend: either way nothing to remove
-        value = keyring.get_password(KEYRING_SERVICE, name)
-        if value is not None and value.startswith(_CHUNKED):
-            for number in range(int(value.removeprefix(_CHUNKED))):
-                with contextlib.suppress(Exception):
-                    keyring.delete_password(KEYRING_SERVICE, f"{name}#{number}")
-        keyring.delete_password(KEYRING_SERVICE, name)
+def remove_secrets(profile_name: str, candidates: Iterable[str] = ()) -> list[str]:
+    """Remove every secret of a profile (see `list_secrets` for what keyring can find); the kinds removed."""
+    store = current_store()
+    return [kind for kind in store.kinds(profile_name, tuple(candidates)) if store.delete(profile_name, kind)]
 
 
 class MemorySecrets:

@@ -82,7 +82,11 @@ class ConfigError(XoromailError):
 
 
 class KeyringUnavailableError(ConfigError):
-    """No usable OS keyring: we refuse to store the secret anywhere else."""
+    """No usable secret store (the OS keyring, or the encrypted file): we refuse to keep the secret elsewhere."""
+
+
+class SecretsFileError(KeyringUnavailableError):
+    """The encrypted secrets file or its key cannot be used (missing, shared, wrong key, unwritable)."""
 
 
 class StageFailedError(XoromailError):

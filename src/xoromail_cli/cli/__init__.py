@@ -50,6 +50,7 @@ COMMANDS: dict[str, LazyCommand] = {
                          "Accept the ERP's mail on a local SMTP port and deliver it through the profile's service."),
     "queue": LazyCommand("queue_cmd", "queue_app", "The relay's spool: list, retry or drop the messages it keeps."),
     "config": LazyCommand("config_cmd", "config_app", "Show where settings live and what they say."),
+    "secrets": LazyCommand("secrets_cmd", "secrets_app", "The encrypted secrets file for servers: create its key."),
     "demo": LazyCommand("demo_cmd", "demo",
                         "Try xoromail with no account and no network: a local server, a profile, a validation."),
     "sink": LazyCommand("demo_cmd", "sink",

@@ -30,6 +30,7 @@ def show(
     state = state_of(ctx)
     profile = config.load_profile(state.config_path, state.profile_name)
     source = credentials.password_source(profile)
+    store = _store()
     service = services.for_profile(profile)
     other_secrets = {kind: _stored(profile.name, kind)
                      for kind in service.secret_kinds if kind != "password"}
@@ -46,6 +47,7 @@ def show(
         data["password"] = {"set": source.kind != "unset", "source": source.kind, "detail": source.detail,
                             "keyring_reachable": not source.unreachable}
     data["secrets"] = {kind: state for kind, state in other_secrets.items()}
+    data["secret_store"] = store
     if as_json:
         print_json(data)
         return
@@ -67,14 +69,31 @@ def show(
         state_text = "[green]set[/]" if source.kind != "unset" else (
             "[red]unreachable[/]" if source.unreachable else "[red]unset[/]")
         table.add_row("password", f"{state_text} ({escape(source.detail)})")
+    where = escape(str(store["name"] or "no usable store"))
     for kind, present in other_secrets.items():
-        shown = {"set": "[green]set[/] (OS keyring)", "unreachable": "[red]unreachable[/] (OS keyring)"}
+        shown = {"set": f"[green]set[/] ({where})", "unreachable": f"[red]unreachable[/] ({where})"}
         table.add_row(kind.replace("_", " "), shown.get(present, "[red]unset[/]"))
+    table.add_row("secret store", where if store["usable"] else f"[red]{where}[/] ({escape(str(store['problem']))})")
     out().print(table)
 
 
+def _store() -> dict[str, object]:
+    """What holds this profile's secrets here: its name, whether it encrypts, or why none may be used."""
+    from xoromail_cli import credentials
+    from xoromail_cli.errors import KeyringUnavailableError
+
+    name: str | None = None
+    try:
+        store = credentials.current_store()
+        name = store.label
+        store.check(writing=False)
+    except KeyringUnavailableError as error:
+        return {"name": name, "usable": False, "encrypts": None, "problem": error.message}
+    return {"name": name, "usable": True, "encrypts": store.encrypts, "problem": None}
+
+
 def _stored(profile_name: str, kind: str) -> str:
-    """"set", "unset", or "unreachable" when no keyring can be reached here (cron without D-Bus)."""
+    """"set", "unset", or "unreachable" when no store can be reached here (cron without D-Bus, no key)."""
     from xoromail_cli import credentials
     from xoromail_cli.errors import KeyringUnavailableError
 

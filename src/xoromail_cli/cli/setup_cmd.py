@@ -53,6 +53,8 @@ def setup(
         "--json", help="Print the validation result as JSON (wizard questions go to stderr).")] = False,
 ) -> None:
     """Create or update a profile: checked by sending a test message before it is saved."""
+    from rich.markup import escape
+
     from xoromail_cli import config, provisioning, services
     from xoromail_cli.cli.console import can_prompt, err, out
     from xoromail_cli.cli.wizard import Wizard
@@ -92,16 +94,29 @@ def setup(
     while not attempt.run(password, validate_to, no_validate):
         password = attempt.second_chance(password)
     store = wizard is None or wizard.store_password
-    stored = password is not None and store and not attempt.profile.password_command
+    kept = attempt.secrets.staged_kinds()
     provisioning.save(state.config_path, attempt.profile, attempt.secrets)
     if not as_json:
-        where = "; password in the OS keyring" if stored else (
-            f"; the password comes from ${_ENV} and was not stored" if (_env_password() and password is None)
-            or not store else "")
-        out().print(f"[green]Saved[/] profile {attempt.profile.name!r} to {state.config_path}{where}")
+        where = f"; {_kinds(kept)} in {_store_label()}" if kept else ""
+        if "password" not in kept and ((_env_password() and password is None) or not store):
+            where += f"; the password comes from ${_ENV} and was not stored"
+        out().print(f"[green]Saved[/] profile {attempt.profile.name!r} to {state.config_path}{escape(where)}")
 
 
 _ENV = "XOROMAIL_PASSWORD"
+
+
+def _kinds(kinds: list[str]) -> str:
+    """`password`, `refresh token, access token and client secret`: the secrets setup stored."""
+    names = [kind.replace("_", " ") for kind in kinds]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _store_label() -> str:
+    """What holds the secrets setup just stored ("Secret Service", "encrypted file PATH (key: …)", …)."""
+    from xoromail_cli.credentials import store_label
+
+    return store_label()
 
 
 class _Attempt:

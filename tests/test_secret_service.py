@@ -1,0 +1,76 @@
+"""Issue 22: the real Secret Service, once: gnome-keyring-daemon in a `dbus-run-session`, unlocked with a known
+password, and the installed command run there with no PYTHON_KEYRING_BACKEND: setup → validate → send →
+disconnect. `.ci/run` installs gnome-keyring and dbus; elsewhere the test says what to install."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from keyrings.alt.file import PlaintextKeyring
+
+from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles
+from tests.secret_scan import files_holding
+
+SCRIPT = str(Path(sys.executable).with_name("xoromail"))
+SESSION = str(Path(__file__).with_name("secret_service_session.py"))
+KEYRING_PASSWORD = "known login keyring password"
+IN_SECRET_SERVICE = """
+import json, sys
+import secretstorage
+connection = secretstorage.dbus_init()
+items = secretstorage.search_items(connection, {"service": "xoromail", "username": "default"})
+print(json.dumps([item.get_secret().decode() == sys.argv[1] for item in items]))
+"""
+
+
+def test_setup_validate_send_and_disconnect_with_the_secret_service(
+        smtp_server: ServerFactory, tls: TLSFiles, tmp_path: Path, isolated_environment: Path) -> None:
+    missing = [name for name in ("dbus-run-session", "gnome-keyring-daemon") if shutil.which(name) is None]
+    assert not missing, (f"missing {', '.join(missing)}: .ci/run installs them "
+                         "(apt-get install gnome-keyring dbus)")
+    server = smtp_server()
+    config_path = tmp_path / "config" / "xoromail.toml"
+    base = [SCRIPT, "--config", str(config_path)]
+    check = [sys.executable, "-c", IN_SECRET_SERVICE, PASSWORD]
+    steps: list[Any] = [
+        {"argv": [*base, "setup", "--email", USER, "--display-name", "Billing", "--host", "127.0.0.1",
+                  "--port", str(server.port), "--security", "starttls", "--ca-file", str(tls.ca_file),
+                  "--password-stdin"], "input": PASSWORD + "\n"},
+        check,
+        [*base, "config", "show", "--json"],
+        [*base, "validate"],
+        [*base, "send", "--event", "overdue-invoice", "--to", "ann@client.test", "--var", "customer_name=Ann",
+         "--var", "invoice_number=INV-1", "--var", "amount_due=99.5", "--var", "due_date=2026-11-01"],
+        [*base, "disconnect", "--yes"],
+        check,
+    ]
+    spec = tmp_path / "steps.json"
+    spec.write_text(json.dumps({"password": KEYRING_PASSWORD, "steps": steps}))
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
+    env.pop("PYTHON_KEYRING_BACKEND")
+    env.pop("DBUS_SESSION_BUS_ADDRESS", None)
+    done = subprocess.run(["dbus-run-session", "--", sys.executable, SESSION, str(spec)], env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    spec.unlink()  # it held the password to type
+    assert done.returncode == 0, done.stderr
+    setup, stored, shown, validate, send, disconnect, after = json.loads(done.stdout)
+    for step in (setup, stored, shown, validate, send, disconnect, after):
+        assert step["code"] == 0, step
+    assert "password in Secret Service" in " ".join(setup["stdout"].split())
+    assert json.loads(stored["stdout"]) == [True]  # one item, in the Secret Service, holding the password
+    settings = json.loads(shown["stdout"])
+    assert settings["secret_store"] == {"name": "Secret Service", "usable": True, "encrypts": True, "problem": None}
+    assert settings["password"]["source"] == "keyring" and settings["password"]["set"] is True
+    assert len(server.messages) == 3  # setup's test, validate's test, the invoice: each signed in with it
+    assert json.loads(after["stdout"]) == []  # disconnect removed it from the Secret Service
+    assert not Path(PlaintextKeyring().file_path).exists()
+    assert list((isolated_environment / "data" / "keyrings").glob("*.keyring"))  # gnome-keyring's own file
+    assert files_holding(tmp_path, PASSWORD) == []
