@@ -29,7 +29,7 @@ from _common import ROOT, XOROMAIL, Sink, environment, median, print_table, sink
 from throughput import EVENT, run_cli, run_worker
 
 sys.path.insert(0, str(ROOT))
-from tests.pg_server import APP_PASSWORD, APP_USER, PostgresServer  # found once ROOT is on the path
+from tests.support.pg_server import APP_PASSWORD, APP_USER, PostgresServer  # found once ROOT is on the path
 
 if TYPE_CHECKING:
     from xoromail_cli.ledger.sqlite import SentLedger

@@ -69,7 +69,8 @@ def send_batch(profile: Profile, spec: Event, batch: Path, ledger: Ledger) -> in
     source = BatchSource(event=spec, path=batch, defaults={}, skip_invalid=False)
     source.check()
     transport = SmtpTransport(SmtpEndpoint.from_profile(profile), PASSWORD)
-    deliverer = Deliverer(profile=profile, event=spec.name, transport=transport, ledger=ledger, rate=RateLimiter(None))
+    deliverer = Deliverer(profile=profile, event=spec.name, transport=transport, ledger=ledger,
+                          rate=RateLimiter(per_second=None))
     sender = Sender(event=spec, renderer=Renderer(profile, None), deliverer=deliverer)
     return sender.run(source).count("sent")
 
@@ -147,7 +148,8 @@ class IsolatedStages:
             message_id = make_message_id(profile.email)
             data = build_message(display_name=profile.display_name, sender=profile.email, to=job.recipients.to,
                                  subject=parts.subject, text=parts.text, html=parts.html, message_id=message_id)
-            self.envelopes.append(Envelope(profile.email, job.recipients.envelope, data, message_id))
+            self.envelopes.append(Envelope(sender=profile.email, to=job.recipients.envelope, data=data,
+                                           message_id=message_id))
 
     def compose_all(self) -> None:
         for job in self.jobs:

@@ -209,7 +209,7 @@ def run_sender(folder: Path, server: Sink, batch: Path, rows: int, synchronous: 
         source.check()
         transport = SmtpTransport(SmtpEndpoint.from_profile(profile), PASSWORD)
         deliverer = Deliverer(profile=profile, event=spec.name, transport=transport, ledger=ledger,
-                              rate=RateLimiter(None))
+                              rate=RateLimiter(per_second=None))
         sender = Sender(event=spec, renderer=Renderer(profile, None), deliverer=deliverer)
         summary = sender.run(source)
     finally:

@@ -1,48 +1,32 @@
-"""Real parts for every test: aiosmtpd servers on 127.0.0.1, trustme certificates, a file keyring.
+"""The fixtures every test may ask for: aiosmtpd servers on 127.0.0.1, trustme certificates, a file keyring,
+a DNS server, EWS servers, PostgreSQL (tests/support/pg_server.py), a ledger and a CLI runner.
 
 Nothing here reaches the internet, and no library is patched: servers answer with the replies that
-real providers send (see shared provider facts), so the code under test meets them for real.
+real providers send (see shared provider facts), so the code under test meets them for real. Helpers that are
+not fixtures live in tests/support/ (see tests/README.md).
 """
 
 from __future__ import annotations
 
 import ssl
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import keyring
 import pytest
 import trustme
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import AuthResult
 from keyring.backend import KeyringBackend
-from keyring.backends import fail
 from keyrings.alt.file import PlaintextKeyring
 from typer.testing import CliRunner
 
-from tests.fakes.ews_server import Behaviour, EwsServer
-from tests.samples import smtp_profile
-from xoromail_cli.credentials import MemorySecrets
+from tests.support.common import PASSWORD, USER, EwsFactory, ServerFactory, TLSFiles, accepting_authenticator
+from tests.support.engine import sqlite_ledger
+from tests.support.fakes.ews_server import Behaviour, EwsServer
+from xoromail_cli.ledger.sqlite import Ledger
 from xoromail_cli.local.sink import CaptureHandler, SinkServer
-from xoromail_cli.profile import Profile
 
-pytest_plugins = ("tests.pg_server",)  # the real PostgreSQL server fixtures
-
-USER = "billing@company.test"
-PASSWORD = "correct horse battery staple"
-
-
-@dataclass
-class TLSFiles:
-    ca: trustme.CA
-    ca_file: Path
-    server_context: ssl.SSLContext
-
-    def context_for(self, *names: str) -> ssl.SSLContext:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.ca.issue_cert(*names).configure_cert(context)
-        return context
+pytest_plugins = ("tests.support.pg_server",)  # the real PostgreSQL server fixtures
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +43,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
 def local_dns() -> Iterator[str]:
     """One DNS server on 127.0.0.1 for the whole run: every lookup the tool makes by itself (setup's MX guess,
     validate's domain notes) goes there, never to this machine's resolver."""
-    from tests.dnsserver import dns_server
+    from tests.support.dnsserver import dns_server
 
     with dns_server() as server:
         yield server.address
@@ -92,39 +76,6 @@ def config_path(tmp_path: Path) -> Path:
     return tmp_path / "config" / "xoromail.toml"
 
 
-def use_no_keyring() -> None:
-    """What a headless server without Secret Service has: keyring's always-failing backend."""
-    keyring.set_keyring(fail.Keyring())  # type: ignore[no-untyped-call]  # keyring's fail backend is unannotated
-
-
-def failing_authenticator(reply: str) -> Callable[..., AuthResult]:
-    """An authenticator that always answers with a provider's own failure reply."""
-
-    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
-        return AuthResult(success=False, handled=False, message=reply)
-
-    return authenticate
-
-
-def accepting_authenticator(login: str = USER, password: str = PASSWORD) -> Callable[..., AuthResult]:
-    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
-        ok = (isinstance(auth_data, LoginPassword) and auth_data.login.decode() == login
-              and auth_data.password.decode() == password)
-        if ok:
-            return AuthResult(success=True, auth_data=auth_data)
-        return AuthResult(success=False, handled=False, message="535 5.7.3 Authentication unsuccessful")
-
-    return authenticate
-
-
-ServerFactory = Callable[..., SinkServer]
-
-
-def secrets(password: str | None) -> MemorySecrets:
-    """The secrets a validation is given: the password typed at setup, or none."""
-    return MemorySecrets({} if password is None else {"password": password})
-
-
 @pytest.fixture
 def smtp_server(tls: TLSFiles) -> Iterator[ServerFactory]:
     """Start aiosmtpd servers on free loopback ports; all are stopped after the test."""
@@ -145,19 +96,6 @@ def smtp_server(tls: TLSFiles) -> Iterator[ServerFactory]:
         server.stop()
 
 
-def profile_for(server: SinkServer, tls: TLSFiles, **overrides: Any) -> Profile:
-    values: dict[str, Any] = {
-        "name": "default", "email": USER, "host": "127.0.0.1", "port": server.port,
-        "security": server.security, "display_name": "Company Billing", "ca_file": str(tls.ca_file),
-        "timeout": 5.0,
-    }
-    values.update(overrides)
-    return smtp_profile(**values)
-
-
-EwsFactory = Callable[..., EwsServer]
-
-
 @pytest.fixture
 def ews(tls: TLSFiles) -> Iterator[EwsFactory]:
     started: list[EwsServer] = []
@@ -172,6 +110,12 @@ def ews(tls: TLSFiles) -> Iterator[EwsFactory]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    """A SQLite sent-ledger of its own for the test."""
+    return sqlite_ledger(tmp_path)
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.dnsserver import DNSTestServer, dns_server, silent_dns_server
-from tests.samples import smtp_profile
+from tests.support.dnsserver import DNSTestServer, dns_server, silent_dns_server
+from tests.support.samples import smtp_profile
 from xoromail_cli import config
 from xoromail_cli.cli import app
 from xoromail_cli.domain.report import SendingPath

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.samples import smtp_profile
-from xoromail_cli import config
+from tests.support.samples import smtp_profile
+from xoromail_cli import config, paths
 from xoromail_cli.errors import ConfigError, ExitCode
 from xoromail_cli.services.smtp.settings import SmtpSettings
 
@@ -104,7 +104,7 @@ def test_failed_write_leaves_the_old_file_intact(config_path: Path) -> None:
     write(config_path, GOOD)
 
     with pytest.raises(TypeError):
-        config.atomic_write(config_path, "not bytes")  # type: ignore[arg-type]  # provokes a failure mid-write
+        paths.atomic_write(config_path, "not bytes")  # type: ignore[arg-type]  # provokes a failure mid-write
     assert config_path.read_text() == GOOD
     assert [p.name for p in config_path.parent.iterdir()] == [config_path.name]
 
@@ -137,7 +137,7 @@ def test_a_first_release_file_loads_and_only_the_profile_saved_is_rewritten_in_t
     write(config_path, GOOD)
     loaded = config.load(config_path)
     assert {p.form for p in loaded.profiles.values()} == {"flat"}
-    assert loaded.profiles["default"].settings == SmtpSettings("smtp.office365.com", 587, "starttls")
+    assert loaded.profiles["default"].settings == SmtpSettings(host="smtp.office365.com", port=587, security="starttls")
     config.save_profile(config_path, dataclasses.replace(loaded.profiles["ops"], display_name="Ops"))
     text = config_path.read_text()
     assert "[profiles.ops.smtp]" in text and "[profiles.default.smtp]" not in text

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.samples import smtp_profile
+from tests.support.samples import smtp_profile
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
 

@@ -4,7 +4,8 @@ import os
 import re
 import subprocess
 
-from tests.terminal import SCRIPT, Terminal
+from tests.support.cli import SCRIPT
+from tests.support.terminal import Terminal
 
 COLOUR = re.compile(r"\x1b\[[0-9;]*?(?:3[0-8]|9[0-7])(?:;[0-9]+)*m")
 

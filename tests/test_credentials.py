@@ -5,8 +5,8 @@ from pathlib import Path
 import keyring
 import pytest
 
-from tests.conftest import use_no_keyring
-from tests.samples import smtp_profile
+from tests.support.common import use_no_keyring
+from tests.support.samples import smtp_profile
 from xoromail_cli import credentials
 from xoromail_cli.errors import ConfigError, ExitCode, KeyringUnavailableError
 

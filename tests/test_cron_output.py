@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, ServerFactory, TLSFiles
-from tests.servers import RefuseRecipient
-from tests.terminal import SCRIPT
-from tests.test_send_cmd import configure, csv_batch
+from tests.support.cli import SCRIPT
+from tests.support.common import PASSWORD, ServerFactory, TLSFiles, configure
+from tests.support.samples import csv_batch
+from tests.support.servers import RefuseRecipient
 from xoromail_cli.cli import app
 from xoromail_cli.ledger.sqlite import Ledger
 from xoromail_cli.local.sink import CaptureHandler
@@ -183,7 +183,7 @@ def test_the_new_core_modules_import_no_cli_or_heavy_library() -> None:
 
 def test_a_batch_stopped_by_a_refused_sender_counts_the_rows_not_attempted(
         runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
-    from tests.servers import MailFromReply
+    from tests.support.servers import MailFromReply
 
     server = smtp_server(handler=MailFromReply("550 5.7.60 SMTP; Client does not have permissions to send as "
                                                "this sender"))

@@ -13,10 +13,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from tests.support.cli import SCRIPT
 from xoromail_cli.cli import app
 from xoromail_cli.local.sink import free_port
-
-SCRIPT = str(Path(sys.executable).with_name("xoromail"))
 
 
 def test_demo_exits_0_and_lists_what_the_server_received(runner: CliRunner, config_path: Path) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.dnsserver import DNSTestServer, ask, dns_server, silent_dns_server
+from tests.support.dnsserver import DNSTestServer, ask, dns_server, silent_dns_server
 from xoromail_cli import services
 from xoromail_cli.domain.checks import Check, DomainReport
 from xoromail_cli.domain.notes import deliverability_notes

@@ -6,7 +6,7 @@ import smtplib
 import ssl
 from datetime import UTC, datetime, timedelta
 
-from tests.conftest import ServerFactory, TLSFiles
+from tests.support.common import ServerFactory, TLSFiles
 from xoromail_cli.domain.certs import certificate_expiry_note, not_after_of
 
 

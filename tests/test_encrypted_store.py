@@ -14,10 +14,11 @@ import pytest
 from keyrings.alt.file import PlaintextKeyring
 from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles
-from tests.fakes.google_server import CLIENT_SECRET, GoogleServer
-from tests.google_helpers import KeyringStore, google
-from tests.secret_scan import files_holding
+from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles
+from tests.support.fakes.google_server import CLIENT_SECRET, GoogleServer
+from tests.support.google_helpers import google
+from tests.support.keyring_store import KeyringStore
+from tests.support.secret_scan import files_holding
 from tests.test_google_transport import envelope, expire_stored_token, signed_in, transport
 from xoromail_cli import credentials
 from xoromail_cli.cli import app
@@ -100,8 +101,8 @@ def test_google_sign_in_and_a_refresh_keep_every_token_in_the_encrypted_file(
     key_file(tmp_path, monkeypatch)
     settings = signed_in(google, tls, tmp_path)
     (tmp_path / "client_secret.json").unlink()  # the downloaded JSON holds the client secret: the user's file
-    first = KeyringStore().get(oauth.ACCESS_TOKEN)
-    refresh_token = KeyringStore().get(oauth.REFRESH_TOKEN)
+    first = KeyringStore("google-test").get(oauth.ACCESS_TOKEN)
+    refresh_token = KeyringStore("google-test").get(oauth.REFRESH_TOKEN)
     assert first is not None and refresh_token is not None
     expire_stored_token()
     gmail = transport(settings, tls)
@@ -109,11 +110,11 @@ def test_google_sign_in_and_a_refresh_keep_every_token_in_the_encrypted_file(
     assert gmail.send(envelope(1)).ok
     gmail.close()
     assert gmail.refreshes == 1 and len(google.state.sent) == 1
-    fresh = oauth.AccessToken.from_secret(KeyringStore().get(oauth.ACCESS_TOKEN))
+    fresh = oauth.AccessToken.from_secret(KeyringStore("google-test").get(oauth.ACCESS_TOKEN))
     old = oauth.AccessToken.from_secret(first)
     assert fresh is not None and old is not None and fresh.token != old.token
     assert files_holding(tmp_path, CLIENT_SECRET, refresh_token, old.token, fresh.token) == []
-    assert credentials.list_secrets(KeyringStore().profile) == ["access_token", "client_secret", "refresh_token"]
+    assert credentials.list_secrets("google-test") == ["access_token", "client_secret", "refresh_token"]
 
 
 def test_a_key_file_others_can_read_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PASSWORD, ServerFactory, TLSFiles
-from tests.test_send_cmd import configure
+from tests.support.common import PASSWORD, ServerFactory, TLSFiles, configure
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "xoromail_cli"
 
@@ -73,6 +72,15 @@ def test_importing_validate_loads_nothing_of_sending() -> None:
                           capture_output=True, text=True, check=True, timeout=60)
     loaded = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line]
     assert "xoromail_cli.validate" in loaded
+    assert [module for module in loaded if inside(module, "xoromail_cli.sending")] == []
+
+
+def test_validate_help_loads_nothing_of_sending() -> None:
+    """`python -X importtime -m xoromail_cli validate --help`: the command's own start, as a user runs it."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "xoromail_cli", "validate", "--help"],
+                          capture_output=True, text=True, check=True, timeout=60)
+    loaded = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line]
+    assert "--to" in done.stdout and "xoromail_cli.cli" in loaded
     assert [module for module in loaded if inside(module, "xoromail_cli.sending")] == []
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, USER, EwsFactory, TLSFiles
+from tests.support.common import PASSWORD, USER, EwsFactory, TLSFiles
 from xoromail_cli.cli import app
 from xoromail_cli.config import load
 
@@ -75,7 +75,7 @@ def test_send_log_and_config_show_work_for_an_exchange_profile(
 
 
 def test_the_wizard_asks_the_service_first_then_only_exchange_questions(config_path: Path) -> None:
-    from tests.terminal import Terminal
+    from tests.support.terminal import Terminal
 
     term = Terminal(["setup", "--no-validate"], {**os.environ, "XOROMAIL_CONFIG": str(config_path)})
     term.answer("Company email address", USER)

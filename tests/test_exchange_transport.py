@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.conftest import PASSWORD, EwsFactory, TLSFiles
-from tests.fakes.ews_server import EwsServer
+from tests.support.common import PASSWORD, EwsFactory, TLSFiles
+from tests.support.fakes.ews_server import EwsServer
+from tests.support.keyring_store import KeyringStore
 from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.credentials import read_secret, write_secret
 from xoromail_cli.errors import ExitCode, StageFailedError
@@ -25,27 +26,11 @@ SENDER = "billing@company.test"
 UPN = "billing@company.test"
 
 
-class KeyringSecrets:
-    """The profile's secrets in the real (file) keyring, as `credentials.Secrets` keeps them."""
-
-    def __init__(self, profile: str = "default") -> None:
-        self.profile = profile
-
-    def get(self, kind: str) -> str | None:
-        return read_secret(self.profile, kind)
-
-    def set(self, kind: str, value: str) -> None:
-        write_secret(self.profile, kind, value)
-
-    def delete(self, kind: str) -> None:
-        raise AssertionError("the transport never deletes a secret")
-
-
 def transport(url: str, tls: TLSFiles, *, auth: AuthType = "basic", username: str = "billing",
               ca_file: str | None = "default", trace: list[str] | None = None) -> ExchangeTransport:
     write_secret("default", "password", PASSWORD)
     settings = ExchangeSettings(url=url, domain="company.test", username=username, auth=auth)
-    return ExchangeTransport(settings, SENDER, KeyringSecrets(), timeout=5.0,
+    return ExchangeTransport(settings, SENDER, KeyringStore(deletes=False), timeout=5.0,
                              ca_file=str(tls.ca_file) if ca_file == "default" else ca_file,
                              trace=(lambda direction, text: trace.append(f"{direction} {text}"))
                              if trace is not None else None)
@@ -61,8 +46,9 @@ def invoice(subject: str = "Invoice INV-1001", **extra: tuple[str, ...]) -> Enve
     message["Auto-Submitted"] = "auto-generated"
     message.set_content("Please find your invoice attached.")
     message.add_attachment(b"%PDF-1.4 invoice", maintype="application", subtype="pdf", filename="INV-1001.pdf")
-    return Envelope(SENDER, extra.get("to", ("alice@example.com",)), message.as_bytes(policy=message.policy.clone(
-        linesep="\r\n")), "<inv-1001@company.test>", cc=extra.get("cc", ("carol@example.com",)),
+    return Envelope(sender=SENDER, to=extra.get("to", ("alice@example.com",)),
+                    data=message.as_bytes(policy=message.policy.clone(
+        linesep="\r\n")), message_id="<inv-1001@company.test>", cc=extra.get("cc", ("carol@example.com",)),
         bcc=extra.get("bcc", ("auditor@example.com",)))
 
 
@@ -280,7 +266,7 @@ def test_server_gone_before_sending_is_not_committed(ews: EwsFactory, tls: TLSFi
 
 def test_send_without_open_is_not_committed() -> None:
     sender = ExchangeTransport(ExchangeSettings(domain="company.test", username="billing"), SENDER,
-                               KeyringSecrets())
+                               KeyringStore(deletes=False))
     with pytest.raises(ConnectionLostError) as caught:
         sender.send(invoice())
     assert caught.value.committed is False

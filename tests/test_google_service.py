@@ -12,9 +12,10 @@ from typing import Any, cast
 import pytest
 import trustme
 
-from tests.conftest import TLSFiles
-from tests.fakes.google_server import CLIENT_ID, CLIENT_SECRET, GoogleServer
-from tests.google_helpers import Browser, KeyringStore, google
+from tests.support.common import TLSFiles
+from tests.support.fakes.google_server import CLIENT_ID, CLIENT_SECRET, GoogleServer
+from tests.support.google_helpers import Browser, google
+from tests.support.keyring_store import KeyringStore
 from tests.test_boundaries import service_libraries
 from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.errors import ConfigError, DataError, ExitCode, NoInputError
@@ -26,7 +27,7 @@ __all__ = ["google"]
 EMAIL = "billing@company.test"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PromisedProfile:
     """The fields of the refactored `profile.Profile` that the adapter reads."""
 
@@ -38,7 +39,7 @@ class PromisedProfile:
 
 
 def profile(settings: GoogleSettings, tls: TLSFiles) -> Any:
-    return cast(Any, PromisedProfile(settings, ca_file=str(tls.ca_file)))
+    return cast(Any, PromisedProfile(settings=settings, ca_file=str(tls.ca_file)))
 
 
 def test_importing_the_service_loads_no_google_or_http_library() -> None:
@@ -64,7 +65,7 @@ def test_setup_flags_read_the_endpoints_from_the_json_and_keep_the_secret_out_of
 
 
 def test_google_defaults_are_googles_own_endpoints() -> None:
-    settings = GoogleSettings(CLIENT_ID)
+    settings = GoogleSettings(client_id=CLIENT_ID)
     assert settings.send_url == "https://gmail.googleapis.com/gmail/v1/users/me/messages/send"
     assert settings.revoke_uri == "https://oauth2.googleapis.com/revoke"
     assert settings.redirect_port == 8765 and settings.sign_in_timeout == 300
@@ -108,7 +109,7 @@ def test_connect_then_validate_stages_then_a_test_message_through_the_service(
     settings = SERVICE.build_settings({"client_secrets": path, "api_url": google.url, "redirect_port": 0}, None,
                                       EMAIL)
     browser = Browser(tls.ca_file)
-    store = KeyringStore()
+    store = KeyringStore("google-test")
     connected = SERVICE.connect(settings, EMAIL, store, notify=browser.notify, open_browser=False,
                                 ca_file=str(tls.ca_file), timeout=5.0)
     browser.join()
@@ -125,7 +126,7 @@ def test_connect_then_validate_stages_then_a_test_message_through_the_service(
     gmail.open(lambda stage, detail: stages.append(stage))
     data = (b"From: billing@company.test\r\nTo: billing@company.test\r\nSubject: xoromail test\r\n"
             b"Message-ID: <t@company.test>\r\n\r\nTest.\r\n")
-    assert gmail.send(Envelope(EMAIL, (EMAIL,), data, "<t@company.test>")).ok
+    assert gmail.send(Envelope(sender=EMAIL, to=(EMAIL,), data=data, message_id="<t@company.test>")).ok
     gmail.close()
     assert stages == ["token"] and google.state.sent == [data]
     assert any("Testing" in note for note in SERVICE.notes(ready))
@@ -154,7 +155,7 @@ def test_a_setup_that_fails_validation_can_take_its_sign_in_back(
     SERVICE.connect(settings, EMAIL, Staged(), notify=browser.notify, open_browser=False, ca_file=str(tls.ca_file))
     browser.join()
     assert set(staged) == set(oauth.SECRET_KINDS)
-    assert all(KeyringStore().get(kind) is None for kind in oauth.SECRET_KINDS)
+    assert all(KeyringStore("google-test").get(kind) is None for kind in oauth.SECRET_KINDS)
     result = SERVICE.disconnect(profile(settings, tls), Staged())
     assert "revoked" in result and staged == {} and google.state.refresh_tokens == set()
 
@@ -167,7 +168,7 @@ def test_sign_in_trusts_the_ca_file_when_requests_ca_bundle_names_another(
     path = str(google.client_secrets(tmp_path / "client_secret.json"))
     settings = SERVICE.build_settings({"client_secrets": path, "redirect_port": 0}, None, EMAIL)
     browser = Browser(tls.ca_file)
-    connected = SERVICE.connect(settings, EMAIL, KeyringStore(), notify=browser.notify, open_browser=False,
+    connected = SERVICE.connect(settings, EMAIL, KeyringStore("google-test"), notify=browser.notify, open_browser=False,
                                 ca_file=str(tls.ca_file))
     browser.join()
     assert connected.settings.account == EMAIL
@@ -177,7 +178,7 @@ def test_a_profile_never_signed_in_fails_the_token_stage_saying_to_run_setup(tls
     from xoromail_cli.errors import StageFailedError
 
     with pytest.raises(StageFailedError) as failure:
-        SERVICE.open_transport(profile(GoogleSettings(CLIENT_ID), tls), KeyringStore()).open()
+        SERVICE.open_transport(profile(GoogleSettings(client_id=CLIENT_ID), tls), KeyringStore("google-test")).open()
     assert failure.value.exit_code == ExitCode.CONFIG and "setup" in (failure.value.hint or "")
 
 
@@ -185,7 +186,8 @@ def test_the_adapter_keeps_the_service_and_transport_contracts(tls: TLSFiles) ->
     from xoromail_cli.services.base import Service, Transport
 
     service: Service = SERVICE  # mypy checks the whole protocol here
-    gmail: Transport = SERVICE.open_transport(profile(GoogleSettings(CLIENT_ID), tls), KeyringStore())
+    gmail: Transport = SERVICE.open_transport(profile(GoogleSettings(client_id=CLIENT_ID), tls),
+                                              KeyringStore("google-test"))
     assert service.name == "google" and service.label == "Email services"
     assert service.secret_kinds == ("refresh_token", "access_token", "client_secret")
     assert gmail.subset_retries is False and gmail.accepted_as == "sent" and gmail.max_message_size

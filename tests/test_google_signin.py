@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TLSFiles
-from tests.fakes.google_server import CLIENT_SECRET, GoogleServer
-from tests.google_helpers import Browser, KeyringStore, google, settings_for
+from tests.support.common import TLSFiles
+from tests.support.fakes.google_server import CLIENT_SECRET, GoogleServer
+from tests.support.google_helpers import Browser, google, settings_for
+from tests.support.keyring_store import KeyringStore
 from xoromail_cli.errors import ExitCode, StageFailedError
 from xoromail_cli.services.google import oauth
 from xoromail_cli.services.google.settings import GoogleSettings
@@ -35,7 +36,7 @@ def test_sign_in_times_out_cleanly_with_exit_75_and_stores_nothing(
         google: GoogleServer, tls: TLSFiles, tmp_path: Path) -> None:
     settings, secret = settings_for(google, tmp_path, sign_in_timeout=0.5)
     browser = Browser(tls.ca_file, visit=False)
-    store = KeyringStore()
+    store = KeyringStore("google-test")
     with pytest.raises(StageFailedError) as failure:
         oauth.sign_in(settings, secret, notify=browser.notify, open_browser=False, ca_file=str(tls.ca_file))
     assert failure.value.exit_code == ExitCode.TEMPFAIL and failure.value.stage == "sign-in"
@@ -125,7 +126,7 @@ def test_stored_sign_in_keeps_every_secret_in_the_keyring_only(
     browser = Browser(tls.ca_file)
     result = oauth.sign_in(settings, secret, notify=browser.notify, open_browser=False, ca_file=str(tls.ca_file))
     browser.join()
-    store = KeyringStore()
+    store = KeyringStore("google-test")
     oauth.store(result, secret, store)
     table = oauth.remember(settings, result).to_table()
     assert store.get("client_secret") == CLIENT_SECRET and store.get("refresh_token") == result.refresh_token
@@ -139,8 +140,8 @@ SIGN_IN_SCRIPT = """
 import sys
 from xoromail_cli.services.google import oauth
 from xoromail_cli.services.google.settings import GoogleSettings
-settings = GoogleSettings(sys.argv[1], auth_uri=sys.argv[2] + "/o/oauth2/auth", token_uri=sys.argv[2] + "/token",
-                          redirect_port=0, sign_in_timeout=15)
+settings = GoogleSettings(client_id=sys.argv[1], auth_uri=sys.argv[2] + "/o/oauth2/auth",
+                          token_uri=sys.argv[2] + "/token", redirect_port=0, sign_in_timeout=15)
 shown = []
 result = oauth.sign_in(settings, sys.argv[3], notify=shown.append, open_browser=True, ca_file=sys.argv[4])
 assert shown[0].startswith("A browser window opens"), shown
@@ -155,10 +156,10 @@ def test_sign_in_opens_the_users_browser_when_there_is_one(
     import subprocess
     import sys
 
-    from tests.fakes.google_server import CLIENT_ID
+    from tests.support.fakes.google_server import CLIENT_ID
 
     launcher = tmp_path / "browser"
-    script = Path(__file__).parent / "fakes" / "play_browser.py"
+    script = Path(__file__).parent / "support" / "fakes" / "play_browser.py"
     launcher.write_text(f"#!/bin/sh\nexec {sys.executable} {script} \"$1\"\n", encoding="utf-8")
     launcher.chmod(0o755)
     env = {**os.environ, "BROWSER": str(launcher), "XOROMAIL_TEST_CA": str(tls.ca_file)}

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.conftest import TLSFiles
-from tests.fakes import google_server as fake
-from tests.fakes.google_server import GoogleServer
-from tests.google_helpers import Browser, KeyringStore, google, settings_for
+from tests.support.common import TLSFiles
+from tests.support.fakes import google_server as fake
+from tests.support.fakes.google_server import GoogleServer
+from tests.support.google_helpers import Browser, google, settings_for
+from tests.support.keyring_store import KeyringStore
 from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.errors import ExitCode, StageFailedError
 from xoromail_cli.services.base import ConnectionLostError
@@ -32,7 +33,7 @@ def signed_in(server: GoogleServer, tls: TLSFiles, tmp_path: Path, **overrides: 
     browser = Browser(tls.ca_file)
     result = oauth.sign_in(settings, secret, notify=browser.notify, open_browser=False, ca_file=str(tls.ca_file))
     browser.join()
-    oauth.store(result, secret, KeyringStore())
+    oauth.store(result, secret, KeyringStore("google-test"))
     return oauth.remember(settings, result)
 
 
@@ -46,16 +47,17 @@ def envelope(number: int = 1, *, bcc: tuple[str, ...] = ()) -> Envelope:
     message.add_attachment(b"%PDF-1.7 fake\x00\xff", maintype="application", subtype="pdf",
                            filename=f"invoice-{number}.pdf")
     data = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
-    return Envelope(SENDER, ("customer@example.test",), data, f"<invoice-{number}@company.test>", bcc=bcc)
+    return Envelope(sender=SENDER, to=("customer@example.test",), data=data,
+                    message_id=f"<invoice-{number}@company.test>", bcc=bcc)
 
 
 def transport(settings: GoogleSettings, tls: TLSFiles, **options: object) -> GmailTransport:
-    return GmailTransport(settings, SENDER, KeyringStore(), ca_file=str(tls.ca_file), timeout=5.0,
+    return GmailTransport(settings, SENDER, KeyringStore("google-test"), ca_file=str(tls.ca_file), timeout=5.0,
                           **options)  # type: ignore[arg-type]  # test passes keyword options through
 
 
 def expire_stored_token() -> None:
-    store = KeyringStore()
+    store = KeyringStore("google-test")
     access = oauth.AccessToken.from_secret(store.get(oauth.ACCESS_TOKEN))
     assert access is not None
     store.set(oauth.ACCESS_TOKEN, oauth.AccessToken(access.token, datetime.now(UTC) - timedelta(1)).to_secret())
@@ -187,7 +189,8 @@ def test_a_message_gmail_finds_no_recipient_in_is_a_data_error(
         google: GoogleServer, tls: TLSFiles, tmp_path: Path) -> None:
     gmail = transport(signed_in(google, tls, tmp_path), tls)
     gmail.open()
-    bare = Envelope(SENDER, ("x@example.test",), b"From: billing@company.test\r\nSubject: x\r\n\r\nbody\r\n", "<m@x>")
+    bare = Envelope(sender=SENDER, to=("x@example.test",),
+                    data=b"From: billing@company.test\r\nSubject: x\r\n\r\nbody\r\n", message_id="<m@x>")
     delivery = gmail.send(bare)
     assert delivery.status == "failed" and delivery.exit_code == ExitCode.DATAERR and not delivery.stops_batch
     assert "Recipient address required" in delivery.reply
@@ -209,7 +212,7 @@ def test_an_untrusted_certificate_fails_with_76_and_points_at_ca_file(
         google: GoogleServer, tls: TLSFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = signed_in(google, tls, tmp_path)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls.ca_file))  # the environment trusts it; we still verify ours
-    gmail = GmailTransport(settings, SENDER, KeyringStore(), ca_file=None, timeout=5.0, force_refresh=True)
+    gmail = GmailTransport(settings, SENDER, KeyringStore("google-test"), ca_file=None, timeout=5.0, force_refresh=True)
     with pytest.raises(StageFailedError) as failure:
         gmail.open()
     assert failure.value.exit_code == ExitCode.PROTOCOL and "not trusted" in failure.value.message
@@ -234,7 +237,7 @@ def test_an_unreachable_api_loses_the_message_before_it_was_sent(
 def test_no_answer_after_the_request_went_out_leaves_the_message_in_doubt(
         google: GoogleServer, tls: TLSFiles, tmp_path: Path) -> None:
     settings = signed_in(google, tls, tmp_path)
-    gmail = GmailTransport(settings, SENDER, KeyringStore(), ca_file=str(tls.ca_file), timeout=0.3)
+    gmail = GmailTransport(settings, SENDER, KeyringStore("google-test"), ca_file=str(tls.ca_file), timeout=0.3)
     gmail.open()
     google.state.send_delay = 1.0
     handed_over: list[bool] = []
@@ -248,8 +251,8 @@ def test_no_answer_after_the_request_went_out_leaves_the_message_in_doubt(
 def test_a_host_that_does_not_resolve_fails_the_token_stage_with_69(
         google: GoogleServer, tls: TLSFiles, tmp_path: Path) -> None:
     settings = signed_in(google, tls, tmp_path)
-    broken = GoogleSettings(settings.client_id, settings.auth_uri, "https://oauth2.nowhere.invalid/token",
-                            settings.api_url)
+    broken = GoogleSettings(client_id=settings.client_id, auth_uri=settings.auth_uri, token_uri="https://oauth2.nowhere.invalid/token",
+                            api_url=settings.api_url)
     with pytest.raises(StageFailedError) as failure:
         transport(broken, tls, force_refresh=True).open()
     assert failure.value.exit_code == ExitCode.UNAVAILABLE and "cannot resolve" in failure.value.message
@@ -263,7 +266,7 @@ def test_trace_shows_the_exchange_but_never_a_token_or_secret(
     gmail.open()
     gmail.send(envelope())
     text = "\n".join(lines)
-    store = KeyringStore()
+    store = KeyringStore("google-test")
     assert "POST" in text and "200" in text
     access = oauth.AccessToken.from_secret(store.get("access_token"))
     assert access is not None
@@ -275,7 +278,7 @@ def test_trace_shows_the_exchange_but_never_a_token_or_secret(
 def test_disconnect_revokes_at_google_then_forgets_every_secret(
         google: GoogleServer, tls: TLSFiles, tmp_path: Path) -> None:
     settings = signed_in(google, tls, tmp_path)
-    store = KeyringStore()
+    store = KeyringStore("google-test")
     refresh_token = store.get("refresh_token")
     result = oauth.disconnect(settings, store, ca_file=str(tls.ca_file), timeout=5.0)
     assert result.revoked and google.state.revoked == [refresh_token]
@@ -288,7 +291,7 @@ def test_disconnect_revokes_at_google_then_forgets_every_secret(
 def test_disconnect_still_forgets_the_secrets_when_google_cannot_be_reached(
         google: GoogleServer, tls: TLSFiles, tmp_path: Path) -> None:
     settings = signed_in(google, tls, tmp_path)
-    store = KeyringStore()
+    store = KeyringStore("google-test")
     result = oauth.disconnect(settings, store, ca_file=None, timeout=5.0)  # certificate not trusted: no revoke
     assert not result.revoked and "myaccount.google.com/permissions" in result.detail
     assert all(store.get(kind) is None for kind in oauth.SECRET_KINDS)
@@ -302,7 +305,7 @@ def test_debug_logging_of_the_libraries_never_shows_a_token_or_the_client_secret
     gmail = transport(signed_in(google, tls, tmp_path), tls, force_refresh=True)
     gmail.open()
     assert gmail.send(envelope()).ok
-    store = KeyringStore()
+    store = KeyringStore("google-test")
     access = oauth.AccessToken.from_secret(store.get("access_token"))
     assert access is not None and caplog.records, "urllib3 still logs its connections"
     for secret in (store.get("refresh_token"), fake.CLIENT_SECRET, access.token, "4/fake-code-"):
@@ -312,7 +315,7 @@ def test_debug_logging_of_the_libraries_never_shows_a_token_or_the_client_secret
 def test_a_reset_client_secret_fails_the_refresh_with_78_and_says_to_download_the_json_again(
         google: GoogleServer, tls: TLSFiles, tmp_path: Path) -> None:
     settings = signed_in(google, tls, tmp_path)
-    KeyringStore().set(oauth.CLIENT_SECRET, "GOCSPX-old-secret")
+    KeyringStore("google-test").set(oauth.CLIENT_SECRET, "GOCSPX-old-secret")
     with pytest.raises(StageFailedError) as failure:
         transport(settings, tls, force_refresh=True).open()
     assert failure.value.exit_code == ExitCode.CONFIG and "invalid_client" in failure.value.message

@@ -17,8 +17,8 @@ import pytest
 import requests
 import trustme
 
-from tests.conftest import TLSFiles
-from tests.fakes.http_server import HangingUpServer
+from tests.support.common import TLSFiles
+from tests.support.fakes.http_server import HangingUpServer
 from xoromail_cli.errors import ExitCode, StageFailedError
 from xoromail_cli.services import http
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.samples import EVENT, jobs
+from tests.support.samples import EVENT, jobs
 from xoromail_cli.sending.batch import make_job
 from xoromail_cli.sending.keys import idempotency_key
 

@@ -15,8 +15,8 @@ from keyring.backends import null
 from keyrings.alt.file import PlaintextKeyring
 from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles
-from tests.samples import smtp_profile
+from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles
+from tests.support.samples import smtp_profile
 from xoromail_cli import credentials
 from xoromail_cli.cli import app
 from xoromail_cli.errors import ExitCode, KeyringUnavailableError

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
-from tests.samples import smtp_profile
-from tests.test_send_cmd import OVERDUE
+from tests.support.common import PASSWORD, ServerFactory, TLSFiles, profile_for
+from tests.support.samples import OVERDUE, smtp_profile
 from xoromail_cli import config, credentials
 from xoromail_cli import ledger as ledger_doors
 from xoromail_cli.cli import app

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.samples import smtp_profile
+from tests.support.samples import smtp_profile
 from xoromail_cli import ledger
 from xoromail_cli.errors import ExitCode, TemporaryError
 from xoromail_cli.ledger.accounts import account_key

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
-from tests.pg_server import APP_PASSWORD, PostgresServer
-from tests.test_send_cmd import csv_batch
-from tests.test_send_cmd_faults import SCRIPT, SlowHandler, delivered, send_command
+from tests.support.cli import SCRIPT, send_command
+from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
+from tests.support.pg_server import APP_PASSWORD, PostgresServer
+from tests.support.samples import csv_batch
+from tests.support.servers import SlowHandler, delivered
 from xoromail_cli import config
 from xoromail_cli.ledger.accounts import account_key
 from xoromail_cli.ledger.postgres import PostgresLedger

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 import trustme
 
-from tests.conftest import TLSFiles
-from tests.pg_server import APP_PASSWORD, APP_USER, PostgresServer
+from tests.support.common import TLSFiles
+from tests.support.pg_server import APP_PASSWORD, APP_USER, PostgresServer
 from xoromail_cli.errors import ConfigError, ExitCode, TemporaryError, UnavailableError, XoromailError
 from xoromail_cli.ledger import location as ledger_url
 from xoromail_cli.ledger.postgres import SCHEMA_VERSION, PostgresLedger
@@ -70,7 +70,7 @@ def test_both_ledgers_keep_the_same_record(kind: str, pg_url: str, tmp_path: Pat
 
 
 def test_an_unreachable_database_is_exit_75_naming_the_ledger(postgres: PostgresServer) -> None:
-    from tests.pg_server import free_port
+    from tests.support.pg_server import free_port
 
     url = f"postgresql://xoromail_app@127.0.0.1:{free_port()}/erp"
     with pytest.raises(TemporaryError, match=r"cannot reach the ledger database postgresql://xoromail_app@127\.0\.0"

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import ServerFactory, TLSFiles
-from tests.samples import smtp_profile
-from tests.test_setup_cmd import setup_args
+from tests.support.cli import setup_args
+from tests.support.common import ServerFactory, TLSFiles
+from tests.support.samples import smtp_profile
 from xoromail_cli import config
 from xoromail_cli import ledger as ledger_doors
 from xoromail_cli.cli import app
@@ -72,7 +72,7 @@ def test_a_password_given_as_a_url_parameter_is_kept_apart_too() -> None:
 
 def test_validate_proves_a_shared_ledger_answers_and_fails_at_the_ledger_stage_when_it_does_not(
         smtp_server: ServerFactory, tls: TLSFiles, pg_url: str) -> None:
-    from tests.conftest import profile_for, secrets
+    from tests.support.common import profile_for, secrets
     from xoromail_cli import validate
 
     server = smtp_server()

@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
-from tests.relay_helpers import RelayFactory, erp_message, relay, submit, wait_for
-from tests.samples import smtp_profile
-from tests.test_send_cmd import configure, csv_batch
+from tests.support.common import PASSWORD, ServerFactory, TLSFiles, configure, profile_for
+from tests.support.relay_helpers import RelayFactory, erp_message, relay, submit, wait_for
+from tests.support.samples import csv_batch, smtp_profile
 from xoromail_cli import credentials
 from xoromail_cli.cli import app
 from xoromail_cli.ledger.accounts import account_key

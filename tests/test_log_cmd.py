@@ -5,9 +5,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
-from tests.servers import RefuseRecipient
-from tests.test_send_cmd import csv_batch
+from tests.support.common import PASSWORD, ServerFactory, TLSFiles, profile_for
+from tests.support.samples import csv_batch
+from tests.support.servers import RefuseRecipient
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
 
@@ -94,7 +94,7 @@ def test_log_at_80_columns_prints_one_block_per_message_with_whole_ids(
                              str(csv_batch(tmp_path / "r.csv", 2))])
     logged = CliRunner().invoke(app, [*base, "log", "--json"]).stdout.splitlines()
     ids = [json.loads(line)["message_id"] for line in logged]
-    from tests.terminal import Terminal
+    from tests.support.terminal import Terminal
 
     term = Terminal([*base, "log"], {**os.environ, "COLUMNS": "80", "NO_COLOR": "1"})  # a person's 80 columns
     assert term.wait() == 0, term.text

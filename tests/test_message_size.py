@@ -6,19 +6,15 @@ import random
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
-from tests.samples import EVENT, jobs
-from tests.servers import FailNth
-from xoromail_cli.compose.render import Renderer
+from tests.support.common import ServerFactory, TLSFiles, profile_for
+from tests.support.engine import sender, sqlite_ledger
+from tests.support.samples import EVENT, jobs
+from tests.support.servers import FailNth
 from xoromail_cli.errors import ExitCode
 from xoromail_cli.ledger.sqlite import Ledger
 from xoromail_cli.local.sink import CaptureHandler
-from xoromail_cli.pacing import Backoff
 from xoromail_cli.sending.batch import make_job
-from xoromail_cli.sending.deliverer import Deliverer
 from xoromail_cli.sending.results import MessageResult
-from xoromail_cli.sending.sender import Sender
-from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
 
 LIMIT = 20_000
 
@@ -50,12 +46,8 @@ def _run(server_handler: CaptureHandler, smtp_server: ServerFactory, tls: TLSFil
     batch = [make_job(EVENT, 1, to=["customer1@client.test"], attach=[str(big)], variables={
         "customer_name": "C", "invoice_number": "INV-1", "amount_due": "10", "due_date": "2026-11-01"}),
         jobs(2)[1]]
-    results: list[MessageResult] = []
-    ledger = Ledger(tmp_path / "ledger.sqlite3")
-    transport = SmtpTransport(SmtpEndpoint.from_profile(profile), PASSWORD)
-    deliverer = Deliverer(profile=profile, event=EVENT.name, transport=transport, ledger=ledger,
-                          backoff=Backoff(base=0.0, rng=random.Random(1)))
-    run = Sender(event=EVENT, renderer=Renderer(profile), deliverer=deliverer, on_result=results.append)
+    ledger = sqlite_ledger(tmp_path, "ledger.sqlite3")
+    run, results = sender(profile, ledger)
     return results, run.run(batch).exit_code, ledger
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
-from tests.samples import smtp_profile
+from tests.support.common import PASSWORD, ServerFactory, TLSFiles, profile_for
+from tests.support.samples import smtp_profile
 from xoromail_cli.compose.events import EVENTS, Event
 from xoromail_cli.compose.mime import Attachment
 from xoromail_cli.compose.render import Recipients, Renderer, check_variables, compose, format_money

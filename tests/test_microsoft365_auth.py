@@ -11,9 +11,18 @@ from typing import Any
 import pytest
 import trustme
 
-from tests.conftest import TLSFiles
-from tests.fakes.microsoft_server import ADMIN, CLIENT_ID, CLIENT_SECRET, TENANT, TENANT_ID, USER, MicrosoftServer
-from tests.m365_helpers import KeyringStore, approving, browsing, settings_for
+from tests.support.common import TLSFiles
+from tests.support.fakes.microsoft_server import (
+    ADMIN,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    TENANT,
+    TENANT_ID,
+    USER,
+    MicrosoftServer,
+)
+from tests.support.keyring_store import KeyringStore
+from tests.support.m365_helpers import approving, browsing, settings_for
 from xoromail_cli.credentials import KEYRING_SERVICE
 from xoromail_cli.errors import AuthError, ConfigError, ExitCode, StageFailedError, XoromailError
 from xoromail_cli.services.microsoft365.auth import CLIENT_SECRET as SECRET_KIND
@@ -29,7 +38,7 @@ def server(tls: TLSFiles) -> Iterator[MicrosoftServer]:
 
 def signed_in_source(server: MicrosoftServer, tls: TLSFiles, store: KeyringStore | None = None,
                      user: str | None = None, **settings: object) -> TokenSource:
-    source = TokenSource(settings_for(server, **settings), store or KeyringStore(), mailbox=USER,
+    source = TokenSource(settings_for(server, **settings), store or KeyringStore("m365"), mailbox=USER,
                          ca_file=str(tls.ca_file), timeout=10)
     source.sign_in(approving(server, user))
     return source
@@ -39,7 +48,7 @@ def test_device_code_sign_in_shows_the_code_at_once_and_keeps_the_cache_in_the_k
         server: MicrosoftServer, tls: TLSFiles) -> None:
     import keyring
 
-    store, seen = KeyringStore(), list[str]()
+    store, seen = KeyringStore("m365"), list[str]()
     source = TokenSource(settings_for(server), store, mailbox=USER, ca_file=str(tls.ca_file), timeout=10)
     who = source.sign_in(approving(server, seen=seen))
     assert who.account == USER and not who.other_account
@@ -52,7 +61,7 @@ def test_device_code_sign_in_shows_the_code_at_once_and_keeps_the_cache_in_the_k
 
 
 def test_a_valid_access_token_is_reused_without_any_network_call(server: MicrosoftServer, tls: TLSFiles) -> None:
-    store = KeyringStore()
+    store = KeyringStore("m365")
     first = signed_in_source(server, tls, store)
     token = first.token()
     seen_before, writes_before = list(server.requests_seen), list(store.writes)
@@ -64,7 +73,7 @@ def test_a_valid_access_token_is_reused_without_any_network_call(server: Microso
 
 def test_an_expiring_token_is_refreshed_silently_and_the_cache_written_back(tls: TLSFiles) -> None:
     with MicrosoftServer(tls.server_context, token_lifetime=120) as server:  # < msal's 5-minute margin
-        store = KeyringStore()
+        store = KeyringStore("m365")
         first = signed_in_source(server, tls, store)
         old = first.token()
         writes = len(store.writes)
@@ -80,7 +89,7 @@ def test_an_expiring_token_is_refreshed_silently_and_the_cache_written_back(tls:
 def test_browser_sign_in_prints_the_address_and_completes_on_the_loopback_port(
         server: MicrosoftServer, tls: TLSFiles) -> None:
     seen: list[str] = []
-    source = TokenSource(settings_for(server, sign_in="browser"), KeyringStore(), mailbox=USER,
+    source = TokenSource(settings_for(server, sign_in="browser"), KeyringStore("m365"), mailbox=USER,
                          ca_file=str(tls.ca_file), timeout=10)
     who = source.sign_in(browsing(str(tls.ca_file), seen), open_browser=False)
     assert who.account == USER
@@ -89,7 +98,7 @@ def test_browser_sign_in_prints_the_address_and_completes_on_the_loopback_port(
 
 
 def test_an_admin_signing_in_instead_of_the_mailbox_is_named(server: MicrosoftServer, tls: TLSFiles) -> None:
-    source = TokenSource(settings_for(server), KeyringStore(), mailbox=USER, ca_file=str(tls.ca_file), timeout=10)
+    source = TokenSource(settings_for(server), KeyringStore("m365"), mailbox=USER, ca_file=str(tls.ca_file), timeout=10)
     who = source.sign_in(approving(server, ADMIN))
     assert who.other_account
     warning = who.warning() or ""
@@ -98,7 +107,7 @@ def test_an_admin_signing_in_instead_of_the_mailbox_is_named(server: MicrosoftSe
 
 
 def test_app_only_with_the_client_secret_value_gets_a_token(server: MicrosoftServer, tls: TLSFiles) -> None:
-    store = KeyringStore()
+    store = KeyringStore("m365")
     store.set(SECRET_KIND, CLIENT_SECRET)
     source = TokenSource(settings_for(server, mode="app"), store, mailbox=USER, ca_file=str(tls.ca_file),
                          timeout=10)
@@ -117,7 +126,7 @@ def test_app_only_with_a_certificate_signs_an_assertion_the_server_verifies(tls:
     pem.chmod(0o600)
     assert certificate_warning(str(pem)) is None
     with MicrosoftServer(tls.server_context, certificate_pem=leaf.cert_chain_pems[0].bytes()) as server:
-        source = TokenSource(settings_for(server, mode="app", certificate=str(pem)), KeyringStore(), mailbox=USER,
+        source = TokenSource(settings_for(server, mode="app", certificate=str(pem)), KeyringStore("m365"), mailbox=USER,
                              ca_file=str(tls.ca_file), timeout=10)
         assert source.token()
         other = trustme.CA().issue_cert("someone-else", key_type=trustme.KeyType.RSA)
@@ -135,7 +144,7 @@ def test_app_only_with_a_certificate_signs_an_assertion_the_server_verifies(tls:
 def test_app_only_secret_problems_say_what_to_do(server: MicrosoftServer, tls: TLSFiles, secret: str,
                                                  expired: bool, code: str, says: str) -> None:
     server.secret_expired = expired
-    store = KeyringStore()
+    store = KeyringStore("m365")
     store.set(SECRET_KIND, secret)
     source = TokenSource(settings_for(server, mode="app"), store, mailbox=USER, ca_file=str(tls.ca_file),
                          timeout=10)
@@ -154,7 +163,7 @@ def test_app_only_secret_problems_say_what_to_do(server: MicrosoftServer, tls: T
 def test_sign_in_refusals_have_their_hint(server: MicrosoftServer, tls: TLSFiles, code: int, grant: str | None,
                                           exit_code: ExitCode, says: str) -> None:
     server.fail(code, grant)
-    source = TokenSource(settings_for(server), KeyringStore(), mailbox=USER, ca_file=str(tls.ca_file), timeout=10)
+    source = TokenSource(settings_for(server), KeyringStore("m365"), mailbox=USER, ca_file=str(tls.ca_file), timeout=10)
     with pytest.raises(XoromailError) as caught:
         source.sign_in(approving(server))
     assert f"AADSTS{code}" in caught.value.message
@@ -166,7 +175,7 @@ def test_sign_in_refusals_have_their_hint(server: MicrosoftServer, tls: TLSFiles
 @pytest.mark.parametrize("code", [70008, 700082])
 def test_an_expired_refresh_token_asks_to_run_setup_again(tls: TLSFiles, code: int) -> None:
     with MicrosoftServer(tls.server_context, token_lifetime=120) as server:
-        store = KeyringStore()
+        store = KeyringStore("m365")
         signed_in_source(server, tls, store)
         server.fail(code, "refresh_token")
         later = TokenSource(settings_for(server), store, mailbox=USER, ca_file=str(tls.ca_file), timeout=10)
@@ -177,7 +186,7 @@ def test_an_expired_refresh_token_asks_to_run_setup_again(tls: TLSFiles, code: i
 
 
 def test_an_unknown_client_id_is_a_config_error_naming_the_tenant(server: MicrosoftServer, tls: TLSFiles) -> None:
-    source = TokenSource(settings_for(server, client_id="00000000-0000-4000-8000-000000000000"), KeyringStore(),
+    source = TokenSource(settings_for(server, client_id="00000000-0000-4000-8000-000000000000"), KeyringStore("m365"),
                          mailbox=USER, ca_file=str(tls.ca_file), timeout=10)
     with pytest.raises(ConfigError) as caught:
         source.sign_in(approving(server))
@@ -185,7 +194,7 @@ def test_an_unknown_client_id_is_a_config_error_naming_the_tenant(server: Micros
 
 
 def test_an_unknown_tenant_is_a_config_error(server: MicrosoftServer, tls: TLSFiles) -> None:
-    source = TokenSource(settings_for(server, tenant="nosuch.example"), KeyringStore(), mailbox=USER,
+    source = TokenSource(settings_for(server, tenant="nosuch.example"), KeyringStore("m365"), mailbox=USER,
                          ca_file=str(tls.ca_file), timeout=10)
     with pytest.raises(ConfigError) as caught:
         source.sign_in(approving(server))
@@ -197,7 +206,7 @@ def test_an_untrusted_certificate_stops_before_any_credential_is_sent(server: Mi
                                                                       tmp_path: Path) -> None:
     other = tmp_path / "other-ca.pem"
     trustme.CA().cert_pem.write_to_path(str(other))
-    store = KeyringStore()
+    store = KeyringStore("m365")
     store.set(SECRET_KIND, CLIENT_SECRET)
     for ca_file in (None, str(other)):
         source = TokenSource(settings_for(server, mode="app"), store, mailbox=USER, ca_file=ca_file, timeout=10)
@@ -212,7 +221,7 @@ def test_a_ca_bundle_in_the_environment_adds_no_trust(server: MicrosoftServer, t
                                                       monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
     """As for every service (docs/settings.md): only the profile's ca_file adds to the system store."""
     monkeypatch.setenv(variable, str(tls.ca_file))
-    store = KeyringStore()
+    store = KeyringStore("m365")
     store.set(SECRET_KIND, CLIENT_SECRET)
     source = TokenSource(settings_for(server, mode="app"), store, mailbox=USER, ca_file=None, timeout=10)
     with pytest.raises(StageFailedError) as caught:
@@ -227,7 +236,7 @@ def test_the_profile_ca_file_still_applies_when_the_environment_names_another_bu
     other = tmp_path / "corporate-proxy-ca.pem"
     trustme.CA().cert_pem.write_to_path(str(other))
     monkeypatch.setenv(variable, str(other))
-    store = KeyringStore()
+    store = KeyringStore("m365")
     store.set(SECRET_KIND, CLIENT_SECRET)
     source = TokenSource(settings_for(server, mode="app"), store, mailbox=USER, ca_file=str(tls.ca_file),
                          timeout=10)
@@ -240,7 +249,7 @@ def test_a_refused_connection_is_unavailable(tls: TLSFiles) -> None:
     with socket.socket() as idle:
         idle.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
         host = f"https://127.0.0.1:{idle.getsockname()[1]}"
-        source = TokenSource(settings_for_host(host), KeyringStore(), mailbox=USER, ca_file=str(tls.ca_file),
+        source = TokenSource(settings_for_host(host), KeyringStore("m365"), mailbox=USER, ca_file=str(tls.ca_file),
                              timeout=5)
         with pytest.raises(StageFailedError) as caught:
             source.sign_in(print)
@@ -251,16 +260,8 @@ def settings_for_host(host: str) -> Microsoft365Settings:
     return Microsoft365Settings(tenant=TENANT, client_id=CLIENT_ID, authority_host=host, graph_url=host + "/v1.0")
 
 
-def test_forget_clears_the_cache_and_the_secret(server: MicrosoftServer, tls: TLSFiles) -> None:
-    store = KeyringStore()
-    store.set(SECRET_KIND, CLIENT_SECRET)
-    source = signed_in_source(server, tls, store)
-    source.forget()
-    assert store.get(TOKEN_CACHE) is None and store.get(SECRET_KIND) is None
-
-
 def test_a_device_code_nobody_enters_ends_at_the_sign_in_timeout(server: MicrosoftServer, tls: TLSFiles) -> None:
-    source = TokenSource(settings_for(server, sign_in_timeout=1.0), KeyringStore(), mailbox=USER,
+    source = TokenSource(settings_for(server, sign_in_timeout=1.0), KeyringStore("m365"), mailbox=USER,
                          ca_file=str(tls.ca_file), timeout=10)
     started = time.monotonic()
     with pytest.raises(XoromailError) as caught:
@@ -283,7 +284,7 @@ def test_the_cache_is_written_back_only_under_the_lock(server: MicrosoftServer, 
 
     lock = tmp_path / "state" / "m365.token-cache.lock"
     lock.parent.mkdir()
-    store = TimedStore()
+    store = TimedStore("m365")
     source = TokenSource(settings_for(server), store, mailbox=USER, ca_file=str(tls.ca_file), timeout=10,
                          lock_path=lock)
     released: list[float] = []

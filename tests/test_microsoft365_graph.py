@@ -6,9 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import TLSFiles
-from tests.fakes.microsoft_server import ADMIN, CLIENT_SECRET, USER, GraphReply, MicrosoftServer
-from tests.m365_helpers import KeyringStore, approving, settings_for
+from tests.support.common import TLSFiles
+from tests.support.fakes.microsoft_server import ADMIN, CLIENT_SECRET, USER, GraphReply, MicrosoftServer
+from tests.support.keyring_store import KeyringStore
+from tests.support.m365_helpers import approving, settings_for
 from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.errors import ExitCode, StageFailedError
 from xoromail_cli.services.base import ConnectionLostError
@@ -38,7 +39,7 @@ def server(tls: TLSFiles) -> Iterator[MicrosoftServer]:
 
 def delegated(server: MicrosoftServer, tls: TLSFiles, user: str | None = None, trace: list[str] | None = None,
               **settings: object) -> Microsoft365Transport:
-    store = KeyringStore()
+    store = KeyringStore("m365")
     tokens = TokenSource(settings_for(server, **settings), store, mailbox=USER, ca_file=str(tls.ca_file),
                          timeout=10)
     tokens.sign_in(approving(server, user))
@@ -100,7 +101,7 @@ def test_a_sign_in_as_another_account_is_refused_naming_both(server: MicrosoftSe
         transport.open()
     assert ADMIN in caught.value.message and USER in caught.value.message
     assert caught.value.exit_code == ExitCode.NOPERM and server.sent == []
-    accepted = Microsoft365Transport(settings_for(server, account=ADMIN), KeyringStore(), mailbox=USER,
+    accepted = Microsoft365Transport(settings_for(server, account=ADMIN), KeyringStore("m365"), mailbox=USER,
                                      ca_file=str(tls.ca_file), timeout=10)
     accepted.open()  # a shared mailbox sent as on purpose: the account is named in the profile
     accepted.close()

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TLSFiles
-from tests.fakes.microsoft_server import CLIENT_ID, TENANT, USER, MicrosoftServer
-from tests.m365_helpers import approving, settings_for
+from tests.support.common import TLSFiles
+from tests.support.fakes.microsoft_server import CLIENT_ID, TENANT, USER, MicrosoftServer
+from tests.support.m365_helpers import approving, settings_for
 from tests.test_boundaries import service_libraries
 from xoromail_cli.credentials import Secrets
 from xoromail_cli.errors import ConfigError, DataError, NoInputError
@@ -22,7 +22,7 @@ from xoromail_cli.services.microsoft365.service import SERVICE, build_settings, 
 from xoromail_cli.services.microsoft365.settings import Microsoft365Settings
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ProfileStandIn:
     """The refactored Profile's fields this service reads (`profile.Profile`)."""
 
@@ -104,12 +104,12 @@ def test_the_wizard_asks_for_what_each_mode_needs() -> None:
 
 
 def test_offline_checks_refuse_app_only_smtp_and_an_unreadable_certificate(tmp_path: Path) -> None:
-    smtp_app = ProfileStandIn(Microsoft365Settings(tenant=TENANT, client_id=CLIENT_ID, mode="app",
+    smtp_app = ProfileStandIn(settings=Microsoft365Settings(tenant=TENANT, client_id=CLIENT_ID, mode="app",
                                                    send_via="smtp"))
     with pytest.raises(ConfigError) as caught:
         SERVICE.check_offline(smtp_app)  # type: ignore[arg-type]  # the stand-in has the Profile's fields
     assert "New-ServicePrincipal" in (caught.value.hint or "")
-    missing = ProfileStandIn(Microsoft365Settings(tenant=TENANT, client_id=CLIENT_ID, mode="app",
+    missing = ProfileStandIn(settings=Microsoft365Settings(tenant=TENANT, client_id=CLIENT_ID, mode="app",
                                                   certificate=str(tmp_path / "none.pem")))
     with pytest.raises(NoInputError):
         SERVICE.check_offline(missing)  # type: ignore[arg-type]  # the stand-in has the Profile's fields
@@ -119,7 +119,7 @@ def test_the_service_signs_in_opens_and_sends_through_graph(tls: TLSFiles) -> No
     from xoromail_cli.compose.envelope import Envelope
 
     with MicrosoftServer(tls.server_context) as server:
-        profile = ProfileStandIn(settings_for(server), ca_file=str(tls.ca_file))
+        profile = ProfileStandIn(settings=settings_for(server), ca_file=str(tls.ca_file))
         secrets = Secrets(profile)  # type: ignore[arg-type]  # the real keyring store; stand-in profile
         who = sign_in(profile.settings, secrets, mailbox=USER, notify=approving(server), ca_file=profile.ca_file,
                       timeout=10)
@@ -127,7 +127,8 @@ def test_the_service_signs_in_opens_and_sends_through_graph(tls: TLSFiles) -> No
         assert SERVICE.planned_stages(profile, send=True) == ["config", "sign-in", "send"]  # type: ignore[arg-type]  # stand-in
         transport = SERVICE.open_transport(profile, secrets)  # type: ignore[arg-type]  # stand-in
         transport.open()
-        delivery = transport.send(Envelope(USER, ("customer@example.org",), b"Subject: t\r\n\r\nx\r\n", "<t@x>"))
+        delivery = transport.send(Envelope(sender=USER, to=("customer@example.org",), data=b"Subject: t\r\n\r\nx\r\n",
+                                           message_id="<t@x>"))
         transport.close()
         assert delivery.ok and server.sent[0].mime == b"Subject: t\r\n\r\nx\r\n"
         notes = SERVICE.notes(profile)  # type: ignore[arg-type]  # stand-in

@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import AuthResult
 
-from tests.conftest import ServerFactory, TLSFiles, failing_authenticator
-from tests.fakes.microsoft_server import MicrosoftServer
-from tests.m365_helpers import KeyringStore, approving, settings_for
+from tests.support.common import ServerFactory, TLSFiles, failing_authenticator
+from tests.support.fakes.microsoft_server import MicrosoftServer
+from tests.support.keyring_store import KeyringStore
+from tests.support.m365_helpers import approving, settings_for
 from xoromail_cli.errors import ConfigError
 from xoromail_cli.local.sink import CaptureHandler
 from xoromail_cli.services.microsoft365.auth import TokenSource
-from xoromail_cli.services.microsoft365.smtp import access_token_for_smtp, xoauth2_base64, xoauth2_string
+from xoromail_cli.services.microsoft365.smtp import access_token_for_smtp, xoauth2_string
 
 USER = "billing@company.test"
 
@@ -64,13 +65,12 @@ def send_with_xoauth2(port: int, tls: TLSFiles, user: str, token: str) -> None:
 
 def test_the_xoauth2_string_has_the_documented_form() -> None:
     assert xoauth2_string("a@b.test", "T0K") == "user=a@b.test\x01auth=Bearer T0K\x01\x01"
-    assert base64.b64decode(xoauth2_base64("a@b.test", "T0K")) == b"user=a@b.test\x01auth=Bearer T0K\x01\x01"
 
 
 def test_a_delegated_sign_in_gives_an_smtp_token_that_xoauth2_accepts(identity: MicrosoftServer, tls: TLSFiles,
                                                                       smtp_server: ServerFactory) -> None:
     settings = settings_for(identity, send_via="smtp")
-    store = KeyringStore()
+    store = KeyringStore("m365")
     TokenSource(settings, store, mailbox=USER, ca_file=str(tls.ca_file), timeout=10).sign_in(approving(identity))
     token = access_token_for_smtp(settings, store, mailbox=USER, ca_file=str(tls.ca_file), timeout=10)
     handler = XOAuth2Handler()
@@ -85,7 +85,7 @@ def test_a_delegated_sign_in_gives_an_smtp_token_that_xoauth2_accepts(identity: 
 def test_a_graph_token_is_not_an_smtp_token(identity: MicrosoftServer, tls: TLSFiles,
                                             smtp_server: ServerFactory) -> None:
     settings = settings_for(identity)
-    store = KeyringStore()
+    store = KeyringStore("m365")
     source = TokenSource(settings, store, mailbox=USER, ca_file=str(tls.ca_file), timeout=10)
     source.sign_in(approving(identity))
     handler = XOAuth2Handler()
@@ -99,7 +99,7 @@ def test_a_graph_token_is_not_an_smtp_token(identity: MicrosoftServer, tls: TLSF
 def test_app_only_smtp_is_refused_with_the_exchange_steps_for_this_tenant(identity: MicrosoftServer) -> None:
     settings = settings_for(identity, mode="app", send_via="smtp")
     with pytest.raises(ConfigError) as caught:
-        access_token_for_smtp(settings, KeyringStore(), mailbox=USER)
+        access_token_for_smtp(settings, KeyringStore("m365"), mailbox=USER)
     hint = caught.value.hint or ""
     assert f"New-ServicePrincipal -AppId {settings.client_id}" in hint and "Enterprise" in hint
     assert f"Add-MailboxPermission -Identity {USER}" in hint and "https://outlook.office365.com/.default" in hint
@@ -116,7 +116,7 @@ def test_a_send_via_smtp_profile_validates_through_the_smtp_transport_with_xoaut
     server = smtp_server("starttls", handler=handler, authenticator=failing_authenticator(
         "535 5.7.139 Authentication unsuccessful, basic authentication is disabled."))
     settings = settings_for(identity, send_via="smtp", smtp_host="127.0.0.1", smtp_port=server.port)
-    store = KeyringStore()
+    store = KeyringStore("m365")
     TokenSource(settings, store, mailbox=USER, ca_file=str(tls.ca_file), timeout=10).sign_in(approving(identity))
     profile = Profile(name="default", email=USER, service="microsoft365", settings=settings,
                       display_name="Company Billing", ca_file=str(tls.ca_file), timeout=10.0)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import USER, TLSFiles
-from tests.fakes.google_server import CLIENT_SECRET, GoogleServer
-from tests.fakes.microsoft_server import CLIENT_ID, TENANT, MicrosoftServer
+from tests.support.common import USER, TLSFiles
+from tests.support.fakes.google_server import CLIENT_SECRET, GoogleServer
+from tests.support.fakes.microsoft_server import CLIENT_ID, TENANT, MicrosoftServer
 
 INVOICE = ["--event", "overdue-invoice", "--to", "ap@customer.test", "--var", "customer_name=Northwind",
            "--var", "invoice_number=INV-9", "--var", "amount_due=10", "--var", "due_date=2026-11-15",
@@ -43,7 +43,7 @@ def google_server(tls: TLSFiles) -> Iterator[GoogleServer]:
 def test_google_connect_allow_send_validate_and_disconnect(
         google_server: GoogleServer, tls: TLSFiles, env: dict[str, str], tmp_path: Path) -> None:
     launcher = tmp_path / "browser"
-    script = Path(__file__).parent / "fakes" / "play_browser.py"
+    script = Path(__file__).parent / "support" / "fakes" / "play_browser.py"
     launcher.write_text(f"#!/bin/sh\nexec {sys.executable} {script} \"$1\"\n", encoding="utf-8")
     launcher.chmod(0o755)
     env = {**env, "BROWSER": str(launcher), "XOROMAIL_TEST_CA": str(tls.ca_file)}

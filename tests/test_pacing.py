@@ -40,21 +40,21 @@ def test_durations_are_parsed() -> None:
 
 def test_rate_limiter_spaces_messages_evenly() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(0.5, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(per_second=0.5, clock=clock, sleep=clock.sleep)
     waits = [limiter.wait() for _ in range(4)]
     assert waits == [0.0, 2.0, 2.0, 2.0]
 
 
 def test_rate_limiter_does_not_wait_when_the_sender_is_slower_than_the_limit() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(1.0, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(per_second=1.0, clock=clock, sleep=clock.sleep)
     limiter.wait()
     clock.now += 5
     assert limiter.wait() == 0.0
 
 
 def test_no_limit_never_waits() -> None:
-    assert RateLimiter(None).wait() == 0.0
+    assert RateLimiter(per_second=None).wait() == 0.0
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:

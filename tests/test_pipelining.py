@@ -5,49 +5,19 @@ Each test checks what the server received and what the ledger says, never how lo
 
 from __future__ import annotations
 
-import random
 from collections import Counter
-from pathlib import Path
-from typing import Any
 
-import pytest
-
-from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
-from tests.pipelined import Pipelining, Scripted, wire_counter
-from tests.samples import EVENT, jobs
+from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
+from tests.support.engine import sender
+from tests.support.pipelined import Pipelining, Scripted, wire_counter
+from tests.support.samples import EVENT, jobs
+from tests.support.servers import delivered
 from xoromail_cli.compose.envelope import Envelope
-from xoromail_cli.compose.render import Renderer
 from xoromail_cli.ledger.accounts import account_key
 from xoromail_cli.ledger.sqlite import Ledger
-from xoromail_cli.local.sink import CaptureHandler
-from xoromail_cli.pacing import Backoff, RateLimiter
-from xoromail_cli.profile import Profile
+from xoromail_cli.pacing import RateLimiter
 from xoromail_cli.sending.batch import make_job
-from xoromail_cli.sending.deliverer import Deliverer
-from xoromail_cli.sending.results import MessageResult
-from xoromail_cli.sending.sender import Sender
 from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
-
-
-def sender(profile: Profile, ledger: Ledger | None, *, key_template: str | None = None,
-           **options: Any) -> tuple[Sender, list[MessageResult]]:
-    """A batch Sender over a Deliverer (`options` are the Deliverer's: retries, resend, rate, …)."""
-    results: list[MessageResult] = []
-    transport = SmtpTransport(SmtpEndpoint.from_profile(profile), PASSWORD)
-    options.setdefault("backoff", Backoff(base=0.0, rng=random.Random(1)))
-    deliverer = Deliverer(profile=profile, event=EVENT.name, transport=transport, ledger=ledger, **options)
-    instance = Sender(event=EVENT, renderer=Renderer(profile), deliverer=deliverer, key_template=key_template,
-                      on_result=results.append)
-    return instance, results
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    return Ledger(tmp_path / "state" / "ledger.sqlite3")
-
-
-def delivered(handler: CaptureHandler) -> Counter[str]:
-    return Counter(recipient for message in handler.messages for recipient in message.recipients)
 
 
 def statuses(ledger: Ledger) -> Counter[str]:
@@ -89,7 +59,7 @@ def test_pacing_keeps_each_message_back_until_its_slot(
     server = smtp_server(handler=Pipelining())
     with wire_counter(server.port) as counter:
         run, _ = sender(profile_for(server, tls, port=counter.port), ledger,
-                        rate=RateLimiter(2.0, clock=lambda: clock[0], sleep=sleep))
+                        rate=RateLimiter(per_second=2.0, clock=lambda: clock[0], sleep=sleep))
         summary = run.run(jobs(10))
     assert summary.count("sent") == 10
     assert slept == [0.5] * 9
@@ -222,8 +192,10 @@ def test_the_in_flight_mark_comes_after_the_354_and_before_the_data(
     transport = SmtpTransport(SmtpEndpoint.from_profile(profile_for(server, tls)), PASSWORD)
     transport.open()
     assert transport.pipelining
-    first = Envelope("billing@company.test", ("a@client.test",), b"Subject: 1\r\n\r\none\r\n", "<1@x>")
-    second = Envelope("billing@company.test", ("b@client.test",), b"Subject: 2\r\n\r\ntwo\r\n", "<2@x>")
+    first = Envelope(sender="billing@company.test", to=("a@client.test",), data=b"Subject: 1\r\n\r\none\r\n",
+                     message_id="<1@x>")
+    second = Envelope(sender="billing@company.test", to=("b@client.test",), data=b"Subject: 2\r\n\r\ntwo\r\n",
+                      message_id="<2@x>")
     seen: list[tuple[str, int, int]] = []
     assert transport.send_then(first, lambda: seen.append(("first", handler.mails, handler.datas)), second).ok
     assert transport.send_then(second, lambda: seen.append(("second", handler.mails, handler.datas)), None).ok
@@ -240,8 +212,9 @@ def test_the_trace_shows_each_pipelined_command_and_never_the_password(
     transport = SmtpTransport(SmtpEndpoint.from_profile(profile_for(server, tls)), PASSWORD,
                               trace=lambda direction, text: trace.append((direction, text)))
     transport.open()
-    envelope = Envelope("billing@company.test", ("a@client.test", "b@client.test"), b"Subject: t\r\n\r\nx\r\n",
-                        "<t@x>")
+    envelope = Envelope(sender="billing@company.test", to=("a@client.test", "b@client.test"),
+                        data=b"Subject: t\r\n\r\nx\r\n",
+                        message_id="<t@x>")
     assert transport.send(envelope).ok
     transport.close()
     sent = [text for direction, text in trace if direction == "→"]

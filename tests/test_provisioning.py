@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.samples import smtp_profile
+from tests.support.samples import smtp_profile
 from xoromail_cli.errors import UsageError
 from xoromail_cli.provisioning import SetupAnswers, build_profile, missing
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.samples import EVENT
+from tests.support.samples import EVENT
 from xoromail_cli.addresses import parse_address, parse_address_list
 from xoromail_cli.errors import DataError, ExitCode
 from xoromail_cli.sending.batch import make_job

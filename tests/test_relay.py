@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, accepting_authenticator, profile_for
-from tests.relay_helpers import RELAY_PASSWORD, RELAY_USER, RelayFactory, erp_message, relay, submit, wait_for
-from tests.samples import smtp_profile
-from tests.servers import DropNth, FailNth, RefuseRecipient
+from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, accepting_authenticator, profile_for
+from tests.support.relay_helpers import RELAY_PASSWORD, RELAY_USER, RelayFactory, erp_message, relay, submit, wait_for
+from tests.support.samples import smtp_profile
+from tests.support.servers import DropNth, FailNth, RefuseRecipient
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
 from xoromail_cli.compose.envelope import Envelope
@@ -160,7 +160,8 @@ def test_a_message_delivered_before_a_crash_is_not_sent_again_when_its_spool_fil
     submit(running.port, erp_message(6), recipients=["customer@client.test", "hidden@company.test"])
     wait_for(lambda: len(upstream.messages) == 1 and not running.spool.ids(), what="the delivery")
     got = upstream.messages[0]
-    survivor = Envelope(got.sender, ("customer@client.test",), got.data, str(got.parsed()["Message-ID"]),
+    survivor = Envelope(sender=got.sender, to=("customer@client.test",), data=got.data,
+                        message_id=str(got.parsed()["Message-ID"]),
                         bcc=("hidden@company.test",))
     running.spool.put(survivor)  # as if the relay died between the service's 250 and removing the file
     running.worker.wake()

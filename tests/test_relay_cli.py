@@ -9,8 +9,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.conftest import USER, TLSFiles
-from tests.samples import smtp_profile
+from tests.support.common import USER, TLSFiles
+from tests.support.samples import smtp_profile
 from xoromail_cli import config, paths
 from xoromail_cli.cli import app
 from xoromail_cli.compose.envelope import Envelope
@@ -28,8 +28,9 @@ def saved(config_path: Path, tls: TLSFiles) -> Spool:
 def test_queue_lists_retries_and_drops_what_the_spool_keeps(runner: CliRunner, config_path: Path,
                                                            tls: TLSFiles) -> None:
     spool = saved(config_path, tls)
-    queued = spool.put(Envelope(USER, ("a@client.test",), DATA, "<m1@company.test>", bcc=("b@company.test",)))
-    refused = spool.put(Envelope(USER, ("c@client.test",), DATA, "<m2@company.test>"))
+    queued = spool.put(Envelope(sender=USER, to=("a@client.test",), data=DATA, message_id="<m1@company.test>",
+                                bcc=("b@company.test",)))
+    refused = spool.put(Envelope(sender=USER, to=("c@client.test",), data=DATA, message_id="<m2@company.test>"))
     spool.set_state(queued, QueueState(2, 4102444800.0, "451 4.3.0 try later"))
     spool.fail(refused, QueueState(1, 0.0, "550 5.1.1 User unknown"))
     base = ["--config", str(config_path), "queue"]

@@ -11,8 +11,8 @@ from __future__ import annotations
 import smtplib
 import socket
 
-from tests.conftest import ServerFactory, TLSFiles, profile_for
-from tests.relay_helpers import RELAY_PASSWORD, RELAY_USER, RelayFactory, relay, wait_for
+from tests.support.common import ServerFactory, TLSFiles, profile_for
+from tests.support.relay_helpers import RELAY_PASSWORD, RELAY_USER, RelayFactory, relay, wait_for
 
 __all__ = ["relay"]  # the fixture, imported for pytest
 

@@ -15,11 +15,11 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, accepting_authenticator, profile_for
-from tests.relay_helpers import RELAY_PASSWORD, RELAY_USER, erp_message, relay_process, submit, wait_for
-from tests.samples import smtp_profile
-from tests.servers import connections
-from tests.terminal import Terminal
+from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, accepting_authenticator, profile_for
+from tests.support.relay_helpers import RELAY_PASSWORD, RELAY_USER, erp_message, relay_process, submit, wait_for
+from tests.support.samples import smtp_profile
+from tests.support.servers import connections
+from tests.support.terminal import Terminal
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
 from xoromail_cli.local.sink import CaptureHandler, SinkServer, free_port

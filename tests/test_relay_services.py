@@ -7,10 +7,10 @@ from email import message_from_bytes, policy
 
 import pytest
 
-from tests.conftest import USER, TLSFiles
-from tests.fakes.microsoft_server import CLIENT_SECRET, GraphReply, MicrosoftServer
-from tests.m365_helpers import settings_for
-from tests.relay_helpers import RelayFactory, erp_message, relay, submit, wait_for
+from tests.support.common import USER, TLSFiles
+from tests.support.fakes.microsoft_server import CLIENT_SECRET, GraphReply, MicrosoftServer
+from tests.support.m365_helpers import settings_for
+from tests.support.relay_helpers import RelayFactory, erp_message, relay, submit, wait_for
 from xoromail_cli import credentials
 from xoromail_cli.profile import Profile
 from xoromail_cli.services.microsoft365.auth import CLIENT_SECRET as SECRET_KIND
@@ -58,3 +58,29 @@ def test_graph_throttling_keeps_the_message_queued_then_delivers_it_once(
     assert 'reply="429 ApplicationThrottled' in running.logged("deferred")[0]
     wait_for(lambda: len(graph.sent) == 1 and not running.spool.ids(), timeout=30, what="the later delivery")
     assert len(graph.sent) == 1
+
+
+def test_through_graph_the_relay_advertises_graphs_3_mb_and_500_recipients_and_refuses_more_at_the_door(
+        relay: RelayFactory, graph: MicrosoftServer, tls: TLSFiles) -> None:
+    import smtplib
+
+    from tests.support.relay_helpers import RELAY_PASSWORD, RELAY_USER
+    from xoromail_cli.relay.limits import recipient_cap
+    from xoromail_cli.relay.upstream import learn_max_size
+    from xoromail_cli.sending.limits import provider_limits
+    from xoromail_cli.services.microsoft365.graph import MAX_MESSAGE_BYTES
+
+    profile = m365_profile(graph, tls)
+    running = relay(profile)
+    assert learn_max_size(profile, running.server, running.log) == MAX_MESSAGE_BYTES < 3_200_000
+    provider = provider_limits(profile)
+    assert recipient_cap(provider.label if provider is not None else None) == 500
+    with smtplib.SMTP("127.0.0.1", running.port, timeout=20) as client:
+        client.login(RELAY_USER, RELAY_PASSWORD)
+        assert client.esmtp_features["size"] == str(MAX_MESSAGE_BYTES)
+        code, text = client.mail(USER, [f"SIZE={MAX_MESSAGE_BYTES + 1}"])
+        assert code == 552 and text.startswith(b"5.3.4")
+    big = erp_message(3, attachment=b"%PDF-1.4 " + bytes(range(256)) * 12_000)
+    with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+        submit(running.port, big)  # smtplib announces the size at MAIL FROM
+    assert refused.value.smtp_code == 552 and not running.spool.ids() and not graph.sent

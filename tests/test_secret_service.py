@@ -14,11 +14,11 @@ from typing import Any
 
 from keyrings.alt.file import PlaintextKeyring
 
-from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles
-from tests.secret_scan import files_holding
+from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles
+from tests.support.secret_scan import files_holding
 
 SCRIPT = str(Path(sys.executable).with_name("xoromail"))
-SESSION = str(Path(__file__).with_name("secret_service_session.py"))
+SESSION = str(Path(__file__).parent / "support" / "secret_service_session.py")
 KEYRING_PASSWORD = "known login keyring password"
 IN_SECRET_SERVICE = """
 import json, sys

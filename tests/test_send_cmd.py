@@ -8,31 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
-from tests.servers import RefuseRecipient, connections
-from xoromail_cli import config, credentials
+from tests.support.common import PASSWORD, ServerFactory, TLSFiles, configure
+from tests.support.samples import OVERDUE, csv_batch
+from tests.support.servers import RefuseRecipient, connections
 from xoromail_cli.cli import app
-from xoromail_cli.local.sink import SinkServer, free_port
-
-OVERDUE = ["--var", "customer_name=Ann", "--var", "invoice_number=INV-1", "--var", "amount_due=99.5",
-           "--var", "due_date=2026-11-01"]
-
-
-def configure(config_path: Path, server: SinkServer | None, tls: TLSFiles, **overrides: object) -> list[str]:
-    if server is None:
-        server = SinkServer(port=free_port())
-    config.save_profile(config_path, profile_for(server, tls, company_name="ACME Ltd", **overrides))
-    credentials.store_password("default", PASSWORD)
-    return ["--config", str(config_path)]
-
-
-def csv_batch(path: Path, rows: int, bad_row: int | None = None) -> Path:
-    with path.open("w", encoding="utf-8") as handle:
-        handle.write("to,customer_name,invoice_number,amount_due,due_date\n")
-        for number in range(1, rows + 1):
-            to = "broken-address" if number == bad_row else f"c{number}@client.test"
-            handle.write(f"{to},Customer {number},INV-{number},{number}.00,2026-11-01\n")
-    return path
 
 
 def test_one_message_is_sent_and_reported(runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles,
@@ -230,7 +209,7 @@ def test_a_batch_at_a_terminal_shows_progress_then_the_summary(
         smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
     import os
 
-    from tests.terminal import Terminal
+    from tests.support.terminal import Terminal
 
     server = smtp_server()
     configure(config_path, server, tls)

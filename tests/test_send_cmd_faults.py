@@ -2,48 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections import Counter
 from pathlib import Path
-from typing import Any
 
-from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
-from tests.test_send_cmd import csv_batch
+from tests.support.cli import send_command
+from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
+from tests.support.samples import csv_batch
+from tests.support.servers import SlowHandler, delivered
 from xoromail_cli import config
 from xoromail_cli import ledger as ledger_doors
 from xoromail_cli.ledger.accounts import account_key
 from xoromail_cli.ledger.locking import ProfileLock
 from xoromail_cli.ledger.sqlite import Ledger
-from xoromail_cli.local.sink import CaptureHandler
-
-SCRIPT = str(Path(sys.executable).with_name("xoromail"))
-
-
-class SlowHandler(CaptureHandler):
-    """Takes a few milliseconds per message, so a batch is still running when the test acts."""
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        await asyncio.sleep(0.01)
-        return await super().handle_DATA(server, session, envelope)
 
 
 def environment(config_path: Path) -> dict[str, str]:
     env = os.environ.copy()
     env.update(XOROMAIL_CONFIG=str(config_path), XOROMAIL_PASSWORD=PASSWORD)
     return env
-
-
-def send_command(batch: Path, *extra: str) -> list[str]:
-    return [SCRIPT, "send", "--event", "overdue-invoice", "--batch", str(batch), "--retry-delay", "0", *extra]
-
-
-def delivered(handler: CaptureHandler) -> Counter[str]:
-    return Counter(recipient for message in handler.messages for recipient in message.recipients)
 
 
 def test_sigkill_mid_batch_then_rerun_delivers_every_row_with_at_most_one_reported_duplicate(

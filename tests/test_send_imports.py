@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PASSWORD, ServerFactory, TLSFiles
-from tests.test_send_cmd import configure
+from tests.support.common import PASSWORD, ServerFactory, TLSFiles, configure
 
 SEND = ["send", "--event", "overdue-invoice", "--to", "ann@client.test", "--var", "customer_name=Ann",
         "--var", "invoice_number=INV-1", "--var", "amount_due=1249.50", "--var", "due_date=2026-11-15"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.samples import smtp_profile
+from tests.support.samples import smtp_profile
 from xoromail_cli.sending import plan as dispatch
 
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
-from tests.samples import EVENT, jobs
-from tests.servers import (
+from tests.support.common import USER, ServerFactory, TLSFiles, profile_for
+from tests.support.engine import sender
+from tests.support.samples import EVENT, jobs
+from tests.support.servers import (
     AcceptThenDropNth,
     CloseAfterNth,
     DropNth,
@@ -27,7 +25,6 @@ from xoromail_cli.errors import ExitCode
 from xoromail_cli.ledger.accounts import account_key
 from xoromail_cli.ledger.sqlite import Ledger
 from xoromail_cli.pacing import Backoff, now
-from xoromail_cli.profile import Profile
 from xoromail_cli.sending.batch import SendJob, make_job
 from xoromail_cli.sending.deliverer import Deliverer
 from xoromail_cli.sending.keys import idempotency_key
@@ -36,23 +33,6 @@ from xoromail_cli.sending.sender import Sender
 from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
 
 ACCOUNT = account_key("smtp", USER)
-
-
-def sender(profile: Profile, ledger: Ledger | None = None, *, key_template: str | None = None,
-           **options: Any) -> tuple[Sender, list[MessageResult]]:
-    """A batch Sender over a Deliverer (`options` are the Deliverer's: retries, resend, rate, …)."""
-    results: list[MessageResult] = []
-    transport = SmtpTransport(SmtpEndpoint.from_profile(profile), PASSWORD)
-    options.setdefault("backoff", Backoff(base=0.0, rng=random.Random(1)))
-    deliverer = Deliverer(profile=profile, event=EVENT.name, transport=transport, ledger=ledger, **options)
-    instance = Sender(event=EVENT, renderer=Renderer(profile), deliverer=deliverer, key_template=key_template,
-                      on_result=results.append)
-    return instance, results
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    return Ledger(tmp_path / "state" / "ledger.sqlite3")
 
 
 def test_batch_goes_over_one_connection(smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:

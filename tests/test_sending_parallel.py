@@ -17,9 +17,9 @@ from typing import Any
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles
-from tests.pipelined import Pipelining, Scripted
-from tests.test_send_cmd import configure, csv_batch
+from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, configure
+from tests.support.pipelined import Pipelining, Scripted
+from tests.support.samples import csv_batch
 from xoromail_cli.cli import app
 from xoromail_cli.ledger.sqlite import Ledger
 from xoromail_cli.local.sink import CaptureHandler
@@ -152,7 +152,7 @@ def test_one_rate_limit_spaces_the_messages_of_every_connection() -> None:
         with lock:
             delays.append(round(seconds, 6))
 
-    limiter = RateLimiter(10.0, clock=lambda: 0.0, sleep=sleep)
+    limiter = RateLimiter(per_second=10.0, clock=lambda: 0.0, sleep=sleep)
     threads = [threading.Thread(target=lambda: [limiter.wait() for _ in range(10)]) for _ in range(3)]
     for thread in threads:
         thread.start()
@@ -163,7 +163,7 @@ def test_one_rate_limit_spaces_the_messages_of_every_connection() -> None:
 
 def test_a_retry_after_holds_every_connection() -> None:
     clock = [100.0]
-    limiter = RateLimiter(None, clock=lambda: clock[0], sleep=lambda seconds: None)
+    limiter = RateLimiter(per_second=None, clock=lambda: clock[0], sleep=lambda seconds: None)
     limiter.hold(30.0)
     assert not limiter.try_take()
     assert limiter.wait() == 30.0

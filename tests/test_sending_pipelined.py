@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests import test_sending
-from tests.pipelined import advertise
+from tests.support.pipelined import advertise
 from xoromail_cli.local.sink import CaptureHandler
 
 globals().update({name: value for name, value in vars(test_sending).items() if name.startswith("test_")})
@@ -27,5 +27,3 @@ def every_server_pipelines(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(CaptureHandler, "handle_EHLO", handle_ehlo)
     return
 
-
-ledger = test_sending.ledger

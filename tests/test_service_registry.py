@@ -21,7 +21,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from tests.contract_harnesses import HARNESSES, OutboxHarness, harness_for, missing_harnesses
+from tests.support.contract_harnesses import HARNESSES, OutboxHarness, harness_for, missing_harnesses
 from tests.test_service_protocol_typing import protocol_gaps
 from xoromail_cli import config, provisioning, services
 from xoromail_cli.compose.envelope import Envelope
@@ -31,8 +31,9 @@ from xoromail_cli.services import ServiceEntry
 from xoromail_cli.services.base import ServiceBase
 
 PACKAGE = "xoromail_throwaway_drop"
-ENTRY = ServiceEntry("drop", "Drop folder", "writes each message into a folder another system collects",
-                     ("drop-folder", "pickup"), f"{PACKAGE}.service")
+ENTRY = ServiceEntry(name="drop", label="Drop folder",
+                     summary="writes each message into a folder another system collects",
+                     aliases=("drop-folder", "pickup"), module=f"{PACKAGE}.service")
 """The one registry line the new service needs."""
 
 SERVICE_SOURCE = '''
@@ -66,7 +67,8 @@ class DropService(ServiceBase[DropSettings]):
     name = "drop"
     label = "Drop folder"
     secret_kinds = ("pickup_token",)
-    setup_options = (SetupOption("--drop-folder", "drop_folder", "the folder to drop messages in", "DIR", "path"),)
+    setup_options = (SetupOption(flag="--drop-folder", key="drop_folder", help="the folder to drop messages in",
+                                 metavar="DIR", kind="path"),)
     settings_type = DropSettings
 
     def settings_from_table(self, table: Mapping[str, Any]) -> DropSettings:
@@ -90,7 +92,7 @@ class DropService(ServiceBase[DropSettings]):
         return [] if answers.get("drop_folder") or self.own(existing) else ["--drop-folder"]
 
     def next_question(self, answers: Mapping[str, Any], existing: Any, email: str) -> Question | None:
-        return None if "drop_folder" in answers else Question("drop_folder", "Folder to drop messages in")
+        return None if "drop_folder" in answers else Question(key="drop_folder", prompt="Folder to drop messages in")
 
     def describe(self, profile: Any) -> str:
         return f"drops messages into {self.settings_of(profile).folder}"
@@ -188,9 +190,10 @@ def test_it_sends_through_the_shared_engine_and_reads_its_settings_one_way(drop:
     profile = drop_profile(tmp_path / "pickup")
     transport = services.open_transport(profile, secrets=_NoSecrets())
     transport.open()
-    envelope = Envelope("billing@company.test", ("alice@example.com",),
-                        b"From: billing@company.test\r\nTo: alice@example.com\r\nSubject: Invoice 1001\r\n\r\nHi\r\n",
-                        "<inv-1001@company.test>", label="invoice-1")
+    envelope = Envelope(sender="billing@company.test", to=("alice@example.com",),
+                        data=b"From: billing@company.test\r\nTo: alice@example.com\r\n"
+                             b"Subject: Invoice 1001\r\n\r\nHi\r\n",
+                        message_id="<inv-1001@company.test>", label="invoice-1")
     assert transport.send(envelope).ok
     written = list((tmp_path / "pickup").glob("*.eml"))
     assert len(written) == 1 and message_from_bytes(written[0].read_bytes())["Subject"] == "Invoice 1001"

@@ -10,15 +10,10 @@ from pathlib import Path
 import keyring
 from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, failing_authenticator, use_no_keyring
+from tests.support.cli import setup_args
+from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, failing_authenticator, use_no_keyring
 from xoromail_cli.cli import app
 from xoromail_cli.config import load
-
-
-def setup_args(config_path: Path, port: int, tls: TLSFiles, *extra: str) -> list[str]:
-    return ["--config", str(config_path), "setup", "--service", "webmail", "--email", USER,
-            "--display-name", "Company Billing", "--host", "127.0.0.1", "--port", str(port),
-            "--security", "starttls", "--ca-file", str(tls.ca_file), "--password-stdin", *extra]
 
 
 def test_scripted_setup_validates_then_saves_and_keeps_the_password_out_of_the_file(
@@ -136,7 +131,7 @@ def test_a_missing_ca_file_is_exit_66(runner: CliRunner, tls: TLSFiles, config_p
 
 def test_wizard_at_a_terminal_prefills_gmail_and_explains_the_app_password(
         config_path: Path, isolated_environment: Path) -> None:
-    from tests.terminal import Terminal
+    from tests.support.terminal import Terminal
 
     env = {**os.environ, "XOROMAIL_CONFIG": str(config_path)}
     term = Terminal(["setup", "--no-validate"], env)
@@ -161,7 +156,7 @@ def test_wizard_at_a_terminal_prefills_gmail_and_explains_the_app_password(
 
 
 def test_wizard_for_office365_states_the_retirement_dates(config_path: Path) -> None:
-    from tests.terminal import Terminal
+    from tests.support.terminal import Terminal
 
     term = Terminal(["setup", "--no-validate", "--email", USER, "--preset", "office365", "--display-name", "B"],
                     {**os.environ, "XOROMAIL_CONFIG": str(config_path)})

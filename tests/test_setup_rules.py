@@ -9,8 +9,8 @@ import keyring
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, use_no_keyring
-from tests.samples import smtp_profile
+from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, use_no_keyring
+from tests.support.samples import smtp_profile
 from xoromail_cli import provisioning
 from xoromail_cli.cli import app
 from xoromail_cli.config import load

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PASSWORD, ServerFactory, TLSFiles, failing_authenticator, profile_for, secrets
-from tests.servers import DataReply, MailFromReply
+from tests.support.common import PASSWORD, ServerFactory, TLSFiles, failing_authenticator, profile_for, secrets
+from tests.support.servers import DataReply, MailFromReply
 from xoromail_cli import validate
 from xoromail_cli.errors import ExitCode
 from xoromail_cli.local.sink import CaptureHandler, free_port

@@ -17,7 +17,7 @@ import pytest
 from jinja2 import meta
 from jinja2.defaults import DEFAULT_NAMESPACE
 
-from tests.samples import smtp_profile
+from tests.support.samples import smtp_profile
 from xoromail_cli.compose import substitution
 from xoromail_cli.compose.events import EVENTS, PROFILE_VARIABLES
 from xoromail_cli.compose.render import BUILTIN_TEMPLATES, TEMPLATE_FILES, Renderer, format_money

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
+from tests.support.cli import SCRIPT
 from xoromail_cli.compose.events import EVENTS
 
-SCRIPT = str(Path(sys.executable).with_name("xoromail"))
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "events.md"
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import USER, TLSFiles
-from tests.contract_harnesses import (
+from tests.support.common import USER, TLSFiles
+from tests.support.contract_harnesses import (
     HARNESSES,
     REFUSED,
     SIZE_LIMIT,
@@ -55,7 +55,7 @@ def envelope(*to: str, cc: tuple[str, ...] = ("carol@example.com",), bcc: tuple[
             b"\r\n" + copies + b"Subject: Invoice 1001\r\nMessage-ID: " + MESSAGE_ID.encode() +
             b"\r\nAuto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
             b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + body)
-    return Envelope(USER, recipients, data, MESSAGE_ID, cc=cc, bcc=bcc)
+    return Envelope(sender=USER, to=recipients, data=data, message_id=MESSAGE_ID, cc=cc, bcc=bcc)
 
 
 def attempt(harness: Harness, case: Case, message: Envelope, marks: list[str]) -> tuple[Transport, Outcome]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import PASSWORD, USER, EwsFactory, ServerFactory, TLSFiles, profile_for, secrets
+from tests.support.common import PASSWORD, USER, EwsFactory, ServerFactory, TLSFiles, profile_for, secrets
 from xoromail_cli import validate
 from xoromail_cli.errors import ExitCode
 
@@ -48,7 +48,7 @@ def test_missing_password_fails_the_config_stage(smtp_server: ServerFactory, tls
 
 
 def test_plaintext_password_to_a_remote_host_is_refused_before_connecting(tls: TLSFiles) -> None:
-    from tests.samples import smtp_profile
+    from tests.support.samples import smtp_profile
 
     profile = smtp_profile(name="p", email=USER, host="mail.company.test", port=25, security="none", username=USER)
     report = validate.run(profile, secrets(PASSWORD))
@@ -91,7 +91,7 @@ def test_the_ca_file_adds_to_the_system_store_rather_than_replacing_it(tls: TLSF
 
 
 def test_a_non_ascii_password_signs_in_as_utf8(smtp_server: ServerFactory, tls: TLSFiles) -> None:
-    from tests.conftest import accepting_authenticator
+    from tests.support.common import accepting_authenticator
 
     server = smtp_server(authenticator=accepting_authenticator(password="pässwörd-€"))
     report = validate.run(profile_for(server, tls), secrets("pässwörd-€"))
@@ -118,7 +118,7 @@ def test_a_passing_office365_check_still_warns_about_smtp_auth(smtp_server: Serv
 
 
 def test_an_unencrypted_remote_relay_gets_a_note() -> None:
-    from tests.samples import smtp_profile
+    from tests.support.samples import smtp_profile
     from xoromail_cli import services
 
     relay = smtp_profile(name="r", email=USER, host="relay.company.test", port=25, security="none")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, ServerFactory, TLSFiles, profile_for
+from tests.support.common import PASSWORD, ServerFactory, TLSFiles, profile_for
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
 from xoromail_cli.local.sink import SinkServer

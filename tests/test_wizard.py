@@ -13,8 +13,8 @@ from pathlib import Path
 
 import keyring
 
-from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles
-from tests.terminal import Terminal
+from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles
+from tests.support.terminal import Terminal
 from xoromail_cli.config import load
 from xoromail_cli.services.smtp.presets import PRESETS
 

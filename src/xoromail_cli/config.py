@@ -6,10 +6,7 @@ ever replaced whole (temp file + rename) with mode 0600: never half-written, nev
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +14,9 @@ from typing import Any
 
 from xoromail_cli.addresses import check_header_value, parse_address
 from xoromail_cli.errors import ConfigError, DataError, UsageError
-from xoromail_cli.paths import private_dir
+from xoromail_cli.paths import atomic_write
 from xoromail_cli.profile import Profile
 
-SETUP_HINT = "run `xoromail setup` to create it"
 MAX_TIMEOUT = 3600.0
 MAX_CONNECTIONS = 10
 
@@ -107,23 +103,6 @@ def save_profile(path: Path, profile: Profile) -> None:
     atomic_write(path, tomli_w.dumps(document).encode("utf-8"))
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write `data` to `path` so readers see the old file or the new one, never a mix."""
-    private_dir(path.parent)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-
-
 def normalize_service(value: str) -> str:
     """The registry's name for a service, from any of its names (`webmail`, `ews`, …)."""
     from xoromail_cli.services import resolve_name
@@ -158,27 +137,62 @@ def validate_profile(profile: Profile) -> Profile:
 
 def _profile_from_table(path: Path, text: str, name: str, table: dict[str, Any]) -> Profile:
     from xoromail_cli import services
-    from xoromail_cli.services.smtp.settings import FLAT_KEYS
+
+    service_name = _service_name(path, text, name, table)
+    service = services.get(service_name)
+    service_table, form = _service_table(path, text, name, table, service_name)
+    _check_keys(path, text, name, table, service_name, service_table if form == "flat" else None)
+    sub = None if form == "flat" else service_name
+    try:
+        settings = service.settings_from_table(service_table or {})
+    except DataError as exc:
+        raise _settings_error(path, text, name, service_name, sub, bool(service_table), exc) from None
+    values = {key: value for key, value in table.items() if key in _FIELD_TYPES}
+    values["service"] = service_name
+    if "timeout" in values:
+        values["timeout"] = float(values["timeout"])
+    profile = Profile(name=name, settings=settings, form=form, **values)
+    try:
+        return validate_profile(profile)
+    except DataError as exc:
+        in_common = exc.field in _FIELD_TYPES
+        line = _locate(text, name, exc.field if exc.field else None, None if in_common else sub)
+        raise ConfigError(f"{path}:{line}: profile {name!r}: {exc.message}", exc.hint) from None
+
+
+def _service_name(path: Path, text: str, name: str, table: dict[str, Any]) -> str:
+    from xoromail_cli import services
 
     raw_service = table.get("service", "smtp")
     if not isinstance(raw_service, str):
         raise ConfigError(f"{path}:{_locate(text, name, 'service')}: 'service' must be str",
                           'e.g. service = "smtp"')
     try:
-        service_name = services.resolve_name(raw_service)
+        return services.resolve_name(raw_service)
     except ConfigError as exc:
         raise ConfigError(f"{path}:{_locate(text, name, 'service')}: profile {name!r}: {exc.message}",
                           exc.hint) from None
-    service = services.get(service_name)
+
+
+def _service_table(path: Path, text: str, name: str, table: dict[str, Any],
+                   service_name: str) -> tuple[dict[str, Any] | None, str]:
+    """The service's own table and the form it was written in: "current" or "flat" (SMTP keys at top level)."""
+    from xoromail_cli.services.smtp.settings import FLAT_KEYS
+
     service_table = table.get(service_name)
     flat = {key: table[key] for key in FLAT_KEYS if key in table} if service_name == "smtp" else {}
-    form = "current"
     if service_table is None and flat:
-        service_table, form = flat, "flat"
-    elif service_table is not None and not isinstance(service_table, dict):
+        return flat, "flat"
+    if service_table is not None and not isinstance(service_table, dict):
         raise ConfigError(f"{path}:{_locate(text, name, service_name)}: {service_name!r} must be a table",
                           f"write it as [profiles.{name}.{service_name}]")
-    allowed = set(_FIELD_TYPES) | {service_name} | (set(flat) if form == "flat" else set())
+    return service_table, "current"
+
+
+def _check_keys(path: Path, text: str, name: str, table: dict[str, Any], service_name: str,
+                flat: dict[str, Any] | None) -> None:
+    """Every key known, `email` present, and each common setting of its type."""
+    allowed = set(_FIELD_TYPES) | {service_name} | set(flat or ())
     for key in table:
         if key not in allowed:
             raise ConfigError(f"{path}:{_locate(text, name, key)}: unknown setting {key!r} in profile {name!r}",
@@ -193,31 +207,21 @@ def _profile_from_table(path: Path, text: str, name: str, table: dict[str, Any])
             wanted = " or ".join(t.__name__ for t in expected)
             raise ConfigError(f"{path}:{_locate(text, name, key)}: {key!r} must be {wanted}, "
                               f"not {type(value).__name__}", f"e.g. {key} = {_example(key)}")
-    sub = None if form == "flat" else service_name
-    try:
-        settings = service.settings_from_table(service_table or {})
-    except DataError as exc:
-        sub = sub if service_table else None
-        line = _locate(text, name, exc.field, sub) if service_table else _locate(text, name, None)
-        where = f"[profiles.{name}.{service_name}]" if sub else f"profile {name!r}"
-        if exc.message.startswith("missing "):
-            message = f"{where} is {exc.message}"
-        elif sub is None and exc.message.startswith("'"):  # a wrong type reads as it always did
-            message = exc.message
-        else:
-            message = f"{where}: {exc.message}"
-        raise ConfigError(f"{path}:{line}: {message}", exc.hint) from None
-    values = {key: value for key, value in table.items() if key in _FIELD_TYPES}
-    values["service"] = service_name
-    if "timeout" in values:
-        values["timeout"] = float(values["timeout"])
-    profile = Profile(name=name, settings=settings, form=form, **values)
-    try:
-        return validate_profile(profile)
-    except DataError as exc:
-        in_common = exc.field in _FIELD_TYPES
-        line = _locate(text, name, exc.field if exc.field else None, None if in_common else sub)
-        raise ConfigError(f"{path}:{line}: profile {name!r}: {exc.message}", exc.hint) from None
+
+
+def _settings_error(path: Path, text: str, name: str, service_name: str, sub: str | None, written: bool,
+                    exc: DataError) -> ConfigError:
+    """A service's refusal of its table, named by file, line and table (`written`: the table has keys)."""
+    sub = sub if written else None
+    line = _locate(text, name, exc.field, sub) if written else _locate(text, name, None)
+    where = f"[profiles.{name}.{service_name}]" if sub else f"profile {name!r}"
+    if exc.message.startswith("missing "):
+        message = f"{where} is {exc.message}"
+    elif sub is None and exc.message.startswith("'"):  # a wrong type reads as it always did
+        message = exc.message
+    else:
+        message = f"{where}: {exc.message}"
+    return ConfigError(f"{path}:{line}: {message}", exc.hint)
 
 
 def _example(key: str) -> str:

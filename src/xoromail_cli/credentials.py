@@ -94,11 +94,6 @@ def store_password(profile_name: str, password: str) -> None:
     write_secret(profile_name, "password", password)
 
 
-def forget_password(profile_name: str) -> None:
-    """Drop a stored password the profile no longer uses (it now has a password_command)."""
-    delete_secret(profile_name, "password")
-
-
 def password_source(profile: Profile) -> PasswordSource:
     if os.environ.get(ENV_PASSWORD):
         return PasswordSource("environment", f"${ENV_PASSWORD}")

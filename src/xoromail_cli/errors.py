@@ -69,10 +69,6 @@ class TemporaryError(XoromailError):
     exit_code = ExitCode.TEMPFAIL
 
 
-class ProtocolError(XoromailError):
-    exit_code = ExitCode.PROTOCOL
-
-
 class AuthError(XoromailError):
     exit_code = ExitCode.NOPERM
 

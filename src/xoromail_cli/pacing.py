@@ -69,7 +69,7 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RateLimiter:
     """Spaces messages evenly so a provider's per-minute limit is never hit: a total over every connection that
     shares it (slots are taken under a lock, the sleeping happens outside it)."""

@@ -16,13 +16,14 @@ from xoromail_cli import config, services
 from xoromail_cli.addresses import parse_address
 from xoromail_cli.credentials import Secrets
 from xoromail_cli.errors import ConfigError, NoInputError, UsageError
+from xoromail_cli.paths import atomic_write
 from xoromail_cli.profile import Profile
 
 EXTRA_SETTINGS = ("company_name", "reply_to", "signature", "currency", "templates_dir", "ledger", "rate")
 OPTION_NAMES = {"email": "--email", "display_name": "--display-name"}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SetupAnswers:
     """What the user told us; None means "not given" (so existing values or presets fill it)."""
 
@@ -120,5 +121,5 @@ def save(config_path: Path, profile: Profile, secrets: Secrets) -> None:
         if previous is None:
             config_path.unlink(missing_ok=True)
         else:
-            config.atomic_write(config_path, previous)
+            atomic_write(config_path, previous)
         raise

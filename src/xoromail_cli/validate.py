@@ -82,7 +82,7 @@ def test_message(profile: Profile, to: str) -> Envelope:
               f"It proves that {profile.email} can send through {where}.\n"
               "No action is needed.\n"),
     )
-    return Envelope(profile.email, (to,), data, message_id)
+    return Envelope(sender=profile.email, to=(to,), data=data, message_id=message_id)
 
 
 class _Progress:

@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -52,6 +52,19 @@ def relay(
                                          help="Fail a message still refused for now after this long.")] = "5d",
     rate: Annotated[str | None, typer.Option("--rate", metavar="N/min",
                                              help="At most this many messages (default: the profile's).")] = None,
+    allow_ip: Annotated[list[str] | None, typer.Option(
+        "--allow-ip", metavar="CIDR", help="Accept connections only from here (repeatable; IPv4 or IPv6).")] = None,
+    max_connections: Annotated[int, typer.Option("--max-connections", metavar="N", min=1,
+                                                 help="Connections at once, in all.")] = 100,
+    max_per_address: Annotated[int, typer.Option("--max-per-address", metavar="N", min=1,
+                                                 help="Connections at once from one address.")] = 10,
+    login_timeout: Annotated[float, typer.Option("--login-timeout", metavar="SECONDS", min=1,
+                                                 help="Time a connection has to log in.")] = 30.0,
+    idle_timeout: Annotated[float, typer.Option("--idle-timeout", metavar="SECONDS", min=1,
+                                                help="Time a logged-in connection may wait between commands.")
+                            ] = 300.0,
+    tls_min: Annotated[str, typer.Option("--tls-min", metavar="VERSION",
+                                         help="Lowest TLS version (1.2; 1.0 only on a trusted network).")] = "1.2",
 ) -> None:
     """Accept the ERP's mail on a local SMTP port and deliver it through the profile's service."""
     from xoromail_cli import config, paths
@@ -59,12 +72,17 @@ def relay(
     from xoromail_cli.pacing import parse_duration
     from xoromail_cli.relay.credential import relay_credential
     from xoromail_cli.relay.delivery import DeliveryOptions, DeliveryWorker, event_line
+    from xoromail_cli.relay.handler import RelayHandler
+    from xoromail_cli.relay.limits import SessionLimits, parse_networks, recipient_cap
     from xoromail_cli.relay.message import SenderPolicy
-    from xoromail_cli.relay.server import RelayHandler, RelayServer, parse_listen, tls_context
+    from xoromail_cli.relay.server import RelayServer, parse_listen
     from xoromail_cli.relay.spool import Spool
+    from xoromail_cli.relay.tls import start_warnings, tls_files
 
     host, port = parse_listen(listen)
-    context = tls_context(host, tls_cert, tls_key)
+    files = tls_files(host, tls_cert, tls_key, tls_min)
+    context = files.load() if files is not None else None
+    allowed_networks = parse_networks(allow_ip)
     state = state_of(ctx)
     profile = config.load_profile(state.config_path, state.profile_name)
     allowed = frozenset(parse_address(a, "--allow-from").lower() for a in allow_from or ())
@@ -78,21 +96,40 @@ def relay(
              f"password {credential.password}")
     spool = Spool(spool_dir or paths.state_dir() / "relay" / profile.name)
     worker = DeliveryWorker(profile, spool, _log, options)
+    provider = worker.limits.provider
+    limits = SessionLimits(max_connections=max_connections, per_address=max_per_address, login_within=login_timeout,
+                           idle=idle_timeout, allow=allowed_networks,
+                           max_recipients=recipient_cap(provider.label if provider is not None else None))
     policy = SenderPolicy(profile.email, profile.display_name, allowed, rewrite_from)
-    server = RelayServer(RelayHandler(spool, policy, _log, worker.wake), credential, host, port, tls=context)
-    stop = threading.Event()
+    server = RelayServer(RelayHandler(spool, policy, _log, worker.wake), credential, host, port, tls=context,
+                         limits=limits, tls_files=files)
+    stop, reload = threading.Event(), threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: reload.set())
     server.start()
     worker.start()
+    for warning in start_warnings(host, files, limits):
+        _log(event_line("warning", text=warning))
     _log(event_line("listening", address=f"{host}:{server.port}", tls="starttls" if context else "none",
-                    service=profile.service, mailbox=profile.email, spool=spool.root, queued=len(spool.ids())))
-    while not stop.wait(1.0):
-        pass
+                    service=profile.service, mailbox=profile.email, spool=spool.root, queued=len(spool.ids()),
+                    recipients=limits.max_recipients, allow=",".join(str(network) for network in limits.allow) or None))
+    threading.Thread(target=_learn_size, args=(profile, server), name="relay-size", daemon=True).start()
+    while not stop.wait(0.5):
+        if reload.is_set():  # SIGHUP: the renewed certificate for new sessions
+            reload.clear()
+            server.reload_tls()
     _log(event_line("stopping", reason="signal"))
     server.stop()
     worker.stop()
     _log(event_line("stopped", queued=len(spool.ids()), failed=len(spool.ids("failed"))))
+
+
+def _learn_size(profile: Any, server: Any) -> None:
+    """Ask the service once what it takes (SMTP says it in EHLO): new sessions advertise it in SIZE."""
+    from xoromail_cli.relay.upstream import learn_max_size
+
+    learn_max_size(profile, server, _log)
 
 
 def _stdin_line() -> str:

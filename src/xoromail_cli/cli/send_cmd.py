@@ -1,4 +1,4 @@
-"""`xoromail send`: parse options, hand them to `dispatch`, and render each result as it comes."""
+"""`xoromail send`: parse options, hand them to `sending.plan`, and render each result as it comes."""
 
 from __future__ import annotations
 

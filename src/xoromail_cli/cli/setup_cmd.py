@@ -136,6 +136,23 @@ class _Attempt:
         self.profile = provisioning.build_profile(self.name, self.answers, self.existing,
                                                   new_password=password is not None)
         chosen = services.get(self.profile.service)
+        self._show_notes(chosen)
+        self.secrets = credentials.Secrets(self.profile, staged=True)
+        check_with = self._stage_secrets(chosen, password)
+        from xoromail_cli.validate import check_connection_settings
+
+        check_connection_settings(self.profile)
+        signed_in = self._sign_in(chosen)
+        if no_validate:
+            return True
+        try:
+            return self._validate(check_with, validate_to)
+        except typer.Exit:
+            if signed_in:
+                chosen.disconnect(self.profile, self.secrets)  # a grant given for a profile never saved is revoked
+            raise
+
+    def _show_notes(self, chosen: Service) -> None:
         if self.wizard is None and self.existing is None and "mx" not in self.shown:
             self.shown.add("mx")
             _mx_note(self.profile, self.as_json)
@@ -143,7 +160,11 @@ class _Attempt:
             if note not in self.shown:  # once per setup, also when the wizard tries again
                 self.shown.add(note)
                 _note(note, self.as_json)
-        self.secrets = credentials.Secrets(self.profile, staged=True)
+
+    def _stage_secrets(self, chosen: Service, password: str | None) -> SecretStore:
+        """Stage the typed password (or drop a stored one) and the ledger's; the store validation reads."""
+        from xoromail_cli import credentials
+
         check_with: SecretStore = self.secrets
         self.needs_password = chosen.needs_password(self.profile.settings, self.profile.email)
         if password is not None and self.needs_password:
@@ -160,18 +181,7 @@ class _Attempt:
 
             self.secrets.set(SECRET_KIND, self.ledger_password)
             credentials.ensure_keyring_usable()
-        from xoromail_cli.validate import check_connection_settings
-
-        check_connection_settings(self.profile)
-        signed_in = self._sign_in(chosen)
-        if no_validate:
-            return True
-        try:
-            return self._validate(check_with, validate_to)
-        except typer.Exit:
-            if signed_in:
-                chosen.disconnect(self.profile, self.secrets)  # a grant given for a profile never saved is revoked
-            raise
+        return check_with
 
     def _sign_in(self, service: Service) -> bool:
         """Connect, then Allow (OAuth services): tokens are staged with the other secrets and the settings

@@ -85,7 +85,7 @@ class Wizard:
         except KeyringUnavailableError as error:
             self.console.print(f"[yellow]Note:[/] setup cannot store a password here: {escape(error.message)}.")
             choice = self.ask(Question(
-                "keyring", "How should xoromail get the password?", choices=("command", "environment", STOP),
+                key="keyring", prompt="How should xoromail get the password?", choices=("command", "environment", STOP),
                 labels=("a command that prints it (password_command, e.g. `pass show mail/billing`)",
                         f"${credentials.ENV_PASSWORD}, set for every run (nothing is stored)",
                         "stop here: I will install a keyring backend first")))
@@ -93,7 +93,7 @@ class Wizard:
                 raise KeyringUnavailableError(error.message, credentials.NO_KEYRING_HINT) from None
             if choice == "command":
                 answers.password_command = self.ask(Question(
-                    "password_command", "Command that prints the password",
+                    key="password_command", prompt="Command that prints the password",
                     check=lambda text: _non_empty(text, "a command", "e.g. pass show mail/billing")))
             else:
                 self.store_password = False
@@ -133,13 +133,14 @@ class Wizard:
         labels = tuple(f"{entry.label} — {entry.summary}" for entry in services.REGISTRY.values())
         fitting = guess.service if guess is not None and guess.service in names else None
         default = existing.service if existing else (fitting or names[0])
-        return str(self.ask(Question("service", "Service type", default=default, choices=names, labels=labels)))
+        return str(self.ask(Question(key="service", prompt="Service type", default=default, choices=names,
+                                     labels=labels)))
 
     def _ask_email(self, default: str | None) -> str:
         from xoromail_cli.addresses import parse_address
         from xoromail_cli.services.base import Question
 
-        return str(self.ask(Question("email", "Company email address", default=default,
+        return str(self.ask(Question(key="email", prompt="Company email address", default=default,
                                      check=lambda text: parse_address(text, "email"))))
 
     def _service_questions(self, answers: SetupAnswers, existing: Profile | None,
@@ -178,7 +179,7 @@ class Wizard:
         from xoromail_cli.services.base import Question
 
         prompt = "Password (input hidden)" if self.store_password else "Password for the test only (input hidden)"
-        return str(self.ask(Question("password", prompt, secret=True,
+        return str(self.ask(Question(key="password", prompt=prompt, secret=True,
                                      check=_check_password)))
 
     def change_after_failure(self, report: ValidationReport, answers: SetupAnswers, needs_password: bool) -> str:
@@ -193,7 +194,7 @@ class Wizard:
         suggested = suggest_change(report, [("password" if key == "password_command" else key) for key in keys])
         suggested = "password_command" if suggested == "password" and answers.password_command else suggested
         return str(self.ask(Question(
-            "change", "Change which answer and try again?", default=suggested, choices=(*keys, STOP),
+            key="change", prompt="Change which answer and try again?", default=suggested, choices=(*keys, STOP),
             labels=(*labels, "nothing: stop here, save nothing"))))
 
     def ask_again(self, key: str, answers: SetupAnswers, existing: Profile | None) -> str | None:
@@ -205,12 +206,12 @@ class Wizard:
             return self.ask_password()
         if key == "password_command":
             answers.password_command = self.ask(Question(
-                "password_command", "Command that prints the password", default=answers.password_command,
+                key="password_command", prompt="Command that prints the password", default=answers.password_command,
                 check=lambda text: _non_empty(text, "a command", "e.g. pass show mail/billing")))
         elif key == "email":
             answers.email = self._ask_email(answers.email)
         elif key == "ca_file":
-            answers.ca_file = str(self.ask(Question("ca_file", "CA certificate file (PEM) to trust",
+            answers.ca_file = str(self.ask(Question(key="ca_file", prompt="CA certificate file (PEM) to trust",
                                                     default=answers.ca_file, check=_check_ca_file)))
         else:
             order = list(self.asked)
@@ -263,7 +264,7 @@ def _display_name_question(default: str | None) -> Question:
     from xoromail_cli.addresses import check_header_value
     from xoromail_cli.services.base import Question
 
-    return Question("display_name", "Display name (shown as the sender)", default=default,
+    return Question(key="display_name", prompt="Display name (shown as the sender)", default=default,
                     check=lambda text: check_header_value(
                         "display_name", _non_empty(text, "a display name", "type it, e.g. Company Billing")))
 

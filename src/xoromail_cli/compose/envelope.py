@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Envelope:
     """A rendered message ready to go: who it is from, who gets it (To, Cc and Bcc apart), and its bytes.
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from xoromail_cli.errors import UsageError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Event:
     name: str
     erp_name: str
@@ -25,38 +25,41 @@ class Event:
 EVENTS: dict[str, Event] = {
     e.name: e
     for e in (
-        Event("overdue-invoice", "Auto email reminder for overdue invoices",
-              "Reminds a customer that an invoice is past its due date.",
-              ("customer_name", "invoice_number", "amount_due", "due_date"),
-              ("payment_link", "days_overdue"), ("invoice_number",)),
-        Event("so-allocation", "Confirmation on SO allocation",
-              "Tells a customer that stock has been allocated to their sales order.",
-              ("customer_name", "order_number"), ("expected_ship_date",), ("order_number",)),
-        Event("ship-confirmation", "Ship confirmation on Pack & Ship",
-              "Tells a customer that their order has shipped, with tracking.",
-              ("customer_name", "order_number", "carrier", "tracking_number"), ("tracking_url",),
-              ("order_number", "tracking_number")),
-        Event("bill-payment", "Confirmation on bill payment",
-              "Confirms to a vendor that a bill has been paid.",
-              ("vendor_name", "bill_number", "amount_paid", "payment_date"), ("payment_reference",),
-              ("bill_number",)),
-        Event("order-release", "Confirmation on order release",
-              "Tells a customer that their order has been released for fulfilment.",
-              ("customer_name", "order_number"), (), ("order_number",)),
-        Event("packing-slip", "Packing slip along with invoice",
-              "Sends the packing slip and invoice for a shipped order (attachments required).",
-              ("customer_name", "order_number", "invoice_number"), (), ("order_number", "invoice_number"),
+        Event(name="overdue-invoice", erp_name="Auto email reminder for overdue invoices",
+              purpose="Reminds a customer that an invoice is past its due date.",
+              required=("customer_name", "invoice_number", "amount_due", "due_date"),
+              optional=("payment_link", "days_overdue"), natural_key=("invoice_number",)),
+        Event(name="so-allocation", erp_name="Confirmation on SO allocation",
+              purpose="Tells a customer that stock has been allocated to their sales order.",
+              required=("customer_name", "order_number"), optional=("expected_ship_date",),
+              natural_key=("order_number",)),
+        Event(name="ship-confirmation", erp_name="Ship confirmation on Pack & Ship",
+              purpose="Tells a customer that their order has shipped, with tracking.",
+              required=("customer_name", "order_number", "carrier", "tracking_number"), optional=("tracking_url",),
+              natural_key=("order_number", "tracking_number")),
+        Event(name="bill-payment", erp_name="Confirmation on bill payment",
+              purpose="Confirms to a vendor that a bill has been paid.",
+              required=("vendor_name", "bill_number", "amount_paid", "payment_date"), optional=("payment_reference",),
+              natural_key=("bill_number",)),
+        Event(name="order-release", erp_name="Confirmation on order release",
+              purpose="Tells a customer that their order has been released for fulfilment.",
+              required=("customer_name", "order_number"), optional=(), natural_key=("order_number",)),
+        Event(name="packing-slip", erp_name="Packing slip along with invoice",
+              purpose="Sends the packing slip and invoice for a shipped order (attachments required).",
+              required=("customer_name", "order_number", "invoice_number"), optional=(),
+              natural_key=("order_number", "invoice_number"),
               needs_attachment=True),
-        Event("goods-received", "Notification for goods received",
-              "Tells a vendor that the goods on a purchase order were received.",
-              ("vendor_name", "po_number", "received_date"), ("notes",), ("po_number",)),
-        Event("deposit-link", "Deposit payment link",
-              "Asks a customer to pay the deposit for an order, with a payment link.",
-              ("customer_name", "order_number", "amount", "payment_link"), ("due_date",), ("order_number",)),
-        Event("invoice-payment-link", "Invoice payment link",
-              "Sends a customer a link to pay an invoice.",
-              ("customer_name", "invoice_number", "amount_due", "payment_link"), ("due_date",),
-              ("invoice_number",)),
+        Event(name="goods-received", erp_name="Notification for goods received",
+              purpose="Tells a vendor that the goods on a purchase order were received.",
+              required=("vendor_name", "po_number", "received_date"), optional=("notes",), natural_key=("po_number",)),
+        Event(name="deposit-link", erp_name="Deposit payment link",
+              purpose="Asks a customer to pay the deposit for an order, with a payment link.",
+              required=("customer_name", "order_number", "amount", "payment_link"), optional=("due_date",),
+              natural_key=("order_number",)),
+        Event(name="invoice-payment-link", erp_name="Invoice payment link",
+              purpose="Sends a customer a link to pay an invoice.",
+              required=("customer_name", "invoice_number", "amount_due", "payment_link"), optional=("due_date",),
+              natural_key=("invoice_number",)),
     )
 }
 

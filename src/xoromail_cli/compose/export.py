@@ -6,8 +6,8 @@ from pathlib import Path
 
 from xoromail_cli.compose.events import EVENTS
 from xoromail_cli.compose.render import BUILTIN_TEMPLATES, TEMPLATE_FILES
-from xoromail_cli.config import atomic_write
 from xoromail_cli.errors import CannotWriteError
+from xoromail_cli.paths import atomic_write
 
 
 def export_templates(target: Path, *, force: bool = False) -> tuple[list[Path], list[Path]]:

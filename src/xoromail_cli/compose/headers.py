@@ -17,8 +17,6 @@ from xoromail_cli.addresses import check_header_value
 
 FOLD_AT = 78
 """RFC 5322 §2.1.1: lines SHOULD be no longer than 78 characters."""
-MAX_LINE = 998
-"""RFC 5322 §2.1.1: lines MUST be no longer than 998 octets."""
 MAX_ENCODED_WORD = 75
 """RFC 2047 §2: an encoded word is at most 75 characters."""
 _PREFIX, _SUFFIX = "=?utf-8?b?", "?="
@@ -162,9 +160,3 @@ def rfc2231_parameter(name: str, value: str) -> list[str]:
         return [f"{name}*=utf-8''{segments[0]}"]
     return [f"{name}*{number}*={'utf-8' + chr(39) * 2 if number == 0 else ''}{segment}"
             for number, segment in enumerate(segments)]
-
-
-def header_line_lengths(data: bytes) -> list[int]:
-    """Octets of each line of a message's header section (for checks and tests)."""
-    head = data.split(b"\r\n\r\n", 1)[0]
-    return [len(line) for line in head.split(b"\r\n")]

@@ -275,4 +275,5 @@ def compose(profile: Profile, renderer: Renderer, event: Event, recipients: Reci
                          text=rendered.text, html=rendered.html, attachments=attachments, message_id=message_id)
     to, cc, bcc = recipients.groups()
     label = f"{event.name}-row{row}" if row else event.name
-    return Envelope(profile.email, to, data, message_id, cc, bcc, label), rendered
+    return Envelope(sender=profile.email, to=to, data=data, message_id=message_id, cc=cc, bcc=bcc,
+                    label=label), rendered

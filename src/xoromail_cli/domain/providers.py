@@ -18,7 +18,7 @@ Provider = Literal["microsoft365", "google"]
 SETUP_TIMEOUT = 3.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ProviderGuess:
     """What setup can offer for an address whose domain's mail is on a big provider."""
 
@@ -60,7 +60,7 @@ def provider_from_mx(hosts: list[str] | tuple[str, ...]) -> ProviderGuess | None
         provider = provider_of_host(host)
         if provider is not None:
             label, service, preset = _GUESSES[provider]
-            return ProviderGuess(provider, label, service, preset, tuple(hosts))
+            return ProviderGuess(provider=provider, label=label, service=service, preset=preset, mx=tuple(hosts))
     return None
 
 

@@ -202,7 +202,7 @@ class PostgresLedger:
         return [LedgerEntry.from_row(row, when=_as_is) for row in rows]
 
     def last_sent(self, account: str, key: str) -> LedgerEntry | None:
-        found = self._query(f"SELECT {_COLUMNS} FROM {_TABLE} WHERE account = %s AND idem_key = %s "  # noqa: S608
+        found = self._query(f"SELECT {_COLUMNS} FROM {_TABLE} WHERE account = %s AND idem_key = %s "  # noqa: S608  # constants only; values are bound
                             "AND status IN ('sent', 'partial') ORDER BY id DESC LIMIT 1", (account, key))
         return found[0] if found else None
 
@@ -216,7 +216,7 @@ class PostgresLedger:
 
     def finish(self, entry_id: int, status: LedgerStatus, reply: str, pending: tuple[str, ...] = (),
                refused: tuple[str, ...] = ()) -> None:
-        self._write("recording a delivery", f"UPDATE {_TABLE} SET status = %s, reply = %s, pending = %s, "  # noqa: S608
+        self._write("recording a delivery", f"UPDATE {_TABLE} SET status = %s, reply = %s, pending = %s, "  # noqa: S608  # constants only; values are bound
                     "refused = %s, updated_at = %s WHERE id = %s",
                     (status, reply, ",".join(pending), ",".join(refused), now(), entry_id))
 
@@ -229,22 +229,22 @@ class PostgresLedger:
 
     def adopt(self, account: str, profile: str, domain: str) -> int:
         """Rows copied from an older SQLite ledger (no account yet) go to the account of their profile."""
-        return self._write("adopting older rows", f"UPDATE {_TABLE} SET account = %s WHERE account = '' "  # noqa: S608
+        return self._write("adopting older rows", f"UPDATE {_TABLE} SET account = %s WHERE account = '' "  # noqa: S608  # constants only; values are bound
                            "AND profile = %s AND lower(message_id) LIKE %s", (account, profile, f"%@{domain}>"))
 
     def interrupted(self, account: str, event: str | None = None) -> list[LedgerEntry]:
         extra, params = (" AND event = %s", (account, event)) if event is not None else ("", (account,))
-        return self._query(f"SELECT {_COLUMNS} FROM {_TABLE} WHERE status = 'in_flight' AND account = %s"  # noqa: S608
+        return self._query(f"SELECT {_COLUMNS} FROM {_TABLE} WHERE status = 'in_flight' AND account = %s"  # noqa: S608  # constants only; values are bound
                            f"{extra} ORDER BY id", params)
 
     def settle_interrupted(self, entry_id: int) -> None:
-        self._write("settling an interrupted message", f"UPDATE {_TABLE} SET status = 'interrupted', "  # noqa: S608
+        self._write("settling an interrupted message", f"UPDATE {_TABLE} SET status = 'interrupted', "  # noqa: S608  # constants only; values are bound
                     "reply = COALESCE(reply, %s), updated_at = %s WHERE id = %s AND status = 'in_flight'",
                     ("in flight when an earlier run stopped; delivery unknown", now(), entry_id))
 
     def count_since(self, account: str, since: datetime) -> tuple[int, int]:
         with self._guard("reading"):
-            row = self._db.execute(f"SELECT count(*), coalesce(sum(recipient_count), 0) FROM {_TABLE} "  # noqa: S608
+            row = self._db.execute(f"SELECT count(*), coalesce(sum(recipient_count), 0) FROM {_TABLE} "  # noqa: S608  # constants only; values are bound
                                    "WHERE account = %s AND status IN ('sent', 'partial', 'in_flight') "
                                    "AND created_at >= %s", (account, since)).fetchone()
         return (int(row[0]), int(row[1])) if row else (0, 0)
@@ -259,14 +259,14 @@ class PostgresLedger:
     def import_entry(self, entry: LedgerEntry) -> ImportOutcome:
         """Copy one row of another ledger unless it is here already (same message, key and start)."""
         with self._guard("copying"):
-            found = self._db.execute(f"SELECT id, status, reply, pending, refused, updated_at FROM {_TABLE} "  # noqa: S608
+            found = self._db.execute(f"SELECT id, status, reply, pending, refused, updated_at FROM {_TABLE} "  # noqa: S608  # constants only; values are bound
                                      "WHERE message_id = %s AND idem_key = %s AND created_at = %s",
                                      (entry.message_id, entry.idempotency_key, entry.created_at)).fetchone()
         state = (entry.status, entry.reply, ",".join(entry.pending), ",".join(entry.refused), entry.updated_at)
         if found and tuple(found[1:]) == state:
             return "unchanged"
         if found:
-            self._write("copying", f"UPDATE {_TABLE} SET status = %s, reply = %s, pending = %s, refused = %s, "  # noqa: S608
+            self._write("copying", f"UPDATE {_TABLE} SET status = %s, reply = %s, pending = %s, refused = %s, "  # noqa: S608  # constants only; values are bound
                         "updated_at = %s WHERE id = %s", (*state, found[0]))
             return "updated"
         self._write("copying", _INSERT, (entry.account, entry.profile, entry.event, entry.idempotency_key,

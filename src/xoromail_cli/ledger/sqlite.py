@@ -198,7 +198,7 @@ class Ledger:
         self.close()
 
     def last_sent(self, account: str, key: str) -> LedgerEntry | None:
-        return self._query_one(f"SELECT {self._columns} FROM messages WHERE account = ? AND idem_key = ? "  # noqa: S608
+        return self._query_one(f"SELECT {self._columns} FROM messages WHERE account = ? AND idem_key = ? "  # noqa: S608  # constants only; values are bound
                                "AND status IN ('sent', 'partial') ORDER BY id DESC LIMIT 1", (account, key))
 
     def begin(self, account: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
@@ -239,9 +239,9 @@ class Ledger:
     def interrupted(self, account: str, event: str | None = None) -> list[LedgerEntry]:
         """Messages a killed run left in flight: possibly delivered, possibly not."""
         if event is None:
-            return list(self._query(f"SELECT {self._columns} FROM messages WHERE status = 'in_flight' "  # noqa: S608
+            return list(self._query(f"SELECT {self._columns} FROM messages WHERE status = 'in_flight' "  # noqa: S608  # constants only; values are bound
                                     "AND account = ? ORDER BY id", (account,)))
-        return list(self._query(f"SELECT {self._columns} FROM messages WHERE status = 'in_flight' "  # noqa: S608
+        return list(self._query(f"SELECT {self._columns} FROM messages WHERE status = 'in_flight' "  # noqa: S608  # constants only; values are bound
                                 "AND account = ? AND event = ? ORDER BY id", (account, event)))
 
     def settle_interrupted(self, entry_id: int) -> None:

@@ -63,7 +63,8 @@ class DemoResult:
 
 
 def demo_profile(port: int, ca_file: Path) -> Profile:
-    return Profile(name="demo", email=DEMO_ADDRESS, settings=SmtpSettings("127.0.0.1", port, "starttls"),
+    return Profile(name="demo", email=DEMO_ADDRESS,
+                   settings=SmtpSettings(host="127.0.0.1", port=port, security="starttls"),
                    display_name="Demo Company Billing", ca_file=str(ca_file), company_name="Demo Company",
                    currency="USD", timeout=10.0)
 

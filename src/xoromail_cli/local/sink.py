@@ -22,7 +22,7 @@ from typing import Any
 from xoromail_cli.errors import UnavailableError
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Received:
     sender: str
     recipients: list[str]
@@ -56,8 +56,9 @@ class CaptureHandler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         raw_login = getattr(session.auth_data, "login", None)
         login = raw_login.decode("utf-8", "replace") if isinstance(raw_login, bytes) else raw_login
-        received = Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content),
-                            f"{session.peer[0]}:{session.peer[1]}", login)
+        received = Received(sender=envelope.mail_from, recipients=list(envelope.rcpt_tos),
+                            data=bytes(envelope.original_content),
+                            peer=f"{session.peer[0]}:{session.peer[1]}", login=login)
         with self._lock:
             self.messages.append(received)
             number = len(self.messages)

@@ -10,6 +10,7 @@ import secrets
 
 from xoromail_cli.credentials import read_secret, write_secret
 from xoromail_cli.errors import ConfigError, UsageError
+from xoromail_cli.relay.auth_limits import check_password_strength
 from xoromail_cli.relay.server import RelayCredential
 
 USER_KIND, PASSWORD_KIND = "relay_user", "relay_password"  # keyring kinds, not the secrets
@@ -21,6 +22,8 @@ def relay_credential(profile_name: str, user: str | None, password: str | None, 
     """The credential to accept, and whether it was generated now (the caller shows it once)."""
     if password is not None and not password:
         raise UsageError("the relay password read from stdin is empty", "pipe the password in: … --password-stdin")
+    if password is not None:
+        check_password_strength(password)  # before it is stored
     stored_user = read_secret(profile_name, USER_KIND)
     stored_password = read_secret(profile_name, PASSWORD_KIND)
     name = user or stored_user or DEFAULT_USER
@@ -37,4 +40,6 @@ def relay_credential(profile_name: str, user: str | None, password: str | None, 
         write_secret(profile_name, PASSWORD_KIND, password)
     if name != stored_user:
         write_secret(profile_name, USER_KIND, name)
-    return RelayCredential(name, password if password is not None else stored_password or ""), False
+    kept = password if password is not None else stored_password or ""
+    check_password_strength(kept)  # one stored by an older relay may be short
+    return RelayCredential(name, kept), False

@@ -2,7 +2,7 @@
 
 Each burst of due messages is one ledger lock (`ledger.open_for_sending`) and one session with the service.
 The `Deliverer`, the envelope level of the engine `send` uses, does what it does for `send`: the ledger rows
-(idempotency key from the Message-ID, so a message delivered before a crash is never sent again), the
+(idempotency key from the Message-ID and the content, so a message delivered before a crash is never sent again), the
 retries of refused recipients, pacing and quota stops; the limits are asked once (`sending.limits`). What
 stays the relay's own is the spool's schedule: a temporary failure keeps the message queued with back-off
 (kept across restarts), a permanent one moves it to `failed/` and may be reported by mail, a service that
@@ -36,9 +36,33 @@ EventLog = Callable[[str], None]
 
 
 def relay_key(envelope: Envelope) -> str:
-    """The idempotency key: the Message-ID and the recipients, as `idempotency_key` composes event keys."""
+    """The idempotency key: the Message-ID, the recipients and a digest of the content (`content_digest`).
+
+    A Message-ID is not trusted to be unique (an ERP may derive it from the invoice number, and reuse it for
+    the corrected invoice): a different message under the same Message-ID is delivered. The same message
+    submitted again (the ERP retrying after a lost 250) has the same key and is delivered once."""
     recipients = ",".join(sorted(address.lower() for address in envelope.recipients))
-    return f"{RELAY_EVENT}:{envelope.message_id}:{recipients}"
+    return f"{RELAY_EVENT}:{envelope.message_id}:{recipients}:{content_digest(envelope.data)}"
+
+
+_STABLE_HEADERS = (b"from", b"to", b"cc", b"subject")
+
+
+def content_digest(data: bytes) -> str:
+    """SHA-256 (16 hex digits) of the body and of From, To, Cc and Subject; a retry's new Date or Received
+    header leaves it the same."""
+    import hashlib
+
+    end = data.find(b"\r\n\r\n")
+    head, body = (data[:end], data[end + 4:]) if end >= 0 else (data, b"")
+    digest = hashlib.sha256()
+    for line in head.replace(b"\r\n ", b" ").replace(b"\r\n\t", b" ").split(b"\r\n"):
+        name = line.partition(b":")[0].strip().lower()
+        if name in _STABLE_HEADERS:
+            digest.update(line + b"\n")
+    digest.update(b"\n")
+    digest.update(body)
+    return digest.hexdigest()[:16]
 
 
 def event_line(kind: str, **fields: object) -> str:
@@ -95,7 +119,7 @@ class DeliveryWorker:
         self._wake = threading.Event()
         self._paused_until = 0.0
         self._failures = 0
-        self.rate = RateLimiter(self.limits.per_second, sleep=self._sleep)
+        self.rate = RateLimiter(per_second=self.limits.per_second, sleep=self._sleep)
         self._schedule = Backoff(base=self.options.retry_delay, cap=self.options.max_delay)
         self._thread: threading.Thread | None = None
 

@@ -13,6 +13,7 @@ from email.utils import getaddresses
 
 from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.compose.mime import encode_header, format_sender, make_message_id
+from xoromail_cli.errors import DataError
 
 SEND_AS_REPLY = ("550 5.7.60 The mailbox {mailbox} may not send as {address}: send from {mailbox}, or give the "
                  "mailbox Send As rights for it and start the relay with --allow-from {address}, or start it "
@@ -48,14 +49,15 @@ class SenderPolicy:
 
 
 def _fields(head: bytes) -> list[bytes]:
-    """The header's fields, each with its continuation lines and line ends."""
-    fields: list[bytes] = []
+    """The header's fields, each with its continuation lines and line ends (linear in the header's size:
+    a To folded over a hundred thousand lines is joined once, not copied at each line)."""
+    fields: list[list[bytes]] = []
     for line in head.splitlines(keepends=True):
         if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] += line
+            fields[-1].append(line)
         else:
-            fields.append(line)
-    return fields
+            fields.append([line])
+    return [b"".join(parts) for parts in fields]
 
 
 def _name(field: bytes) -> str:
@@ -68,19 +70,71 @@ def _value(field: bytes) -> str:
     return " ".join(raw.split())
 
 
-def _split(data: bytes) -> tuple[bytes, bytes]:
-    """(header fields with their line ends, body); a message of headers only has an empty body."""
-    for separator in (b"\r\n\r\n", b"\n\n"):
-        end = data.find(separator)
-        if end >= 0:
-            middle = len(separator) // 2
-            return data[: end + middle], data[end + len(separator):]
-    return data, b""
+def _split(data: bytes | bytearray) -> tuple[bytes, int]:
+    """(header fields with their line ends, where the body begins); a message of headers only has no body.
+    The body is not copied: a message of the maximum size is held once more only as the envelope's bytes."""
+    end = data.find(b"\r\n\r\n")
+    if end >= 0:
+        return bytes(data[: end + 2]), end + 4
+    return bytes(data), len(data)
 
 
-def accept_message(data: bytes, mail_from: str, rcpt_tos: tuple[str, ...], policy: SenderPolicy) -> Envelope:
-    """The envelope to keep: To and Cc as the headers name them, every other SMTP recipient Bcc."""
-    head, body = _split(data)
+ADDRESS_HEADERS = ("from", "sender", "resent-from", "resent-sender")
+"""The headers that say who sent the message: the From policy covers each."""
+MAX_HEADER = 512 * 1024
+
+
+def _check_head(head: bytes, max_header: int) -> None:
+    if len(head) > max_header:
+        raise Refused(f"552 5.3.4 The message's header section is {len(head):,} bytes; the relay takes at most "
+                      f"{max_header:,} (send long recipient lists as RCPT only, not in To)")
+    if b"\x00" in head:
+        raise Refused("550 5.6.0 The message's header section holds a NUL character, which no mail server passes "
+                      "on; remove it from the From, To or Subject the program fills in")
+
+
+def _strangers(values: dict[str, list[str]], mail_from: str, policy: SenderPolicy) -> dict[str, list[str]]:
+    """Per sender header (and `mail from`), the addresses the mailbox may not send as."""
+    found: dict[str, list[str]] = {}
+    if not policy.may_send_as(mail_from):
+        found["mail from"] = [mail_from]
+    for name in ADDRESS_HEADERS:
+        addresses = [address for _, address in getaddresses(values.get(name, [])) if address]
+        if any(ord(character) < 32 for address in addresses for character in address):
+            raise Refused(f"550 5.6.0 The {name.title()} header holds an address with a control character")
+        others = [address for address in addresses if not policy.may_send_as(address)]
+        if others:
+            found[name] = others
+    return found
+
+
+def _rewrite(kept: list[bytes], values: dict[str, list[str]], mail_from: str, policy: SenderPolicy,
+             strangers: dict[str, list[str]]) -> list[bytes]:
+    """--rewrite-from: From becomes the mailbox (the original in Reply-To); other sender headers naming
+    someone else are dropped (the mailbox sends the message itself)."""
+    dropped = {name for name in strangers if name in ADDRESS_HEADERS}
+    kept = [field for field in kept if _name(field) not in dropped | {"from"}]
+    try:
+        kept.insert(0, encode_header("From", format_sender(policy.display_name, policy.mailbox)))
+        if "reply-to" not in values and "from" in strangers:
+            kept.append(encode_header("Reply-To", ", ".join(values.get("from", [])) or mail_from))
+    except DataError as error:
+        raise Refused(f"550 5.6.0 The From header cannot be rewritten: {error.message}") from None
+    return kept
+
+
+def accept_message(data: bytes | bytearray, mail_from: str, rcpt_tos: tuple[str, ...], policy: SenderPolicy, *,
+                   max_header: int = MAX_HEADER) -> Envelope:
+    """The envelope to keep: To and Cc as the headers name them, every other SMTP recipient Bcc; line ends
+    CRLF and lines of at most 998 octets (`mending`). Refused for what must not be passed on."""
+    from xoromail_cli.relay.mending import MendRefused, crlf_line_ends, has_long_line, short_lines
+
+    try:
+        data = crlf_line_ends(data)
+    except MendRefused as refused:
+        raise Refused(refused.reply) from None
+    head, start = _split(data)
+    _check_head(head, max_header)
     fields = _fields(head)
     values: dict[str, list[str]] = {}
     for field in fields:
@@ -94,17 +148,19 @@ def accept_message(data: bytes, mail_from: str, rcpt_tos: tuple[str, ...], polic
     if not message_id:
         message_id = make_message_id(policy.mailbox)
         kept.append(encode_header("Message-ID", message_id))
-    header_from = [address for _, address in getaddresses(values.get("from", [])) if address]
     sender = mail_from
-    strangers = [address for address in (mail_from, *header_from) if not policy.may_send_as(address)]
+    strangers = _strangers(values, mail_from, policy)
     if strangers and not policy.rewrite:
-        raise Refused(SEND_AS_REPLY.format(mailbox=policy.mailbox, address=strangers[-1]))
+        name, addresses = next(iter(strangers.items()))
+        raise Refused(SEND_AS_REPLY.format(mailbox=policy.mailbox, address=addresses[-1] or "<>")
+                      + ("" if name in ("from", "mail from") else f" (in the {name.title()} header)"))
     if strangers:
-        original = ", ".join(values.get("from", [])) or mail_from
-        kept = [field for field in kept if _name(field) != "from"]
-        kept.insert(0, encode_header("From", format_sender(policy.display_name, policy.mailbox)))
-        if "reply-to" not in values:
-            kept.append(encode_header("Reply-To", original))
+        kept = _rewrite(kept, values, mail_from, policy, strangers)
         sender = policy.mailbox
     fixed = b"".join(field if field.endswith(b"\n") else field + b"\r\n" for field in kept)
-    return Envelope(sender, to, fixed + b"\r\n" + body, message_id, cc, bcc)
+    if has_long_line(data, start):
+        return Envelope(sender=sender, to=to, data=short_lines(fixed, bytes(data[start:])), message_id=message_id,
+                        cc=cc, bcc=bcc)
+    with memoryview(data) as view:
+        whole = b"".join((fixed, b"\r\n", view[start:]))
+    return Envelope(sender=sender, to=to, data=whole, message_id=message_id, cc=cc, bcc=bcc)

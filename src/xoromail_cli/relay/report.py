@@ -32,4 +32,4 @@ def failure_report(profile: Profile, spooled: Spooled, reply: str, bounce_to: st
     message_id = make_message_id(profile.email)
     data = build_message(display_name="xoromail relay", sender=profile.email, to=[bounce_to],
                          subject=f"Undeliverable: {subject}"[:200], text=text, message_id=message_id)
-    return Envelope(profile.email, (bounce_to,), data, message_id)
+    return Envelope(sender=profile.email, to=(bounce_to,), data=data, message_id=message_id)

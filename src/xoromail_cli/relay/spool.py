@@ -31,7 +31,7 @@ _MESSAGE, _STATE = ".msg", ".state"
 _PLACES: tuple[Where, ...] = ("queue", "failed")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Spooled:
     """One message as the relay accepted it."""
 
@@ -53,7 +53,7 @@ class QueueState:
     in_doubt: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class QueueEntry:
     """A line of `queue list`: the envelope (without the bytes) and its state."""
 
@@ -139,10 +139,12 @@ class Spool:
         line, _, data = raw.partition(b"\n")
         try:
             head = json.loads(line)
-            envelope = Envelope(head["sender"], tuple(head["to"]), data, head["message_id"], tuple(head["cc"]),
-                                tuple(head["bcc"]))
-            return Spooled(spool_id, envelope, float(head["received_at"]), head.get("peer", ""),
-                           bool(head.get("report")))
+            envelope = Envelope(sender=head["sender"], to=tuple(head["to"]), data=data, message_id=head["message_id"],
+                                cc=tuple(head["cc"]),
+                                bcc=tuple(head["bcc"]))
+            return Spooled(id=spool_id, envelope=envelope, received_at=float(head["received_at"]),
+                           peer=head.get("peer", ""),
+                           report=bool(head.get("report")))
         except (ValueError, KeyError, TypeError):
             raise DataError(f"the spool file of {spool_id} is damaged (no envelope line)",
                             "it was not written by this relay; look at it in the spool's failed/ folder") from None
@@ -224,5 +226,6 @@ class Spool:
                 except (FileNotFoundError, ValueError):
                     continue  # delivered or dropped while listing
                 recipients = (*head["to"], *head["cc"], *head["bcc"])
-                yield QueueEntry(spool_id, where, head["sender"], recipients, head["message_id"], size,
-                                 float(head["received_at"]), self.state(spool_id, where))
+                yield QueueEntry(id=spool_id, where=where, sender=head["sender"], recipients=recipients,
+                                 message_id=head["message_id"], size=size,
+                                 received_at=float(head["received_at"]), state=self.state(spool_id, where))

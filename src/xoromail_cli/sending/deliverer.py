@@ -52,7 +52,7 @@ class Deliverer:
     ledger: Ledger | None = None
     retries: int = 3
     backoff: Backoff = field(default_factory=Backoff)
-    rate: RateLimiter = field(default_factory=lambda: RateLimiter(None))
+    rate: RateLimiter = field(default_factory=lambda: RateLimiter(per_second=None))
     resend: bool = False
     resend_after: timedelta | None = None
     retry_in_doubt: bool = True
@@ -282,13 +282,14 @@ class Deliverer:
             error = self._went_away(failure)
             if error.exit_code != ExitCode.TEMPFAIL or attempt > self.retries:
                 raise error from None
-            return Delivery("temporary", error.message, exit_code=int(error.exit_code), hint=error.hint)
+            return Delivery(status="temporary", reply=error.message, exit_code=int(error.exit_code), hint=error.hint)
         except ConnectionLostError as lost:
             self._disconnect()
             if lost.committed:  # the transport knows whether the data was handed over; trust it
-                return Delivery("temporary", lost.message, exit_code=int(ExitCode.TEMPFAIL), hint=IN_DOUBT_HINT,
+                return Delivery(status="temporary", reply=lost.message, exit_code=int(ExitCode.TEMPFAIL),
+                                hint=IN_DOUBT_HINT,
                                 unknown=True)
-            return Delivery("temporary", lost.message, exit_code=int(ExitCode.TEMPFAIL),
+            return Delivery(status="temporary", reply=lost.message, exit_code=int(ExitCode.TEMPFAIL),
                             hint=lost.hint or "the connection was lost before the message; it was retried")
 
     def _connect(self) -> None:

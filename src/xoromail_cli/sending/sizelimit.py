@@ -24,6 +24,7 @@ def megabytes(size: int) -> str:
 
 def too_large(size: int, limit: int, service: str) -> Delivery:
     """The permanent refusal of a message over the limit: a data error (65), never retried."""
-    return Delivery("failed", f"the message is {megabytes(size)} ({size:,} bytes) and {service} accepts at most "
+    return Delivery(status="failed",
+                    reply=f"the message is {megabytes(size)} ({size:,} bytes) and {service} accepts at most "
                     f"{megabytes(limit)} ({limit:,} bytes): not sent", exit_code=int(ExitCode.DATAERR),
                     hint=TOO_LARGE_HINT)

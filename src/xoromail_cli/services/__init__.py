@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from xoromail_cli.services.base import SecretStore, Service, TraceCallback, Transport
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ServiceEntry:
     name: str
     label: str
@@ -36,20 +36,21 @@ class ServiceEntry:
 REGISTRY: dict[str, ServiceEntry] = {
     entry.name: entry
     for entry in (
-        ServiceEntry("smtp", "Web Mail (SMTP)",
-                     "an SMTP server with a password or app password (Office 365, Gmail, any provider)",
-                     ("webmail", "web-mail", "web mail"), "xoromail_cli.services.smtp.service"),
-        ServiceEntry("exchange", "Exchange (EWS)",
-                     "Exchange Web Services with domain, username and password (on-premises Exchange Server)",
-                     ("ews", "exchange server"), "xoromail_cli.services.exchange.service"),
-        ServiceEntry("google", "Email services (Google sign-in)",
-                     "Connect, then Allow: Google OAuth and the Gmail API, no password stored",
-                     ("email-services", "email services", "gmail-oauth", "gmail-api"),
-                     "xoromail_cli.services.google.service"),
-        ServiceEntry("microsoft365", "Microsoft 365 sign-in",
-                     "OAuth with Microsoft Graph (or SMTP XOAUTH2): the path past the SMTP AUTH and EWS retirements",
-                     ("m365", "office365-oauth", "microsoft-365", "graph"),
-                     "xoromail_cli.services.microsoft365.service"),
+        ServiceEntry(name="smtp", label="Web Mail (SMTP)",
+                     summary="an SMTP server with a password or app password (Office 365, Gmail, any provider)",
+                     aliases=("webmail", "web-mail", "web mail"), module="xoromail_cli.services.smtp.service"),
+        ServiceEntry(name="exchange", label="Exchange (EWS)",
+                     summary="Exchange Web Services with domain, username and password (on-premises Exchange Server)",
+                     aliases=("ews", "exchange server"), module="xoromail_cli.services.exchange.service"),
+        ServiceEntry(name="google", label="Email services (Google sign-in)",
+                     summary="Connect, then Allow: Google OAuth and the Gmail API, no password stored",
+                     aliases=("email-services", "email services", "gmail-oauth", "gmail-api"),
+                     module="xoromail_cli.services.google.service"),
+        ServiceEntry(name="microsoft365", label="Microsoft 365 sign-in",
+                     summary="OAuth with Microsoft Graph (or SMTP XOAUTH2): the path past the SMTP AUTH and EWS "
+                             "retirements",
+                     aliases=("m365", "office365-oauth", "microsoft-365", "graph"),
+                     module="xoromail_cli.services.microsoft365.service"),
     )
 }
 

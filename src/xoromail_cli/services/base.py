@@ -40,7 +40,7 @@ class Refusal:
     """Every later message would be refused the same way (a daily quota)."""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Delivery:
     """What the service said about one message."""
 
@@ -138,7 +138,7 @@ class ServiceSettings(Protocol):
         """Raise DataError(field=KEY) for a value out of range (a TOML type check cannot see it)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Limits:
     """What the provider allows, for pacing and for the daily-quota warning."""
 
@@ -149,7 +149,7 @@ class Limits:
     max_connections: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SetupOption:
     """A `setup` flag of one service; the CLI adds it to the command and passes its value by `key`."""
 
@@ -162,7 +162,7 @@ class SetupOption:
     kind: Literal["text", "int", "float", "path", "flag"] = "text"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Question:
     """One wizard question; `check` turns the typed text into the answer or raises XoromailError (asked again)."""
 

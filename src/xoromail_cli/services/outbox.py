@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Literal
 
 from xoromail_cli.compose.envelope import Envelope
-from xoromail_cli.config import atomic_write
 from xoromail_cli.errors import CannotWriteError, ExitCode, StageFailedError
-from xoromail_cli.paths import private_dir
+from xoromail_cli.paths import atomic_write, private_dir
 from xoromail_cli.services.base import Delivery, StageCallback
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -50,7 +49,7 @@ class OutboxTransport:
         except OSError as exc:
             raise CannotWriteError(f"cannot write {path}: {exc.strerror}",
                                "check the outbox folder and free space") from None
-        return Delivery("sent", f"written to {path}")
+        return Delivery(status="sent", reply=f"written to {path}")
 
     def close(self) -> None:
         return None

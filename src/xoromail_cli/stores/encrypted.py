@@ -221,7 +221,7 @@ class EncryptedFileStore:
         return {str(name): {str(k): str(v) for k, v in entries.items()} for name, entries in data["profiles"].items()}
 
     def _save(self, data: dict[str, dict[str, str]]) -> None:
-        from xoromail_cli.config import atomic_write
+        from xoromail_cli.paths import atomic_write
 
         cipher = self._cipher()
         nonce = os.urandom(NONCE_BYTES)

@@ -132,7 +132,7 @@ def send_refusal(exc: BaseException, url: str) -> Delivery:
     reply = f"{code_of(exc)}: {_text(exc)}"
     if isinstance(exc, ErrorServerBusy):
         back_off = getattr(exc, "back_off", None)
-        return Delivery("temporary", reply, exit_code=int(ExitCode.TEMPFAIL), hint=BUSY_HINT,
+        return Delivery(status="temporary", reply=reply, exit_code=int(ExitCode.TEMPFAIL), hint=BUSY_HINT,
                         retry_after=float(back_off) if back_off else None)
     table: list[tuple[type[BaseException], str, ExitCode, bool]] = [
         (ErrorSendAsDenied, SEND_AS_HINT, ExitCode.NOPERM, True),
@@ -144,9 +144,9 @@ def send_refusal(exc: BaseException, url: str) -> Delivery:
     ]
     for kind, hint, exit_code, stops in table:
         if isinstance(exc, kind):
-            return Delivery("failed", reply, exit_code=int(exit_code), hint=hint, stops_batch=stops)
+            return Delivery(status="failed", reply=reply, exit_code=int(exit_code), hint=hint, stops_batch=stops)
     if isinstance(exc, UnauthorizedError):
-        return Delivery("failed", reply, exit_code=int(ExitCode.NOPERM), hint=credentials_hint(url),
+        return Delivery(status="failed", reply=reply, exit_code=int(ExitCode.NOPERM), hint=credentials_hint(url),
                         stops_batch=True, reconnect=True)
-    return Delivery("failed", reply, exit_code=int(ExitCode.UNAVAILABLE),
+    return Delivery(status="failed", reply=reply, exit_code=int(ExitCode.UNAVAILABLE),
                     hint="Exchange refused the message; see its reply")

@@ -54,10 +54,13 @@ class ExchangeService(ServiceBase[ExchangeSettings]):
     secret_kinds: tuple[str, ...] = ("password",)
     settings_type = ExchangeSettings
     setup_options: tuple[SetupOption, ...] = (
-        SetupOption("--ews-url", "ews_url", f"Exchange URI (EWS endpoint), default {DEFAULT_URL}", "URL"),
-        SetupOption("--domain", "domain", "the mailbox's domain as a bare DNS name, e.g. company.com", "DOMAIN"),
-        SetupOption("--username", "username", "sign-in name: user, user@company.com or COMPANY\\user", "USER"),
-        SetupOption("--auth", "auth", "ntlm (default, on-premises) or basic", "ntlm|basic"),
+        SetupOption(flag="--ews-url", key="ews_url", help=f"Exchange URI (EWS endpoint), default {DEFAULT_URL}",
+                    metavar="URL"),
+        SetupOption(flag="--domain", key="domain", help="the mailbox's domain as a bare DNS name, e.g. company.com",
+                    metavar="DOMAIN"),
+        SetupOption(flag="--username", key="username", help="sign-in name: user, user@company.com or COMPANY\\user",
+                    metavar="USER"),
+        SetupOption(flag="--auth", key="auth", help="ntlm (default, on-premises) or basic", metavar="ntlm|basic"),
     )
 
     def settings_from_table(self, table: Mapping[str, Any]) -> ExchangeSettings:
@@ -89,12 +92,14 @@ class ExchangeService(ServiceBase[ExchangeSettings]):
         base = self.own(existing) or ExchangeSettings()
         domain_default = base.domain or (email.rsplit("@", 1)[1] if "@" in email else None)
         questions = (
-            Question("ews_url", "Exchange URI", base.url, check=lambda text: checks.check_url(text)[0],
+            Question(key="ews_url", prompt="Exchange URI", default=base.url,
+                     check=lambda text: checks.check_url(text)[0],
                      explain="The EWS address of your Exchange server, usually https://mail.<company>/EWS/"
                              "Exchange.asmx. For Exchange Online (Microsoft 365) prefer the microsoft365 service."),
-            Question("domain", "Domain", domain_default, check=checks.check_domain),
-            Question("username", "Username", base.username or None, check=checks.check_username),
-            Question("auth", "Authentication", base.auth, choices=checks.AUTH_TYPES, check=checks.check_auth),
+            Question(key="domain", prompt="Domain", default=domain_default, check=checks.check_domain),
+            Question(key="username", prompt="Username", default=base.username or None, check=checks.check_username),
+            Question(key="auth", prompt="Authentication", default=base.auth, choices=checks.AUTH_TYPES,
+                     check=checks.check_auth),
         )
         for question in questions:
             if answers.get(question.key) is None:
@@ -133,7 +138,7 @@ class ExchangeService(ServiceBase[ExchangeSettings]):
 
     def limits(self, profile: Profile) -> Limits | None:
         if checks.is_exchange_online(self.settings_of(profile).url):
-            return Limits("Exchange Online", per_minute=30, daily_recipients=10_000)
+            return Limits(label="Exchange Online", per_minute=30, daily_recipients=10_000)
         return None
 
     def sending_provider(self, profile: Profile) -> str | None:

@@ -129,7 +129,8 @@ class ExchangeTransport:
                               cc_recipients=[Mailbox(email_address=a) for a in envelope.cc] or None,
                               bcc_recipients=[Mailbox(email_address=a) for a in envelope.bcc] or None)
         except (ValueError, TypeError) as exc:  # exchangelib checks fields as it builds the item; nothing went out
-            return Delivery("failed", f"not sent: {type(exc).__name__}: {exc}", exit_code=int(ExitCode.DATAERR),
+            return Delivery(status="failed", reply=f"not sent: {type(exc).__name__}: {exc}",
+                            exit_code=int(ExitCode.DATAERR),
                             hint="check the message's addresses")
         if before_data is not None:
             before_data()
@@ -147,7 +148,7 @@ class ExchangeTransport:
                                       f"({type(exc).__name__})", committed=True,
                                       hint="check the sent-ledger and the mailbox's Sent Items before sending "
                                            "again") from None
-        return Delivery("sent", f"CreateItem NoError ({envelope.message_id})")
+        return Delivery(status="sent", reply=f"CreateItem NoError ({envelope.message_id})")
 
     def close(self) -> None:
         account, self._account = self._account, None

@@ -91,32 +91,34 @@ def delivery_for_error(status: int, body: Any, headers: Any, *, refreshed: bool)
     reply = f"Gmail API {status}: {error.message}"
     wait = retry_after(headers)
     if error.is_quota:
-        return Delivery("temporary", reply, exit_code=ExitCode.TEMPFAIL, hint=QUOTA_HINT, stops_batch=True,
+        return Delivery(status="temporary", reply=reply, exit_code=ExitCode.TEMPFAIL, hint=QUOTA_HINT, stops_batch=True,
                         retry_after=wait)
     if status == 429 or status >= 500:
-        return Delivery("temporary", reply, exit_code=ExitCode.TEMPFAIL, hint=TEMPORARY_HINT, retry_after=wait)
+        return Delivery(status="temporary", reply=reply, exit_code=ExitCode.TEMPFAIL, hint=TEMPORARY_HINT,
+                        retry_after=wait)
     if status == 401:
         hint = (EXPIRED_HINT if refreshed else SETUP_AGAIN)
-        return Delivery("failed", reply + (" (after a fresh token)" if refreshed else ""), exit_code=ExitCode.NOPERM,
+        return Delivery(status="failed", reply=reply + (" (after a fresh token)" if refreshed else ""),
+                        exit_code=ExitCode.NOPERM,
                         hint=hint, stops_batch=True, reconnect=True)
     if status == 403 and error.has("accessNotConfigured", "SERVICE_DISABLED"):
         where = error.link or "https://console.cloud.google.com/apis/library/gmail.googleapis.com"
-        return Delivery("failed", reply, exit_code=ExitCode.CONFIG, hint=f"{ENABLE_API_HINT}: {where}, "
+        return Delivery(status="failed", reply=reply, exit_code=ExitCode.CONFIG, hint=f"{ENABLE_API_HINT}: {where}, "
                         "wait a few minutes, then try again", stops_batch=True)
     if status == 403 and (error.has("insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT")
                           or "insufficient authentication scopes" in error.message.lower()):
-        return Delivery("failed", reply, exit_code=ExitCode.NOPERM, hint=SCOPE_HINT, stops_batch=True)
+        return Delivery(status="failed", reply=reply, exit_code=ExitCode.NOPERM, hint=SCOPE_HINT, stops_batch=True)
     if status == 403:
-        return Delivery("failed", reply, exit_code=ExitCode.NOPERM, stops_batch=True,
+        return Delivery(status="failed", reply=reply, exit_code=ExitCode.NOPERM, stops_batch=True,
                         hint="Google refused this account sending this message: check that the From address is "
                              "the signed-in account or one of its \"Send mail as\" addresses")
     if status == 404:
-        return Delivery("failed", reply, exit_code=ExitCode.UNAVAILABLE, stops_batch=True,
+        return Delivery(status="failed", reply=reply, exit_code=ExitCode.UNAVAILABLE, stops_batch=True,
                         hint="no Gmail API at this address: check --api-url (default https://gmail.googleapis.com)")
     if status == 413:
-        return Delivery("failed", reply, exit_code=ExitCode.DATAERR,
+        return Delivery(status="failed", reply=reply, exit_code=ExitCode.DATAERR,
                         hint="the message is too large for the Gmail API (35 MB): send fewer or smaller attachments")
-    return Delivery("failed", reply, exit_code=ExitCode.DATAERR,
+    return Delivery(status="failed", reply=reply, exit_code=ExitCode.DATAERR,
                     hint="Gmail refused this message: check its addresses and headers (Google's reply says which)")
 
 

@@ -29,8 +29,8 @@ SCOPES = ("openid", "https://www.googleapis.com/auth/userinfo.email", SEND_SCOPE
 """The narrowest that send, plus who signed in. Full URLs, because Google answers with them and oauthlib
 refuses a token whose scopes differ from the request's. Never `https://mail.google.com/` (restricted)."""
 REFRESH_TOKEN = "refresh_token"  # noqa: S105  # names of keyring entries, not secrets
-ACCESS_TOKEN = "access_token"  # noqa: S105
-CLIENT_SECRET = "client_secret"  # noqa: S105
+ACCESS_TOKEN = "access_token"  # noqa: S105  # names of keyring entries, not secrets
+CLIENT_SECRET = "client_secret"  # noqa: S105  # names of keyring entries, not secrets
 SECRET_KINDS = (REFRESH_TOKEN, ACCESS_TOKEN, CLIENT_SECRET)
 EARLY = timedelta(seconds=60)
 """An access token this close to its expiry is refreshed rather than risked mid-batch."""
@@ -59,7 +59,7 @@ class AccessToken:
             return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SignIn:
     """The outcome of Connect and Allow; its tokens never appear in its repr."""
 

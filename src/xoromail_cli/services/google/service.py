@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 PER_MINUTE = 50
 """Below the API's 6,000 quota units a minute per user at 100 units a send (60 a minute)."""
-LIMITS = Limits("Gmail API (Google Workspace)", per_minute=PER_MINUTE, daily_messages=2_000,
+LIMITS = Limits(label="Gmail API (Google Workspace)", per_minute=PER_MINUTE, daily_messages=2_000,
                 daily_recipients=10_000)
 CLIENT_STEPS = (
     "Google sign-in needs your own OAuth client (once per company; see docs/setup-google.md):\n"
@@ -39,16 +39,21 @@ CLIENT_STEPS = (
     "  5. Download its JSON and give its path here."
 )
 SETUP_OPTIONS = (
-    SetupOption("--client-secrets", "client_secrets", "the OAuth client's JSON (a \"Desktop app\" client from the "
-                "Google Cloud console)", "FILE", "path"),
-    SetupOption("--no-browser", "no_browser", "print the sign-in URL instead of opening a browser (headless "
-                "servers: forward the redirect port with ssh -L)", None, "flag"),
-    SetupOption("--redirect-port", "redirect_port", "loopback port the browser returns to after Allow (not a mail "
-                f"server port; default {DEFAULT_REDIRECT_PORT})", "PORT", "int"),
-    SetupOption("--sign-in-timeout", "sign_in_timeout", "seconds to wait for the sign-in in the browser (default "
-                f"{DEFAULT_SIGN_IN_TIMEOUT:g})", "SECONDS", "float"),
-    SetupOption("--api-url", "api_url", "Gmail API base URL (default https://gmail.googleapis.com; a proxy or a "
-                "test server)", "URL", "text"),
+    SetupOption(flag="--client-secrets", key="client_secrets",
+                help="the OAuth client's JSON (a \"Desktop app\" client from the "
+                "Google Cloud console)", metavar="FILE", kind="path"),
+    SetupOption(flag="--no-browser", key="no_browser",
+                help="print the sign-in URL instead of opening a browser (headless "
+                "servers: forward the redirect port with ssh -L)", metavar=None, kind="flag"),
+    SetupOption(flag="--redirect-port", key="redirect_port",
+                help="loopback port the browser returns to after Allow (not a mail "
+                f"server port; default {DEFAULT_REDIRECT_PORT})", metavar="PORT", kind="int"),
+    SetupOption(flag="--sign-in-timeout", key="sign_in_timeout",
+                help="seconds to wait for the sign-in in the browser (default "
+                f"{DEFAULT_SIGN_IN_TIMEOUT:g})", metavar="SECONDS", kind="float"),
+    SetupOption(flag="--api-url", key="api_url",
+                help="Gmail API base URL (default https://gmail.googleapis.com; a proxy or a "
+                "test server)", metavar="URL", kind="text"),
 )
 
 
@@ -102,15 +107,17 @@ class GoogleService(ServiceBase[GoogleSettings]):
     def next_question(self, answers: Mapping[str, Any], existing: object | None, email: str) -> Question | None:
         known = existing.client_secrets_file if isinstance(existing, GoogleSettings) else None
         if "client_secrets" not in answers:
-            return Question("client_secrets", "Path of the OAuth client's JSON (client_secret_….json)", known,
+            return Question(key="client_secrets", prompt="Path of the OAuth client's JSON (client_secret_….json)",
+                            default=known,
                             check=_client_secrets_path, explain=CLIENT_STEPS)
         if "no_browser" not in answers:
-            return Question("no_browser", "Open a browser on this machine for the Google sign-in?",
-                            "yes" if oauth._browser_available() else "no", ("yes", "no"),
+            return Question(key="no_browser", prompt="Open a browser on this machine for the Google sign-in?",
+                            default="yes" if oauth._browser_available() else "no", choices=("yes", "no"),
                             check=lambda text: text.strip().lower() in ("n", "no"))
         if answers.get("no_browser") and "redirect_port" not in answers:
             port = str(existing.redirect_port if isinstance(existing, GoogleSettings) else DEFAULT_REDIRECT_PORT)
-            return Question("redirect_port", "Loopback port for the sign-in redirect", port, check=check_port,
+            return Question(key="redirect_port", prompt="Loopback port for the sign-in redirect", default=port,
+                            check=check_port,
                             explain="From your laptop, forward it before opening the URL: "
                                     f"ssh -L {port}:localhost:{port} <this server>")
         return None

@@ -31,7 +31,7 @@ class ClientSecrets:
     token_uri: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GoogleSettings:
     """`[profiles.NAME.google]`: no secrets, only what is needed to find the endpoints again."""
 

@@ -99,12 +99,13 @@ class GmailTransport:
                 response = self._post(raw, len(envelope.recipients), None)
         except StageFailedError as failure:  # the refresh failed: every later message would too
             temporary = failure.exit_code == ExitCode.TEMPFAIL
-            return Delivery("temporary" if temporary else "failed", failure.message, exit_code=failure.exit_code,
+            return Delivery(status="temporary" if temporary else "failed", reply=failure.message,
+                            exit_code=failure.exit_code,
                             hint=failure.hint, stops_batch=not temporary, reconnect=True)
         body = _json(response)
         if response.status_code == 200:
             message_id = body.get("id", "?") if isinstance(body, dict) else "?"
-            return Delivery("sent", f"Gmail API 200: message id {message_id}")
+            return Delivery(status="sent", reply=f"Gmail API 200: message id {message_id}")
         return delivery_for_error(response.status_code, body, response.headers, refreshed=self._fresh)
 
     def _post(self, raw: str, recipients: int, before_data: Callable[[], None] | None) -> requests.Response:

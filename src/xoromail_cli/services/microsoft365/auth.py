@@ -264,13 +264,6 @@ class TokenSource:
                         "error_description": f"no sign-in within {self.settings.sign_in_timeout:g} s"}
             return app.acquire_token_by_auth_code_flow(flow, response, scopes=scopes)
 
-    def forget(self) -> None:
-        """`disconnect`: drop the token cache and the client secret from the keyring."""
-        self.secrets.delete(TOKEN_CACHE)
-        self.secrets.delete(CLIENT_SECRET)
-        self._cache = None
-        self._app = None
-
 
 def _public_client() -> type[msal.PublicClientApplication]:
     import msal

@@ -141,7 +141,7 @@ def graph_delivery(status: int, body: Mapping[str, Any], retry_after: float | No
                    mailbox: str) -> Delivery:
     """Classify Graph's answer to one sendMail (202 is accepted, not yet delivered)."""
     if status == 202:
-        return Delivery("sent", "202 Accepted")
+        return Delivery(status="sent", reply="202 Accepted")
     found = body.get("error")
     error: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     code = str(error.get("code") or "")
@@ -151,21 +151,21 @@ def graph_delivery(status: int, body: Mapping[str, Any], retry_after: float | No
         if test(status, code, message):
             return builder(reply, retry_after, mode, mailbox)
     if status >= 500:
-        return Delivery("temporary", reply, exit_code=ExitCode.TEMPFAIL, retry_after=retry_after,
+        return Delivery(status="temporary", reply=reply, exit_code=ExitCode.TEMPFAIL, retry_after=retry_after,
                         hint="Microsoft Graph had a temporary problem: try again later")
-    return Delivery("failed", reply, exit_code=ExitCode.PROTOCOL, stops_batch=True,
+    return Delivery(status="failed", reply=reply, exit_code=ExitCode.PROTOCOL, stops_batch=True,
                     hint="Microsoft Graph refused the request (see docs/setup-microsoft365.md)")
 
 
 def _throttled(reply: str, retry_after: float | None, mode: str, mailbox: str) -> Delivery:
     wait = f"{retry_after:g} s" if retry_after is not None else "a while"
-    return Delivery("temporary", reply, exit_code=ExitCode.TEMPFAIL, retry_after=retry_after,
+    return Delivery(status="temporary", reply=reply, exit_code=ExitCode.TEMPFAIL, retry_after=retry_after,
                     hint=f"Microsoft Graph is throttling this app or mailbox: wait {wait} and send more slowly "
                          "(Exchange Online allows 30 messages a minute)")
 
 
 def _expired_token(reply: str, retry_after: float | None, mode: str, mailbox: str) -> Delivery:
-    return Delivery("temporary", reply, exit_code=ExitCode.NOPERM, reconnect=True,
+    return Delivery(status="temporary", reply=reply, exit_code=ExitCode.NOPERM, reconnect=True,
                     hint="the access token was refused: it is renewed before the next try; if this repeats, "
                          + SETUP_AGAIN)
 
@@ -178,34 +178,34 @@ def _access_denied(reply: str, retry_after: float | None, mode: str, mailbox: st
     else:
         hint = ("the signed-in account may not send mail: grant the *delegated* permission Mail.Send (with "
                 "consent) to the app registration, then " + SETUP_AGAIN)
-    return Delivery("failed", reply, exit_code=ExitCode.NOPERM, stops_batch=True, hint=hint)
+    return Delivery(status="failed", reply=reply, exit_code=ExitCode.NOPERM, stops_batch=True, hint=hint)
 
 
 def _send_as(reply: str, retry_after: float | None, mode: str, mailbox: str) -> Delivery:
-    return Delivery("failed", reply, exit_code=ExitCode.NOPERM, stops_batch=True,
+    return Delivery(status="failed", reply=reply, exit_code=ExitCode.NOPERM, stops_batch=True,
                     hint=f"the signed-in account may not send as {mailbox}: sign in as that mailbox, or have an "
                          "Exchange admin give the account Send As rights for it")
 
 
 def _no_mailbox(reply: str, retry_after: float | None, mode: str, mailbox: str) -> Delivery:
-    return Delivery("failed", reply, exit_code=ExitCode.UNAVAILABLE, stops_batch=True,
+    return Delivery(status="failed", reply=reply, exit_code=ExitCode.UNAVAILABLE, stops_batch=True,
                     hint=f"{mailbox} has no Exchange Online mailbox (no licence, on-premises, or a typo): check "
                          "--email; an on-premises mailbox needs the Exchange or SMTP service")
 
 
 def _quota(reply: str, retry_after: float | None, mode: str, mailbox: str) -> Delivery:
-    return Delivery("failed", reply, exit_code=ExitCode.TEMPFAIL, stops_batch=True,
+    return Delivery(status="failed", reply=reply, exit_code=ExitCode.TEMPFAIL, stops_batch=True,
                     hint="the mailbox reached Exchange Online's sending limit (10,000 recipients a day): wait up "
                          "to 24 hours, or spread the batch")
 
 
 def _bad_message(reply: str, retry_after: float | None, mode: str, mailbox: str) -> Delivery:
-    return Delivery("failed", reply, exit_code=ExitCode.DATAERR,
+    return Delivery(status="failed", reply=reply, exit_code=ExitCode.DATAERR,
                     hint="Microsoft Graph did not accept this message (size or MIME): check its attachments")
 
 
 def _bad_recipients(reply: str, retry_after: float | None, mode: str, mailbox: str) -> Delivery:
-    return Delivery("failed", reply, exit_code=ExitCode.DATAERR,
+    return Delivery(status="failed", reply=reply, exit_code=ExitCode.DATAERR,
                     hint="Microsoft Graph refused the message's recipients: check each address for typos")
 
 

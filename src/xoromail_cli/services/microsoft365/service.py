@@ -36,26 +36,34 @@ REGISTER_FIRST = (
 )
 
 SETUP_OPTIONS: tuple[SetupOption, ...] = (
-    SetupOption("--tenant", "tenant", "the tenant's domain (contoso.onmicrosoft.com) or Directory (tenant) ID",
-                "TENANT"),
-    SetupOption("--client-id", "client_id", "the app registration's Application (client) ID", "ID"),
-    SetupOption("--client-secret-stdin", "client_secret_stdin",
-                "app-only sign-in: read the client secret's Value from stdin (kept in the keyring)", kind="flag"),
-    SetupOption("--certificate", "certificate", "app-only sign-in with a PEM file holding the private key and "
-                "the certificate uploaded to the app registration", "PEM", kind="path"),
-    SetupOption("--sign-in", "sign_in", "delegated sign-in: device-code (default) or browser", "|".join(SIGN_INS)),
-    SetupOption("--redirect-port", "redirect_port", "browser sign-in: the loopback port (for ssh -L)", "PORT",
+    SetupOption(flag="--tenant", key="tenant",
+                help="the tenant's domain (contoso.onmicrosoft.com) or Directory (tenant) ID",
+                metavar="TENANT"),
+    SetupOption(flag="--client-id", key="client_id", help="the app registration's Application (client) ID",
+                metavar="ID"),
+    SetupOption(flag="--client-secret-stdin", key="client_secret_stdin",
+                help="app-only sign-in: read the client secret's Value from stdin (kept in the keyring)", kind="flag"),
+    SetupOption(flag="--certificate", key="certificate",
+                help="app-only sign-in with a PEM file holding the private key and "
+                "the certificate uploaded to the app registration", metavar="PEM", kind="path"),
+    SetupOption(flag="--sign-in", key="sign_in", help="delegated sign-in: device-code (default) or browser",
+                metavar="|".join(SIGN_INS)),
+    SetupOption(flag="--redirect-port", key="redirect_port", help="browser sign-in: the loopback port (for ssh -L)",
+                metavar="PORT",
                 kind="int"),
-    SetupOption("--sign-in-timeout", "sign_in_timeout", "seconds to wait for the sign-in (default 300)",
-                "SECONDS", kind="float"),
-    SetupOption("--send-via", "send_via", "graph (default) or smtp (XOAUTH2 to smtp.office365.com:587)",
-                "|".join(SEND_VIAS)),
-    SetupOption("--cloud", "cloud", "global (default), usgov or china", "|".join(CLOUDS)),
-    SetupOption("--authority-host", "authority_host", "sign-in host instead of the cloud's (proxies, tests)",
-                "URL"),
-    SetupOption("--graph-url", "graph_url", "Graph base URL instead of the cloud's (proxies, tests)", "URL"),
-    SetupOption("--sign-in-account", "account", "the account that signs in when it is not the mailbox (sends "
-                "as a shared mailbox with Send As rights)", "ADDRESS"),
+    SetupOption(flag="--sign-in-timeout", key="sign_in_timeout", help="seconds to wait for the sign-in (default 300)",
+                metavar="SECONDS", kind="float"),
+    SetupOption(flag="--send-via", key="send_via", help="graph (default) or smtp (XOAUTH2 to smtp.office365.com:587)",
+                metavar="|".join(SEND_VIAS)),
+    SetupOption(flag="--cloud", key="cloud", help="global (default), usgov or china", metavar="|".join(CLOUDS)),
+    SetupOption(flag="--authority-host", key="authority_host",
+                help="sign-in host instead of the cloud's (proxies, tests)",
+                metavar="URL"),
+    SetupOption(flag="--graph-url", key="graph_url", help="Graph base URL instead of the cloud's (proxies, tests)",
+                metavar="URL"),
+    SetupOption(flag="--sign-in-account", key="account",
+                help="the account that signs in when it is not the mailbox (sends "
+                "as a shared mailbox with Send As rights)", metavar="ADDRESS"),
 )
 _SETTING_KEYS = ("tenant", "client_id", "sign_in", "redirect_port", "sign_in_timeout", "send_via", "cloud",
                  "authority_host", "graph_url", "certificate", "account", "mode")
@@ -99,25 +107,26 @@ def next_question(answers: Mapping[str, Any], existing: Microsoft365Settings | N
         return answers.get(key) if answers.get(key) is not None else getattr(existing, key, None)
 
     if known("tenant") is None:
-        return Question("tenant", "Tenant (domain or Directory ID)", check=_check_id("tenant"), explain=REGISTER_FIRST)
+        return Question(key="tenant", prompt="Tenant (domain or Directory ID)", check=_check_id("tenant"),
+                        explain=REGISTER_FIRST)
     if known("client_id") is None:
-        return Question("client_id", "Application (client) ID", check=_check_id("client_id"))
+        return Question(key="client_id", prompt="Application (client) ID", check=_check_id("client_id"))
     if answers.get("mode") is None:
-        return Question("mode", "Sign in as the mailbox (delegated) or as the app (app-only, unattended)",
+        return Question(key="mode", prompt="Sign in as the mailbox (delegated) or as the app (app-only, unattended)",
                         default=getattr(existing, "mode", "delegated"), choices=MODES)
     if answers["mode"] == "app":
         if answers.get("certificate") is None and answers.get("client_secret") is None:
-            return Question("client_secret", "Client secret Value (empty to use a certificate PEM instead)",
+            return Question(key="client_secret", prompt="Client secret Value (empty to use a certificate PEM instead)",
                             secret=True, default="")
         if not answers.get("client_secret") and answers.get("certificate") is None:
-            return Question("certificate", "PEM file with the private key and the certificate")
+            return Question(key="certificate", prompt="PEM file with the private key and the certificate")
         return None
     if answers.get("sign_in") is None:
-        return Question("sign_in", "Sign in with a device code (any device) or a browser on this computer",
+        return Question(key="sign_in", prompt="Sign in with a device code (any device) or a browser on this computer",
                         default=getattr(existing, "sign_in", "device-code"), choices=SIGN_INS,
                         explain="Many tenants block device-code sign-in with Conditional Access; then use browser.")
     if answers.get("send_via") is None:
-        return Question("send_via", "Send through Microsoft Graph or SMTP (XOAUTH2)",
+        return Question(key="send_via", prompt="Send through Microsoft Graph or SMTP (XOAUTH2)",
                         default=getattr(existing, "send_via", "graph"), choices=SEND_VIAS)
     return None
 
@@ -187,7 +196,8 @@ class Microsoft365Service(ServiceBase[Microsoft365Settings]):
                 return access_token_for_smtp(s, secrets, mailbox=profile.email, ca_file=profile.ca_file,
                                              timeout=wait, lock_path=token_lock_path(profile.name))
 
-            endpoint = SmtpEndpoint(s.smtp_server, s.smtp_port, "starttls", profile.email, profile.ca_file, wait)
+            endpoint = SmtpEndpoint(host=s.smtp_server, port=s.smtp_port, security="starttls", username=profile.email,
+                                    ca_file=profile.ca_file, timeout=wait)
             return SmtpTransport(endpoint, None, token=token, trace=trace)
         from xoromail_cli.services.microsoft365.transport import Microsoft365Transport
 
@@ -241,7 +251,7 @@ class Microsoft365Service(ServiceBase[Microsoft365Settings]):
     def limits(self, profile: Profile) -> Limits | None:
         # Exchange Online binds Graph too: 30 messages a minute, 10,000 recipients a day; about 4 concurrent
         # requests per app and mailbox (throttling-limits.md).
-        return Limits("Exchange Online", per_minute=30, daily_recipients=10_000, max_connections=4)
+        return Limits(label="Exchange Online", per_minute=30, daily_recipients=10_000, max_connections=4)
 
     def sending_provider(self, profile: Profile) -> str | None:
         return "microsoft365"

@@ -42,7 +42,7 @@ DEFAULT_SIGN_IN_TIMEOUT = 300.0
 SMTP_PORT = 587
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Microsoft365Settings:
     """`[profiles.NAME.microsoft365]`: no secret here (client secret and token cache live in the keyring)."""
 

@@ -6,7 +6,6 @@ service principal registered in Exchange Online, which is refused here with the 
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,11 +20,6 @@ if TYPE_CHECKING:
 def xoauth2_string(user: str, token: str) -> str:
     """The XOAUTH2 initial response before base64 (smtplib's `auth("XOAUTH2", ...)` encodes it)."""
     return f"user={user}\x01auth=Bearer {token}\x01\x01"
-
-
-def xoauth2_base64(user: str, token: str) -> str:
-    """The same, base64-encoded, for `AUTH XOAUTH2 <this>` sent by hand."""
-    return base64.b64encode(xoauth2_string(user, token).encode()).decode()
 
 
 def app_only_smtp_steps(settings: Microsoft365Settings, mailbox: str) -> str:

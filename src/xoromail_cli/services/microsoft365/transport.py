@@ -79,7 +79,8 @@ class Microsoft365Transport:
     def send(self, envelope: Envelope, before_data: Callable[[], None] | None = None) -> Delivery:
         data = envelope.data_with_bcc()
         if len(data) > MAX_MESSAGE_BYTES:
-            return Delivery("failed", f"message of {len(data):,} bytes is larger than one Graph request allows "
+            return Delivery(status="failed",
+                            reply=f"message of {len(data):,} bytes is larger than one Graph request allows "
                             f"(about {MAX_REQUEST_BYTES // 1_000_000} MB once base64-encoded); nothing was sent",
                             exit_code=ExitCode.DATAERR,
                             hint="make the attachments smaller, or send large files as links")
@@ -89,7 +90,8 @@ class Microsoft365Transport:
         try:
             token = self._token()
         except StageFailedError as exc:
-            return Delivery("failed", exc.message, exit_code=exc.exit_code, hint=exc.hint, stops_batch=True)
+            return Delivery(status="failed", reply=exc.message, exit_code=exc.exit_code, hint=exc.hint,
+                            stops_batch=True)
         answer = self._graph.send_mime(send_mail_path(self.settings.mode, self.mailbox), token, data,
                                        before_data)
         delivery = hints.graph_delivery(answer.status, answer.body, answer.retry_after, mode=self.settings.mode,

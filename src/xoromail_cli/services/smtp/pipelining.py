@@ -63,9 +63,14 @@ def advertised(client: smtplib.SMTP) -> bool:
     return bool(client.has_extn("pipelining"))
 
 
-def commands(envelope: Envelope) -> list[bytes]:
-    """MAIL FROM, one RCPT TO per recipient, DATA: the lines smtplib would send, as one group."""
-    lines = [f"MAIL FROM:{quote_address(envelope.sender)}\r\n"]
+def body_options(client: smtplib.SMTP, data: bytes) -> list[str]:
+    """`BODY=8BITMIME` for a message with 8-bit bytes when the server offers it (RFC 6152), else nothing."""
+    return ["BODY=8BITMIME"] if not data.isascii() and client.has_extn("8bitmime") else []
+
+
+def commands(envelope: Envelope, options: list[str] | tuple[str, ...] = ()) -> list[bytes]:
+    """MAIL FROM (with `options`), one RCPT TO per recipient, DATA: the lines smtplib would send, as one group."""
+    lines = [f"MAIL FROM:{quote_address(envelope.sender)}{''.join(' ' + option for option in options)}\r\n"]
     lines += [f"RCPT TO:{quote_address(recipient)}\r\n" for recipient in envelope.recipients]
     lines.append("DATA\r\n")
     return [line.encode("ascii") for line in lines]

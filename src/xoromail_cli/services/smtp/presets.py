@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from xoromail_cli.addresses import domain_of
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Preset:
     key: str
     label: str
@@ -32,22 +32,28 @@ GMAIL_NOTE = (
 PRESETS: dict[str, Preset] = {
     p.key: p
     for p in (
-        Preset("office365", "Office 365 / Microsoft 365", "smtp.office365.com", 587, "starttls",
+        Preset(key="office365", label="Office 365 / Microsoft 365", host="smtp.office365.com", port=587,
+               security="starttls",
                notes="SMTP AUTH must be enabled for the mailbox.", per_minute=30, daily_recipients=10_000,
                max_connections=3),
-        Preset("gmail", "Gmail / Google Workspace", "smtp.gmail.com", 587, "starttls",
-               ("gmail.com", "googlemail.com"), GMAIL_NOTE, daily_messages=2_000, max_connections=3),
-        Preset("outlook", "Outlook.com / Hotmail", "smtp-mail.outlook.com", 587, "starttls",
-               ("outlook.com", "hotmail.com", "live.com", "msn.com"),
-               "Outlook.com accounts increasingly accept only OAuth sign-in; a password may be refused.",
+        Preset(key="gmail", label="Gmail / Google Workspace", host="smtp.gmail.com", port=587, security="starttls",
+               domains=("gmail.com", "googlemail.com"), notes=GMAIL_NOTE, daily_messages=2_000, max_connections=3),
+        Preset(key="outlook", label="Outlook.com / Hotmail", host="smtp-mail.outlook.com", port=587,
+               security="starttls",
+               domains=("outlook.com", "hotmail.com", "live.com", "msn.com"),
+               notes="Outlook.com accounts increasingly accept only OAuth sign-in; a password may be refused.",
                per_minute=30, daily_recipients=5_000, max_connections=3),
-        Preset("yahoo", "Yahoo Mail", "smtp.mail.yahoo.com", 465, "ssl", ("yahoo.com", "ymail.com"),
-               "Yahoo needs an app password generated in the account's security settings."),
-        Preset("icloud", "iCloud Mail", "smtp.mail.me.com", 587, "starttls", ("icloud.com", "me.com", "mac.com"),
-               "iCloud needs an app-specific password (appleid.apple.com)."),
-        Preset("zoho", "Zoho Mail", "smtp.zoho.com", 465, "ssl", ("zoho.com", "zohomail.com")),
-        Preset("fastmail", "Fastmail", "smtp.fastmail.com", 465, "ssl", ("fastmail.com", "fastmail.fm"),
-               "Fastmail needs an app password (Settings → Privacy & Security)."),
+        Preset(key="yahoo", label="Yahoo Mail", host="smtp.mail.yahoo.com", port=465, security="ssl",
+               domains=("yahoo.com", "ymail.com"),
+               notes="Yahoo needs an app password generated in the account's security settings."),
+        Preset(key="icloud", label="iCloud Mail", host="smtp.mail.me.com", port=587, security="starttls",
+               domains=("icloud.com", "me.com", "mac.com"),
+               notes="iCloud needs an app-specific password (appleid.apple.com)."),
+        Preset(key="zoho", label="Zoho Mail", host="smtp.zoho.com", port=465, security="ssl",
+               domains=("zoho.com", "zohomail.com")),
+        Preset(key="fastmail", label="Fastmail", host="smtp.fastmail.com", port=465, security="ssl",
+               domains=("fastmail.com", "fastmail.fm"),
+               notes="Fastmail needs an app password (Settings → Privacy & Security)."),
     )
 }
 CUSTOM = "custom"

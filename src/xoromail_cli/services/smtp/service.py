@@ -115,8 +115,9 @@ class SmtpService(ServiceBase[SmtpSettings]):
         preset = self.preset(profile)
         if preset is None:
             return None
-        return Limits(preset.label, preset.per_minute, preset.daily_messages, preset.daily_recipients,
-                      preset.max_connections)
+        return Limits(label=preset.label, per_minute=preset.per_minute, daily_messages=preset.daily_messages,
+                      daily_recipients=preset.daily_recipients,
+                      max_connections=preset.max_connections)
 
     def sending_provider(self, profile: Profile) -> str | None:
         from xoromail_cli.services.smtp.presets import sending_provider_of_host

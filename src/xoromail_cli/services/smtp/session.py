@@ -27,7 +27,7 @@ TokenSource = Callable[[], str]
 """Returns a current OAuth access token (for XOAUTH2), refreshing it when needed."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SmtpEndpoint:
     """Everything needed to open one SMTP session: the profile's SMTP table, its CA file and a timeout."""
 
@@ -44,8 +44,9 @@ class SmtpEndpoint:
 
         settings = profile.settings
         assert isinstance(settings, SmtpSettings)
-        return cls(settings.host, settings.port, settings.security, settings.auth_username(profile.email) or "",
-                   profile.ca_file, timeout if timeout is not None else profile.timeout)
+        return cls(host=settings.host, port=settings.port, security=settings.security,
+                   username=settings.auth_username(profile.email) or "",
+                   ca_file=profile.ca_file, timeout=timeout if timeout is not None else profile.timeout)
 
 
 def check_plaintext_allowed(settings: SmtpEndpoint) -> None:

@@ -19,7 +19,7 @@ _EXAMPLES = {"host": '"smtp.office365.com"', "port": "587", "security": '"startt
              "preset": '"office365"'}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SmtpSettings:
     """Where the SMTP server is and how to sign in to it."""
 

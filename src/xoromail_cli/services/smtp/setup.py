@@ -12,11 +12,11 @@ from xoromail_cli.services.smtp.settings import DEFAULT_PORTS, SECURITY_MODES, S
 
 SECURITY_HELP = "starttls (port 587), ssl (implicit TLS, port 465) or none (local relays only)."
 OPTIONS = (
-    SetupOption("--preset", "preset", f"{', '.join(PRESETS)} or custom.", "NAME"),
-    SetupOption("--host", "host", "Outgoing (SMTP) server.", "HOST"),
-    SetupOption("--port", "port", "Server port.", "PORT", "int"),
-    SetupOption("--security", "security", SECURITY_HELP, "MODE"),
-    SetupOption("--username", "username", "Sign-in name (default: the email).", "USER"),
+    SetupOption(flag="--preset", key="preset", help=f"{', '.join(PRESETS)} or custom.", metavar="NAME"),
+    SetupOption(flag="--host", key="host", help="Outgoing (SMTP) server.", metavar="HOST"),
+    SetupOption(flag="--port", key="port", help="Server port.", metavar="PORT", kind="int"),
+    SetupOption(flag="--security", key="security", help=SECURITY_HELP, metavar="MODE"),
+    SetupOption(flag="--username", key="username", help="Sign-in name (default: the email).", metavar="USER"),
 )
 
 
@@ -121,23 +121,25 @@ def next_question(answers: Mapping[str, Any], existing: SmtpSettings | None, ema
         guess = preset_for_domain(email)
         default = existing.preset if existing and existing.preset in keys else (guess.key if guess else keys[0])
         labels = tuple(PRESETS[k].label if k in PRESETS else "Other server (enter host and port)" for k in keys)
-        return Question("preset", "Provider", default=default, choices=keys, labels=labels)
+        return Question(key="preset", prompt="Provider", default=default, choices=keys, labels=labels)
     chosen = PRESETS.get(str(answers.get("preset") or ""))
     if chosen is None:
         if not answers.get("host"):
-            return Question("host", "Outgoing server", default=existing.host if existing else None, check=_check_host)
+            return Question(key="host", prompt="Outgoing server", default=existing.host if existing else None,
+                            check=_check_host)
         if answers.get("security") is None:
-            return Question("security", "Security", default=existing.security if existing else "starttls",
+            return Question(key="security", prompt="Security", default=existing.security if existing else "starttls",
                             choices=SECURITY_MODES)
         if answers.get("port") is None:
             default_port = existing.port if existing else DEFAULT_PORTS[str(answers["security"])]
-            return Question("port", "Port", default=str(default_port), check=_check_port)
+            return Question(key="port", prompt="Port", default=str(default_port), check=_check_port)
     if answers.get("username") is None:
         security = answers.get("security") or (chosen.security if chosen else None) or (
             existing.security if existing else "")
         relay = security == "none"
         suggested = "" if relay else ((existing.username or email) if existing else email)
         explain = preset_notes(chosen) if chosen is not None and chosen.notes else None
-        return Question("username", "Username" + (" (empty: no sign-in)" if relay else ""), default=suggested,
+        return Question(key="username", prompt="Username" + (" (empty: no sign-in)" if relay else ""),
+                        default=suggested,
                         explain=explain, check=str.strip, remark=domain_username_note)
     return None

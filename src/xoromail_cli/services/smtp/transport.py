@@ -22,7 +22,7 @@ from xoromail_cli.services.base import (
 )
 from xoromail_cli.services.network import is_loopback
 from xoromail_cli.services.smtp import pipelining
-from xoromail_cli.services.smtp.pipelining import GroupReplies
+from xoromail_cli.services.smtp.pipelining import GroupReplies, body_options
 from xoromail_cli.services.smtp.replies import QUOTA_HINT, SEND_AS_HINT, reply_failure, reply_text
 from xoromail_cli.services.smtp.session import (
     SmtpEndpoint,
@@ -122,7 +122,7 @@ class SmtpTransport:
                             following: Envelope | None) -> Delivery:
         replies, self._ahead = self._ahead, None
         if replies is None:
-            client.write(pipelining.commands(envelope))
+            client.write(pipelining.commands(envelope, body_options(client, envelope.data)))
             replies = pipelining.read_group(client, envelope)
             self._awaiting_data = replies.awaits_data
         verdict = self._judge(replies)
@@ -135,12 +135,13 @@ class SmtpTransport:
         announce = following is not None and following is not envelope and not verdict
         parts = [pipelining.message_data(envelope.data)]
         if following is not None and announce:
-            parts += pipelining.commands(following)
+            parts += pipelining.commands(following, body_options(client, following.data))
         client.write(parts)
         self._awaiting_data = False
         code, reply = client.getreply()
         delivery = self._refusal("data", code, reply) if code != 250 else Delivery(
-            "sent", f"{code} {reply_text(reply)}", verdict, stops_batch=any(r.stops_batch for r in verdict.values()))
+            status="sent", reply=f"{code} {reply_text(reply)}", refused=verdict,
+            stops_batch=any(r.stops_batch for r in verdict.values()))
         if following is not None and announce:
             self._read_ahead(client, following, code)
         elif code == pipelining.CLOSING:
@@ -208,7 +209,7 @@ class SmtpTransport:
         self._reopen = True
 
     def _exchange(self, client: _Client, envelope: Envelope, mark: Callable[[], None]) -> Delivery:
-        code, reply = client.mail(envelope.sender)
+        code, reply = client.mail(envelope.sender, body_options(client, envelope.data))
         if code != 250:
             self._reset(client)
             return self._refusal("mail from", code, reply)
@@ -231,7 +232,7 @@ class SmtpTransport:
             return self._refusal("data", exc.smtp_code, exc.smtp_error)
         if dcode != 250:
             return self._refusal("data", dcode, dreply)
-        return Delivery("sent", f"{dcode} {reply_text(dreply)}", refused,
+        return Delivery(status="sent", reply=f"{dcode} {reply_text(dreply)}", refused=refused,
                         stops_batch=any(r.stops_batch for r in refused.values()))
 
     def close(self) -> None:
@@ -264,7 +265,7 @@ class SmtpTransport:
         status: DeliveryStatus = "temporary" if failure.exit_code == ExitCode.TEMPFAIL else "failed"
         account_wide = failure.hint in (QUOTA_HINT, SEND_AS_HINT) or (
             stage == "mail from" and failure.exit_code in (ExitCode.NOPERM, ExitCode.PROTOCOL))
-        return Delivery(status, failure.message.removeprefix("server replied: "),
+        return Delivery(status=status, reply=failure.message.removeprefix("server replied: "),
                         exit_code=int(failure.exit_code), hint=failure.hint, stops_batch=account_wide,
                         reconnect=code == 421)
 

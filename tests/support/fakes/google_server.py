@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from tests.fakes.http_server import HangingUpServer
+from tests.support.fakes.http_server import HangingUpServer
 
 CLIENT_ID = "123456789012-fake.apps.googleusercontent.com"
 CLIENT_SECRET = "GOCSPX-fake-client-secret-value"
@@ -77,7 +77,7 @@ TOO_LARGE_PAGE = ("<!DOCTYPE html><html lang=en><meta charset=utf-8><title>Error
 """The page Google's front end serves for a request body over the limit (HTML, not the API's JSON)."""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class GoogleState:
     """What the server knows and what a test asks of it; every field is read under `lock`."""
 

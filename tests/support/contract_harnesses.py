@@ -14,13 +14,13 @@ from typing import Literal
 
 import pytest
 
-from tests.conftest import PASSWORD, USER, EwsFactory, ServerFactory, TLSFiles, profile_for
-from tests.fakes import google_server as google_fake
-from tests.fakes.ews_server import EwsServer
-from tests.fakes.google_server import GoogleServer
-from tests.fakes.header_delivery import as_delivered, recipients
-from tests.fakes.microsoft_server import CLIENT_SECRET, GraphReply, MicrosoftServer
-from tests.servers import DataReply, DropAtRcpt, DropNth, RefuseRecipient, SizeLimit
+from tests.support.common import PASSWORD, USER, EwsFactory, ServerFactory, TLSFiles, profile_for
+from tests.support.fakes import google_server as google_fake
+from tests.support.fakes.ews_server import EwsServer
+from tests.support.fakes.google_server import GoogleServer
+from tests.support.fakes.header_delivery import as_delivered, recipients
+from tests.support.fakes.microsoft_server import CLIENT_SECRET, GraphReply, MicrosoftServer
+from tests.support.servers import DataReply, DropAtRcpt, DropNth, RefuseRecipient, SizeLimit
 from xoromail_cli import services
 from xoromail_cli.local.sink import CaptureHandler, SinkServer
 from xoromail_cli.services.base import Transport
@@ -43,7 +43,7 @@ class Arrival:
     """The bytes as they travelled to the service (with Bcc for the header-driven APIs)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Capabilities:
     """What a service can do or say, so a case that cannot happen is excluded by a declaration the suite asserts."""
 
@@ -143,7 +143,7 @@ class ExchangeHarness(Harness):
         self.tls = tls
 
     def transport(self) -> Transport:
-        from tests.test_exchange_transport import KeyringSecrets
+        from tests.support.keyring_store import KeyringStore
         from xoromail_cli.credentials import write_secret
         from xoromail_cli.services.exchange.settings import ExchangeSettings
         from xoromail_cli.services.exchange.transport import ExchangeTransport
@@ -158,7 +158,8 @@ class ExchangeHarness(Harness):
             self.server.stop()
         write_secret("default", "password", PASSWORD)
         settings = ExchangeSettings(url=self.server.url, domain="company.test", username="billing", auth="basic")
-        return ExchangeTransport(settings, USER, KeyringSecrets(), ca_file=str(self.tls.ca_file), timeout=5.0)
+        return ExchangeTransport(settings, USER, KeyringStore(deletes=False), ca_file=str(self.tls.ca_file),
+                                 timeout=5.0)
 
     def after_open(self) -> None:
         if self.case == "lost_before":
@@ -182,7 +183,8 @@ class GoogleHarness(Harness):
         self.server.stop()
 
     def transport(self) -> Transport:
-        from tests.google_helpers import KeyringStore, settings_for
+        from tests.support.google_helpers import settings_for
+        from tests.support.keyring_store import KeyringStore
         from xoromail_cli.services.google import oauth
         from xoromail_cli.services.google.transport import GmailTransport
 
@@ -195,7 +197,7 @@ class GoogleHarness(Harness):
         state.drop_send = self.case == "lost_after"
         state.max_request_bytes = SIZE_LIMIT * 4 // 3 + 64 if self.case == "too_large" else None
         settings, client_secret = settings_for(self.server, self.tmp_path)
-        store = KeyringStore()  # signed in: the secrets setup stores, the refresh token issued by the fake
+        store = KeyringStore("google-test")  # signed in: the secrets setup stores, the refresh token issued by the fake
         store.set(oauth.CLIENT_SECRET, client_secret)
         store.set(oauth.REFRESH_TOKEN, state.issue_refresh_token())
         if self.case == "open_fails":
@@ -223,7 +225,8 @@ class Microsoft365Harness(Harness):
         self.server.__exit__(None, None, None)
 
     def transport(self) -> Transport:
-        from tests.m365_helpers import KeyringStore, settings_for
+        from tests.support.keyring_store import KeyringStore
+        from tests.support.m365_helpers import settings_for
         from xoromail_cli.services.microsoft365.auth import CLIENT_SECRET as SECRET_KIND
         from xoromail_cli.services.microsoft365.transport import Microsoft365Transport
 
@@ -271,5 +274,5 @@ def harness_for(name: str, request: pytest.FixtureRequest, tls: TLSFiles, tmp_pa
     factory = HARNESSES.get(name)
     if factory is None:
         raise LookupError(f"service {name!r} has no contract harness: add one to HARNESSES in "
-                          "tests/contract_harnesses.py (start its fake, arrange each case, read what arrived)")
+                          "tests/support/contract_harnesses.py (start its fake, arrange each case, read what arrived)")
     return factory(request, tls, tmp_path)

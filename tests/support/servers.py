@@ -4,9 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import Counter
 from typing import Any
 
 from xoromail_cli.local.sink import CaptureHandler
+
+
+def delivered(handler: CaptureHandler) -> Counter[str]:
+    """How many messages each recipient got from `handler`'s server."""
+    return Counter(recipient for message in handler.messages for recipient in message.recipients)
+
+
+class SlowHandler(CaptureHandler):
+    """Takes a few milliseconds per message, so a batch is still running when the test acts."""
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(0.01)
+        return await super().handle_DATA(server, session, envelope)
 
 
 class MailFromReply(CaptureHandler):

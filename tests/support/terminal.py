@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import pty
 import select
-import sys
 import time
 from pathlib import Path
 
-SCRIPT = str(Path(sys.executable).with_name("xoromail"))
+from tests.support.cli import SCRIPT
 
 
 class Terminal:

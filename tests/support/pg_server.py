@@ -39,7 +39,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PostgresServer:
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="xoromail-pg-")))
     port: int = 0

@@ -1,36 +1,16 @@
-"""Shared pieces of the Microsoft 365 tests: a keyring-backed SecretStore, settings for the fake, a browser."""
+"""Shared pieces of the Microsoft 365 tests: settings for the fake, a browser."""
 
 from __future__ import annotations
 
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 
-from tests.fakes.microsoft_server import CLIENT_ID, TENANT, MicrosoftServer
-from xoromail_cli.credentials import delete_secret, read_secret, write_secret
+from tests.support.fakes.microsoft_server import CLIENT_ID, TENANT, MicrosoftServer
 from xoromail_cli.services.microsoft365.settings import Microsoft365Settings
-
-
-@dataclass
-class KeyringStore:
-    """The real keyring functions (file backend in tests, chunked), counting writes."""
-
-    profile: str = "m365"
-    writes: list[str] = field(default_factory=list)
-
-    def get(self, kind: str) -> str | None:
-        return read_secret(self.profile, kind)
-
-    def set(self, kind: str, value: str) -> None:
-        self.writes.append(kind)
-        write_secret(self.profile, kind, value)
-
-    def delete(self, kind: str) -> None:
-        delete_secret(self.profile, kind)
 
 
 def settings_for(server: MicrosoftServer, **overrides: Any) -> Microsoft365Settings:

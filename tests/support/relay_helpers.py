@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import smtplib
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import SCRIPT
 from xoromail_cli.profile import Profile
 from xoromail_cli.relay.delivery import DeliveryOptions, DeliveryWorker
 from xoromail_cli.relay.message import SenderPolicy
 from xoromail_cli.relay.server import RelayCredential, RelayHandler, RelayServer
 from xoromail_cli.relay.spool import Spool
 
-RELAY_USER, RELAY_PASSWORD = "erp", "relay-pass-7Qx"
-SCRIPT = str(Path(sys.executable).with_name("xoromail"))
+RELAY_USER, RELAY_PASSWORD = "erp", "relay-pass-7Qx-long-enough"
 
 
 def erp_message(number: int = 1, *, sender: str = "billing@company.test", to: str = "customer@client.test",
@@ -59,7 +58,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "
         time.sleep(0.05)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class InProcessRelay:
     """The relay's server and worker in this process (threads), with every log line kept."""
 
@@ -109,8 +108,8 @@ def relay(tmp_path: Path) -> Iterator[RelayFactory]:
               **options: object) -> InProcessRelay:
         values: dict[str, object] = {"retry_delay": 0.2, "idle": 0.2, "timeout": 5.0}
         values.update(options)
-        instance = InProcessRelay(profile, Spool(tmp_path / "spool"), DeliveryOptions(**values),  # type: ignore[arg-type]  # test keywords
-                                  SenderPolicy(profile.email, profile.display_name, allow, rewrite)).start()
+        instance = InProcessRelay(profile=profile, spool=Spool(tmp_path / "spool"), options=DeliveryOptions(**values),  # type: ignore[arg-type]  # test keywords
+                                  policy=SenderPolicy(profile.email, profile.display_name, allow, rewrite)).start()
         started.append(instance)
         return instance
 
@@ -126,10 +125,19 @@ class RelayProcess:
     args: list[str]
     env: dict[str, str]
     lines: list[str] = field(default_factory=list)
+    files: int | None = None
+    """The process's limit of open files (RLIMIT_NOFILE), to meet it with few connections."""
+
+    def _limit(self) -> None:
+        import resource
+
+        if self.files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.files, self.files))
 
     def __post_init__(self) -> None:
         self.process = subprocess.Popen([SCRIPT, *self.args], env=self.env, stdin=subprocess.PIPE,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                        preexec_fn=self._limit if self.files else None)
         assert self.process.stdin is not None
         self.process.stdin.write(RELAY_PASSWORD + "\n")
         self.process.stdin.close()
@@ -167,8 +175,8 @@ class RelayProcess:
         return code
 
 
-def relay_process(config_path: Path, *extra: str) -> RelayProcess:
+def relay_process(config_path: Path, *extra: str, files: int | None = None) -> RelayProcess:
     """Start the installed CLI as systemd would, with this test's config, state and (file) keyring."""
     args = ["--config", str(config_path), "relay", "--listen", "127.0.0.1:0", "--user", RELAY_USER,
             "--password-stdin", "--retry-delay", "0.2", *extra]
-    return RelayProcess(args, dict(os.environ))
+    return RelayProcess(args, dict(os.environ), files=files)

@@ -33,7 +33,7 @@ _NOT_FOUND = ("<!DOCTYPE html><html><head><title>404 - File or directory not fou
               "<h2>404 - File or directory not found.</h2></body></html>")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Received:
     """One SOAP request as the server understood it (never its Authorization header)."""
 
@@ -55,7 +55,7 @@ class Received:
         return parsed
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Behaviour:
     """How the server misbehaves; tests set one field each."""
 
@@ -190,7 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
         behaviour = self.server.behaviour
         request = soap.find(f"{{{SOAP}}}Body/*")
         operation = (request.tag.split("}")[1] if request is not None else "")
-        received = Received(operation, user)
+        received = Received(operation=operation, user=user)
         self.server.received.append(received)
         if operation == "GetFolder":
             self._reply(200, _message("GetFolder", behaviour.folder_error, _FOLDER))

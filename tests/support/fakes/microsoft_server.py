@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from tests.fakes.http_server import HangingUpServer
+from tests.support.fakes.http_server import HangingUpServer
 
 TENANT = "company.test"
 TENANT_ID = "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d"
@@ -69,7 +69,7 @@ class Issued:
     expires_at: float
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SentMail:
     path: str
     sender: str
@@ -387,6 +387,7 @@ class _Handler(BaseHTTPRequestHandler):
                                        "message": "The message exceeds the maximum supported size., Cannot save "
                                                   "changes made to an item to store."}})
             return
-        self.fake.sent.append(SentMail(path, issued.user or "app", mime, self.headers.get("Content-Type", ""),
-                                       self.client_address[1]))
+        self.fake.sent.append(SentMail(path=path, sender=issued.user or "app", mime=mime,
+                                       content_type=self.headers.get("Content-Type", ""),
+                                       client_port=self.client_address[1]))
         self.reply(202, "")

@@ -1,4 +1,4 @@
-"""Shared parts of the Google tests: the fake Google, a browser played by a thread, a keyring SecretStore."""
+"""Shared parts of the Google tests: the fake Google and a browser played by a thread."""
 
 from __future__ import annotations
 
@@ -10,26 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import TLSFiles
-from tests.fakes.google_server import GoogleServer
-from xoromail_cli import credentials
+from tests.support.common import TLSFiles
+from tests.support.fakes.google_server import GoogleServer
 from xoromail_cli.services.google.settings import GoogleSettings, read_client_secrets
-
-
-class KeyringStore:
-    """A SecretStore over the real (file) keyring of the test, through the project's chunking functions."""
-
-    def __init__(self, profile: str = "google-test") -> None:
-        self.profile = profile
-
-    def get(self, kind: str) -> str | None:
-        return credentials.read_secret(self.profile, kind)
-
-    def set(self, kind: str, value: str) -> None:
-        credentials.write_secret(self.profile, kind, value)
-
-    def delete(self, kind: str) -> None:
-        credentials.delete_secret(self.profile, kind)
 
 
 class Browser:

@@ -2,7 +2,7 @@
 commands one after another in that session (no PYTHON_KEYRING_BACKEND: keyring finds the Secret Service by
 itself), print their results as JSON, and stop the daemon.
 
-    dbus-run-session -- python tests/secret_service_session.py STEPS.json
+    dbus-run-session -- python tests/support/secret_service_session.py STEPS.json
 
 STEPS.json: {"password": "...", "steps": [[argv...], ...]}; stdin of a step is given as {"argv": [...], "input": "..."}.
 """

@@ -1,0 +1,72 @@
+"""One message in, one message out: line ends made CRLF, lines over 998 octets re-encoded.
+
+A bare CR is refused (`550 5.6.0`): an upstream that ends lines at a lone CR would read what follows it as
+new lines, a second message among them (SMTP smuggling); no mail program writes one. A bare LF is a Unix
+line end and is made CRLF, so every upstream reads the same lines (and the dot-stuffing at delivery covers
+each). A body line longer than 998 octets (RFC 5322 2.1.1; .NET writes a whole HTML body on one line, 7bit)
+is taken, as Postfix and Exim take it, and its part re-encoded quoted-printable, so an SMTP upstream that
+enforces the limit gets lines it accepts; messages without such lines pass byte for byte.
+"""
+
+from __future__ import annotations
+
+import re
+
+BARE_CR = re.compile(rb"\r(?!\n)")
+BARE_LF = re.compile(rb"(?<!\r)\n")
+SMTP_LINE = 998
+BARE_CR_REPLY = ("550 5.6.0 The message holds a bare CR (a carriage return without a line feed), which servers "
+                 "read differently (SMTP smuggling); end every line with CRLF")
+
+
+class MendRefused(Exception):
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.reply = reply
+
+
+def crlf_line_ends(data: bytes | bytearray) -> bytes | bytearray:
+    """Bare LF made CRLF (a copy only then); MendRefused on a bare CR."""
+    pairs = data.count(b"\r\n")  # counting is a C loop; the regular expressions run only when needed
+    if data.count(b"\r") != pairs and BARE_CR.search(data):
+        raise MendRefused(BARE_CR_REPLY)
+    return BARE_LF.sub(b"\r\n", data) if data.count(b"\n") != pairs else data
+
+
+def has_long_line(body: bytes | bytearray, start: int = 0, limit: int = SMTP_LINE) -> bool:
+    """Whether a line from `start` on is longer than `limit` octets (CRLF not counted)."""
+    while start < len(body):
+        end = body.find(b"\r\n", start)
+        end = len(body) if end < 0 else end
+        if end - start > limit:
+            return True
+        start = end + 2
+    return False
+
+
+def short_lines(head: bytes, body: bytes) -> bytes:
+    """The message with every leaf part that has a line over 998 octets re-encoded quoted-printable."""
+    import email
+    from email import encoders
+    from email.generator import BytesGenerator
+    from email.policy import compat32
+    from io import BytesIO
+
+    message = email.message_from_bytes(head + b"\r\n" + body, policy=compat32)
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        raw = part.get_payload(decode=False)
+        if not isinstance(raw, str) or not has_long_line(raw.encode("utf-8", "surrogateescape").replace(b"\n",
+                                                                                                        b"\r\n")):
+            continue
+        encoding = str(part.get("Content-Transfer-Encoding", "7bit")).strip().lower()
+        if encoding in ("base64", "quoted-printable"):
+            continue  # encoded lines are the sender's (a broken encoder); re-encoding would not shorten them
+        payload = part.get_payload(decode=True)
+        del part["Content-Transfer-Encoding"]
+        part.set_payload(payload)
+        encoders.encode_quopri(part)
+    out = BytesIO()
+    BytesGenerator(out, mangle_from_=False, policy=compat32.clone(linesep="\r\n", max_line_length=0)).flatten(message)
+    return out.getvalue()
