@@ -147,7 +147,7 @@ def test_the_password_can_live_in_the_keyring_instead_of_the_url(pg_url: str, mo
                                                                  postgres: PostgresServer) -> None:
     monkeypatch.delenv("PGPASSWORD")
     with_password = pg_url.replace("xoromail_app@", f"xoromail_app:{APP_PASSWORD.replace(' ', '%20')}@")
-    saved, password = ledger_url.keep_password_apart(with_password)
+    saved, password = ledger_url.split_password(with_password)  # an old settings file's URL
     assert saved == pg_url and APP_PASSWORD not in saved and password == APP_PASSWORD
     from xoromail_cli.credentials import write_secret
 

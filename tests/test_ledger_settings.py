@@ -1,4 +1,5 @@
-"""The `ledger` setting: a password in its URL goes to the keyring, never to the file or the screen."""
+"""The `ledger` setting: its password comes from PGPASSWORD into the keyring, never from a command line,
+never to the file or the screen."""
 
 from __future__ import annotations
 
@@ -19,21 +20,37 @@ from xoromail_cli.ledger import location as ledger_url
 URL = "postgresql://erp_mail:s3cr%40t-pw@db.erp.test:5432/erp?sslmode=verify-full"
 
 
-def test_setup_ledger_saves_the_url_without_its_password_and_keeps_the_password_in_the_keyring(
+BARE = "postgresql://erp_mail@db.erp.test:5432/erp?sslmode=verify-full"
+
+
+def test_setup_ledger_takes_the_password_from_pgpassword_and_keeps_it_in_the_keyring(
         runner: CliRunner, tls: TLSFiles, config_path: Path) -> None:
-    result = runner.invoke(app, [*setup_args(config_path, 587, tls, "--no-validate"), "--ledger", URL], input="pw\n")
+    result = runner.invoke(app, [*setup_args(config_path, 587, tls, "--no-validate"), "--ledger", BARE],
+                           input="pw\n", env={"PGPASSWORD": "s3cr@t-pw"})
     assert result.exit_code == 0, result.output
+    assert "ledger password" in result.output
     saved = config_path.read_text()
-    assert "s3cr" not in saved and "postgresql://erp_mail@db.erp.test:5432/erp?sslmode=verify-full" in saved
+    assert "s3cr" not in saved and BARE in saved
     assert ledger_url.stored_password("default") == "s3cr@t-pw"
     shown = runner.invoke(app, ["--config", str(config_path), "config", "show", "--json"])
     assert "s3cr" not in shown.output and "erp_mail@db.erp.test" in shown.output
 
 
+@pytest.mark.parametrize("command", [["setup", "--ledger", URL], ["ledger", "copy", "--to", URL],
+                                     ["ledger", "copy", "--from", URL, "--to", "copy.db"]])
+def test_a_password_in_a_url_on_the_command_line_is_refused_with_the_way_to_give_it(
+        runner: CliRunner, config_path: Path, command: list[str]) -> None:
+    result = runner.invoke(app, ["--config", str(config_path), *command], input="pw\n")
+    assert result.exit_code == 2, result.output
+    assert "PGPASSWORD" in result.output and "ps" in result.output
+    assert ledger_url.stored_password("default") is None and not config_path.exists()
+
+
 def test_a_setup_that_fails_validation_keeps_no_ledger_password(
         runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path) -> None:
     server = smtp_server()
-    result = runner.invoke(app, [*setup_args(config_path, server.port, tls), "--ledger", URL], input="wrong\n")
+    result = runner.invoke(app, [*setup_args(config_path, server.port, tls), "--ledger", BARE], input="wrong\n",
+                           env={"PGPASSWORD": "s3cr@t-pw"})
     assert result.exit_code == 69 and "ledger" in result.output  # db.erp.test does not resolve
     assert ledger_url.stored_password("default") is None and not config_path.exists()
 

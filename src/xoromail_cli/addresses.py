@@ -1,7 +1,7 @@
 """Address and header-value checks shared by config, setup, send and batch.
 
 Header injection (CVE-2024-6923, CVE-2026-1299) is stopped here, before the `email` package ever sees
-the value: any CR, LF or NUL in a value meant for a header is refused.
+the value: any CR, LF, NUL or other control character (but tab) in a value meant for a header is refused.
 """
 
 from __future__ import annotations
@@ -10,7 +10,10 @@ import re
 
 from xoromail_cli.errors import DataError
 
-_FORBIDDEN = re.compile(r"[\r\n\x00]")
+_FORBIDDEN = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029\ud800-\udfff]")
+"""Any control character but tab (VT, FF and NEL end a line for the `email` package), and lone surrogates."""
+_UNENCODABLE = re.compile("[\x00\ud800-\udfff]")
+"""NUL and lone surrogates (JSON "\\ud800", bytes that are not UTF-8 on the command line): no text part carries them."""
 _LIST_SPLIT = re.compile(r"""((?:"(?:[^"\\]|\\.)*"|<[^<>]*>|[^;,])*)""")
 """One list item: quoted names and <addresses> keep their commas (`"Müller, Anna" <a@x.de>`)."""
 _NAMED = re.compile(r"(.*?)<([^<>]*)>")
@@ -22,14 +25,32 @@ _PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*")
 
 
 def check_header_value(field: str, value: str) -> str:
-    """Return `value` unchanged, or refuse it if it could start a new header line."""
-    if _FORBIDDEN.search(value):
+    """Return `value` unchanged, or refuse it if it could start a new header line or cannot be encoded."""
+    found = _FORBIDDEN.search(value)
+    if found:
         raise DataError(
-            f"{field} contains a line break or NUL character",
-            "header values must be a single line; remove CR/LF from the data (possible header injection)",
+            f"{field} contains a line break or control character ({_name(found.group())})",
+            "header values must be a single line of text; remove line breaks and control characters from the "
+            "data (possible header injection)",
             field=field,
         )
     return value
+
+
+def check_text(field: str, value: str) -> str:
+    """Return `value` unchanged, or refuse what no message can carry: NUL and lone surrogates."""
+    found = _UNENCODABLE.search(value)
+    if found:
+        raise DataError(f"{field} contains {_name(found.group())}, which no email can carry",
+                        "the data is damaged or not UTF-8: fix the value where it comes from (the ERP export)",
+                        field=field)
+    return value
+
+
+def _name(char: str) -> str:
+    if "\ud800" <= char <= "\udfff":
+        return f"a lone surrogate U+{ord(char):04X}, not valid UTF-8"
+    return "NUL" if char == "\x00" else f"U+{ord(char):04X}"
 
 
 def parse_address(value: str, field: str = "address") -> str:
@@ -83,3 +104,23 @@ def parse_address_list(value: str, field: str = "address") -> list[str]:
 
 def domain_of(address: str) -> str:
     return address.rpartition("@")[2].lower()
+
+
+def host_name_problem(host: str) -> str | None:
+    """Why `host` cannot be looked up (a label over 63 characters, an empty label, over 253 in all), or None.
+    IP addresses pass; the resolver's own IDNA codec would otherwise fail with a traceback."""
+    name = host.strip().strip("[]").rstrip(".")
+    if ":" in name or not name:
+        return None if name else "it is empty"
+    labels = name.split(".")
+    if any(len(label) > 63 for label in labels):
+        return "a part between dots is longer than 63 characters"
+    if any(not label for label in labels):
+        return "it has an empty part (two dots in a row)"
+    try:  # the IDNA codec (and unicodedata with it) is loaded only for an international name
+        ascii_name = name if name.isascii() else name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return "it is not a valid (international) host name"
+    if len(ascii_name) > 253:
+        return "it is longer than 253 characters"
+    return None

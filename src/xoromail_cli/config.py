@@ -48,6 +48,9 @@ def load(path: Path) -> ConfigFile:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}",
                           "fix the line named, or move the file away and run `xoromail setup`") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise ConfigError(f"{path}: arrays or tables nested too deeply to read",
+                          "settings are flat tables: fix the file, or move it away and run `xoromail setup`") from None
     unknown = sorted(set(data) - {"profiles"})
     if unknown:
         line = _locate(text, None, unknown[0])

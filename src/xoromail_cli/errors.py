@@ -16,6 +16,8 @@ class ExitCode(IntEnum):
     DATAERR = 65
     NOINPUT = 66
     UNAVAILABLE = 69
+    SOFTWARE = 70
+    """An unexpected error (a bug) stopped a batch: reported with the rows not sent, never a traceback."""
     CANTCREAT = 73
     TEMPFAIL = 75
     PROTOCOL = 76

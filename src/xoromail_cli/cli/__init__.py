@@ -43,7 +43,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "check-domain": LazyCommand("check_domain_cmd", "check_domain",
                                 "Check the sender's domain: the provider its MX implies, SPF, DKIM and DMARC."),
     "disconnect": LazyCommand("disconnect_cmd", "disconnect",
-                              "Remove the profile's password or sign-in from the keyring (revoking it first where "
+                              "Remove every secret of the profile from the keyring (a sign-in is revoked first where "
                               "possible)."),
     "ledger": LazyCommand("ledger_cmd", "ledger_app", "The sent-ledger: copy it to another database."),
     "relay": LazyCommand("relay_cmd", "relay",

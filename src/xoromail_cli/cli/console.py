@@ -9,15 +9,32 @@ exits with its own status.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
 UNWRAPPED_WIDTH = 4096
 """Width given to Rich off a terminal: wide enough that no table cell folds and no line wraps."""
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""What a terminal would act on rather than show (ESC sequences, C1 CSI, BEL, backspace, CR): all but tab and
+newline. Server replies, files and data values reach the screen through `safe_text`, shown escaped."""
+_C1 = re.compile("[\x7f-\x9f]")
+
+
+def _c1_escaped(encoded: str) -> str:
+    """JSON escapes C0 controls itself; DEL and the C1 controls (U+009B is a terminal's CSI) get `\\u` escapes
+    too, which JSON readers decode to the same text."""
+    return _C1.sub(lambda found: f"\\u{ord(found.group()):04x}", encoded)
+
+
+def safe_text(text: str) -> str:
+    """`text` with every control character but tab and newline shown as `\\xNN`."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text.replace("\r\n", "\n"))
 
 
 @cache
@@ -34,6 +51,11 @@ def _console(*, stderr: bool) -> Console:
     from rich.console import Console
 
     class _Console(Console):
+        def render_str(self, text: str, **options: Any) -> Text:
+            """Every string printed (markup, table cells) is made safe first: markup has no control characters,
+            so nothing but data values and server replies changes."""
+            return super().render_str(safe_text(text), **options)
+
         def on_broken_pipe(self) -> None:
             """Rich exits 1 here; a closed pipe only means nobody reads any more."""
             self.quiet = True
@@ -78,7 +100,7 @@ def print_json_line(data: dict[str, object], schema: int = 1) -> None:
     Every object carries its `schema` version (the object's own, or `schema`)."""
     import json
 
-    write_stdout(json.dumps({"schema": schema, **data}, ensure_ascii=False) + "\n")
+    write_stdout(_c1_escaped(json.dumps({"schema": schema, **data}, ensure_ascii=False)) + "\n")
 
 
 def print_json(data: object, schema: int = 1) -> None:
@@ -87,4 +109,4 @@ def print_json(data: object, schema: int = 1) -> None:
 
     if isinstance(data, dict):
         data = {"schema": schema, **data}
-    write_stdout(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    write_stdout(_c1_escaped(json.dumps(data, indent=2, ensure_ascii=False, default=str)) + "\n")

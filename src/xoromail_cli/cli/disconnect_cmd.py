@@ -14,7 +14,10 @@ def disconnect(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask; needed when stdin is not a terminal.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Remove the profile's password or sign-in from the keyring (revoking it first where possible)."""
+    """Remove every secret of the profile from the keyring (a sign-in is revoked first where possible).
+
+    Also the relay's login and a PostgreSQL ledger's password; says which were removed, or that none was stored.
+    """
     from rich.markup import escape
 
     from xoromail_cli import config, credentials, services
@@ -32,11 +35,41 @@ def disconnect(
         if not Confirm.ask(f"Remove every secret of profile {profile.name!r} from the keyring?", default=False):
             raise typer.Exit(1)
     service = services.for_profile(profile)
+    kinds = tuple(dict.fromkeys(("password", *service.secret_kinds, *PROFILE_SECRET_KINDS)))
+    present = _stored(profile.name, kinds)
     detail = service.disconnect(profile, credentials.Secrets(profile))
-    for kind in ("password", *service.secret_kinds):  # whatever a service forgot to name is gone too
-        credentials.delete_secret(profile.name, kind)
+    # whatever a service forgot to name is gone too, and the relay's and the ledger's secrets
+    present += [kind for kind in credentials.remove_secrets(profile.name, kinds) if kind not in present]
+    removed = _labels(present)
+    if not removed:
+        detail = "no secret of it was stored; nothing was removed"
+    elif set(present) - set(service.secret_kinds):
+        detail = f"removed from the secret store: {', '.join(removed)}"
     if as_json:
-        print_json({"schema": 1, "ok": True, "profile": profile.name, "service": profile.service, "detail": detail})
+        print_json({"schema": 1, "ok": True, "profile": profile.name, "service": profile.service, "detail": detail,
+                    "removed": present})
         return
     out().print(f"Disconnected profile {profile.name!r}: {escape(detail)}. Its settings stay in "
                 f"{escape(str(state.config_path))}; run `xoromail setup` to connect again.", soft_wrap=True)
+
+
+PROFILE_SECRET_KINDS = ("relay_user", "relay_password", "ledger_password")
+"""Secrets a profile has beside its service's: the relay's login (relay/credential.py) and the PostgreSQL
+ledger's password (ledger/location.py); tests/test_hostile_secrets.py pins them to those modules."""
+
+
+def _stored(profile_name: str, kinds: tuple[str, ...]) -> list[str]:
+    """The kinds stored before the service disconnects (it removes its own); none when no store is reachable."""
+    from xoromail_cli import credentials
+    from xoromail_cli.errors import KeyringUnavailableError
+
+    try:
+        found = set(credentials.list_secrets(profile_name, kinds))
+    except KeyringUnavailableError:
+        return []
+    return [kind for kind in (*kinds, *sorted(found - set(kinds))) if kind in found]
+
+
+def _labels(kinds: list[str]) -> list[str]:
+    labels = ["relay login" if kind.startswith("relay_") else kind.replace("_", " ") for kind in kinds]
+    return list(dict.fromkeys(labels))

@@ -21,7 +21,8 @@ def _group() -> None:
 def copy(
     ctx: typer.Context,
     to: Annotated[str, typer.Option(
-        "--to", metavar="URL", help="The ledger to copy into: postgresql://user@host/db, sqlite:///path or a path.")],
+        "--to", metavar="URL", help="The ledger to copy into: postgresql://user@host/db (password in PGPASSWORD "
+        "or ~/.pgpass), sqlite:///path or a path.")],
     source: Annotated[str | None, typer.Option("--from", metavar="URL",
                                                help="The ledger to copy from (default: the profile's).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
@@ -32,6 +33,9 @@ def copy(
     from xoromail_cli.ledger import location as ledger_url
 
     state = state_of(ctx)
+    ledger_url.refuse_password(to, "--to")
+    if source is not None:
+        ledger_url.refuse_password(source, "--from")
     profile = config.load(state.config_path).profiles.get(state.profile_name)
     if source is not None:
         origin = ledger_url.parse(source)

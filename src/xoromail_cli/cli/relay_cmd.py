@@ -18,7 +18,9 @@ from xoromail_cli.cli.state import state_of
 
 
 def _log(line: str) -> None:
-    sys.stderr.write(line + "\n")
+    from xoromail_cli.cli.console import safe_text
+
+    sys.stderr.write(safe_text(line) + "\n")
     sys.stderr.flush()
 
 

@@ -32,6 +32,9 @@ def send(
                                                 help="Use this subject instead of the template's.")] = None,
     batch: Annotated[Path | None, typer.Option("--batch", metavar="FILE",
                                                help="CSV (header row) or JSON Lines: one message per row.")] = None,
+    attach_dir: Annotated[Path | None, typer.Option(
+        "--attach-dir", metavar="DIR",
+        help="With --batch: the folder the attach column's files come from (default: the batch file's).")] = None,
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid",
                                                help="Report bad batch rows and send the rest.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Render and print; connect to nothing.")] = False,
@@ -78,7 +81,7 @@ def send(
     variables.update(batches.parse_var(item) for item in var or [])
     plan = dispatch.plan_send(profile, spec, variables=variables, to=to or [], cc=cc or [], bcc=bcc or [],
                               attach=[str(p) for p in attach or []], reply_to=reply_to, subject=subject,
-                              batch=batch, skip_invalid=skip_invalid)
+                              batch=batch, skip_invalid=skip_invalid, attach_dir=attach_dir)
     options = dispatch.SendOptions(dry_run=dry_run, outbox=outbox, retries=retries, retry_delay=retry_delay,
                                    rate=rate, wait=wait, timeout=timeout, subject=subject,
                                    key_template=idempotency_key, resend=resend, resend_after=resend_after,
@@ -186,9 +189,9 @@ class _Printer:
                  for line in head.replace("\r\n ", " ").split("\r\n")
                  if not line.lower().startswith(("content-", "mime-"))]
         shown.append(f"(envelope recipients: {', '.join(result.envelope.recipients)})")
-        from xoromail_cli.cli.console import write_stdout
+        from xoromail_cli.cli.console import safe_text, write_stdout
 
-        write_stdout("\n".join(shown) + "\n\n" + result.rendered.text.rstrip("\n") + "\n" + "-" * 72 + "\n")
+        write_stdout(safe_text("\n".join(shown) + "\n\n" + result.rendered.text.rstrip("\n")) + "\n" + "-" * 72 + "\n")
 
     def finish(self, event: str, summary: Summary) -> None:
         from xoromail_cli.cli.console import err, out

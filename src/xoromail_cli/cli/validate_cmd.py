@@ -42,6 +42,8 @@ def _print_trace(direction: str, text: str) -> None:
     """One line of the protocol exchange on stderr (the transport has already redacted secrets)."""
     import sys
 
+    from xoromail_cli.cli.console import safe_text
+
     for line in text.splitlines() or [""]:
-        sys.stderr.write(f"{direction} {line}\n")
+        sys.stderr.write(f"{direction} {safe_text(line)}\n")
     sys.stderr.flush()

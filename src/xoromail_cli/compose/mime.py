@@ -11,7 +11,10 @@ from __future__ import annotations
 import binascii
 import io
 import mimetypes
+import os
+import re
 import secrets as _random
+import stat
 import time
 from base64 import encodebytes
 from collections.abc import Sequence
@@ -23,9 +26,13 @@ from typing import BinaryIO
 
 from xoromail_cli.addresses import check_header_value, domain_of
 from xoromail_cli.compose import headers
-from xoromail_cli.errors import NoInputError
+from xoromail_cli.errors import DataError, NoInputError
 
 CRLF = b"\r\n"
+MAX_ATTACHMENT_BYTES = 112 * 1024 * 1024
+"""The largest file any supported service can carry (Exchange Online: 150 MB, which base64 makes of 112 MB);
+checked from the file's size before any of it is read."""
+_SYSTEM_FOLDERS = re.compile(r"/(proc|sys|dev)(/|$)")
 
 
 @dataclass(frozen=True)
@@ -39,13 +46,21 @@ class Attachment:
         """Check the file now, so a batch fails before its first message rather than midway."""
         name = filename or path.name
         check_header_value("attachment file name", name)
-        if not path.is_file():
+        if _SYSTEM_FOLDERS.match(str(path.resolve())):
+            raise DataError(f"attachment {path} is in /proc, /sys or /dev", "attach ordinary files only")
+        try:
+            status = path.stat()
+            if not stat.S_ISREG(status.st_mode):
+                raise FileNotFoundError
+            if status.st_size > MAX_ATTACHMENT_BYTES:
+                raise DataError(f"attachment {path} is {status.st_size:,} bytes; at most "
+                                f"{MAX_ATTACHMENT_BYTES:,} can be attached",
+                                "no email service takes a file this large: send a link to it")
+            os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+        except FileNotFoundError:
             raise NoInputError(f"attachment {path} does not exist or is not a file",
                                "check the path (relative paths start from the current folder, or in a batch "
-                               "from the batch file's folder)")
-        try:
-            with path.open("rb"):
-                pass
+                               "from the batch file's folder)") from None
         except OSError as exc:
             raise NoInputError(f"attachment {path} cannot be read: {exc.strerror}",
                                "check the file's permissions") from None
@@ -73,7 +88,7 @@ def _text_part(body: str, subtype: str) -> bytes:
     text = body.replace("\r\n", "\n").replace("\r", "\n")
     if not text.endswith("\n"):
         text += "\n"
-    if text.isascii() and max(map(len, text.split("\n"))) <= 900:
+    if text.isascii() and "\x00" not in text and max(map(len, text.split("\n"))) <= 900:
         encoding, payload = "7bit", text.encode("ascii")
     else:
         encoding = "quoted-printable"

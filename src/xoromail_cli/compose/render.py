@@ -3,7 +3,7 @@
 Templates are compiled once per Renderer and reused for every message of a batch. A user's templates
 folder overrides the built-ins file by file (`<event>/subject.txt`, `body.txt`, `body.html`). Templates that
 only substitute variables (every built-in one) are rendered by `compose.substitution`, the same output without
-loading Jinja2; any other template is compiled by Jinja2.
+loading Jinja2; any other template is compiled by Jinja2 in its sandbox.
 """
 
 from __future__ import annotations
@@ -97,6 +97,9 @@ class Renderer:
             custom = self.templates_dir / event / filename
             if custom.is_file():
                 return custom
+            if custom.exists():  # a pipe or a device would make the read wait for ever, or never end
+                raise ConfigError(f"template {custom} is not a regular file",
+                                  "save the template as an ordinary text file, or delete it to use the built-in one")
         return BUILTIN_TEMPLATES / event / filename
 
     def render(self, event: Event, variables: Mapping[str, Any], subject: str | None = None,
@@ -110,13 +113,7 @@ class Renderer:
         except XoromailError:
             raise
         except Exception as exc:  # noqa: BLE001  # a user's template can fail in any way; name it, don't crash
-            undefined = _undefined(exc)
-            if undefined is not None:
-                raise ConfigError(f"a template of {event.name} uses a variable the event does not have: {undefined}",
-                                  f"{event.name} provides: {', '.join((*event.variables, *PROFILE_VARIABLES))}; "
-                                  "fix the custom template") from None
-            raise ConfigError(f"a template of {event.name} failed: {type(exc).__name__}: {exc}",
-                              "fix the custom template, or delete it to use the built-in one") from None
+            raise _template_failure(event, exc) from None
         rendered_subject = rendered_subject.strip()
         check_header_value("subject", rendered_subject)
         return Rendered(rendered_subject, text, html)
@@ -156,7 +153,15 @@ class Renderer:
         return self._compiled[event.name]
 
     def _compile(self, source: Path, html: bool) -> Compiled:
-        return self._guarded(source, lambda text: self._simple(text, html) or self._environment(html).from_string(text))
+        def build(text: str) -> Compiled:
+            simple = self._simple(text, html)
+            if simple is not None:
+                return simple
+            environment = self._environment(html)
+            code = environment.compile(text, name=source.name, filename=str(source))
+            return environment.template_class.from_code(environment, code, environment.globals)
+
+        return self._guarded(source, build)
 
     def _simple(self, text: str, html: bool) -> SimpleTemplate | None:
         currency = self.profile.currency
@@ -183,27 +188,47 @@ class Renderer:
 
     def _environment(self, html: bool) -> Environment:
         if html not in self._environments:
-            from jinja2 import Environment, StrictUndefined
+            from jinja2 import StrictUndefined
+            from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-            # Plain-text parts must not be HTML-escaped; only the HTML part is (S701 is about HTML).
-            environment = Environment(undefined=StrictUndefined, autoescape=html,  # noqa: S701  # see above
-                                      keep_trailing_newline=True)
+            # Templates are edited by finance staff and may come from a shared folder: the sandbox refuses
+            # internals (`cycler.__init__.__globals__`) and changing data. Plain-text parts must not be
+            # HTML-escaped; only the HTML part is.
+            environment = ImmutableSandboxedEnvironment(
+                undefined=StrictUndefined, autoescape=html, keep_trailing_newline=True)
             currency = self.profile.currency
             environment.filters["money"] = lambda value: format_money(value, currency)
             self._environments[html] = environment
         return self._environments[html]
 
 
-def _undefined(exc: Exception) -> str | None:
-    """The message of a template's missing-variable error (ours or Jinja2's), None for any other error."""
+def _template_failure(event: Event, exc: Exception) -> ConfigError:
+    """What a template's failure at render time means: a variable the event lacks, a reach outside the sandbox
+    (Jinja2 templates only), or anything else, named. Jinja2's exceptions are looked at only once it is loaded."""
     import sys
 
-    if isinstance(exc, MissingVariable):
-        return exc.message
-    jinja2 = sys.modules.get("jinja2")  # loaded whenever a Jinja2 template ran
-    if jinja2 is not None and isinstance(exc, jinja2.UndefinedError):
-        return str(exc.message)
-    return None
+    jinja2 = sys.modules.get("jinja2")
+    missing = exc.message if isinstance(exc, MissingVariable) else (
+        exc.message if jinja2 is not None and isinstance(exc, jinja2.UndefinedError) else None)
+    if missing is not None:
+        return ConfigError(f"a template of {event.name} uses a variable the event does not have: {missing}",
+                           f"{event.name} provides: {', '.join((*event.variables, *PROFILE_VARIABLES))}; "
+                           "fix the custom template")
+    if jinja2 is not None and isinstance(exc, jinja2.exceptions.SecurityError):
+        return ConfigError(f"{_template_place(exc)}: a template of {event.name} reaches for something "
+                           f"templates may not use: {exc}",
+                           "templates can show variables and use filters, nothing more: fix the custom "
+                           "template, or delete it to use the built-in one")
+    return ConfigError(f"a template of {event.name} failed: {type(exc).__name__}: {exc}",
+                       "fix the custom template, or delete it to use the built-in one")
+
+
+def _template_place(exc: BaseException) -> str:
+    """`file:line` of the template where `exc` was raised (Jinja2 maps its frames to template lines)."""
+    import traceback
+
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if not frame.filename.endswith(".py")]
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "a template"
 
 
 _AMBIGUOUS = re.compile(r"^-?\d{1,3}[.,]\d{3}$")

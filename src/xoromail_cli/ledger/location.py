@@ -18,6 +18,8 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 from xoromail_cli.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from xoromail_cli.ledger.sqlite import SentLedger
 
 ENV_LEDGER = "XOROMAIL_LEDGER"
@@ -98,14 +100,29 @@ def redact(value: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{parts.netloc.rpartition('@')[2]}"))
 
 
-def keep_password_apart(value: str) -> tuple[str, str | None]:
-    """For `setup --ledger URL`: the URL to save, and the password it held (setup keeps it in the keyring, with
-    the profile's other secrets, once the profile is saved)."""
+def refuse_password(value: str, option: str) -> None:
+    """A URL given on the command line must not hold a password: every user of the machine sees a command line
+    (`ps`, /proc/PID/cmdline) and shell history keeps it. Settings files with one keep working (`parse`)."""
     found = parse(value)
-    if not found.is_postgres or found.password is None:
+    if found.is_postgres and found.password is not None:
+        from xoromail_cli.errors import UsageError
+
+        raise UsageError(f"{option} has a password in its URL, where every user of this machine can see it "
+                         "(ps) and the shell history keeps it; nothing was changed",
+                         f"give the URL without it ({found.url}) and the password the way PostgreSQL's own "
+                         "tools take it: in PGPASSWORD (setup then keeps it in the keyring), or in ~/.pgpass",
+                         field="ledger")
+
+
+def keep_password_apart(value: str, environ: Mapping[str, str] | None = None) -> tuple[str, str | None]:
+    """For `setup --ledger URL`: the URL to save (one with a password is refused), and the password setup keeps
+    in the keyring with the profile's other secrets: libpq's `PGPASSWORD`, when set."""
+    refuse_password(value, "--ledger")
+    found = parse(value)
+    if not found.is_postgres:
         return value.strip(), None
     assert found.url is not None
-    return found.url, found.password
+    return found.url, (os.environ if environ is None else environ).get("PGPASSWORD") or None
 
 
 def stored_password(profile_name: str) -> str | None:

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from xoromail_cli.errors import ConfigError, TemporaryError
+from xoromail_cli.errors import ConfigError, DataError, TemporaryError
 from xoromail_cli.ledger.accounts import legacy_domain
 from xoromail_cli.pacing import now
 from xoromail_cli.paths import private_dir
@@ -62,6 +62,16 @@ _UPGRADES = {
 `account = ''` until `adopt` gives it to the account its profile sends from)."""
 CORRUPT_HINT = ("move the ledger file away (nothing was sent); a new one is created on the next run, "
                 "but its history of sent messages is lost, so check `xoromail log` from a backup first")
+
+
+EMPTY_HINT = ("restore the ledger from a backup (a full disk or a `>` redirect can empty a file); if nothing was "
+              "ever sent with it, delete the empty file and a new ledger is created on the next run")
+
+
+def _has_wal(path: Path) -> bool:
+    """SQLite may keep every page in the write-ahead log until a checkpoint: then the main file is still empty."""
+    wal = path.with_name(path.name + "-wal")
+    return wal.exists() and wal.stat().st_size > 0
 
 
 ImportOutcome = Literal["copied", "updated", "unchanged"]
@@ -147,6 +157,9 @@ class Ledger:
             private_dir(path.parent)
             if not path.exists():
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            elif path.stat().st_size == 0 and not _has_wal(path):
+                raise DataError(f"the ledger {path} is an empty file: its history of sent messages is gone, so "
+                                "every message would go out again", EMPTY_HINT)
             self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open the ledger {path}: {getattr(exc, 'strerror', None) or exc}",
@@ -250,9 +263,10 @@ class Ledger:
                     ("in flight when an earlier run stopped; delivery unknown", now().isoformat(), entry_id))
 
     def count_since(self, account: str, since: datetime) -> tuple[int, int]:
-        row = self._db.execute("SELECT count(*), coalesce(sum(recipient_count), 0) FROM messages WHERE account = ? "
-                               "AND status IN ('sent', 'partial', 'in_flight') AND created_at >= ?",
-                               (account, since.isoformat())).fetchone()
+        row = self._read_one("SELECT count(*), coalesce(sum(recipient_count), 0) FROM messages WHERE account = ? "
+                             "AND status IN ('sent', 'partial', 'in_flight') AND created_at >= ?",
+                             (account, since.isoformat()))
+        assert row is not None
         return int(row[0]), int(row[1])
 
     def entries(self, *, account: str | None = None, profile: str | None = None, since: datetime | None = None,
@@ -266,9 +280,9 @@ class Ledger:
 
     def import_entry(self, entry: LedgerEntry) -> ImportOutcome:
         """Copy one row of another ledger unless it is here already (same message, key and start)."""
-        found = self._db.execute("SELECT id, status, reply, pending, refused, updated_at FROM messages "
-                                 "WHERE message_id = ? AND idem_key = ? AND created_at = ?",
-                                 (entry.message_id, entry.idempotency_key, entry.created_at.isoformat())).fetchone()
+        found = self._read_one("SELECT id, status, reply, pending, refused, updated_at FROM messages "
+                               "WHERE message_id = ? AND idem_key = ? AND created_at = ?",
+                               (entry.message_id, entry.idempotency_key, entry.created_at.isoformat()))
         values = (entry.status, entry.reply, ",".join(entry.pending), ",".join(entry.refused),
                   entry.updated_at.isoformat())
         if found and tuple(found[1:]) == values:
@@ -302,13 +316,23 @@ class Ledger:
     def _query_one(self, sql: str, params: tuple[object, ...]) -> LedgerEntry | None:
         return next(iter(self._query(sql, params)), None)
 
+    def _read_one(self, sql: str, params: tuple[object, ...]) -> Any:
+        try:
+            return self._db.execute(sql, params).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"cannot read the ledger {self.path}: {exc}", CORRUPT_HINT) from None
+
     def _query(self, sql: str, params: tuple[object, ...]) -> Iterator[LedgerEntry]:
         try:
             rows = self._db.execute(sql, params).fetchall()
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"cannot read the ledger {self.path}: {exc}", CORRUPT_HINT) from None
         for row in rows:
-            yield LedgerEntry.from_row(row)
+            try:
+                yield LedgerEntry.from_row(row)
+            except (ValueError, TypeError, AttributeError, IndexError):
+                raise ConfigError(f"the ledger {self.path} is damaged: row {row[0]!r} does not read as a message "
+                                  "(a value was changed by hand, or the file was damaged)", CORRUPT_HINT) from None
 
 
 def lock_file(ledger: Path, account: str) -> Path:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from xoromail_cli.addresses import check_header_value, parse_address, parse_address_list
+from xoromail_cli.addresses import check_header_value, check_text, parse_address, parse_address_list
 from xoromail_cli.compose.events import Event
 from xoromail_cli.compose.mime import Attachment
 from xoromail_cli.compose.render import Recipients, check_variables
@@ -71,8 +71,12 @@ def load_data(source: str, stdin: TextIO) -> dict[str, Any]:
 
 def make_job(event: Event, row: int, *, to: Sequence[str], cc: Sequence[str] = (), bcc: Sequence[str] = (),
              variables: Mapping[str, Any], attach: Sequence[str] = (), reply_to: str | None = None,
-             base_dir: Path | None = None, header_variables: Collection[str] = ()) -> SendJob:
-    """Check one message completely, so nothing fails halfway; raises DataError / NoInputError."""
+             base_dir: Path | None = None, header_variables: Collection[str] = (),
+             absolute_attachments: bool = False) -> SendJob:
+    """Check one message completely, so nothing fails halfway; raises DataError / NoInputError.
+
+    With `base_dir` (a batch), `attach` paths are data and must stay inside it; absolute ones only with
+    `absolute_attachments` (an explicit --attach-dir). Without it they are the user's own (--attach)."""
     recipients = Recipients(
         to=tuple(a for value in to for a in parse_address_list(value, "to")),
         cc=tuple(a for value in cc for a in parse_address_list(value, "cc")),
@@ -81,7 +85,8 @@ def make_job(event: Event, row: int, *, to: Sequence[str], cc: Sequence[str] = (
         raise DataError("no recipient", "give --to ADDR (or a 'to' column)")
     clean = {name: _variable(name, value) for name, value in variables.items()}
     check_variables(event, clean, header_variables=header_variables)
-    attachments = tuple(Attachment.from_path(_resolve(path, base_dir)) for path in attach if path.strip())
+    attachments = tuple(Attachment.from_path(_resolve(path, base_dir, absolute_attachments))
+                        for path in attach if path.strip())
     if event.needs_attachment and not attachments:
         raise DataError(f"{event.name} needs at least one attachment", "pass --attach FILE or an attach column")
     reply = parse_address(reply_to, "reply_to") if reply_to else None
@@ -91,7 +96,7 @@ def make_job(event: Event, row: int, *, to: Sequence[str], cc: Sequence[str] = (
 def _variable(name: str, value: Any) -> Any:
     check_header_value(f"variable name {name!r}", name)
     if isinstance(value, str):
-        return value
+        return check_text(f"variable {name}", value)
     if isinstance(value, bool):
         raise DataError(f"variable {name} must be text or a number, not true/false",
                         "write what the email should show, as text (e.g. \"yes\"), or leave the key out")
@@ -105,9 +110,12 @@ def _variable(name: str, value: Any) -> Any:
                     "flatten nested JSON into plain values")
 
 
-def _resolve(path: str, base_dir: Path | None) -> Path:
-    candidate = Path(path.strip()).expanduser()
-    return candidate if candidate.is_absolute() or base_dir is None else base_dir / candidate
+def _resolve(path: str, base_dir: Path | None, absolute_ok: bool) -> Path:
+    if base_dir is not None:
+        from xoromail_cli.sending.attachments import confined
+
+        return confined(path, base_dir, absolute_ok=absolute_ok)
+    return Path(check_text("attach", path).strip()).expanduser()
 
 
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -209,9 +217,10 @@ def _csv_records(path: Path, reader: csv.DictReader[str]) -> Iterator[tuple[int,
 
 def jobs_from_file(event: Event, path: Path, defaults: Mapping[str, Any],
                    header_variables: Collection[str] = (), reply_to: str | None = None,
-                   ) -> Iterator[SendJob | InvalidRow]:
-    """Each row becomes a job or an InvalidRow; `defaults` (from --var/--data) fill missing columns."""
-    base_dir = path.parent
+                   attach_dir: Path | None = None) -> Iterator[SendJob | InvalidRow]:
+    """Each row becomes a job or an InvalidRow; `defaults` (from --var/--data) fill missing columns.
+    Attachments come from the batch file's folder, or `attach_dir`."""
+    base_dir = attach_dir or path.parent
     for number, values in read_rows(path):
         row = dict(values)
         fields = {name: row.pop(name, None) for name in RESERVED_COLUMNS}
@@ -222,7 +231,7 @@ def jobs_from_file(event: Event, path: Path, defaults: Mapping[str, Any],
             yield make_job(event, number, to=_list(fields["to"]), cc=_list(fields["cc"]), bcc=_list(fields["bcc"]),
                            variables=variables, attach=_paths(fields["attach"]),
                            reply_to=fields["reply_to"] or reply_to, base_dir=base_dir,
-                           header_variables=header_variables)
+                           header_variables=header_variables, absolute_attachments=attach_dir is not None)
         except XoromailError as error:
             yield InvalidRow(number, error)
 
@@ -252,10 +261,10 @@ class BatchCheck:
 
 
 def check_batch(event: Event, path: Path, defaults: Mapping[str, Any], header_variables: Collection[str] = (),
-                reply_to: str | None = None, keep_invalid: int = 1000) -> BatchCheck:
+                reply_to: str | None = None, keep_invalid: int = 1000, attach_dir: Path | None = None) -> BatchCheck:
     """Read the whole batch once, keeping only counts and (at most `keep_invalid`) bad rows."""
     result = BatchCheck()
-    for item in jobs_from_file(event, path, defaults, header_variables, reply_to):
+    for item in jobs_from_file(event, path, defaults, header_variables, reply_to, attach_dir):
         if isinstance(item, InvalidRow):
             result.invalid_count += 1
             if len(result.invalid) < keep_invalid:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from xoromail_cli.errors import ExitCode, StageFailedError, XoromailError
 from xoromail_cli.sending.batch import InvalidRow, SendJob
 from xoromail_cli.sending.results import MessageResult, Summary
-from xoromail_cli.sending.rows import Item, batch_items, stop_error
+from xoromail_cli.sending.rows import Item, batch_items, stop_error, unexpected
 from xoromail_cli.sending.sender import Sender
 
 if TYPE_CHECKING:
@@ -151,9 +151,11 @@ def run_parallel(base: Sender, transports: Sequence[Transport], open_ledger: Cal
     for thread in threads:
         thread.start()
     interrupted = _wait_for(threads, rows, ordered, base.profile.timeout)
-    if rows.crashed is not None:
+    if rows.crashed is not None and not isinstance(rows.crashed, Exception):
         raise rows.crashed
-    if interrupted is not None:
+    if rows.crashed is not None:  # a bug in a worker: every worker stopped; the summary still says what went
+        summary.aborted = unexpected(rows.crashed)
+    elif interrupted is not None:
         summary.aborted = interrupted
     elif rows.stopped is not _FINISHED:
         summary.aborted = rows.stopped

@@ -39,13 +39,15 @@ class BatchSource:
     skip_invalid: bool
     header_variables: frozenset[str] = frozenset()
     reply_to: str | None = None
+    attach_dir: Path | None = None
     total: int = 0
     recipients: int = 0
     invalid_count: int = 0
 
     def check(self) -> list[InvalidRow]:
         """First pass: stop on a bad row unless --skip-invalid; returns the bad rows to report."""
-        found = check_batch(self.event, self.path, self.defaults, self.header_variables, self.reply_to)
+        found = check_batch(self.event, self.path, self.defaults, self.header_variables, self.reply_to,
+                            attach_dir=self.attach_dir)
         self.total, self.recipients, self.invalid_count = found.valid, found.recipients, found.invalid_count
         if found.invalid and not self.skip_invalid:
             first = found.invalid[0].error
@@ -57,7 +59,8 @@ class BatchSource:
         return found.invalid
 
     def __iter__(self) -> Iterator[SendJob | InvalidRow]:
-        return jobs_from_file(self.event, self.path, self.defaults, self.header_variables, self.reply_to)
+        return jobs_from_file(self.event, self.path, self.defaults, self.header_variables, self.reply_to,
+                              self.attach_dir)
 
 
 @dataclass(kw_only=True)
@@ -100,7 +103,7 @@ class SendOptions:
 def plan_send(profile: Profile, event: Event, *, variables: dict[str, Any], to: Sequence[str] = (),
               cc: Sequence[str] = (), bcc: Sequence[str] = (), attach: Sequence[str] = (),
               reply_to: str | None = None, subject: str | None = None, batch: Path | None = None,
-              skip_invalid: bool = False) -> SendPlan:
+              skip_invalid: bool = False, attach_dir: Path | None = None) -> SendPlan:
     """Check one message, or read a whole batch once, so that bad input stops the run before it sends."""
     renderer = Renderer(profile, templates_dir_of(profile))
     header_variables = frozenset() if subject is not None else renderer.subject_variables(event)
@@ -109,11 +112,13 @@ def plan_send(profile: Profile, event: Event, *, variables: dict[str, Any], to: 
             raise UsageError("--to, --cc, --bcc and --attach go in the batch file's columns, not beside --batch",
                              "add them as columns: to, cc, bcc, attach")
         source = BatchSource(event=event, path=batch, defaults=variables, skip_invalid=skip_invalid,
-                             header_variables=header_variables, reply_to=reply_to)
+                             header_variables=header_variables, reply_to=reply_to, attach_dir=attach_dir)
         invalid = source.check()
         return SendPlan(profile=profile, event=event, renderer=renderer, jobs=source,
                         total=source.total + source.invalid_count, recipients=source.recipients, is_batch=True,
                         invalid=invalid)
+    if attach_dir is not None:
+        raise UsageError("--attach-dir goes with --batch", "files given with --attach are taken as they are")
     if not to:
         raise UsageError("no recipient", "pass --to ADDR, or --batch FILE")
     job = make_job(event, 0, to=to, cc=cc, bcc=bcc, variables=variables, attach=attach, reply_to=reply_to,

@@ -4,6 +4,7 @@ bad rows and of a stopped batch."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from xoromail_cli.errors import ExitCode, XoromailError
@@ -62,3 +63,16 @@ def stop_error(result: MessageResult) -> XoromailError:
     return XoromailError(f"stopped the batch: {result.reply}; the remaining messages were not sent",
                          f"{result.hint}; re-running later sends only what is still missing",
                          exit_code=ExitCode(result.exit_code or ExitCode.TEMPFAIL))
+
+
+def unexpected(error: BaseException) -> XoromailError:
+    """Why a batch stopped on an error nobody foresaw (a bug): its type and where, never its text, which could
+    quote a secret or a customer's data."""
+    import traceback
+
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return XoromailError(f"an unexpected error stopped the batch: {type(error).__name__}{where}; the remaining "
+                         "messages were not sent",
+                         "re-running sends only what is still missing; please report this as a bug, with "
+                         "`xoromail --version` and the line above", exit_code=ExitCode.SOFTWARE)

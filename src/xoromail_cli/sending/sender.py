@@ -21,7 +21,7 @@ from xoromail_cli.sending.batch import InvalidRow, SendJob
 from xoromail_cli.sending.deliverer import Deliverer
 from xoromail_cli.sending.keys import check_key_template, idempotency_key
 from xoromail_cli.sending.results import MessageResult, Summary
-from xoromail_cli.sending.rows import InOrder, Item, JobSource, batch_items, invalid_result, stop_error
+from xoromail_cli.sending.rows import InOrder, Item, JobSource, batch_items, invalid_result, stop_error, unexpected
 
 if TYPE_CHECKING:
     from xoromail_cli.ledger.sqlite import SentLedger as Ledger
@@ -81,6 +81,8 @@ class Sender:
             from xoromail_cli.interrupts import interruption
 
             summary.aborted = interruption(stop)
+        except Exception as error:  # noqa: BLE001  # a bug: the summary still names what was and was not sent
+            summary.aborted = unexpected(error)
         finally:
             self.close()
         return summary

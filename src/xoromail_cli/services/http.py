@@ -17,7 +17,7 @@ requests is imported only when a session or an adapter is built, on the paths th
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -143,18 +143,75 @@ def adapter_class() -> type[Any]:
             conn.ca_certs = None
             conn.ca_cert_dir = None
 
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {**self.poolmanager.pool_classes_by_scheme,
+                                                       "https": watched_pool_class()}
+
         def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
             where = self.endpoint_for(request.url)
             kwargs["verify"] = True  # never off, never a bundle from the environment: the context decides
             if where.timeout is not None:
                 kwargs["timeout"] = where.timeout
-            response = super().send(request, *args, **kwargs)
+            response = _bounded(request, lambda: super(TrustingAdapter, self).send(request, *args, **kwargs),
+                                kwargs.get("timeout"))
             if where.trace is not None:
                 trace_round_trip(where.trace, request, response, bodies=where.bodies,
                                  streamed=bool(kwargs.get("stream")))
             return response
 
     return TrustingAdapter
+
+
+def deadline_seconds(timeout: float, body: object) -> float:
+    """A whole request's bound: twice the timeout (connecting, then the server's answer) plus the body's upload
+    at the slowest allowed rate."""
+    from xoromail_cli.services.deadline import transfer_seconds
+
+    size = len(body) if isinstance(body, bytes | str) else 0
+    return timeout + transfer_seconds(size, timeout)
+
+
+def _bounded(request: Any, send: Callable[[], Any], timeout: object) -> Any:
+    """Send under a watchdog: the timeout bounds each read, the watchdog the whole exchange, however slowly a
+    server drips its reply; then it is a ReadTimeout like any other (75)."""
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool):
+        return send()  # a (connect, read) pair or none: the caller's own bounds apply
+    from requests import exceptions
+
+    from xoromail_cli.services.deadline import Watchdog
+
+    seconds = deadline_seconds(float(timeout), request.body)
+    with Watchdog(seconds) as dog:
+        try:
+            return send()
+        except exceptions.RequestException as exc:
+            if dog.fired:
+                raise exceptions.ReadTimeout(f"no complete reply within {seconds:g} s", request=request) from exc
+            raise
+
+
+@lru_cache(maxsize=1)
+def watched_pool_class() -> type[Any]:
+    """urllib3's HTTPS pool, whose connections put their socket under the running request's watchdog."""
+    from urllib3.connection import HTTPSConnection
+    from urllib3.connectionpool import HTTPSConnectionPool
+
+    from xoromail_cli.services.deadline import Watchdog
+
+    class WatchedConnection(HTTPSConnection):
+        def connect(self) -> None:
+            super().connect()
+            Watchdog.watch(self.sock)
+
+        def request(self, *args: Any, **kwargs: Any) -> None:
+            Watchdog.watch(self.sock)  # a kept-alive connection, reused
+            super().request(*args, **kwargs)
+
+    class WatchedPool(HTTPSConnectionPool):
+        ConnectionCls = WatchedConnection
+
+    return WatchedPool
 
 
 def _refusing_adapter() -> Any:

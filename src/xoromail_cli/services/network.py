@@ -22,6 +22,7 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext:
     context = ssl.create_default_context()
     try:
         if ca_file:
+            _check_regular(ca_file)
             context.load_verify_locations(cafile=ca_file)
     except ssl.SSLError as exc:
         raise ConfigError(f"CA file {ca_file} holds no usable PEM certificate ({exc.reason or exc})",
@@ -31,6 +32,17 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext:
                            "check the path and permissions of the profile's ca_file") from None
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
+
+
+def _check_regular(ca_file: str) -> None:
+    """A FIFO or a device as the CA file would make the read wait for ever (or never end): refused first."""
+    import os
+    import stat
+
+    mode = os.stat(ca_file).st_mode
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"CA file {ca_file} is not a regular file",
+                          "pass a PEM file with the CA certificate(s) to --ca-file (not a pipe, device or folder)")
 
 
 def network_failure(stage: str, exc: BaseException, host: str, port: int, timeout: float, *,

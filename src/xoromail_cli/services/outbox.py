@@ -36,8 +36,10 @@ class OutboxTransport:
         if not self.folder.is_dir():
             raise StageFailedError("outbox", f"the outbox {self.folder} is a file, not a folder",
                                    "choose a folder (it is created when missing)", ExitCode.CANTCREAT)
+        tightened = _tighten(self.folder)
         if on_stage:
-            on_stage("outbox", f"writing .eml files to {self.folder}")
+            on_stage("outbox", f"writing .eml files to {self.folder}"
+                     + (" (its mode was tightened to 0700)" if tightened else ""))
 
     def send(self, envelope: Envelope, before_data: Callable[[], None] | None = None) -> Delivery:
         stem = _UNSAFE.sub("_", "-".join(filter(None, (envelope.label, envelope.message_id.strip("<>")))))
@@ -53,3 +55,19 @@ class OutboxTransport:
 
     def close(self) -> None:
         return None
+
+
+def _tighten(folder: Path) -> bool:
+    """An existing folder of ours that others may read or enter becomes 0700, as a new one is: the messages
+    hold customers' addresses and invoices. A folder someone else owns is left as it is (its files are 0600)."""
+    import os
+    import stat
+
+    status = folder.stat()
+    if status.st_uid != os.geteuid() or not stat.S_IMODE(status.st_mode) & 0o077:
+        return False
+    try:
+        folder.chmod(0o700)
+    except OSError:
+        return False
+    return True

@@ -1,7 +1,7 @@
 """SMTP PIPELINING (RFC 2920): one message's MAIL, RCPT… and DATA in one write, their replies read in order.
 
 smtplib speaks lock-step only, so these helpers write on the session `transport.connect` opened (certificate
-verified, STARTTLS refused when stripped) and read each reply with smtplib's own `getreply()`. RFC 2920 lets
+verified, STARTTLS refused when stripped) and read each reply with the session's bounded `getreply()`. RFC 2920 lets
 the end of one message's data share a write with the next message's commands; DATA is always the last command
 of a group, and the message itself follows only after its 354, so the in-flight mark stays exact.
 """
@@ -107,7 +107,7 @@ def hung_up(client: _Client) -> bool:
     connection is lost *before* the data and the message is retried, not left in doubt.
     """
     sock = client.sock
-    if sock is None:
+    if sock is None or client.buffered():
         return True
     if isinstance(sock, ssl.SSLSocket) and sock.pending():
         return True

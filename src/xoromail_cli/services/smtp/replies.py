@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from xoromail_cli.errors import ExitCode, StageFailedError
 from xoromail_cli.services.advisories import office365_smtp_auth
+from xoromail_cli.services.deadline import DeadlineExceededError
 from xoromail_cli.services.network import TEMPORARY_HINT, is_timeout, network_failure, os_text
 from xoromail_cli.services.smtp.presets import is_gmail, is_office365
 
@@ -72,6 +73,16 @@ NO_AUTH_HINT = (
 )
 
 
+class ProtocolViolationError(smtplib.SMTPException):
+    """The server broke SMTP itself: an endless multi-line reply, an overlong line, data slipped in before TLS."""
+
+
+SLOW_SERVER_HINT = ("the server answers too slowly or not at all (each reply must end within the profile's "
+                    "timeout): try again later, or raise `timeout` in the profile if the server is just slow")
+PROTOCOL_VIOLATION_HINT = ("the server does not speak SMTP properly (or something between here and it interferes): "
+                           "check the server and port, and ask its administrator")
+
+
 def stage_failure(stage: str, exc: BaseException, host: str, port: int, timeout: float) -> StageFailedError:
     """Turn what went wrong during `stage` into the error the user sees."""
     if isinstance(exc, StageFailedError):
@@ -81,6 +92,9 @@ def stage_failure(stage: str, exc: BaseException, host: str, port: int, timeout:
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         code, text = next(iter(exc.recipients.values()))
         return reply_failure(stage, code, reply_text(text), host)
+    bounded = _bound_failure(stage, exc, host, port)
+    if bounded is not None:
+        return bounded
     known = network_failure(stage, exc, host, port, timeout, where_hint=SERVER_PORT_HINT, tls_hint=SSL_MISMATCH_HINT,
                             name_hint=_name_hint(host))
     if known is not None:
@@ -101,6 +115,16 @@ def stage_failure(stage: str, exc: BaseException, host: str, port: int, timeout:
         return StageFailedError(stage, f"{type(exc).__name__}: {os_text(exc)}", SERVER_PORT_HINT,
                                 ExitCode.UNAVAILABLE)
     raise exc
+
+
+def _bound_failure(stage: str, exc: BaseException, host: str, port: int) -> StageFailedError | None:
+    """A server too slow to finish a reply or handshake (75), or one breaking SMTP itself (76)."""
+    if isinstance(exc, ProtocolViolationError):
+        return StageFailedError(stage, f"{host}:{port} broke the SMTP protocol: {exc}", PROTOCOL_VIOLATION_HINT,
+                                ExitCode.PROTOCOL)
+    if isinstance(exc, DeadlineExceededError) and (exc.started or stage != "ehlo"):
+        return StageFailedError(stage, f"{host}:{port} is too slow: {exc}", SLOW_SERVER_HINT, ExitCode.TEMPFAIL)
+    return None
 
 
 def _name_hint(host: str) -> str:

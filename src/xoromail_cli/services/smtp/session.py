@@ -16,15 +16,24 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from xoromail_cli.errors import ConfigError, ExitCode, StageFailedError
+from xoromail_cli.services import deadline
 from xoromail_cli.services.base import StageCallback, TraceCallback
+from xoromail_cli.services.deadline import Deadline, DeadlineExceededError
 from xoromail_cli.services.network import is_loopback, tls_context
-from xoromail_cli.services.smtp.replies import STARTTLS_FIRST_HINT, stage_failure
+from xoromail_cli.services.smtp.replies import STARTTLS_FIRST_HINT, ProtocolViolationError, stage_failure
 
 if TYPE_CHECKING:
     from xoromail_cli.profile import Profile
 
 TokenSource = Callable[[], str]
 """Returns a current OAuth access token (for XOAUTH2), refreshing it when needed."""
+
+MAX_REPLY_LINES = 100
+"""More continuation lines than any real server sends (Postfix and Exchange send about a dozen to EHLO)."""
+MAX_LINE = 8192
+"""smtplib's own limit on one reply line (RFC 5321 asks for 512)."""
+STAGE_TIMEOUTS = 2
+"""A stage (greeting and EHLO, STARTTLS, sign-in) may take twice the profile's timeout, each reply once."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,10 +71,14 @@ class _Client(smtplib.SMTP):
     """smtplib over a socket we connected (and maybe wrapped) ourselves, so each stage is visible."""
 
     def __init__(self, sock: socket.socket, host: str, port: int, timeout: float,
-                 trace: TraceCallback | None = None) -> None:
+                 trace: TraceCallback | None = None, stage_deadline: Deadline | None = None) -> None:
         self._ready_socket = sock
+        self._server_name = host
         self._trace = trace
         self._in_auth = False
+        self._received = b""
+        self.stage_deadline = stage_deadline
+        """The deadline of the stage under way (set by `connect`); every reply also has its own."""
         super().__init__(host, port, local_hostname=_address_literal(sock), timeout=timeout)
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
@@ -73,13 +86,110 @@ class _Client(smtplib.SMTP):
 
     def send(self, s: str | bytes) -> None:  # type: ignore[override]  # smtplib's own signature, narrowed for tracing
         self._trace_out(s)
-        super().send(s)
+        self._send_bounded(s.encode(self.command_encoding) if isinstance(s, str) else s)
 
     def write(self, parts: list[bytes]) -> None:
         """Several commands (and maybe a message) in one write, as PIPELINING allows; traced one by one."""
         for part in parts:
             self._trace_out(part)
-        super().send(b"".join(parts))
+        self._send_bounded(b"".join(parts))
+
+    def _send_bounded(self, data: bytes) -> None:
+        """sendall with a deadline for the whole write (timeout plus size at the slowest allowed rate)."""
+        if self.sock is None:
+            raise smtplib.SMTPServerDisconnected("please run connect() first")
+        seconds = deadline.transfer_seconds(len(data), self.timeout)
+        try:
+            deadline.send_all(self.sock, data, Deadline(seconds, f"sending {len(data)} bytes"), self.timeout)
+        except DeadlineExceededError:
+            self.close()
+            raise
+        except OSError as exc:
+            self.close()
+            raise smtplib.SMTPServerDisconnected(f"Server not connected ({exc})") from None
+
+    def buffered(self) -> bool:
+        """Whether the server has sent more than the replies read so far."""
+        return bool(self._received)
+
+    def getreply(self) -> tuple[int, bytes]:
+        """smtplib's getreply with bounds: the whole reply within the timeout (and the stage's deadline),
+        at most MAX_REPLY_LINES lines of at most MAX_LINE bytes."""
+        if self.sock is None:
+            raise smtplib.SMTPServerDisconnected("not connected")
+        limit = Deadline(self.timeout, "the server's reply").sooner(self.stage_deadline)
+        lines: list[bytes] = []
+        started = bool(self._received)
+        try:
+            while True:
+                line = self._read_line(limit, started or bool(lines))
+                lines.append(line[4:].strip(b" \t\r\n"))
+                if len(lines) > MAX_REPLY_LINES:
+                    raise ProtocolViolationError(f"the server's reply went on for more than {MAX_REPLY_LINES} lines")
+                if not line[:3].isdigit() or line[3:4] != b"-":
+                    break
+        except (ProtocolViolationError, DeadlineExceededError, smtplib.SMTPServerDisconnected):
+            self.close()
+            raise
+        code = int(line[:3]) if line[:3].isdigit() else -1
+        text = b"\n".join(lines)
+        if code != 334:
+            self._in_auth = False
+        if self._trace is not None:
+            self._trace("←", f"{code} {text.decode('utf-8', 'replace')}".replace("\n", f"\n{code} "))
+        return code, text
+
+    def _read_line(self, limit: Deadline, started: bool) -> bytes:
+        assert self.sock is not None
+        while b"\n" not in self._received:
+            if len(self._received) > MAX_LINE:
+                raise ProtocolViolationError(f"the server sent a reply line longer than {MAX_LINE} bytes")
+            try:
+                chunk = deadline.recv(self.sock, limit, started=started or bool(self._received))
+            except DeadlineExceededError:
+                raise
+            except OSError as exc:
+                raise smtplib.SMTPServerDisconnected(f"Connection unexpectedly closed: {exc}") from None
+            if not chunk:
+                raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+            self._received += chunk
+        line, _, self._received = self._received.partition(b"\n")
+        if len(line) > MAX_LINE:
+            raise ProtocolViolationError(f"the server sent a reply line longer than {MAX_LINE} bytes")
+        return line + b"\n"
+
+    def close(self) -> None:
+        self._received = b""
+        super().close()
+
+    def ehlo_or_helo_if_needed(self) -> None:
+        """smtplib's, except that a temporary refusal of EHLO (421: closing) is not followed by HELO."""
+        if self.helo_resp is None and self.ehlo_resp is None:
+            code, reply = self.ehlo()
+            if 400 <= code < 500:
+                raise smtplib.SMTPHeloError(code, reply)
+            if not 200 <= code <= 299:
+                code, reply = self.helo()
+                if not 200 <= code <= 299:
+                    raise smtplib.SMTPHeloError(code, reply)
+
+    def starttls(self, keyfile: None = None, certfile: None = None,  # type: ignore[override]  # context only
+                 context: ssl.SSLContext | None = None) -> tuple[int, bytes]:
+        """smtplib's STARTTLS with a deadline on the handshake; anything the server sent behind its 220
+        (before TLS) is a protocol violation (response injection, CVE-2011-0411), never read as a reply."""
+        assert context is not None and self.sock is not None
+        code, reply = self.docmd("STARTTLS")
+        if code != 220:
+            raise smtplib.SMTPResponseException(code, reply)
+        if self._received:
+            self.close()
+            raise ProtocolViolationError("the server sent data after its 220 to STARTTLS, before TLS began")
+        left = self.stage_deadline.remaining() if self.stage_deadline is not None else self.timeout
+        self.sock = deadline.handshake(context, self.sock, self._server_name, max(0.001, min(self.timeout, left)))
+        self.helo_resp = self.ehlo_resp = None
+        self.esmtp_features = {}
+        self.does_esmtp = False
+        return code, reply
 
     def _trace_out(self, s: str | bytes) -> None:
         if self._trace is None:
@@ -108,14 +218,6 @@ class _Client(smtplib.SMTP):
 
         self.putcmd("rcpt", f"to:{quote_address(recip)}")
         return self.getreply()
-
-    def getreply(self) -> tuple[int, bytes]:
-        code, text = super().getreply()
-        if code != 334:
-            self._in_auth = False
-        if self._trace is not None:
-            self._trace("←", f"{code} {text.decode('utf-8', 'replace')}".replace("\n", f"\n{code} "))
-        return code, text
 
     def sign_in(self, user: str, password: str) -> None:
         """One AUTH exchange with one mechanism: smtplib's login() tries PLAIN, then LOGIN, so one wrong
@@ -178,14 +280,15 @@ def connect(settings: SmtpEndpoint, password: str | None, on_stage: StageCallbac
         report("connect", f"TCP connection to {sock.getpeername()[0]} port {port}")
         if settings.security == "ssl" and context is not None:
             stage = "tls"
-            sock = context.wrap_socket(sock, server_hostname=host)
+            sock = deadline.handshake(context, sock, host, timeout)
             report("tls", f"implicit TLS: {_tls_detail(sock, host)}")
         stage = "ehlo"
-        client = _Client(sock, host, port, timeout, trace)
+        client = _Client(sock, host, port, timeout, trace, _stage_deadline(stage, timeout))
         client.ehlo_or_helo_if_needed()
         report("ehlo", f"{_short(client.ehlo_resp)}; extensions: {', '.join(sorted(client.esmtp_features))}")
         if settings.security == "starttls" and context is not None:
             stage = "tls"
+            client.stage_deadline = _stage_deadline(stage, timeout)
             if not client.has_extn("starttls"):
                 raise smtplib.SMTPNotSupportedError("STARTTLS extension not supported by server.")
             client.starttls(context=context)
@@ -193,6 +296,7 @@ def connect(settings: SmtpEndpoint, password: str | None, on_stage: StageCallbac
             report("tls", f"STARTTLS: {_tls_detail(client.sock, host)}")
         if settings.username:
             stage = "auth"
+            client.stage_deadline = _stage_deadline(stage, timeout)
             if settings.security == "none" and client.has_extn("starttls") and not client.has_extn("auth"):
                 raise StageFailedError(stage, "the server offers sign-in (AUTH) only after STARTTLS",
                                        STARTTLS_FIRST_HINT, ExitCode.PROTOCOL)
@@ -204,6 +308,7 @@ def connect(settings: SmtpEndpoint, password: str | None, on_stage: StageCallbac
                     raise ConfigError("no password available", "run `xoromail setup` or set $XOROMAIL_PASSWORD")
                 client.sign_in(settings.username, password)
                 report("auth", f"signed in as {settings.username}")
+        client.stage_deadline = None
         return client
     except (ConfigError, StageFailedError):
         _discard(client, sock)
@@ -211,6 +316,10 @@ def connect(settings: SmtpEndpoint, password: str | None, on_stage: StageCallbac
     except (OSError, smtplib.SMTPException) as exc:
         _discard(client, sock)
         raise stage_failure(stage, exc, host, port, timeout) from None
+
+
+def _stage_deadline(stage: str, timeout: float) -> Deadline:
+    return Deadline(STAGE_TIMEOUTS * timeout, f"the {stage} stage")
 
 
 def _address_literal(sock: socket.socket) -> str:

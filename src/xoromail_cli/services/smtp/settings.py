@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from xoromail_cli.addresses import host_name_problem
 from xoromail_cli.errors import DataError
 
 SECURITY_MODES = ("starttls", "ssl", "none")
@@ -47,6 +48,10 @@ class SmtpSettings:
         """Ranges and choices a TOML type check cannot see; raises DataError naming the field."""
         if not self.host.strip() or any(c.isspace() for c in self.host):
             raise DataError(f"host {self.host!r} is not a server name", "e.g. smtp.office365.com", field="host")
+        problem = host_name_problem(self.host)
+        if problem is not None:
+            raise DataError(f"host {self.host[:80]!r} is not a server name: {problem}", "e.g. smtp.office365.com",
+                            field="host")
         if not 1 <= self.port <= 65535:
             raise DataError(f"port {self.port} is out of range", "use 587 (STARTTLS) or 465 (SSL)", field="port")
         if self.security not in SECURITY_MODES:

@@ -1,0 +1,168 @@
+"""Deadlines for whole network operations, not single reads.
+
+A socket timeout bounds one `recv`: a server that drips one byte a second, or sends an endless multi-line
+reply, never trips it. Here a reply, a TLS handshake and a message's transfer each get a deadline of their own,
+and every wait inside them is cut to what is left of it: each wait is a `select` or a socket timeout no longer
+than the time remaining. Requests made through requests/urllib3, whose reads we do not drive, are bounded by a
+`Watchdog` instead, which shuts their socket down when the time is up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import ssl
+import threading
+import time
+
+MIN_TRANSFER_RATE = 16 * 1024
+"""Bytes per second a message's transfer may not fall below on average: 25 MB gets about 27 minutes."""
+
+
+class DeadlineExceededError(TimeoutError):
+    """An operation did not finish within its deadline. `started` says whether the peer had sent anything."""
+
+    def __init__(self, what: str, seconds: float, *, started: bool = True) -> None:
+        super().__init__(f"{what} did not finish within {seconds:g} s")
+        self.what = what
+        self.seconds = seconds
+        self.started = started
+
+
+class Deadline:
+    """A point in time (monotonic clock); `wait()` is the longest a single wait may still take."""
+
+    def __init__(self, seconds: float, what: str) -> None:
+        self.seconds = seconds
+        self.what = what
+        self._end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self._end - time.monotonic()
+
+    def wait(self, *, started: bool = True) -> float:
+        """Seconds left, or DeadlineExceededError when none are."""
+        left = self.remaining()
+        if left <= 0:
+            raise DeadlineExceededError(self.what, self.seconds, started=started)
+        return left
+
+    def sooner(self, other: Deadline | None) -> Deadline:
+        """Whichever of the two ends first."""
+        if other is None or self.remaining() <= other.remaining():
+            return self
+        return other
+
+
+def transfer_seconds(size: int, timeout: float) -> float:
+    """The bound on sending `size` bytes: the profile's timeout plus the time at the slowest allowed rate."""
+    return timeout + size / MIN_TRANSFER_RATE
+
+
+def recv(sock: socket.socket, deadline: Deadline, *, started: bool = True, size: int = 65536) -> bytes:
+    """One receive that returns data, b"" at the end of the stream, or raises when the deadline passes."""
+    sock.settimeout(deadline.wait(started=started))
+    try:
+        return sock.recv(size)
+    except TimeoutError:
+        raise DeadlineExceededError(deadline.what, deadline.seconds, started=started) from None
+
+
+def send_all(sock: socket.socket, data: bytes, deadline: Deadline, timeout: float) -> None:
+    """Send everything before the deadline; a stalled peer fails after `timeout` (or sooner)."""
+    view = memoryview(data)
+    previous = sock.gettimeout()
+    try:
+        while view:
+            sock.settimeout(min(timeout, deadline.wait()))
+            try:
+                sent = sock.send(view[:65536])
+            except TimeoutError:
+                raise DeadlineExceededError(deadline.what, deadline.seconds) from None
+            view = view[sent:]
+    finally:
+        sock.settimeout(previous)
+
+
+def handshake(context: ssl.SSLContext, sock: socket.socket, host: str, seconds: float) -> ssl.SSLSocket:
+    """Wrap `sock` in TLS and finish the handshake within `seconds`, however slowly the server answers."""
+    deadline = Deadline(seconds, f"the TLS handshake with {host}")
+    previous = sock.gettimeout()
+    tls = context.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+    tls.setblocking(False)
+    try:
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                select.select([tls], [], [], deadline.wait())
+            except ssl.SSLWantWriteError:
+                select.select([], [tls], [], deadline.wait())
+    except BaseException:
+        tls.close()
+        raise
+    tls.settimeout(previous)
+    return tls
+
+
+class Watchdog:
+    """Shuts down the sockets registered with it once `seconds` have passed: the one way to end a blocking read
+    a dripping server keeps alive inside a library whose reads we do not drive (urllib3 under requests).
+
+    Used as a context manager on the thread that makes the request; connections opened or reused on that thread
+    meanwhile register their socket with `Watchdog.watch`. One timer thread per watched operation."""
+
+    _active = threading.local()
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.fired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def __enter__(self) -> Watchdog:
+        self._timer = threading.Timer(self.seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+        stack = getattr(self._active, "stack", None)
+        if stack is None:
+            stack = self._active.stack = []
+        stack.append(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._active.stack.remove(self)
+
+    @classmethod
+    def watch(cls, sock: socket.socket | None) -> None:
+        """Put `sock` under every watchdog running on this thread (none: nothing happens)."""
+        for dog in getattr(cls._active, "stack", ()):
+            dog._add(sock)
+
+    def _add(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            fired = self.fired
+        if fired:
+            _shut(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    """Shut the connection down under any TLS layer (the plain socket's own shutdown: an SSLSocket's would
+    drop its TLS state while another thread reads); the blocked read then ends at once."""
+    with contextlib.suppress(OSError, TypeError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)

@@ -1,0 +1,186 @@
+"""Hostile batch files: poison rows, attachments from elsewhere, control characters in header values."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import ServerFactory, TLSFiles
+from tests.test_send_cmd import OVERDUE, configure
+from xoromail_cli.addresses import check_header_value
+from xoromail_cli.cli import app
+from xoromail_cli.compose.events import EVENTS
+from xoromail_cli.errors import DataError, ExitCode, NoInputError
+from xoromail_cli.sending.batch import InvalidRow, SendJob, jobs_from_file, make_job
+
+EVENT = EVENTS["overdue-invoice"]
+VALUES = {"customer_name": "Ann", "invoice_number": "INV-1", "amount_due": "9.50", "due_date": "2026-11-01"}
+
+
+def jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def row(number: int, **changes: object) -> dict[str, object]:
+    return {"to": f"c{number}@client.test", **VALUES, **changes}
+
+
+def test_a_lone_surrogate_is_refused_at_the_check_with_its_row_and_the_rest_are_sent(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    server = smtp_server()
+    base = configure(config_path, server, tls)
+    batch = tmp_path / "rows.jsonl"
+    batch.write_text(json.dumps(row(1)) + "\n" + '{"to": "c2@client.test", "customer_name": "\\ud800", '
+                     '"invoice_number": "INV-2", "amount_due": "1", "due_date": "2026-11-01"}\n'
+                     + json.dumps(row(3)) + "\n", encoding="utf-8")
+    stopped = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch", str(batch)])
+    assert stopped.exit_code == ExitCode.DATAERR, stopped.output
+    assert "row 2" in stopped.output and "surrogate" in stopped.output
+    assert server.messages == []
+    skipped = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch", str(batch),
+                                  "--skip-invalid"])
+    assert sorted(r for m in server.messages for r in m.recipients) == ["c1@client.test", "c3@client.test"]
+    assert "Traceback" not in skipped.output
+
+
+def test_a_non_utf8_var_on_the_command_line_is_refused_not_a_traceback(
+        smtp_server: ServerFactory, tls: TLSFiles, config_path: Path) -> None:
+    server = smtp_server()
+    base = configure(config_path, server, tls)
+    env = {**os.environ, "XOROMAIL_PASSWORD": "x"}
+    command = [os.fsencode(str(Path(sys.executable).with_name("xoromail"))), *map(os.fsencode, base), b"send",
+               b"--event", b"overdue-invoice", b"--to", b"c@client.test", *map(os.fsencode, OVERDUE),
+               b"--var", b"customer_name=M\xfcller"]
+    result = subprocess.run(command, env=env, capture_output=True, timeout=60, check=False)
+    assert result.returncode == ExitCode.DATAERR, result.stderr
+    assert b"Traceback" not in result.stderr and b"not valid UTF-8" in result.stderr
+    assert server.messages == []
+
+
+def test_nul_in_a_body_variable_and_vt_ff_in_header_values_are_refused() -> None:
+    with pytest.raises(DataError, match="NUL"):
+        make_job(EVENT, 1, to=["c@client.test"], variables={**VALUES, "customer_name": "A\x00B"})
+    for value in ("Invoice\x0bBcc: x@evil.test", "Invoice\x0cX", "A\x85B", "A\u2028B", "A\x1bB"):
+        with pytest.raises(DataError, match="control character"):
+            check_header_value("Subject", value)
+    assert check_header_value("Subject", "tab\tok") == "tab\tok"
+
+
+def attachment_rows(tmp_path: Path, *paths: str) -> list[SendJob | InvalidRow]:
+    batch = jsonl(tmp_path / "batch" / "rows.jsonl", [row(n, attach=p) for n, p in enumerate(paths, 1)])
+    return list(jobs_from_file(EVENT, batch, {}))
+
+
+@pytest.fixture
+def batch_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "batch"
+    (folder / "invoices").mkdir(parents=True)
+    (folder / "invoices" / "INV-1.pdf").write_bytes(b"%PDF-1.4 invoice")
+    (tmp_path / "secret.txt").write_text("not for mailing", encoding="utf-8")
+    (folder / "escape.pdf").symlink_to(tmp_path / "secret.txt")
+    (folder / "inside.pdf").symlink_to(folder / "invoices" / "INV-1.pdf")
+    return folder
+
+
+def test_attachments_in_a_batch_stay_inside_its_folder(tmp_path: Path, batch_folder: Path) -> None:
+    items = attachment_rows(tmp_path, "invoices/INV-1.pdf", "inside.pdf", "../secret.txt",
+                            str(tmp_path / "secret.txt"), "escape.pdf", "/proc/self/environ",
+                            "../../../../../../proc/self/environ")
+    assert [type(item).__name__ for item in items] == ["SendJob", "SendJob"] + ["InvalidRow"] * 5
+    reasons = [item.error.message for item in items if isinstance(item, InvalidRow)]
+    assert "'..'" in reasons[0] and "absolute" in reasons[1] and "outside" in reasons[2]
+    assert all(item.error.exit_code == ExitCode.DATAERR for item in items if isinstance(item, InvalidRow))
+
+
+def test_attach_dir_allows_absolute_paths_inside_it_only(tmp_path: Path, batch_folder: Path) -> None:
+    batch = jsonl(tmp_path / "rows.jsonl", [row(1, attach=str(batch_folder / "invoices" / "INV-1.pdf")),
+                                            row(2, attach="/proc/self/environ")])
+    first, second = jobs_from_file(EVENT, batch, {}, attach_dir=batch_folder)
+    assert isinstance(first, SendJob) and isinstance(second, InvalidRow)
+
+
+def test_a_command_line_attach_stays_as_given_but_never_a_fifo_or_proc(tmp_path: Path) -> None:
+    own = tmp_path / "elsewhere.pdf"
+    own.write_bytes(b"%PDF")
+    assert make_job(EVENT, 0, to=["c@client.test"], variables=VALUES, attach=[str(own)]).attachments
+    fifo = tmp_path / "pipe.pdf"
+    os.mkfifo(fifo)
+    for path in (str(fifo), "/proc/self/environ", "/dev/zero"):
+        with pytest.raises((DataError, NoInputError)):
+            make_job(EVENT, 0, to=["c@client.test"], variables=VALUES, attach=[path])
+
+
+def test_a_huge_attachment_is_refused_by_its_size_before_any_read(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.pdf"
+    with huge.open("wb") as handle:  # sparse: 1 GiB on paper, nothing on disk
+        handle.truncate(1024 ** 3)
+    huge.chmod(0)  # unreadable: the refusal can only come from its size (as root, the message still says)
+    with pytest.raises(DataError, match="at most"):
+        make_job(EVENT, 0, to=["c@client.test"], variables=VALUES, attach=[str(huge)])
+
+
+@pytest.mark.parametrize("payload", [
+    "{{ cycler.__init__.__globals__.os.popen('touch PWNED').read() }}",
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{% set x = [] %}{{ x.append(1) }}",
+])
+def test_a_template_reaching_for_internals_fails_with_its_file_and_line_and_runs_nothing(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path,
+        isolated_environment: Path, payload: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    base = configure(config_path, smtp_server(), tls)
+    folder = isolated_environment / "config" / "xoromail" / "templates" / "overdue-invoice"
+    folder.mkdir(parents=True)
+    (folder / "body.txt").write_text(f"Dear {{{{ customer_name }}}},\n{payload}\n", encoding="utf-8")
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "c@client.test",
+                                 *OVERDUE, "--dry-run"])
+    assert result.exit_code == ExitCode.CONFIG, result.output
+    assert "body.txt:2:" in result.output.replace("\n", "")
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_a_template_that_is_a_fifo_is_refused_not_waited_on(
+        runner: CliRunner, tls: TLSFiles, config_path: Path, isolated_environment: Path) -> None:
+    base = configure(config_path, None, tls)
+    folder = isolated_environment / "config" / "xoromail" / "templates" / "overdue-invoice"
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / "body.txt")
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "c@client.test",
+                                 *OVERDUE, "--dry-run"])
+    assert result.exit_code == ExitCode.CONFIG, result.output
+    assert "not a regular file" in result.output
+
+
+def test_attach_dir_through_the_cli_and_only_with_a_batch(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path,
+        batch_folder: Path) -> None:
+    server = smtp_server()
+    base = configure(config_path, server, tls)
+    batch = jsonl(tmp_path / "elsewhere" / "rows.jsonl", [row(1, attach="invoices/INV-1.pdf")])
+    sent = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch", str(batch),
+                               "--attach-dir", str(batch_folder)])
+    assert sent.exit_code == 0, sent.output
+    [part] = list(server.messages[0].parsed().iter_attachments())
+    assert part.get_content() == b"%PDF-1.4 invoice"
+    alone = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "c@client.test", *OVERDUE,
+                                "--attach-dir", str(batch_folder)])
+    assert alone.exit_code == ExitCode.USAGE and "--attach-dir goes with --batch" in alone.output
+
+
+def test_json_output_carries_control_characters_escaped_and_decodes_to_the_same_text(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from xoromail_cli.cli.console import print_json_line
+
+    value = "spam\x1b[2J\x9b2J\x07done"
+    print_json_line({"reply": value})
+    printed = capsys.readouterr().out
+    assert not any(code in printed for code in ("\x1b", "\x9b", "\x07"))
+    assert json.loads(printed)["reply"] == value
