@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import ServerFactory, TLSFiles
-from tests.test_send_cmd import configure, csv_batch
+from tests.support.common import ServerFactory, TLSFiles, configure
+from tests.support.samples import csv_batch
 from xoromail_cli.cli import app
 from xoromail_cli.errors import ConfigError, ExitCode
 from xoromail_cli.ledger.accounts import account_key

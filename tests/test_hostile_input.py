@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import ServerFactory, TLSFiles
-from tests.test_send_cmd import OVERDUE, configure
+from tests.support.common import ServerFactory, TLSFiles, configure
+from tests.support.samples import OVERDUE
 from xoromail_cli.addresses import check_header_value
 from xoromail_cli.cli import app
 from xoromail_cli.compose.events import EVENTS

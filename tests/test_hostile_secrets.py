@@ -7,8 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.conftest import TLSFiles
-from tests.test_send_cmd import configure
+from tests.support.common import TLSFiles, configure
 from xoromail_cli import credentials
 from xoromail_cli.cli import app
 from xoromail_cli.cli.disconnect_cmd import PROFILE_SECRET_KINDS

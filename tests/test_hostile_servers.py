@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, USER, ServerFactory, TLSFiles, profile_for, secrets
-from tests.misbehaving import (
+from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, configure, profile_for, secrets
+from tests.support.misbehaving import (
     Peer,
     Script,
     dripped_banner,
@@ -28,9 +28,8 @@ from tests.misbehaving import (
     refuses_ehlo,
     scripted,
 )
-from tests.samples import smtp_profile
-from tests.servers import DataReply
-from tests.test_send_cmd import OVERDUE, configure, csv_batch
+from tests.support.samples import OVERDUE, csv_batch, smtp_profile
+from tests.support.servers import DataReply
 from xoromail_cli import config, validate
 from xoromail_cli.cli import app
 from xoromail_cli.errors import ExitCode
@@ -178,8 +177,8 @@ def test_escape_sequences_in_data_are_escaped_in_a_dry_run(runner: CliRunner, tl
 
 def test_an_unexpected_error_mid_batch_ends_the_run_with_70_and_counts_the_rows_not_sent(
         smtp_server: ServerFactory, tls: TLSFiles) -> None:
-    from tests.samples import jobs
-    from tests.test_sending import sender
+    from tests.support.engine import sender
+    from tests.support.samples import jobs
 
     server = smtp_server()
 

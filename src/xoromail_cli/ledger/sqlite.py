@@ -142,6 +142,21 @@ class SentLedger(Protocol):
     def close(self) -> None: ...
 
 
+def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
+    """The ledger file, created owner-only when missing; an empty file is a lost history, not a new ledger."""
+    try:
+        private_dir(path.parent)
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        elif path.stat().st_size == 0 and not _has_wal(path):
+            raise DataError(f"the ledger {path} is an empty file: its history of sent messages is gone, so "
+                            "every message would go out again", EMPTY_HINT)
+        return sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"cannot open the ledger {path}: {getattr(exc, 'strerror', None) or exc}",
+                          "check the state folder (or the profile's `ledger` setting)") from None
+
+
 class Ledger:
     _columns = ("id, profile, event, idem_key, recipients, recipient_count, message_id, status, reply, row, "
                 "created_at, updated_at, pending, refused, account")
@@ -153,17 +168,7 @@ class Ledger:
         if read_only:
             self._open_read_only(busy_timeout)
             return
-        try:
-            private_dir(path.parent)
-            if not path.exists():
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-            elif path.stat().st_size == 0 and not _has_wal(path):
-                raise DataError(f"the ledger {path} is an empty file: its history of sent messages is gone, so "
-                                "every message would go out again", EMPTY_HINT)
-            self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(f"cannot open the ledger {path}: {getattr(exc, 'strerror', None) or exc}",
-                              "check the state folder (or the profile's `ledger` setting)") from None
+        self._db = _connect(path, busy_timeout)
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous}")

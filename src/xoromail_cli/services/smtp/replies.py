@@ -87,11 +87,9 @@ def stage_failure(stage: str, exc: BaseException, host: str, port: int, timeout:
     """Turn what went wrong during `stage` into the error the user sees."""
     if isinstance(exc, StageFailedError):
         return exc
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return reply_failure(stage, exc.smtp_code, reply_text(exc.smtp_error), host)
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        code, text = next(iter(exc.recipients.values()))
-        return reply_failure(stage, code, reply_text(text), host)
+    answered = _reply_failure(stage, exc, host)
+    if answered is not None:
+        return answered
     bounded = _bound_failure(stage, exc, host, port)
     if bounded is not None:
         return bounded
@@ -115,6 +113,16 @@ def stage_failure(stage: str, exc: BaseException, host: str, port: int, timeout:
         return StageFailedError(stage, f"{type(exc).__name__}: {os_text(exc)}", SERVER_PORT_HINT,
                                 ExitCode.UNAVAILABLE)
     raise exc
+
+
+def _reply_failure(stage: str, exc: BaseException, host: str) -> StageFailedError | None:
+    """The server answered, and the answer says what is wrong."""
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return reply_failure(stage, exc.smtp_code, reply_text(exc.smtp_error), host)
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        code, text = next(iter(exc.recipients.values()))
+        return reply_failure(stage, code, reply_text(text), host)
+    return None
 
 
 def _bound_failure(stage: str, exc: BaseException, host: str, port: int) -> StageFailedError | None:
