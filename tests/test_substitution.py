@@ -1,7 +1,7 @@
 """Templates rendered without Jinja2 (`compose.substitution`) come out exactly as Jinja2 renders them.
 
 Every comparison renders the same text both ways: with `substitution.parse` and with a Jinja2 Environment set up
-as `Renderer` sets it up (StrictUndefined, autoescape for HTML only, keep_trailing_newline, the `money` filter),
+as `Renderer` sets it up (sandboxed, StrictUndefined, autoescape for HTML only, keep_trailing_newline, `money`),
 and compares the output, or the missing-variable message. Text `parse` declines must be left to Jinja2.
 """
 
@@ -16,6 +16,7 @@ import jinja2
 import pytest
 from jinja2 import meta
 from jinja2.defaults import DEFAULT_NAMESPACE
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from tests.support.samples import smtp_profile
 from xoromail_cli.compose import substitution
@@ -28,9 +29,9 @@ def money(value: Any) -> str:
     return format_money(value, "EUR")
 
 
-def environment(html: bool) -> jinja2.Environment:
-    made = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=html,  # noqa: S701  # as Renderer
-                              keep_trailing_newline=True)
+def environment(html: bool) -> jinja2.Environment:  # the sandboxed one Renderer uses
+    made = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=html,  # as Renderer
+                                         keep_trailing_newline=True)
     made.filters["money"] = money
     return made
 
