@@ -139,6 +139,10 @@ class RelayServer:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         try:
             sock = socket.create_server((self.host, self.port), family=family, backlog=128)
+            # Replies go out line by line (EHLO's are six lines, each its own write): without TCP_NODELAY the
+            # second waits for the ERP's delayed ACK, 40 ms per EHLO. asyncio sets it only on sockets it makes
+            # itself; connections accepted here inherit it from the listening socket.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as exc:
             raise UnavailableError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}",
                                    "choose another --listen port, or stop what already uses it") from None
