@@ -14,7 +14,9 @@ from tests.support.pg_server import binaries
 ROOT = Path(__file__).resolve().parents[1]
 LEANING = ("test_swaks_submits_with_auth_login or test_ledger_is_a_plain_sqlite_file or "
            "test_the_schema_is_created_on_first_use or test_verify_full_tls or test_on_a_postgresql_ledger_too or "
-           "test_setup_validate_send_and_disconnect_with_the_secret_service")
+           "test_setup_validate_send_and_disconnect_with_the_secret_service or "
+           "test_systemd_analyze_verify_finds_nothing_to_say_about_the_unit or "
+           "test_swaks_guessing_from_another_address_meets_the_throttle")
 
 
 def bare_path(tmp_path: Path) -> str:
@@ -41,15 +43,17 @@ def test_the_postgresql_server_comes_from_the_wheel_not_the_system() -> None:
 
 def test_the_tests_that_use_swaks_sqlite_and_postgresql_pass_with_none_of_them_on_path(tmp_path: Path) -> None:
     environment = bare_environment(tmp_path)
-    for command in ("swaks", "sqlite3", "pg_ctl", "initdb", "psql", "gnome-keyring-daemon", "dbus-run-session"):
+    for command in ("swaks", "sqlite3", "pg_ctl", "initdb", "psql", "gnome-keyring-daemon", "dbus-run-session",
+                    "systemd-analyze"):
         assert subprocess.run(["/bin/sh", "-c", f"command -v {command}"], env=environment, check=False,
                               capture_output=True).returncode != 0, f"{command} is still on the bare PATH"
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", LEANING,
                            "tests/test_relay.py", "tests/test_ledger.py", "tests/test_ledger_postgres.py",
-                           "tests/test_ledger_service_change.py", "tests/test_secret_service.py"],
+                           "tests/test_ledger_service_change.py", "tests/test_secret_service.py",
+                           "tests/test_relay_systemd.py", "tests/test_relay_exposed.py"],
                           cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    assert "6 passed" in done.stdout, done.stdout[-3000:]
+    assert "8 passed" in done.stdout, done.stdout[-3000:]
     assert "`apt-get install swaks` to run it with swaks" in done.stdout  # says what to install
     assert "`apt-get install gnome-keyring dbus` to run it with gnome-keyring-daemon" in done.stdout
 
