@@ -22,7 +22,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from xoromail_cli.errors import ConfigError, TemporaryError, UnavailableError, XoromailError
-from xoromail_cli.ledger.sqlite import ImportOutcome, LedgerEntry, LedgerStatus, entries_sql
+from xoromail_cli.ledger.queries import entries_sql
+from xoromail_cli.ledger.sqlite import ImportOutcome, LedgerEntry, LedgerStatus
 from xoromail_cli.pacing import now
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from xoromail_cli.errors import ConfigError, DataError, TemporaryError
-from xoromail_cli.ledger.accounts import legacy_domain
+from xoromail_cli.ledger.queries import entries_sql
 from xoromail_cli.pacing import now
 from xoromail_cli.paths import private_dir
 
@@ -393,36 +393,3 @@ def lock_file(ledger: Path, account: str) -> Path:
     readable = re.sub(r"[^a-z0-9@._-]+", "-", account.lower())[:80]
     digest = hashlib.sha256(account.encode("utf-8")).hexdigest()[:12]
     return ledger.parent / "locks" / f"{readable}-{digest}.lock"
-
-
-def entries_sql(columns: str, mark: str, contains: str, *, account: str | None, profile: str | None,
-                since: object | None, event: str | None, to: str | None, failed: bool,
-                legacy: bool = False, table: str = "messages") -> tuple[str, tuple[object, ...]]:
-    """The `log` query for either database: `mark` is the placeholder, `contains` the recipient test."""
-    clauses, params = ["1 = 1"], list[object]()
-    owner = "profile" if legacy else "account"
-    if account and not legacy:
-        clauses.append(f"(account = {mark} OR (account = '' AND profile = {mark} AND lower(message_id) LIKE {mark}))")
-        params += [account, profile or "", f"%@{legacy_domain(account)}>"]
-    elif profile:
-        clauses.append(f"profile = {mark}")
-        params.append(profile)
-    for column, value in (("created_at >=", since), ("event =", event)):
-        if value:
-            clauses.append(f"{column} {mark}")
-            params.append(value)
-    if to:
-        clauses.append(contains)
-        params.append(f",{to.lower()},")
-    if failed:
-        same = f"later.{owner} = messages.{owner} AND later.idem_key = messages.idem_key"
-        later = f"EXISTS (SELECT 1 FROM {table} later WHERE {same} AND later.id {{}})"  # noqa: S608  # table and columns are constants; values are bound
-        any_later = later.format("> messages.id")
-        later_sent = later.format("> messages.id AND later.status = 'sent'")
-        earlier_partial = later.format("< messages.id AND later.status = 'partial'")
-        clauses.append(
-            f"((status IN ('failed', 'temporary', 'in_flight', 'interrupted') AND NOT {any_later} AND NOT "
-            f"{earlier_partial}) OR "
-            f"(status = 'partial' AND (NOT {later_sent} OR refused != pending)))")
-    sql = f"SELECT {columns} FROM {table} AS messages WHERE {' AND '.join(clauses)} ORDER BY id"  # noqa: S608  # constants; values are bound
-    return sql, tuple(params)
