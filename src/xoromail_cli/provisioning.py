@@ -137,3 +137,13 @@ def implied_service(service_answers: dict[str, Any], existing: Profile | None) -
     if existing is not None and existing.service in fitting:
         return existing.service
     return fitting[0] if len(fitting) == 1 else None
+
+
+def service_option(value: str) -> str:
+    """--service as the registry names it; an unknown one is a wrong command line (exit 2)."""
+    from xoromail_cli.errors import XoromailError
+
+    try:
+        return config.normalize_service(value)
+    except XoromailError as error:
+        raise UsageError(f"--service: {error.message}", error.hint) from None

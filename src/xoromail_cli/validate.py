@@ -182,6 +182,19 @@ def _expiry_notes(profile: Profile, secrets: SecretStore) -> list[str]:
     return expiry.texts(expiry.notes_for(profile, secrets=secrets))
 
 
+def refused_sign_in(profile: Profile, error: XoromailError) -> ValidationReport:
+    """An interactive sign-in refused before any check ran (setup's Connect and Allow), as a failed report: config
+    passed, the sign-in stage failed, the service's later stages not reached."""
+    service = services.for_profile(profile)
+    stage = getattr(error, "stage", "sign-in")
+    return ValidationReport(
+        profile=profile.name, service=profile.service, exit_code=error.exit_code,
+        stages=[Stage(name="config", ok=True, detail=f"{profile.email} via {service.describe(profile)}"),
+                Stage(name=stage, ok=False, detail=error.message, hint=error.hint)],
+        skipped=[name for name in service.planned_stages(profile, True)
+                 if name not in ("config", stage, "sign-in", "token")])
+
+
 def _check_ledger(profile: Profile, secrets: SecretStore, timeout: float,
                   progress: _Progress) -> ValidationReport | None:
     """A shared ledger is a stage of its own: `send` could not start without it."""

@@ -73,7 +73,7 @@ def setup(
     settings = {key: value for key, value in (("company_name", company_name), ("reply_to", reply_to),
                                               ("ledger", ledger)) if value is not None}
     answers = provisioning.SetupAnswers(
-        service=_service_option(service) if service else None, email=email, display_name=display_name,
+        service=provisioning.service_option(service) if service else None, email=email, display_name=display_name,
         ca_file=str(ca_file) if ca_file else None, password_command=password_command, timeout=timeout,
         settings=settings, service_answers=_service_answers(ctx))
     answers.service = answers.service or provisioning.implied_service(answers.service_answers, existing)
@@ -139,17 +139,6 @@ def _store_label() -> str:
     return store_label()
 
 
-def _service_option(value: str) -> str:
-    """--service as the registry names it; an unknown one is a wrong command line (exit 2)."""
-    from xoromail_cli import config
-    from xoromail_cli.errors import UsageError, XoromailError
-
-    try:
-        return config.normalize_service(value)
-    except XoromailError as error:
-        raise UsageError(f"--service: {error.message}", error.hint) from None
-
-
 class _Attempt:
     """One try at building and validating the profile; the wizard may change an answer and try again."""
 
@@ -179,7 +168,7 @@ class _Attempt:
         except XoromailError as error:
             if self.wizard is None or self.as_json or isinstance(error, KeyringUnavailableError):
                 raise
-            return self._sign_in_refused(chosen, error)
+            return self._sign_in_refused(error)
         if no_validate:
             return True
         try:
@@ -189,19 +178,13 @@ class _Attempt:
                 chosen.disconnect(self.profile, self.secrets)  # a grant given for a profile never saved is revoked
             raise
 
-    def _sign_in_refused(self, chosen: Service, error: XoromailError) -> bool:
+    def _sign_in_refused(self, error: XoromailError) -> bool:
         """A refused interactive sign-in (a wrong client ID, a cancelled page) is shown as a failed check is: the
         stage table, then the retry menu, whose default is the answer the hint names."""
         from xoromail_cli.cli.render import print_validation
-        from xoromail_cli.validate import Stage, ValidationReport
+        from xoromail_cli.validate import refused_sign_in
 
-        stage = getattr(error, "stage", "sign-in")
-        planned = chosen.planned_stages(self.profile, True)
-        self.report = ValidationReport(
-            profile=self.profile.name, service=self.profile.service, exit_code=error.exit_code,
-            stages=[Stage(name="config", ok=True, detail=f"{self.profile.email} via {chosen.describe(self.profile)}"),
-                    Stage(name=stage, ok=False, detail=error.message, hint=error.hint)],
-            skipped=[name for name in planned if name not in ("config", stage, "sign-in", "token")])
+        self.report = refused_sign_in(self.profile, error)
         print_validation(self.report)
         return False
 
