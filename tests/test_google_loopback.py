@@ -15,7 +15,7 @@ from xoromail_cli.services.google import oauth
 from xoromail_cli.services.google.loopback import page_for
 
 
-def test_the_page_says_cancelled_when_the_user_cancelled(google: GoogleServer, tls: TLSFiles,  # noqa: F811
+def test_the_page_says_cancelled_when_the_user_cancelled(google: GoogleServer, tls: TLSFiles,  # noqa: F811  # the imported fixture, used by name
                                                          tmp_path: Path) -> None:
     google.state.deny = True
     settings, secret = settings_for(google, tmp_path)
@@ -34,7 +34,7 @@ def test_the_page_says_signed_in_only_when_signed_in() -> None:
 
 
 def test_signing_in_again_right_after_a_failed_sign_in_reuses_the_port(
-        google: GoogleServer, tls: TLSFiles, tmp_path: Path) -> None:  # noqa: F811
+        google: GoogleServer, tls: TLSFiles, tmp_path: Path) -> None:  # noqa: F811  # the imported fixture, used by name
     port = free_port()
     google.state.deny = True
     settings, secret = settings_for(google, tmp_path, redirect_port=port)

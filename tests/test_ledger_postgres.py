@@ -174,7 +174,7 @@ def test_verify_full_tls_with_the_databases_ca_connects_and_a_wrong_ca_is_refuse
     issued = tls.ca.issue_cert("127.0.0.1")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     issued.configure_cert(context)
-    front = TlsFront(postgres.port, context)  # the database's TLS, in front of the test server
+    front = TlsFront(backend_port=postgres.port, context=context)  # the database's TLS, in front of the test server
     try:
         postgres.create_database("erp_tls")
         url = (f"postgresql://{APP_USER}@127.0.0.1:{front.port}/erp_tls"

@@ -20,7 +20,7 @@ GSS_REQUEST = 80877104
 DEADLINE = 20.0
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TlsFront:
     backend_port: int
     context: ssl.SSLContext

@@ -93,18 +93,29 @@ _PLAIN_METAVARS = {"<int>": "N", "<int range>": "N", "<float>": "NUMBER", "<floa
 class _NamedArgument(TyperArgument):
     """An argument shown by its name alone in --help (Typer adds its type, `<str>`, in a column beside it)."""
 
-    def display_type_rich(self, ctx: Any) -> str | None:
-        return None
+    def __init__(self) -> None:  # never called: an existing argument's class is swapped (see `_name_only`)
+        raise TypeError("use _name_only")
+
+
+def _name_only(param: TyperArgument) -> None:
+    """Typer's help shows an argument's type from `type.get_metavar` (or `<name>`); an empty one shows none.
+    The type is copied first: Click's types (STRING, a Path) are shared by every parameter."""
+    import copy
+
+    shown = copy.copy(param.type)
+    shown.get_metavar = lambda *args, **kwargs: ""  # type: ignore[method-assign]  # this copy only: no type column
+    param.type = shown
+    param.__class__ = _NamedArgument
 
 
 def _no_flag_metavar(params: list[Any]) -> list[Any]:
-    """Typer 0.29 shows `<bool>` after every flag in --help, as if it took a value; a flag takes none. Every
+    """Typer shows `<bool>` after every flag in --help, as if it took a value; a flag takes none. Every
     other value without a placeholder of its own gets a plain one (`N`, `PATH`, an argument's name)."""
     from typer.core import TyperOption
 
     for param in params:
         if isinstance(param, TyperArgument) and not isinstance(param, _NamedArgument):
-            param.__class__ = _NamedArgument  # its name (EVENT, DIR) is its placeholder: no `<str>` beside it
+            _name_only(param)  # its name (EVENT, DIR) is its placeholder: no `<str>` beside it
         if param.metavar is not None:
             continue
         if isinstance(param, TyperOption) and param.is_flag:
@@ -112,7 +123,8 @@ def _no_flag_metavar(params: list[Any]) -> list[Any]:
         elif isinstance(param, TyperArgument) and param.name:
             param.metavar = param.name.upper()
         elif isinstance(param, TyperOption):  # choices keep Typer's `a|b|c`, which says more than a name
-            param.metavar = _PLAIN_METAVARS.get(param.display_type(None))  # type: ignore[arg-type]  # no context needed but for choices
+            name = param.type.name  # Click's metavar is the type's name in angle brackets (`<int range>`)
+            param.metavar = _PLAIN_METAVARS.get(name if name.startswith("<") else f"<{name}>")
     return params
 
 
