@@ -249,14 +249,14 @@ def require_keyring_for_tokens(label: str) -> None:
     """Stop before the sign-in's questions when nothing could keep its tokens, saying what would."""
     from xoromail_cli import credentials
     from xoromail_cli.errors import KeyringUnavailableError
+    from xoromail_cli.stores.keyrings import TOKEN_HINT
 
     try:
         credentials.ensure_keyring_usable()
     except KeyringUnavailableError as error:
         raise KeyringUnavailableError(
-            f"{label} keeps its sign-in (tokens) in the OS keyring, and there is none here: {error.message}",
-            "install a keyring backend (a Secret Service daemon such as gnome-keyring or KeePassXC) and run setup "
-            "again; a password command or $XOROMAIL_PASSWORD cannot hold tokens. Nothing was saved") from None
+            f"{label} keeps its sign-in (tokens) in a secret store (the OS keyring or the encrypted file), and "
+            f"none may be used here: {error.message}", TOKEN_HINT) from None
 
 
 def _answer(ask: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
