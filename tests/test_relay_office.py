@@ -202,3 +202,23 @@ def test_the_office_relay_refuses_to_start_with_a_login_of_a_missing_profile_or_
     config_path.write_text(broken)
     unknown = runner.invoke(app, ["--config", str(config_path), "relay", "users", "list"])
     assert unknown.exit_code == 78 and "unknown setting 'colour'" in unknown.output
+
+
+def test_the_first_login_added_keeps_the_one_login_relays_login_working(
+        runner: CliRunner, config_path: Path, smtp_server: ServerFactory, tls: TLSFiles, office: OfficeFactory) -> None:
+    """`relay --user erp --password-stdin` first (relay.md's "Start it"), then `relay users add` for a second
+    program: `xoromail relay` then serves the settings file's logins, so the ERP's login is kept among them
+    (with its password) instead of being refused after the next start."""
+    billing, shipping = two_mailboxes(config_path, smtp_server, tls)
+    credentials.write_secret("billing", "relay_user", "erp")
+    credentials.write_secret("billing", "relay_password", "erp-one-login-pass")
+    added = runner.invoke(app, ["--config", str(config_path), "relay", "users", "add", "shipping-erp", "--profile",
+                                "shipping", "--password-stdin"], input="s-pass\n")
+    assert added.exit_code == 0, added.output
+    shown = " ".join(added.output.split())
+    assert "erp" in load_logins(config_path) and load_logins(config_path)["erp"].profile == "billing"
+    assert "kept the one-login relay's login erp (profile billing)" in shown
+    running = office()
+    submit(running.server.port, erp_message(1), user="erp", password="erp-one-login-pass")
+    submit(running.server.port, erp_message(2, sender=SHIPPING), user="shipping-erp", password="s-pass")
+    wait_for(lambda: len(billing.messages) == 1 and len(shipping.messages) == 1, what="both deliveries")

@@ -44,8 +44,16 @@ def add(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME", 
     from xoromail_cli.relay.users import RelayLogin, add_login, check_login_name
 
     login = RelayLogin(check_login_name(name), profile, tuple(parse_address(a, "--from") for a in senders or ()))
-    generated = add_login(state_of(ctx).config_path, login, _password(password_stdin))
+    generated, adopted = add_login(state_of(ctx).config_path, login, _password(password_stdin))
     _show(name, generated, as_json, f"relay login {name} added: delivers through profile {profile}")
+    if adopted and not as_json:
+        from xoromail_cli.cli.console import err
+
+        for kept in adopted:
+            err().print(f"note: kept the one-login relay's login {kept.name} (profile {kept.profile}) as a login of "
+                        "the settings file, with its password: `xoromail relay` now serves the settings file's "
+                        "logins, so the program using it keeps working (`xoromail relay users remove "
+                        f"{kept.name}` if it should not)", markup=False)
 
 
 @users_app.command("list")

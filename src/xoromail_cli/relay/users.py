@@ -108,8 +108,9 @@ def _save(path: Path, logins: dict[str, RelayLogin]) -> None:
     atomic_write(path, tomli_w.dumps(document).encode("utf-8"))
 
 
-def add_login(path: Path, login: RelayLogin, password: str | None) -> str | None:
-    """Save the login and store its password (generated when None: returned, for the caller to show once)."""
+def add_login(path: Path, login: RelayLogin, password: str | None) -> tuple[str | None, list[RelayLogin]]:
+    """Save the login and store its password (generated when None: returned, for the caller to show once).
+    The first login also adopts the one-login relays' logins (see `_adopt_one_login_relays`), returned too."""
     from xoromail_cli import config
 
     check_login_name(login.name)
@@ -120,9 +121,30 @@ def add_login(path: Path, login: RelayLogin, password: str | None) -> str | None
                          f"remove it first (`xoromail relay users remove {login.name}`), or rotate its password "
                          f"with `xoromail relay users password {login.name}`")
     generated = set_password(login.name, password)
+    adopted = _adopt_one_login_relays(path, login.name) if not logins else []
+    logins.update({kept.name: kept for kept in adopted})
     logins[login.name] = login
     _save(path, logins)
-    return generated
+    return generated, adopted
+
+
+def _adopt_one_login_relays(path: Path, taken: str) -> list[RelayLogin]:
+    """The one-login relay's login of each profile (`relay --user NAME --password-stdin`, kept beside the
+    profile's secrets), as logins of the settings file: once the file has logins, `xoromail relay` serves only
+    those, and the ERP already using that login would be refused after the relay's next start."""
+    from xoromail_cli import config
+    from xoromail_cli.credentials import read_secret
+    from xoromail_cli.relay.credential import DEFAULT_USER, PASSWORD_KIND, USER_KIND
+
+    adopted: list[RelayLogin] = []
+    for name in config.load(path).profiles:
+        password = read_secret(name, PASSWORD_KIND)
+        user = read_secret(name, USER_KIND) or DEFAULT_USER
+        if not password or not _NAME.fullmatch(user) or user in (taken, *(kept.name for kept in adopted)):
+            continue
+        set_password(user, password)
+        adopted.append(RelayLogin(user, name))
+    return adopted
 
 
 def set_password(name: str, password: str | None) -> str | None:
