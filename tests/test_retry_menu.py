@@ -39,3 +39,15 @@ def test_every_answer_has_a_plain_name() -> None:
     labels = menu_labels([*KEYS, "password", "some_new_key"], {"mode": "Sign in as the mailbox or as the app"})
     assert labels[KEYS.index("client_id")] == "the client (application) ID"
     assert not any("_" in label for label in labels), labels
+
+
+def test_every_services_answer_has_a_label_of_its_own() -> None:
+    """A flag's answer is in the menu too (`--no-browser` once showed as "the no browser"): each option and
+    question of every service has a plain name written for it, not one made from its key."""
+    from xoromail_cli import services
+    from xoromail_cli.cli.wizard import ANSWER_LABELS, COMMON_LABELS
+
+    keys = {option.key for name in services.REGISTRY for option in services.get(name).setup_options}
+    missing = sorted(key for key in keys if key not in ANSWER_LABELS and key not in COMMON_LABELS)
+    assert not missing, missing
+    assert menu_labels(["no_browser"], {})[0] == "whether to open a browser"
