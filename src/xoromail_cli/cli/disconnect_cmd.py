@@ -14,7 +14,7 @@ def disconnect(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask; needed when stdin is not a terminal.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Remove every secret of the profile from the keyring (a sign-in is revoked first where possible).
+    """Remove every secret of the profile from the secret store (a sign-in is revoked first where possible).
 
     Also the relay's login and a PostgreSQL ledger's password; says which were removed, or that none was stored.
     """
@@ -32,7 +32,7 @@ def disconnect(
                              "pass --yes to remove them without asking")
         from rich.prompt import Confirm
 
-        if not Confirm.ask(f"Remove every secret of profile {profile.name!r} from the keyring?", default=False):
+        if not Confirm.ask(f"Remove every secret of profile {profile.name!r} from the secret store?", default=False):
             raise typer.Exit(1)
     service = services.for_profile(profile)
     kinds = tuple(dict.fromkeys(("password", *service.secret_kinds, *PROFILE_SECRET_KINDS)))
