@@ -55,7 +55,7 @@ ENTRIES: tuple[Entry, ...] = (
           fix="check that this machine may reach the server on 587 (`{xoromail} validate --no-send` from the "
               "same machine), look for an antivirus or firewall intercepting SMTP; " + RELAY,
           exit_code=ExitCode.TEMPFAIL, command="{xoromail} validate --no-send", source=SOURCE),
-    Entry(id="dotnet-unable-to-connect", pattern=r"Unable to connect to the remote server",
+    Entry(id="dotnet-unable-to-connect", pattern=None, loose=r"Unable to connect to the remote server",
           title=".NET: unable to connect to the remote server",
           cause="nothing answered on that host and port (wrong host or port, firewall, no network)",
           fix="check the host and port in the ERP (587 for STARTTLS); `{xoromail} validate --no-send` tests the "

@@ -20,7 +20,8 @@ def _delegation(context: Context) -> str:
 
 
 _ENTRIES: tuple[Entry, ...] = (
-    Entry(id="google-unauthorized-client", pattern=r"unauthorized_client|Client is unauthorized to retrieve access",
+    Entry(id="google-unauthorized-client", pattern=r"Client is unauthorized to retrieve access",
+          loose=r"unauthorized_client",
           title="Google: the service account may not act for this mailbox (domain-wide delegation)",
           cause="domain-wide delegation is not granted to the service account's client ID, or not for the scope "
                 "gmail.send",
@@ -36,17 +37,18 @@ _ENTRIES: tuple[Entry, ...] = (
           title="Google: the service account key is not valid any more",
           cause="the key was deleted or disabled in the Cloud console (or the service account was deleted)",
           fix=hints.KEY_DELETED_HINT, exit_code=ExitCode.NOPERM, command=SERVICE_ACCOUNT, source=SOURCE),
-    Entry(id="google-invalid-grant", pattern=r"invalid_grant|Token has been expired or revoked", fallback=True,
+    Entry(id="google-invalid-grant", pattern=r"Token has been expired or revoked",
+          loose=r"invalid_grant", fallback=True,
           title="Google: the sign-in expired or was revoked",
           cause="a consent screen in Testing ends refresh tokens after 7 days; a password change or removed access "
                 "ends them too",
           fix=hints.EXPIRED_HINT, exit_code=ExitCode.NOPERM, command=SETUP,
           source="support.google.com/cloud/answer/15549945"),
-    Entry(id="google-invalid-client", pattern=r"invalid_client|deleted_client|OAuth client was not found",
+    Entry(id="google-invalid-client", pattern=r"deleted_client|OAuth client was not found", loose=r"invalid_client",
           title="Google: the OAuth client is not accepted", cause="the OAuth client was deleted or its secret reset",
           fix=hints.CLIENT_HINT, exit_code=ExitCode.CONFIG,
           command="{xoromail} setup --service google --client-secrets CLIENT.json", source=SOURCE),
-    Entry(id="google-access-denied", pattern=r"access_denied|has not completed the Google verification",
+    Entry(id="google-access-denied", pattern=r"has not completed the Google verification", loose=r"access_denied",
           title="Google: sign-in not allowed",
           cause="the user clicked Cancel, or is not a test user of an app in Testing status",
           fix=hints.SETUP_AGAIN + " and click Allow (an app in Testing lists its test users on the OAuth consent "
@@ -72,11 +74,11 @@ _ENTRIES: tuple[Entry, ...] = (
                                     r"insufficient authentication scopes",
           title="Gmail API: the token may not send", cause="the sign-in did not grant gmail.send",
           fix=hints.SCOPE_HINT, exit_code=ExitCode.NOPERM, command=SETUP, source="developers.google.com"),
-    Entry(id="gmail-quota", pattern=r"dailyLimitExceeded|userRateLimitExceeded|rateLimitExceeded|quotaExceeded|"
-                                    r"User-rate limit exceeded",
+    Entry(id="gmail-quota", pattern=None, loose=r"dailyLimitExceeded|\b(user)?RateLimitExceeded|\bquotaExceeded|"
+                                                 r"User-rate limit exceeded",
           title="Gmail API: sending limit reached", cause="the daily or per-minute limit of the account or project",
           fix=hints.QUOTA_HINT, exit_code=ExitCode.TEMPFAIL, source="developers.google.com gmail/api quota"),
-    Entry(id="gmail-precondition", pattern=r"Precondition check failed|failedPrecondition",
+    Entry(id="gmail-precondition", pattern=None, loose=r"Precondition check failed|failedPrecondition",
           title="Gmail API: precondition failed",
           cause="a service account called the Gmail API without acting for a Workspace user (no delegation "
                 "subject), or the mailbox has no Gmail service",
