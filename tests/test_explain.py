@@ -285,3 +285,29 @@ def test_docs_explain_lists_the_whole_catalogue() -> None:
     script = Path(__file__).resolve().parent.parent / "scripts" / "gen_explain_doc.py"
     result = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_delegation_fix_quotes_the_profiles_service_account_client_id() -> None:
+    from xoromail_cli.profile import Profile
+    from xoromail_cli.services.google.settings import GoogleSettings
+
+    robot = Profile(name="g", email="billing@company.test", service="google", settings=GoogleSettings(
+        client_id="113456789012345678901", service_account="sender@p.iam.gserviceaccount.com"))
+    text = "google.auth.exceptions.RefreshError: ('unauthorized_client: Client is unauthorized to retrieve access"
+    [found] = explain(text, Context.from_profile(robot))
+    assert "client ID 113456789012345678901 and exactly the scope" in found.fix
+    assert "client ID CLIENT_ID" in explain(text)[0].fix  # no profile: the placeholder to replace
+
+
+@pytest.mark.parametrize(("sign_in", "code", "option"), [
+    ("device-code", 53003, "--sign-in browser --redirect-port 8765"),
+    ("browser", 53003, "--sign-in device-code"),
+    ("browser", 53000, "--sign-in device-code"),
+])
+def test_a_conditional_access_block_runs_the_other_flow(sign_in: str, code: int, option: str) -> None:
+    settings = Microsoft365Settings(tenant="company.test", client_id="5f6e7d8c-9b0a-4c1d-8e2f-3a4b5c6d7e8f",
+                                    sign_in=sign_in)
+    context = Context(settings=settings, tenant=settings.tenant, client_id=settings.client_id, email="b@company.test")
+    [found] = explain(f"AADSTS{code}: Access has been blocked by Conditional Access policies.", context)
+    assert found.command is not None and found.command.endswith(option) and option in found.fix
+    assert found.command.startswith("xoromail setup --service microsoft365 --tenant company.test --client-id 5f6e")

@@ -42,7 +42,7 @@ def explain(text: str, context: Context | None = None) -> list[Explanation]:
         found = [(entry, matched) for entry, matched in found if not entry.fallback]
     return [Explanation(id=entry.id, title=entry.title, matched=matched, cause=_text(entry.cause, context),
                         fix=_text(entry.fix, context), exit_code=entry.exit_code, switch=entry.switch,
-                        command=context.fill(entry.command) if entry.command else None, source=entry.source)
+                        command=_text(entry.command, context) if entry.command else None, source=entry.source)
             for entry, matched in found]
 
 

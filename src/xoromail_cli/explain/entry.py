@@ -88,8 +88,9 @@ class Entry:
     source: str
     switch: str | None = None
     """The admin switch that fixes it (tenant, mailbox, security defaults, Conditional Access, Direct Send…)."""
-    command: str | None = None
-    """The xoromail command to run, with `{xoromail}`, `{email}`, `{host}`… filled from the profile."""
+    command: Text | None = None
+    """The xoromail command to run, with `{xoromail}`, `{email}`, `{host}`… filled from the profile (or a function
+    of the context, when the command depends on the profile's settings)."""
     fallback: bool = False
     """Shown only when no more specific entry matches."""
     unless: str | None = None

@@ -15,8 +15,9 @@ SOURCE = "developers.google.com identity/protocols/oauth2; google-auth service_a
 
 
 def _delegation(context: Context) -> str:
-    client_id = getattr(context.settings, "service_account_client_id", None) or "CLIENT_ID"
-    return hints.delegation_hint(str(client_id))
+    """The profile's own client ID when it signs in with a service account (else a placeholder to replace)."""
+    robot = getattr(context.settings, "service_account", None)
+    return hints.delegation_hint(context.client_id if robot else "CLIENT_ID")
 
 
 _ENTRIES: tuple[Entry, ...] = (

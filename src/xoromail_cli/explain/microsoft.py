@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from xoromail_cli.errors import ExitCode
-from xoromail_cli.explain.entry import Context, Entry
+from xoromail_cli.explain.entry import Context, Entry, Text
 from xoromail_cli.services.exchange import hints as ews
 from xoromail_cli.services.microsoft365 import hints
 
@@ -22,7 +22,13 @@ def _rule(code: int) -> Callable[[Context], str]:
     return lambda context: hints.SIGN_IN_RULES[code][1](context.microsoft365())
 
 
-def _aadsts(code: int, title: str, cause: str, *, switch: str | None = None, command: str | None = SETUP) -> Entry:
+def _other_flow(code: int) -> Callable[[Context], str]:
+    """Setup with the sign-in flow a Conditional Access block leaves open (the one its fix names)."""
+    return lambda context: f"{SETUP} {hints.other_flow(code, context.microsoft365())}"
+
+
+def _aadsts(code: int, title: str, cause: str, *, switch: str | None = None,
+            command: Text | None = SETUP) -> Entry:
     kind = hints.SIGN_IN_RULES[code][0]
     return Entry(id=f"aadsts{code}", pattern=rf"AADSTS{code}\b", title=f"AADSTS{code}: {title}", cause=cause,
                  fix=_rule(code), exit_code=kind.exit_code, switch=switch, command=command,
@@ -42,11 +48,13 @@ def _ews_credentials(context: Context) -> str:
 
 ENTRIES: tuple[Entry, ...] = (
     _aadsts(53003, "blocked by Conditional Access", "a Conditional Access policy refused this sign-in flow "
-            "(Microsoft recommends blocking the device-code flow)", switch="Conditional Access"),
+            "(Microsoft recommends blocking the device-code flow)", switch="Conditional Access",
+            command=_other_flow(53003)),
     _aadsts(53000, "device not compliant", "a Conditional Access policy requires a compliant (managed) device for "
-            "this sign-in, and this machine is not one", switch="Conditional Access (device compliance)"),
+            "this sign-in, and this machine is not one", switch="Conditional Access (device compliance)",
+            command=_other_flow(53000)),
     _aadsts(53001, "device not domain-joined", "a Conditional Access policy requires a hybrid-joined device",
-            switch="Conditional Access (device state)"),
+            switch="Conditional Access (device state)", command=_other_flow(53001)),
     _aadsts(65001, "consent required", "nobody consented to the app's permissions in this tenant",
             switch="tenant: admin consent (Entra admin center → Enterprise applications → consent)"),
     _aadsts(50076, "multi-factor authentication required", "the tenant requires MFA for this sign-in",
