@@ -306,7 +306,7 @@ def test_the_delegation_fix_quotes_the_profiles_service_account_client_id() -> N
 ])
 def test_a_conditional_access_block_runs_the_other_flow(sign_in: str, code: int, option: str) -> None:
     settings = Microsoft365Settings(tenant="company.test", client_id="5f6e7d8c-9b0a-4c1d-8e2f-3a4b5c6d7e8f",
-                                    sign_in=sign_in)
+                                    sign_in=sign_in)  # type: ignore[arg-type]  # the parametrised flow name
     context = Context(settings=settings, tenant=settings.tenant, client_id=settings.client_id, email="b@company.test")
     [found] = explain(f"AADSTS{code}: Access has been blocked by Conditional Access policies.", context)
     assert found.command is not None and found.command.endswith(option) and option in found.fix
