@@ -53,7 +53,7 @@ def test_a_microsoft_certificate_within_30_days_is_named_with_its_date_and_comma
     assert [note.kind for note in notes] == ["microsoft-certificate"]
     text = notes[0].text()
     assert "expires on" in text and ("(in 9 days)" in text or "(in 10 days)" in text)
-    assert "xoromail setup --service microsoft365 --certificate NEW.pem" in text
+    assert "xoromail --profile m365 setup --service microsoft365 --certificate NEW.pem" in text
     assert expiry.notes_for(m365(mode="app", certificate=str(later))) == []
 
 
@@ -104,7 +104,7 @@ def test_a_refresh_token_unused_for_60_days_warns_with_its_end(tls: TLSFiles) ->
         profile = Profile(name="aging", email=USER, service="microsoft365", settings=settings_for(server))
         [note] = expiry.notes_for(profile, now=NOW, secrets=store)
         assert note.kind == "microsoft-refresh-token" and note.expires.date().isoformat() == "2027-01-01"
-        assert "xoromail validate --no-send" in note.text(NOW)
+        assert "xoromail --profile aging validate --no-send" in note.text(NOW)
         assert expiry.notes_for(profile, now=NOW - timedelta(days=10), secrets=store) == []
 
 
@@ -199,3 +199,19 @@ def test_the_relay_logs_its_certificate_expiring_at_start(tls: TLSFiles, config_
         assert "what=relay-tls" in line and "--tls-cert NEW-CERT.pem" in line
     finally:
         assert relay.terminate() == 0
+
+
+def test_a_notes_command_names_the_profile_it_renews(tls: TLSFiles, tmp_path: Path) -> None:
+    """A note in the log of a relay for profile `m365` must not tell the reader to change the default profile."""
+    notes = expiry.notes_for(m365(mode="app", client_secret_expires="2026-12-20"), now=NOW,
+                             relay_certificate=rsa_pem(tmp_path, 5, "relay.pem"))
+    assert [note.command.split(" setup ")[0].split(" relay ")[0] for note in notes] == ["xoromail --profile m365"] * 2
+    default = Profile(name="default", email=USER, service="microsoft365", settings=Microsoft365Settings(
+        tenant="company.test", client_id="5f6e7d8c-9b0a-4c1d-8e2f-3a4b5c6d7e8f", mode="app",
+        client_secret_expires="2026-12-20"))
+    assert expiry.notes_for(default, now=NOW)[0].command.startswith("xoromail setup --service microsoft365")
+
+
+def test_the_relay_tls_note_says_a_reload_takes_the_renewed_files(tmp_path: Path) -> None:
+    [note] = expiry.notes_for(m365(mode="app"), relay_certificate=rsa_pem(tmp_path, 5, "relay.pem"))
+    assert "SIGHUP" in note.text()
