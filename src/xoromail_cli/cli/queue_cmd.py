@@ -1,4 +1,4 @@
-"""`xoromail queue list|retry|drop`: the relay's spool, for people and scripts."""
+"""`xoromail queue list|status|retry|drop`: the relay's spool, for people and scripts."""
 
 from __future__ import annotations
 
@@ -11,17 +11,18 @@ import typer
 from xoromail_cli.cli.state import state_of
 
 if TYPE_CHECKING:
+    from xoromail_cli.profile import Profile
     from xoromail_cli.relay.spool import Spool
 
-queue_app = typer.Typer(help="The relay's spool: list, retry or drop the messages it keeps.", no_args_is_help=True,
-                        context_settings={"help_option_names": ["-h", "--help"]})
+queue_app = typer.Typer(help="The relay's spool: list, retry or drop the messages it keeps; status.",
+                        no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 SpoolOption = Annotated[Path | None, typer.Option("--spool", metavar="DIR", file_okay=False,
                                                   help="The spool folder (default: the profile's).")]
 
 
 @queue_app.callback()
 def _group() -> None:
-    """The relay's spool: list, retry or drop the messages it keeps."""
+    """The relay's spool: list, retry or drop the messages it keeps; status."""
 
 
 def _spool(ctx: typer.Context, folder: Path | None) -> Spool:
@@ -67,6 +68,45 @@ def list_queue(ctx: typer.Context, spool_dir: SpoolOption = None,
                       str(entry.state.attempts), next_try,
                       escape(f"{entry.message_id}\n{entry.state.last_reply}".strip()))
     console.print(table)
+
+
+@queue_app.command("status")
+def status(ctx: typer.Context, spool_dir: SpoolOption = None,
+           tls_cert: Annotated[Path | None, typer.Option(
+               "--tls-cert", metavar="PEM", dir_okay=False,
+               help="The relay's TLS certificate, to warn 21 days before it expires.")] = None,
+           as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False) -> None:
+    """How many messages the relay keeps, and what the profile needs that expires soon (with the renewing command)."""
+    from xoromail_cli.cli.console import out, print_json
+    from xoromail_cli.services import expiry
+
+    profile = _profile(ctx)
+    entries = list(_spool(ctx, spool_dir).entries())
+    queued = [entry for entry in entries if entry.where == "queue"]
+    counts = {"queued": len(queued), "in_doubt": sum(entry.state.in_doubt for entry in queued),
+              "failed": len(entries) - len(queued)}
+    oldest = min((entry.received_at for entry in queued), default=None)
+    notes = expiry.notes_for(profile, relay_certificate=tls_cert) if profile is not None else []
+    if as_json:
+        print_json({**counts, "oldest_queued": _when(oldest) if oldest else None,
+                    "expiring": [note.to_json() for note in notes]})
+        return
+    since = f", the oldest since {_when(oldest)} UTC" if oldest else ""
+    lines = [f"{counts['queued']} queued ({counts['in_doubt']} in doubt){since}; {counts['failed']} failed"]
+    lines += [f"note: {note.text()}" for note in notes]
+    out().print("\n".join(lines), markup=False, highlight=False)
+
+
+def _profile(ctx: typer.Context) -> Profile | None:
+    """The profile whose expiry notes `status` shows; None when it cannot be read (the spool is shown anyway)."""
+    from xoromail_cli import config
+    from xoromail_cli.errors import XoromailError
+
+    state = state_of(ctx)
+    try:
+        return config.load_profile(state.config_path, state.profile_name)
+    except XoromailError:
+        return None
 
 
 @queue_app.command("retry")
