@@ -150,3 +150,32 @@ def test_reading_and_describing_a_profile_loads_neither_msal_nor_requests() -> N
             f"heavy = [m for m in {watched!r} if m in sys.modules]; assert not heavy, heavy")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_preset_hve_sends_over_smtp_to_high_volume_email_without_hand_editing() -> None:
+    """HVE with XOAUTH2: `--preset hve` picks smtp-hve.office365.com (and SMTP); HVE's token rule follows the host."""
+    from xoromail_cli.services.smtp.presets import HVE_HOST
+
+    base = {"tenant": TENANT, "client_id": CLIENT_ID}
+    hve = build_settings({**base, "preset": "hve"}, None)
+    assert (hve.send_via, hve.smtp_server, hve.smtp_port) == ("smtp", HVE_HOST, 587)
+    assert any("internal recipients only" in note for note in SERVICE.setup_notes(hve))
+    notes = SERVICE.notes(ProfileStandIn(settings=hve))  # type: ignore[arg-type]  # the fields notes() reads
+    assert any("internal recipients only" in note for note in notes)
+    back = build_settings({"preset": "office365"}, hve)
+    assert (back.send_via, back.smtp_server) == ("smtp", "smtp.office365.com")
+    assert SERVICE.setup_notes(back) == []
+    with pytest.raises(DataError) as refused:
+        build_settings({**base, "preset": "gmail"}, None)
+    assert refused.value.field == "preset" and "hve" in (refused.value.hint or "")
+
+
+def test_setup_passes_preset_to_microsoft365(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from xoromail_cli.cli import app
+
+    result = CliRunner().invoke(app, ["--config", str(tmp_path / "c.toml"), "setup", "--service", "microsoft365",
+                                      "--tenant", TENANT, "--client-id", CLIENT_ID, "--email", USER,
+                                      "--display-name", "B", "--preset", "acs", "--no-validate"])
+    assert result.exit_code == 65 and "--preset acs is not a Microsoft 365 SMTP endpoint" in result.output

@@ -58,6 +58,8 @@ SETUP_OPTIONS: tuple[SetupOption, ...] = (
                 metavar="SECONDS", kind="float"),
     SetupOption(flag="--send-via", key="send_via", help="graph (default) or smtp (XOAUTH2 to smtp.office365.com:587)",
                 metavar="|".join(SEND_VIAS)),
+    SetupOption(flag="--preset", key="preset", help="hve: send over SMTP (XOAUTH2) to High Volume Email, "
+                "smtp-hve.office365.com (internal recipients only); office365: smtp.office365.com", metavar="NAME"),
     SetupOption(flag="--cloud", key="cloud", help="global (default), usgov or china", metavar="|".join(CLOUDS)),
     SetupOption(flag="--authority-host", key="authority_host",
                 help="sign-in host instead of the cloud's (proxies, tests)",
@@ -86,10 +88,33 @@ def build_settings(answers: Mapping[str, Any], existing: Microsoft365Settings | 
             values.pop("client_secret_expires", None)
     if answers.get("certificate"):
         values.pop("client_secret_expires", None)
+    if answers.get("preset") is not None:
+        _smtp_endpoint(values, str(answers["preset"]))
     for key in ("tenant", "client_id"):
         if not values.get(key):
             raise DataError(f"--{key.replace('_', '-')} is required for Microsoft 365", REGISTER_FIRST, field=key)
     return Microsoft365Settings.from_table(values)
+
+
+def _smtp_endpoint(values: dict[str, Any], preset: str) -> None:
+    """`--preset hve|office365`: the SMTP endpoint XOAUTH2 goes to (HVE's token rule follows the host)."""
+    from xoromail_cli.services.smtp.presets import HVE_HOST
+
+    hosts = {"hve": HVE_HOST, "office365": None}
+    if preset not in hosts:
+        raise DataError(f"--preset {preset} is not a Microsoft 365 SMTP endpoint",
+                        "with --service microsoft365, --preset takes hve (High Volume Email, smtp-hve.office365.com) "
+                        "or office365 (smtp.office365.com); other providers are --service smtp", field="preset")
+    values["send_via"] = "smtp"
+    values.pop("smtp_host", None)
+    if hosts[preset] is not None:
+        values["smtp_host"] = hosts[preset]
+
+
+def _hve_notes(settings: Microsoft365Settings) -> list[str]:
+    from xoromail_cli.services.smtp.presets import HVE_NOTE, is_hve
+
+    return [HVE_NOTE] if settings.send_via == "smtp" and is_hve(settings.smtp_server) else []
 
 
 def secrets_from_answers(answers: Mapping[str, Any]) -> dict[str, str]:
@@ -150,6 +175,9 @@ class Microsoft365Service(ServiceBase[Microsoft365Settings]):
 
     def build_settings(self, answers: Mapping[str, Any], existing: Any, email: str) -> Microsoft365Settings:
         return build_settings(answers, self.own(existing))
+
+    def setup_notes(self, settings: Any) -> list[str]:
+        return _hve_notes(settings) if isinstance(settings, Microsoft365Settings) else []
 
     def missing(self, answers: Mapping[str, Any], existing: Any, secret_known: bool,
                 email: str | None = None) -> list[str]:
@@ -227,7 +255,9 @@ class Microsoft365Service(ServiceBase[Microsoft365Settings]):
             refreshed = TokenSource(s, Secrets(profile), mailbox=profile.email).last_refreshed()
             if refreshed is not None and datetime.now(UTC) - refreshed < timedelta(days=60):
                 notes.append(refresh_note(refreshed))  # from 60 days unused, `expiry` warns with the date
-        if s.send_via == "smtp":
+        if _hve_notes(s):
+            notes += _hve_notes(s)
+        elif s.send_via == "smtp":
             notes.append("SMTP AUTH must stay enabled for this mailbox (Exchange admin center → mailbox → "
                          "Manage email apps → Authenticated SMTP); Graph needs no such switch")
         return notes
