@@ -311,3 +311,7 @@ def test_a_conditional_access_block_runs_the_other_flow(sign_in: str, code: int,
     [found] = explain(f"AADSTS{code}: Access has been blocked by Conditional Access policies.", context)
     assert found.command is not None and found.command.endswith(option) and option in found.fix
     assert found.command.startswith("xoromail setup --service microsoft365 --tenant company.test --client-id 5f6e")
+
+
+def test_the_usage_line_reads_plainly(runner: CliRunner) -> None:
+    assert "Usage: xoromail explain [OPTIONS] [TEXT]..." in runner.invoke(app, ["explain", "--help"]).stdout
