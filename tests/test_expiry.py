@@ -243,3 +243,21 @@ def test_queue_status_counts_the_spool_and_lists_what_expires(runner: CliRunner,
     text = runner.invoke(app, base)
     assert text.exit_code == 0 and "1 queued" in text.stdout and "1 failed" in text.stdout
     assert f"expires on {soon}" in text.stdout and "--client-secret-stdin --client-secret-expires" in text.stdout
+
+
+def test_a_failing_validate_still_names_what_expired(tls: TLSFiles, runner: CliRunner, config_path: Path) -> None:
+    """The failure AADSTS7000222 is learnt and the same run's notes say what expired and the renewing command."""
+    from tests.support.fakes.microsoft_server import CLIENT_SECRET
+
+    with MicrosoftServer(tls.server_context) as server:
+        server.secret_expired = True
+        profile = Profile(name="default", email=USER, service="microsoft365", display_name="Billing",
+                          settings=settings_for(server, mode="app"), ca_file=str(tls.ca_file), timeout=10.0)
+        config.save_profile(config_path, profile)
+        KeyringStore("default").set("client_secret", CLIENT_SECRET)
+        failed = runner.invoke(app, ["--config", str(config_path), "validate", "--no-send", "--json"])
+        assert failed.exit_code == 77
+        [note] = json.loads(failed.stdout)["notes"]
+        assert "client secret expired on" in note and "--client-secret-stdin --client-secret-expires" in note
+        text = runner.invoke(app, ["--config", str(config_path), "validate", "--no-send"])
+        assert text.exit_code == 77 and "note: the Microsoft app's client secret expired on" in text.stdout

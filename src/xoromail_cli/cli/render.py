@@ -45,6 +45,8 @@ def print_validation(report: ValidationReport) -> None:
     console.print(f"[bold red]Failed at stage {failed.name!r}:[/] {escape(failed.detail)}")
     if failed.hint:
         console.print(f"[yellow]hint:[/] {escape(failed.hint)}")
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}")
 
 
 def print_domain_report(report: DomainReport) -> None:
