@@ -315,3 +315,18 @@ def test_a_conditional_access_block_runs_the_other_flow(sign_in: str, code: int,
 
 def test_the_usage_line_reads_plainly(runner: CliRunner) -> None:
     assert "Usage: xoromail explain [OPTIONS] [TEXT]..." in runner.invoke(app, ["explain", "--help"]).stdout
+
+
+@pytest.mark.parametrize(("text", "entry"), [  # the ERP on a German Windows shows .NET's German texts
+    ("System.Net.Mail.SmtpException: Fehler beim Senden von Mail. ---> System.IO.IOException",
+     "dotnet-failure-sending"),
+    ("Der SMTP-Server erfordert eine sichere Verbindung, oder der Client war nicht authentifiziert. Die "
+     "Serverantwort war: 5.7.57 Client not authenticated to send mail.", "dotnet-secure-connection"),
+    ("System.Net.Mail.SmtpException: Der Server unterstützt keine sicheren Verbindungen.", "dotnet-no-secure-support"),
+    ("Fehler bei der Authentifizierung, da die Gegenseite den Transportstream geschlossen hat.",
+     "dotnet-transport-stream-closed"),
+    ("Von der Übertragungsverbindung können keine Daten gelesen werden: net_io_connectionclosed.",
+     "dotnet-unable-to-read"),
+])
+def test_the_erps_texts_in_german(text: str, entry: str) -> None:
+    assert explain(text)[0].id == entry
