@@ -42,6 +42,9 @@ TEXTS = {
     "535 5.7.139 Authentication unsuccessful, the request did not meet the criteria to be authenticated "
     "successfully. Contact your administrator.": "smtp-5.7.139-conditional-access",
     "535 5.7.3 Authentication unsuccessful": "smtp-5.7.3",
+    "Dec  7 10:05:01 erp postfix/smtp[4312]: 3F1A22C0B1: SASL authentication failed; server smtp.office365.com"
+    "[52.98.1.2] said: 535 5.7.139 Authentication unsuccessful, the user credentials were incorrect.":
+        "smtp-5.7.139-credentials",
     "530 5.7.57 Client not authenticated to send mail. [AM0PR02CA0001.eurprd02.prod.outlook.com]": "smtp-5.7.57",
     "550 5.7.60 SMTP; Client does not have permissions to send as this sender": "smtp-send-as-denied",
     "432 4.3.2 Concurrent connections limit exceeded. Visit https://aka.ms/concurrent_sending": "smtp-4.3.2-concurrent",
