@@ -217,34 +217,6 @@ def test_the_relay_tls_note_says_a_reload_takes_the_renewed_files(tmp_path: Path
     assert "SIGHUP" in note.text()
 
 
-def test_queue_status_counts_the_spool_and_lists_what_expires(runner: CliRunner, config_path: Path,
-                                                             tmp_path: Path) -> None:
-    from xoromail_cli import paths
-    from xoromail_cli.compose.envelope import Envelope
-    from xoromail_cli.relay.spool import QueueState, Spool
-
-    soon = (datetime.now(UTC) + timedelta(days=10)).date().isoformat()
-    config.save_profile(config_path, Profile(
-        name="default", email=USER, service="microsoft365", display_name="Billing", settings=Microsoft365Settings(
-            tenant="company.test", client_id="5f6e7d8c-9b0a-4c1d-8e2f-3a4b5c6d7e8f", mode="app",
-            client_secret_expires=soon)))
-    spool = Spool(paths.state_dir() / "relay" / "default")
-    data = b"From: billing@company.test\r\nTo: a@client.test\r\nSubject: x\r\n\r\nhi\r\n"
-    spool.put(Envelope(sender=USER, to=("a@client.test",), data=data, message_id="<m1@company.test>"))
-    spool.fail(spool.put(Envelope(sender=USER, to=("c@client.test",), data=data, message_id="<m2@company.test>")),
-               QueueState(1, 0.0, "550 5.1.1 User unknown"))
-    relay_pem = rsa_pem(tmp_path, 5, "relay.pem")
-    base = ["--config", str(config_path), "queue", "status", "--tls-cert", str(relay_pem)]
-    result = runner.invoke(app, [*base, "--json"])
-    assert result.exit_code == 0, result.output
-    status = json.loads(result.stdout)
-    assert (status["queued"], status["in_doubt"], status["failed"]) == (1, 0, 1)
-    assert [note["kind"] for note in status["expiring"]] == ["relay-tls", "microsoft-client-secret"]
-    text = runner.invoke(app, base)
-    assert text.exit_code == 0 and "1 queued" in text.stdout and "1 failed" in text.stdout
-    assert f"expires on {soon}" in text.stdout and "--client-secret-stdin --client-secret-expires" in text.stdout
-
-
 def test_a_failing_validate_still_names_what_expired(tls: TLSFiles, runner: CliRunner, config_path: Path) -> None:
     """The failure AADSTS7000222 is learnt and the same run's notes say what expired and the renewing command."""
     from tests.support.fakes.microsoft_server import CLIENT_SECRET

@@ -176,7 +176,7 @@ def test_a_message_the_spool_cannot_keep_gets_a_4xx_never_a_250(smtp_server: Ser
     lines: list[str] = []
     from xoromail_cli.relay.message import SenderPolicy
 
-    handler = RelayHandler(Spool(blocked), SenderPolicy(USER), lines.append, lambda: None)
+    handler = RelayHandler(Spool(blocked), SenderPolicy(mailbox=USER), lines.append, lambda: None)
     server = RelayServer(handler, RelayCredential(RELAY_USER, RELAY_PASSWORD), "127.0.0.1", 0, tls=None).start()
     try:
         with pytest.raises(smtplib.SMTPDataError) as caught:
@@ -195,7 +195,7 @@ def test_with_a_certificate_auth_waits_for_starttls(smtp_server: ServerFactory, 
     issued.cert_chain_pems[0].write_to_path(str(cert))
     issued.private_key_pem.write_to_path(str(key))
     context = tls_context("127.0.0.1", cert, key)
-    handler = RelayHandler(Spool(tmp_path / "spool"), SenderPolicy(USER), lambda line: None, lambda: None)
+    handler = RelayHandler(Spool(tmp_path / "spool"), SenderPolicy(mailbox=USER), lambda line: None, lambda: None)
     server = RelayServer(handler, RelayCredential(RELAY_USER, RELAY_PASSWORD), "127.0.0.1", 0, tls=context).start()
     try:
         with smtplib.SMTP("127.0.0.1", server.port, timeout=10) as client:

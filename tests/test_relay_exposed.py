@@ -49,7 +49,7 @@ class Exposed:
         self.lines: list[str] = []
         self.clock = Clock()
         self.spool = Spool(folder / "spool")
-        handler = RelayHandler(self.spool, SenderPolicy(USER), self.lines.append, lambda: None)
+        handler = RelayHandler(self.spool, SenderPolicy(mailbox=USER), self.lines.append, lambda: None)
         self.server = RelayServer(handler, RelayCredential(RELAY_USER, RELAY_PASSWORD), "127.0.0.1", 0, tls=None,
                                   limits=limits, guard=AuthGuard(self.lines.append, AuthPolicy(), self.clock)).start()
         self.port = self.server.port

@@ -80,6 +80,7 @@ def test_through_graph_the_relay_advertises_graphs_3_mb_and_500_recipients_and_r
         assert client.esmtp_features["size"] == str(MAX_MESSAGE_BYTES)
         code, text = client.mail(USER, [f"SIZE={MAX_MESSAGE_BYTES + 1}"])
         assert code == 552 and text.startswith(b"5.3.4")
+        assert b"Mail.ReadWrite" in text  # what would lift Graph's limit (an upload session), as `send` says
     big = erp_message(3, attachment=b"%PDF-1.4 " + bytes(range(256)) * 12_000)
     with pytest.raises(smtplib.SMTPSenderRefused) as refused:
         submit(running.port, big)  # smtplib announces the size at MAIL FROM

@@ -46,7 +46,7 @@ COMMANDS: dict[str, LazyCommand] = {
                               "Remove every secret of the profile from the keyring (a sign-in is revoked first where "
                               "possible)."),
     "ledger": LazyCommand("ledger_cmd", "ledger_app", "The sent-ledger: copy it to another database."),
-    "relay": LazyCommand("relay_cmd", "relay",
+    "relay": LazyCommand("relay_cmd", "relay_app",
                          "Accept the ERP's mail on a local SMTP port and deliver it through the profile's service."),
     "queue": LazyCommand("queue_cmd", "queue_app", "The relay's spool: list, retry or drop the messages it keeps."),
     "config": LazyCommand("config_cmd", "config_app", "Show where settings live and what they say."),

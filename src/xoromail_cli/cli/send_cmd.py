@@ -147,8 +147,10 @@ class _Printer:
 
         from xoromail_cli.cli.console import err
 
+        if not total or self.quiet or self.as_json:  # decided before Rich is imported: one message needs none
+            return nullcontext()
         console = err()
-        if not total or self.quiet or self.as_json or not console.is_terminal:
+        if not console.is_terminal:
             return nullcontext()
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 

@@ -360,9 +360,14 @@ def _with_service_options(command: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> None:
+        # Typer converts a value (a path to `Path`) after Click has stored it in ctx.params: the command reads
+        # ctx.params, so it gets the converted values
+        for name in contexts:
+            kwargs[name].params.update({key: kwargs[key] for key in extra if key in kwargs})
         command(**{key: value for key, value in kwargs.items() if key not in extra})
 
     parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values()]
+    contexts = [p.name for p in parameters if p.annotation is typer.Context]
     wrapper.__signature__ = signature.replace(parameters=[*parameters, *extra.values()])  # type: ignore[attr-defined]  # read by Typer through inspect.signature
     wrapper.__annotations__ = {p.name: p.annotation for p in (*parameters, *extra.values())}
     return wrapper

@@ -238,7 +238,7 @@ class Deliverer:
         return MessageResult(event=self.event, row=row, recipients=tries.envelope.recipients, status=status,
                              reply=reply, message_id=tries.envelope.message_id, hint=delivery.hint,
                              exit_code=exit_code, attempts=tries.attempt, key=key, stops_batch=quota,
-                             possible_duplicate=tries.in_doubt)
+                             refuses_sender=delivery.refuses_sender, possible_duplicate=tries.in_doubt)
 
     def _outcome(self, tries: _Tries, key: str, row: int, state: OwedState, reply: str,
                  stops_batch: bool) -> MessageResult:
@@ -273,7 +273,8 @@ class Deliverer:
                 from xoromail_cli.sending.sizelimit import too_large
 
                 assert self.transport.max_message_size is not None
-                return too_large(len(envelope.data), self.transport.max_message_size, self.transport.name)
+                return too_large(len(envelope.data), self.transport.max_message_size, self.transport.name,
+                                 getattr(self.transport, "size_hint", None))
             if following is not None and isinstance(self.transport, PipeliningTransport):
                 return self.transport.send_then(envelope, marker.mark, following)
             return self.transport.send(envelope, before_data=marker.mark)
