@@ -233,3 +233,16 @@ def test_a_failing_validate_still_names_what_expired(tls: TLSFiles, runner: CliR
         assert "client secret expired on" in note and "--client-secret-stdin --client-secret-expires" in note
         text = runner.invoke(app, ["--config", str(config_path), "validate", "--no-send"])
         assert text.exit_code == 77 and "note: the Microsoft app's client secret expired on" in text.stdout
+
+
+def test_queue_status_warns_of_the_relays_tls_certificate(runner: CliRunner, config_path: Path,
+                                                         tmp_path: Path) -> None:
+    """The relay's certificate is a start option, so `queue status` takes it too (--tls-cert) to warn 21 days ahead."""
+    config.save_profile(config_path, m365(mode="app"))
+    relay_pem = rsa_pem(tmp_path, 5, "relay.pem")
+    base = ["--config", str(config_path), "--profile", "m365", "queue", "status"]
+    result = runner.invoke(app, [*base, "--json", "--tls-cert", str(relay_pem)])
+    assert result.exit_code == 0, result.output
+    [note] = json.loads(result.stdout)["expiring"]
+    assert note["kind"] == "relay-tls" and "xoromail --profile m365 relay --tls-cert" in note["command"]
+    assert json.loads(runner.invoke(app, [*base, "--json"]).stdout)["expiring"] == []
