@@ -136,6 +136,8 @@ OTHER_SOFTWARE = [  # what databases, web APIs and other tools print: words an S
     "System.Net.WebException: Unable to connect to the remote server (https://api.bank.test/rates)",
     "407 Proxy Authentication Required",
     "The referenced account is currently locked out and may not be logged on to.",
+    "Dec  7 10:25:01 db01 postgres[1234]: could not connect to the primary: Connection refused",  # :25 of a time
+    "2026-12-07 09:465 worker 587: timed out",
 ]
 
 
@@ -146,6 +148,9 @@ def test_another_programs_error_is_not_explained_as_mail(text: str) -> None:
 
 @pytest.mark.parametrize(("text", "entry"), [
     ("smtplib.SMTPConnectError: [Errno 111] Connection refused (smtp.company.test:587)", "net-refused"),
+    ("No connection could be made because the target machine actively refused it 10.0.0.5:25", "net-refused"),
+    ("dial tcp [::1]:587: connect: connection refused", "net-refused"),
+    ("connect to relay.company.test port 465: Connection timed out", "net-timeout"),
     ("socket.gaierror: [Errno -2] Name or service not known: smtp.office365.cmo", "net-name"),
     ("550 5.1.1 <ap@fabrikam.test>: Recipient address rejected: User unknown", "smtp-unknown-user"),
     ("Remote Server returned '550 5.7.30'", "smtp-5.7.30"),
