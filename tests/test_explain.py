@@ -138,6 +138,10 @@ OTHER_SOFTWARE = [  # what databases, web APIs and other tools print: words an S
     "The referenced account is currently locked out and may not be logged on to.",
     "Dec  7 10:25:01 db01 postgres[1234]: could not connect to the primary: Connection refused",  # :25 of a time
     "2026-12-07 09:465 worker 587: timed out",
+    "ExchangeRateService: Connection refused (rates.ecb.test:443)",  # an ERP fetches exchange rates
+    "GraphQL error: 429 Too Many Requests",
+    "Microsoft SQL Server: Login failed for user 'erp'. Authentication failed.",
+    "Google Maps API: 429 rateLimitExceeded",
 ]
 
 

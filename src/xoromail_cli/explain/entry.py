@@ -18,12 +18,14 @@ MAX_TEXT = 64 * 1024
 """Characters of a pasted text that are read (a whole log is not an error text)."""
 
 MAIL_CONTEXT = re.compile(
-    r"mail|smtp|postfix|\bsasl\b|starttls|\behlo\b|exchange|\bews\b|outlook|office365|microsoft|graph|"
-    r"google|xoromail|(?:[a-z\]]|\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}):(?:25|465|587|2525)\b(?!\.|:\d)|"
+    r"mail|smtp|postfix|\bsasl\b|starttls|\behlo\b|exchange (?:online|server)|exchangelib|\bews\b|outlook|"
+    r"office ?365|microsoft 365|microsoftonline|graph\.microsoft|microsoft graph|aadsts|gsmtp|google\.auth|"
+    r"accounts\.google|oauth2\.googleapis|xoromail|(?:[a-z\]]|\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}):(?:25|465|587|2525)\b(?!\.|:\d)|"
     r"\bport:? (?:25|465|587|2525)\b|\b[245]\d\d[ -][245]\.\d{1,3}\.\d{1,3}\b|"
     r"server response was|Serverantwort",
     re.IGNORECASE)
-"""A text about mail: a mail word, a mail port (`host:587`, `10.0.0.5:25`, `port 465`; not the `:25` of a time),
+"""A text about mail: a mail word (Exchange Online, Microsoft Graph, Google sign-in: not any Exchange, Microsoft
+or Google product), a mail port (`host:587`, `10.0.0.5:25`, `port 465`; not the `:25` of a time),
 or an SMTP reply (`550 5.7.1`). `Entry.loose` needs one, so a database's "Connection refused" or a web API's 429 is
 never explained as SMTP."""
 
