@@ -142,6 +142,11 @@ OTHER_SOFTWARE = [  # what databases, web APIs and other tools print: words an S
     "GraphQL error: 429 Too Many Requests",
     "Microsoft SQL Server: Login failed for user 'erp'. Authentication failed.",
     "Google Maps API: 429 rateLimitExceeded",
+    "Cloud Translation API has not been used in project 123 before or it is disabled. reason: SERVICE_DISABLED",
+    "org.springframework.security.authentication.BadCredentialsException: Bad credentials",
+    "HTTP 401 from the shop API: Invalid JWT Signature",
+    "vault: warning: Token will expire soon, renew it",
+    "403 Request had insufficient authentication scopes. (Google Drive API)",
 ]
 
 
@@ -163,6 +168,13 @@ def test_another_programs_error_is_not_explained_as_mail(text: str) -> None:
 ])
 def test_a_generic_text_is_explained_when_it_is_about_mail(text: str, entry: str) -> None:
     assert explain(text)[0].id == entry
+
+
+def test_a_refused_sender_is_send_as_only_when_the_server_says_so() -> None:
+    assert explain("553 5.7.1 <a@b.test>: Sender address rejected: not owned by user erp@company.test")[0].id == \
+        "smtp-send-as-denied"
+    assert "smtp-send-as-denied" not in [item.id for item in explain(
+        "450 4.1.8 <billing@company.test>: Sender address rejected: Domain not found")]
 
 
 def test_an_exchange_submission_quota_is_not_also_gmails() -> None:

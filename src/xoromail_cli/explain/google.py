@@ -34,7 +34,7 @@ _ENTRIES: tuple[Entry, ...] = (
           cause="the subject (--email) is outside the domain, a typo, an alias, or a suspended or deleted user",
           fix=hints.SUBJECT_HINT, exit_code=ExitCode.NOPERM, switch="Workspace Admin console: the user's status",
           command=SERVICE_ACCOUNT, source=SOURCE),
-    Entry(id="google-key-deleted", pattern=r"Invalid JWT Signature|invalid_grant: Invalid JWT",
+    Entry(id="google-key-deleted", pattern=r"invalid_grant: Invalid JWT", loose=r"Invalid JWT Signature",
           title="Google: the service account key is not valid any more",
           cause="the key was deleted or disabled in the Cloud console (or the service account was deleted)",
           fix=hints.KEY_DELETED_HINT, exit_code=ExitCode.NOPERM, command=SERVICE_ACCOUNT, source=SOURCE),
@@ -65,14 +65,15 @@ _ENTRIES: tuple[Entry, ...] = (
           fix="an admin trusts the OAuth client (Admin console → Security → API controls → App access control → "
               "Manage third-party app access → add the client ID, Trusted)", exit_code=ExitCode.NOPERM,
           switch="Workspace Admin console: API controls → App access control", command=SETUP, source=SOURCE),
-    Entry(id="gmail-api-disabled", pattern=r"accessNotConfigured|SERVICE_DISABLED|Gmail API has not been used",
+    Entry(id="gmail-api-disabled", pattern=r"Gmail API has not been used",
+          loose=r"accessNotConfigured|SERVICE_DISABLED",
           title="Gmail API disabled for the project", cause="the Gmail API is not enabled in the Cloud project",
           fix=hints.ENABLE_API_HINT + ": https://console.cloud.google.com/apis/library/gmail.googleapis.com, wait a "
                                       "few minutes, then try again",
           exit_code=ExitCode.CONFIG, switch="Cloud console: APIs & Services → Gmail API → Enable",
           command="{xoromail} validate", source="developers.google.com workspace/gmail/api"),
-    Entry(id="gmail-scope", pattern=r"insufficientPermissions|ACCESS_TOKEN_SCOPE_INSUFFICIENT|"
-                                    r"insufficient authentication scopes",
+    Entry(id="gmail-scope", pattern=None, loose=r"insufficientPermissions|ACCESS_TOKEN_SCOPE_INSUFFICIENT|"
+                                                 r"insufficient authentication scopes",
           title="Gmail API: the token may not send", cause="the sign-in did not grant gmail.send",
           fix=hints.SCOPE_HINT, exit_code=ExitCode.NOPERM, command=SETUP, source="developers.google.com"),
     Entry(id="gmail-quota", pattern=None, loose=r"dailyLimitExceeded|\b(user)?RateLimitExceeded|\bquotaExceeded|"
