@@ -354,3 +354,15 @@ def test_the_usage_line_reads_plainly(runner: CliRunner) -> None:
 ])
 def test_the_erps_texts_in_german(text: str, entry: str) -> None:
     assert explain(text)[0].id == entry
+
+
+def test_an_expired_secrets_command_is_the_one_the_expiry_note_gives() -> None:
+    from xoromail_cli.services import expiry
+    from xoromail_cli.profile import Profile
+
+    [found] = explain("AADSTS7000222: The provided client secret keys for app 'x' are expired.")
+    app_only = Profile(name="default", email="b@company.test", service="microsoft365", settings=Microsoft365Settings(
+        tenant="company.test", client_id="5f6e7d8c-9b0a-4c1d-8e2f-3a4b5c6d7e8f", mode="app",
+        client_secret_expires="2026-12-08"))
+    [note] = expiry.notes_for(app_only)
+    assert found.command == note.command

@@ -65,9 +65,9 @@ ENTRIES: tuple[Entry, ...] = (
             "tenant (often an email or an object ID typed as client ID, or the wrong tenant)"),
     _aadsts(90002, "tenant not found", "no such tenant in this cloud"),
     _aadsts(7000215, "invalid client secret", "the secret's ID was given instead of its Value, or it is wrong",
-            command="{xoromail} setup --service microsoft365 --client-secret-stdin --client-secret-expires DATE"),
+            command="{xoromail} setup --service microsoft365 --client-secret-stdin --client-secret-expires YYYY-MM-DD"),
     _aadsts(7000222, "client secret expired", "the app registration's client secret has passed its end date",
-            command="{xoromail} setup --service microsoft365 --client-secret-stdin --client-secret-expires DATE"),
+            command="{xoromail} setup --service microsoft365 --client-secret-stdin --client-secret-expires YYYY-MM-DD"),
     _aadsts(70008, "refresh token expired", "the sign-in was not used for too long, or was revoked"),
     _aadsts(700082, "refresh token expired (90 days unused)", "Microsoft refresh tokens expire after 90 days "
             "unused"),
