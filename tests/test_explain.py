@@ -357,8 +357,8 @@ def test_the_erps_texts_in_german(text: str, entry: str) -> None:
 
 
 def test_an_expired_secrets_command_is_the_one_the_expiry_note_gives() -> None:
-    from xoromail_cli.services import expiry
     from xoromail_cli.profile import Profile
+    from xoromail_cli.services import expiry
 
     [found] = explain("AADSTS7000222: The provided client secret keys for app 'x' are expired.")
     app_only = Profile(name="default", email="b@company.test", service="microsoft365", settings=Microsoft365Settings(
