@@ -19,7 +19,7 @@ NO_MATCH_EXIT = 1
 def explain(
     ctx: typer.Context,
     text: Annotated[list[str] | None, typer.Argument(
-        metavar="TEXT", help="The error text (quote it), or - to read it from stdin (also read when stdin is "
+        metavar="[TEXT]...", help="The error text (quote it), or - to read it from stdin (also read when stdin is "
                                   "not a terminal and no TEXT is given).", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")] = False,
 ) -> None:

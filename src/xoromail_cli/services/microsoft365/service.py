@@ -35,6 +35,8 @@ REGISTER_FIRST = (
     "application permission Mail.Send and grant admin consent. Step by step: docs/setup-microsoft365.md"
 )
 
+SEND_VIA_CHOICES = (*SEND_VIAS, "hve")
+"""--send-via: hve is SMTP (XOAUTH2) to High Volume Email's host, saved as send_via = "smtp" with its smtp_host."""
 SETUP_OPTIONS: tuple[SetupOption, ...] = (
     SetupOption(flag="--tenant", key="tenant",
                 help="the tenant's domain (contoso.onmicrosoft.com) or Directory (tenant) ID",
@@ -56,10 +58,9 @@ SETUP_OPTIONS: tuple[SetupOption, ...] = (
                 kind="int"),
     SetupOption(flag="--sign-in-timeout", key="sign_in_timeout", help="seconds to wait for the sign-in (default 300)",
                 metavar="SECONDS", kind="float"),
-    SetupOption(flag="--send-via", key="send_via", help="graph (default) or smtp (XOAUTH2 to smtp.office365.com:587)",
-                metavar="|".join(SEND_VIAS)),
-    SetupOption(flag="--preset", key="preset", help="hve: send over SMTP (XOAUTH2) to High Volume Email, "
-                "smtp-hve.office365.com (internal recipients only); office365: smtp.office365.com", metavar="NAME"),
+    SetupOption(flag="--send-via", key="send_via", help="graph (default), smtp (XOAUTH2 to smtp.office365.com:587) "
+                "or hve (XOAUTH2 to High Volume Email, smtp-hve.office365.com:587: internal recipients only)",
+                metavar="|".join(SEND_VIA_CHOICES)),
     SetupOption(flag="--cloud", key="cloud", help="global (default), usgov or china", metavar="|".join(CLOUDS)),
     SetupOption(flag="--authority-host", key="authority_host",
                 help="sign-in host instead of the cloud's (proxies, tests)",
@@ -88,27 +89,27 @@ def build_settings(answers: Mapping[str, Any], existing: Microsoft365Settings | 
             values.pop("client_secret_expires", None)
     if answers.get("certificate"):
         values.pop("client_secret_expires", None)
-    if answers.get("preset") is not None:
-        _smtp_endpoint(values, str(answers["preset"]))
+    if answers.get("send_via") is not None:
+        _smtp_endpoint(values, str(answers["send_via"]))
     for key in ("tenant", "client_id"):
         if not values.get(key):
             raise DataError(f"--{key.replace('_', '-')} is required for Microsoft 365", REGISTER_FIRST, field=key)
     return Microsoft365Settings.from_table(values)
 
 
-def _smtp_endpoint(values: dict[str, Any], preset: str) -> None:
-    """`--preset hve|office365`: the SMTP endpoint XOAUTH2 goes to (HVE's token rule follows the host)."""
-    from xoromail_cli.services.smtp.presets import HVE_HOST
+def _smtp_endpoint(values: dict[str, Any], send_via: str) -> None:
+    """`--send-via hve` is SMTP XOAUTH2 to High Volume Email (HVE's token rule follows the host); `--send-via smtp`
+    after it goes back to smtp.office365.com (a host set by hand for anything else stays)."""
+    from xoromail_cli.services.smtp.presets import HVE_HOST, is_hve
 
-    hosts = {"hve": HVE_HOST, "office365": None}
-    if preset not in hosts:
-        raise DataError(f"--preset {preset} is not a Microsoft 365 SMTP endpoint",
-                        "with --service microsoft365, --preset takes hve (High Volume Email, smtp-hve.office365.com) "
-                        "or office365 (smtp.office365.com); other providers are --service smtp", field="preset")
-    values["send_via"] = "smtp"
-    values.pop("smtp_host", None)
-    if hosts[preset] is not None:
-        values["smtp_host"] = hosts[preset]
+    if send_via not in SEND_VIA_CHOICES:
+        raise DataError(f"--send-via {send_via!r} is not one of {', '.join(SEND_VIA_CHOICES)}",
+                        "graph (Microsoft Graph), smtp (smtp.office365.com) or hve (High Volume Email)",
+                        field="send_via")
+    if send_via == "hve":
+        values.update(send_via="smtp", smtp_host=HVE_HOST)
+    elif is_hve(str(values.get("smtp_host") or "")):
+        values.pop("smtp_host")
 
 
 def _hve_notes(settings: Microsoft365Settings) -> list[str]:
@@ -158,8 +159,8 @@ def next_question(answers: Mapping[str, Any], existing: Microsoft365Settings | N
                         default=getattr(existing, "sign_in", "device-code"), choices=SIGN_INS,
                         explain="Many tenants block device-code sign-in with Conditional Access; then use browser.")
     if answers.get("send_via") is None:
-        return Question(key="send_via", prompt="Send through Microsoft Graph or SMTP (XOAUTH2)",
-                        default=getattr(existing, "send_via", "graph"), choices=SEND_VIAS)
+        return Question(key="send_via", prompt="Send through Microsoft Graph, SMTP (XOAUTH2) or High Volume Email",
+                        default=getattr(existing, "send_via", "graph"), choices=SEND_VIA_CHOICES)
     return None
 
 
