@@ -192,3 +192,22 @@ def test_a_systemd_credential_others_can_read_is_refused(tmp_path: Path, monkeyp
     key.chmod(0o440)
     with pytest.raises(KeyringUnavailableError, match=r"can be read by others \(mode 0440\)"):
         credentials.store_password("default", "s3cret")
+
+
+def test_a_password_left_in_the_keyring_is_named_when_the_encrypted_file_has_none(
+        runner: CliRunner, tmp_path: Path, config_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Set up on the keyring, then XOROMAIL_SECRETS_KEY for every run (the no-store hint's advice): the file
+    has no password yet, and saying only "no password stored" sent people looking for a lost password."""
+    from tests.support.samples import smtp_profile
+    from xoromail_cli import config
+
+    config.save_profile(config_path, smtp_profile(name="default", email=USER, host="127.0.0.1", port=2525))
+    credentials.store_password("default", PASSWORD)  # the test keyring: setup before the key was given
+    key_file(tmp_path, monkeypatch)
+    shown = json.loads(runner.invoke(app, ["--config", str(config_path), "config", "show", "--json"]).stdout)
+    assert shown["password"]["set"] is False
+    assert "the OS keyring is not read while a secrets key is given" in shown["password"]["detail"]
+    checked = runner.invoke(app, ["--config", str(config_path), "validate", "--no-send"])
+    said = " ".join(checked.output.split())
+    assert checked.exit_code == 78 and "the OS keyring is not read while a secrets key is given" in said
+    assert "setup" in said
