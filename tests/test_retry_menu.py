@@ -51,3 +51,20 @@ def test_every_services_answer_has_a_label_of_its_own() -> None:
     missing = sorted(key for key in keys if key not in ANSWER_LABELS and key not in COMMON_LABELS)
     assert not missing, missing
     assert menu_labels(["no_browser"], {})[0] == "whether to open a browser"
+
+
+def test_a_cancelled_sign_in_offers_signing_in_again_unchanged_first() -> None:
+    """The Google page said 'cancelled' and the hint says to sign in again: no answer is wrong, so the default is
+    to sign in again with the same answers (it was 'the loopback port', as if the port were at fault)."""
+    from xoromail_cli.cli.wizard import AGAIN, retry_keys
+
+    cancelled = failed_at("sign-in", "the sign-in was cancelled in the browser (access_denied)",
+                          "run `xoromail setup --service google` again to sign in and click Allow", ExitCode.NOPERM)
+    keys = retry_keys(cancelled, ["redirect_port", "client_secrets", "api_url", "no_browser", "email", "ca_file"])
+    assert keys[0] == AGAIN and suggest_change(cancelled, keys) == AGAIN
+    assert menu_labels([AGAIN], {}) == ["none: sign in again with the same answers"]
+    blocked = failed_at("sign-in", "AADSTS53003", "a Conditional Access policy blocked this sign-in: try "
+                        "`xoromail setup --service microsoft365 --sign-in browser`", ExitCode.NOPERM)
+    assert suggest_change(blocked, retry_keys(blocked, KEYS)) == "sign_in"  # what the hint names still wins
+    refused = failed_at("auth", "535 5.7.8", "check the username and password", ExitCode.NOPERM)
+    assert AGAIN not in retry_keys(refused, ["host", "password"])

@@ -22,7 +22,10 @@ if TYPE_CHECKING:
     from xoromail_cli.validate import ValidationReport
 
 STOP = "stop"
-COMMON_LABELS = {"email": "the email address", "password": "the password", "ca_file": "a CA file to trust",
+AGAIN = "again"
+"""The retry menu's choice after a refused or cancelled sign-in: sign in again with the same answers."""
+COMMON_LABELS = {"again": "none: sign in again with the same answers", "email": "the email address",
+                 "password": "the password", "ca_file": "a CA file to trust",
                  "password_command": "the command that prints the password",
                  "client_secret": "the client secret (its Value)"}
 ANSWER_LABELS = {
@@ -207,7 +210,7 @@ class Wizard:
         keys = [*self.asked, *(k for k in answers.service_answers if k not in self.asked), "email"]
         if needs_password:
             keys.append("password_command" if answers.password_command else "password")
-        keys.append("ca_file")
+        keys = retry_keys(report, [*keys, "ca_file"])
         labels = menu_labels(keys, self.asked)
         suggested = suggest_change(report, [("password" if key == "password_command" else key) for key in keys])
         suggested = "password_command" if suggested == "password" and answers.password_command else suggested
@@ -222,6 +225,8 @@ class Wizard:
 
         if key == "password":
             return self.ask_password()
+        if key == AGAIN:
+            return None
         if key == "password_command":
             answers.password_command = self.ask(Question(
                 key="password_command", prompt="Command that prints the password", default=answers.password_command,
@@ -273,6 +278,12 @@ def _answer(ask: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
                          ) from None
 
 
+def retry_keys(report: ValidationReport, keys: list[str]) -> list[str]:
+    """The menu's answers; after a failed sign-in, first "sign in again unchanged" (a cancel, a slow approval)."""
+    failed = report.failed
+    return [AGAIN, *keys] if failed is not None and failed.name == "sign-in" else keys
+
+
 def suggest_change(report: ValidationReport, keys: list[str]) -> str:
     """The answer most likely at fault: the password after a refused sign-in, a CA file for an untrusted
     certificate, the server (or provider) when it could not be reached or spoke another protocol."""
@@ -288,6 +299,8 @@ def suggest_change(report: ValidationReport, keys: list[str]) -> str:
     mentioned = _first_mentioned(failed.hint if failed else None, keys)
     if mentioned is not None:
         return mentioned
+    if AGAIN in keys:
+        return AGAIN
     wanted = ("port", "security") if stage in ("ehlo", "tls") else ("host", "preset", "port")
     return next((key for key in (*wanted, *keys) if key in keys), STOP)
 
