@@ -68,3 +68,17 @@ def test_a_cancelled_sign_in_offers_signing_in_again_unchanged_first() -> None:
     assert suggest_change(blocked, retry_keys(blocked, KEYS)) == "sign_in"  # what the hint names still wins
     refused = failed_at("auth", "535 5.7.8", "check the username and password", ExitCode.NOPERM)
     assert AGAIN not in retry_keys(refused, ["host", "password"])
+
+
+def test_a_refused_sign_in_counts_only_the_options_its_hint_names() -> None:
+    """Nearly every sign-in hint says "sign in", and MFA's says "the tenant requires": neither is wrong. After a
+    refusal (77) only an option the hint tells to use (`--sign-in browser`) is the default, else signing in again."""
+    from xoromail_cli.cli.wizard import AGAIN, retry_keys
+
+    mfa = failed_at("sign-in", "AADSTS50076: multi-factor authentication required",
+                    "the tenant requires multi-factor authentication for this sign-in: complete it in the browser; "
+                    "run `xoromail setup --service microsoft365` again to sign in", ExitCode.NOPERM)
+    assert suggest_change(mfa, retry_keys(mfa, KEYS)) == AGAIN
+    wrong_tenant = failed_at("sign-in", "AADSTS90002", "tenant 'x' does not exist in this cloud: use the tenant's "
+                             "domain", ExitCode.CONFIG)
+    assert suggest_change(wrong_tenant, retry_keys(wrong_tenant, KEYS)) == "tenant"  # a mistake (78): words count

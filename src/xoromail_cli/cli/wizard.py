@@ -296,7 +296,8 @@ def suggest_change(report: ValidationReport, keys: list[str]) -> str:
         return "password"
     if stage == "send" and int(report.exit_code) == 77:
         return "email"
-    mentioned = _first_mentioned(failed.hint if failed else None, keys)
+    refused = stage == "sign-in" and int(report.exit_code) == 77  # MFA, consent, a policy: the answers were valid
+    mentioned = _first_mentioned(failed.hint if failed else None, keys, flags_only=refused)
     if mentioned is not None:
         return mentioned
     if AGAIN in keys:
@@ -311,9 +312,10 @@ def menu_labels(keys: list[str], asked: dict[str, str]) -> list[str]:
             for key in keys]
 
 
-def _first_mentioned(hint: str | None, keys: list[str]) -> str | None:
+def _first_mentioned(hint: str | None, keys: list[str], *, flags_only: bool = False) -> str | None:
     """The answer a hint talks about first (`client ID …`, `--tenant`), so the retry menu offers what the hint
-    says to fix; the email, password and CA file have rules of their own."""
+    says to fix; the email, password and CA file have rules of their own. With `flags_only`, only an option
+    the hint tells to use counts ("the tenant requires MFA" does not say the tenant is wrong)."""
     if not hint:
         return None
     text = hint.lower()
@@ -321,7 +323,8 @@ def _first_mentioned(hint: str | None, keys: list[str]) -> str | None:
     for key in keys:
         if key in ("email", "password", "ca_file"):
             continue
-        for form in (key.replace("_", " "), f"--{key.replace('_', '-')}"):
+        words = () if key == "sign_in" or flags_only else (key.replace("_", " "),)  # "sign in": in every hint
+        for form in (*words, f"--{key.replace('_', '-')}"):
             found = text.find(form)
             if found >= 0:
                 places[key] = min(found, places.get(key, found))
