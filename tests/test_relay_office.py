@@ -222,3 +222,14 @@ def test_the_first_login_added_keeps_the_one_login_relays_login_working(
     submit(running.server.port, erp_message(1), user="erp", password="erp-one-login-pass")
     submit(running.server.port, erp_message(2, sender=SHIPPING), user="shipping-erp", password="s-pass")
     wait_for(lambda: len(billing.messages) == 1 and len(shipping.messages) == 1, what="both deliveries")
+
+
+def test_users_list_names_the_one_login_relays_login_when_the_file_has_none(
+        runner: CliRunner, config_path: Path, smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    """`relay --user erp --password-stdin` works, yet `relay users list` said "The relay has no logins"."""
+    two_mailboxes(config_path, smtp_server, tls)
+    credentials.write_secret("billing", "relay_user", "erp")
+    credentials.write_secret("billing", "relay_password", "erp-one-login-pass")
+    shown = " ".join(users(runner, config_path, "list"))
+    assert "no logins" not in shown
+    assert "erp (profile billing: `xoromail --profile billing relay`)" in shown and "one-login relay" in shown

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -75,8 +76,7 @@ def list_users(ctx: typer.Context, as_json: JsonOption = False) -> None:
             print_json_line({**login.to_json(), "mailbox": known.email if known else None})
         return
     if not logins:
-        out().print("The relay has no logins: add one with `xoromail relay users add NAME --profile P`.",
-                    markup=False)
+        _no_logins(path)
         return
     table = Table(title_justify="left")
     for column in ("login", "profile", "may send as"):
@@ -86,6 +86,21 @@ def list_users(ctx: typer.Context, as_json: JsonOption = False) -> None:
         addresses = [known.email if known else f"(no profile {login.profile})", *login.senders]
         table.add_row(escape(login.name), escape(login.profile), escape(", ".join(addresses)))
     out().print(table)
+
+
+def _no_logins(path: Path) -> None:
+    """No login in the settings file: name the one-login relays' logins, which work all the same."""
+    from xoromail_cli.cli.console import out
+    from xoromail_cli.relay.users import one_login_relays
+
+    ones = [f"{login.name} (profile {login.profile}: `xoromail --profile {login.profile} relay`)"
+            for login, _ in one_login_relays(path)]
+    if ones:
+        out().print(f"The settings file has no relay logins; the one-login relay's: {', '.join(ones)}. Add "
+                    "logins with `xoromail relay users add NAME --profile P` (the first keeps these).", markup=False)
+    else:
+        out().print("The relay has no logins: add one with `xoromail relay users add NAME --profile P`.",
+                    markup=False)
 
 
 @users_app.command("remove")

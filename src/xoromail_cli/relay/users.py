@@ -128,22 +128,30 @@ def add_login(path: Path, login: RelayLogin, password: str | None) -> tuple[str 
     return generated, adopted
 
 
-def _adopt_one_login_relays(path: Path, taken: str) -> list[RelayLogin]:
-    """The one-login relay's login of each profile (`relay --user NAME --password-stdin`, kept beside the
-    profile's secrets), as logins of the settings file: once the file has logins, `xoromail relay` serves only
-    those, and the ERP already using that login would be refused after the relay's next start."""
+def one_login_relays(path: Path) -> list[tuple[RelayLogin, str]]:
+    """The one-login relay's login of each profile that has one (`relay --user NAME --password-stdin`, kept
+    beside the profile's secrets), with its password."""
     from xoromail_cli import config
     from xoromail_cli.credentials import read_secret
     from xoromail_cli.relay.credential import DEFAULT_USER, PASSWORD_KIND, USER_KIND
 
-    adopted: list[RelayLogin] = []
+    found: list[tuple[RelayLogin, str]] = []
     for name in config.load(path).profiles:
         password = read_secret(name, PASSWORD_KIND)
         user = read_secret(name, USER_KIND) or DEFAULT_USER
-        if not password or not _NAME.fullmatch(user) or user in (taken, *(kept.name for kept in adopted)):
-            continue
-        set_password(user, password)
-        adopted.append(RelayLogin(user, name))
+        if password and _NAME.fullmatch(user):
+            found.append((RelayLogin(user, name), password))
+    return found
+
+
+def _adopt_one_login_relays(path: Path, taken: str) -> list[RelayLogin]:
+    """The one-login relays' logins as logins of the settings file: once the file has logins, `xoromail relay`
+    serves only those, and the ERP already using such a login would be refused after the relay's next start."""
+    adopted: list[RelayLogin] = []
+    for login, password in one_login_relays(path):
+        if login.name not in (taken, *(kept.name for kept in adopted)):
+            set_password(login.name, password)
+            adopted.append(login)
     return adopted
 
 
