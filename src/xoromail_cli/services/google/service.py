@@ -23,7 +23,7 @@ from xoromail_cli.services.google.settings import (
 
 if TYPE_CHECKING:
     from xoromail_cli.profile import Profile
-    from xoromail_cli.services.base import SecretStore, TraceCallback
+    from xoromail_cli.services.base import SecretStore, Service, TraceCallback
     from xoromail_cli.services.google.transport import GmailTransport
 
 PER_MINUTE = 50
@@ -231,3 +231,6 @@ def _service_account_changes(path: str) -> dict[str, Any]:
 
 
 SERVICE = GoogleService()
+if TYPE_CHECKING:
+    KEEPS_PROTOCOL: Service = SERVICE
+    """mypy checks here, in the service's own package, that it keeps the whole `Service` protocol."""

@@ -27,6 +27,7 @@ from xoromail_cli.services.microsoft365.settings import CLOUDS, MODES, SEND_VIAS
 
 if TYPE_CHECKING:
     from xoromail_cli.profile import Profile
+    from xoromail_cli.services.base import Service
 
 SECRET_KINDS = ("token_cache", "client_secret")
 REGISTER_FIRST = (
@@ -289,3 +290,6 @@ def token_lock_path(profile_name: str) -> Path:
 
 
 SERVICE = Microsoft365Service()
+if TYPE_CHECKING:
+    KEEPS_PROTOCOL: Service = SERVICE
+    """mypy checks here, in the service's own package, that it keeps the whole `Service` protocol."""
