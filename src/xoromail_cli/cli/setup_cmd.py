@@ -6,13 +6,13 @@ added to the command when it is built, so a new service needs no change here.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from xoromail_cli.cli.console import stdin_secret
 from xoromail_cli.cli.state import state_of
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def setup(
     if password_stdin and password_command:
         raise UsageError("--password-stdin and --password-command exclude each other",
                          "store a password (--password-stdin) or a command that prints it (--password-command)")
-    password = _read_stdin_password() if password_stdin else None
+    password = stdin_secret("--password-stdin", "password", blank_is_empty=False) if password_stdin else None
     wizard = Wizard(err() if as_json else out()) if can_prompt() else None
     if wizard is not None:
         password = wizard.run(answers, existing, password)
@@ -322,17 +322,8 @@ def _service_answers(ctx: typer.Context) -> dict[str, Any]:
     answers = {name.removeprefix(SERVICE_OPTION_PREFIX): value for name, value in ctx.params.items()
                if name.startswith(SERVICE_OPTION_PREFIX) and value is not None and value is not False}
     for key in [key for key in answers if key.endswith("_stdin")]:  # --client-secret-stdin and the like
-        answers[key.removesuffix("_stdin")] = _read_stdin_secret(f"--{key.replace('_', '-')}")
+        answers[key.removesuffix("_stdin")] = stdin_secret(f"--{key.replace('_', '-')}")
     return answers
-
-
-def _read_stdin_secret(flag: str) -> str:
-    from xoromail_cli.errors import DataError
-
-    line = sys.stdin.readline().rstrip("\r\n")
-    if not line.strip():
-        raise DataError(f"{flag} read an empty secret", "pipe the secret on the first line of standard input")
-    return line
 
 
 def _refuse_foreign_options(service_name: str, given: dict[str, Any]) -> None:
@@ -349,15 +340,6 @@ def _refuse_foreign_options(service_name: str, given: dict[str, Any]) -> None:
             flag = next(o.flag for o in services.get(owners[0]).setup_options if o.key == key)
             raise UsageError(f"{flag} is an option of the {', '.join(owners)} service, not of {service_name}",
                              f"pass --service {owners[0]}, or leave {flag} out")
-
-
-def _read_stdin_password() -> str:
-    from xoromail_cli.errors import DataError
-
-    line = sys.stdin.readline().rstrip("\r\n")
-    if not line:
-        raise DataError("--password-stdin read an empty password", "pipe the password on the first line")
-    return line
 
 
 def _env_password() -> bool:
