@@ -62,9 +62,18 @@ def notes_for(profile: Profile, *, relay_certificate: str | Path | None = None, 
         if not_after is not None and not_after - now <= RELAY_TLS_WITHIN:
             notes.append(ExpiryNote(
                 kind="relay-tls", subject=f"the relay's TLS certificate {relay_certificate}", expires=not_after,
-                renew="renew it (your CA, or certbot renew) and restart the relay so the ERP keeps connecting",
-                command="xoromail relay --tls-cert NEW-CERT.pem --tls-key NEW-KEY.pem"))
+                renew="renew it in place (your CA, or certbot renew) and send the relay SIGHUP (systemctl reload "
+                      "xoromail-relay): new sessions get the new certificate; or start it with new files",
+                command=f"{xoromail_for(profile)} relay --tls-cert NEW-CERT.pem --tls-key NEW-KEY.pem"))
     return sorted(notes, key=lambda note: note.expires)
+
+
+def xoromail_for(profile: Profile) -> str:
+    """`xoromail` with `--profile NAME` when the profile is not the one used by default: a note in another
+    profile's log must not renew the default profile (every note's renewing command starts with it)."""
+    from xoromail_cli import paths
+
+    return "xoromail" if profile.name == paths.profile_name(None) else f"xoromail --profile {profile.name}"
 
 
 def texts(notes: list[ExpiryNote], now: datetime | None = None) -> list[str]:

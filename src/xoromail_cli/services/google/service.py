@@ -195,7 +195,7 @@ class GoogleService(ServiceBase[GoogleSettings]):
 
     def expiring(self, profile: Profile, now: datetime, secrets: SecretStore | None) -> list[ExpiryNote]:
         """A sign-in whose consent screen is in Testing: its refresh token dies after 7 days."""
-        from xoromail_cli.services.expiry import ExpiryNote, day_of
+        from xoromail_cli.services.expiry import ExpiryNote, day_of, xoromail_for
 
         settings = self.own(profile.settings)
         expires = day_of(settings.sign_in_expires) if settings is not None else None
@@ -206,7 +206,7 @@ class GoogleService(ServiceBase[GoogleSettings]):
             expires=expires,
             renew="publish the app (OAuth consent screen → Publish app, or Internal for a Workspace domain), or use "
                   "a Workspace service account that needs no sign-in, then sign in again",
-            command="xoromail setup --service google")]
+            command=f"{xoromail_for(profile)} setup --service google")]
 
     def sign_in(self, profile: Profile, secrets: SecretStore, *, notify: Notify,
                 answers: Mapping[str, Any]) -> SignInResult | None:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from xoromail_cli.services.expiry import ExpiryNote, day_of, pem_not_after
+from xoromail_cli.services.expiry import ExpiryNote, day_of, pem_not_after, xoromail_for
 
 if TYPE_CHECKING:
     from xoromail_cli.profile import Profile
@@ -22,12 +22,12 @@ if TYPE_CHECKING:
 WITHIN = timedelta(days=30)
 REFRESH_LIFETIME = timedelta(days=90)
 REFRESH_UNUSED = timedelta(days=60)
-SETUP_M365 = "xoromail setup --service microsoft365"
 SECRET_EXPIRED = "AADSTS7000222"  # noqa: S105  # an error code, not a secret
 
 
 def notes(profile: Profile, now: datetime, secrets: SecretStore | None) -> list[ExpiryNote]:
     settings = profile.settings
+    setup = f"{xoromail_for(profile)} setup --service microsoft365"
     found: list[ExpiryNote] = []
     certificate = getattr(settings, "certificate", None)
     not_after = pem_not_after(certificate) if certificate else None
@@ -35,7 +35,7 @@ def notes(profile: Profile, now: datetime, secrets: SecretStore | None) -> list[
         found.append(ExpiryNote(
             kind="microsoft-certificate", subject=f"the Microsoft app certificate {certificate}", expires=not_after,
             renew="make a new RSA certificate, upload it under the app registration's Certificates & secrets",
-            command=f"{SETUP_M365} --certificate NEW.pem"))
+            command=f"{setup} --certificate NEW.pem"))
     secret_expires = day_of(getattr(settings, "client_secret_expires", None))
     learnt = _learnt_secret_expiry(profile.name) if getattr(settings, "mode", None) == "app" else None
     if learnt is not None and (secret_expires is None or learnt < secret_expires):
@@ -44,7 +44,7 @@ def notes(profile: Profile, now: datetime, secrets: SecretStore | None) -> list[
         found.append(ExpiryNote(
             kind="microsoft-client-secret", subject="the Microsoft app's client secret", expires=secret_expires,
             renew="create a new secret under the app registration's Certificates & secrets and store its Value",
-            command=f"{SETUP_M365} --client-secret-stdin --client-secret-expires YYYY-MM-DD"))
+            command=f"{setup} --client-secret-stdin --client-secret-expires YYYY-MM-DD"))
     if getattr(settings, "mode", None) == "delegated":
         refreshed = _last_refreshed(profile, secrets)
         if refreshed is not None and now - refreshed >= REFRESH_UNUSED:
@@ -53,7 +53,7 @@ def notes(profile: Profile, now: datetime, secrets: SecretStore | None) -> list[
                 subject=f"the Microsoft sign-in (unused since {refreshed:%Y-%m-%d})",
                 expires=refreshed + REFRESH_LIFETIME,
                 renew="a validate or send renews it (refresh tokens expire after 90 days unused)",
-                command="xoromail validate --no-send"))
+                command=f"{xoromail_for(profile)} validate --no-send"))
     return found
 
 
