@@ -310,3 +310,23 @@ def test_swaks_guessing_from_another_address_meets_the_throttle(exposed: Callabl
     assert all("535 5.7.8" in output for output in outputs[:5])
     assert "454 4.7.0 Too many failed logins from 127.0.0.2" in outputs[5]
     assert len(relay.logged("auth-refused")) == 5 and "mechanism=LOGIN" in relay.logged("auth-refused")[0]
+
+
+def test_logins_begun_on_many_connections_before_the_throttle_are_not_checked_once_it_holds(
+        exposed: Callable[..., Exposed]) -> None:
+    """AUTH LOGIN asks for the password after the throttle was looked at: an attacker who starts it on every
+    connection he may open, then sends the passwords, must not have them checked once the address is throttled."""
+    relay = exposed()
+    pending = []
+    for _ in range(8):
+        attacker = relay.client(ATTACKER)
+        assert attacker.docmd("AUTH", "LOGIN")[0] == 334
+        assert attacker.docmd(base64.b64encode(RELAY_USER.encode()).decode())[0] == 334
+        pending.append(attacker)
+    answers = []
+    for number, attacker in enumerate(pending):
+        password = RELAY_PASSWORD if number == len(pending) - 1 else f"guess-{number}"
+        answers.append(attacker.docmd(base64.b64encode(password.encode()).decode())[0])
+        attacker.close()
+    assert answers == [535] * 5 + [454] * 3, "the right password, sent while throttled, is not looked at"
+    assert len(relay.logged("auth-refused")) == 5 and len(relay.logged("auth-throttled")) == 1

@@ -67,6 +67,9 @@ def _authenticator(credential: RelayCredential, guard: AuthGuard) -> Callable[..
 
     def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
         ip = getattr(server, "ip", "?")
+        throttled = guard.throttled(ip)  # AUTH LOGIN begun before the address was throttled: not looked at
+        if throttled is not None:
+            return AuthResult(success=False, handled=False, message=throttled)
         if isinstance(auth_data, LoginPassword) and credential.matches(auth_data.login, auth_data.password):
             guard.succeeded(ip)
             return AuthResult(success=True, auth_data=auth_data.login.decode("utf-8", "replace"))
