@@ -10,6 +10,7 @@ import base64
 import re
 import smtplib
 import socket
+import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -45,12 +46,12 @@ class Clock:
 class Exposed:
     """A relay server (no delivery) with its log, spool and stepped clock."""
 
-    def __init__(self, folder: Path, limits: SessionLimits) -> None:
+    def __init__(self, folder: Path, limits: SessionLimits, tls: ssl.SSLContext | None = None) -> None:
         self.lines: list[str] = []
         self.clock = Clock()
         self.spool = Spool(folder / "spool")
         handler = RelayHandler(self.spool, SenderPolicy(USER), self.lines.append, lambda: None)
-        self.server = RelayServer(handler, RelayCredential(RELAY_USER, RELAY_PASSWORD), "127.0.0.1", 0, tls=None,
+        self.server = RelayServer(handler, RelayCredential(RELAY_USER, RELAY_PASSWORD), "127.0.0.1", 0, tls=tls,
                                   limits=limits, guard=AuthGuard(self.lines.append, AuthPolicy(), self.clock)).start()
         self.port = self.server.port
 
@@ -67,8 +68,8 @@ class Exposed:
 def exposed(tmp_path: Path) -> Iterator[Callable[..., Exposed]]:
     started: list[Exposed] = []
 
-    def start(**limits: object) -> Exposed:
-        instance = Exposed(tmp_path, SessionLimits(**limits))  # type: ignore[arg-type]  # test keywords
+    def start(tls: ssl.SSLContext | None = None, **limits: object) -> Exposed:
+        instance = Exposed(tmp_path, SessionLimits(**limits), tls)  # type: ignore[arg-type]  # test keywords
         started.append(instance)
         return instance
 
@@ -330,3 +331,31 @@ def test_logins_begun_on_many_connections_before_the_throttle_are_not_checked_on
         attacker.close()
     assert answers == [535] * 5 + [454] * 3, "the right password, sent while throttled, is not looked at"
     assert len(relay.logged("auth-refused")) == 5 and len(relay.logged("auth-throttled")) == 1
+
+
+def test_connections_that_stall_in_the_tls_handshake_are_counted_out_when_their_login_time_is_up(
+        exposed: Callable[..., Exposed], tls: TLSFiles) -> None:
+    """STARTTLS, then no handshake: the login timeout ends the connection and frees its place; otherwise a
+    scanner doing this max-connections times would lock the ERP out for good."""
+    relay = exposed(tls=tls.server_context, login_within=0.5, max_connections=3)
+    stalled = []
+    for _ in range(3):
+        raw = socket.create_connection(("127.0.0.1", relay.port), timeout=20, source_address=(ATTACKER, 0))
+        reader = raw.makefile("rb")
+        assert reader.readline().startswith(b"220")
+        raw.sendall(b"EHLO attacker.test\r\nSTARTTLS\r\n")
+        while not reader.readline().startswith(b"220"):
+            pass
+        stalled.append(raw)
+    try:
+        wait_for(lambda: len(relay.logged("login-timeout")) == 3, what="the login timeouts")
+        wait_for(lambda: relay.server.gate.total == 0, what="the stalled connections to be counted out")
+        for raw in stalled:
+            assert raw.recv(100) == b"", "the relay closed the connection"
+    finally:
+        for raw in stalled:
+            raw.close()
+    with relay.client(ERP) as erp:
+        context = ssl.create_default_context(cafile=str(tls.ca_file))
+        erp.starttls(context=context)
+        erp.login(RELAY_USER, RELAY_PASSWORD)

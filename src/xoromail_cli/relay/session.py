@@ -73,6 +73,13 @@ class RelaySMTP(SMTP):
         if self.session is None or self.session.authenticated or transport is None:
             return
         self.handler_log(event_line("login-timeout", ip=self.ip, seconds=int(self.limits.login_within)))
+        original: Any = self._original_transport
+        if original is not None and self.session.ssl is None:
+            # in the STARTTLS handshake: asyncio's TLS layer would not pass the end of the connection on
+            # (the session, its task and its place among the connections would stay for good)
+            original.abort()
+            self.connection_lost(None)
+            return
         transport.write(b"421 4.4.2 No login within the time allowed; closing\r\n")
         transport.close()
 
