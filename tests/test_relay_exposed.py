@@ -348,8 +348,8 @@ def test_connections_that_stall_in_the_tls_handshake_are_counted_out_when_their_
             pass
         stalled.append(raw)
     try:
-        wait_for(lambda: len(relay.logged("login-timeout")) == 3, what="the login timeouts")
         wait_for(lambda: relay.server.gate.total == 0, what="the stalled connections to be counted out")
+        assert len(relay.logged("login-timeout")) == 1, "one line per address and interval"
         for raw in stalled:
             assert raw.recv(100) == b"", "the relay closed the connection"
     finally:
@@ -359,3 +359,20 @@ def test_connections_that_stall_in_the_tls_handshake_are_counted_out_when_their_
         context = ssl.create_default_context(cafile=str(tls.ca_file))
         erp.starttls(context=context)
         erp.login(RELAY_USER, RELAY_PASSWORD)
+
+
+def test_failed_handshakes_in_a_loop_write_one_line_per_address_and_reason_an_interval(
+        exposed: Callable[..., Exposed], tls: TLSFiles) -> None:
+    relay = exposed(tls=tls.server_context)
+    for source in (ATTACKER,) * 20 + ("127.0.0.3",):
+        with socket.create_connection(("127.0.0.1", relay.port), timeout=20, source_address=(source, 0)) as raw:
+            reader = raw.makefile("rb")
+            assert reader.readline().startswith(b"220")
+            raw.sendall(b"STARTTLS\r\n")
+            assert reader.readline().startswith(b"220")
+            raw.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            assert raw.recv(100) == b""
+    wait_for(lambda: relay.server.gate.total == 0, what="the connections to be counted out")
+    lines = relay.logged("tls-failed")
+    assert [line.split()[1] for line in lines] == ["ip=127.0.0.2", "ip=127.0.0.3"], lines
+    assert "HTTP" in lines[0]

@@ -72,7 +72,7 @@ class RelaySMTP(SMTP):
         transport: Any = self.transport
         if self.session is None or self.session.authenticated or transport is None:
             return
-        self.handler_log(event_line("login-timeout", ip=self.ip, seconds=int(self.limits.login_within)))
+        self.gate.quiet(f"login:{self.ip}", "login-timeout", ip=self.ip, seconds=int(self.limits.login_within))
         original: Any = self._original_transport
         if original is not None and self.session.ssl is None:
             # in the STARTTLS handshake: asyncio's TLS layer would not pass the end of the connection on
@@ -96,8 +96,9 @@ class RelaySMTP(SMTP):
         if isinstance(error, TLSSetupException):
             cause = error.__cause__
             reason, offered = describe_handshake_failure(cause if isinstance(cause, ssl.SSLError) else None)
-            self.handler_log(event_line("tls-failed", ip=self.ip, peer=self.peer_text, reason=reason,
-                                        offered=offered))
+            # one line per address, reason and minute: a scanner failing handshakes in a loop fills no disk
+            self.gate.quiet(f"tls:{self.ip}:{reason}", "tls-failed", ip=self.ip, peer=self.peer_text, reason=reason,
+                            offered=offered)
             return "454 4.7.0 TLS not available"
         self.handler_log(event_line("session-error", ip=self.ip, peer=self.peer_text, cause=type(error).__name__))
         return "451 4.3.0 The relay could not handle that command; try again"
