@@ -3,7 +3,8 @@
 The relay answers 250 before it delivers, so a message the service would refuse for its size must be refused
 at `MAIL FROM … SIZE=` or at the end of DATA (`552 5.3.4`), never accepted and failed later. Each transport
 states its maximum (`max_message_size`: SMTP from the server's EHLO SIZE, Graph 3 MB without upload
-sessions, Gmail's API 35 MB); it is asked once at start, in a thread, while the relay already listens.
+sessions, Gmail's API 35 MB, known without signing in); SMTP's is asked once at start, in a thread, while the
+relay already listens.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ def learn_max_size(profile: Profile, server: RelayServer, log: Callable[[str], N
     transport = None
     try:
         transport = services.open_transport(profile, credentials.Secrets(profile), timeout=profile.timeout)
-        transport.open()
         size, name = transport.max_message_size, transport.name
+        if not size:  # known without the network for the APIs (Graph, Gmail, Exchange); SMTP says it in EHLO
+            transport.open()
+            size = transport.max_message_size
     except XoromailError as error:
         log(event_line("size-unknown", max=server.limits.max_size, reason=error.message))
         return None
