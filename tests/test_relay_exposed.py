@@ -376,3 +376,22 @@ def test_failed_handshakes_in_a_loop_write_one_line_per_address_and_reason_an_in
     lines = relay.logged("tls-failed")
     assert [line.split()[1] for line in lines] == ["ip=127.0.0.2", "ip=127.0.0.3"], lines
     assert "HTTP" in lines[0]
+
+
+def test_ipv6_guesses_and_connections_count_per_64_so_a_subscribers_many_addresses_are_one() -> None:
+    """An IPv6 subscriber has a /64 (2^64 addresses): counted apart, each would get its own five guesses."""
+    from xoromail_cli.relay.limits import ConnectionGate
+
+    lines: list[str] = []
+    clock = Clock()
+    guard = AuthGuard(lines.append, AuthPolicy(), clock)
+    replies = [guard.failed(f"2001:db8:1:2::{n:x}", "?", "PLAIN") for n in range(1, 7)]
+    assert replies[:5] == [None] * 5 and replies[5] is not None and replies[5].startswith("454 4.7.0")
+    assert guard.throttled("2001:db8:1:2:ffff::1") is not None and guard.throttled("2001:db8:1:3::1") is None
+    assert "ip=2001:db8:1:2::6 " in lines[-1], "the log names the address itself (fail2ban bans what it reads)"
+    gate = ConnectionGate(limits=SessionLimits(per_address=2), log=lines.append)
+    assert [gate.admit(f"2001:db8:1:2::{n}") for n in (1, 2)] == [None, None]
+    assert gate.admit("2001:db8:1:2::3") is not None and gate.admit("2001:db8:1:3::1") is None
+    gate.release("2001:db8:1:2::1")
+    assert gate.admit("2001:db8:1:2::9") is None
+    assert [gate.admit(ip) for ip in ("192.0.2.1", "192.0.2.2")] == [None, None], "IPv4: each address apart"
