@@ -190,3 +190,27 @@ def test_an_8bit_message_goes_upstream_with_body_8bitmime_and_a_7bit_one_without
     wait_for(lambda: len(upstream.messages) == 2, what="the 7-bit message")
     assert handler.options == [["BODY=8BITMIME"], []]
     assert "Grüße".encode() in upstream.messages[0].data
+
+
+def test_a_header_line_over_998_octets_is_folded_so_an_smtp_upstream_takes_it(
+        relay: RelayFactory, smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    """A To of many recipients or a long Subject on one line (a program that does not fold) must not get a 250
+    and then be refused by the upstream's line limit."""
+    upstream = smtp_server()
+    credentials.store_password("default", PASSWORD)
+    running = relay(profile_for(upstream, tls))
+    recipients = [f"customer{n}@client.test" for n in range(60)]
+    subject = " ".join(f"word{n}" for n in range(300))
+    head = (f"From: {USER}\r\nTo: " + ", ".join(recipients) + f"\r\nSubject: {subject}\r\n"
+            "Message-ID: <long-header@company.test>\r\n").encode()
+    assert len(head.split(b"\r\n")[1]) > 998
+    assert raw_data(running.port, head + b"\r\nbody\r\n", to=recipients[0])[0] == 250
+    wait_for(lambda: bool(running.logged("delivered") or running.logged("failed")), what="the delivery")
+    assert running.logged("delivered"), running.logged("failed")
+    data = upstream.messages[0].data
+    assert max(len(line) for line in data.split(b"\r\n")) <= 998
+    parsed = email.message_from_bytes(data, policy=policy.default)
+    assert parsed["Subject"] == subject and len(parsed["To"].addresses) == 60
+    unbroken = (HEAD.replace("{number}", "unbroken") + "X-Token: " + "x" * 1200 + "\r\n\r\nbody\r\n").encode()
+    code, text = raw_data(running.port, unbroken)
+    assert code == 550 and text.startswith(b"5.6.0") and b"X-Token header" in text

@@ -5,7 +5,8 @@ new lines, a second message among them (SMTP smuggling); no mail program writes 
 line end and is made CRLF, so every upstream reads the same lines (and the dot-stuffing at delivery covers
 each). A body line longer than 998 octets (RFC 5322 2.1.1; .NET writes a whole HTML body on one line, 7bit)
 is taken, as Postfix and Exim take it, and its part re-encoded quoted-printable, so an SMTP upstream that
-enforces the limit gets lines it accepts; messages without such lines pass byte for byte.
+enforces the limit gets lines it accepts; a header line that long is folded at a space (refused when it has
+none); messages without such lines pass byte for byte.
 """
 
 from __future__ import annotations
@@ -42,6 +43,26 @@ def has_long_line(body: bytes | bytearray, start: int = 0, limit: int = SMTP_LIN
             return True
         start = end + 2
     return False
+
+
+def fold_field(field: bytes, limit: int = SMTP_LINE) -> bytes:
+    """A header field with each line over `limit` octets folded before a space or tab (RFC 5322 2.2.3: the
+    same field to a reader); MendRefused when a line has no place to fold within the limit."""
+    if len(field) <= limit:
+        return field
+    lines: list[bytes] = []
+    for line in field.split(b"\r\n"):
+        name_ends = 0 if lines else line.find(b":")  # never within the field's name
+        while len(line) > limit:
+            cut = max(line.rfind(b" ", 1, limit + 1), line.rfind(b"\t", 1, limit + 1))
+            if cut <= name_ends:
+                name = field.partition(b":")[0].decode("ascii", "replace")
+                raise MendRefused(f"550 5.6.0 The {name} header has a line of over {limit} octets without a space "
+                                  f"to fold it at, which mail servers refuse; shorten it or fold it")
+            lines.append(line[:cut])
+            line = line[cut:]
+        lines.append(line)
+    return b"\r\n".join(lines)
 
 
 def short_lines(head: bytes, body: bytes) -> bytes:
