@@ -395,3 +395,23 @@ def test_ipv6_guesses_and_connections_count_per_64_so_a_subscribers_many_address
     gate.release("2001:db8:1:2::1")
     assert gate.admit("2001:db8:1:2::9") is None
     assert [gate.admit(ip) for ip in ("192.0.2.1", "192.0.2.2")] == [None, None], "IPv4: each address apart"
+
+
+def test_listening_on_every_ipv6_address_takes_ipv4_clients_too_and_counts_them_by_their_ipv4_address(
+        tmp_path: Path) -> None:
+    """`--listen [::]:587` for a name with A and AAAA records: both kinds of client get in, and --allow-ip with
+    an IPv4 block matches an IPv4 client (not its ::ffff: form)."""
+    lines: list[str] = []
+    handler = RelayHandler(Spool(tmp_path / "spool"), SenderPolicy(USER), lines.append, lambda: None)
+    limits = SessionLimits(allow=parse_networks(["127.0.0.1/32", "::1"]))
+    server = RelayServer(handler, RelayCredential(RELAY_USER, RELAY_PASSWORD), "::", 0, tls=None,
+                         limits=limits).start()
+    try:
+        for host in ("127.0.0.1", "::1"):
+            with smtplib.SMTP(host, server.port, timeout=10) as client:
+                assert client.noop()[0] == 250
+        with pytest.raises(smtplib.SMTPConnectError):
+            smtplib.SMTP("127.0.0.1", server.port, timeout=10, source_address=(ATTACKER, 0))
+    finally:
+        server.stop()
+    assert [line.split()[1] for line in lines if line.startswith("refused-ip")] == ["ip=127.0.0.2"]

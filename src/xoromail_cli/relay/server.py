@@ -121,8 +121,11 @@ class RelayServer:
 
     def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        # `[::]` is every address, IPv4 ones too (seen as ::ffff:a.b.c.d, counted and logged as a.b.c.d):
+        # a name with A and AAAA records then reaches the relay either way
+        both = self.host == "::" and socket.has_dualstack_ipv6()
         try:
-            sock = socket.create_server((self.host, self.port), family=family, backlog=128)
+            sock = socket.create_server((self.host, self.port), family=family, backlog=128, dualstack_ipv6=both)
         except OSError as exc:
             raise UnavailableError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}",
                                    "choose another --listen port, or stop what already uses it") from None
