@@ -157,7 +157,11 @@ class RelaySMTP(SMTP):
         data = bytearray()
         size = longest = line = 0
         at_start = True
+        lines = 0
         while True:
+            lines += 1
+            if lines % 512 == 0:  # readuntil does not yield while lines are buffered: let the other sessions in
+                await asyncio.sleep(0)
             try:
                 chunk = await self._reader.readuntil(b"\r\n")
             except asyncio.LimitOverrunError as overrun:  # a line longer than the reader's buffer: in pieces
