@@ -9,6 +9,7 @@ import socket
 import threading
 import tracemalloc
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,20 @@ def test_a_large_message_is_sent_without_a_copy_of_it(discard: DiscardServer) ->
     assert delivery.status == "sent"
     assert discard.received == len(data) + data.count(b"\r\n.") and discard.tail.endswith(b"." + line)
     assert peak < len(data) // 4, f"{peak:,} bytes allocated while sending {len(data):,}"
+
+
+def test_a_spooled_message_is_read_back_into_one_buffer(tmp_path: Path) -> None:
+    from xoromail_cli.relay.spool import Spool
+
+    spool = Spool(tmp_path / "spool")
+    data = b"Subject: large\r\n\r\n" + b"x" * 76 * 250_000 + b"\r\n"
+    spool_id = spool.put(Envelope(sender="billing@company.test", to=("customer@client.test",), data=data,
+                                  message_id="<large@company.test>"))
+    tracemalloc.start()
+    try:
+        loaded = spool.load(spool_id)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert loaded.envelope.data == data and loaded.envelope.message_id == "<large@company.test>"
+    assert peak < len(data) * 1.25, f"{peak:,} bytes allocated to read {len(data):,}"
