@@ -338,6 +338,16 @@ def test_connections_that_stall_in_the_tls_handshake_are_counted_out_when_their_
     """STARTTLS, then no handshake: the login timeout ends the connection and frees its place; otherwise a
     scanner doing this max-connections times would lock the ERP out for good."""
     relay = exposed(tls=tls.server_context, login_within=0.5, max_connections=3)
+    stall_in_the_handshake(relay, tls)
+
+
+def test_a_login_time_longer_than_the_idle_time_still_ends_a_stalled_handshake(
+        exposed: Callable[..., Exposed], tls: TLSFiles) -> None:
+    relay = exposed(tls=tls.server_context, login_within=300.0, idle=0.5, max_connections=3)
+    stall_in_the_handshake(relay, tls)
+
+
+def stall_in_the_handshake(relay: Exposed, tls: TLSFiles) -> None:
     stalled = []
     for _ in range(3):
         raw = socket.create_connection(("127.0.0.1", relay.port), timeout=20, source_address=(ATTACKER, 0))

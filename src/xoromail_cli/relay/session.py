@@ -58,7 +58,9 @@ class RelaySMTP(SMTP):
         first = self._login_timer is None
         super().connection_made(transport)
         if first:  # not the second call, after STARTTLS
-            self._login_timer = self.loop.call_later(self.limits.login_within, self._login_late)
+            # never after aiosmtpd's idle timeout: that one cannot end a connection stalled in the TLS handshake
+            self._login_timer = self.loop.call_later(min(self.limits.login_within, self.limits.idle),
+                                                     self._login_late)
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._login_timer is not None:
@@ -72,7 +74,8 @@ class RelaySMTP(SMTP):
         transport: Any = self.transport
         if self.session is None or self.session.authenticated or transport is None:
             return
-        self.gate.quiet(f"login:{self.ip}", "login-timeout", ip=self.ip, seconds=int(self.limits.login_within))
+        self.gate.quiet(f"login:{self.ip}", "login-timeout", ip=self.ip,
+                        seconds=int(min(self.limits.login_within, self.limits.idle)))
         original: Any = self._original_transport
         if original is not None and self.session.ssl is None:
             # in the STARTTLS handshake: asyncio's TLS layer would not pass the end of the connection on
