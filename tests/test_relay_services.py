@@ -80,6 +80,7 @@ def test_through_graph_the_relay_advertises_graphs_3_mb_and_500_recipients_and_r
         assert client.esmtp_features["size"] == str(MAX_MESSAGE_BYTES)
         code, text = client.mail(USER, [f"SIZE={MAX_MESSAGE_BYTES + 1}"])
         assert code == 552 and text.startswith(b"5.3.4")
+        assert b"Mail.ReadWrite" in text  # what would lift Graph's limit (an upload session), as `send` says
     big = erp_message(3, attachment=b"%PDF-1.4 " + bytes(range(256)) * 12_000)
     with pytest.raises(smtplib.SMTPSenderRefused) as refused:
         submit(running.port, big)  # smtplib announces the size at MAIL FROM
@@ -103,3 +104,10 @@ def test_graphs_3_mb_is_advertised_even_when_the_sign_in_fails_at_start(
     with smtplib.SMTP("127.0.0.1", running.port, timeout=20) as client:
         client.login(RELAY_USER, RELAY_PASSWORD)
         assert client.esmtp_features["size"] == str(MAX_MESSAGE_BYTES)
+
+    from xoromail_cli.relay.sizes import SizeLimit
+
+    limit = SizeLimit()
+    graph.fail(7000222)
+    limit.learn(profile, 10.0, running.log)  # a mailbox of several (relay users): the same, per mailbox
+    assert limit.max_size == MAX_MESSAGE_BYTES and limit.refusal(MAX_MESSAGE_BYTES + 1) is not None

@@ -22,9 +22,10 @@ def megabytes(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB"
 
 
-def too_large(size: int, limit: int, service: str) -> Delivery:
-    """The permanent refusal of a message over the limit: a data error (65), never retried."""
+def too_large(size: int, limit: int, service: str, hint: str | None = None) -> Delivery:
+    """The permanent refusal of a message over the limit: a data error (65), never retried. `hint` is the
+    transport's own (`size_hint`: Graph names the permission that would lift its limit)."""
     return Delivery(status="failed",
                     reply=f"the message is {megabytes(size)} ({size:,} bytes) and {service} accepts at most "
                     f"{megabytes(limit)} ({limit:,} bytes): not sent", exit_code=int(ExitCode.DATAERR),
-                    hint=TOO_LARGE_HINT)
+                    hint=hint or TOO_LARGE_HINT)

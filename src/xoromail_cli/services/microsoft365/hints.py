@@ -207,7 +207,7 @@ def _access_denied(reply: str, retry_after: float | None, mode: str, mailbox: st
 
 
 def _send_as(reply: str, retry_after: float | None, mode: str, mailbox: str) -> Delivery:
-    return Delivery(status="failed", reply=reply, exit_code=ExitCode.NOPERM, stops_batch=True,
+    return Delivery(status="failed", reply=reply, exit_code=ExitCode.NOPERM, stops_batch=True, refuses_sender=True,
                     hint=f"the signed-in account may not send as {mailbox}: sign in as that mailbox, or have an "
                          "Exchange admin give the account Send As rights for it")
 
