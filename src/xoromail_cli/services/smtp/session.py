@@ -23,8 +23,6 @@ from xoromail_cli.services.network import is_loopback, tls_context
 from xoromail_cli.services.smtp.replies import STARTTLS_FIRST_HINT, ProtocolViolationError, stage_failure
 
 if TYPE_CHECKING:
-    from _typeshed import ReadableBuffer
-
     from xoromail_cli.profile import Profile
 
 TokenSource = Callable[[], str]
@@ -96,7 +94,7 @@ class _Client(smtplib.SMTP):
             self._trace_out(part)
         self._send_bounded(b"".join(parts))
 
-    def data(self, msg: ReadableBuffer | str) -> tuple[int, bytes]:
+    def data(self, msg: bytes | str) -> tuple[int, bytes]:  # type: ignore[override]  # smtplib's, narrowed as send is
         """smtplib's DATA, the message sent in dot-stuffed pieces (`message_pieces`), not in whole copies."""
         if not isinstance(msg, bytes):
             return super().data(msg)
