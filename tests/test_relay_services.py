@@ -111,3 +111,18 @@ def test_graphs_3_mb_is_advertised_even_when_the_sign_in_fails_at_start(
     graph.fail(7000222)
     limit.learn(profile, 10.0, running.log)  # a mailbox of several (relay users): the same, per mailbox
     assert limit.max_size == MAX_MESSAGE_BYTES and limit.refusal(MAX_MESSAGE_BYTES + 1) is not None
+
+
+def test_an_expired_client_secret_met_by_the_relay_becomes_an_expiry_note(
+        relay: RelayFactory, graph: MicrosoftServer, tls: TLSFiles) -> None:
+    """AADSTS7000222 in the relay's sign-in is learnt as validate and send learn it: the next notes say so."""
+    from xoromail_cli.services import expiry
+
+    graph.secret_expired = True
+    profile = m365_profile(graph, tls)
+    running = relay(profile, retries=1, retry_delay=0.3)
+    submit(running.port, erp_message(3))
+    wait_for(lambda: bool(running.logged("paused")), timeout=30, what="the paused line")
+    assert "AADSTS7000222" in running.logged("paused")[0]
+    [note] = expiry.notes_for(profile)
+    assert note.kind == "microsoft-client-secret" and "expired on" in note.text()
