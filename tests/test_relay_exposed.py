@@ -444,3 +444,22 @@ def test_listening_on_every_ipv6_address_takes_ipv4_clients_too_and_counts_them_
     finally:
         server.stop()
     assert [line.split()[1] for line in lines if line.startswith("refused-ip")] == ["ip=127.0.0.2"]
+
+
+def test_a_message_still_arriving_after_the_idle_time_is_taken(exposed: Callable[..., Exposed]) -> None:
+    """The idle timeout is for a client that says nothing; one whose data keeps coming (a large message over a
+    slow line) is not cut off in the middle of it."""
+    import time
+
+    relay = exposed(idle=1.0)
+    with relay.client(ERP) as erp:
+        erp.login(RELAY_USER, RELAY_PASSWORD)
+        assert erp.mail(USER)[0] == 250 and erp.rcpt("customer@client.test")[0] == 250
+        assert erp.docmd("DATA")[0] == 354
+        erp.send(f"From: {USER}\r\nTo: customer@client.test\r\nSubject: slow\r\n\r\n".encode())
+        for _ in range(8):  # four seconds of data, a line every half second
+            erp.send(b"x" * 76 + b"\r\n")
+            time.sleep(0.5)
+        erp.send(b".\r\n")
+        assert erp.getreply()[0] == 250
+    assert len(relay.spool.ids()) == 1

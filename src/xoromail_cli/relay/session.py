@@ -53,6 +53,7 @@ class RelaySMTP(SMTP):
         self.advice = advice or SMALLER
         """What lifts the limit, said in the 552 (the transport's `size_hint`), else "send it smaller"."""
         self._released = False
+        self._data_seen = 0.0
         self._login_timer: asyncio.TimerHandle | None = None
         super().__init__(handler, data_size_limit=limits.max_size, timeout=limits.idle, **options)
 
@@ -165,14 +166,10 @@ class RelaySMTP(SMTP):
         size = longest = line = 0
         at_start = True
         lines = 0
+        self._data_seen = self.loop.time()
         while True:
             lines += 1
-            if lines % 512 == 0:  # readuntil does not yield while lines are buffered: let the other sessions in
-                await asyncio.sleep(0)
-            try:
-                chunk = await self._reader.readuntil(b"\r\n")
-            except asyncio.LimitOverrunError as overrun:  # a line longer than the reader's buffer: in pieces
-                chunk = await self._reader.read(overrun.consumed)
+            chunk = await self._next_chunk(lines)
             if at_start and chunk == b".\r\n":
                 break
             if at_start and chunk[:1] == b".":
@@ -191,3 +188,19 @@ class RelaySMTP(SMTP):
             return bytearray(), (f"500 5.5.6 A line of the message has {longest:,} octets; the relay takes lines "
                                  f"of up to {self.limits.max_line:,}")
         return data, None  # not copied: the handler makes the one copy it keeps
+
+    async def _next_chunk(self, lines: int) -> bytes:
+        """The next line of the data, or a piece of a line longer than the reader's buffer. Now and then it
+        lets the other sessions in (readuntil does not yield while lines are buffered), and while data keeps
+        coming it restarts aiosmtpd's idle timer, which only commands restart: a message still arriving after
+        --idle-timeout seconds (35 MB over a slow line) was cut off without a word."""
+        if lines % 512 == 0:
+            await asyncio.sleep(0)
+        now = self.loop.time()
+        if now - self._data_seen > min(1.0, self.limits.idle / 4):
+            self._data_seen = now
+            self._reset_timeout()
+        try:
+            return await self._reader.readuntil(b"\r\n")
+        except asyncio.LimitOverrunError as overrun:
+            return await self._reader.read(overrun.consumed)
