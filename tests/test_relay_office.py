@@ -24,6 +24,7 @@ from xoromail_cli.relay.users import load_logins
 
 SHIPPING, SHIPPING_PASSWORD = "shipping@company.test", "shipping mailbox secret"
 BILLING_LOGIN_PASSWORD = "billing-erp-pass-8Kd"
+ERP_A, ERP_B = "first-pass-of-the-erp", "printer-pass-long-enough"  # a login's needs 16 characters
 
 
 def two_mailboxes(config_path: Path, smtp_server: ServerFactory, tls: TLSFiles) -> tuple[SinkServer, SinkServer]:
@@ -125,20 +126,20 @@ def test_two_logins_deliver_through_their_own_profiles_and_may_send_only_as_thei
 def test_rotating_a_password_and_removing_a_login(runner: CliRunner, config_path: Path, smtp_server: ServerFactory,
                                                   tls: TLSFiles, office: OfficeFactory) -> None:
     billing, _ = two_mailboxes(config_path, smtp_server, tls)
-    users(runner, config_path, "add", "erp", "--profile", "billing", "--password-stdin", stdin="first-pass\n")
-    users(runner, config_path, "add", "printer", "--profile", "billing", "--password-stdin", stdin="printer-pass\n")
+    users(runner, config_path, "add", "erp", "--profile", "billing", "--password-stdin", stdin=ERP_A + "\n")
+    users(runner, config_path, "add", "printer", "--profile", "billing", "--password-stdin", stdin=ERP_B + "\n")
     shown = users(runner, config_path, "password", "erp")
     new = shown[-1].rsplit(" ", 1)[1]
-    assert "shown this once" in shown[-1] and new != "first-pass"
+    assert "shown this once" in shown[-1] and new != ERP_A
     users(runner, config_path, "remove", "printer")
     assert list(load_logins(config_path)) == ["erp"]
     assert credentials.read_secret("relay", "login:printer") is None
     running = office()
     assert len(running.office.mailboxes) == 1  # two logins of one profile would share it
     with pytest.raises(smtplib.SMTPAuthenticationError):
-        submit(running.server.port, erp_message(1), user="erp", password="first-pass")
+        submit(running.server.port, erp_message(1), user="erp", password=ERP_A)
     with pytest.raises(smtplib.SMTPAuthenticationError):
-        submit(running.server.port, erp_message(1), user="printer", password="printer-pass")
+        submit(running.server.port, erp_message(1), user="printer", password=ERP_B)
     submit(running.server.port, erp_message(2), user="erp", password=new)
     wait_for(lambda: len(billing.messages) == 1, what="the delivery")
 
@@ -164,14 +165,14 @@ def test_the_relay_process_without_user_serves_every_login(runner: CliRunner, co
                                                            smtp_server: ServerFactory, tls: TLSFiles,
                                                            tmp_path: Path) -> None:
     billing, shipping = two_mailboxes(config_path, smtp_server, tls)
-    users(runner, config_path, "add", "billing-erp", "--profile", "billing", "--password-stdin", stdin="b-pass\n")
-    users(runner, config_path, "add", "shipping-erp", "--profile", "shipping", "--password-stdin", stdin="s-pass\n")
+    users(runner, config_path, "add", "billing-erp", "--profile", "billing", "--password-stdin", stdin=ERP_A + "\n")
+    users(runner, config_path, "add", "shipping-erp", "--profile", "shipping", "--password-stdin", stdin=ERP_B + "\n")
     process = RelayProcess(["--config", str(config_path), "relay", "--listen", "127.0.0.1:0", "--retry-delay",
                             "0.2", "--spool", str(tmp_path / "spools")], dict(os.environ))
     try:
         wait_for(lambda: len(process.logged("listening")) == 2, what="a listening line a mailbox")
-        submit(process.port, erp_message(1), user="billing-erp", password="b-pass")
-        submit(process.port, erp_message(2, sender=SHIPPING), user="shipping-erp", password="s-pass")
+        submit(process.port, erp_message(1), user="billing-erp", password=ERP_A)
+        submit(process.port, erp_message(2, sender=SHIPPING), user="shipping-erp", password=ERP_B)
         wait_for(lambda: len(billing.messages) == 1 and len(shipping.messages) == 1, what="both deliveries")
         wait_for(lambda: len(process.logged("delivered")) == 2, what="the delivered lines")
         assert {line.rsplit("profile=", 1)[1] for line in process.logged("delivered")} == {"billing", "shipping"}
@@ -190,7 +191,7 @@ def test_the_relay_process_without_user_serves_every_login(runner: CliRunner, co
 def test_the_office_relay_refuses_to_start_with_a_login_of_a_missing_profile_or_a_one_login_option(
         runner: CliRunner, config_path: Path, smtp_server: ServerFactory, tls: TLSFiles) -> None:
     two_mailboxes(config_path, smtp_server, tls)
-    users(runner, config_path, "add", "erp", "--profile", "shipping", "--password-stdin", stdin="erp-pass\n")
+    users(runner, config_path, "add", "erp", "--profile", "shipping", "--password-stdin", stdin=ERP_A + "\n")
     base = ["--config", str(config_path), "relay", "--listen", "127.0.0.1:0"]
     mixed = runner.invoke(app, [*base, "--allow-from", "sales@company.test"])
     assert mixed.exit_code == 2 and "--from" in mixed.output
@@ -202,3 +203,21 @@ def test_the_office_relay_refuses_to_start_with_a_login_of_a_missing_profile_or_
     config_path.write_text(broken)
     unknown = runner.invoke(app, ["--config", str(config_path), "relay", "users", "list"])
     assert unknown.exit_code == 78 and "unknown setting 'colour'" in unknown.output
+
+
+def test_a_login_s_password_is_as_long_as_the_one_login_relay_s(runner: CliRunner, config_path: Path,
+                                                               smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    """Every login faces the same guessers: a short password is refused where it is given, and one stored short
+    (by hand, or by an older release) stops the relay at start, naming the login and the fix."""
+    two_mailboxes(config_path, smtp_server, tls)
+    base = ["--config", str(config_path), "relay", "users"]
+    short = runner.invoke(app, [*base, "add", "scanner", "--profile", "billing", "--password-stdin"], input="short\n")
+    assert short.exit_code == 2 and "at least 16" in short.output and "scanner" not in load_logins(config_path)
+    assert credentials.read_secret("relay", "login:scanner") is None
+    users(runner, config_path, "add", "scanner", "--profile", "billing")
+    rotated = runner.invoke(app, [*base, "password", "scanner", "--password-stdin"], input="aaaaaaaaaaaaaaaaaaaa\n")
+    assert rotated.exit_code == 2 and "not all alike" in rotated.output
+    credentials.write_secret("relay", "login:scanner", "short")  # as an older release kept it
+    started = runner.invoke(app, ["--config", str(config_path), "relay", "--listen", "127.0.0.1:0"])
+    assert started.exit_code == 78 and "relay login 'scanner'" in started.output
+    assert "xoromail relay users password scanner" in started.output

@@ -132,9 +132,23 @@ def set_password(name: str, password: str | None) -> str | None:
 
     if password is not None and not password:
         raise UsageError("the password read from stdin is empty", "pipe the password in: … --password-stdin")
+    if password is not None:
+        _check_strength(password)
     generated = secrets.token_urlsafe(18) if password is None else None
     write_secret(SECRET_OWNER, _secret_kind(name), password if password is not None else generated or "")
     return generated
+
+
+def _check_strength(password: str) -> None:
+    """A login's password faces the same guessers as the one-login relay's: as long, refused where it is given."""
+    from xoromail_cli.relay.auth_limits import check_password_strength
+
+    try:
+        check_password_strength(password)
+    except ConfigError as error:
+        raise UsageError(error.message, "leave out --password-stdin to have one generated (24 characters), or "
+                                        "pipe in a long random one: "
+                                        "python3 -c 'import secrets; print(secrets.token_urlsafe(18))'") from None
 
 
 def rotate_password(path: Path, name: str, password: str | None) -> str | None:
@@ -165,11 +179,18 @@ def remove_login(path: Path, name: str) -> RelayLogin:
 
 def read_password(name: str) -> str:
     from xoromail_cli.credentials import read_secret
+    from xoromail_cli.relay.auth_limits import check_password_strength
 
     password = read_secret(SECRET_OWNER, _secret_kind(name))
     if not password:
         raise ConfigError(f"the relay login {name!r} has no password in the secret store",
                           f"set one with `xoromail relay users password {name}`")
+    try:
+        check_password_strength(password)  # one stored by hand or by an older release may be short
+    except ConfigError as error:
+        raise ConfigError(f"the relay login {name!r}: {error.message}",
+                          f"give it a new one with `xoromail relay users password {name}` (generated and shown "
+                          "once), and that one to its ERP") from None
     return password
 
 
