@@ -188,3 +188,34 @@ def test_queue_status_lists_what_expires_soon_among_its_notes_without_failing(
     assert any(soon in note and "--client-secret-expires" in note for note in report["notes"])
     human = runner.invoke(app, ["--config", str(config_path), "queue", "status"])
     assert human.exit_code == 0 and f"note: the Microsoft app's client secret expires on {soon}" in human.output
+
+
+def test_a_spool_that_cannot_be_written_during_a_pause_leaves_the_worker_delivering_once_it_can(
+        relay: RelayFactory, tls: TLSFiles) -> None:
+    """A full disk while the upstream is down: the pause cannot be written to control.json. The worker says
+    so in one line, waits, and delivers once both are back; it never dies (a relay that accepts and never
+    delivers, with a traceback on stderr)."""
+    import shutil
+
+    port = free_port()
+    credentials.store_password("default", PASSWORD)
+    profile = smtp_profile(name="default", email=USER, host="127.0.0.1", port=port, security="starttls",
+                           ca_file=str(tls.ca_file), timeout=5.0)  # nothing listens on the port yet
+    running = relay(profile, retry_delay=0.2, max_delay=0.5)
+    submit(running.port, erp_message(1))
+    wait_for(lambda: bool(running.logged("paused")), what="the pause")
+    scratch = running.spool.root / "tmp"
+    shutil.rmtree(scratch)
+    scratch.write_text("a file where the spool's scratch folder belongs")  # every write of the spool fails
+    (running.spool.root / "control.json").write_text("{}")  # the pause ended (`queue retry`)
+    wait_for(lambda: any("cannot be written" in line for line in running.logged("paused")), what="the line")
+    time.sleep(1.0)
+    assert running.worker.alive
+    scratch.unlink()
+    upstream = SinkServer(port=port, handler=CaptureHandler(), security="starttls", tls_context=tls.server_context,
+                          authenticator=accepting_authenticator(), auth_required=True).start()
+    try:
+        wait_for(lambda: len(upstream.messages) == 1 and not running.spool.ids(), timeout=30,
+                 what="the delivery once the spool and the upstream are back")
+    finally:
+        upstream.stop()

@@ -142,23 +142,35 @@ class DeliveryWorker:
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
-            self._wake.clear()
-            self.control = read_control(self.spool.root)  # `queue retry` may have ended a pause meanwhile
-            moment = time.time()
-            if self.control.paused(moment):
-                self._wake.wait(min(self.control.paused_until - moment, self.options.idle))
-                continue
             try:
-                ready, later = self.spool.due(moment)
-                if ready:
-                    self.deliver(ready)
-                    continue
-            except Exception as exc:  # noqa: BLE001  # the worker outlives any one failure; the spool keeps the mail
-                self._pause(UnavailableError(f"delivery stopped by an unexpected {_cause(exc)}",
-                                             "the messages stay in the spool; if this repeats, report it"))
-                continue
-            wait = self.options.idle if later is None else max(0.02, min(self.options.idle, later - moment))
-            self._wake.wait(wait)
+                self._round()
+            except OSError as exc:  # the spool itself cannot be written (a full disk): wait and look again
+                self._failures += 1
+                delay = self._schedule.delay(self._failures - 1)
+                self.log(event_line("paused", cause=f"the spool {self.spool.root} cannot be written: {_cause(exc)}",
+                                    hint=relay_advice("free disk space or fix the spool folder's permissions",
+                                                      delay), retry_in=f"{delay:.1f}s"))
+                self._wake.wait(delay)
+
+    def _round(self) -> None:
+        """One look at the queue: deliver what is due, or wait until something is (or a pause ends)."""
+        self._wake.clear()
+        self.control = read_control(self.spool.root)  # `queue retry` may have ended a pause meanwhile
+        moment = time.time()
+        if self.control.paused(moment):
+            self._wake.wait(min(self.control.paused_until - moment, self.options.idle))
+            return
+        try:
+            ready, later = self.spool.due(moment)
+            if ready:
+                self.deliver(ready)
+                return
+        except Exception as exc:  # noqa: BLE001  # the worker outlives any one failure; the spool keeps the mail
+            self._pause(UnavailableError(f"delivery stopped by an unexpected {_cause(exc)}",
+                                         "the messages stay in the spool; if this repeats, report it"))
+            return
+        wait = self.options.idle if later is None else max(0.02, min(self.options.idle, later - moment))
+        self._wake.wait(wait)
 
     def deliver(self, ready: list[str]) -> None:
         """One burst: the ledger locked and one session with the service, for as long as messages are due."""
