@@ -25,6 +25,7 @@ from xoromail_cli.pacing import Backoff, RateLimiter
 from xoromail_cli.relay.control import SenderHold, read_control, write_control
 from xoromail_cli.relay.outcomes import (
     IN_DOUBT_HELD,
+    INTERRUPTED_HELD,
     RELAY_EVENT,
     held_in_doubt,
     held_in_doubt_hint,
@@ -232,7 +233,7 @@ class DeliveryWorker:
         for result in results:
             spool_id = held.get(result.key or "")
             self.log(event_line("held" if spool_id else "in-doubt", id=spool_id, message_id=result.message_id,
-                                to=len(result.recipients), reply=result.reply,
+                                to=len(result.recipients), reply=INTERRUPTED_HELD if spool_id else result.reply,
                                 hint=held_in_doubt_hint(spool_id) if spool_id else None))
 
     def _one(self, deliverer: Deliverer, spool_id: str) -> None:
