@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import smtplib
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -221,3 +223,48 @@ def test_a_login_s_password_is_as_long_as_the_one_login_relay_s(runner: CliRunne
     started = runner.invoke(app, ["--config", str(config_path), "relay", "--listen", "127.0.0.1:0"])
     assert started.exit_code == 78 and "relay login 'scanner'" in started.output
     assert "xoromail relay users password scanner" in started.output
+
+
+def spooled(root: Path, sender: str, number: int) -> str:
+    """A message as the office relay keeps it for a profile (the spool's own writer, no relay needed)."""
+    from xoromail_cli.compose.envelope import Envelope
+    from xoromail_cli.relay.spool import Spool
+
+    data = f"From: {sender}\r\nTo: customer@client.test\r\nSubject: INV-{number}\r\n\r\ninvoice\r\n".encode()
+    return Spool(root).put(Envelope(sender=sender, to=("customer@client.test",), data=data,
+                                    message_id=f"<inv.{number}@company.test>"))
+
+
+def test_every_queue_command_reaches_every_profile_s_spool_with_all_profiles(
+        runner: CliRunner, config_path: Path, smtp_server: ServerFactory, tls: TLSFiles, tmp_path: Path) -> None:
+    """The office relay keeps one spool a profile: a person steers them all without naming each profile; an id
+    is found in whichever spool holds it."""
+    from xoromail_cli.relay.control import SpoolControl, read_control, write_control
+    from xoromail_cli.relay.spool import Spool
+
+    two_mailboxes(config_path, smtp_server, tls)
+    base = tmp_path / "spools"
+    billing_id = spooled(base / "billing", USER, 1)
+    shipping_id = spooled(base / "shipping", SHIPPING, 2)
+    for name in ("billing", "shipping"):
+        write_control(base / name, SpoolControl(paused_until=time.time() + 600, pause_reason="421 4.3.2 busy"))
+
+    def queue(*args: str) -> Any:
+        return runner.invoke(app, ["--config", str(config_path), "queue", *args, "--all-profiles", "--spool",
+                                   str(base)])
+
+    rows = [json.loads(line) for line in queue("list", "--json").stdout.splitlines()]
+    assert [(row["profile"], row["id"]) for row in rows] == [("billing", billing_id), ("shipping", shipping_id)]
+    human = queue("list").output
+    assert "profile billing" in human and "profile shipping" in human and human.count("Delivery is paused") == 2
+    held = queue("hold", shipping_id)
+    assert held.exit_code == 0 and shipping_id in held.output
+    assert Spool(base / "shipping").state(shipping_id).held and not Spool(base / "billing").state(billing_id).held
+    assert queue("hold", "--all").output.startswith("held 1 message(s)")  # billing's; shipping's already
+    retried = queue("retry")
+    assert retried.exit_code == 0 and "0 queued message(s) due now" in retried.output  # both are held
+    assert not read_control(base / "billing").paused_until and not read_control(base / "shipping").paused_until
+    assert queue("release", "--all").output.startswith("released 2 message(s)")
+    assert queue("drop", billing_id).exit_code == 0 and Spool(base / "billing").ids() == []
+    missing = queue("release", billing_id)
+    assert missing.exit_code == 66 and "any profile's spool" in missing.output
