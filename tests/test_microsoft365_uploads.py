@@ -141,3 +141,25 @@ def test_the_relay_refuses_a_large_message_at_data_with_552_naming_the_permissio
     finally:
         server.stop()
         worker.stop(30)
+
+
+@pytest.mark.parametrize("sizes", [[1536 * 1024] * 3, [3_050_000]], ids=["three-1.5-MB-files", "one-3.05-MB-file"])
+def test_files_under_3_mb_too_large_together_for_one_request_still_go_with_mail_readwrite(
+        relay: RelayFactory, graph: MicrosoftServer, tls: TLSFiles, sizes: list[int]) -> None:
+    """An invoice with three 1.5 MB PDFs (no file over 3 MB, the message over what one request carries), or one
+    PDF of 3.05 MB (under 3 MiB, over 3,000,000 bytes): the draft must fit one 4 MB request, so files go up apart
+    (a fileAttachment each, or an upload session), and every file arrives."""
+    graph.app_roles = ["Mail.Send", "Mail.ReadWrite"]
+    running = relay(app_profile(graph, tls))
+    files = [b"%PDF-1.7\n" + os.urandom(size - 9) for size in sizes]
+    message = erp_message(7, attachment=files[0])
+    for number, data in enumerate(files[1:], start=2):
+        message.add_attachment(data, maintype="application", subtype="pdf", filename=f"INV-7-{number}.pdf")
+    submit(running.port, message)
+    wait_for(lambda: len(graph.drafts.sent) == 1 or bool(running.logged("failed")), timeout=60,
+             what="the draft sent, or a failure")
+    assert not running.logged("failed"), running.logged("failed")
+    sent = graph.drafts.sent[0]
+    in_draft = [part.get_content() for part in message_from_bytes(sent.mime, policy=policy.default).iter_attachments()]
+    assert sorted([data for _, _, data in sent.attachments] + in_draft) == sorted(files)
+    assert len(sent.mime) < MAX_MESSAGE_BYTES
