@@ -3,7 +3,8 @@
 The relay answers 250 before it delivers, so a message the service would refuse for its size must be refused
 at `MAIL FROM … SIZE=` or at the end of DATA (`552 5.3.4`), never accepted and failed later. Each transport
 states its maximum (`max_message_size`: SMTP from the server's EHLO SIZE, Graph 3 MB without upload
-sessions, Gmail's API 35 MB); it is asked once at start, in a thread, while the relay already listens.
+sessions, Gmail's API 35 MB); it is asked once at start, in a thread, while the relay already listens, and
+followed after each burst of deliveries (`relay_cmd._follow_sizes`: a permission granted meanwhile).
 """
 
 from __future__ import annotations
