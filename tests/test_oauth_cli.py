@@ -54,6 +54,7 @@ def test_google_connect_allow_send_validate_and_disconnect(
     assert setup.returncode == 0, setup.stdout + setup.stderr
     saved = Path(env["XOROMAIL_CONFIG"]).read_text()
     assert "[profiles.default.google]" in saved and CLIENT_SECRET not in saved
+    assert "redirect_port = 0" in saved  # --redirect-port 0 is a value (any free port), not "not given"
     tokens = google_server.state.refresh_tokens
     assert tokens and not any(token in saved for token in tokens)
     assert len(google_server.state.sent) == 1  # the test message of the validation

@@ -222,7 +222,7 @@ def test_a_login_s_password_is_as_long_as_the_one_login_relay_s(runner: CliRunne
     credentials.write_secret("relay", "login:scanner", "short")  # as an older release kept it
     started = runner.invoke(app, ["--config", str(config_path), "relay", "--listen", "127.0.0.1:0"])
     assert started.exit_code == 78 and "relay login 'scanner'" in started.output
-    assert "xoromail relay users password scanner" in started.output
+    assert "relay users password scanner" in started.output
 
 
 def spooled(root: Path, sender: str, number: int) -> str:

@@ -116,9 +116,9 @@ def list_queue(ctx: typer.Context, spool_dir: SpoolOption = None,
 
 def _list_one(spool: Spool, as_json: bool, profile: str) -> None:
     from rich.markup import escape
-    from rich.table import Table
 
     from xoromail_cli.cli.console import out, print_json_line
+    from xoromail_cli.cli.render import print_rows
     from xoromail_cli.relay.control import read_control
     from xoromail_cli.relay.status import due_at
 
@@ -134,16 +134,15 @@ def _list_one(spool: Spool, as_json: bool, profile: str) -> None:
     if not entries:
         console.print("The spool is empty.")
         return
-    table = Table(title_justify="left")
-    for column in ("id", "state", "received (UTC)", "to", "tries", "next try (UTC)", "message-id / last reply"):
-        table.add_column(column, overflow="fold")
+    rows = []
     for entry in entries:
-        table.add_row(entry.id, _state_name(entry.state.held, entry.state.in_doubt, entry.where),
-                      f"{datetime.fromtimestamp(entry.received_at, UTC):%Y-%m-%d %H:%M:%S}",
-                      escape(", ".join(entry.recipients)), str(entry.state.attempts),
-                      _when(due_at(entry, control, moment)),
-                      escape(f"{entry.message_id}\n{entry.state.last_reply}".strip()))
-    console.print(table)
+        rows.append((entry.id, _state_name(entry.state.held, entry.state.in_doubt, entry.where),
+                     f"{datetime.fromtimestamp(entry.received_at, UTC):%Y-%m-%d %H:%M:%S}",
+                     escape(", ".join(entry.recipients)), str(entry.state.attempts),
+                     _when(due_at(entry, control, moment)),
+                     escape(f"{entry.message_id}\n{entry.state.last_reply}".strip())))
+    print_rows(None, ("id", "state", "received (UTC)", "to", "tries", "next try (UTC)", "message-id / last reply"),
+               rows, console=console)
 
 
 @queue_app.command("status")

@@ -220,7 +220,7 @@ class DeliveryWorker:
         def warn(text: str) -> None:
             self.log(event_line("warning", text=text))
 
-        watch = QuotaWatch(self.limits.provider, account_key(self.profile.service, self.profile.email), sent_ledger,
+        watch = QuotaWatch(self.limits.provider, account_key(self.profile.email), sent_ledger,
                            warn)
         return Deliverer(profile=self.profile, event=RELAY_EVENT, transport=transport, ledger=sent_ledger,
                          retries=self.options.retries, backoff=Backoff(base=1.0, cap=10.0, sleep=self._sleep),
