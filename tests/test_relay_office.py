@@ -121,6 +121,7 @@ def test_two_logins_deliver_through_their_own_profiles_and_may_send_only_as_thei
     with pytest.raises(smtplib.SMTPAuthenticationError):  # one login's password never opens another
         submit(running.server.port, erp_message(4), user="billing-erp", password=generated)
     refused = [line for line in running.lines if line.startswith("refused ")]
+    assert all(" login=shipping-erp " in line for line in refused)  # which program of the office it was
     assert len(refused) == 2 and all(generated not in line and BILLING_LOGIN_PASSWORD not in line
                                      for line in running.lines)
 
