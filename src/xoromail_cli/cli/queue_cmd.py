@@ -279,9 +279,11 @@ def retry(ctx: typer.Context, spool_id: IdArgument = None, spool_dir: SpoolOptio
     spools = _spools(ctx, spool_dir, profiles)
     for name, spool in spools:
         control = read_control(spool.root)
+        ended = _waits(control, time.time())
         if control.clear():
             write_control(spool.root, control)
-            out().print(f"pause ended{f' (profile {name})' if name else ''}", markup=False)
+        for line in ended:
+            out().print(line + (f" (profile {name})" if name else ""), markup=False)
     if spool_id is None:
         out().print(f"{_retry_all(spools)} queued message(s) due now", markup=False)
         return
@@ -291,6 +293,13 @@ def retry(ctx: typer.Context, spool_id: IdArgument = None, spool_dir: SpoolOptio
         out().print(f"{spool_id}: held; `xoromail queue release {spool_id}` lets it go", markup=False)
         return
     out().print(f"{spool_id}: due now" + (" (back from failed)" if where == "failed" else ""), markup=False)
+
+
+def _waits(control: SpoolControl, moment: float) -> list[str]:
+    """What `retry` ends: the mailbox's pause, each From address's hold (those still running)."""
+    lines = ["the pause ended"] if control.paused(moment) else []
+    return lines + [f"messages from {address} may go again" for address, hold in sorted(control.senders.items())
+                    if moment < hold.until]
 
 
 def _retry_all(spools: list[tuple[str, Spool]]) -> int:
