@@ -269,3 +269,42 @@ def test_every_queue_command_reaches_every_profile_s_spool_with_all_profiles(
     assert queue("drop", billing_id).exit_code == 0 and Spool(base / "billing").ids() == []
     missing = queue("release", billing_id)
     assert missing.exit_code == 66 and "any profile's spool" in missing.output
+
+
+def test_the_one_login_relay_s_stored_login_is_named_when_logins_take_over(
+        runner: CliRunner, config_path: Path, smtp_server: ServerFactory, tls: TLSFiles, tmp_path: Path) -> None:
+    """An office upgrading: its ERP logs in with the one-login relay's stored login (`relay --user erp`, kept
+    as relay_user/relay_password). Once the settings file has logins, `xoromail relay` without --user serves
+    those only: the first `users add` and every start say so, with the command that keeps the ERP working."""
+    two_mailboxes(config_path, smtp_server, tls)
+    credentials.write_secret("billing", "relay_user", "erp")
+    credentials.write_secret("billing", "relay_password", ERP_A)
+    added = runner.invoke(app, ["--config", str(config_path), "relay", "users", "add", "scanner", "--profile",
+                                "shipping"])
+    said = " ".join(added.output.split())
+    assert added.exit_code == 0 and "login 'erp' (profile billing)" in said
+    assert "relay users add erp --profile billing --password-stdin" in said
+    again = runner.invoke(app, ["--config", str(config_path), "relay", "users", "add", "printer", "--profile",
+                                "shipping"])
+    assert "'erp'" not in again.output  # said once, when logins took over
+    process = RelayProcess(["--config", str(config_path), "relay", "--listen", "127.0.0.1:0", "--spool",
+                            str(tmp_path / "spools")], dict(os.environ))
+    try:
+        wait_for(lambda: len(process.logged("listening")) == 1, what="the office relay (shipping's mailbox)")
+        warnings = [line for line in process.logged("warning") if "'erp'" in line]
+        assert len(warnings) == 1 and "profile billing" in warnings[0]
+        assert process.terminate() == 0
+    finally:
+        if process.process.poll() is None:
+            process.kill()
+    users(runner, config_path, "add", "erp", "--profile", "billing", "--password-stdin", stdin=ERP_A + "\n")
+    process = RelayProcess(["--config", str(config_path), "relay", "--listen", "127.0.0.1:0", "--spool",
+                            str(tmp_path / "spools")], dict(os.environ))
+    try:
+        wait_for(lambda: len(process.logged("listening")) == 2, what="the office relay")
+        submit(process.port, erp_message(1), user="erp", password=ERP_A)  # the ERP keeps working
+        assert not [line for line in process.logged("warning") if "'erp'" in line]
+        assert process.terminate() == 0
+    finally:
+        if process.process.poll() is None:
+            process.kill()

@@ -170,7 +170,13 @@ def _every_login(ctx: typer.Context, allow_from: list[str], rewrite: bool, spool
         raise UsageError("--allow-from is for the one-login relay",
                          "give each login its own From addresses: `xoromail relay users add NAME --profile P "
                          "--from ADDR`")
-    return open_office(state.config_path, logins, options, _log, rewrite=rewrite, spool_base=spool_dir)
+    office = open_office(state.config_path, logins, options, _log, rewrite=rewrite, spool_base=spool_dir)
+    from xoromail_cli.relay.delivery import event_line
+    from xoromail_cli.relay.users import left_out
+
+    for note in left_out(state.config_path, logins):
+        _log(event_line("warning", text=note))
+    return office
 
 
 def _serve(office: Office, address: tuple[str, int], files: TLSFiles | None, context: ssl.SSLContext | None,

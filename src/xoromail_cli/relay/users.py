@@ -109,7 +109,8 @@ def _save(path: Path, logins: dict[str, RelayLogin]) -> None:
 
 
 def add_login(path: Path, login: RelayLogin, password: str | None) -> str | None:
-    """Save the login and store its password (generated when None: returned, for the caller to show once)."""
+    """Save the login and store its password (generated when None: returned, for the caller to show once).
+    When it is the first login, `left_out` says which one-login relay's login `relay` stops serving."""
     from xoromail_cli import config
 
     check_login_name(login.name)
@@ -192,6 +193,32 @@ def read_password(name: str) -> str:
                           f"give it a new one with `xoromail relay users password {name}` (generated and shown "
                           "once), and that one to its ERP") from None
     return password
+
+
+ONE_LOGIN_KINDS = ("relay_user", "relay_password")
+"""Where the one-login relay (`relay --user`) keeps its login, per profile (relay.credential's kinds)."""
+
+
+def left_out(path: Path, logins: dict[str, RelayLogin]) -> list[str]:
+    """The one-login relay's stored logins that `xoromail relay` without --user no longer serves once the
+    settings file has logins (an office upgrading: its ERP would get 535), each with the command that keeps it."""
+    from xoromail_cli import config
+    from xoromail_cli.credentials import read_secret
+    from xoromail_cli.errors import XoromailError
+
+    notes: list[str] = []
+    for name in sorted(config.load(path).profiles):
+        try:
+            user, password = (read_secret(name, kind) for kind in ONE_LOGIN_KINDS)
+        except XoromailError:
+            return notes  # no secret store here: the relay's own start says so
+        if user is None or password is None or (user in logins and logins[user].profile == name):
+            continue
+        notes.append(f"the one-login relay's login {user!r} (profile {name}) is not served by `xoromail relay` "
+                     f"without --user now that the settings file has logins: keep its ERP working with "
+                     f"`xoromail relay users add {user} --profile {name} --password-stdin` (the same password, "
+                     f"and its --allow-from addresses as --from), or start that relay with --user {user}")
+    return notes
 
 
 class LoginTable:
