@@ -221,3 +221,23 @@ def test_a_spool_that_cannot_be_written_during_a_pause_leaves_the_worker_deliver
                  what="the delivery once the spool and the upstream are back")
     finally:
         upstream.stop()
+
+
+def test_queue_retry_during_a_burst_ends_a_sender_s_hold_for_the_next_message_at_once(
+        relay: RelayFactory, smtp_server: ServerFactory, tls: TLSFiles, runner: CliRunner) -> None:
+    """An ERP trickling messages keeps one burst (one session) open. The admin grants Send As and runs `queue
+    retry` meanwhile: the burst's next message from that address goes at once, and the hold is not written
+    back by the burst's stale copy of it."""
+    handler = RefuseSender(SALES)
+    upstream = smtp_server(handler=handler)
+    credentials.store_password("default", PASSWORD)
+    running = relay(profile_for(upstream, tls), allow=frozenset({SALES}), quota_pause=600.0, retries=0,
+                    linger=30.0)  # the burst stays open for the next message
+    submit(running.port, erp_message(1, sender=SALES))
+    wait_for(lambda: bool(running.logged("sender-held")), what="the sender's hold")
+    handler.refused = "nobody"  # Send As granted
+    assert queue(runner, running.spool.root, "retry").exit_code == 0
+    submit(running.port, erp_message(2, sender=SALES))  # within the burst still open
+    wait_for(lambda: len(upstream.messages) == 2, what="both messages from the address once held")
+    code, report = status(runner, running.spool.root)
+    assert code == 0 and report["held_senders"] == [] and report["queued"] == 0

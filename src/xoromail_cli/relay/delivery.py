@@ -248,6 +248,7 @@ class DeliveryWorker:
         state = self.spool.state(spool_id)
         if state.held:
             return  # held by `queue hold` meanwhile
+        self.control = read_control(self.spool.root)  # a `queue retry` during a long burst ends a hold at once
         hold = self.control.sender_hold(spooled.envelope.sender, time.time())
         if hold is not None:  # its From is held: the message waits with it, the others go on
             self.spool.set_state(spool_id, replace(state, next_attempt=hold.until, last_reply=hold.reason))
