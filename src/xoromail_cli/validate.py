@@ -158,6 +158,7 @@ def run(profile: Profile, secrets: SecretStore, *, to: str | None = None, send: 
         transport.close()
     if failure is not None:
         _learn(profile, failure)
+        failure.notes = _expiry_notes(profile, secrets)  # what expired is often why it failed
         return failure
     report.skipped = progress.remaining
     notes = [*service.notes(profile), *_certificate_notes(transport)]

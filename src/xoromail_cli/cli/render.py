@@ -70,6 +70,8 @@ def print_validation(report: ValidationReport) -> None:
         from xoromail_cli.cli.state import with_global_options
 
         console.print(f"[yellow]hint:[/] {escape(with_global_options(failed.hint))}")
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}")
 
 
 def report_json(report: ValidationReport) -> dict[str, object]:

@@ -318,6 +318,9 @@ class DeliveryWorker:
 
     def _pause(self, error: XoromailError, spool_id: str | None = None) -> None:
         """The service cannot be used now (down, sign-in refused, ledger locked): every message waits."""
+        from xoromail_cli.services import expiry
+
+        expiry.learn_from_error(self.profile, error.message)  # AADSTS7000222: a note from now on, as send's
         self._failures += 1
         delay = self._schedule.delay(self._failures - 1)
         hint = relay_advice(error.hint, delay)

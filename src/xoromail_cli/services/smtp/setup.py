@@ -91,6 +91,8 @@ def missing(answers: Mapping[str, Any], existing: SmtpSettings | None, secret_kn
         existing.username if existing else "")
     if not secret_known and not (security == "none" and not username):
         need.append("--password-stdin (or --password-command, or $XOROMAIL_PASSWORD)")
+    if preset is not None and preset.key == "acs" and not username:
+        need.append("--username (the name of the ACS \"SMTP Username\" resource, not the email address)")
     return need
 
 
