@@ -4,8 +4,9 @@ The relay answers 250 before it delivers, so a message the service would refuse 
 at `MAIL FROM … SIZE=` or at the end of DATA (`552 5.3.4`), never accepted and failed later. Each transport
 states its maximum (`max_message_size`: SMTP from the server's EHLO SIZE, Graph 3 MB without upload
 sessions, Gmail's API 35 MB); it is asked once at start, in a thread, while the relay already listens, with
-the transport open. When signing in fails then, the maximum the transport states without it (Graph's 3 MB) is
-used rather than none: the relay must not promise more than the service may take.
+the transport open, and followed after each burst of deliveries (`relay_cmd._follow_sizes`: a permission
+granted meanwhile). When signing in fails at start, the maximum the transport states without it (Graph's
+3 MB) is used rather than none: the relay must not promise more than the service may take.
 """
 
 from __future__ import annotations
