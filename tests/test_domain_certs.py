@@ -14,7 +14,7 @@ def served_not_after(smtp_server: ServerFactory, tls: TLSFiles, not_after: datet
     """Start an implicit-TLS server whose certificate ends at `not_after`; read the date back as a client."""
     context = tls.context_for("127.0.0.1", not_after=not_after)
     server = smtp_server("ssl", tls_context=context)
-    client = ssl.create_default_context(cafile=str(tls.ca_file))
+    client = tls.client_context()
     with smtplib.SMTP_SSL("127.0.0.1", server.port, context=client, timeout=10) as session:
         assert isinstance(session.sock, ssl.SSLSocket)
         certificate = session.sock.getpeercert()

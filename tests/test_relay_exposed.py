@@ -385,7 +385,7 @@ def stall_in_the_handshake(relay: Exposed, tls: TLSFiles) -> None:
         for raw in stalled:
             raw.close()
     with relay.client(ERP) as erp:
-        context = ssl.create_default_context(cafile=str(tls.ca_file))
+        context = tls.client_context()
         erp.starttls(context=context)
         erp.login(RELAY_USER, RELAY_PASSWORD)
 

@@ -41,6 +41,17 @@ class TLSFiles:
         """A server's TLS context with a certificate of this CA for `names` (ending at `not_after` if given)."""
         return server_context(self.ca, *names, not_after=not_after)
 
+    def client_context(self) -> ssl.SSLContext:
+        """A client's TLS context that trusts this CA (and verifies names, as every client should)."""
+        return client_context(self.ca)
+
+
+def client_context(ca: trustme.CA) -> ssl.SSLContext:
+    """The one way the tests make a client's TLS context: the default one, trusting `ca`."""
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context
+
 
 def server_context(ca: trustme.CA, *names: str, not_after: datetime | None = None) -> ssl.SSLContext:
     """The one way the tests make a server's TLS context: a certificate of `ca` for `names`."""
