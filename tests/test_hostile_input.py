@@ -184,3 +184,14 @@ def test_json_output_carries_control_characters_escaped_and_decodes_to_the_same_
     printed = capsys.readouterr().out
     assert not any(code in printed for code in ("\x1b", "\x9b", "\x07"))
     assert json.loads(printed)["reply"] == value
+
+
+def test_a_json_line_nested_a_hundred_thousand_deep_is_a_data_error_not_a_traceback(
+        runner: CliRunner, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    base = configure(config_path, None, tls)
+    batch = tmp_path / "rows.jsonl"
+    batch.write_text(json.dumps(row(1)) + "\n" + '{"to": "c2@client.test", "customer_name": '
+                     + "[" * 100_000 + "]" * 100_000 + "}\n", encoding="utf-8")
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch", str(batch), "--dry-run"])
+    assert result.exit_code == ExitCode.DATAERR, result.output
+    assert "line 2: values nested too deeply" in " ".join(result.output.split())

@@ -171,6 +171,9 @@ def _json_lines(path: Path, handle: TextIO) -> Iterator[tuple[int, dict[str, Any
             value = json.loads(line, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path} line {number}: invalid JSON: {exc.msg}", "one JSON object per line") from None
+        except RecursionError:  # `[[[[…` a hundred thousand deep: the parser's stack, not a traceback
+            raise DataError(f"{path} line {number}: values nested too deeply",
+                            "one JSON object per line, with plain text or number values") from None
         except ValueError as exc:  # repeated keys, NaN/Infinity, an integer longer than Python converts
             raise DataError(f"{path} line {number}: {exc}",
                             "one JSON object per line, each key once; quote very long numbers") from None
