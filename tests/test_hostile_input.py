@@ -195,3 +195,26 @@ def test_a_json_line_nested_a_hundred_thousand_deep_is_a_data_error_not_a_traceb
     result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch", str(batch), "--dry-run"])
     assert result.exit_code == ExitCode.DATAERR, result.output
     assert "line 2: values nested too deeply" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("swap", ["symlink to /proc/self/environ", "fifo", "a file moved in from outside"])
+def test_an_attachment_swapped_after_the_check_is_not_read(tmp_path: Path, batch_folder: Path, swap: str) -> None:
+    from xoromail_cli.compose.mime import build_message
+
+    os.environ["XOROMAIL_TEST_CANARY"] = "canary-4711"
+    [job] = attachment_rows(tmp_path, "invoices/INV-1.pdf")
+    assert isinstance(job, SendJob)
+    checked = batch_folder / "invoices" / "INV-1.pdf"
+    checked.unlink()
+    if swap == "fifo":
+        os.mkfifo(checked)
+    elif swap == "a file moved in from outside":
+        (tmp_path / "secret.txt").rename(checked)
+    else:
+        checked.symlink_to("/proc/self/environ")
+    try:
+        with pytest.raises(DataError, match="was replaced after the batch was checked"):
+            build_message(display_name="Billing", sender="billing@company.test", to=["c@client.test"],
+                          subject="Invoice", text="see attached", attachments=job.attachments)
+    finally:
+        del os.environ["XOROMAIL_TEST_CANARY"]
