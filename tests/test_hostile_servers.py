@@ -209,3 +209,20 @@ def test_an_https_reply_dripped_a_byte_at_a_time_ends_at_the_requests_deadline(t
     failure = http.failure("send", caught.value, "https://127.0.0.1/token", 0.3, http.Hints(
         where="check the address", tls="check the port", name="check the name"))
     assert failure.exit_code == ExitCode.TEMPFAIL
+
+
+def test_an_https_body_dripped_after_a_quick_head_ends_at_the_requests_deadline(tls: TLSFiles) -> None:
+    """requests reads a body after the adapter returns: the deadline must cover it too, not just the head."""
+    import requests
+
+    from xoromail_cli.services import http
+
+    def dripped_body(peer: Peer) -> None:
+        secure = Peer(tls.server_context.wrap_socket(peer.conn, server_side=True), peer.stop)
+        while secure.line():  # the request head, up to its empty line
+            pass
+        secure.say(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+        secure.drip(b"{" + b" " * 99_999)
+
+    with scripted(dripped_body) as server, pytest.raises(requests.exceptions.ReadTimeout):
+        http.session(str(tls.ca_file), timeout=0.3).get(f"https://127.0.0.1:{server.port}/token")
