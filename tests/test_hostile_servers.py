@@ -6,7 +6,9 @@ No wall-clock assertion: the scripts drip far faster than the timeout, so only a
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -226,3 +228,41 @@ def test_an_https_body_dripped_after_a_quick_head_ends_at_the_requests_deadline(
 
     with scripted(dripped_body) as server, pytest.raises(requests.exceptions.ReadTimeout):
         http.session(str(tls.ca_file), timeout=0.3).get(f"https://127.0.0.1:{server.port}/token")
+
+
+SILENT_RESOLVER = """
+ip link set lo up
+mount --bind "$RESOLV_CONF" /etc/resolv.conf
+"$PYTHON" -c "
+import socket, time
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); udp.bind(('127.0.0.1', 53))
+tcp = socket.socket(); tcp.bind(('127.0.0.1', 53)); tcp.listen(5)
+print('listening', flush=True); time.sleep(120)" > "$READY" 2>&1 &
+while [ ! -s "$READY" ]; do sleep 0.05; done
+"$@"
+status=$?
+kill $!
+exit $status
+"""
+
+
+def test_a_resolver_that_never_answers_ends_validate_at_its_deadline(config_path: Path, tmp_path: Path) -> None:
+    """The system resolver (getaddrinfo) has no deadline of its own: with resolv.conf naming a silent server it
+    waits attempts x timeout (here 5 x 30 s), and a SIGTERM waits with it. Run in a private network and mount
+    namespace (unshare: a real resolv.conf, a real silent name server on 127.0.0.1:53, nothing of the host's)."""
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\noptions timeout:30 attempts:5\n", encoding="utf-8")
+    config.save_profile(config_path, plain_profile(25, host="mx.company.test"))
+    env = {**os.environ, "XOROMAIL_CONFIG": str(config_path), "XOROMAIL_PASSWORD": PASSWORD,
+           "RESOLV_CONF": str(resolv), "PYTHON": sys.executable, "READY": str(tmp_path / "ready")}
+    with subprocess.Popen(["unshare", "--user", "--map-root-user", "--mount", "--net", "sh", "-c", SILENT_RESOLVER,
+                           "sh", SCRIPT, "validate", "--no-send"], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, start_new_session=True) as run:
+        try:
+            out, err = run.communicate(timeout=60)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(run.pid, signal.SIGKILL)  # a run that hung leaves nothing behind
+    assert run.returncode == ExitCode.TEMPFAIL, out + err
+    assert "looking up 'mx.company.test' did not finish within 0.5 s" in " ".join(out.split())
+    assert "Traceback" not in err
