@@ -9,8 +9,14 @@ connection announced, once, just before it would be sent (and before it is annou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from xoromail_cli.errors import ExitCode
 from xoromail_cli.services.base import Delivery
+
+if TYPE_CHECKING:
+    from xoromail_cli.compose.mime import Attachment
 
 TOO_LARGE_HINT = (
     "attach fewer or smaller files (compress them, or put a link in the message instead): attachments grow "
@@ -28,3 +34,26 @@ def too_large(size: int, limit: int, service: str) -> Delivery:
                     reply=f"the message is {megabytes(size)} ({size:,} bytes) and {service} accepts at most "
                     f"{megabytes(limit)} ({limit:,} bytes): not sent", exit_code=int(ExitCode.DATAERR),
                     hint=TOO_LARGE_HINT)
+
+
+def encoded_size(file_size: int) -> int:
+    """What `file_size` bytes take in a message: base64 in lines of 76 characters and CRLF per 57 bytes."""
+    return (file_size + 56) // 57 * 78
+
+
+def attachments_too_large(attachments: Sequence[Attachment], limit: int | None, service: str) -> Delivery | None:
+    """Files that alone make a message larger than the service takes, refused by their size on disk before
+    any of them is read (a 100 MB file is not read into memory to be refused). SMTP's limit is known once a
+    connection announced SIZE; the other services state theirs from the start."""
+    if limit is None or not attachments:
+        return None
+    try:
+        size = sum(encoded_size(attachment.path.stat().st_size) for attachment in attachments)
+    except OSError:
+        return None  # gone since the check: building the message says so
+    if size <= limit:
+        return None
+    return Delivery(status="failed",
+                    reply=f"its attachments alone come to {megabytes(size)} ({size:,} bytes) once encoded, and "
+                    f"{service} accepts at most {megabytes(limit)} ({limit:,} bytes): not sent",
+                    exit_code=int(ExitCode.DATAERR), hint=TOO_LARGE_HINT)
