@@ -131,6 +131,11 @@ def test_a_huge_attachment_is_refused_by_its_size_before_any_read(tmp_path: Path
     "{{ cycler.__init__.__globals__.os.popen('touch PWNED').read() }}",
     "{{ ''.__class__.__mro__[1].__subclasses__() }}",
     "{% set x = [] %}{{ x.append(1) }}",
+    "{{ ''|attr('__class__') }}",
+    "{{ '{0.__class__.__mro__}'.format(customer_name) }}",
+    "{% include '/etc/passwd' %}",
+    "{% import '/etc/passwd' as secrets %}{{ secrets }}",
+    "{% extends '/etc/passwd' %}",
 ])
 def test_a_template_reaching_for_internals_fails_with_its_file_and_line_and_runs_nothing(
         runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path,

@@ -119,9 +119,14 @@ class Renderer:
                               "template, or delete it to use the built-in one") from None
         except XoromailError:
             raise
+        except TypeError as exc:
+            if "no loader" not in str(exc):
+                raise _failed(event, exc) from None
+            raise ConfigError(f"{_template_place(exc)}: a template of {event.name} includes, imports or extends "
+                              "another template, which templates may not do",
+                              "put the text into the template itself: only the event's own files are read") from None
         except Exception as exc:  # noqa: BLE001  # a user's template can fail in any way; name it, don't crash
-            raise ConfigError(f"a template of {event.name} failed: {type(exc).__name__}: {exc}",
-                              "fix the custom template, or delete it to use the built-in one") from None
+            raise _failed(event, exc) from None
         rendered_subject = rendered_subject.strip()
         check_header_value("subject", rendered_subject)
         return Rendered(rendered_subject, text, html)
@@ -195,6 +200,11 @@ class Renderer:
             environment.filters["money"] = lambda value: format_money(value, currency)
             self._environments[html] = environment
         return self._environments[html]
+
+
+def _failed(event: Event, exc: BaseException) -> ConfigError:
+    return ConfigError(f"{_template_place(exc)}: a template of {event.name} failed: {type(exc).__name__}: {exc}",
+                       "fix the custom template, or delete it to use the built-in one")
 
 
 def _template_place(exc: BaseException) -> str:
