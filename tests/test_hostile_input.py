@@ -223,3 +223,14 @@ def test_an_attachment_swapped_after_the_check_is_not_read(tmp_path: Path, batch
                           subject="Invoice", text="see attached", attachments=job.attachments)
     finally:
         del os.environ["XOROMAIL_TEST_CANARY"]
+
+
+def test_a_csv_value_over_the_field_limit_names_its_line_and_no_quote(tmp_path: Path) -> None:
+    batch = tmp_path / "rows.csv"
+    batch.write_text("to,customer_name,invoice_number,amount_due,due_date\n"
+                     "c1@client.test,Ann,INV-1,1,2026-11-01\n"
+                     f"c2@client.test,{'A' * 200_000},INV-2,1,2026-11-01\n", encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        list(jobs_from_file(EVENT, batch, {}))
+    assert "line 3: a value is longer than 131,072 characters" in caught.value.message
+    assert "close the quote" not in (caught.value.hint or "")

@@ -188,6 +188,11 @@ def _csv_rows(path: Path, handle: TextIO) -> Iterator[tuple[int, dict[str, Any]]
     try:
         yield from _csv_records(path, reader)
     except csv.Error as exc:  # strict: an unclosed quote runs to the end of the file
+        if "field limit" in str(exc):  # line_num is still the last line of the row before
+            raise DataError(f"{path} line {reader.line_num + 1}: a value is longer than "
+                            f"{csv.field_size_limit():,} characters",
+                            "no email's value is this long: check the export (a quote left open makes the rest "
+                            "of the file one value)") from None
         raise DataError(f"{path} line {reader.line_num}: {_csv_problem(exc)}",
                         'close the quote; a quote inside a quoted value is written twice ("")') from None
 
