@@ -234,3 +234,35 @@ def test_a_csv_value_over_the_field_limit_names_its_line_and_no_quote(tmp_path: 
         list(jobs_from_file(EVENT, batch, {}))
     assert "line 3: a value is longer than 131,072 characters" in caught.value.message
     assert "close the quote" not in (caught.value.hint or "")
+
+
+@pytest.mark.parametrize("target", ["/proc/self/environ", "outside"])
+def test_a_template_that_links_out_of_the_templates_folder_is_refused_not_mailed(
+        runner: CliRunner, tls: TLSFiles, config_path: Path, isolated_environment: Path, tmp_path: Path,
+        target: str) -> None:
+    base = configure(config_path, None, tls)
+    folder = isolated_environment / "config" / "xoromail" / "templates" / "overdue-invoice"
+    folder.mkdir(parents=True)
+    if target == "outside":
+        (tmp_path / "key.pem").write_text("-----BEGIN PRIVATE KEY----- canary-4711", encoding="utf-8")
+        target = str(tmp_path / "key.pem")
+    (folder / "body.txt").symlink_to(target)
+    (folder / "subject.txt").symlink_to(folder / "body.txt")
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "c@client.test",
+                                 *OVERDUE, "--dry-run"], env={"XOROMAIL_PASSWORD": "canary-4711"})
+    assert result.exit_code == ExitCode.CONFIG, result.output
+    assert "leads out of the templates folder" in " ".join(result.output.split())
+    assert "canary" not in result.output
+
+
+def test_a_template_linked_to_another_inside_the_folder_is_used(
+        runner: CliRunner, tls: TLSFiles, config_path: Path, isolated_environment: Path) -> None:
+    base = configure(config_path, None, tls)
+    folder = isolated_environment / "config" / "xoromail" / "templates" / "overdue-invoice"
+    folder.mkdir(parents=True)
+    (folder.parent / "shared.txt").write_text("Dear {{ customer_name }}, shared text\n", encoding="utf-8")
+    (folder / "body.txt").symlink_to(folder.parent / "shared.txt")
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "c@client.test",
+                                 *OVERDUE, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "Dear Ann, shared text" in result.output
