@@ -91,9 +91,9 @@ def main() -> int:
             for number in range(1, args.pairs + 1):
                 ours.append(timed(xoromail_command(number), env))
                 theirs.append(timed(swaks_command(server.port, number), env))
-            sent = server.count()
             if args.importtime:
                 import_breakdown(env, args.pairs + 1)
+            sent = server.count()
     expected = 2 * (args.pairs + 1) + (1 if args.importtime else 0)
     ours_wall, theirs_wall = median([w for w, _ in ours]), median([w for w, _ in theirs])
     ours_cpu, theirs_cpu = median([c for _, c in ours]), median([c for _, c in theirs])

@@ -1,7 +1,7 @@
 """Where the time of a 2,000-message batch goes: cProfile of the in-process send path, plus each stage
 timed on its own without the profiler (the profiler inflates pure-Python code relative to waiting).
 
-The send path is the CLI's: BatchSource (check pass + streaming pass) → Sender → Renderer (Jinja2) →
+The send path is the CLI's: BatchSource (check pass + streaming pass) → Sender → Renderer (substitution) →
 build_message (MIME) → Ledger (SQLite WAL, synchronous=NORMAL) → SmtpTransport, to aiosmtpd with STARTTLS
 + AUTH in its own process.
 
@@ -56,12 +56,12 @@ STAGES = (
     ("ledger: already sent? (Ledger.last_sent)", "sqlite.py", "last_sent"),
     ("ledger: in-flight commit (Ledger.begin)", "sqlite.py", "begin"),
     ("ledger: sent commit (Ledger.finish)", "sqlite.py", "finish"),
-    ("SMTP exchange (SmtpTransport.send)", "smtp.py", "send"),
-    ("  MAIL FROM (SMTP.mail)", "smtplib.py", "mail"),
-    ("  RCPT TO (SMTP.rcpt)", "smtplib.py", "rcpt"),
+    ("SMTP exchange (SmtpTransport.send)", "smtp/transport.py", "send"),
+    ("  MAIL FROM (_Client.mail)", "smtp/session.py", "mail"),
+    ("  RCPT TO (_Client.rcpt)", "smtp/session.py", "rcpt"),
     ("  DATA + message (SMTP.data)", "smtplib.py", "data"),
     ("  waiting for the server's replies (SSLSocket.recv_into)", "ssl.py", "recv_into"),
-    ("connection: connect + STARTTLS + AUTH (SmtpTransport.open)", "smtp.py", "open"),
+    ("connection: connect + STARTTLS + AUTH (SmtpTransport.open)", "smtp/transport.py", "open"),
 )
 
 

@@ -2,7 +2,7 @@
 
 Targets:
   1. median wall time of `xoromail --help` / median of a bare two-command Typer app's `--help`
-     (same Python, runs alternated) <= 1.2
+     (same Python, runs alternated) <= 1.1 (issue 24; it was 1.2)
   2. `xoromail --help` and `xoromail send --help` import none of the other services' libraries
      (exchangelib, msal, google-auth, requests, dnspython, psycopg, checkdmarc) nor aiosmtpd, jinja2, keyring
   3. a real `xoromail send --batch` to a local STARTTLS + AUTH server imports none of those service
@@ -36,7 +36,7 @@ from _common import (
     write_csv,
 )
 
-RATIO_TARGET = 1.2
+RATIO_TARGET = 1.1
 SERVICE_LIBRARIES = ("exchangelib", "msal", "google", "requests", "dns", "psycopg", "checkdmarc")
 """Top-level modules of the other services' and checks' libraries: google is google-auth, dns is dnspython."""
 HELP_FORBIDDEN = (*SERVICE_LIBRARIES, "aiosmtpd", "jinja2", "keyring")

@@ -31,8 +31,8 @@ def test_queue_lists_retries_and_drops_what_the_spool_keeps(runner: CliRunner, c
     queued = spool.put(Envelope(sender=USER, to=("a@client.test",), data=DATA, message_id="<m1@company.test>",
                                 bcc=("b@company.test",)))
     refused = spool.put(Envelope(sender=USER, to=("c@client.test",), data=DATA, message_id="<m2@company.test>"))
-    spool.set_state(queued, QueueState(2, 4102444800.0, "451 4.3.0 try later"))
-    spool.fail(refused, QueueState(1, 0.0, "550 5.1.1 User unknown"))
+    spool.set_state(queued, QueueState(attempts=2, next_attempt=4102444800.0, last_reply="451 4.3.0 try later"))
+    spool.fail(refused, QueueState(attempts=1, last_reply="550 5.1.1 User unknown"))
     base = ["--config", str(config_path), "queue"]
     rows = [json.loads(line) for line in runner.invoke(app, [*base, "list", "--json"]).stdout.splitlines()]
     assert [(r["id"], r["where"], r["attempts"], r["last_reply"]) for r in rows] == [

@@ -165,3 +165,33 @@ def test_a_generated_relay_login_is_shown_once_at_a_terminal_and_never_without_o
     again.expect("listening ")
     os.kill(again.pid, signal.SIGTERM)
     assert again.wait() == 0 and "shown this once" not in again.text and shown not in again.text
+
+
+def test_a_relay_killed_during_an_upload_holds_the_message_after_restart_under_no_retry_in_doubt(
+        tls: TLSFiles, config_path: Path, runner: CliRunner) -> None:
+    port = free_port()
+    save_down_profile(config_path, tls, port)
+    handler = SlowData()
+    upstream = upstream_on(port, tls, handler)
+    first = relay_process(config_path, "--no-retry-in-doubt")
+    message = erp_message(1)
+    try:
+        submit(first.port, message)
+        assert handler.started.wait(20), "the upload began"
+    finally:
+        first.kill()  # during the upload: the relay never heard the answer
+    second = relay_process(config_path, "--no-retry-in-doubt")
+    try:
+        wait_for(lambda: bool(second.logged("held")), what="the message held in doubt")
+        assert message["Message-ID"] in second.logged("held")[0]
+        time.sleep(1.0)  # time enough for a resend, were one coming
+        assert len(handler.messages) <= 1, "not sent again"
+        listed = runner.invoke(app, ["--config", str(config_path), "queue", "list", "--json"])
+        rows = [json.loads(line) for line in listed.stdout.splitlines()]
+        assert len(rows) == 1 and rows[0]["in_doubt"] and rows[0]["held"]
+        assert "held (in doubt)" in runner.invoke(app, ["--config", str(config_path), "queue", "list"]).output
+        assert second.terminate() == 0
+    finally:
+        upstream.stop()
+        if second.process.poll() is None:
+            second.kill()

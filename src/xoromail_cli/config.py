@@ -51,7 +51,7 @@ def load(path: Path) -> ConfigFile:
     except RecursionError:  # tomllib recurses once per nested array or inline table
         raise ConfigError(f"{path}: arrays or tables nested too deeply to read",
                           "settings are flat tables: fix the file, or move it away and run `xoromail setup`") from None
-    unknown = sorted(set(data) - {"profiles"})
+    unknown = sorted(set(data) - {"profiles", "relay"})  # [relay.users.NAME]: relay/users.py reads those
     if unknown:
         line = _locate(text, None, unknown[0])
         raise ConfigError(f"{path}:{line}: unknown setting {unknown[0]!r}",

@@ -109,7 +109,8 @@ def relay(tmp_path: Path) -> Iterator[RelayFactory]:
         values: dict[str, object] = {"retry_delay": 0.2, "idle": 0.2, "timeout": 5.0}
         values.update(options)
         instance = InProcessRelay(profile=profile, spool=Spool(tmp_path / "spool"), options=DeliveryOptions(**values),  # type: ignore[arg-type]  # test keywords
-                                  policy=SenderPolicy(profile.email, profile.display_name, allow, rewrite)).start()
+                                  policy=SenderPolicy(mailbox=profile.email, display_name=profile.display_name,
+                                                      allowed=allow, rewrite=rewrite)).start()
         started.append(instance)
         return instance
 

@@ -1,7 +1,9 @@
 """Render an event's templates (Jinja2, StrictUndefined, autoescaped HTML) into a ready Envelope.
 
 Templates are compiled once per Renderer and reused for every message of a batch. A user's templates
-folder overrides the built-ins file by file (`<event>/subject.txt`, `body.txt`, `body.html`).
+folder overrides the built-ins file by file (`<event>/subject.txt`, `body.txt`, `body.html`). Templates that
+only substitute variables (every built-in one) are rendered by `compose.substitution`, the same output without
+loading Jinja2; any other template is compiled by Jinja2 in its sandbox.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 from xoromail_cli.addresses import check_header_value
 from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.compose.events import PROFILE_VARIABLES, Event
 from xoromail_cli.compose.mime import Attachment, build_message, make_message_id
+from xoromail_cli.compose.substitution import MissingVariable, SimpleTemplate, parse
 from xoromail_cli.errors import ConfigError, DataError, XoromailError
 
 if TYPE_CHECKING:
@@ -38,6 +41,8 @@ def templates_dir_of(profile: Profile | None) -> Path:
         return Path(profile.templates_dir).expanduser()
     return paths.default_templates_dir()
 _T = TypeVar("_T")
+Compiled = Union["Template", SimpleTemplate]
+"""A compiled template: Jinja2's, or a plain substitution."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,7 @@ class Renderer:
 
     profile: Profile
     templates_dir: Path | None = None
-    _compiled: dict[str, tuple[Template, Template, Template]] = field(default_factory=dict)
+    _compiled: dict[str, tuple[Compiled, Compiled, Compiled]] = field(default_factory=dict)
     _environments: dict[bool, Environment] = field(default_factory=dict)
 
     def template_source(self, event: str, filename: str) -> Path:
@@ -99,32 +104,14 @@ class Renderer:
                extra: Mapping[str, Any] | None = None) -> Rendered:
         subject_template, text_template, html_template = self._templates(event)
         context = {**dict.fromkeys(event.optional, ""), **self._profile_context, **variables, **(extra or {})}
-        from jinja2 import UndefinedError
-        from jinja2.exceptions import SecurityError
-
         try:
             rendered_subject = subject if subject is not None else subject_template.render(context)
             text = text_template.render(context)
             html = html_template.render(context)
-        except UndefinedError as exc:
-            raise ConfigError(f"a template of {event.name} uses a variable the event does not have: {exc.message}",
-                              f"{event.name} provides: {', '.join((*event.variables, *PROFILE_VARIABLES))}; "
-                              "fix the custom template") from None
-        except SecurityError as exc:
-            raise ConfigError(f"{_template_place(exc)}: a template of {event.name} reaches for something "
-                              f"templates may not use: {exc}",
-                              "templates can show variables and use filters, nothing more: fix the custom "
-                              "template, or delete it to use the built-in one") from None
         except XoromailError:
             raise
-        except TypeError as exc:
-            if "no loader" not in str(exc):
-                raise _failed(event, exc) from None
-            raise ConfigError(f"{_template_place(exc)}: a template of {event.name} includes, imports or extends "
-                              "another template, which templates may not do",
-                              "put the text into the template itself: only the event's own files are read") from None
         except Exception as exc:  # noqa: BLE001  # a user's template can fail in any way; name it, don't crash
-            raise _failed(event, exc) from None
+            raise _template_failure(event, exc) from None
         rendered_subject = rendered_subject.strip()
         check_header_value("subject", rendered_subject)
         return Rendered(rendered_subject, text, html)
@@ -140,11 +127,14 @@ class Renderer:
 
     def subject_variables(self, event: Event) -> frozenset[str]:
         """Variables that end up in the Subject header: they must never hold a line break."""
+        source = self.template_source(event.name, TEMPLATE_FILES[0])
+        simple = self._guarded(source, lambda text: self._simple(text, html=False))
+        if simple is not None:
+            return simple.names()
         from jinja2 import meta
 
         environment = self._environment(html=False)
-        return self._guarded(self.template_source(event.name, TEMPLATE_FILES[0]),
-                             lambda text: frozenset(meta.find_undeclared_variables(environment.parse(text))))
+        return self._guarded(source, lambda text: frozenset(meta.find_undeclared_variables(environment.parse(text))))
 
     @cached_property
     def _profile_context(self) -> dict[str, Any]:
@@ -153,26 +143,31 @@ class Renderer:
                 "sender_email": p.email, "reply_to": p.reply_to or "", "signature": p.signature or "",
                 "currency": p.currency or ""}
 
-    def _templates(self, event: Event) -> tuple[Template, Template, Template]:
+    def _templates(self, event: Event) -> tuple[Compiled, Compiled, Compiled]:
         if event.name not in self._compiled:
             subject, text, html = (self._compile(self.template_source(event.name, name), name.endswith(".html"))
                                    for name in TEMPLATE_FILES)
             self._compiled[event.name] = (subject, text, html)
         return self._compiled[event.name]
 
-    def _compile(self, source: Path, html: bool) -> Template:
-        def build(text: str) -> Template:
+    def _compile(self, source: Path, html: bool) -> Compiled:
+        def build(text: str) -> Compiled:
+            simple = self._simple(text, html)
+            if simple is not None:
+                return simple
             environment = self._environment(html)
             code = environment.compile(text, name=source.name, filename=str(source))
             return environment.template_class.from_code(environment, code, environment.globals)
 
         return self._guarded(source, build)
 
+    def _simple(self, text: str, html: bool) -> SimpleTemplate | None:
+        currency = self.profile.currency
+        return parse(text, autoescape=html, money=lambda value: format_money(value, currency))
+
     @staticmethod
     def _guarded(source: Path, build: Callable[[str], _T]) -> _T:
         """Read a template file and build from it; every failure names the file (and line)."""
-        from jinja2 import TemplateSyntaxError
-
         try:
             text = _read_regular(source)
         except (OSError, UnicodeDecodeError) as exc:
@@ -180,9 +175,14 @@ class Renderer:
                               "save it as UTF-8 text, or delete it to use the built-in one") from None
         try:
             return build(text)
-        except TemplateSyntaxError as exc:
-            raise ConfigError(f"{source}:{exc.lineno}: template syntax error: {exc.message}",
-                              "fix the template, or delete it to use the built-in one") from None
+        except Exception as exc:
+            import sys
+
+            jinja2 = sys.modules.get("jinja2")  # a syntax error can only come from Jinja2, once it is loaded
+            if jinja2 is not None and isinstance(exc, jinja2.TemplateSyntaxError):
+                raise ConfigError(f"{source}:{exc.lineno}: template syntax error: {exc.message}",
+                                  "fix the template, or delete it to use the built-in one") from None
+            raise
 
     def _environment(self, html: bool) -> Environment:
         if html not in self._environments:
@@ -229,7 +229,27 @@ def _read_regular(path: Path) -> str:
         return handle.read().decode("utf-8")
 
 
-def _failed(event: Event, exc: BaseException) -> ConfigError:
+def _template_failure(event: Event, exc: Exception) -> ConfigError:
+    """What a template's failure at render time means: a variable the event lacks, a reach outside the sandbox
+    (Jinja2 templates only), or anything else, named. Jinja2's exceptions are looked at only once it is loaded."""
+    import sys
+
+    jinja2 = sys.modules.get("jinja2")
+    missing = exc.message if isinstance(exc, MissingVariable) else (
+        exc.message if jinja2 is not None and isinstance(exc, jinja2.UndefinedError) else None)
+    if missing is not None:
+        return ConfigError(f"a template of {event.name} uses a variable the event does not have: {missing}",
+                           f"{event.name} provides: {', '.join((*event.variables, *PROFILE_VARIABLES))}; "
+                           "fix the custom template")
+    if jinja2 is not None and isinstance(exc, jinja2.exceptions.SecurityError):
+        return ConfigError(f"{_template_place(exc)}: a template of {event.name} reaches for something "
+                           f"templates may not use: {exc}",
+                           "templates can show variables and use filters, nothing more: fix the custom "
+                           "template, or delete it to use the built-in one")
+    if isinstance(exc, TypeError) and "no loader" in str(exc):
+        return ConfigError(f"{_template_place(exc)}: a template of {event.name} includes, imports or extends "
+                           "another template, which templates may not do",
+                           "put the text into the template itself: only the event's own files are read")
     return ConfigError(f"{_template_place(exc)}: a template of {event.name} failed: {type(exc).__name__}: {exc}",
                        "fix the custom template, or delete it to use the built-in one")
 

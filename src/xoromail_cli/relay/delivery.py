@@ -6,7 +6,9 @@ The `Deliverer`, the envelope level of the engine `send` uses, does what it does
 retries of refused recipients, pacing and quota stops; the limits are asked once (`sending.limits`). What
 stays the relay's own is the spool's schedule: a temporary failure keeps the message queued with back-off
 (kept across restarts), a permanent one moves it to `failed/` and may be reported by mail, a service that
-cannot be used (down, sign-in refused) pauses the whole queue.
+cannot be used (down, sign-in refused) pauses the whole queue, and so does a refusal of the whole account; a
+refusal of one From address (Send As not granted for it) holds that address's messages only. The pause and the
+held senders are kept in the spool's `control.json` (`control`), where `queue status` reads them.
 """
 
 from __future__ import annotations
@@ -20,49 +22,26 @@ from typing import TYPE_CHECKING
 
 from xoromail_cli.errors import DataError, ExitCode, NoInputError, UnavailableError, XoromailError
 from xoromail_cli.pacing import Backoff, RateLimiter
+from xoromail_cli.relay.control import SenderHold, read_control, write_control
+from xoromail_cli.relay.outcomes import (
+    IN_DOUBT_HELD,
+    RELAY_EVENT,
+    held_in_doubt,
+    held_in_doubt_hint,
+    relay_advice,
+    relay_key,
+)
+from xoromail_cli.relay.sizes import SizeLimit
 from xoromail_cli.relay.spool import QueueState, Spool, Spooled
 from xoromail_cli.sending.results import MessageResult
 
 if TYPE_CHECKING:
-    from xoromail_cli.compose.envelope import Envelope
     from xoromail_cli.ledger.sqlite import SentLedger
     from xoromail_cli.profile import Profile
     from xoromail_cli.sending.deliverer import Deliverer
     from xoromail_cli.services.base import Transport
 
-RELAY_EVENT = "relay"
-"""The ledger's event name for relayed messages (`log` shows them with their Message-ID and reply)."""
 EventLog = Callable[[str], None]
-
-
-def relay_key(envelope: Envelope) -> str:
-    """The idempotency key: the Message-ID, the recipients and a digest of the content (`content_digest`).
-
-    A Message-ID is not trusted to be unique (an ERP may derive it from the invoice number, and reuse it for
-    the corrected invoice): a different message under the same Message-ID is delivered. The same message
-    submitted again (the ERP retrying after a lost 250) has the same key and is delivered once."""
-    recipients = ",".join(sorted(address.lower() for address in envelope.recipients))
-    return f"{RELAY_EVENT}:{envelope.message_id}:{recipients}:{content_digest(envelope.data)}"
-
-
-_STABLE_HEADERS = (b"from", b"to", b"cc", b"subject")
-
-
-def content_digest(data: bytes) -> str:
-    """SHA-256 (16 hex digits) of the body and of From, To, Cc and Subject; a retry's new Date or Received
-    header leaves it the same."""
-    import hashlib
-
-    end = data.find(b"\r\n\r\n")
-    head, body = (data[:end], data[end + 4:]) if end >= 0 else (data, b"")
-    digest = hashlib.sha256()
-    for line in head.replace(b"\r\n ", b" ").replace(b"\r\n\t", b" ").split(b"\r\n"):
-        name = line.partition(b":")[0].strip().lower()
-        if name in _STABLE_HEADERS:
-            digest.update(line + b"\n")
-    digest.update(b"\n")
-    digest.update(body)
-    return digest.hexdigest()[:16]
 
 
 def event_line(kind: str, **fields: object) -> str:
@@ -102,6 +81,9 @@ class DeliveryOptions:
     bounce_to: str | None = None
     linger: float = 2.0
     """Seconds a session (and the ledger lock) is kept after the queue empties, for the next message."""
+    retry_in_doubt: bool = True
+    """Send a message whose answer was lost after its data again (a possible duplicate); False holds it for
+    a person (`queue release` sends it, `queue drop` does not)."""
     idle: float = 5.0
     """Seconds between looks at the spool when nothing wakes the worker (a `queue retry` from outside)."""
 
@@ -117,20 +99,32 @@ class DeliveryWorker:
         self.limits = RunLimits.of(profile, self.options.rate)  # asked of the provider once, for every burst
         self._stopping = threading.Event()
         self._wake = threading.Event()
-        self._paused_until = 0.0
+        self.control = read_control(spool.root)
         self._failures = 0
         self.rate = RateLimiter(per_second=self.limits.per_second, sleep=self._sleep)
         self._schedule = Backoff(base=self.options.retry_delay, cap=self.options.max_delay)
         self._thread: threading.Thread | None = None
+        self.size = SizeLimit()
+        """The largest message the service takes (the relay refuses a larger one at DATA)."""
 
     def _sleep(self, seconds: float) -> None:
         """Pacing and retry waits end early on stop: the message in hand is finished, not abandoned."""
         self._stopping.wait(seconds)
 
     def start(self) -> DeliveryWorker:
+        """Deliver in a thread. A start is a fresh look: a pause an earlier run left ends (the senders held
+        stay held), and the pace is written down for `queue status`."""
+        self.control = read_control(self.spool.root)
+        self.control.paused_until, self.control.pause_reason, self.control.pause_hint = 0.0, "", ""
+        self.control.per_second = self.limits.per_second
+        write_control(self.spool.root, self.control)
         self._thread = threading.Thread(target=self._loop, name="relay-delivery", daemon=True)
         self._thread.start()
         return self
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def wake(self) -> None:
         self._wake.set()
@@ -142,12 +136,17 @@ class DeliveryWorker:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def refuse_size(self, size: int) -> str | None:
+        """The DATA answer for a message too large for this mailbox's service, else None."""
+        return self.size.refusal(size)
+
     def _loop(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
+            self.control = read_control(self.spool.root)  # `queue retry` may have ended a pause meanwhile
             moment = time.time()
-            if moment < self._paused_until:
-                self._wake.wait(min(self._paused_until - moment, self.options.idle))
+            if self.control.paused(moment):
+                self._wake.wait(min(self.control.paused_until - moment, self.options.idle))
                 continue
             try:
                 ready, later = self.spool.due(moment)
@@ -176,11 +175,10 @@ class DeliveryWorker:
             current: str | None = None
             try:
                 deliverer = self._deliverer(transport, sent_ledger)
-                for result in deliverer.report_interrupted():  # what an earlier run left in flight, as `send` does
-                    self._report_interrupted(result)
+                self._report_interrupted(deliverer.report_interrupted())  # what an earlier run left in flight
                 while ready and not self._stopping.is_set():
                     for current in ready:
-                        if self._stopping.is_set() or time.time() < self._paused_until:
+                        if self._stopping.is_set() or self.control.paused(time.time()):
                             return
                         self._one(deliverer, current)
                     current = None
@@ -189,6 +187,7 @@ class DeliveryWorker:
             except XoromailError as error:
                 self._pause(error, current)
             finally:
+                self.size.update(transport)  # a permission granted meanwhile (Graph) shows up here
                 transport.close()
 
     def _linger(self) -> list[str]:
@@ -208,14 +207,21 @@ class DeliveryWorker:
         def warn(text: str) -> None:
             self.log(event_line("warning", text=text))
 
-        watch = QuotaWatch(self.limits.provider, account_key(self.profile.service, self.profile.email), sent_ledger,
+        watch = QuotaWatch(self.limits.provider, account_key(self.profile.email), sent_ledger,
                            warn)
         return Deliverer(profile=self.profile, event=RELAY_EVENT, transport=transport, ledger=sent_ledger,
                          retries=self.options.retries, backoff=Backoff(base=1.0, cap=10.0, sleep=self._sleep),
-                         rate=self.rate, before_delivery=watch)
+                         rate=self.rate, before_delivery=watch, retry_in_doubt=self.options.retry_in_doubt)
 
-    def _report_interrupted(self, result: MessageResult) -> None:
-        self.log(event_line("in-doubt", message_id=result.message_id, to=len(result.recipients), reply=result.reply))
+    def _report_interrupted(self, results: list[MessageResult]) -> None:
+        """Messages an earlier run left in flight (killed during an upload): reported; under
+        --no-retry-in-doubt, their spool files are held for a person instead of sent again."""
+        held = held_in_doubt(self.spool, results) if results and not self.options.retry_in_doubt else {}
+        for result in results:
+            spool_id = held.get(result.key or "")
+            self.log(event_line("held" if spool_id else "in-doubt", id=spool_id, message_id=result.message_id,
+                                to=len(result.recipients), reply=result.reply,
+                                hint=held_in_doubt_hint(spool_id) if spool_id else None))
 
     def _one(self, deliverer: Deliverer, spool_id: str) -> None:
         try:
@@ -223,10 +229,16 @@ class DeliveryWorker:
         except NoInputError:
             return  # dropped by `queue drop` meanwhile
         except DataError as damaged:
-            self.spool.fail(spool_id, QueueState(1, 0.0, damaged.message))
+            self.spool.fail(spool_id, QueueState(attempts=1, last_reply=damaged.message))
             self.log(event_line("failed", id=spool_id, reply=damaged.message, hint=damaged.hint))
             return
         state = self.spool.state(spool_id)
+        if state.held:
+            return  # held by `queue hold` meanwhile
+        hold = self.control.sender_hold(spooled.envelope.sender, time.time())
+        if hold is not None:  # its From is held: the message waits with it, the others go on
+            self.spool.set_state(spool_id, replace(state, next_attempt=hold.until, last_reply=hold.reason))
+            return
         result = deliverer.deliver(spooled.envelope, relay_key(spooled.envelope))
         self._settle(spooled, state, result)
 
@@ -238,22 +250,21 @@ class DeliveryWorker:
             kind = "delivered" if result.status != "skipped" else "already-delivered"
             self.log(event_line(kind, **fields, attempts=state.attempts + 1, reply=result.reply))
             return
-        # a quota or a refusal of the whole account (Send As) holds every message: kept until it clears or is fixed
+        attempts = state.attempts + 1
+        if result.in_doubt and not self.options.retry_in_doubt:
+            self.spool.set_state(spooled.id, QueueState(attempts=attempts, last_reply=result.reply, in_doubt=True,
+                                                        held=IN_DOUBT_HELD))
+            self.log(event_line("held", **fields, reply=result.reply, hint=held_in_doubt_hint(spooled.id)))
+            return
+        # a quota or a refusal of the whole account holds every message, a refusal of one From address that
+        # address's messages: kept until it clears or is fixed
         temporary = result.status == "temporary" or result.stops_batch or (
             result.status == "partial" and result.exit_code == ExitCode.TEMPFAIL)
-        attempts = state.attempts + 1
         if temporary and time.time() - spooled.received_at < self.options.give_up_after:
-            in_doubt = result.in_doubt
-            delay = self._schedule.delay(attempts - 1)
-            if result.stops_batch:
-                delay = max(delay, self.options.quota_pause)
-                self._paused_until = time.time() + delay
-            self.spool.set_state(spooled.id, QueueState(attempts, time.time() + delay, result.reply, in_doubt))
-            self.log(event_line("in-doubt" if in_doubt else "deferred", **fields, attempts=attempts,
-                                retry_in=f"{delay:.1f}s", reply=result.reply, hint=result.hint))
+            self._defer(spooled, attempts, result, fields)
             return
         reply = result.reply if not temporary else f"gave up after {attempts} attempts: {result.reply}"
-        self.spool.fail(spooled.id, QueueState(attempts, 0.0, reply))
+        self.spool.fail(spooled.id, QueueState(attempts=attempts, last_reply=reply))
         self.log(event_line("failed", **fields, attempts=attempts, reply=reply, hint=result.hint))
         if self.options.bounce_to and not spooled.report:
             from xoromail_cli.relay.report import failure_report
@@ -262,13 +273,47 @@ class DeliveryWorker:
             self.log(event_line("reported", id=self.spool.put(report, report=True), about=spooled.id,
                                 to=self.options.bounce_to))
 
+    def _defer(self, spooled: Spooled, attempts: int, result: MessageResult, fields: dict[str, object]) -> None:
+        """Keep the message for a later try; a refused From holds its sender, a quota or a refusal of the
+        whole account pauses the mailbox."""
+        delay = self._schedule.delay(attempts - 1)
+        sender = spooled.envelope.sender
+        kind, hint, pausing = ("in-doubt" if result.in_doubt else "deferred"), result.hint, False
+        if result.stops_batch:
+            delay = max(delay, self.options.quota_pause)
+            hint = relay_advice(result.hint, delay)
+            if result.refuses_sender and sender.lower() != self.profile.email.lower():
+                kind = "sender-held"
+                self.control.senders[sender.lower()] = SenderHold(until=time.time() + delay, reason=result.reply,
+                                                                  hint=hint)
+            else:
+                pausing = True
+                self._set_pause(delay, result.reply, hint)
+            write_control(self.spool.root, self.control)
+        self.spool.set_state(spooled.id, QueueState(attempts=attempts, next_attempt=time.time() + delay,
+                                                    last_reply=result.reply, in_doubt=result.in_doubt))
+        self.log(event_line(kind, **fields, sender=sender if kind == "sender-held" else None, attempts=attempts,
+                            retry_in=f"{delay:.1f}s", reply=result.reply, hint=hint))
+        if pausing:
+            self.log(event_line("paused", cause=result.reply, hint=hint, exit_code=result.exit_code or None,
+                                retry_in=f"{delay:.1f}s", queued=len(self.spool.ids())))
+
+    def _set_pause(self, delay: float, reason: str, hint: str) -> None:
+        self.control.paused_until = time.time() + delay
+        self.control.pause_reason, self.control.pause_hint = reason, hint
+
     def _pause(self, error: XoromailError, spool_id: str | None = None) -> None:
         """The service cannot be used now (down, sign-in refused, ledger locked): every message waits."""
+        from xoromail_cli.services import expiry
+
+        expiry.learn_from_error(self.profile, error.message)  # AADSTS7000222: a note from now on, as send's
         self._failures += 1
         delay = self._schedule.delay(self._failures - 1)
-        self._paused_until = time.time() + delay
+        hint = relay_advice(error.hint, delay)
+        self._set_pause(delay, error.message, hint)
+        write_control(self.spool.root, self.control)
         if spool_id is not None:
             state = self.spool.state(spool_id)
             self.spool.set_state(spool_id, replace(state, attempts=state.attempts + 1, last_reply=error.message))
-        self.log(event_line("paused", cause=error.message, hint=error.hint, exit_code=int(error.exit_code),
+        self.log(event_line("paused", cause=error.message, hint=hint, exit_code=int(error.exit_code),
                             retry_in=f"{delay:.1f}s", queued=len(self.spool.ids())))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from xoromail_cli.compose.envelope import Envelope
@@ -43,23 +44,44 @@ def address_problem(address: str) -> str | None:
     return None
 
 
-class RelayHandler:
-    """aiosmtpd hooks: the From policy at MAIL FROM, the recipients at RCPT, the spool at DATA."""
+@dataclass(frozen=True)
+class Route:
+    """Where one login's messages go: its From policy, its mailbox's spool, and the worker to wake."""
 
-    def __init__(self, spool: Spool, policy: SenderPolicy, log: EventLog, on_accepted: Callable[[], None]) -> None:
+    policy: SenderPolicy
+    spool: Spool
+    on_accepted: Callable[[], None]
+    refuse_size: Callable[[int], str | None] | None = None
+    """The 552 for a message larger than the mailbox's service takes (DeliveryWorker.refuse_size)."""
+
+
+class RelayHandler:
+    """aiosmtpd hooks: the From policy at MAIL FROM, the recipients at RCPT, the spool at DATA. With `routes`,
+    the login decides the policy and the spool (each login its profile's mailbox); without, one of each."""
+
+    def __init__(self, spool: Spool, policy: SenderPolicy, log: EventLog, on_accepted: Callable[[], None], *,
+                 routes: dict[str, Route] | None = None) -> None:
         self.spool, self.policy, self.log, self.on_accepted = spool, policy, log, on_accepted
+        self.routes = routes
         self.busy = 0
         """Messages between the end of DATA and their answer: a stop waits for them."""
+
+    def route(self, session: Any) -> Route:
+        """The authenticated login's route (AUTH comes first: MAIL before it is refused)."""
+        if self.routes is not None:
+            return self.routes[str(getattr(session, "auth_data", ""))]
+        return Route(self.policy, self.spool, self.on_accepted)
 
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
                           mail_options: list[str]) -> str:
         refusal: str | None
-        if address == "<>" and not self.policy.rewrite:
-            refusal = NULL_SENDER_REPLY.format(mailbox=self.policy.mailbox)
+        policy = self.route(session).policy
+        if address == "<>" and not policy.rewrite:
+            refusal = NULL_SENDER_REPLY.format(mailbox=policy.mailbox)
         elif address != "<>" and (problem := address_problem(address)) is not None:
             refusal = f"553 5.1.7 The sender {address!r} is not an address: {problem}"
         else:
-            refusal = self.policy.refuse_sender("" if address == "<>" else address)
+            refusal = policy.refuse_sender("" if address == "<>" else address)
         if refusal is not None:
             self.log(event_line("refused", peer=peer_of(session), sender=address, reply=refusal))
             return refusal
@@ -80,21 +102,28 @@ class RelayHandler:
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 OK"
 
-    def _keep(self, data: bytes, mail_from: str, rcpt_tos: tuple[str, ...], peer: str,
+    @staticmethod
+    def _keep(route: Route, data: bytes, mail_from: str, rcpt_tos: tuple[str, ...], peer: str,
               max_header: int) -> tuple[Envelope, str]:
         """In a worker thread: the message read and mended, then kept durably."""
-        message = accept_message(data, mail_from, rcpt_tos, self.policy, max_header=max_header)
-        return message, self.spool.put(message, peer=peer)
+        message = accept_message(data, mail_from, rcpt_tos, route.policy, max_header=max_header)
+        return message, route.spool.put(message, peer=peer)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         loop = asyncio.get_running_loop()
         limits = getattr(server, "limits", None)
         max_header = limits.max_header if limits is not None else 512 * 1024
+        route = self.route(session)
         data, envelope.original_content, envelope.content = envelope.original_content, None, None
+        too_large = route.refuse_size(len(data or b"")) if route.refuse_size is not None else None
+        if too_large is not None:  # this login's mailbox takes less than the relay's SIZE (several mailboxes)
+            self.log(event_line("refused", peer=peer_of(session), sender=envelope.mail_from, reply=too_large))
+            return too_large
         self.busy += 1
         try:
             message, spool_id = await loop.run_in_executor(None, functools.partial(
-                self._keep, data, envelope.mail_from, tuple(envelope.rcpt_tos), peer_of(session), max_header))
+                self._keep, route, data, envelope.mail_from, tuple(envelope.rcpt_tos), peer_of(session),
+                max_header))
         except Refused as refused:
             self.log(event_line("refused", peer=peer_of(session), sender=envelope.mail_from, reply=refused.reply))
             return refused.reply
@@ -105,7 +134,8 @@ class RelayHandler:
         finally:
             self.busy -= 1
             del data
-        self.log(event_line("accepted", id=spool_id, peer=peer_of(session), sender=message.sender,
-                            to=len(message.recipients), size=len(message.data), message_id=message.message_id))
-        self.on_accepted()
+        self.log(event_line("accepted", id=spool_id, peer=peer_of(session), login=route.policy.login or None,
+                            sender=message.sender, to=len(message.recipients), size=len(message.data),
+                            message_id=message.message_id))
+        route.on_accepted()
         return f"250 2.0.0 OK queued as {spool_id}"

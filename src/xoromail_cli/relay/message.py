@@ -18,6 +18,9 @@ from xoromail_cli.errors import DataError
 SEND_AS_REPLY = ("550 5.7.60 The mailbox {mailbox} may not send as {address}: send from {mailbox}, or give the "
                  "mailbox Send As rights for it and start the relay with --allow-from {address}, or start it "
                  "with --rewrite-from")
+LOGIN_SEND_AS_REPLY = ("550 5.7.60 The relay login {login} may not send as {address}: it may send as {allowed}; "
+                       "to allow it, give the mailbox {mailbox} Send As rights for it, then add it to `from` in "
+                       "[relay.users.{login}] of the settings file and restart the relay")
 
 
 class Refused(Exception):
@@ -28,7 +31,7 @@ class Refused(Exception):
         self.reply = reply
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SenderPolicy:
     """Which From addresses the mailbox may send as, and whether others are rewritten or refused."""
 
@@ -37,6 +40,8 @@ class SenderPolicy:
     allowed: frozenset[str] = frozenset()
     """Further addresses the mailbox has Send As rights for (`--allow-from`), lower case."""
     rewrite: bool = False
+    login: str = ""
+    """The relay login this policy is for (several logins, one process); empty for the one-login relay."""
 
     def may_send_as(self, address: str) -> bool:
         return address.lower() == self.mailbox.lower() or address.lower() in self.allowed
@@ -45,7 +50,15 @@ class SenderPolicy:
         """The answer to MAIL FROM, when it is a refusal."""
         if self.rewrite or self.may_send_as(address):
             return None
-        return SEND_AS_REPLY.format(mailbox=self.mailbox, address=address or "<>")
+        return self.reply_for(address or "<>")
+
+    def reply_for(self, address: str) -> str:
+        """The refusal of a From this login (or this mailbox) may not use, with what to do about it."""
+        if self.login:
+            allowed = ", ".join([self.mailbox, *sorted(self.allowed)])
+            return LOGIN_SEND_AS_REPLY.format(login=self.login, address=address, allowed=allowed,
+                                              mailbox=self.mailbox)
+        return SEND_AS_REPLY.format(mailbox=self.mailbox, address=address)
 
 
 def _fields(head: bytes) -> list[bytes]:
@@ -152,7 +165,7 @@ def accept_message(data: bytes | bytearray, mail_from: str, rcpt_tos: tuple[str,
     strangers = _strangers(values, mail_from, policy)
     if strangers and not policy.rewrite:
         name, addresses = next(iter(strangers.items()))
-        raise Refused(SEND_AS_REPLY.format(mailbox=policy.mailbox, address=addresses[-1] or "<>")
+        raise Refused(policy.reply_for(addresses[-1] or "<>")
                       + ("" if name in ("from", "mail from") else f" (in the {name.title()} header)"))
     if strangers:
         kept = _rewrite(kept, values, mail_from, policy, strangers)

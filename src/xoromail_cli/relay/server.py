@@ -22,7 +22,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from xoromail_cli.errors import ConfigError, UnavailableError, UsageError
 from xoromail_cli.relay.auth_limits import AuthGuard
@@ -52,6 +52,16 @@ class RelayCredential:
         password_ok = hmac.compare_digest(password, self.password.encode("utf-8"))
         return user_ok and password_ok
 
+    def login(self, user: bytes, password: bytes) -> str | None:
+        """The login's name when the pair matches (as `users.LoginTable.login` answers for several)."""
+        return self.user if self.matches(user, password) else None
+
+
+class Logins(Protocol):
+    """Who may log in: one `RelayCredential`, or the office's `users.LoginTable`."""
+
+    def login(self, user: bytes, password: bytes) -> str | None: ...
+
 
 def parse_listen(value: str) -> tuple[str, int]:
     """`HOST:PORT` (`[::1]:2525` for IPv6) → (host, port)."""
@@ -62,14 +72,15 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _authenticator(credential: RelayCredential, guard: AuthGuard) -> Callable[..., Any]:
+def _authenticator(credential: Logins, guard: AuthGuard) -> Callable[..., Any]:
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
     def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
         ip = getattr(server, "ip", "?")
-        if isinstance(auth_data, LoginPassword) and credential.matches(auth_data.login, auth_data.password):
+        name = credential.login(auth_data.login, auth_data.password) if isinstance(auth_data, LoginPassword) else None
+        if name is not None:
             guard.succeeded(ip)
-            return AuthResult(success=True, auth_data=auth_data.login.decode("utf-8", "replace"))
+            return AuthResult(success=True, auth_data=name)
         throttled = guard.failed(ip, peer_of(session), mechanism)
         return AuthResult(success=False, handled=False,
                           message=throttled or "535 5.7.8 Authentication credentials invalid")
@@ -80,7 +91,7 @@ def _authenticator(credential: RelayCredential, guard: AuthGuard) -> Callable[..
 class RelayServer:
     """The listening socket, its accept loop and aiosmtpd's sessions, on an event loop in a thread."""
 
-    def __init__(self, handler: RelayHandler, credential: RelayCredential, host: str, port: int, *,
+    def __init__(self, handler: RelayHandler, credential: Logins, host: str, port: int, *,
                  tls: ssl.SSLContext | None, limits: SessionLimits | None = None, tls_files: TLSFiles | None = None,
                  guard: AuthGuard | None = None, service: str = "the mail service") -> None:
         self.handler, self.credential, self.host, self.port, self.tls = handler, credential, host, port, tls
@@ -93,16 +104,24 @@ class RelayServer:
         self._acceptor: asyncio.Task[None] | None = None
         self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
         self._spare: int | None = None
+        self.advice: str | None = None
 
     @property
     def log(self) -> EventLog:
         return self.handler.log
 
-    def set_max_size(self, size: int, service: str | None = None) -> None:
-        """The largest message the service takes, as learned: what new sessions advertise in SIZE."""
+    def set_max_size(self, size: int, service: str | None = None, advice: str | None = None) -> None:
+        """The largest message the service takes, as learned: what new sessions advertise in SIZE; `advice`
+        is what lifts it, said in the 552 (Graph: the permission Mail.ReadWrite)."""
         self.limits = replace(self.limits, max_size=size)
         self.gate.limits = self.limits
         self.service = service or self.service
+        self.advice = advice
+
+    @property
+    def alive(self) -> bool:
+        """The event loop still runs (the systemd watchdog is fed only while it does)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def reload_tls(self) -> bool:
         """Read the certificate and key again (SIGHUP); new sessions get them, the old context stays on error."""
@@ -120,6 +139,10 @@ class RelayServer:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         try:
             sock = socket.create_server((self.host, self.port), family=family, backlog=128)
+            # Replies go out line by line (EHLO's are six lines, each its own write): without TCP_NODELAY the
+            # second waits for the ERP's delayed ACK, 40 ms per EHLO. asyncio sets it only on sockets it makes
+            # itself; connections accepted here inherit it from the listening socket.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as exc:
             raise UnavailableError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}",
                                    "choose another --listen port, or stop what already uses it") from None
@@ -147,7 +170,8 @@ class RelayServer:
         from xoromail_cli.relay.session import RelaySMTP
 
         session = RelaySMTP(self.handler, limits=self.limits, guard=self.guard, gate=self.gate, slots=self._slots,
-                            ip=ip, service=self.service, hostname="xoromail-relay", ident="xoromail relay",
+                            ip=ip, service=self.service, advice=self.advice, hostname="xoromail-relay",
+                            ident="xoromail relay",
                             tls_context=self.tls, require_starttls=self.tls is not None, auth_required=True,
                             auth_require_tls=self.tls is not None, authenticator=self._authenticate,
                             command_call_limit=COMMAND_CALLS, loop=self._loop)

@@ -26,7 +26,8 @@ from xoromail_cli.relay.limits import ConnectionGate, SessionLimits, plain_ip
 from xoromail_cli.relay.tls import describe_handshake_failure
 
 _LINE_BREAK = re.compile(rb"[\r\n]")
-TOO_LARGE = "552 5.3.4 The message is larger than the {limit:,} bytes {service} takes; send it smaller"
+TOO_LARGE = "552 5.3.4 The message is larger than the {limit:,} bytes {service} takes; {advice}"
+SMALLER = "send it smaller"
 _REWORDED = {
     "552 Error: message size exceeds fixed maximum message size": TOO_LARGE,
     "552 Error: Too much mail data": TOO_LARGE,
@@ -44,10 +45,13 @@ def longest_line(current: int, chunk: bytes) -> tuple[int, int]:
 
 class RelaySMTP(SMTP):
     def __init__(self, handler: Any, *, limits: SessionLimits, guard: AuthGuard, gate: ConnectionGate,
-                 slots: asyncio.Semaphore, ip: str, service: str, **options: Any) -> None:
+                 slots: asyncio.Semaphore, ip: str, service: str, advice: str | None = None,
+                 **options: Any) -> None:
         self.line_length_limit = limits.max_line  # read by aiosmtpd's __init__ (the StreamReader's limit)
         self.limits, self.guard, self.gate, self.slots, self.ip, self.service = (limits, guard, gate, slots, ip,
                                                                                  service)
+        self.advice = advice or SMALLER
+        """What lifts the limit, said in the 552 (the transport's `size_hint`), else "send it smaller"."""
         self._released = False
         self._login_timer: asyncio.TimerHandle | None = None
         super().__init__(handler, data_size_limit=limits.max_size, timeout=limits.idle, **options)
@@ -81,7 +85,7 @@ class RelaySMTP(SMTP):
 
     async def push(self, status: Any) -> None:
         if isinstance(status, str) and status in _REWORDED:
-            status = _REWORDED[status].format(limit=self.limits.max_size, service=self.service)
+            status = _REWORDED[status].format(limit=self.limits.max_size, service=self.service, advice=self.advice)
         await super().push(status)
 
     async def handle_exception(self, error: Exception) -> str:
@@ -167,7 +171,7 @@ class RelaySMTP(SMTP):
             elif data:
                 data = bytearray()  # refused: nothing more is kept
         if size > self.limits.max_size:
-            return bytearray(), TOO_LARGE.format(limit=self.limits.max_size, service=self.service)
+            return bytearray(), TOO_LARGE.format(limit=self.limits.max_size, service=self.service, advice=self.advice)
         if longest > self.limits.max_line:
             return bytearray(), (f"500 5.5.6 A line of the message has {longest:,} octets; the relay takes lines "
                                  f"of up to {self.limits.max_line:,}")

@@ -17,7 +17,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,7 +43,7 @@ class Spooled:
     """A failure report the relay wrote itself: never reported again when it fails."""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class QueueState:
     """Where a message stands: how often it was tried, when it is due, what the service said last."""
 
@@ -51,6 +51,16 @@ class QueueState:
     next_attempt: float = 0.0
     last_reply: str = ""
     in_doubt: bool = False
+    held: str = ""
+    """Why the message is held for a person (`queue hold`, or in doubt under --no-retry-in-doubt); empty when
+    it is not. A held message is never delivered until `queue release`, across restarts."""
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> QueueState:
+        """Read back what `set_state` wrote (fields unknown to this release are ignored)."""
+        known = {name: values[name] for name in ("attempts", "next_attempt", "last_reply", "in_doubt", "held")
+                 if name in values}
+        return cls(**known)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,7 +97,7 @@ def _fsync_dir(folder: Path) -> None:
         os.close(descriptor)
 
 
-def _write_durably(target: Path, scratch: Path, chunks: tuple[bytes, ...]) -> None:
+def write_durably(target: Path, scratch: Path, chunks: tuple[bytes, ...]) -> None:
     """Write `chunks` to `scratch`, fsync, rename onto `target`, fsync the folder: all or nothing."""
     descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -122,7 +132,7 @@ class Spool:
         line = json.dumps(head, ensure_ascii=True).encode("ascii") + b"\n"
         try:
             scratch = self._folder("tmp") / f"{spool_id}{_MESSAGE}"
-            _write_durably(self._folder("queue") / f"{spool_id}{_MESSAGE}", scratch, (line, envelope.data))
+            write_durably(self._folder("queue") / f"{spool_id}{_MESSAGE}", scratch, (line, envelope.data))
         except OSError as exc:
             with contextlib.suppress(OSError):
                 (self.root / "tmp" / f"{spool_id}{_MESSAGE}").unlink()
@@ -152,14 +162,14 @@ class Spool:
     def state(self, spool_id: str, where: Where = "queue") -> QueueState:
         try:
             values = json.loads(self._path(where, spool_id, _STATE).read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
+            return QueueState.from_json(values)
+        except (FileNotFoundError, ValueError, TypeError, AttributeError):
             return QueueState()
-        return QueueState(**values)
 
     def set_state(self, spool_id: str, state: QueueState, where: Where = "queue") -> None:
         text = json.dumps(asdict(state)).encode("utf-8")
         scratch = self._folder("tmp") / f"{spool_id}{_STATE}"
-        _write_durably(self._path(where, spool_id, _STATE), scratch, (text,))
+        write_durably(self._path(where, spool_id, _STATE), scratch, (text,))
 
     def ids(self, where: Where = "queue") -> list[str]:
         """Ids in arrival order (they begin with the time they were taken)."""
@@ -170,10 +180,13 @@ class Spool:
         return sorted(name for name in names if _ID.fullmatch(name))
 
     def due(self, moment: float) -> tuple[list[str], float | None]:
-        """Queued ids due at `moment`, and when the next one not yet due will be."""
+        """Queued ids due at `moment` (never a held one), and when the next one not yet due will be."""
         ready, later = [], None
         for spool_id in self.ids():
-            next_attempt = self.state(spool_id).next_attempt
+            state = self.state(spool_id)
+            if state.held:
+                continue
+            next_attempt = state.next_attempt
             if next_attempt <= moment:
                 ready.append(spool_id)
             else:
@@ -199,13 +212,37 @@ class Spool:
         for where in _PLACES:
             if self._path(where, spool_id, _MESSAGE).exists():
                 state = self.state(spool_id, where)
-                self.set_state(spool_id, QueueState(state.attempts, 0.0, state.last_reply), where)
+                self.set_state(spool_id, replace(state, next_attempt=0.0), where)
                 if where == "failed":
                     for suffix in (_STATE, _MESSAGE):
                         os.replace(self._path("failed", spool_id, suffix), self._path("queue", spool_id, suffix))
                     _fsync_dir(self.root / "queue")
                 return where
         raise NoInputError(f"no message {spool_id} in the spool", "see `xoromail queue list`")
+
+    def hold(self, spool_id: str, reason: str = "held by a person") -> bool:
+        """Keep a queued message from delivery until `release`; False when it was held already."""
+        state = self.state(self._queued(spool_id))
+        if state.held:
+            return False
+        self.set_state(spool_id, replace(state, held=reason))
+        return True
+
+    def release(self, spool_id: str) -> bool:
+        """Let a held message go (due now); False when it was not held."""
+        state = self.state(self._queued(spool_id))
+        if not state.held:
+            return False
+        self.set_state(spool_id, replace(state, held="", next_attempt=0.0))
+        return True
+
+    def _queued(self, spool_id: str) -> str:
+        if self._path("queue", spool_id, _MESSAGE).exists():
+            return spool_id
+        if self._path("failed", spool_id, _MESSAGE).exists():
+            raise UsageError(f"message {spool_id} has failed for good: it is not queued",
+                             f"`xoromail queue retry {spool_id}` puts it back into the queue")
+        raise NoInputError(f"no message {spool_id} in the queue", "see `xoromail queue list`")
 
     def drop(self, spool_id: str) -> Where:
         for where in _PLACES:

@@ -31,6 +31,7 @@ def learn_max_size(profile: Profile, server: RelayServer, log: Callable[[str], N
         transport = services.open_transport(profile, credentials.Secrets(profile), timeout=profile.timeout)
         transport.open()
         size, name = transport.max_message_size, transport.name
+        advice = getattr(transport, "size_hint", None)
     except XoromailError as error:
         log(event_line("size-unknown", max=server.limits.max_size, reason=error.message))
         return None
@@ -43,6 +44,6 @@ def learn_max_size(profile: Profile, server: RelayServer, log: Callable[[str], N
     if not size:
         log(event_line("size-unknown", max=server.limits.max_size, reason=f"{name} states no maximum"))
         return None
-    server.set_max_size(min(size, MAX_ACCEPTED), name)
+    server.set_max_size(min(size, MAX_ACCEPTED), name, advice)
     log(event_line("size", max=server.limits.max_size, service=name))
     return size

@@ -66,11 +66,12 @@ class Deliverer:
     _opened_before: bool = field(default=False, init=False)
 
     @property
-    def owner(self) -> tuple[str, str]:
-        """Whose ledger rows these are: the sending account's key, and the profile's name for people."""
+    def owner(self) -> tuple[str, str, str]:
+        """Whose ledger rows these are: the sending mailbox's key, the profile's name for people, and the
+        service that carries the message (recorded on each row)."""
         from xoromail_cli.ledger.accounts import account_key
 
-        return account_key(self.profile.service, self.profile.email), self.profile.name
+        return account_key(self.profile.email), self.profile.name, self.profile.service
 
     @property
     def pipeliner(self) -> PipeliningTransport | None:
@@ -238,7 +239,7 @@ class Deliverer:
         return MessageResult(event=self.event, row=row, recipients=tries.envelope.recipients, status=status,
                              reply=reply, message_id=tries.envelope.message_id, hint=delivery.hint,
                              exit_code=exit_code, attempts=tries.attempt, key=key, stops_batch=quota,
-                             possible_duplicate=tries.in_doubt)
+                             refuses_sender=delivery.refuses_sender, possible_duplicate=tries.in_doubt)
 
     def _outcome(self, tries: _Tries, key: str, row: int, state: OwedState, reply: str,
                  stops_batch: bool) -> MessageResult:
@@ -273,7 +274,8 @@ class Deliverer:
                 from xoromail_cli.sending.sizelimit import too_large
 
                 assert self.transport.max_message_size is not None
-                return too_large(len(envelope.data), self.transport.max_message_size, self.transport.name)
+                return too_large(len(envelope.data), self.transport.max_message_size, self.transport.name,
+                                 getattr(self.transport, "size_hint", None))
             if following is not None and isinstance(self.transport, PipeliningTransport):
                 return self.transport.send_then(envelope, marker.mark, following)
             return self.transport.send(envelope, before_data=marker.mark)
@@ -309,6 +311,11 @@ class Deliverer:
         return StageFailedError(failure.stage, f"the server stopped answering during the run: {failure.message}",
                                 "it worked earlier in this run, so the settings are right; a re-run sends the "
                                 "messages not sent (the summary counts them)", ExitCode.TEMPFAIL)
+
+    def open_limit(self) -> int | None:
+        """The largest message the open connection takes; None before it opened (SMTP learns its limit from
+        SIZE, Microsoft 365 from the permissions the sign-in grants)."""
+        return self.transport.max_message_size if self.transport is not None and self._connected else None
 
     def too_large(self, envelope: Envelope) -> bool:
         """Over the limit the open service announced (SMTP SIZE) or states: refused before any of it goes."""

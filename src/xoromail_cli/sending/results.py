@@ -32,6 +32,8 @@ class MessageResult:
     rendered: Rendered | None = None
     envelope: Envelope | None = None
     stops_batch: bool = False
+    refuses_sender: bool = False
+    """The service refused the From address itself (Send As), not the account: `Delivery.refuses_sender`."""
     possible_duplicate: bool = False
     """Sent again after a lost answer: the recipient may have it twice."""
     in_doubt: bool = False

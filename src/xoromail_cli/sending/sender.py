@@ -168,7 +168,8 @@ class Sender:
         transport = self.deliverer.transport
         if transport is None:
             return None
-        refusal = attachments_too_large(job.attachments, transport.max_message_size, transport.name)
+        refusal = attachments_too_large(job.attachments, self.deliverer.open_limit(), transport.name,
+                                        getattr(transport, "size_hint", None))
         if refusal is None:
             return None
         return MessageResult(event=self.event.name, row=job.row, recipients=job.recipients.envelope,

@@ -28,12 +28,13 @@ def megabytes(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB"
 
 
-def too_large(size: int, limit: int, service: str) -> Delivery:
-    """The permanent refusal of a message over the limit: a data error (65), never retried."""
+def too_large(size: int, limit: int, service: str, hint: str | None = None) -> Delivery:
+    """The permanent refusal of a message over the limit: a data error (65), never retried. `hint` is the
+    transport's own (`size_hint`: Graph names the permission that would lift its limit)."""
     return Delivery(status="failed",
                     reply=f"the message is {megabytes(size)} ({size:,} bytes) and {service} accepts at most "
                     f"{megabytes(limit)} ({limit:,} bytes): not sent", exit_code=int(ExitCode.DATAERR),
-                    hint=TOO_LARGE_HINT)
+                    hint=hint or TOO_LARGE_HINT)
 
 
 def encoded_size(file_size: int) -> int:
@@ -41,10 +42,11 @@ def encoded_size(file_size: int) -> int:
     return (file_size + 56) // 57 * 78
 
 
-def attachments_too_large(attachments: Sequence[Attachment], limit: int | None, service: str) -> Delivery | None:
+def attachments_too_large(attachments: Sequence[Attachment], limit: int | None, service: str,
+                          hint: str | None = None) -> Delivery | None:
     """Files that alone make a message larger than the service takes, refused by their size on disk before
-    any of them is read (a 100 MB file is not read into memory to be refused). SMTP's limit is known once a
-    connection announced SIZE; the other services state theirs from the start."""
+    any of them is read (a 100 MB file is not read into memory to be refused). `limit` is the open
+    connection's (none before it opened)."""
     if limit is None or not attachments:
         return None
     try:
@@ -56,4 +58,4 @@ def attachments_too_large(attachments: Sequence[Attachment], limit: int | None, 
     return Delivery(status="failed",
                     reply=f"its attachments alone come to {megabytes(size)} ({size:,} bytes) once encoded, and "
                     f"{service} accepts at most {megabytes(limit)} ({limit:,} bytes): not sent",
-                    exit_code=int(ExitCode.DATAERR), hint=TOO_LARGE_HINT)
+                    exit_code=int(ExitCode.DATAERR), hint=hint or TOO_LARGE_HINT)

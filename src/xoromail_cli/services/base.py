@@ -52,6 +52,9 @@ class Delivery:
     hint: str | None = None
     stops_batch: bool = False
     """True when every later message would fail the same way (quota reached, sender refused)."""
+    refuses_sender: bool = False
+    """The service refused the message's From address (Send As not granted): messages from the mailbox's own
+    address may still go (the relay holds that From's messages only)."""
     unknown: bool = False
     """The connection was lost after the message's data went out: it may or may not have been accepted."""
     retry_after: float | None = None

@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from tests.support.fakes.graph_drafts import DraftStore, draft_request, is_draft_path, upload_put
 from tests.support.fakes.http_server import HangingUpServer
 
 TENANT = "company.test"
@@ -70,6 +71,8 @@ class Issued:
     user: str | None
     scope: str
     expires_at: float
+    permissions: frozenset[str] = frozenset()
+    """What the token's `scp` (delegated) or `roles` (app-only) claim grants, e.g. Mail.Send."""
 
 
 @dataclass(kw_only=True)
@@ -113,6 +116,9 @@ class MicrosoftServer:
         self.requests_seen: list[str] = []
         """Every request's method and path, in order (proves when no network call was made)."""
         self.access_tokens: dict[str, Issued] = {}
+        self.app_roles = ["Mail.Send"]
+        """The application permissions granted with admin consent: the app token's `roles` claim."""
+        self.drafts = DraftStore()
         self.refresh_tokens: dict[str, tuple[str, str]] = {}
         self.device_codes: dict[str, dict[str, Any]] = {}
         self.codes: dict[str, dict[str, Any]] = {}
@@ -168,9 +174,14 @@ class MicrosoftServer:
 
     # token issuing ------------------------------------------------------------------------------------------
     def issue(self, user: str | None, scope: str, nonce: str | None = None) -> dict[str, Any]:
-        access = "eyJ0eXAiOiJKV1Qi." + secrets.token_urlsafe(24)
+        names = [part.rsplit("/", 1)[-1] for part in scope.split() if "/" in part]
+        granted = frozenset(self.app_roles if user is None else [n for n in names if n != ".default"])
+        claims = {"aud": "https://graph.microsoft.com", "tid": TENANT_ID, "exp": int(time.time()) + 3600,
+                  **({"roles": sorted(granted)} if user is None else {"scp": " ".join(sorted(granted)), "upn": user})}
+        access = ".".join((b64url(b'{"typ":"JWT","alg":"RS256"}'), b64url(json.dumps(claims).encode()),
+                           secrets.token_urlsafe(24)))  # Graph's tokens are JWTs; the signature is not checked here
         with self.lock:
-            self.access_tokens[access] = Issued(user, scope, time.time() + self.token_lifetime)
+            self.access_tokens[access] = Issued(user, scope, time.time() + self.token_lifetime, granted)
         reply: dict[str, Any] = {"token_type": "Bearer", "scope": scope, "expires_in": self.token_lifetime,
                                  "ext_expires_in": self.token_lifetime, "access_token": access}
         if user is None:
@@ -257,6 +268,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.reply(200, f'<form method="post" action="{query["redirect_uri"]}">'
                         f'<input type="hidden" name="code" value="{code}">'
                         f'<input type="hidden" name="state" value="{query.get("state", "")}"></form>')
+
+    def do_PUT(self) -> None:
+        self.fake.requests_seen.append(f"PUT {urlparse(self.path).path}")
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.reply(*upload_put(self.fake.drafts, self.fake.base, self.path, self.headers, body))
 
     def do_POST(self) -> None:
         self.fake.requests_seen.append(f"POST {self.path}")
@@ -371,6 +387,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.fake.drop_send:
             self.close_connection = True
             self.connection.shutdown(2)
+            return
+        if is_draft_path(path):
+            self.reply(*draft_request(self.fake.drafts, self.fake.base, path, body, issued.permissions,
+                                      issued.user or "app"))
             return
         if not path.endswith("/sendMail") or not (path == "/v1.0/me/sendMail" or path.startswith("/v1.0/users/")):
             self.reply(400, {"error": {"code": "BadRequest", "message": "Resource not found for the segment."}})

@@ -144,7 +144,8 @@ def send_refusal(exc: BaseException, url: str) -> Delivery:
     ]
     for kind, hint, exit_code, stops in table:
         if isinstance(exc, kind):
-            return Delivery(status="failed", reply=reply, exit_code=int(exit_code), hint=hint, stops_batch=stops)
+            return Delivery(status="failed", reply=reply, exit_code=int(exit_code), hint=hint, stops_batch=stops,
+                            refuses_sender=kind is ErrorSendAsDenied)
     if isinstance(exc, UnauthorizedError):
         return Delivery(status="failed", reply=reply, exit_code=int(ExitCode.NOPERM), hint=credentials_hint(url),
                         stops_batch=True, reconnect=True)

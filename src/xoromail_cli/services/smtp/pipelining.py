@@ -47,6 +47,18 @@ class GroupReplies:
         return self.data is not None and self.data[0] == 354
 
 
+_DOT_ATOM_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+                               r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+
+
+def quote_address(address: str) -> str:
+    """`<address>` exactly as `smtplib.quoteaddr` gives it; a plain `local@domain` (nearly every address)
+    skips its RFC 2822 parser, which cost more per message than the rest of MAIL FROM and RCPT TO."""
+    if _DOT_ATOM_ADDRESS.fullmatch(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
+
+
 def advertised(client: smtplib.SMTP) -> bool:
     return bool(client.has_extn("pipelining"))
 
@@ -58,8 +70,8 @@ def body_options(client: smtplib.SMTP, data: bytes) -> list[str]:
 
 def commands(envelope: Envelope, options: list[str] | tuple[str, ...] = ()) -> list[bytes]:
     """MAIL FROM (with `options`), one RCPT TO per recipient, DATA: the lines smtplib would send, as one group."""
-    lines = [f"MAIL FROM:{smtplib.quoteaddr(envelope.sender)}{''.join(' ' + option for option in options)}\r\n"]
-    lines += [f"RCPT TO:{smtplib.quoteaddr(recipient)}\r\n" for recipient in envelope.recipients]
+    lines = [f"MAIL FROM:{quote_address(envelope.sender)}{''.join(' ' + option for option in options)}\r\n"]
+    lines += [f"RCPT TO:{quote_address(recipient)}\r\n" for recipient in envelope.recipients]
     lines.append("DATA\r\n")
     return [line.encode("ascii") for line in lines]
 

@@ -11,7 +11,7 @@ import base64
 import smtplib
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -202,6 +202,22 @@ class _Client(smtplib.SMTP):
             self._trace("→", "******** (sign-in data)")
         else:
             self._trace("→", _redact(text))
+
+    def mail(self, sender: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
+        if options:
+            return super().mail(sender, options)
+        from xoromail_cli.services.smtp.pipelining import quote_address
+
+        self.putcmd("mail", f"from:{quote_address(sender)}")  # as smtplib's mail(), its parser skipped
+        return self.getreply()
+
+    def rcpt(self, recip: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
+        if options:
+            return super().rcpt(recip, options)
+        from xoromail_cli.services.smtp.pipelining import quote_address
+
+        self.putcmd("rcpt", f"to:{quote_address(recip)}")
+        return self.getreply()
 
     def sign_in(self, user: str, password: str) -> None:
         """One AUTH exchange with one mechanism: smtplib's login() tries PLAIN, then LOGIN, so one wrong

@@ -267,7 +267,7 @@ class SmtpTransport:
             stage == "mail from" and failure.exit_code in (ExitCode.NOPERM, ExitCode.PROTOCOL))
         return Delivery(status=status, reply=failure.message.removeprefix("server replied: "),
                         exit_code=int(failure.exit_code), hint=failure.hint, stops_batch=account_wide,
-                        reconnect=code == 421)
+                        refuses_sender=failure.hint == SEND_AS_HINT, reconnect=code == 421)
 
     @staticmethod
     def _reset(client: smtplib.SMTP) -> None:

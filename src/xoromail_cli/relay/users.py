@@ -1,0 +1,187 @@
+"""The relay's logins: one process, several ERP logins, each delivering through its own profile.
+
+A login lives in the settings file as `[relay.users.NAME]` (`profile = "billing"`, `from = ["sales@…"]`); its
+password lives in the secret store (`credentials.write_secret`, entry `relay:login:NAME`), never in the file.
+A login may send as its profile's address and as the `from` addresses; the relay refuses anything else at
+MAIL FROM. Logins that share a profile share its mailbox: one spool, one pace, one quota.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xoromail_cli.addresses import parse_address
+from xoromail_cli.errors import ConfigError, NoInputError, UsageError
+
+SECRET_OWNER = "relay"  # noqa: S105  # the entry's name, not a secret
+"""The secret store's first part of a login's entry (`relay:login:NAME`); a profile's kinds never begin with
+`login:`, so no login's password can be mistaken for a profile's secret."""
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}")
+_DUMMY = secrets.token_bytes(32)
+
+
+@dataclass(frozen=True)
+class RelayLogin:
+    """One ERP login: its name, the profile it delivers through, the further From addresses it may use."""
+
+    name: str
+    profile: str
+    senders: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "profile": self.profile, "from": list(self.senders)}
+
+
+def check_login_name(name: str) -> str:
+    """Refuse a login name the ERP could not type or the settings file could not hold plainly."""
+    if not _NAME.fullmatch(name):
+        raise UsageError(f"login name {name!r} is not allowed",
+                         "use letters, digits, '_', '.', '@', '+' and '-' (starting with a letter or digit), "
+                         "at most 64 characters")
+    return name
+
+
+def _secret_kind(name: str) -> str:
+    return f"login:{name}"
+
+
+def _document(path: Path) -> dict[str, Any]:
+    from xoromail_cli import config
+
+    config.load(path)  # refuse a file we cannot read correctly before touching it
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+
+
+def _login(path: Path, name: str, table: object) -> RelayLogin:
+    where = f"{path}: [relay.users.{name}]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table", 'write it as [relay.users.NAME] with profile = "…"')
+    unknown = sorted(set(table) - {"profile", "from"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting {unknown[0]!r}", "a login has `profile` and `from`")
+    profile, senders = table.get("profile"), table.get("from", [])
+    if not isinstance(profile, str) or not profile:
+        raise ConfigError(f"{where} has no profile", 'add profile = "NAME" (a profile of this file)')
+    if not isinstance(senders, list) or not all(isinstance(value, str) for value in senders):
+        raise ConfigError(f"{where}: 'from' must be a list of addresses", 'e.g. from = ["sales@company.test"]')
+    try:
+        check_login_name(name)
+        addresses = tuple(parse_address(value, "from") for value in senders)
+    except UsageError as error:
+        raise ConfigError(f"{where}: {error.message}", error.hint) from None
+    return RelayLogin(name, profile, addresses)
+
+
+def load_logins(path: Path) -> dict[str, RelayLogin]:
+    """Every login of the settings file, by name (none when the file has no `[relay.users]`)."""
+    relay = _document(path).get("relay", {})
+    users = relay.get("users", {}) if isinstance(relay, dict) else None
+    if not isinstance(users, dict):
+        raise ConfigError(f"{path}: [relay.users] must be a table of logins",
+                          "add logins with `xoromail relay users add NAME --profile P`")
+    return {name: _login(path, name, table) for name, table in sorted(users.items())}
+
+
+def _save(path: Path, logins: dict[str, RelayLogin]) -> None:
+    import tomli_w
+
+    from xoromail_cli.paths import atomic_write
+
+    document = _document(path)
+    relay = document.setdefault("relay", {})
+    relay["users"] = {login.name: {"profile": login.profile, **({"from": list(login.senders)} if login.senders
+                                                                   else {})}
+                      for login in sorted(logins.values(), key=lambda login: login.name)}
+    if not relay["users"]:
+        del relay["users"]
+    if not relay:
+        del document["relay"]
+    atomic_write(path, tomli_w.dumps(document).encode("utf-8"))
+
+
+def add_login(path: Path, login: RelayLogin, password: str | None) -> str | None:
+    """Save the login and store its password (generated when None: returned, for the caller to show once)."""
+    from xoromail_cli import config
+
+    check_login_name(login.name)
+    config.load_profile(path, login.profile)  # the profile must exist: ConfigError naming the known ones
+    logins = load_logins(path)
+    if login.name in logins:
+        raise UsageError(f"the relay already has a login {login.name!r}",
+                         f"remove it first (`xoromail relay users remove {login.name}`), or rotate its password "
+                         f"with `xoromail relay users password {login.name}`")
+    generated = set_password(login.name, password)
+    logins[login.name] = login
+    _save(path, logins)
+    return generated
+
+
+def set_password(name: str, password: str | None) -> str | None:
+    """Store the login's password in the secret store; a new random one when None (returned, to be shown
+    once: the relay compares what the ERP sends with it, so it is kept, never printed again)."""
+    from xoromail_cli.credentials import write_secret
+
+    if password is not None and not password:
+        raise UsageError("the password read from stdin is empty", "pipe the password in: … --password-stdin")
+    generated = secrets.token_urlsafe(18) if password is None else None
+    write_secret(SECRET_OWNER, _secret_kind(name), password if password is not None else generated or "")
+    return generated
+
+
+def rotate_password(path: Path, name: str, password: str | None) -> str | None:
+    """A new password for an existing login (generated when None, returned to be shown once)."""
+    known(path, name)
+    return set_password(name, password)
+
+
+def known(path: Path, name: str) -> RelayLogin:
+    logins = load_logins(path)
+    if name not in logins:
+        raise NoInputError(f"the relay has no login {name!r} (logins: {', '.join(logins) or 'none'})",
+                           "see `xoromail relay users list`")
+    return logins[name]
+
+
+def remove_login(path: Path, name: str) -> RelayLogin:
+    """Forget a login: its table in the settings file, then its password."""
+    from xoromail_cli.credentials import delete_secret
+
+    login = known(path, name)
+    logins = load_logins(path)
+    del logins[name]
+    _save(path, logins)
+    delete_secret(SECRET_OWNER, _secret_kind(name))
+    return login
+
+
+def read_password(name: str) -> str:
+    from xoromail_cli.credentials import read_secret
+
+    password = read_secret(SECRET_OWNER, _secret_kind(name))
+    if not password:
+        raise ConfigError(f"the relay login {name!r} has no password in the secret store",
+                          f"set one with `xoromail relay users password {name}`")
+    return password
+
+
+class LoginTable:
+    """The logins a relay accepts: the user name picks the login, its password is compared in constant time
+    (an unknown name is compared against a random value, so timing tells nothing of which names exist)."""
+
+    def __init__(self, passwords: dict[str, str]) -> None:
+        self._passwords = {name.encode("utf-8"): password.encode("utf-8") for name, password in passwords.items()}
+
+    def login(self, user: bytes, password: bytes) -> str | None:
+        """The login's name when the pair matches one, else None."""
+        expected = self._passwords.get(user)
+        matches = hmac.compare_digest(password, expected if expected is not None else _DUMMY)
+        return user.decode("utf-8") if matches and expected is not None else None

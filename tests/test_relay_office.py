@@ -1,0 +1,204 @@
+"""One relay for the whole office: logins managed with `relay users`, each delivering through its own profile
+to its own upstream (two real aiosmtpd servers), the From each may use refused at MAIL FROM otherwise."""
+
+from __future__ import annotations
+
+import json
+import os
+import smtplib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, accepting_authenticator, profile_for
+from tests.support.relay_helpers import RelayProcess, erp_message, submit, wait_for
+from xoromail_cli import config, credentials
+from xoromail_cli.cli import app
+from xoromail_cli.local.sink import SinkServer
+from xoromail_cli.relay.delivery import DeliveryOptions
+from xoromail_cli.relay.office import Office, open_office
+from xoromail_cli.relay.server import RelayHandler, RelayServer
+from xoromail_cli.relay.users import load_logins
+
+SHIPPING, SHIPPING_PASSWORD = "shipping@company.test", "shipping mailbox secret"
+BILLING_LOGIN_PASSWORD = "billing-erp-pass-8Kd"
+
+
+def two_mailboxes(config_path: Path, smtp_server: ServerFactory, tls: TLSFiles) -> tuple[SinkServer, SinkServer]:
+    """Profile `billing` on one upstream, profile `shipping` on another, each with its own mailbox password."""
+    billing = smtp_server()
+    shipping = smtp_server(authenticator=accepting_authenticator(SHIPPING, SHIPPING_PASSWORD))
+    config.save_profile(config_path, profile_for(billing, tls, name="billing"))
+    config.save_profile(config_path, profile_for(shipping, tls, name="shipping", email=SHIPPING,
+                                                 display_name="Shipping"))
+    credentials.store_password("billing", PASSWORD)
+    credentials.store_password("shipping", SHIPPING_PASSWORD)
+    return billing, shipping
+
+
+def users(runner: CliRunner, config_path: Path, *args: str, stdin: str | None = None) -> list[str]:
+    result = runner.invoke(app, ["--config", str(config_path), "relay", "users", *args], input=stdin)
+    assert result.exit_code == 0, result.output
+    return result.stdout.splitlines()
+
+
+class Running:
+    """An office relay in this process: the server and one worker per mailbox, every log line kept."""
+
+    def __init__(self, config_path: Path, spool_base: Path) -> None:
+        self.lines: list[str] = []
+        options = DeliveryOptions(retry_delay=0.2, idle=0.2, timeout=5.0, linger=0.2)
+        self.office: Office = open_office(config_path, load_logins(config_path), options, self.lines.append,
+                                          spool_base=spool_base)
+        first = self.office.mailboxes[0]
+        handler = RelayHandler(first.spool, next(iter(self.office.routes.values())).policy, self.lines.append,
+                               first.worker.wake, routes=self.office.routes)
+        self.server = RelayServer(handler, self.office.logins, "127.0.0.1", 0, tls=None).start()
+        for mailbox in self.office.mailboxes:
+            mailbox.worker.start()
+
+    def stop(self) -> None:
+        self.server.stop()
+        for mailbox in self.office.mailboxes:
+            mailbox.worker.stop(30)
+
+
+OfficeFactory = Callable[[], "Running"]
+
+
+@pytest.fixture
+def office(config_path: Path, tmp_path: Path) -> Iterator[OfficeFactory]:
+    started: list[Running] = []
+
+    def start() -> Running:
+        started.append(Running(config_path, tmp_path / "spools"))
+        return started[-1]
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+def test_two_logins_deliver_through_their_own_profiles_and_may_send_only_as_theirs(
+        runner: CliRunner, config_path: Path, smtp_server: ServerFactory, tls: TLSFiles, office: OfficeFactory) -> None:
+    billing, shipping = two_mailboxes(config_path, smtp_server, tls)
+    users(runner, config_path, "add", "billing-erp", "--profile", "billing", "--from", "sales@company.test",
+          "--password-stdin", stdin=BILLING_LOGIN_PASSWORD + "\n")
+    shown = users(runner, config_path, "add", "shipping-erp", "--profile", "shipping", "--json")
+    generated = json.loads(shown[0])["password"]
+    assert generated and len(generated) >= 20
+    listed = [json.loads(line) for line in users(runner, config_path, "list", "--json")]
+    assert all(row.pop("schema") == 1 for row in listed)
+    assert listed == [
+        {"name": "billing-erp", "profile": "billing", "from": ["sales@company.test"], "mailbox": USER},
+        {"name": "shipping-erp", "profile": "shipping", "from": [], "mailbox": SHIPPING}]
+    settings = config_path.read_text()
+    assert "[relay.users.billing-erp]" in settings
+    assert BILLING_LOGIN_PASSWORD not in settings and generated not in settings
+    running = office()
+    assert len(running.office.mailboxes) == 2
+    submit(running.server.port, erp_message(1), user="billing-erp", password=BILLING_LOGIN_PASSWORD)
+    submit(running.server.port, erp_message(2, sender="sales@company.test"), user="billing-erp",
+           password=BILLING_LOGIN_PASSWORD)
+    submit(running.server.port, erp_message(3, sender=SHIPPING), user="shipping-erp", password=generated)
+    wait_for(lambda: len(billing.messages) == 2 and len(shipping.messages) == 1, what="three deliveries")
+    assert {m.parsed()["X-ERP-Document"] for m in billing.messages} == {"INV-1", "INV-2"}
+    assert billing.messages[0].login == USER and shipping.messages[0].login == SHIPPING
+    assert shipping.messages[0].sender == SHIPPING
+    with smtplib.SMTP("127.0.0.1", running.server.port, timeout=10) as client:
+        client.login("shipping-erp", generated)
+        code, reply = client.mail("sales@company.test")  # billing-erp's, not shipping-erp's
+        assert code == 550 and b"shipping-erp may not send as sales@company.test" in reply
+        assert SHIPPING.encode() in reply and b"[relay.users.shipping-erp]" in reply
+        client.rset()
+        code, reply = client.mail(USER)  # billing's mailbox: not shipping-erp's either
+        assert code == 550
+    with pytest.raises(smtplib.SMTPAuthenticationError):  # one login's password never opens another
+        submit(running.server.port, erp_message(4), user="billing-erp", password=generated)
+    refused = [line for line in running.lines if line.startswith("refused ")]
+    assert len(refused) == 2 and all(generated not in line and BILLING_LOGIN_PASSWORD not in line
+                                     for line in running.lines)
+
+
+def test_rotating_a_password_and_removing_a_login(runner: CliRunner, config_path: Path, smtp_server: ServerFactory,
+                                                  tls: TLSFiles, office: OfficeFactory) -> None:
+    billing, _ = two_mailboxes(config_path, smtp_server, tls)
+    users(runner, config_path, "add", "erp", "--profile", "billing", "--password-stdin", stdin="first-pass\n")
+    users(runner, config_path, "add", "printer", "--profile", "billing", "--password-stdin", stdin="printer-pass\n")
+    shown = users(runner, config_path, "password", "erp")
+    new = shown[-1].rsplit(" ", 1)[1]
+    assert "shown this once" in shown[-1] and new != "first-pass"
+    users(runner, config_path, "remove", "printer")
+    assert list(load_logins(config_path)) == ["erp"]
+    assert credentials.read_secret("relay", "login:printer") is None
+    running = office()
+    assert len(running.office.mailboxes) == 1  # two logins of one profile would share it
+    with pytest.raises(smtplib.SMTPAuthenticationError):
+        submit(running.server.port, erp_message(1), user="erp", password="first-pass")
+    with pytest.raises(smtplib.SMTPAuthenticationError):
+        submit(running.server.port, erp_message(1), user="printer", password="printer-pass")
+    submit(running.server.port, erp_message(2), user="erp", password=new)
+    wait_for(lambda: len(billing.messages) == 1, what="the delivery")
+
+
+def test_users_refuse_a_missing_profile_a_duplicate_and_a_bad_name(runner: CliRunner, config_path: Path,
+                                                                  smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    two_mailboxes(config_path, smtp_server, tls)
+    base = ["--config", str(config_path), "relay", "users"]
+    missing = runner.invoke(app, [*base, "add", "erp", "--profile", "nope"])
+    assert missing.exit_code == 78 and "billing, shipping" in missing.output
+    assert runner.invoke(app, [*base, "add", "erp", "--profile", "billing"]).exit_code == 0
+    again = runner.invoke(app, [*base, "add", "erp", "--profile", "shipping"])
+    assert again.exit_code == 2 and "already has a login" in again.output
+    assert runner.invoke(app, [*base, "add", "a b", "--profile", "billing"]).exit_code == 2
+    assert runner.invoke(app, [*base, "add", "x", "--profile", "billing", "--from", "not an address"]).exit_code != 0
+    assert runner.invoke(app, [*base, "remove", "ghost"]).exit_code == 66
+    assert runner.invoke(app, [*base, "password", "ghost"]).exit_code == 66
+    empty = runner.invoke(app, [*base, "add", "y", "--profile", "billing", "--password-stdin"], input="\n")
+    assert empty.exit_code == 2 and "y" not in load_logins(config_path)
+
+
+def test_the_relay_process_without_user_serves_every_login(runner: CliRunner, config_path: Path,
+                                                           smtp_server: ServerFactory, tls: TLSFiles,
+                                                           tmp_path: Path) -> None:
+    billing, shipping = two_mailboxes(config_path, smtp_server, tls)
+    users(runner, config_path, "add", "billing-erp", "--profile", "billing", "--password-stdin", stdin="b-pass\n")
+    users(runner, config_path, "add", "shipping-erp", "--profile", "shipping", "--password-stdin", stdin="s-pass\n")
+    process = RelayProcess(["--config", str(config_path), "relay", "--listen", "127.0.0.1:0", "--retry-delay",
+                            "0.2", "--spool", str(tmp_path / "spools")], dict(os.environ))
+    try:
+        wait_for(lambda: len(process.logged("listening")) == 2, what="a listening line a mailbox")
+        submit(process.port, erp_message(1), user="billing-erp", password="b-pass")
+        submit(process.port, erp_message(2, sender=SHIPPING), user="shipping-erp", password="s-pass")
+        wait_for(lambda: len(billing.messages) == 1 and len(shipping.messages) == 1, what="both deliveries")
+        wait_for(lambda: len(process.logged("delivered")) == 2, what="the delivered lines")
+        assert {line.rsplit("profile=", 1)[1] for line in process.logged("delivered")} == {"billing", "shipping"}
+        assert sorted(p.name for p in (tmp_path / "spools").iterdir()) == ["billing", "shipping"]
+        both = runner.invoke(app, ["--config", str(config_path), "queue", "status", "--all-profiles", "--json",
+                                   "--spool", str(tmp_path / "spools")])
+        rows = [json.loads(line) for line in both.stdout.splitlines()]
+        assert both.exit_code == 0 and [(r["profile"], r["queued"]) for r in rows] == [("billing", 0),
+                                                                                        ("shipping", 0)]
+        assert process.terminate() == 0
+    finally:
+        if process.process.poll() is None:
+            process.kill()
+
+
+def test_the_office_relay_refuses_to_start_with_a_login_of_a_missing_profile_or_a_one_login_option(
+        runner: CliRunner, config_path: Path, smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    two_mailboxes(config_path, smtp_server, tls)
+    users(runner, config_path, "add", "erp", "--profile", "shipping", "--password-stdin", stdin="erp-pass\n")
+    base = ["--config", str(config_path), "relay", "--listen", "127.0.0.1:0"]
+    mixed = runner.invoke(app, [*base, "--allow-from", "sales@company.test"])
+    assert mixed.exit_code == 2 and "--from" in mixed.output
+    text = config_path.read_text().replace('profile = "shipping"', 'profile = "gone"')
+    config_path.write_text(text)
+    missing = runner.invoke(app, base)
+    assert missing.exit_code == 78 and "relay login 'erp'" in missing.output and "'gone'" in missing.output
+    broken = text.replace('profile = "gone"', 'profile = "billing"\ncolour = "blue"')
+    config_path.write_text(broken)
+    unknown = runner.invoke(app, ["--config", str(config_path), "relay", "users", "list"])
+    assert unknown.exit_code == 78 and "unknown setting 'colour'" in unknown.output
