@@ -266,3 +266,30 @@ def test_a_resolver_that_never_answers_ends_validate_at_its_deadline(config_path
     assert run.returncode == ExitCode.TEMPFAIL, out + err
     assert "looking up 'mx.company.test' did not finish within 0.5 s" in " ".join(out.split())
     assert "Traceback" not in err
+
+
+def test_an_exchange_head_dripped_past_the_deadline_is_75_not_an_empty_answer(tls: TLSFiles) -> None:
+    """Shut down mid-head, http.client takes what came for a whole head and an empty body: exchangelib then
+    read a 200 with no document ('Bad SOAP response', 69). A request the watchdog cut short is a timeout."""
+    from tests.support.keyring_store import KeyringStore
+    from xoromail_cli.credentials import write_secret
+    from xoromail_cli.errors import StageFailedError
+    from xoromail_cli.services.exchange.settings import ExchangeSettings
+    from xoromail_cli.services.exchange.transport import ExchangeTransport
+
+    def dripped_head(peer: Peer) -> None:
+        secure = Peer(tls.server_context.wrap_socket(peer.conn, server_side=True), peer.stop)
+        while secure.line():
+            pass
+        secure.drip(b"HTTP/1.1 200 OK\r\n" + b"X-Filler: still coming\r\n" * 2000)
+
+    write_secret("default", "password", PASSWORD)
+    with scripted(dripped_head) as server:
+        settings = ExchangeSettings(url=f"https://127.0.0.1:{server.port}/EWS/Exchange.asmx", domain="company.test",
+                                    username="billing", auth="basic")
+        transport = ExchangeTransport(settings, USER, KeyringStore(deletes=False), timeout=TIMEOUT,
+                                      ca_file=str(tls.ca_file))
+        with pytest.raises(StageFailedError) as caught:
+            transport.open()
+    assert caught.value.exit_code == ExitCode.TEMPFAIL, caught.value.message
+    assert "SOAP" not in caught.value.message

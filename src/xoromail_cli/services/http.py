@@ -194,11 +194,15 @@ def _bounded(request: Any, send: Callable[[], Any], timeout: object) -> Any:
     seconds = deadline_seconds(float(timeout), request.body)
     with Watchdog(seconds) as dog:
         try:
-            return send()
+            response = send()
         except exceptions.RequestException as exc:
             if dog.fired:
                 raise exceptions.ReadTimeout(f"no complete reply within {seconds:g} s", request=request) from exc
             raise
+        if dog.fired:  # cut short: http.client takes a head ended by the shutdown for a whole one, body empty
+            response.close()
+            raise exceptions.ReadTimeout(f"no complete reply within {seconds:g} s", request=request)
+        return response
 
 
 @lru_cache(maxsize=1)
