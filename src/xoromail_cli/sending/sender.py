@@ -163,13 +163,15 @@ class Sender:
         return prepared, False
 
     def _too_large_on_disk(self, job: SendJob, key: str) -> MessageResult | None:
-        from xoromail_cli.sending.sizelimit import attachments_too_large
+        """Attachments too large for the service, refused by their size on disk before any is read. For files
+        worth it (over a megabyte), the connection opens first, so even the first message knows the limit."""
+        from xoromail_cli.sending.sizelimit import WORTH_CONNECTING_FOR, attachments_too_large, on_disk
 
         transport = self.deliverer.transport
-        if transport is None:
+        if transport is None or not job.attachments:
             return None
-        refusal = attachments_too_large(job.attachments, self.deliverer.open_limit(), transport.name,
-                                        getattr(transport, "size_hint", None))
+        limit = self.deliverer.open_limit(connect=on_disk(job.attachments) > WORTH_CONNECTING_FOR)
+        refusal = attachments_too_large(job.attachments, limit, transport.name, getattr(transport, "size_hint", None))
         if refusal is None:
             return None
         return MessageResult(event=self.event.name, row=job.row, recipients=job.recipients.envelope,

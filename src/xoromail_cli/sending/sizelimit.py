@@ -37,6 +37,23 @@ def too_large(size: int, limit: int, service: str, hint: str | None = None) -> D
                     hint=hint or TOO_LARGE_HINT)
 
 
+WORTH_CONNECTING_FOR = 1024 * 1024
+"""Attachments larger than this on disk are measured against the service's limit before they are read, the
+connection opened first if need be (SMTP learns its limit from the server's SIZE)."""
+
+
+def on_disk(attachments: Sequence[Attachment]) -> int:
+    """The attachments' sizes on disk, from stat (a file gone since the check counts 0: building the message
+    says so)."""
+    total = 0
+    for attachment in attachments:
+        try:
+            total += attachment.path.stat().st_size
+        except OSError:
+            continue
+    return total
+
+
 def encoded_size(file_size: int) -> int:
     """What `file_size` bytes take in a message: base64 in lines of 76 characters and CRLF per 57 bytes."""
     return (file_size + 56) // 57 * 78
@@ -49,10 +66,7 @@ def attachments_too_large(attachments: Sequence[Attachment], limit: int | None, 
     connection's (none before it opened)."""
     if limit is None or not attachments:
         return None
-    try:
-        size = sum(encoded_size(attachment.path.stat().st_size) for attachment in attachments)
-    except OSError:
-        return None  # gone since the check: building the message says so
+    size = encoded_size(on_disk(attachments))
     if size <= limit:
         return None
     return Delivery(status="failed",
