@@ -94,13 +94,42 @@ class _Client(smtplib.SMTP):
             self._trace_out(part)
         self._send_bounded(b"".join(parts))
 
-    def _send_bounded(self, data: bytes) -> None:
+    def data(self, msg: bytes | str) -> tuple[int, bytes]:  # type: ignore[override]  # smtplib's, narrowed as send is
+        """smtplib's DATA, the message sent in dot-stuffed pieces (`message_pieces`), not in whole copies."""
+        if not isinstance(msg, bytes):
+            return super().data(msg)
+        self.putcmd("data")
+        code, reply = self.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        self.write_message(msg)
+        return self.getreply()
+
+    def write_message(self, data: bytes, after: list[bytes] | None = None) -> None:
+        """The message's data after 354 (then `after`, commands PIPELINING lets follow it), in pieces, within
+        one deadline for the whole (timeout plus size at the slowest allowed rate)."""
+        from xoromail_cli.services.smtp.pipelining import message_pieces
+
+        self._trace_out(data)
+        for part in after or ():
+            self._trace_out(part)
+        total = len(data) + sum(len(part) for part in after or ()) + 5
+        limit = Deadline(deadline.transfer_seconds(total, self.timeout), f"sending {total} bytes")
+        held = b""  # the last piece (the final dot) goes with `after`, in one write
+        for piece in message_pieces(data):
+            if held:
+                self._send_bounded(held, limit)
+            held = piece
+        self._send_bounded(b"".join([held, *(after or ())]), limit)
+
+    def _send_bounded(self, data: bytes, limit: Deadline | None = None) -> None:
         """sendall with a deadline for the whole write (timeout plus size at the slowest allowed rate)."""
         if self.sock is None:
             raise smtplib.SMTPServerDisconnected("please run connect() first")
-        seconds = deadline.transfer_seconds(len(data), self.timeout)
+        if limit is None:
+            limit = Deadline(deadline.transfer_seconds(len(data), self.timeout), f"sending {len(data)} bytes")
         try:
-            deadline.send_all(self.sock, data, Deadline(seconds, f"sending {len(data)} bytes"), self.timeout)
+            deadline.send_all(self.sock, data, limit, self.timeout)
         except DeadlineExceededError:
             self.close()
             raise
