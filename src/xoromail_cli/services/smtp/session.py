@@ -19,7 +19,7 @@ from xoromail_cli.errors import ConfigError, ExitCode, StageFailedError
 from xoromail_cli.services import deadline
 from xoromail_cli.services.base import StageCallback, TraceCallback
 from xoromail_cli.services.deadline import Deadline, DeadlineExceededError
-from xoromail_cli.services.network import is_loopback, tls_context
+from xoromail_cli.services.network import is_loopback, open_connection, resolve, tls_context
 from xoromail_cli.services.smtp.replies import STARTTLS_FIRST_HINT, ProtocolViolationError, stage_failure
 
 if TYPE_CHECKING:
@@ -301,11 +301,11 @@ def connect(settings: SmtpEndpoint, password: str | None, on_stage: StageCallbac
     sock: socket.socket | None = None
     client: _Client | None = None
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = resolve(host, port, timeout)
         addresses = sorted({str(info[4][0]) for info in infos})
         report("dns", f"{host} → {', '.join(addresses[:3])}")
         stage = "connect"
-        sock = socket.create_connection((host, port), timeout=timeout)
+        sock = open_connection(infos, timeout)
         report("connect", f"TCP connection to {sock.getpeername()[0]} port {port}")
         if settings.security == "ssl" and context is not None:
             stage = "tls"
