@@ -10,75 +10,22 @@ import base64
 import re
 import smtplib
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from tests.support.common import USER, TLSFiles
+from tests.support.exposed_relay import ATTACKER, ERP, RIGHT, Exposed, exposed, guess
 from tests.support.relay_helpers import RELAY_PASSWORD, RELAY_USER, erp_message, relay_process, wait_for
 from tests.support.samples import smtp_profile
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
 from xoromail_cli.local.sink import free_port
-from xoromail_cli.relay.auth_limits import AuthGuard, AuthPolicy
-from xoromail_cli.relay.handler import RelayHandler
-from xoromail_cli.relay.limits import SessionLimits, parse_networks
-from xoromail_cli.relay.message import SenderPolicy
-from xoromail_cli.relay.server import RelayCredential, RelayServer
-from xoromail_cli.relay.spool import Spool
+from xoromail_cli.relay.limits import parse_networks
 
-ERP, ATTACKER = "127.0.0.1", "127.0.0.2"
-WRONG = base64.b64encode(f"\0{RELAY_USER}\0wrong-guess".encode()).decode()
-RIGHT = base64.b64encode(f"\0{RELAY_USER}\0{RELAY_PASSWORD}".encode()).decode()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Exposed:
-    """A relay server (no delivery) with its log, spool and stepped clock."""
-
-    def __init__(self, folder: Path, limits: SessionLimits) -> None:
-        self.lines: list[str] = []
-        self.clock = Clock()
-        self.spool = Spool(folder / "spool")
-        handler = RelayHandler(self.spool, SenderPolicy(mailbox=USER), self.lines.append, lambda: None)
-        self.server = RelayServer(handler, RelayCredential(RELAY_USER, RELAY_PASSWORD), "127.0.0.1", 0, tls=None,
-                                  limits=limits, guard=AuthGuard(self.lines.append, AuthPolicy(), self.clock)).start()
-        self.port = self.server.port
-
-    def logged(self, kind: str) -> list[str]:
-        return [line for line in list(self.lines) if line.split(" ", 1)[0] == kind]
-
-    def client(self, source: str = ERP) -> smtplib.SMTP:
-        client = smtplib.SMTP("127.0.0.1", self.port, timeout=10, source_address=(source, 0))
-        client.ehlo("client.test")
-        return client
-
-
-@pytest.fixture
-def exposed(tmp_path: Path) -> Iterator[Callable[..., Exposed]]:
-    started: list[Exposed] = []
-
-    def start(**limits: object) -> Exposed:
-        instance = Exposed(tmp_path, SessionLimits(**limits))  # type: ignore[arg-type]  # test keywords
-        started.append(instance)
-        return instance
-
-    yield start
-    for instance in started:
-        instance.server.stop()
-
-
-def guess(client: smtplib.SMTP, token: str = WRONG) -> tuple[int, bytes]:
-    return client.docmd("AUTH", f"PLAIN {token}")
+__all__ = ["exposed"]  # the fixture, imported for pytest
 
 
 def test_guessing_is_throttled_per_address_with_a_growing_back_off_while_the_erp_still_submits(
@@ -329,3 +276,42 @@ def _guess_with_smtplib(port: int, password: str) -> str:
         except smtplib.SMTPResponseException as refused:
             code, reply = refused.smtp_code, refused.smtp_error
         return f"{code} {reply.decode(errors='replace') if isinstance(reply, bytes) else reply}"
+
+
+def test_logins_begun_on_many_connections_before_the_throttle_are_not_checked_once_it_holds(
+        exposed: Callable[..., Exposed]) -> None:
+    """AUTH LOGIN asks for the password after the throttle was looked at: an attacker who starts it on every
+    connection he may open, then sends the passwords, must not have them checked once the address is throttled."""
+    relay = exposed()
+    pending = []
+    for _ in range(8):
+        attacker = relay.client(ATTACKER)
+        assert attacker.docmd("AUTH", "LOGIN")[0] == 334
+        assert attacker.docmd(base64.b64encode(RELAY_USER.encode()).decode())[0] == 334
+        pending.append(attacker)
+    answers = []
+    for number, attacker in enumerate(pending):
+        password = RELAY_PASSWORD if number == len(pending) - 1 else f"guess-{number}"
+        answers.append(attacker.docmd(base64.b64encode(password.encode()).decode())[0])
+        attacker.close()
+    assert answers == [535] * 5 + [454] * 3, "the right password, sent while throttled, is not looked at"
+    assert len(relay.logged("auth-refused")) == 5 and len(relay.logged("auth-throttled")) == 1
+
+
+def test_a_message_still_arriving_after_the_idle_time_is_taken(exposed: Callable[..., Exposed]) -> None:
+    """The idle timeout is for a client that says nothing; one whose data keeps coming (a large message over a
+    slow line) is not cut off in the middle of it."""
+    import time
+
+    relay = exposed(idle=1.0)
+    with relay.client(ERP) as erp:
+        erp.login(RELAY_USER, RELAY_PASSWORD)
+        assert erp.mail(USER)[0] == 250 and erp.rcpt("customer@client.test")[0] == 250
+        assert erp.docmd("DATA")[0] == 354
+        erp.send(f"From: {USER}\r\nTo: customer@client.test\r\nSubject: slow\r\n\r\n".encode())
+        for _ in range(8):  # four seconds of data, a line every half second
+            erp.send(b"x" * 76 + b"\r\n")
+            time.sleep(0.5)
+        erp.send(b".\r\n")
+        assert erp.getreply()[0] == 250
+    assert len(relay.spool.ids()) == 1

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from xoromail_cli.cli.console import stdin_line
 from xoromail_cli.cli.relay_users_cmd import users_app
 from xoromail_cli.cli.state import state_of
 
@@ -144,7 +145,7 @@ def _one_login(ctx: typer.Context, profile_name: str | None, user: str | None, p
     state = state_of(ctx)
     profile = config.load_profile(state.config_path, paths.profile_name(profile_name or state.profile_option))
     allowed = frozenset(parse_address(a, "--allow-from").lower() for a in allow_from)
-    password = _stdin_line() if password_stdin else None
+    password = stdin_line() if password_stdin else None
     credential, generated = relay_credential(profile.name, user, password, may_show=sys.stderr.isatty())
     if generated:
         _log(f"relay login created and stored in the secret store; shown this once: user {credential.user} "
@@ -170,7 +171,13 @@ def _every_login(ctx: typer.Context, allow_from: list[str], rewrite: bool, spool
         raise UsageError("--allow-from is for the one-login relay",
                          "give each login its own From addresses: `xoromail relay users add NAME --profile P "
                          "--from ADDR`")
-    return open_office(state.config_path, logins, options, _log, rewrite=rewrite, spool_base=spool_dir)
+    office = open_office(state.config_path, logins, options, _log, rewrite=rewrite, spool_base=spool_dir)
+    from xoromail_cli.relay.delivery import event_line
+    from xoromail_cli.relay.users import left_out
+
+    for note in left_out(state.config_path, logins):
+        _log(event_line("warning", text=note))
+    return office
 
 
 def _serve(office: Office, address: tuple[str, int], files: TLSFiles | None, context: ssl.SSLContext | None,
@@ -239,10 +246,30 @@ def _run(office: Office, server: RelayServer, notifier: Any, stop: threading.Eve
         if reload.is_set():
             reload.clear()
             server.reload_tls()
+        _follow_sizes(office, server)
         alive = server.alive and all(mailbox.worker.alive for mailbox in office.mailboxes)
         if notifier.interval is not None and alive and time.monotonic() >= next_ping:
             notifier.watchdog()
             next_ping = time.monotonic() + notifier.interval
+
+
+def _follow_sizes(office: Office, server: RelayServer) -> None:
+    """What the mailboxes' services took in their last burst, advertised from now on: a permission granted
+    meanwhile (Graph's Mail.ReadWrite) lifts the relay's SIZE without a restart. Unknown until every mailbox
+    has delivered once: the size learned at start stays."""
+    from xoromail_cli.relay.delivery import event_line
+    from xoromail_cli.relay.upstream import MAX_ACCEPTED
+
+    limits = [mailbox.worker.size for mailbox in office.mailboxes]
+    if not all(limit.max_size for limit in limits):
+        return
+    largest = max(limits, key=lambda limit: limit.max_size or 0)
+    size = min(largest.max_size or 0, MAX_ACCEPTED)
+    if size != server.limits.max_size:
+        single = len(limits) == 1
+        server.set_max_size(size, largest.service if single else None, largest.hint if single else None)
+        _log(event_line("size", max=size, service=largest.service if single else None,
+                        mailboxes=None if single else len(limits), reason="the service's limit changed"))
 
 
 def _learn_sizes(office: Office, server: RelayServer) -> None:
@@ -280,6 +307,3 @@ def _expiry_notes(profile: Profile, tls_cert: Path | None, checked: str | None) 
         _log(event_line("expiring", what=note.kind, expires=note.expires.date().isoformat(), note=note.text()))
     return today
 
-
-def _stdin_line() -> str:
-    return sys.stdin.readline().rstrip("\r\n")

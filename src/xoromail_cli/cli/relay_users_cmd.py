@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from xoromail_cli.cli.console import stdin_line
 from xoromail_cli.cli.state import state_of
 
 users_app = typer.Typer(help="The relay's logins: each ERP login delivers through its own profile.",
@@ -19,18 +19,20 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _password(from_stdin: bool) -> str | None:
-    return sys.stdin.readline().rstrip("\r\n") if from_stdin else None
+    return stdin_line() if from_stdin else None
 
 
-def _show(name: str, generated: str | None, as_json: bool, done: str) -> None:
+def _show(name: str, generated: str | None, as_json: bool, done: str, notes: list[str] | None = None) -> None:
     from xoromail_cli.cli.console import out, print_json_line
 
     if as_json:
-        print_json_line({"ok": True, "login": name, "password": generated})
+        print_json_line({"ok": True, "login": name, "password": generated, **({"notes": notes} if notes else {})})
         return
-    out().print(done)
+    out().print(done, markup=False)
     if generated is not None:
         out().print(f"password (shown this once, give it to the ERP): {generated}", markup=False)
+    for note in notes or ():
+        out().print(f"note: {note}", markup=False)
 
 
 @users_app.command("add")
@@ -42,19 +44,17 @@ def add(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME", 
         password_stdin: PasswordStdin = False, as_json: JsonOption = False) -> None:
     """Add a login: its profile and From addresses in the settings file, its password in the secret store."""
     from xoromail_cli.addresses import parse_address
-    from xoromail_cli.relay.users import RelayLogin, add_login, check_login_name
+    from xoromail_cli.relay.users import RelayLogin, add_login, check_login_name, left_out, load_logins
 
+    path = state_of(ctx).config_path
     login = RelayLogin(check_login_name(name), profile, tuple(parse_address(a, "--from") for a in senders or ()))
-    generated, adopted = add_login(state_of(ctx).config_path, login, _password(password_stdin))
-    _show(name, generated, as_json, f"relay login {name} added: delivers through profile {profile}")
-    if adopted and not as_json:
-        from xoromail_cli.cli.console import err
-
-        for kept in adopted:
-            err().print(f"note: kept the one-login relay's login {kept.name} (profile {kept.profile}) as a login of "
-                        "the settings file, with its password: `xoromail relay` now serves the settings file's "
-                        "logins, so the program using it keeps working (`xoromail relay users remove "
-                        f"{kept.name}` if it should not)", markup=False)
+    first = not load_logins(path)
+    generated, adopted = add_login(path, login, _password(password_stdin))
+    kept = [f"kept the one-login relay's login {one.name} (profile {one.profile}) as a login of the settings file, "
+            "with its password: `xoromail relay` now serves the settings file's logins, so the program using it "
+            f"keeps working (`xoromail relay users remove {one.name}` if it should not)" for one in adopted]
+    notes = kept + (left_out(path, load_logins(path)) if first else [])
+    _show(name, generated, as_json, f"relay login {name} added: delivers through profile {profile}", notes)
 
 
 @users_app.command("list")

@@ -133,10 +133,9 @@ class SmtpTransport:
             raise smtplib.SMTPServerDisconnected("the server closed the connection instead of reading the message")
         mark()
         announce = following is not None and following is not envelope and not verdict
-        parts = [pipelining.message_data(envelope.data)]
-        if following is not None and announce:
-            parts += pipelining.commands(following, body_options(client, following.data))
-        client.write(parts)
+        after = pipelining.commands(following, body_options(client, following.data)) if (
+            following is not None and announce) else []
+        client.write_message(envelope.data, after)
         self._awaiting_data = False
         code, reply = client.getreply()
         delivery = self._refusal("data", code, reply) if code != 250 else Delivery(
