@@ -25,7 +25,8 @@ def test_google_with_flags_and_no_keyring_stops_before_the_sign_in_with_the_toke
                                      "--ca-file", str(tls.ca_file)])
         output = " ".join(result.output.split())
         assert result.exit_code == 78, result.output
-        assert "keeps its sign-in (tokens) in the OS keyring" in output and "cannot hold tokens" in output
+        assert "keeps its sign-in (tokens) in the secret store, and none can be used" in output
+        assert "cannot hold tokens" in output and "encrypted secrets file" in output
         assert "password_command" not in output and "$XOROMAIL_PASSWORD set" not in output
         assert not config_path.exists() and not google.state.refresh_tokens
     finally:

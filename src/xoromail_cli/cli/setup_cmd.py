@@ -44,7 +44,7 @@ def setup(
     reply_to: Annotated[str | None, typer.Option(metavar="ADDR", help="Reply-To for event emails.")] = None,
     ledger: Annotated[str | None, typer.Option(metavar="URL", help=(
         "Sent-ledger: a path, sqlite:///path or postgresql://user@host/db (its password in PGPASSWORD, which "
-        "setup keeps in the keyring; never in the URL)."
+        "setup keeps in the secret store; never in the URL)."
     ))] = None,
     validate_to: Annotated[str | None, typer.Option(
         metavar="ADDR", help="Send the test message here (default: the account itself).")] = None,

@@ -82,7 +82,7 @@ class Wizard:
             return answer
 
     def keyring_or_alternative(self, answers: SetupAnswers) -> None:
-        """Once a password service is chosen, before its questions: without a keyring the password cannot be
+        """Once a password service is chosen, before its questions: without a secret store the password cannot be
         stored, so say so now and offer a password command or $XOROMAIL_PASSWORD, rather than fail after
         every answer is typed."""
         from rich.markup import escape
@@ -101,7 +101,7 @@ class Wizard:
                 key="keyring", prompt="How should xoromail get the password?", choices=("command", "environment", STOP),
                 labels=("a command that prints it (password_command, e.g. `pass show mail/billing`)",
                         f"${credentials.ENV_PASSWORD}, set for every run (nothing is stored)",
-                        "stop here: I will install a keyring backend first")))
+                        "stop here: I will set up a secret store first")))
             if choice == STOP:
                 raise KeyringUnavailableError(error.message, credentials.NO_KEYRING_HINT) from None
             if choice == "command":
@@ -240,7 +240,7 @@ class Wizard:
 
 
 def keeps_tokens(service: Service) -> bool:
-    """A sign-in service (Google, Microsoft 365): what it stores are tokens, which only the keyring holds
+    """A sign-in service (Google, Microsoft 365): what it stores are tokens, which only the secret store holds
     (a password command or $XOROMAIL_PASSWORD cannot)."""
     return bool(service.secret_kinds) and "password" not in service.secret_kinds
 
@@ -248,15 +248,18 @@ def keeps_tokens(service: Service) -> bool:
 def require_keyring_for_tokens(label: str) -> None:
     """Stop before the sign-in's questions when nothing could keep its tokens, saying what would."""
     from xoromail_cli import credentials
-    from xoromail_cli.errors import KeyringUnavailableError
+    from xoromail_cli.errors import KeyringUnavailableError, SecretsFileError
 
     try:
         credentials.ensure_keyring_usable()
     except KeyringUnavailableError as error:
-        raise KeyringUnavailableError(
-            f"{label} keeps its sign-in (tokens) in the OS keyring, and there is none here: {error.message}",
-            "install a keyring backend (a Secret Service daemon such as gnome-keyring or KeePassXC) and run setup "
-            "again; a password command or $XOROMAIL_PASSWORD cannot hold tokens. Nothing was saved") from None
+        fix = (f"{error.hint}; then run setup again" if isinstance(error, SecretsFileError) and error.hint else
+               "use a Secret Service (a daemon such as gnome-keyring or KeePassXC) or, on a server, the encrypted "
+               "secrets file (`xoromail secrets init-key PATH`, then XOROMAIL_SECRETS_KEY=PATH; see "
+               "docs/credentials.md), and run setup again")
+        raise type(error)(
+            f"{label} keeps its sign-in (tokens) in the secret store, and none can be used here: {error.message}",
+            f"{fix}; a password command or $XOROMAIL_PASSWORD cannot hold tokens. Nothing was saved") from None
 
 
 def _answer(ask: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
