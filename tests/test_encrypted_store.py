@@ -80,6 +80,11 @@ def test_setup_validate_and_send_through_the_encrypted_store_leave_no_secret_on_
     assert not Path(PlaintextKeyring().file_path).exists()  # the keyring was not used
     assert files_holding(tmp_path, PASSWORD) == []
     assert [path.name for path in store.parent.iterdir() if path.name.endswith(".tmp")] == []
+    gone = runner.invoke(app, [*base, "disconnect", "--yes"])
+    assert gone.exit_code == 0, gone.output
+    assert (f"the stored password was removed from encrypted file {store} (key: systemd credential "
+            "xoromail-secrets.key)") in " ".join(gone.output.split())  # the store it was in, named
+    assert credentials.read_secret("default", "password") is None
 
 
 def test_rotating_oauth_tokens_are_written_encrypted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

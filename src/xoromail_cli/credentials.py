@@ -74,6 +74,15 @@ def store_label() -> str:
     return store.label
 
 
+def store_name() -> str:
+    """What holds the secrets here, for a message saying where a secret is or was: `store_label()`, or "the
+    secret store" when none can be named (nothing usable here); never raises."""
+    try:
+        return store_label()
+    except KeyringUnavailableError:
+        return "the secret store"
+
+
 @dataclass(frozen=True)
 class PasswordSource:
     """Where a profile's password would come from, without the password itself."""

@@ -129,7 +129,7 @@ def drop_unused_secrets(existing: Profile | None, profile: Profile, secrets: Sec
 
 
 def save(config_path: Path, profile: Profile, secrets: Secrets) -> None:
-    """Write the settings atomically, then the staged secrets; a keyring failure puts the old file back."""
+    """Write the settings atomically, then the staged secrets; a secret-store failure puts the old file back."""
     previous = config_path.read_bytes() if config_path.is_file() else None
     try:
         config.save_profile(config_path, profile)

@@ -1,4 +1,4 @@
-"""Global options, resolved lazily so `--help` does no file or keyring work."""
+"""Global options, resolved lazily so `--help` does no file or secret-store work."""
 
 from __future__ import annotations
 

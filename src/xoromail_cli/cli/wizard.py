@@ -87,7 +87,7 @@ class Wizard:
             return answer
 
     def keyring_or_alternative(self, answers: SetupAnswers) -> None:
-        """Once a password service is chosen, before its questions: without a keyring the password cannot be
+        """Once a password service is chosen, before its questions: without a secret store the password cannot be
         stored, so say so now and offer a password command or $XOROMAIL_PASSWORD, rather than fail after
         every answer is typed."""
         from rich.markup import escape
@@ -106,7 +106,7 @@ class Wizard:
                 key="keyring", prompt="How should xoromail get the password?", choices=("command", "environment", STOP),
                 labels=("a command that prints it (password_command, e.g. `pass show mail/billing`)",
                         f"${credentials.ENV_PASSWORD}, set for every run (nothing is stored)",
-                        "stop here: I will install a keyring backend first")))
+                        "stop here: I will set up a secret store first")))
             if choice == STOP:
                 raise KeyringUnavailableError(error.message, credentials.NO_KEYRING_HINT) from None
             if choice == "command":
@@ -247,7 +247,7 @@ class Wizard:
 
 
 def keeps_tokens(service: Service) -> bool:
-    """A sign-in service (Google, Microsoft 365): what it stores are tokens, which only the keyring holds
+    """A sign-in service (Google, Microsoft 365): what it stores are tokens, which only the secret store holds
     (a password command or $XOROMAIL_PASSWORD cannot)."""
     return bool(service.secret_kinds) and "password" not in service.secret_kinds
 

@@ -290,7 +290,9 @@ class Microsoft365Service(ServiceBase[Microsoft365Settings]):
     def disconnect(self, profile: Profile, secrets: SecretStore) -> str:
         for kind in SECRET_KINDS:
             secrets.delete(kind)
-        return ("the Microsoft sign-in (token cache) and any client secret were removed from the secret store; "
+        from xoromail_cli.credentials import store_name
+
+        return (f"the Microsoft sign-in (token cache) and any client secret were removed from {store_name()}; "
                 "an admin can also revoke the app's consent in the Entra admin center")
 
     def limits(self, profile: Profile) -> Limits | None:
