@@ -146,9 +146,11 @@ class Deliverer:
             self.before_delivery(len(envelope.recipients))
         return True
 
-    def send(self, envelope: Envelope, key: str, row: int = 0, following: Envelope | None = None) -> MessageResult:
+    def send(self, envelope: Envelope, key: str, row: int = 0, following: Envelope | None = None,
+             meanwhile: Callable[[], None] | None = None) -> MessageResult:
         """Send with retries (its turn taken already); recipients refused with a 4xx are retried alone, never
-        the ones that got it. `following`, on a pipelining transport, is announced behind this one's data.
+        the ones that got it. `following`, on a pipelining transport, is announced behind this one's data;
+        `meanwhile` (see `PipeliningTransport.send_then`) runs on the first attempt only, if its data goes.
 
         The ledger row of the first delivery always says who is still owed, so a run that stops at any
         point (signal, sign-in refused, quota) leaves the next run exactly the recipients left to do.
@@ -157,7 +159,9 @@ class Deliverer:
         while True:
             tries.attempt += 1
             marker = InFlight(self.ledger, self.owner, self.event, key, tries.pending, row or None)
-            delivery = self._attempt(tries.pending, marker, tries.attempt, following if tries.attempt == 1 else None)
+            first = tries.attempt == 1
+            delivery = self._attempt(tries.pending, marker, tries.attempt, following if first else None,
+                                     meanwhile if first else None)
             settle = self._after_lost_answer if delivery.unknown else self._after_answer
             result = settle(tries, marker, delivery, key, row)
             if result is not None:
@@ -263,7 +267,8 @@ class Deliverer:
             result.reply = f"{result.reply} (a possible duplicate: an earlier attempt's answer was lost)"
         return result
 
-    def _attempt(self, envelope: Envelope, marker: InFlight, attempt: int, following: Envelope | None) -> Delivery:
+    def _attempt(self, envelope: Envelope, marker: InFlight, attempt: int, following: Envelope | None,
+                 meanwhile: Callable[[], None] | None = None) -> Delivery:
         """One try: (re)connect if needed, then send. A connection lost before the data is temporary; once the
         message's data went out, its fate is unknown: it stays in flight for the next run to report."""
         assert self.transport is not None
@@ -275,8 +280,8 @@ class Deliverer:
                 assert self.transport.max_message_size is not None
                 return too_large(len(envelope.data), self.transport.max_message_size, self.transport.name,
                                  getattr(self.transport, "size_hint", None))
-            if following is not None and isinstance(self.transport, PipeliningTransport):
-                return self.transport.send_then(envelope, marker.mark, following)
+            if (following is not None or meanwhile is not None) and isinstance(self.transport, PipeliningTransport):
+                return self.transport.send_then(envelope, marker.mark, following, meanwhile)
             return self.transport.send(envelope, before_data=marker.mark)
         except StageFailedError as failure:
             self._disconnect()

@@ -25,7 +25,7 @@ from xoromail_cli.sending.rows import InOrder, Item, JobSource, batch_items, inv
 
 if TYPE_CHECKING:
     from xoromail_cli.ledger.sqlite import SentLedger as Ledger
-    from xoromail_cli.services.base import Transport
+    from xoromail_cli.services.base import PipeliningTransport, Transport
 
 
 @dataclass(frozen=True)
@@ -129,16 +129,29 @@ class Sender:
                 continue
             if not announced:
                 self.deliverer.pace(prepared.envelope)
-            upcoming = source.take(wait=False) if pipeliner is not None and pipeliner.pipelining else None
-            ahead, ahead_announced = self._look_ahead(prepared, upcoming)
-            result = self.deliverer.send(prepared.envelope, prepared.key, prepared.job.row,
-                                         ahead.envelope if isinstance(ahead, _Ready) and ahead_announced else None)
+            result, after = self._deliver(prepared, source, pipeliner)
             emit(place, result)
             if result.stops_batch:
                 return result
-            taken = upcoming if upcoming is not None else source.take()
-            prepared, announced = ahead, ahead_announced
+            if after.error is not None:
+                raise after.error
+            taken = after.upcoming if after.upcoming is not None else source.take()
+            prepared, announced = after.ahead, after.announced
         return None
+
+    def _deliver(self, prepared: _Ready, source: JobSource,
+                 pipeliner: PipeliningTransport | None) -> tuple[MessageResult, _Next]:
+        """Send `prepared`; returns its result and what is known of the next item (see `_Next`)."""
+        if pipeliner is not None and pipeliner.pipelining:
+            upcoming = source.take(wait=False)
+            ahead, ahead_announced = self._look_ahead(prepared, upcoming)
+            result = self.deliverer.send(prepared.envelope, prepared.key, prepared.job.row,
+                                         ahead.envelope if isinstance(ahead, _Ready) and ahead_announced else None)
+            return result, _Next(upcoming, ahead, ahead_announced)
+        if pipeliner is None:
+            return self.deliverer.send(prepared.envelope, prepared.key, prepared.job.row), _Next()
+        early = _Early(self, source, prepared)
+        return self.deliverer.send(prepared.envelope, prepared.key, prepared.job.row, meanwhile=early), early
 
     def _look_ahead(self, current: _Ready, upcoming: tuple[int, Item] | None) -> tuple[_Ready | MessageResult | None,
                                                                                        bool]:
@@ -162,6 +175,22 @@ class Sender:
             return prepared, True
         return prepared, False
 
+    def prepare_early(self, current: _Ready, upcoming: tuple[int, Item] | None) -> _Ready | MessageResult | None:
+        """The next item prepared while `current`'s reply is awaited (lock-step SMTP), or None to prepare it in its
+        turn: when its key is `current`'s (it must see `current`'s ledger row) or preparing it failed (reported
+        in its turn, as before). Nothing goes out early: its pace and its MAIL FROM wait for its turn."""
+        if upcoming is None:
+            return None
+        item = upcoming[1]
+        if isinstance(item, MessageResult):
+            return item
+        try:
+            if idempotency_key(self.event, item, self.key_template) == current.key:
+                return None
+            return self._prepare(item)
+        except Exception:  # noqa: BLE001  # prepared again in its turn, which reports the error as before
+            return None
+
     def _prepare(self, job: SendJob) -> _Ready | MessageResult:
         """Everything before sending: already sent (skipped), owed recipients only, composed; or a dry run."""
         key = idempotency_key(self.event, job, self.key_template)
@@ -179,3 +208,34 @@ class Sender:
                                  status="dry-run", reply="not sent (dry run)", message_id=restricted.message_id,
                                  key=key, rendered=rendered, envelope=restricted)
         return _Ready(job, restricted, key)
+
+
+class _Next:
+    """What a send left known of the next item: taken already (`upcoming`), prepared (`ahead`), its envelope
+    announced behind the data (pipelining), or the error taking it raised, raised once this message is reported."""
+
+    def __init__(self, upcoming: tuple[int, Item] | None = None, ahead: _Ready | MessageResult | None = None,
+                 announced: bool = False) -> None:
+        self.upcoming, self.ahead, self.announced = upcoming, ahead, announced
+        self.error: Exception | None = None
+
+
+class _Early(_Next):
+    """`meanwhile` of a lock-step send: takes the next item and prepares it (ledger lookup, render, MIME) while
+    the server works on the current message's data, whose reply is read afterwards. Runs at most once."""
+
+    def __init__(self, sender: Sender, source: JobSource, current: _Ready) -> None:
+        super().__init__()
+        self._sender, self._source, self._current = sender, source, current
+        self._called = False
+
+    def __call__(self) -> None:
+        if self._called:
+            return
+        self._called = True
+        try:
+            self.upcoming = self._source.take(wait=False)
+        except Exception as error:  # noqa: BLE001  # a failing batch reader: raised after this message is recorded
+            self.error = error
+            return
+        self.ahead = self._sender.prepare_early(self._current, self.upcoming)

@@ -10,6 +10,7 @@ than the time remaining. Requests made through requests/urllib3, whose reads we 
 from __future__ import annotations
 
 import contextlib
+import math
 import select
 import socket
 import ssl
@@ -61,28 +62,55 @@ def transfer_seconds(size: int, timeout: float) -> float:
 
 
 def recv(sock: socket.socket, deadline: Deadline, *, started: bool = True, size: int = 65536) -> bytes:
-    """One receive that returns data, b"" at the end of the stream, or raises when the deadline passes."""
-    sock.settimeout(deadline.wait(started=started))
-    try:
-        return sock.recv(size)
-    except TimeoutError:
-        raise DeadlineExceededError(deadline.what, deadline.seconds, started=started) from None
+    """One receive that returns data, b"" at the end of the stream, or raises when the deadline passes.
+
+    The socket is left non-blocking and each wait is a `poll` cut to the deadline: a reply already there costs
+    one read, and no system call goes to changing the socket's timeout (as `settimeout` does on every call)."""
+    _nonblocking(sock)
+    while True:
+        left = deadline.wait(started=started)  # also when data keeps coming: a server dripping bytes
+        try:
+            return sock.recv(size)
+        except (BlockingIOError, ssl.SSLWantReadError):
+            events = select.POLLIN
+        except ssl.SSLWantWriteError:  # TLS may need to write before it can read (a renegotiation)
+            events = select.POLLOUT
+        _poll(sock, events, left)
 
 
 def send_all(sock: socket.socket, data: bytes, deadline: Deadline, timeout: float) -> None:
-    """Send everything before the deadline; a stalled peer fails after `timeout` (or sooner)."""
+    """Send everything before the deadline; a stalled peer (nothing taken for `timeout`) fails sooner.
+
+    Non-blocking like `recv`: a write the socket's buffer takes is one system call, without a `poll` first."""
     view = memoryview(data)
-    previous = sock.gettimeout()
-    try:
-        while view:
-            sock.settimeout(min(timeout, deadline.wait()))
-            try:
-                sent = sock.send(view[:65536])
-            except TimeoutError:
-                raise DeadlineExceededError(deadline.what, deadline.seconds) from None
+    _nonblocking(sock)
+    stalled_at = time.monotonic() + timeout
+    while view:
+        left = min(stalled_at - time.monotonic(), deadline.wait())
+        if left <= 0:
+            raise DeadlineExceededError(deadline.what, deadline.seconds)
+        try:
+            sent = sock.send(view[:65536])
+        except (BlockingIOError, ssl.SSLWantWriteError):
+            _poll(sock, select.POLLOUT, left)
+        except ssl.SSLWantReadError:
+            _poll(sock, select.POLLIN, left)
+        else:
             view = view[sent:]
-    finally:
-        sock.settimeout(previous)
+            if sent:
+                stalled_at = time.monotonic() + timeout
+
+
+def _nonblocking(sock: socket.socket) -> None:
+    if sock.gettimeout() != 0:
+        sock.settimeout(0)
+
+
+def _poll(sock: socket.socket, events: int, seconds: float) -> None:
+    """Wait until `sock` is ready for `events` or `seconds` pass (the caller then checks its deadline)."""
+    poller = select.poll()
+    poller.register(sock, events)
+    poller.poll(max(1, math.ceil(seconds * 1000)))
 
 
 def handshake(context: ssl.SSLContext, sock: socket.socket, host: str, seconds: float) -> ssl.SSLSocket:

@@ -219,6 +219,19 @@ class _Client(smtplib.SMTP):
         self.putcmd("rcpt", f"to:{quote_address(recip)}")
         return self.getreply()
 
+    def data_then(self, msg: bytes, meanwhile: Callable[[], None] | None) -> tuple[int, bytes]:
+        """smtplib's `data()` (the same bytes, the same SMTPDataError on a refused DATA); `meanwhile` runs once
+        the message is written and before its reply is read, so the caller's own work overlaps the server's."""
+        code, reply = self.docmd("data")
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        from xoromail_cli.services.smtp.pipelining import message_data
+
+        self.send(message_data(msg))
+        if meanwhile is not None:
+            meanwhile()
+        return self.getreply()
+
     def sign_in(self, user: str, password: str) -> None:
         """One AUTH exchange with one mechanism: smtplib's login() tries PLAIN, then LOGIN, so one wrong
         password counts twice against lockout and fail2ban limits. Credentials go as UTF-8 (RFC 4616)."""
