@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from xoromail_cli.errors import ExitCode, StageFailedError
 from xoromail_cli.pacing import Backoff, RateLimiter, now
@@ -64,6 +64,7 @@ class Deliverer:
     """Told each time the transport has opened (signed in): a parallel run starts the others after the first."""
     _connected: bool = field(default=False, init=False)
     _opened_before: bool = field(default=False, init=False)
+    _pipelines: bool | None = field(default=None, init=False)
 
     @property
     def owner(self) -> tuple[str, str]:
@@ -74,8 +75,11 @@ class Deliverer:
 
     @property
     def pipeliner(self) -> PipeliningTransport | None:
-        """The transport, when it can announce the next envelope behind this one's data (checked once: slow)."""
-        return self.transport if isinstance(self.transport, PipeliningTransport) else None
+        """The transport, when it can announce the next envelope behind this one's data (checked once per
+        Deliverer: isinstance against a runtime-checkable Protocol costs as much as composing a message)."""
+        if self._pipelines is None:
+            self._pipelines = isinstance(self.transport, PipeliningTransport)
+        return cast("PipeliningTransport", self.transport) if self._pipelines else None
 
     def report_interrupted(self) -> list[MessageResult]:
         """What an earlier run left in flight under this event: reported once (and settled), before sending."""
@@ -280,8 +284,9 @@ class Deliverer:
                 assert self.transport.max_message_size is not None
                 return too_large(len(envelope.data), self.transport.max_message_size, self.transport.name,
                                  getattr(self.transport, "size_hint", None))
-            if (following is not None or meanwhile is not None) and isinstance(self.transport, PipeliningTransport):
-                return self.transport.send_then(envelope, marker.mark, following, meanwhile)
+            pipeliner = self.pipeliner if following is not None or meanwhile is not None else None
+            if pipeliner is not None:
+                return pipeliner.send_then(envelope, marker.mark, following, meanwhile)
             return self.transport.send(envelope, before_data=marker.mark)
         except StageFailedError as failure:
             self._disconnect()

@@ -165,10 +165,11 @@ class Sender:
         item = upcoming[1]
         if isinstance(item, MessageResult):
             return item, False
-        if idempotency_key(self.event, item, self.key_template) == current.key:
+        key = idempotency_key(self.event, item, self.key_template)
+        if key == current.key:
             return None, False
         try:
-            prepared = self._prepare(item)
+            prepared = self._prepare(item, key)
         except XoromailError:
             return None, False  # prepared again in its turn, after `current`, and reported there
         if isinstance(prepared, _Ready) and self.deliverer.reserve(prepared.envelope):
@@ -185,15 +186,15 @@ class Sender:
         if isinstance(item, MessageResult):
             return item
         try:
-            if idempotency_key(self.event, item, self.key_template) == current.key:
-                return None
-            return self._prepare(item)
+            key = idempotency_key(self.event, item, self.key_template)
+            return None if key == current.key else self._prepare(item, key)
         except Exception:  # noqa: BLE001  # prepared again in its turn, which reports the error as before
             return None
 
-    def _prepare(self, job: SendJob) -> _Ready | MessageResult:
-        """Everything before sending: already sent (skipped), owed recipients only, composed; or a dry run."""
-        key = idempotency_key(self.event, job, self.key_template)
+    def _prepare(self, job: SendJob, key: str | None = None) -> _Ready | MessageResult:
+        """Everything before sending: already sent (skipped), owed recipients only, composed; or a dry run.
+        `key` is the job's idempotency key when the caller has it already."""
+        key = key if key is not None else idempotency_key(self.event, job, self.key_template)
         owed = self.deliverer.owed(key, job.row, job.recipients.envelope)
         if isinstance(owed, MessageResult):
             return owed

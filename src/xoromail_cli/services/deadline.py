@@ -64,18 +64,21 @@ def transfer_seconds(size: int, timeout: float) -> float:
 def recv(sock: socket.socket, deadline: Deadline, *, started: bool = True, size: int = 65536) -> bytes:
     """One receive that returns data, b"" at the end of the stream, or raises when the deadline passes.
 
-    The socket is left non-blocking and each wait is a `poll` cut to the deadline: a reply already there costs
-    one read, and no system call goes to changing the socket's timeout (as `settimeout` does on every call)."""
+    The socket is left non-blocking; each read waits first with a `poll` cut to the deadline (a reply is rarely
+    there before it is asked for, and a read that finds nothing costs a raised exception). No system call goes
+    to changing the socket's timeout, as `settimeout` does on every call."""
     _nonblocking(sock)
+    events = select.POLLIN
     while True:
         left = deadline.wait(started=started)  # also when data keeps coming: a server dripping bytes
+        if events != select.POLLIN or not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+            _poll(sock, events, left)
         try:
             return sock.recv(size)
-        except (BlockingIOError, ssl.SSLWantReadError):
+        except (BlockingIOError, ssl.SSLWantReadError):  # nothing yet, or part of a TLS record: wait again
             events = select.POLLIN
-        except ssl.SSLWantWriteError:  # TLS may need to write before it can read (a renegotiation)
+        except ssl.SSLWantWriteError:  # TLS has to write before it can read (a renegotiation)
             events = select.POLLOUT
-        _poll(sock, events, left)
 
 
 def send_all(sock: socket.socket, data: bytes, deadline: Deadline, timeout: float) -> None:
