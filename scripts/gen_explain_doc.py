@@ -21,7 +21,7 @@ def table() -> str:
     rows = ["| id | recognises (pattern) | what it is | exit class | admin switch | source |",
             "|---|---|---|---|---|---|"]
     for entry in catalogue():
-        pattern = entry.pattern.replace("|", "\\|").replace("`", "'")
+        pattern = entry.patterns.replace("|", "\\|").replace("`", "'")
         switch = (entry.switch or "").replace("|", "\\|")
         rows.append(f"| `{entry.id}` | `{pattern}` | {entry.title} | {int(entry.exit_code)} | {switch} | "
                     f"{entry.source} |")

@@ -62,9 +62,18 @@ def test_finite_numbers_still_pass(tmp_path: Path) -> None:
 def test_an_unclosed_quote_in_a_csv_names_the_quote(tmp_path: Path) -> None:
     path = tmp_path / "rows.csv"
     path.write_text('to,customer_name,order_number\na@x.test,"Ann,1\nb@x.test,Bob,2\n', encoding="utf-8")
-    with pytest.raises(DataError, match="quoted value is not closed") as caught:
+    with pytest.raises(DataError, match="quoted value opened on this line is not closed") as caught:
         _rows(path)
     assert '""' in (caught.value.hint or "")
+    assert "rows.csv line 2:" in caught.value.message
+
+
+def test_an_unclosed_quote_after_good_rows_names_its_own_line(tmp_path: Path) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text('to,customer_name,order_number\na@x.test,"Ann\nSmith",1\nb@x.test,Bob,2\n'
+                    'c@x.test,"Carl,3\nd@x.test,Dan,4\ne@x.test,Eve,5\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"rows\.csv line 5: a quoted value opened on this line is not closed"):
+        _rows(path)
 
 
 def test_an_empty_csv_says_empty(tmp_path: Path) -> None:

@@ -80,7 +80,8 @@ def test_the_wizard_asks_the_service_first_then_only_exchange_questions(config_p
     term = Terminal(["setup", "--no-validate"], {**os.environ, "XOROMAIL_CONFIG": str(config_path)})
     term.answer("Company email address", USER)
     term.answer("Service type", "2")
-    term.answer("Exchange URI", "")
+    term.answer("Exchange URI", "")  # no default: asked again
+    term.answer("Exchange URI", "https://outlook.office365.com/EWS/Exchange.asmx")  # typed: the advisory follows
     term.answer("Domain", "https://company.test")
     term.expect("company.test")
     term.answer("Domain", "company.test")

@@ -116,8 +116,10 @@ def test_flags_build_settings_over_the_existing_ones() -> None:
 
 
 def test_non_interactive_setup_names_the_missing_flags() -> None:
-    assert SERVICE.missing({}, None, secret_known=False) == ["--username", "--password-stdin"]
-    assert SERVICE.missing({"username": "billing"}, None, secret_known=True) == []
+    assert SERVICE.missing({}, None, secret_known=False) == ["--ews-url", "--username", "--password-stdin"]
+    assert SERVICE.missing({"username": "billing"}, None, secret_known=True) == ["--ews-url"]  # no default URI
+    assert SERVICE.missing({"username": "billing", "ews_url": "https://mail.company.com/EWS/Exchange.asmx"}, None,
+                           secret_known=True) == []
 
 
 def test_wizard_asks_each_field_once_and_rejects_a_bad_domain() -> None:
@@ -130,6 +132,9 @@ def test_wizard_asks_each_field_once_and_rejects_a_bad_domain() -> None:
             assert question.default == "company.com"
             with pytest.raises(XoromailError):
                 question.check("COMPANY\\")
-        answers[question.key] = question.check(question.default or "billing")
+        if question.key == "ews_url":
+            assert question.default is None  # no Exchange Online default (issue 22)
+        typed = "https://mail.company.com/EWS/Exchange.asmx" if question.key == "ews_url" else "billing"
+        answers[question.key] = question.check(question.default or typed)
     assert asked == ["ews_url", "domain", "username", "auth"]
     assert SERVICE.build_settings(answers, None, "billing@company.com").username == "billing"

@@ -53,7 +53,7 @@ def test_a_microsoft_certificate_within_30_days_is_named_with_its_date_and_comma
     assert [note.kind for note in notes] == ["microsoft-certificate"]
     text = notes[0].text()
     assert "expires on" in text and ("(in 9 days)" in text or "(in 10 days)" in text)
-    assert "xoromail setup --service microsoft365 --certificate NEW.pem" in text
+    assert "xoromail --profile m365 setup --service microsoft365 --certificate NEW.pem" in text
     assert expiry.notes_for(m365(mode="app", certificate=str(later))) == []
 
 
@@ -104,7 +104,7 @@ def test_a_refresh_token_unused_for_60_days_warns_with_its_end(tls: TLSFiles) ->
         profile = Profile(name="aging", email=USER, service="microsoft365", settings=settings_for(server))
         [note] = expiry.notes_for(profile, now=NOW, secrets=store)
         assert note.kind == "microsoft-refresh-token" and note.expires.date().isoformat() == "2027-01-01"
-        assert "xoromail validate --no-send" in note.text(NOW)
+        assert "xoromail --profile aging validate --no-send" in note.text(NOW)
         assert expiry.notes_for(profile, now=NOW - timedelta(days=10), secrets=store) == []
 
 
@@ -199,3 +199,50 @@ def test_the_relay_logs_its_certificate_expiring_at_start(tls: TLSFiles, config_
         assert "what=relay-tls" in line and "--tls-cert NEW-CERT.pem" in line
     finally:
         assert relay.terminate() == 0
+
+
+def test_a_notes_command_names_the_profile_it_renews(tls: TLSFiles, tmp_path: Path) -> None:
+    """A note in the log of a relay for profile `m365` must not tell the reader to change the default profile."""
+    notes = expiry.notes_for(m365(mode="app", client_secret_expires="2026-12-20"), now=NOW,
+                             relay_certificate=rsa_pem(tmp_path, 5, "relay.pem"))
+    assert [note.command.split(" setup ")[0].split(" relay ")[0] for note in notes] == ["xoromail --profile m365"] * 2
+    default = Profile(name="default", email=USER, service="microsoft365", settings=Microsoft365Settings(
+        tenant="company.test", client_id="5f6e7d8c-9b0a-4c1d-8e2f-3a4b5c6d7e8f", mode="app",
+        client_secret_expires="2026-12-20"))
+    assert expiry.notes_for(default, now=NOW)[0].command.startswith("xoromail setup --service microsoft365")
+
+
+def test_the_relay_tls_note_says_a_reload_takes_the_renewed_files(tmp_path: Path) -> None:
+    [note] = expiry.notes_for(m365(mode="app"), relay_certificate=rsa_pem(tmp_path, 5, "relay.pem"))
+    assert "SIGHUP" in note.text()
+
+
+def test_a_failing_validate_still_names_what_expired(tls: TLSFiles, runner: CliRunner, config_path: Path) -> None:
+    """The failure AADSTS7000222 is learnt and the same run's notes say what expired and the renewing command."""
+    from tests.support.fakes.microsoft_server import CLIENT_SECRET
+
+    with MicrosoftServer(tls.server_context) as server:
+        server.secret_expired = True
+        profile = Profile(name="default", email=USER, service="microsoft365", display_name="Billing",
+                          settings=settings_for(server, mode="app"), ca_file=str(tls.ca_file), timeout=10.0)
+        config.save_profile(config_path, profile)
+        KeyringStore("default").set("client_secret", CLIENT_SECRET)
+        failed = runner.invoke(app, ["--config", str(config_path), "validate", "--no-send", "--json"])
+        assert failed.exit_code == 77
+        [note] = json.loads(failed.stdout)["notes"]
+        assert "client secret expired on" in note and "--client-secret-stdin --client-secret-expires" in note
+        text = runner.invoke(app, ["--config", str(config_path), "validate", "--no-send"])
+        assert text.exit_code == 77 and "note: the Microsoft app's client secret expired on" in text.stdout
+
+
+def test_queue_status_warns_of_the_relays_tls_certificate(runner: CliRunner, config_path: Path,
+                                                         tmp_path: Path) -> None:
+    """The relay's certificate is a start option, so `queue status` takes it too (--tls-cert) to warn 21 days ahead."""
+    config.save_profile(config_path, m365(mode="app"))
+    relay_pem = rsa_pem(tmp_path, 5, "relay.pem")
+    base = ["--config", str(config_path), "--profile", "m365", "queue", "status"]
+    result = runner.invoke(app, [*base, "--json", "--tls-cert", str(relay_pem)])
+    assert result.exit_code == 0, result.output
+    [note] = json.loads(result.stdout)["expiring"]
+    assert note["kind"] == "relay-tls" and "xoromail --profile m365 relay --tls-cert" in note["command"]
+    assert json.loads(runner.invoke(app, [*base, "--json"]).stdout)["expiring"] == []

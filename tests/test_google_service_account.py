@@ -94,6 +94,7 @@ def test_a_disabled_gmail_api_says_where_to_enable_it(
     google.state.send_replies.append(ACCESS_NOT_CONFIGURED)
     code, _, err = setup(runner, config_path, google, tls, path)
     assert code == 78 and "enable the Gmail API" in err
+    assert "project that owns the OAuth client or the service account" in " ".join(err.split())
 
 
 @pytest.mark.parametrize(("content", "says"), [

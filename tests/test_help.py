@@ -41,3 +41,41 @@ def test_completion_is_offered_at_the_top_level(runner: CliRunner) -> None:
                            timeout=60, check=False)
     assert shown.returncode == 0, shown.stderr
     assert "complete" in shown.stdout and "_XOROMAIL_COMPLETE" in shown.stdout
+
+
+def test_no_typer_type_placeholder_in_any_help() -> None:
+    text = _every_help_text()
+    assert [shown for shown in ("<int range>", "<int>", "<str>", "<path>", "<float", "<file>") if shown in text] == []
+    assert "--retries" in text and "N [0<=x<=20]" in text
+
+
+def test_the_completion_options_are_offered_at_the_top_level_only() -> None:
+    sections = _every_help_text().split("## xoromail ")
+    assert "--install-completion" in sections[0]
+    assert [s.split("\n", 1)[0] for s in sections[1:] if "completion" in s.split("Options", 1)[-1]] == []
+
+
+def _complete(words: str, env: dict[str, str] | None = None) -> list[str]:
+    import os
+
+    script = Path(sys.executable).with_name("xoromail")
+    shown = subprocess.run([str(script)], capture_output=True, text=True, timeout=60, check=False,
+                           env={**os.environ, **(env or {}), "_XOROMAIL_COMPLETE": "complete_bash",
+                                "_TYPER_COMPLETE_ARGS": words, "COMP_WORDS": words,
+                                "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1))})
+    assert shown.returncode == 0, shown.stderr
+    return shown.stdout.split()
+
+
+def test_tab_completion_offers_event_names_and_profile_names(tmp_path: Path) -> None:
+    from tests.support.samples import smtp_profile
+    from xoromail_cli import config
+
+    assert _complete("xoromail send --event ship") == ["ship-confirmation"]
+    assert "overdue-invoice" in _complete("xoromail templates show ")
+    assert "goods-received" in _complete("xoromail log --event ")
+    settings = tmp_path / "company.toml"
+    for name in ("default", "nightly"):
+        config.save_profile(settings, smtp_profile(name=name, email="a@b.test", host="h", port=587))
+    assert _complete(f"xoromail --config {settings} --profile ") == ["default", "nightly"]
+    assert _complete("xoromail --profile n", {"XOROMAIL_CONFIG": str(settings)}) == ["nightly"]

@@ -64,7 +64,7 @@ def test_a_ledger_row_damaged_by_hand_stops_send_with_a_clear_error(
 
 def test_pages_damaged_inside_the_ledger_are_a_clear_error_when_counting_the_days_sends(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite3"
-    account = account_key("smtp", "billing@company.test")
+    account = account_key("billing@company.test")
     with Ledger(path) as ledger:
         for number in range(2000):
             ledger.record(account, "overdue-invoice", f"k{number}", ("x@client.test",), f"<{number}@company.test>",

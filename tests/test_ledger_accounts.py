@@ -26,9 +26,8 @@ def settings_file(path: Path, server: SinkServer, tls: TLSFiles, email: str, **o
     return ["--config", str(path)]
 
 
-def test_the_account_key_is_service_and_address_in_lower_case() -> None:
-    assert account_key("SMTP", " Billing@Company.Test ") == "smtp:billing@company.test"
-    assert account_key("smtp", "a@x.test") != account_key("exchange", "a@x.test")
+def test_the_account_key_is_the_mailbox_in_lower_case_whatever_service_carries_it() -> None:
+    assert account_key(" Billing@Company.Test ") == "billing@company.test"
 
 
 def test_two_companies_with_profile_default_on_one_machine_never_skip_each_other(
@@ -98,7 +97,7 @@ def test_rows_of_an_older_ledger_still_count_for_the_account_of_their_profile(
     assert result.exit_code == 0 and "already sent on 2026-11-01 08:00" in result.output, result.output
     assert server.messages == []
     with Ledger(ledger_file) as ledger:
-        [row] = ledger.entries(account=account_key("smtp", "billing@company-a.test"))
+        [row] = ledger.entries(account=account_key("billing@company-a.test"))
         assert row.profile == "default" and row.status == "sent"
 
 

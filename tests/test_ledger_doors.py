@@ -12,14 +12,14 @@ from xoromail_cli.errors import ExitCode, TemporaryError
 from xoromail_cli.ledger.accounts import account_key
 
 BASE = smtp_profile(name="ops", email="a@b.test", host="smtp.office365.com", port=587)
-ACCOUNT = account_key("smtp", "a@b.test")
+ACCOUNT = account_key("a@b.test")
 
 
 def test_ledger_and_lock_live_in_the_state_dir_unless_the_profile_says(isolated_environment: Path,
                                                                       tmp_path: Path) -> None:
     assert ledger.ledger_path(BASE) == isolated_environment / "state" / "xoromail" / "ledger.sqlite3"
     assert ledger.lock_path(BASE).parent == isolated_environment / "state" / "xoromail" / "locks"
-    assert ledger.lock_path(BASE).name.startswith("smtp-a@b.test-")
+    assert ledger.lock_path(BASE).name.startswith("a@b.test-")
     custom = smtp_profile(name="ops", email="a@b.test", host="h", port=25, ledger=str(tmp_path / "l.db"))
     assert ledger.ledger_path(custom) == tmp_path / "l.db"
     assert not ledger.is_shared(custom)

@@ -20,7 +20,7 @@ from xoromail_cli.ledger.accounts import account_key
 from xoromail_cli.ledger.postgres import PostgresLedger
 from xoromail_cli.local.sink import SinkServer
 
-ACCOUNT = account_key("smtp", USER)
+ACCOUNT = account_key(USER)
 
 
 def host(tmp_path: Path, name: str, server: SinkServer, tls: TLSFiles, url: str, *,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
 import threading
@@ -14,12 +15,13 @@ import trustme
 
 from tests.support.common import TLSFiles
 from tests.support.pg_server import APP_PASSWORD, APP_USER, PostgresServer
+from tests.support.pg_tls import TlsFront
 from xoromail_cli.errors import ConfigError, ExitCode, TemporaryError, UnavailableError, XoromailError
 from xoromail_cli.ledger import location as ledger_url
 from xoromail_cli.ledger.postgres import SCHEMA_VERSION, PostgresLedger
 from xoromail_cli.ledger.sqlite import Ledger
 
-ACCOUNT = "smtp:billing@company.test"
+ACCOUNT = "billing@company.test"
 
 
 def test_the_schema_is_created_on_first_use_and_versioned(pg_url: str) -> None:
@@ -58,7 +60,7 @@ def test_both_ledgers_keep_the_same_record(kind: str, pg_url: str, tmp_path: Pat
         ledger.finish(first, "partial", "delivered except to b@x.test", ("b@x.test",), ("b@x.test",))
         found = ledger.last_sent(ACCOUNT, "k1")
         assert found is not None and found.pending == ("b@x.test",) and found.row == 3 and found.profile == "default"
-        assert ledger.last_sent("smtp:other@company.test", "k1") is None
+        assert ledger.last_sent("other@company.test", "k1") is None
         ledger.record(ACCOUNT, "e", "k2", ("c@x.test",), "<2@company.test>", 4, "temporary", "451 busy")
         assert [e.idempotency_key for e in ledger.entries(account=ACCOUNT, failed=True)] == ["k1", "k2"]
         assert [e.event for e in ledger.entries(account=ACCOUNT, to="B@x.test")] == ["e"]
@@ -114,7 +116,7 @@ def test_one_sender_per_account_across_connections_and_wait_queues_behind_it(pg_
         with pytest.raises(TemporaryError, match=r"another xoromail run .* is sending for this account"), \
                 second.exclusive(ACCOUNT, wait=0.3):
             pass
-        with second.exclusive("smtp:someone-else@company.test", wait=0):
+        with second.exclusive("someone-else@company.test", wait=0):
             pass
         release = threading.Timer(0.5, first.close)  # the holder's session ends: the server frees the lock
         release.start()
@@ -126,7 +128,7 @@ def test_one_sender_per_account_across_connections_and_wait_queues_behind_it(pg_
 
 def test_a_killed_holder_frees_the_lock_at_once(pg_url: str) -> None:
     code = ("import sys, time\nfrom xoromail_cli.ledger.postgres import PostgresLedger\n"
-            "ledger = PostgresLedger(sys.argv[1])\nwith ledger.exclusive('smtp:billing@company.test', 0):\n"
+            "ledger = PostgresLedger(sys.argv[1])\nwith ledger.exclusive('billing@company.test', 0):\n"
             "    print('held', flush=True)\n    time.sleep(60)\n")
     holder = subprocess.Popen([sys.executable, "-c", code, pg_url], stdout=subprocess.PIPE, text=True)
     try:
@@ -167,25 +169,26 @@ def test_psycopg_is_imported_only_when_a_postgresql_ledger_is_opened(tmp_path: P
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
-def test_verify_full_tls_with_the_databases_ca_connects_and_a_wrong_ca_is_refused(tls: TLSFiles,
-                                                                                  tmp_path: Path) -> None:
-    server = PostgresServer()
+def test_verify_full_tls_with_the_databases_ca_connects_and_a_wrong_ca_is_refused(
+        tls: TLSFiles, tmp_path: Path, postgres: PostgresServer) -> None:
+    issued = tls.ca.issue_cert("127.0.0.1")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    issued.configure_cert(context)
+    front = TlsFront(backend_port=postgres.port, context=context)  # the database's TLS, in front of the test server
     try:
-        server.init()
-        issued = tls.ca.issue_cert("127.0.0.1")
-        server.enable_tls(b"".join(blob.bytes() for blob in issued.cert_chain_pems), issued.private_key_pem.bytes())
-        server.start()
-        server.sql(f"CREATE ROLE {APP_USER} LOGIN PASSWORD '{APP_PASSWORD}'")
-        url = server.create_database("erp") + f"?sslmode=verify-full&sslrootcert={tls.ca_file}"
-        with PostgresLedger(url, password=APP_PASSWORD) as ledger, psycopg.connect(url, password=APP_PASSWORD) as db:
+        postgres.create_database("erp_tls")
+        url = (f"postgresql://{APP_USER}@127.0.0.1:{front.port}/erp_tls"
+               f"?sslmode=verify-full&sslrootcert={tls.ca_file}")
+        with PostgresLedger(url, password=APP_PASSWORD) as ledger:
             ledger.begin(ACCOUNT, "e", "k", ("a@x.test",), "<1@x>", 1)
-            [(encrypted,)] = db.execute("SELECT bool_and(ssl) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) "
-                                        "WHERE application_name = 'xoromail'").fetchall()
-            assert encrypted is True
+            assert ledger.last_sent(ACCOUNT, "k") is None
+        assert front.handshakes and all(version.startswith("TLSv1.") for version in front.handshakes)
         other_ca = tmp_path / "other-ca.pem"
         trustme.CA().cert_pem.write_to_path(str(other_ca))
         with pytest.raises(TemporaryError, match="certificate verify failed") as caught:
             PostgresLedger(url.replace(str(tls.ca_file), str(other_ca)), password=APP_PASSWORD)
         assert "sslrootcert" in (caught.value.hint or "")
+        with pytest.raises(XoromailError):  # and no fallback to plain text where TLS is required
+            PostgresLedger(url.replace(str(front.port), str(postgres.port)), password=APP_PASSWORD)
     finally:
-        server.remove()
+        front.close()

@@ -70,7 +70,7 @@ def test_the_quota_watch_warns_once_at_the_message_that_passes_the_limit(tmp_pat
     from xoromail_cli.ledger.sqlite import Ledger
 
     warnings: list[str] = []
-    account = account_key("smtp", "a@b.test")
+    account = account_key("a@b.test")
     with Ledger(tmp_path / "ledger.sqlite3") as ledger:
         for number in range(1999):
             ledger.record(account, "e", f"k{number}", ("a@x.test",), f"<{number}@x>", None, "sent", "250")

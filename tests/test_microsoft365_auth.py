@@ -53,6 +53,7 @@ def test_device_code_sign_in_shows_the_code_at_once_and_keeps_the_cache_in_the_k
     who = source.sign_in(approving(server, seen=seen))
     assert who.account == USER and not who.other_account
     assert "https://microsoft.com/devicelogin" in seen[0]
+    assert "xoromail waits 20 seconds for it" in seen[0]  # the test settings' sign_in_timeout; the code lasts 15 min
     assert server.token_requests.count("urn:ietf:params:oauth:grant-type:device_code") >= 1
     cache = json.loads(store.get(TOKEN_CACHE) or "{}")
     assert cache["RefreshToken"] and cache["AccessToken"]
@@ -302,3 +303,10 @@ def test_the_cache_is_written_back_only_under_the_lock(server: MicrosoftServer, 
         threading.Timer(2.5, release, args=(other_run,)).start()  # after the sign-in itself is done (~1 s)
         source.sign_in(approving(server))
     assert store.writes == [TOKEN_CACHE] and store.written_at >= released[0]
+
+
+def test_the_waiting_time_reads_as_a_person_says_it() -> None:
+    from xoromail_cli.services.microsoft365.auth import waiting_time
+
+    assert (waiting_time(300), waiting_time(900), waiting_time(90), waiting_time(20)) == (
+        "5 minutes", "15 minutes", "90 seconds", "20 seconds")

@@ -150,3 +150,37 @@ def test_reading_and_describing_a_profile_loads_neither_msal_nor_requests() -> N
             f"heavy = [m for m in {watched!r} if m in sys.modules]; assert not heavy, heavy")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_send_via_hve_sends_over_smtp_to_high_volume_email_without_hand_editing() -> None:
+    """HVE with XOAUTH2: `--send-via hve` picks smtp-hve.office365.com over SMTP; HVE's token rule follows the host."""
+    from xoromail_cli.services.smtp.presets import HVE_HOST
+
+    base = {"tenant": TENANT, "client_id": CLIENT_ID}
+    hve = build_settings({**base, "send_via": "hve"}, None)
+    assert (hve.send_via, hve.smtp_server, hve.smtp_port) == ("smtp", HVE_HOST, 587)
+    assert any("internal recipients only" in note for note in SERVICE.setup_notes(hve))
+    notes = SERVICE.notes(ProfileStandIn(settings=hve))  # type: ignore[arg-type]  # the fields notes() reads
+    assert any("internal recipients only" in note for note in notes)
+    back = build_settings({"send_via": "smtp"}, hve)
+    assert (back.send_via, back.smtp_server) == ("smtp", "smtp.office365.com")
+    assert SERVICE.setup_notes(back) == []
+    own = build_settings({"send_via": "smtp"}, Microsoft365Settings(tenant=TENANT, client_id=CLIENT_ID,
+                                                                    smtp_host="127.0.0.1"))
+    assert own.smtp_server == "127.0.0.1"  # a host set by hand (a proxy, a test server) stays
+
+
+def test_setup_takes_send_via_hve_and_the_wizard_offers_it(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from xoromail_cli.cli import app
+
+    result = CliRunner().invoke(app, ["--config", str(tmp_path / "c.toml"), "setup", "--service", "microsoft365",
+                                      "--tenant", TENANT, "--client-id", CLIENT_ID, "--email", USER,
+                                      "--display-name", "B", "--send-via", "carrier-pigeon", "--no-validate"])
+    assert result.exit_code == 65 and "hve" in result.output
+    question = SERVICE.next_question({"tenant": TENANT, "client_id": CLIENT_ID, "sign_in": "device-code"}, None, USER)
+    while question is not None and question.key != "send_via":
+        question = SERVICE.next_question({"tenant": TENANT, "client_id": CLIENT_ID, "sign_in": "device-code",
+                                          question.key: question.default}, None, USER)
+    assert question is not None and "hve" in (question.choices or ())

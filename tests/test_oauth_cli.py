@@ -54,6 +54,7 @@ def test_google_connect_allow_send_validate_and_disconnect(
     assert setup.returncode == 0, setup.stdout + setup.stderr
     saved = Path(env["XOROMAIL_CONFIG"]).read_text()
     assert "[profiles.default.google]" in saved and CLIENT_SECRET not in saved
+    assert "redirect_port = 0" in saved  # --redirect-port 0 is a value (any free port), not "not given"
     tokens = google_server.state.refresh_tokens
     assert tokens and not any(token in saved for token in tokens)
     assert len(google_server.state.sent) == 1  # the test message of the validation
@@ -98,3 +99,45 @@ def test_microsoft365_device_code_sign_in_then_send_through_graph(
         assert shown["secrets"]["token_cache"] == "set" and "password" not in shown
         assert xoromail(env, "disconnect", "--yes").returncode == 0
         assert xoromail(env, "validate").returncode != 0
+
+
+def test_microsoft365_a_conditional_access_block_then_the_hinted_flow_signs_in(
+        tls: TLSFiles, env: dict[str, str]) -> None:
+    """AADSTS53003 on the device-code flow: the hint's exact options (--sign-in browser --redirect-port) are typed
+    as shown (the port made free here) and the browser flow signs in through the same command line."""
+    from tests.support.m365_helpers import browsing
+    from xoromail_cli.local.sink import free_port
+
+    with MicrosoftServer(tls.server_context) as server:
+        server.fail(53003, "urn:ietf:params:oauth:grant-type:device_code")
+        args = ["setup", "--service", "microsoft365", "--tenant", TENANT, "--client-id", CLIENT_ID,
+                "--authority-host", server.authority_host, "--graph-url", server.graph_url, "--email", USER,
+                "--display-name", "Company Billing", "--ca-file", str(tls.ca_file)]
+        with subprocess.Popen([sys.executable, "-m", "xoromail_cli", *args], env=env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as blocked:
+            assert blocked.stdout is not None
+            for line in blocked.stdout:
+                code = re.search(r"enter the code (\w+)", line)
+                if code:
+                    server.approve(code.group(1))
+                    break
+            _, errors = blocked.communicate(timeout=60)
+        assert blocked.returncode == 77, errors
+        hint = " ".join(errors.split())
+        assert "AADSTS53003" in hint and "Conditional Access" in hint
+        option = re.search(r"--sign-in browser --redirect-port (\d+)", hint)
+        assert option is not None, hint
+        port = str(free_port())
+        seen: list[str] = []
+        visit = browsing(str(tls.ca_file), seen)
+        with subprocess.Popen([sys.executable, "-m", "xoromail_cli", *args, "--sign-in", "browser",
+                               "--redirect-port", port], env=env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as browser:
+            assert browser.stdout is not None
+            for line in browser.stdout:
+                if "https://" in line and "/authorize" in line:
+                    visit(line)
+                    break
+            rest, errors = browser.communicate(timeout=60)
+        assert browser.returncode == 0, rest + errors
+        assert f"localhost%3A{port}" in seen[0] and len(server.sent) == 1  # the redirect took the typed port

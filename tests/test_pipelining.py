@@ -125,7 +125,7 @@ def test_a_connection_dropped_before_the_end_of_data_reply_is_sent_again_once_as
     summary = run.run(jobs(6))
     assert [r.status for r in results] == ["sent"] * 6
     assert results[2].possible_duplicate and not any(r.possible_duplicate for r in results[3:])
-    assert summary.exit_code == 0 and ledger.interrupted(account_key("smtp", USER)) == []
+    assert summary.exit_code == 0 and ledger.interrupted(account_key(USER)) == []
 
 
 def test_with_no_retry_in_doubt_a_drop_before_the_end_of_data_reply_leaves_one_message_in_doubt(

@@ -48,3 +48,18 @@ def test_the_hve_preset_says_internal_recipients_only_in_validates_notes(
     profile = replace(profile, settings=replace(profile.settings, preset="hve"))
     report = validate.run(profile, secrets(PASSWORD), send=False)
     assert report.exit_code == 0 and any("internal recipients only" in note for note in report.notes)
+
+
+def test_hve_and_acs_say_their_terms_at_setup_and_acs_needs_its_own_user_name() -> None:
+    """Said before anything is saved (also with --no-validate); ACS's user is a resource, never the From address."""
+    from xoromail_cli.services.smtp.service import SmtpService
+    from xoromail_cli.services.smtp.settings import SmtpSettings
+
+    service = SmtpService()
+    hve = SmtpSettings(host="smtp-hve.office365.com", port=587, security="starttls", preset="hve")
+    assert any("internal recipients only" in note for note in service.setup_notes(hve))
+    acs = SmtpSettings(host="smtp.azurecomm.net", port=587, security="starttls", preset="acs")
+    assert any("SMTP Username" in note for note in service.setup_notes(acs))
+    need = service.missing({"preset": "acs"}, None, True, "billing@company.test")
+    assert any(flag.startswith("--username") and "SMTP Username" in flag for flag in need)
+    assert service.missing({"preset": "acs", "username": "erp-smtp"}, None, True, "billing@company.test") == []

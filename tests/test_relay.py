@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import json
-import shutil
 import smtplib
 import ssl
 import subprocess
@@ -16,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, accepting_authenticator, profile_for
+from tests.support.external import MissingClientWarning, external_client
 from tests.support.relay_helpers import RELAY_PASSWORD, RELAY_USER, RelayFactory, erp_message, relay, submit, wait_for
 from tests.support.samples import smtp_profile
 from tests.support.servers import DropNth, FailNth, RefuseRecipient
@@ -252,17 +252,40 @@ def test_a_connection_lost_after_the_data_is_reported_in_doubt_and_sent_again_as
 
 def test_swaks_submits_with_auth_login_and_the_message_is_delivered(
         relay: RelayFactory, smtp_server: ServerFactory, tls: TLSFiles) -> None:
-    assert shutil.which("swaks"), "swaks is missing: .ci/run installs it (apt-get install swaks)"
+    swaks = external_client("swaks", "apt-get install swaks")
     upstream = smtp_server()
     credentials.store_password("default", PASSWORD)
     running = relay(profile_for(upstream, tls))
-    done = subprocess.run(["swaks", "--server", f"127.0.0.1:{running.port}", "--auth", "LOGIN",
-                           "--auth-user", RELAY_USER, "--auth-password", RELAY_PASSWORD, "--from", USER,
-                           "--to", "customer@client.test", "--header", "Subject: from swaks"],
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
+    if swaks is None:
+        submit_with_auth_login(running.port, "from swaks")
+    else:
+        done = subprocess.run([swaks, "--server", f"127.0.0.1:{running.port}", "--auth", "LOGIN",
+                               "--auth-user", RELAY_USER, "--auth-password", RELAY_PASSWORD, "--from", USER,
+                               "--to", "customer@client.test", "--header", "Subject: from swaks"],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
     wait_for(lambda: len(upstream.messages) == 1, what="the delivery")
     assert upstream.messages[0].parsed()["Subject"] == "from swaks"
+
+
+def submit_with_auth_login(port: int, subject: str) -> None:
+    """What swaks does above, with smtplib: AUTH LOGIN (not PLAIN), MAIL, RCPT, DATA."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
+        client.ehlo()
+        client.user, client.password = RELAY_USER, RELAY_PASSWORD
+        code, reply = client.auth("LOGIN", client.auth_login, initial_response_ok=False)
+        assert code == 235, reply
+        client.sendmail(USER, ["customer@client.test"], f"Subject: {subject}\r\nFrom: {USER}\r\n\r\nhello\r\n")
+
+
+def test_without_swaks_outside_ci_the_test_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.warns(MissingClientWarning, match="apt-get install swaks"):
+        assert external_client("swaks", "apt-get install swaks") is None
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(AssertionError, match=r"swaks is missing: \.ci/run installs it"):
+        external_client("swaks", "apt-get install swaks")
 
 
 def test_a_damaged_spool_file_is_set_aside_and_the_queue_goes_on(
@@ -307,8 +330,9 @@ def test_with_a_postgresql_ledger_the_relayed_message_is_recorded_there(
     wait_for(lambda: bool(running.logged("delivered")), what="the delivered line")
     ledger = PostgresLedger(pg_url)
     try:
-        rows = list(ledger.entries(account=f"smtp:{USER}"))
+        rows = list(ledger.entries(account=USER))
     finally:
         ledger.close()
-    assert [(row.event, row.message_id, row.status) for row in rows] == [("relay", message["Message-ID"], "sent")]
+    assert [(row.event, row.message_id, row.status, row.service) for row in rows] == [
+        ("relay", message["Message-ID"], "sent", "smtp")]
     assert rows[0].reply is not None and rows[0].reply.startswith("250")

@@ -57,7 +57,7 @@ def test_a_message_submitted_to_both_relays_is_delivered_once(smtp_server: Serve
                 process.kill()
     ledger = PostgresLedger(pg_url)
     try:
-        rows = [row for row in ledger.entries(account=f"smtp:{profile_for(upstream, tls).email}")
+        rows = [row for row in ledger.entries(account=profile_for(upstream, tls).email)
                 if row.message_id == message["Message-ID"]]
     finally:
         ledger.close()

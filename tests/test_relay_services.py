@@ -85,3 +85,18 @@ def test_through_graph_the_relay_advertises_graphs_3_mb_and_500_recipients_and_r
     with pytest.raises(smtplib.SMTPSenderRefused) as refused:
         submit(running.port, big)  # smtplib announces the size at MAIL FROM
     assert refused.value.smtp_code == 552 and not running.spool.ids() and not graph.sent
+
+
+def test_an_expired_client_secret_met_by_the_relay_becomes_an_expiry_note(
+        relay: RelayFactory, graph: MicrosoftServer, tls: TLSFiles) -> None:
+    """AADSTS7000222 in the relay's sign-in is learnt as validate and send learn it: the next notes say so."""
+    from xoromail_cli.services import expiry
+
+    graph.secret_expired = True
+    profile = m365_profile(graph, tls)
+    running = relay(profile, retries=1, retry_delay=0.3)
+    submit(running.port, erp_message(3))
+    wait_for(lambda: bool(running.logged("paused")), timeout=30, what="the paused line")
+    assert "AADSTS7000222" in running.logged("paused")[0]
+    [note] = expiry.notes_for(profile)
+    assert note.kind == "microsoft-client-secret" and "expired on" in note.text()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 from keyrings.alt.file import PlaintextKeyring
 
 from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles
+from tests.support.external import external_client
 from tests.support.secret_scan import files_holding
 
 SCRIPT = str(Path(sys.executable).with_name("xoromail"))
@@ -31,10 +31,13 @@ print(json.dumps([item.get_secret().decode() == sys.argv[1] for item in items]))
 
 def test_setup_validate_send_and_disconnect_with_the_secret_service(
         smtp_server: ServerFactory, tls: TLSFiles, tmp_path: Path, isolated_environment: Path) -> None:
-    missing = [name for name in ("dbus-run-session", "gnome-keyring-daemon") if shutil.which(name) is None]
-    assert not missing, (f"missing {', '.join(missing)}: .ci/run installs them "
-                         "(apt-get install gnome-keyring dbus)")
+    instead = "checked that setup refuses a plain file where no Secret Service runs"
+    session = external_client("dbus-run-session", "apt-get install gnome-keyring dbus", instead)
+    daemon = external_client("gnome-keyring-daemon", "apt-get install gnome-keyring dbus", instead)
     server = smtp_server()
+    if session is None or daemon is None:  # outside CI, without them: what happens where no Secret Service is
+        no_secret_service_means_no_silent_plain_file(server.port, tls, tmp_path)
+        return
     config_path = tmp_path / "config" / "xoromail.toml"
     base = [SCRIPT, "--config", str(config_path)]
     check = [sys.executable, "-c", IN_SECRET_SERVICE, PASSWORD]
@@ -73,4 +76,20 @@ def test_setup_validate_send_and_disconnect_with_the_secret_service(
     assert json.loads(after["stdout"]) == []  # disconnect removed it from the Secret Service
     assert not Path(PlaintextKeyring().file_path).exists()
     assert list((isolated_environment / "data" / "keyrings").glob("*.keyring"))  # gnome-keyring's own file
+    assert files_holding(tmp_path, PASSWORD) == []
+
+
+def no_secret_service_means_no_silent_plain_file(port: int, tls: TLSFiles, tmp_path: Path) -> None:
+    """Without a Secret Service and without PYTHON_KEYRING_BACKEND, keyring would fall back on keyrings.alt's
+    plain file; setup refuses instead, says what to use, and leaves the password nowhere."""
+    config_path = tmp_path / "config" / "xoromail.toml"
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("PYTHON_KEYRING_BACKEND", "DBUS_SESSION_BUS_ADDRESS")}
+    done = subprocess.run([SCRIPT, "--config", str(config_path), "setup", "--email", USER, "--display-name",
+                           "Billing", "--host", "127.0.0.1", "--port", str(port), "--security", "starttls",
+                           "--ca-file", str(tls.ca_file), "--password-stdin"], input=PASSWORD + "\n", env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 78, done.stdout + done.stderr
+    assert "Secret Service" in " ".join(done.stderr.split()), done.stderr
+    assert not config_path.exists() and not Path(PlaintextKeyring().file_path).exists()
     assert files_holding(tmp_path, PASSWORD) == []

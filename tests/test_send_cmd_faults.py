@@ -41,7 +41,7 @@ def test_sigkill_mid_batch_then_rerun_delivers_every_row_with_at_most_one_report
     first.wait(timeout=10)
     assert 0 < len(server.messages) < rows, "the kill must land mid-batch"
     with Ledger(isolated_environment / "state" / "xoromail" / "ledger.sqlite3") as ledger:
-        left_in_flight = [entry.recipients[0] for entry in ledger.interrupted(account_key("smtp", USER))]
+        left_in_flight = [entry.recipients[0] for entry in ledger.interrupted(account_key(USER))]
     assert len(left_in_flight) <= 1
     second = subprocess.run(send_command(batch), env=env, capture_output=True, text=True, timeout=120, check=False)
     assert second.returncode == 0, second.stdout + second.stderr

@@ -32,7 +32,7 @@ from xoromail_cli.sending.results import MessageResult
 from xoromail_cli.sending.sender import Sender
 from xoromail_cli.services.smtp.transport import SmtpEndpoint, SmtpTransport
 
-ACCOUNT = account_key("smtp", USER)
+ACCOUNT = account_key(USER)
 
 
 def test_batch_goes_over_one_connection(smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:

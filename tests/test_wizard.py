@@ -173,13 +173,28 @@ def test_without_a_keyring_the_environment_variable_is_used_for_the_test_and_not
     assert len(server.messages) == 1
 
 
-def test_without_a_keyring_stopping_says_what_to_install_before_any_question(config_path: Path) -> None:
+def test_without_a_keyring_stopping_says_what_to_install_before_the_services_questions(config_path: Path) -> None:
     term = Terminal(["setup"], _env(config_path, PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring"))
+    term.answer("Company email address", USER)
+    term.expect("Microsoft 365 sign-in")  # the last entry of the menu
+    term.answer("Service type", _choice(term, "Web Mail"))
     term.expect("nothing is stored")
     term.answer("How should xoromail get the password?", "3")
     assert term.wait() == 78, term.text
     assert "keyrings.alt" in term.text
-    assert "Service type" not in term.text
+    assert "Provider" not in term.text and "Outgoing server" not in term.text
+
+
+def test_without_a_keyring_a_sign_in_service_stops_at_once_without_offering_a_password_source(
+        config_path: Path) -> None:
+    term = Terminal(["setup"], _env(config_path, PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring"))
+    term.answer("Company email address", USER)
+    term.expect("Microsoft 365 sign-in")
+    term.answer("Service type", _choice(term, "Email services"))
+    assert term.wait() == 78, term.text
+    text = " ".join(term.text.split())
+    assert "keeps its sign-in (tokens) in the OS keyring" in text and "cannot hold tokens" in text
+    assert "How should xoromail get the password?" not in text and "client" not in text.lower().split("tokens")[0]
 
 
 def test_setup_json_at_a_terminal_prompts_on_stderr_and_stdout_is_one_json_object(

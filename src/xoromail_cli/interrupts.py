@@ -20,8 +20,11 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM arrived."""
 
 
-def interruption(stop: KeyboardInterrupt) -> XoromailError:
-    """The error a run that was stopped by a signal ends with."""
+def interruption(stop: KeyboardInterrupt, command: str | None = None) -> XoromailError:
+    """The error a run that was stopped by a signal ends with (`command`: the subcommand that was running)."""
+    if command == "setup":  # setup saves only at its very end, and a half-done save puts the old file back
+        return XoromailError("Setup stopped; nothing was saved.", None,
+                             exit_code=ExitCode.TERMINATED if isinstance(stop, Terminated) else ExitCode.INTERRUPTED)
     if isinstance(stop, Terminated):
         return XoromailError("stopped by SIGTERM", "re-run the same command to finish: what was sent is skipped",
                              exit_code=ExitCode.TERMINATED)

@@ -123,3 +123,27 @@ def save(config_path: Path, profile: Profile, secrets: Secrets) -> None:
         else:
             atomic_write(config_path, previous)
         raise
+
+
+def implied_service(service_answers: dict[str, Any], existing: Profile | None) -> str | None:
+    """The service the given service options belong to (`--preset` is Web Mail's, `--sign-in` Microsoft 365's),
+    so neither the wizard nor the flags need --service for it; None when they fit several or none. The existing
+    profile's service wins when they fit it."""
+    given = set(service_answers)
+    if not given:
+        return None
+    fitting = [name for name in services.REGISTRY
+               if given <= {option.key.removesuffix("_stdin") for option in services.get(name).setup_options}]
+    if existing is not None and existing.service in fitting:
+        return existing.service
+    return fitting[0] if len(fitting) == 1 else None
+
+
+def service_option(value: str) -> str:
+    """--service as the registry names it; an unknown one is a wrong command line (exit 2)."""
+    from xoromail_cli.errors import XoromailError
+
+    try:
+        return config.normalize_service(value)
+    except XoromailError as error:
+        raise UsageError(f"--service: {error.message}", error.hint) from None

@@ -7,6 +7,7 @@ token stages); the report has the same shape for every service.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,15 @@ class Stage:
     detail: str
     hint: str | None = None
     seconds: float = 0.0
+
+
+StageCallback = Callable[[str, "Stage | None"], None]
+"""Told of each stage as it goes: (name, None) when it starts, (name, the Stage) when it ends. The stage named
+"domain" (what the sender's domain says in DNS, after a passing check) is told but is not in the report."""
+
+
+def _ignore(name: str, outcome: Stage | None) -> None:
+    """No one watches the stages."""
 
 
 @dataclass(kw_only=True)
@@ -88,35 +98,49 @@ def test_message(profile: Profile, to: str) -> Envelope:
 class _Progress:
     """The report as the stages go: each passed or failed stage timed, the planned ones not reached skipped."""
 
-    def __init__(self, report: ValidationReport, planned: list[str]) -> None:
-        self.report, self.remaining = report, planned
+    def __init__(self, report: ValidationReport, planned: list[str], on_stage: StageCallback) -> None:
+        self.report, self.remaining, self._on_stage = report, planned, on_stage
         self._started = time.monotonic()
+        self._running: str | None = None
+
+    def start_next(self) -> None:
+        """The next planned stage is under way (told once)."""
+        if self.remaining and self.remaining[0] != self._running:
+            self._running = self.remaining[0]
+            self._on_stage(self._running, None)
 
     def passed(self, name: str, detail: str) -> None:
         moment = time.monotonic()
-        self.report.stages.append(Stage(name=name, ok=True, detail=detail, seconds=moment - self._started))
+        stage = Stage(name=name, ok=True, detail=detail, seconds=moment - self._started)
+        self.report.stages.append(stage)
         self._started = moment
         if name in self.remaining:
             self.remaining.remove(name)
+        self._on_stage(name, stage)
+        self.start_next()
 
-    def failed(self, stage: str, error: XoromailError) -> ValidationReport:
-        self.report.stages.append(Stage(name=stage, ok=False, detail=error.message, hint=error.hint,
-                                        seconds=time.monotonic() - self._started))
-        if stage in self.remaining:
-            self.remaining.remove(stage)
+    def failed(self, name: str, error: XoromailError) -> ValidationReport:
+        stage = Stage(name=name, ok=False, detail=error.message, hint=error.hint,
+                      seconds=time.monotonic() - self._started)
+        self.report.stages.append(stage)
+        if name in self.remaining:
+            self.remaining.remove(name)
         self.report.skipped = self.remaining
         self.report.exit_code = error.exit_code
+        self._on_stage(name, stage)
         return self.report
 
 
 def run(profile: Profile, secrets: SecretStore, *, to: str | None = None, send: bool = True,
         timeout: float | None = None, trace: TraceCallback | None = None,
-        check_domain: bool = True) -> ValidationReport:
+        check_domain: bool = True, on_stage: StageCallback | None = None) -> ValidationReport:
     """Check config, network, TLS, sign-in and (unless `send` is false) a real test message; a passing check
-    also notes what the sender's domain says in DNS (`check_domain`) and a certificate near its expiry."""
+    also notes what the sender's domain says in DNS (`check_domain`) and a certificate near its expiry.
+    `on_stage` is told of each stage as it starts and ends (the CLI shows them while they run)."""
     report = ValidationReport(profile=profile.name, service=profile.service)
     service = services.for_profile(profile)
-    progress = _Progress(report, service.planned_stages(profile, send))
+    progress = _Progress(report, service.planned_stages(profile, send), on_stage or _ignore)
+    progress.start_next()
     try:
         validate_profile(profile)
         service.check_offline(profile)
@@ -124,6 +148,8 @@ def run(profile: Profile, secrets: SecretStore, *, to: str | None = None, send: 
         transport = service.open_transport(profile, secrets, timeout=timeout, trace=trace, validating=True)
     except XoromailError as error:
         return progress.failed("config", error)
+    if ledger_is_shared(profile):  # a stage of its own, right after config
+        progress.remaining.insert(1, "ledger")
     progress.passed("config", f"profile {profile.name!r}: {profile.email} via {service.describe(profile)}")
     try:
         failure = (_check_ledger(profile, secrets, timeout or profile.timeout, progress)
@@ -132,11 +158,12 @@ def run(profile: Profile, secrets: SecretStore, *, to: str | None = None, send: 
         transport.close()
     if failure is not None:
         _learn(profile, failure)
+        failure.notes = _expiry_notes(profile, secrets)  # what expired is often why it failed
         return failure
     report.skipped = progress.remaining
     notes = [*service.notes(profile), *_certificate_notes(transport)]
     notes += [note for note in _expiry_notes(profile, secrets) if note not in notes]
-    report.notes = [*notes, *(_domain_notes(profile) if check_domain else [])]
+    report.notes = [*notes, *(_domain_notes(profile, on_stage or _ignore) if check_domain else [])]
     return report
 
 
@@ -156,12 +183,24 @@ def _expiry_notes(profile: Profile, secrets: SecretStore) -> list[str]:
     return expiry.texts(expiry.notes_for(profile, secrets=secrets))
 
 
+def refused_sign_in(profile: Profile, error: XoromailError) -> ValidationReport:
+    """An interactive sign-in refused before any check ran (setup's Connect and Allow), as a failed report: config
+    passed, the sign-in stage failed, the service's later stages not reached."""
+    service = services.for_profile(profile)
+    stage = getattr(error, "stage", "sign-in")
+    return ValidationReport(
+        profile=profile.name, service=profile.service, exit_code=error.exit_code,
+        stages=[Stage(name="config", ok=True, detail=f"{profile.email} via {service.describe(profile)}"),
+                Stage(name=stage, ok=False, detail=error.message, hint=error.hint)],
+        skipped=[name for name in service.planned_stages(profile, True)
+                 if name not in ("config", stage, "sign-in", "token")])
+
+
 def _check_ledger(profile: Profile, secrets: SecretStore, timeout: float,
                   progress: _Progress) -> ValidationReport | None:
     """A shared ledger is a stage of its own: `send` could not start without it."""
-    if not ledger_is_shared(profile):
+    if "ledger" not in progress.remaining:
         return None
-    progress.remaining.insert(0, "ledger")
     try:
         progress.passed("ledger", check_shared_ledger(profile, secrets, timeout))
     except XoromailError as error:
@@ -227,8 +266,13 @@ def _certificate_notes(transport: object) -> list[str]:
     return [note] if note else []
 
 
-def _domain_notes(profile: Profile) -> list[str]:
+def _domain_notes(profile: Profile, on_stage: StageCallback) -> list[str]:
     """SPF / DKIM / DMARC of the From domain, as notes (bounded, never a failure)."""
     from xoromail_cli.domain.notes import deliverability_notes
 
-    return deliverability_notes(profile)
+    started = time.monotonic()
+    on_stage("domain", None)
+    notes = deliverability_notes(profile)
+    on_stage("domain", Stage(name="domain", ok=True, seconds=time.monotonic() - started,
+                             detail=f"SPF, DKIM and DMARC of {profile.email.rpartition('@')[2]} looked up"))
+    return notes

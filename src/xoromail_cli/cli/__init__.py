@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from xoromail_cli import __version__
-from xoromail_cli.cli.state import AppState
+from xoromail_cli.cli.completion import profile_names
+from xoromail_cli.cli.state import AppState, remember
 
 if TYPE_CHECKING:
     from typer._click import Command as ClickCommand  # Typer ≥ 0.29 vendors Click under these names
@@ -74,19 +75,56 @@ def load_command(name: str) -> ClickCommand:
         target = single
     command = typer.main.get_command(target)
     command.name = name
+    command.params = [param for param in command.params if param.name not in _COMPLETION]  # top level only
     return command
+
+
+_COMPLETION = ("install_completion", "show_completion")
 
 
 _LOADED: dict[str, ClickCommand] = {}
 
 
+_PLAIN_METAVARS = {"<int>": "N", "<int range>": "N", "<float>": "NUMBER", "<float range>": "NUMBER",
+                   "<path>": "PATH", "<str>": "TEXT"}
+"""Typer's `<int range>`, `<str>`, `<path>` as the plain placeholders the rest of the help uses."""
+
+
+class _NamedArgument(TyperArgument):
+    """An argument shown by its name alone in --help (Typer adds its type, `<str>`, in a column beside it)."""
+
+    def __init__(self) -> None:  # never called: an existing argument's class is swapped (see `_name_only`)
+        raise TypeError("use _name_only")
+
+
+def _name_only(param: TyperArgument) -> None:
+    """Typer's help shows an argument's type from `type.get_metavar` (or `<name>`); an empty one shows none.
+    The type is copied first: Click's types (STRING, a Path) are shared by every parameter."""
+    import copy
+
+    shown = copy.copy(param.type)
+    shown.get_metavar = lambda *args, **kwargs: ""  # type: ignore[method-assign]  # this copy only: no type column
+    param.type = shown
+    param.__class__ = _NamedArgument
+
+
 def _no_flag_metavar(params: list[Any]) -> list[Any]:
-    """Typer 0.29 shows `<bool>` after every flag in --help, as if it took a value; a flag takes none."""
+    """Typer shows `<bool>` after every flag in --help, as if it took a value; a flag takes none. Every
+    other value without a placeholder of its own gets a plain one (`N`, `PATH`, an argument's name)."""
     from typer.core import TyperOption
 
     for param in params:
-        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+        if isinstance(param, TyperArgument) and not isinstance(param, _NamedArgument):
+            _name_only(param)  # its name (EVENT, DIR) is its placeholder: no `<str>` beside it
+        if param.metavar is not None:
+            continue
+        if isinstance(param, TyperOption) and param.is_flag:
             param.metavar = ""
+        elif isinstance(param, TyperArgument) and param.name:
+            param.metavar = param.name.upper()
+        elif isinstance(param, TyperOption):  # choices keep Typer's `a|b|c`, which says more than a name
+            name = param.type.name  # Click's metavar is the type's name in angle brackets (`<int range>`)
+            param.metavar = _PLAIN_METAVARS.get(name if name.startswith("<") else f"<{name}>")
     return params
 
 
@@ -142,7 +180,8 @@ class XoromailGroup(TyperGroup):
             _report(error, wants_json)
             raise typer.Exit(int(error.exit_code)) from None
         except KeyboardInterrupt as stop:
-            stopped = interruption(stop)
+            stopped = interruption(stop, ctx.invoked_subcommand)
+            _end_the_line()
             _report(stopped, wants_json)
             raise typer.Exit(int(stopped.exit_code)) from None
         except BrokenPipeError:
@@ -150,6 +189,16 @@ class XoromailGroup(TyperGroup):
 
             stdout_gone()
             raise typer.Exit(0) from None
+
+
+def _end_the_line() -> None:
+    """Ctrl-C at a prompt or under a progress bar leaves the cursor mid-line: what follows starts a line."""
+    from xoromail_cli.cli.console import err, out
+
+    for console in {id(out()): out(), id(err()): err()}.values():
+        if console.is_terminal:
+            console.line()
+            return
 
 
 def _wants_json(arguments: list[str]) -> bool:
@@ -164,8 +213,10 @@ def _report(error: XoromailError, as_json: bool) -> None:
     print_error(error)
     if as_json:
         from xoromail_cli.cli.console import print_json_line
+        from xoromail_cli.cli.state import with_global_options
 
-        print_json_line({"ok": False, "error": error.message, "hint": error.hint,
+        print_json_line({"ok": False, "error": error.message,
+                         "hint": with_global_options(error.hint) if error.hint else error.hint,
                          "exit_code": int(error.exit_code)})
 
 
@@ -193,12 +244,12 @@ def _global_options(
         "--config", metavar="PATH", envvar="XOROMAIL_CONFIG", show_envvar=True, dir_okay=False,
         help="Settings file (default: config.toml in the user config dir).")] = None,
     profile: Annotated[str | None, typer.Option(
-        "--profile", metavar="NAME", envvar="XOROMAIL_PROFILE", show_envvar=True,
+        "--profile", metavar="NAME", envvar="XOROMAIL_PROFILE", show_envvar=True, autocompletion=profile_names,
         help="Profile to use (default: default).")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show the version and exit.")] = False,
 ) -> None:
-    ctx.obj = AppState(config, profile)
+    ctx.obj = remember(AppState(config, profile))
 
 
 def main() -> None:

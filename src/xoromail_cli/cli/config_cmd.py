@@ -25,7 +25,7 @@ def show(
 ) -> None:
     """Show the profile's settings; the password only as set/unset and where it comes from."""
     from xoromail_cli import config, credentials, services
-    from xoromail_cli.cli.console import out, print_json
+    from xoromail_cli.cli.console import print_json
 
     state = state_of(ctx)
     profile = config.load_profile(state.config_path, state.profile_name)
@@ -52,29 +52,27 @@ def show(
         print_json(data)
         return
     from rich.markup import escape
-    from rich.table import Table
 
-    table = Table(title=f"Profile {profile.name!r} ({escape(str(state.config_path))})", title_justify="left",
-                  show_header=False)
-    table.add_column("setting", style="bold")
-    table.add_column("value", overflow="fold")
+    from xoromail_cli.cli.render import print_rows
+
+    rows: list[tuple[str, str]] = []
     for key, value in settings.items():
         if isinstance(value, dict):
-            for sub_key, sub_value in value.items():
-                table.add_row(f"{key}.{sub_key}", escape(str(sub_value)))
+            rows += [(f"{key}.{sub_key}", escape(str(sub_value))) for sub_key, sub_value in value.items()]
         else:
-            table.add_row(key, escape(str(value)))
-    table.add_row("form", escape(form))
+            rows.append((key, escape(str(value))))
+    rows.append(("form", escape(form)))
     if "password" in service.secret_kinds:
         state_text = "[green]set[/]" if source.kind != "unset" else (
             "[red]unreachable[/]" if source.unreachable else "[red]unset[/]")
-        table.add_row("password", f"{state_text} ({escape(source.detail)})")
+        rows.append(("password", f"{state_text} ({escape(source.detail)})"))
     where = escape(str(store["name"] or "no usable store"))
     for kind, present in other_secrets.items():
         shown = {"set": f"[green]set[/] ({where})", "unreachable": f"[red]unreachable[/] ({where})"}
-        table.add_row(kind.replace("_", " "), shown.get(present, "[red]unset[/]"))
-    table.add_row("secret store", where if store["usable"] else f"[red]{where}[/] ({escape(str(store['problem']))})")
-    out().print(table)
+        rows.append((kind.replace("_", " "), shown.get(present, "[red]unset[/]")))
+    rows.append(("secret store", where if store["usable"] else f"[red]{where}[/] ({escape(str(store['problem']))})"))
+    print_rows(f"Profile {profile.name!r} ({escape(str(state.config_path))})", ("setting", "value"), rows,
+               show_header=False)
 
 
 def _store() -> dict[str, object]:

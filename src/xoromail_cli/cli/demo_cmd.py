@@ -11,6 +11,9 @@ if TYPE_CHECKING:
     from xoromail_cli.local.sink import Received
 
 
+SINK_PORT = 1025
+"""The sink's port: the relay listens on 2525, so a test setup can run the relay in front of the sink."""
+
 def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -44,7 +47,9 @@ def demo(
 
 def sink(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 2525,
+    port: Annotated[int, typer.Option(min=1, max=65535, help=(
+        "Port to listen on (not the relay's 2525, so both can run side by side).")
+    )] = SINK_PORT,
     maildir: Annotated[Path | None, typer.Option(metavar="DIR", help="Also store messages in this Maildir.")] = None,
 ) -> None:
     """Run a local capturing SMTP server (no TLS, no auth) for trying xoromail and an ERP."""

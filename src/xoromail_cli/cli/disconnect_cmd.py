@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from xoromail_cli.cli.state import state_of
+from xoromail_cli.cli.state import state_of, with_global_options
 
 
 def disconnect(
@@ -50,7 +50,8 @@ def disconnect(
                     "removed": present})
         return
     out().print(f"Disconnected profile {profile.name!r}: {escape(detail)}. Its settings stay in "
-                f"{escape(str(state.config_path))}; run `xoromail setup` to connect again.", soft_wrap=True)
+                f"{escape(str(state.config_path))}; run {escape(with_global_options('`xoromail setup`'))} to connect "
+                "again.", soft_wrap=True)
 
 
 PROFILE_SECRET_KINDS = ("relay_user", "relay_password", "ledger_password")

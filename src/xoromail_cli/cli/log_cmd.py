@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from xoromail_cli.cli.completion import event_names
 from xoromail_cli.cli.state import state_of
 
 if TYPE_CHECKING:
@@ -14,7 +15,8 @@ if TYPE_CHECKING:
     from xoromail_cli.ledger.sqlite import LedgerEntry
 
 COMPACT_BELOW = 100
-"""Narrower terminals get one block per message: five columns with a Message-ID fold into unreadable strips."""
+"""Narrower terminals get one block per message: five columns with a Message-ID fold into unreadable strips.
+Off a terminal (a pipe, cron mail) the blocks too: lines without padding read well in any mail client."""
 STYLE = {"sent": "green", "failed": "red", "temporary": "yellow", "partial": "yellow", "in_flight": "yellow",
          "interrupted": "yellow"}
 
@@ -24,7 +26,8 @@ def log(
     since: Annotated[str | None, typer.Option("--since", metavar="DATE",
                                               help="From this date (2026-11-01) or this long ago (7d).")] = None,
     event: Annotated[str | None, typer.Option(
-        "--event", metavar="EVENT", help="Only this event (relay: what the relay delivered).")] = None,
+        "--event", metavar="EVENT", autocompletion=event_names,
+        help="Only this event (relay: what the relay delivered).")] = None,
     to: Annotated[str | None, typer.Option("--to", metavar="ADDR", help="Only messages to this address.")] = None,
     failed: Annotated[bool, typer.Option("--failed", help="Only what still needs attention.")] = False,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many (the newest).")] = None,
@@ -49,7 +52,7 @@ def log(
     if found.is_postgres or (found.path is not None and found.path.exists()):
         ledger = open_ledger(found, profile.name, read_only=True, timeout=min(profile.timeout, 30.0))
         try:
-            entries = list(ledger.entries(account=account_key(profile.service, profile.email), profile=profile.name,
+            entries = list(ledger.entries(account=account_key(profile.email), profile=profile.name,
                                           since=start, event=event, to=to, failed=failed))
         finally:
             ledger.close()
@@ -66,14 +69,15 @@ def log(
     if not entries:
         console.print("Nothing to show" + (" that needs attention." if failed else "."))
         return
-    if console.width < COMPACT_BELOW:
+    if console.width < COMPACT_BELOW or not console.is_terminal:
         _print_compact(console, profile.name, entries)
         return
     table = Table(title=f"Sent-ledger of {profile.email} (profile {profile.name!r})", title_justify="left")
     for column in ("when (UTC)", "event", "to", "status", "message-id / reply"):
         table.add_column(column, overflow="fold")
     for entry in entries:
-        table.add_row(f"{entry.updated_at:%Y-%m-%d %H:%M:%S}", entry.event, escape(", ".join(entry.recipients)),
+        table.add_row(f"{entry.updated_at:%Y-%m-%d %H:%M:%S}", escape(_event_via(entry)),
+                      escape(", ".join(entry.recipients)),
                       f"[{STYLE.get(entry.status, 'white')}]{entry.status}[/]",
                       escape(f"{entry.message_id}\n{entry.reply or ''}".strip()))
     console.print(table)
@@ -86,8 +90,13 @@ def _print_compact(console: Console, profile: str, entries: list[LedgerEntry]) -
     console.print(f"Sent-ledger of profile {profile!r}")
     for entry in entries:
         status = f"[{STYLE.get(entry.status, 'white')}]{entry.status}[/]"
-        console.print(f"{entry.updated_at:%Y-%m-%d %H:%M:%S}  {escape(entry.event)}  {status}")
+        console.print(f"{entry.updated_at:%Y-%m-%d %H:%M:%S}  {escape(_event_via(entry))}  {status}")
         console.print(f"  to: {escape(', '.join(entry.recipients))}")
         console.print(f"  {escape(entry.message_id)}", overflow="fold")
         if entry.reply:
             console.print(f"  {escape(entry.reply)}")
+
+
+def _event_via(entry: LedgerEntry) -> str:
+    """The event, and the service that carried it when the row says (`overdue-invoice via smtp`)."""
+    return f"{entry.event} via {entry.service}" if entry.service else entry.event

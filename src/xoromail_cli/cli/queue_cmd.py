@@ -75,9 +75,9 @@ def list_queue(ctx: typer.Context, spool_dir: SpoolOption = None,
                as_json: Annotated[bool, typer.Option("--json", help="One JSON object per message.")] = False) -> None:
     """Show every message the relay keeps: queued ones first, then those refused for good."""
     from rich.markup import escape
-    from rich.table import Table
 
     from xoromail_cli.cli.console import out, print_json_line
+    from xoromail_cli.cli.render import print_rows
     from xoromail_cli.relay.control import read_control
     from xoromail_cli.relay.status import due_at
 
@@ -94,16 +94,15 @@ def list_queue(ctx: typer.Context, spool_dir: SpoolOption = None,
     if not entries:
         console.print("The spool is empty.")
         return
-    table = Table(title_justify="left")
-    for column in ("id", "state", "received (UTC)", "to", "tries", "next try (UTC)", "message-id / last reply"):
-        table.add_column(column, overflow="fold")
+    rows = []
     for entry in entries:
-        table.add_row(entry.id, _state_name(entry.state.held, entry.state.in_doubt, entry.where),
-                      f"{datetime.fromtimestamp(entry.received_at, UTC):%Y-%m-%d %H:%M:%S}",
-                      escape(", ".join(entry.recipients)), str(entry.state.attempts),
-                      _when(due_at(entry, control, moment)),
-                      escape(f"{entry.message_id}\n{entry.state.last_reply}".strip()))
-    console.print(table)
+        rows.append((entry.id, _state_name(entry.state.held, entry.state.in_doubt, entry.where),
+                     f"{datetime.fromtimestamp(entry.received_at, UTC):%Y-%m-%d %H:%M:%S}",
+                     escape(", ".join(entry.recipients)), str(entry.state.attempts),
+                     _when(due_at(entry, control, moment)),
+                     escape(f"{entry.message_id}\n{entry.state.last_reply}".strip())))
+    print_rows(None, ("id", "state", "received (UTC)", "to", "tries", "next try (UTC)", "message-id / last reply"),
+               rows, console=console)
 
 
 @queue_app.command("status")
@@ -113,13 +112,16 @@ def status(ctx: typer.Context, spool_dir: SpoolOption = None,
            as_json: Annotated[bool, typer.Option("--json", help="One JSON object (a line a profile).")] = False,
            every: Annotated[bool, typer.Option(
                "--all-profiles", help="Every profile's spool (the relay with several logins; --spool: their "
-                                      "base folder).")] = False) -> None:
+                                      "base folder).")] = False,
+           tls_cert: Annotated[Path | None, typer.Option(
+               "--tls-cert", metavar="PEM", dir_okay=False,
+               help="The relay's TLS certificate: a note 21 days before it expires.")] = None) -> None:
     """Counts, the oldest message's age, a pause and the backlog's time; exit 75 when paused or too old."""
     from xoromail_cli.cli.console import out, print_json_line
     from xoromail_cli.pacing import parse_duration
 
     limit = parse_duration(max_age).total_seconds()
-    reports = _all_reports(ctx, spool_dir) if every else [_one_report(ctx, spool_dir)]
+    reports = _all_reports(ctx, spool_dir, tls_cert) if every else [_one_report(ctx, spool_dir, tls_cert)]
     for report in reports:
         if as_json:
             print_json_line(report.to_json())
@@ -134,25 +136,25 @@ def status(ctx: typer.Context, spool_dir: SpoolOption = None,
         raise typer.Exit(int(ExitCode.TEMPFAIL))
 
 
-def _one_report(ctx: typer.Context, spool_dir: Path | None) -> QueueStatus:
+def _one_report(ctx: typer.Context, spool_dir: Path | None, tls_cert: Path | None) -> QueueStatus:
     from xoromail_cli.relay.status import queue_status
 
     report = queue_status(_spool(ctx, spool_dir), time.time(), _pace(ctx, spool_dir))
     if spool_dir is None:  # a bare --spool names no profile
-        _expiring(report, _profile(ctx))
+        _expiring(report, _profile(ctx), tls_cert)
     return report
 
 
-def _expiring(report: QueueStatus, profile: Profile) -> None:
+def _expiring(report: QueueStatus, profile: Profile, tls_cert: Path | None) -> None:
     """What the profile depends on that expires soon (services.expiry), among the notes; not a failure."""
     from xoromail_cli.services import expiry
 
-    for note in expiry.notes_for(profile):
+    for note in expiry.notes_for(profile, relay_certificate=tls_cert):
         report.expiring.append(note.to_json())
         report.note(note.text())
 
 
-def _all_reports(ctx: typer.Context, base: Path | None) -> list[QueueStatus]:
+def _all_reports(ctx: typer.Context, base: Path | None, tls_cert: Path | None) -> list[QueueStatus]:
     """One status a profile whose spool exists (`base/PROFILE`, or the state folder's)."""
     from xoromail_cli import config
     from xoromail_cli.relay.office import spool_root
@@ -166,7 +168,7 @@ def _all_reports(ctx: typer.Context, base: Path | None) -> list[QueueStatus]:
         if root.is_dir():
             report = queue_status(Spool(root), time.time(), RunLimits.of(profile).per_second)
             report.profile = name
-            _expiring(report, profile)
+            _expiring(report, profile, tls_cert)
             reports.append(report)
     return reports
 

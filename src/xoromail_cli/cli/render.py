@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from xoromail_cli.cli.console import err, out
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from xoromail_cli.domain.checks import DomainReport
     from xoromail_cli.errors import XoromailError
     from xoromail_cli.validate import ValidationReport
@@ -15,27 +18,47 @@ if TYPE_CHECKING:
 def print_error(error: XoromailError) -> None:
     from rich.markup import escape
 
+    from xoromail_cli.cli.state import with_global_options
+
     console = err()
     console.print(f"[bold red]error:[/] {escape(error.message)}")
     if error.hint:
-        console.print(f"[yellow]hint:[/] {escape(error.hint)}")
+        console.print(f"[yellow]hint:[/] {escape(with_global_options(error.hint))}")
+
+
+def print_rows(title: str | None, headers: Sequence[str], rows: Sequence[Sequence[str]], *,
+               show_header: bool = True, console: Console | None = None) -> None:
+    """A table in a terminal. Off one (cron mail, a pipe, a log) `key: value` lines without padding, which read
+    well in any mail client: the first cell is the key, the others follow it ("; " between them, each named by
+    its column when there are more than three). Cells hold Rich markup; a cell's lines are joined with "; "."""
+    from rich.table import Table
+
+    console = console or out()
+    if console.is_terminal:
+        table = Table(title=title, title_justify="left", expand=False, show_header=show_header)
+        for number, header in enumerate(headers):
+            table.add_column(header, style="bold" if number == 0 else None, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+    if title:
+        console.print(title)
+    named = len(headers) > 3
+    for key, *cells in rows:
+        values = [f"{header} {cell}" if named else cell
+                  for header, cell in zip(headers[1:], cells, strict=True) if cell.strip()]
+        console.print(f"{key}: {'; '.join(values)}".replace("\n", "; ").rstrip())
 
 
 def print_validation(report: ValidationReport) -> None:
     from rich.markup import escape
-    from rich.table import Table
 
-    table = Table(title=f"Checking profile {report.profile!r}", title_justify="left", expand=False)
-    table.add_column("stage", style="bold")
-    table.add_column("result")
-    table.add_column("detail", overflow="fold")
-    for stage in report.stages:
-        mark = "[green]ok[/]" if stage.ok else "[bold red]FAILED[/]"
-        table.add_row(stage.name, mark, escape(stage.detail))
-    for name in report.skipped:
-        table.add_row(name, "[dim]not reached[/]", "")
+    rows = [(stage.name, "[green]ok[/]" if stage.ok else "[bold red]FAILED[/]", escape(stage.detail))
+            for stage in report.stages]
+    rows += [(name, "[dim]not reached[/]", "") for name in report.skipped]
+    print_rows(f"Checking profile {report.profile!r}", ("stage", "result", "detail"), rows)
     console = out()
-    console.print(table)
     failed = report.failed
     if failed is None:
         console.print("[green]All checks passed.[/]")
@@ -44,24 +67,33 @@ def print_validation(report: ValidationReport) -> None:
         return
     console.print(f"[bold red]Failed at stage {failed.name!r}:[/] {escape(failed.detail)}")
     if failed.hint:
-        console.print(f"[yellow]hint:[/] {escape(failed.hint)}")
+        from xoromail_cli.cli.state import with_global_options
+
+        console.print(f"[yellow]hint:[/] {escape(with_global_options(failed.hint))}")
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}")
+
+
+def report_json(report: ValidationReport) -> dict[str, object]:
+    """The report's JSON with its hint's suggested command carrying this run's --config and --profile."""
+    from xoromail_cli.cli.state import with_global_options
+
+    data = report.to_json()
+    if data.get("hint"):
+        data["hint"] = with_global_options(str(data["hint"]))
+    return data
 
 
 def print_domain_report(report: DomainReport) -> None:
     from rich.markup import escape
-    from rich.table import Table
 
     marks = {"ok": "[green]ok[/]", "warn": "[yellow]warning[/]", "fail": "[bold red]FAILED[/]"}
     sender = f", sending with {report.sender}" if report.sender else ""
-    table = Table(title=f"Checking domain {report.domain}{sender}", title_justify="left", expand=False)
-    table.add_column("check", style="bold")
-    table.add_column("result")
-    table.add_column("detail", overflow="fold")
-    for check in report.checks:
-        detail = escape(check.detail) + (f"\n[yellow]hint:[/] {escape(check.hint)}" if check.hint else "")
-        table.add_row(escape(check.name), marks[check.status], detail)
+    rows = [(escape(check.name), marks[check.status],
+             escape(check.detail) + (f"\n[yellow]hint:[/] {escape(check.hint)}" if check.hint else ""))
+            for check in report.checks]
+    print_rows(f"Checking domain {report.domain}{sender}", ("check", "result", "detail"), rows)
     console = out()
-    console.print(table)
     failed = [check.name for check in report.checks if check.status == "fail"]
     if failed:
         console.print(f"[bold red]Will hurt delivery:[/] {escape(', '.join(dict.fromkeys(failed)))}")

@@ -8,14 +8,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from xoromail_cli.cli.state import state_of
+from xoromail_cli.cli.completion import event_names
+from xoromail_cli.cli.state import state_of, with_global_options
 
 if TYPE_CHECKING:
     from xoromail_cli.sending.results import MessageResult, Summary
 
 def send(
     ctx: typer.Context,
-    event: Annotated[str, typer.Option("--event", "-e", metavar="EVENT",
+    event: Annotated[str, typer.Option("--event", "-e", metavar="EVENT", autocompletion=event_names,
                                        help="Which email: see `xoromail templates list`.")],
     to: Annotated[list[str] | None, typer.Option("--to", metavar="ADDR", help="Recipient (repeatable).")] = None,
     cc: Annotated[list[str] | None, typer.Option("--cc", metavar="ADDR", help="Copy to (repeatable).")] = None,
@@ -178,7 +179,10 @@ class _Printer:
             return
         if not problem and result.status in ("sent", "written") and not self.single:
             return
-        self._line(err() if problem else out(), result, hint=bool(result.hint and (problem or self.single)))
+        target = err() if problem else out()
+        if self._bar is not None and target.is_terminal:  # above the bar, never glued to it
+            target = self._bar.console
+        self._line(target, result, hint=bool(result.hint and (problem or self.single)))
 
     @staticmethod
     def _line(console: Any, result: MessageResult, *, hint: bool = True) -> None:
@@ -191,12 +195,12 @@ class _Printer:
         line = f"[{style}]{result.status}[/] {escape(subject)}: {escape(result.reply)}"
         console.print(line, soft_wrap=True)
         if hint and result.hint:
-            console.print(f"  [yellow]hint:[/] {escape(result.hint)}", soft_wrap=True)
+            console.print(f"  [yellow]hint:[/] {escape(with_global_options(result.hint))}", soft_wrap=True)
 
     def _preview(self, result: MessageResult) -> None:
         assert result.envelope is not None and result.rendered is not None
         head = result.envelope.data.split(b"\r\n\r\n", 1)[0].decode("ascii", "replace")
-        shown = [f"Subject: {result.rendered.subject}" if line.startswith("Subject:") else line
+        shown = [f"Subject: {result.rendered.subject}" if line.startswith("Subject:") else _readable(line)
                  for line in head.replace("\r\n ", " ").split("\r\n")
                  if not line.lower().startswith(("content-", "mime-"))]
         shown.append(f"(envelope recipients: {', '.join(result.envelope.recipients)})")
@@ -214,3 +218,17 @@ class _Printer:
             return
         line = f"{event}: {summary.line()}" + ("; re-run to finish" if summary.not_attempted else "")
         (err() if self.as_json or summary.exit_code else out()).print(line, soft_wrap=True, highlight=False)
+
+
+def _readable(line: str) -> str:
+    """A header line as a person reads it: encoded words (`=?utf-8?q?J=C3=B6rg?=`) decoded, e.g. the display
+    names of From and To; the message itself keeps them encoded."""
+    if "=?" not in line:
+        return line
+    from email.header import decode_header, make_header
+
+    name, _, value = line.partition(":")
+    try:
+        return f"{name}: {make_header(decode_header(value.strip()))}"
+    except (ValueError, LookupError):  # a malformed encoded word: shown as it is
+        return line

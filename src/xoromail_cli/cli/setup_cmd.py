@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from typer._click import Command as ClickCommand
 
     from xoromail_cli.cli.wizard import Wizard
+    from xoromail_cli.errors import XoromailError
     from xoromail_cli.profile import Profile
     from xoromail_cli.provisioning import SetupAnswers
     from xoromail_cli.services.base import SecretStore, Service
@@ -30,7 +31,8 @@ SERVICE_OPTION_PREFIX = "service_option_"
 def setup(
     ctx: typer.Context,
     service: Annotated[str | None, typer.Option(
-        metavar="NAME", help="smtp (the ERP's 'Web Mail'; also: webmail). The wizard lists every service.")] = None,
+        metavar="NAME", help=("smtp (Web Mail), exchange (Exchange, EWS), google (Email services: Google "
+                              "sign-in) or microsoft365 (Microsoft 365 sign-in). Without it the wizard asks."))] = None,
     email: Annotated[str | None, typer.Option(metavar="ADDR", help="The company address mail comes from.")] = None,
     display_name: Annotated[str | None, typer.Option(metavar="NAME", help="Shown as the sender's name.")] = None,
     password_stdin: Annotated[bool, typer.Option(
@@ -71,9 +73,10 @@ def setup(
     settings = {key: value for key, value in (("company_name", company_name), ("reply_to", reply_to),
                                               ("ledger", ledger)) if value is not None}
     answers = provisioning.SetupAnswers(
-        service=config.normalize_service(service) if service else None, email=email, display_name=display_name,
+        service=provisioning.service_option(service) if service else None, email=email, display_name=display_name,
         ca_file=str(ca_file) if ca_file else None, password_command=password_command, timeout=timeout,
         settings=settings, service_answers=_service_answers(ctx))
+    answers.service = answers.service or provisioning.implied_service(answers.service_answers, existing)
     if password_stdin and password_command:
         raise UsageError("--password-stdin and --password-command exclude each other",
                          "store a password (--password-stdin) or a command that prints it (--password-command)")
@@ -98,13 +101,29 @@ def setup(
     kept = attempt.secrets.staged_kinds()
     provisioning.save(state.config_path, attempt.profile, attempt.secrets)
     if not as_json:
-        where = f"; {_kinds(kept)} in {_store_label()}" if kept else ""
-        if "password" not in kept and ((_env_password() and password is None) or not store):
-            where += f"; the password comes from ${_ENV} and was not stored"
+        where = _where_the_secret_is(attempt.profile, attempt.needs_password, kept, password, store)
         out().print(f"[green]Saved[/] profile {attempt.profile.name!r} to {state.config_path}{escape(where)}")
 
 
 _ENV = "XOROMAIL_PASSWORD"
+
+
+def _where_the_secret_is(profile: Profile, needs_password: bool, kept: list[str], password: str | None,
+                         store: bool) -> str:
+    """What the saved line says of the secrets: what was stored and where, and nothing that is not true of this
+    profile (no password claimed for a relay without sign-in)."""
+    from xoromail_cli import services
+    from xoromail_cli.cli.wizard import keeps_tokens
+
+    if not kept and not needs_password and not keeps_tokens(services.get(profile.service)):
+        return "; no sign-in: the server accepts mail without one"
+    where = f"; {_kinds(kept)} in {_store_label()}" if kept else ""
+    if needs_password and "password" not in kept:
+        if profile.password_command:
+            where += "; the password comes from its password_command"
+        elif (_env_password() and password is None) or not store:
+            where += f"; the password comes from ${_ENV} and was not stored"
+    return where
 
 
 def _kinds(kinds: list[str]) -> str:
@@ -133,6 +152,7 @@ class _Attempt:
     def run(self, password: str | None, validate_to: str | None, no_validate: bool) -> bool:
         """Build, stage the secret, validate; True when the profile may be saved."""
         from xoromail_cli import credentials, provisioning, services
+        from xoromail_cli.errors import KeyringUnavailableError, XoromailError
 
         self.profile = provisioning.build_profile(self.name, self.answers, self.existing,
                                                   new_password=password is not None)
@@ -143,7 +163,12 @@ class _Attempt:
         from xoromail_cli.validate import check_connection_settings
 
         check_connection_settings(self.profile)
-        signed_in = self._sign_in(chosen)
+        try:
+            signed_in = self._sign_in(chosen)
+        except XoromailError as error:
+            if self.wizard is None or self.as_json or isinstance(error, KeyringUnavailableError):
+                raise
+            return self._sign_in_refused(error)
         if no_validate:
             return True
         try:
@@ -152,6 +177,16 @@ class _Attempt:
             if signed_in:
                 chosen.disconnect(self.profile, self.secrets)  # a grant given for a profile never saved is revoked
             raise
+
+    def _sign_in_refused(self, error: XoromailError) -> bool:
+        """A refused interactive sign-in (a wrong client ID, a cancelled page) is shown as a failed check is: the
+        stage table, then the retry menu, whose default is the answer the hint names."""
+        from xoromail_cli.cli.render import print_validation
+        from xoromail_cli.validate import refused_sign_in
+
+        self.report = refused_sign_in(self.profile, error)
+        print_validation(self.report)
+        return False
 
     def _show_notes(self, chosen: Service) -> None:
         if self.wizard is None and self.existing is None and "mx" not in self.shown:
@@ -190,11 +225,11 @@ class _Attempt:
         import dataclasses
 
         from xoromail_cli.cli.console import err, out
-        from xoromail_cli.credentials import ensure_keyring_usable
+        from xoromail_cli.cli.wizard import keeps_tokens, require_keyring_for_tokens
 
-        if not service.secret_kinds or "password" in service.secret_kinds:
+        if not keeps_tokens(service):
             return False
-        ensure_keyring_usable()  # tokens live in the keyring only: refuse before anyone signs in
+        require_keyring_for_tokens(service.label)  # tokens live in the keyring only: refuse before anyone signs in
         console = err() if self.as_json else out()
         result = service.sign_in(self.profile, self.secrets, answers=self.answers.service_answers,
                                  notify=lambda line: console.print(line, soft_wrap=True, markup=False))
@@ -208,12 +243,18 @@ class _Attempt:
     def _validate(self, secrets: SecretStore, to: str | None) -> bool:
         from xoromail_cli import validate as validation
         from xoromail_cli.cli.console import out, print_json
-        from xoromail_cli.cli.render import print_validation
+        from xoromail_cli.cli.render import print_validation, report_json
         from xoromail_cli.cli.wizard import unreachable
 
-        report = self.report = validation.run(self.profile, secrets, to=to)
         if self.as_json:
-            print_json({**report.to_json(), "saved": report.ok})
+            report = self.report = validation.run(self.profile, secrets, to=to)
+        else:
+            from xoromail_cli.cli.progress import StageProgress
+
+            with StageProgress(self.profile.name) as shown:
+                report = self.report = validation.run(self.profile, secrets, to=to, on_stage=shown)
+        if self.as_json:
+            print_json({**report_json(report), "saved": report.ok})
         else:
             print_validation(report)
         if report.ok:
@@ -277,10 +318,9 @@ def _note(text: str, as_json: bool) -> None:
 
 
 def _service_answers(ctx: typer.Context) -> dict[str, Any]:
-    """The service flags given on the command line, by their `SetupOption.key`."""
+    """The service flags given on the command line, by their `SetupOption.key` (0 is a value: --redirect-port 0)."""
     answers = {name.removeprefix(SERVICE_OPTION_PREFIX): value for name, value in ctx.params.items()
                if name.startswith(SERVICE_OPTION_PREFIX) and value is not None and value is not False}
-    # (`is`, not `in (None, False)`: 0 == False, and `--redirect-port 0` means "any free port", not "not given")
     for key in [key for key in answers if key.endswith("_stdin")]:  # --client-secret-stdin and the like
         answers[key.removesuffix("_stdin")] = _read_stdin_secret(f"--{key.replace('_', '-')}")
     return answers
@@ -360,9 +400,14 @@ def _with_service_options(command: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> None:
+        # Typer converts a value (a path to `Path`) after Click has stored it in ctx.params: the command reads
+        # ctx.params, so it gets the converted values
+        for name in contexts:
+            kwargs[name].params.update({key: kwargs[key] for key in extra if key in kwargs})
         command(**{key: value for key, value in kwargs.items() if key not in extra})
 
     parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values()]
+    contexts = [p.name for p in parameters if p.annotation is typer.Context]
     wrapper.__signature__ = signature.replace(parameters=[*parameters, *extra.values()])  # type: ignore[attr-defined]  # read by Typer through inspect.signature
     wrapper.__annotations__ = {p.name: p.annotation for p in (*parameters, *extra.values())}
     return wrapper

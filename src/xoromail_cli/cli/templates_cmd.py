@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from xoromail_cli.cli.completion import event_names
 from xoromail_cli.cli.state import state_of
 
 templates_app = typer.Typer(help="The event emails: list, show and export their templates.", no_args_is_help=True,
@@ -57,7 +58,8 @@ def list_events(
 @templates_app.command("show")
 def show(
     ctx: typer.Context,
-    event: Annotated[str, typer.Argument(metavar="EVENT", help="An event name from `templates list`.")],
+    event: Annotated[str, typer.Argument(metavar="EVENT", autocompletion=event_names,
+                                         help="An event name from `templates list`.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Show an event's variables and its templates (your override where one exists)."""
@@ -101,12 +103,14 @@ def export(
     force: Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")] = False,
 ) -> None:
     """Write the built-in templates to a folder as a starting point for your own wording."""
+    import json
+
     from xoromail_cli.cli.console import out
     from xoromail_cli.compose.export import export_templates
 
-    target = folder or _templates_dir(ctx)
+    target = (folder or _templates_dir(ctx)).expanduser().resolve()  # the setting works from any folder
     written, kept = export_templates(target, force=force)
     out().print(f"Wrote {len(written)} file(s) to {target}" + (f"; kept {len(kept)} existing (use --force)"
                                                                   if kept else ""), soft_wrap=True)
     if folder is not None:
-        out().print(f"Use them with `templates_dir = \"{target}\"` in the profile.", soft_wrap=True)
+        out().print(f"Use them with `templates_dir = {json.dumps(str(target))}` in the profile.", soft_wrap=True)

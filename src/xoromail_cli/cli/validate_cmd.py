@@ -25,14 +25,21 @@ def validate(
     from xoromail_cli import config, credentials
     from xoromail_cli import validate as validation
     from xoromail_cli.cli.console import print_json
-    from xoromail_cli.cli.render import print_validation
+    from xoromail_cli.cli.render import print_validation, report_json
 
     state = state_of(ctx)
     profile = config.load_profile(state.config_path, state.profile_name)
-    report = validation.run(profile, credentials.Secrets(profile), to=to, send=not no_send, timeout=timeout,
-                            trace=_print_trace if trace else None)
     if as_json:
-        print_json(report.to_json())
+        report = validation.run(profile, credentials.Secrets(profile), to=to, send=not no_send, timeout=timeout,
+                                trace=_print_trace if trace else None)
+    else:
+        from xoromail_cli.cli.progress import StageProgress
+
+        with StageProgress(profile.name, live=not trace) as shown:
+            report = validation.run(profile, credentials.Secrets(profile), to=to, send=not no_send,
+                                    timeout=timeout, trace=_print_trace if trace else None, on_stage=shown)
+    if as_json:
+        print_json(report_json(report))
     else:
         print_validation(report)
     raise typer.Exit(int(report.exit_code))

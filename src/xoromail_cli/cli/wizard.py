@@ -23,7 +23,19 @@ if TYPE_CHECKING:
 
 STOP = "stop"
 COMMON_LABELS = {"email": "the email address", "password": "the password", "ca_file": "a CA file to trust",
-                 "password_command": "the command that prints the password"}
+                 "password_command": "the command that prints the password",
+                 "client_secret": "the client secret (its Value)"}
+ANSWER_LABELS = {
+    "preset": "the provider", "host": "the outgoing server", "port": "the port", "security": "the security (TLS)",
+    "username": "the username", "login": "whether to sign in", "ews_url": "the Exchange URI (EWS endpoint)",
+    "domain": "the mailbox's domain", "auth": "the sign-in method (NTLM or basic)",
+    "client_secrets": "the OAuth client file (client_secret_….json)", "redirect_port": "the loopback port",
+    "sign_in_timeout": "how long to wait for the sign-in", "api_url": "the Gmail API URL", "tenant": "the tenant",
+    "client_id": "the client (application) ID", "certificate": "the certificate file",
+    "mode": "delegated or app-only sign-in", "sign_in": "device code or browser sign-in",
+    "send_via": "Graph or SMTP", "cloud": "the cloud", "authority_host": "the sign-in host",
+    "graph_url": "the Graph URL", "account": "the account that signs in"}
+"""Plain names of the services' answers in the retry menu (an unknown one is named by its question)."""
 
 
 @dataclass
@@ -70,8 +82,9 @@ class Wizard:
             return answer
 
     def keyring_or_alternative(self, answers: SetupAnswers) -> None:
-        """Before the first question: without a keyring the password cannot be stored, so say so now and
-        offer a password command or $XOROMAIL_PASSWORD, rather than fail after every answer is typed."""
+        """Once a password service is chosen, before its questions: without a keyring the password cannot be
+        stored, so say so now and offer a password command or $XOROMAIL_PASSWORD, rather than fail after
+        every answer is typed."""
         from rich.markup import escape
 
         from xoromail_cli import credentials
@@ -99,15 +112,18 @@ class Wizard:
                 self.store_password = False
 
     def run(self, answers: SetupAnswers, existing: Profile | None, password: str | None) -> str | None:
-        """Ask for whatever the flags did not give: the address, the service (the MX suggests one), then only
-        that service's questions."""
+        """Ask for whatever the flags did not give: the address, the service (the MX suggests one), what that
+        service needs to keep its secrets, then only that service's questions."""
         from xoromail_cli import services
 
-        self.keyring_or_alternative(answers)
         if answers.email is None:
             answers.email = self._ask_email(existing.email if existing else None)
         if answers.service is None:
             answers.service = self._choose_service(existing, self._mx_guess(answers.email))
+        if keeps_tokens(services.get(answers.service)):
+            require_keyring_for_tokens(services.get(answers.service).label)
+        else:
+            self.keyring_or_alternative(answers)
         self._service_questions(answers, existing)
         if answers.display_name is None:
             answers.display_name = self.ask(_display_name_question(existing.display_name if existing else None))
@@ -190,7 +206,7 @@ class Wizard:
         if needs_password:
             keys.append("password_command" if answers.password_command else "password")
         keys.append("ca_file")
-        labels = [COMMON_LABELS.get(key) or _label(self.asked.get(key, key)) for key in keys]
+        labels = menu_labels(keys, self.asked)
         suggested = suggest_change(report, [("password" if key == "password_command" else key) for key in keys])
         suggested = "password_command" if suggested == "password" and answers.password_command else suggested
         return str(self.ask(Question(
@@ -223,6 +239,26 @@ class Wizard:
         return None
 
 
+def keeps_tokens(service: Service) -> bool:
+    """A sign-in service (Google, Microsoft 365): what it stores are tokens, which only the keyring holds
+    (a password command or $XOROMAIL_PASSWORD cannot)."""
+    return bool(service.secret_kinds) and "password" not in service.secret_kinds
+
+
+def require_keyring_for_tokens(label: str) -> None:
+    """Stop before the sign-in's questions when nothing could keep its tokens, saying what would."""
+    from xoromail_cli import credentials
+    from xoromail_cli.errors import KeyringUnavailableError
+
+    try:
+        credentials.ensure_keyring_usable()
+    except KeyringUnavailableError as error:
+        raise KeyringUnavailableError(
+            f"{label} keeps its sign-in (tokens) in the OS keyring, and there is none here: {error.message}",
+            "install a keyring backend (a Secret Service daemon such as gnome-keyring or KeePassXC) and run setup "
+            "again; a password command or $XOROMAIL_PASSWORD cannot hold tokens. Nothing was saved") from None
+
+
 def _answer(ask: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """One prompt; the end of input (Ctrl-D, a closed terminal) ends setup with nothing saved, not a traceback."""
     from xoromail_cli.errors import UsageError
@@ -247,8 +283,34 @@ def suggest_change(report: ValidationReport, keys: list[str]) -> str:
         return "password"
     if stage == "send" and int(report.exit_code) == 77:
         return "email"
+    mentioned = _first_mentioned(failed.hint if failed else None, keys)
+    if mentioned is not None:
+        return mentioned
     wanted = ("port", "security") if stage in ("ehlo", "tls") else ("host", "preset", "port")
     return next((key for key in (*wanted, *keys) if key in keys), STOP)
+
+
+def menu_labels(keys: list[str], asked: dict[str, str]) -> list[str]:
+    """How the retry menu names each answer: plain words ("the client (application) ID"), never a key."""
+    return [COMMON_LABELS.get(key) or ANSWER_LABELS.get(key) or _label(asked.get(key) or key.replace("_", " "))
+            for key in keys]
+
+
+def _first_mentioned(hint: str | None, keys: list[str]) -> str | None:
+    """The answer a hint talks about first (`client ID …`, `--tenant`), so the retry menu offers what the hint
+    says to fix; the email, password and CA file have rules of their own."""
+    if not hint:
+        return None
+    text = hint.lower()
+    places: dict[str, int] = {}
+    for key in keys:
+        if key in ("email", "password", "ca_file"):
+            continue
+        for form in (key.replace("_", " "), f"--{key.replace('_', '-')}"):
+            found = text.find(form)
+            if found >= 0:
+                places[key] = min(found, places.get(key, found))
+    return min(places, key=lambda key: places[key]) if places else None
 
 
 def unreachable(report: ValidationReport) -> bool:

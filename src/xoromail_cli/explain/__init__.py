@@ -35,14 +35,14 @@ def explain(text: str, context: Context | None = None) -> list[Explanation]:
     text = normalize(text)
     found: list[tuple[Entry, str]] = []
     for entry in catalogue():
-        match = entry.regex.search(text)
-        if match is not None and not (entry.unless and re.search(entry.unless, text, re.IGNORECASE)):
+        match = entry.search(text)
+        if match is not None:
             found.append((entry, match.group(0)))
     if any(not entry.fallback for entry, _ in found):
         found = [(entry, matched) for entry, matched in found if not entry.fallback]
     return [Explanation(id=entry.id, title=entry.title, matched=matched, cause=_text(entry.cause, context),
                         fix=_text(entry.fix, context), exit_code=entry.exit_code, switch=entry.switch,
-                        command=context.fill(entry.command) if entry.command else None, source=entry.source)
+                        command=_text(entry.command, context) if entry.command else None, source=entry.source)
             for entry, matched in found]
 
 

@@ -17,6 +17,18 @@ if TYPE_CHECKING:
 MAX_TEXT = 64 * 1024
 """Characters of a pasted text that are read (a whole log is not an error text)."""
 
+MAIL_CONTEXT = re.compile(
+    r"mail|smtp|postfix|\bsasl\b|starttls|\behlo\b|exchange (?:online|server)|exchangelib|\bews\b|outlook|"
+    r"office ?365|microsoft 365|microsoftonline|graph\.microsoft|microsoft graph|aadsts|gsmtp|google\.auth|"
+    r"accounts\.google|oauth2\.googleapis|xoromail|(?:[a-z\]]|\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}):(?:25|465|587|2525)\b(?!\.|:\d)|"
+    r"\bport:? (?:25|465|587|2525)\b|\b[245]\d\d[ -][245]\.\d{1,3}\.\d{1,3}\b|"
+    r"server response was|Serverantwort",
+    re.IGNORECASE)
+"""A text about mail: a mail word (Exchange Online, Microsoft Graph, Google sign-in: not any Exchange, Microsoft
+or Google product), a mail port (`host:587`, `10.0.0.5:25`, `port 465`; not the `:25` of a time),
+or an SMTP reply (`550 5.7.1`). `Entry.loose` needs one, so a database's "Connection refused" or a web API's 429 is
+never explained as SMTP."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class Context:
@@ -71,8 +83,8 @@ class Entry:
     """One known error text: how to recognise it and what to do about it."""
 
     id: str
-    pattern: str
-    """A regular expression, searched case-insensitively in the pasted text."""
+    pattern: str | None
+    """A regular expression, searched case-insensitively in the pasted text: texts only this error prints."""
     title: str
     cause: Text
     fix: Text
@@ -81,16 +93,38 @@ class Entry:
     source: str
     switch: str | None = None
     """The admin switch that fixes it (tenant, mailbox, security defaults, Conditional Access, Direct Send…)."""
-    command: str | None = None
-    """The xoromail command to run, with `{xoromail}`, `{email}`, `{host}`… filled from the profile."""
+    command: Text | None = None
+    """The xoromail command to run, with `{xoromail}`, `{email}`, `{host}`… filled from the profile (or a function
+    of the context, when the command depends on the profile's settings)."""
     fallback: bool = False
     """Shown only when no more specific entry matches."""
     unless: str | None = None
     """A regular expression that, found in the text, rules the entry out (another provider's text)."""
-    regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    loose: str | None = None
+    """Texts other software prints too (`Connection refused`, `429`, `invalid_grant`, a bare `5.7.30` that may be a
+    version): they count only in a text about mail (`MAIL_CONTEXT`)."""
+    regex: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+    loose_regex: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "regex", re.compile(self.pattern, re.IGNORECASE))
+        if not self.pattern and not self.loose:
+            raise ValueError(f"explain entry {self.id} recognises nothing")
+        object.__setattr__(self, "regex", re.compile(self.pattern, re.IGNORECASE) if self.pattern else None)
+        object.__setattr__(self, "loose_regex", re.compile(self.loose, re.IGNORECASE) if self.loose else None)
+
+    def search(self, text: str) -> re.Match[str] | None:
+        """Where the entry's text is in `text` (one line, see `normalize`), or None."""
+        match = self.regex.search(text) if self.regex else None
+        if match is None and self.loose_regex is not None and MAIL_CONTEXT.search(text):
+            match = self.loose_regex.search(text)
+        if match is None or (self.unless and re.search(self.unless, text, re.IGNORECASE)):
+            return None
+        return match
+
+    @property
+    def patterns(self) -> str:
+        """Both patterns, for the docs' table."""
+        return " | ".join(filter(None, [self.pattern, self.loose and f"(about mail:) {self.loose}"]))
 
 
 @dataclass(frozen=True, kw_only=True)

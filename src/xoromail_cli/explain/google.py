@@ -15,12 +15,14 @@ SOURCE = "developers.google.com identity/protocols/oauth2; google-auth service_a
 
 
 def _delegation(context: Context) -> str:
-    client_id = getattr(context.settings, "service_account_client_id", None) or "CLIENT_ID"
-    return hints.delegation_hint(str(client_id))
+    """The profile's own client ID when it signs in with a service account (else a placeholder to replace)."""
+    robot = getattr(context.settings, "service_account", None)
+    return hints.delegation_hint(context.client_id if robot else "CLIENT_ID")
 
 
 _ENTRIES: tuple[Entry, ...] = (
-    Entry(id="google-unauthorized-client", pattern=r"unauthorized_client|Client is unauthorized to retrieve access",
+    Entry(id="google-unauthorized-client", pattern=r"Client is unauthorized to retrieve access",
+          loose=r"unauthorized_client",
           title="Google: the service account may not act for this mailbox (domain-wide delegation)",
           cause="domain-wide delegation is not granted to the service account's client ID, or not for the scope "
                 "gmail.send",
@@ -32,21 +34,22 @@ _ENTRIES: tuple[Entry, ...] = (
           cause="the subject (--email) is outside the domain, a typo, an alias, or a suspended or deleted user",
           fix=hints.SUBJECT_HINT, exit_code=ExitCode.NOPERM, switch="Workspace Admin console: the user's status",
           command=SERVICE_ACCOUNT, source=SOURCE),
-    Entry(id="google-key-deleted", pattern=r"Invalid JWT Signature|invalid_grant: Invalid JWT",
+    Entry(id="google-key-deleted", pattern=r"invalid_grant: Invalid JWT", loose=r"Invalid JWT Signature",
           title="Google: the service account key is not valid any more",
           cause="the key was deleted or disabled in the Cloud console (or the service account was deleted)",
           fix=hints.KEY_DELETED_HINT, exit_code=ExitCode.NOPERM, command=SERVICE_ACCOUNT, source=SOURCE),
-    Entry(id="google-invalid-grant", pattern=r"invalid_grant|Token has been expired or revoked", fallback=True,
+    Entry(id="google-invalid-grant", pattern=r"Token has been expired or revoked",
+          loose=r"invalid_grant", fallback=True,
           title="Google: the sign-in expired or was revoked",
           cause="a consent screen in Testing ends refresh tokens after 7 days; a password change or removed access "
                 "ends them too",
           fix=hints.EXPIRED_HINT, exit_code=ExitCode.NOPERM, command=SETUP,
           source="support.google.com/cloud/answer/15549945"),
-    Entry(id="google-invalid-client", pattern=r"invalid_client|deleted_client|OAuth client was not found",
+    Entry(id="google-invalid-client", pattern=r"deleted_client|OAuth client was not found", loose=r"invalid_client",
           title="Google: the OAuth client is not accepted", cause="the OAuth client was deleted or its secret reset",
           fix=hints.CLIENT_HINT, exit_code=ExitCode.CONFIG,
           command="{xoromail} setup --service google --client-secrets CLIENT.json", source=SOURCE),
-    Entry(id="google-access-denied", pattern=r"access_denied|has not completed the Google verification",
+    Entry(id="google-access-denied", pattern=r"has not completed the Google verification", loose=r"access_denied",
           title="Google: sign-in not allowed",
           cause="the user clicked Cancel, or is not a test user of an app in Testing status",
           fix=hints.SETUP_AGAIN + " and click Allow (an app in Testing lists its test users on the OAuth consent "
@@ -62,21 +65,22 @@ _ENTRIES: tuple[Entry, ...] = (
           fix="an admin trusts the OAuth client (Admin console → Security → API controls → App access control → "
               "Manage third-party app access → add the client ID, Trusted)", exit_code=ExitCode.NOPERM,
           switch="Workspace Admin console: API controls → App access control", command=SETUP, source=SOURCE),
-    Entry(id="gmail-api-disabled", pattern=r"accessNotConfigured|SERVICE_DISABLED|Gmail API has not been used",
+    Entry(id="gmail-api-disabled", pattern=r"Gmail API has not been used",
+          loose=r"accessNotConfigured|SERVICE_DISABLED",
           title="Gmail API disabled for the project", cause="the Gmail API is not enabled in the Cloud project",
           fix=hints.ENABLE_API_HINT + ": https://console.cloud.google.com/apis/library/gmail.googleapis.com, wait a "
                                       "few minutes, then try again",
           exit_code=ExitCode.CONFIG, switch="Cloud console: APIs & Services → Gmail API → Enable",
           command="{xoromail} validate", source="developers.google.com workspace/gmail/api"),
-    Entry(id="gmail-scope", pattern=r"insufficientPermissions|ACCESS_TOKEN_SCOPE_INSUFFICIENT|"
-                                    r"insufficient authentication scopes",
+    Entry(id="gmail-scope", pattern=None, loose=r"insufficientPermissions|ACCESS_TOKEN_SCOPE_INSUFFICIENT|"
+                                                 r"insufficient authentication scopes",
           title="Gmail API: the token may not send", cause="the sign-in did not grant gmail.send",
           fix=hints.SCOPE_HINT, exit_code=ExitCode.NOPERM, command=SETUP, source="developers.google.com"),
-    Entry(id="gmail-quota", pattern=r"dailyLimitExceeded|userRateLimitExceeded|rateLimitExceeded|quotaExceeded|"
-                                    r"User-rate limit exceeded",
+    Entry(id="gmail-quota", pattern=None, loose=r"dailyLimitExceeded|\b(user)?RateLimitExceeded|\bquotaExceeded|"
+                                                 r"User-rate limit exceeded",
           title="Gmail API: sending limit reached", cause="the daily or per-minute limit of the account or project",
           fix=hints.QUOTA_HINT, exit_code=ExitCode.TEMPFAIL, source="developers.google.com gmail/api quota"),
-    Entry(id="gmail-precondition", pattern=r"Precondition check failed|failedPrecondition",
+    Entry(id="gmail-precondition", pattern=None, loose=r"Precondition check failed|failedPrecondition",
           title="Gmail API: precondition failed",
           cause="a service account called the Gmail API without acting for a Workspace user (no delegation "
                 "subject), or the mailbox has no Gmail service",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from xoromail_cli.errors import ExitCode
-from xoromail_cli.explain.entry import Context, Entry
+from xoromail_cli.explain.entry import Context, Entry, Text
 from xoromail_cli.services.exchange import hints as ews
 from xoromail_cli.services.microsoft365 import hints
 
@@ -22,7 +22,13 @@ def _rule(code: int) -> Callable[[Context], str]:
     return lambda context: hints.SIGN_IN_RULES[code][1](context.microsoft365())
 
 
-def _aadsts(code: int, title: str, cause: str, *, switch: str | None = None, command: str | None = SETUP) -> Entry:
+def _other_flow(code: int) -> Callable[[Context], str]:
+    """Setup with the sign-in flow a Conditional Access block leaves open (the one its fix names)."""
+    return lambda context: f"{SETUP} {hints.other_flow(code, context.microsoft365())}"
+
+
+def _aadsts(code: int, title: str, cause: str, *, switch: str | None = None,
+            command: Text | None = SETUP) -> Entry:
     kind = hints.SIGN_IN_RULES[code][0]
     return Entry(id=f"aadsts{code}", pattern=rf"AADSTS{code}\b", title=f"AADSTS{code}: {title}", cause=cause,
                  fix=_rule(code), exit_code=kind.exit_code, switch=switch, command=command,
@@ -42,11 +48,13 @@ def _ews_credentials(context: Context) -> str:
 
 ENTRIES: tuple[Entry, ...] = (
     _aadsts(53003, "blocked by Conditional Access", "a Conditional Access policy refused this sign-in flow "
-            "(Microsoft recommends blocking the device-code flow)", switch="Conditional Access"),
+            "(Microsoft recommends blocking the device-code flow)", switch="Conditional Access",
+            command=_other_flow(53003)),
     _aadsts(53000, "device not compliant", "a Conditional Access policy requires a compliant (managed) device for "
-            "this sign-in, and this machine is not one", switch="Conditional Access (device compliance)"),
+            "this sign-in, and this machine is not one", switch="Conditional Access (device compliance)",
+            command=_other_flow(53000)),
     _aadsts(53001, "device not domain-joined", "a Conditional Access policy requires a hybrid-joined device",
-            switch="Conditional Access (device state)"),
+            switch="Conditional Access (device state)", command=_other_flow(53001)),
     _aadsts(65001, "consent required", "nobody consented to the app's permissions in this tenant",
             switch="tenant: admin consent (Entra admin center → Enterprise applications → consent)"),
     _aadsts(50076, "multi-factor authentication required", "the tenant requires MFA for this sign-in",
@@ -57,9 +65,9 @@ ENTRIES: tuple[Entry, ...] = (
             "tenant (often an email or an object ID typed as client ID, or the wrong tenant)"),
     _aadsts(90002, "tenant not found", "no such tenant in this cloud"),
     _aadsts(7000215, "invalid client secret", "the secret's ID was given instead of its Value, or it is wrong",
-            command="{xoromail} setup --service microsoft365 --client-secret-stdin --client-secret-expires DATE"),
+            command="{xoromail} setup --service microsoft365 --client-secret-stdin --client-secret-expires YYYY-MM-DD"),
     _aadsts(7000222, "client secret expired", "the app registration's client secret has passed its end date",
-            command="{xoromail} setup --service microsoft365 --client-secret-stdin --client-secret-expires DATE"),
+            command="{xoromail} setup --service microsoft365 --client-secret-stdin --client-secret-expires YYYY-MM-DD"),
     _aadsts(70008, "refresh token expired", "the sign-in was not used for too long, or was revoked"),
     _aadsts(700082, "refresh token expired (90 days unused)", "Microsoft refresh tokens expire after 90 days "
             "unused"),
@@ -123,11 +131,12 @@ ENTRIES: tuple[Entry, ...] = (
           cause="bad MIME, or larger than the request limit (about 4 MB through Graph)",
           fix="Microsoft Graph did not accept this message (size or MIME): check its attachments",
           exit_code=ExitCode.DATAERR, source="microsoft-graph-docs user-sendmail.md"),
-    Entry(id="graph-throttled", pattern=r"ApplicationThrottled|MailboxConcurrency|TooManyRequests|\b429\b",
+    Entry(id="graph-throttled", pattern=r"ApplicationThrottled|MailboxConcurrency",
+          loose=r"TooManyRequests|Too Many Requests|\b429\b",
           title="Throttled (429)", cause="too many requests for the app or the mailbox",
           fix="wait for the Retry-After time and send more slowly (Exchange Online allows 30 messages a minute)",
           exit_code=ExitCode.TEMPFAIL, command="{xoromail} send --rate 20/min …", source="throttling-limits.md"),
-    Entry(id="graph-token", pattern=r"InvalidAuthenticationToken|Access token has expired",
+    Entry(id="graph-token", pattern=r"InvalidAuthenticationToken", loose=r"Access token has expired",
           title="Graph: access token refused", cause="the token expired or was meant for another API",
           fix="the access token was refused: it is renewed before the next try; if this repeats, "
               + hints.SETUP_AGAIN, exit_code=ExitCode.NOPERM, command="{xoromail} validate",
@@ -144,7 +153,7 @@ ENTRIES: tuple[Entry, ...] = (
           source="EWS response codes"),
     Entry(id="ews-busy", pattern=r"ErrorServerBusy", title="EWS: throttled", cause="Exchange is throttling",
           fix=ews.BUSY_HINT, exit_code=ExitCode.TEMPFAIL, source="EWS response codes"),
-    Entry(id="ews-locked", pattern=r"locked out", title="The account is locked out",
+    Entry(id="ews-locked", pattern=None, loose=r"locked out", title="The account is locked out",
           cause="too many wrong passwords", fix=ews.LOCKED_HINT, exit_code=ExitCode.NOPERM,
           source="exchangelib UnauthorizedError"),
     Entry(id="ews-no-auth-type", pattern=r"Failed to get auth type from service",
@@ -153,7 +162,7 @@ ENTRIES: tuple[Entry, ...] = (
           fix=ews.url_hint("THE-URL-YOU-GAVE"), exit_code=ExitCode.UNAVAILABLE,
           command="{xoromail} setup --service exchange --ews-url https://SERVER/EWS/Exchange.asmx",
           source="exchangelib TransportError"),
-    Entry(id="ews-401", pattern=r"\(401\) Unauthorized|401 Unauthorized|UnauthorizedError", fallback=True,
+    Entry(id="ews-401", pattern=None, loose=r"\(401\) Unauthorized|401:? Unauthorized|UnauthorizedError", fallback=True,
           title="401 Unauthorized", cause="the credentials were refused (on Exchange Online: Basic auth is off)",
           fix=_ews_credentials, exit_code=ExitCode.NOPERM, command="{xoromail} validate --no-send",
           source="exchangelib UnauthorizedError; " + FACTS),

@@ -1,4 +1,4 @@
-"""Who a ledger row belongs to: the sending account (service and From address), not a profile's name.
+"""Who a ledger row belongs to: the sending mailbox (the From address), not a profile's name nor the service.
 
 Kept apart from the ledger itself so that computing it loads no database driver (dry runs load no sqlite3).
 """
@@ -6,10 +6,11 @@ Kept apart from the ledger itself so that computing it loads no database driver 
 from __future__ import annotations
 
 
-def account_key(service: str, email: str) -> str:
-    """Whose rows these are: the service and the From address, so the same account on any host (with
-    settings files of its own) shares its history, and two companies on one machine never do."""
-    return f"{service.strip().lower()}:{email.strip().lower()}"
+def account_key(email: str) -> str:
+    """Whose rows these are: the mailbox that sends (the From address, in lower case). The same mailbox on any
+    host, through any service (Web Mail today, Microsoft 365 tomorrow), shares one history, so moving a
+    profile to another service never sends a batch again; two companies on one machine never meet."""
+    return email.strip().lower()
 
 
 def legacy_domain(email: str) -> str:

@@ -1,4 +1,4 @@
-"""One sender per account (service and From address) at a time: overlapping cron runs wait or step aside (exit 75)."""
+"""One sender per mailbox (From address) at a time: overlapping cron runs wait or step aside (exit 75)."""
 
 from __future__ import annotations
 

@@ -41,11 +41,11 @@ def ledger_path(profile: Profile) -> Path:
 
 
 def lock_path(profile: Profile) -> Path:
-    """The file lock of the sending account (service and From address), beside a SQLite ledger."""
+    """The file lock of the sending mailbox (the From address), beside a SQLite ledger."""
     from xoromail_cli.ledger.accounts import account_key
     from xoromail_cli.ledger.sqlite import lock_file
 
-    return lock_file(ledger_path(profile), account_key(profile.service, profile.email))
+    return lock_file(ledger_path(profile), account_key(profile.email))
 
 
 @contextmanager
@@ -56,7 +56,7 @@ def open_for_sending(profile: Profile, wait: float) -> Iterator[SentLedger]:
     from xoromail_cli.ledger.accounts import account_key, legacy_domain
     from xoromail_cli.ledger.location import open_ledger
 
-    account = account_key(profile.service, profile.email)
+    account = account_key(profile.email)
     found = location_for(profile)
     with ExitStack() as stack:
         ledger: SentLedger

@@ -22,13 +22,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from xoromail_cli.errors import ConfigError, TemporaryError, UnavailableError, XoromailError
-from xoromail_cli.ledger.sqlite import ImportOutcome, LedgerEntry, LedgerStatus, entries_sql
+from xoromail_cli.ledger.queries import entries_sql
+from xoromail_cli.ledger.sqlite import ImportOutcome, LedgerEntry, LedgerStatus
 from xoromail_cli.pacing import now
 
 if TYPE_CHECKING:
     import psycopg
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _TABLE = "xoromail_messages"
 _MIGRATION_LOCK = 0x786F726F6D61696C  # "xoromail": serialises first-use schema creation across hosts
 _SCHEMA = (
@@ -36,6 +37,7 @@ _SCHEMA = (
     f"""CREATE TABLE IF NOT EXISTS {_TABLE} (
         id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         account TEXT NOT NULL DEFAULT '',
+        service TEXT NOT NULL DEFAULT '',
         profile TEXT NOT NULL,
         event TEXT NOT NULL,
         idem_key TEXT NOT NULL,
@@ -55,11 +57,25 @@ _SCHEMA = (
     f"CREATE INDEX IF NOT EXISTS xoromail_in_flight ON {_TABLE} (account, event) WHERE status = 'in_flight'",
     f"CREATE INDEX IF NOT EXISTS xoromail_unadopted ON {_TABLE} (profile) WHERE account = ''",
 )
+_SPLIT = "position(':' in account) > 0"
+_UPGRADES = {
+    1: (f"ALTER TABLE {_TABLE} ADD COLUMN IF NOT EXISTS service TEXT NOT NULL DEFAULT ''",
+        f"UPDATE {_TABLE} SET service = split_part(account, ':', 1), "  # noqa: S608  # constants only
+        f"account = substr(account, position(':' in account) + 1) WHERE {_SPLIT}"),
+}
+"""Schema version -> the statements that bring it to the next one: schema 1 keyed rows by `service:address`;
+from schema 2 the key is the address (the mailbox) and the service a column of its own."""
+_LEGACY_VIEW = (f"CREATE TEMP VIEW {_TABLE} AS SELECT id, "  # noqa: S608  # constants only
+                f"CASE WHEN {_SPLIT} THEN substr(account, position(':' in account) + 1) ELSE account END AS account, "
+                f"CASE WHEN {_SPLIT} THEN split_part(account, ':', 1) ELSE '' END AS service, profile, event, "
+                'idem_key, recipients, recipient_count, message_id, status, reply, "row", created_at, updated_at, '
+                "pending, refused FROM {table}")
+"""A schema-1 ledger read without upgrading it (`log`, previews): its rows as schema 2 shows them."""
 _COLUMNS = ('id, profile, event, idem_key, recipients, recipient_count, message_id, status, reply, "row", '
-            "created_at, updated_at, pending, refused, account")
-_INSERT = ("INSERT INTO xoromail_messages (account, profile, event, idem_key, recipients, recipient_count, message_id, "
-           '"row", status, reply, created_at, updated_at, pending, refused) '
-           "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id")
+            "created_at, updated_at, pending, refused, account, service")
+_INSERT = ("INSERT INTO xoromail_messages (account, service, profile, event, idem_key, recipients, recipient_count, "
+           'message_id, "row", status, reply, created_at, updated_at, pending, refused) '
+           "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id")
 DOWN_HINT = ("nothing was sent; check that the database server runs and this host may reach it, then re-run "
              "(the ledger must be reachable before anything is sent)")
 
@@ -143,15 +159,19 @@ class PostgresLedger:
             if read_only:
                 found = self._db.execute("SELECT to_regclass('xoromail_schema') IS NOT NULL").fetchone()
                 self._present = bool(found and found[0])
-                if self._present:
-                    self._check_version()
+                if self._present and (self._check_version() or SCHEMA_VERSION) < SCHEMA_VERSION:
+                    where = self._db.execute(f"SELECT to_regclass('{_TABLE}')::text").fetchone()
+                    self._db.execute(_LEGACY_VIEW.replace("{table}", where[0] if where else _TABLE))
                 return
             with self._db.transaction():
                 self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
                 for statement in _SCHEMA:
                     self._db.execute(statement)
                 version = self._check_version()
-                if version is None:
+                for step in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
+                    for statement in _UPGRADES[step]:
+                        self._db.execute(statement)
+                if version != SCHEMA_VERSION:
                     self._db.execute("INSERT INTO xoromail_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
 
     def _check_version(self) -> int | None:
@@ -207,10 +227,10 @@ class PostgresLedger:
         return found[0] if found else None
 
     def begin(self, account: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
-              row: int | None, *, profile: str = "") -> int:
+              row: int | None, *, profile: str = "", service: str = "") -> int:
         """Record a message as in flight (committed) just before DATA."""
         stamp = now()
-        return self._write("recording a message", _INSERT, (account, profile, event, key, ",".join(recipients),
+        return self._write("recording a message", _INSERT, (account, service, profile, event, key, ",".join(recipients),
                                                              len(recipients), message_id, row, "in_flight", None,
                                                              stamp, stamp, "", ""))
 
@@ -221,9 +241,10 @@ class PostgresLedger:
                     (status, reply, ",".join(pending), ",".join(refused), now(), entry_id))
 
     def record(self, account: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
-               row: int | None, status: LedgerStatus, reply: str, *, profile: str = "") -> None:
+               row: int | None, status: LedgerStatus, reply: str, *, profile: str = "",
+               service: str = "") -> None:
         stamp = now()
-        self._write("recording a refusal", _INSERT, (account, profile, event, key, ",".join(recipients),
+        self._write("recording a refusal", _INSERT, (account, service, profile, event, key, ",".join(recipients),
                                                      len(recipients), message_id, row, status, reply, stamp, stamp,
                                                      "", ""))
 
@@ -269,8 +290,9 @@ class PostgresLedger:
             self._write("copying", f"UPDATE {_TABLE} SET status = %s, reply = %s, pending = %s, refused = %s, "  # noqa: S608  # constants only; values are bound
                         "updated_at = %s WHERE id = %s", (*state, found[0]))
             return "updated"
-        self._write("copying", _INSERT, (entry.account, entry.profile, entry.event, entry.idempotency_key,
-                                         ",".join(entry.recipients), len(entry.recipients), entry.message_id,
+        self._write("copying", _INSERT, (entry.account, entry.service, entry.profile, entry.event,
+                                         entry.idempotency_key, ",".join(entry.recipients), len(entry.recipients),
+                                         entry.message_id,
                                          entry.row, entry.status, entry.reply, entry.created_at, entry.updated_at,
                                          ",".join(entry.pending), ",".join(entry.refused)))
         return "copied"

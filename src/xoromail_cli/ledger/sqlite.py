@@ -1,8 +1,9 @@
 """The sent-ledger: one SQLite file (WAL) recording every message, so nothing goes out twice.
 
 A message is written as `in_flight` just before DATA and as `sent` the moment the server accepts it,
-each in its own commit. Rows belong to the sending account (`account_key`: service and From address),
-not to a profile's name or a settings file, so two companies on one machine never meet.
+each in its own commit. Rows belong to the sending mailbox (`account_key`: the From address), not to a
+profile's name, a settings file or the service that carried them (each row notes that service), so moving
+a profile from Web Mail to Microsoft 365 sends nothing twice, and two companies on one machine never meet.
 After a crash, the only message whose fate is unknown is the one still marked
 `in_flight`; the next run reports it. With `synchronous=NORMAL` in WAL mode a commit survives the
 process being killed; after a power loss the last commits may roll back, which can cause a resend,
@@ -21,19 +22,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from xoromail_cli.errors import ConfigError, DataError, TemporaryError
-from xoromail_cli.ledger.accounts import legacy_domain
+from xoromail_cli.ledger.queries import entries_sql
 from xoromail_cli.pacing import now
 from xoromail_cli.paths import private_dir
 
 if TYPE_CHECKING:
     from xoromail_cli.ledger.locking import ProfileLock
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY,
     profile TEXT NOT NULL,
     account TEXT NOT NULL DEFAULT '',
+    service TEXT NOT NULL DEFAULT '',
     event TEXT NOT NULL,
     idem_key TEXT NOT NULL,
     recipients TEXT NOT NULL,
@@ -52,11 +54,22 @@ CREATE INDEX IF NOT EXISTS messages_by_time ON messages (created_at);
 CREATE INDEX IF NOT EXISTS messages_in_flight_by_account ON messages (account, event) WHERE status = 'in_flight';
 CREATE INDEX IF NOT EXISTS messages_unadopted ON messages (profile) WHERE account = '';
 """
+_SPLIT_ACCOUNT = ("service = substr(account, 1, instr(account, ':') - 1), "
+                  "account = substr(account, instr(account, ':') + 1)")
+"""Schema 3 keyed rows by `service:address`; from schema 4 the key is the address and the service a column."""
+_LEGACY_VIEW = """
+CREATE TEMP VIEW messages AS SELECT id, profile, {account} AS account, {service} AS service, event, idem_key,
+    recipients, recipient_count, message_id, status, reply, row, created_at, updated_at, {pending} AS pending,
+    {refused} AS refused FROM main.messages
+"""
+"""An older ledger read without upgrading it (`log`, previews, `ledger copy`): its rows as schema 4 shows them."""
 _UPGRADES = {
     1: ("ALTER TABLE messages ADD COLUMN pending TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE messages ADD COLUMN refused TEXT NOT NULL DEFAULT ''"),
     2: ("ALTER TABLE messages ADD COLUMN account TEXT NOT NULL DEFAULT ''",
         "DROP INDEX IF EXISTS messages_by_key", "DROP INDEX IF EXISTS messages_in_flight"),
+    3: ("ALTER TABLE messages ADD COLUMN service TEXT NOT NULL DEFAULT ''",
+        f"UPDATE messages SET {_SPLIT_ACCOUNT} WHERE instr(account, ':') > 0"),  # noqa: S608  # constants only
 }
 """Schema version -> the statements that bring it to the next one (a row of an older release keeps
 `account = ''` until `adopt` gives it to the account its profile sends from)."""
@@ -98,7 +111,9 @@ class LedgerEntry:
     refused: tuple[str, ...] = ()
     """Every recipient a partial delivery did not reach: the owed ones and those refused for good."""
     account: str = ""
-    """`account_key` of the sender; empty on a row of an older release not yet adopted."""
+    """`account_key` of the sender (its mailbox); empty on a row of an older release not yet adopted."""
+    service: str = ""
+    """The service that carried the message (smtp, exchange, …); empty on a row older releases wrote."""
 
     @classmethod
     def from_row(cls, row: Sequence[Any], when: Callable[[Any], datetime] = datetime.fromisoformat) -> LedgerEntry:
@@ -108,14 +123,16 @@ class LedgerEntry:
 
         return cls(id=row[0], profile=row[1], event=row[2], idempotency_key=row[3], recipients=listed(row[4]),
                    message_id=row[6], status=row[7], reply=row[8], row=row[9], created_at=when(row[10]),
-                   updated_at=when(row[11]), pending=listed(row[12]), refused=listed(row[13]), account=row[14])
+                   updated_at=when(row[11]), pending=listed(row[12]), refused=listed(row[13]), account=row[14],
+                   service=row[15])
 
     def to_json(self) -> dict[str, object]:
         return {"id": self.id, "profile": self.profile, "event": self.event, "key": self.idempotency_key,
                 "recipients": list(self.recipients), "message_id": self.message_id, "status": self.status,
                 "reply": self.reply, "row": self.row, "created_at": self.created_at.isoformat(),
                 "updated_at": self.updated_at.isoformat(), "pending": list(self.pending),
-                "refused": list(self.refused), "account": self.account}
+                "refused": list(self.refused), "account": self.account,
+                "service": self.service}
 
 
 class SentLedger(Protocol):
@@ -126,11 +143,12 @@ class SentLedger(Protocol):
 
     def last_sent(self, account: str, key: str) -> LedgerEntry | None: ...
     def begin(self, account: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
-              row: int | None, *, profile: str = "") -> int: ...
+              row: int | None, *, profile: str = "", service: str = "") -> int: ...
     def finish(self, entry_id: int, status: LedgerStatus, reply: str, pending: tuple[str, ...] = (),
                refused: tuple[str, ...] = ()) -> None: ...
     def record(self, account: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
-               row: int | None, status: LedgerStatus, reply: str, *, profile: str = "") -> None: ...
+               row: int | None, status: LedgerStatus, reply: str, *, profile: str = "",
+               service: str = "") -> None: ...
     def adopt(self, account: str, profile: str, domain: str) -> int: ...
     def interrupted(self, account: str, event: str | None = None) -> list[LedgerEntry]: ...
     def settle_interrupted(self, entry_id: int) -> None: ...
@@ -159,12 +177,13 @@ def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
 
 class Ledger:
     _columns = ("id, profile, event, idem_key, recipients, recipient_count, message_id, status, reply, row, "
-                "created_at, updated_at, pending, refused, account")
+                "created_at, updated_at, pending, refused, account, service")
     kind = "sqlite"
 
     def __init__(self, path: Path, synchronous: str = "NORMAL", busy_timeout: float = 10.0,
                  read_only: bool = False) -> None:
         self.path = path
+        self._legacy = False
         if read_only:
             self._open_read_only(busy_timeout)
             return
@@ -172,13 +191,8 @@ class Ledger:
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous}")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise ConfigError(f"the ledger {path} was written by a newer xoromail (schema {version})",
-                                  "upgrade xoromail")
-            for step in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
-                for statement in _UPGRADES[step]:
-                    self._db.execute(statement)
+            if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                self._upgrade()
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self._db.execute("SELECT count(*) FROM messages WHERE 0").fetchone()
@@ -192,6 +206,24 @@ class Ledger:
             self._db.close()
             raise ConfigError(f"the ledger {path} is damaged: {exc}", CORRUPT_HINT) from None
 
+    def _upgrade(self) -> None:
+        """Bring an older ledger to this schema in one transaction: a process killed halfway leaves the old
+        schema, and another process upgrading at the same time waits, then finds it done."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise ConfigError(f"the ledger {self.path} was written by a newer xoromail (schema {version})",
+                                  "upgrade xoromail")
+            for step in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
+                for statement in _UPGRADES[step]:
+                    self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
     def _open_read_only(self, busy_timeout: float) -> None:
         """For `xoromail log`: reading never needs write access to the ledger or its folder."""
         try:
@@ -199,10 +231,9 @@ class Ledger:
             present = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
             if not present:
                 raise sqlite3.DatabaseError("no messages table")
-            if "pending" not in present:  # a ledger of schema 1, read before any send upgraded it
-                self._columns = self._columns.replace("pending, refused", "'' AS pending, '' AS refused")
-            if "account" not in present:  # schema 1 or 2: every row is still the profile's own
-                self._columns = self._columns.replace(", account", ", '' AS account")
+            if "service" not in present:  # an older schema, read before any send upgraded it
+                self._legacy = "account" not in present  # schema 1 or 2: every row is still the profile's own
+                self._db.execute(_legacy_view(present))
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"cannot read the ledger {self.path}: {exc}", CORRUPT_HINT) from None
 
@@ -220,13 +251,14 @@ class Ledger:
                                "AND status IN ('sent', 'partial') ORDER BY id DESC LIMIT 1", (account, key))
 
     def begin(self, account: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
-              row: int | None, *, profile: str = "") -> int:
+              row: int | None, *, profile: str = "", service: str = "") -> int:
         """Record a message as in flight (its fate unknown until `finish`): call just before DATA."""
         stamp = now().isoformat()
         cursor = self._write(
-            "INSERT INTO messages (account, profile, event, idem_key, recipients, recipient_count, message_id, "
-            "status, row, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'in_flight', ?, ?, ?)",
-            (account, profile, event, key, ",".join(recipients), len(recipients), message_id, row, stamp, stamp))
+            "INSERT INTO messages (account, service, profile, event, idem_key, recipients, recipient_count, "
+            "message_id, status, row, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'in_flight', ?, ?, ?)",
+            (account, service, profile, event, key, ",".join(recipients), len(recipients), message_id, row, stamp,
+             stamp))
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
@@ -236,14 +268,15 @@ class Ledger:
                     (status, reply, ",".join(pending), ",".join(refused), now().isoformat(), entry_id))
 
     def record(self, account: str, event: str, key: str, recipients: tuple[str, ...], message_id: str,
-               row: int | None, status: LedgerStatus, reply: str, *, profile: str = "") -> None:
+               row: int | None, status: LedgerStatus, reply: str, *, profile: str = "",
+               service: str = "") -> None:
         """A message that never reached DATA (refused earlier): one commit."""
         stamp = now().isoformat()
         self._write(
-            "INSERT INTO messages (account, profile, event, idem_key, recipients, recipient_count, message_id, "
-            "status, reply, row, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (account, profile, event, key, ",".join(recipients), len(recipients), message_id, status, reply, row,
-             stamp, stamp))
+            "INSERT INTO messages (account, service, profile, event, idem_key, recipients, recipient_count, "
+            "message_id, status, reply, row, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (account, service, profile, event, key, ",".join(recipients), len(recipients), message_id, status, reply,
+             row, stamp, stamp))
 
     def adopt(self, account: str, profile: str, domain: str) -> int:
         """Give rows an older release wrote under `profile` (no account yet) to the account it sends from.
@@ -277,10 +310,9 @@ class Ledger:
     def entries(self, *, account: str | None = None, profile: str | None = None, since: datetime | None = None,
                 event: str | None = None, to: str | None = None, failed: bool = False) -> Iterator[LedgerEntry]:
         """Rows of `account` (plus older rows of `profile` not yet adopted), oldest first; all without."""
-        legacy = "'' AS account" in self._columns
         sql, params = entries_sql(self._columns, "?", "instr(',' || lower(recipients) || ',', ?) > 0",
                                   account=account, profile=profile, since=since.isoformat() if since else None,
-                                  event=event, to=to, failed=failed, legacy=legacy)
+                                  event=event, to=to, failed=failed, legacy=self._legacy)
         return self._query(sql, params)
 
     def import_entry(self, entry: LedgerEntry) -> ImportOutcome:
@@ -296,11 +328,12 @@ class Ledger:
             self._write("UPDATE messages SET status = ?, reply = ?, pending = ?, refused = ?, updated_at = ? "
                         "WHERE id = ?", (*values, found[0]))
             return "updated"
-        self._write("INSERT INTO messages (account, profile, event, idem_key, recipients, recipient_count, message_id, "
-                    "row, created_at, status, reply, pending, refused, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (entry.account, entry.profile, entry.event, entry.idempotency_key, ",".join(entry.recipients),
-                     len(entry.recipients), entry.message_id, entry.row, entry.created_at.isoformat(), *values))
+        self._write("INSERT INTO messages (account, service, profile, event, idem_key, recipients, recipient_count, "
+                    "message_id, row, created_at, status, reply, pending, refused, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (entry.account, entry.service, entry.profile, entry.event, entry.idempotency_key,
+                     ",".join(entry.recipients), len(entry.recipients), entry.message_id, entry.row,
+                     entry.created_at.isoformat(), *values))
         return "copied"
 
     def exclusive(self, account: str, wait: float) -> ProfileLock:
@@ -340,6 +373,18 @@ class Ledger:
                                   "(a value was changed by hand, or the file was damaged)", CORRUPT_HINT) from None
 
 
+def _legacy_view(present: set[str]) -> str:
+    """The temporary view that shows an older ledger's table as schema 4 does (a read-only connection may
+    create temporary objects: they live outside the file)."""
+    split = "instr(account, ':') > 0"
+    return _LEGACY_VIEW.format(
+        account=(f"CASE WHEN {split} THEN substr(account, instr(account, ':') + 1) ELSE account END"
+                 if "account" in present else "''"),
+        service=f"CASE WHEN {split} THEN substr(account, 1, instr(account, ':') - 1) ELSE '' END"
+                if "account" in present else "''",
+        pending="pending" if "pending" in present else "''", refused="refused" if "refused" in present else "''")
+
+
 def lock_file(ledger: Path, account: str) -> Path:
     """The account's lock file beside the ledger, named so any address makes a safe file name."""
     import hashlib
@@ -348,36 +393,3 @@ def lock_file(ledger: Path, account: str) -> Path:
     readable = re.sub(r"[^a-z0-9@._-]+", "-", account.lower())[:80]
     digest = hashlib.sha256(account.encode("utf-8")).hexdigest()[:12]
     return ledger.parent / "locks" / f"{readable}-{digest}.lock"
-
-
-def entries_sql(columns: str, mark: str, contains: str, *, account: str | None, profile: str | None,
-                since: object | None, event: str | None, to: str | None, failed: bool,
-                legacy: bool = False, table: str = "messages") -> tuple[str, tuple[object, ...]]:
-    """The `log` query for either database: `mark` is the placeholder, `contains` the recipient test."""
-    clauses, params = ["1 = 1"], list[object]()
-    owner = "profile" if legacy else "account"
-    if account and not legacy:
-        clauses.append(f"(account = {mark} OR (account = '' AND profile = {mark} AND lower(message_id) LIKE {mark}))")
-        params += [account, profile or "", f"%@{legacy_domain(account)}>"]
-    elif profile:
-        clauses.append(f"profile = {mark}")
-        params.append(profile)
-    for column, value in (("created_at >=", since), ("event =", event)):
-        if value:
-            clauses.append(f"{column} {mark}")
-            params.append(value)
-    if to:
-        clauses.append(contains)
-        params.append(f",{to.lower()},")
-    if failed:
-        same = f"later.{owner} = messages.{owner} AND later.idem_key = messages.idem_key"
-        later = f"EXISTS (SELECT 1 FROM {table} later WHERE {same} AND later.id {{}})"  # noqa: S608  # table and columns are constants; values are bound
-        any_later = later.format("> messages.id")
-        later_sent = later.format("> messages.id AND later.status = 'sent'")
-        earlier_partial = later.format("< messages.id AND later.status = 'partial'")
-        clauses.append(
-            f"((status IN ('failed', 'temporary', 'in_flight', 'interrupted') AND NOT {any_later} AND NOT "
-            f"{earlier_partial}) OR "
-            f"(status = 'partial' AND (NOT {later_sent} OR refused != pending)))")
-    sql = f"SELECT {columns} FROM {table} AS messages WHERE {' AND '.join(clauses)} ORDER BY id"  # noqa: S608  # constants; values are bound
-    return sql, tuple(params)

@@ -207,7 +207,7 @@ class DeliveryWorker:
         def warn(text: str) -> None:
             self.log(event_line("warning", text=text))
 
-        watch = QuotaWatch(self.limits.provider, account_key(self.profile.service, self.profile.email), sent_ledger,
+        watch = QuotaWatch(self.limits.provider, account_key(self.profile.email), sent_ledger,
                            warn)
         return Deliverer(profile=self.profile, event=RELAY_EVENT, transport=transport, ledger=sent_ledger,
                          retries=self.options.retries, backoff=Backoff(base=1.0, cap=10.0, sleep=self._sleep),
@@ -304,6 +304,9 @@ class DeliveryWorker:
 
     def _pause(self, error: XoromailError, spool_id: str | None = None) -> None:
         """The service cannot be used now (down, sign-in refused, ledger locked): every message waits."""
+        from xoromail_cli.services import expiry
+
+        expiry.learn_from_error(self.profile, error.message)  # AADSTS7000222: a note from now on, as send's
         self._failures += 1
         delay = self._schedule.delay(self._failures - 1)
         hint = relay_advice(error.hint, delay)

@@ -182,19 +182,20 @@ def _json_lines(path: Path, handle: TextIO) -> Iterator[tuple[int, dict[str, Any
 
 def _csv_rows(path: Path, handle: TextIO) -> Iterator[tuple[int, dict[str, Any]]]:
     reader = csv.DictReader(handle, strict=True)
+    done = [0]  # the last line of the last record read whole: the next record starts on the line after it
     try:
-        yield from _csv_records(path, reader)
-    except csv.Error as exc:  # strict: an unclosed quote runs to the end of the file
-        raise DataError(f"{path} line {reader.line_num}: {_csv_problem(exc)}",
+        yield from _csv_records(path, reader, done)
+    except csv.Error as exc:  # strict: an unclosed quote runs to the end of the file, so name where it opened
+        text = str(exc)
+        if "end of data" in text or "quote" in text:
+            raise DataError(f"{path} line {done[0] + 1}: a quoted value opened on this line is not closed (it "
+                            "runs to the end of the file)",
+                            'close the quote; a quote inside a quoted value is written twice ("")') from None
+        raise DataError(f"{path} line {reader.line_num}: {text}",
                         'close the quote; a quote inside a quoted value is written twice ("")') from None
 
 
-def _csv_problem(exc: csv.Error) -> str:
-    text = str(exc)
-    return "a quoted value is not closed" if "end of data" in text or "quote" in text else text
-
-
-def _csv_records(path: Path, reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+def _csv_records(path: Path, reader: csv.DictReader[str], done: list[int]) -> Iterator[tuple[int, dict[str, Any]]]:
     if reader.fieldnames is None:
         raise DataError(f"{path} is empty", "the first row names the columns: to, cc, bcc, attach, then the "
                         "event's variables; one row per email below it")
@@ -204,6 +205,7 @@ def _csv_records(path: Path, reader: csv.DictReader[str]) -> Iterator[tuple[int,
     if not reader.fieldnames or "to" not in reader.fieldnames:
         raise DataError(f"{path}: the header row has no 'to' column",
                         "the first row names the columns: to, cc, bcc, attach, then the event's variables")
+    done[0] = reader.line_num
     repeated = sorted({name for name in reader.fieldnames if reader.fieldnames.count(name) > 1})
     if repeated:
         raise DataError(f"{path}: column(s) {', '.join(repeated)} appear more than once in the header row",
@@ -212,6 +214,7 @@ def _csv_records(path: Path, reader: csv.DictReader[str]) -> Iterator[tuple[int,
         if None in record:
             raise DataError(f"{path} line {reader.line_num}: more values than columns",
                             "quote values that contain commas")
+        done[0] = reader.line_num
         yield reader.line_num, {key: value for key, value in record.items() if value not in ("", None)}
 
 

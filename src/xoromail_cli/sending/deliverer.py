@@ -67,11 +67,12 @@ class Deliverer:
     _pipelines: bool | None = field(default=None, init=False)
 
     @property
-    def owner(self) -> tuple[str, str]:
-        """Whose ledger rows these are: the sending account's key, and the profile's name for people."""
+    def owner(self) -> tuple[str, str, str]:
+        """Whose ledger rows these are: the sending mailbox's key, the profile's name for people, and the
+        service that carries the message (recorded on each row)."""
         from xoromail_cli.ledger.accounts import account_key
 
-        return account_key(self.profile.service, self.profile.email), self.profile.name
+        return account_key(self.profile.email), self.profile.name, self.profile.service
 
     @property
     def pipeliner(self) -> PipeliningTransport | None:

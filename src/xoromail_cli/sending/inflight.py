@@ -23,10 +23,12 @@ OwedState = tuple[Literal["sent", "partial"], str, tuple[str, ...], tuple[str, .
 class InFlight:
     """Ledger bookkeeping of one attempt: in flight just before DATA, then settled with its outcome."""
 
-    def __init__(self, ledger: Ledger | None, owner: tuple[str, str], event: str, key: str, envelope: Envelope,
-                 row: int | None) -> None:
-        """`owner` is (account key, profile name): rows belong to the account, the profile is noted."""
-        self._ledger, (self._account, self._profile), self._event, self._key = ledger, owner, event, key
+    def __init__(self, ledger: Ledger | None, owner: tuple[str, str, str], event: str, key: str,
+                 envelope: Envelope, row: int | None) -> None:
+        """`owner` is (account key, profile name, service): rows belong to the mailbox; the profile and the
+        service that carried the message are noted."""
+        self._ledger, (self._account, self._profile, self._service) = ledger, owner
+        self._event, self._key = event, key
         self._envelope, self._row = envelope, row
         self.entry_id: int | None = None
         self._written: tuple[str, str, tuple[str, ...]] | None = None
@@ -35,7 +37,8 @@ class InFlight:
         """Called just before DATA: from here on the message may reach the server."""
         if self._ledger is not None:
             self.entry_id = self._ledger.begin(self._account, self._event, self._key, self._envelope.recipients,
-                                               self._envelope.message_id, self._row, profile=self._profile)
+                                               self._envelope.message_id, self._row, profile=self._profile,
+                                               service=self._service)
 
     def conclude(self, status: LedgerStatus, reply: str, pending: tuple[str, ...] = (),
                  refused: tuple[str, ...] = ()) -> None:
@@ -53,7 +56,8 @@ class InFlight:
             self._written = (status, reply, ())
         elif record_refusal:
             self._ledger.record(self._account, self._event, self._key, self._envelope.recipients,
-                                self._envelope.message_id, self._row, status, reply, profile=self._profile)
+                                self._envelope.message_id, self._row, status, reply, profile=self._profile,
+                                service=self._service)
 
 
 def owed_state(reply: str | None, remaining: dict[str, str], owed: tuple[str, ...]) -> OwedState:

@@ -168,7 +168,7 @@ def _open_run(plan: SendPlan, options: SendOptions, limits: RunLimits, stack: Ex
         from xoromail_cli.sending.parallel import RememberedSecrets
 
         ledger = stack.enter_context(ledger_doors.open_for_sending(profile, options.wait))
-        watch = QuotaWatch(limits.provider, account_key(profile.service, profile.email), ledger, on_warning)
+        watch = QuotaWatch(limits.provider, account_key(profile.email), ledger, on_warning)
         wanted = options.connections or profile.connections or 1
         connections = limits.connections(wanted, on_warning) if plan.is_batch else 1
         secrets = RememberedSecrets(credentials.Secrets(profile))

@@ -28,7 +28,6 @@ MICROSOFT_WITHIN = timedelta(days=30)
 RELAY_TLS_WITHIN = timedelta(days=21)
 REFRESH_LIFETIME = timedelta(days=90)
 REFRESH_UNUSED = timedelta(days=60)
-SETUP_M365 = "xoromail setup --service microsoft365"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,9 +70,18 @@ def notes_for(profile: Profile, *, relay_certificate: str | Path | None = None, 
         if not_after is not None and not_after - now <= RELAY_TLS_WITHIN:
             notes.append(ExpiryNote(
                 kind="relay-tls", subject=f"the relay's TLS certificate {relay_certificate}", expires=not_after,
-                renew="renew it (your CA, or certbot renew) and restart the relay so the ERP keeps connecting",
-                command="xoromail relay --tls-cert NEW-CERT.pem --tls-key NEW-KEY.pem"))
+                renew="renew it in place (your CA, or certbot renew) and send the relay SIGHUP (systemctl reload "
+                      "xoromail-relay): new sessions get the new certificate; or start it with new files",
+                command=f"{_xoromail(profile)} relay --tls-cert NEW-CERT.pem --tls-key NEW-KEY.pem"))
     return sorted(notes, key=lambda note: note.expires)
+
+
+def _xoromail(profile: Profile) -> str:
+    """`xoromail` with `--profile NAME` when the profile is not the one used by default: a note in another
+    profile's log must not renew the default profile."""
+    from xoromail_cli import paths
+
+    return "xoromail" if profile.name == paths.profile_name(None) else f"xoromail --profile {profile.name}"
 
 
 def texts(notes: list[ExpiryNote], now: datetime | None = None) -> list[str]:
@@ -82,6 +90,7 @@ def texts(notes: list[ExpiryNote], now: datetime | None = None) -> list[str]:
 
 def _microsoft365(profile: Profile, now: datetime, secrets: Any) -> list[ExpiryNote]:
     settings = profile.settings
+    setup = f"{_xoromail(profile)} setup --service microsoft365"
     notes: list[ExpiryNote] = []
     certificate = getattr(settings, "certificate", None)
     not_after = pem_not_after(certificate) if certificate else None
@@ -89,7 +98,7 @@ def _microsoft365(profile: Profile, now: datetime, secrets: Any) -> list[ExpiryN
         notes.append(ExpiryNote(
             kind="microsoft-certificate", subject=f"the Microsoft app certificate {certificate}", expires=not_after,
             renew="make a new RSA certificate, upload it under the app registration's Certificates & secrets",
-            command=f"{SETUP_M365} --certificate NEW.pem"))
+            command=f"{setup} --certificate NEW.pem"))
     secret_expires = _day(getattr(settings, "client_secret_expires", None))
     learnt = _learnt_secret_expiry(profile.name) if getattr(settings, "mode", None) == "app" else None
     if learnt is not None and (secret_expires is None or learnt < secret_expires):
@@ -98,7 +107,7 @@ def _microsoft365(profile: Profile, now: datetime, secrets: Any) -> list[ExpiryN
         notes.append(ExpiryNote(
             kind="microsoft-client-secret", subject="the Microsoft app's client secret", expires=secret_expires,
             renew="create a new secret under the app registration's Certificates & secrets and store its Value",
-            command=f"{SETUP_M365} --client-secret-stdin --client-secret-expires YYYY-MM-DD"))
+            command=f"{setup} --client-secret-stdin --client-secret-expires YYYY-MM-DD"))
     if getattr(settings, "mode", None) == "delegated":
         refreshed = _last_refreshed(profile, secrets)
         if refreshed is not None and now - refreshed >= REFRESH_UNUSED:
@@ -107,7 +116,7 @@ def _microsoft365(profile: Profile, now: datetime, secrets: Any) -> list[ExpiryN
                 subject=f"the Microsoft sign-in (unused since {refreshed:%Y-%m-%d})",
                 expires=refreshed + REFRESH_LIFETIME,
                 renew="a validate or send renews it (refresh tokens expire after 90 days unused)",
-                command="xoromail validate --no-send"))
+                command=f"{_xoromail(profile)} validate --no-send"))
     return notes
 
 
@@ -157,7 +166,7 @@ def _google(profile: Profile) -> list[ExpiryNote]:
         kind="google-testing", subject="the Google sign-in (consent screen in \"Testing\": 7 days)", expires=expires,
         renew="publish the app (OAuth consent screen → Publish app, or Internal for a Workspace domain), or use a "
               "Workspace service account that needs no sign-in, then sign in again",
-        command="xoromail setup --service google")]
+        command=f"{_xoromail(profile)} setup --service google")]
 
 
 def _last_refreshed(profile: Profile, secrets: Any) -> datetime | None:

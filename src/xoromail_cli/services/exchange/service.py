@@ -10,7 +10,7 @@ from xoromail_cli.errors import DataError
 from xoromail_cli.services.advisories import exchange_ews
 from xoromail_cli.services.base import Limits, Question, ServiceBase, SetupOption
 from xoromail_cli.services.exchange import settings as checks
-from xoromail_cli.services.exchange.settings import DEFAULT_URL, ExchangeSettings
+from xoromail_cli.services.exchange.settings import URL_EXAMPLE, ExchangeSettings
 
 if TYPE_CHECKING:
     from xoromail_cli.profile import Profile
@@ -54,7 +54,7 @@ class ExchangeService(ServiceBase[ExchangeSettings]):
     secret_kinds: tuple[str, ...] = ("password",)
     settings_type = ExchangeSettings
     setup_options: tuple[SetupOption, ...] = (
-        SetupOption(flag="--ews-url", key="ews_url", help=f"Exchange URI (EWS endpoint), default {DEFAULT_URL}",
+        SetupOption(flag="--ews-url", key="ews_url", help=f"Exchange URI (EWS endpoint), e.g. {URL_EXAMPLE}",
                     metavar="URL"),
         SetupOption(flag="--domain", key="domain", help="the mailbox's domain as a bare DNS name, e.g. company.com",
                     metavar="DOMAIN"),
@@ -84,7 +84,8 @@ class ExchangeService(ServiceBase[ExchangeSettings]):
     def missing(self, answers: Mapping[str, Any], existing: ServiceSettings | None,
                 secret_known: bool, email: str | None = None) -> list[str]:
         base = self.own(existing) or ExchangeSettings()
-        needed = [_FLAGS["username"]] if not (answers.get("username") or base.username) else []
+        needed = [_FLAGS["url"]] if not (answers.get("ews_url") or base.url) else []
+        needed += [_FLAGS["username"]] if not (answers.get("username") or base.username) else []
         return needed if secret_known else [*needed, "--password-stdin"]
 
     def next_question(self, answers: Mapping[str, Any], existing: ServiceSettings | None,
@@ -92,7 +93,7 @@ class ExchangeService(ServiceBase[ExchangeSettings]):
         base = self.own(existing) or ExchangeSettings()
         domain_default = base.domain or (email.rsplit("@", 1)[1] if "@" in email else None)
         questions = (
-            Question(key="ews_url", prompt="Exchange URI", default=base.url,
+            Question(key="ews_url", prompt="Exchange URI", default=base.url or None,
                      check=lambda text: checks.check_url(text)[0],
                      explain="The EWS address of your Exchange server, usually https://mail.<company>/EWS/"
                              "Exchange.asmx. For Exchange Online (Microsoft 365) prefer the microsoft365 service."),

@@ -17,6 +17,8 @@ from xoromail_cli.errors import DataError
 AuthType = Literal["ntlm", "basic"]
 AUTH_TYPES: tuple[AuthType, ...] = ("ntlm", "basic")
 DEFAULT_URL = "https://outlook.office365.com/EWS/Exchange.asmx"
+"""Exchange Online's EWS address: recognised (and advised against), never assumed: the URI has no default."""
+URL_EXAMPLE = "https://mail.company.com/EWS/Exchange.asmx"
 USUAL_PATH = "/EWS/Exchange.asmx"
 EXCHANGE_ONLINE_HOSTS = ("outlook.office365.com", "outlook.office.com")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$", re.IGNORECASE)
@@ -27,7 +29,8 @@ _DOMAIN_EXAMPLE = "company.com"
 class ExchangeSettings:
     """`[profiles.NAME.exchange]`: where EWS answers and how to sign in (the password is a secret)."""
 
-    url: str = DEFAULT_URL
+    url: str = ""
+    """The server's EWS address; no default, since Exchange Online is the one place EWS is going away."""
     domain: str = ""
     username: str = ""
     auth: AuthType = "ntlm"
@@ -39,6 +42,9 @@ class ExchangeSettings:
 
     def check(self) -> None:
         """The same checks setup makes, for a profile built in code or edited by hand."""
+        if not self.url:
+            raise DataError("the Exchange profile has no url (the EWS address)",
+                            f'add url = "{URL_EXAMPLE}" (your Exchange server\'s EWS address)', field="url")
         check_url(self.url)
         if self.domain:
             check_domain(self.domain)

@@ -28,7 +28,7 @@ CLIENT_HINT = (
 SCOPE_HINT = (
     "the sign-in did not grant sending: " + SETUP_AGAIN + " and leave \"Send email on your behalf\" ticked"
 )
-ENABLE_API_HINT = "enable the Gmail API for the OAuth client's project"
+ENABLE_API_HINT = "enable the Gmail API in the Cloud project that owns the OAuth client or the service account"
 QUOTA_HINT = (
     "Gmail's sending limit is reached (Workspace: 2,000 messages a day; API: about 60 sends a minute): "
     "wait (up to 24 hours for the daily limit), or spread the batch"

@@ -1,7 +1,9 @@
 """Connect and Allow: the installed-app OAuth flow, token refresh, revocation and disconnect.
 
-The sign-in runs google-auth-oauthlib's real `InstalledAppFlow.run_local_server` (loopback redirect; the
-out-of-band flow is gone since 2022). It never prints: the URL and the `ssh -L` advice go to `notify`.
+The sign-in runs google-auth-oauthlib's real `InstalledAppFlow` (loopback redirect; the out-of-band flow is
+gone since 2022) on a loopback server of ours (`loopback.py`: the page says whether the user allowed or
+cancelled, and the port can be used again at once). It never prints: the URL and the `ssh -L` advice go to
+`notify`.
 Secrets (refresh token, access token with expiry, client secret) go only to a `SecretStore`.
 """
 
@@ -17,6 +19,7 @@ from urllib.parse import urlsplit
 
 from xoromail_cli.errors import ExitCode, StageFailedError
 from xoromail_cli.services.google.hints import SCOPE_HINT, SETUP_AGAIN, oauth_failure
+from xoromail_cli.services.google.loopback import wait_on_loopback
 
 if TYPE_CHECKING:
     import requests
@@ -89,13 +92,18 @@ def sign_in(settings: GoogleSettings, client_secret: str, *, notify: Callable[[s
     wait = settings.sign_in_timeout
 
     class _Flow(InstalledAppFlow):  # type: ignore[misc]  # google-auth-oauthlib is untyped
-        """Hands the URL to `notify` instead of printing it (run_local_server prints nothing when asked)."""
+        """Hands the URL to `notify` instead of printing it, and waits on a loopback server of its own."""
 
         def authorization_url(self, **kwargs: Any) -> tuple[str, str]:
             url, state = super().authorization_url(**kwargs)
             port = urlsplit(self.redirect_uri).port or settings.redirect_port
             notify(_sign_in_message(url, port, wait, use_browser))
             return url, state
+
+        def run_local_server(self, *, host: str, bind_addr: str, port: int, open_browser: bool,
+                             timeout_seconds: float, **kwargs: Any) -> Any:
+            return wait_on_loopback(self, host=host, bind_addr=bind_addr, port=port, open_browser=open_browser,
+                                    timeout_seconds=timeout_seconds, **kwargs)
 
     config = {"installed": {"client_id": settings.client_id, "client_secret": client_secret,
                             "auth_uri": settings.auth_uri, "token_uri": settings.token_uri,
@@ -113,8 +121,7 @@ def _run(flow: Any, settings: GoogleSettings, use_browser: bool, wait: float, ti
 
     try:
         flow.run_local_server(host="localhost", bind_addr="127.0.0.1", port=settings.redirect_port,
-                              authorization_prompt_message="", open_browser=use_browser, timeout_seconds=wait,
-                              success_message="Signed in: you can close this window and return to xoromail.",
+                              open_browser=use_browser, timeout_seconds=wait,
                               prompt="consent", **extra)  # consent: Google returns a refresh token every time
     except WSGITimeoutError:
         raise StageFailedError("sign-in", f"no sign-in arrived within {wait:g} s; nothing was saved",

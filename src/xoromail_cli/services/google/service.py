@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xoromail_cli.errors import ConfigError, XoromailError
@@ -92,8 +93,8 @@ class GoogleService(ServiceBase[GoogleSettings]):
         elif answers.get("client_secrets"):
             client = read_client_secrets(answers["client_secrets"])
             changes.update(client_id=client.client_id, auth_uri=client.auth_uri, token_uri=client.token_uri,
-                           client_secrets_file=str(answers["client_secrets"]), service_account=None,
-                           service_account_file=None)
+                           client_secrets_file=str(Path(answers["client_secrets"]).expanduser().resolve()),
+                           service_account=None, service_account_file=None)
         elif base is None:
             raise ConfigError("no OAuth client given", "pass --client-secrets FILE, or --service-account KEY.json for "
                               "a Workspace service account (see docs/setup-google.md)")
@@ -225,8 +226,8 @@ def _service_account_changes(path: str) -> dict[str, Any]:
 
     key = service_account.read_key(path)
     return {"client_id": key.client_id, "token_uri": service_account.check_token_uri(key),
-            "service_account": key.client_email, "service_account_file": path, "client_secrets_file": None,
-            "account": None, "sign_in_expires": None}
+            "service_account": key.client_email, "service_account_file": str(Path(path).expanduser().resolve()),
+            "client_secrets_file": None, "account": None, "sign_in_expires": None}
 
 
 SERVICE = GoogleService()

@@ -241,8 +241,9 @@ class TokenSource:
         flow = app.initiate_device_flow(scopes=scopes)
         if "user_code" not in flow:
             raise hints.sign_in_error(flow, self.settings)
-        notify(str(flow["message"]))
-        deadline = time.monotonic() + self.settings.sign_in_timeout
+        wait = min(float(self.settings.sign_in_timeout), float(flow.get("expires_in") or "inf"))
+        notify(f"{flow['message']} xoromail waits {waiting_time(wait)} for it (--sign-in-timeout to change it).")
+        deadline = time.monotonic() + wait
         return app.acquire_token_by_device_flow(
             flow, exit_condition=lambda flow: time.monotonic() > deadline)
 
@@ -312,3 +313,10 @@ def sign_in(settings: Microsoft365Settings, secrets: SecretStore, *, mailbox: st
     the token cache in `secrets`. App-only profiles prove their secret or certificate instead."""
     source = TokenSource(settings, secrets, mailbox=mailbox, ca_file=ca_file, timeout=timeout, lock_path=lock_path)
     return source.sign_in(notify, open_browser=open_browser)
+
+
+def waiting_time(seconds: float) -> str:
+    """"5 minutes", "90 seconds": how long a sign-in prompt waits, as a person reads it."""
+    if seconds >= 120 and seconds % 60 == 0:
+        return f"{seconds / 60:g} minutes"
+    return f"{seconds:g} seconds"

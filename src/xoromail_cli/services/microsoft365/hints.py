@@ -41,16 +41,27 @@ def _setup(s: Microsoft365Settings, options: str) -> str:
     return f"`xoromail setup --service microsoft365 --tenant {s.tenant} --client-id {s.client_id} {options}`"
 
 
+BROWSER_FLOW = "--sign-in browser --redirect-port 8765"
+DEVICE_CODE_FLOW = "--sign-in device-code"
+
+
+def other_flow(code: int, s: Microsoft365Settings) -> str:
+    """The setup options of the sign-in flow a Conditional Access block (53003, 53000, 53001) leaves open."""
+    if code == 53003 and s.sign_in == "device-code" and s.mode != "app":
+        return BROWSER_FLOW
+    return DEVICE_CODE_FLOW
+
+
 def _conditional_access(s: Microsoft365Settings) -> str:
     """AADSTS53003: a Conditional Access policy blocked this flow (most often the device-code flow)."""
-    if s.sign_in == "device-code" and s.mode != "app":
+    if other_flow(53003, s) == BROWSER_FLOW:
         return ("a Conditional Access policy blocked the device-code sign-in (Microsoft recommends blocking that "
                 "flow): sign in with the browser flow instead, "
-                + _setup(s, "--sign-in browser --redirect-port 8765") + f" ({SSH_TUNNEL.replace('PORT', '8765')}); "
+                + _setup(s, BROWSER_FLOW) + f" ({SSH_TUNNEL.replace('PORT', '8765')}); "
                 "for unattended use, app-only: " + _setup(s, "--certificate APP.pem")
                 + "; or ask an admin to exclude this app from the policy")
     return ("a Conditional Access policy blocked this sign-in: try the device-code flow from another device, "
-            + _setup(s, "--sign-in device-code") + ", or app-only for unattended use, "
+            + _setup(s, DEVICE_CODE_FLOW) + ", or app-only for unattended use, "
             + _setup(s, "--certificate APP.pem") + "; or ask an admin to exclude this app or location")
 
 
@@ -58,7 +69,7 @@ def _unmanaged_device(s: Microsoft365Settings) -> str:
     """AADSTS53000/53001: the policy wants a compliant (managed) or domain-joined device for the browser flow."""
     return ("a Conditional Access policy requires a managed (compliant or domain-joined) device, and this machine "
             "is not one: sign in with a device code and enter it on a managed device, "
-            + _setup(s, "--sign-in device-code") + "; for unattended use, app-only: "
+            + _setup(s, DEVICE_CODE_FLOW) + "; for unattended use, app-only: "
             + _setup(s, "--certificate APP.pem") + " (app-only sign-in is not bound to a device)")
 
 

@@ -35,6 +35,8 @@ REGISTER_FIRST = (
     "application permission Mail.Send and grant admin consent. Step by step: docs/setup-microsoft365.md"
 )
 
+SEND_VIA_CHOICES = (*SEND_VIAS, "hve")
+"""--send-via: hve is SMTP (XOAUTH2) to High Volume Email's host, saved as send_via = "smtp" with its smtp_host."""
 SETUP_OPTIONS: tuple[SetupOption, ...] = (
     SetupOption(flag="--tenant", key="tenant",
                 help="the tenant's domain (contoso.onmicrosoft.com) or Directory (tenant) ID",
@@ -56,8 +58,9 @@ SETUP_OPTIONS: tuple[SetupOption, ...] = (
                 kind="int"),
     SetupOption(flag="--sign-in-timeout", key="sign_in_timeout", help="seconds to wait for the sign-in (default 300)",
                 metavar="SECONDS", kind="float"),
-    SetupOption(flag="--send-via", key="send_via", help="graph (default) or smtp (XOAUTH2 to smtp.office365.com:587)",
-                metavar="|".join(SEND_VIAS)),
+    SetupOption(flag="--send-via", key="send_via", help="graph (default), smtp (XOAUTH2 to smtp.office365.com:587) "
+                "or hve (XOAUTH2 to High Volume Email, smtp-hve.office365.com:587: internal recipients only)",
+                metavar="|".join(SEND_VIA_CHOICES)),
     SetupOption(flag="--cloud", key="cloud", help="global (default), usgov or china", metavar="|".join(CLOUDS)),
     SetupOption(flag="--authority-host", key="authority_host",
                 help="sign-in host instead of the cloud's (proxies, tests)",
@@ -86,10 +89,33 @@ def build_settings(answers: Mapping[str, Any], existing: Microsoft365Settings | 
             values.pop("client_secret_expires", None)
     if answers.get("certificate"):
         values.pop("client_secret_expires", None)
+    if answers.get("send_via") is not None:
+        _smtp_endpoint(values, str(answers["send_via"]))
     for key in ("tenant", "client_id"):
         if not values.get(key):
             raise DataError(f"--{key.replace('_', '-')} is required for Microsoft 365", REGISTER_FIRST, field=key)
     return Microsoft365Settings.from_table(values)
+
+
+def _smtp_endpoint(values: dict[str, Any], send_via: str) -> None:
+    """`--send-via hve` is SMTP XOAUTH2 to High Volume Email (HVE's token rule follows the host); `--send-via smtp`
+    after it goes back to smtp.office365.com (a host set by hand for anything else stays)."""
+    from xoromail_cli.services.smtp.presets import HVE_HOST, is_hve
+
+    if send_via not in SEND_VIA_CHOICES:
+        raise DataError(f"--send-via {send_via!r} is not one of {', '.join(SEND_VIA_CHOICES)}",
+                        "graph (Microsoft Graph), smtp (smtp.office365.com) or hve (High Volume Email)",
+                        field="send_via")
+    if send_via == "hve":
+        values.update(send_via="smtp", smtp_host=HVE_HOST)
+    elif is_hve(str(values.get("smtp_host") or "")):
+        values.pop("smtp_host")
+
+
+def _hve_notes(settings: Microsoft365Settings) -> list[str]:
+    from xoromail_cli.services.smtp.presets import HVE_NOTE, is_hve
+
+    return [HVE_NOTE] if settings.send_via == "smtp" and is_hve(settings.smtp_server) else []
 
 
 def secrets_from_answers(answers: Mapping[str, Any]) -> dict[str, str]:
@@ -133,8 +159,8 @@ def next_question(answers: Mapping[str, Any], existing: Microsoft365Settings | N
                         default=getattr(existing, "sign_in", "device-code"), choices=SIGN_INS,
                         explain="Many tenants block device-code sign-in with Conditional Access; then use browser.")
     if answers.get("send_via") is None:
-        return Question(key="send_via", prompt="Send through Microsoft Graph or SMTP (XOAUTH2)",
-                        default=getattr(existing, "send_via", "graph"), choices=SEND_VIAS)
+        return Question(key="send_via", prompt="Send through Microsoft Graph, SMTP (XOAUTH2) or High Volume Email",
+                        default=getattr(existing, "send_via", "graph"), choices=SEND_VIA_CHOICES)
     return None
 
 
@@ -150,6 +176,9 @@ class Microsoft365Service(ServiceBase[Microsoft365Settings]):
 
     def build_settings(self, answers: Mapping[str, Any], existing: Any, email: str) -> Microsoft365Settings:
         return build_settings(answers, self.own(existing))
+
+    def setup_notes(self, settings: Any) -> list[str]:
+        return _hve_notes(settings) if isinstance(settings, Microsoft365Settings) else []
 
     def missing(self, answers: Mapping[str, Any], existing: Any, secret_known: bool,
                 email: str | None = None) -> list[str]:
@@ -227,7 +256,9 @@ class Microsoft365Service(ServiceBase[Microsoft365Settings]):
             refreshed = TokenSource(s, Secrets(profile), mailbox=profile.email).last_refreshed()
             if refreshed is not None and datetime.now(UTC) - refreshed < timedelta(days=60):
                 notes.append(refresh_note(refreshed))  # from 60 days unused, `expiry` warns with the date
-        if s.send_via == "smtp":
+        if _hve_notes(s):
+            notes += _hve_notes(s)
+        elif s.send_via == "smtp":
             notes.append("SMTP AUTH must stay enabled for this mailbox (Exchange admin center → mailbox → "
                          "Manage email apps → Authenticated SMTP); Graph needs no such switch")
         return notes

@@ -52,8 +52,13 @@ class SmtpService(ServiceBase[SmtpSettings]):
         return normalize_password(settings.host, value) if isinstance(settings, SmtpSettings) else value
 
     def setup_notes(self, settings: Any) -> list[str]:
-        note = setup.domain_username_note(settings.username) if isinstance(settings, SmtpSettings) else None
-        return [note] if note else []
+        if not isinstance(settings, SmtpSettings):
+            return []
+        from xoromail_cli.services.smtp.presets import PRESETS
+
+        note = setup.domain_username_note(settings.username)
+        terms = PRESETS[settings.preset].notes if settings.preset in ("hve", "acs") else None  # said before saving
+        return [text for text in (terms, note) if text]
 
     def describe(self, profile: Profile) -> str:
         settings = self.settings_of(profile)

@@ -70,6 +70,8 @@ def build_settings(answers: Mapping[str, Any], existing: SmtpSettings | None, em
     port = int(port or DEFAULT_PORTS[security])
     username = answers.get("username")
     username = str(username) if username is not None else (existing.username if existing else "")
+    if answers.get("login") == "none":  # the wizard's explicit "no sign-in"
+        username = ""
     if username and username.strip().lower() == email.lower() and security != "none":
         username = ""
     preset_key = preset.key if preset else (CUSTOM if answers.get("host") else (existing.preset if existing else None))
@@ -89,6 +91,8 @@ def missing(answers: Mapping[str, Any], existing: SmtpSettings | None, secret_kn
         existing.username if existing else "")
     if not secret_known and not (security == "none" and not username):
         need.append("--password-stdin (or --password-command, or $XOROMAIL_PASSWORD)")
+    if preset is not None and preset.key == "acs" and not username:
+        need.append("--username (the name of the ACS \"SMTP Username\" resource, not the email address)")
     return need
 
 
@@ -136,10 +140,19 @@ def next_question(answers: Mapping[str, Any], existing: SmtpSettings | None, ema
     if answers.get("username") is None:
         security = answers.get("security") or (chosen.security if chosen else None) or (
             existing.security if existing else "")
-        relay = security == "none"
-        suggested = "" if relay else ((existing.username or email) if existing else email)
+        if security == "none" and answers.get("login") is None:  # a relay: whether to sign in is a choice
+            signs_in = existing is not None and bool(existing.username)
+            return Question(key="login", prompt="Sign-in", default="password" if signs_in else "none",
+                            choices=LOGIN_CHOICES, labels=LOGIN_LABELS)
+        if answers.get("login") == "none":
+            return None
+        suggested = (existing.username or email) if existing else email
         explain = preset_notes(chosen) if chosen is not None and chosen.notes else None
-        return Question(key="username", prompt="Username" + (" (empty: no sign-in)" if relay else ""),
-                        default=suggested,
-                        explain=explain, check=str.strip, remark=domain_username_note)
+        return Question(key="username", prompt="Username", default=suggested, explain=explain, check=str.strip,
+                        remark=domain_username_note)
     return None
+
+
+LOGIN_CHOICES = ("none", "password")
+LOGIN_LABELS = ("no sign-in: the server accepts mail from this host without one (a local relay)",
+                "sign in with a username and password")

@@ -1,0 +1,37 @@
+"""A refused interactive sign-in in the wizard (Microsoft 365, delegated) is shown as a failed check is: the
+stage table, then the retry menu whose default is the answer the hint names; the corrected answer signs in."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+from tests.support.common import USER, TLSFiles
+from tests.support.fakes.microsoft_server import CLIENT_ID, TENANT, MicrosoftServer
+from tests.support.terminal import Terminal
+
+
+def test_a_wrong_client_id_shows_the_table_and_the_menu_then_the_right_one_signs_in(
+        tls: TLSFiles, config_path: Path) -> None:
+    with MicrosoftServer(tls.server_context) as server:
+        term = Terminal(["setup", "--service", "microsoft365", "--tenant", TENANT, "--client-id",
+                         "00000000-0000-0000-0000-000000000000", "--sign-in", "device-code", "--send-via", "graph",
+                         "--authority-host", server.authority_host, "--graph-url", server.graph_url,
+                         "--email", USER, "--display-name", "Company Billing", "--ca-file", str(tls.ca_file)],
+                        {**os.environ, "XOROMAIL_CONFIG": str(config_path)})
+        term.answer("Sign in as the mailbox (delegated) or as the app", "delegated")
+        term.expect("Failed at stage 'sign-in'")
+        term.expect("the client (application) ID")
+        term.answer("Change which answer and try again?", "")  # the default: what the hint names
+        term.answer("Application (client) ID", CLIENT_ID)
+        deadline = time.monotonic() + 30
+        while not (code := re.search(r"enter the code (\w+)", term.text)):
+            assert time.monotonic() < deadline, term.text
+            term._read()
+        server.approve(code.group(1))
+        assert term.wait(60) == 0, term.text
+    screen = " ".join(term.text.split())
+    assert "FAILED" in screen and "not reached" in screen and "All checks passed" in screen
+    assert f'client_id = "{CLIENT_ID}"' in config_path.read_text()
