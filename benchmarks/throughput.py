@@ -272,7 +272,7 @@ def run_msmtp(folder: Path, server: Sink, count: int) -> float:
     return seconds
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Pair:
     """The CLI and the naive loop against one server: wall and CPU seconds of each run, the server's CPU."""
 
@@ -357,7 +357,8 @@ def main() -> int:
             (folder / sub).mkdir()
         server = stack.enter_context(sink(folder / "lock-step"))
         announcing = stack.enter_context(sink(folder / "pipelining", pipelining=True))
-        pairs = [Pair(announcing, "PIPELINING server", [], [], {}), Pair(server, "lock-step server", [], [], {})]
+        pairs = [Pair(server=announcing, label="PIPELINING server", cli=[], naive=[], server_cpu={}),
+                 Pair(server=server, label="lock-step server", cli=[], naive=[], server_cpu={})]
         batch = write_csv(folder / "rows.csv", rows)
         warm = write_csv(folder / "warm.csv", 50, start=10**6)
         for pair in pairs:
