@@ -1,5 +1,6 @@
-"""Lock-step SMTP (a server without PIPELINING): the next message is prepared while the server reads this one's
-data, and every promise of the ledger holds as before.
+"""The next message prepared while the server works: lock-step SMTP prepares it while the server reads this
+message's data; pipelined SMTP prepares the one after the announced next message while the replies are awaited.
+Every promise of the ledger holds as before.
 
 Each test checks what the server received, what the ledger says and in which order things happened; never how
 long anything took.
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 
 from tests.support.common import PASSWORD, ServerFactory, TLSFiles, profile_for
 from tests.support.engine import sender
+from tests.support.pipelined import Pipelining
 from tests.support.samples import jobs
 from tests.support.servers import AcceptThenDropNth, DataReply, MailFromReply, delivered
 from xoromail_cli.compose.envelope import Envelope
@@ -104,3 +106,40 @@ def test_a_reader_failing_while_the_next_row_is_taken_early_still_records_the_me
     summary = run.run(breaks_after_two(), total=4)
     assert summary.aborted is not None and "RuntimeError" in summary.aborted.message
     assert summary.count("sent") == 2 and statuses(ledger) == {"sent": 2} and len(server.messages) == 2
+
+
+def test_pipelined_a_row_repeating_the_one_two_places_before_is_skipped_not_sent_twice(
+        smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
+    """While message 1's replies are awaited, message 2 is announced and the row after it prepared: that row
+    repeats message 1, not yet recorded as sent, so it is left to its turn, where the ledger says it went."""
+    server = smtp_server(handler=Pipelining())
+    batch = jobs(4)
+    batch.insert(2, batch[0])
+    run, results = sender(profile_for(server, tls), ledger)
+    run.run(batch)
+    assert [r.status for r in results] == ["sent", "sent", "skipped", "sent", "sent"]
+    assert set(delivered(server.handler).values()) == {1} and len(delivered(server.handler)) == 4
+
+
+def test_pipelined_a_long_batch_sends_each_message_once_in_row_order(
+        smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
+    server = smtp_server(handler=Pipelining())
+    run, results = sender(profile_for(server, tls), ledger)
+    summary = run.run(jobs(25))
+    assert summary.count("sent") == 25 and [r.row for r in results] == list(range(1, 26))
+    assert set(delivered(server.handler).values()) == {1} and statuses(ledger) == {"sent": 25}
+
+
+def test_pipelined_a_reader_failing_while_a_row_is_taken_early_still_records_the_messages_sent(
+        smtp_server: ServerFactory, tls: TLSFiles, ledger: Ledger) -> None:
+    server = smtp_server(handler=Pipelining())
+
+    def breaks_after_three() -> Iterator[SendJob]:
+        yield from jobs(3)
+        raise RuntimeError("the batch reader broke")
+
+    run, _ = sender(profile_for(server, tls), ledger)
+    summary = run.run(breaks_after_three(), total=5)
+    assert summary.aborted is not None and "RuntimeError" in summary.aborted.message
+    sent = summary.count("sent")
+    assert statuses(ledger) == {"sent": sent} and len(server.messages) == sent and sent >= 2
