@@ -99,7 +99,8 @@ def big_message(megabytes: float, number: int) -> bytes:
 
 
 def stall(port: int, messages: list[bytes]) -> tuple[float, list[str]]:
-    """The longest NOOP round trip on 127.0.0.1 while 127.0.0.3 submits `messages`, each on its own connection."""
+    """The longest RSET round trip on 127.0.0.1 while 127.0.0.3 submits `messages`, each on its own connection
+    (RSET, not NOOP: the relay ends a connection at its 101st NOOP)."""
     outcome: list[str] = []
 
     def submit(data: bytes) -> None:
@@ -119,7 +120,7 @@ def stall(port: int, messages: list[bytes]) -> tuple[float, list[str]]:
             thread.start()
         while any(thread.is_alive() for thread in threads):
             began = time.monotonic()
-            probe.noop()
+            probe.rset()
             longest = max(longest, time.monotonic() - began)
             time.sleep(0.05)
     return longest, outcome

@@ -131,6 +131,11 @@ def test_a_huge_attachment_is_refused_by_its_size_before_any_read(tmp_path: Path
     "{{ cycler.__init__.__globals__.os.popen('touch PWNED').read() }}",
     "{{ ''.__class__.__mro__[1].__subclasses__() }}",
     "{% set x = [] %}{{ x.append(1) }}",
+    "{{ ''|attr('__class__') }}",
+    "{{ '{0.__class__.__mro__}'.format(customer_name) }}",
+    "{% include '/etc/passwd' %}",
+    "{% import '/etc/passwd' as secrets %}{{ secrets }}",
+    "{% extends '/etc/passwd' %}",
 ])
 def test_a_template_reaching_for_internals_fails_with_its_file_and_line_and_runs_nothing(
         runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path,
@@ -184,3 +189,80 @@ def test_json_output_carries_control_characters_escaped_and_decodes_to_the_same_
     printed = capsys.readouterr().out
     assert not any(code in printed for code in ("\x1b", "\x9b", "\x07"))
     assert json.loads(printed)["reply"] == value
+
+
+def test_a_json_line_nested_a_hundred_thousand_deep_is_a_data_error_not_a_traceback(
+        runner: CliRunner, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    base = configure(config_path, None, tls)
+    batch = tmp_path / "rows.jsonl"
+    batch.write_text(json.dumps(row(1)) + "\n" + '{"to": "c2@client.test", "customer_name": '
+                     + "[" * 100_000 + "]" * 100_000 + "}\n", encoding="utf-8")
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch", str(batch), "--dry-run"])
+    assert result.exit_code == ExitCode.DATAERR, result.output
+    assert "line 2: values nested too deeply" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("swap", ["symlink to /proc/self/environ", "fifo", "a file moved in from outside"])
+def test_an_attachment_swapped_after_the_check_is_not_read(tmp_path: Path, batch_folder: Path, swap: str) -> None:
+    from xoromail_cli.compose.mime import build_message
+
+    os.environ["XOROMAIL_TEST_CANARY"] = "canary-4711"
+    [job] = attachment_rows(tmp_path, "invoices/INV-1.pdf")
+    assert isinstance(job, SendJob)
+    checked = batch_folder / "invoices" / "INV-1.pdf"
+    checked.unlink()
+    if swap == "fifo":
+        os.mkfifo(checked)
+    elif swap == "a file moved in from outside":
+        (tmp_path / "secret.txt").rename(checked)
+    else:
+        checked.symlink_to("/proc/self/environ")
+    try:
+        with pytest.raises(DataError, match="was replaced after the batch was checked"):
+            build_message(display_name="Billing", sender="billing@company.test", to=["c@client.test"],
+                          subject="Invoice", text="see attached", attachments=job.attachments)
+    finally:
+        del os.environ["XOROMAIL_TEST_CANARY"]
+
+
+def test_a_csv_value_over_the_field_limit_names_its_line_and_no_quote(tmp_path: Path) -> None:
+    batch = tmp_path / "rows.csv"
+    batch.write_text("to,customer_name,invoice_number,amount_due,due_date\n"
+                     "c1@client.test,Ann,INV-1,1,2026-11-01\n"
+                     f"c2@client.test,{'A' * 200_000},INV-2,1,2026-11-01\n", encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        list(jobs_from_file(EVENT, batch, {}))
+    assert "line 3: a value is longer than 131,072 characters" in caught.value.message
+    assert "close the quote" not in (caught.value.hint or "")
+
+
+@pytest.mark.parametrize("target", ["/proc/self/environ", "outside"])
+def test_a_template_that_links_out_of_the_templates_folder_is_refused_not_mailed(
+        runner: CliRunner, tls: TLSFiles, config_path: Path, isolated_environment: Path, tmp_path: Path,
+        target: str) -> None:
+    base = configure(config_path, None, tls)
+    folder = isolated_environment / "config" / "xoromail" / "templates" / "overdue-invoice"
+    folder.mkdir(parents=True)
+    if target == "outside":
+        (tmp_path / "key.pem").write_text("-----BEGIN PRIVATE KEY----- canary-4711", encoding="utf-8")
+        target = str(tmp_path / "key.pem")
+    (folder / "body.txt").symlink_to(target)
+    (folder / "subject.txt").symlink_to(folder / "body.txt")
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "c@client.test",
+                                 *OVERDUE, "--dry-run"], env={"XOROMAIL_PASSWORD": "canary-4711"})
+    assert result.exit_code == ExitCode.CONFIG, result.output
+    assert "leads out of the templates folder" in " ".join(result.output.split())
+    assert "canary" not in result.output
+
+
+def test_a_template_linked_to_another_inside_the_folder_is_used(
+        runner: CliRunner, tls: TLSFiles, config_path: Path, isolated_environment: Path) -> None:
+    base = configure(config_path, None, tls)
+    folder = isolated_environment / "config" / "xoromail" / "templates" / "overdue-invoice"
+    folder.mkdir(parents=True)
+    (folder.parent / "shared.txt").write_text("Dear {{ customer_name }}, shared text\n", encoding="utf-8")
+    (folder / "body.txt").symlink_to(folder.parent / "shared.txt")
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "c@client.test",
+                                 *OVERDUE, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "Dear Ann, shared text" in result.output

@@ -6,7 +6,9 @@ No wall-clock assertion: the scripts drip far faster than the timeout, so only a
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, configure, profile_for, secrets
+from tests.support.external import external_client
 from tests.support.misbehaving import (
     Peer,
     Script,
@@ -209,3 +212,90 @@ def test_an_https_reply_dripped_a_byte_at_a_time_ends_at_the_requests_deadline(t
     failure = http.failure("send", caught.value, "https://127.0.0.1/token", 0.3, http.Hints(
         where="check the address", tls="check the port", name="check the name"))
     assert failure.exit_code == ExitCode.TEMPFAIL
+
+
+def test_an_https_body_dripped_after_a_quick_head_ends_at_the_requests_deadline(tls: TLSFiles) -> None:
+    """requests reads a body after the adapter returns: the deadline must cover it too, not just the head."""
+    import requests
+
+    from xoromail_cli.services import http
+
+    def dripped_body(peer: Peer) -> None:
+        secure = Peer(tls.server_context.wrap_socket(peer.conn, server_side=True), peer.stop)
+        while secure.line():  # the request head, up to its empty line
+            pass
+        secure.say(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+        secure.drip(b"{" + b" " * 99_999)
+
+    with scripted(dripped_body) as server, pytest.raises(requests.exceptions.ReadTimeout):
+        http.session(str(tls.ca_file), timeout=0.3).get(f"https://127.0.0.1:{server.port}/token")
+
+
+SILENT_RESOLVER = """
+ip link set lo up
+mount --bind "$RESOLV_CONF" /etc/resolv.conf
+"$PYTHON" -c "
+import socket, time
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); udp.bind(('127.0.0.1', 53))
+tcp = socket.socket(); tcp.bind(('127.0.0.1', 53)); tcp.listen(5)
+print('listening', flush=True); time.sleep(120)" > "$READY" 2>&1 &
+while [ ! -s "$READY" ]; do sleep 0.05; done
+"$@"
+status=$?
+kill $!
+exit $status
+"""
+
+
+def test_a_resolver_that_never_answers_ends_validate_at_its_deadline(config_path: Path, tmp_path: Path) -> None:
+    """The system resolver (getaddrinfo) has no deadline of its own: with resolv.conf naming a silent server it
+    waits attempts x timeout (here 5 x 30 s), and a SIGTERM waits with it. Run in a private network and mount
+    namespace (unshare: a real resolv.conf, a real silent name server on 127.0.0.1:53, nothing of the host's)."""
+    needs = {name: external_client(name, "apt-get install util-linux iproute2",
+                                   instead="could not build a private resolver and checked nothing")
+             for name in ("unshare", "ip")}
+    if None in needs.values():  # outside CI only: in CI a missing command fails the test above
+        return
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\noptions timeout:30 attempts:5\n", encoding="utf-8")
+    config.save_profile(config_path, plain_profile(25, host="mx.company.test"))
+    env = {**os.environ, "XOROMAIL_CONFIG": str(config_path), "XOROMAIL_PASSWORD": PASSWORD,
+           "RESOLV_CONF": str(resolv), "PYTHON": sys.executable, "READY": str(tmp_path / "ready")}
+    with subprocess.Popen(["unshare", "--user", "--map-root-user", "--mount", "--net", "sh", "-c", SILENT_RESOLVER,
+                           "sh", SCRIPT, "validate", "--no-send"], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, start_new_session=True) as run:
+        try:
+            out, err = run.communicate(timeout=60)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(run.pid, signal.SIGKILL)  # a run that hung leaves nothing behind
+    assert run.returncode == ExitCode.TEMPFAIL, out + err
+    assert "looking up 'mx.company.test' did not finish within 0.5 s" in " ".join(out.split())
+    assert "Traceback" not in err
+
+
+def test_an_exchange_head_dripped_past_the_deadline_is_75_not_an_empty_answer(tls: TLSFiles) -> None:
+    """Shut down mid-head, http.client takes what came for a whole head and an empty body: exchangelib then
+    read a 200 with no document ('Bad SOAP response', 69). A request the watchdog cut short is a timeout."""
+    from tests.support.keyring_store import KeyringStore
+    from xoromail_cli.credentials import write_secret
+    from xoromail_cli.errors import StageFailedError
+    from xoromail_cli.services.exchange.settings import ExchangeSettings
+    from xoromail_cli.services.exchange.transport import ExchangeTransport
+
+    def dripped_head(peer: Peer) -> None:
+        secure = Peer(tls.server_context.wrap_socket(peer.conn, server_side=True), peer.stop)
+        while secure.line():
+            pass
+        secure.drip(b"HTTP/1.1 200 OK\r\n" + b"X-Filler: still coming\r\n" * 2000)
+
+    write_secret("default", "password", PASSWORD)
+    with scripted(dripped_head) as server:
+        settings = ExchangeSettings(url=f"https://127.0.0.1:{server.port}/EWS/Exchange.asmx", domain="company.test",
+                                    username="billing", auth="basic")
+        transport = ExchangeTransport(settings, USER, KeyringStore(deletes=False), timeout=TIMEOUT,
+                                      ca_file=str(tls.ca_file))
+        with pytest.raises(StageFailedError) as caught:
+            transport.open()
+    assert caught.value.exit_code == ExitCode.TEMPFAIL, caught.value.message
+    assert "SOAP" not in caught.value.message

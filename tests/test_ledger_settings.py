@@ -99,3 +99,18 @@ def test_validate_proves_a_shared_ledger_answers_and_fails_at_the_ledger_stage_w
     report = validate.run(down, secrets("correct horse battery staple"))
     assert report.failed is not None and report.failed.name == "ledger" and report.exit_code == 75
     assert "dns" in report.skipped and not server.messages[1:]
+
+
+CONNINFO = "host=db.erp.test user=erp_mail password=s3cr@t-pw dbname=erp"
+
+
+@pytest.mark.parametrize("command", [["setup", "--ledger", CONNINFO], ["ledger", "copy", "--to", CONNINFO]])
+def test_a_libpq_key_value_string_is_refused_not_saved_as_a_file_name_with_its_password(
+        runner: CliRunner, tls: TLSFiles, config_path: Path, command: list[str]) -> None:
+    if command[0] == "setup":
+        command = [*setup_args(config_path, 587, tls, "--no-validate")[2:], "--ledger", CONNINFO]
+    result = runner.invoke(app, ["--config", str(config_path), *command], input="pw\n")
+    assert result.exit_code == 2, result.output
+    assert "libpq 'key=value' string with a password" in " ".join(result.output.split())
+    assert "postgresql://user@host/db" in " ".join(result.output.split())
+    assert not config_path.exists() or "s3cr" not in config_path.read_text()

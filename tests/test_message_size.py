@@ -80,3 +80,53 @@ def test_a_552_5_3_4_refusal_is_a_permanent_data_error_and_not_retried(
     assert refused.exit_code == ExitCode.DATAERR and "552 5.3.4" in refused.reply
     assert "re-sending will not help" in (refused.hint or "")
     assert exit_code == ExitCode.DATAERR  # 65: a scheduler does not re-upload it every run
+
+
+def test_once_the_limit_is_known_a_file_too_large_for_it_is_refused_by_its_size_before_it_is_read(
+        smtp_server: ServerFactory, tls: TLSFiles, tmp_path: Path) -> None:
+    handler = SmallSize()
+    profile = profile_for(smtp_server(handler=handler), tls)
+    big = tmp_path / "scan.pdf"
+    with big.open("wb") as handle:  # sparse: 50 MB on paper, under the 112 MiB any service could take
+        handle.truncate(50_000_000)
+    variables = {"customer_name": "C", "invoice_number": "INV-1", "amount_due": "10", "due_date": "2026-11-01"}
+    batch = [jobs(1)[0], make_job(EVENT, 2, to=["customer2@client.test"], attach=[str(big)], variables=variables)]
+    run, results = sender(profile, sqlite_ledger(tmp_path, "ledger.sqlite3"))
+    assert run.run(batch).exit_code == ExitCode.DATAERR
+    sent, too_big = results
+    assert sent.status == "sent"
+    assert too_big.status == "failed" and too_big.exit_code == ExitCode.DATAERR
+    assert "its attachments alone come to 68.4 MB" in too_big.reply and "20,000 bytes" in too_big.reply
+    assert handler.mail_from == 1
+
+
+def test_even_the_first_message_refuses_a_file_too_large_before_reading_it(
+        smtp_server: ServerFactory, tls: TLSFiles, tmp_path: Path) -> None:
+    """The connection opens before the first message with a large file, so SIZE is known before any read."""
+    handler = SmallSize()
+    profile = profile_for(smtp_server(handler=handler), tls)
+    big = tmp_path / "scan.pdf"
+    with big.open("wb") as handle:
+        handle.truncate(50_000_000)
+    variables = {"customer_name": "C", "invoice_number": "INV-1", "amount_due": "10", "due_date": "2026-11-01"}
+    batch = [make_job(EVENT, 1, to=["customer1@client.test"], attach=[str(big)], variables=variables), jobs(2)[1]]
+    run, results = sender(profile, sqlite_ledger(tmp_path, "ledger.sqlite3"))
+    assert run.run(batch).exit_code == ExitCode.DATAERR
+    too_big, sent = results
+    assert too_big.status == "failed" and "its attachments alone come to 68.4 MB" in too_big.reply
+    assert sent.status == "sent" and handler.mail_from == 1
+
+
+def test_a_server_down_when_a_large_file_would_be_measured_is_met_by_the_attempt_as_ever(
+        tls: TLSFiles, tmp_path: Path) -> None:
+    from xoromail_cli.local.sink import SinkServer, free_port
+
+    profile = profile_for(SinkServer(port=free_port()), tls)  # nothing listens there
+    big = tmp_path / "scan.pdf"
+    with big.open("wb") as handle:
+        handle.truncate(2_000_000)
+    variables = {"customer_name": "C", "invoice_number": "INV-1", "amount_due": "10", "due_date": "2026-11-01"}
+    run, _ = sender(profile, sqlite_ledger(tmp_path, "ledger.sqlite3"))
+    summary = run.run([make_job(EVENT, 1, to=["customer1@client.test"], attach=[str(big)], variables=variables)])
+    assert summary.exit_code == ExitCode.UNAVAILABLE
+    assert summary.aborted is not None and "refused" in summary.aborted.message

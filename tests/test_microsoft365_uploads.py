@@ -141,3 +141,62 @@ def test_the_relay_refuses_a_large_message_at_data_with_552_naming_the_permissio
     finally:
         server.stop()
         worker.stop(30)
+
+
+@pytest.mark.parametrize("sizes", [[1536 * 1024] * 3, [3_050_000]], ids=["three-1.5-MB-files", "one-3.05-MB-file"])
+def test_files_under_3_mb_too_large_together_for_one_request_still_go_with_mail_readwrite(
+        relay: RelayFactory, graph: MicrosoftServer, tls: TLSFiles, sizes: list[int]) -> None:
+    """An invoice with three 1.5 MB PDFs (no file over 3 MB, the message over what one request carries), or one
+    PDF of 3.05 MB (under 3 MiB, over 3,000,000 bytes): the draft must fit one 4 MB request, so files go up apart
+    (a fileAttachment each, or an upload session), and every file arrives."""
+    graph.app_roles = ["Mail.Send", "Mail.ReadWrite"]
+    running = relay(app_profile(graph, tls))
+    files = [b"%PDF-1.7\n" + os.urandom(size - 9) for size in sizes]
+    message = erp_message(7, attachment=files[0])
+    for number, data in enumerate(files[1:], start=2):
+        message.add_attachment(data, maintype="application", subtype="pdf", filename=f"INV-7-{number}.pdf")
+    submit(running.port, message)
+    wait_for(lambda: len(graph.drafts.sent) == 1 or bool(running.logged("failed")), timeout=60,
+             what="the draft sent, or a failure")
+    assert not running.logged("failed"), running.logged("failed")
+    sent = graph.drafts.sent[0]
+    in_draft = [part.get_content() for part in message_from_bytes(sent.mime, policy=policy.default).iter_attachments()]
+    assert sorted([data for _, _, data in sent.attachments] + in_draft) == sorted(files)
+    assert len(sent.mime) < MAX_MESSAGE_BYTES
+
+
+def test_mail_readwrite_granted_while_the_relay_runs_lifts_its_size_without_a_restart(
+        relay: RelayFactory, graph: MicrosoftServer, tls: TLSFiles, capsys: pytest.CaptureFixture[str]) -> None:
+    """The relay learns 3 MB at start (no Mail.ReadWrite) and says so in SIZE; the admin grants the permission;
+    the next burst's token carries it, and the relay's SIZE follows: a 7 MB PDF is taken without a restart."""
+    import threading
+
+    from xoromail_cli.cli.relay_cmd import _run
+    from xoromail_cli.relay.notify import Notifier
+    from xoromail_cli.relay.office import Mailbox, Office
+    from xoromail_cli.relay.upstream import MAX_ACCEPTED, learn_max_size
+    from xoromail_cli.relay.users import LoginTable
+
+    running = relay(app_profile(graph, tls))
+    assert learn_max_size(running.profile, running.server, running.log) == MAX_MESSAGE_BYTES
+    office = Office(logins=LoginTable({}), routes={}, mailboxes=[Mailbox(running.profile, running.spool,
+                                                                         running.worker)])
+    stop = threading.Event()
+    loop = threading.Thread(target=_run, args=(office, running.server, Notifier({}), stop, threading.Event()),
+                            daemon=True)
+    loop.start()
+    try:
+        with pytest.raises(smtplib.SMTPException):
+            submit(running.port, erp_message(8, attachment=PDF))
+        graph.app_roles = ["Mail.Send", "Mail.ReadWrite"]  # granted, with admin consent
+        credentials.delete_secret("default", TOKEN_CACHE)  # the cached token expired meanwhile
+        submit(running.port, erp_message(9))  # a small one: its burst meets the new token
+        wait_for(lambda: len(graph.sent) == 1, what="the small message")
+        wait_for(lambda: running.server.limits.max_size > MAX_MESSAGE_BYTES, what="the relay's SIZE to follow")
+        assert running.server.limits.max_size == MAX_ACCEPTED  # 150 MB, as much as the relay holds
+        submit(running.port, erp_message(10, attachment=PDF))
+        wait_for(lambda: len(graph.drafts.sent) == 1, timeout=60, what="the large message, through a draft")
+        assert f"size max={MAX_ACCEPTED} service=microsoft365 reason=" in capsys.readouterr().err
+    finally:
+        stop.set()
+        loop.join(10)

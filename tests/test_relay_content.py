@@ -13,6 +13,8 @@ import threading
 from email import policy
 from typing import Any
 
+import pytest
+
 from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
 from tests.support.relay_helpers import RELAY_PASSWORD, RELAY_USER, RelayFactory, erp_message, relay, submit, wait_for
 from xoromail_cli import credentials
@@ -190,3 +192,54 @@ def test_an_8bit_message_goes_upstream_with_body_8bitmime_and_a_7bit_one_without
     wait_for(lambda: len(upstream.messages) == 2, what="the 7-bit message")
     assert handler.options == [["BODY=8BITMIME"], []]
     assert "Grüße".encode() in upstream.messages[0].data
+
+
+def test_a_header_line_over_998_octets_is_folded_so_an_smtp_upstream_takes_it(
+        relay: RelayFactory, smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    """A To of many recipients or a long Subject on one line (a program that does not fold) must not get a 250
+    and then be refused by the upstream's line limit."""
+    upstream = smtp_server()
+    credentials.store_password("default", PASSWORD)
+    running = relay(profile_for(upstream, tls))
+    recipients = [f"customer{n}@client.test" for n in range(60)]
+    subject = " ".join(f"word{n}" for n in range(300))
+    head = (f"From: {USER}\r\nTo: " + ", ".join(recipients) + f"\r\nSubject: {subject}\r\n"
+            "Message-ID: <long-header@company.test>\r\n").encode()
+    assert len(head.split(b"\r\n")[1]) > 998
+    assert raw_data(running.port, head + b"\r\nbody\r\n", to=recipients[0])[0] == 250
+    wait_for(lambda: bool(running.logged("delivered") or running.logged("failed")), what="the delivery")
+    assert running.logged("delivered"), running.logged("failed")
+    data = upstream.messages[0].data
+    assert max(len(line) for line in data.split(b"\r\n")) <= 998
+    parsed = email.message_from_bytes(data, policy=policy.default)
+    assert parsed["Subject"] == subject and len(parsed["To"].addresses) == 60
+    unbroken = (HEAD.replace("{number}", "unbroken") + "X-Token: " + "x" * 1200 + "\r\n\r\nbody\r\n").encode()
+    code, text = raw_data(running.port, unbroken)
+    assert code == 550 and text.startswith(b"5.6.0") and b"X-Token header" in text
+
+
+def test_line_ends_and_the_long_line_check_agree_with_a_line_by_line_reading() -> None:
+    """The C-speed versions (a window jumped per step, `replace`) against the plain definition, on lines of
+    every length around the limit, with and without a last line end, CRLF and bare LF."""
+    import random
+
+    from xoromail_cli.relay.mending import MendRefused, crlf_line_ends, has_long_line
+
+    def reference(body: bytes, limit: int) -> bool:
+        lines = body.split(b"\r\n")
+        return any(len(line) > limit for line in lines)
+
+    generator = random.Random(19)
+    for _ in range(3000):
+        limit = generator.choice([1, 2, 5, 998])
+        lengths = [generator.choice([0, 1, limit - 1, limit, limit + 1, limit + 2, generator.randint(0, 2 * limit)])
+                   for _ in range(generator.randint(0, 6))]
+        body = b"\r\n".join(b"x" * max(0, length) for length in lengths)
+        if generator.random() < 0.5:
+            body += b"\r\n"
+        assert has_long_line(body, 0, limit) == reference(body, limit), (limit, lengths)
+        mixed = body.replace(b"\r\n", b"\n", generator.randint(0, 3))
+        assert crlf_line_ends(mixed) == body
+    for bare in (b"a\rb", b"a\r", b"\ra\r\n", b"a\r\r\n"):
+        with pytest.raises(MendRefused):
+            crlf_line_ends(bare)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import smtplib
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -24,6 +26,7 @@ from xoromail_cli.relay.users import load_logins
 
 SHIPPING, SHIPPING_PASSWORD = "shipping@company.test", "shipping mailbox secret"
 BILLING_LOGIN_PASSWORD = "billing-erp-pass-8Kd"
+ERP_A, ERP_B = "first-pass-of-the-erp", "printer-pass-long-enough"  # a login's needs 16 characters
 
 
 def two_mailboxes(config_path: Path, smtp_server: ServerFactory, tls: TLSFiles) -> tuple[SinkServer, SinkServer]:
@@ -118,6 +121,7 @@ def test_two_logins_deliver_through_their_own_profiles_and_may_send_only_as_thei
     with pytest.raises(smtplib.SMTPAuthenticationError):  # one login's password never opens another
         submit(running.server.port, erp_message(4), user="billing-erp", password=generated)
     refused = [line for line in running.lines if line.startswith("refused ")]
+    assert all(" login=shipping-erp " in line for line in refused)  # which program of the office it was
     assert len(refused) == 2 and all(generated not in line and BILLING_LOGIN_PASSWORD not in line
                                      for line in running.lines)
 
@@ -125,20 +129,20 @@ def test_two_logins_deliver_through_their_own_profiles_and_may_send_only_as_thei
 def test_rotating_a_password_and_removing_a_login(runner: CliRunner, config_path: Path, smtp_server: ServerFactory,
                                                   tls: TLSFiles, office: OfficeFactory) -> None:
     billing, _ = two_mailboxes(config_path, smtp_server, tls)
-    users(runner, config_path, "add", "erp", "--profile", "billing", "--password-stdin", stdin="first-pass\n")
-    users(runner, config_path, "add", "printer", "--profile", "billing", "--password-stdin", stdin="printer-pass\n")
+    users(runner, config_path, "add", "erp", "--profile", "billing", "--password-stdin", stdin=ERP_A + "\n")
+    users(runner, config_path, "add", "printer", "--profile", "billing", "--password-stdin", stdin=ERP_B + "\n")
     shown = users(runner, config_path, "password", "erp")
     new = shown[-1].rsplit(" ", 1)[1]
-    assert "shown this once" in shown[-1] and new != "first-pass"
+    assert "shown this once" in shown[-1] and new != ERP_A
     users(runner, config_path, "remove", "printer")
     assert list(load_logins(config_path)) == ["erp"]
     assert credentials.read_secret("relay", "login:printer") is None
     running = office()
     assert len(running.office.mailboxes) == 1  # two logins of one profile would share it
     with pytest.raises(smtplib.SMTPAuthenticationError):
-        submit(running.server.port, erp_message(1), user="erp", password="first-pass")
+        submit(running.server.port, erp_message(1), user="erp", password=ERP_A)
     with pytest.raises(smtplib.SMTPAuthenticationError):
-        submit(running.server.port, erp_message(1), user="printer", password="printer-pass")
+        submit(running.server.port, erp_message(1), user="printer", password=ERP_B)
     submit(running.server.port, erp_message(2), user="erp", password=new)
     wait_for(lambda: len(billing.messages) == 1, what="the delivery")
 
@@ -164,14 +168,14 @@ def test_the_relay_process_without_user_serves_every_login(runner: CliRunner, co
                                                            smtp_server: ServerFactory, tls: TLSFiles,
                                                            tmp_path: Path) -> None:
     billing, shipping = two_mailboxes(config_path, smtp_server, tls)
-    users(runner, config_path, "add", "billing-erp", "--profile", "billing", "--password-stdin", stdin="b-pass\n")
-    users(runner, config_path, "add", "shipping-erp", "--profile", "shipping", "--password-stdin", stdin="s-pass\n")
+    users(runner, config_path, "add", "billing-erp", "--profile", "billing", "--password-stdin", stdin=ERP_A + "\n")
+    users(runner, config_path, "add", "shipping-erp", "--profile", "shipping", "--password-stdin", stdin=ERP_B + "\n")
     process = RelayProcess(["--config", str(config_path), "relay", "--listen", "127.0.0.1:0", "--retry-delay",
                             "0.2", "--spool", str(tmp_path / "spools")], dict(os.environ))
     try:
         wait_for(lambda: len(process.logged("listening")) == 2, what="a listening line a mailbox")
-        submit(process.port, erp_message(1), user="billing-erp", password="b-pass")
-        submit(process.port, erp_message(2, sender=SHIPPING), user="shipping-erp", password="s-pass")
+        submit(process.port, erp_message(1), user="billing-erp", password=ERP_A)
+        submit(process.port, erp_message(2, sender=SHIPPING), user="shipping-erp", password=ERP_B)
         wait_for(lambda: len(billing.messages) == 1 and len(shipping.messages) == 1, what="both deliveries")
         wait_for(lambda: len(process.logged("delivered")) == 2, what="the delivered lines")
         assert {line.rsplit("profile=", 1)[1] for line in process.logged("delivered")} == {"billing", "shipping"}
@@ -190,7 +194,7 @@ def test_the_relay_process_without_user_serves_every_login(runner: CliRunner, co
 def test_the_office_relay_refuses_to_start_with_a_login_of_a_missing_profile_or_a_one_login_option(
         runner: CliRunner, config_path: Path, smtp_server: ServerFactory, tls: TLSFiles) -> None:
     two_mailboxes(config_path, smtp_server, tls)
-    users(runner, config_path, "add", "erp", "--profile", "shipping", "--password-stdin", stdin="erp-pass\n")
+    users(runner, config_path, "add", "erp", "--profile", "shipping", "--password-stdin", stdin=ERP_A + "\n")
     base = ["--config", str(config_path), "relay", "--listen", "127.0.0.1:0"]
     mixed = runner.invoke(app, [*base, "--allow-from", "sales@company.test"])
     assert mixed.exit_code == 2 and "--from" in mixed.output
@@ -202,3 +206,105 @@ def test_the_office_relay_refuses_to_start_with_a_login_of_a_missing_profile_or_
     config_path.write_text(broken)
     unknown = runner.invoke(app, ["--config", str(config_path), "relay", "users", "list"])
     assert unknown.exit_code == 78 and "unknown setting 'colour'" in unknown.output
+
+
+def test_a_login_s_password_is_as_long_as_the_one_login_relay_s(runner: CliRunner, config_path: Path,
+                                                               smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    """Every login faces the same guessers: a short password is refused where it is given, and one stored short
+    (by hand, or by an older release) stops the relay at start, naming the login and the fix."""
+    two_mailboxes(config_path, smtp_server, tls)
+    base = ["--config", str(config_path), "relay", "users"]
+    short = runner.invoke(app, [*base, "add", "scanner", "--profile", "billing", "--password-stdin"], input="short\n")
+    assert short.exit_code == 2 and "at least 16" in short.output and "scanner" not in load_logins(config_path)
+    assert credentials.read_secret("relay", "login:scanner") is None
+    users(runner, config_path, "add", "scanner", "--profile", "billing")
+    rotated = runner.invoke(app, [*base, "password", "scanner", "--password-stdin"], input="aaaaaaaaaaaaaaaaaaaa\n")
+    assert rotated.exit_code == 2 and "not all alike" in rotated.output
+    credentials.write_secret("relay", "login:scanner", "short")  # as an older release kept it
+    started = runner.invoke(app, ["--config", str(config_path), "relay", "--listen", "127.0.0.1:0"])
+    assert started.exit_code == 78 and "relay login 'scanner'" in started.output
+    assert "relay users password scanner" in started.output
+
+
+def spooled(root: Path, sender: str, number: int) -> str:
+    """A message as the office relay keeps it for a profile (the spool's own writer, no relay needed)."""
+    from xoromail_cli.compose.envelope import Envelope
+    from xoromail_cli.relay.spool import Spool
+
+    data = f"From: {sender}\r\nTo: customer@client.test\r\nSubject: INV-{number}\r\n\r\ninvoice\r\n".encode()
+    return Spool(root).put(Envelope(sender=sender, to=("customer@client.test",), data=data,
+                                    message_id=f"<inv.{number}@company.test>"))
+
+
+def test_every_queue_command_reaches_every_profile_s_spool_with_all_profiles(
+        runner: CliRunner, config_path: Path, smtp_server: ServerFactory, tls: TLSFiles, tmp_path: Path) -> None:
+    """The office relay keeps one spool a profile: a person steers them all without naming each profile; an id
+    is found in whichever spool holds it."""
+    from xoromail_cli.relay.control import SpoolControl, read_control, write_control
+    from xoromail_cli.relay.spool import Spool
+
+    two_mailboxes(config_path, smtp_server, tls)
+    base = tmp_path / "spools"
+    billing_id = spooled(base / "billing", USER, 1)
+    shipping_id = spooled(base / "shipping", SHIPPING, 2)
+    for name in ("billing", "shipping"):
+        write_control(base / name, SpoolControl(paused_until=time.time() + 600, pause_reason="421 4.3.2 busy"))
+
+    def queue(*args: str) -> Any:
+        return runner.invoke(app, ["--config", str(config_path), "queue", *args, "--all-profiles", "--spool",
+                                   str(base)])
+
+    rows = [json.loads(line) for line in queue("list", "--json").stdout.splitlines()]
+    assert [(row["profile"], row["id"]) for row in rows] == [("billing", billing_id), ("shipping", shipping_id)]
+    human = queue("list").output
+    assert "profile billing" in human and "profile shipping" in human and human.count("Delivery is paused") == 2
+    held = queue("hold", shipping_id)
+    assert held.exit_code == 0 and shipping_id in held.output
+    assert Spool(base / "shipping").state(shipping_id).held and not Spool(base / "billing").state(billing_id).held
+    assert queue("hold", "--all").output.startswith("held 1 message(s)")  # billing's; shipping's already
+    retried = queue("retry")
+    assert retried.exit_code == 0 and "0 queued message(s) due now" in retried.output  # both are held
+    assert not read_control(base / "billing").paused_until and not read_control(base / "shipping").paused_until
+    assert queue("release", "--all").output.startswith("released 2 message(s)")
+    assert queue("drop", billing_id).exit_code == 0 and Spool(base / "billing").ids() == []
+    missing = queue("release", billing_id)
+    assert missing.exit_code == 66 and "any profile's spool" in missing.output
+
+
+def test_the_one_login_relay_s_stored_login_is_named_when_logins_take_over(
+        runner: CliRunner, config_path: Path, smtp_server: ServerFactory, tls: TLSFiles, tmp_path: Path) -> None:
+    """An office upgrading: its ERP logs in with the one-login relay's stored login (`relay --user erp`, kept
+    as relay_user/relay_password). Once the settings file has logins, `xoromail relay` without --user serves
+    those only: the first `users add` and every start say so, with the command that keeps the ERP working."""
+    two_mailboxes(config_path, smtp_server, tls)
+    credentials.write_secret("billing", "relay_user", "erp")
+    credentials.write_secret("billing", "relay_password", ERP_A)
+    added = runner.invoke(app, ["--config", str(config_path), "relay", "users", "add", "scanner", "--profile",
+                                "shipping"])
+    said = " ".join(added.output.split())
+    assert added.exit_code == 0 and "login 'erp' (profile billing)" in said
+    assert "relay users add erp --profile billing --password-stdin" in said
+    again = runner.invoke(app, ["--config", str(config_path), "relay", "users", "add", "printer", "--profile",
+                                "shipping"])
+    assert "'erp'" not in again.output  # said once, when logins took over
+    process = RelayProcess(["--config", str(config_path), "relay", "--listen", "127.0.0.1:0", "--spool",
+                            str(tmp_path / "spools")], dict(os.environ))
+    try:
+        wait_for(lambda: len(process.logged("listening")) == 1, what="the office relay (shipping's mailbox)")
+        warnings = [line for line in process.logged("warning") if "'erp'" in line]
+        assert len(warnings) == 1 and "profile billing" in warnings[0]
+        assert process.terminate() == 0
+    finally:
+        if process.process.poll() is None:
+            process.kill()
+    users(runner, config_path, "add", "erp", "--profile", "billing", "--password-stdin", stdin=ERP_A + "\n")
+    process = RelayProcess(["--config", str(config_path), "relay", "--listen", "127.0.0.1:0", "--spool",
+                            str(tmp_path / "spools")], dict(os.environ))
+    try:
+        wait_for(lambda: len(process.logged("listening")) == 2, what="the office relay")
+        submit(process.port, erp_message(1), user="erp", password=ERP_A)  # the ERP keeps working
+        assert not [line for line in process.logged("warning") if "'erp'" in line]
+        assert process.terminate() == 0
+    finally:
+        if process.process.poll() is None:
+            process.kill()

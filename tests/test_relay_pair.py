@@ -8,11 +8,11 @@ import os
 import time
 from pathlib import Path
 
-from tests.support.common import PASSWORD, ServerFactory, TLSFiles, profile_for
+from tests.support.common import PASSWORD, ServerFactory, TLSFiles, accepting_authenticator, profile_for
 from tests.support.relay_helpers import RELAY_PASSWORD, RELAY_USER, RelayProcess, erp_message, submit, wait_for
 from xoromail_cli import config
 from xoromail_cli.ledger.postgres import PostgresLedger
-from xoromail_cli.local.sink import SinkServer
+from xoromail_cli.local.sink import CaptureHandler, SinkServer, free_port
 
 
 def host(home: Path, upstream: SinkServer, tls: TLSFiles, pg_url: str) -> RelayProcess:
@@ -62,3 +62,32 @@ def test_a_message_submitted_to_both_relays_is_delivered_once(smtp_server: Serve
     finally:
         ledger.close()
     assert [row.status for row in rows] == ["sent"]
+
+
+def test_both_relays_retrying_at_once_when_the_upstream_returns_deliver_the_message_once(
+        tls: TLSFiles, pg_url: str, tmp_path: Path) -> None:
+    """The upstream is down while the ERP submits the same message to both hosts; when it returns, both retry
+    within moments of each other: the account's lock in PostgreSQL lets one deliver, the other finds it sent."""
+    port = free_port()
+    upstream = SinkServer(port=port, handler=CaptureHandler(), security="starttls", tls_context=tls.server_context,
+                          authenticator=accepting_authenticator(), auth_required=True)
+    first = host(tmp_path / "host-a", upstream, tls, pg_url)
+    second = host(tmp_path / "host-b", upstream, tls, pg_url)
+    try:
+        messages = [erp_message(number) for number in range(1, 11)]
+        for message in messages:
+            submit(first.port, message)
+            submit(second.port, message)
+        wait_for(lambda: bool(first.logged("paused")) and bool(second.logged("paused")), what="both paused")
+        upstream.start()
+        wait_for(lambda: sum(len(p.logged("delivered")) + len(p.logged("already-delivered"))
+                             for p in (first, second)) == 20, timeout=60, what="twenty verdicts")
+        time.sleep(0.5)
+        received = sorted(str(m.parsed()["Message-ID"]) for m in upstream.messages)
+        assert received == sorted(message["Message-ID"] for message in messages)
+        assert first.terminate() == 0 and second.terminate() == 0
+    finally:
+        upstream.stop()
+        for process in (first, second):
+            if process.process.poll() is None:
+                process.kill()

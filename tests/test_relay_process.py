@@ -183,12 +183,15 @@ def test_a_relay_killed_during_an_upload_holds_the_message_after_restart_under_n
     second = relay_process(config_path, "--no-retry-in-doubt")
     try:
         wait_for(lambda: bool(second.logged("held")), what="the message held in doubt")
-        assert message["Message-ID"] in second.logged("held")[0]
+        held = second.logged("held")[0]
+        assert message["Message-ID"] in held and "queue release" in held
+        assert "sent again if still due" not in held, "the relay's line says what it does: hold, not resend"
         time.sleep(1.0)  # time enough for a resend, were one coming
         assert len(handler.messages) <= 1, "not sent again"
         listed = runner.invoke(app, ["--config", str(config_path), "queue", "list", "--json"])
         rows = [json.loads(line) for line in listed.stdout.splitlines()]
-        assert len(rows) == 1 and rows[0]["in_doubt"] and rows[0]["held"]
+        assert len(rows) == 1 and rows[0]["in_doubt"] and rows[0]["held"] and rows[0]["attempts"] == 1
+        assert "stopped while" in rows[0]["last_reply"]  # killed during the upload, not a lost answer
         assert "held (in doubt)" in runner.invoke(app, ["--config", str(config_path), "queue", "list"]).output
         assert second.terminate() == 0
     finally:

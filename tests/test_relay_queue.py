@@ -69,7 +69,8 @@ def test_a_refused_from_holds_its_own_messages_while_the_mailbox_s_own_go_out(
     listing = queue(runner, running.spool.root, "list").output
     assert f"Messages from {SALES} wait until" in listing
     ended = queue(runner, running.spool.root, "retry")
-    assert ended.exit_code == 0 and "pause ended" in ended.output
+    assert ended.exit_code == 0 and f"messages from {SALES} may go again" in ended.output
+    assert "pause ended" not in ended.output  # the mailbox was never paused
     wait_for(lambda: len(running.logged("sender-held")) == 2, what="the try the ended hold allows")
     assert len(upstream.messages) == 2
 
@@ -88,7 +89,8 @@ def test_a_refusal_of_the_whole_account_pauses_the_mailbox_with_the_relay_s_advi
     assert code == 75 and report["paused"] is True and "553 5.7.1" in report["pause_reason"]
     assert report["resumes_at"].endswith("Z") and report["eta_s"] > 500
     assert "Delivery is paused until" in queue(runner, running.spool.root, "list").output
-    assert queue(runner, running.spool.root, "retry").exit_code == 0
+    ended = queue(runner, running.spool.root, "retry")
+    assert ended.exit_code == 0 and "the pause ended" in ended.output
     wait_for(lambda: len(running.logged("paused")) == 2, what="the retry the ended pause allows")
 
 
@@ -188,3 +190,54 @@ def test_queue_status_lists_what_expires_soon_among_its_notes_without_failing(
     assert any(soon in note and "--client-secret-expires" in note for note in report["notes"])
     human = runner.invoke(app, ["--config", str(config_path), "queue", "status"])
     assert human.exit_code == 0 and f"note: the Microsoft app's client secret expires on {soon}" in human.output
+
+
+def test_a_spool_that_cannot_be_written_during_a_pause_leaves_the_worker_delivering_once_it_can(
+        relay: RelayFactory, tls: TLSFiles) -> None:
+    """A full disk while the upstream is down: the pause cannot be written to control.json. The worker says
+    so in one line, waits, and delivers once both are back; it never dies (a relay that accepts and never
+    delivers, with a traceback on stderr)."""
+    import shutil
+
+    port = free_port()
+    credentials.store_password("default", PASSWORD)
+    profile = smtp_profile(name="default", email=USER, host="127.0.0.1", port=port, security="starttls",
+                           ca_file=str(tls.ca_file), timeout=5.0)  # nothing listens on the port yet
+    running = relay(profile, retry_delay=0.2, max_delay=0.5)
+    submit(running.port, erp_message(1))
+    wait_for(lambda: bool(running.logged("paused")), what="the pause")
+    scratch = running.spool.root / "tmp"
+    shutil.rmtree(scratch)
+    scratch.write_text("a file where the spool's scratch folder belongs")  # every write of the spool fails
+    (running.spool.root / "control.json").write_text("{}")  # the pause ended (`queue retry`)
+    wait_for(lambda: any("cannot be written" in line for line in running.logged("paused")), what="the line")
+    time.sleep(1.0)
+    assert running.worker.alive
+    scratch.unlink()
+    upstream = SinkServer(port=port, handler=CaptureHandler(), security="starttls", tls_context=tls.server_context,
+                          authenticator=accepting_authenticator(), auth_required=True).start()
+    try:
+        wait_for(lambda: len(upstream.messages) == 1 and not running.spool.ids(), timeout=30,
+                 what="the delivery once the spool and the upstream are back")
+    finally:
+        upstream.stop()
+
+
+def test_queue_retry_during_a_burst_ends_a_sender_s_hold_for_the_next_message_at_once(
+        relay: RelayFactory, smtp_server: ServerFactory, tls: TLSFiles, runner: CliRunner) -> None:
+    """An ERP trickling messages keeps one burst (one session) open. The admin grants Send As and runs `queue
+    retry` meanwhile: the burst's next message from that address goes at once, and the hold is not written
+    back by the burst's stale copy of it."""
+    handler = RefuseSender(SALES)
+    upstream = smtp_server(handler=handler)
+    credentials.store_password("default", PASSWORD)
+    running = relay(profile_for(upstream, tls), allow=frozenset({SALES}), quota_pause=600.0, retries=0,
+                    linger=30.0)  # the burst stays open for the next message
+    submit(running.port, erp_message(1, sender=SALES))
+    wait_for(lambda: bool(running.logged("sender-held")), what="the sender's hold")
+    handler.refused = "nobody"  # Send As granted
+    assert queue(runner, running.spool.root, "retry").exit_code == 0
+    submit(running.port, erp_message(2, sender=SALES))  # within the burst still open
+    wait_for(lambda: len(upstream.messages) == 2, what="both messages from the address once held")
+    code, report = status(runner, running.spool.root)
+    assert code == 0 and report["held_senders"] == [] and report["queued"] == 0

@@ -87,6 +87,32 @@ def test_through_graph_the_relay_advertises_graphs_3_mb_and_500_recipients_and_r
     assert refused.value.smtp_code == 552 and not running.spool.ids() and not graph.sent
 
 
+def test_graphs_3_mb_is_advertised_even_when_the_sign_in_fails_at_start(
+        relay: RelayFactory, graph: MicrosoftServer, tls: TLSFiles) -> None:
+    """The transport states Graph's maximum without the network: a sign-in that fails at start (Entra down, a
+    secret being rotated) must not leave the relay promising 35 MB, which Graph then refuses after the 250."""
+    import smtplib
+
+    from tests.support.relay_helpers import RELAY_PASSWORD, RELAY_USER
+    from xoromail_cli.relay.upstream import learn_max_size
+    from xoromail_cli.services.microsoft365.graph import MAX_MESSAGE_BYTES
+
+    profile = m365_profile(graph, tls)
+    graph.fail(7000222)  # the client secret expired
+    running = relay(profile)
+    assert learn_max_size(profile, running.server, running.log) == MAX_MESSAGE_BYTES
+    with smtplib.SMTP("127.0.0.1", running.port, timeout=20) as client:
+        client.login(RELAY_USER, RELAY_PASSWORD)
+        assert client.esmtp_features["size"] == str(MAX_MESSAGE_BYTES)
+
+    from xoromail_cli.relay.sizes import SizeLimit
+
+    limit = SizeLimit()
+    graph.fail(7000222)
+    limit.learn(profile, 10.0, running.log)  # a mailbox of several (relay users): the same, per mailbox
+    assert limit.max_size == MAX_MESSAGE_BYTES and limit.refusal(MAX_MESSAGE_BYTES + 1) is not None
+
+
 def test_an_expired_client_secret_met_by_the_relay_becomes_an_expiry_note(
         relay: RelayFactory, graph: MicrosoftServer, tls: TLSFiles) -> None:
     """AADSTS7000222 in the relay's sign-in is learnt as validate and send learn it: the next notes say so."""

@@ -4,12 +4,14 @@ unit in docs/relay.md parsed and checked (its options exist, its sandbox, its re
 from __future__ import annotations
 
 import configparser
+import contextlib
 import os
 import re
 import shlex
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,12 +20,20 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.support.cli import SCRIPT
-from tests.support.common import TLSFiles, configure
+from tests.support.common import ServerFactory, TLSFiles, configure, profile_for
 from tests.support.external import external_client
-from tests.support.relay_helpers import RelayProcess, erp_message, relay_process, submit
+from tests.support.relay_helpers import (
+    RelayFactory,
+    RelayProcess,
+    erp_message,
+    relay,
+    relay_process,
+    submit,
+)
 from xoromail_cli.cli import app
 from xoromail_cli.relay.notify import Notifier
 
+__all__ = ["relay"]  # the fixture, imported for pytest
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "relay.md"
 
 
@@ -153,3 +163,39 @@ def test_systemd_analyze_verify_finds_nothing_to_say_about_the_unit(tmp_path: Pa
     done = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60,
                           check=False)
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+
+
+def test_the_watchdog_stops_when_a_delivery_worker_dies(
+        relay: RelayFactory, smtp_server: ServerFactory, tls: TLSFiles,
+        notify_socket: tuple[socket.socket, str]) -> None:
+    """WATCHDOG=1 is systemd's only sign that the relay still delivers: once a worker's thread has ended, the
+    pings stop (and systemd, after WatchdogSec, restarts the relay) although the SMTP server still listens."""
+    from xoromail_cli.cli.relay_cmd import _run
+    from xoromail_cli.relay.office import Mailbox, Office
+    from xoromail_cli.relay.users import LoginTable
+
+    sock, path = notify_socket
+    running = relay(profile_for(smtp_server(), tls))
+    office = Office(logins=LoginTable({}), routes={},
+                    mailboxes=[Mailbox(running.profile, running.spool, running.worker)])
+    notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"})  # a ping every 0.1 s
+    stop, reload = threading.Event(), threading.Event()
+    loop = threading.Thread(target=_run, args=(office, running.server, notifier, stop, reload), daemon=True)
+    loop.start()
+    try:
+        assert received(sock, "WATCHDOG=1")[-1] == "WATCHDOG=1"
+        assert received(sock, "WATCHDOG=1")[-1] == "WATCHDOG=1"
+        running.worker.stop(10)
+        assert not running.worker.alive and running.server.alive
+        time.sleep(0.6)  # a ping already on its way may still arrive
+        sock.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            while sock.recv(4096):
+                pass
+        sock.settimeout(1.5)  # fifteen intervals
+        with pytest.raises(TimeoutError):
+            sock.recv(4096)
+    finally:
+        stop.set()
+        loop.join(10)
+    assert not loop.is_alive()

@@ -176,3 +176,34 @@ def test_a_command_sent_behind_starttls_in_the_same_packet_is_not_run_after_the_
         assert first.startswith(b"250"), f"the injected MAIL FROM was answered after the handshake: {first!r}"
     finally:
         process.terminate()
+
+
+def test_a_key_with_a_passphrase_is_refused_at_start_without_a_prompt(tmp_path: Path, tls: TLSFiles) -> None:
+    """OpenSSL would ask for the passphrase on standard input (and block the relay there, again at each SIGHUP):
+    the relay started with its stdin open, as a terminal or a pipe leaves it, must stop with exit 78 instead."""
+    import os
+    import subprocess
+
+    from cryptography.hazmat.primitives import serialization
+
+    from tests.support.cli import SCRIPT
+
+    cert, key = write_cert(tmp_path, tls.ca)
+    private = serialization.load_pem_private_key(key.read_bytes(), password=None)
+    key.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.BestAvailableEncryption(b"secret-passphrase")))
+    process = subprocess.Popen([SCRIPT, "relay", "--tls-cert", str(cert), "--tls-key", str(key)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               env=dict(os.environ), text=True)
+    try:
+        code = process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError("the relay waits for a passphrase") from None
+    finally:
+        if process.stdin is not None:
+            process.stdin.close()
+    assert process.stdout is not None
+    output = process.stdout.read()
+    process.stdout.close()
+    assert code == 78 and "passphrase" in output, output

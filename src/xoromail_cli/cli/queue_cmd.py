@@ -23,6 +23,8 @@ SpoolOption = Annotated[Path | None, typer.Option("--spool", metavar="DIR", file
                                                   help="The spool folder (default: the profile's).")]
 IdArgument = Annotated[str | None, typer.Argument(metavar="ID", help="The message's id (`queue list`).")]
 AllOption = Annotated[bool, typer.Option("--all", help="Every queued message.")]
+EveryProfile = Annotated[bool, typer.Option(
+    "--all-profiles", help="Every profile's spool (the relay with several logins; --spool: their base folder).")]
 
 
 @queue_app.callback()
@@ -44,6 +46,32 @@ def _spool(ctx: typer.Context, folder: Path | None) -> Spool:
     if folder is not None:
         return Spool(folder)
     return Spool(paths.state_dir() / "relay" / _profile(ctx).name)
+
+
+def _spools(ctx: typer.Context, folder: Path | None, every: bool) -> list[tuple[str, Spool]]:
+    """The spool to act on, or with --all-profiles every profile's that exists (`folder/PROFILE`, or the state
+    folder's), each with its profile's name."""
+    if not every:
+        return [("", _spool(ctx, folder))]
+    from xoromail_cli import config
+    from xoromail_cli.relay.office import spool_root
+    from xoromail_cli.relay.spool import Spool
+
+    names = sorted(config.load(state_of(ctx).config_path).profiles)
+    return [(name, Spool(spool_root(folder, name))) for name in names if spool_root(folder, name).is_dir()]
+
+
+def _holding(spools: list[tuple[str, Spool]], spool_id: str) -> Spool:
+    """The spool that keeps the message (of one, that one: its own error says what is missing)."""
+    from xoromail_cli.errors import NoInputError
+    from xoromail_cli.relay.spool import check_id
+
+    if len(spools) == 1:
+        return spools[0][1]
+    for _, spool in spools:
+        if check_id(spool_id) in spool.ids() or spool_id in spool.ids("failed"):
+            return spool
+    raise NoInputError(f"no message {spool_id} in any profile's spool", "see `xoromail queue list --all-profiles`")
 
 
 def _when(stamp: float | None) -> str:
@@ -72,8 +100,21 @@ def _pause_lines(control: SpoolControl, moment: float) -> list[str]:
 
 @queue_app.command("list")
 def list_queue(ctx: typer.Context, spool_dir: SpoolOption = None,
-               as_json: Annotated[bool, typer.Option("--json", help="One JSON object per message.")] = False) -> None:
+               as_json: Annotated[bool, typer.Option("--json", help="One JSON object per message.")] = False,
+               every: EveryProfile = False) -> None:
     """Show every message the relay keeps: queued ones first, then those refused for good."""
+    from xoromail_cli.cli.console import out
+
+    spools = _spools(ctx, spool_dir, every)
+    for name, spool in spools:
+        if name and not as_json:
+            out().print(f"profile {name} ({spool.root}):", markup=False)
+        _list_one(spool, as_json, name)
+    if every and not spools and not as_json:
+        out().print("No profile has a relay spool yet.")
+
+
+def _list_one(spool: Spool, as_json: bool, profile: str) -> None:
     from rich.markup import escape
 
     from xoromail_cli.cli.console import out, print_json_line
@@ -81,12 +122,11 @@ def list_queue(ctx: typer.Context, spool_dir: SpoolOption = None,
     from xoromail_cli.relay.control import read_control
     from xoromail_cli.relay.status import due_at
 
-    spool = _spool(ctx, spool_dir)
     entries, control, moment = list(spool.entries()), read_control(spool.root), time.time()
     if as_json:
         for entry in entries:
             due = due_at(entry, control, moment)
-            print_json_line({**entry.to_json(), "due_at": due})
+            print_json_line({**entry.to_json(), "due_at": due, **({"profile": profile} if profile else {})})
         return
     console = out()
     for line in _pause_lines(control, moment):
@@ -195,64 +235,92 @@ def _status_lines(report: QueueStatus) -> list[str]:
     return lines
 
 
-def _targets(spool: Spool, spool_id: str | None, every: bool, verb: str) -> list[str]:
+def _targets(spools: list[tuple[str, Spool]], spool_id: str | None, every: bool,
+             verb: str) -> list[tuple[Spool, str]]:
     from xoromail_cli.errors import UsageError
     from xoromail_cli.relay.spool import check_id
 
     if (spool_id is None) == (not every):
         raise UsageError(f"give one message id or --all to {verb}", f"e.g. xoromail queue {verb} --all")
-    return spool.ids() if every else [check_id(spool_id or "")]
+    if spool_id is not None:
+        return [(_holding(spools, spool_id), check_id(spool_id))]
+    return [(spool, one) for _, spool in spools for one in spool.ids()]
+
+
+def _changed(verb: str, changed: list[str], every: bool) -> str:
+    return f"{verb} {len(changed)} message(s)" + (f": {', '.join(changed)}" if changed and not every else "")
 
 
 @queue_app.command("hold")
 def hold(ctx: typer.Context, spool_id: IdArgument = None, every: AllOption = False,
-         spool_dir: SpoolOption = None) -> None:
+         spool_dir: SpoolOption = None, profiles: EveryProfile = False) -> None:
     """Keep a queued message (or all) from delivery until `queue release`, across restarts."""
     from xoromail_cli.cli.console import out
 
-    spool = _spool(ctx, spool_dir)
-    changed = [one for one in _targets(spool, spool_id, every, "hold") if spool.hold(one)]
-    out().print(f"held {len(changed)} message(s)" + (f": {', '.join(changed)}" if changed and not every else ""))
+    targets = _targets(_spools(ctx, spool_dir, profiles), spool_id, every, "hold")
+    out().print(_changed("held", [one for spool, one in targets if spool.hold(one)], every), markup=False)
 
 
 @queue_app.command("release")
 def release(ctx: typer.Context, spool_id: IdArgument = None, every: AllOption = False,
-            spool_dir: SpoolOption = None) -> None:
+            spool_dir: SpoolOption = None, profiles: EveryProfile = False) -> None:
     """Let a held message (or all) go: due now; a running relay picks it up within seconds."""
     from xoromail_cli.cli.console import out
 
-    spool = _spool(ctx, spool_dir)
-    changed = [one for one in _targets(spool, spool_id, every, "release") if spool.release(one)]
-    out().print(f"released {len(changed)} message(s)" + (f": {', '.join(changed)}" if changed and not every else ""))
+    targets = _targets(_spools(ctx, spool_dir, profiles), spool_id, every, "release")
+    out().print(_changed("released", [one for spool, one in targets if spool.release(one)], every), markup=False)
 
 
 @queue_app.command("retry")
-def retry(ctx: typer.Context, spool_id: IdArgument = None, spool_dir: SpoolOption = None) -> None:
+def retry(ctx: typer.Context, spool_id: IdArgument = None, spool_dir: SpoolOption = None,
+          profiles: EveryProfile = False) -> None:
     """End a pause and try again now: one message (a failed one goes back into the queue), or every queued one."""
     from xoromail_cli.cli.console import out
     from xoromail_cli.relay.control import read_control, write_control
     from xoromail_cli.relay.spool import check_id
 
-    spool = _spool(ctx, spool_dir)
-    control = read_control(spool.root)
-    if control.clear():
-        write_control(spool.root, control)
-        out().print("pause ended")
+    spools = _spools(ctx, spool_dir, profiles)
+    for name, spool in spools:
+        control = read_control(spool.root)
+        ended = _waits(control, time.time())
+        if control.clear():
+            write_control(spool.root, control)
+        for line in ended:
+            out().print(line + (f" (profile {name})" if name else ""), markup=False)
     if spool_id is None:
+        out().print(f"{_retry_all(spools)} queued message(s) due now", markup=False)
+        return
+    spool = _holding(spools, spool_id)
+    where = spool.retry(check_id(spool_id))
+    if where == "queue" and spool.state(spool_id).held:
+        out().print(f"{spool_id}: held; `xoromail queue release {spool_id}` lets it go", markup=False)
+        return
+    out().print(f"{spool_id}: due now" + (" (back from failed)" if where == "failed" else ""), markup=False)
+
+
+def _waits(control: SpoolControl, moment: float) -> list[str]:
+    """What `retry` ends: the mailbox's pause, each From address's hold (those still running)."""
+    lines = ["the pause ended"] if control.paused(moment) else []
+    return lines + [f"messages from {address} may go again" for address, hold in sorted(control.senders.items())
+                    if moment < hold.until]
+
+
+def _retry_all(spools: list[tuple[str, Spool]]) -> int:
+    """Every queued message due now; how many will go (a held one waits for `queue release`)."""
+    due = 0
+    for _, spool in spools:
         for one in spool.ids():
             spool.retry(one)
-        out().print(f"{len(spool.ids())} queued message(s) due now")
-        return
-    where = spool.retry(check_id(spool_id))
-    out().print(f"{spool_id}: due now" + (" (back from failed)" if where == "failed" else ""))
+            due += not spool.state(one).held
+    return due
 
 
 @queue_app.command("drop")
 def drop(ctx: typer.Context, spool_id: Annotated[str, typer.Argument(metavar="ID")],
-         spool_dir: SpoolOption = None) -> None:
+         spool_dir: SpoolOption = None, profiles: EveryProfile = False) -> None:
     """Remove a message from the spool for good: it is not delivered."""
     from xoromail_cli.cli.console import out
     from xoromail_cli.relay.spool import check_id
 
-    _spool(ctx, spool_dir).drop(check_id(spool_id))
-    out().print(f"{spool_id}: dropped")
+    _holding(_spools(ctx, spool_dir, profiles), spool_id).drop(check_id(spool_id))
+    out().print(f"{spool_id}: dropped", markup=False)

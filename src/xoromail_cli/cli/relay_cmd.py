@@ -170,7 +170,13 @@ def _every_login(ctx: typer.Context, allow_from: list[str], rewrite: bool, spool
         raise UsageError("--allow-from is for the one-login relay",
                          "give each login its own From addresses: `xoromail relay users add NAME --profile P "
                          "--from ADDR`")
-    return open_office(state.config_path, logins, options, _log, rewrite=rewrite, spool_base=spool_dir)
+    office = open_office(state.config_path, logins, options, _log, rewrite=rewrite, spool_base=spool_dir)
+    from xoromail_cli.relay.delivery import event_line
+    from xoromail_cli.relay.users import left_out
+
+    for note in left_out(state.config_path, logins):
+        _log(event_line("warning", text=note))
+    return office
 
 
 def _serve(office: Office, address: tuple[str, int], files: TLSFiles | None, context: ssl.SSLContext | None,
@@ -239,10 +245,30 @@ def _run(office: Office, server: RelayServer, notifier: Any, stop: threading.Eve
         if reload.is_set():
             reload.clear()
             server.reload_tls()
+        _follow_sizes(office, server)
         alive = server.alive and all(mailbox.worker.alive for mailbox in office.mailboxes)
         if notifier.interval is not None and alive and time.monotonic() >= next_ping:
             notifier.watchdog()
             next_ping = time.monotonic() + notifier.interval
+
+
+def _follow_sizes(office: Office, server: RelayServer) -> None:
+    """What the mailboxes' services took in their last burst, advertised from now on: a permission granted
+    meanwhile (Graph's Mail.ReadWrite) lifts the relay's SIZE without a restart. Unknown until every mailbox
+    has delivered once: the size learned at start stays."""
+    from xoromail_cli.relay.delivery import event_line
+    from xoromail_cli.relay.upstream import MAX_ACCEPTED
+
+    limits = [mailbox.worker.size for mailbox in office.mailboxes]
+    if not all(limit.max_size for limit in limits):
+        return
+    largest = max(limits, key=lambda limit: limit.max_size or 0)
+    size = min(largest.max_size or 0, MAX_ACCEPTED)
+    if size != server.limits.max_size:
+        single = len(limits) == 1
+        server.set_max_size(size, largest.service if single else None, largest.hint if single else None)
+        _log(event_line("size", max=size, service=largest.service if single else None,
+                        mailboxes=None if single else len(limits), reason="the service's limit changed"))
 
 
 def _learn_sizes(office: Office, server: RelayServer) -> None:

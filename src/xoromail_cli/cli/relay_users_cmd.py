@@ -21,15 +21,17 @@ def _password(from_stdin: bool) -> str | None:
     return sys.stdin.readline().rstrip("\r\n") if from_stdin else None
 
 
-def _show(name: str, generated: str | None, as_json: bool, done: str) -> None:
+def _show(name: str, generated: str | None, as_json: bool, done: str, notes: list[str] | None = None) -> None:
     from xoromail_cli.cli.console import out, print_json_line
 
     if as_json:
-        print_json_line({"ok": True, "login": name, "password": generated})
+        print_json_line({"ok": True, "login": name, "password": generated, **({"notes": notes} if notes else {})})
         return
-    out().print(done)
+    out().print(done, markup=False)
     if generated is not None:
         out().print(f"password (shown this once, give it to the ERP): {generated}", markup=False)
+    for note in notes or ():
+        out().print(f"note: {note}", markup=False)
 
 
 @users_app.command("add")
@@ -41,11 +43,14 @@ def add(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME", 
         password_stdin: PasswordStdin = False, as_json: JsonOption = False) -> None:
     """Add a login: its profile and From addresses in the settings file, its password in the secret store."""
     from xoromail_cli.addresses import parse_address
-    from xoromail_cli.relay.users import RelayLogin, add_login, check_login_name
+    from xoromail_cli.relay.users import RelayLogin, add_login, check_login_name, left_out, load_logins
 
+    path = state_of(ctx).config_path
     login = RelayLogin(check_login_name(name), profile, tuple(parse_address(a, "--from") for a in senders or ()))
-    generated = add_login(state_of(ctx).config_path, login, _password(password_stdin))
-    _show(name, generated, as_json, f"relay login {name} added: delivers through profile {profile}")
+    first = not load_logins(path)
+    generated = add_login(path, login, _password(password_stdin))
+    notes = left_out(path, load_logins(path)) if first else []
+    _show(name, generated, as_json, f"relay login {name} added: delivers through profile {profile}", notes)
 
 
 @users_app.command("list")

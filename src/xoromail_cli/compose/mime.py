@@ -40,6 +40,8 @@ class Attachment:
     path: Path
     filename: str
     content_type: str
+    identity: tuple[int, int] | None = None
+    """(st_dev, st_ino) of the file that was checked: the file read when the message is built must be that one."""
 
     @classmethod
     def from_path(cls, path: Path, filename: str | None = None) -> Attachment:
@@ -65,7 +67,7 @@ class Attachment:
             raise NoInputError(f"attachment {path} cannot be read: {exc.strerror}",
                                "check the file's permissions") from None
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        return cls(path, name, content_type)
+        return cls(path, name, content_type, (status.st_dev, status.st_ino))
 
 
 def make_message_id(sender: str) -> str:
@@ -105,21 +107,41 @@ into each message, so memory holds one encoded copy, never the file and two or t
 
 
 @lru_cache(maxsize=8)
-def _encoded_small_file(path: Path, mtime_ns: int) -> bytes:
+def _encoded_small_file(attachment: Attachment, mtime_ns: int) -> bytes:
     buffer = io.BytesIO()
-    _write_base64(path, buffer)
+    _write_base64(attachment, buffer)
     return buffer.getvalue()
 
 
-def _write_base64(path: Path, out: BinaryIO) -> None:
-    """The file as base64 lines with CRLF, written chunk by chunk."""
+def _write_base64(attachment: Attachment, out: BinaryIO) -> None:
+    """The file as base64 lines with CRLF, written chunk by chunk; never more than the largest attachment."""
+    left = MAX_ATTACHMENT_BYTES + 1  # one byte more than allowed tells a file that grew after its check
     try:
-        with path.open("rb") as handle:
-            while chunk := handle.read(_READ_CHUNK):
+        with _open_checked(attachment) as handle:
+            while left > 0 and (chunk := handle.read(min(_READ_CHUNK, left))):
+                left -= len(chunk)
                 out.write(encodebytes(chunk).replace(b"\n", CRLF))
     except OSError as exc:
-        raise NoInputError(f"attachment {path} cannot be read: {exc.strerror}",
+        raise NoInputError(f"attachment {attachment.path} cannot be read: {exc.strerror}",
                            "check the file still exists and is readable") from None
+    if left <= 0:
+        raise DataError(f"attachment {attachment.path} grew past {MAX_ATTACHMENT_BYTES:,} bytes while being read",
+                        "attach files that are complete and no longer being written")
+
+
+def _open_checked(attachment: Attachment) -> BinaryIO:
+    """The very file `from_path` checked, opened without waiting: a batch folder may change between the check and
+    the message (a swapped-in symlink to /proc/self/environ, a FIFO), and the read must not follow it."""
+    descriptor = os.open(attachment.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    status = os.fstat(descriptor)
+    if not stat.S_ISREG(status.st_mode) or (attachment.identity is not None
+                                             and (status.st_dev, status.st_ino) != attachment.identity):
+        os.close(descriptor)
+        raise DataError(f"attachment {attachment.path} was replaced after the batch was checked",
+                        "nothing was attached from it; make sure nothing changes the batch folder while it is "
+                        "sent, then re-run (what was sent is skipped)")
+    os.set_blocking(descriptor, True)
+    return os.fdopen(descriptor, "rb")
 
 
 def _attachment_head(attachment: Attachment) -> bytes:
@@ -145,9 +167,9 @@ def _write_attachment(attachment: Attachment, out: BinaryIO) -> None:
                            "check the file still exists and is readable") from None
     out.write(_attachment_head(attachment))
     if stat.st_size <= _CACHED_UP_TO:
-        out.write(_encoded_small_file(attachment.path, stat.st_mtime_ns))
+        out.write(_encoded_small_file(attachment, stat.st_mtime_ns))
     else:
-        _write_base64(attachment.path, out)
+        _write_base64(attachment, out)
 
 
 def _boundary() -> str:

@@ -95,11 +95,9 @@ class Renderer:
         """Which file a template comes from: the user's folder first, then the built-in one."""
         if self.templates_dir is not None:
             custom = self.templates_dir / event / filename
-            if custom.is_file():
+            if custom.is_symlink() or custom.exists():
+                _check_inside(custom, self.templates_dir)
                 return custom
-            if custom.exists():  # a pipe or a device would make the read wait for ever, or never end
-                raise ConfigError(f"template {custom} is not a regular file",
-                                  "save the template as an ordinary text file, or delete it to use the built-in one")
         return BUILTIN_TEMPLATES / event / filename
 
     def render(self, event: Event, variables: Mapping[str, Any], subject: str | None = None,
@@ -171,7 +169,7 @@ class Renderer:
     def _guarded(source: Path, build: Callable[[str], _T]) -> _T:
         """Read a template file and build from it; every failure names the file (and line)."""
         try:
-            text = source.read_text(encoding="utf-8")
+            text = _read_regular(source)
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read template {source}: {exc}",
                               "save it as UTF-8 text, or delete it to use the built-in one") from None
@@ -202,6 +200,35 @@ class Renderer:
         return self._environments[html]
 
 
+def _check_inside(template: Path, folder: Path) -> None:
+    """A template file of the user's folder must be a regular file inside it: the folder may be shared, and a
+    symlink to /proc/self/environ or a key file would put that file's text into every customer's email."""
+    try:
+        target, base = template.resolve(), folder.resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        raise ConfigError(f"template {template} cannot be resolved (a symlink loop?)",
+                          "delete it to use the built-in one") from None
+    if not target.is_relative_to(base):
+        raise ConfigError(f"template {template} leads out of the templates folder {base} (a symlink)",
+                          "copy the file into the templates folder instead of linking to it, or delete it to use "
+                          "the built-in one")
+    if not target.is_file():  # a pipe or a device would make the read wait for ever, or never end
+        raise ConfigError(f"template {template} is not a regular file",
+                          "save the template as an ordinary text file, or delete it to use the built-in one")
+
+
+def _read_regular(path: Path) -> str:
+    """The file's text, opened without waiting and only if it is (still) a regular file."""
+    import os
+    import stat
+
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        return handle.read().decode("utf-8")
+
+
 def _template_failure(event: Event, exc: Exception) -> ConfigError:
     """What a template's failure at render time means: a variable the event lacks, a reach outside the sandbox
     (Jinja2 templates only), or anything else, named. Jinja2's exceptions are looked at only once it is loaded."""
@@ -219,7 +246,11 @@ def _template_failure(event: Event, exc: Exception) -> ConfigError:
                            f"templates may not use: {exc}",
                            "templates can show variables and use filters, nothing more: fix the custom "
                            "template, or delete it to use the built-in one")
-    return ConfigError(f"a template of {event.name} failed: {type(exc).__name__}: {exc}",
+    if isinstance(exc, TypeError) and "no loader" in str(exc):
+        return ConfigError(f"{_template_place(exc)}: a template of {event.name} includes, imports or extends "
+                           "another template, which templates may not do",
+                           "put the text into the template itself: only the event's own files are read")
+    return ConfigError(f"{_template_place(exc)}: a template of {event.name} failed: {type(exc).__name__}: {exc}",
                        "fix the custom template, or delete it to use the built-in one")
 
 

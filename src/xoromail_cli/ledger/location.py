@@ -10,6 +10,7 @@ once a PostgreSQL ledger is opened.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 ENV_LEDGER = "XOROMAIL_LEDGER"
 SECRET_KIND = "ledger_password"  # noqa: S105  # a keyring entry's kind, not a password
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
+_CONNINFO = re.compile(r"(?:^|\s)(?:host|hostaddr|dbname|user|password|port|sslmode|service)\s*=", re.IGNORECASE)
+"""A libpq keyword/value connection string (`host=db user=erp password=…`), which is no file name."""
+_CONNINFO_PASSWORD = re.compile(r"(?:^|\s)password\s*=", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,15 @@ def refuse_password(value: str, option: str) -> None:
     """A URL given on the command line must not hold a password: every user of the machine sees a command line
     (`ps`, /proc/PID/cmdline) and shell history keeps it. Settings files with one keep working (`parse`)."""
     found = parse(value)
+    if not found.is_postgres and _CONNINFO.search(value):
+        from xoromail_cli.errors import UsageError
+
+        secret = " with a password, where every user of this machine can see it (ps)" if _CONNINFO_PASSWORD.search(
+            value) else ""
+        raise UsageError(f"{option} is a libpq 'key=value' string{secret}, which would be taken for a file name; "
+                         "nothing was changed",
+                         "give the ledger as postgresql://user@host/db, and its password in PGPASSWORD (setup then "
+                         "keeps it in the keyring) or ~/.pgpass", field="ledger")
     if found.is_postgres and found.password is not None:
         from xoromail_cli.errors import UsageError
 

@@ -1,11 +1,11 @@
 """Password guessing made slow and loud once: failed logins counted per client address, across connections.
 
-An address may fail `failures` times within `window` seconds; the next failure throttles it: every AUTH
-from it is answered `454 4.7.0` (without looking at the password, so a right guess teaches nothing) for
-`backoff` seconds, twice as long at each further throttling, up to `max_backoff`. A success clears the
-address. The log gets one `auth-refused` line per failure (with `ip=`, which a fail2ban filter reads) until
-the address is throttled, then one `auth-throttled` line per throttling window. The clock is injected, so
-the tests step it instead of waiting.
+An address (for IPv6 its /64: `limits.client_key`) may fail `failures` times within `window` seconds; the
+next failure throttles it: every AUTH from it is answered `454 4.7.0` (without looking at the password, so a
+right guess teaches nothing) for `backoff` seconds, twice as long at each further throttling, up to
+`max_backoff`. A success clears the address. The log gets one `auth-refused` line per failure (with `ip=`,
+which a fail2ban filter reads) until the address is throttled, then one `auth-throttled` line per throttling
+window. The clock is injected, so the tests step it instead of waiting.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from xoromail_cli.errors import ConfigError
 from xoromail_cli.relay.delivery import event_line
+from xoromail_cli.relay.limits import client_key
 
 MIN_PASSWORD = 16
 """Characters a relay password must have at least (the generated one has 24)."""
@@ -64,7 +65,7 @@ class AuthGuard:
 
     def throttled(self, ip: str) -> str | None:
         """The 454 reply while `ip` is throttled (counted, not logged), else None."""
-        entry = self._addresses.get(ip)
+        entry = self._addresses.get(client_key(ip))
         now = self.clock()
         if entry is None or now >= entry.until:
             return None
@@ -72,12 +73,12 @@ class AuthGuard:
         return THROTTLED_REPLY.format(ip=ip, seconds=max(1, round(entry.until - now)))
 
     def succeeded(self, ip: str) -> None:
-        self._addresses.pop(ip, None)
+        self._addresses.pop(client_key(ip), None)
 
     def failed(self, ip: str, peer: str, mechanism: str) -> str | None:
         """Count a failure; log it. Returns the 454 reply when this failure throttles the address."""
         now = self.clock()
-        entry = self._entry(ip, now)
+        entry = self._entry(client_key(ip), now)
         entry.failures = [moment for moment in entry.failures if now - moment < self.policy.window]
         entry.failures.append(now)
         if len(entry.failures) <= self.policy.failures:
@@ -92,14 +93,14 @@ class AuthGuard:
         entry.refused_while_throttled = 0
         return THROTTLED_REPLY.format(ip=ip, seconds=int(seconds))
 
-    def _entry(self, ip: str, now: float) -> _Address:
-        entry = self._addresses.get(ip)
+    def _entry(self, key: str, now: float) -> _Address:
+        entry = self._addresses.get(key)
         if entry is not None and now - max(entry.until, *entry.failures, 0.0) > self.policy.forget_after:
             entry = None
         if entry is None:
             if len(self._addresses) >= self.MAX_ADDRESSES:
                 self._forget_oldest(now)
-            entry = self._addresses[ip] = _Address()
+            entry = self._addresses[key] = _Address()
         return entry
 
     def _forget_oldest(self, now: float) -> None:

@@ -25,6 +25,7 @@ from xoromail_cli.pacing import Backoff, RateLimiter
 from xoromail_cli.relay.control import SenderHold, read_control, write_control
 from xoromail_cli.relay.outcomes import (
     IN_DOUBT_HELD,
+    INTERRUPTED_HELD,
     RELAY_EVENT,
     held_in_doubt,
     held_in_doubt_hint,
@@ -142,23 +143,35 @@ class DeliveryWorker:
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
-            self._wake.clear()
-            self.control = read_control(self.spool.root)  # `queue retry` may have ended a pause meanwhile
-            moment = time.time()
-            if self.control.paused(moment):
-                self._wake.wait(min(self.control.paused_until - moment, self.options.idle))
-                continue
             try:
-                ready, later = self.spool.due(moment)
-                if ready:
-                    self.deliver(ready)
-                    continue
-            except Exception as exc:  # noqa: BLE001  # the worker outlives any one failure; the spool keeps the mail
-                self._pause(UnavailableError(f"delivery stopped by an unexpected {_cause(exc)}",
-                                             "the messages stay in the spool; if this repeats, report it"))
-                continue
-            wait = self.options.idle if later is None else max(0.02, min(self.options.idle, later - moment))
-            self._wake.wait(wait)
+                self._round()
+            except OSError as exc:  # the spool itself cannot be written (a full disk): wait and look again
+                self._failures += 1
+                delay = self._schedule.delay(self._failures - 1)
+                self.log(event_line("paused", cause=f"the spool {self.spool.root} cannot be written: {_cause(exc)}",
+                                    hint=relay_advice("free disk space or fix the spool folder's permissions",
+                                                      delay), retry_in=f"{delay:.1f}s"))
+                self._wake.wait(delay)
+
+    def _round(self) -> None:
+        """One look at the queue: deliver what is due, or wait until something is (or a pause ends)."""
+        self._wake.clear()
+        self.control = read_control(self.spool.root)  # `queue retry` may have ended a pause meanwhile
+        moment = time.time()
+        if self.control.paused(moment):
+            self._wake.wait(min(self.control.paused_until - moment, self.options.idle))
+            return
+        try:
+            ready, later = self.spool.due(moment)
+            if ready:
+                self.deliver(ready)
+                return
+        except Exception as exc:  # noqa: BLE001  # the worker outlives any one failure; the spool keeps the mail
+            self._pause(UnavailableError(f"delivery stopped by an unexpected {_cause(exc)}",
+                                         "the messages stay in the spool; if this repeats, report it"))
+            return
+        wait = self.options.idle if later is None else max(0.02, min(self.options.idle, later - moment))
+        self._wake.wait(wait)
 
     def deliver(self, ready: list[str]) -> None:
         """One burst: the ledger locked and one session with the service, for as long as messages are due."""
@@ -220,7 +233,7 @@ class DeliveryWorker:
         for result in results:
             spool_id = held.get(result.key or "")
             self.log(event_line("held" if spool_id else "in-doubt", id=spool_id, message_id=result.message_id,
-                                to=len(result.recipients), reply=result.reply,
+                                to=len(result.recipients), reply=INTERRUPTED_HELD if spool_id else result.reply,
                                 hint=held_in_doubt_hint(spool_id) if spool_id else None))
 
     def _one(self, deliverer: Deliverer, spool_id: str) -> None:
@@ -235,6 +248,7 @@ class DeliveryWorker:
         state = self.spool.state(spool_id)
         if state.held:
             return  # held by `queue hold` meanwhile
+        self.control = read_control(self.spool.root)  # a `queue retry` during a long burst ends a hold at once
         hold = self.control.sender_hold(spooled.envelope.sender, time.time())
         if hold is not None:  # its From is held: the message waits with it, the others go on
             self.spool.set_state(spool_id, replace(state, next_attempt=hold.until, last_reply=hold.reason))

@@ -76,6 +76,7 @@ class RelayHandler:
                           mail_options: list[str]) -> str:
         refusal: str | None
         policy = self.route(session).policy
+        login = policy.login or None
         if address == "<>" and not policy.rewrite:
             refusal = NULL_SENDER_REPLY.format(mailbox=policy.mailbox)
         elif address != "<>" and (problem := address_problem(address)) is not None:
@@ -83,7 +84,7 @@ class RelayHandler:
         else:
             refusal = policy.refuse_sender("" if address == "<>" else address)
         if refusal is not None:
-            self.log(event_line("refused", peer=peer_of(session), sender=address, reply=refusal))
+            self.log(event_line("refused", peer=peer_of(session), login=login, sender=address, reply=refusal))
             return refusal
         envelope.mail_from = "" if address == "<>" else address
         envelope.mail_options.extend(mail_options)
@@ -117,7 +118,8 @@ class RelayHandler:
         data, envelope.original_content, envelope.content = envelope.original_content, None, None
         too_large = route.refuse_size(len(data or b"")) if route.refuse_size is not None else None
         if too_large is not None:  # this login's mailbox takes less than the relay's SIZE (several mailboxes)
-            self.log(event_line("refused", peer=peer_of(session), sender=envelope.mail_from, reply=too_large))
+            self.log(event_line("refused", peer=peer_of(session), login=route.policy.login or None,
+                                sender=envelope.mail_from, reply=too_large))
             return too_large
         self.busy += 1
         try:
@@ -125,7 +127,8 @@ class RelayHandler:
                 self._keep, route, data, envelope.mail_from, tuple(envelope.rcpt_tos), peer_of(session),
                 max_header))
         except Refused as refused:
-            self.log(event_line("refused", peer=peer_of(session), sender=envelope.mail_from, reply=refused.reply))
+            self.log(event_line("refused", peer=peer_of(session), login=route.policy.login or None,
+                                sender=envelope.mail_from, reply=refused.reply))
             return refused.reply
         except Exception as error:  # noqa: BLE001  # whatever stops the spool, the answer must be a 4xx, never a 250
             cause = error.message if isinstance(error, TemporaryError) else type(error).__name__

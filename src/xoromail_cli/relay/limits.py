@@ -82,6 +82,18 @@ def plain_ip(host: str) -> str:
     return str(mapped or address)
 
 
+def client_key(ip: str) -> str:
+    """What the per-address limits count by: an IPv4 address, or an IPv6 address's /64 (one subscriber's
+    network: counting each of its 2^64 addresses apart would give an attacker as many guesses and places)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return ip
+
+
 class QuietLog:
     """One log line per key and interval; the repeats are counted into the next line."""
 
@@ -123,19 +135,21 @@ class ConnectionGate:
         if self.total >= self.limits.max_connections:
             self.quiet("total", "too-many-connections", ip=ip, open=self.total)
             return "421 4.7.0 Too many connections; try again later"
-        if self.open.get(ip, 0) >= self.limits.per_address:
-            self.quiet(f"address:{ip}", "too-many-connections", ip=ip, open=self.open[ip])
+        key = client_key(ip)
+        if self.open.get(key, 0) >= self.limits.per_address:
+            self.quiet(f"address:{key}", "too-many-connections", ip=ip, open=self.open[key])
             return "421 4.7.0 Too many connections from your address; try again later"
-        self.open[ip] = self.open.get(ip, 0) + 1
+        self.open[key] = self.open.get(key, 0) + 1
         self.total += 1
         return None
 
     def release(self, ip: str) -> None:
-        count = self.open.get(ip, 0) - 1
+        key = client_key(ip)
+        count = self.open.get(key, 0) - 1
         if count > 0:
-            self.open[ip] = count
+            self.open[key] = count
         else:
-            self.open.pop(ip, None)
+            self.open.pop(key, None)
         self.total = max(0, self.total - 1)
 
     def out_of_descriptors(self, reason: str) -> None:

@@ -140,7 +140,7 @@ def accept_message(data: bytes | bytearray, mail_from: str, rcpt_tos: tuple[str,
                    max_header: int = MAX_HEADER) -> Envelope:
     """The envelope to keep: To and Cc as the headers name them, every other SMTP recipient Bcc; line ends
     CRLF and lines of at most 998 octets (`mending`). Refused for what must not be passed on."""
-    from xoromail_cli.relay.mending import MendRefused, crlf_line_ends, has_long_line, short_lines
+    from xoromail_cli.relay.mending import MendRefused, crlf_line_ends, fold_field, has_long_line, short_lines
 
     try:
         data = crlf_line_ends(data)
@@ -170,6 +170,10 @@ def accept_message(data: bytes | bytearray, mail_from: str, rcpt_tos: tuple[str,
     if strangers:
         kept = _rewrite(kept, values, mail_from, policy, strangers)
         sender = policy.mailbox
+    try:
+        kept = [fold_field(field) for field in kept]
+    except MendRefused as refused:
+        raise Refused(refused.reply) from None
     fixed = b"".join(field if field.endswith(b"\n") else field + b"\r\n" for field in kept)
     if has_long_line(data, start):
         return Envelope(sender=sender, to=to, data=short_lines(fixed, bytes(data[start:])), message_id=message_id,

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 RELAY_EVENT = "relay"
 """The ledger's event name for relayed messages (`log` shows them with their Message-ID and reply)."""
 IN_DOUBT_HELD = "in doubt: the answer was lost after the data went out (--no-retry-in-doubt)"
+INTERRUPTED_HELD = ("in doubt: the relay stopped while sending it (killed or crashed during the upload); held for "
+                    "a person (--no-retry-in-doubt)")
 _SEND_ONLY = re.compile(r"re-?run|next run|--wait|--resend", re.IGNORECASE)
 """Clauses of a service's hint that speak to a person running `send`, not to one running the relay."""
 
@@ -80,7 +82,7 @@ def held_in_doubt(spool: Spool, results: list[MessageResult]) -> dict[str, str]:
         except XoromailError:
             continue  # delivered, dropped or damaged meanwhile
         if key in wanted and key not in held:
-            spool.set_state(entry.id, replace(entry.state, last_reply=IN_DOUBT_HELD, in_doubt=True,
-                                              held=IN_DOUBT_HELD))
+            spool.set_state(entry.id, replace(entry.state, attempts=entry.state.attempts + 1,
+                                              last_reply=INTERRUPTED_HELD, in_doubt=True, held=INTERRUPTED_HELD))
             held[key] = entry.id
     return held

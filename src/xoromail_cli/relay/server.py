@@ -77,6 +77,9 @@ def _authenticator(credential: Logins, guard: AuthGuard) -> Callable[..., Any]:
 
     def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
         ip = getattr(server, "ip", "?")
+        throttled = guard.throttled(ip)  # AUTH LOGIN begun before the address was throttled: not looked at
+        if throttled is not None:
+            return AuthResult(success=False, handled=False, message=throttled)
         name = credential.login(auth_data.login, auth_data.password) if isinstance(auth_data, LoginPassword) else None
         if name is not None:
             guard.succeeded(ip)
@@ -137,8 +140,11 @@ class RelayServer:
 
     def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        # `[::]` is every address, IPv4 ones too (seen as ::ffff:a.b.c.d, counted and logged as a.b.c.d):
+        # a name with A and AAAA records then reaches the relay either way
+        both = self.host == "::" and socket.has_dualstack_ipv6()
         try:
-            sock = socket.create_server((self.host, self.port), family=family, backlog=128)
+            sock = socket.create_server((self.host, self.port), family=family, backlog=128, dualstack_ipv6=both)
             # Replies go out line by line (EHLO's are six lines, each its own write): without TCP_NODELAY the
             # second waits for the ERP's delayed ACK, 40 ms per EHLO. asyncio sets it only on sockets it makes
             # itself; connections accepted here inherit it from the listening socket.

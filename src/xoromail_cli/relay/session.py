@@ -53,6 +53,7 @@ class RelaySMTP(SMTP):
         self.advice = advice or SMALLER
         """What lifts the limit, said in the 552 (the transport's `size_hint`), else "send it smaller"."""
         self._released = False
+        self._data_seen = 0.0
         self._login_timer: asyncio.TimerHandle | None = None
         super().__init__(handler, data_size_limit=limits.max_size, timeout=limits.idle, **options)
 
@@ -62,7 +63,9 @@ class RelaySMTP(SMTP):
         first = self._login_timer is None
         super().connection_made(transport)
         if first:  # not the second call, after STARTTLS
-            self._login_timer = self.loop.call_later(self.limits.login_within, self._login_late)
+            # never after aiosmtpd's idle timeout: that one cannot end a connection stalled in the TLS handshake
+            self._login_timer = self.loop.call_later(min(self.limits.login_within, self.limits.idle),
+                                                     self._login_late)
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._login_timer is not None:
@@ -76,7 +79,15 @@ class RelaySMTP(SMTP):
         transport: Any = self.transport
         if self.session is None or self.session.authenticated or transport is None:
             return
-        self.handler_log(event_line("login-timeout", ip=self.ip, seconds=int(self.limits.login_within)))
+        self.gate.quiet(f"login:{self.ip}", "login-timeout", ip=self.ip,
+                        seconds=int(min(self.limits.login_within, self.limits.idle)))
+        original: Any = self._original_transport
+        if original is not None and self.session.ssl is None:
+            # in the STARTTLS handshake: asyncio's TLS layer would not pass the end of the connection on
+            # (the session, its task and its place among the connections would stay for good)
+            original.abort()
+            self.connection_lost(None)
+            return
         transport.write(b"421 4.4.2 No login within the time allowed; closing\r\n")
         transport.close()
 
@@ -93,8 +104,9 @@ class RelaySMTP(SMTP):
         if isinstance(error, TLSSetupException):
             cause = error.__cause__
             reason, offered = describe_handshake_failure(cause if isinstance(cause, ssl.SSLError) else None)
-            self.handler_log(event_line("tls-failed", ip=self.ip, peer=self.peer_text, reason=reason,
-                                        offered=offered))
+            # one line per address, reason and minute: a scanner failing handshakes in a loop fills no disk
+            self.gate.quiet(f"tls:{self.ip}:{reason}", "tls-failed", ip=self.ip, peer=self.peer_text, reason=reason,
+                            offered=offered)
             return "454 4.7.0 TLS not available"
         self.handler_log(event_line("session-error", ip=self.ip, peer=self.peer_text, cause=type(error).__name__))
         return "451 4.3.0 The relay could not handle that command; try again"
@@ -153,11 +165,11 @@ class RelaySMTP(SMTP):
         data = bytearray()
         size = longest = line = 0
         at_start = True
+        lines = 0
+        self._data_seen = self.loop.time()
         while True:
-            try:
-                chunk = await self._reader.readuntil(b"\r\n")
-            except asyncio.LimitOverrunError as overrun:  # a line longer than the reader's buffer: in pieces
-                chunk = await self._reader.read(overrun.consumed)
+            lines += 1
+            chunk = await self._next_chunk(lines)
             if at_start and chunk == b".\r\n":
                 break
             if at_start and chunk[:1] == b".":
@@ -176,3 +188,19 @@ class RelaySMTP(SMTP):
             return bytearray(), (f"500 5.5.6 A line of the message has {longest:,} octets; the relay takes lines "
                                  f"of up to {self.limits.max_line:,}")
         return data, None  # not copied: the handler makes the one copy it keeps
+
+    async def _next_chunk(self, lines: int) -> bytes:
+        """The next line of the data, or a piece of a line longer than the reader's buffer. Now and then it
+        lets the other sessions in (readuntil does not yield while lines are buffered), and while data keeps
+        coming it restarts aiosmtpd's idle timer, which only commands restart: a message still arriving after
+        --idle-timeout seconds (35 MB over a slow line) was cut off without a word."""
+        if lines % 512 == 0:
+            await asyncio.sleep(0)
+        now = self.loop.time()
+        if now - self._data_seen > min(1.0, self.limits.idle / 4):
+            self._data_seen = now
+            self._reset_timeout()
+        try:
+            return await self._reader.readuntil(b"\r\n")
+        except asyncio.LimitOverrunError as overrun:
+            return await self._reader.read(overrun.consumed)

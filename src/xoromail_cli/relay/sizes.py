@@ -40,6 +40,7 @@ class SizeLimit:
         transport = None
         try:
             transport = services.open_transport(profile, credentials.Secrets(profile), timeout=timeout)
+            self.update(transport)  # what it states before signing in (Graph's 3 MB), if signing in fails
             transport.open()
             self.update(transport)
         except XoromailError as error:

@@ -112,6 +112,15 @@ def write_durably(target: Path, scratch: Path, chunks: tuple[bytes, ...]) -> Non
     _fsync_dir(target.parent)
 
 
+def _read_message(path: Path) -> tuple[bytes, bytes]:
+    """(the envelope line, the message), the message read into one buffer (not the file and then a copy)."""
+    with path.open("rb") as handle:
+        line = handle.readline()
+    with path.open("rb", buffering=0) as raw:  # unbuffered: readall sizes one buffer from the file's size
+        raw.seek(len(line))
+        return line, raw.readall()
+
+
 class Spool:
     """The folders `tmp/`, `queue/` and `failed/` under `root` (created owner-only)."""
 
@@ -143,10 +152,9 @@ class Spool:
     def load(self, spool_id: str, where: Where = "queue") -> Spooled:
         """The message and its envelope, read back from its file."""
         try:
-            raw = self._path(where, spool_id, _MESSAGE).read_bytes()
+            line, data = _read_message(self._path(where, spool_id, _MESSAGE))
         except FileNotFoundError:
             raise NoInputError(f"no message {spool_id} in the spool", "see `xoromail queue list`") from None
-        line, _, data = raw.partition(b"\n")
         try:
             head = json.loads(line)
             envelope = Envelope(sender=head["sender"], to=tuple(head["to"]), data=data, message_id=head["message_id"],

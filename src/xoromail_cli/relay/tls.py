@@ -85,12 +85,20 @@ class TLSFiles:
             context.set_ciphers("DEFAULT:@SECLEVEL=0")  # OpenSSL 3 refuses TLS 1.0/1.1 at its default level
         else:
             context.minimum_version = getattr(ssl.TLSVersion, VERSIONS[self.minimum])
+        asked: list[bool] = []
+
+        def no_passphrase() -> bytes:  # else OpenSSL asks on the terminal, and the relay waits there
+            asked.append(True)
+            return b""
+
         try:
-            context.load_cert_chain(self.cert, self.key)
+            context.load_cert_chain(self.cert, self.key, password=no_passphrase)
         except (OSError, ssl.SSLError) as exc:
-            reason = _reason(exc)
+            reason = "the key is protected by a passphrase" if asked else _reason(exc)
             hint = ("the key is not this certificate's: give the key the certificate was issued for"
                     if "KEY_VALUES_MISMATCH" in reason else
+                    "give the key without its passphrase (openssl pkey -in KEY -out relay.key), readable only by "
+                    "the relay's user" if asked else
                     "give a PEM certificate (chain) and its unencrypted PEM private key")
             raise ConfigError(f"cannot use the certificate {self.cert} with the key {self.key}: {reason}",
                               hint) from None

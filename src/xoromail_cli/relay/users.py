@@ -109,7 +109,8 @@ def _save(path: Path, logins: dict[str, RelayLogin]) -> None:
 
 
 def add_login(path: Path, login: RelayLogin, password: str | None) -> str | None:
-    """Save the login and store its password (generated when None: returned, for the caller to show once)."""
+    """Save the login and store its password (generated when None: returned, for the caller to show once).
+    When it is the first login, `left_out` says which one-login relay's login `relay` stops serving."""
     from xoromail_cli import config
 
     check_login_name(login.name)
@@ -132,9 +133,23 @@ def set_password(name: str, password: str | None) -> str | None:
 
     if password is not None and not password:
         raise UsageError("the password read from stdin is empty", "pipe the password in: … --password-stdin")
+    if password is not None:
+        _check_strength(password)
     generated = secrets.token_urlsafe(18) if password is None else None
     write_secret(SECRET_OWNER, _secret_kind(name), password if password is not None else generated or "")
     return generated
+
+
+def _check_strength(password: str) -> None:
+    """A login's password faces the same guessers as the one-login relay's: as long, refused where it is given."""
+    from xoromail_cli.relay.auth_limits import check_password_strength
+
+    try:
+        check_password_strength(password)
+    except ConfigError as error:
+        raise UsageError(error.message, "leave out --password-stdin to have one generated (24 characters), or "
+                                        "pipe in a long random one: "
+                                        "python3 -c 'import secrets; print(secrets.token_urlsafe(18))'") from None
 
 
 def rotate_password(path: Path, name: str, password: str | None) -> str | None:
@@ -165,12 +180,45 @@ def remove_login(path: Path, name: str) -> RelayLogin:
 
 def read_password(name: str) -> str:
     from xoromail_cli.credentials import read_secret
+    from xoromail_cli.relay.auth_limits import check_password_strength
 
     password = read_secret(SECRET_OWNER, _secret_kind(name))
     if not password:
         raise ConfigError(f"the relay login {name!r} has no password in the secret store",
                           f"set one with `xoromail relay users password {name}`")
+    try:
+        check_password_strength(password)  # one stored by hand or by an older release may be short
+    except ConfigError as error:
+        raise ConfigError(f"the relay login {name!r}: {error.message}",
+                          f"give it a new one with `xoromail relay users password {name}` (generated and shown "
+                          "once), and that one to its ERP") from None
     return password
+
+
+ONE_LOGIN_KINDS = ("relay_user", "relay_password")
+"""Where the one-login relay (`relay --user`) keeps its login, per profile (relay.credential's kinds)."""
+
+
+def left_out(path: Path, logins: dict[str, RelayLogin]) -> list[str]:
+    """The one-login relay's stored logins that `xoromail relay` without --user no longer serves once the
+    settings file has logins (an office upgrading: its ERP would get 535), each with the command that keeps it."""
+    from xoromail_cli import config
+    from xoromail_cli.credentials import read_secret
+    from xoromail_cli.errors import XoromailError
+
+    notes: list[str] = []
+    for name in sorted(config.load(path).profiles):
+        try:
+            user, password = (read_secret(name, kind) for kind in ONE_LOGIN_KINDS)
+        except XoromailError:
+            return notes  # no secret store here: the relay's own start says so
+        if user is None or password is None or (user in logins and logins[user].profile == name):
+            continue
+        notes.append(f"the one-login relay's login {user!r} (profile {name}) is not served by `xoromail relay` "
+                     f"without --user now that the settings file has logins: keep its ERP working with "
+                     f"`xoromail relay users add {user} --profile {name} --password-stdin` (the same password, "
+                     f"and its --allow-from addresses as --from), or start that relay with --user {user}")
+    return notes
 
 
 class LoginTable:

@@ -171,6 +171,9 @@ def _json_lines(path: Path, handle: TextIO) -> Iterator[tuple[int, dict[str, Any
             value = json.loads(line, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path} line {number}: invalid JSON: {exc.msg}", "one JSON object per line") from None
+        except RecursionError:  # `[[[[…` a hundred thousand deep: the parser's stack, not a traceback
+            raise DataError(f"{path} line {number}: values nested too deeply",
+                            "one JSON object per line, with plain text or number values") from None
         except ValueError as exc:  # repeated keys, NaN/Infinity, an integer longer than Python converts
             raise DataError(f"{path} line {number}: {exc}",
                             "one JSON object per line, each key once; quote very long numbers") from None
@@ -187,6 +190,11 @@ def _csv_rows(path: Path, handle: TextIO) -> Iterator[tuple[int, dict[str, Any]]
         yield from _csv_records(path, reader, done)
     except csv.Error as exc:  # strict: an unclosed quote runs to the end of the file, so name where it opened
         text = str(exc)
+        if "field limit" in text:
+            raise DataError(f"{path} line {done[0] + 1}: a value is longer than {csv.field_size_limit():,} "
+                            "characters",
+                            "no email's value is this long: check the export (a quote left open makes the rest "
+                            "of the file one value)") from None
         if "end of data" in text or "quote" in text:
             raise DataError(f"{path} line {done[0] + 1}: a quoted value opened on this line is not closed (it "
                             "runs to the end of the file)",

@@ -322,6 +322,19 @@ class Deliverer:
                                 "it worked earlier in this run, so the settings are right; a re-run sends the "
                                 "messages not sent (the summary counts them)", ExitCode.TEMPFAIL)
 
+    def open_limit(self, *, connect: bool = False) -> int | None:
+        """The largest message the open connection takes; None before it opened (SMTP learns its limit from
+        SIZE, Microsoft 365 from the permissions the sign-in grants). With `connect`, the connection is opened
+        now if it can be (a failure is left for the attempt to meet, retry and report)."""
+        if self.transport is None:
+            return None
+        if connect and not self._connected:
+            try:
+                self._connect()
+            except (StageFailedError, ConnectionLostError):
+                self._disconnect()
+        return self.transport.max_message_size if self._connected else None
+
     def too_large(self, envelope: Envelope) -> bool:
         """Over the limit the open service announced (SMTP SIZE) or states: refused before any of it goes."""
         limit = self.transport.max_message_size if self.transport is not None else None

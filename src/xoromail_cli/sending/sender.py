@@ -203,6 +203,22 @@ class Sender:
         except Exception:  # noqa: BLE001  # prepared again in its turn, which reports the error as before
             return None
 
+    def _too_large_on_disk(self, job: SendJob, key: str) -> MessageResult | None:
+        """Attachments too large for the service, refused by their size on disk before any is read. For files
+        worth it (over a megabyte), the connection opens first, so even the first message knows the limit."""
+        from xoromail_cli.sending.sizelimit import WORTH_CONNECTING_FOR, attachments_too_large, on_disk
+
+        transport = self.deliverer.transport
+        if transport is None or not job.attachments:
+            return None
+        limit = self.deliverer.open_limit(connect=on_disk(job.attachments) > WORTH_CONNECTING_FOR)
+        refusal = attachments_too_large(job.attachments, limit, transport.name, getattr(transport, "size_hint", None))
+        if refusal is None:
+            return None
+        return MessageResult(event=self.event.name, row=job.row, recipients=job.recipients.envelope,
+                             status="failed", reply=refusal.reply, hint=refusal.hint, exit_code=refusal.exit_code,
+                             key=key)
+
     def _prepare(self, job: SendJob, key: str | None = None) -> _Ready | MessageResult:
         """Everything before sending: already sent (skipped), owed recipients only, composed; or a dry run.
         `key` is the job's idempotency key when the caller has it already."""
@@ -210,6 +226,9 @@ class Sender:
         owed = self.deliverer.owed(key, job.row, job.recipients.envelope)
         if isinstance(owed, MessageResult):
             return owed
+        oversize = self._too_large_on_disk(job, key)
+        if oversize is not None:
+            return oversize
         envelope, rendered = compose(self.profile, self.renderer, self.event, job.recipients, job.variables,
                                      attachments=job.attachments, reply_to=job.reply_to, subject=self.subject,
                                      row=job.row)

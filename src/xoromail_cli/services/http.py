@@ -153,14 +153,24 @@ def adapter_class() -> type[Any]:
             kwargs["verify"] = True  # never off, never a bundle from the environment: the context decides
             if where.timeout is not None:
                 kwargs["timeout"] = where.timeout
-            response = _bounded(request, lambda: super(TrustingAdapter, self).send(request, *args, **kwargs),
-                                kwargs.get("timeout"))
+            response = _bounded(request, lambda: _with_body(
+                super(TrustingAdapter, self).send(request, *args, **kwargs), streamed=bool(kwargs.get("stream"))),
+                kwargs.get("timeout"))
             if where.trace is not None:
                 trace_round_trip(where.trace, request, response, bodies=where.bodies,
                                  streamed=bool(kwargs.get("stream")))
             return response
 
     return TrustingAdapter
+
+
+def _with_body(response: Any, *, streamed: bool) -> Any:
+    """The response with its body read, so the request's deadline covers it (requests would read it after the
+    adapter returned). A streamed body belongs to its reader; a 401's stays unread for requests-ntlm, which
+    takes the TLS certificate from its socket."""
+    if not streamed and response.status_code != 401:
+        _ = response.content
+    return response
 
 
 def deadline_seconds(timeout: float, body: object) -> float:
@@ -184,11 +194,15 @@ def _bounded(request: Any, send: Callable[[], Any], timeout: object) -> Any:
     seconds = deadline_seconds(float(timeout), request.body)
     with Watchdog(seconds) as dog:
         try:
-            return send()
+            response = send()
         except exceptions.RequestException as exc:
             if dog.fired:
                 raise exceptions.ReadTimeout(f"no complete reply within {seconds:g} s", request=request) from exc
             raise
+        if dog.fired:  # cut short: http.client takes a head ended by the shutdown for a whole one, body empty
+            response.close()
+            raise exceptions.ReadTimeout(f"no complete reply within {seconds:g} s", request=request)
+        return response
 
 
 @lru_cache(maxsize=1)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
+from collections.abc import Sequence
+from typing import Any
 
 from xoromail_cli.errors import ConfigError, ExitCode, NoInputError, StageFailedError
 
@@ -92,3 +94,53 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+Addresses = Sequence[tuple[Any, ...]]
+"""What getaddrinfo answers: family, type, protocol, canonical name, socket address."""
+
+RESOLVER_HINT = ("this machine's resolver did not answer: check its DNS settings (/etc/resolv.conf, "
+                 "systemd-resolved) and network, then try again")
+
+
+def resolve(host: str, port: int, seconds: float) -> Addresses:
+    """`getaddrinfo` within `seconds`: the system resolver has no deadline of its own (a silent name server
+    holds it for attempts times the timeout of resolv.conf, and a signal waits for it), so it runs in a thread of its
+    own that is left behind when the time is up. A name that does not exist raises socket.gaierror as ever."""
+    import threading
+
+    answer: list[Addresses] = []
+    failure: list[BaseException] = []
+
+    def lookup() -> None:
+        try:
+            answer.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except BaseException as exc:  # noqa: BLE001  # handed to the waiting thread, which raises it
+            failure.append(exc)
+
+    worker = threading.Thread(target=lookup, name=f"resolve {host}", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if failure:
+        raise failure[0]
+    if not answer:
+        raise StageFailedError("dns", f"looking up {host!r} did not finish within {seconds:g} s", RESOLVER_HINT,
+                               ExitCode.TEMPFAIL)
+    return answer[0]
+
+
+def open_connection(addresses: Addresses, timeout: float) -> socket.socket:
+    """A TCP connection to the first of `addresses` that takes it (what socket.create_connection does, without
+    looking the name up a second time, and so without a second wait on the resolver)."""
+    last: OSError = OSError("no address to connect to")
+    for family, kind, protocol, _, address in addresses:
+        sock = socket.socket(family, kind, protocol)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+        except OSError as exc:
+            sock.close()
+            last = exc
+            continue
+        return sock
+    raise last

@@ -3,7 +3,8 @@
 outlook-large-attachments.md and attachment-createuploadsession.md (microsoft-graph-docs): a draft from MIME
 (`POST …/messages`, 201 with its id), `POST …/messages/{id}/attachments/createUploadSession` with
 `{"AttachmentItem": {"attachmentType": "file", "name", "size"}}` (201: `uploadUrl`, `expirationDateTime`,
-`nextExpectedRanges: ["0-"]`), then PUTs to the pre-authenticated `uploadUrl` with `Content-Range: bytes
+`nextExpectedRanges: ["0-"]`), or for a file under 3 MB `POST …/messages/{id}/attachments` with a
+fileAttachment (201), then PUTs to the pre-authenticated `uploadUrl` with `Content-Range: bytes
 {start}-{end}/{total}` and no Authorization header (200 with `nextExpectedRanges: ["{next}"]`, the last 201
 with a Location), then `POST …/messages/{id}/send` (202). Drafts and upload sessions need `Mail.ReadWrite`
 (403 ErrorAccessDenied without it); one request carries at most 4 MB (413), one file at most 150 MB.
@@ -21,7 +22,8 @@ from typing import Any
 MAX_REQUEST = 4 * 1024 * 1024
 MAX_ATTACHMENT = 150 * 1024 * 1024
 _RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
-_DRAFT = re.compile(r"^/v1\.0/(me|users/[^/]+)/messages(?:/([^/]+)(/send|/attachments/createUploadSession)?)?$")
+_DRAFT = re.compile(r"^/v1\.0/(me|users/[^/]+)/messages"
+                    r"(?:/([^/]+)(/send|/attachments/createUploadSession|/attachments)?)?$")
 
 
 @dataclass(kw_only=True)
@@ -38,7 +40,7 @@ class Draft:
     owner: str
     mime: bytes
     attachments: list[tuple[str, str, bytes]] = field(default_factory=list)
-    """(name, content type, bytes) of each file attached through an upload session."""
+    """(name, content type, bytes) of each file attached through an upload session or a fileAttachment."""
 
 
 @dataclass
@@ -79,7 +81,27 @@ def draft_request(store: DraftStore, base: str, path: str, body: bytes, permissi
     if action == "/send":
         store.sent.append(store.drafts.pop(draft_id))
         return 202, "", {}
+    if action == "/attachments":
+        return _file_attachment(draft, body)
     return _session(store, base, draft_id, body)
+
+
+def _file_attachment(draft: Draft, body: bytes) -> tuple[int, dict[str, Any] | str, dict[str, str]]:
+    """`POST …/messages/{id}/attachments` with a fileAttachment (a file under 3 MB, its bytes in base64)."""
+    import json
+
+    try:
+        item = json.loads(body)
+        name, data = str(item["name"]), base64.b64decode(item["contentBytes"], validate=True)
+        kind = item["@odata.type"]
+    except (ValueError, KeyError, TypeError):
+        return _error(400, "ErrorInvalidRequest", "The request is invalid: name and contentBytes are required.")
+    if kind != "#microsoft.graph.fileAttachment":
+        return _error(400, "ErrorInvalidRequest", "@odata.type must be #microsoft.graph.fileAttachment.")
+    content_type = str(item.get("contentType") or "application/octet-stream")
+    draft.attachments.append((name, content_type, data))
+    return 201, {"@odata.type": kind, "id": "AAMkAD" + secrets.token_urlsafe(12), "name": name,
+                 "contentType": content_type, "size": len(data), "isInline": False}, {}
 
 
 def _create(store: DraftStore, body: bytes, owner: str) -> tuple[int, dict[str, Any] | str, dict[str, str]]:

@@ -9,7 +9,6 @@ Auto-Submitted and attachments arrive as built; To, Cc and Bcc go as EWS recipie
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,7 +19,7 @@ from xoromail_cli.services import http
 from xoromail_cli.services.base import ConnectionLostError, Delivery, SecretStore, StageCallback
 from xoromail_cli.services.exchange import hints
 from xoromail_cli.services.exchange.settings import ExchangeSettings, is_exchange_online, login_name
-from xoromail_cli.services.network import tls_context
+from xoromail_cli.services.network import open_connection, resolve, tls_context
 
 if TYPE_CHECKING:
     import ssl
@@ -78,10 +77,10 @@ class ExchangeTransport:
         host, port, timeout = self.settings.host, self.settings.port, self.timeout
         stage = "dns"
         try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos = resolve(host, port, timeout)
             report("dns", f"{host} → {', '.join(sorted({str(info[4][0]) for info in infos})[:3])}")
             stage = "connect"
-            with socket.create_connection((host, port), timeout=timeout) as sock:
+            with open_connection(infos, timeout) as sock:
                 report("connect", f"TCP connection to {sock.getpeername()[0]} port {port}")
                 stage = "tls"
                 with context.wrap_socket(sock, server_hostname=host) as tls:

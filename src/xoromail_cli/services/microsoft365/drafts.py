@@ -3,7 +3,9 @@
 Graph's `sendMail` carries about 4 MB; files of 3 to 150 MB go through an attachment upload session
 (outlook-large-attachments.md): the message without its large files becomes a draft (`POST …/messages`, the
 MIME form), each large file gets `createUploadSession` and is PUT in ranges of at most 4 MB to the
-pre-authenticated upload URL (no bearer token: it is in the URL), then `POST …/messages/{id}/send`. Drafts and
+pre-authenticated upload URL (no bearer token: it is in the URL), then `POST …/messages/{id}/send`. The draft
+itself is one request too: when smaller files together make it too large, the largest of them are attached
+apart (`POST …/messages/{id}/attachments`, a fileAttachment each, or an upload session). Drafts and
 upload sessions need the permission `Mail.ReadWrite`; without it, such a message is refused before any of it
 is uploaded, with a hint that names the permission. Until the send call, nothing has been sent: a failure
 before it is never "in doubt", and the draft is deleted.
@@ -33,6 +35,10 @@ LARGE_FILE = 3 * 1024 * 1024
 """Attachments larger than this go through an upload session (Graph: "between 3 MB and 150 MB")."""
 CHUNK = 10 * 320 * 1024
 """Bytes of one PUT: under Graph's 4 MB a request, a multiple of 320 KiB."""
+ONE_REQUEST = 4_000_000
+"""Bytes one Graph request carries (about 4 MB, user-sendmail.md; graph.MAX_REQUEST_BYTES)."""
+ATTACHMENT_JSON = 64 * 1024
+"""Room kept in a fileAttachment's request for its JSON around the base64 bytes (name, type)."""
 MAX_UPLOADED_MESSAGE = 150 * 1024 * 1024
 """The most one message may be when its files are uploaded (Exchange Online's own limit may be lower)."""
 READ_WRITE = "Mail.ReadWrite"
@@ -87,6 +93,34 @@ def split_large(mime: bytes, threshold: int = LARGE_FILE) -> tuple[bytes, list[L
     return message.as_bytes(policy=email.policy.SMTP), large
 
 
+def split_for_draft(mime: bytes, limit: int) -> tuple[bytes, list[LargeFile]]:
+    """A draft that fits one request (at most `limit` bytes of MIME) and the files to attach apart: every
+    file over 3 MB, then the largest of the others until the rest fits (three 1.5 MB PDFs are under 3 MB each
+    and too large together). A body too large by itself stays as it is: Graph says so."""
+    threshold = LARGE_FILE
+    while True:
+        kept, files = split_large(mime, threshold)
+        left = _attachment_sizes(kept)
+        if len(kept) <= limit or not left:
+            return kept, files
+        threshold = max(left) - 1
+
+
+def _attachment_sizes(mime: bytes) -> list[int]:
+    message = email.message_from_bytes(mime, policy=email.policy.default)
+    sizes = []
+    for part in message.walk():
+        payload = part.get_payload(decode=True) if part.get_content_disposition() == "attachment" else None
+        if isinstance(payload, bytes):
+            sizes.append(len(payload))
+    return sizes
+
+
+def fits_one_request(size: int) -> bool:
+    """Whether a file of `size` bytes, base64-encoded in a fileAttachment, fits one request (about 4 MB)."""
+    return -(-size // 3) * 4 + ATTACHMENT_JSON <= ONE_REQUEST
+
+
 class DraftSender:
     """One large message through a draft and upload sessions, over the transport's requests session."""
 
@@ -96,7 +130,7 @@ class DraftSender:
         self.timeout, self.mode, self.mailbox = timeout, mode, mailbox
 
     def send(self, token: str, mime: bytes, before_data: Callable[[], None] | None = None) -> Delivery:
-        draft_mime, files = split_large(mime)
+        draft_mime, files = split_for_draft(mime, ONE_REQUEST // 4 * 3)
         created = self._call("POST", f"{self.prefix}/messages", token, base64.b64encode(draft_mime),
                              "text/plain")
         if created[0] != 201 or not isinstance(created[1].get("id"), str):
@@ -104,7 +138,7 @@ class DraftSender:
         draft = f"{self.prefix}/messages/{created[1]['id']}"
         try:
             for large in files:
-                refused = self._upload(token, draft, large)
+                refused = self._attach(token, draft, large)
                 if refused is not None:
                     self._discard(token, draft)
                     return refused
@@ -115,6 +149,16 @@ class DraftSender:
             before_data()
         answer = self._call("POST", f"{draft}/send", token, b"", "application/json", committed=True)
         return self._refused(answer) if answer[0] != 202 else Delivery(status="sent", reply="202 Accepted")
+
+    def _attach(self, token: str, draft: str, file: LargeFile) -> Delivery | None:
+        """A file that fits one request as a fileAttachment (Graph: under 3 MB), a larger one by an upload
+        session; None once attached, else the refusal."""
+        if not fits_one_request(len(file.data)):
+            return self._upload(token, draft, file)
+        item = {"@odata.type": "#microsoft.graph.fileAttachment", "name": file.name,
+                "contentType": file.content_type, "contentBytes": base64.b64encode(file.data).decode("ascii")}
+        answer = self._call("POST", f"{draft}/attachments", token, json.dumps(item).encode(), "application/json")
+        return None if answer[0] == 201 else self._refused(answer)
 
     def _upload(self, token: str, draft: str, large: LargeFile) -> Delivery | None:
         item = {"AttachmentItem": {"attachmentType": "file", "name": large.name, "size": len(large.data),

@@ -12,6 +12,7 @@ import re
 import select
 import smtplib
 import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from xoromail_cli.services.smtp.session import _Client
 
 Reply = tuple[int, bytes]
-_LEADING_DOT = re.compile(rb"(?m)^\.")
 CLOSING = 421
 """The server is closing the session: no reply follows this one (RFC 5321 §3.8)."""
 
@@ -78,10 +78,21 @@ def commands(envelope: Envelope, options: list[str] | tuple[str, ...] = ()) -> l
 
 def message_data(data: bytes) -> bytes:
     """The message as it travels after 354: leading dots doubled, ending with CRLF . CRLF (as smtplib.data)."""
-    quoted = _LEADING_DOT.sub(b"..", data)
-    if not quoted.endswith(b"\r\n"):
-        quoted += b"\r\n"
-    return quoted + b".\r\n"
+    return b"".join(message_pieces(data))
+
+
+def message_pieces(data: bytes, size: int = 1 << 20) -> Iterator[bytes]:
+    """`message_data` in pieces of about `size` bytes, cut after a line end where there is one: a large
+    message is never copied whole on its way out (smtplib's data() makes three copies of it)."""
+    start, at_line_start = 0, True
+    while start < len(data):
+        end = min(len(data), start + size)
+        if end < len(data) and (line_end := data.rfind(b"\n", start, end)) >= start:
+            end = line_end + 1
+        piece = data[start:end].replace(b"\n.", b"\n..")  # a dot after any LF, as smtplib's (?m)^\.
+        yield b"." + piece if at_line_start and piece[:1] == b"." else piece
+        at_line_start, start = piece.endswith(b"\n"), end
+    yield b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"
 
 
 def read_group(client: _Client, envelope: Envelope) -> GroupReplies:

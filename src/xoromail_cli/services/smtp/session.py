@@ -19,7 +19,7 @@ from xoromail_cli.errors import ConfigError, ExitCode, StageFailedError
 from xoromail_cli.services import deadline
 from xoromail_cli.services.base import StageCallback, TraceCallback
 from xoromail_cli.services.deadline import Deadline, DeadlineExceededError
-from xoromail_cli.services.network import is_loopback, tls_context
+from xoromail_cli.services.network import is_loopback, open_connection, resolve, tls_context
 from xoromail_cli.services.smtp.replies import STARTTLS_FIRST_HINT, ProtocolViolationError, stage_failure
 
 if TYPE_CHECKING:
@@ -94,13 +94,42 @@ class _Client(smtplib.SMTP):
             self._trace_out(part)
         self._send_bounded(b"".join(parts))
 
-    def _send_bounded(self, data: bytes) -> None:
+    def data(self, msg: bytes | str) -> tuple[int, bytes]:  # type: ignore[override]  # smtplib's, narrowed as send is
+        """smtplib's DATA, the message sent in dot-stuffed pieces (`message_pieces`), not in whole copies."""
+        if not isinstance(msg, bytes):
+            return super().data(msg)
+        self.putcmd("data")
+        code, reply = self.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        self.write_message(msg)
+        return self.getreply()
+
+    def write_message(self, data: bytes, after: list[bytes] | None = None) -> None:
+        """The message's data after 354 (then `after`, commands PIPELINING lets follow it), in pieces, within
+        one deadline for the whole (timeout plus size at the slowest allowed rate)."""
+        from xoromail_cli.services.smtp.pipelining import message_pieces
+
+        self._trace_out(data)
+        for part in after or ():
+            self._trace_out(part)
+        total = len(data) + sum(len(part) for part in after or ()) + 5
+        limit = Deadline(deadline.transfer_seconds(total, self.timeout), f"sending {total} bytes")
+        held = b""  # the last piece (the final dot) goes with `after`, in one write
+        for piece in message_pieces(data):
+            if held:
+                self._send_bounded(held, limit)
+            held = piece
+        self._send_bounded(b"".join([held, *(after or ())]), limit)
+
+    def _send_bounded(self, data: bytes, limit: Deadline | None = None) -> None:
         """sendall with a deadline for the whole write (timeout plus size at the slowest allowed rate)."""
         if self.sock is None:
             raise smtplib.SMTPServerDisconnected("please run connect() first")
-        seconds = deadline.transfer_seconds(len(data), self.timeout)
+        if limit is None:
+            limit = Deadline(deadline.transfer_seconds(len(data), self.timeout), f"sending {len(data)} bytes")
         try:
-            deadline.send_all(self.sock, data, Deadline(seconds, f"sending {len(data)} bytes"), self.timeout)
+            deadline.send_all(self.sock, data, limit, self.timeout)
         except DeadlineExceededError:
             self.close()
             raise
@@ -285,11 +314,11 @@ def connect(settings: SmtpEndpoint, password: str | None, on_stage: StageCallbac
     sock: socket.socket | None = None
     client: _Client | None = None
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = resolve(host, port, timeout)
         addresses = sorted({str(info[4][0]) for info in infos})
         report("dns", f"{host} → {', '.join(addresses[:3])}")
         stage = "connect"
-        sock = socket.create_connection((host, port), timeout=timeout)
+        sock = open_connection(infos, timeout)
         report("connect", f"TCP connection to {sock.getpeername()[0]} port {port}")
         if settings.security == "ssl" and context is not None:
             stage = "tls"

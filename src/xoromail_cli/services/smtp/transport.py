@@ -134,10 +134,9 @@ class SmtpTransport:
             raise smtplib.SMTPServerDisconnected("the server closed the connection instead of reading the message")
         mark()
         announce = following is not None and following is not envelope and not verdict
-        parts = [pipelining.message_data(envelope.data)]
-        if following is not None and announce:
-            parts += pipelining.commands(following, body_options(client, following.data))
-        client.write(parts)
+        after = pipelining.commands(following, body_options(client, following.data)) if (
+            following is not None and announce) else []
+        client.write_message(envelope.data, after)
         self._awaiting_data = False
         if meanwhile is not None:
             meanwhile()
