@@ -230,7 +230,7 @@ class SmtpTransport:
             return delivery
         mark()
         try:
-            dcode, dreply = client.data_then(envelope.data, meanwhile)
+            dcode, dreply = client.data(envelope.data, meanwhile)
         except smtplib.SMTPDataError as exc:
             return self._refusal("data", exc.smtp_code, exc.smtp_error)
         if dcode != 250:
