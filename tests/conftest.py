@@ -20,7 +20,15 @@ from keyring.backend import KeyringBackend
 from keyrings.alt.file import PlaintextKeyring
 from typer.testing import CliRunner
 
-from tests.support.common import PASSWORD, USER, EwsFactory, ServerFactory, TLSFiles, accepting_authenticator
+from tests.support.common import (
+    PASSWORD,
+    USER,
+    EwsFactory,
+    ServerFactory,
+    TLSFiles,
+    accepting_authenticator,
+    server_context,
+)
 from tests.support.engine import sqlite_ledger
 from tests.support.fakes.ews_server import Behaviour, EwsServer
 from xoromail_cli.ledger.sqlite import Ledger
@@ -34,9 +42,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
     authority = trustme.CA()
     ca_file = tmp_path_factory.mktemp("ca") / "ca.pem"
     authority.cert_pem.write_to_path(str(ca_file))
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    authority.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-    return TLSFiles(authority, ca_file, context)
+    return TLSFiles(authority, ca_file, server_context(authority, "127.0.0.1", "localhost"))
 
 
 @pytest.fixture(scope="session")

@@ -12,10 +12,9 @@ from xoromail_cli.domain.certs import certificate_expiry_note, not_after_of
 
 def served_not_after(smtp_server: ServerFactory, tls: TLSFiles, not_after: datetime) -> datetime:
     """Start an implicit-TLS server whose certificate ends at `not_after`; read the date back as a client."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls.ca.issue_cert("127.0.0.1", not_after=not_after).configure_cert(context)
+    context = tls.context_for("127.0.0.1", not_after=not_after)
     server = smtp_server("ssl", tls_context=context)
-    client = ssl.create_default_context(cafile=str(tls.ca_file))
+    client = tls.client_context()
     with smtplib.SMTP_SSL("127.0.0.1", server.port, context=client, timeout=10) as session:
         assert isinstance(session.sock, ssl.SSLSocket)
         certificate = session.sock.getpeercert()

@@ -10,7 +10,7 @@ from pathlib import Path
 import msal
 import pytest
 import trustme
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from tests.support.common import PASSWORD, USER, TLSFiles
 from tests.support.fakes.microsoft_server import MicrosoftServer
@@ -156,17 +156,25 @@ def test_send_says_it_once_a_day_on_stderr(tls: TLSFiles, runner: CliRunner, con
         assert second.exit_code == 0 and "client secret" not in second.stderr
 
 
+def validated_with_expired_secret(server: MicrosoftServer, tls: TLSFiles, runner: CliRunner,
+                                  config_path: Path) -> tuple[Profile, Result]:
+    """An app-only profile whose client secret Microsoft calls expired (AADSTS7000222), saved and validated."""
+    from tests.support.fakes.microsoft_server import CLIENT_SECRET
+
+    server.secret_expired = True
+    profile = Profile(name="default", email=USER, service="microsoft365", display_name="Billing",
+                      settings=settings_for(server, mode="app"), ca_file=str(tls.ca_file), timeout=10.0)
+    config.save_profile(config_path, profile)
+    KeyringStore("default").set("client_secret", CLIENT_SECRET)
+    return profile, runner.invoke(app, ["--config", str(config_path), "validate", "--no-send", "--json"])
+
+
 def test_an_expired_secret_learnt_from_aadsts7000222_stays_a_note_until_a_new_secret(
         tls: TLSFiles, runner: CliRunner, config_path: Path) -> None:
     from tests.support.fakes.microsoft_server import CLIENT_SECRET
 
     with MicrosoftServer(tls.server_context) as server:
-        server.secret_expired = True
-        profile = Profile(name="default", email=USER, service="microsoft365", display_name="Billing",
-                          settings=settings_for(server, mode="app"), ca_file=str(tls.ca_file), timeout=10.0)
-        config.save_profile(config_path, profile)
-        KeyringStore("default").set("client_secret", CLIENT_SECRET)
-        failed = runner.invoke(app, ["--config", str(config_path), "validate", "--no-send", "--json"])
+        profile, failed = validated_with_expired_secret(server, tls, runner, config_path)
         assert failed.exit_code == 77 and "AADSTS7000222" in json.loads(failed.stdout)["error"]
         [note] = expiry.notes_for(profile)
         assert note.kind == "microsoft-client-secret" and "expired on" in note.text()
@@ -219,15 +227,8 @@ def test_the_relay_tls_note_says_a_reload_takes_the_renewed_files(tmp_path: Path
 
 def test_a_failing_validate_still_names_what_expired(tls: TLSFiles, runner: CliRunner, config_path: Path) -> None:
     """The failure AADSTS7000222 is learnt and the same run's notes say what expired and the renewing command."""
-    from tests.support.fakes.microsoft_server import CLIENT_SECRET
-
     with MicrosoftServer(tls.server_context) as server:
-        server.secret_expired = True
-        profile = Profile(name="default", email=USER, service="microsoft365", display_name="Billing",
-                          settings=settings_for(server, mode="app"), ca_file=str(tls.ca_file), timeout=10.0)
-        config.save_profile(config_path, profile)
-        KeyringStore("default").set("client_secret", CLIENT_SECRET)
-        failed = runner.invoke(app, ["--config", str(config_path), "validate", "--no-send", "--json"])
+        _, failed = validated_with_expired_secret(server, tls, runner, config_path)
         assert failed.exit_code == 77
         [note] = json.loads(failed.stdout)["notes"]
         assert "client secret expired on" in note and "--client-secret-stdin --client-secret-expires" in note

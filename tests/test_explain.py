@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.support.common import PASSWORD, ServerFactory, TLSFiles, failing_authenticator, profile_for, secrets
-from tests.support.fakes.microsoft_server import AADSTS
+from tests.support.fakes.aadsts import AADSTS
 from xoromail_cli import config, validate
 from xoromail_cli.cli import app
 from xoromail_cli.errors import ExitCode

@@ -18,6 +18,7 @@ from xoromail_cli.cli import app
 from xoromail_cli.errors import ConfigError, ExitCode
 from xoromail_cli.ledger.accounts import account_key
 from xoromail_cli.ledger.sqlite import Ledger
+from xoromail_cli.local.sink import SinkServer
 
 SEND = ["send", "--event", "overdue-invoice", "--retry-delay", "0"]
 
@@ -45,13 +46,19 @@ def ledger_path(home: Path) -> Path:
     return home / "state" / "xoromail" / "ledger.sqlite3"
 
 
-def test_a_ledger_row_damaged_by_hand_stops_send_with_a_clear_error(
-        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path,
-        isolated_environment: Path) -> None:
-    server = smtp_server()
+def sent_once(runner: CliRunner, server: SinkServer, tls: TLSFiles, config_path: Path,
+              tmp_path: Path) -> tuple[SinkServer, list[str], Path]:
+    """A two-row batch sent through `server`, so the ledger exists: the server, the global options, the batch."""
     base = configure(config_path, server, tls)
     batch = csv_batch(tmp_path / "r.csv", 2)
     assert runner.invoke(app, [*base, *SEND, "--batch", str(batch)]).exit_code == 0
+    return server, base, batch
+
+
+def test_a_ledger_row_damaged_by_hand_stops_send_with_a_clear_error(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path,
+        isolated_environment: Path) -> None:
+    server, base, batch = sent_once(runner, smtp_server(), tls, config_path, tmp_path)
     database = sqlite3.connect(ledger_path(isolated_environment))
     with database:
         database.execute("UPDATE messages SET created_at = 'last tuesday'")
@@ -80,10 +87,7 @@ def test_pages_damaged_inside_the_ledger_are_a_clear_error_when_counting_the_day
 def test_an_empty_ledger_file_is_not_taken_for_a_new_one(
         runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path,
         isolated_environment: Path) -> None:
-    server = smtp_server()
-    base = configure(config_path, server, tls)
-    batch = csv_batch(tmp_path / "r.csv", 2)
-    assert runner.invoke(app, [*base, *SEND, "--batch", str(batch)]).exit_code == 0
+    server, base, batch = sent_once(runner, smtp_server(), tls, config_path, tmp_path)
     path = ledger_path(isolated_environment)
     for leftover in path.parent.glob("ledger.sqlite3-*"):
         leftover.unlink()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import smtplib
-import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -55,7 +54,7 @@ def identity(tls: TLSFiles) -> Iterator[MicrosoftServer]:
 
 
 def send_with_xoauth2(port: int, tls: TLSFiles, user: str, token: str) -> None:
-    context = ssl.create_default_context(cafile=str(tls.ca_file))
+    context = tls.client_context()
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
         client.starttls(context=context)
         client.ehlo()  # smtplib's auth() does not greet again after STARTTLS, and takes a 503 for success

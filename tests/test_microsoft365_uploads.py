@@ -8,15 +8,14 @@ import itertools
 import os
 import re
 import smtplib
-from collections.abc import Iterator
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
 
 from tests.support.common import USER, TLSFiles
-from tests.support.fakes.microsoft_server import CLIENT_SECRET, MicrosoftServer
-from tests.support.m365_helpers import settings_for
+from tests.support.fakes.microsoft_server import MicrosoftServer
+from tests.support.m365_helpers import app_only_profile, graph
 from tests.support.relay_helpers import RELAY_PASSWORD, RELAY_USER, RelayFactory, erp_message, relay, submit, wait_for
 from xoromail_cli import credentials
 from xoromail_cli.compose.envelope import Envelope
@@ -26,26 +25,17 @@ from xoromail_cli.relay.handler import RelayHandler, Route
 from xoromail_cli.relay.message import SenderPolicy
 from xoromail_cli.relay.server import RelayCredential, RelayServer
 from xoromail_cli.relay.spool import Spool
-from xoromail_cli.services.microsoft365.auth import CLIENT_SECRET as SECRET_KIND
 from xoromail_cli.services.microsoft365.auth import TOKEN_CACHE
 from xoromail_cli.services.microsoft365.drafts import CHUNK, granted, split_large
 from xoromail_cli.services.microsoft365.graph import MAX_MESSAGE_BYTES
 from xoromail_cli.services.microsoft365.transport import Microsoft365Transport
 
-__all__ = ["relay"]  # the fixture, imported for pytest
+__all__ = ["graph", "relay"]  # the fixtures, imported for pytest
 PDF = b"%PDF-1.7\n" + os.urandom(7 * 1024 * 1024)  # 7 MB: over sendMail's 4 MB, under 150 MB
 
 
-@pytest.fixture
-def graph(tls: TLSFiles) -> Iterator[MicrosoftServer]:
-    with MicrosoftServer(tls.server_context) as fake:
-        yield fake
-
-
 def app_profile(server: MicrosoftServer, tls: TLSFiles) -> Profile:
-    credentials.write_secret("default", SECRET_KIND, CLIENT_SECRET)
-    return Profile(name="default", email=USER, settings=settings_for(server, mode="app"), service="microsoft365",
-                   display_name="Company Billing", ca_file=str(tls.ca_file), timeout=20.0)
+    return app_only_profile(server, tls, timeout=20.0)
 
 
 def test_with_mail_readwrite_a_7_mb_pdf_goes_as_a_draft_with_an_upload_session(

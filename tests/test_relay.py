@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import json
 import smtplib
-import ssl
 import subprocess
 import time
 from email import policy
@@ -202,7 +201,7 @@ def test_with_a_certificate_auth_waits_for_starttls(smtp_server: ServerFactory, 
             client.ehlo()
             assert "auth" not in client.esmtp_features
             assert client.docmd("AUTH", "PLAIN AGVycABy")[0] == 530
-            client.starttls(context=ssl.create_default_context(cafile=str(tls.ca_file)))
+            client.starttls(context=tls.client_context())
             client.login(RELAY_USER, RELAY_PASSWORD)
             client.send_message(erp_message(8))
     finally:

@@ -2,38 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from email import message_from_bytes, policy
 
 import pytest
 
 from tests.support.common import USER, TLSFiles
 from tests.support.fakes.microsoft_server import CLIENT_SECRET, GraphReply, MicrosoftServer
-from tests.support.m365_helpers import settings_for
+from tests.support.m365_helpers import app_only_profile, graph
 from tests.support.relay_helpers import RelayFactory, erp_message, relay, submit, wait_for
-from xoromail_cli import credentials
-from xoromail_cli.profile import Profile
-from xoromail_cli.services.microsoft365.auth import CLIENT_SECRET as SECRET_KIND
 
-__all__ = ["relay"]  # the fixture, imported for pytest
-
-
-@pytest.fixture
-def graph(tls: TLSFiles) -> Iterator[MicrosoftServer]:
-    with MicrosoftServer(tls.server_context) as fake:
-        yield fake
-
-
-def m365_profile(server: MicrosoftServer, tls: TLSFiles) -> Profile:
-    """An app-only Microsoft 365 profile (client secret in the keyring) sending through the local Graph."""
-    credentials.write_secret("default", SECRET_KIND, CLIENT_SECRET)
-    return Profile(name="default", email=USER, settings=settings_for(server, mode="app"), service="microsoft365",
-                   display_name="Company Billing", ca_file=str(tls.ca_file), timeout=10.0)
+__all__ = ["graph", "relay"]  # the fixtures, imported for pytest
 
 
 def test_a_password_smtp_submission_goes_out_through_graph_with_an_oauth_token(
         relay: RelayFactory, graph: MicrosoftServer, tls: TLSFiles) -> None:
-    running = relay(m365_profile(graph, tls))
+    running = relay(app_only_profile(graph, tls))
     message = erp_message(1, attachment=b"%PDF-1.4 invoice")
     submit(running.port, message, recipients=["customer@client.test", "audit@company.test"])
     wait_for(lambda: len(graph.sent) == 1, what="the Graph sendMail")
@@ -52,7 +35,7 @@ def test_graph_throttling_keeps_the_message_queued_then_delivers_it_once(
     throttled = GraphReply(429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.",
                            {"Retry-After": "1"})
     graph.graph_replies.extend([throttled, throttled])
-    running = relay(m365_profile(graph, tls), retries=1, retry_delay=0.3)
+    running = relay(app_only_profile(graph, tls), retries=1, retry_delay=0.3)
     submit(running.port, erp_message(2))
     wait_for(lambda: bool(running.logged("deferred")), timeout=30, what="a deferred message")
     assert 'reply="429 ApplicationThrottled' in running.logged("deferred")[0]
@@ -70,7 +53,7 @@ def test_through_graph_the_relay_advertises_graphs_3_mb_and_500_recipients_and_r
     from xoromail_cli.sending.limits import provider_limits
     from xoromail_cli.services.microsoft365.graph import MAX_MESSAGE_BYTES
 
-    profile = m365_profile(graph, tls)
+    profile = app_only_profile(graph, tls)
     running = relay(profile)
     assert learn_max_size(profile, running.server, running.log) == MAX_MESSAGE_BYTES < 3_200_000
     provider = provider_limits(profile)
@@ -97,7 +80,7 @@ def test_graphs_3_mb_is_advertised_even_when_the_sign_in_fails_at_start(
     from xoromail_cli.relay.upstream import learn_max_size
     from xoromail_cli.services.microsoft365.graph import MAX_MESSAGE_BYTES
 
-    profile = m365_profile(graph, tls)
+    profile = app_only_profile(graph, tls)
     graph.fail(7000222)  # the client secret expired
     running = relay(profile)
     assert learn_max_size(profile, running.server, running.log) == MAX_MESSAGE_BYTES
@@ -119,7 +102,7 @@ def test_an_expired_client_secret_met_by_the_relay_becomes_an_expiry_note(
     from xoromail_cli.services import expiry
 
     graph.secret_expired = True
-    profile = m365_profile(graph, tls)
+    profile = app_only_profile(graph, tls)
     running = relay(profile, retries=1, retry_delay=0.3)
     submit(running.port, erp_message(3))
     wait_for(lambda: bool(running.logged("paused")), timeout=30, what="the paused line")

@@ -13,7 +13,7 @@ from pathlib import Path
 import trustme
 from typer.testing import CliRunner
 
-from tests.support.common import PASSWORD, USER, TLSFiles
+from tests.support.common import PASSWORD, USER, TLSFiles, client_context
 from tests.support.relay_helpers import RELAY_PASSWORD, RELAY_USER, erp_message, relay_process, wait_for
 from tests.support.samples import smtp_profile
 from xoromail_cli import config, credentials
@@ -38,10 +38,8 @@ def saved_profile(config_path: Path, tls: TLSFiles) -> None:
 
 def served_serial(port: int, ca: trustme.CA) -> int:
     """The serial number of the certificate a client gets after STARTTLS (it must also be trusted)."""
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
     with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
-        client.starttls(context=context)
+        client.starttls(context=client_context(ca))
         sock = client.sock
         assert isinstance(sock, ssl.SSLSocket)
         der = sock.getpeercert(binary_form=True)
@@ -74,10 +72,8 @@ def test_sighup_serves_the_renewed_certificate_to_new_sessions_and_keeps_the_old
     process = relay_process(config_path, "--tls-cert", str(cert), "--tls-key", str(key))
     try:
         before = served_serial(process.port, tls.ca)
-        context = ssl.create_default_context()
-        tls.ca.configure_trust(context)
         kept = smtplib.SMTP("127.0.0.1", process.port, timeout=20)
-        kept.starttls(context=context)
+        kept.starttls(context=tls.client_context())
         kept.login(RELAY_USER, RELAY_PASSWORD)
         write_cert(tmp_path, tls.ca)  # the renewal (certbot's deploy hook) replaces both files
         process.process.send_signal(signal.SIGHUP)
@@ -168,9 +164,7 @@ def test_a_command_sent_behind_starttls_in_the_same_packet_is_not_run_after_the_
                 pass
             raw.sendall(b"STARTTLS\r\nMAIL FROM:<injected@evil.test>\r\n")  # CVE-2024-34083's injection
             assert reader.readline().startswith(b"220")
-            context = ssl.create_default_context()
-            tls.ca.configure_trust(context)
-            with context.wrap_socket(raw, server_hostname="127.0.0.1") as secure:
+            with tls.client_context().wrap_socket(raw, server_hostname="127.0.0.1") as secure:
                 secure.sendall(b"NOOP\r\n")
                 first = secure.recv(1000)
         assert first.startswith(b"250"), f"the injected MAIL FROM was answered after the handshake: {first!r}"

@@ -143,7 +143,7 @@ def test_the_registry_line_makes_it_a_service_found_by_name_and_alias(drop: Modu
 
 def test_setup_offers_its_flags_grouped_under_its_label_and_refuses_them_for_another_service(
         drop: ModuleType) -> None:
-    from xoromail_cli.cli import setup_cmd
+    from xoromail_cli.cli import service_options
 
     seen: dict[str, Any] = {}
 
@@ -152,15 +152,15 @@ def test_setup_offers_its_flags_grouped_under_its_label_and_refuses_them_for_ano
         seen.update(ctx.params)
 
     app = typer.Typer()
-    app.command()(setup_cmd._with_service_options(command))
+    app.command()(service_options.with_service_options(command))
     app.command("other")(lambda: None)  # two commands, so the wrapped one is invoked by name
     shown = CliRunner().invoke(app, ["command", "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"}).output
     assert "Drop folder" in shown and "--drop-folder" in shown and "the folder to drop messages in" in shown
     assert shown.index("Drop folder") < shown.index("--drop-folder")  # in its own panel, after its label
     CliRunner().invoke(app, ["command", "--drop-folder", "/srv/pickup"], catch_exceptions=False)
-    assert seen[setup_cmd.SERVICE_OPTION_PREFIX + "drop_folder"] == Path("/srv/pickup")
+    assert seen[service_options.SERVICE_OPTION_PREFIX + "drop_folder"] == Path("/srv/pickup")
     with pytest.raises(UsageError) as foreign:
-        setup_cmd._refuse_foreign_options("smtp", {"drop_folder": "/srv/pickup"})
+        service_options.refuse_foreign_options("smtp", {"drop_folder": "/srv/pickup"})
     assert foreign.value.message == "--drop-folder is an option of the drop service, not of smtp"
 
 

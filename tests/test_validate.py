@@ -130,11 +130,9 @@ def test_an_unencrypted_remote_relay_gets_a_note() -> None:
 def test_a_certificate_that_expires_within_30_days_is_noted_with_its_date(
         smtp_server: ServerFactory, tls: TLSFiles) -> None:
     import datetime as dt
-    import ssl
 
     expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=4)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls.ca.issue_cert("127.0.0.1", "localhost", not_after=expires).configure_cert(context)
+    context = tls.context_for("127.0.0.1", "localhost", not_after=expires)
     report = validate.run(profile_for(smtp_server(tls_context=context), tls), secrets(PASSWORD))
     assert report.ok
     assert any(f"{expires:%Y-%m-%d}" in note for note in report.notes), report.notes

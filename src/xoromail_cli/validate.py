@@ -239,14 +239,8 @@ def ledger_is_shared(profile: Profile) -> bool:
 def check_shared_ledger(profile: Profile, secrets: SecretStore, timeout: float) -> str:
     """A PostgreSQL ledger must be reachable, or `send` would stop before its first message: prove it now."""
     from xoromail_cli import ledger
-    from xoromail_cli.ledger.location import SECRET_KIND, redact
-    from xoromail_cli.ledger.postgres import PostgresLedger
 
-    found = ledger.location_for(profile)
-    assert found.url is not None
-    password = found.password or secrets.get(SECRET_KIND)
-    PostgresLedger(found.url, password=password, connect_timeout=min(timeout, 30.0)).close()
-    return f"the shared ledger {redact(found.url)} answers (schema ready)"
+    return ledger.prove_shared(profile, secrets.get, timeout)
 
 
 def _certificate_notes(transport: object) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +37,27 @@ class TLSFiles:
     ca_file: Path
     server_context: ssl.SSLContext
 
-    def context_for(self, *names: str) -> ssl.SSLContext:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.ca.issue_cert(*names).configure_cert(context)
-        return context
+    def context_for(self, *names: str, not_after: datetime | None = None) -> ssl.SSLContext:
+        """A server's TLS context with a certificate of this CA for `names` (ending at `not_after` if given)."""
+        return server_context(self.ca, *names, not_after=not_after)
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client's TLS context that trusts this CA (and verifies names, as every client should)."""
+        return client_context(self.ca)
+
+
+def client_context(ca: trustme.CA) -> ssl.SSLContext:
+    """The one way the tests make a client's TLS context: the default one, trusting `ca`."""
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context
+
+
+def server_context(ca: trustme.CA, *names: str, not_after: datetime | None = None) -> ssl.SSLContext:
+    """The one way the tests make a server's TLS context: a certificate of `ca` for `names`."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*names, not_after=not_after).configure_cert(context)
+    return context
 
 
 def use_no_keyring() -> None:

@@ -1,16 +1,29 @@
-"""Shared pieces of the Microsoft 365 tests: settings for the fake, a browser."""
+"""Shared pieces of the Microsoft 365 tests: the fake Graph as a fixture, settings and an app-only profile for it,
+a browser."""
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import pytest
 import requests
 
-from tests.support.fakes.microsoft_server import CLIENT_ID, TENANT, MicrosoftServer
+from tests.support.common import USER, TLSFiles
+from tests.support.fakes.microsoft_server import CLIENT_ID, CLIENT_SECRET, TENANT, MicrosoftServer
+from xoromail_cli import credentials
+from xoromail_cli.profile import Profile
+from xoromail_cli.services.microsoft365.auth import CLIENT_SECRET as SECRET_KIND
 from xoromail_cli.services.microsoft365.settings import Microsoft365Settings
+
+
+@pytest.fixture
+def graph(tls: TLSFiles) -> Iterator[MicrosoftServer]:
+    """A running Microsoft identity platform and Graph fake (import it into a test module to use it)."""
+    with MicrosoftServer(tls.server_context) as fake:
+        yield fake
 
 
 def settings_for(server: MicrosoftServer, **overrides: Any) -> Microsoft365Settings:
@@ -18,6 +31,13 @@ def settings_for(server: MicrosoftServer, **overrides: Any) -> Microsoft365Setti
                               "graph_url": server.graph_url, "sign_in_timeout": 20.0}
     values.update(overrides)
     return Microsoft365Settings(**values)
+
+
+def app_only_profile(server: MicrosoftServer, tls: TLSFiles, timeout: float = 10.0) -> Profile:
+    """An app-only Microsoft 365 profile (client secret in the keyring) sending through the local Graph."""
+    credentials.write_secret("default", SECRET_KIND, CLIENT_SECRET)
+    return Profile(name="default", email=USER, settings=settings_for(server, mode="app"), service="microsoft365",
+                   display_name="Company Billing", ca_file=str(tls.ca_file), timeout=timeout)
 
 
 def approving(server: MicrosoftServer, user: str | None = None,

@@ -86,6 +86,21 @@ def can_prompt() -> bool:
         return False
 
 
+def stdin_line() -> str:
+    """The first line of standard input without its line end: how every `--…-stdin` flag reads its secret."""
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def stdin_secret(flag: str, what: str = "secret", *, blank_is_empty: bool = True) -> str:
+    """`stdin_line()`, refused (DataError, 65) when empty, or only blanks unless `blank_is_empty` is False."""
+    line = stdin_line()
+    if not (line.strip() if blank_is_empty else line):
+        from xoromail_cli.errors import DataError
+
+        raise DataError(f"{flag} read an empty {what}", f"pipe the {what} on the first line of standard input")
+    return line
+
+
 def write_stdout(text: str) -> None:
     """Write and flush stdout; a reader that went away only stops the output."""
     try:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from xoromail_cli.cli.console import stdin_line
 from xoromail_cli.cli.relay_users_cmd import users_app
 from xoromail_cli.cli.state import state_of
 
@@ -144,7 +145,7 @@ def _one_login(ctx: typer.Context, profile_name: str | None, user: str | None, p
     state = state_of(ctx)
     profile = config.load_profile(state.config_path, paths.profile_name(profile_name or state.profile_option))
     allowed = frozenset(parse_address(a, "--allow-from").lower() for a in allow_from)
-    password = _stdin_line() if password_stdin else None
+    password = stdin_line() if password_stdin else None
     credential, generated = relay_credential(profile.name, user, password, may_show=sys.stderr.isatty())
     if generated:
         _log(f"relay login created and stored in the keyring; shown this once: user {credential.user} "
@@ -306,6 +307,3 @@ def _expiry_notes(profile: Profile, tls_cert: Path | None, checked: str | None) 
         _log(event_line("expiring", what=note.kind, expires=note.expires.date().isoformat(), note=note.text()))
     return today
 
-
-def _stdin_line() -> str:
-    return sys.stdin.readline().rstrip("\r\n")

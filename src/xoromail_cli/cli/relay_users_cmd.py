@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
 
+from xoromail_cli.cli.console import stdin_line
 from xoromail_cli.cli.state import state_of
 
 users_app = typer.Typer(help="The relay's logins: each ERP login delivers through its own profile.",
@@ -18,7 +18,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _password(from_stdin: bool) -> str | None:
-    return sys.stdin.readline().rstrip("\r\n") if from_stdin else None
+    return stdin_line() if from_stdin else None
 
 
 def _show(name: str, generated: str | None, as_json: bool, done: str, notes: list[str] | None = None) -> None:

@@ -6,13 +6,13 @@ added to the command when it is built, so a new service needs no change here.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from xoromail_cli.cli.console import stdin_secret
+from xoromail_cli.cli.service_options import refuse_foreign_options, service_answers, with_service_options
 from xoromail_cli.cli.state import state_of
 
 if TYPE_CHECKING:
@@ -24,9 +24,6 @@ if TYPE_CHECKING:
     from xoromail_cli.provisioning import SetupAnswers
     from xoromail_cli.services.base import SecretStore, Service
     from xoromail_cli.validate import ValidationReport
-
-SERVICE_OPTION_PREFIX = "service_option_"
-
 
 def setup(
     ctx: typer.Context,
@@ -75,19 +72,19 @@ def setup(
     answers = provisioning.SetupAnswers(
         service=provisioning.service_option(service) if service else None, email=email, display_name=display_name,
         ca_file=str(ca_file) if ca_file else None, password_command=password_command, timeout=timeout,
-        settings=settings, service_answers=_service_answers(ctx))
+        settings=settings, service_answers=service_answers(ctx))
     answers.service = answers.service or provisioning.implied_service(answers.service_answers, existing)
     if password_stdin and password_command:
         raise UsageError("--password-stdin and --password-command exclude each other",
                          "store a password (--password-stdin) or a command that prints it (--password-command)")
-    password = _read_stdin_password() if password_stdin else None
+    password = stdin_secret("--password-stdin", "password", blank_is_empty=False) if password_stdin else None
     wizard = Wizard(err() if as_json else out()) if can_prompt() else None
     if wizard is not None:
         password = wizard.run(answers, existing, password)
     else:
         answers.service = provisioning.service_name(answers, existing)
     services.get(answers.service or "smtp")  # refuses a service type that is not available yet
-    _refuse_foreign_options(answers.service or "smtp", answers.service_answers)
+    refuse_foreign_options(answers.service or "smtp", answers.service_answers)
     secret_known = password is not None or _stored_password_exists(existing) or _env_password()
     missing = provisioning.missing(answers, existing, secret_known)
     if missing:
@@ -317,49 +314,6 @@ def _note(text: str, as_json: bool) -> None:
     (err() if as_json else out()).print(f"[yellow]Note:[/] {escape(text)}")
 
 
-def _service_answers(ctx: typer.Context) -> dict[str, Any]:
-    """The service flags given on the command line, by their `SetupOption.key` (0 is a value: --redirect-port 0)."""
-    answers = {name.removeprefix(SERVICE_OPTION_PREFIX): value for name, value in ctx.params.items()
-               if name.startswith(SERVICE_OPTION_PREFIX) and value is not None and value is not False}
-    for key in [key for key in answers if key.endswith("_stdin")]:  # --client-secret-stdin and the like
-        answers[key.removesuffix("_stdin")] = _read_stdin_secret(f"--{key.replace('_', '-')}")
-    return answers
-
-
-def _read_stdin_secret(flag: str) -> str:
-    from xoromail_cli.errors import DataError
-
-    line = sys.stdin.readline().rstrip("\r\n")
-    if not line.strip():
-        raise DataError(f"{flag} read an empty secret", "pipe the secret on the first line of standard input")
-    return line
-
-
-def _refuse_foreign_options(service_name: str, given: dict[str, Any]) -> None:
-    """`--ews-url` with an SMTP profile is a mistake, not something to ignore."""
-    from xoromail_cli import services
-    from xoromail_cli.errors import UsageError
-
-    own = {option.key for option in services.get(service_name).setup_options}
-    flags = {option.key for name in services.REGISTRY for option in services.get(name).setup_options}
-    for key in given:
-        if key in flags and key not in own:
-            owners = [name for name in services.REGISTRY
-                      if any(o.key == key for o in services.get(name).setup_options)]
-            flag = next(o.flag for o in services.get(owners[0]).setup_options if o.key == key)
-            raise UsageError(f"{flag} is an option of the {', '.join(owners)} service, not of {service_name}",
-                             f"pass --service {owners[0]}, or leave {flag} out")
-
-
-def _read_stdin_password() -> str:
-    from xoromail_cli.errors import DataError
-
-    line = sys.stdin.readline().rstrip("\r\n")
-    if not line:
-        raise DataError("--password-stdin read an empty password", "pipe the password on the first line")
-    return line
-
-
 def _env_password() -> bool:
     import os
 
@@ -376,47 +330,10 @@ def _stored_password_exists(existing: Profile | None) -> bool:
     return credentials.password_source(existing).kind != "unset"
 
 
-def _with_service_options(command: Callable[..., None]) -> Callable[..., None]:
-    """`command` with every service's own flags added to its signature (once each, grouped by service in
-    --help); the command reads them from `ctx.params`, so they are dropped before it is called."""
-    import functools
-    import inspect
-
-    from xoromail_cli import services
-
-    signature = inspect.signature(command, eval_str=True)
-    types: dict[str, Any] = {"text": str, "int": int, "float": float, "path": Path, "flag": bool}
-    extra: dict[str, inspect.Parameter] = {}
-    for name, entry in services.REGISTRY.items():
-        for option in services.get(name).setup_options:
-            param = SERVICE_OPTION_PREFIX + option.key
-            if param in extra:
-                continue
-            flag = option.kind == "flag"
-            annotation = Annotated[types[option.kind] if flag else types[option.kind] | None, typer.Option(  # type: ignore[valid-type]  # built at run time from each option's kind
-                option.flag, metavar=None if flag else option.metavar, help=option.help, rich_help_panel=entry.label)]
-            extra[param] = inspect.Parameter(param, inspect.Parameter.KEYWORD_ONLY, default=False if flag else None,
-                                             annotation=annotation)
-
-    @functools.wraps(command)
-    def wrapper(**kwargs: Any) -> None:
-        # Typer converts a value (a path to `Path`) after Click has stored it in ctx.params: the command reads
-        # ctx.params, so it gets the converted values
-        for name in contexts:
-            kwargs[name].params.update({key: kwargs[key] for key in extra if key in kwargs})
-        command(**{key: value for key, value in kwargs.items() if key not in extra})
-
-    parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values()]
-    contexts = [p.name for p in parameters if p.annotation is typer.Context]
-    wrapper.__signature__ = signature.replace(parameters=[*parameters, *extra.values()])  # type: ignore[attr-defined]  # read by Typer through inspect.signature
-    wrapper.__annotations__ = {p.name: p.annotation for p in (*parameters, *extra.values())}
-    return wrapper
-
-
 def build_command() -> ClickCommand:
     """The setup command: Typer's, plus every service's own options."""
     from xoromail_cli.cli import CONTEXT_SETTINGS
 
     single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    single.command("setup", context_settings=CONTEXT_SETTINGS)(_with_service_options(setup))
+    single.command("setup", context_settings=CONTEXT_SETTINGS)(with_service_options(setup))
     return typer.main.get_command(single)

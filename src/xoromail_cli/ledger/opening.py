@@ -6,7 +6,7 @@ Nothing heavy loads until a door is used: sqlite3 or psycopg only when a ledger 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,6 +79,20 @@ def open_connection(profile: Profile) -> SentLedger:
     from xoromail_cli.ledger.location import open_ledger
 
     return open_ledger(location_for(profile), profile.name)
+
+
+def prove_shared(profile: Profile, secret: Callable[[str], str | None], timeout: float) -> str:
+    """Open and close the profile's shared (PostgreSQL) ledger, creating or upgrading its schema, so `validate`
+    proves now what `send` would need first; `secret` reads the password (setup's staged secrets included)
+    when the URL's environment gives none. Says what answered."""
+    from xoromail_cli.ledger.location import SECRET_KIND, redact
+    from xoromail_cli.ledger.postgres import PostgresLedger
+
+    found = location_for(profile)
+    assert found.url is not None
+    password = found.password or secret(SECRET_KIND)
+    PostgresLedger(found.url, password=password, connect_timeout=min(timeout, 30.0)).close()
+    return f"the shared ledger {redact(found.url)} answers (schema ready)"
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""The relay's own login, kept in the keyring beside the profile's secrets (kinds `relay_user`, `relay_password`).
+"""The relay's own login, kept in the secret store beside the profile's secrets (kinds `relay_user`, `relay_password`).
 
 It is not the mailbox's password: the ERP gets a credential that opens this relay only. When none is stored
 and none is given, one is generated and shown once, and only to a person at a terminal (never into a log).

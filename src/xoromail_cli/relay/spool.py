@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.errors import DataError, NoInputError, TemporaryError, UsageError
-from xoromail_cli.paths import private_dir
+from xoromail_cli.paths import private_dir, sync_folder
 
 Where = Literal["queue", "failed"]
 _ID = re.compile(r"[0-9a-f]{8,20}-[0-9a-f]{6}")
@@ -89,14 +89,6 @@ def check_id(value: str) -> str:
     return value
 
 
-def _fsync_dir(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def write_durably(target: Path, scratch: Path, chunks: tuple[bytes, ...]) -> None:
     """Write `chunks` to `scratch`, fsync, rename onto `target`, fsync the folder: all or nothing."""
     descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -109,7 +101,7 @@ def write_durably(target: Path, scratch: Path, chunks: tuple[bytes, ...]) -> Non
     finally:
         os.close(descriptor)
     os.replace(scratch, target)
-    _fsync_dir(target.parent)
+    sync_folder(target.parent)
 
 
 def _read_message(path: Path) -> tuple[bytes, bytes]:
@@ -213,7 +205,7 @@ class Spool:
         self.set_state(spool_id, state)
         for suffix in (_STATE, _MESSAGE):
             os.replace(self._path("queue", spool_id, suffix), self._path("failed", spool_id, suffix))
-        _fsync_dir(self.root / "failed")
+        sync_folder(self.root / "failed")
 
     def retry(self, spool_id: str) -> Where:
         """Make a message due now: a queued one at once, a failed one back into the queue. Says where it was."""
@@ -224,7 +216,7 @@ class Spool:
                 if where == "failed":
                     for suffix in (_STATE, _MESSAGE):
                         os.replace(self._path("failed", spool_id, suffix), self._path("queue", spool_id, suffix))
-                    _fsync_dir(self.root / "queue")
+                    sync_folder(self.root / "queue")
                 return where
         raise NoInputError(f"no message {spool_id} in the spool", "see `xoromail queue list`")
 

@@ -18,8 +18,10 @@ from xoromail_cli.errors import ConfigError, ExitCode, TemporaryError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from datetime import datetime
 
     from xoromail_cli.profile import Profile
+    from xoromail_cli.services.expiry import ExpiryNote
 
 DeliveryStatus = Literal["sent", "failed", "temporary"]
 StageCallback = Callable[[str, str], None]
@@ -271,6 +273,14 @@ class Service(Protocol):
     def sending_host(self, profile: Profile) -> str | None:
         """The server whose addresses the domain's SPF must authorise (an SMTP host), when there is one."""
 
+    def expiring(self, profile: Profile, now: datetime, secrets: SecretStore | None) -> list[ExpiryNote]:
+        """What this profile's sign-in depends on that expires soon (a certificate, a client secret, a refresh
+        token), for `services.expiry.notes_for`; `secrets` None means the profile's own store."""
+
+    def learn_from_failure(self, profile: Profile, text: str, now: datetime) -> None:
+        """Remember an expiry a failure's text reveals (AADSTS7000222: the client secret), so `expiring` says
+        so from now on. Never raises."""
+
 
 S = TypeVar("S")
 """A service's own settings type (`SmtpSettings`, `ExchangeSettings`, …)."""
@@ -341,4 +351,10 @@ class ServiceBase(Generic[S]):
         return None
 
     def sending_host(self, profile: Profile) -> str | None:
+        return None
+
+    def expiring(self, profile: Profile, now: datetime, secrets: SecretStore | None) -> list[ExpiryNote]:
+        return []
+
+    def learn_from_failure(self, profile: Profile, text: str, now: datetime) -> None:
         return None

@@ -221,14 +221,15 @@ class EncryptedFileStore:
         return {str(name): {str(k): str(v) for k, v in entries.items()} for name, entries in data["profiles"].items()}
 
     def _save(self, data: dict[str, dict[str, str]]) -> None:
-        from xoromail_cli.paths import atomic_write
+        from xoromail_cli.paths import atomic_write, sync_folder
 
         cipher = self._cipher()
         nonce = os.urandom(NONCE_BYTES)
         plain = json.dumps({"profiles": data}, sort_keys=True).encode("utf-8")
         try:
             atomic_write(self.path, MAGIC + nonce + cipher.encrypt(nonce, plain, MAGIC))
-            _sync_folder(self.path.parent)
+            with contextlib.suppress(OSError):  # the file is written; a folder that cannot be synced loses nothing
+                sync_folder(self.path.parent)
         except OSError as exc:
             raise SecretsFileError(f"cannot write the secrets file {self.path}: {exc.strerror}",
                               f"its folder must be writable by the user xoromail runs as (or set ${FILE_ENV})"
@@ -260,12 +261,3 @@ class EncryptedFileStore:
         finally:
             os.close(fd)
 
-
-def _sync_folder(folder: Path) -> None:
-    """After the rename: make the new directory entry itself durable."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

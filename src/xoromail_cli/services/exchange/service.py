@@ -14,7 +14,7 @@ from xoromail_cli.services.exchange.settings import URL_EXAMPLE, ExchangeSetting
 
 if TYPE_CHECKING:
     from xoromail_cli.profile import Profile
-    from xoromail_cli.services.base import SecretStore, ServiceSettings, TraceCallback, Transport
+    from xoromail_cli.services.base import SecretStore, Service, ServiceSettings, TraceCallback, Transport
 
 _KEYS = ("url", "domain", "username", "auth")
 _ANSWER_KEYS = {"ews_url": "url", "domain": "domain", "username": "username", "auth": "auth"}
@@ -148,3 +148,6 @@ class ExchangeService(ServiceBase[ExchangeSettings]):
 
 
 SERVICE = ExchangeService()
+if TYPE_CHECKING:
+    KEEPS_PROTOCOL: Service = SERVICE
+    """mypy checks here, in the service's own package, that it keeps the whole `Service` protocol."""

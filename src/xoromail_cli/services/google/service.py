@@ -22,8 +22,11 @@ from xoromail_cli.services.google.settings import (
 )
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from xoromail_cli.profile import Profile
-    from xoromail_cli.services.base import SecretStore, TraceCallback
+    from xoromail_cli.services.base import SecretStore, Service, TraceCallback
+    from xoromail_cli.services.expiry import ExpiryNote
     from xoromail_cli.services.google.transport import GmailTransport
 
 PER_MINUTE = 50
@@ -190,6 +193,21 @@ class GoogleService(ServiceBase[GoogleSettings]):
     def sending_provider(self, profile: Profile) -> str | None:
         return "google"
 
+    def expiring(self, profile: Profile, now: datetime, secrets: SecretStore | None) -> list[ExpiryNote]:
+        """A sign-in whose consent screen is in Testing: its refresh token dies after 7 days."""
+        from xoromail_cli.services.expiry import ExpiryNote, day_of, xoromail_for
+
+        settings = self.own(profile.settings)
+        expires = day_of(settings.sign_in_expires) if settings is not None else None
+        if settings is None or expires is None or settings.service_account:
+            return []
+        return [ExpiryNote(
+            kind="google-testing", subject="the Google sign-in (consent screen in \"Testing\": 7 days)",
+            expires=expires,
+            renew="publish the app (OAuth consent screen → Publish app, or Internal for a Workspace domain), or use "
+                  "a Workspace service account that needs no sign-in, then sign in again",
+            command=f"{xoromail_for(profile)} setup --service google")]
+
     def sign_in(self, profile: Profile, secrets: SecretStore, *, notify: Notify,
                 answers: Mapping[str, Any]) -> SignInResult | None:
         settings = self.settings_of(profile)
@@ -231,3 +249,6 @@ def _service_account_changes(path: str) -> dict[str, Any]:
 
 
 SERVICE = GoogleService()
+if TYPE_CHECKING:
+    KEEPS_PROTOCOL: Service = SERVICE
+    """mypy checks here, in the service's own package, that it keeps the whole `Service` protocol."""

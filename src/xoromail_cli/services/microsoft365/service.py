@@ -27,6 +27,8 @@ from xoromail_cli.services.microsoft365.settings import CLOUDS, MODES, SEND_VIAS
 
 if TYPE_CHECKING:
     from xoromail_cli.profile import Profile
+    from xoromail_cli.services.base import Service
+    from xoromail_cli.services.expiry import ExpiryNote
 
 SECRET_KINDS = ("token_cache", "client_secret")
 REGISTER_FIRST = (
@@ -270,7 +272,7 @@ class Microsoft365Service(ServiceBase[Microsoft365Settings]):
         for kind, value in secrets_from_answers(answers).items():
             secrets.set(kind, value)
             if kind == "client_secret":  # a new secret: an expiry learnt from AADSTS7000222 was the old one's
-                from xoromail_cli.services.expiry import forget_secret_expiry
+                from xoromail_cli.services.microsoft365.expiry import forget_secret_expiry
 
                 forget_secret_expiry(profile.name)
         s = self.settings_of(profile)
@@ -298,6 +300,16 @@ class Microsoft365Service(ServiceBase[Microsoft365Settings]):
     def sending_provider(self, profile: Profile) -> str | None:
         return "microsoft365"
 
+    def expiring(self, profile: Profile, now: datetime, secrets: SecretStore | None) -> list[ExpiryNote]:
+        from xoromail_cli.services.microsoft365 import expiry
+
+        return expiry.notes(profile, now, secrets)
+
+    def learn_from_failure(self, profile: Profile, text: str, now: datetime) -> None:
+        from xoromail_cli.services.microsoft365 import expiry
+
+        expiry.learn_from_error(profile, text, now)
+
 
 def refresh_note(refreshed: datetime, now: datetime | None = None) -> str:
     """Refresh tokens expire after 90 days unused: say when this one was last renewed."""
@@ -320,3 +332,6 @@ def token_lock_path(profile_name: str) -> Path:
 
 
 SERVICE = Microsoft365Service()
+if TYPE_CHECKING:
+    KEEPS_PROTOCOL: Service = SERVICE
+    """mypy checks here, in the service's own package, that it keeps the whole `Service` protocol."""

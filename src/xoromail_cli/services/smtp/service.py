@@ -20,6 +20,7 @@ from xoromail_cli.services.smtp.settings import SmtpSettings
 
 if TYPE_CHECKING:
     from xoromail_cli.profile import Profile
+    from xoromail_cli.services.base import Service
     from xoromail_cli.services.smtp.presets import Preset
 
 
@@ -143,3 +144,6 @@ class SmtpService(ServiceBase[SmtpSettings]):
 
 
 SERVICE = SmtpService()
+if TYPE_CHECKING:
+    KEEPS_PROTOCOL: Service = SERVICE
+    """mypy checks here, in the service's own package, that it keeps the whole `Service` protocol."""
