@@ -17,6 +17,7 @@ import ssl
 import threading
 import time
 
+_HAS_POLL = hasattr(select, "poll")
 MIN_TRANSFER_RATE = 16 * 1024
 """Bytes per second a message's transfer may not fall below on average: 25 MB gets about 27 minutes."""
 
@@ -68,17 +69,17 @@ def recv(sock: socket.socket, deadline: Deadline, *, started: bool = True, size:
     there before it is asked for, and a read that finds nothing costs a raised exception). No system call goes
     to changing the socket's timeout, as `settimeout` does on every call."""
     _nonblocking(sock)
-    events = select.POLLIN
+    writing = False
     while True:
         left = deadline.wait(started=started)  # also when data keeps coming: a server dripping bytes
-        if events != select.POLLIN or not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
-            _poll(sock, events, left)
+        if writing or not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+            _wait(sock, writing, left)
         try:
             return sock.recv(size)
         except (BlockingIOError, ssl.SSLWantReadError):  # nothing yet, or part of a TLS record: wait again
-            events = select.POLLIN
+            writing = False
         except ssl.SSLWantWriteError:  # TLS has to write before it can read (a renegotiation)
-            events = select.POLLOUT
+            writing = True
 
 
 def send_all(sock: socket.socket, data: bytes, deadline: Deadline, timeout: float) -> None:
@@ -95,9 +96,9 @@ def send_all(sock: socket.socket, data: bytes, deadline: Deadline, timeout: floa
         try:
             sent = sock.send(view[:65536])
         except (BlockingIOError, ssl.SSLWantWriteError):
-            _poll(sock, select.POLLOUT, left)
+            _wait(sock, True, left)
         except ssl.SSLWantReadError:
-            _poll(sock, select.POLLIN, left)
+            _wait(sock, False, left)
         else:
             view = view[sent:]
             if sent:
@@ -109,11 +110,14 @@ def _nonblocking(sock: socket.socket) -> None:
         sock.settimeout(0)
 
 
-def _poll(sock: socket.socket, events: int, seconds: float) -> None:
-    """Wait until `sock` is ready for `events` or `seconds` pass (the caller then checks its deadline)."""
-    poller = select.poll()
-    poller.register(sock, events)
-    poller.poll(max(1, math.ceil(seconds * 1000)))
+def _wait(sock: socket.socket, writing: bool, seconds: float) -> None:
+    """Wait until `sock` can be written (or read) or `seconds` pass; the caller then checks its deadline."""
+    if _HAS_POLL:
+        poller = select.poll()
+        poller.register(sock, select.POLLOUT if writing else select.POLLIN)
+        poller.poll(max(1, math.ceil(seconds * 1000)))
+    else:  # Windows has no poll(); its select() is not limited to descriptors below 1024
+        select.select([] if writing else [sock], [sock] if writing else [], [], seconds)
 
 
 def handshake(context: ssl.SSLContext, sock: socket.socket, host: str, seconds: float) -> ssl.SSLSocket:
