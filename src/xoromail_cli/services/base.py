@@ -115,9 +115,11 @@ class PipeliningTransport(Transport, Protocol):
     pipelining: bool
 
     def send_then(self, envelope: Envelope, before_data: Callable[[], None] | None,
-                  following: Envelope | None) -> Delivery:
+                  following: Envelope | None, meanwhile: Callable[[], None] | None = None) -> Delivery:
         """`send`, handing over `following`'s envelope commands behind this message's data. `before_data` is
-        still called just before *this* message's data; `following` is not sent until its own call."""
+        still called just before *this* message's data; `following` is not sent until its own call.
+        `meanwhile` (the caller's own work, which must not raise) runs at most once, after this message's data
+        is written and before its reply is read: it overlaps the server's work on the message."""
 
 
 class SecretStore(Protocol):
