@@ -35,11 +35,31 @@ def relay_key(envelope: Envelope) -> str:
 
 
 _STABLE_HEADERS = (b"from", b"to", b"cc", b"subject")
+_BOUNDARY = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))', re.IGNORECASE)
+_MAX_BOUNDARIES = 16
+"""Boundaries made neutral in a digest: a message nests a few; more only slow the digest of a hostile one."""
+
+
+def _neutral_boundaries(head: bytes, body: bytes) -> bytes:
+    """The body with each MIME boundary declared in the message (its own, a nested multipart's) replaced by
+    its rank: a client that makes a new random boundary at each send (.NET's `--boundary_N_<guid>`, Python's
+    `===…==`) sends the same content again."""
+    found: list[bytes] = []
+    for part in (head, body):
+        for match in _BOUNDARY.finditer(part):
+            boundary = match.group(1) or match.group(2)
+            if boundary not in found and len(found) < _MAX_BOUNDARIES:
+                found.append(boundary)
+    if not found:
+        return body
+    rank = {boundary: b"boundary-%d" % number for number, boundary in enumerate(found)}
+    pattern = re.compile(b"|".join(re.escape(boundary) for boundary in sorted(found, key=len, reverse=True)))
+    return pattern.sub(lambda match: rank[match.group(0)], body)
 
 
 def content_digest(data: bytes) -> str:
     """SHA-256 (16 hex digits) of the body and of From, To, Cc and Subject; a retry's new Date or Received
-    header leaves it the same."""
+    header, or its new MIME boundaries, leave it the same."""
     import hashlib
 
     end = data.find(b"\r\n\r\n")
@@ -50,8 +70,19 @@ def content_digest(data: bytes) -> str:
         if name in _STABLE_HEADERS:
             digest.update(line + b"\n")
     digest.update(b"\n")
-    digest.update(body)
+    digest.update(_neutral_boundaries(head, body))
     return digest.hexdigest()[:16]
+
+
+def generated_message_id(data: bytes, sender: str, recipients: tuple[str, ...], domain: str) -> str:
+    """The Message-ID the relay gives a message that came without one (.NET's SmtpClient sends none): made
+    from the envelope and `content_digest`, so the same submission again (the ERP retrying after a lost 250,
+    with a new Date) gets the same one, and with it the same idempotency key: it is delivered once."""
+    import hashlib
+
+    envelope = ",".join([sender.lower(), *sorted(address.lower() for address in recipients)])
+    digest = hashlib.sha256(f"{envelope}\n{content_digest(data)}".encode()).hexdigest()[:32]
+    return f"<relay.{digest}@{domain}>"
 
 
 def relay_advice(hint: str | None, delay: float) -> str:
