@@ -161,7 +161,7 @@ def accept_message(data: bytes | bytearray, mail_from: str, rcpt_tos: tuple[str,
     kept = [field for field in fields if _name(field) not in ("bcc", "resent-bcc")]
     message_id = (values.get("message-id") or [""])[0].strip()
     if not message_id:  # made from the content: the same submission again gets the same one (outcomes)
-        message_id = generated_message_id(bytes(data), mail_from, rcpt_tos, domain_of(policy.mailbox))
+        message_id = generated_message_id(data, mail_from, rcpt_tos, domain_of(policy.mailbox))
         kept.append(encode_header("Message-ID", message_id))
     sender = mail_from
     strangers = _strangers(values, mail_from, policy)
