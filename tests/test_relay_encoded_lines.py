@@ -1,0 +1,110 @@
+"""Long lines the relay must not pass on: inside base64 and quoted-printable parts and in a multipart's preamble
+and epilogue. Each message goes through a real relay to a strict upstream (aiosmtpd with its default line limit,
+which answers `500 Line too long` to a line over 1,000 octets): the relay's `250` must mean delivered.
+"""
+
+from __future__ import annotations
+
+import base64
+import email
+import quopri
+from email import policy
+from email.message import Message
+
+from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
+from tests.support.relay_helpers import InProcessRelay, RelayFactory, relay, wait_for
+from tests.test_relay_content import raw_data
+from xoromail_cli import credentials
+from xoromail_cli.local.sink import SinkServer
+
+__all__ = ["relay"]  # the fixture, imported for pytest
+BOUNDARY = "=_erp_7f3a"
+PDF = bytes(range(256)) * 40  # 10,240 bytes: 13,656 base64 characters
+
+
+def multipart(number: str, *parts: bytes, preamble: bytes = b"", epilogue: bytes = b"") -> bytes:
+    head = (f"From: Company Billing <{USER}>\r\nTo: customer@client.test\r\nSubject: Invoice {number}\r\n"
+            f"Message-ID: <{number}@company.test>\r\nMIME-Version: 1.0\r\n"
+            f'Content-Type: multipart/mixed; boundary="{BOUNDARY}"\r\n\r\n').encode()
+    body = b"".join(b"--" + BOUNDARY.encode() + b"\r\n" + part + b"\r\n" for part in parts)
+    return head + preamble + body + b"--" + BOUNDARY.encode() + b"--\r\n" + epilogue
+
+
+TEXT = b"Content-Type: text/plain; charset=us-ascii\r\n\r\nPlease find invoice INV-19 attached.\r\n"
+
+
+def delivered(running: InProcessRelay, upstream: SinkServer) -> Message:
+    """The one message the strict upstream received, its lines checked against the limit."""
+    wait_for(lambda: bool(running.logged("delivered") or running.logged("failed") or running.logged("deferred")),
+             what="the delivery")
+    assert running.logged("delivered"), running.lines
+    [got] = upstream.messages
+    assert max(len(line) for line in got.data.split(b"\r\n")) <= 998
+    return email.message_from_bytes(got.data, policy=policy.default)
+
+
+def test_a_base64_attachment_written_on_one_line_is_rewrapped_and_arrives_intact(
+        relay: RelayFactory, smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    upstream = smtp_server()
+    credentials.store_password("default", PASSWORD)
+    running = relay(profile_for(upstream, tls))
+    one_line = base64.b64encode(PDF)
+    attachment = (b"Content-Type: application/pdf; name=INV-19.pdf\r\nContent-Transfer-Encoding: base64\r\n"
+                  b"Content-Disposition: attachment; filename=INV-19.pdf\r\n\r\n" + one_line)
+    assert raw_data(running.port, multipart("b64", TEXT, attachment))[0] == 250
+    parsed = delivered(running, upstream)
+    [text, pdf] = parsed.iter_parts()  # type: ignore[attr-defined]
+    assert pdf.get_content() == PDF and "INV-19.pdf" == pdf.get_filename()
+    assert "invoice INV-19" in text.get_content()
+    lines = upstream.messages[0].data.split(b"\r\n")
+    assert one_line[:76] in lines and one_line[76:152] in lines, "re-wrapped at 76, not decoded and re-encoded"
+
+
+def test_a_base64_part_with_a_long_line_that_is_not_base64_is_refused_not_accepted_and_failed(
+        relay: RelayFactory, smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    upstream = smtp_server()
+    credentials.store_password("default", PASSWORD)
+    running = relay(profile_for(upstream, tls))
+    broken = (b"Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+              + base64.b64encode(PDF)[:2000] + b"<not base64!>" + base64.b64encode(PDF)[:2000])
+    code, text = raw_data(running.port, multipart("broken", TEXT, broken))
+    assert code == 550 and text.startswith(b"5.6.0") and b"base64" in text
+    assert not running.spool.ids() and not upstream.messages
+
+
+def test_quoted_printable_with_over_long_lines_is_decoded_and_encoded_again(
+        relay: RelayFactory, smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    """An encoder that writes quoted-printable without soft line breaks: each line of the HTML on one line."""
+    upstream = smtp_server()
+    credentials.store_password("default", PASSWORD)
+    running = relay(profile_for(upstream, tls))
+    html = ("<html><body><p>" + "Rechnung für Ihr Projekt, Betrag = 100 €. " * 60 + "</p>\r\n<p>Danke</p>"
+            "</body></html>\r\n").encode()
+    encoded = b"\r\n".join(quopri.encodestring(line, quotetabs=False).replace(b"=\n", b"")
+                           for line in html.split(b"\r\n"))
+    assert max(len(line) for line in encoded.split(b"\r\n")) > 2000 and quopri.decodestring(encoded) == html
+    part = (b"Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+            + encoded)
+    assert raw_data(running.port, multipart("qp", TEXT, part))[0] == 250
+    parsed = delivered(running, upstream)
+    [_, got] = parsed.iter_parts()  # type: ignore[attr-defined]
+    assert got["Content-Transfer-Encoding"] == "quoted-printable"
+    assert got.get_content().replace("\r\n", "\n") == html.decode().replace("\r\n", "\n")
+
+
+def test_a_long_line_in_the_preamble_or_epilogue_is_dropped_and_the_parts_arrive(
+        relay: RelayFactory, smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    upstream = smtp_server()
+    credentials.store_password("default", PASSWORD)
+    running = relay(profile_for(upstream, tls))
+    preamble = b"This is a multi-part message in MIME format.\r\n" + b"p" * 1500 + b"\r\n"
+    epilogue = b"e" * 1200 + b"\r\nend of message\r\n"
+    attachment = (b"Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                  + base64.encodebytes(PDF).replace(b"\n", b"\r\n").rstrip())
+    assert raw_data(running.port, multipart("pre", TEXT, attachment, preamble=preamble, epilogue=epilogue))[0] == 250
+    parsed = delivered(running, upstream)
+    data = upstream.messages[0].data
+    assert b"This is a multi-part message in MIME format." in data and b"end of message" in data
+    assert b"p" * 100 not in data and b"e" * 100 not in data
+    [_, pdf] = parsed.iter_parts()  # type: ignore[attr-defined]
+    assert pdf.get_content() == PDF
