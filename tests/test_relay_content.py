@@ -77,6 +77,7 @@ def test_a_long_7bit_html_line_is_taken_and_delivered_quoted_printable_in_lines_
     parsed = email.message_from_bytes(data, policy=policy.default)
     assert parsed["Content-Transfer-Encoding"] == "quoted-printable"
     assert parsed.get_payload(decode=True) == html + b"\r\n"
+    assert b"=0D" not in data, "the text's line end a hard line break"
 
 
 class SmallServer(CaptureHandler):

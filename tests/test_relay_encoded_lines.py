@@ -9,7 +9,7 @@ import base64
 import email
 import quopri
 from email import policy
-from email.message import Message
+from email.message import EmailMessage
 
 from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
 from tests.support.relay_helpers import InProcessRelay, RelayFactory, relay, wait_for
@@ -33,14 +33,16 @@ def multipart(number: str, *parts: bytes, preamble: bytes = b"", epilogue: bytes
 TEXT = b"Content-Type: text/plain; charset=us-ascii\r\n\r\nPlease find invoice INV-19 attached.\r\n"
 
 
-def delivered(running: InProcessRelay, upstream: SinkServer) -> Message:
+def delivered(running: InProcessRelay, upstream: SinkServer) -> EmailMessage:
     """The one message the strict upstream received, its lines checked against the limit."""
     wait_for(lambda: bool(running.logged("delivered") or running.logged("failed") or running.logged("deferred")),
              what="the delivery")
     assert running.logged("delivered"), running.lines
     [got] = upstream.messages
     assert max(len(line) for line in got.data.split(b"\r\n")) <= 998
-    return email.message_from_bytes(got.data, policy=policy.default)
+    message = email.message_from_bytes(got.data, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
 
 
 def test_a_base64_attachment_written_on_one_line_is_rewrapped_and_arrives_intact(
@@ -53,8 +55,8 @@ def test_a_base64_attachment_written_on_one_line_is_rewrapped_and_arrives_intact
                   b"Content-Disposition: attachment; filename=INV-19.pdf\r\n\r\n" + one_line)
     assert raw_data(running.port, multipart("b64", TEXT, attachment))[0] == 250
     parsed = delivered(running, upstream)
-    [text, pdf] = parsed.iter_parts()  # type: ignore[attr-defined]
-    assert pdf.get_content() == PDF and "INV-19.pdf" == pdf.get_filename()
+    [text, pdf] = parsed.iter_parts()
+    assert pdf.get_content() == PDF and pdf.get_filename() == "INV-19.pdf"
     assert "invoice INV-19" in text.get_content()
     lines = upstream.messages[0].data.split(b"\r\n")
     assert one_line[:76] in lines and one_line[76:152] in lines, "re-wrapped at 76, not decoded and re-encoded"
@@ -87,7 +89,7 @@ def test_quoted_printable_with_over_long_lines_is_decoded_and_encoded_again(
             + encoded)
     assert raw_data(running.port, multipart("qp", TEXT, part))[0] == 250
     parsed = delivered(running, upstream)
-    [_, got] = parsed.iter_parts()  # type: ignore[attr-defined]
+    [_, got] = parsed.iter_parts()
     assert got["Content-Transfer-Encoding"] == "quoted-printable"
     assert got.get_content().replace("\r\n", "\n") == html.decode().replace("\r\n", "\n")
 
@@ -106,5 +108,5 @@ def test_a_long_line_in_the_preamble_or_epilogue_is_dropped_and_the_parts_arrive
     data = upstream.messages[0].data
     assert b"This is a multi-part message in MIME format." in data and b"end of message" in data
     assert b"p" * 100 not in data and b"e" * 100 not in data
-    [_, pdf] = parsed.iter_parts()  # type: ignore[attr-defined]
+    [_, pdf] = parsed.iter_parts()
     assert pdf.get_content() == PDF

@@ -178,8 +178,11 @@ def accept_message(data: bytes | bytearray, mail_from: str, rcpt_tos: tuple[str,
         raise Refused(refused.reply) from None
     fixed = b"".join(field if field.endswith(b"\n") else field + b"\r\n" for field in kept)
     if has_long_line(data, start):
-        return Envelope(sender=sender, to=to, data=short_lines(fixed, bytes(data[start:])), message_id=message_id,
-                        cc=cc, bcc=bcc)
+        try:
+            mended = short_lines(fixed, bytes(data[start:]))
+        except MendRefused as refused:
+            raise Refused(refused.reply) from None
+        return Envelope(sender=sender, to=to, data=mended, message_id=message_id, cc=cc, bcc=bcc)
     with memoryview(data) as view:
         whole = b"".join((fixed, b"\r\n", view[start:]))
     return Envelope(sender=sender, to=to, data=whole, message_id=message_id, cc=cc, bcc=bcc)
