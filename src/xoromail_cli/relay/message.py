@@ -142,7 +142,8 @@ def accept_message(data: bytes | bytearray, mail_from: str, rcpt_tos: tuple[str,
                    max_header: int = MAX_HEADER) -> Envelope:
     """The envelope to keep: To and Cc as the headers name them, every other SMTP recipient Bcc; line ends
     CRLF and lines of at most 998 octets (`mending`). Refused for what must not be passed on."""
-    from xoromail_cli.relay.mending import MendRefused, crlf_line_ends, fold_field, has_long_line, short_lines
+    from xoromail_cli.relay.long_lines import short_lines
+    from xoromail_cli.relay.mending import MendRefused, crlf_line_ends, fold_field, has_long_line
 
     try:
         data = crlf_line_ends(data)
@@ -179,7 +180,7 @@ def accept_message(data: bytes | bytearray, mail_from: str, rcpt_tos: tuple[str,
     fixed = b"".join(field if field.endswith(b"\n") else field + b"\r\n" for field in kept)
     if has_long_line(data, start):
         try:
-            mended = short_lines(fixed, bytes(data[start:]))
+            mended = short_lines(fixed, data, start)
         except MendRefused as refused:
             raise Refused(refused.reply) from None
         return Envelope(sender=sender, to=to, data=mended, message_id=message_id, cc=cc, bcc=bcc)

@@ -1,0 +1,247 @@
+"""A message's body without lines over 998 octets, part by part, in about one more copy of the message.
+
+Runs only for a body that has such a line (`mending.has_long_line`), in the worker thread that reads the
+message. The body is walked in place (`find` for MIME boundaries, memoryview slices for what stays): only a
+part with a long line is copied, and the result is joined once. The email package's parser and generator,
+used before, held about nine copies of a 30 MiB message. What changes, by where the long line is:
+
+- a base64 part: its text re-wrapped at 76 characters, nothing decoded (each character checked to be of the
+  base64 alphabet; `550 5.6.0` when one is not, since no re-wrapping makes that part deliverable);
+- any other leaf part (7bit, 8bit or binary text; quoted-printable without its soft line breaks): decoded and
+  encoded quoted-printable again, a text part's line ends as hard line breaks;
+- a multipart's preamble or epilogue: the long line dropped (mail programs show neither to a reader, and a
+  line cut in two could put boundary-like text at a line's start);
+- a part's header line: folded at a space, as the message's own header lines are;
+- a message/rfc822 part: the same, inside it.
+
+Decoding and encoding again change no octet a reader gets; anything still too long (a boundary line of over
+998 octets, nesting deeper than `MAX_DEPTH`) is refused with `550 5.6.0` rather than accepted and failed later.
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from xoromail_cli.relay.mending import SMTP_LINE, MendRefused, first_long_line, fold_field, has_long_line
+
+Chunks = list[bytes | memoryview]
+MAX_DEPTH = 20
+BASE64_LINE = 76
+"""RFC 2045 6.8: base64 lines of at most 76 characters."""
+_BLOCK = BASE64_LINE * 4096
+_QP_BLOCK = 1 << 20
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+NOT_BASE64_REPLY = ("550 5.6.0 A part marked base64 (Content-Transfer-Encoding) has a line of over {limit} octets "
+                    "that is not base64, which mail servers refuse and the relay cannot re-wrap; check the program's "
+                    "attachment encoding")
+STILL_LONG_REPLY = ("550 5.6.0 The message has a line of over {limit} octets the relay cannot shorten (a MIME "
+                    "boundary line, or parts nested over {depth} deep), which mail servers refuse")
+CRLF = b"\r\n"
+
+
+@dataclass(frozen=True)
+class _Body:
+    data: bytes | bytearray
+    view: memoryview
+
+
+@dataclass(frozen=True)
+class _Kind:
+    content_type: str
+    boundary: bytes | None
+    encoding: str
+
+
+def _kind(header: bytes) -> _Kind:
+    from email.parser import BytesHeaderParser
+    from email.policy import compat32
+
+    parsed = BytesHeaderParser(policy=compat32).parsebytes(header)
+    boundary = parsed.get_boundary()
+    return _Kind(content_type=parsed.get_content_type(),
+                 boundary=boundary.encode("utf-8", "surrogateescape") if boundary else None,
+                 encoding=str(parsed.get("Content-Transfer-Encoding", "7bit")).strip().lower())
+
+
+def _header_fields(header: bytes) -> list[bytes]:
+    from xoromail_cli.relay.message import _fields  # the same reading of fields as the message's header
+
+    return _fields(header)
+
+
+def _field_name(field: bytes) -> bytes:
+    return field.partition(b":")[0].strip().lower()
+
+
+def rewrapped_base64(segment: memoryview) -> Chunks:
+    """Base64 text in lines of 76 characters (no line end after the last), nothing decoded; MendRefused
+    when a character is not of the base64 alphabet. `translate` is one C pass each."""
+    compact = bytes(segment).translate(None, b" \t\r\n")
+    if compact.translate(None, _BASE64_ALPHABET):
+        raise MendRefused(NOT_BASE64_REPLY.format(limit=SMTP_LINE))
+    out: Chunks = []
+    for block in range(0, len(compact), _BLOCK):
+        if out:
+            out.append(CRLF)
+        out.append(CRLF.join(compact[at:at + BASE64_LINE] for at in range(block, min(block + _BLOCK, len(compact)),
+                                                                           BASE64_LINE)))
+    return out
+
+
+def _blocks(data: bytes | bytearray, start: int, end: int, at_lines: bool) -> Iterator[memoryview]:
+    """data[start:end] in pieces of about `_QP_BLOCK` octets, not copied: one C call each, so no call holds
+    the interpreter's lock (and with it every session) for long. With `at_lines` each piece ends at a line
+    end (the relay's lines are 256 KiB at most); without, at one when there is one nearby."""
+    view = memoryview(data)
+    while start < end:
+        cut = data.find(b"\n", start + _QP_BLOCK, end if at_lines else start + 2 * _QP_BLOCK) + 1
+        if cut <= 0:
+            cut = end if at_lines else start + _QP_BLOCK
+        stop = min(cut, end)
+        yield view[start:stop]
+        start = stop
+
+
+def _qp(data: bytes, text: bool) -> bytes:
+    """Quoted-printable with LF line ends (binascii writes CRLF ones when the data's first line end is CRLF;
+    in binary mode every CR and LF of the data is encoded, so each left in the output is a line end)."""
+    return binascii.b2a_qp(data, quotetabs=False, istext=text, header=False).replace(CRLF, b"\n")
+
+
+def _decoded(data: bytes | bytearray, start: int, end: int, encoding: str, text: bool) -> bytes:
+    """data[start:end] decoded (quoted-printable, or as it is), a text's line ends LF."""
+    pieces: list[bytes] = []
+    for block in _blocks(data, start, end, at_lines=True):  # an encoded line never spans a line end
+        piece = binascii.a2b_qp(block) if encoding == "quoted-printable" else bytes(block)
+        pieces.append(piece.replace(CRLF, b"\n") if text else piece)
+    return b"".join(pieces)
+
+
+def quoted_printable(data: bytes | bytearray, start: int, end: int, encoding: str, text: bool) -> Chunks:
+    """data[start:end] (in `encoding`) decoded and encoded quoted-printable in lines of 76 at most (78 where
+    a line ends in white space: binascii's and quopri's way), with CRLF; a text part's line ends are hard
+    line breaks (not `=0D=0A`)."""
+    payload = _decoded(data, start, end, encoding, text)
+    as_text = text and b"\r" not in payload
+    pieces: Chunks = []
+    carry = b""  # the bytes of a piece's last, unfinished line: encoded again at the next piece's start
+    for block in _blocks(payload, 0, len(payload), at_lines=False):  # a line cut: carried
+        encoded = _qp(carry + block, as_text)
+        cut = encoded.rfind(b"\n") + 1
+        pieces.append(encoded[:cut].replace(b"\n", CRLF))
+        carry = binascii.a2b_qp(encoded[cut:])
+    pieces.append(_qp(carry, as_text).replace(b"\n", CRLF))
+    return pieces
+
+
+def _recoded_header(header: bytes, top: bool) -> bytes:
+    fields = [field for field in _header_fields(header) if _field_name(field) != b"content-transfer-encoding"]
+    if top and not any(_field_name(field) == b"mime-version" for field in fields):
+        fields.append(b"MIME-Version: 1.0\r\n")
+    fields.append(b"Content-Transfer-Encoding: quoted-printable\r\n")
+    return b"".join(fields)
+
+
+def _leaf(body: _Body, header: bytes, kind: _Kind, span: tuple[int, int], depth: int, out: Chunks) -> None:
+    start, end = span
+    if kind.encoding == "base64":
+        out += [header, CRLF, *rewrapped_base64(body.view[start:end])]
+        return
+    encoded = quoted_printable(body.data, start, end, kind.encoding, kind.content_type.startswith("text/"))
+    out += [_recoded_header(header, depth == 0), CRLF, *encoded]
+
+
+def short_lines_only(body: _Body, start: int, end: int, out: Chunks) -> None:
+    """body[start:end] without its lines over 998 octets (a preamble or an epilogue)."""
+    while (found := first_long_line(body.data, start, end)) is not None:
+        out.append(body.view[start:found[0]])
+        start = found[1]
+    out.append(body.view[start:end])
+
+
+def _delimiter(body: _Body, boundary: bytes, start: int, end: int) -> tuple[int, int, bool] | None:
+    """The next boundary line from `start` (a line start): (its start, after its line end, whether it closes)."""
+    marker = b"--" + boundary
+    at = start if body.data.startswith(marker, start, end) else -1
+    while True:
+        if at < 0:
+            found = body.data.find(CRLF + marker, start, end)
+            if found < 0:
+                return None
+            at = found + 2
+        rest = at + len(marker)
+        closes = body.data.startswith(b"--", rest, end)
+        line_end = body.data.find(CRLF, rest, end)
+        after = end if line_end < 0 else line_end + 2
+        if not body.data[rest + (2 if closes else 0):after].strip():
+            return at, after, closes
+        start, at = at, -1  # a longer boundary that begins with this one
+
+
+def _multipart(body: _Body, boundary: bytes, span: tuple[int, int], depth: int, out: Chunks) -> None:
+    """The parts between boundary lines, each mended; the preamble and epilogue without long lines."""
+    start, end = span
+    found = _delimiter(body, boundary, start, end)
+    if found is None:
+        out.append(body.view[start:end])  # no part to mend: the final check refuses it if it is too long
+        return
+    short_lines_only(body, start, found[0], out)
+    while found is not None and not found[2]:
+        out.append(body.view[found[0]:found[1]])
+        following = _delimiter(body, boundary, found[1], end)
+        stop = following[0] if following is not None else end
+        content_end = stop - 2 if following is not None and stop - 2 >= found[1] else stop
+        _part(body, (found[1], content_end), depth + 1, out)
+        out.append(body.view[content_end:stop])
+        found = following
+    if found is not None:
+        out.append(body.view[found[0]:found[1]])
+        short_lines_only(body, found[1], end, out)
+
+
+def _part(body: _Body, span: tuple[int, int], depth: int, out: Chunks) -> None:
+    """One part (header, blank line, body) in body[start:end]."""
+    start, end = span
+    if not has_long_line(body.data, start, end=end):
+        out.append(body.view[start:end])
+        return
+    if body.data.startswith(CRLF, start, end):
+        entity(body, b"", (start + 2, end), depth, out)
+        return
+    blank = body.data.find(b"\r\n\r\n", start, end)
+    if blank < 0:  # a header without a body
+        out.append(b"".join(fold_field(field) for field in _header_fields(bytes(body.view[start:end]))))
+        return
+    entity(body, bytes(body.view[start:blank + 2]), (blank + 4, end), depth, out)
+
+
+def entity(body: _Body, header: bytes, span: tuple[int, int], depth: int, out: Chunks) -> None:
+    """An entity's header (fields with line ends), the blank line and its body, body[start:end], mended."""
+    start, end = span
+    header = b"".join(fold_field(field) for field in _header_fields(header))
+    if not has_long_line(body.data, start, end=end) or depth > MAX_DEPTH:
+        out += [header, CRLF, body.view[start:end]]
+        return
+    kind = _kind(header)
+    if kind.content_type.startswith("multipart/") and kind.boundary:
+        out += [header, CRLF]
+        _multipart(body, kind.boundary, span, depth, out)
+    elif kind.content_type == "message/rfc822":
+        out += [header, CRLF]
+        _part(body, span, depth + 1, out)
+    else:
+        _leaf(body, header, kind, span, depth, out)
+
+
+def short_lines(head: bytes, data: bytes | bytearray, start: int) -> bytes:
+    """The message of header fields `head` and body data[start:] with no line over 998 octets (see the
+    module's note); MendRefused for what cannot be shortened."""
+    out: Chunks = []
+    entity(_Body(data, memoryview(data)), head, (start, len(data)), 0, out)
+    mended = b"".join(out)
+    out.clear()
+    if has_long_line(mended):
+        raise MendRefused(STILL_LONG_REPLY.format(limit=SMTP_LINE, depth=MAX_DEPTH))
+    return mended
