@@ -110,3 +110,40 @@ def test_a_long_line_in_the_preamble_or_epilogue_is_dropped_and_the_parts_arrive
     assert b"p" * 100 not in data and b"e" * 100 not in data
     [_, pdf] = parsed.iter_parts()
     assert pdf.get_content() == PDF
+
+
+def leaves(data: bytes) -> list[tuple[str, bytes]]:
+    """Each leaf part's type and decoded content, as the email package reads them (text line ends as LF)."""
+    found: list[tuple[str, bytes]] = []
+    for part in email.message_from_bytes(data, policy=policy.compat32).walk():
+        if not part.is_multipart():
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            text = part.get_content_maintype() == "text"
+            found.append((part.get_content_type(), payload.replace(b"\r\n", b"\n") if text else payload))
+    return found
+
+
+def test_nested_parts_a_forwarded_message_and_a_long_part_header_keep_their_content() -> None:
+    """The in-place walk against the email package's reading of the same message: every leaf's content the
+    same, no line over 998; a boundary that begins another one's text is not taken for it."""
+    from xoromail_cli.relay.long_lines import short_lines
+
+    long_html = b"<p>" + b"Zahlbar bis 31.12. " * 100 + b"</p>\r\nfin\r\n"
+    inner = (b'Content-Type: multipart/alternative; boundary="in"\r\n\r\n--in\r\n'
+             b"Content-Type: text/plain\r\n\r\nplain\r\n--in\r\nContent-Type: text/html; charset=utf-8\r\n"
+             b"Content-Transfer-Encoding: 8bit\r\n\r\n" + long_html + b"--in--\r\n")
+    forwarded = (b"Content-Type: message/rfc822\r\n\r\nFrom: a@b.test\r\nSubject: old\r\nMIME-Version: 1.0\r\n"
+                 b"Content-Type: text/plain\r\n\r\n" + b"q" * 1500 + b"\r\n")
+    named = (b"Content-Type: application/pdf;\r\n name=\"" + b"INV-19 " * 200 + b'.pdf"\r\n'
+             b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(PDF))
+    decoy = TEXT.replace(b"attached.", b"attached.\r\n--" + BOUNDARY.encode() + b"x is not a boundary")
+    data = multipart("nested", decoy, inner, forwarded, named, b"\r\nno header at all " + b"z" * 1200)
+    head, _, _ = data.partition(b"\r\n\r\n")
+    mended = short_lines(head + b"\r\n", data, len(head) + 4)
+    assert max(len(line) for line in mended.split(b"\r\n")) <= 998
+    before, after = leaves(data), leaves(mended)
+    assert [kind for kind, _ in after] == [kind for kind, _ in before] == [
+        "text/plain", "text/plain", "text/html", "text/plain", "application/pdf", "text/plain"]
+    assert after == before
+    assert b"q" * 1500 not in mended and after[3][1] == b"q" * 1500 + b"\n"
