@@ -4,9 +4,10 @@ A bare CR is refused (`550 5.6.0`): an upstream that ends lines at a lone CR wou
 new lines, a second message among them (SMTP smuggling); no mail program writes one. A bare LF is a Unix
 line end and is made CRLF, so every upstream reads the same lines (and the dot-stuffing at delivery covers
 each). A body line longer than 998 octets (RFC 5322 2.1.1; .NET writes a whole HTML body on one line, 7bit)
-is taken, as Postfix and Exim take it, and its part re-encoded quoted-printable, so an SMTP upstream that
-enforces the limit gets lines it accepts; a header line that long is folded at a space (refused when it has
-none); messages without such lines pass byte for byte.
+is taken, as Postfix and Exim take it, and the body is mended part by part (`long_lines`: base64 re-wrapped,
+other parts re-encoded quoted-printable, a preamble's or epilogue's long line dropped), so an SMTP upstream
+that enforces the limit gets lines it accepts; a header line that long is folded at a space (refused when it
+has none); messages without such lines pass byte for byte.
 """
 
 from __future__ import annotations
