@@ -11,6 +11,8 @@ import quopri
 from email import policy
 from email.message import EmailMessage
 
+import pytest
+
 from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
 from tests.support.relay_helpers import InProcessRelay, RelayFactory, relay, wait_for
 from tests.test_relay_content import raw_data
@@ -147,3 +149,18 @@ def test_nested_parts_a_forwarded_message_and_a_long_part_header_keep_their_cont
         "text/plain", "text/plain", "text/html", "text/plain", "application/pdf", "text/plain"]
     assert after == before
     assert b"q" * 1500 not in mended and after[3][1] == b"q" * 1500 + b"\n"
+
+
+def test_a_message_of_more_parts_than_the_walk_takes_is_refused_when_a_long_line_is_left() -> None:
+    """A million one-character parts would cost a million steps and chunks: past 10,000 boundary lines the rest
+    is kept as it is, and a line over 998 octets left in it refused (never a 250 and a failure upstream)."""
+    from xoromail_cli.relay.long_lines import MAX_BOUNDARIES, short_lines
+    from xoromail_cli.relay.mending import MendRefused
+
+    head = b'From: a@company.test\r\nContent-Type: multipart/mixed; boundary="x"\r\n'
+    many = b"\r\n--x" * (MAX_BOUNDARIES + 10) + b"\r\n--x\r\n\r\n" + b"y" * 2000 + b"\r\n--x--\r\n"
+    with pytest.raises(MendRefused, match=r"^550 5\.6\.0 .* over 10,000 parts"):
+        short_lines(head, head + b"\r\n" + many, len(head) + 2)
+    fewer = b"\r\n--x" * 100 + b"\r\n--x\r\n\r\n" + b"y" * 2000 + b"\r\n--x--\r\n"
+    mended = short_lines(head, head + b"\r\n" + fewer, len(head) + 2)
+    assert max(len(line) for line in mended.split(b"\r\n")) <= 998 and mended.count(b"--x\r\n") == 101

@@ -28,6 +28,8 @@ from xoromail_cli.relay.mending import SMTP_LINE, MendRefused, first_long_line, 
 
 Chunks = list[bytes | memoryview]
 MAX_DEPTH = 20
+MAX_BOUNDARIES = 10_000
+"""A message of a million one-character parts would otherwise cost a million steps and chunks."""
 BASE64_LINE = 76
 """RFC 2045 6.8: base64 lines of at most 76 characters."""
 _BLOCK = BASE64_LINE * 4096
@@ -37,14 +39,17 @@ NOT_BASE64_REPLY = ("550 5.6.0 A part marked base64 (Content-Transfer-Encoding) 
                     "that is not base64, which mail servers refuse and the relay cannot re-wrap; check the program's "
                     "attachment encoding")
 STILL_LONG_REPLY = ("550 5.6.0 The message has a line of over {limit} octets the relay cannot shorten (a MIME "
-                    "boundary line, or parts nested over {depth} deep), which mail servers refuse")
+                    "boundary line, parts nested over {depth} deep or over {parts:,} parts), which mail servers "
+                    "refuse")
 CRLF = b"\r\n"
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Body:
     data: bytes | bytearray
     view: memoryview
+    boundaries: int = 0
+    """Boundary lines (and look-alikes) met so far: past `MAX_BOUNDARIES` the rest is kept as it is."""
 
 
 @dataclass(frozen=True)
@@ -162,10 +167,12 @@ def short_lines_only(body: _Body, start: int, end: int, out: Chunks) -> None:
 
 
 def _delimiter(body: _Body, boundary: bytes, start: int, end: int) -> tuple[int, int, bool] | None:
-    """The next boundary line from `start` (a line start): (its start, after its line end, whether it closes)."""
+    """The next boundary line from `start` (a line start): (its start, after its line end, whether it closes);
+    None when there is none, or after `MAX_BOUNDARIES`."""
     marker = b"--" + boundary
     at = start if body.data.startswith(marker, start, end) else -1
-    while True:
+    while body.boundaries < MAX_BOUNDARIES:
+        body.boundaries += 1
         if at < 0:
             found = body.data.find(CRLF + marker, start, end)
             if found < 0:
@@ -178,6 +185,7 @@ def _delimiter(body: _Body, boundary: bytes, start: int, end: int) -> tuple[int,
         if not body.data[rest + (2 if closes else 0):after].strip():
             return at, after, closes
         start, at = at, -1  # a longer boundary that begins with this one
+    return None
 
 
 def _multipart(body: _Body, boundary: bytes, span: tuple[int, int], depth: int, out: Chunks) -> None:
@@ -191,6 +199,9 @@ def _multipart(body: _Body, boundary: bytes, span: tuple[int, int], depth: int, 
     while found is not None and not found[2]:
         out.append(body.view[found[0]:found[1]])
         following = _delimiter(body, boundary, found[1], end)
+        if body.boundaries >= MAX_BOUNDARIES:  # kept as it is: the final check refuses a long line in it
+            out.append(body.view[found[1]:end])
+            return
         stop = following[0] if following is not None else end
         content_end = stop - 2 if following is not None and stop - 2 >= found[1] else stop
         _part(body, (found[1], content_end), depth + 1, out)
@@ -243,5 +254,5 @@ def short_lines(head: bytes, data: bytes | bytearray, start: int) -> bytes:
     mended = b"".join(out)
     out.clear()
     if has_long_line(mended):
-        raise MendRefused(STILL_LONG_REPLY.format(limit=SMTP_LINE, depth=MAX_DEPTH))
+        raise MendRefused(STILL_LONG_REPLY.format(limit=SMTP_LINE, depth=MAX_DEPTH, parts=MAX_BOUNDARIES))
     return mended
