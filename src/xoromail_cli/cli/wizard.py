@@ -34,7 +34,9 @@ ANSWER_LABELS = {
     "client_id": "the client (application) ID", "certificate": "the certificate file",
     "mode": "delegated or app-only sign-in", "sign_in": "device code or browser sign-in",
     "send_via": "Graph or SMTP", "cloud": "the cloud", "authority_host": "the sign-in host",
-    "graph_url": "the Graph URL", "account": "the account that signs in"}
+    "graph_url": "the Graph URL", "account": "the account that signs in",
+    "signs_in": "how xoromail signs in to Google (browser or service account)",
+    "service_account": "the service account's key file"}
 """Plain names of the services' answers in the retry menu (an unknown one is named by its question)."""
 
 
