@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, Union
 from xoromail_cli.addresses import check_header_value
 from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.compose.events import PROFILE_VARIABLES, Event
+from xoromail_cli.compose.limits import TemplateLimitExceeded
 from xoromail_cli.compose.mime import Attachment, build_message, make_message_id
 from xoromail_cli.compose.substitution import MissingVariable, SimpleTemplate, parse
 from xoromail_cli.errors import ConfigError, DataError, XoromailError
@@ -105,9 +106,9 @@ class Renderer:
         subject_template, text_template, html_template = self._templates(event)
         context = {**dict.fromkeys(event.optional, ""), **self._profile_context, **variables, **(extra or {})}
         try:
-            rendered_subject = subject if subject is not None else subject_template.render(context)
-            text = text_template.render(context)
-            html = html_template.render(context)
+            rendered_subject = subject if subject is not None else _render(subject_template, context)
+            text = _render(text_template, context)
+            html = _render(html_template, context)
         except XoromailError:
             raise
         except Exception as exc:  # noqa: BLE001  # a user's template can fail in any way; name it, don't crash
@@ -187,15 +188,15 @@ class Renderer:
     def _environment(self, html: bool) -> Environment:
         if html not in self._environments:
             from jinja2 import StrictUndefined
-            from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+            from xoromail_cli.compose.sandbox import LimitedSandbox
 
             # Templates are edited by finance staff and may come from a shared folder: the sandbox refuses
-            # internals (`cycler.__init__.__globals__`) and changing data. Plain-text parts must not be
-            # HTML-escaped; only the HTML part is.
-            environment = ImmutableSandboxedEnvironment(
-                undefined=StrictUndefined, autoescape=html, keep_trailing_newline=True)
+            # internals (`cycler.__init__.__globals__`) and changing data, and keeps each value, loop and output
+            # within `compose.limits`. Plain-text parts must not be HTML-escaped; only the HTML part is.
+            environment = LimitedSandbox(undefined=StrictUndefined, autoescape=html, keep_trailing_newline=True)
             currency = self.profile.currency
-            environment.filters["money"] = lambda value: format_money(value, currency)
+            environment.add_filter("money", lambda value: format_money(value, currency))
             self._environments[html] = environment
         return self._environments[html]
 
@@ -229,6 +230,15 @@ def _read_regular(path: Path) -> str:
         return handle.read().decode("utf-8")
 
 
+def _render(template: Compiled, context: Mapping[str, Any]) -> str:
+    """A plain substitution as it is; a Jinja2 template within the limits of `compose.limits`."""
+    if isinstance(template, SimpleTemplate):
+        return template.render(context)
+    from xoromail_cli.compose.sandbox import render_limited
+
+    return render_limited(template, context)
+
+
 def _template_failure(event: Event, exc: Exception) -> ConfigError:
     """What a template's failure at render time means: a variable the event lacks, a reach outside the sandbox
     (Jinja2 templates only), or anything else, named. Jinja2's exceptions are looked at only once it is loaded."""
@@ -246,6 +256,10 @@ def _template_failure(event: Event, exc: Exception) -> ConfigError:
                            f"templates may not use: {exc}",
                            "templates can show variables and use filters, nothing more: fix the custom "
                            "template, or delete it to use the built-in one")
+    if isinstance(exc, TemplateLimitExceeded):
+        return ConfigError(f"{exc.place or _template_place(exc)}: a template of {event.name} {exc.message}",
+                           "templates are for wording, not computing: see the limits in docs/events.md "
+                           "(what a template may cost); fix the custom template, or delete it to use the built-in one")
     if isinstance(exc, TypeError) and "no loader" in str(exc):
         return ConfigError(f"{_template_place(exc)}: a template of {event.name} includes, imports or extends "
                            "another template, which templates may not do",
