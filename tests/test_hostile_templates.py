@@ -52,6 +52,7 @@ def dry_run(runner: CliRunner, config_path: Path, tls: TLSFiles, folder: Path, b
     "{% set ns = namespace(x='a') %}{% for i in range(100) %}{% set ns.x = ns.x + ns.x %}{% endfor %}",
     "{% macro f(x) %}{{ f(x ~ x) }}{% endmacro %}{{ f('a') }}",
     "{{ range(100000) | map('center', 1000) | join }}",
+    "{{ lipsum(1000000) }}",
 ])
 def test_a_template_asking_for_a_huge_value_is_refused_before_it_is_made(
         runner: CliRunner, tls: TLSFiles, config_path: Path, isolated_environment: Path, payload: str) -> None:

@@ -222,6 +222,15 @@ def _widened(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+def _lipsum(n: Any = 5, html: Any = True, min: Any = 20, max: Any = 100) -> Any:  # Jinja2's names
+    """Jinja2's `lipsum` global, for at most a tenth of `MAX_SIZE` words."""
+    from jinja2.utils import generate_lorem_ipsum
+
+    if isinstance(n, int) and isinstance(min, int) and isinstance(max, int):
+        _refuse_over("placeholder words", n * (min if min > max else max), limits.MAX_SIZE // 10)
+    return generate_lorem_ipsum(n, html, min, max)
+
+
 class _Generator(CodeGenerator):
     """Jinja2's code generator with two hooks: every loop counts its iterations, every `~` checks its result.
 
@@ -270,6 +279,8 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
             if name in ("center", "indent", "wordwrap", "format", "replace"):
                 function = _widened(name, function)
             self.filters[name] = _limited_filter(function)
+
+        self.globals["lipsum"] = _lipsum
 
     def add_filter(self, name: str, function: Callable[..., Any]) -> None:
         self.filters[name] = _limited_filter(function)
