@@ -128,3 +128,17 @@ def test_templates_that_compute_a_little_still_render(
     code, output = dry_run(runner, config_path, tls, isolated_environment, body)
     assert code == 0, output
     assert ("       Total        | 1234.50|     x|ababab|1024|123|1,2|a b/c d|x/  y|ab  |..ab") in output
+
+
+def test_the_templates_of_one_message_share_one_budget(
+        runner: CliRunner, tls: TLSFiles, config_path: Path, isolated_environment: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    loop = "{% for i in range(3000) %}{% endfor %}"
+    events = isolated_environment / "config" / "xoromail" / "templates" / "overdue-invoice"
+    events.mkdir(parents=True)
+    (events / "body.html").write_text(f"<p>{loop}</p>\n", encoding="utf-8")
+    monkeypatch.setattr(limits, "MAX_STEPS", 5_000)
+    assert dry_run(runner, config_path, tls, isolated_environment, "")[0] == 0  # 3,000 steps alone: fine
+    code, output = dry_run(runner, config_path, tls, isolated_environment, loop)  # and 3,000 more in body.txt
+    assert code == ExitCode.CONFIG, output
+    assert "more than 5,000 steps" in output

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cached_property
@@ -106,9 +107,10 @@ class Renderer:
         subject_template, text_template, html_template = self._templates(event)
         context = {**dict.fromkeys(event.optional, ""), **self._profile_context, **variables, **(extra or {})}
         try:
-            rendered_subject = subject if subject is not None else _render(subject_template, context)
-            text = _render(text_template, context)
-            html = _render(html_template, context)
+            with _budget(subject_template, text_template, html_template):
+                rendered_subject = subject if subject is not None else _render(subject_template, context)
+                text = _render(text_template, context)
+                html = _render(html_template, context)
         except XoromailError:
             raise
         except Exception as exc:  # noqa: BLE001  # a user's template can fail in any way; name it, don't crash
@@ -228,6 +230,15 @@ def _read_regular(path: Path) -> str:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
             raise OSError(f"{path} is not a regular file")
         return handle.read().decode("utf-8")
+
+
+def _budget(*templates: Compiled) -> AbstractContextManager[None]:
+    """Steps and time for one message's Jinja2 templates together (`compose.limits`); none for substitutions."""
+    if all(isinstance(template, SimpleTemplate) for template in templates):
+        return nullcontext()
+    from xoromail_cli.compose.sandbox import message_budget
+
+    return message_budget()
 
 
 def _render(template: Compiled, context: Mapping[str, Any]) -> str:

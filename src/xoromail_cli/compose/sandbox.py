@@ -18,6 +18,7 @@ import re
 import string
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -308,19 +309,28 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
         return checked(super().call(__context, __obj, *args, **kwargs))
 
 
-def render_limited(template: Template, context: Mapping[str, Any]) -> str:
-    """The template rendered within the step budget, the deadline and the output limit."""
+@contextmanager
+def message_budget() -> Iterator[None]:
+    """One budget (steps and deadline) for every template of one message, the subject and both bodies together."""
     seconds = limits.RENDER_SECONDS
     token = _BUDGET.set(_Budget(limits.MAX_STEPS, time.monotonic() + seconds, seconds))
     try:
-        parts: list[str] = []
-        size = 0
-        for part in template.generate(context):
-            size += len(part)
-            if size > limits.MAX_OUTPUT:
-                raise TemplateLimitExceeded(f"writes more than {limits.MAX_OUTPUT:,} characters",
-                                            template.filename or "a template")
-            parts.append(part)
-        return "".join(parts)
+        yield
     finally:
         _BUDGET.reset(token)
+
+
+def render_limited(template: Template, context: Mapping[str, Any]) -> str:
+    """The template rendered within the output limit, and the message's budget (its own if none is running)."""
+    if _BUDGET.get() is None:
+        with message_budget():
+            return render_limited(template, context)
+    parts: list[str] = []
+    size = 0
+    for part in template.generate(context):
+        size += len(part)
+        if size > limits.MAX_OUTPUT:
+            raise TemplateLimitExceeded(f"writes more than {limits.MAX_OUTPUT:,} characters",
+                                        template.filename or "a template")
+        parts.append(part)
+    return "".join(parts)
