@@ -53,6 +53,10 @@ def dry_run(runner: CliRunner, config_path: Path, tls: TLSFiles, folder: Path, b
     "{% macro f(x) %}{{ f(x ~ x) }}{% endmacro %}{{ f('a') }}",
     "{{ range(100000) | map('center', 1000) | join }}",
     "{{ lipsum(1000000) }}",
+    "{% set y = 'a' * 900000 %}{{ y ~ y }}",
+    "{% set y = 'a' * 900000 %}{% set z = [y, y] %}",  # literals of literals would multiply: each is measured
+    "{% set y = 'a' * 900000 %}{% set z = {'a': y, 'b': y} %}",
+    "{% set y = 'a' * 900000 %}{{ '%s%s' % (y, y) }}",
 ])
 def test_a_template_asking_for_a_huge_value_is_refused_before_it_is_made(
         runner: CliRunner, tls: TLSFiles, config_path: Path, isolated_environment: Path, payload: str) -> None:

@@ -255,8 +255,35 @@ class _Generator(CodeGenerator):
         super().visit_For(node, frame)
 
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        """`a ~ b`: each operand measured before it is made text, and the result after (Jinja2's own code,
+        with the checks around it)."""
+        if frame.eval_ctx.volatile:
+            join = "(markup_join if context.eval_ctx.volatile else str_join)"
+        else:
+            join = "markup_join" if frame.eval_ctx.autoescape else "str_join"
+        self.write(f"environment.checked({join}((")
+        for operand in node.nodes:
+            self.write("environment.checked(")
+            self.visit(operand, frame)
+            self.write("), ")
+        self.write(")))")
+
+    def visit_List(self, node: nodes.List, frame: Frame) -> None:
+        self._checked(super().visit_List, node, frame)
+
+    def visit_Dict(self, node: nodes.Dict, frame: Frame) -> None:
+        self._checked(super().visit_Dict, node, frame)
+
+    def visit_Tuple(self, node: nodes.Tuple, frame: Frame) -> None:
+        if node.ctx != "load":  # a target (`{% for a, b in … %}`) is written to, not made
+            super().visit_Tuple(node, frame)
+        else:
+            self._checked(super().visit_Tuple, node, frame)
+
+    def _checked(self, visit: Callable[[Any, Frame], None], node: nodes.Node, frame: Frame) -> None:
+        """A literal list, tuple or dict is measured as it is made: literals of literals multiply."""
         self.write("environment.checked(")
-        super().visit_Concat(node, frame)
+        visit(node, frame)
         self.write(")")
 
 
@@ -296,6 +323,8 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         step()
+        checked(left)
+        checked(right)
         _check_binop(operator, left, right)
         return checked(super().call_binop(context, operator, left, right))
 
