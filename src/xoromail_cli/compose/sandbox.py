@@ -75,6 +75,11 @@ def size_of(value: Any, limit: int) -> int:
 
 def checked(value: Any) -> Any:
     """`value` if it is within the size limits."""
+    kind = type(value)
+    if kind is str or kind is float or value is None or kind is bool:  # the usual values, at once
+        if kind is str and len(value) > limits.MAX_SIZE:
+            raise TemplateLimitExceeded(f"makes a value of more than {limits.MAX_SIZE:,} characters or items")
+        return value
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > limits.MAX_INT_BITS:
         raise TemplateLimitExceeded(f"makes a number of more than {limits.MAX_INT_BITS} bits")
     if size_of(value, limits.MAX_SIZE) > limits.MAX_SIZE:
