@@ -115,7 +115,7 @@ def main() -> int:
                 for repeat in range(args.repeats):
                     url = postgres.create_database(f"batch{repeat}")
                     times["pg"].append(run_cli_postgres(folder, server, batch, rows, url, str(repeat)))
-                    times["sqlite"].append(run_cli(folder, server, batch, rows, str(repeat)))
+                    times["sqlite"].append(run_cli(folder, server, batch, rows, str(repeat))[0])
                     times["naive"].append(run_worker(folder, server, batch, None, per_message=False)[0])
             rates = {kind: rows / median(values) for kind, values in times.items()}
             print(f"\nbatch: {rows} messages, one STARTTLS + AUTH connection, median of {args.repeats}")

@@ -191,4 +191,5 @@ def test_a_batch_stopped_by_a_refused_sender_counts_the_rows_not_attempted(
     result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--quiet", "--json",
                                  "--batch", str(csv_batch(tmp_path / "rows.csv", 5))])
     assert result.exit_code == 77
-    assert "overdue-invoice: 0 sent, 1 failed, 0 skipped, 4 not attempted; re-run to finish" in result.stderr
+    assert ("overdue-invoice: 0 sent, 1 failed, 0 skipped, 4 not attempted; fix the error above, then re-run to "
+            "finish") in result.stderr

@@ -80,6 +80,11 @@ def test_setup_validate_and_send_through_the_encrypted_store_leave_no_secret_on_
     assert not Path(PlaintextKeyring().file_path).exists()  # the keyring was not used
     assert files_holding(tmp_path, PASSWORD) == []
     assert [path.name for path in store.parent.iterdir() if path.name.endswith(".tmp")] == []
+    gone = runner.invoke(app, [*base, "disconnect", "--yes"])
+    assert gone.exit_code == 0, gone.output
+    assert (f"the stored password was removed from encrypted file {store} (key: systemd credential "
+            "xoromail-secrets.key)") in " ".join(gone.output.split())  # the store it was in, named
+    assert credentials.read_secret("default", "password") is None
 
 
 def test_rotating_oauth_tokens_are_written_encrypted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -192,3 +197,22 @@ def test_a_systemd_credential_others_can_read_is_refused(tmp_path: Path, monkeyp
     key.chmod(0o440)
     with pytest.raises(KeyringUnavailableError, match=r"can be read by others \(mode 0440\)"):
         credentials.store_password("default", "s3cret")
+
+
+def test_a_password_left_in_the_keyring_is_named_when_the_encrypted_file_has_none(
+        runner: CliRunner, tmp_path: Path, config_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Set up on the keyring, then XOROMAIL_SECRETS_KEY for every run (the no-store hint's advice): the file
+    has no password yet, and saying only "no password stored" sent people looking for a lost password."""
+    from tests.support.samples import smtp_profile
+    from xoromail_cli import config
+
+    config.save_profile(config_path, smtp_profile(name="default", email=USER, host="127.0.0.1", port=2525))
+    credentials.store_password("default", PASSWORD)  # the test keyring: setup before the key was given
+    key_file(tmp_path, monkeypatch)
+    shown = json.loads(runner.invoke(app, ["--config", str(config_path), "config", "show", "--json"]).stdout)
+    assert shown["password"]["set"] is False
+    assert "the OS keyring is not read while a secrets key is given" in shown["password"]["detail"]
+    checked = runner.invoke(app, ["--config", str(config_path), "validate", "--no-send"])
+    said = " ".join(checked.output.split())
+    assert checked.exit_code == 78 and "the OS keyring is not read while a secrets key is given" in said
+    assert "setup" in said

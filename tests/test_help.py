@@ -79,3 +79,11 @@ def test_tab_completion_offers_event_names_and_profile_names(tmp_path: Path) -> 
         config.save_profile(settings, smtp_profile(name=name, email="a@b.test", host="h", port=587))
     assert _complete(f"xoromail --config {settings} --profile ") == ["default", "nightly"]
     assert _complete("xoromail --profile n", {"XOROMAIL_CONFIG": str(settings)}) == ["nightly"]
+
+
+def test_help_names_the_secret_store_not_only_the_keyring() -> None:
+    """Secrets go to the encrypted file when its key is given, else to the OS keyring: help that says "the
+    keyring" misleads a server's user (disconnect once said it removes secrets "from the keyring")."""
+    text = " ".join(_every_help_text().replace("│", " ").split())
+    assert [said for said in ("in the keyring", "from the keyring") if said in text] == []
+    assert "Remove every secret of the profile from the secret store" in text

@@ -77,3 +77,15 @@ def test_disconnect_run_twice_says_there_was_nothing_to_remove(runner: CliRunner
     assert json.loads(second.stdout)["removed"] == []
     third = runner.invoke(app, [*billing, "disconnect", "--yes"])
     assert third.exit_code == 0 and "nothing was removed" in " ".join(third.output.split())
+
+
+def test_a_command_that_reads_no_profile_gains_no_global_options(tmp_path: Path) -> None:
+    """`secrets init-key`, `sink` and `demo` use neither the settings file nor a profile: a hint naming them
+    stays as short as the docs show it (the no-store hint once read `xoromail --config … secrets init-key`)."""
+    from xoromail_cli.stores.keyrings import TOKEN_HINT
+
+    state = AppState(tmp_path / "b.toml", "billing")
+    assert with_global_options(TOKEN_HINT, state) == TOKEN_HINT
+    assert "`xoromail secrets init-key ~/.config/xoromail/secrets.key`" in TOKEN_HINT
+    assert with_global_options("try `xoromail demo`, then `xoromail sink`", state) == (
+        "try `xoromail demo`, then `xoromail sink`")

@@ -24,7 +24,7 @@ def test_disconnect_removes_the_relay_login_and_the_ledger_password_too_and_says
     result = runner.invoke(app, [*base, "disconnect", "--yes"])
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())
-    assert "password, relay login, ledger password" in said
+    assert f"removed from {credentials.store_label()}: password, relay login, ledger password" in said
     assert all(credentials.read_secret("default", kind) is None for kind in ("password", *PROFILE_SECRET_KINDS))
     again = runner.invoke(app, [*base, "disconnect", "--yes", "--json"])
     assert again.exit_code == 0, again.output

@@ -160,3 +160,21 @@ def test_two_runs_opening_a_schema_3_ledger_at_once_both_upgrade_it_safely(tmp_p
     with Ledger(path) as ledger:
         [entry] = ledger.entries(account=USER)
         assert (entry.account, entry.service) == (USER, "smtp")
+
+
+def test_moving_to_microsoft_365_removes_the_web_mail_password_it_no_longer_uses(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path) -> None:
+    """The move README and cron.md recommend: the mailbox password stayed in the secret store, unused and unseen
+    (`config show` of a Microsoft 365 profile does not list it); it is removed, and the saved line says so."""
+    from tests.support.fakes.microsoft_server import CLIENT_ID, CLIENT_SECRET, TENANT, MicrosoftServer
+    from xoromail_cli import credentials
+
+    base = configure(config_path, smtp_server(), tls)
+    with MicrosoftServer(tls.server_context) as server:
+        moved = runner.invoke(app, [*base, "setup", "--service", "microsoft365", "--tenant", TENANT, "--client-id",
+                                    CLIENT_ID, "--client-secret-stdin", "--authority-host", server.authority_host,
+                                    "--graph-url", server.graph_url], input=CLIENT_SECRET + "\n")
+    assert moved.exit_code == 0, moved.output
+    assert credentials.read_secret("default", "password") is None
+    assert credentials.read_secret("default", "client_secret") == CLIENT_SECRET
+    assert "the password of its earlier service was removed" in " ".join(moved.output.split())

@@ -243,3 +243,52 @@ def test_line_ends_and_the_long_line_check_agree_with_a_line_by_line_reading() -
     for bare in (b"a\rb", b"a\r", b"\ra\r\n", b"a\r\r\n"):
         with pytest.raises(MendRefused):
             crlf_line_ends(bare)
+
+
+def dotnet_message(subject: str, text: str, *, second: int) -> bytes:
+    """What .NET's SmtpClient sends: no Message-ID, a Date written at each Send and a fresh MIME boundary
+    (`--boundary_N_<guid>`) around a text part and a PDF."""
+    import uuid
+
+    boundary = f"--boundary_{second}_{uuid.uuid4()}"
+    return (f"MIME-Version: 1.0\r\nFrom: {USER}\r\nTo: customer@client.test\r\n"
+            f"Date: 7 Dec 2026 10:00:{second:02d} +0000\r\nSubject: {subject}\r\n"
+            f"Content-Type: multipart/mixed;\r\n boundary={boundary}\r\n\r\n\r\n--{boundary}\r\n"
+            "Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+            f"{text}\r\n--{boundary}\r\nContent-Type: application/pdf; name=INV-7.pdf\r\n"
+            "Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment\r\n\r\n"
+            f"JVBERi0xLjQK\r\n--{boundary}--\r\n").encode()
+
+
+def test_a_message_without_message_id_submitted_twice_is_delivered_once_and_another_one_too(
+        relay: RelayFactory, smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    """.NET's SmtpClient sends no Message-ID; retried after a lost 250 (its Send again: a new Date, a new
+    boundary), the same invoice must not reach the customer twice; a different invoice must."""
+    upstream = smtp_server()
+    credentials.store_password("default", PASSWORD)
+    running = relay(profile_for(upstream, tls))
+    assert raw_data(running.port, dotnet_message("Invoice INV-7", "Please pay INV-7.", second=1))[0] == 250
+    wait_for(lambda: len(upstream.messages) == 1, what="the first invoice")
+    assert raw_data(running.port, dotnet_message("Invoice INV-7", "Please pay INV-7.", second=41))[0] == 250
+    wait_for(lambda: bool(running.logged("already-delivered")), what="the retry to be recognised")
+    assert raw_data(running.port, dotnet_message("Invoice INV-8", "Please pay INV-8.", second=42))[0] == 250
+    wait_for(lambda: len(upstream.messages) == 2, what="the other invoice")
+    first, other = (message.parsed()["Message-ID"] for message in upstream.messages)
+    assert first != other
+    [already] = running.logged("already-delivered")
+    assert first in already
+    assert b"INV-8" in upstream.messages[1].data
+
+
+def test_the_content_digest_ignores_new_boundaries_and_dates_but_not_the_content() -> None:
+    from xoromail_cli.relay.outcomes import content_digest
+
+    def flat(text: str, date: str) -> bytes:
+        message = erp_message(9, attachment=b"%PDF-1.4 " + text.encode())
+        message["Date"] = date
+        return message.as_bytes(policy=policy.SMTP)
+
+    one, again = flat("a", "Mon, 7 Dec 2026 10:00:01 +0000"), flat("a", "Mon, 7 Dec 2026 10:01:41 +0000")
+    assert re.search(rb'boundary="([^"]+)"', one) and one.split(b"\r\n\r\n", 1)[1] != again.split(b"\r\n\r\n", 1)[1]
+    assert content_digest(one) == content_digest(again)
+    assert content_digest(one) != content_digest(flat("b", "Mon, 7 Dec 2026 10:00:01 +0000"))

@@ -315,3 +315,24 @@ def test_a_message_still_arriving_after_the_idle_time_is_taken(exposed: Callable
         erp.send(b".\r\n")
         assert erp.getreply()[0] == 250
     assert len(relay.spool.ids()) == 1
+
+
+def test_a_pooled_client_may_noop_before_each_message_while_auth_and_a_bare_noop_flood_stay_limited(
+        exposed: Callable[..., Exposed]) -> None:
+    """A connection pool (JavaMail's, Spring's) checks its connection with NOOP (or RSET) before each message:
+    the budget is per message, not per connection; AUTH's (three a connection) is not refilled by messages."""
+    relay = exposed()
+    with relay.client(ERP) as pooled:
+        pooled.login(RELAY_USER, RELAY_PASSWORD)
+        for number in range(150):
+            assert pooled.noop()[0] == 250, f"the NOOP before message {number + 1}"
+            assert pooled.rset()[0] == 250
+            pooled.send_message(erp_message(number))
+        assert [pooled.docmd("AUTH", f"PLAIN {RIGHT}")[0] for _ in range(3)] == [503, 503, 421]
+    assert len(relay.spool.ids()) == 150
+    with relay.client(ERP) as flooding:
+        flooding.login(RELAY_USER, RELAY_PASSWORD)
+        answers = [flooding.docmd("NOOP")[0] for _ in range(101)]
+    assert answers == [250] * 100 + [421], "without a message in between, a hundred NOOPs"
+    [cut] = relay.logged("too-many-commands")
+    assert "command=NOOP" in cut and "ip=127.0.0.1" in cut

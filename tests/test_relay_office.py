@@ -208,6 +208,37 @@ def test_the_office_relay_refuses_to_start_with_a_login_of_a_missing_profile_or_
     assert unknown.exit_code == 78 and "unknown setting 'colour'" in unknown.output
 
 
+def test_the_first_login_added_keeps_the_one_login_relays_login_working(
+        runner: CliRunner, config_path: Path, smtp_server: ServerFactory, tls: TLSFiles, office: OfficeFactory) -> None:
+    """`relay --user erp --password-stdin` first (relay.md's "Start it"), then `relay users add` for a second
+    program: `xoromail relay` then serves the settings file's logins, so the ERP's login is kept among them
+    (with its password) instead of being refused after the next start."""
+    billing, shipping = two_mailboxes(config_path, smtp_server, tls)
+    credentials.write_secret("billing", "relay_user", "erp")
+    credentials.write_secret("billing", "relay_password", "erp-one-login-pass")
+    added = runner.invoke(app, ["--config", str(config_path), "relay", "users", "add", "shipping-erp", "--profile",
+                                "shipping", "--password-stdin"], input="shipping-erp-pass-8Kd2\n")
+    assert added.exit_code == 0, added.output
+    shown = " ".join(added.output.split())
+    assert "erp" in load_logins(config_path) and load_logins(config_path)["erp"].profile == "billing"
+    assert "kept the one-login relay's login erp (profile billing)" in shown
+    running = office()
+    submit(running.server.port, erp_message(1), user="erp", password="erp-one-login-pass")
+    submit(running.server.port, erp_message(2, sender=SHIPPING), user="shipping-erp", password="shipping-erp-pass-8Kd2")
+    wait_for(lambda: len(billing.messages) == 1 and len(shipping.messages) == 1, what="both deliveries")
+
+
+def test_users_list_names_the_one_login_relays_login_when_the_file_has_none(
+        runner: CliRunner, config_path: Path, smtp_server: ServerFactory, tls: TLSFiles) -> None:
+    """`relay --user erp --password-stdin` works, yet `relay users list` said "The relay has no logins"."""
+    two_mailboxes(config_path, smtp_server, tls)
+    credentials.write_secret("billing", "relay_user", "erp")
+    credentials.write_secret("billing", "relay_password", "erp-one-login-pass")
+    shown = " ".join(users(runner, config_path, "list"))
+    assert "no logins" not in shown
+    assert "erp (profile billing: `xoromail --profile billing relay`)" in shown and "one-login relay" in shown
+
+
 def test_a_login_s_password_is_as_long_as_the_one_login_relay_s(runner: CliRunner, config_path: Path,
                                                                smtp_server: ServerFactory, tls: TLSFiles) -> None:
     """Every login faces the same guessers: a short password is refused where it is given, and one stored short
@@ -271,39 +302,33 @@ def test_every_queue_command_reaches_every_profile_s_spool_with_all_profiles(
     assert missing.exit_code == 66 and "any profile's spool" in missing.output
 
 
-def test_the_one_login_relay_s_stored_login_is_named_when_logins_take_over(
+def test_the_one_login_relay_s_stored_login_is_kept_or_named_when_logins_take_over(
         runner: CliRunner, config_path: Path, smtp_server: ServerFactory, tls: TLSFiles, tmp_path: Path) -> None:
     """An office upgrading: its ERP logs in with the one-login relay's stored login (`relay --user erp`, kept
     as relay_user/relay_password). Once the settings file has logins, `xoromail relay` without --user serves
-    those only: the first `users add` and every start say so, with the command that keeps the ERP working."""
+    those only: the first `users add` keeps that login among them; one it cannot keep (a second `erp`, of
+    another profile) is named then and at every start, with the command that keeps its ERP working."""
     two_mailboxes(config_path, smtp_server, tls)
     credentials.write_secret("billing", "relay_user", "erp")
     credentials.write_secret("billing", "relay_password", ERP_A)
+    credentials.write_secret("shipping", "relay_user", "erp")
+    credentials.write_secret("shipping", "relay_password", ERP_B)
     added = runner.invoke(app, ["--config", str(config_path), "relay", "users", "add", "scanner", "--profile",
                                 "shipping"])
     said = " ".join(added.output.split())
-    assert added.exit_code == 0 and "login 'erp' (profile billing)" in said
-    assert "relay users add erp --profile billing --password-stdin" in said
+    assert added.exit_code == 0 and "kept the one-login relay's login erp (profile billing)" in said
+    assert load_logins(config_path)["erp"].profile == "billing"
+    assert "login 'erp' (profile shipping)" in said and "start that relay with --user erp" in said
     again = runner.invoke(app, ["--config", str(config_path), "relay", "users", "add", "printer", "--profile",
                                 "shipping"])
     assert "'erp'" not in again.output  # said once, when logins took over
     process = RelayProcess(["--config", str(config_path), "relay", "--listen", "127.0.0.1:0", "--spool",
                             str(tmp_path / "spools")], dict(os.environ))
     try:
-        wait_for(lambda: len(process.logged("listening")) == 1, what="the office relay (shipping's mailbox)")
-        warnings = [line for line in process.logged("warning") if "'erp'" in line]
-        assert len(warnings) == 1 and "profile billing" in warnings[0]
-        assert process.terminate() == 0
-    finally:
-        if process.process.poll() is None:
-            process.kill()
-    users(runner, config_path, "add", "erp", "--profile", "billing", "--password-stdin", stdin=ERP_A + "\n")
-    process = RelayProcess(["--config", str(config_path), "relay", "--listen", "127.0.0.1:0", "--spool",
-                            str(tmp_path / "spools")], dict(os.environ))
-    try:
         wait_for(lambda: len(process.logged("listening")) == 2, what="the office relay")
-        submit(process.port, erp_message(1), user="erp", password=ERP_A)  # the ERP keeps working
-        assert not [line for line in process.logged("warning") if "'erp'" in line]
+        submit(process.port, erp_message(1), user="erp", password=ERP_A)  # billing's ERP keeps working
+        warnings = [line for line in process.logged("warning") if "'erp'" in line]
+        assert len(warnings) == 1 and "profile shipping" in warnings[0]
         assert process.terminate() == 0
     finally:
         if process.process.poll() is None:

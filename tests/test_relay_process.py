@@ -161,6 +161,7 @@ def test_a_generated_relay_login_is_shown_once_at_a_terminal_and_never_without_o
     os.kill(first.pid, signal.SIGTERM)
     assert first.wait() == 0
     assert credentials.read_secret("default", "relay_password") == shown
+    assert f"relay login created and stored in {credentials.store_label()}; shown this once" in first.text
     again = Terminal(args, dict(os.environ))
     again.expect("listening ")
     os.kill(again.pid, signal.SIGTERM)

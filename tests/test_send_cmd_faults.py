@@ -96,3 +96,28 @@ def test_a_damaged_ledger_stops_sending_with_exit_78(
     assert result.returncode == 78, result.stderr
     assert "ledger" in result.stderr and "Traceback" not in result.stderr
     assert server.messages == []
+
+
+def test_a_run_stopped_by_a_setting_says_to_fix_it_before_re_running(
+        tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    """A Google profile that is not signed in (disconnected): nothing was attempted, and 're-run to finish'
+    alone promised that running the job again would finish it."""
+    from typer.testing import CliRunner
+
+    from tests.support.fakes.google_server import GoogleServer
+    from tests.support.google_helpers import settings_for
+    from xoromail_cli.cli import app
+    from xoromail_cli.profile import Profile
+
+    server = GoogleServer(tls.server_context).start()
+    try:
+        settings, _ = settings_for(server, tmp_path, account=USER)
+        config.save_profile(config_path, Profile(name="default", email=USER, service="google", display_name="B",
+                                                 settings=settings, ca_file=str(tls.ca_file), timeout=5.0))
+        result = CliRunner().invoke(app, ["--config", str(config_path), "send", "--event", "overdue-invoice",
+                                          "--batch", str(csv_batch(tmp_path / "rows.csv", 2))])
+    finally:
+        server.stop()
+    said = " ".join(result.output.split())
+    assert result.exit_code == 78, result.output
+    assert "2 not attempted; fix the error above, then re-run to finish" in said

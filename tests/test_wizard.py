@@ -193,7 +193,7 @@ def test_without_a_keyring_a_sign_in_service_stops_at_once_without_offering_a_pa
     term.answer("Service type", _choice(term, "Email services"))
     assert term.wait() == 78, term.text
     text = " ".join(term.text.split())
-    assert "keeps its sign-in (tokens) in the OS keyring" in text and "cannot hold tokens" in text
+    assert "keeps its sign-in (tokens) in a secret store" in text and "cannot hold tokens" in text
     assert "How should xoromail get the password?" not in text and "client" not in text.lower().split("tokens")[0]
 
 

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from xoromail_cli.profile import Profile
 
 ENV_PASSWORD = "XOROMAIL_PASSWORD"  # noqa: S105  # the variable's name, not a password
+KEYRING_NOT_READ = ("the OS keyring is not read while a secrets key is given: a password setup stored there "
+                    "before stays there; run setup with the key set to store it in the encrypted file")
 _APP_PASSWORD = re.compile(r"^[a-z]{4}\s[a-z]{4}\s[a-z]{4}\s[a-z]{4}$")
 
 
@@ -72,6 +74,15 @@ def store_label() -> str:
     return store.label
 
 
+def store_name() -> str:
+    """What holds the secrets here, for a message saying where a secret is or was: `store_label()`, or "the
+    secret store" when none can be named (nothing usable here); never raises."""
+    try:
+        return store_label()
+    except KeyringUnavailableError:
+        return "the secret store"
+
+
 @dataclass(frozen=True)
 class PasswordSource:
     """Where a profile's password would come from, without the password itself."""
@@ -104,10 +115,11 @@ def password_source(profile: Profile) -> PasswordSource:
         stored = store.read(profile.name, "password")
     except KeyringUnavailableError as error:
         return PasswordSource("unset", error.message, unreachable=True)
-    if stored is None:
-        return PasswordSource("unset", "no password stored")
     from xoromail_cli.stores.keyrings import KeyringStore
 
+    if stored is None:
+        return PasswordSource("unset", "no password stored" if isinstance(store, KeyringStore) else
+                              f"no password in the encrypted file; {KEYRING_NOT_READ}")
     if isinstance(store, KeyringStore):
         return PasswordSource("keyring", f"{store.label} (service {KEYRING_SERVICE!r}, entry {profile.name!r})")
     return PasswordSource("encrypted_file", store.label)
@@ -121,10 +133,18 @@ def resolve_password(profile: Profile) -> str:
     if not value:
         value = read_secret(profile.name, "password")
     if not value:
-        raise ConfigError(f"no password for profile {profile.name!r}",
-                          f"run `xoromail --profile {profile.name} setup`, or set ${ENV_PASSWORD} "
-                          "or password_command")
+        raise missing_password(profile.name)
     return value
+
+
+def missing_password(profile_name: str) -> ConfigError:
+    """No password from any source; with a secrets key given, say that the keyring was not looked at."""
+    from xoromail_cli.stores.encrypted import key_source
+
+    beside = f" ({KEYRING_NOT_READ})" if key_source() is not None else ""
+    return ConfigError(f"no password for profile {profile_name!r}",
+                       f"run `xoromail --profile {profile_name} setup`{beside}, or set ${ENV_PASSWORD} "
+                       "or password_command")
 
 
 def normalize_password(host: str, password: str) -> str:

@@ -107,8 +107,29 @@ def check_writable(config_path: Path) -> None:
                           "check the folder's permissions, or choose another file with --config")
 
 
+def drop_unused_secrets(existing: Profile | None, profile: Profile, secrets: Secrets) -> list[str]:
+    """A profile moved to another service: the password only the old one used (Web Mail's or Exchange's, once the
+    profile signs in to Microsoft 365 or Google) is removed with the save instead of staying unused in the store;
+    the kinds removed. Sign-in tokens stay: `xoromail disconnect` revokes them first, removing them would not."""
+    from xoromail_cli.credentials import list_secrets
+    from xoromail_cli.errors import KeyringUnavailableError
+
+    if existing is None or existing.service == profile.service:
+        return []
+    kept = set(services.get(profile.service).secret_kinds) | set(secrets.staged_kinds())
+    unused = [kind for kind in services.get(existing.service).secret_kinds if kind not in kept and kind == "password"]
+    try:
+        stored = list_secrets(existing.name, unused) if unused else []
+    except KeyringUnavailableError:  # no store here: nothing of it to remove
+        return []
+    for kind in unused:
+        if kind in stored:
+            secrets.delete(kind)
+    return [kind for kind in unused if kind in stored]
+
+
 def save(config_path: Path, profile: Profile, secrets: Secrets) -> None:
-    """Write the settings atomically, then the staged secrets; a keyring failure puts the old file back."""
+    """Write the settings atomically, then the staged secrets; a secret-store failure puts the old file back."""
     previous = config_path.read_bytes() if config_path.is_file() else None
     try:
         config.save_profile(config_path, profile)

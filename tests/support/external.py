@@ -29,3 +29,23 @@ def external_client(name: str, install: str,
     warnings.warn(f"{name} is not installed, so this test {instead}; `{install}` to run it with {name}, as CI "
                   "does", MissingClientWarning, stacklevel=2)
     return None
+
+
+def private_namespaces(instead: str) -> bool:
+    """Whether `unshare --user --map-root-user --mount --net` works here (some systems forbid unprivileged user
+    namespaces, e.g. by an AppArmor default). In CI it must; elsewhere a warning says why the test did not run."""
+    import subprocess
+
+    if external_client("unshare", "apt-get install util-linux", instead=instead) is None or \
+            external_client("ip", "apt-get install iproute2", instead=instead) is None:
+        return False
+    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "--net", "true"],
+                           capture_output=True, text=True, timeout=30, check=False)
+    if probe.returncode == 0:
+        return True
+    reason = probe.stderr.strip() or f"exit {probe.returncode}"
+    if os.environ.get("CI"):
+        raise AssertionError(f"unprivileged user namespaces are not available here ({reason}): CI needs them")
+    warnings.warn(f"unprivileged user namespaces are not available ({reason}), so this test {instead}",
+                  MissingClientWarning, stacklevel=2)
+    return False

@@ -44,8 +44,8 @@ COMMANDS: dict[str, LazyCommand] = {
     "check-domain": LazyCommand("check_domain_cmd", "check_domain",
                                 "Check the sender's domain: the provider its MX implies, SPF, DKIM and DMARC."),
     "disconnect": LazyCommand("disconnect_cmd", "disconnect",
-                              "Remove every secret of the profile from the keyring (a sign-in is revoked first where "
-                              "possible)."),
+                              "Remove every secret of the profile from the secret store (a sign-in is revoked first "
+                              "where possible)."),
     "ledger": LazyCommand("ledger_cmd", "ledger_app", "The sent-ledger: copy it to another database."),
     "relay": LazyCommand("relay_cmd", "relay_app",
                          "Accept the ERP's mail on a local SMTP port and deliver it through the profile's service."),

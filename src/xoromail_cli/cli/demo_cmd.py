@@ -28,7 +28,7 @@ def demo(
     with tempfile.TemporaryDirectory(prefix="xoromail-demo-") as folder:
         if not as_json:
             console.print("[bold]xoromail demo[/]: starting a local mail server (STARTTLS + AUTH, throwaway "
-                          "certificate) on 127.0.0.1; your own settings and keyring are not touched.\n")
+                          "certificate) on 127.0.0.1; your own settings and secret store are not touched.\n")
         result = demonstration.run(Path(folder))
     if as_json:
         print_json(result.to_json())

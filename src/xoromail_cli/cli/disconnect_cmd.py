@@ -14,7 +14,7 @@ def disconnect(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask; needed when stdin is not a terminal.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Remove every secret of the profile from the keyring (a sign-in is revoked first where possible).
+    """Remove every secret of the profile from the secret store (a sign-in is revoked first where possible).
 
     Also the relay's login and a PostgreSQL ledger's password; says which were removed, or that none was stored.
     """
@@ -32,7 +32,8 @@ def disconnect(
                              "pass --yes to remove them without asking")
         from rich.prompt import Confirm
 
-        if not Confirm.ask(f"Remove every secret of profile {profile.name!r} from the keyring?", default=False):
+        where = credentials.store_name()
+        if not Confirm.ask(f"Remove every secret of profile {profile.name!r} from {where}?", default=False):
             raise typer.Exit(1)
     service = services.for_profile(profile)
     kinds = tuple(dict.fromkeys(("password", *service.secret_kinds, *PROFILE_SECRET_KINDS)))
@@ -44,7 +45,7 @@ def disconnect(
     if not removed:
         detail = "no secret of it was stored; nothing was removed"
     elif set(present) - set(service.secret_kinds):
-        detail = f"removed from the secret store: {', '.join(removed)}"
+        detail = f"removed from {credentials.store_name()}: {', '.join(removed)}"
     if as_json:
         print_json({"schema": 1, "ok": True, "profile": profile.name, "service": profile.service, "detail": detail,
                     "removed": present})

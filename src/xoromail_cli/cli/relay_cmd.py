@@ -49,7 +49,7 @@ def relay(
                                         help="Where to accept SMTP (anything but loopback needs --tls-cert).")
                       ] = "127.0.0.1:2525",
     user: Annotated[str | None, typer.Option(
-        "--user", metavar="NAME", help="One login only, for one profile (kept in the keyring); without it, every "
+        "--user", metavar="NAME", help="One login only, for one profile (kept in the secret store); without it, every "
                                        "login of `relay users`.")] = None,
     password_stdin: Annotated[bool, typer.Option(
         "--password-stdin", help="Read the one login's password from the first line of standard input.")] = False,
@@ -148,7 +148,9 @@ def _one_login(ctx: typer.Context, profile_name: str | None, user: str | None, p
     password = stdin_line() if password_stdin else None
     credential, generated = relay_credential(profile.name, user, password, may_show=sys.stderr.isatty())
     if generated:
-        _log(f"relay login created and stored in the keyring; shown this once: user {credential.user} "
+        from xoromail_cli.credentials import store_name
+
+        _log(f"relay login created and stored in {store_name()}; shown this once: user {credential.user} "
              f"password {credential.password}")
     mailbox = open_mailbox(profile, Spool(spool_dir or paths.state_dir() / "relay" / profile.name), options, _log)
     policy = SenderPolicy(mailbox=profile.email, display_name=profile.display_name, allowed=allowed, rewrite=rewrite)

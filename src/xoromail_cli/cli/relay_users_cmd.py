@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -48,8 +49,11 @@ def add(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME", 
     path = state_of(ctx).config_path
     login = RelayLogin(check_login_name(name), profile, tuple(parse_address(a, "--from") for a in senders or ()))
     first = not load_logins(path)
-    generated = add_login(path, login, _password(password_stdin))
-    notes = left_out(path, load_logins(path)) if first else []
+    generated, adopted = add_login(path, login, _password(password_stdin))
+    kept = [f"kept the one-login relay's login {one.name} (profile {one.profile}) as a login of the settings file, "
+            "with its password: `xoromail relay` now serves the settings file's logins, so the program using it "
+            f"keeps working (`xoromail relay users remove {one.name}` if it should not)" for one in adopted]
+    notes = kept + (left_out(path, load_logins(path)) if first else [])
     _show(name, generated, as_json, f"relay login {name} added: delivers through profile {profile}", notes)
 
 
@@ -72,8 +76,7 @@ def list_users(ctx: typer.Context, as_json: JsonOption = False) -> None:
             print_json_line({**login.to_json(), "mailbox": known.email if known else None})
         return
     if not logins:
-        out().print("The relay has no logins: add one with `xoromail relay users add NAME --profile P`.",
-                    markup=False)
+        _no_logins(path)
         return
     table = Table(title_justify="left")
     for column in ("login", "profile", "may send as"):
@@ -83,6 +86,21 @@ def list_users(ctx: typer.Context, as_json: JsonOption = False) -> None:
         addresses = [known.email if known else f"(no profile {login.profile})", *login.senders]
         table.add_row(escape(login.name), escape(login.profile), escape(", ".join(addresses)))
     out().print(table)
+
+
+def _no_logins(path: Path) -> None:
+    """No login in the settings file: name the one-login relays' logins, which work all the same."""
+    from xoromail_cli.cli.console import out
+    from xoromail_cli.relay.users import one_login_relays
+
+    ones = [f"{login.name} (profile {login.profile}: `xoromail --profile {login.profile} relay`)"
+            for login, _ in one_login_relays(path)]
+    if ones:
+        out().print(f"The settings file has no relay logins; the one-login relay's: {', '.join(ones)}. Add "
+                    "logins with `xoromail relay users add NAME --profile P` (the first keeps these).", markup=False)
+    else:
+        out().print("The relay has no logins: add one with `xoromail relay users add NAME --profile P`.",
+                    markup=False)
 
 
 @users_app.command("remove")

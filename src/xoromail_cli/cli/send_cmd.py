@@ -216,8 +216,15 @@ class _Printer:
             print_error(summary.aborted)
         if self.quiet and summary.exit_code == 0:
             return
-        line = f"{event}: {summary.line()}" + ("; re-run to finish" if summary.not_attempted else "")
+        line = f"{event}: {summary.line()}" + (_rerun(int(summary.exit_code)) if summary.not_attempted else "")
         (err() if self.as_json or summary.exit_code else out()).print(line, soft_wrap=True, highlight=False)
+
+
+def _rerun(code: int) -> str:
+    """What finishes a run that left rows: running it again, or first fixing what stopped it (a setting, a
+    refused sign-in, TLS: a re-run alone stops the same way)."""
+    later = (0, 69, 75, 130, 143)  # nothing wrong, the server away, temporary, Ctrl-C, SIGTERM
+    return "; re-run to finish" if code in later else "; fix the error above, then re-run to finish"
 
 
 def _readable(line: str) -> str:

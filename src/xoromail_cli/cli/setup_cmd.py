@@ -44,7 +44,7 @@ def setup(
     reply_to: Annotated[str | None, typer.Option(metavar="ADDR", help="Reply-To for event emails.")] = None,
     ledger: Annotated[str | None, typer.Option(metavar="URL", help=(
         "Sent-ledger: a path, sqlite:///path or postgresql://user@host/db (its password in PGPASSWORD, which "
-        "setup keeps in the keyring; never in the URL)."
+        "setup keeps in the secret store; never in the URL)."
     ))] = None,
     validate_to: Annotated[str | None, typer.Option(
         metavar="ADDR", help="Send the test message here (default: the account itself).")] = None,
@@ -96,9 +96,12 @@ def setup(
         password = attempt.second_chance(password)
     store = wizard is None or wizard.store_password
     kept = attempt.secrets.staged_kinds()
+    dropped = provisioning.drop_unused_secrets(existing, attempt.profile, attempt.secrets)
     provisioning.save(state.config_path, attempt.profile, attempt.secrets)
     if not as_json:
         where = _where_the_secret_is(attempt.profile, attempt.needs_password, kept, password, store)
+        where += f"; the {_kinds(dropped)} of its earlier service {'was' if len(dropped) == 1 else 'were'} removed" \
+            if dropped else ""
         out().print(f"[green]Saved[/] profile {attempt.profile.name!r} to {state.config_path}{escape(where)}")
 
 

@@ -1,4 +1,4 @@
-"""Global options, resolved lazily so `--help` does no file or keyring work."""
+"""Global options, resolved lazily so `--help` does no file or secret-store work."""
 
 from __future__ import annotations
 
@@ -40,8 +40,9 @@ def state_of(ctx: typer.Context) -> AppState:
     return root.obj if isinstance(root.obj, AppState) else AppState()
 
 
-_SUGGESTED = r"`xoromail(?: --(?:config|profile) (?:'[^']*'|[^\s'`]+))* (?=[a-z])"
-"""A command a hint suggests, with whatever global options it already names."""
+_SUGGESTED = r"`xoromail(?: --(?:config|profile) (?:'[^']*'|[^\s'`]+))* (?=[a-z])(?!(?:secrets|sink|demo)\b)"
+"""A command a hint suggests, with whatever global options it already names (not `secrets`, `sink` or `demo`,
+which read neither the settings file nor a profile)."""
 
 
 def suggested_options(state: AppState | None = None) -> str:

@@ -22,7 +22,10 @@ if TYPE_CHECKING:
     from xoromail_cli.validate import ValidationReport
 
 STOP = "stop"
-COMMON_LABELS = {"email": "the email address", "password": "the password", "ca_file": "a CA file to trust",
+AGAIN = "again"
+"""The retry menu's choice after a refused or cancelled sign-in: sign in again with the same answers."""
+COMMON_LABELS = {"again": "none: sign in again with the same answers", "email": "the email address",
+                 "password": "the password", "ca_file": "a CA file to trust",
                  "password_command": "the command that prints the password",
                  "client_secret": "the client secret (its Value)"}
 ANSWER_LABELS = {
@@ -34,7 +37,9 @@ ANSWER_LABELS = {
     "client_id": "the client (application) ID", "certificate": "the certificate file",
     "mode": "delegated or app-only sign-in", "sign_in": "device code or browser sign-in",
     "send_via": "Graph or SMTP", "cloud": "the cloud", "authority_host": "the sign-in host",
-    "graph_url": "the Graph URL", "account": "the account that signs in"}
+    "graph_url": "the Graph URL", "account": "the account that signs in", "no_browser": "whether to open a browser",
+    "service_account": "the service account key file", "client_secret_stdin": "the client secret (its Value)",
+    "client_secret_expires": "the client secret's expiry date"}
 """Plain names of the services' answers in the retry menu (an unknown one is named by its question)."""
 
 
@@ -82,7 +87,7 @@ class Wizard:
             return answer
 
     def keyring_or_alternative(self, answers: SetupAnswers) -> None:
-        """Once a password service is chosen, before its questions: without a keyring the password cannot be
+        """Once a password service is chosen, before its questions: without a secret store the password cannot be
         stored, so say so now and offer a password command or $XOROMAIL_PASSWORD, rather than fail after
         every answer is typed."""
         from rich.markup import escape
@@ -101,7 +106,7 @@ class Wizard:
                 key="keyring", prompt="How should xoromail get the password?", choices=("command", "environment", STOP),
                 labels=("a command that prints it (password_command, e.g. `pass show mail/billing`)",
                         f"${credentials.ENV_PASSWORD}, set for every run (nothing is stored)",
-                        "stop here: I will install a keyring backend first")))
+                        "stop here: I will set up a secret store first")))
             if choice == STOP:
                 raise KeyringUnavailableError(error.message, credentials.NO_KEYRING_HINT) from None
             if choice == "command":
@@ -205,7 +210,7 @@ class Wizard:
         keys = [*self.asked, *(k for k in answers.service_answers if k not in self.asked), "email"]
         if needs_password:
             keys.append("password_command" if answers.password_command else "password")
-        keys.append("ca_file")
+        keys = retry_keys(report, [*keys, "ca_file"])
         labels = menu_labels(keys, self.asked)
         suggested = suggest_change(report, [("password" if key == "password_command" else key) for key in keys])
         suggested = "password_command" if suggested == "password" and answers.password_command else suggested
@@ -220,6 +225,8 @@ class Wizard:
 
         if key == "password":
             return self.ask_password()
+        if key == AGAIN:
+            return None
         if key == "password_command":
             answers.password_command = self.ask(Question(
                 key="password_command", prompt="Command that prints the password", default=answers.password_command,
@@ -240,7 +247,7 @@ class Wizard:
 
 
 def keeps_tokens(service: Service) -> bool:
-    """A sign-in service (Google, Microsoft 365): what it stores are tokens, which only the keyring holds
+    """A sign-in service (Google, Microsoft 365): what it stores are tokens, which only the secret store holds
     (a password command or $XOROMAIL_PASSWORD cannot)."""
     return bool(service.secret_kinds) and "password" not in service.secret_kinds
 
@@ -249,14 +256,14 @@ def require_keyring_for_tokens(label: str) -> None:
     """Stop before the sign-in's questions when nothing could keep its tokens, saying what would."""
     from xoromail_cli import credentials
     from xoromail_cli.errors import KeyringUnavailableError
+    from xoromail_cli.stores.keyrings import TOKEN_HINT
 
     try:
         credentials.ensure_keyring_usable()
     except KeyringUnavailableError as error:
         raise KeyringUnavailableError(
-            f"{label} keeps its sign-in (tokens) in the OS keyring, and there is none here: {error.message}",
-            "install a keyring backend (a Secret Service daemon such as gnome-keyring or KeePassXC) and run setup "
-            "again; a password command or $XOROMAIL_PASSWORD cannot hold tokens. Nothing was saved") from None
+            f"{label} keeps its sign-in (tokens) in a secret store (the OS keyring or the encrypted file), and "
+            f"none may be used here: {error.message}", TOKEN_HINT) from None
 
 
 def _answer(ask: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -271,6 +278,12 @@ def _answer(ask: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
                          ) from None
 
 
+def retry_keys(report: ValidationReport, keys: list[str]) -> list[str]:
+    """The menu's answers; after a failed sign-in, first "sign in again unchanged" (a cancel, a slow approval)."""
+    failed = report.failed
+    return [AGAIN, *keys] if failed is not None and failed.name == "sign-in" else keys
+
+
 def suggest_change(report: ValidationReport, keys: list[str]) -> str:
     """The answer most likely at fault: the password after a refused sign-in, a CA file for an untrusted
     certificate, the server (or provider) when it could not be reached or spoke another protocol."""
@@ -283,9 +296,12 @@ def suggest_change(report: ValidationReport, keys: list[str]) -> str:
         return "password"
     if stage == "send" and int(report.exit_code) == 77:
         return "email"
-    mentioned = _first_mentioned(failed.hint if failed else None, keys)
+    refused = stage == "sign-in" and int(report.exit_code) == 77  # MFA, consent, a policy: the answers were valid
+    mentioned = _first_mentioned(failed.hint if failed else None, keys, flags_only=refused)
     if mentioned is not None:
         return mentioned
+    if AGAIN in keys:
+        return AGAIN
     wanted = ("port", "security") if stage in ("ehlo", "tls") else ("host", "preset", "port")
     return next((key for key in (*wanted, *keys) if key in keys), STOP)
 
@@ -296,9 +312,10 @@ def menu_labels(keys: list[str], asked: dict[str, str]) -> list[str]:
             for key in keys]
 
 
-def _first_mentioned(hint: str | None, keys: list[str]) -> str | None:
+def _first_mentioned(hint: str | None, keys: list[str], *, flags_only: bool = False) -> str | None:
     """The answer a hint talks about first (`client ID …`, `--tenant`), so the retry menu offers what the hint
-    says to fix; the email, password and CA file have rules of their own."""
+    says to fix; the email, password and CA file have rules of their own. With `flags_only`, only an option
+    the hint tells to use counts ("the tenant requires MFA" does not say the tenant is wrong)."""
     if not hint:
         return None
     text = hint.lower()
@@ -306,7 +323,8 @@ def _first_mentioned(hint: str | None, keys: list[str]) -> str | None:
     for key in keys:
         if key in ("email", "password", "ca_file"):
             continue
-        for form in (key.replace("_", " "), f"--{key.replace('_', '-')}"):
+        words = () if key == "sign_in" or flags_only else (key.replace("_", " "),)  # "sign in": in every hint
+        for form in (*words, f"--{key.replace('_', '-')}"):
             found = text.find(form)
             if found >= 0:
                 places[key] = min(found, places.get(key, found))

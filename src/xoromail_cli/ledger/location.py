@@ -2,7 +2,7 @@
 
 The profile's `ledger` setting (or `$XOROMAIL_LEDGER` for one run) is a path, `sqlite:///path` or
 `postgresql://user@host:5432/db?sslmode=verify-full`. A password never stays in the settings file:
-setup moves it to the keyring (kind `ledger_password`), or libpq finds it in `PGPASSWORD`, `~/.pgpass`
+setup moves it to the secret store (kind `ledger_password`), or libpq finds it in `PGPASSWORD`, `~/.pgpass`
 or `PGSERVICEFILE`. Only this module and `ledger_postgres` know about URLs; psycopg is imported only
 once a PostgreSQL ledger is opened.
 """
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from xoromail_cli.ledger.sqlite import SentLedger
 
 ENV_LEDGER = "XOROMAIL_LEDGER"
-SECRET_KIND = "ledger_password"  # noqa: S105  # a keyring entry's kind, not a password
+SECRET_KIND = "ledger_password"  # noqa: S105  # a secret-store entry's kind, not a password
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
 _CONNINFO = re.compile(r"(?:^|\s)(?:host|hostaddr|dbname|user|password|port|sslmode|service)\s*=", re.IGNORECASE)
 """A libpq keyword/value connection string (`host=db user=erp password=…`), which is no file name."""
@@ -116,20 +116,20 @@ def refuse_password(value: str, option: str) -> None:
         raise UsageError(f"{option} is a libpq 'key=value' string{secret}, which would be taken for a file name; "
                          "nothing was changed",
                          "give the ledger as postgresql://user@host/db, and its password in PGPASSWORD (setup then "
-                         "keeps it in the keyring) or ~/.pgpass", field="ledger")
+                         "keeps it in the secret store) or ~/.pgpass", field="ledger")
     if found.is_postgres and found.password is not None:
         from xoromail_cli.errors import UsageError
 
         raise UsageError(f"{option} has a password in its URL, where every user of this machine can see it "
                          "(ps) and the shell history keeps it; nothing was changed",
                          f"give the URL without it ({found.url}) and the password the way PostgreSQL's own "
-                         "tools take it: in PGPASSWORD (setup then keeps it in the keyring), or in ~/.pgpass",
+                         "tools take it: in PGPASSWORD (setup then keeps it in the secret store), or in ~/.pgpass",
                          field="ledger")
 
 
 def keep_password_apart(value: str, environ: Mapping[str, str] | None = None) -> tuple[str, str | None]:
     """For `setup --ledger URL`: the URL to save (one with a password is refused), and the password setup keeps
-    in the keyring with the profile's other secrets: libpq's `PGPASSWORD`, when set."""
+    in the secret store with the profile's other secrets: libpq's `PGPASSWORD`, when set."""
     refuse_password(value, "--ledger")
     found = parse(value)
     if not found.is_postgres:

@@ -103,7 +103,7 @@ def connect_failure(where: str, exc: Exception) -> XoromailError:
                                 "nothing was sent")
     if "password authentication failed" in lowered or "no password supplied" in lowered:
         return TemporaryError(message, "store the right password with `PGPASSWORD=… xoromail setup --ledger "
-                              "URL` (it goes to the keyring), or give it in PGPASSWORD or ~/.pgpass; "
+                              "URL` (it goes to the secret store), or give it in PGPASSWORD or ~/.pgpass; "
                               "nothing was sent")
     if "ssl" in lowered or "certificate" in lowered:
         return TemporaryError(message, "the server's TLS was refused: with sslmode=verify-full set sslrootcert= "

@@ -13,7 +13,7 @@ from xoromail_cli.errors import ConfigError, UsageError
 from xoromail_cli.relay.auth_limits import check_password_strength
 from xoromail_cli.relay.server import RelayCredential
 
-USER_KIND, PASSWORD_KIND = "relay_user", "relay_password"  # keyring kinds, not the secrets
+USER_KIND, PASSWORD_KIND = "relay_user", "relay_password"  # secret-store kinds, not the secrets
 DEFAULT_USER = "erp"
 
 

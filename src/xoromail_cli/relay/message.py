@@ -1,9 +1,9 @@
 """From an SMTP session to an `Envelope`: who may send, who is Bcc, and the headers kept as they came.
 
 The message's bytes are kept as submitted except for three header edits: a Bcc header is removed (the
-recipients it named stay in the envelope), a missing Message-ID is added (the ledger's idempotency key is
-made from it), and under `--rewrite-from` a From the mailbox may not send as becomes the mailbox, with the
-original in Reply-To.
+recipients it named stay in the envelope), a missing Message-ID is added (made from the envelope and the
+content, as the ledger's idempotency key is: the same submission twice is delivered once), and under
+`--rewrite-from` a From the mailbox may not send as becomes the mailbox, with the original in Reply-To.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.utils import getaddresses
 
+from xoromail_cli.addresses import domain_of
 from xoromail_cli.compose.envelope import Envelope
-from xoromail_cli.compose.mime import encode_header, format_sender, make_message_id
+from xoromail_cli.compose.mime import encode_header, format_sender
 from xoromail_cli.errors import DataError
+from xoromail_cli.relay.outcomes import generated_message_id
 
 SEND_AS_REPLY = ("550 5.7.60 The mailbox {mailbox} may not send as {address}: send from {mailbox}, or give the "
                  "mailbox Send As rights for it and start the relay with --allow-from {address}, or start it "
@@ -158,8 +160,8 @@ def accept_message(data: bytes | bytearray, mail_from: str, rcpt_tos: tuple[str,
     bcc = tuple(address for address in rcpt_tos if address not in to and address not in cc)
     kept = [field for field in fields if _name(field) not in ("bcc", "resent-bcc")]
     message_id = (values.get("message-id") or [""])[0].strip()
-    if not message_id:
-        message_id = make_message_id(policy.mailbox)
+    if not message_id:  # made from the content: the same submission again gets the same one (outcomes)
+        message_id = generated_message_id(data, mail_from, rcpt_tos, domain_of(policy.mailbox))
         kept.append(encode_header("Message-ID", message_id))
     sender = mail_from
     strangers = _strangers(values, mail_from, policy)

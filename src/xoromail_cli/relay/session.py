@@ -7,6 +7,8 @@ What the subclass adds to aiosmtpd (imported only when the relay starts):
   and bare-LF messages are one "line" to a CRLF reader), the size counted as it comes (a message over the
   service's maximum is drained and answered `552 5.3.4`, never kept), at most `in_data` messages at once;
   only `<CRLF>.<CRLF>` ends the data (no `\\n.\\n` smuggling);
+- NOOP and RSET are counted per accepted message, not per connection (`PER_MESSAGE_CALLS`): a pooled client
+  may check its connection before each message; AUTH keeps aiosmtpd's per-connection count;
 - a failed STARTTLS handshake is logged with the peer and what the client offered, and no exception text
   reaches a client (`451`, the type in the log).
 """
@@ -22,7 +24,7 @@ from aiosmtpd.smtp import SMTP, TLSSetupException
 
 from xoromail_cli.relay.auth_limits import AuthGuard
 from xoromail_cli.relay.delivery import event_line
-from xoromail_cli.relay.limits import ConnectionGate, SessionLimits, plain_ip
+from xoromail_cli.relay.limits import PER_MESSAGE_CALLS, ConnectionGate, SessionLimits, plain_ip
 from xoromail_cli.relay.tls import describe_handshake_failure
 
 _LINE_BREAK = re.compile(rb"[\r\n]")
@@ -55,6 +57,8 @@ class RelaySMTP(SMTP):
         self._released = False
         self._data_seen = 0.0
         self._login_timer: asyncio.TimerHandle | None = None
+        self._calls = dict(PER_MESSAGE_CALLS)
+        """What is left of NOOP's and RSET's budget until the next accepted message."""
         super().__init__(handler, data_size_limit=limits.max_size, timeout=limits.idle, **options)
 
     # --- connection ---------------------------------------------------------------------------------------
@@ -127,6 +131,30 @@ class RelaySMTP(SMTP):
         if self.session is not None and self.session.authenticated and self._login_timer is not None:
             self._login_timer.cancel()
 
+    # --- NOOP and RSET, counted per message -------------------------------------------------------------------
+
+    async def _spend(self, command: str) -> bool:
+        """One of `command`'s calls until the next accepted message; over the budget, 421 and the end."""
+        left = self._calls[command]
+        if left < 1:
+            self.gate.quiet(f"calls:{self.ip}:{command}", "too-many-commands", ip=self.ip, peer=self.peer_text,
+                            command=command, limit=PER_MESSAGE_CALLS[command])
+            await self.push(f"421 4.7.0 {command} sent too many times without a message; closing")
+            transport: Any = self.transport
+            if transport is not None:
+                transport.close()
+            return False
+        self._calls[command] = left - 1
+        return True
+
+    async def smtp_NOOP(self, arg: str) -> None:
+        if await self._spend("NOOP"):
+            await super().smtp_NOOP(arg)
+
+    async def smtp_RSET(self, arg: str) -> None:
+        if await self._spend("RSET"):
+            await super().smtp_RSET(arg)
+
     # --- DATA ----------------------------------------------------------------------------------------------
 
     async def smtp_DATA(self, arg: str) -> None:
@@ -158,6 +186,8 @@ class RelaySMTP(SMTP):
         finally:
             self.slots.release()
         self.envelope = self._create_envelope()
+        if isinstance(status, str) and status.startswith("250"):
+            self._calls = dict(PER_MESSAGE_CALLS)  # accepted: a pool's next NOOP or RSET is that message's
         await self.push(status)
 
     async def _read_data(self) -> tuple[bytearray, str | None]:

@@ -108,9 +108,10 @@ def _save(path: Path, logins: dict[str, RelayLogin]) -> None:
     atomic_write(path, tomli_w.dumps(document).encode("utf-8"))
 
 
-def add_login(path: Path, login: RelayLogin, password: str | None) -> str | None:
+def add_login(path: Path, login: RelayLogin, password: str | None) -> tuple[str | None, list[RelayLogin]]:
     """Save the login and store its password (generated when None: returned, for the caller to show once).
-    When it is the first login, `left_out` says which one-login relay's login `relay` stops serving."""
+    The first login also adopts the one-login relays' logins (see `_adopt_one_login_relays`), returned too;
+    `left_out` names any it could not adopt (a name already taken)."""
     from xoromail_cli import config
 
     check_login_name(login.name)
@@ -121,9 +122,38 @@ def add_login(path: Path, login: RelayLogin, password: str | None) -> str | None
                          f"remove it first (`xoromail relay users remove {login.name}`), or rotate its password "
                          f"with `xoromail relay users password {login.name}`")
     generated = set_password(login.name, password)
+    adopted = _adopt_one_login_relays(path, login.name) if not logins else []
+    logins.update({kept.name: kept for kept in adopted})
     logins[login.name] = login
     _save(path, logins)
-    return generated
+    return generated, adopted
+
+
+def one_login_relays(path: Path) -> list[tuple[RelayLogin, str]]:
+    """The one-login relay's login of each profile that has one (`relay --user NAME --password-stdin`, kept
+    beside the profile's secrets), with its password."""
+    from xoromail_cli import config
+    from xoromail_cli.credentials import read_secret
+    from xoromail_cli.relay.credential import DEFAULT_USER, PASSWORD_KIND, USER_KIND
+
+    found: list[tuple[RelayLogin, str]] = []
+    for name in config.load(path).profiles:
+        password = read_secret(name, PASSWORD_KIND)
+        user = read_secret(name, USER_KIND) or DEFAULT_USER
+        if password and _NAME.fullmatch(user):
+            found.append((RelayLogin(user, name), password))
+    return found
+
+
+def _adopt_one_login_relays(path: Path, taken: str) -> list[RelayLogin]:
+    """The one-login relays' logins as logins of the settings file: once the file has logins, `xoromail relay`
+    serves only those, and the ERP already using such a login would be refused after the relay's next start."""
+    adopted: list[RelayLogin] = []
+    for login, password in one_login_relays(path):
+        if login.name not in (taken, *(kept.name for kept in adopted)):
+            set_password(login.name, password)
+            adopted.append(login)
+    return adopted
 
 
 def set_password(name: str, password: str | None) -> str | None:

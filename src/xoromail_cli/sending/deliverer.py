@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from xoromail_cli.errors import ExitCode, StageFailedError
 from xoromail_cli.pacing import Backoff, RateLimiter, now
@@ -64,6 +64,7 @@ class Deliverer:
     """Told each time the transport has opened (signed in): a parallel run starts the others after the first."""
     _connected: bool = field(default=False, init=False)
     _opened_before: bool = field(default=False, init=False)
+    _pipelines: bool | None = field(default=None, init=False)
 
     @property
     def owner(self) -> tuple[str, str, str]:
@@ -75,8 +76,11 @@ class Deliverer:
 
     @property
     def pipeliner(self) -> PipeliningTransport | None:
-        """The transport, when it can announce the next envelope behind this one's data (checked once: slow)."""
-        return self.transport if isinstance(self.transport, PipeliningTransport) else None
+        """The transport, when it can announce the next envelope behind this one's data (checked once per
+        Deliverer: isinstance against a runtime-checkable Protocol costs as much as composing a message)."""
+        if self._pipelines is None:
+            self._pipelines = isinstance(self.transport, PipeliningTransport)
+        return cast("PipeliningTransport", self.transport) if self._pipelines else None
 
     def report_interrupted(self) -> list[MessageResult]:
         """What an earlier run left in flight under this event: reported once (and settled), before sending."""
@@ -147,9 +151,11 @@ class Deliverer:
             self.before_delivery(len(envelope.recipients))
         return True
 
-    def send(self, envelope: Envelope, key: str, row: int = 0, following: Envelope | None = None) -> MessageResult:
+    def send(self, envelope: Envelope, key: str, row: int = 0, following: Envelope | None = None,
+             meanwhile: Callable[[], None] | None = None) -> MessageResult:
         """Send with retries (its turn taken already); recipients refused with a 4xx are retried alone, never
-        the ones that got it. `following`, on a pipelining transport, is announced behind this one's data.
+        the ones that got it. `following`, on a pipelining transport, is announced behind this one's data;
+        `meanwhile` (see `PipeliningTransport.send_then`) runs on the first attempt only, if its data goes.
 
         The ledger row of the first delivery always says who is still owed, so a run that stops at any
         point (signal, sign-in refused, quota) leaves the next run exactly the recipients left to do.
@@ -158,7 +164,9 @@ class Deliverer:
         while True:
             tries.attempt += 1
             marker = InFlight(self.ledger, self.owner, self.event, key, tries.pending, row or None)
-            delivery = self._attempt(tries.pending, marker, tries.attempt, following if tries.attempt == 1 else None)
+            first = tries.attempt == 1
+            delivery = self._attempt(tries.pending, marker, tries.attempt, following if first else None,
+                                     meanwhile if first else None)
             settle = self._after_lost_answer if delivery.unknown else self._after_answer
             result = settle(tries, marker, delivery, key, row)
             if result is not None:
@@ -264,7 +272,8 @@ class Deliverer:
             result.reply = f"{result.reply} (a possible duplicate: an earlier attempt's answer was lost)"
         return result
 
-    def _attempt(self, envelope: Envelope, marker: InFlight, attempt: int, following: Envelope | None) -> Delivery:
+    def _attempt(self, envelope: Envelope, marker: InFlight, attempt: int, following: Envelope | None,
+                 meanwhile: Callable[[], None] | None = None) -> Delivery:
         """One try: (re)connect if needed, then send. A connection lost before the data is temporary; once the
         message's data went out, its fate is unknown: it stays in flight for the next run to report."""
         assert self.transport is not None
@@ -276,8 +285,9 @@ class Deliverer:
                 assert self.transport.max_message_size is not None
                 return too_large(len(envelope.data), self.transport.max_message_size, self.transport.name,
                                  getattr(self.transport, "size_hint", None))
-            if following is not None and isinstance(self.transport, PipeliningTransport):
-                return self.transport.send_then(envelope, marker.mark, following)
+            pipeliner = self.pipeliner if following is not None or meanwhile is not None else None
+            if pipeliner is not None:
+                return pipeliner.send_then(envelope, marker.mark, following, meanwhile)
             return self.transport.send(envelope, before_data=marker.mark)
         except StageFailedError as failure:
             self._disconnect()

@@ -25,7 +25,7 @@ from xoromail_cli.sending.rows import InOrder, Item, JobSource, batch_items, inv
 
 if TYPE_CHECKING:
     from xoromail_cli.ledger.sqlite import SentLedger as Ledger
-    from xoromail_cli.services.base import Transport
+    from xoromail_cli.services.base import PipeliningTransport, Transport
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,7 @@ class Sender:
         taken = source.take()
         prepared: _Ready | MessageResult | None = None
         announced = False
+        carried: _Early | None = None
         pipeliner = self.deliverer.pipeliner
         while taken is not None and not source.halted():
             place, item = taken
@@ -125,24 +126,46 @@ class Sender:
                 emit(place, prepared)
                 if prepared.stops_batch:
                     return prepared
-                taken, prepared, announced = source.take(), None, False
-                continue
-            if not announced:
-                self.deliverer.pace(prepared.envelope)
-            upcoming = source.take(wait=False) if pipeliner is not None and pipeliner.pipelining else None
-            ahead, ahead_announced = self._look_ahead(prepared, upcoming)
-            result = self.deliverer.send(prepared.envelope, prepared.key, prepared.job.row,
-                                         ahead.envelope if isinstance(ahead, _Ready) and ahead_announced else None)
-            emit(place, result)
-            if result.stops_batch:
-                return result
-            taken = upcoming if upcoming is not None else source.take()
-            prepared, announced = ahead, ahead_announced
+                after = carried or _Next()
+            else:
+                if not announced:
+                    self.deliverer.pace(prepared.envelope)
+                result, after = self._deliver(prepared, source, pipeliner, carried)
+                emit(place, result)
+                if result.stops_batch:
+                    return result
+            if after.error is not None:
+                raise after.error
+            taken = after.upcoming if after.upcoming is not None else source.take()
+            prepared, announced, carried = after.ahead, after.announced, after.carried
         return None
 
-    def _look_ahead(self, current: _Ready, upcoming: tuple[int, Item] | None) -> tuple[_Ready | MessageResult | None,
-                                                                                       bool]:
-        """Prepare the next item now, and say whether its envelope may go out behind `current`'s data.
+    def _deliver(self, prepared: _Ready, source: JobSource, pipeliner: PipeliningTransport | None,
+                 carried: _Early | None) -> tuple[MessageResult, _Next]:
+        """Send `prepared`; returns its result and what is known of the next item (see `_Next`). `carried` is
+        the item after `prepared`, if it was taken (and prepared) while the previous message's reply was awaited.
+
+        Pipelining: the next item is prepared and announced behind this message's data (`_look_ahead`), and the
+        one after it is prepared while the replies are awaited. Lock-step: the next item is prepared then."""
+        if pipeliner is None:
+            return self.deliverer.send(prepared.envelope, prepared.key, prepared.job.row), _Next()
+        if not pipeliner.pipelining:
+            early = _Early(self, source, frozenset({prepared.key}))
+            return self.deliverer.send(prepared.envelope, prepared.key, prepared.job.row, meanwhile=early), early
+        upcoming, made = (carried.upcoming, carried.ahead) if carried and carried.upcoming else (
+            source.take(wait=False), None)
+        ahead, ahead_announced = self._look_ahead(prepared, upcoming, made)
+        # the one after `ahead` must differ from both keys: neither is recorded as sent while it is prepared
+        then = _Early(self, source, frozenset({prepared.key, ahead.key})) if isinstance(ahead, _Ready) else None
+        result = self.deliverer.send(prepared.envelope, prepared.key, prepared.job.row,
+                                     ahead.envelope if isinstance(ahead, _Ready) and ahead_announced else None,
+                                     meanwhile=then)
+        return result, _Next(upcoming, ahead, ahead_announced, then)
+
+    def _look_ahead(self, current: _Ready, upcoming: tuple[int, Item] | None,
+                    made: _Ready | MessageResult | None = None) -> tuple[_Ready | MessageResult | None, bool]:
+        """Prepare the next item now (unless `made` is its preparation already, checked against `current`'s key
+        when it was made), and say whether its envelope may go out behind `current`'s data.
 
         It may when its rate slot is due already (pacing stays exact: no MAIL FROM before its time) and its
         key differs from `current`'s (a repeated row must see `current`'s ledger row before it is checked).
@@ -152,15 +175,33 @@ class Sender:
         item = upcoming[1]
         if isinstance(item, MessageResult):
             return item, False
-        if idempotency_key(self.event, item, self.key_template) == current.key:
-            return None, False
-        try:
-            prepared = self._prepare(item)
-        except XoromailError:
-            return None, False  # prepared again in its turn, after `current`, and reported there
+        prepared = made
+        if prepared is None:
+            key = idempotency_key(self.event, item, self.key_template)
+            if key == current.key:
+                return None, False
+            try:
+                prepared = self._prepare(item, key)
+            except XoromailError:
+                return None, False  # prepared again in its turn, after `current`, and reported there
         if isinstance(prepared, _Ready) and self.deliverer.reserve(prepared.envelope):
             return prepared, True
         return prepared, False
+
+    def prepare_early(self, avoid: frozenset[str], upcoming: tuple[int, Item] | None) -> _Ready | MessageResult | None:
+        """An item prepared while a reply is awaited, or None to prepare it in its turn: when its key is one of
+        `avoid` (the messages not yet recorded: it must see their ledger rows) or preparing it failed (reported in
+        its turn, as before). Nothing goes out early: its pace and its MAIL FROM wait for its turn."""
+        if upcoming is None:
+            return None
+        item = upcoming[1]
+        if isinstance(item, MessageResult):
+            return item
+        try:
+            key = idempotency_key(self.event, item, self.key_template)
+            return None if key in avoid else self._prepare(item, key)
+        except Exception:  # noqa: BLE001  # prepared again in its turn, which reports the error as before
+            return None
 
     def _too_large_on_disk(self, job: SendJob, key: str) -> MessageResult | None:
         """Attachments too large for the service, refused by their size on disk before any is read. For files
@@ -178,9 +219,10 @@ class Sender:
                              status="failed", reply=refusal.reply, hint=refusal.hint, exit_code=refusal.exit_code,
                              key=key)
 
-    def _prepare(self, job: SendJob) -> _Ready | MessageResult:
-        """Everything before sending: already sent (skipped), owed recipients only, composed; or a dry run."""
-        key = idempotency_key(self.event, job, self.key_template)
+    def _prepare(self, job: SendJob, key: str | None = None) -> _Ready | MessageResult:
+        """Everything before sending: already sent (skipped), owed recipients only, composed; or a dry run.
+        `key` is the job's idempotency key when the caller has it already."""
+        key = key if key is not None else idempotency_key(self.event, job, self.key_template)
         owed = self.deliverer.owed(key, job.row, job.recipients.envelope)
         if isinstance(owed, MessageResult):
             return owed
@@ -198,3 +240,39 @@ class Sender:
                                  status="dry-run", reply="not sent (dry run)", message_id=restricted.message_id,
                                  key=key, rendered=rendered, envelope=restricted)
         return _Ready(job, restricted, key)
+
+
+class _Next:
+    """What a send left known of the next item: taken already (`upcoming`), prepared (`ahead`), its envelope
+    announced behind the data (pipelining), or the error taking it raised, raised once this message is reported."""
+
+    def __init__(self, upcoming: tuple[int, Item] | None = None, ahead: _Ready | MessageResult | None = None,
+                 announced: bool = False, carried: _Early | None = None) -> None:
+        self.upcoming, self.ahead, self.announced, self.carried = upcoming, ahead, announced, carried
+        """`carried`: the item after `ahead`, taken while the replies were awaited (pipelining)."""
+        self._error: Exception | None = None
+
+    @property
+    def error(self) -> Exception | None:
+        return self._error if self._error is not None else self.carried.error if self.carried else None
+
+
+class _Early(_Next):
+    """`meanwhile` of a lock-step send: takes the next item and prepares it (ledger lookup, render, MIME) while
+    the server works on the current message's data, whose reply is read afterwards. Runs at most once."""
+
+    def __init__(self, sender: Sender, source: JobSource, avoid: frozenset[str]) -> None:
+        super().__init__()
+        self._sender, self._source, self._avoid = sender, source, avoid
+        self._called = False
+
+    def __call__(self) -> None:
+        if self._called:
+            return
+        self._called = True
+        try:
+            self.upcoming = self._source.take(wait=False)
+        except Exception as error:  # noqa: BLE001  # a failing batch reader: raised after this message is recorded
+            self._error = error
+            return
+        self.ahead = self._sender.prepare_early(self._avoid, self.upcoming)

@@ -115,13 +115,15 @@ class PipeliningTransport(Transport, Protocol):
     pipelining: bool
 
     def send_then(self, envelope: Envelope, before_data: Callable[[], None] | None,
-                  following: Envelope | None) -> Delivery:
+                  following: Envelope | None, meanwhile: Callable[[], None] | None = None) -> Delivery:
         """`send`, handing over `following`'s envelope commands behind this message's data. `before_data` is
-        still called just before *this* message's data; `following` is not sent until its own call."""
+        still called just before *this* message's data; `following` is not sent until its own call.
+        `meanwhile` (the caller's own work, which must not raise) runs at most once, after this message's data
+        is written and before its reply is read: it overlaps the server's work on the message."""
 
 
 class SecretStore(Protocol):
-    """A profile's secrets by kind; `credentials.Secrets` is the real one (keyring, staged during setup)."""
+    """A profile's secrets by kind; `credentials.Secrets` is the real one (the secret store, staged in setup)."""
 
     def get(self, kind: str) -> str | None:
         """The secret, or None when there is none."""
@@ -206,7 +208,7 @@ class Service(Protocol):
     label: str
     """As on the ERP's setup screen, e.g. "Web Mail (SMTP)"."""
     secret_kinds: tuple[str, ...]
-    """The keyring entries this service keeps for a profile ("password", "refresh_token", …)."""
+    """The secret-store entries this service keeps for a profile ("password", "refresh_token", …)."""
     setup_options: tuple[SetupOption, ...]
 
     def settings_from_table(self, table: Mapping[str, Any]) -> ServiceSettings:
@@ -221,7 +223,7 @@ class Service(Protocol):
         """The flags a non-interactive setup still needs (`secret_known`: a password is at hand)."""
 
     def needs_password(self, settings: ServiceSettings, email: str) -> bool:
-        """Whether these settings sign in with a password (setup asks for one, the keyring keeps it)."""
+        """Whether these settings sign in with a password (setup asks for one, the secret store keeps it)."""
 
     def normalize_secret(self, settings: ServiceSettings, kind: str, value: str) -> str:
         """A secret as the service wants it (Google's app passwords lose their spaces)."""
@@ -340,7 +342,9 @@ class ServiceBase(Generic[S]):
             secrets.delete(kind)
         what = " and ".join(kind.replace("_", " ") for kind in self.secret_kinds)
         verb = "was" if len(self.secret_kinds) == 1 else "were"
-        return f"the stored {what} {verb} removed from the OS keyring"
+        from xoromail_cli.credentials import store_name
+
+        return f"the stored {what} {verb} removed from {store_name()}"
 
     def limits(self, profile: Profile) -> Limits | None:
         return None

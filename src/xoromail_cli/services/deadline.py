@@ -10,12 +10,14 @@ than the time remaining. Requests made through requests/urllib3, whose reads we 
 from __future__ import annotations
 
 import contextlib
+import math
 import select
 import socket
 import ssl
 import threading
 import time
 
+_HAS_POLL = hasattr(select, "poll")
 MIN_TRANSFER_RATE = 16 * 1024
 """Bytes per second a message's transfer may not fall below on average: 25 MB gets about 27 minutes."""
 
@@ -61,28 +63,61 @@ def transfer_seconds(size: int, timeout: float) -> float:
 
 
 def recv(sock: socket.socket, deadline: Deadline, *, started: bool = True, size: int = 65536) -> bytes:
-    """One receive that returns data, b"" at the end of the stream, or raises when the deadline passes."""
-    sock.settimeout(deadline.wait(started=started))
-    try:
-        return sock.recv(size)
-    except TimeoutError:
-        raise DeadlineExceededError(deadline.what, deadline.seconds, started=started) from None
+    """One receive that returns data, b"" at the end of the stream, or raises when the deadline passes.
+
+    The socket is left non-blocking; each read waits first with a `poll` cut to the deadline (a reply is rarely
+    there before it is asked for, and a read that finds nothing costs a raised exception). No system call goes
+    to changing the socket's timeout, as `settimeout` does on every call."""
+    _nonblocking(sock)
+    writing = False
+    while True:
+        left = deadline.wait(started=started)  # also when data keeps coming: a server dripping bytes
+        if writing or not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+            _wait(sock, writing, left)
+        try:
+            return sock.recv(size)
+        except (BlockingIOError, ssl.SSLWantReadError):  # nothing yet, or part of a TLS record: wait again
+            writing = False
+        except ssl.SSLWantWriteError:  # TLS has to write before it can read (a renegotiation)
+            writing = True
 
 
 def send_all(sock: socket.socket, data: bytes, deadline: Deadline, timeout: float) -> None:
-    """Send everything before the deadline; a stalled peer fails after `timeout` (or sooner)."""
+    """Send everything before the deadline; a stalled peer (nothing taken for `timeout`) fails sooner.
+
+    Non-blocking like `recv`: a write the socket's buffer takes is one system call, without a `poll` first."""
     view = memoryview(data)
-    previous = sock.gettimeout()
-    try:
-        while view:
-            sock.settimeout(min(timeout, deadline.wait()))
-            try:
-                sent = sock.send(view[:65536])
-            except TimeoutError:
-                raise DeadlineExceededError(deadline.what, deadline.seconds) from None
+    _nonblocking(sock)
+    stalled_at = time.monotonic() + timeout
+    while view:
+        left = min(stalled_at - time.monotonic(), deadline.wait())
+        if left <= 0:
+            raise DeadlineExceededError(deadline.what, deadline.seconds)
+        try:
+            sent = sock.send(view[:65536])
+        except (BlockingIOError, ssl.SSLWantWriteError):
+            _wait(sock, True, left)
+        except ssl.SSLWantReadError:
+            _wait(sock, False, left)
+        else:
             view = view[sent:]
-    finally:
-        sock.settimeout(previous)
+            if sent:
+                stalled_at = time.monotonic() + timeout
+
+
+def _nonblocking(sock: socket.socket) -> None:
+    if sock.gettimeout() != 0:
+        sock.settimeout(0)
+
+
+def _wait(sock: socket.socket, writing: bool, seconds: float) -> None:
+    """Wait until `sock` can be written (or read) or `seconds` pass; the caller then checks its deadline."""
+    if _HAS_POLL:
+        poller = select.poll()
+        poller.register(sock, select.POLLOUT if writing else select.POLLIN)
+        poller.poll(max(1, math.ceil(seconds * 1000)))
+    else:  # Windows has no poll(); its select() is not limited to descriptors below 1024
+        select.select([] if writing else [sock], [sock] if writing else [], [], seconds)
 
 
 def handshake(context: ssl.SSLContext, sock: socket.socket, host: str, seconds: float) -> ssl.SSLSocket:

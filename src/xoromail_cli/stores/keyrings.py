@@ -33,12 +33,19 @@ NAMES = {
     "keyring.backends.macOS.Keyring": "macOS Keychain",
     "keyring.backends.Windows.WinVaultKeyring": "Windows Credential Manager",
 }
-ALTERNATIVES = (
+STORES = (
     "use a Secret Service (gnome-keyring or KeePassXC in your desktop session); on a server, the encrypted "
     "store: `xoromail secrets init-key ~/.config/xoromail/secrets.key` then XOROMAIL_SECRETS_KEY=that path for "
-    "every run (or the systemd credential xoromail-secrets.key, see docs/credentials.md); or give the password "
-    "another way: setup --password-command CMD (password_command), or $XOROMAIL_PASSWORD at run time"
+    "every run (or the systemd credential xoromail-secrets.key, see docs/credentials.md)"
 )
+ALTERNATIVES = (
+    STORES + "; or give the password another way: setup --password-command CMD (password_command), or "
+    "$XOROMAIL_PASSWORD at run time"
+)
+TOKEN_HINT = (
+    STORES + "; then run setup again. A password command or $XOROMAIL_PASSWORD cannot hold tokens. Nothing was saved"
+)
+"""For a sign-in service (Google, Microsoft 365) with no store it may use: only a store can keep its tokens."""
 CRON_HINT = (
     "give the password to this job another way: set `password_command` in the profile (setup "
     "--password-command CMD; a command that prints it, e.g. `cat ~/.config/xoromail/password` of a 0600 file), "

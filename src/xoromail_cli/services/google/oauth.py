@@ -31,9 +31,9 @@ SEND_SCOPE = "https://www.googleapis.com/auth/gmail.send"
 SCOPES = ("openid", "https://www.googleapis.com/auth/userinfo.email", SEND_SCOPE)
 """The narrowest that send, plus who signed in. Full URLs, because Google answers with them and oauthlib
 refuses a token whose scopes differ from the request's. Never `https://mail.google.com/` (restricted)."""
-REFRESH_TOKEN = "refresh_token"  # noqa: S105  # names of keyring entries, not secrets
-ACCESS_TOKEN = "access_token"  # noqa: S105  # names of keyring entries, not secrets
-CLIENT_SECRET = "client_secret"  # noqa: S105  # names of keyring entries, not secrets
+REFRESH_TOKEN = "refresh_token"  # noqa: S105  # names of secret-store entries, not secrets
+ACCESS_TOKEN = "access_token"  # noqa: S105  # names of secret-store entries, not secrets
+CLIENT_SECRET = "client_secret"  # noqa: S105  # names of secret-store entries, not secrets
 SERVICE_ACCOUNT_KEY = "service_account_key"
 """A Workspace service account's key JSON (`service_account.py`), instead of a refresh token."""
 SECRET_KINDS = (REFRESH_TOKEN, ACCESS_TOKEN, CLIENT_SECRET, SERVICE_ACCOUNT_KEY)

@@ -48,7 +48,8 @@ SETUP_OPTIONS = (
                 "Google Cloud console)", metavar="FILE", kind="path"),
     SetupOption(flag="--service-account", key="service_account",
                 help="Google Workspace without a browser: a service account's key JSON with domain-wide delegation "
-                "for gmail.send (kept in the keyring; the file may then be deleted)", metavar="KEY.json", kind="path"),
+                "for gmail.send (kept in the secret store; the file may then be deleted)", metavar="KEY.json",
+                kind="path"),
     SetupOption(flag="--no-browser", key="no_browser",
                 help="print the sign-in URL instead of opening a browser (headless "
                 "servers: forward the redirect port with ssh -L)", metavar=None, kind="flag"),
@@ -138,7 +139,7 @@ class GoogleService(ServiceBase[GoogleSettings]):
                 notify: Callable[[str], None], open_browser: bool = True, ca_file: str | None = None,
                 timeout: float = 30.0) -> Connected:
         """Setup's sign-in step: Connect and Allow, then stage the secrets (setup commits them only after a
-        passing validation). The client secret comes from the JSON, else from the keyring (a re-sign-in)."""
+        passing validation). The client secret comes from the JSON, else from the secret store (a re-sign-in)."""
         client_secret = secrets.get(oauth.CLIENT_SECRET)
         if settings.client_secrets_file:
             try:
@@ -231,7 +232,9 @@ class GoogleService(ServiceBase[GoogleSettings]):
         if settings.service_account:
             for kind in oauth.SECRET_KINDS:
                 secrets.delete(kind)
-            return (f"the service account key was removed from the OS keyring; to revoke it everywhere, delete the "
+            from xoromail_cli.credentials import store_name
+
+            return (f"the service account key was removed from {store_name()}; to revoke it everywhere, delete the "
                     f"key of {settings.service_account} in the Cloud console, or remove client ID "
                     f"{settings.client_id} from the Admin console's domain-wide delegation")
         return oauth.disconnect(settings, secrets, ca_file=profile.ca_file, timeout=profile.timeout).detail

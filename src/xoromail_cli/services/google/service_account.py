@@ -3,7 +3,7 @@
 The token request is google-auth's own (`google.oauth2.service_account.Credentials` with `subject` = the mailbox
 and the one scope `gmail.send`): a JWT (RS256) signed with the account's key, traded at the key's `token_uri`
 for an access token. No refresh token exists, so nothing can expire after 7 days or be lost; the key JSON is a
-secret (kind `service_account_key`, in the keyring) and the file may be deleted after setup. google-auth is
+secret (kind `service_account_key`, in the secret store) and the file may be deleted after setup. google-auth is
 imported only when a token is fetched.
 """
 

@@ -1,6 +1,6 @@
 """The Google profile's own table: the OAuth client's public parts and where the Gmail API is.
 
-The client secret of the downloaded client-secrets JSON goes to the keyring, never into this table.
+The client secret of the downloaded client-secrets JSON goes to the secret store, never into this table.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class GoogleSettings:
     """ISO time the refresh token dies (consent screen in Testing: 7 days), when Google said so."""
     service_account: str | None = None
     """The service account's email when it signs in as the mailbox (domain-wide delegation); then `client_id` is
-    the service account's numeric client ID and the key JSON lives in the keyring."""
+    the service account's numeric client ID and the key JSON lives in the secret store."""
     service_account_file: str | None = None
     """Where the key JSON was read from at setup (shown only; the file may be deleted since)."""
 

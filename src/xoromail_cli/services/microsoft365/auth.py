@@ -1,4 +1,4 @@
-"""Signing in to Microsoft 365 with msal, and keeping msal's token cache in the keyring.
+"""Signing in to Microsoft 365 with msal, and keeping msal's token cache in the secret store.
 
 Delegated: device code (works headless and with MFA) or the interactive loopback flow; app-only: client
 credentials with a secret or a certificate. The cache (kind `token_cache`, large: the store chunks it) is

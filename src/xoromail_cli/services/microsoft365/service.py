@@ -46,7 +46,8 @@ SETUP_OPTIONS: tuple[SetupOption, ...] = (
     SetupOption(flag="--client-id", key="client_id", help="the app registration's Application (client) ID",
                 metavar="ID"),
     SetupOption(flag="--client-secret-stdin", key="client_secret_stdin",
-                help="app-only sign-in: read the client secret's Value from stdin (kept in the keyring)", kind="flag"),
+                help="app-only sign-in: read the client secret's Value from stdin (kept in the secret store)",
+                kind="flag"),
     SetupOption(flag="--client-secret-expires", key="client_secret_expires",
                 help="the client secret's Expires date (YYYY-MM-DD, from Certificates & secrets): validate, send "
                 "and the relay warn 30 days before", metavar="DATE"),
@@ -289,7 +290,9 @@ class Microsoft365Service(ServiceBase[Microsoft365Settings]):
     def disconnect(self, profile: Profile, secrets: SecretStore) -> str:
         for kind in SECRET_KINDS:
             secrets.delete(kind)
-        return ("the Microsoft sign-in (token cache) and any client secret were removed from the OS keyring; "
+        from xoromail_cli.credentials import store_name
+
+        return (f"the Microsoft sign-in (token cache) and any client secret were removed from {store_name()}; "
                 "an admin can also revoke the app's consent in the Entra admin center")
 
     def limits(self, profile: Profile) -> Limits | None:

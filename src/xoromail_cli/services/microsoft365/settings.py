@@ -44,7 +44,7 @@ SMTP_PORT = 587
 
 @dataclass(frozen=True, kw_only=True)
 class Microsoft365Settings:
-    """`[profiles.NAME.microsoft365]`: no secret here (client secret and token cache live in the keyring)."""
+    """`[profiles.NAME.microsoft365]`: no secret here (client secret and token cache live in the secret store)."""
 
     tenant: str
     client_id: str

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from xoromail_cli.errors import ConfigError
 from xoromail_cli.services.base import (
     Limits,
     Question,
@@ -97,9 +96,9 @@ class SmtpService(ServiceBase[SmtpSettings]):
         if settings.auth_username(profile.email):
             password = secrets.get("password")
             if not password:
-                raise ConfigError(f"no password for profile {profile.name!r}",
-                                  f"run `xoromail --profile {profile.name} setup`, or set $XOROMAIL_PASSWORD "
-                                  "or password_command")
+                from xoromail_cli.credentials import missing_password
+
+                raise missing_password(profile.name)
             password = self.normalize_secret(settings, "password", password)
         return SmtpTransport.for_profile(profile, password, timeout=timeout, trace=trace)
 

@@ -30,6 +30,8 @@ TokenSource = Callable[[], str]
 
 MAX_REPLY_LINES = 100
 """More continuation lines than any real server sends (Postfix and Exchange send about a dozen to EHLO)."""
+WRITE_SIZE = 1 << 20
+"""The most of a message's data joined into one write (the size of `pipelining.message_pieces`)."""
 MAX_LINE = 8192
 """smtplib's own limit on one reply line (RFC 5321 asks for 512)."""
 STAGE_TIMEOUTS = 2
@@ -94,8 +96,11 @@ class _Client(smtplib.SMTP):
             self._trace_out(part)
         self._send_bounded(b"".join(parts))
 
-    def data(self, msg: bytes | str) -> tuple[int, bytes]:  # type: ignore[override]  # smtplib's, narrowed as send is
-        """smtplib's DATA, the message sent in dot-stuffed pieces (`message_pieces`), not in whole copies."""
+    def data(self, msg: bytes | str,  # type: ignore[override]  # smtplib's, narrowed as send is, plus `meanwhile`
+             meanwhile: Callable[[], None] | None = None) -> tuple[int, bytes]:
+        """smtplib's DATA, the message sent in dot-stuffed pieces (`message_pieces`), not in whole copies.
+        `meanwhile` runs once the message is written and before its reply is read: the caller's own work then
+        overlaps the server's."""
         if not isinstance(msg, bytes):
             return super().data(msg)
         self.putcmd("data")
@@ -103,6 +108,8 @@ class _Client(smtplib.SMTP):
         if code != 354:
             raise smtplib.SMTPDataError(code, reply)
         self.write_message(msg)
+        if meanwhile is not None:
+            meanwhile()
         return self.getreply()
 
     def write_message(self, data: bytes, after: list[bytes] | None = None) -> None:
@@ -115,12 +122,15 @@ class _Client(smtplib.SMTP):
             self._trace_out(part)
         total = len(data) + sum(len(part) for part in after or ()) + 5
         limit = Deadline(deadline.transfer_seconds(total, self.timeout), f"sending {total} bytes")
-        held = b""  # the last piece (the final dot) goes with `after`, in one write
+        held: list[bytes] = []  # pieces up to WRITE_SIZE go in one write, the last (the final dot) with `after`:
+        size = 0  # a small message and its terminator are one write (one TLS record), a large one never one copy
         for piece in message_pieces(data):
-            if held:
-                self._send_bounded(held, limit)
-            held = piece
-        self._send_bounded(b"".join([held, *(after or ())]), limit)
+            if held and size + len(piece) > WRITE_SIZE:
+                self._send_bounded(b"".join(held), limit)
+                held, size = [], 0
+            held.append(piece)
+            size += len(piece)
+        self._send_bounded(b"".join([*held, *(after or ())]), limit)
 
     def _send_bounded(self, data: bytes, limit: Deadline | None = None) -> None:
         """sendall with a deadline for the whole write (timeout plus size at the slowest allowed rate)."""

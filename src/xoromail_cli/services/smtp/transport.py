@@ -86,10 +86,11 @@ class SmtpTransport:
         return self.send_then(envelope, before_data, None)
 
     def send_then(self, envelope: Envelope, before_data: Callable[[], None] | None,
-                  following: Envelope | None) -> Delivery:
+                  following: Envelope | None, meanwhile: Callable[[], None] | None = None) -> Delivery:
         """Like `send`; with PIPELINING, `following`'s commands go out behind this message's data. Their replies
         are kept for the next call, which should be for `following`: any other call discards them first (an
-        RSET, or after a 354 a new connection, since a server reading data can only be left by hanging up)."""
+        RSET, or after a 354 a new connection, since a server reading data can only be left by hanging up).
+        `meanwhile` runs once this message's data is written, before its reply is read (at most once)."""
         if self._ahead is not None and self._ahead.envelope is not envelope:
             self._discard_ahead()
         if self._client is None and self._reopen:
@@ -107,8 +108,8 @@ class SmtpTransport:
 
         try:
             if self.pipelining:
-                return self._exchange_pipelined(client, envelope, mark, following)
-            return self._exchange(client, envelope, mark)
+                return self._exchange_pipelined(client, envelope, mark, following, meanwhile)
+            return self._exchange(client, envelope, mark, meanwhile)
         except (OSError, smtplib.SMTPException) as exc:
             self._drop()
             cause = str(exc) or type(exc).__name__
@@ -119,7 +120,7 @@ class SmtpTransport:
             raise ConnectionLostError(f"the connection to {host} was lost: {cause}", committed=False) from None
 
     def _exchange_pipelined(self, client: _Client, envelope: Envelope, mark: Callable[[], None],
-                            following: Envelope | None) -> Delivery:
+                            following: Envelope | None, meanwhile: Callable[[], None] | None) -> Delivery:
         replies, self._ahead = self._ahead, None
         if replies is None:
             client.write(pipelining.commands(envelope, body_options(client, envelope.data)))
@@ -137,6 +138,8 @@ class SmtpTransport:
             following is not None and announce) else []
         client.write_message(envelope.data, after)
         self._awaiting_data = False
+        if meanwhile is not None:
+            meanwhile()
         code, reply = client.getreply()
         delivery = self._refusal("data", code, reply) if code != 250 else Delivery(
             status="sent", reply=f"{code} {reply_text(reply)}", refused=verdict,
@@ -207,7 +210,8 @@ class SmtpTransport:
         self._drop()
         self._reopen = True
 
-    def _exchange(self, client: _Client, envelope: Envelope, mark: Callable[[], None]) -> Delivery:
+    def _exchange(self, client: _Client, envelope: Envelope, mark: Callable[[], None],
+                  meanwhile: Callable[[], None] | None) -> Delivery:
         code, reply = client.mail(envelope.sender, body_options(client, envelope.data))
         if code != 250:
             self._reset(client)
@@ -226,7 +230,7 @@ class SmtpTransport:
             return delivery
         mark()
         try:
-            dcode, dreply = client.data(envelope.data)
+            dcode, dreply = client.data(envelope.data, meanwhile)
         except smtplib.SMTPDataError as exc:
             return self._refusal("data", exc.smtp_code, exc.smtp_error)
         if dcode != 250:
