@@ -146,3 +146,27 @@ def test_the_templates_of_one_message_share_one_budget(
     code, output = dry_run(runner, config_path, tls, isolated_environment, loop)  # and 3,000 more in body.txt
     assert code == ExitCode.CONFIG, output
     assert "more than 5,000 steps" in output
+
+
+@pytest.mark.parametrize("payload", [
+    "{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}",
+    "{% for i in [1] %}" * 30 + "{% endfor %}" * 30,  # past Python's 20 nested blocks
+    "{{ " + "-" * 100000 + "1 }}",
+    "{{ " + "[" * 3000 + "]" * 3000 + " }}",
+])
+def test_a_template_nested_too_deeply_to_compile_is_a_config_error_naming_its_file(
+        runner: CliRunner, tls: TLSFiles, config_path: Path, isolated_environment: Path, payload: str) -> None:
+    code, output = dry_run(runner, config_path, tls, isolated_environment, payload)
+    assert code == ExitCode.CONFIG, output
+    assert "body.txt: the template is nested too deeply to compile" in output and "Traceback" not in output
+
+
+def test_a_template_file_over_its_size_limit_is_refused_before_it_is_read(
+        runner: CliRunner, tls: TLSFiles, config_path: Path, isolated_environment: Path) -> None:
+    events = isolated_environment / "config" / "xoromail" / "templates" / "overdue-invoice"
+    events.mkdir(parents=True)
+    with (events / "body.html").open("wb") as handle:  # sparse: 2 GB on paper, nothing on disk
+        handle.truncate(2 * 1024 ** 3)
+    code, output = dry_run(runner, config_path, tls, isolated_environment, "ok")
+    assert code == ExitCode.CONFIG, output
+    assert "body.html is 2,147,483,648 bytes, more than the 1,000,000 a template may be" in output

@@ -19,6 +19,9 @@ MAX_WIDTH = 1000
 """Widths and precisions: `center`, `indent`, `wordwrap`'s wrap string, `'%10s'`/`'%*s'`, `format` filter,
 `'{:>10}'.format`, `str.center`/`ljust`/`rjust`/`zfill`/`expandtabs`."""
 
+MAX_TEMPLATE_BYTES = 1_000_000
+"""Bytes of one template file, refused by its size before it is read."""
+
 MAX_OUTPUT = 10_000_000
 """Characters of one rendered template (subject, text or HTML body)."""
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, Union
 from xoromail_cli.addresses import check_header_value
 from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.compose.events import PROFILE_VARIABLES, Event
-from xoromail_cli.compose.limits import TemplateLimitExceeded
+from xoromail_cli.compose.limits import MAX_TEMPLATE_BYTES, TemplateLimitExceeded
 from xoromail_cli.compose.mime import Attachment, build_message, make_message_id
 from xoromail_cli.compose.substitution import MissingVariable, SimpleTemplate, parse
 from xoromail_cli.errors import ConfigError, DataError, XoromailError
@@ -185,6 +185,10 @@ class Renderer:
             if jinja2 is not None and isinstance(exc, jinja2.TemplateSyntaxError):
                 raise ConfigError(f"{source}:{exc.lineno}: template syntax error: {exc.message}",
                                   "fix the template, or delete it to use the built-in one") from None
+            if isinstance(exc, RecursionError | SyntaxError | MemoryError):  # Python's limits on what it compiles
+                raise ConfigError(f"{source}: the template is nested too deeply to compile ({type(exc).__name__}: "
+                                  f"{str(exc)[:80]})", "fix the template, or delete it to use the built-in one"
+                                  ) from None
             raise
 
     def _environment(self, html: bool) -> Environment:
@@ -227,9 +231,13 @@ def _read_regular(path: Path) -> str:
 
     descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     with os.fdopen(descriptor, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
             raise OSError(f"{path} is not a regular file")
-        return handle.read().decode("utf-8")
+        if status.st_size > MAX_TEMPLATE_BYTES:
+            raise ConfigError(f"template {path} is {status.st_size:,} bytes, more than the {MAX_TEMPLATE_BYTES:,} "
+                              "a template may be", "a template holds wording: put data into variables")
+        return handle.read(MAX_TEMPLATE_BYTES + 1).decode("utf-8")
 
 
 def _budget(*templates: Compiled) -> AbstractContextManager[None]:
