@@ -53,6 +53,7 @@ def dry_run(runner: CliRunner, config_path: Path, tls: TLSFiles, folder: Path, b
     "{% macro f(x) %}{{ f(x ~ x) }}{% endmacro %}{{ f('a') }}",
     "{{ range(100000) | map('center', 1000) | join }}",
     "{{ lipsum(1000000) }}",
+    "{{ [1] | batch(10**8, 'x') | list }}",
     "{% set y = 'a' * 900000 %}{{ y ~ y }}",
     "{% set y = 'a' * 900000 %}{% set z = [y, y] %}",  # literals of literals would multiply: each is measured
     "{% set y = 'a' * 900000 %}{% set z = {'a': y, 'b': y} %}",

@@ -16,7 +16,7 @@ MAX_INT_BITS = 4096
 """Bits of an integer a template makes (about 1,230 decimal digits)."""
 
 MAX_WIDTH = 1000
-"""Widths and precisions: `center`, `indent`, `wordwrap`'s wrap string, `'%10s'`/`'%*s'`, `format` filter,
+"""Widths and precisions: `center`, `indent`, `batch`, `wordwrap`'s wrap string, `'%10s'`/`'%*s'`, `format` filter,
 `'{:>10}'.format`, `str.center`/`ljust`/`rjust`/`zfill`/`expandtabs`."""
 
 MAX_TEMPLATE_BYTES = 1_000_000

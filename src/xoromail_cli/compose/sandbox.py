@@ -209,6 +209,8 @@ def _check_filter_arguments(name: str, args: tuple[Any, ...], kwargs: Mapping[st
         _width("a wrap string of", wrap)
         lines = 2 * len(value) // max(width, 1) + value.count("\n") + 2 if isinstance(width, int) else 0
         _refuse_over("a wrapped text of", len(value) + lines * len(str(wrap)), limits.MAX_SIZE)
+    elif name == "batch":
+        _width("a batch of", args[1] if len(args) > 1 else kwargs.get("linecount", 0))
     elif name == "format":
         check_percent(value, tuple(args[1:]) if not kwargs else dict(kwargs))
     elif name == "replace" and len(args) >= 3:
@@ -309,7 +311,7 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
     def __init__(self, **options: Any) -> None:
         super().__init__(finalize=checked, **options)
         for name, function in list(self.filters.items()):
-            if name in ("center", "indent", "wordwrap", "format", "replace"):
+            if name in ("center", "indent", "wordwrap", "format", "replace", "batch"):
                 function = _widened(name, function)
             self.filters[name] = _limited_filter(function)
 
