@@ -152,6 +152,7 @@ def test_send_says_it_once_a_day_on_stderr(tls: TLSFiles, runner: CliRunner, con
         assert first.exit_code == 0, first.output
         assert "note: the Microsoft app's client secret expires on" in first.stderr
         assert "--client-secret-expires YYYY-MM-DD" in first.stderr
+        assert f"run `xoromail --config {config_path} setup --service microsoft365" in first.stderr
         second = runner.invoke(app, [a.replace("INV-9", "INV-10") for a in args])
         assert second.exit_code == 0 and "client secret" not in second.stderr
 
@@ -232,8 +233,10 @@ def test_a_failing_validate_still_names_what_expired(tls: TLSFiles, runner: CliR
         assert failed.exit_code == 77
         [note] = json.loads(failed.stdout)["notes"]
         assert "client secret expired on" in note and "--client-secret-stdin --client-secret-expires" in note
+        assert f"`xoromail --config {config_path} setup --service microsoft365" in note
         text = runner.invoke(app, ["--config", str(config_path), "validate", "--no-send"])
         assert text.exit_code == 77 and "note: the Microsoft app's client secret expired on" in text.stdout
+        assert f"`xoromail --config {config_path} setup --service microsoft365" in text.stdout
 
 
 def test_queue_status_warns_of_the_relays_tls_certificate(runner: CliRunner, config_path: Path,
@@ -245,5 +248,32 @@ def test_queue_status_warns_of_the_relays_tls_certificate(runner: CliRunner, con
     result = runner.invoke(app, [*base, "--json", "--tls-cert", str(relay_pem)])
     assert result.exit_code == 0, result.output
     [note] = json.loads(result.stdout)["expiring"]
-    assert note["kind"] == "relay-tls" and "xoromail --profile m365 relay --tls-cert" in note["command"]
+    assert note["kind"] == "relay-tls"
+    assert note["command"].startswith(f"xoromail --config {config_path} --profile m365 relay --tls-cert")
+    assert f"`xoromail --config {config_path} --profile m365 relay" in note["note"]
     assert json.loads(runner.invoke(app, [*base, "--json"]).stdout)["expiring"] == []
+
+
+def test_a_notes_command_names_the_runs_settings_file_unless_it_is_the_default(tmp_path: Path) -> None:
+    """Typed as shown, the renewing command acts on the same file and profile as the run that printed it."""
+    from xoromail_cli import paths
+
+    other = tmp_path / "erp settings.toml"
+    [named] = expiry.notes_for(m365(mode="app", client_secret_expires="2026-12-20"), now=NOW, config_path=other)
+    assert named.command.startswith(f"xoromail --config '{other}' --profile m365 setup --service microsoft365")
+    assert f"run `xoromail --config '{other}' --profile m365 setup" in named.text(NOW)
+    [plain] = expiry.notes_for(m365(mode="app", client_secret_expires="2026-12-20"), now=NOW,
+                               config_path=paths.config_file(None))
+    assert plain.command.startswith("xoromail --profile m365 setup --service microsoft365")
+
+
+def test_validate_notes_carry_the_runs_config_and_profile(tmp_path: Path, runner: CliRunner,
+                                                         config_path: Path) -> None:
+    """validate's notes (text and --json) quote the renewing command with this run's --config and --profile."""
+    config.save_profile(config_path, m365(mode="app", client_secret_expires=(datetime.now(UTC) + timedelta(days=12))
+                                          .date().isoformat()))
+    base = ["--config", str(config_path), "--profile", "m365", "validate", "--no-send"]
+    result = runner.invoke(app, [*base, "--json"])
+    expected = f"`xoromail --config {config_path} --profile m365 setup --service microsoft365"
+    assert any(expected in note for note in json.loads(result.stdout)["notes"]), result.stdout
+    assert expected in runner.invoke(app, base).stdout

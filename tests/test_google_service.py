@@ -89,11 +89,14 @@ def test_a_bad_client_secrets_file_is_explained(tmp_path: Path) -> None:
 def test_the_wizard_explains_the_client_then_asks_about_the_browser_and_the_port(
         google: GoogleServer, tmp_path: Path) -> None:
     path = str(google.client_secrets(tmp_path / "client_secret.json"))
-    first = SERVICE.next_question({}, None, EMAIL)
+    how = SERVICE.next_question({}, None, EMAIL)
+    assert how is not None and how.key == "signs_in" and how.choices == ("browser", "service_account")
+    assert how.default == "browser" and "7-day" in how.labels[1] and "domain-wide delegation" in how.labels[1]
+    first = SERVICE.next_question({"signs_in": "browser"}, None, EMAIL)
     assert first is not None and first.key == "client_secrets" and first.check is not None
     assert "Gmail API" in (first.explain or "") and "7 days" in (first.explain or "")
     assert first.check(path) == path
-    second = SERVICE.next_question({"client_secrets": path}, None, EMAIL)
+    second = SERVICE.next_question({"signs_in": "browser", "client_secrets": path}, None, EMAIL)
     assert second is not None and second.key == "no_browser" and second.check is not None
     assert second.check("no") is True
     third = SERVICE.next_question({"client_secrets": path, "no_browser": True}, None, EMAIL)

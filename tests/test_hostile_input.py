@@ -74,6 +74,49 @@ def test_nul_in_a_body_variable_and_vt_ff_in_header_values_are_refused() -> None
     assert check_header_value("Subject", "tab\tok") == "tab\tok"
 
 
+BIDI = ("\u202e", "\u202a", "\u202d", "\u200e", "\u200f", "\u2066", "\u2067", "\u2068", "\u2069", "\ufeff",
+        "\u061c")
+
+
+def test_invisible_direction_and_format_characters_are_refused_in_header_values() -> None:
+    for char in BIDI:
+        with pytest.raises(DataError, match=f"direction or format character \\(U\\+{ord(char):04X}\\)"):
+            check_header_value("Subject", f"Invoice {char}fdp.exe")
+    assert check_header_value("Subject", "Rechnung für Ægir, שלום, مرحبا") == "Rechnung für Ægir, שלום, مرحبا"
+
+
+def test_a_bidi_override_in_a_subject_variable_is_refused_at_the_check_with_its_row_and_column(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    server = smtp_server()
+    base = configure(config_path, server, tls)
+    batch = jsonl(tmp_path / "rows.jsonl", [row(1), row(2, invoice_number="INV-2 \u202efdp.exe"), row(3)])
+    stopped = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch", str(batch)])
+    assert stopped.exit_code == ExitCode.DATAERR, stopped.output
+    assert "row 2" in stopped.output and "invoice_number" in stopped.output and "U+202E" in stopped.output
+    assert "\u202e" not in stopped.output and server.messages == []
+    runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch", str(batch), "--skip-invalid"])
+    assert sorted(r for m in server.messages for r in m.recipients) == ["c1@client.test", "c3@client.test"]
+
+
+def test_a_bidi_override_in_the_senders_name_is_refused(runner: CliRunner, config_path: Path, tls: TLSFiles) -> None:
+    base = configure(config_path, None, tls, display_name="Billing \u202eKCAB")
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "c@client.test", *OVERDUE,
+                                 "--dry-run"])
+    assert result.exit_code == ExitCode.CONFIG, result.output  # a settings file's value: the file and its line
+    assert "xoromail.toml:4:" in result.output
+    assert "display_name contains an invisible direction or format character (U+202E)" in result.output
+
+
+def test_bidi_characters_in_body_data_reach_the_terminal_escaped(
+        runner: CliRunner, tls: TLSFiles, config_path: Path) -> None:
+    base = configure(config_path, None, tls)
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "c@client.test", "--dry-run",
+                                 "--var", "customer_name=Ann \u202eKCAB\u2066x\u2069", *OVERDUE[2:]])
+    assert result.exit_code == 0, result.output
+    assert not any(char in result.output for char in BIDI)
+    assert "Ann \\u202eKCAB\\u2066x\\u2069" in result.output
+
+
 def attachment_rows(tmp_path: Path, *paths: str) -> list[SendJob | InvalidRow]:
     batch = jsonl(tmp_path / "batch" / "rows.jsonl", [row(n, attach=p) for n, p in enumerate(paths, 1)])
     return list(jobs_from_file(EVENT, batch, {}))

@@ -1,8 +1,9 @@
 """Templates rendered without Jinja2 (`compose.substitution`) come out exactly as Jinja2 renders them.
 
 Every comparison renders the same text both ways: with `substitution.parse` and with a Jinja2 Environment set up
-as `Renderer` sets it up (sandboxed, StrictUndefined, autoescape for HTML only, keep_trailing_newline, `money`),
-and compares the output, or the missing-variable message. Text `parse` declines must be left to Jinja2.
+as `Renderer` sets it up (sandboxed within `compose.limits`, StrictUndefined, autoescape for HTML only,
+keep_trailing_newline, `money`), and compares the output, or the missing-variable message. Text `parse` declines
+must be left to Jinja2.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import jinja2
 import pytest
 from jinja2 import meta
 from jinja2.defaults import DEFAULT_NAMESPACE
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from tests.support.samples import smtp_profile
 from xoromail_cli.compose import substitution
 from xoromail_cli.compose.events import EVENTS, PROFILE_VARIABLES
 from xoromail_cli.compose.render import BUILTIN_TEMPLATES, TEMPLATE_FILES, Renderer, format_money
+from xoromail_cli.compose.sandbox import LimitedSandbox
 from xoromail_cli.errors import ConfigError
 
 
@@ -30,9 +31,9 @@ def money(value: Any) -> str:
 
 
 def environment(html: bool) -> jinja2.Environment:  # the sandboxed one Renderer uses
-    made = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=html,  # as Renderer
-                                         keep_trailing_newline=True)
-    made.filters["money"] = money
+    made = LimitedSandbox(undefined=jinja2.StrictUndefined, autoescape=html,  # as Renderer
+                          keep_trailing_newline=True)
+    made.add_filter("money", money)
     return made
 
 

@@ -1,7 +1,9 @@
 """Address and header-value checks shared by config, setup, send and batch.
 
 Header injection (CVE-2024-6923, CVE-2026-1299) is stopped here, before the `email` package ever sees
-the value: any CR, LF, NUL or other control character (but tab) in a value meant for a header is refused.
+the value: any CR, LF, NUL or other control character (but tab) in a value meant for a header is refused, and so
+is an invisible direction or format character (U+202E and its kind), which would make a Subject or a sender's
+name read differently from what it says.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from xoromail_cli.errors import DataError
 
 _FORBIDDEN = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029\ud800-\udfff]")
 """Any control character but tab (VT, FF and NEL end a line for the `email` package), and lone surrogates."""
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+"""Invisible direction and format characters (the Trojan Source set, CVE-2021-42574, and the byte-order mark): in
+a Subject or a sender's name, U+202E shows `Invoice <U+202E>fdp.exe` as `Invoice exe.pdf`."""
 _UNENCODABLE = re.compile("[\x00\ud800-\udfff]")
 """NUL and lone surrogates (JSON "\\ud800", bytes that are not UTF-8 on the command line): no text part carries them."""
 _LIST_SPLIT = re.compile(r"""((?:"(?:[^"\\]|\\.)*"|<[^<>]*>|[^;,])*)""")
@@ -32,6 +37,14 @@ def check_header_value(field: str, value: str) -> str:
             f"{field} contains a line break or control character ({_name(found.group())})",
             "header values must be a single line of text; remove line breaks and control characters from the "
             "data (possible header injection)",
+            field=field,
+        )
+    found = _BIDI.search(value)
+    if found:
+        raise DataError(
+            f"{field} contains an invisible direction or format character ({_name(found.group())})",
+            "header values are shown as written, and these can disguise the text: remove bidirectional controls "
+            "(U+202A-U+202E, U+2066-U+2069, U+200E/U+200F, U+061C) and byte-order marks (U+FEFF) from the value",
             field=field,
         )
     return value

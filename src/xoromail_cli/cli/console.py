@@ -23,18 +23,23 @@ UNWRAPPED_WIDTH = 4096
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 """What a terminal would act on rather than show (ESC sequences, C1 CSI, BEL, backspace, CR): all but tab and
 newline. Server replies, files and data values reach the screen through `safe_text`, shown escaped."""
-_C1 = re.compile("[\x7f-\x9f]")
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+"""Invisible direction and format characters: a terminal would reorder the text around them (U+202E shows
+`exe.pdf` for `fdp.exe`), so they are shown as `\\uNNNN` (as `addresses._BIDI`, refused in header values)."""
+_C1 = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 def _c1_escaped(encoded: str) -> str:
-    """JSON escapes C0 controls itself; DEL and the C1 controls (U+009B is a terminal's CSI) get `\\u` escapes
-    too, which JSON readers decode to the same text."""
+    """JSON escapes C0 controls itself; DEL, the C1 controls (U+009B is a terminal's CSI) and the invisible
+    direction and format characters get `\\u` escapes too, which JSON readers decode to the same text."""
     return _C1.sub(lambda found: f"\\u{ord(found.group()):04x}", encoded)
 
 
 def safe_text(text: str) -> str:
-    """`text` with every control character but tab and newline shown as `\\xNN`."""
-    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text.replace("\r\n", "\n"))
+    """`text` with every control character but tab and newline shown as `\\xNN`, and every invisible direction
+    or format character as `\\uNNNN`."""
+    shown = _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text.replace("\r\n", "\n"))
+    return _BIDI.sub(lambda found: f"\\u{ord(found.group()):04x}", shown)
 
 
 @cache

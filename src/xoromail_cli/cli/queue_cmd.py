@@ -181,15 +181,16 @@ def _one_report(ctx: typer.Context, spool_dir: Path | None, tls_cert: Path | Non
 
     report = queue_status(_spool(ctx, spool_dir), time.time(), _pace(ctx, spool_dir))
     if spool_dir is None:  # a bare --spool names no profile
-        _expiring(report, _profile(ctx), tls_cert)
+        _expiring(report, _profile(ctx), tls_cert, state_of(ctx).config_path)
     return report
 
 
-def _expiring(report: QueueStatus, profile: Profile, tls_cert: Path | None) -> None:
-    """What the profile depends on that expires soon (services.expiry), among the notes; not a failure."""
+def _expiring(report: QueueStatus, profile: Profile, tls_cert: Path | None, config_path: Path) -> None:
+    """What the profile depends on that expires soon (services.expiry), among the notes; not a failure. Each
+    renewing command names the profile and, when it is not the default file, this run's --config."""
     from xoromail_cli.services import expiry
 
-    for note in expiry.notes_for(profile, relay_certificate=tls_cert):
+    for note in expiry.notes_for(profile, relay_certificate=tls_cert, config_path=config_path):
         report.expiring.append(note.to_json())
         report.note(note.text())
 
@@ -208,7 +209,7 @@ def _all_reports(ctx: typer.Context, base: Path | None, tls_cert: Path | None) -
         if root.is_dir():
             report = queue_status(Spool(root), time.time(), RunLimits.of(profile).per_second)
             report.profile = name
-            _expiring(report, profile, tls_cert)
+            _expiring(report, profile, tls_cert, state_of(ctx).config_path)
             reports.append(report)
     return reports
 

@@ -302,10 +302,12 @@ def _expiry_notes(profile: Profile, tls_cert: Path | None, checked: str | None) 
     today = datetime.now(UTC).date().isoformat()
     if today == checked:
         return today
+    from xoromail_cli.cli.state import current_config_path
     from xoromail_cli.relay.delivery import event_line
     from xoromail_cli.services import expiry
 
-    for note in expiry.once_a_day(f"{profile.name}.relay", expiry.notes_for(profile, relay_certificate=tls_cert)):
+    notes = expiry.notes_for(profile, relay_certificate=tls_cert, config_path=current_config_path())
+    for note in expiry.once_a_day(f"{profile.name}.relay", notes):
         _log(event_line("expiring", what=note.kind, expires=note.expires.date().isoformat(), note=note.text()))
     return today
 

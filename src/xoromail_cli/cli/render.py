@@ -62,16 +62,24 @@ def print_validation(report: ValidationReport) -> None:
     failed = report.failed
     if failed is None:
         console.print("[green]All checks passed.[/]")
-        for note in report.notes:
-            console.print(f"[yellow]note:[/] {escape(note)}")
+        _print_notes(report.notes)
         return
     console.print(f"[bold red]Failed at stage {failed.name!r}:[/] {escape(failed.detail)}")
     if failed.hint:
         from xoromail_cli.cli.state import with_global_options
 
         console.print(f"[yellow]hint:[/] {escape(with_global_options(failed.hint))}")
-    for note in report.notes:
-        console.print(f"[yellow]note:[/] {escape(note)}")
+    _print_notes(report.notes)
+
+
+def _print_notes(notes: list[str]) -> None:
+    """The report's notes; a command one quotes (an expiry's renewal) carries this run's --config and --profile."""
+    from rich.markup import escape
+
+    from xoromail_cli.cli.state import with_global_options
+
+    for note in notes:
+        out().print(f"[yellow]note:[/] {escape(with_global_options(note))}")
 
 
 def report_json(report: ValidationReport) -> dict[str, object]:
@@ -81,6 +89,7 @@ def report_json(report: ValidationReport) -> dict[str, object]:
     data = report.to_json()
     if data.get("hint"):
         data["hint"] = with_global_options(str(data["hint"]))
+    data["notes"] = [with_global_options(note) for note in report.notes]
     return data
 
 

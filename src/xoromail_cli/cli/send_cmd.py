@@ -94,16 +94,17 @@ def send(
                                    on_warning=lambda text: _warn(f"warning: {text}"))
     printer.finish(spec.name, summary)
     if not dry_run and outbox is None:
-        _expiry_notes(profile, summary.aborted.message if summary.aborted is not None else None)
+        _expiry_notes(profile, summary.aborted.message if summary.aborted is not None else None, state.config_path)
     raise typer.Exit(summary.exit_code)
 
 
-def _expiry_notes(profile: Any, failure: str | None) -> None:
-    """Once a day per profile, on stderr (cron's mail): what expires soon and the command that renews it."""
+def _expiry_notes(profile: Any, failure: str | None, config_path: Path) -> None:
+    """Once a day per profile, on stderr (cron's mail): what expires soon and the command that renews it (with
+    this run's --config)."""
     from xoromail_cli.services import expiry
 
     expiry.learn_from_error(profile, failure)
-    for note in expiry.once_a_day(profile.name, expiry.notes_for(profile)):
+    for note in expiry.once_a_day(profile.name, expiry.notes_for(profile, config_path=config_path)):
         _warn(f"note: {note.text()}")
 
 

@@ -35,6 +35,11 @@ def remember(state: AppState) -> AppState:
     return state
 
 
+def current_config_path() -> Path:
+    """The settings file of the command running in this process (for parts that run without a Context)."""
+    return (_current or AppState()).config_path
+
+
 def state_of(ctx: typer.Context) -> AppState:
     root = ctx.find_root()
     return root.obj if isinstance(root.obj, AppState) else AppState()

@@ -39,7 +39,8 @@ ANSWER_LABELS = {
     "send_via": "Graph or SMTP", "cloud": "the cloud", "authority_host": "the sign-in host",
     "graph_url": "the Graph URL", "account": "the account that signs in", "no_browser": "whether to open a browser",
     "service_account": "the service account key file", "client_secret_stdin": "the client secret (its Value)",
-    "client_secret_expires": "the client secret's expiry date"}
+    "client_secret_expires": "the client secret's expiry date",
+    "signs_in": "how xoromail signs in to Google (browser or service account)"}
 """Plain names of the services' answers in the retry menu (an unknown one is named by its question)."""
 
 

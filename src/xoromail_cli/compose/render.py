@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cached_property
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, Union
 from xoromail_cli.addresses import check_header_value
 from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.compose.events import PROFILE_VARIABLES, Event
+from xoromail_cli.compose.limits import MAX_TEMPLATE_BYTES, TemplateLimitExceeded
 from xoromail_cli.compose.mime import Attachment, build_message, make_message_id
 from xoromail_cli.compose.substitution import MissingVariable, SimpleTemplate, parse
 from xoromail_cli.errors import ConfigError, DataError, XoromailError
@@ -105,9 +107,10 @@ class Renderer:
         subject_template, text_template, html_template = self._templates(event)
         context = {**dict.fromkeys(event.optional, ""), **self._profile_context, **variables, **(extra or {})}
         try:
-            rendered_subject = subject if subject is not None else subject_template.render(context)
-            text = text_template.render(context)
-            html = html_template.render(context)
+            with _budget(subject_template, text_template, html_template):
+                rendered_subject = subject if subject is not None else _render(subject_template, context)
+                text = _render(text_template, context)
+                html = _render(html_template, context)
         except XoromailError:
             raise
         except Exception as exc:  # noqa: BLE001  # a user's template can fail in any way; name it, don't crash
@@ -182,20 +185,24 @@ class Renderer:
             if jinja2 is not None and isinstance(exc, jinja2.TemplateSyntaxError):
                 raise ConfigError(f"{source}:{exc.lineno}: template syntax error: {exc.message}",
                                   "fix the template, or delete it to use the built-in one") from None
+            if isinstance(exc, RecursionError | SyntaxError | MemoryError):  # Python's limits on what it compiles
+                raise ConfigError(f"{source}: the template is nested too deeply to compile ({type(exc).__name__}: "
+                                  f"{str(exc)[:80]})", "fix the template, or delete it to use the built-in one"
+                                  ) from None
             raise
 
     def _environment(self, html: bool) -> Environment:
         if html not in self._environments:
             from jinja2 import StrictUndefined
-            from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+            from xoromail_cli.compose.sandbox import LimitedSandbox
 
             # Templates are edited by finance staff and may come from a shared folder: the sandbox refuses
-            # internals (`cycler.__init__.__globals__`) and changing data. Plain-text parts must not be
-            # HTML-escaped; only the HTML part is.
-            environment = ImmutableSandboxedEnvironment(
-                undefined=StrictUndefined, autoescape=html, keep_trailing_newline=True)
+            # internals (`cycler.__init__.__globals__`) and changing data, and keeps each value, loop and output
+            # within `compose.limits`. Plain-text parts must not be HTML-escaped; only the HTML part is.
+            environment = LimitedSandbox(undefined=StrictUndefined, autoescape=html, keep_trailing_newline=True)
             currency = self.profile.currency
-            environment.filters["money"] = lambda value: format_money(value, currency)
+            environment.add_filter("money", lambda value: format_money(value, currency))
             self._environments[html] = environment
         return self._environments[html]
 
@@ -224,9 +231,31 @@ def _read_regular(path: Path) -> str:
 
     descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     with os.fdopen(descriptor, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
             raise OSError(f"{path} is not a regular file")
-        return handle.read().decode("utf-8")
+        if status.st_size > MAX_TEMPLATE_BYTES:
+            raise ConfigError(f"template {path} is {status.st_size:,} bytes, more than the {MAX_TEMPLATE_BYTES:,} "
+                              "a template may be", "a template holds wording: put data into variables")
+        return handle.read(MAX_TEMPLATE_BYTES + 1).decode("utf-8")
+
+
+def _budget(*templates: Compiled) -> AbstractContextManager[None]:
+    """Steps and time for one message's Jinja2 templates together (`compose.limits`); none for substitutions."""
+    if all(isinstance(template, SimpleTemplate) for template in templates):
+        return nullcontext()
+    from xoromail_cli.compose.sandbox import message_budget
+
+    return message_budget()
+
+
+def _render(template: Compiled, context: Mapping[str, Any]) -> str:
+    """A plain substitution as it is; a Jinja2 template within the limits of `compose.limits`."""
+    if isinstance(template, SimpleTemplate):
+        return template.render(context)
+    from xoromail_cli.compose.sandbox import render_limited
+
+    return render_limited(template, context)
 
 
 def _template_failure(event: Event, exc: Exception) -> ConfigError:
@@ -246,6 +275,10 @@ def _template_failure(event: Event, exc: Exception) -> ConfigError:
                            f"templates may not use: {exc}",
                            "templates can show variables and use filters, nothing more: fix the custom "
                            "template, or delete it to use the built-in one")
+    if isinstance(exc, TemplateLimitExceeded):
+        return ConfigError(f"{exc.place or _template_place(exc)}: a template of {event.name} {exc.message}",
+                           "templates are for wording, not computing: see the limits in docs/events.md "
+                           "(what a template may cost); fix the custom template, or delete it to use the built-in one")
     if isinstance(exc, TypeError) and "no loader" in str(exc):
         return ConfigError(f"{_template_place(exc)}: a template of {event.name} includes, imports or extends "
                            "another template, which templates may not do",

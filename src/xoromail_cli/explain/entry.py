@@ -63,9 +63,18 @@ class Context:
         return Microsoft365Settings(tenant=self.tenant, client_id=self.client_id)
 
     def fill(self, text: str) -> str:
+        """The text with the profile's values; a command it quotes from the shared hint texts (`xoromail setup
+        …`, in backquotes) carries the prefix too, as `{xoromail}` does, so it acts on the same file and profile."""
         values = {"xoromail": self.prefix, "email": self.email, "host": self.host, "tenant": self.tenant,
                   "client_id": self.client_id}
-        return text.format_map(_Keep(values))
+        filled = text.format_map(_Keep(values))
+        if self.prefix == "xoromail":
+            return filled
+        return _QUOTED_COMMAND.sub(lambda _: f"`{self.prefix} ", filled)
+
+
+_QUOTED_COMMAND = re.compile(r"`xoromail (?=[a-z])")
+"""A command quoted without global options (`xoromail --config …` has them already)."""
 
 
 class _Keep(dict[str, str]):

@@ -32,6 +32,53 @@ def _credentials(host: str) -> Callable[[Context], str]:
     return lambda context: replies._wrong_credentials(host)
 
 
+OWN_SIGN_IN = {"microsoft365": SETUP_M365, "google": "{xoromail} setup --service google",
+               "exchange": "{xoromail} setup --service exchange"}
+"""A profile of another service signs in its own way: setting it up again is its fix, never a switch to an SMTP
+password (`setup --service smtp` would replace the profile's service)."""
+SIGN_IN_NEEDED = "the server requires sign-in before sending: set the username and password"
+OAUTH_SIGN_IN_NEEDED = (
+    "the server requires sign-in before sending; this profile signs in with {how}, never with a password: sign in "
+    "again (the command below keeps the profile's service); if the ERP sent this, let it send to `xoromail relay` "
+    "on this machine, which signs in for it")
+
+
+def _smtp_sign_in(command: str) -> Callable[[Context], str]:
+    """`command` (an SMTP password setup) for an SMTP profile or none; the profile's own sign-in otherwise."""
+    return lambda context: (command if context.service in (None, "smtp")
+                            else OWN_SIGN_IN.get(context.service, f"{{xoromail}} setup --service {context.service}"))
+
+
+def _smtp_setting(command: str) -> Callable[[Context], str]:
+    """A setup that changes an SMTP profile's server, port or TLS (`--host`, `--port`, `--security`: options of the
+    SMTP service only): for a profile of another service, which has no such settings, the check of its own
+    connection instead (the text came from another client, such as the ERP)."""
+    return lambda context: command if context.service in (None, "smtp") else "{xoromail} validate --no-send"
+
+
+def _sign_in_needed(context: Context) -> str:
+    """Set a username and password, unless the profile signs in with OAuth (Microsoft 365, Google)."""
+    how = {"microsoft365": "Microsoft 365 OAuth", "google": "Google (OAuth or a service account)"}
+    if context.service not in how:
+        return SIGN_IN_NEEDED
+    return OAUTH_SIGN_IN_NEEDED.format(how=how[context.service])
+
+
+def _o365_refused(context: Context) -> str:
+    """A refused sign-in at Microsoft: for a Microsoft 365 profile, the OAuth side of it, not a password."""
+    if context.service != "microsoft365":
+        return replies._wrong_credentials(O365)
+    return ("Microsoft refused the sign-in over SMTP: this profile signs in with OAuth, never a password; "
+            "Authenticated SMTP must be on for the mailbox (Microsoft 365 admin center → user → Mail → Manage email "
+            "apps) and the app must have SMTP.Send, or send through Graph, which needs neither (--send-via graph)")
+
+
+def _o365_refused_command(context: Context) -> str:
+    if context.service != "microsoft365":
+        return "{xoromail} validate --no-send"
+    return SETUP_M365 + " --send-via graph"
+
+
 ENTRIES: tuple[Entry, ...] = (
     # Microsoft 365 ------------------------------------------------------------------------------------------
     Entry(id="smtp-5.7.139-auth-disabled", pattern=r"SmtpClientAuthentication is disabled|smtp_auth_disabled",
@@ -60,23 +107,21 @@ ENTRIES: tuple[Entry, ...] = (
     Entry(id="smtp-5.7.139-credentials", pattern=r"the user credentials were incorrect",
           title="Microsoft 365: the user name or password is wrong",
           cause="Microsoft refused the password (or the mailbox may not sign in with one)",
-          fix=_credentials(O365), exit_code=ExitCode.NOPERM, switch="mailbox: Authenticated SMTP",
-          command="{xoromail} validate --no-send", source=FACTS),
+          fix=_o365_refused, exit_code=ExitCode.NOPERM, switch="mailbox: Authenticated SMTP",
+          command=_o365_refused_command, source=FACTS),
     Entry(id="smtp-5.7.139", pattern=None, loose=r"5\.7\.139", fallback=True,
           title="Microsoft 365: authentication unsuccessful",
           cause="Microsoft refused the sign-in: wrong credentials, or SMTP AUTH / Basic auth is off for the mailbox",
-          fix=_credentials(O365), exit_code=ExitCode.NOPERM, switch="mailbox: Authenticated SMTP",
-          command="{xoromail} validate --no-send", source=FACTS),
+          fix=_o365_refused, exit_code=ExitCode.NOPERM, switch="mailbox: Authenticated SMTP",
+          command=_o365_refused_command, source=FACTS),
     Entry(id="smtp-5.7.3", pattern=None, loose=r"\b5\.7\.3\b",
           title="Authentication unsuccessful (5.7.3)",
           cause="the server refused the user name or password",
-          fix=_credentials(O365), exit_code=ExitCode.NOPERM, command="{xoromail} validate --no-send",
-          source="MS-SMTPNTLM"),
+          fix=_o365_refused, exit_code=ExitCode.NOPERM, command=_o365_refused_command, source="MS-SMTPNTLM"),
     Entry(id="smtp-5.7.57", pattern=r"Client not authenticated to send mail", loose=r"\b5\.7\.57\b",
           title="Client not authenticated to send mail",
           cause="the client sent MAIL FROM without signing in (no AUTH, or AUTH failed unnoticed)",
-          fix="the server requires sign-in before sending: set the username and password",
-          exit_code=ExitCode.NOPERM, command=SETUP_SMTP + " --username {email}",
+          fix=_sign_in_needed, exit_code=ExitCode.NOPERM, command=_smtp_sign_in(SETUP_SMTP + " --username {email}"),
           source="simonrob/email-oauth2-proxy#315"),
     Entry(id="smtp-send-as-denied",
           pattern=r"(?<!Error)SendAsDenied|does not have permissions to send as",
@@ -121,13 +166,14 @@ ENTRIES: tuple[Entry, ...] = (
           title="Gmail: an app password is required",
           cause="2-Step Verification is on for the account: the normal password is refused over SMTP",
           fix=replies.GMAIL_APP_PASSWORD_HINT, exit_code=ExitCode.NOPERM,
-          command=SETUP_SMTP + " --preset gmail --username {email}", source="Der-Henning/tgtg#517"),
+          command=_smtp_sign_in(SETUP_SMTP + " --preset gmail --username {email}"), source="Der-Henning/tgtg#517"),
     Entry(id="smtp-gmail-5.7.8", pattern=r"p=BadCredentials|Username and Password not accepted",
           loose=r"\b5\.7\.8\b|BadCredentials",
           title="Gmail: user name and password not accepted",
           cause="wrong password, or the normal password where an app password is needed",
           fix=_credentials(GMAIL), exit_code=ExitCode.NOPERM,
-          command=SETUP_SMTP + " --preset gmail --username {email}", source="nodemailer/nodemailer#1656"),
+          command=_smtp_sign_in(SETUP_SMTP + " --preset gmail --username {email}"),
+          source="nodemailer/nodemailer#1656"),
     Entry(id="smtp-gmail-5.7.14", pattern=r"Please log in via your web browser", loose=r"\b5\.7\.14\b",
           title="Gmail: Google blocked the sign-in", cause="Google considered the sign-in suspicious",
           fix=replies.GMAIL_BLOCKED_HINT, exit_code=ExitCode.NOPERM, source="node-red/node-red-nodes#284"),
@@ -142,13 +188,13 @@ ENTRIES: tuple[Entry, ...] = (
     Entry(id="smtp-starttls-first", pattern=r"Must issue a STARTTLS command first|530 5\.7\.0 (?!Authentication)",
           title="STARTTLS needed before sign-in", cause="the client signed in or sent before starting TLS",
           fix=replies.STARTTLS_FIRST_HINT, exit_code=ExitCode.PROTOCOL,
-          command="{xoromail} setup --security starttls", source=FACTS + " (reproduced locally)"),
+          command=_smtp_setting("{xoromail} setup --security starttls"), source=FACTS + " (reproduced locally)"),
     Entry(id="smtp-auth-required", pattern=r"5\.7\.0 Authentication Required|5\.7\.1 Client was not authenticated",
           loose=r"Authentication required",
           title="Sign-in required before sending",
           cause="the client sent mail without signing in (no AUTH, or no username set)",
-          fix="the server requires sign-in before sending: set the username and password",
-          exit_code=ExitCode.NOPERM, command=SETUP_SMTP + " --username {email}", source="RFC 4954 §6"),
+          fix=_sign_in_needed, exit_code=ExitCode.NOPERM, command=_smtp_sign_in(SETUP_SMTP + " --username {email}"),
+          source="RFC 4954 §6"),
     Entry(id="smtp-too-large", pattern=r"message size exceeds|552 5\.2\.3", loose=r"\b5\.3\.4\b",
           title="Message too large", cause="the message is larger than the server's SIZE limit",
           fix=replies.TOO_LARGE_HINT, exit_code=ExitCode.DATAERR, source="RFC 3463, RFC 1870"),
@@ -156,7 +202,8 @@ ENTRIES: tuple[Entry, ...] = (
           title="Relaying denied", cause="the server does not accept mail for other domains from this client "
                                          "(not signed in, or not allowed to relay)",
           fix="sign in (set a username and password) or send through the server that accepts this sender",
-          exit_code=ExitCode.NOPERM, command=SETUP_SMTP + " --username {email}", source="RFC 5321 §3.6"),
+          exit_code=ExitCode.NOPERM, command=_smtp_sign_in(SETUP_SMTP + " --username {email}"),
+          source="RFC 5321 §3.6"),
     Entry(id="smtp-unknown-user", pattern=r"recipient address rejected", loose=r"\b5\.1\.1\b|user unknown",
           title="Unknown recipient", cause="the receiving server has no such mailbox",
           fix="the server refused the recipient address: check it for typos", exit_code=ExitCode.DATAERR,
@@ -172,17 +219,17 @@ ENTRIES: tuple[Entry, ...] = (
     Entry(id="python-wrong-version", pattern=None, loose=r"WRONG_VERSION_NUMBER|record layer failure",
           title="TLS mode does not match the port",
           cause="implicit TLS (SMTP_SSL) was tried on a STARTTLS port such as 587", fix=replies.SSL_MISMATCH_HINT,
-          exit_code=ExitCode.PROTOCOL, command="{xoromail} setup --port 587 --security starttls",
+          exit_code=ExitCode.PROTOCOL, command=_smtp_setting("{xoromail} setup --port 587 --security starttls"),
           source=FACTS + " (reproduced locally)"),
     Entry(id="python-unexpectedly-closed", pattern=r"Connection unexpectedly closed",
           title="The server closed the connection",
           cause="often a plain connection to an implicit-TLS port (465), which waits silently, or a firewall",
           fix=replies.SSL_MISMATCH_HINT + " (port 465 expects ssl)", exit_code=ExitCode.PROTOCOL,
-          command="{xoromail} setup --port 465 --security ssl", source=FACTS + " (reproduced locally)"),
+          command=_smtp_setting("{xoromail} setup --port 465 --security ssl"), source=FACTS + " (reproduced locally)"),
     Entry(id="python-no-auth", pattern=r"SMTP AUTH extension not supported",
           title="The server offers no sign-in here",
           cause="AUTH is offered only after STARTTLS, or not on this port", fix=replies.NO_AUTH_HINT,
-          exit_code=ExitCode.PROTOCOL, command="{xoromail} setup --security starttls", source=FACTS),
+          exit_code=ExitCode.PROTOCOL, command=_smtp_setting("{xoromail} setup --security starttls"), source=FACTS),
     Entry(id="python-no-starttls", pattern=r"STARTTLS extension not supported",
           title="The server did not offer STARTTLS", cause="wrong port, or someone strips STARTTLS",
           fix=replies.DOWNGRADE_HINT, exit_code=ExitCode.PROTOCOL, source=FACTS),
@@ -201,7 +248,8 @@ ENTRIES: tuple[Entry, ...] = (
                                               r"No such host is known|Temporary failure in name resolution",
           title="Server name not found", cause="DNS does not know the server name (typo, or no DNS)",
           fix="check the outgoing server name (e.g. smtp.office365.com), and this machine's DNS",
-          exit_code=ExitCode.UNAVAILABLE, command="{xoromail} setup --host SERVER", source="getaddrinfo(3)"),
+          exit_code=ExitCode.UNAVAILABLE, command=_smtp_setting("{xoromail} setup --host SERVER"),
+          source="getaddrinfo(3)"),
     Entry(id="net-timeout", pattern=None, loose=r"timed out", fallback=True,
           title="Timed out", cause="no answer in time: a firewall dropping the port, or a TLS mode mismatch",
           fix=replies.SERVER_PORT_HINT, exit_code=ExitCode.TEMPFAIL, source="POSIX ETIMEDOUT"),

@@ -51,8 +51,10 @@ class ExpiryNote:
 
 
 def notes_for(profile: Profile, *, relay_certificate: str | Path | None = None, now: datetime | None = None,
-              secrets: Any = None) -> list[ExpiryNote]:
-    """Everything of `profile` (and of the relay's certificate, when given) that expires soon, soonest first."""
+              secrets: Any = None, config_path: Path | None = None) -> list[ExpiryNote]:
+    """Everything of `profile` (and of the relay's certificate, when given) that expires soon, soonest first.
+    `config_path`: the settings file the run uses; each renewing command then names it (`--config`) when it is
+    not the default one, so the command, typed as shown, renews this profile of this file."""
     from xoromail_cli import services
 
     now = now or datetime.now(UTC)
@@ -65,15 +67,28 @@ def notes_for(profile: Profile, *, relay_certificate: str | Path | None = None, 
                 renew="renew it in place (your CA, or certbot renew) and send the relay SIGHUP (systemctl reload "
                       "xoromail-relay): new sessions get the new certificate; or start it with new files",
                 command=f"{xoromail_for(profile)} relay --tls-cert NEW-CERT.pem --tls-key NEW-KEY.pem"))
+    if config_path is not None:
+        notes = [_in_file(note, profile, config_path) for note in notes]
     return sorted(notes, key=lambda note: note.expires)
 
 
-def xoromail_for(profile: Profile) -> str:
+def xoromail_for(profile: Profile, config_path: Path | None = None) -> str:
     """`xoromail` with `--profile NAME` when the profile is not the one used by default: a note in another
-    profile's log must not renew the default profile (every note's renewing command starts with it)."""
-    from xoromail_cli import paths
+    profile's log must not renew the default profile (every note's renewing command starts with it); with
+    `--config PATH` too when `config_path` is given and is not the default settings file."""
+    from xoromail_cli import config, paths
 
-    return "xoromail" if profile.name == paths.profile_name(None) else f"xoromail --profile {profile.name}"
+    return config.setup_command(config_path or paths.config_file(None), profile.name).removesuffix(" setup")
+
+
+def _in_file(note: ExpiryNote, profile: Profile, config_path: Path) -> ExpiryNote:
+    """The note with its command naming the run's settings file (the services' hooks know only the profile)."""
+    from dataclasses import replace
+
+    plain, named = xoromail_for(profile), xoromail_for(profile, config_path)
+    if plain == named or not note.command.startswith(plain + " "):
+        return note
+    return replace(note, command=named + note.command.removeprefix(plain))
 
 
 def texts(notes: list[ExpiryNote], now: datetime | None = None) -> list[str]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from xoromail_cli.errors import ConfigError, XoromailError
 from xoromail_cli.services.base import Limits, Notify, Question, ServiceBase, SetupOption, SignInResult
-from xoromail_cli.services.google import oauth
+from xoromail_cli.services.google import hints, oauth
 from xoromail_cli.services.google.settings import (
     DEFAULT_REDIRECT_PORT,
     DEFAULT_SIGN_IN_TIMEOUT,
@@ -65,9 +65,36 @@ SETUP_OPTIONS = (
 )
 
 
+BROWSER = "browser"
+SERVICE_ACCOUNT = "service_account"
+SIGN_IN_LABELS = (
+    "a person's Google account, signed in once in a browser (your own OAuth client; a consent screen left in "
+    "\"Testing\" ends the sign-in after 7 days)",
+    "a Google Workspace service account with domain-wide delegation: nobody signs in (for cron and the relay; no "
+    "refresh token, no 7-day Testing expiry)",
+)
+"""The wizard's first Google question, one label per way (`BROWSER`, `SERVICE_ACCOUNT`)."""
+SERVICE_ACCOUNT_STEPS = (
+    "A service account signs in as the mailbox with domain-wide delegation (see docs/setup-google.md):\n"
+    "  1. console.cloud.google.com → IAM & Admin → Service accounts → Create; enable the Gmail API in its project.\n"
+    "  2. The account → Keys → Add key → Create new key → JSON: download it.\n"
+    "  3. admin.google.com (a super admin) → Security → Access and data control → API controls → Manage Domain "
+    "Wide Delegation → Add new: the key's client_id and the scope " + hints.SERVICE_ACCOUNT_SCOPE + ".\n"
+    "  4. Give the key file's path here: the whole key goes to the secret store; the file may be deleted afterwards."
+)
+
+
 def _client_secrets_path(text: str) -> str:
     read_client_secrets(text)
     return text
+
+
+def _service_account_path(text: str) -> str:
+    """The key is read and checked where its path is typed (an OAuth client's JSON is refused here)."""
+    from xoromail_cli.services.google import service_account
+
+    service_account.read_key(text.strip())
+    return str(Path(text.strip()).expanduser())
 
 
 @dataclass(frozen=True)
@@ -118,7 +145,24 @@ class GoogleService(ServiceBase[GoogleSettings]):
         return [] if known else ["--client-secrets (or --service-account)"]
 
     def next_question(self, answers: Mapping[str, Any], existing: object | None, email: str) -> Question | None:
-        known = existing.client_secrets_file if isinstance(existing, GoogleSettings) else None
+        """How it signs in (a person in a browser, or a Workspace service account), then that way's questions."""
+        own = existing if isinstance(existing, GoogleSettings) else None
+        if "client_secrets" not in answers and "service_account" not in answers and "signs_in" not in answers:
+            default = SERVICE_ACCOUNT if own is not None and own.service_account else BROWSER
+            return Question(key="signs_in", prompt="How should xoromail sign in to Google?", default=default,
+                            choices=(BROWSER, SERVICE_ACCOUNT), labels=SIGN_IN_LABELS)
+        if answers.get("signs_in") == SERVICE_ACCOUNT:
+            if "service_account" not in answers:
+                return Question(key="service_account", prompt="Path of the service account's key JSON",
+                                default=own.service_account_file if own is not None else None,
+                                check=_service_account_path, explain=SERVICE_ACCOUNT_STEPS)
+            return None
+        if "service_account" in answers:  # given as a flag: nobody signs in, nothing more to ask
+            return None
+        return self._browser_question(answers, own)
+
+    def _browser_question(self, answers: Mapping[str, Any], existing: GoogleSettings | None) -> Question | None:
+        known = existing.client_secrets_file if existing is not None else None
         if "client_secrets" not in answers:
             return Question(key="client_secrets", prompt="Path of the OAuth client's JSON (client_secret_….json)",
                             default=known,
@@ -128,7 +172,7 @@ class GoogleService(ServiceBase[GoogleSettings]):
                             default="yes" if oauth._browser_available() else "no", choices=("yes", "no"),
                             check=lambda text: text.strip().lower() in ("n", "no"))
         if answers.get("no_browser") and "redirect_port" not in answers:
-            port = str(existing.redirect_port if isinstance(existing, GoogleSettings) else DEFAULT_REDIRECT_PORT)
+            port = str(existing.redirect_port if existing is not None else DEFAULT_REDIRECT_PORT)
             return Question(key="redirect_port", prompt="Loopback port for the sign-in redirect", default=port,
                             check=check_port,
                             explain="From your laptop, forward it before opening the URL: "
