@@ -24,7 +24,7 @@ import binascii
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from xoromail_cli.relay.mending import SMTP_LINE, MendRefused, first_long_line, fold_field, has_long_line
+from xoromail_cli.relay.mending import SMTP_LINE, MendRefused, first_long_line, fold_field, has_long_line, header_fields
 
 Chunks = list[bytes | memoryview]
 MAX_DEPTH = 20
@@ -70,10 +70,6 @@ def _kind(header: bytes) -> _Kind:
                  encoding=str(parsed.get("Content-Transfer-Encoding", "7bit")).strip().lower())
 
 
-def _header_fields(header: bytes) -> list[bytes]:
-    from xoromail_cli.relay.message import _fields  # the same reading of fields as the message's header
-
-    return _fields(header)
 
 
 def _field_name(field: bytes) -> bytes:
@@ -142,7 +138,7 @@ def quoted_printable(data: bytes | bytearray, start: int, end: int, encoding: st
 
 
 def _recoded_header(header: bytes, top: bool) -> bytes:
-    fields = [field for field in _header_fields(header) if _field_name(field) != b"content-transfer-encoding"]
+    fields = [field for field in header_fields(header) if _field_name(field) != b"content-transfer-encoding"]
     if top and not any(_field_name(field) == b"mime-version" for field in fields):
         fields.append(b"MIME-Version: 1.0\r\n")
     fields.append(b"Content-Transfer-Encoding: quoted-printable\r\n")
@@ -223,7 +219,7 @@ def _part(body: _Body, span: tuple[int, int], depth: int, out: Chunks) -> None:
         return
     blank = body.data.find(b"\r\n\r\n", start, end)
     if blank < 0:  # a header without a body
-        out.append(b"".join(fold_field(field) for field in _header_fields(bytes(body.view[start:end]))))
+        out.append(b"".join(fold_field(field) for field in header_fields(bytes(body.view[start:end]))))
         return
     entity(body, bytes(body.view[start:blank + 2]), (blank + 4, end), depth, out)
 
@@ -231,7 +227,7 @@ def _part(body: _Body, span: tuple[int, int], depth: int, out: Chunks) -> None:
 def entity(body: _Body, header: bytes, span: tuple[int, int], depth: int, out: Chunks) -> None:
     """An entity's header (fields with line ends), the blank line and its body, body[start:end], mended."""
     start, end = span
-    header = b"".join(fold_field(field) for field in _header_fields(header))
+    header = b"".join(fold_field(field) for field in header_fields(header))
     if not has_long_line(body.data, start, end=end) or depth > MAX_DEPTH:
         out += [header, CRLF, body.view[start:end]]
         return

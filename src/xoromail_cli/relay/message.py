@@ -63,18 +63,6 @@ class SenderPolicy:
         return SEND_AS_REPLY.format(mailbox=self.mailbox, address=address)
 
 
-def _fields(head: bytes) -> list[bytes]:
-    """The header's fields, each with its continuation lines and line ends (linear in the header's size:
-    a To folded over a hundred thousand lines is joined once, not copied at each line)."""
-    fields: list[list[bytes]] = []
-    for line in head.splitlines(keepends=True):
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1].append(line)
-        else:
-            fields.append([line])
-    return [b"".join(parts) for parts in fields]
-
-
 def _name(field: bytes) -> str:
     return field.partition(b":")[0].strip().decode("ascii", "replace").lower()
 
@@ -143,7 +131,7 @@ def accept_message(data: bytes | bytearray, mail_from: str, rcpt_tos: tuple[str,
     """The envelope to keep: To and Cc as the headers name them, every other SMTP recipient Bcc; line ends
     CRLF and lines of at most 998 octets (`mending`). Refused for what must not be passed on."""
     from xoromail_cli.relay.long_lines import short_lines
-    from xoromail_cli.relay.mending import MendRefused, crlf_line_ends, fold_field, has_long_line
+    from xoromail_cli.relay.mending import MendRefused, crlf_line_ends, fold_field, has_long_line, header_fields
 
     try:
         data = crlf_line_ends(data)
@@ -151,7 +139,7 @@ def accept_message(data: bytes | bytearray, mail_from: str, rcpt_tos: tuple[str,
         raise Refused(refused.reply) from None
     head, start = _split(data)
     _check_head(head, max_header)
-    fields = _fields(head)
+    fields = header_fields(head)
     values: dict[str, list[str]] = {}
     for field in fields:
         values.setdefault(_name(field), []).append(_value(field))
