@@ -17,7 +17,7 @@ from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.errors import DataError, TemporaryError
 from xoromail_cli.relay.delivery import event_line
 from xoromail_cli.relay.limits import DEFAULT_RECIPIENTS
-from xoromail_cli.relay.message import Refused, SenderPolicy, accept_message
+from xoromail_cli.relay.message import Refused, SenderPolicy, take_message
 from xoromail_cli.relay.spool import Spool
 
 EventLog = Callable[[str], None]
@@ -105,10 +105,12 @@ class RelayHandler:
 
     @staticmethod
     def _keep(route: Route, data: bytes, mail_from: str, rcpt_tos: tuple[str, ...], peer: str,
-              max_header: int) -> tuple[Envelope, str]:
-        """In a worker thread: the message read and mended, then kept durably."""
-        message = accept_message(data, mail_from, rcpt_tos, route.policy, max_header=max_header)
-        return message, route.spool.put(message, peer=peer)
+              max_header: int) -> tuple[Envelope, int, str]:
+        """In a worker thread: the message read and mended, then kept durably, its pieces written to the
+        spool file one after another (never joined into one more copy of the message)."""
+        taken = take_message(data, mail_from, rcpt_tos, route.policy, max_header=max_header)
+        spool_id = route.spool.put(taken.envelope, peer=peer, pieces=taken.pieces)
+        return taken.envelope, taken.size, spool_id  # not the pieces: they hold the received buffer
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         loop = asyncio.get_running_loop()
@@ -123,7 +125,7 @@ class RelayHandler:
             return too_large
         self.busy += 1
         try:
-            message, spool_id = await loop.run_in_executor(None, functools.partial(
+            message, size, spool_id = await loop.run_in_executor(None, functools.partial(
                 self._keep, route, data, envelope.mail_from, tuple(envelope.rcpt_tos), peer_of(session),
                 max_header))
         except Refused as refused:
@@ -138,7 +140,7 @@ class RelayHandler:
             self.busy -= 1
             del data
         self.log(event_line("accepted", id=spool_id, peer=peer_of(session), login=route.policy.login or None,
-                            sender=message.sender, to=len(message.recipients), size=len(message.data),
+                            sender=message.sender, to=len(message.recipients), size=size,
                             message_id=message.message_id))
         route.on_accepted()
         return f"250 2.0.0 OK queued as {spool_id}"

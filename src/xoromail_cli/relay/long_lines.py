@@ -242,13 +242,38 @@ def entity(body: _Body, header: bytes, span: tuple[int, int], depth: int, out: C
         _leaf(body, header, kind, span, depth, out)
 
 
-def short_lines(head: bytes, data: bytes | bytearray, start: int) -> bytes:
+def long_line_in(pieces: Chunks, limit: int = SMTP_LINE) -> bool:
+    """Whether the pieces, read one after another, hold a line of over `limit` octets (as `has_long_line`
+    over their join), looked at in blocks of at most `_QP_BLOCK` octets: never a copy of the whole."""
+    run = 0
+    """Octets of the line under way, before the block at hand."""
+    for piece in pieces:
+        for at in range(0, len(piece), _QP_BLOCK):
+            block = bytes(piece[at:at + _QP_BLOCK])
+            first = block.find(b"\n")
+            if first < 0:
+                run += len(block)
+                if run > limit + 1:
+                    return True
+                continue
+            last = block.rfind(b"\n")
+            if run + first > limit + 1 or has_long_line(block, first + 1, limit, end=last + 1):
+                return True
+            run = len(block) - last - 1
+    return run > limit
+
+
+def short_line_pieces(head: bytes, data: bytes | bytearray, start: int) -> Chunks:
     """The message of header fields `head` and body data[start:] with no line over 998 octets (see the
-    module's note); MendRefused for what cannot be shortened."""
+    module's note), as pieces in order (memoryview slices of `data` where it stays as it came), not joined:
+    the spool writes them one after another. MendRefused for what cannot be shortened."""
     out: Chunks = []
     entity(_Body(data, memoryview(data)), head, (start, len(data)), 0, out)
-    mended = b"".join(out)
-    out.clear()
-    if has_long_line(mended):
+    if long_line_in(out):
         raise MendRefused(STILL_LONG_REPLY.format(limit=SMTP_LINE, depth=MAX_DEPTH, parts=MAX_BOUNDARIES))
-    return mended
+    return out
+
+
+def short_lines(head: bytes, data: bytes | bytearray, start: int) -> bytes:
+    """`short_line_pieces` joined into one message."""
+    return b"".join(short_line_pieces(head, data, start))

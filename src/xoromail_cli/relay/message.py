@@ -8,7 +8,7 @@ content, as the ledger's idempotency key is: the same submission twice is delive
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import getaddresses
 
 from xoromail_cli.addresses import domain_of
@@ -126,11 +126,35 @@ def _rewrite(kept: list[bytes], values: dict[str, list[str]], mail_from: str, po
     return kept
 
 
+@dataclass(frozen=True, kw_only=True)
+class Taken:
+    """A message taken in: its envelope without the bytes (`data` empty) and the bytes as pieces in order
+    (the fixed header, then memoryview slices of what came and mended parts), which the spool writes one
+    after another (`Spool.put`): the message is never joined into one more copy of itself."""
+
+    envelope: Envelope
+    pieces: tuple[bytes | memoryview, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(len(piece) for piece in self.pieces)
+
+    def joined(self) -> Envelope:
+        """The envelope with its bytes (what the spool's file holds after the envelope line)."""
+        return replace(self.envelope, data=b"".join(self.pieces))
+
+
 def accept_message(data: bytes | bytearray, mail_from: str, rcpt_tos: tuple[str, ...], policy: SenderPolicy, *,
                    max_header: int = MAX_HEADER) -> Envelope:
+    """The envelope to keep, its bytes joined (`take_message`)."""
+    return take_message(data, mail_from, rcpt_tos, policy, max_header=max_header).joined()
+
+
+def take_message(data: bytes | bytearray, mail_from: str, rcpt_tos: tuple[str, ...], policy: SenderPolicy, *,
+                 max_header: int = MAX_HEADER) -> Taken:
     """The envelope to keep: To and Cc as the headers name them, every other SMTP recipient Bcc; line ends
     CRLF and lines of at most 998 octets (`mending`). Refused for what must not be passed on."""
-    from xoromail_cli.relay.long_lines import short_lines
+    from xoromail_cli.relay.long_lines import short_line_pieces
     from xoromail_cli.relay.mending import MendRefused, crlf_line_ends, fold_field, has_long_line, header_fields
 
     try:
@@ -166,12 +190,10 @@ def accept_message(data: bytes | bytearray, mail_from: str, rcpt_tos: tuple[str,
     except MendRefused as refused:
         raise Refused(refused.reply) from None
     fixed = b"".join(field if field.endswith(b"\n") else field + b"\r\n" for field in kept)
+    envelope = Envelope(sender=sender, to=to, data=b"", message_id=message_id, cc=cc, bcc=bcc)
     if has_long_line(data, start):
         try:
-            mended = short_lines(fixed, data, start)
+            return Taken(envelope=envelope, pieces=tuple(short_line_pieces(fixed, data, start)))
         except MendRefused as refused:
             raise Refused(refused.reply) from None
-        return Envelope(sender=sender, to=to, data=mended, message_id=message_id, cc=cc, bcc=bcc)
-    with memoryview(data) as view:
-        whole = b"".join((fixed, b"\r\n", view[start:]))
-    return Envelope(sender=sender, to=to, data=whole, message_id=message_id, cc=cc, bcc=bcc)
+    return Taken(envelope=envelope, pieces=(fixed, b"\r\n", memoryview(data)[start:]))

@@ -16,7 +16,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -89,8 +89,9 @@ def check_id(value: str) -> str:
     return value
 
 
-def write_durably(target: Path, scratch: Path, chunks: tuple[bytes, ...]) -> None:
-    """Write `chunks` to `scratch`, fsync, rename onto `target`, fsync the folder: all or nothing."""
+def write_durably(target: Path, scratch: Path, chunks: Iterable[bytes | memoryview]) -> None:
+    """Write `chunks` one after another (never joined) to `scratch`, fsync, rename onto `target`, fsync the
+    folder: all or nothing."""
     descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         for chunk in chunks:
@@ -125,15 +126,18 @@ class Spool:
     def _path(self, where: Where, message_id: str, suffix: str) -> Path:
         return self.root / where / f"{check_id(message_id)}{suffix}"
 
-    def put(self, envelope: Envelope, *, peer: str = "", report: bool = False) -> str:
-        """Keep a message durably and return its id; TemporaryError (a 4xx for the client) if it cannot."""
+    def put(self, envelope: Envelope, *, peer: str = "", report: bool = False,
+            pieces: Iterable[bytes | memoryview] | None = None) -> str:
+        """Keep a message durably and return its id; TemporaryError (a 4xx for the client) if it cannot. With
+        `pieces` (`message.Taken`), they are the message's bytes, written in order (`envelope.data` unused)."""
         spool_id = f"{time.time_ns() // 1000:x}-{secrets.token_hex(3)}"
         head = {"sender": envelope.sender, "to": envelope.to, "cc": envelope.cc, "bcc": envelope.bcc,
                 "message_id": envelope.message_id, "received_at": time.time(), "peer": peer, "report": report}
         line = json.dumps(head, ensure_ascii=True).encode("ascii") + b"\n"
         try:
             scratch = self._folder("tmp") / f"{spool_id}{_MESSAGE}"
-            write_durably(self._folder("queue") / f"{spool_id}{_MESSAGE}", scratch, (line, envelope.data))
+            write_durably(self._folder("queue") / f"{spool_id}{_MESSAGE}", scratch,
+                          (line, *(pieces if pieces is not None else (envelope.data,))))
         except OSError as exc:
             with contextlib.suppress(OSError):
                 (self.root / "tmp" / f"{spool_id}{_MESSAGE}").unlink()
