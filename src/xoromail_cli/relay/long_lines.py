@@ -78,16 +78,21 @@ def _field_name(field: bytes) -> bytes:
 
 def rewrapped_base64(segment: memoryview) -> Chunks:
     """Base64 text in lines of 76 characters (no line end after the last), nothing decoded; MendRefused
-    when a character is not of the base64 alphabet. `translate` is one C pass each."""
-    compact = bytes(segment).translate(None, b" \t\r\n")
-    if compact.translate(None, _BASE64_ALPHABET):
-        raise MendRefused(NOT_BASE64_REPLY.format(limit=SMTP_LINE))
+    when a character is not of the base64 alphabet. Taken `_BLOCK` octets at a time (`translate` one C pass
+    each), the characters past a block's last whole line carried to the next: about one copy in all."""
     out: Chunks = []
-    for block in range(0, len(compact), _BLOCK):
-        if out:
-            out.append(CRLF)
-        out.append(CRLF.join(compact[at:at + BASE64_LINE] for at in range(block, min(block + _BLOCK, len(compact)),
-                                                                           BASE64_LINE)))
+    carry = b""
+    for at in range(0, len(segment), _BLOCK):
+        compact = carry + bytes(segment[at:at + _BLOCK]).translate(None, b" \t\r\n")
+        if compact.translate(None, _BASE64_ALPHABET):
+            raise MendRefused(NOT_BASE64_REPLY.format(limit=SMTP_LINE))
+        whole = len(compact) - len(compact) % BASE64_LINE
+        if whole:
+            out += [CRLF] if out else []
+            out.append(CRLF.join(compact[line:line + BASE64_LINE] for line in range(0, whole, BASE64_LINE)))
+        carry = compact[whole:]
+    if carry:
+        out += [CRLF, carry] if out else [carry]
     return out
 
 
