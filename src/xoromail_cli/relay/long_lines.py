@@ -116,28 +116,27 @@ def _qp(data: bytes, text: bool) -> bytes:
     return binascii.b2a_qp(data, quotetabs=False, istext=text, header=False).replace(CRLF, b"\n")
 
 
-def _decoded(data: bytes | bytearray, start: int, end: int, encoding: str, text: bool) -> bytes:
-    """data[start:end] decoded (quoted-printable, or as it is), a text's line ends LF."""
-    pieces: list[bytes] = []
+def _decoded(data: bytes | bytearray, start: int, end: int, encoding: str, text: bool) -> Iterator[bytes]:
+    """data[start:end] decoded (quoted-printable, or as it is), a text's line ends LF, a block at a time."""
     for block in _blocks(data, start, end, at_lines=True):  # an encoded line never spans a line end
         piece = binascii.a2b_qp(block) if encoding == "quoted-printable" else bytes(block)
-        pieces.append(piece.replace(CRLF, b"\n") if text else piece)
-    return b"".join(pieces)
+        yield piece.replace(CRLF, b"\n") if text else piece
 
 
 def quoted_printable(data: bytes | bytearray, start: int, end: int, encoding: str, text: bool) -> Chunks:
     """data[start:end] (in `encoding`) decoded and encoded quoted-printable in lines of 76 at most (78 where
     a line ends in white space: binascii's and quopri's way), with CRLF; a text part's line ends are hard
-    line breaks (not `=0D=0A`)."""
-    payload = _decoded(data, start, end, encoding, text)
-    as_text = text and b"\r" not in payload
+    line breaks (not `=0D=0A`). Decoded a block at a time (twice: first to learn whether a CR is left),
+    never whole: about one copy of the part in all, the encoded one."""
+    as_text = text and not any(b"\r" in piece for piece in _decoded(data, start, end, encoding, text))
     pieces: Chunks = []
     carry = b""  # the bytes of a piece's last, unfinished line: encoded again at the next piece's start
-    for block in _blocks(payload, 0, len(payload), at_lines=False):  # a line cut: carried
-        encoded = _qp(carry + block, as_text)
-        cut = encoded.rfind(b"\n") + 1
-        pieces.append(encoded[:cut].replace(b"\n", CRLF))
-        carry = binascii.a2b_qp(encoded[cut:])
+    for decoded in _decoded(data, start, end, encoding, text):
+        for block in _blocks(decoded, 0, len(decoded), at_lines=False):  # a line cut: carried
+            encoded = _qp(carry + block, as_text)
+            cut = encoded.rfind(b"\n") + 1
+            pieces.append(encoded[:cut].replace(b"\n", CRLF))
+            carry = binascii.a2b_qp(encoded[cut:])
     pieces.append(_qp(carry, as_text).replace(b"\n", CRLF))
     return pieces
 
