@@ -268,3 +268,15 @@ def test_a_full_recipient_mailbox_is_not_our_daily_quota() -> None:
 def test_relay_denied_for_a_recipient_is_a_permission_problem() -> None:
     failure = reply_failure("rcpt to", 554, "5.7.1 <x@elsewhere.test>: Relay access denied", "h")
     assert failure.exit_code == ExitCode.NOPERM
+
+
+def test_a_refused_sender_is_send_as_only_when_the_server_says_so() -> None:
+    owned = reply_failure("mail from", 553, "5.7.1 <billing@company.test>: Sender address rejected: "
+                          "not owned by user erp@company.test", "mail.company.test")
+    assert owned.exit_code == ExitCode.NOPERM and "From address must be the mailbox" in (owned.hint or "")
+    for code, text in ((450, "4.1.8 <billing@company.test>: Sender address rejected: Domain not found"),
+                       (550, "5.1.8 <billing@company.test>: Sender address rejected: Domain not found")):
+        failure = reply_failure("mail from", code, text, "mail.company.test")
+        assert "Send As" not in (failure.hint or "")
+        assert "domain" in (failure.hint or "") and "DNS" in (failure.hint or "")
+        assert failure.exit_code == (ExitCode.TEMPFAIL if code == 450 else ExitCode.DATAERR)

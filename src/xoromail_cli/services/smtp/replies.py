@@ -46,6 +46,11 @@ SEND_AS_HINT = (
     "the server does not let this account send as the From address: the From address must be the "
     "mailbox you sign in with, or the mailbox needs Send As rights for it"
 )
+SENDER_DOMAIN_HINT = (
+    "the server cannot find the From address's domain in DNS (no MX or A record): check the From address "
+    "for typos; if it is right, the domain's DNS must publish an MX or A record (a 4xx reply may also be a "
+    "passing DNS failure: try again later)"
+)
 THROTTLED_HINT = "the server is throttling sign-ins: wait a few minutes; send over one connection, not many"
 SIZE_HINT = ("the message is larger than the server accepts (its SIZE limit): send smaller or fewer "
              "attachments, or links to the files")
@@ -152,6 +157,11 @@ def _has(*needles: str) -> Callable[[int, str, str], bool]:
     return lambda code, text, stage: any(n in text.lower() for n in lowered)
 
 
+def _unknown_sender_domain(text: str) -> bool:
+    lowered = text.lower()
+    return "sender address rejected" in lowered and "domain not found" in lowered
+
+
 def _wrong_credentials(host: str) -> str:
     if is_gmail(host):
         return f"{CREDENTIALS_HINT}; for Gmail, the normal password is refused: {GMAIL_APP_PASSWORD_HINT}"
@@ -168,7 +178,10 @@ _RULES: list[_Rule] = [
      ExitCode.NOPERM),
     (_has("basic authentication is disabled", "5.7.30"), _o365_basic_auth, ExitCode.NOPERM),
     (_has("security defaults", "did not meet the criteria"), O365_POLICY_HINT, ExitCode.NOPERM),
-    (_has("5.7.60", "sendasdenied", "sender address rejected", "not owned by user"), SEND_AS_HINT, ExitCode.NOPERM),
+    (_has("5.7.60", "sendasdenied", "not owned by user"), SEND_AS_HINT, ExitCode.NOPERM),
+    (lambda code, text, stage: _unknown_sender_domain(text) and code < 500, SENDER_DOMAIN_HINT,
+     ExitCode.TEMPFAIL),  # Postfix reject_unknown_sender_domain: 450 4.1.8 by default (DNS may be down)
+    (lambda code, text, stage: _unknown_sender_domain(text), SENDER_DOMAIN_HINT, ExitCode.DATAERR),
     (lambda code, text, stage: code == 530 and "starttls" in text.lower(), STARTTLS_FIRST_HINT,
      ExitCode.PROTOCOL),
     (_has("5.7.57"), "the server requires sign-in before sending: set the username and password",
