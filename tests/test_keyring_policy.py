@@ -115,3 +115,15 @@ def test_config_show_names_the_refused_backend_and_why(runner: CliRunner, config
     assert "unencrypted" in store["problem"]
     table = " ".join(runner.invoke(app, ["--config", str(config_path), "config", "show"]).output.split())
     assert "secret store" in table and "plain file" in table and "uses such a backend only when you choose" in table
+
+
+def test_config_show_names_the_refused_file_once(runner: CliRunner, config_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from xoromail_cli import config
+
+    config.save_profile(config_path, PROFILE)
+    chosen_by_priority(monkeypatch)
+    output = runner.invoke(app, ["--config", str(config_path), "config", "show"]).output
+    line = next(line for line in output.splitlines() if line.startswith("secret store:"))
+    assert line.count(PlaintextKeyring().file_path) == 1, line
+    assert "plain file" in line and "unencrypted" in line and "only when you choose it by name" in line

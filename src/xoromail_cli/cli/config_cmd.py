@@ -70,9 +70,23 @@ def show(
     for kind, present in other_secrets.items():
         shown = {"set": f"[green]set[/] ({where})", "unreachable": f"[red]unreachable[/] ({where})"}
         rows.append((kind.replace("_", " "), shown.get(present, "[red]unset[/]")))
-    rows.append(("secret store", where if store["usable"] else f"[red]{where}[/] ({escape(str(store['problem']))})"))
+    rows.append(("secret store", _store_text(store)))
     print_rows(f"Profile {profile.name!r} ({escape(str(state.config_path))})", ("setting", "value"), rows,
                show_header=False)
+
+
+def _store_text(store: dict[str, object]) -> str:
+    """The `secret store` cell: the store's name, and when it is refused, why; a name the reason already
+    quotes (a refused plain file: its path) is shown once, in red, inside the reason."""
+    from rich.markup import escape
+
+    where = escape(str(store["name"] or "no usable store"))
+    if store["usable"]:
+        return where
+    problem = escape(str(store["problem"]))
+    if store["name"] and where in problem:
+        return problem.replace(where, f"[red]{where}[/]", 1)
+    return f"[red]{where}[/] ({problem})"
 
 
 def _store() -> dict[str, object]:
