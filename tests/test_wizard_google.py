@@ -66,3 +66,10 @@ def test_choosing_google_in_the_menu_asks_how_and_a_browser_sign_in_asks_for_the
     os.write(term.fd, b"\x04")  # Ctrl-D: setup stops, nothing saved
     assert term.wait() == 2, term.text  # a usage error: setup stopped at a question
     assert not config_path.exists()
+
+
+def test_the_google_menu_line_names_the_workspace_service_account_on_one_line() -> None:
+    entry = services.REGISTRY["google"]
+    line = f"{entry.label} — {entry.summary}"  # as the wizard's service menu shows it
+    assert "Workspace service account" in line and "Connect, then Allow" in line and "no password" in line
+    assert "\n" not in line and len(line) <= 140, line

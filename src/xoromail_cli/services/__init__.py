@@ -43,7 +43,8 @@ REGISTRY: dict[str, ServiceEntry] = {
                      summary="Exchange Web Services with domain, username and password (on-premises Exchange Server)",
                      aliases=("ews", "exchange server"), module="xoromail_cli.services.exchange.service"),
         ServiceEntry(name="google", label="Email services (Google sign-in)",
-                     summary="Connect, then Allow: Google OAuth and the Gmail API, no password stored",
+                     summary="Connect, then Allow (Google OAuth, Gmail API), or a Workspace service account; "
+                             "no password stored",
                      aliases=("email-services", "email services", "gmail-oauth", "gmail-api"),
                      module="xoromail_cli.services.google.service"),
         ServiceEntry(name="microsoft365", label="Microsoft 365 sign-in",
