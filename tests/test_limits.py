@@ -106,3 +106,11 @@ def test_the_relay_asks_the_provider_for_its_limits_once_for_every_message_it_de
                  what="the message's delivery")  # one burst (a lock, a session) each
     assert len(upstream.messages) == 3
     assert limits_asked == ["default"]
+
+
+def test_azure_communication_services_keeps_its_hourly_cap_unless_the_pace_is_chosen() -> None:
+    acs = smtp_profile(name="acs", email="a@b.test", host="smtp.azurecomm.net", port=587)
+    limits = RunLimits.of(acs)
+    assert limits.per_second == 0.5 and limits.per_hour == 100
+    assert RunLimits.of(acs, "10/min").per_hour is None  # --rate says the pace (e.g. a raised quota)
+    assert RunLimits.of(BASE).per_hour is None

@@ -82,3 +82,20 @@ def test_dates_and_durations_are_accepted() -> None:
     assert abs(parse_since("7d") - (now() - timedelta(days=7))) < timedelta(seconds=5)
     with pytest.raises(UsageError, match="neither a date nor a duration"):
         parse_since("last tuesday")
+
+
+def test_an_hourly_cap_holds_the_next_message_until_the_oldest_is_an_hour_old() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(per_second=0.5, per_hour=3, clock=clock, sleep=clock.sleep)
+    waits = [limiter.wait() for _ in range(5)]
+    assert waits == [0.0, 2.0, 2.0, 3596.0, 2.0]  # the 4th at first + 1 h; the pace goes on from there
+
+
+def test_an_hourly_cap_refuses_an_early_slot_to_try_take() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(per_second=None, per_hour=2, clock=clock, sleep=clock.sleep)
+    assert limiter.try_take() and limiter.try_take()
+    clock.now += 3599
+    assert not limiter.try_take() and not limiter.try_take()  # a refusal forgets no slot
+    clock.now += 1
+    assert limiter.try_take() and limiter.try_take() and not limiter.try_take()

@@ -6,6 +6,7 @@ import random
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -72,13 +73,17 @@ def parse_duration(text: str) -> timedelta:
 @dataclass(kw_only=True)
 class RateLimiter:
     """Spaces messages evenly so a provider's per-minute limit is never hit: a total over every connection that
-    shares it (slots are taken under a lock, the sleeping happens outside it)."""
+    shares it (slots are taken under a lock, the sleeping happens outside it). `per_hour` caps any hour on top:
+    a message past the cap waits until the oldest of the last `per_hour` is an hour old."""
 
     per_second: float | None
+    per_hour: int | None = None
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     _next: float | None = None
     _held_until: float | None = None
+    _recent: deque[float] = field(default_factory=deque, repr=False, compare=False)
+    """When the slots of the last hour were taken, oldest first (kept only with `per_hour`)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def wait(self) -> float:
@@ -88,6 +93,8 @@ class RateLimiter:
             start = max(now, self._held_until or now)
             if self.per_second:
                 start = max(start, self._next or start)
+            start = self._hour_slot(start)
+            if self.per_second:
                 self._next = start + 1.0 / self.per_second
         delay = start - now
         if delay > 0:
@@ -100,12 +107,35 @@ class RateLimiter:
             now = self.clock()
             if self._held_until is not None and self._held_until > now:
                 return False
-            if not self.per_second:
-                return True
-            if self._next is not None and self._next > now:
+            if self.per_second and self._next is not None and self._next > now:
                 return False
-            self._next = now + 1.0 / self.per_second
+            if not self._hour_free(now):
+                return False
+            self._hour_slot(now)
+            if self.per_second:
+                self._next = now + 1.0 / self.per_second
             return True
+
+    def _hour_free(self, now: float) -> bool:
+        """Whether the hourly cap lets a message go now (call under the lock)."""
+        if not self.per_hour:
+            return True
+        while self._recent and self._recent[0] <= now - 3600.0:
+            self._recent.popleft()
+        return len(self._recent) < self.per_hour and (not self._recent or self._recent[-1] <= now)
+
+    def _hour_slot(self, start: float) -> float:
+        """The earliest time from `start` the hourly cap allows, taken (call under the lock)."""
+        if not self.per_hour:
+            return start
+        if self._recent:
+            start = max(start, self._recent[-1])  # slots stay in order
+        while self._recent and self._recent[0] <= start - 3600.0:
+            self._recent.popleft()
+        while len(self._recent) >= self.per_hour:
+            start = max(start, self._recent.popleft() + 3600.0)
+        self._recent.append(start)
+        return start
 
     def hold(self, seconds: float) -> None:
         """No message before `seconds` from now, on any connection (a server's Retry-After, a 429)."""

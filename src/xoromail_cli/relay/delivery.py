@@ -102,7 +102,7 @@ class DeliveryWorker:
         self._wake = threading.Event()
         self.control = read_control(spool.root)
         self._failures = 0
-        self.rate = RateLimiter(per_second=self.limits.per_second, sleep=self._sleep)
+        self.rate = RateLimiter(per_second=self.limits.per_second, per_hour=self.limits.per_hour, sleep=self._sleep)
         self._schedule = Backoff(base=self.options.retry_delay, cap=self.options.max_delay)
         self._thread: threading.Thread | None = None
         self.size = SizeLimit()

@@ -30,6 +30,8 @@ class RunLimits:
     """The pace: --rate, else the profile's `rate`, else the provider's published limit, else unlimited."""
     pace_source: str
     """Whose pace it is, as the pacing notice names it."""
+    per_hour: int | None = None
+    """The provider's hourly cap, kept when the pace is the provider's (--rate or `rate` chooses the pace)."""
 
     @classmethod
     def of(cls, profile: Profile, rate: str | None = None) -> RunLimits:
@@ -40,7 +42,7 @@ class RunLimits:
         if profile.rate:
             return cls(provider=provider, per_second=parse_rate(profile.rate), pace_source="the profile's rate")
         if provider is not None and provider.per_minute:
-            return cls(provider=provider, per_second=provider.per_minute / 60.0,
+            return cls(provider=provider, per_second=provider.per_minute / 60.0, per_hour=provider.per_hour,
                        pace_source=f"{provider.label}'s published limit")
         return cls(provider=provider, per_second=None, pace_source="the pace")
 

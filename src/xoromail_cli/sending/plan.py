@@ -142,7 +142,8 @@ def execute(plan: SendPlan, options: SendOptions, on_result: Callable[[MessageRe
         deliverer = Deliverer(profile=plan.profile, event=plan.event.name,
                               transport=transports[0] if transports else None, ledger=ledger,
                               retries=options.retries, backoff=Backoff(base=options.retry_delay),
-                              rate=RateLimiter(per_second=per_second), resend=options.resend, resend_after=resend_after,
+                              rate=RateLimiter(per_second=per_second, per_hour=limits.per_hour if per_second else None),
+                              resend=options.resend, resend_after=resend_after,
                               before_delivery=watch, retry_in_doubt=options.retry_in_doubt)
         sender = Sender(event=plan.event, renderer=plan.renderer, deliverer=deliverer, subject=options.subject,
                         key_template=options.key_template, on_result=on_result)

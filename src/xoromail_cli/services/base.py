@@ -151,6 +151,7 @@ class Limits:
 
     label: str
     per_minute: int | None = None
+    per_hour: int | None = None
     daily_messages: int | None = None
     daily_recipients: int | None = None
     max_connections: int | None = None

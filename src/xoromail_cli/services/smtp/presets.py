@@ -17,6 +17,8 @@ class Preset:
     domains: tuple[str, ...] = ()
     notes: str = ""
     per_minute: int | None = None
+    per_hour: int | None = None
+    """Messages in any hour the provider accepts (paced on top of `per_minute`)."""
     daily_messages: int | None = None
     daily_recipients: int | None = None
     max_connections: int | None = None
@@ -53,7 +55,7 @@ PRESETS: dict[str, Preset] = {
         Preset(key="hve", label="Microsoft 365 High Volume Email (internal recipients only)", host=HVE_HOST, port=587,
                security="starttls", notes=HVE_NOTE),
         Preset(key="acs", label="Azure Communication Services SMTP", host=ACS_HOST, port=587, security="starttls",
-               notes=ACS_NOTE, per_minute=30),
+               notes=ACS_NOTE, per_minute=30, per_hour=100),
         Preset(key="gmail", label="Gmail / Google Workspace", host="smtp.gmail.com", port=587, security="starttls",
                domains=("gmail.com", "googlemail.com"), notes=GMAIL_NOTE, daily_messages=2_000, max_connections=3),
         Preset(key="outlook", label="Outlook.com / Hotmail", host="smtp-mail.outlook.com", port=587,

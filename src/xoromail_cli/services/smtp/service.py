@@ -122,7 +122,8 @@ class SmtpService(ServiceBase[SmtpSettings]):
         preset = self.preset(profile)
         if preset is None:
             return None
-        return Limits(label=preset.label, per_minute=preset.per_minute, daily_messages=preset.daily_messages,
+        return Limits(label=preset.label, per_minute=preset.per_minute, per_hour=preset.per_hour,
+                      daily_messages=preset.daily_messages,
                       daily_recipients=preset.daily_recipients,
                       max_connections=preset.max_connections)
 
