@@ -38,3 +38,10 @@ def test_send_prints_the_notice_on_stderr_before_the_batch(
     again = runner.invoke(app, [*args, "--rate", "1/h"])  # both rows are in the ledger: nothing waits
     assert again.exit_code == 0, again.output
     assert "pacing: 2 messages at 1 an hour (--rate) take about 1.0 h" in " ".join(again.stderr.split())
+
+
+def test_an_hourly_cap_is_counted_in_how_long_the_batch_takes() -> None:
+    notice = pacing_notice(1_000, 30 / 60, "Azure Communication Services SMTP's published limit", per_hour=100)
+    assert notice is not None
+    assert "1,000 messages at 30 a minute and 100 an hour" in notice and "about 9.1 h" in notice
+    assert pacing_notice(100, 30 / 60, "x", per_hour=100) is None  # one hour's worth goes at 30 a minute

@@ -32,17 +32,22 @@ PACING_NOTICE_AFTER = 10 * 60.0
 """A batch the pace stretches past this many seconds gets a notice before it starts."""
 
 
-def pacing_notice(messages: int, per_second: float | None, source: str) -> str | None:
+def pacing_notice(messages: int, per_second: float | None, source: str, per_hour: int | None = None) -> str | None:
     """Say up front how long the pace makes a batch (10,000 rows at 30 a minute ≈ 5.5 h), so nobody thinks
-    a run that takes hours is hung; `source` says whose pace it is ("Office 365's published limit")."""
+    a run that takes hours is hung; `source` says whose pace it is ("Office 365's published limit"). With an
+    hourly cap each full hour's worth waits out its hour, the rest goes at the pace."""
     if not per_second or messages < 2:
         return None
-    seconds = (messages - 1) / per_second
+    gaps = messages - 1
+    full_hours, gaps = divmod(gaps, per_hour) if per_hour else (0, gaps)
+    seconds = full_hours * 3600.0 + gaps / per_second
     if seconds < PACING_NOTICE_AFTER:
         return None
     hours = seconds / 3600
     length = f"about {hours:.1f} h" if hours >= 1 else f"about {seconds / 60:.0f} min"
     pace = f"{per_second * 60:.3g} a minute" if per_second * 60 >= 1 else f"{per_second * 3600:.3g} an hour"
+    if per_hour:
+        pace += f" and {per_hour:,} an hour"
     return (f"pacing: {messages:,} messages at {pace} ({source}) take {length}; "
             "the run keeps to that pace")
 

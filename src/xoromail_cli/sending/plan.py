@@ -134,7 +134,7 @@ def execute(plan: SendPlan, options: SendOptions, on_result: Callable[[MessageRe
     limits = RunLimits.of(plan.profile, options.rate)
     resend_after = parse_duration(options.resend_after) if options.resend_after else None
     per_second = limits.per_second if options.really_sends else None
-    notice = pacing_notice(plan.total - len(plan.invalid), per_second, limits.pace_source)
+    notice = pacing_notice(plan.total - len(plan.invalid), per_second, limits.pace_source, limits.per_hour)
     if notice:
         on_warning(notice)
     with ExitStack() as stack:
