@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -175,6 +176,22 @@ def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
                           "check the state folder (or the profile's `ledger` setting)") from None
 
 
+def _write_ahead_log(db: sqlite3.Connection, busy_timeout: float) -> None:
+    """Switch to WAL, waiting like any other write: the switch needs the file to itself, and SQLite may answer
+    "locked" at once instead of calling the busy handler (two runs opening a new or an older ledger together)."""
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            if str(db.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower() == "wal":
+                return
+        except sqlite3.OperationalError as exc:  # (a switch that cannot happen now returns the old mode instead)
+            if not ("locked" in str(exc) or "busy" in str(exc)) or time.monotonic() >= deadline:
+                raise
+        if time.monotonic() >= deadline:
+            return  # the old journal mode still works, only with less concurrency
+        time.sleep(0.02)
+
+
 class Ledger:
     _columns = ("id, profile, event, idem_key, recipients, recipient_count, message_id, status, reply, row, "
                 "created_at, updated_at, pending, refused, account, service")
@@ -189,7 +206,7 @@ class Ledger:
             return
         self._db = _connect(path, busy_timeout)
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
+            _write_ahead_log(self._db, busy_timeout)
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
                 self._upgrade()
