@@ -90,22 +90,17 @@ _PLAIN_METAVARS = {"<int>": "N", "<int range>": "N", "<float>": "NUMBER", "<floa
 """Typer's `<int range>`, `<str>`, `<path>` as the plain placeholders the rest of the help uses."""
 
 
-class _NamedArgument(TyperArgument):
-    """An argument shown by its name alone in --help (Typer adds its type, `<str>`, in a column beside it)."""
-
-    def __init__(self) -> None:  # never called: an existing argument's class is swapped (see `_name_only`)
-        raise TypeError("use _name_only")
-
-
 def _name_only(param: TyperArgument) -> None:
-    """Typer's help shows an argument's type from `type.get_metavar` (or `<name>`); an empty one shows none.
-    The type is copied first: Click's types (STRING, a Path) are shared by every parameter."""
+    """An argument shown by its name alone in --help: Typer adds its type (`<str>`) in a column beside it, from
+    `type.get_metavar` (or `<name>`), and an empty one shows none. The type is copied first: Click's types
+    (STRING, a Path) are shared by every parameter. Done once: the copy's own `get_metavar` marks it."""
     import copy
 
+    if "get_metavar" in vars(param.type):
+        return
     shown = copy.copy(param.type)
     shown.get_metavar = lambda *args, **kwargs: ""  # type: ignore[method-assign]  # this copy only: no type column
     param.type = shown
-    param.__class__ = _NamedArgument
 
 
 def _no_flag_metavar(params: list[Any]) -> list[Any]:
@@ -114,7 +109,7 @@ def _no_flag_metavar(params: list[Any]) -> list[Any]:
     from typer.core import TyperOption
 
     for param in params:
-        if isinstance(param, TyperArgument) and not isinstance(param, _NamedArgument):
+        if isinstance(param, TyperArgument):
             _name_only(param)  # its name (EVENT, DIR) is its placeholder: no `<str>` beside it
         if param.metavar is not None:
             continue
