@@ -52,7 +52,7 @@ def test_the_wizard_shows_checking_and_a_spinner_on_the_running_stage(
     server = smtp_server(handler=SlowData())
     term = Terminal(flags(server.port, tls), {**os.environ, "XOROMAIL_CONFIG": str(config_path)})
     term.answer("Username", "")
-    term.answer("Password (input hidden)", PASSWORD)
+    term.answer("Password (input hidden)", PASSWORD, hidden=True)
     term.expect("Checking profile 'default' …")
     term.expect("send …", timeout=10)  # while the server holds the test message
     assert "All checks passed" not in term.text
@@ -110,6 +110,6 @@ def test_a_relay_that_signs_in_asks_the_username_and_password(
     term.expect("sign in with a username and password")
     term.answer("Sign-in", "2")
     term.answer("Username", "relay-user")
-    term.answer("Password (input hidden)", PASSWORD)
+    term.answer("Password (input hidden)", PASSWORD, hidden=True)
     assert term.wait() == 0, term.text
     assert "; password in plain file" in " ".join(term.text.split())  # the store the tests chose
