@@ -28,20 +28,18 @@ from xoromail_cli.local.sink import CaptureHandler
 
 
 class Slow(CaptureHandler):
-    """Takes 0.15 s per message, so a signal lands in the middle of a batch. `arrived` is set when the fourth
-    message's data is in, before its reply: the signal then lands while the run awaits that reply (the message
-    in flight), not at the moment the third message's reply comes back, where it would race with the run
-    recording that message."""
+    """Takes 0.15 s per message, so a signal lands in the middle of a batch."""
 
     def __init__(self) -> None:
         super().__init__()
         self.arrived = threading.Event()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(0.15)
+        reply = await super().handle_DATA(server, session, envelope)
         if len(self.messages) >= 3:
             self.arrived.set()
-        await asyncio.sleep(0.15)
-        return await super().handle_DATA(server, session, envelope)
+        return reply
 
 
 def _environment(home: Path) -> dict[str, str]:
