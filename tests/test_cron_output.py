@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from tests.support.cli import SCRIPT
+from tests.support.cli import SCRIPT, as_from_a_terminal
 from tests.support.common import PASSWORD, ServerFactory, TLSFiles, configure
 from tests.support.samples import csv_batch
 from tests.support.servers import RefuseRecipient
@@ -59,7 +59,7 @@ def test_a_signal_mid_batch_stops_cleanly_and_says_what_was_not_attempted(
     rows = csv_batch(tmp_path / "rows.csv", 20)
     command = [SCRIPT, *base, "send", "--event", "overdue-invoice", "--batch", str(rows)]
     process = subprocess.Popen(command, env=_environment(isolated_environment), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, preexec_fn=as_from_a_terminal)
     try:
         assert handler.arrived.wait(30)
         process.send_signal(signal_number)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.support.cli import SCRIPT
+from tests.support.cli import SCRIPT, as_from_a_terminal
 from xoromail_cli.cli import app
 from xoromail_cli.local.sink import free_port
 
@@ -45,7 +45,8 @@ def test_sink_prints_a_line_per_message_and_fills_the_maildir(tmp_path: Path) ->
     port = free_port()
     maildir = tmp_path / "Maildir"
     process = subprocess.Popen([SCRIPT, "sink", "--port", str(port), "--maildir", str(maildir)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=as_from_a_terminal)
     try:
         assert process.stdout is not None
         assert "Listening on 127.0.0.1" in process.stdout.readline()

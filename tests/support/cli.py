@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -9,6 +10,13 @@ from tests.support.common import USER, TLSFiles
 
 SCRIPT = str(Path(sys.executable).with_name("xoromail"))
 """The console script of this venv, for tests that run the CLI as a real process."""
+
+
+def as_from_a_terminal() -> None:
+    """`preexec_fn` for a command a test interrupts with SIGINT. A shell starts background jobs (so this suite,
+    when run as one) with SIGINT ignored, and Python keeps an ignored SIGINT ignored; the command gets Ctrl-C's
+    default, as when typed at a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def setup_args(config_path: Path, port: int, tls: TLSFiles, *extra: str) -> list[str]:

@@ -9,7 +9,7 @@ import termios
 import time
 from pathlib import Path
 
-from tests.support.cli import SCRIPT
+from tests.support.cli import SCRIPT, as_from_a_terminal
 
 
 class Terminal:
@@ -17,6 +17,7 @@ class Terminal:
         """`stdout`: a file the CLI's standard output goes to (`xoromail … > file` at a terminal)."""
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # pragma: no cover - the child becomes the CLI
+            as_from_a_terminal()  # Ctrl-C (^C on the pty) interrupts, even when the suite runs as a background job
             if stdout is not None:
                 os.dup2(os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 1)
             os.execve(SCRIPT, [SCRIPT, *args], env)  # noqa: S606  # exec the CLI in the child, no shell wanted
