@@ -35,7 +35,8 @@ class Terminal:
             self.screen += data
             self._unread += data
 
-    def expect(self, text: str, timeout: float = 15.0) -> None:
+    def expect(self, text: str, timeout: float = 30.0) -> None:
+        """Read until `text` shows (the first prompt comes after a process start: slow on a loaded machine)."""
         deadline = time.monotonic() + timeout
         while text.encode() not in self._unread:
             if time.monotonic() > deadline:
