@@ -146,7 +146,7 @@ class RelayProcess:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         wait_for(lambda: any(line.startswith("listening ") for line in self.lines) or self.process.poll() is not None,
-                 what="the relay to listen")
+                 timeout=60, what="the relay to listen")  # a process start: slow on a loaded machine
         found = [line for line in self.lines if line.startswith("listening ")]
         assert found, "\n".join(self.lines)
         self.port = int(found[0].split("address=", 1)[1].split()[0].rsplit(":", 1)[1])
