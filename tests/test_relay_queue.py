@@ -260,6 +260,8 @@ def test_queue_status_is_75_for_a_message_older_than_max_age_and_gives_the_backl
     time.sleep(0.2)  # the oldest is then at least 0.2 s old
     code, report = status(runner, running.spool.root)
     assert code == 0 and report["queued"] == 3 and report["paused"] is False and report["eta_s"] == 3.0
+    assert {"queued", "held", "failed", "in_doubt", "oldest_age_s", "paused", "pause_reason", "resumes_at", "eta_s",
+            "schema"} <= set(report), "the keys issue 20 names for monitoring"
     code, report = status(runner, running.spool.root, "--max-age", "0s")
     assert code == 75 and report["oldest_age_s"] > 0 and report["paused"] is False
     queue(runner, running.spool.root, "hold", "--all")
