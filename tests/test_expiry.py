@@ -187,6 +187,26 @@ def test_an_expired_secret_learnt_from_aadsts7000222_stays_a_note_until_a_new_se
         assert expiry.notes_for(config.load_profile(config_path, "default")) == []
 
 
+def test_an_expired_secret_met_by_send_is_learnt_and_said_in_the_same_run(
+        tls: TLSFiles, runner: CliRunner, config_path: Path) -> None:
+    """AADSTS7000222 in `send`'s sign-in is learnt as validate and the relay learn it: the run that met it says
+    what expired and the renewing command on stderr, and the profile's notes keep saying so."""
+    from tests.support.fakes.microsoft_server import CLIENT_SECRET
+
+    with MicrosoftServer(tls.server_context) as server:
+        server.secret_expired = True
+        profile = Profile(name="default", email=USER, service="microsoft365", display_name="Billing",
+                          settings=settings_for(server, mode="app"), ca_file=str(tls.ca_file), timeout=10.0)
+        config.save_profile(config_path, profile)
+        KeyringStore("default").set("client_secret", CLIENT_SECRET)
+        failed = runner.invoke(app, ["--config", str(config_path), "send", *INVOICE])
+        assert failed.exit_code == 77, failed.output
+        assert "note: the Microsoft app's client secret expired on" in failed.stderr
+        assert f"`xoromail --config {config_path} setup --service microsoft365" in failed.stderr
+        [note] = expiry.notes_for(config.load_profile(config_path, "default"))
+        assert note.kind == "microsoft-client-secret" and "expired on" in note.text()
+
+
 def test_the_relay_logs_its_certificate_expiring_at_start(tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
     from tests.support.relay_helpers import relay_process, wait_for
     from tests.support.samples import smtp_profile
