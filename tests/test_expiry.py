@@ -274,6 +274,21 @@ def test_queue_status_warns_of_the_relays_tls_certificate(runner: CliRunner, con
     assert json.loads(runner.invoke(app, [*base, "--json"]).stdout)["expiring"] == []
 
 
+def test_queue_status_warns_of_the_profiles_own_expiry_too(runner: CliRunner, config_path: Path) -> None:
+    """Not only the relay's certificate: what the profile signs in with (here a client secret) is listed too, as
+    a note in the text and in `expiring` in --json, with its renewing command."""
+    soon = (datetime.now(UTC) + timedelta(days=12)).date().isoformat()
+    config.save_profile(config_path, m365(mode="app", client_secret_expires=soon))
+    base = ["--config", str(config_path), "--profile", "m365", "queue", "status"]
+    result = runner.invoke(app, [*base, "--json"])
+    assert result.exit_code == 0, result.output
+    [note] = json.loads(result.stdout)["expiring"]
+    assert note["kind"] == "microsoft-client-secret" and note["expires"].startswith(soon)
+    assert "--client-secret-stdin --client-secret-expires" in note["command"]
+    text = runner.invoke(app, base)
+    assert text.exit_code == 0 and f"note: the Microsoft app's client secret expires on {soon}" in text.stdout
+
+
 def test_a_notes_command_names_the_runs_settings_file_unless_it_is_the_default(tmp_path: Path) -> None:
     """Typed as shown, the renewing command acts on the same file and profile as the run that printed it."""
     from xoromail_cli import paths
