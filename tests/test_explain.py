@@ -230,6 +230,17 @@ def test_reads_stdin_with_dash_or_when_not_a_terminal(runner: CliRunner) -> None
         assert result.exit_code == 0 and "app password" in result.stdout
 
 
+def test_no_text_at_a_terminal_is_a_usage_error_not_a_wait_for_stdin() -> None:
+    """At a keyboard, `xoromail explain` alone says how to give the text (exit 2) instead of waiting on stdin."""
+    import os
+
+    from tests.support.terminal import Terminal
+
+    terminal = Terminal(["explain"], dict(os.environ))
+    assert terminal.wait(timeout=30) == 2, terminal.text
+    assert "no error text given" in terminal.text and "hint:" in terminal.text
+
+
 def test_an_empty_paste_is_a_data_error(runner: CliRunner) -> None:
     result = runner.invoke(app, ["explain", "-"], input="  \n")
     assert result.exit_code == 65 and "Traceback" not in result.output
