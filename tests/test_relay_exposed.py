@@ -303,13 +303,13 @@ def test_a_message_still_arriving_after_the_idle_time_is_taken(exposed: Callable
     slow line) is not cut off in the middle of it."""
     import time
 
-    relay = exposed(idle=1.0)
+    relay = exposed(idle=2.0)  # four times the pause between lines: a loaded machine may stretch one
     with relay.client(ERP) as erp:
         erp.login(RELAY_USER, RELAY_PASSWORD)
         assert erp.mail(USER)[0] == 250 and erp.rcpt("customer@client.test")[0] == 250
         assert erp.docmd("DATA")[0] == 354
         erp.send(f"From: {USER}\r\nTo: customer@client.test\r\nSubject: slow\r\n\r\n".encode())
-        for _ in range(8):  # four seconds of data, a line every half second
+        for _ in range(8):  # four seconds of data (twice the idle time), a line every half second
             erp.send(b"x" * 76 + b"\r\n")
             time.sleep(0.5)
         erp.send(b".\r\n")
