@@ -1,7 +1,9 @@
 """The project's code rules that no linter setting states (issue 18):
 
 - a dataclass with more than four fields is keyword-only (`kw_only=True`), so no call site depends on field order;
-- every `# noqa` and `# type: ignore` names its codes and says why, after a second `#`.
+- every `# noqa` and `# type: ignore` names its codes and says why, after a second `#`;
+- tests/ holds test modules, fixtures in conftest.py and shared helpers in support/: a test module takes nothing
+  from another but a rule's own derivation (and the pipelining re-run of test_sending.py).
 
 ruff's C901 (complexity ≤ 10) and the rest are in pyproject.toml; the import graph is tests/test_import_graph.py.
 """
@@ -122,3 +124,43 @@ def test_helpers_live_in_support_and_conftest_holds_fixtures_only() -> None:
     helpers = [node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.ClassDef)
                and not any("fixture" in ast.unparse(decorator) for decorator in node.decorator_list)]
     assert not helpers, f"tests/conftest.py holds fixtures only; move into tests/support/: {helpers}"
+
+
+RULE_DERIVATIONS = {("test_boundaries", "service_libraries"), ("test_service_protocol_typing", "protocol_gaps")}
+"""What one test module may take from another: a rule's own logic, which lives with the rule (tests/README.md)."""
+RERUNS = {"test_sending_pipelined.py": "test_sending"}
+"""A test module that re-runs every test of another (against pipelining servers) imports that module whole."""
+
+
+def imports_from_test_modules(source: str, importer: str) -> list[str]:
+    """What a test file takes from a test module, beyond the rule derivations and the re-run, as "module.name"."""
+    taken: list[tuple[str, str]] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            taken += [(alias.name.removeprefix("tests."), "*") for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module == "tests":
+            taken += [(alias.name, "*") for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            taken += [(node.module.removeprefix("tests."), alias.name) for alias in node.names]
+    return [f"{module}.{name}" for module, name in taken if module.startswith("test_")
+            and (module, name) not in RULE_DERIVATIONS and RERUNS.get(importer) != module]
+
+
+@pytest.mark.parametrize(("source", "importer", "flagged"), [
+    ("from tests.test_relay_content import raw_data\n", "test_relay_x.py", ["test_relay_content.raw_data"]),
+    ("from tests import test_sending\n", "test_other.py", ["test_sending.*"]),
+    ("import tests.test_google_transport\n", "test_x.py", ["test_google_transport.*"]),
+    ("from tests import test_sending\n", "test_sending_pipelined.py", []),
+    ("from tests.test_boundaries import service_libraries\n", "test_x.py", []),
+    ("from tests.support.relay_helpers import raw_data\n", "test_x.py", []),
+])
+def test_the_rule_sees_every_form_of_a_test_module_import(source: str, importer: str, flagged: list[str]) -> None:
+    assert imports_from_test_modules(source, importer) == flagged
+
+
+def test_test_modules_share_helpers_through_support_never_with_each_other() -> None:
+    """A helper two test modules need lives in tests/support/, not in one of them (issue 18)."""
+    tests = ROOT / "tests"
+    found = [f"{path.relative_to(ROOT)}: {taken}" for path in sorted(tests.rglob("*.py"))
+             for taken in imports_from_test_modules(path.read_text(encoding="utf-8"), path.name)]
+    assert not found, "move these into tests/support/:\n" + "\n".join(found)

@@ -193,3 +193,39 @@ def test_a_batch_stopped_by_a_refused_sender_counts_the_rows_not_attempted(
     assert result.exit_code == 77
     assert ("overdue-invoice: 0 sent, 1 failed, 0 skipped, 4 not attempted; fix the error above, then re-run to "
             "finish") in result.stderr
+
+
+class SignalledOnTheSecondSent(Ledger):
+    """A real SQLite ledger that gets SIGTERM the moment it has recorded the second message as sent: the worst
+    moment, before the run has counted that message in its summary."""
+
+    sent = 0
+
+    def finish(self, entry_id: int, status: Any, reply: str, pending: tuple[str, ...] = (),
+               refused: tuple[str, ...] = ()) -> None:
+        super().finish(entry_id, status, reply, pending, refused)
+        if status == "sent":
+            self.sent += 1
+            if self.sent == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_signal_as_a_message_is_recorded_waits_until_the_summary_counts_it(
+        smtp_server: ServerFactory, tls: TLSFiles, tmp_path: Path) -> None:
+    """Raised between the ledger's row and the summary, the stop would leave the ledger saying sent and the
+    summary "not attempted" (seen once in CI). The signal waits until the message is counted, then stops the run."""
+    from tests.support.common import profile_for
+    from tests.support.engine import sender
+    from tests.support.samples import jobs
+    from xoromail_cli.errors import ExitCode
+    from xoromail_cli.interrupts import sigterm_stops
+
+    server = smtp_server()
+    ledger = SignalledOnTheSecondSent(tmp_path / "ledger.sqlite3")
+    run, results = sender(profile_for(server, tls), ledger)
+    with sigterm_stops():
+        summary = run.run(jobs(4), total=4)
+    assert summary.aborted is not None and summary.aborted.exit_code == ExitCode.TERMINATED
+    assert [result.status for result in results] == ["sent", "sent"] and summary.count("sent") == 2
+    assert summary.not_attempted == 2 and len(server.messages) == 2
+    assert [entry.status for entry in ledger.entries()] == ["sent", "sent"]

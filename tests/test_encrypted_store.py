@@ -16,10 +16,9 @@ from typer.testing import CliRunner
 
 from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles
 from tests.support.fakes.google_server import CLIENT_SECRET, GoogleServer
-from tests.support.google_helpers import google
+from tests.support.google_helpers import envelope, expire_stored_token, google, signed_in, transport
 from tests.support.keyring_store import KeyringStore
 from tests.support.secret_scan import files_holding
-from tests.test_google_transport import envelope, expire_stored_token, signed_in, transport
 from xoromail_cli import credentials
 from xoromail_cli.cli import app
 from xoromail_cli.errors import ExitCode, KeyringUnavailableError

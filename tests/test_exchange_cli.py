@@ -88,7 +88,7 @@ def test_the_wizard_asks_the_service_first_then_only_exchange_questions(config_p
     term.answer("Username", "COMPANY\\billing")
     term.answer("Authentication", "ntlm")
     term.answer("Display name", "Company Billing")
-    term.answer("Password (input hidden)", "s3cret-pw")
+    term.answer("Password (input hidden)", "s3cret-pw", hidden=True)
     assert term.wait() == 0, term.text
     screen = " ".join(term.text.split())
     assert "Provider" not in screen and "s3cret-pw" not in screen

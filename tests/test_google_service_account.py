@@ -12,21 +12,13 @@ from typer.testing import CliRunner
 
 from tests.support.common import USER, TLSFiles
 from tests.support.fakes.google_server import ACCESS_NOT_CONFIGURED, GoogleServer
-from tests.support.fakes.google_workspace import SEND_SCOPE, key_json
-from tests.support.google_helpers import google
+from tests.support.fakes.google_workspace import SEND_SCOPE
+from tests.support.google_helpers import google, key_file
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
 from xoromail_cli.services.google.oauth import SERVICE_ACCOUNT_KEY
 
 __all__ = ["google"]  # the fixture, used by name
-
-
-def key_file(server: GoogleServer, tmp_path: Path, **options: object) -> tuple[Path, dict[str, str]]:
-    key = server.state.workspace.new_key(f"{server.url}/token", **options)  # type: ignore[arg-type]  # name/delegate
-    path = tmp_path / "xoromail-sender.json"
-    path.write_text(key_json(key), encoding="utf-8")
-    path.chmod(0o600)
-    return path, key
 
 
 def setup(runner: CliRunner, config_path: Path, server: GoogleServer, tls: TLSFiles, key: Path,

@@ -4,8 +4,6 @@ error Google answers classified the way the sender needs it."""
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,14 @@ import trustme
 from tests.support.common import TLSFiles
 from tests.support.fakes import google_server as fake
 from tests.support.fakes.google_server import GoogleServer
-from tests.support.google_helpers import Browser, google, settings_for
+from tests.support.google_helpers import (
+    SENDER,
+    envelope,
+    expire_stored_token,
+    google,
+    signed_in,
+    transport,
+)
 from tests.support.keyring_store import KeyringStore
 from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.errors import ExitCode, StageFailedError
@@ -24,43 +29,6 @@ from xoromail_cli.services.google.settings import GoogleSettings
 from xoromail_cli.services.google.transport import MAX_MESSAGE_SIZE, UPLOAD_LIMIT, GmailTransport
 
 __all__ = ["google"]
-SENDER = "billing@company.test"
-
-
-def signed_in(server: GoogleServer, tls: TLSFiles, tmp_path: Path, **overrides: object) -> GoogleSettings:
-    """Connect and Allow for real (flow, browser thread), then store the secrets as setup does."""
-    settings, secret = settings_for(server, tmp_path, **overrides)
-    browser = Browser(tls.ca_file)
-    result = oauth.sign_in(settings, secret, notify=browser.notify, open_browser=False, ca_file=str(tls.ca_file))
-    browser.join()
-    oauth.store(result, secret, KeyringStore("google-test"))
-    return oauth.remember(settings, result)
-
-
-def envelope(number: int = 1, *, bcc: tuple[str, ...] = ()) -> Envelope:
-    message = EmailMessage()
-    message["From"] = f"Company Billing <{SENDER}>"
-    message["To"] = "customer@example.test"
-    message["Subject"] = f"Invoice {number}"
-    message["Message-ID"] = f"<invoice-{number}@company.test>"
-    message.set_content("Please find the invoice attached.\n")
-    message.add_attachment(b"%PDF-1.7 fake\x00\xff", maintype="application", subtype="pdf",
-                           filename=f"invoice-{number}.pdf")
-    data = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
-    return Envelope(sender=SENDER, to=("customer@example.test",), data=data,
-                    message_id=f"<invoice-{number}@company.test>", bcc=bcc)
-
-
-def transport(settings: GoogleSettings, tls: TLSFiles, **options: object) -> GmailTransport:
-    return GmailTransport(settings, SENDER, KeyringStore("google-test"), ca_file=str(tls.ca_file), timeout=5.0,
-                          **options)  # type: ignore[arg-type]  # test passes keyword options through
-
-
-def expire_stored_token() -> None:
-    store = KeyringStore("google-test")
-    access = oauth.AccessToken.from_secret(store.get(oauth.ACCESS_TOKEN))
-    assert access is not None
-    store.set(oauth.ACCESS_TOKEN, oauth.AccessToken(access.token, datetime.now(UTC) - timedelta(1)).to_secret())
 
 
 def test_send_posts_the_whole_message_in_raw_with_bcc_for_gmail_to_strip(

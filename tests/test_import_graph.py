@@ -186,6 +186,21 @@ def test_a_cycle_through_a_package_init_and_a_relative_import_is_found(tmp_path:
     assert cycles(import_graph(package)) == [["pkg.config", "pkg.services", "pkg.services.outbox", "pkg.config"]]
 
 
+def test_a_cycle_through_plain_and_sibling_relative_imports_is_found(tmp_path: Path) -> None:
+    """`import pkg.x.y` (its names used through the dotted path) and `from . import z`, the forms the other
+    tests do not write: each makes its edge."""
+    package = write_package(tmp_path, {
+        "__init__.py": "",
+        "a.py": "import pkg.sub.b\n",
+        "sub/__init__.py": "",
+        "sub/b.py": "from . import c\n",
+        "sub/c.py": "def later():\n    import pkg.a as a\n",
+    })
+    assert cycles(import_graph(package)) == [["pkg.a", "pkg.sub.b", "pkg.sub.c", "pkg.a"]]
+    package.joinpath("sub/c.py").write_text("import pkg.sub\n")  # its own parent, loaded first: no cycle
+    assert cycles(import_graph(package)) == []
+
+
 def test_type_checking_imports_and_a_childs_use_of_its_own_parent_are_no_cycle(tmp_path: Path) -> None:
     package = write_package(tmp_path, {
         "__init__.py": "",

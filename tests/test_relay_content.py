@@ -16,7 +16,16 @@ from typing import Any
 import pytest
 
 from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
-from tests.support.relay_helpers import RELAY_PASSWORD, RELAY_USER, RelayFactory, erp_message, relay, submit, wait_for
+from tests.support.relay_helpers import (
+    RELAY_PASSWORD,
+    RELAY_USER,
+    RelayFactory,
+    erp_message,
+    raw_data,
+    relay,
+    submit,
+    wait_for,
+)
 from xoromail_cli import credentials
 from xoromail_cli.local.sink import CaptureHandler
 from xoromail_cli.relay.upstream import learn_max_size
@@ -24,17 +33,6 @@ from xoromail_cli.relay.upstream import learn_max_size
 __all__ = ["relay"]  # the fixture, imported for pytest
 HEAD = (f"From: Company Billing <{USER}>\r\nTo: customer@client.test\r\nSubject: Invoice\r\n"
         "Message-ID: <{number}@company.test>\r\n").replace("{USER}", USER)
-
-
-def raw_data(port: int, data: bytes, *, sender: str = USER, to: str = "customer@client.test") -> tuple[int, bytes]:
-    """MAIL, RCPT and DATA with `data` sent exactly as given (smtplib's data() would fix its line ends)."""
-    with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
-        client.login(RELAY_USER, RELAY_PASSWORD)
-        assert client.mail(sender)[0] == 250
-        assert client.rcpt(to)[0] == 250
-        assert client.docmd("DATA")[0] == 354
-        client.send(data + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"))
-        return client.getreply()
 
 
 def lenient_lines(data: bytes) -> list[bytes]:

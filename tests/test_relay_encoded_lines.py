@@ -14,8 +14,7 @@ from email.message import EmailMessage
 import pytest
 
 from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
-from tests.support.relay_helpers import InProcessRelay, RelayFactory, relay, wait_for
-from tests.test_relay_content import raw_data
+from tests.support.relay_helpers import InProcessRelay, RelayFactory, raw_data, relay, wait_for
 from xoromail_cli import credentials
 from xoromail_cli.local.sink import SinkServer
 

@@ -3,12 +3,15 @@
 The test writes a throwaway service package into a temporary folder (a "drop folder" service that writes .eml
 files through the shared outbox transport), adds its one `ServiceEntry`, and shows that every part that lists
 services finds it: names and aliases, setup's flags (grouped under its label) and the check for a foreign flag,
-non-interactive setup, the settings file, the domain checks, the protocol check, and the contract suite, which
-demands a harness for it until one is added.
+non-interactive setup, the settings file, the domain checks, the protocol check, the contract suite, which
+demands a harness for it until one is added, and the real `xoromail setup`, `validate`, `send` and `log` run in a
+fresh interpreter.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -216,6 +219,49 @@ def test_the_contract_suite_demands_a_harness_until_it_has_one(drop: ModuleType,
         harness_for("drop", request, tls=None, tmp_path=tmp_path)  # type: ignore[arg-type]  # never reached
     monkeypatch.setitem(HARNESSES, "drop", lambda request, tls, tmp_path: OutboxHarness(tmp_path))
     assert missing_harnesses() == []
+
+
+LAUNCHER = """\
+import sys
+sys.path.insert(0, {site!r})
+from xoromail_cli import services
+from xoromail_cli.services import ServiceEntry
+services.REGISTRY[{name!r}] = {entry!r}  # the registry line, as if in services/__init__.py
+from xoromail_cli.cli import main
+sys.argv = ["xoromail", *sys.argv[1:]]
+main()
+"""
+
+
+def test_the_real_commands_set_it_up_validate_it_and_send_through_it(drop: ModuleType, tmp_path: Path,
+                                                                     config_path: Path) -> None:
+    """The whole `xoromail` in a fresh interpreter, with nothing but the package and the registry line:
+    `setup` takes its flag and validates, `validate` runs its stages, `send` composes an event email and the
+    shared engine writes the ledger row."""
+    launcher = tmp_path / "xoromail_with_drop.py"
+    launcher.write_text(LAUNCHER.format(site=str(tmp_path / "site"), name=ENTRY.name, entry=ENTRY), encoding="utf-8")
+    folder = tmp_path / "pickup"
+    env = {**os.environ, "XOROMAIL_CONFIG": str(config_path)}
+
+    def xoromail(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(launcher), *args], capture_output=True, text=True, env=env,
+                              stdin=subprocess.DEVNULL, timeout=120, check=False)
+
+    setup = xoromail("setup", "--service", "pickup", "--drop-folder", str(folder), "--email", "billing@company.test",
+                     "--display-name", "Billing")
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    assert f'[profiles.default.drop]\nfolder = "{folder}"' in config_path.read_text(encoding="utf-8")
+    validated = xoromail("validate", "--json")
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    assert '"service": "drop"' in validated.stdout and '"name": "outbox"' in validated.stdout
+    sent = xoromail("send", "--event", "so-allocation", "--to", "alice@example.com", "--var", "customer_name=Alice",
+                    "--var", "order_number=SO-7", "--json")
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    event_mail = [message_from_bytes(path.read_bytes()) for path in folder.glob("so-allocation-*.eml")]
+    assert len(event_mail) == 1 and "SO-7" in str(event_mail[0]["Subject"])
+    assert len(list(folder.glob("*.eml"))) == 3  # setup's and validate's test messages, and the event email
+    logged = xoromail("log", "--json")
+    assert logged.returncode == 0 and '"service": "drop"' in logged.stdout, logged.stdout + logged.stderr
 
 
 class _NoSecrets:

@@ -144,7 +144,7 @@ def test_wizard_at_a_terminal_prefills_gmail_and_explains_the_app_password(
     term.expect("2-Step Verification")
     term.answer("Username", "")
     term.answer("Display name", "ACME Billing")
-    term.answer("Password (input hidden)", "abcd efgh ijkl mnop")
+    term.answer("Password (input hidden)", "abcd efgh ijkl mnop", hidden=True)
     assert term.wait() == 0, term.text
     assert "abcd" not in term.text
     profile = load(config_path).profiles["default"]
@@ -161,7 +161,7 @@ def test_wizard_for_office365_states_the_retirement_dates(config_path: Path) -> 
     term = Terminal(["setup", "--no-validate", "--email", USER, "--preset", "office365", "--display-name", "B"],
                     {**os.environ, "XOROMAIL_CONFIG": str(config_path)})
     term.answer("Username", "")  # --preset is Web Mail's: no "Service type" question (issue 22)
-    term.answer("Password", "pw")
+    term.answer("Password", "pw", hidden=True)
     assert term.wait() == 0, term.text
     screen = " ".join(term.text.split())
     assert "SMTP AUTH off by default at the end of December 2026" in screen

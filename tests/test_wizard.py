@@ -56,7 +56,7 @@ def test_each_answer_is_checked_where_it_is_typed(config_path: Path) -> None:
     term.answer("Display name", "   ")
     term.expect("a display name is needed")
     term.answer("Display name", "Company Billing")
-    term.answer("Password (input hidden)", "pw")
+    term.answer("Password (input hidden)", "pw", hidden=True)
     assert term.wait() == 0, term.text
     assert "stdin is not a terminal" not in term.text
     assert term.text.count("DOMAIN\\user form") == 1, "the note is not repeated after the answer"
@@ -69,10 +69,10 @@ def test_a_refused_password_is_asked_again_keeping_the_other_answers(
     server = smtp_server()
     term = Terminal(_server_flags(server.port, "--ca-file", str(tls.ca_file)), _env(config_path))
     term.answer("Username", "")
-    term.answer("Password (input hidden)", "wrong password")
+    term.answer("Password (input hidden)", "wrong password", hidden=True)
     term.expect("Failed at stage 'auth'")
     term.answer("Change which answer and try again?", "")  # the suggestion: the password
-    term.answer("Password (input hidden)", PASSWORD)
+    term.answer("Password (input hidden)", PASSWORD, hidden=True)
     assert term.wait() == 0, term.text
     assert "--no-validate" not in term.text
     assert "Username" not in term.text.split("Change which answer")[1], "only the password is asked again"
@@ -85,7 +85,7 @@ def test_an_untrusted_certificate_asks_for_a_ca_file(
     server = smtp_server()
     term = Terminal(_server_flags(server.port), _env(config_path))
     term.answer("Username", "")
-    term.answer("Password (input hidden)", PASSWORD)
+    term.answer("Password (input hidden)", PASSWORD, hidden=True)
     term.expect("not trusted")
     term.answer("Change which answer and try again?", "")  # the suggestion: a CA file
     term.answer("CA certificate file (PEM)", str(tls.ca_file.parent / "missing.pem"))
@@ -101,7 +101,7 @@ def test_giving_up_after_a_refused_password_never_suggests_no_validate(
     server = smtp_server()
     term = Terminal(_server_flags(server.port, "--ca-file", str(tls.ca_file)), _env(config_path))
     term.answer("Username", "")
-    term.answer("Password (input hidden)", "wrong password")
+    term.answer("Password (input hidden)", "wrong password", hidden=True)
     term.expect("nothing: stop here")
     term.answer("Change which answer and try again?", _choice(term, "nothing: stop here"))
     assert term.wait() == 77, term.text
@@ -124,7 +124,7 @@ def test_an_unreachable_server_suggests_no_validate_and_a_new_port_is_tried(
     term.answer("Security", "starttls")
     term.answer("Port", str(closed_port))
     term.answer("Username", "")
-    term.answer("Password (input hidden)", PASSWORD)
+    term.answer("Password (input hidden)", PASSWORD, hidden=True)
     term.expect("refused the connection")
     term.expect("nothing: stop here")
     term.answer("Change which answer and try again?", _choice(term, "the port"))
@@ -166,7 +166,7 @@ def test_without_a_keyring_the_environment_variable_is_used_for_the_test_and_not
                     _env(config_path, PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring"))
     term.answer("How should xoromail get the password?", "2")
     term.answer("Username", "")
-    term.answer("Password for the test only", PASSWORD)
+    term.answer("Password for the test only", PASSWORD, hidden=True)
     assert term.wait() == 0, term.text
     assert "comes from $XOROMAIL_PASSWORD and was not stored" in " ".join(term.text.split())
     assert load(config_path).profiles["default"].password_command is None
@@ -204,7 +204,7 @@ def test_setup_json_at_a_terminal_prompts_on_stderr_and_stdout_is_one_json_objec
     term = Terminal(_server_flags(server.port, "--ca-file", str(tls.ca_file), "--json"), _env(config_path),
                     stdout=stdout)
     term.answer("Username", "")
-    term.answer("Password (input hidden)", PASSWORD)
+    term.answer("Password (input hidden)", PASSWORD, hidden=True)
     assert term.wait() == 0, term.text
     data = json.loads(stdout.read_text())
     assert (data["ok"], data["saved"]) == (True, True)

@@ -10,9 +10,8 @@ from pathlib import Path
 
 from tests.support.common import USER, TLSFiles
 from tests.support.fakes.google_server import GoogleServer
-from tests.support.google_helpers import google
+from tests.support.google_helpers import google, key_file
 from tests.support.terminal import Terminal
-from tests.test_google_service_account import key_file
 from xoromail_cli import config, credentials, services
 from xoromail_cli.services.google.oauth import SERVICE_ACCOUNT_KEY
 

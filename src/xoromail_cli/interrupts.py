@@ -4,11 +4,16 @@ what it sent and what it did not attempt, and exits 130 (SIGINT) or 143 (SIGTERM
 SIGTERM (what `systemctl stop`, `kill` and schedulers at their time limit send) is turned into `Terminated`,
 a KeyboardInterrupt, so every `except KeyboardInterrupt`/`finally` that already makes Ctrl-C safe makes
 SIGTERM safe too; without the handler Python dies at once and the transport is never closed.
+
+While a message's outcome is written to the ledger and counted in the run's summary (`recording_outcome`), a
+signal waits until both are done: raised between the two, the ledger would say sent and the summary "not
+attempted".
 """
 
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -32,19 +37,55 @@ def interruption(stop: KeyboardInterrupt, command: str | None = None) -> Xoromai
                          exit_code=ExitCode.INTERRUPTED)
 
 
-def _raise_terminated(signal_number: int, frame: FrameType | None) -> None:
-    raise Terminated
+class _Held:
+    """The main thread's outcomes being recorded (a depth), and the stop that came meanwhile."""
+
+    depth = 0
+    pending: KeyboardInterrupt | None = None
+
+
+def _stop(signal_number: int, frame: FrameType | None) -> None:
+    stop = Terminated() if signal_number == signal.SIGTERM else KeyboardInterrupt()
+    if _Held.depth:
+        _Held.pending = _Held.pending or stop
+        return
+    raise stop
+
+
+@contextmanager
+def recording_outcome() -> Iterator[None]:
+    """A Ctrl-C or SIGTERM that comes inside waits until the outermost one ends (main thread only: the
+    signals' Python handlers run there; other threads are never interrupted by them)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _Held.depth += 1
+    try:
+        yield
+    finally:
+        _Held.depth -= 1
+        if not _Held.depth and _Held.pending is not None:
+            stop, _Held.pending = _Held.pending, None
+            raise stop
 
 
 @contextmanager
 def sigterm_stops() -> Iterator[None]:
-    """While inside, SIGTERM raises `Terminated` in the main thread; the previous handler comes back after."""
+    """While inside, SIGTERM raises `Terminated` in the main thread, and Ctrl-C KeyboardInterrupt as always
+    (both held back by `recording_outcome`); the previous handlers come back after. An ignored SIGINT (a
+    background job's) stays ignored."""
     try:
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        previous = signal.signal(signal.SIGTERM, _stop)
     except ValueError:  # not the main thread (a test runner's worker): leave signals alone
         yield
         return
+    interrupt = signal.getsignal(signal.SIGINT)
+    if interrupt is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _stop)
     try:
         yield
     finally:
+        _Held.pending = None  # a stop that came as the run ended belongs to this run only
         signal.signal(signal.SIGTERM, previous)
+        if interrupt is signal.default_int_handler:
+            signal.signal(signal.SIGINT, interrupt)

@@ -1,5 +1,5 @@
 """Shared parts of the relay tests: the relay in this process or as a real `xoromail relay` process,
-messages an ERP would submit, and a smtplib client that submits them."""
+messages an ERP would submit, and a smtplib client that submits them (`raw_data`: DATA sent exactly as given)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import SCRIPT
+from tests.support.common import USER
 from xoromail_cli.profile import Profile
 from xoromail_cli.relay.delivery import DeliveryOptions, DeliveryWorker
 from xoromail_cli.relay.message import SenderPolicy
@@ -145,7 +146,7 @@ class RelayProcess:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         wait_for(lambda: any(line.startswith("listening ") for line in self.lines) or self.process.poll() is not None,
-                 what="the relay to listen")
+                 timeout=60, what="the relay to listen")  # a process start: slow on a loaded machine
         found = [line for line in self.lines if line.startswith("listening ")]
         assert found, "\n".join(self.lines)
         self.port = int(found[0].split("address=", 1)[1].split()[0].rsplit(":", 1)[1])
@@ -181,3 +182,14 @@ def relay_process(config_path: Path, *extra: str, files: int | None = None) -> R
     args = ["--config", str(config_path), "relay", "--listen", "127.0.0.1:0", "--user", RELAY_USER,
             "--password-stdin", "--retry-delay", "0.2", *extra]
     return RelayProcess(args, dict(os.environ), files=files)
+
+
+def raw_data(port: int, data: bytes, *, sender: str = USER, to: str = "customer@client.test") -> tuple[int, bytes]:
+    """MAIL, RCPT and DATA with `data` sent exactly as given (smtplib's data() would fix its line ends)."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
+        client.login(RELAY_USER, RELAY_PASSWORD)
+        assert client.mail(sender)[0] == 250
+        assert client.rcpt(to)[0] == 250
+        assert client.docmd("DATA")[0] == 354
+        client.send(data + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"))
+        return client.getreply()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pty
 import select
+import termios
 import time
 from pathlib import Path
 
@@ -34,7 +35,8 @@ class Terminal:
             self.screen += data
             self._unread += data
 
-    def expect(self, text: str, timeout: float = 15.0) -> None:
+    def expect(self, text: str, timeout: float = 30.0) -> None:
+        """Read until `text` shows (the first prompt comes after a process start: slow on a loaded machine)."""
         deadline = time.monotonic() + timeout
         while text.encode() not in self._unread:
             if time.monotonic() > deadline:
@@ -42,10 +44,25 @@ class Terminal:
             self._read()
         self._unread = self._unread[self._unread.index(text.encode()) + len(text):]
 
-    def answer(self, prompt: str, text: str) -> None:
+    def answer(self, prompt: str, text: str, *, hidden: bool = False) -> None:
+        """Type `text` once `prompt` shows. `hidden`: a password prompt. Rich prints its prompt first and
+        then calls getpass, which switches echo off with TCSAFLUSH, discarding whatever was typed before:
+        the answer is typed only once the terminal's echo is off (the CLI is then reading it)."""
         self.expect(prompt)
-        time.sleep(0.2)  # a person reads the prompt before typing; lets hidden input switch echo off
+        if hidden:
+            self._until_echo_off(prompt)
+        else:
+            time.sleep(0.2)  # a person reads the prompt before typing (not a sync: typed input is kept)
         os.write(self.fd, (text + "\r").encode())
+
+    def _until_echo_off(self, prompt: str, timeout: float = 15.0) -> None:
+        """Wait until the CLI has switched the terminal's echo off (the master side reads the terminal's
+        settings), reading its output meanwhile."""
+        deadline = time.monotonic() + timeout
+        while termios.tcgetattr(self.fd)[3] & termios.ECHO:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"echo never went off at {prompt!r}; screen ends with {self.screen[-600:]!r}")
+            self._read(0.01)
 
     def wait(self, timeout: float = 30.0) -> int:
         deadline = time.monotonic() + timeout

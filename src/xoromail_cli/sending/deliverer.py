@@ -8,6 +8,7 @@ envelopes here directly. Whether a message's fate is unknown is a field of its r
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, cast
@@ -62,6 +63,9 @@ class Deliverer:
     """Told each message's recipient count just before it goes out (the daily-quota watch)."""
     on_open: Callable[[], None] | None = None
     """Told each time the transport has opened (signed in): a parallel run starts the others after the first."""
+    holding: ExitStack | None = field(default=None, init=False, repr=False)
+    """Set by `Sender` around one message: a Ctrl-C or SIGTERM that comes once its outcome is being written to the
+    ledger waits (`interrupts.recording_outcome`, entered here) until the Sender has counted it, then stops the run."""
     _connected: bool = field(default=False, init=False)
     _opened_before: bool = field(default=False, init=False)
     _pipelines: bool | None = field(default=None, init=False)
@@ -195,6 +199,10 @@ class Deliverer:
         tries.permanent.update({a: r.reply for a, r in refused.items() if not r.temporary})
         quota = delivery.stops_batch or any(r.stops_batch for r in refused.values())
         retry = self._retries_alone(tries, temporary, quota)
+        if not retry and self.holding is not None:  # the outcome is final: recorded and counted, or neither
+            from xoromail_cli.interrupts import recording_outcome
+
+            self.holding.enter_context(recording_outcome())
         marker.settle("partial" if delivery.ok and refused else delivery.status, delivery.reply,
                       record_refusal=not retry)
         if delivery.ok and tries.message_row is None:

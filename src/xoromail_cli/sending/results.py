@@ -53,7 +53,7 @@ class Summary:
     first_permanent: int | None = None
     aborted: XoromailError | None = None
     total: int | None = None
-    """The rows of the run (`dispatch.SendPlan.total`), when known: what was not reached is counted from it."""
+    """The rows of the run (`sending.plan.SendPlan.total`), when known: what was not reached is counted from it."""
 
     def add(self, result: MessageResult) -> None:
         self.counts[result.status] = self.counts.get(result.status, 0) + 1

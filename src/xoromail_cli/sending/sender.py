@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -130,8 +131,7 @@ class Sender:
             else:
                 if not announced:
                     self.deliverer.pace(prepared.envelope)
-                result, after = self._deliver(prepared, source, pipeliner, carried)
-                emit(place, result)
+                result, after = self._deliver_and_count(place, prepared, (source, pipeliner, carried), emit)
                 if result.stops_batch:
                     return result
             if after.error is not None:
@@ -139,6 +139,20 @@ class Sender:
             taken = after.upcoming if after.upcoming is not None else source.take()
             prepared, announced, carried = after.ahead, after.announced, after.carried
         return None
+
+    def _deliver_and_count(self, place: int, prepared: _Ready,
+                           how: tuple[JobSource, PipeliningTransport | None, _Early | None],
+                           emit: Callable[[int, MessageResult], None]) -> tuple[MessageResult, _Next]:
+        """`_deliver`, then `emit` its result. A Ctrl-C or SIGTERM that comes once the outcome is being written to
+        the ledger waits until it is emitted (counted in the summary): the ledger and the summary agree."""
+        with ExitStack() as holding:
+            self.deliverer.holding = holding
+            try:
+                result, after = self._deliver(prepared, *how)
+            finally:
+                self.deliverer.holding = None
+            emit(place, result)
+        return result, after
 
     def _deliver(self, prepared: _Ready, source: JobSource, pipeliner: PipeliningTransport | None,
                  carried: _Early | None) -> tuple[MessageResult, _Next]:
