@@ -28,3 +28,24 @@ def test_international_domains_are_sent_as_idna_and_local_parts_must_be_ascii() 
     assert parse_address("a@bücher.de") == "a@xn--bcher-kva.de"
     with pytest.raises(DataError, match="non-ASCII characters"):
         parse_address("jörg@example.de")
+
+
+LONG_LABEL = "x" * 64 + ".test"
+
+
+@pytest.mark.parametrize(("value", "why"), [
+    (f"a@{LONG_LABEL}", "longer than 63 characters"),
+    ("a@b..test", "empty part"),
+    ("a@.b.test", "empty part"),
+    ("a@b" + "ü" * 3 + "x" * 58 + ".de", "longer than 63 characters once written for DNS (IDNA"),
+])
+def test_a_domain_dns_cannot_carry_is_refused_naming_why(value: str, why: str) -> None:
+    with pytest.raises(DataError, match="not a valid email address") as caught:
+        parse_address(value, "cc")
+    assert why in caught.value.message and caught.value.field == "cc"
+    assert "63 characters" in (caught.value.hint or "")
+
+
+def test_labels_of_63_characters_and_short_idna_labels_pass() -> None:
+    assert parse_address("a@" + "x" * 63 + ".test") == "a@" + "x" * 63 + ".test"
+    assert parse_address("a@b" + "ü" + "x" * 50 + ".de").startswith("a@xn--")

@@ -153,3 +153,10 @@ def test_config_show_says_which_form_it_read(runner: CliRunner, config_path: Pat
     write(config_path, GOOD)
     shown = runner.invoke(app, ["--config", str(config_path), "config", "show", "--json"])
     assert shown.exit_code == 0 and shown.stdout and '"form": "flat' in shown.stdout
+
+
+def test_a_profile_email_with_an_empty_domain_label_is_refused_naming_the_field(config_path: Path) -> None:
+    write(config_path, GOOD.replace("billing@company.test", "billing@company..test"))
+    with pytest.raises(ConfigError, match=r":2: profile 'default': email 'billing@company..test' is not a valid "
+                                          r"email address: in the part after the @, it has an empty part"):
+        config.load(config_path)

@@ -269,3 +269,23 @@ def test_a_resend_of_one_message_is_skipped_with_a_hint(runner: CliRunner, smtp_
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and "skipped a@x.test: already sent on" in again.output
     assert "pass --resend to send it again" in again.output
+
+
+def test_recipients_whose_domain_dns_cannot_carry_are_refused_with_their_row_or_option(
+        runner: CliRunner, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    base = configure(config_path, None, tls)
+    long_domain = "x" * 64 + ".test"
+    rows = tmp_path / "r.csv"
+    rows.write_text("to,cc,customer_name,invoice_number,amount_due,due_date\n"
+                    "c1@client.test,,C1,INV-1,1.00,2026-11-01\n"
+                    f"c2@client.test,boss@{long_domain},C2,INV-2,2.00,2026-11-01\n", encoding="utf-8")
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch", str(rows), "--dry-run"])
+    assert result.exit_code == 65
+    assert f"row 3: cc 'boss@{long_domain}' is not a valid email address" in " ".join(result.output.split())
+    for option, value in (("--to", "ann@client..test"), ("--reply-to", f"desk@{long_domain}")):
+        recipient = [] if option == "--to" else ["--to", "ann@client.test"]
+        single = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", *recipient, option, value,
+                                     *OVERDUE, "--dry-run"])
+        assert single.exit_code == 65, single.output
+        words = " ".join(single.output.split())
+        assert f"'{value}' is not a valid email address: in the part after the @" in words

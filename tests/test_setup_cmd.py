@@ -202,3 +202,13 @@ def test_setup_notes_when_the_domains_mx_is_on_microsoft_365(runner: CliRunner, 
     assert "it is on Microsoft 365" in text and "'office365'" in text
     matching = runner.invoke(app, [*args[:7], "--preset", "office365", *args[9:]], input="pw\n")
     assert matching.exit_code == 0 and "Microsoft 365; service" not in matching.output
+
+
+def test_an_email_whose_domain_has_a_label_over_63_characters_is_refused_before_saving(
+        runner: CliRunner, tls: TLSFiles, config_path: Path) -> None:
+    args = setup_args(config_path, 9, tls, "--no-validate")
+    args[args.index(USER)] = "billing@" + "x" * 64 + ".test"
+    result = runner.invoke(app, args, input="pw\n")
+    assert result.exit_code == 65, result.output
+    assert "--email" in result.output and "longer than 63 characters" in " ".join(result.output.split())
+    assert not config_path.exists()

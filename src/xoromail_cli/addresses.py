@@ -79,6 +79,7 @@ def parse_address(value: str, field: str = "address") -> str:
         text = text[1:-1].strip()
     if not text:
         raise DataError(f"{field} is empty", "write it as name@example.com", field=field)
+    _check_domain(text.rpartition("@")[2], field, value)
     if _PLAIN_ADDRESS.fullmatch(text):
         return text
     from email.errors import HeaderParseError
@@ -97,6 +98,15 @@ def parse_address(value: str, field: str = "address") -> str:
     if address.domain.isascii():
         return str(address.addr_spec)
     return f"{address.username}@{_ascii_domain(address.domain, field, value)}"
+
+
+def _check_domain(domain: str, field: str, value: str) -> None:
+    """The rule hosts get (host_name_problem): no label over 63 characters (after IDNA), none empty."""
+    problem = host_name_problem(domain) if domain.strip() else None
+    if problem:
+        raise DataError(f"{field} {value!r} is not a valid email address: in the part after the @, {problem}",
+                        "each part of the domain between dots has 1 to 63 characters: check the part after the @",
+                        field=field)
 
 
 def _ascii_domain(domain: str, field: str, value: str) -> str:
@@ -133,7 +143,13 @@ def host_name_problem(host: str) -> str | None:
     try:  # the IDNA codec (and unicodedata with it) is loaded only for an international name
         ascii_name = name if name.isascii() else name.encode("idna").decode("ascii")
     except UnicodeError:
+        if any(len(_punycode(label)) > 63 for label in labels):
+            return "a part between dots is longer than 63 characters once written for DNS (IDNA, xn--...)"
         return "it is not a valid (international) host name"
     if len(ascii_name) > 253:
         return "it is longer than 253 characters"
     return None
+
+
+def _punycode(label: str) -> str:
+    return label if label.isascii() else "xn--" + label.lower().encode("punycode").decode("ascii")
