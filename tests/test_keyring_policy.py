@@ -149,3 +149,30 @@ def test_the_null_backend_chosen_by_name_is_named_as_the_cause_not_a_missing_d_b
     for said in (" ".join((setup.stdout + setup.stderr).split()), " ".join(shown.stdout.split())):
         assert "chosen by $PYTHON_KEYRING_BACKEND (keyring.backends.null.Keyring) keeps no secrets" in said, said
         assert "D-Bus" not in said and "cron" not in said
+
+
+@pytest.mark.parametrize(("value", "said_first"), [
+    ("", "$PYTHON_KEYRING_BACKEND is set but empty"),
+    ("no.such.Backend", "the keyring backend named by $PYTHON_KEYRING_BACKEND ('no.such.Backend') could not be "
+                        "loaded"),
+])
+def test_an_empty_or_unloadable_backend_variable_is_named_with_what_to_do(tmp_path: Path, value: str,
+                                                                         said_first: str) -> None:
+    """Was: "could not load the OS keyring (ValueError)", naming neither the variable nor the way out."""
+    from xoromail_cli import config
+
+    home = tmp_path / "fresh"
+    home.mkdir()
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "LANG": "C.UTF-8", "NO_COLOR": "1",
+           "PYTHON_KEYRING_BACKEND": value, "XOROMAIL_CONFIG": str(tmp_path / "x.toml")}
+    setup = subprocess.run([SCRIPT, "setup", "--email", USER, "--display-name", "B", "--host", "smtp.company.test",
+                            "--port", "587", "--password-stdin", "--no-validate"], input=PASSWORD + "\n",
+                           capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert setup.returncode == ExitCode.CONFIG, setup.stdout + setup.stderr
+    assert not (tmp_path / "x.toml").exists()
+    said = " ".join((setup.stdout + setup.stderr).split())
+    assert said_first in said and "unset it" in said and "keyring.backends.SecretService.Keyring" in said, said
+    config.save_profile(tmp_path / "x.toml", PROFILE)
+    shown = subprocess.run([SCRIPT, "config", "show"], capture_output=True, text=True, env=env, timeout=60,
+                           check=False)
+    assert said_first in " ".join(shown.stdout.split()), shown.stdout + shown.stderr

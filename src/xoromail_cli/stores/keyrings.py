@@ -225,9 +225,20 @@ def current_keyring() -> KeyringStore:
     """keyring's backend (its own choice, or the user's) behind the policy."""
     import keyring
 
+    named = os.environ.get(BACKEND_ENV)
+    if named is not None and not named.strip():
+        raise KeyringUnavailableError(
+            f"${BACKEND_ENV} is set but empty, so keyring cannot load any backend",
+            f"unset it (`unset {BACKEND_ENV}`, or remove it from the job's environment) to let keyring choose, or "
+            f"name a backend, e.g. {BACKEND_ENV}=keyring.backends.SecretService.Keyring")
     try:
         backend = keyring.get_keyring()
     except Exception as exc:  # noqa: BLE001  # any backend failure; its text may quote the secret
+        if named:  # the name is the user's own setting, not a secret: say which one failed
+            raise KeyringUnavailableError(
+                f"the keyring backend named by ${BACKEND_ENV} ({named!r}) could not be loaded "
+                f"({type(exc).__name__})", "write its full name (module.Class, e.g. "
+                "keyring.backends.SecretService.Keyring) or unset it; " + NO_KEYRING_HINT) from None
         raise failure("load", exc) from None
     chosen_by = explicitly_chosen()
     if _last and _last[0].backend is backend and _last[0].chosen_by == chosen_by:
