@@ -25,7 +25,7 @@ def test_a_summary_counts_the_rows_a_stopped_run_never_reached() -> None:
     # an earlier run's message, not a row of this one:
     summary.add(MessageResult(event="e", row=0, recipients=(), status="interrupted"))
     assert summary.not_attempted == 14
-    assert summary.line() == "6 sent, 0 failed, 0 skipped, 1 interrupted, 14 not attempted"
+    assert summary.line() == "6 sent, 0 failed, 0 skipped, 14 not attempted, 1 left in doubt by an earlier run"
 
 
 def test_a_summary_without_a_known_total_counts_nothing_as_not_attempted() -> None:

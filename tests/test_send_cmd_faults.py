@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.support.cli import send_command
 from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, profile_for
@@ -17,6 +19,7 @@ from xoromail_cli import ledger as ledger_doors
 from xoromail_cli.ledger.accounts import account_key
 from xoromail_cli.ledger.locking import ProfileLock
 from xoromail_cli.ledger.sqlite import Ledger
+from xoromail_cli.local.sink import CaptureHandler
 
 
 def environment(config_path: Path) -> dict[str, str]:
@@ -121,3 +124,32 @@ def test_a_run_stopped_by_a_setting_says_to_fix_it_before_re_running(
     said = " ".join(result.output.split())
     assert result.exit_code == 78, result.output
     assert "2 not attempted; fix the error above, then re-run to finish" in said
+
+
+class NoDataReply(CaptureHandler):
+    """Keeps each message and never answers its DATA in time: the client's deadline ends the wait."""
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        reply = await CaptureHandler.handle_DATA(self, server, session, envelope)
+        await asyncio.sleep(30)
+        return reply
+
+
+def test_rows_an_earlier_run_left_in_doubt_are_not_counted_as_this_runs_and_the_words_fit_a_timeout(
+        smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    """Was: '0 sent, 0 failed, 0 skipped, 2 interrupted, 2 not attempted' for a 2-row batch, and each row 'was in
+    flight when an earlier run stopped' though that run ended normally after its DATA replies timed out."""
+    server = smtp_server(handler=NoDataReply())
+    config.save_profile(config_path, profile_for(server, tls, timeout=1.0))
+    batch = csv_batch(tmp_path / "rows.csv", 2)
+    env = environment(config_path)
+    first = subprocess.run(send_command(batch, "--no-retry-in-doubt", "--retries", "0"), env=env,
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert first.returncode == 75, first.stdout + first.stderr
+    server.stop()  # the next run finds no server: it reaches no row of its own
+    second = subprocess.run(send_command(batch, "--retries", "0"), env=env, capture_output=True, text=True,
+                            timeout=120, check=False)
+    said = " ".join(second.stderr.split())
+    assert "2 not attempted, 2 left in doubt by an earlier run" in said, said
+    assert "interrupted," not in said and "an earlier run stopped" not in said
+    assert said.count("its answer never came: that run was stopped, or the server did not answer the data") == 2

@@ -261,7 +261,7 @@ class PostgresLedger:
     def settle_interrupted(self, entry_id: int) -> None:
         self._write("settling an interrupted message", f"UPDATE {_TABLE} SET status = 'interrupted', "  # noqa: S608  # constants only; values are bound
                     "reply = COALESCE(reply, %s), updated_at = %s WHERE id = %s AND status = 'in_flight'",
-                    ("in flight when an earlier run stopped; delivery unknown", now(), entry_id))
+                    ("its answer never came in an earlier run; delivery unknown", now(), entry_id))
 
     def count_since(self, account: str, since: datetime) -> tuple[int, int]:
         with self._guard("reading"):

@@ -322,7 +322,7 @@ class Ledger:
     def settle_interrupted(self, entry_id: int) -> None:
         self._write("UPDATE messages SET status = 'interrupted', reply = COALESCE(reply, ?), updated_at = ? "
                     "WHERE id = ? AND status = 'in_flight'",
-                    ("in flight when an earlier run stopped; delivery unknown", now().isoformat(), entry_id))
+                    ("its answer never came in an earlier run; delivery unknown", now().isoformat(), entry_id))
 
     def count_since(self, account: str, since: datetime) -> tuple[int, int]:
         row = self._read_one("SELECT count(*), coalesce(sum(recipient_count), 0) FROM messages WHERE account = ? "

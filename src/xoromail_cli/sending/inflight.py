@@ -68,6 +68,12 @@ def owed_state(reply: str | None, remaining: dict[str, str], owed: tuple[str, ..
     return "partial", f"delivered except to {listed}", owed, tuple(remaining)
 
 
+EARLIER_RUN_REPLY = ("an earlier run sent it and its answer never came: that run was stopped, or the server did not "
+                     "answer the data in time; it may have been delivered; it is sent again if still due (a "
+                     "possible duplicate)")
+"""True whether the earlier run was killed mid-message or ended normally after a timed-out DATA reply."""
+
+
 def settle_interrupted(ledger: Ledger | None, account: str, event: str) -> list[MessageResult]:
     """Messages an earlier run left in flight (for this account): reported once, before anything is sent."""
     if ledger is None:
@@ -77,7 +83,6 @@ def settle_interrupted(ledger: Ledger | None, account: str, event: str) -> list[
         ledger.settle_interrupted(entry.id)
         results.append(MessageResult(event=entry.event, row=entry.row or 0, recipients=entry.recipients,
                                      status="interrupted",
-                                     reply="was in flight when an earlier run stopped: it may have been delivered; "
-                                           "it is sent again if still due (a possible duplicate)",
+                                     reply=EARLIER_RUN_REPLY,
                                      message_id=entry.message_id, key=entry.idempotency_key, in_doubt=True))
     return results

@@ -37,7 +37,7 @@ class MessageResult:
     possible_duplicate: bool = False
     """Sent again after a lost answer: the recipient may have it twice."""
     in_doubt: bool = False
-    """Its fate is unknown: the data went out and the answer never came (or an earlier run stopped there). It
+    """Its fate is unknown: the data went out and the answer never came (in this run or an earlier one). It
     stays in flight in the ledger; the next run reports it and sends it again. Read this, never the hint."""
 
     def to_json(self) -> dict[str, Any]:
@@ -88,8 +88,12 @@ class Summary:
         return 0
 
     def line(self) -> str:
-        order = ("sent", "written", "dry-run", "partial", "failed", "temporary", "skipped", "invalid", "interrupted")
+        """This run's rows, then what an earlier run left in doubt (status `interrupted`), so the two never read
+        as one count: `0 sent, 0 failed, 0 skipped, 2 not attempted, 2 left in doubt by an earlier run`."""
+        order = ("sent", "written", "dry-run", "partial", "failed", "temporary", "skipped", "invalid")
         parts = [f"{self.count(s)} {s}" for s in order if self.count(s) or s in ("sent", "failed", "skipped")]
         if self.not_attempted:
             parts.append(f"{self.not_attempted} not attempted")
+        if self.count("interrupted"):
+            parts.append(f"{self.count('interrupted')} left in doubt by an earlier run")
         return ", ".join(parts)
