@@ -14,6 +14,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from tests.support.cli import SCRIPT, as_from_a_terminal
+from tests.support.terminal import Terminal
 from xoromail_cli.cli import app
 from xoromail_cli.local.sink import free_port
 
@@ -39,6 +40,27 @@ def test_demo_runs_as_a_real_process_without_a_terminal(isolated_environment: Pa
     assert "All checks passed" in completed.stdout
     assert "\x1b[" not in completed.stdout
     assert list((isolated_environment / "config").iterdir()) == []
+
+
+def test_demo_shows_validations_stages_as_plain_lines_on_stderr_off_a_terminal(isolated_environment: Path) -> None:
+    """Was: nothing between the banner and the report while the demo checked (the wizard shows each stage)."""
+    completed = subprocess.run([SCRIPT, "demo"], capture_output=True, text=True, timeout=60,
+                               stdin=subprocess.DEVNULL, env=os.environ.copy(), check=False)
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stderr.splitlines()
+    assert lines[0] == "Checking profile 'demo' …", lines
+    assert "  auth …" in lines and "  send …" in lines
+    assert lines.index("  auth …") < lines.index(next(x for x in lines if x.startswith("  auth: ok (")))
+    assert "\x1b" not in completed.stderr, repr(completed.stderr)
+    assert "Checking profile 'demo' …" not in completed.stdout
+
+
+def test_demo_at_a_terminal_shows_checking_with_the_stages_it_ran() -> None:
+    term = Terminal(["demo"], {**os.environ, "NO_COLOR": "1"})
+    assert term.wait() == 0, term.text
+    checking = term.text.split("Checking profile 'demo' …")  # the wizard's live list, which the report replaces
+    assert len(checking) > 1, term.text
+    assert "✓ auth" in checking[-1] and "✓ send" in checking[-1] and "All checks passed" in checking[-1]
 
 
 def test_sink_prints_a_line_per_message_and_fills_the_maildir(tmp_path: Path) -> None:

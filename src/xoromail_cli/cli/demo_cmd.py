@@ -26,10 +26,15 @@ def demo(
 
     console = out()
     with tempfile.TemporaryDirectory(prefix="xoromail-demo-") as folder:
-        if not as_json:
+        if as_json:
+            result = demonstration.run(Path(folder))
+        else:
+            from xoromail_cli.cli.progress import StageProgress
+
             console.print("[bold]xoromail demo[/]: starting a local mail server (STARTTLS + AUTH, throwaway "
                           "certificate) on 127.0.0.1; your own settings and secret store are not touched.\n")
-        result = demonstration.run(Path(folder))
+            with StageProgress(demonstration.DEMO_PROFILE) as shown:
+                result = demonstration.run(Path(folder), on_stage=shown)
     if as_json:
         print_json(result.to_json())
         raise typer.Exit(int(result.exit_code))

@@ -24,6 +24,7 @@ from xoromail_cli.sending.sender import Sender
 from xoromail_cli.services.smtp.settings import SmtpSettings
 from xoromail_cli.services.smtp.transport import SmtpTransport
 
+DEMO_PROFILE = "demo"
 DEMO_ADDRESS = "billing@demo.xoromail.test"
 DEMO_CUSTOMER = "accounts@customer.example"
 DEMO_PASSWORD = "demo-password"  # noqa: S105  # a throwaway login for a server that lives for one run
@@ -63,13 +64,14 @@ class DemoResult:
 
 
 def demo_profile(port: int, ca_file: Path) -> Profile:
-    return Profile(name="demo", email=DEMO_ADDRESS,
+    return Profile(name=DEMO_PROFILE, email=DEMO_ADDRESS,
                    settings=SmtpSettings(host="127.0.0.1", port=port, security="starttls"),
                    display_name="Demo Company Billing", ca_file=str(ca_file), company_name="Demo Company",
                    currency="USD", timeout=10.0)
 
 
-def run(folder: Path) -> DemoResult:
+def run(folder: Path, on_stage: validate.StageCallback | None = None) -> DemoResult:
+    """Validate the demo profile (each stage told to `on_stage` as it starts and ends), then send every event."""
     tls = throwaway_tls(folder)
     slip = folder / "packing-slip-SO-2231.pdf"
     slip.write_bytes(b"%PDF-1.4\n% demo packing slip\n")
@@ -77,7 +79,8 @@ def run(folder: Path) -> DemoResult:
                         authenticator=password_authenticator({DEMO_ADDRESS: DEMO_PASSWORD}), auth_required=True)
     with server:
         profile = demo_profile(server.port, tls.ca_file)
-        report = validate.run(profile, MemorySecrets({"password": DEMO_PASSWORD}), check_domain=False)  # no network
+        report = validate.run(profile, MemorySecrets({"password": DEMO_PASSWORD}), check_domain=False,  # no network
+                              on_stage=on_stage)
         results: list[MessageResult] = []
         if report.ok:
             renderer = Renderer(profile)
