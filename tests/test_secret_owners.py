@@ -145,3 +145,35 @@ def test_setup_again_from_the_owner_is_not_refused(
     again = runner.invoke(app, setup_args(prod_path, server.port, tls), input=PASSWORD + "\n")
     assert again.exit_code == 0, again.output
     assert "Note:" not in again.output
+
+
+def _users(runner: CliRunner, path: Path, *args: str, stdin: str | None = None) -> tuple[int, str]:
+    result = runner.invoke(app, ["--config", str(path), "relay", "users", *args], input=stdin)
+    return result.exit_code, " ".join(result.output.split())
+
+
+def test_a_relay_login_of_another_file_is_neither_replaced_nor_removed(
+        runner: CliRunner, prod: tuple[Path, SinkServer], tmp_path: Path) -> None:
+    """Relay logins are kept by their name alone (`relay:login:NAME`): the same guard, per login."""
+    prod_path, _ = prod
+    test_path = tmp_path / "test.toml"
+    config.save_profile(test_path, config.load(prod_path).profiles["default"])
+    kept = "prod-erp-login-password-1234"
+    added = _users(runner, prod_path, "add", "erp", "--profile", "default", "--password-stdin", stdin=kept + "\n")
+    assert added[0] == 0, added[1]
+    code, said = _users(runner, test_path, "add", "erp", "--profile", "default", "--password-stdin",
+                        stdin="test-erp-login-password-5678\n")
+    assert code == 78 and str(prod_path.resolve()) in said and "relay users remove erp" in said, said
+    assert "[relay" not in test_path.read_text()  # refused before the settings file was written
+    assert credentials.read_secret("relay", "login:erp") == kept
+    # the test file now gets its own `erp` in its table by hand: rotating or removing it there is refused too
+    test_path.write_text(test_path.read_text() + '\n[relay.users.erp]\nprofile = "default"\n')
+    assert _users(runner, test_path, "password", "erp")[0] == 78
+    assert _users(runner, test_path, "remove", "erp")[0] == 78
+    assert credentials.read_secret("relay", "login:erp") == kept
+    assert "[relay.users.erp]" in test_path.read_text()  # refused before the table was touched
+    # once the production file no longer has the login, the test file takes it over
+    assert _users(runner, prod_path, "remove", "erp")[0] == 0
+    assert keyring.get_password("xoromail", f"relay:{OWNER_KIND}:login:erp") is None
+    assert _users(runner, test_path, "password", "erp")[0] == 0
+    assert keyring.get_password("xoromail", f"relay:{OWNER_KIND}:login:erp") == str(test_path.resolve())
