@@ -177,3 +177,17 @@ def test_a_relay_login_of_another_file_is_neither_replaced_nor_removed(
     assert keyring.get_password("xoromail", f"relay:{OWNER_KIND}:login:erp") is None
     assert _users(runner, test_path, "password", "erp")[0] == 0
     assert keyring.get_password("xoromail", f"relay:{OWNER_KIND}:login:erp") == str(test_path.resolve())
+
+
+def test_config_show_names_the_file_the_secrets_belong_to(
+        runner: CliRunner, prod: tuple[Path, SinkServer], tmp_path: Path) -> None:
+    prod_path, _ = prod
+    test_path = tmp_path / "test.toml"
+    config.save_profile(test_path, config.load(prod_path).profiles["default"])
+    shown = runner.invoke(app, ["--config", str(test_path), "config", "show"])
+    assert shown.exit_code == 0, shown.output
+    assert str(prod_path.resolve()) in "".join(shown.output.split()).replace("│", "")
+    as_json = runner.invoke(app, ["--config", str(test_path), "config", "show", "--json"])
+    assert json.loads(as_json.stdout)["secrets_owner"] == str(prod_path.resolve())
+    own = runner.invoke(app, ["--config", str(prod_path), "config", "show", "--json"])
+    assert json.loads(own.stdout)["secrets_owner"] is None
