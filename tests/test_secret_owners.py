@@ -5,6 +5,7 @@ file refuse (exit 78) while the owner still has the profile, and take the secret
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 from tests.support.cli import setup_args
 from tests.support.common import PASSWORD, ServerFactory, TLSFiles
 from tests.support.samples import OVERDUE
+from tests.support.terminal import Terminal
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
 from xoromail_cli.local.sink import SinkServer
@@ -58,6 +60,14 @@ def test_setup_from_a_second_file_is_refused_and_the_first_still_sends(
     assert OTHER not in said
     assert _send(runner, prod_path) == 0  # the server takes PASSWORD only: cron's password is intact
     assert len(server.messages) == before + 1
+
+
+def test_the_wizard_refuses_before_its_first_question(prod: tuple[Path, SinkServer], tmp_path: Path) -> None:
+    prod_path, _ = prod
+    term = Terminal(["setup"], {**os.environ, "XOROMAIL_CONFIG": str(tmp_path / "test.toml")})
+    assert term.wait() == 78, term.text
+    assert "Service type" not in term.text and str(prod_path.resolve()) in " ".join(term.text.split())
+    assert keyring.get_password("xoromail", "default") == PASSWORD
 
 
 def test_scripted_setup_refusal_as_json(
