@@ -101,3 +101,12 @@ def test_the_sender_checked_is_the_smtp_host_or_none() -> None:
     on_premises = ExchangeSettings(url="https://mail.acme.test/EWS/Exchange.asmx")
     exchange = Profile(name="d", email="a@acme.test", service="exchange", settings=on_premises)
     assert SendingPath.of(exchange) == SendingPath("exchange", None, None)
+
+
+@pytest.mark.parametrize(("domain", "why"), [("a" * 64 + ".test", "longer than 63 characters"),
+                                             ("a..b.test", "empty part")])
+def test_a_name_dns_cannot_carry_is_a_usage_error_not_a_network_failure(runner: CliRunner, domain: str,
+                                                                         why: str) -> None:
+    result = runner.invoke(app, ["check-domain", domain, "--dns-server", "127.0.0.1:1"])
+    assert result.exit_code == 2, result.output
+    assert why in " ".join(result.output.split()) and "network" not in result.output

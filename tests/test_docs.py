@@ -89,3 +89,23 @@ def test_validate_and_config_show_off_a_terminal_are_key_value_lines(
     for output in (checked.stdout, shown.output):
         assert "│" not in output and "─" not in output
         assert all(line == line.rstrip() for line in output.splitlines())
+
+
+@pytest.mark.parametrize(("columns", "table"), [("80", False), ("120", True)])
+def test_log_at_a_terminal_keeps_cron_mds_columns_promise(tls: TLSFiles, config_path: Path,
+                                                         isolated_environment: Path, columns: str,
+                                                         table: bool) -> None:
+    """cron.md: a table at 100 columns or more (or COLUMNS), one block per message in a narrower terminal."""
+    import os
+
+    from tests.support.terminal import Terminal
+    from xoromail_cli.ledger.sqlite import Ledger
+
+    config.save_profile(config_path, profile_for(SinkServer(port=free_port()), tls))
+    with Ledger(isolated_environment / "state" / "xoromail" / "ledger.sqlite3") as ledger:
+        ledger.record("billing@company.test", "overdue-invoice", "k", ("ann@client.test",), "<1@company.test>", 1,
+                      "sent", "250 OK", service="smtp")
+    term = Terminal(["--config", str(config_path), "log"], {**os.environ, "COLUMNS": columns, "NO_COLOR": "1"})
+    assert term.wait() == 0, term.text
+    assert ("│" in term.text) is table, term.text
+    assert ("  to: ann@client.test" in term.text.replace("\r", "")) is not table, term.text

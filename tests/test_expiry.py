@@ -187,6 +187,26 @@ def test_an_expired_secret_learnt_from_aadsts7000222_stays_a_note_until_a_new_se
         assert expiry.notes_for(config.load_profile(config_path, "default")) == []
 
 
+def test_an_expired_secret_met_by_send_is_learnt_and_said_in_the_same_run(
+        tls: TLSFiles, runner: CliRunner, config_path: Path) -> None:
+    """AADSTS7000222 in `send`'s sign-in is learnt as validate and the relay learn it: the run that met it says
+    what expired and the renewing command on stderr, and the profile's notes keep saying so."""
+    from tests.support.fakes.microsoft_server import CLIENT_SECRET
+
+    with MicrosoftServer(tls.server_context) as server:
+        server.secret_expired = True
+        profile = Profile(name="default", email=USER, service="microsoft365", display_name="Billing",
+                          settings=settings_for(server, mode="app"), ca_file=str(tls.ca_file), timeout=10.0)
+        config.save_profile(config_path, profile)
+        KeyringStore("default").set("client_secret", CLIENT_SECRET)
+        failed = runner.invoke(app, ["--config", str(config_path), "send", *INVOICE])
+        assert failed.exit_code == 77, failed.output
+        assert "note: the Microsoft app's client secret expired on" in failed.stderr
+        assert f"`xoromail --config {config_path} setup --service microsoft365" in failed.stderr
+        [note] = expiry.notes_for(config.load_profile(config_path, "default"))
+        assert note.kind == "microsoft-client-secret" and "expired on" in note.text()
+
+
 def test_the_relay_logs_its_certificate_expiring_at_start(tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
     from tests.support.relay_helpers import relay_process, wait_for
     from tests.support.samples import smtp_profile
@@ -252,6 +272,21 @@ def test_queue_status_warns_of_the_relays_tls_certificate(runner: CliRunner, con
     assert note["command"].startswith(f"xoromail --config {config_path} --profile m365 relay --tls-cert")
     assert f"`xoromail --config {config_path} --profile m365 relay" in note["note"]
     assert json.loads(runner.invoke(app, [*base, "--json"]).stdout)["expiring"] == []
+
+
+def test_queue_status_warns_of_the_profiles_own_expiry_too(runner: CliRunner, config_path: Path) -> None:
+    """Not only the relay's certificate: what the profile signs in with (here a client secret) is listed too, as
+    a note in the text and in `expiring` in --json, with its renewing command."""
+    soon = (datetime.now(UTC) + timedelta(days=12)).date().isoformat()
+    config.save_profile(config_path, m365(mode="app", client_secret_expires=soon))
+    base = ["--config", str(config_path), "--profile", "m365", "queue", "status"]
+    result = runner.invoke(app, [*base, "--json"])
+    assert result.exit_code == 0, result.output
+    [note] = json.loads(result.stdout)["expiring"]
+    assert note["kind"] == "microsoft-client-secret" and note["expires"].startswith(soon)
+    assert "--client-secret-stdin --client-secret-expires" in note["command"]
+    text = runner.invoke(app, base)
+    assert text.exit_code == 0 and f"note: the Microsoft app's client secret expires on {soon}" in text.stdout
 
 
 def test_a_notes_command_names_the_runs_settings_file_unless_it_is_the_default(tmp_path: Path) -> None:

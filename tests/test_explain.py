@@ -177,6 +177,15 @@ def test_a_refused_sender_is_send_as_only_when_the_server_says_so() -> None:
         "450 4.1.8 <billing@company.test>: Sender address rejected: Domain not found")]
 
 
+def test_a_bare_5_7_8_is_any_servers_refused_password_not_gmails() -> None:
+    """Postfix and Dovecot refuse a password with 535 5.7.8 too: Gmail's entry (and its app-password fix) needs
+    Gmail's own words."""
+    postfix = explain("535 5.7.8 Error: authentication failed: authentication failure")
+    assert [item.id for item in postfix] == ["smtp-auth-failed"]
+    assert explain("535 5.7.8 Username and Password not accepted - gsmtp")[0].id == "smtp-gmail-5.7.8"
+    assert explain("smtp.gmail.com refused the password: 535 5.7.8")[0].id == "smtp-gmail-5.7.8"
+
+
 def test_an_exchange_submission_quota_is_not_also_gmails() -> None:
     text = "554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message"
     assert [item.id for item in explain(text)] == ["smtp-quota"]
@@ -219,6 +228,17 @@ def test_reads_stdin_with_dash_or_when_not_a_terminal(runner: CliRunner) -> None
     for args in (["explain", "-"], ["explain"]):
         result = runner.invoke(app, args, input=text)
         assert result.exit_code == 0 and "app password" in result.stdout
+
+
+def test_no_text_at_a_terminal_is_a_usage_error_not_a_wait_for_stdin() -> None:
+    """At a keyboard, `xoromail explain` alone says how to give the text (exit 2) instead of waiting on stdin."""
+    import os
+
+    from tests.support.terminal import Terminal
+
+    terminal = Terminal(["explain"], dict(os.environ))
+    assert terminal.wait(timeout=30) == 2, terminal.text
+    assert "no error text given" in terminal.text and "hint:" in terminal.text
 
 
 def test_an_empty_paste_is_a_data_error(runner: CliRunner) -> None:
@@ -268,6 +288,7 @@ def test_validate_against_a_real_server_and_explain_say_the_same(smtp_server: Se
     ("mail from", "mail.company.test", "530 5.7.0 Must issue a STARTTLS command first."),
     ("auth", "smtp.office365.com", "550 5.7.30 Basic authentication is not supported for Client Submission"),
     ("data", "mail.company.test", "552 5.3.4 Message size exceeds fixed maximum message size"),
+    ("auth", "mail.company.test", "535 5.7.8 Error: authentication failed: authentication failure"),  # Postfix
 ])
 def test_every_reply_entry_gives_the_hint_validate_gives(stage: str, host: str, reply: str) -> None:
     code, text = int(reply[:3]), reply[4:]

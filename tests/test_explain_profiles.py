@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
 import pytest
+import typer.main
+from typer._click.exceptions import BadParameter, ClickException, MissingParameter  # Typer's own Click
 from typer.testing import CliRunner
 
 from tests.support.common import USER
@@ -118,3 +121,52 @@ def test_the_commands_a_fix_quotes_carry_the_runs_config_and_profile(runner: Cli
     text = runner.invoke(app, ["--config", str(config_path), "--profile", "m365", "explain",
                                "554 5.7.1 <ap@customer.test>: Relay access denied"])
     assert f"run:     xoromail --config {config_path} --profile m365 {M365_SETUP}" in text.stdout
+
+
+def parse_error(command_line: str) -> str | None:
+    """What xoromail's own command line parser says about `command_line`, typed as shown (None: it parses).
+    Placeholders the user replaces are let through: a file not there yet (KEY.json) and the rest of a command
+    elided with `…`; an unknown option, a missing option value, an extra argument or a command that does not exist
+    is not. (Setup's values such as `--service` or `--sign-in` are strings checked by the service, not the parser.)"""
+    words = shlex.split(command_line)
+    assert words[0] == "xoromail", command_line
+    root = typer.main.get_command(app)
+    context = root.make_context("xoromail", [], resilient_parsing=True)
+    command, name, args = root, "xoromail", [word for word in words[1:] if word != "…"]
+    while hasattr(command, "get_command") and args and not args[0].startswith("-"):
+        sub = command.get_command(context, args[0])
+        if sub is None:
+            return f"no command {args[0]!r}"
+        command, name, args = sub, args[0], args[1:]
+    try:
+        command.make_context(name, args, parent=context)
+    except MissingParameter as error:
+        return None if "…" in words else error.format_message()
+    except BadParameter as error:
+        return None if "does not exist" in error.format_message() else error.format_message()
+    except ClickException as error:
+        return error.format_message()
+    return None
+
+
+@pytest.mark.parametrize("profile", [None, m365(), m365(send_via="smtp"), m365(mode="app"), gmail()],
+                         ids=["none", "graph", "smtp", "app-only", "google"])
+def test_every_command_explain_shows_parses_as_typed(profile: Profile | None) -> None:
+    """The `run:` command and every `xoromail …` command a fix quotes, for each entry, name commands and options
+    that exist, with their values: an option renamed in the CLI fails here, not in front of a user who typed the
+    hint."""
+    context = Context.from_profile(profile)
+    for entry in catalogue():
+        fix = context.fill(entry.fix(context) if callable(entry.fix) else entry.fix)
+        run = entry.command(context) if callable(entry.command) else entry.command
+        for command in [*([context.fill(run)] if run else []), *re.findall(r"`(xoromail [^`]*)`", fix)]:
+            assert parse_error(command) is None, (entry.id, command, parse_error(command))
+
+
+def test_the_parse_check_catches_a_wrong_option_value_and_command() -> None:
+    assert parse_error("xoromail setup --service microsoft365 --sign-in browser --redirect-port 8765") is None
+    assert "--no-such-option" in (parse_error("xoromail setup --no-such-option") or "")
+    assert parse_error("xoromail setup --service microsoft365 --redirect-port") is not None  # its value missing
+    assert parse_error("xoromail relay --tls-cert CERT.pem --tls-key KEY.pem") is None  # files named, not there yet
+    assert parse_error("xoromail sned --to x") == "no command 'sned'"
+    assert parse_error("xoromail validate --no-send extra") is not None

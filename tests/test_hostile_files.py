@@ -96,6 +96,10 @@ def test_an_empty_ledger_file_is_not_taken_for_a_new_one(
     assert again.exit_code == ExitCode.DATAERR, again.output
     assert "empty file" in again.output and "backup" in again.output
     assert len(server.messages) == 2, "the rows already sent went out again"
+    for reading in (["log"], [*SEND, "--batch", str(batch), "--dry-run", "--pending"]):
+        shown = runner.invoke(app, [*base, *reading])  # read-only, not "damaged: move it away"
+        assert shown.exit_code == ExitCode.DATAERR, shown.output
+        assert "empty file" in shown.output and "backup" in shown.output and "move the ledger" not in shown.output
 
 
 def test_an_existing_outbox_open_to_everyone_is_tightened_to_0700(

@@ -127,3 +127,25 @@ def test_config_show_names_the_refused_file_once(runner: CliRunner, config_path:
     line = next(line for line in output.splitlines() if line.startswith("secret store:"))
     assert line.count(PlaintextKeyring().file_path) == 1, line
     assert "plain file" in line and "unencrypted" in line and "only when you choose it by name" in line
+
+
+def test_the_null_backend_chosen_by_name_is_named_as_the_cause_not_a_missing_d_bus(tmp_path: Path) -> None:
+    """keyring never picks its null backend itself: a user who named it is told so (was: "no D-Bus session, as
+    under cron", with the cron advice), by setup (nothing written) and by config show of an existing profile."""
+    from xoromail_cli import config
+
+    home = tmp_path / "fresh"
+    home.mkdir()
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "LANG": "C.UTF-8", "NO_COLOR": "1",
+           "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring", "XOROMAIL_CONFIG": str(tmp_path / "x.toml")}
+    setup = subprocess.run([SCRIPT, "setup", "--email", USER, "--display-name", "B", "--host", "smtp.company.test",
+                            "--port", "587", "--password-stdin", "--no-validate"], input=PASSWORD + "\n",
+                           capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert setup.returncode == ExitCode.CONFIG, setup.stdout + setup.stderr
+    assert not (tmp_path / "x.toml").exists()
+    config.save_profile(tmp_path / "x.toml", PROFILE)
+    shown = subprocess.run([SCRIPT, "config", "show"], capture_output=True, text=True, env=env, timeout=60,
+                           check=False)
+    for said in (" ".join((setup.stdout + setup.stderr).split()), " ".join(shown.stdout.split())):
+        assert "chosen by $PYTHON_KEYRING_BACKEND (keyring.backends.null.Keyring) keeps no secrets" in said, said
+        assert "D-Bus" not in said and "cron" not in said

@@ -43,6 +43,7 @@ def test_a_password_in_a_url_on_the_command_line_is_refused_with_the_way_to_give
     result = runner.invoke(app, ["--config", str(config_path), *command], input="pw\n")
     assert result.exit_code == 2, result.output
     assert "PGPASSWORD" in result.output and "ps" in result.output
+    assert ("setup then keeps it" in " ".join(result.output.split())) is (command[0] == "setup")  # copy keeps none
     assert ledger_url.stored_password("default") is None and not config_path.exists()
 
 

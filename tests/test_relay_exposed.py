@@ -298,6 +298,46 @@ def test_logins_begun_on_many_connections_before_the_throttle_are_not_checked_on
     assert len(relay.logged("auth-refused")) == 5 and len(relay.logged("auth-throttled")) == 1
 
 
+def test_a_logged_in_connection_that_says_nothing_for_the_idle_time_is_closed_and_counted_out(
+        exposed: Callable[..., Exposed]) -> None:
+    """--idle-timeout: a session forgotten after AUTH (an ERP that never quits) does not keep its place for good;
+    the login timeout, longer here, no longer applies once logged in."""
+    relay = exposed(idle=1.0, login_within=300.0, per_address=1)
+    forgotten = relay.client(ERP)
+    try:
+        forgotten.login(RELAY_USER, RELAY_PASSWORD)
+        assert forgotten.sock is not None
+        forgotten.sock.settimeout(20)
+        assert forgotten.sock.recv(100) == b"", "the relay closed the idle session"
+    finally:
+        forgotten.close()
+    wait_for(lambda: relay.server.gate.total == 0, what="the idle session to be counted out")
+    with relay.client(ERP) as erp:  # its place (one an address here) is free again
+        erp.login(RELAY_USER, RELAY_PASSWORD)
+        erp.send_message(erp_message(7))
+    assert len(relay.spool.ids()) == 1 and not relay.logged("login-timeout")
+
+
+def test_a_line_of_up_to_256_kib_is_taken_and_a_longer_one_refused_550_with_the_session_going_on(
+        exposed: Callable[..., Exposed]) -> None:
+    """Lines over 1,000 octets are taken (as Postfix and Exim take them) up to the relay's 256 KiB, which bounds
+    what one line holds in memory; a longer one is a content refusal (5.6.0), not a command error."""
+    relay = exposed()
+    head = f"From: {USER}\r\nTo: customer@client.test\r\nSubject: long\r\n\r\n".encode()
+    with relay.client(ERP) as erp:
+        erp.login(RELAY_USER, RELAY_PASSWORD)
+        for length, expected in ((256 * 1024, 250), (256 * 1024 + 1, 550), (1_000_000, 550)):
+            assert erp.mail(USER)[0] == 250 and erp.rcpt("customer@client.test")[0] == 250
+            assert erp.docmd("DATA")[0] == 354
+            erp.send(head + b"x" * length + b"\r\nend\r\n.\r\n")
+            code, text = erp.getreply()
+            assert code == expected, (length, code, text)
+            if expected == 550:
+                assert text.startswith(b"5.6.0") and b"262,144" in text
+        assert erp.noop()[0] == 250, "the session goes on"
+    assert len(relay.spool.ids()) == 1
+
+
 def test_a_message_still_arriving_after_the_idle_time_is_taken(exposed: Callable[..., Exposed]) -> None:
     """The idle timeout is for a client that says nothing; one whose data keeps coming (a large message over a
     slow line) is not cut off in the middle of it."""

@@ -333,3 +333,30 @@ def test_the_one_login_relay_s_stored_login_is_kept_or_named_when_logins_take_ov
     finally:
         if process.process.poll() is None:
             process.kill()
+
+
+def test_two_logins_of_one_mailbox_share_its_spool_and_its_daily_quota(
+        runner: CliRunner, config_path: Path, smtp_server: ServerFactory, tls: TLSFiles, office: OfficeFactory,
+        tmp_path: Path) -> None:
+    """Pacing and quotas are the mailbox's: the service's "quota exceeded" for one login's message holds the
+    other login's message of that mailbox too (one spool, one worker), instead of each login trying on."""
+    from tests.support.servers import FailNth
+
+    quota = FailNth(1, "550 5.4.5 Daily user sending quota exceeded.")
+    config.save_profile(config_path, profile_for(smtp_server(handler=quota), tls, name="billing"))
+    credentials.store_password("billing", PASSWORD)
+    users(runner, config_path, "add", "erp", "--profile", "billing", "--password-stdin", stdin=ERP_A + "\n")
+    users(runner, config_path, "add", "printer", "--profile", "billing", "--password-stdin", stdin=ERP_B + "\n")
+    running = office()
+    [mailbox] = running.office.mailboxes
+    assert {id(route.spool) for route in running.office.routes.values()} == {id(mailbox.spool)}
+    submit(running.server.port, erp_message(1), user="erp", password=ERP_A)
+    wait_for(lambda: any("daily sending limit" in line for line in running.lines if line.startswith("deferred ")),
+             what="the quota refusal")
+    submit(running.server.port, erp_message(2), user="printer", password=ERP_B)
+    time.sleep(0.5)  # time enough for a try, were one allowed
+    assert quota.calls == 1 and not quota.messages, "the other login's message waits for the mailbox's quota"
+    result = runner.invoke(app, ["--config", str(config_path), "queue", "status", "--json", "--all-profiles",
+                                 "--spool", str(tmp_path / "spools")])
+    [report] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.exit_code == 75 and report["paused"] and report["queued"] == 2 and "5.4.5" in report["pause_reason"]

@@ -243,3 +243,34 @@ def test_queue_retry_during_a_burst_ends_a_sender_s_hold_for_the_next_message_at
              what="both messages from the address once held")
     code, report = status(runner, running.spool.root)
     assert code == 0 and report["held_senders"] == [] and report["queued"] == 0
+
+
+def test_queue_status_is_75_for_a_message_older_than_max_age_and_gives_the_backlog_at_the_mailbox_s_pace(
+        relay: RelayFactory, smtp_server: ServerFactory, tls: TLSFiles, runner: CliRunner) -> None:
+    """Not paused, yet a message waits too long (a worker stuck, a pace too slow): monitoring must hear of it.
+    The backlog is the queued messages at the relay's pace (60 a minute: a second each), plus a pause; held
+    messages are neither backlog nor old."""
+    from xoromail_cli.relay.control import SpoolControl, read_control, write_control
+
+    credentials.store_password("default", PASSWORD)
+    running = relay(profile_for(smtp_server(), tls), rate="60/min")
+    running.worker.stop(10)  # accept only: three messages stay queued, delivery is not paused
+    for number in (1, 2, 3):
+        submit(running.port, erp_message(number))
+    time.sleep(0.2)  # the oldest is then at least 0.2 s old
+    code, report = status(runner, running.spool.root)
+    assert code == 0 and report["queued"] == 3 and report["paused"] is False and report["eta_s"] == 3.0
+    assert {"queued", "held", "failed", "in_doubt", "oldest_age_s", "paused", "pause_reason", "resumes_at", "eta_s",
+            "schema"} <= set(report), "the keys issue 20 names for monitoring"
+    code, report = status(runner, running.spool.root, "--max-age", "0s")
+    assert code == 75 and report["oldest_age_s"] > 0 and report["paused"] is False
+    queue(runner, running.spool.root, "hold", "--all")
+    code, report = status(runner, running.spool.root, "--max-age", "0s")
+    assert code == 0 and report["held"] == 3 and report["queued"] == 0 and report["oldest_age_s"] is None
+    write_control(running.spool.root, SpoolControl(paused_until=time.time() + 600, pause_reason="421 4.3.2 busy",
+                                                   per_second=read_control(running.spool.root).per_second))
+    code, report = status(runner, running.spool.root)
+    assert code == 75 and report["paused"] and report["eta_s"] == 0.0, "nothing queued: no backlog to wait for"
+    queue(runner, running.spool.root, "release", "--all")
+    code, report = status(runner, running.spool.root)
+    assert code == 75 and 600 < report["eta_s"] <= 603.0, "the pause, then three messages a second apart"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from xoromail_cli.addresses import host_name_problem
 from xoromail_cli.domain.checks import Check, DomainReport
 from xoromail_cli.domain.dkim import dkim_checks
 from xoromail_cli.domain.dmarc import dmarc_checks
@@ -44,6 +45,9 @@ def check_domain(domain: str, *, sending: SendingPath | None = None, dkim_select
     name = domain.strip().rstrip(".").lower()
     if not name or "." not in name or any(c.isspace() or c == "@" for c in name):
         raise UsageError(f"{domain!r} is not a domain name", "e.g. xoromail check-domain company.example")
+    problem = host_name_problem(name)
+    if problem:  # not a DNS failure with a hint about the network: the name cannot be asked for at all
+        raise UsageError(f"{domain!r} is not a domain name: {problem}", "e.g. xoromail check-domain company.example")
     resolver = make_resolver(dns_server, timeout)
     hosts = query_mx(resolver, name)
     guess = provider_from_mx(hosts)

@@ -167,8 +167,10 @@ ENTRIES: tuple[Entry, ...] = (
           cause="2-Step Verification is on for the account: the normal password is refused over SMTP",
           fix=replies.GMAIL_APP_PASSWORD_HINT, exit_code=ExitCode.NOPERM,
           command=_smtp_sign_in(SETUP_SMTP + " --preset gmail --username {email}"), source="Der-Henning/tgtg#517"),
+    # A 5.7.8 is Gmail's only with Gmail's words: Postfix and Dovecot refuse a password with "535 5.7.8 Error:
+    # authentication failed", which is `smtp-auth-failed` (what validate says for that server).
     Entry(id="smtp-gmail-5.7.8", pattern=r"p=BadCredentials|Username and Password not accepted",
-          loose=r"\b5\.7\.8\b|BadCredentials",
+          loose=r"BadCredentials|\b5\.7\.8\b.*(?:gsmtp|gmail)|(?:gsmtp|gmail).*\b5\.7\.8\b",
           title="Gmail: user name and password not accepted",
           cause="wrong password, or the normal password where an app password is needed",
           fix=_credentials(GMAIL), exit_code=ExitCode.NOPERM,

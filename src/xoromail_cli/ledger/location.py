@@ -108,6 +108,7 @@ def refuse_password(value: str, option: str) -> None:
     """A URL given on the command line must not hold a password: every user of the machine sees a command line
     (`ps`, /proc/PID/cmdline) and shell history keeps it. Settings files with one keep working (`parse`)."""
     found = parse(value)
+    kept = " (setup then keeps it in the secret store)" if option == "--ledger" else ""  # ledger copy keeps nothing
     if not found.is_postgres and _CONNINFO.search(value):
         from xoromail_cli.errors import UsageError
 
@@ -115,15 +116,15 @@ def refuse_password(value: str, option: str) -> None:
             value) else ""
         raise UsageError(f"{option} is a libpq 'key=value' string{secret}, which would be taken for a file name; "
                          "nothing was changed",
-                         "give the ledger as postgresql://user@host/db, and its password in PGPASSWORD (setup then "
-                         "keeps it in the secret store) or ~/.pgpass", field="ledger")
+                         f"give the ledger as postgresql://user@host/db, and its password in PGPASSWORD{kept} or "
+                         "~/.pgpass", field="ledger")
     if found.is_postgres and found.password is not None:
         from xoromail_cli.errors import UsageError
 
         raise UsageError(f"{option} has a password in its URL, where every user of this machine can see it "
                          "(ps) and the shell history keeps it; nothing was changed",
                          f"give the URL without it ({found.url}) and the password the way PostgreSQL's own "
-                         "tools take it: in PGPASSWORD (setup then keeps it in the secret store), or in ~/.pgpass",
+                         f"tools take it: in PGPASSWORD{kept}, or in ~/.pgpass",
                          field="ledger")
 
 

@@ -244,6 +244,13 @@ class Ledger:
     def _open_read_only(self, busy_timeout: float) -> None:
         """For `xoromail log`: reading never needs write access to the ledger or its folder."""
         try:
+            empty = self.path.stat().st_size == 0 and not _has_wal(self.path)
+        except OSError:  # missing or unreadable: connect below says which
+            empty = False
+        if empty:  # as `_connect` says it for a send: not "damaged, move it away"
+            raise DataError(f"the ledger {self.path} is an empty file: its history of sent messages is gone",
+                            EMPTY_HINT)
+        try:
             self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=busy_timeout)
             present = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
             if not present:

@@ -215,7 +215,7 @@ class RelaySMTP(SMTP):
         if size > self.limits.max_size:
             return bytearray(), TOO_LARGE.format(limit=self.limits.max_size, service=self.service, advice=self.advice)
         if longest > self.limits.max_line:
-            return bytearray(), (f"500 5.5.6 A line of the message has {longest:,} octets; the relay takes lines "
+            return bytearray(), (f"550 5.6.0 A line of the message has {longest:,} octets; the relay takes lines "
                                  f"of up to {self.limits.max_line:,}")
         return data, None  # not copied: the handler makes the one copy it keeps
 

@@ -105,7 +105,7 @@ def queue_status(spool: Spool, moment: float, per_second: float | None = None) -
         status.pause_reason, status.pause_hint = control.pause_reason, control.pause_hint or None
         wait = control.paused_until - moment
     pace = control.per_second or per_second
-    status.eta_s = round(wait + (status.queued / pace if pace else 0.0), 1)
+    status.eta_s = round(wait + status.queued / pace if pace else wait, 1) if status.queued else 0.0
     for address, hold in sorted(control.senders.items()):
         if moment < hold.until:
             status.held_senders.append({"sender": address, "reason": hold.reason, "resumes_at": iso(hold.until)})

@@ -23,10 +23,12 @@ MIN_TRANSFER_RATE = 16 * 1024
 
 
 class DeadlineExceededError(TimeoutError):
-    """An operation did not finish within its deadline. `started` says whether the peer had sent anything."""
+    """An operation did not finish within its deadline. `started` says whether the peer had sent anything;
+    `stalled`, that a write ended because the peer took nothing for `seconds`, long before the whole's deadline."""
 
-    def __init__(self, what: str, seconds: float, *, started: bool = True) -> None:
-        super().__init__(f"{what} did not finish within {seconds:g} s")
+    def __init__(self, what: str, seconds: float, *, started: bool = True, stalled: bool = False) -> None:
+        super().__init__(f"{what} stopped: the server took no data for {seconds:g} s" if stalled
+                         else f"{what} did not finish within {seconds:g} s")
         self.what = what
         self.seconds = seconds
         self.started = started
@@ -92,7 +94,8 @@ def send_all(sock: socket.socket, data: bytes, deadline: Deadline, timeout: floa
     while view:
         left = min(stalled_at - time.monotonic(), deadline.wait())
         if left <= 0:
-            raise DeadlineExceededError(deadline.what, deadline.seconds)
+            stalled = deadline.remaining() > 0  # (not "did not finish within" the whole's far longer bound)
+            raise DeadlineExceededError(deadline.what, timeout if stalled else deadline.seconds, stalled=stalled)
         try:
             sent = sock.send(view[:65536])
         except (BlockingIOError, ssl.SSLWantWriteError):

@@ -94,6 +94,16 @@ def writing_backend(backend: KeyringBackend) -> KeyringBackend | None:
     return backend
 
 
+NULL_BACKEND = "keyring.backends.null.Keyring"
+
+
+def _null_named(target: KeyringBackend | None) -> bool:
+    """keyring's null backend, which it never picks by itself (its priority is below zero): so the user named it."""
+    from keyring.backends import null
+
+    return isinstance(target, null.Keyring)
+
+
 def holds_nothing(backend: KeyringBackend | None) -> bool:
     from keyring.backends import fail, null
 
@@ -137,6 +147,10 @@ class KeyringStore:
     def check(self, *, writing: bool = True) -> None:
         """Raise KeyringUnavailableError when this backend cannot or may not hold the secrets."""
         if holds_nothing(self.target):
+            if self.chosen_by and _null_named(self.target):
+                raise KeyringUnavailableError(  # not a missing D-Bus: the backend named keeps nothing by design
+                    f"no usable OS keyring backend: the one chosen by {self.chosen_by} ({NULL_BACKEND}) keeps no "
+                    "secrets", f"name another backend there, or remove the choice; or {ALTERNATIVES}")
             if writing:
                 raise KeyringUnavailableError("no usable OS keyring backend was found to store the secrets",
                                               NO_KEYRING_HINT)
