@@ -164,6 +164,15 @@ def dripped_data_reply(peer: Peer) -> None:
     peer.drip(b"250-2.0.0 still thinking\r\n" * 1000)
 
 
+def stops_reading_data(peer: Peer) -> None:
+    """Says 354, reads the first line of the message, then reads nothing more and never answers: the client's
+    write of a message larger than the sockets' buffers stalls in the middle of its data."""
+    peer.say(b"220 mx.test ESMTP\r\n")
+    peer.dialog(until=b"DATA", ehlo=b"250-mx.test\r\n250-AUTH PLAIN\r\n250 SIZE 100000000\r\n")
+    peer.say(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+    peer.line()
+
+
 def escape_reply(peer: Peer) -> None:
     """Refuses sign-in with a reply that carries terminal escape sequences."""
     peer.say(b"220 mx.test ESMTP\r\n")
