@@ -1,0 +1,131 @@
+"""A server that stops reading in the middle of a message's data cannot have accepted it: a server acts on a
+message only once it has read its final CRLF . CRLF (RFC 5321 4.1.1.4). So such a message is a plain temporary
+failure (retried, never in doubt, never held, never "a possible duplicate") and its ledger row says so.
+
+The other side stays true elsewhere: a message written whole whose answer never comes is in doubt
+(tests/test_sending.py DropNth and AcceptThenDropNth, tests/test_pipelining.py `data={3: "drop"}`,
+tests/test_transport_contract.py `lost_after`, tests/test_relay_queue.py's hold under --no-retry-in-doubt).
+The scripted servers here answer like a real one up to the 354, then read one line of the message and nothing
+more: a message larger than the sockets' buffers stalls in the middle of its data, and the profile's 0.5 s
+timeout ends the write. No wall time is asserted.
+"""
+
+from __future__ import annotations
+
+import random
+import ssl
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, configure
+from tests.support.engine import sender
+from tests.support.misbehaving import Peer, scripted
+from tests.support.samples import EVENT, OVERDUE, smtp_profile
+from xoromail_cli import config, credentials
+from xoromail_cli.cli import app
+from xoromail_cli.errors import ExitCode
+from xoromail_cli.ledger.accounts import account_key
+from xoromail_cli.ledger.sqlite import Ledger
+from xoromail_cli.pacing import Backoff
+from xoromail_cli.profile import Profile
+from xoromail_cli.sending.batch import make_job
+
+ACCOUNT = account_key(USER)
+BIG = 12 << 20
+"""The attachment's bytes (about 16 MB once encoded): more than any loopback socket buffers hold, so the write
+stalls in the middle of the data instead of fitting in the buffers (which would leave it, rightly, in doubt)."""
+FEATURES = b"250-mx.test\r\n250-AUTH PLAIN\r\n250-8BITMIME\r\n250 SIZE 100000000\r\n"
+PIPELINING = b"250-mx.test\r\n250-AUTH PLAIN\r\n250-PIPELINING\r\n250 SIZE 100000000\r\n"
+
+
+def stops_reading(ehlo: bytes, tls: ssl.SSLContext | None = None) -> Callable[[Peer], None]:
+    """A server (with STARTTLS first when `tls` is given) that says 354, reads one line of the message and then
+    nothing more, and never answers."""
+
+    def script(peer: Peer) -> None:
+        peer.say(b"220 mx.test ESMTP\r\n")
+        if tls is not None:
+            peer.dialog(until=b"STARTTLS", ehlo=b"250-mx.test\r\n250 STARTTLS\r\n")
+            peer.say(b"220 2.0.0 Ready to start TLS\r\n")
+            peer.conn = tls.wrap_socket(peer.conn, server_side=True)
+        peer.dialog(until=b"DATA", ehlo=ehlo)
+        peer.say(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+        peer.line()
+        peer.stop.wait(30)  # silent, the TLS socket (a new object) kept open until the test ends
+
+    return script
+
+
+def stalling_profile(port: int, tls: TLSFiles, security: str) -> Profile:
+    return smtp_profile(name="default", email=USER, host="127.0.0.1", port=port, security=security,
+                        display_name="Company Billing", ca_file=str(tls.ca_file), timeout=0.5)
+
+
+def big_file(tmp_path: Path) -> Path:
+    path = tmp_path / "statement.pdf"
+    path.write_bytes(random.Random(7).randbytes(BIG))
+    return path
+
+
+@pytest.mark.parametrize(("ehlo", "security"), [(FEATURES, "none"), (PIPELINING, "none"),
+                                                 (PIPELINING, "starttls")],
+                         ids=["lock-step", "pipelining", "pipelining-over-tls"])
+def test_a_message_stalled_in_the_middle_of_its_data_is_temporary_not_in_doubt(
+        ehlo: bytes, security: str, tls: TLSFiles, tmp_path: Path, ledger: Ledger) -> None:
+    attachment = str(big_file(tmp_path))
+    jobs = [make_job(EVENT, 1, to=["ann@client.test"], attach=[attachment], variables={
+        "customer_name": "Ann", "invoice_number": "INV-1", "amount_due": "10", "due_date": "2026-11-01"})]
+    with scripted(stops_reading(ehlo, tls.server_context if security == "starttls" else None)) as server:
+        run, results = sender(stalling_profile(server.port, tls, security), ledger, retries=1, retry_in_doubt=False)
+        summary = run.run(jobs)
+        tried = server.connections
+    assert summary.exit_code == ExitCode.TEMPFAIL
+    [result] = results
+    assert result.status == "temporary" and result.attempts == 2 and tried == 2  # retried: not held for a person
+    assert not result.in_doubt and not result.possible_duplicate
+    assert "before its end" in result.reply and "took no data" in result.reply
+    assert "may have accepted" not in result.reply and result.hint and "no duplicate" in result.hint
+    assert ledger.interrupted(ACCOUNT) == []
+    assert [entry.status for entry in ledger.entries()] == ["temporary", "temporary"]
+
+
+def test_the_cli_reports_a_stalled_message_as_75_and_the_next_run_sends_it_once_without_a_duplicate_note(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    send = ["--config", str(config_path), "send", "--event", "overdue-invoice", "--to", "ann@client.test", *OVERDUE,
+            "--attach", str(big_file(tmp_path)), "--retries", "1", "--retry-delay", "0", "--no-retry-in-doubt"]
+    with scripted(stops_reading(FEATURES)) as stalling:
+        config.save_profile(config_path, stalling_profile(stalling.port, tls, "none"))
+        credentials.store_password("default", PASSWORD)
+        first = runner.invoke(app, send)
+        tried = stalling.connections
+    assert first.exit_code == ExitCode.TEMPFAIL, first.output
+    assert tried == 2 and "before its end" in first.output  # retried in the run, as any temporary failure
+    assert "may have accepted" not in first.output and "in doubt" not in first.output
+    good = smtp_server()
+    configure(config_path, good, tls)
+    second = runner.invoke(app, send)
+    assert second.exit_code == 0, second.output
+    assert "interrupted" not in second.output and "possible duplicate" not in second.output
+    assert Counter(r for m in good.messages for r in m.recipients) == {"ann@client.test": 1}
+    with Ledger(tmp_path / "home" / "state" / "xoromail" / "ledger.sqlite3") as ledger:
+        assert ledger.interrupted(ACCOUNT) == []
+        assert sorted(entry.status for entry in ledger.entries()) == ["sent", "temporary", "temporary"]
+
+
+def test_with_in_doubt_retries_allowed_a_stalled_message_is_never_a_possible_duplicate(
+        tls: TLSFiles, tmp_path: Path, ledger: Ledger) -> None:
+    """With retries left and in-doubt retries allowed, a stalled message is still never "sent again (a possible
+    duplicate)": every try is a plain one."""
+    attachment = str(big_file(tmp_path))
+    jobs = [make_job(EVENT, 1, to=["ann@client.test"], attach=[attachment], variables={
+        "customer_name": "Ann", "invoice_number": "INV-1", "amount_due": "10", "due_date": "2026-11-01"})]
+    with scripted(stops_reading(FEATURES)) as server:
+        run, results = sender(stalling_profile(server.port, tls, "none"), ledger, retries=2,
+                              backoff=Backoff(base=0.0, rng=random.Random(1)))
+        run.run(jobs)
+    assert results[0].attempts == 3 and not results[0].possible_duplicate
+    assert not any("possible duplicate" in (entry.reply or "") for entry in ledger.entries())
