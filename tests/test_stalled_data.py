@@ -13,9 +13,7 @@ timeout ends the write. No wall time is asserted.
 from __future__ import annotations
 
 import random
-import ssl
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,7 +21,8 @@ from typer.testing import CliRunner
 
 from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, configure
 from tests.support.engine import sender
-from tests.support.misbehaving import Peer, scripted
+from tests.support.misbehaving import FEATURES, PIPELINING, scripted, stops_reading
+from tests.support.relay_helpers import RelayFactory, erp_message, relay, submit, wait_for
 from tests.support.samples import EVENT, OVERDUE, smtp_profile
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
@@ -34,30 +33,11 @@ from xoromail_cli.pacing import Backoff
 from xoromail_cli.profile import Profile
 from xoromail_cli.sending.batch import make_job
 
+__all__ = ["relay"]  # the fixture, imported for pytest
 ACCOUNT = account_key(USER)
 BIG = 12 << 20
 """The attachment's bytes (about 16 MB once encoded): more than any loopback socket buffers hold, so the write
 stalls in the middle of the data instead of fitting in the buffers (which would leave it, rightly, in doubt)."""
-FEATURES = b"250-mx.test\r\n250-AUTH PLAIN\r\n250-8BITMIME\r\n250 SIZE 100000000\r\n"
-PIPELINING = b"250-mx.test\r\n250-AUTH PLAIN\r\n250-PIPELINING\r\n250 SIZE 100000000\r\n"
-
-
-def stops_reading(ehlo: bytes, tls: ssl.SSLContext | None = None) -> Callable[[Peer], None]:
-    """A server (with STARTTLS first when `tls` is given) that says 354, reads one line of the message and then
-    nothing more, and never answers."""
-
-    def script(peer: Peer) -> None:
-        peer.say(b"220 mx.test ESMTP\r\n")
-        if tls is not None:
-            peer.dialog(until=b"STARTTLS", ehlo=b"250-mx.test\r\n250 STARTTLS\r\n")
-            peer.say(b"220 2.0.0 Ready to start TLS\r\n")
-            peer.conn = tls.wrap_socket(peer.conn, server_side=True)
-        peer.dialog(until=b"DATA", ehlo=ehlo)
-        peer.say(b"354 End data with <CR><LF>.<CR><LF>\r\n")
-        peer.line()
-        peer.stop.wait(30)  # silent, the TLS socket (a new object) kept open until the test ends
-
-    return script
 
 
 def stalling_profile(port: int, tls: TLSFiles, security: str) -> Profile:
@@ -129,3 +109,16 @@ def test_with_in_doubt_retries_allowed_a_stalled_message_is_never_a_possible_dup
         run.run(jobs)
     assert results[0].attempts == 3 and not results[0].possible_duplicate
     assert not any("possible duplicate" in (entry.reply or "") for entry in ledger.entries())
+
+
+def test_the_relay_retries_a_message_whose_upstream_stalls_mid_data_instead_of_holding_it(
+        relay: RelayFactory, tls: TLSFiles) -> None:
+    credentials.store_password("default", PASSWORD)
+    with scripted(stops_reading()) as upstream:
+        running = relay(stalling_profile(upstream.port, tls, "none"), retries=0, retry_in_doubt=False, timeout=0.5)
+        submit(running.port, erp_message(1, attachment=random.Random(7).randbytes(BIG)))
+        wait_for(lambda: len(running.logged("deferred")) >= 2, what="a second try")
+        [spool_id] = running.spool.ids()
+        state = running.spool.state(spool_id)
+    assert not running.logged("held") and not running.logged("in-doubt")
+    assert not state.in_doubt and not state.held and "before its end" in running.logged("deferred")[0]
