@@ -87,6 +87,16 @@ class SecretsFileError(KeyringUnavailableError):
     """The encrypted secrets file or its key cannot be used (missing, shared, wrong key, unwritable)."""
 
 
+class SecretsOwnedElsewhereError(ConfigError):
+    """The secret store's entries for a profile (or relay login) belong to another settings file that still has
+    it: this file may not overwrite or remove them (stores/owners.py)."""
+
+    def __init__(self, message: str, hint: str, *, owner: str) -> None:
+        super().__init__(message, hint)
+        self.owner = owner
+        """The settings file the secrets belong to (its resolved path)."""
+
+
 class StageFailedError(XoromailError):
     """A validation or sending stage failed; carries the stage name for reports."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,8 +129,11 @@ def drop_unused_secrets(existing: Profile | None, profile: Profile, secrets: Sec
     return [kind for kind in unused if kind in stored]
 
 
-def save(config_path: Path, profile: Profile, secrets: Secrets) -> None:
-    """Write the settings atomically, then the staged secrets; a secret-store failure puts the old file back."""
+def save(config_path: Path, profile: Profile, secrets: Secrets, *, adopt: bool = False) -> None:
+    """Write the settings atomically, then the staged secrets, then this file as their owner (stores/owners.py:
+    when a secret was stored, or `adopt`: taken over from a file that lost the profile); a secret-store failure
+    puts the old file back."""
+    written = bool(secrets.staged_kinds())
     previous = config_path.read_bytes() if config_path.is_file() else None
     try:
         config.save_profile(config_path, profile)
@@ -138,12 +142,38 @@ def save(config_path: Path, profile: Profile, secrets: Secrets) -> None:
                           "check the folder's permissions, or choose another file with --config") from None
     try:
         secrets.commit(profile.name)
+        if written or adopt:
+            _claim(config_path, profile.name, must=written)
     except BaseException:
         if previous is None:
             config_path.unlink(missing_ok=True)
         else:
             atomic_write(config_path, previous)
         raise
+
+
+def _claim(config_path: Path, profile_name: str, *, must: bool) -> None:
+    """Record the settings file as the owner of the profile's secrets; when setup stored none (it only takes
+    them over), a store that cannot be written now is no reason to fail the save."""
+    from xoromail_cli.errors import KeyringUnavailableError
+    from xoromail_cli.stores import owners
+
+    try:
+        owners.claim(config_path, owners.profile_scope(profile_name))
+    except KeyringUnavailableError:
+        if must:
+            raise
+
+
+def owner_check(config_path: Path, profile_name: str) -> Path | None:
+    """Before setup asks or writes anything: refuse when the profile's secrets belong to another settings file
+    that still has it; the former owner this file takes them over from, else None."""
+    from xoromail_cli.stores import owners
+
+    name = shlex.quote(profile_name)
+    return owners.check(config_path, owners.profile_scope(profile_name), lambda owner: (
+        f"choose another profile name with --profile NAME, or remove it there first: "
+        f"xoromail --config {owner} --profile {name} disconnect"))
 
 
 def implied_service(service_answers: dict[str, Any], existing: Profile | None) -> str | None:

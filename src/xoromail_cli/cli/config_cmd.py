@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -31,6 +32,7 @@ def show(
     profile = config.load_profile(state.config_path, state.profile_name)
     source = credentials.password_source(profile)
     store = _store()
+    owner, owner_text = _owner(state.config_path, profile.name)
     service = services.for_profile(profile)
     other_secrets = {kind: _stored(profile.name, kind)
                      for kind in service.secret_kinds if kind != "password"}
@@ -48,6 +50,7 @@ def show(
                             "keyring_reachable": not source.unreachable}
     data["secrets"] = {kind: state for kind, state in other_secrets.items()}
     data["secret_store"] = store
+    data["secrets_owner"] = owner
     if as_json:
         print_json(data)
         return
@@ -71,8 +74,28 @@ def show(
         shown = {"set": f"[green]set[/] ({where})", "unreachable": f"[red]unreachable[/] ({where})"}
         rows.append((kind.replace("_", " "), shown.get(present, "[red]unset[/]")))
     rows.append(("secret store", _store_text(store)))
+    if owner_text is not None:
+        rows.append(("secrets of", owner_text))
     print_rows(f"Profile {profile.name!r} ({escape(str(state.config_path))})", ("setting", "value"), rows,
                show_header=False)
+
+
+def _owner(config_path: Path, profile_name: str) -> tuple[str | None, str | None]:
+    """The other settings file the profile's secrets are recorded for (stores/owners.py), and the table's line
+    on it; (None, None) when they are this file's, or nobody's."""
+    from rich.markup import escape
+
+    from xoromail_cli.errors import SecretsOwnedElsewhereError
+    from xoromail_cli.stores import owners
+
+    try:
+        former = owners.check(config_path, owners.profile_scope(profile_name), lambda owner: owner)
+    except SecretsOwnedElsewhereError as error:
+        return error.owner, (f"[yellow]{escape(error.owner)}[/] (another settings file with this profile: setup "
+                             "and disconnect from this file refuse to change them)")
+    if former is None:
+        return None, None
+    return str(former), f"{escape(str(former))} (no longer has this profile: setup from this file takes them over)"
 
 
 def _store_text(store: dict[str, object]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -23,9 +24,11 @@ def disconnect(
     from xoromail_cli import config, credentials, services
     from xoromail_cli.cli.console import can_prompt, out, print_json
     from xoromail_cli.errors import UsageError
+    from xoromail_cli.stores import owners
 
     state = state_of(ctx)
     profile = config.load_profile(state.config_path, state.profile_name)
+    _refuse_if_owned_elsewhere(state.config_path, profile.name)  # before a question or a revoke
     if not yes:
         if not can_prompt():
             raise UsageError("disconnect asks before removing secrets, and stdin is not a terminal",
@@ -41,6 +44,8 @@ def disconnect(
     detail = service.disconnect(profile, credentials.Secrets(profile))
     # whatever a service forgot to name is gone too, and the relay's and the ledger's secrets
     present += [kind for kind in credentials.remove_secrets(profile.name, kinds) if kind not in present]
+    present = [kind for kind in present if kind != owners.OWNER_KIND]  # bookkeeping, not a secret
+    owners.release(owners.profile_scope(profile.name))
     removed = _labels(present)
     if not removed:
         detail = "no secret of it was stored; nothing was removed"
@@ -58,6 +63,19 @@ def disconnect(
 PROFILE_SECRET_KINDS = ("relay_user", "relay_password", "ledger_password")
 """Secrets a profile has beside its service's: the relay's login (relay/credential.py) and the PostgreSQL
 ledger's password (ledger/location.py); tests/test_hostile_secrets.py pins them to those modules."""
+
+
+def _refuse_if_owned_elsewhere(config_path: Path, profile_name: str) -> None:
+    """The profile's secrets belong to another settings file that still has the profile: they are its, not this
+    file's, to remove (stores/owners.py); one whose owner is gone or lost the profile is this file's now."""
+    import shlex
+
+    from xoromail_cli.stores import owners
+
+    name = shlex.quote(profile_name)
+    owners.check(config_path, owners.profile_scope(profile_name), lambda owner: (
+        f"nothing was removed; to remove them, run it there: xoromail --config {owner} --profile {name} "
+        f"disconnect (or give this file's profile another name)"))
 
 
 def _stored(profile_name: str, kinds: tuple[str, ...]) -> list[str]:

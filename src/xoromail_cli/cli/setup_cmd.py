@@ -62,6 +62,7 @@ def setup(
 
     state = state_of(ctx)
     existing = config.load(state.config_path).profiles.get(state.profile_name)
+    former = provisioning.owner_check(state.config_path, state.profile_name)  # before a question or a write
     ledger_password = None
     if ledger is not None:
         from xoromail_cli.ledger.location import keep_password_apart
@@ -97,7 +98,8 @@ def setup(
     store = wizard is None or wizard.store_password
     kept = attempt.secrets.staged_kinds()
     dropped = provisioning.drop_unused_secrets(existing, attempt.profile, attempt.secrets)
-    provisioning.save(state.config_path, attempt.profile, attempt.secrets)
+    provisioning.save(state.config_path, attempt.profile, attempt.secrets, adopt=former is not None)
+    _adopted_note(state.profile_name, former, as_json)
     if not as_json:
         where = _where_the_secret_is(attempt.profile, attempt.needs_password, kept, password, store)
         where += f"; the {_kinds(dropped)} of its earlier service {'was' if len(dropped) == 1 else 'were'} removed" \
@@ -315,6 +317,14 @@ def _note(text: str, as_json: bool) -> None:
     from xoromail_cli.cli.console import err, out
 
     (err() if as_json else out()).print(f"[yellow]Note:[/] {escape(text)}")
+
+
+def _adopted_note(profile_name: str, former: Path | None, as_json: bool) -> None:
+    """Say that this settings file took the profile's secrets over from a file that lost it (or is gone)."""
+    if former is not None:
+        from xoromail_cli.stores.owners import adopted_note, profile_scope
+
+        _note(adopted_note(profile_scope(profile_name), former), as_json)
 
 
 def _env_password() -> bool:

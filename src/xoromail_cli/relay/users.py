@@ -18,6 +18,7 @@ from typing import Any
 
 from xoromail_cli.addresses import parse_address
 from xoromail_cli.errors import ConfigError, NoInputError, UsageError
+from xoromail_cli.stores import owners
 
 SECRET_OWNER = "relay"  # noqa: S105  # the entry's name, not a secret
 """The secret store's first part of a login's entry (`relay:login:NAME`); a profile's kinds never begin with
@@ -121,7 +122,9 @@ def add_login(path: Path, login: RelayLogin, password: str | None) -> tuple[str 
         raise UsageError(f"the relay already has a login {login.name!r}",
                          f"remove it first (`xoromail relay users remove {login.name}`), or rotate its password "
                          f"with `xoromail relay users password {login.name}`")
+    _refuse_if_owned_elsewhere(path, login.name)
     generated = set_password(login.name, password)
+    _claim(path, login.name)
     adopted = _adopt_one_login_relays(path, login.name) if not logins else []
     logins.update({kept.name: kept for kept in adopted})
     logins[login.name] = login
@@ -150,8 +153,9 @@ def _adopt_one_login_relays(path: Path, taken: str) -> list[RelayLogin]:
     serves only those, and the ERP already using such a login would be refused after the relay's next start."""
     adopted: list[RelayLogin] = []
     for login, password in one_login_relays(path):
-        if login.name not in (taken, *(kept.name for kept in adopted)):
+        if login.name not in (taken, *(kept.name for kept in adopted)) and not _owned_elsewhere(path, login.name):
             set_password(login.name, password)
+            _claim(path, login.name)
             adopted.append(login)
     return adopted
 
@@ -185,7 +189,10 @@ def _check_strength(password: str) -> None:
 def rotate_password(path: Path, name: str, password: str | None) -> str | None:
     """A new password for an existing login (generated when None, returned to be shown once)."""
     known(path, name)
-    return set_password(name, password)
+    _refuse_if_owned_elsewhere(path, name)
+    generated = set_password(name, password)
+    _claim(path, name)
+    return generated
 
 
 def known(path: Path, name: str) -> RelayLogin:
@@ -201,11 +208,49 @@ def remove_login(path: Path, name: str) -> RelayLogin:
     from xoromail_cli.credentials import delete_secret
 
     login = known(path, name)
+    _refuse_if_owned_elsewhere(path, name)
     logins = load_logins(path)
     del logins[name]
     _save(path, logins)
     delete_secret(SECRET_OWNER, _secret_kind(name))
+    owners.release(_owner_scope(name))
     return login
+
+
+def _owner_scope(name: str) -> owners.Scope:
+    """A login's password is kept by its name alone (`relay:login:NAME`): the settings file it belongs to is
+    recorded beside it (stores/owners.py), so another file's login of the same name cannot replace or remove it."""
+    return owners.Scope(SECRET_OWNER, f"{owners.OWNER_KIND}:{_secret_kind(name)}", f"relay login {name!r}",
+                        lambda path: _has_login(path, name))
+
+
+def _has_login(path: Path, name: str) -> bool:
+    from xoromail_cli.errors import XoromailError
+
+    try:
+        return name in load_logins(path)
+    except XoromailError:  # unreadable now: it may well have the login still
+        return True
+
+
+def _refuse_if_owned_elsewhere(path: Path, name: str) -> None:
+    """Before anything is written: the login's password belongs to another settings file that still has it."""
+    owners.check(path, _owner_scope(name), lambda owner: (
+        f"choose another login name, or remove it there first: xoromail --config {owner} relay users remove {name}"))
+
+
+def _owned_elsewhere(path: Path, name: str) -> bool:
+    from xoromail_cli.errors import SecretsOwnedElsewhereError
+
+    try:
+        _refuse_if_owned_elsewhere(path, name)
+    except SecretsOwnedElsewhereError:
+        return True
+    return False
+
+
+def _claim(path: Path, name: str) -> None:
+    owners.claim(path, _owner_scope(name))
 
 
 def read_password(name: str) -> str:
