@@ -72,3 +72,36 @@ def test_a_write_to_a_peer_that_stops_reading_fails_after_the_stall_timeout(
         deadline.send_all(ours, b"x" * (16 << 20), Deadline(60, "sending 16 MiB"), timeout=0.2)
     assert raised.value.what == "sending 16 MiB"
     assert str(raised.value) == "sending 16 MiB stopped: the server took no data for 0.2 s"  # not "within 60 s"
+
+
+def test_a_stalled_write_reports_what_went_out_and_never_the_last_byte(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, _ = pair
+    data = b"x" * (16 << 20)
+    counts: list[int] = []
+    with pytest.raises(DeadlineExceededError):
+        deadline.send_all(ours, data, Deadline(60, "sending"), timeout=0.2, on_sent=counts.append)
+    assert counts and counts == sorted(counts) and 0 < counts[-1] < len(data)
+
+
+def test_the_end_of_a_message_counts_as_written_even_when_the_commands_behind_it_stall(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    """A pipelined message's final dot shares a write with the next message's commands: once the socket has
+    taken the dot the message may be accepted, whatever becomes of the rest of the write."""
+    ours, _ = pair
+    message, behind = b"Subject: x\r\n\r\nbody\r\n.\r\n", b"y" * (16 << 20)
+    ends: list[str] = []
+    with pytest.raises(DeadlineExceededError):
+        deadline.send_all(ours, message + behind, Deadline(60, "sending"), timeout=0.2,
+                          on_sent=deadline.Reached(len(message), lambda: ends.append("written")))
+    assert ends == ["written"]
+
+
+def test_a_message_whose_end_never_went_out_is_not_written(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, _ = pair
+    message = b"x" * (16 << 20) + b"\r\n.\r\n"
+    ends: list[str] = []
+    with pytest.raises(DeadlineExceededError):
+        deadline.send_all(ours, message, Deadline(60, "sending"), timeout=0.2,
+                          on_sent=deadline.Reached(len(message), lambda: ends.append("written")))
+    assert ends == []

@@ -8,6 +8,7 @@ dripped a byte at a time, a 421 to EHLO, data slipped in behind a reply.
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -162,6 +163,29 @@ def dripped_data_reply(peer: Peer) -> None:
     peer.say(b"354 End data with <CR><LF>.<CR><LF>\r\n")
     peer.message()
     peer.drip(b"250-2.0.0 still thinking\r\n" * 1000)
+
+
+FEATURES = b"250-mx.test\r\n250-AUTH PLAIN\r\n250-8BITMIME\r\n250 SIZE 100000000\r\n"
+PIPELINING = b"250-mx.test\r\n250-AUTH PLAIN\r\n250-PIPELINING\r\n250 SIZE 100000000\r\n"
+
+
+def stops_reading(ehlo: bytes = FEATURES, tls: ssl.SSLContext | None = None) -> Script:
+    """A server (STARTTLS first when `tls` is given) that says 354, reads one line of the message and then
+    nothing more, and never answers: the write of a message larger than the sockets' buffers stalls in the
+    middle of its data."""
+
+    def script(peer: Peer) -> None:
+        peer.say(b"220 mx.test ESMTP\r\n")
+        if tls is not None:
+            peer.dialog(until=b"STARTTLS", ehlo=b"250-mx.test\r\n250 STARTTLS\r\n")
+            peer.say(b"220 2.0.0 Ready to start TLS\r\n")
+            peer.conn = tls.wrap_socket(peer.conn, server_side=True)
+        peer.dialog(until=b"DATA", ehlo=ehlo)
+        peer.say(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+        peer.line()
+        peer.stop.wait(30)  # silent, the TLS socket (a new object) kept open until the test ends
+
+    return script
 
 
 def escape_reply(peer: Peer) -> None:

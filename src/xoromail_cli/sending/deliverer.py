@@ -282,8 +282,8 @@ class Deliverer:
 
     def _attempt(self, envelope: Envelope, marker: InFlight, attempt: int, following: Envelope | None,
                  meanwhile: Callable[[], None] | None = None) -> Delivery:
-        """One try: (re)connect if needed, then send. A connection lost before the data is temporary; once the
-        message's data went out, its fate is unknown: it stays in flight for the next run to report."""
+        """One try: (re)connect if needed, then send. A connection lost before the end of the data is temporary
+        (the in-flight row settles so); once all of it went out, its fate is unknown: it stays in flight."""
         assert self.transport is not None
         try:
             self._connect()

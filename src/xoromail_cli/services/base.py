@@ -72,8 +72,9 @@ class Delivery:
 class ConnectionLostError(TemporaryError):
     """The connection to the service went away during `send`.
 
-    `committed` is True once the message's data (or the HTTP request carrying it) had been handed over:
-    then it may have been accepted, and it is *in doubt*; before that, it was certainly not sent.
+    `committed` is True once the message's data (or the HTTP request carrying it) had been handed over whole
+    (SMTP: its final CRLF . CRLF taken by the socket): then it may have been accepted, and it is *in doubt*;
+    before that, even in the middle of its data, it was certainly not sent.
     """
 
     def __init__(self, message: str, *, committed: bool, hint: str | None = None) -> None:

@@ -16,6 +16,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 
 _HAS_POLL = hasattr(select, "poll")
 MIN_TRANSFER_RATE = 16 * 1024
@@ -84,10 +85,13 @@ def recv(sock: socket.socket, deadline: Deadline, *, started: bool = True, size:
             writing = True
 
 
-def send_all(sock: socket.socket, data: bytes, deadline: Deadline, timeout: float) -> None:
+def send_all(sock: socket.socket, data: bytes, deadline: Deadline, timeout: float,
+             on_sent: Callable[[int], None] | None = None) -> None:
     """Send everything before the deadline; a stalled peer (nothing taken for `timeout`) fails sooner.
 
-    Non-blocking like `recv`: a write the socket's buffer takes is one system call, without a `poll` first."""
+    Non-blocking like `recv`: a write the socket's buffer takes is one system call, without a `poll` first.
+    `on_sent` hears how many bytes of `data` the socket has taken so far, after each write that took some: when
+    this raises, the bytes after the last count it heard never went out (the socket took none of them)."""
     view = memoryview(data)
     _nonblocking(sock)
     stalled_at = time.monotonic() + timeout
@@ -106,6 +110,22 @@ def send_all(sock: socket.socket, data: bytes, deadline: Deadline, timeout: floa
             view = view[sent:]
             if sent:
                 stalled_at = time.monotonic() + timeout
+                if on_sent is not None:
+                    on_sent(len(data) - len(view))
+
+
+
+class Reached:
+    """An `on_sent` for `send_all` that runs `then` once the socket has taken the first `upto` bytes (the end of
+    a message written together with the commands behind it)."""
+
+    def __init__(self, upto: int, then: Callable[[], None] | None) -> None:
+        self.upto, self.then = upto, then
+
+    def __call__(self, sent: int) -> None:
+        if self.then is not None and sent >= self.upto:
+            then, self.then = self.then, None
+            then()
 
 
 def _nonblocking(sock: socket.socket) -> None:

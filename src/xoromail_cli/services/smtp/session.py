@@ -96,25 +96,31 @@ class _Client(smtplib.SMTP):
             self._trace_out(part)
         self._send_bounded(b"".join(parts))
 
-    def data(self, msg: bytes | str,  # type: ignore[override]  # smtplib's, narrowed as send is, plus `meanwhile`
-             meanwhile: Callable[[], None] | None = None) -> tuple[int, bytes]:
+    def data(self, msg: bytes | str,  # type: ignore[override]  # smtplib's, narrowed as send is, plus callbacks
+             meanwhile: Callable[[], None] | None = None,
+             written: Callable[[], None] | None = None) -> tuple[int, bytes]:
         """smtplib's DATA, the message sent in dot-stuffed pieces (`message_pieces`), not in whole copies.
-        `meanwhile` runs once the message is written and before its reply is read: the caller's own work then
-        overlaps the server's."""
+        `written` runs once its final dot is handed to the socket (see `write_message`); `meanwhile` then, before
+        its reply is read: the caller's own work overlaps the server's."""
         if not isinstance(msg, bytes):
+            if written is not None:  # no piecewise write to watch: counted as handed over from the start
+                written()
             return super().data(msg)
         self.putcmd("data")
         code, reply = self.getreply()
         if code != 354:
             raise smtplib.SMTPDataError(code, reply)
-        self.write_message(msg)
+        self.write_message(msg, written=written)
         if meanwhile is not None:
             meanwhile()
         return self.getreply()
 
-    def write_message(self, data: bytes, after: list[bytes] | None = None) -> None:
+    def write_message(self, data: bytes, after: list[bytes] | None = None,
+                      written: Callable[[], None] | None = None) -> None:
         """The message's data after 354 (then `after`, commands PIPELINING lets follow it), in pieces, within
-        one deadline for the whole (timeout plus size at the slowest allowed rate)."""
+        one deadline for the whole (timeout plus size at the slowest allowed rate). `written` runs as soon as the
+        socket has taken the final CRLF . CRLF, even if the write of `after` then fails: only from there on may
+        the server accept the message; when this raises before, it cannot have."""
         from xoromail_cli.services.smtp.pipelining import message_pieces
 
         self._trace_out(data)
@@ -130,16 +136,17 @@ class _Client(smtplib.SMTP):
                 held, size = [], 0
             held.append(piece)
             size += len(piece)
-        self._send_bounded(b"".join([*held, *(after or ())]), limit)
+        self._send_bounded(b"".join([*held, *(after or ())]), limit, deadline.Reached(size, written))
 
-    def _send_bounded(self, data: bytes, limit: Deadline | None = None) -> None:
+    def _send_bounded(self, data: bytes, limit: Deadline | None = None,
+                      on_sent: Callable[[int], None] | None = None) -> None:
         """sendall with a deadline for the whole write (timeout plus size at the slowest allowed rate)."""
         if self.sock is None:
             raise smtplib.SMTPServerDisconnected("please run connect() first")
         if limit is None:
             limit = Deadline(deadline.transfer_seconds(len(data), self.timeout), f"sending {len(data)} bytes")
         try:
-            deadline.send_all(self.sock, data, limit, self.timeout)
+            deadline.send_all(self.sock, data, limit, self.timeout, on_sent)
         except DeadlineExceededError:
             self.close()
             raise

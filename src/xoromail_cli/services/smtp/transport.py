@@ -98,28 +98,16 @@ class SmtpTransport:
         client = self._client
         if client is None:
             raise ConnectionLostError("not connected", committed=False)
-        committed = False
-
-        def mark() -> None:
-            nonlocal committed
-            committed = True
-            if before_data is not None:
-                before_data()
-
+        progress = _Progress(before_data)
         try:
             if self.pipelining:
-                return self._exchange_pipelined(client, envelope, mark, following, meanwhile)
-            return self._exchange(client, envelope, mark, meanwhile)
+                return self._exchange_pipelined(client, envelope, progress, following, meanwhile)
+            return self._exchange(client, envelope, progress, meanwhile)
         except (OSError, smtplib.SMTPException) as exc:
             self._drop()
-            cause = str(exc) or type(exc).__name__
-            host = f"{self.settings.host}:{self.settings.port}"
-            if committed:
-                raise ConnectionLostError(f"the connection to {host} was lost after the message was sent "
-                                          f"({cause}): the server may have accepted it", committed=True) from None
-            raise ConnectionLostError(f"the connection to {host} was lost: {cause}", committed=False) from None
+            raise progress.lost(f"{self.settings.host}:{self.settings.port}", str(exc) or type(exc).__name__) from None
 
-    def _exchange_pipelined(self, client: _Client, envelope: Envelope, mark: Callable[[], None],
+    def _exchange_pipelined(self, client: _Client, envelope: Envelope, progress: _Progress,
                             following: Envelope | None, meanwhile: Callable[[], None] | None) -> Delivery:
         replies, self._ahead = self._ahead, None
         if replies is None:
@@ -132,11 +120,11 @@ class SmtpTransport:
             return verdict
         if pipelining.hung_up(client):
             raise smtplib.SMTPServerDisconnected("the server closed the connection instead of reading the message")
-        mark()
+        progress.mark()
         announce = following is not None and following is not envelope and not verdict
         after = pipelining.commands(following, body_options(client, following.data)) if (
             following is not None and announce) else []
-        client.write_message(envelope.data, after)
+        client.write_message(envelope.data, after, written=progress.written)
         self._awaiting_data = False
         if meanwhile is not None:
             meanwhile()
@@ -210,7 +198,7 @@ class SmtpTransport:
         self._drop()
         self._reopen = True
 
-    def _exchange(self, client: _Client, envelope: Envelope, mark: Callable[[], None],
+    def _exchange(self, client: _Client, envelope: Envelope, progress: _Progress,
                   meanwhile: Callable[[], None] | None) -> Delivery:
         code, reply = client.mail(envelope.sender, body_options(client, envelope.data))
         if code != 250:
@@ -228,9 +216,9 @@ class SmtpTransport:
             delivery = self._refusal("rcpt to", *last_refusal)
             delivery.refused = refused
             return delivery
-        mark()
+        progress.mark()
         try:
-            dcode, dreply = client.data(envelope.data, meanwhile)
+            dcode, dreply = client.data(envelope.data, meanwhile, written=progress.written)
         except smtplib.SMTPDataError as exc:
             return self._refusal("data", exc.smtp_code, exc.smtp_error)
         if dcode != 250:
@@ -280,3 +268,36 @@ class SmtpTransport:
             raise
         except (OSError, smtplib.SMTPException):
             pass
+
+
+NOT_ACCEPTED_HINT = ("a server accepts a message only once it has read its end (the final dot), which never went "
+                     "out: it was not sent, and sending it again makes no duplicate")
+
+
+class _Progress:
+    """How far one message got: `mark` (the ledger's in-flight row, just before its data) and `written` (its
+    final dot handed to the socket). Only a message written whole may have been accepted: a connection lost
+    before that, even in the middle of its data, leaves it certainly not sent (RFC 5321 4.1.1.4: the server
+    acts on the message after the end of the data)."""
+
+    def __init__(self, before_data: Callable[[], None] | None) -> None:
+        self._before_data = before_data
+        self.marked = self.committed = False
+
+    def mark(self) -> None:
+        self.marked = True
+        if self._before_data is not None:
+            self._before_data()
+
+    def written(self) -> None:
+        self.committed = True
+
+    def lost(self, host: str, cause: str) -> ConnectionLostError:
+        if self.committed:
+            return ConnectionLostError(f"the connection to {host} was lost after the message was sent ({cause}): "
+                                       "the server may have accepted it", committed=True)
+        if self.marked:
+            return ConnectionLostError(f"the connection to {host} was lost while sending the message, before its "
+                                       f"end ({cause}): the server cannot have accepted it", committed=False,
+                                       hint=NOT_ACCEPTED_HINT)
+        return ConnectionLostError(f"the connection to {host} was lost: {cause}", committed=False)
