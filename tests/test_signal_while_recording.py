@@ -5,53 +5,19 @@ second Ctrl-C does in most tools, instead of being held too (the run could only 
 
 from __future__ import annotations
 
-import asyncio
-import os
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import psycopg
 
-from tests.support.cli import send_command
-from tests.support.common import PASSWORD, ServerFactory, TLSFiles, profile_for
-from tests.support.pg_server import APP_PASSWORD
+from tests.support.cli import pg_send_environment, send_command
+from tests.support.common import ServerFactory, TLSFiles
 from tests.support.samples import csv_batch
-from xoromail_cli import config
-from xoromail_cli.local.sink import CaptureHandler, SinkServer
+from tests.support.servers import HeldThirdReply
 
 __all__: list[str] = []
-
-
-class HeldThirdReply(CaptureHandler):
-    """Holds the third message's reply until the test lets it go."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.arrived, self.go = threading.Event(), threading.Event()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if len(self.messages) == 2:
-            self.arrived.set()
-            while not self.go.is_set():
-                await asyncio.sleep(0.01)
-        return await super().handle_DATA(server, session, envelope)
-
-
-def _environment(tmp_path: Path, server: SinkServer, tls: TLSFiles, url: str) -> dict[str, str]:
-    """A home of its own whose settings file names the PostgreSQL ledger."""
-    env = os.environ.copy()
-    for variable, folder in (("XDG_CONFIG_HOME", "config"), ("XDG_STATE_HOME", "state"),
-                             ("XDG_DATA_HOME", "data"), ("HOME", "")):
-        (tmp_path / "home" / folder).mkdir(parents=True, exist_ok=True)
-        env[variable] = str(tmp_path / "home" / folder)
-    settings = tmp_path / "home" / "config" / "xoromail.toml"
-    config.save_profile(settings, profile_for(server, tls, ledger=url))
-    env.update(XOROMAIL_CONFIG=str(settings), XOROMAIL_PASSWORD=PASSWORD, PGPASSWORD=APP_PASSWORD)
-    return env
 
 
 def _waiting_on_a_lock(url: str) -> bool:
@@ -77,7 +43,7 @@ def test_a_second_signal_stops_a_run_whose_ledger_write_waits_on_a_lock(
         smtp_server: ServerFactory, tls: TLSFiles, tmp_path: Path, pg_url: str) -> None:
     handler = HeldThirdReply()
     server = smtp_server(handler=handler)
-    env = _environment(tmp_path, server, tls, pg_url)
+    env = pg_send_environment(tmp_path, server, tls, pg_url, timeout=60.0)  # the ledger's own deadline: later
     process = subprocess.Popen(send_command(csv_batch(tmp_path / "rows.csv", 10)), env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

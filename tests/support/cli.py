@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tests.support.common import USER, TLSFiles
+
+if TYPE_CHECKING:
+    from xoromail_cli.local.sink import SinkServer
 
 SCRIPT = str(Path(sys.executable).with_name("xoromail"))
 """The console script of this venv, for tests that run the CLI as a real process."""
@@ -29,3 +34,22 @@ def setup_args(config_path: Path, port: int, tls: TLSFiles, *extra: str) -> list
 def send_command(batch: Path, *extra: str) -> list[str]:
     """`xoromail send` of an overdue-invoice batch, as cron would run it."""
     return [SCRIPT, "send", "--event", "overdue-invoice", "--batch", str(batch), "--retry-delay", "0", *extra]
+
+
+def pg_send_environment(tmp_path: Path, server: SinkServer, tls: TLSFiles, url: str,
+                        **overrides: object) -> dict[str, str]:
+    """The environment of a `send` run as a real process: a home of its own whose settings file names the
+    PostgreSQL ledger `url` (its password in PGPASSWORD), the test profile changed by `overrides`."""
+    from tests.support.common import PASSWORD, profile_for
+    from tests.support.pg_server import APP_PASSWORD
+    from xoromail_cli import config
+
+    env = os.environ.copy()
+    for variable, folder in (("XDG_CONFIG_HOME", "config"), ("XDG_STATE_HOME", "state"),
+                             ("XDG_DATA_HOME", "data"), ("HOME", "")):
+        (tmp_path / "home" / folder).mkdir(parents=True, exist_ok=True)
+        env[variable] = str(tmp_path / "home" / folder)
+    settings = tmp_path / "home" / "config" / "xoromail.toml"
+    config.save_profile(settings, profile_for(server, tls, ledger=url, **overrides))
+    env.update(XOROMAIL_CONFIG=str(settings), XOROMAIL_PASSWORD=PASSWORD, PGPASSWORD=APP_PASSWORD)
+    return env

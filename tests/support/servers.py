@@ -159,3 +159,18 @@ class CloseAfterNth(FailNth):
 
 def connections(handler: CaptureHandler) -> int:
     return len({message.peer for message in handler.messages})
+
+
+class HeldThirdReply(CaptureHandler):
+    """Holds the third message's reply until the test lets it go (`go`); `arrived` is set once its data is in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived, self.go = threading.Event(), threading.Event()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if len(self.messages) == 2:
+            self.arrived.set()
+            while not self.go.is_set():
+                await asyncio.sleep(0.01)
+        return await super().handle_DATA(server, session, envelope)

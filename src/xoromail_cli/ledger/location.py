@@ -146,17 +146,21 @@ def stored_password(profile_name: str) -> str | None:
 
 
 def open_ledger(found: LedgerLocation, profile_name: str, *, read_only: bool = False,
-                timeout: float = 10.0) -> SentLedger:
-    """Open the ledger for sending (created and migrated on first use) or, `read_only`, for `log`."""
+                timeout: float = 10.0, deadline: float | None = None) -> SentLedger:
+    """Open the ledger for sending (created and migrated on first use) or, `read_only`, for `log`. `timeout`
+    bounds connecting to PostgreSQL, `deadline` each of its statements (`pg_failures.statement_deadline`);
+    SQLite waits for another writer at most its own busy timeout."""
     if found.url is None:
         from xoromail_cli.ledger.sqlite import Ledger
 
         assert found.path is not None
         return Ledger(found.path, read_only=read_only)
+    from xoromail_cli.ledger.pg_failures import DEFAULT_DEADLINE
     from xoromail_cli.ledger.postgres import PostgresLedger
 
     password = found.password or stored_password(profile_name)
-    return PostgresLedger(found.url, password=password, connect_timeout=timeout, read_only=read_only)
+    return PostgresLedger(found.url, password=password, connect_timeout=timeout, read_only=read_only,
+                          deadline=DEFAULT_DEADLINE if deadline is None else deadline)
 
 
 @dataclass(frozen=True, kw_only=True)

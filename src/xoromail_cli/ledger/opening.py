@@ -61,8 +61,8 @@ def open_for_sending(profile: Profile, wait: float) -> Iterator[SentLedger]:
     with ExitStack() as stack:
         ledger: SentLedger
         if found.is_postgres:
-            ledger = stack.enter_context(closing(open_ledger(found, profile.name,
-                                                             timeout=min(profile.timeout, 30.0))))
+            ledger = stack.enter_context(closing(open_ledger(found, profile.name, timeout=min(profile.timeout, 30.0),
+                                                             deadline=_deadline(profile))))
             stack.enter_context(ledger.exclusive(account, wait))
         else:
             from xoromail_cli.ledger.locking import ProfileLock
@@ -78,7 +78,15 @@ def open_connection(profile: Profile) -> SentLedger:
     the caller closes it. It takes no lock: the run holds it."""
     from xoromail_cli.ledger.location import open_ledger
 
-    return open_ledger(location_for(profile), profile.name)
+    return open_ledger(location_for(profile), profile.name, timeout=min(profile.timeout, 30.0),
+                       deadline=_deadline(profile))
+
+
+def _deadline(profile: Profile) -> float:
+    """How long a PostgreSQL ledger statement may wait on another session's lock for this profile."""
+    from xoromail_cli.ledger.pg_failures import statement_deadline
+
+    return statement_deadline(profile.timeout)
 
 
 def prove_shared(profile: Profile, secret: Callable[[str], str | None], timeout: float) -> str:
@@ -86,12 +94,14 @@ def prove_shared(profile: Profile, secret: Callable[[str], str | None], timeout:
     proves now what `send` would need first; `secret` reads the password (setup's staged secrets included)
     when the URL's environment gives none. Says what answered."""
     from xoromail_cli.ledger.location import SECRET_KIND, redact
+    from xoromail_cli.ledger.pg_failures import statement_deadline
     from xoromail_cli.ledger.postgres import PostgresLedger
 
     found = location_for(profile)
     assert found.url is not None
     password = found.password or secret(SECRET_KIND)
-    PostgresLedger(found.url, password=password, connect_timeout=min(timeout, 30.0)).close()
+    PostgresLedger(found.url, password=password, connect_timeout=min(timeout, 30.0),
+                   deadline=statement_deadline(timeout)).close()
     return f"the shared ledger {redact(found.url)} answers (schema ready)"
 
 

@@ -14,14 +14,14 @@ psycopg is imported here only, and this module only when a PostgreSQL ledger is 
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from xoromail_cli.errors import ConfigError, TemporaryError, UnavailableError, XoromailError
+from xoromail_cli.errors import ConfigError, TemporaryError, XoromailError
+from xoromail_cli.ledger.pg_failures import DEFAULT_DEADLINE, TABLE, connect_failure, session_settings, too_slow
 from xoromail_cli.ledger.queries import entries_sql
 from xoromail_cli.ledger.sqlite import ImportOutcome, LedgerEntry, LedgerStatus
 from xoromail_cli.pacing import now
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import psycopg
 
 SCHEMA_VERSION = 2
-_TABLE = "xoromail_messages"
+_TABLE = TABLE
 _MIGRATION_LOCK = 0x786F726F6D61696C  # "xoromail": serialises first-use schema creation across hosts
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS xoromail_schema (version INTEGER NOT NULL)",
@@ -76,10 +76,6 @@ _COLUMNS = ('id, profile, event, idem_key, recipients, recipient_count, message_
 _INSERT = ("INSERT INTO xoromail_messages (account, service, profile, event, idem_key, recipients, recipient_count, "
            'message_id, "row", status, reply, created_at, updated_at, pending, refused) '
            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id")
-DOWN_HINT = ("nothing was sent; check that the database server runs and this host may reach it, then re-run "
-             "(the ledger must be reachable before anything is sent)")
-
-
 def _as_is(value: datetime) -> datetime:
     """psycopg reads a timestamptz column as a datetime already."""
     return value
@@ -90,37 +86,18 @@ def lock_id(account: str) -> int:
     return int.from_bytes(hashlib.sha256(f"xoromail:{account}".encode()).digest()[:8], "big", signed=True)
 
 
-def connect_failure(where: str, exc: Exception) -> XoromailError:
-    """libpq's own words, first line only, as a cause that names the ledger; the hint says what to do."""
-    text = str(exc).strip()
-    first = (text.splitlines() or [type(exc).__name__])[0]
-    cause = re.split(r"(?:FATAL|ERROR):\s+", first)[-1] if "FATAL:" in first or "ERROR:" in first else (
-        first.rsplit(" failed: ", 1)[-1])
-    message = f"cannot reach the ledger database {where}: {cause}"
-    lowered = text.lower()
-    if "failed to resolve host" in lowered or "could not translate host name" in lowered:
-        return UnavailableError(message, "check the host name in the ledger URL (or $XOROMAIL_LEDGER); "
-                                "nothing was sent")
-    if "password authentication failed" in lowered or "no password supplied" in lowered:
-        return TemporaryError(message, "store the right password with `PGPASSWORD=… xoromail setup --ledger "
-                              "URL` (it goes to the secret store), or give it in PGPASSWORD or ~/.pgpass; "
-                              "nothing was sent")
-    if "ssl" in lowered or "certificate" in lowered:
-        return TemporaryError(message, "the server's TLS was refused: with sslmode=verify-full set sslrootcert= "
-                              "to the CA that signed the database's certificate; nothing was sent")
-    return TemporaryError(message, DOWN_HINT)
-
-
 class PostgresLedger:
     """The ledger of every host, in the ERP's database (tables `xoromail_messages`, `xoromail_schema`)."""
 
     kind = "postgresql"
 
     def __init__(self, url: str, *, password: str | None = None, connect_timeout: float = 10.0,
-                 read_only: bool = False) -> None:
+                 read_only: bool = False, deadline: float = DEFAULT_DEADLINE) -> None:
+        """`deadline`: how long any statement may wait for another session's lock (see
+        `pg_failures.statement_deadline`); the account's lock keeps `--wait`'s own (`exclusive`)."""
         import psycopg
 
-        self.url = url
+        self.url, self.deadline = url, deadline
         self._present = True
         kwargs: dict[str, Any] = {"application_name": "xoromail", "autocommit": True,
                                   "connect_timeout": max(2, round(connect_timeout)),
@@ -138,24 +115,31 @@ class PostgresLedger:
             raise ConfigError(f"the ledger URL {url} cannot be used ({type(exc).__name__})",
                               "write it as postgresql://user@host:5432/db?sslmode=verify-full") from None
         try:
-            if "synchronous_commit" not in url:
-                self._relax_commit()
+            self._bound(url)
             self._prepare(read_only)
         except BaseException:
             self._db.close()
             raise
+
+    def _bound(self, url: str) -> None:
+        """Every statement gets a deadline (`pg_failures.session_settings`), and commits are relaxed."""
+        with self._guard("preparing the session"):
+            for statement in session_settings(url, self.deadline):
+                self._db.execute(statement)
+        if "synchronous_commit" not in url:
+            self._relax_commit()
 
     def _relax_commit(self) -> None:
         """Like SQLite's synchronous=NORMAL: a commit survives xoromail being killed (the server has it),
         while a crash of the database server itself may lose its last fraction of a second of commits,
         which can cause a resend, never a loss. It spares a disk flush per write (see docs/performance.md);
         `options=-c synchronous_commit=on` in the URL keeps every commit flushed."""
-        with self._guard("prepare"):
+        with self._guard("preparing the session"):
             self._db.execute("SET synchronous_commit = off")
 
     def _prepare(self, read_only: bool) -> None:
         """Create and migrate the schema (one host at a time), or refuse one from a newer release."""
-        with self._guard("prepare"):
+        with self._guard("preparing its tables"):
             if read_only:
                 found = self._db.execute("SELECT to_regclass('xoromail_schema') IS NOT NULL").fetchone()
                 self._present = bool(found and found[0])
@@ -190,6 +174,9 @@ class PostgresLedger:
         try:
             yield
         except psycopg.OperationalError as exc:
+            slow = too_slow(self.url, action, exc, self.deadline)
+            if slow is not None:
+                raise slow from None
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise TemporaryError(f"lost the ledger database {self.url} ({action}): {first}",
                                  "the batch stopped at once; re-run when the database is back: the ledger "
