@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, cast
 
-from xoromail_cli.errors import ExitCode, StageFailedError
+from xoromail_cli.errors import ExitCode, StageFailedError, XoromailError
 from xoromail_cli.pacing import Backoff, RateLimiter, now
 from xoromail_cli.profile import Profile
 from xoromail_cli.sending.inflight import InFlight, OwedState, owed_state, settle_interrupted
-from xoromail_cli.sending.results import MessageResult, ResultStatus
+from xoromail_cli.sending.results import MessageResult, ResultStatus, UnrecordedDelivery
 from xoromail_cli.services.base import ConnectionLostError, Delivery, PipeliningTransport, Refusal, Transport
 
 if TYPE_CHECKING:
@@ -172,9 +172,23 @@ class Deliverer:
             delivery = self._attempt(tries.pending, marker, tries.attempt, following if first else None,
                                      meanwhile if first else None)
             settle = self._after_lost_answer if delivery.unknown else self._after_answer
-            result = settle(tries, marker, delivery, key, row)
+            try:
+                result = settle(tries, marker, delivery, key, row)
+            except XoromailError as error:
+                if not (delivery.ok or delivery.unknown or tries.message_row is not None):
+                    raise
+                raise self._unrecorded(tries, error, key, row) from None
             if result is not None:
                 return result
+
+    def _unrecorded(self, tries: _Tries, error: XoromailError, key: str, row: int) -> UnrecordedDelivery:
+        """The ledger failed while recording a message that (maybe) went out: in doubt, its row in flight."""
+        envelope = tries.envelope
+        result = MessageResult(event=self.event, row=row, recipients=envelope.recipients, status="temporary",
+                               reply=f"handed to the server, but the ledger could not record it: {error.message}",
+                               message_id=envelope.message_id, hint=IN_DOUBT_HINT, exit_code=int(error.exit_code),
+                               attempts=tries.attempt, key=key, possible_duplicate=tries.in_doubt, in_doubt=True)
+        return UnrecordedDelivery(error, result)
 
     def _after_lost_answer(self, tries: _Tries, marker: InFlight, delivery: Delivery, key: str,
                            row: int) -> MessageResult | None:

@@ -97,3 +97,14 @@ class Summary:
         if self.count("interrupted"):
             parts.append(f"{self.count('interrupted')} left in doubt by an earlier run")
         return ", ".join(parts)
+
+
+class UnrecordedDelivery(XoromailError):
+    """The ledger failed (lost, or its table locked past the deadline) after the service accepted a message:
+    the run stops with the ledger's own error, and `result` reports that message in doubt, never as not sent
+    ("accepted means recorded": it was not recorded, so it is not reported sent either). Its row stays in
+    flight; the next run reports it and sends it again (a possible duplicate)."""
+
+    def __init__(self, error: XoromailError, result: MessageResult) -> None:
+        super().__init__(error.message, error.hint, exit_code=error.exit_code, field=error.field)
+        self.result = result

@@ -21,7 +21,7 @@ from xoromail_cli.profile import Profile
 from xoromail_cli.sending.batch import InvalidRow, SendJob
 from xoromail_cli.sending.deliverer import Deliverer
 from xoromail_cli.sending.keys import check_key_template, idempotency_key
-from xoromail_cli.sending.results import MessageResult, Summary
+from xoromail_cli.sending.results import MessageResult, Summary, UnrecordedDelivery
 from xoromail_cli.sending.rows import InOrder, Item, JobSource, batch_items, invalid_result, stop_error, unexpected
 
 if TYPE_CHECKING:
@@ -149,6 +149,9 @@ class Sender:
             self.deliverer.holding = holding
             try:
                 result, after = self._deliver(prepared, *how)
+            except UnrecordedDelivery as unrecorded:  # reported in doubt, then the run stops on the ledger's error
+                emit(place, unrecorded.result)
+                raise
             finally:
                 self.deliverer.holding = None
             emit(place, result)
