@@ -8,6 +8,8 @@ import os
 import time
 from pathlib import Path
 
+import psycopg
+
 from tests.support.common import PASSWORD, ServerFactory, TLSFiles, accepting_authenticator, profile_for
 from tests.support.relay_helpers import RELAY_PASSWORD, RELAY_USER, RelayProcess, erp_message, submit, wait_for
 from xoromail_cli import config
@@ -91,3 +93,30 @@ def test_both_relays_retrying_at_once_when_the_upstream_returns_deliver_the_mess
         for process in (first, second):
             if process.process.poll() is None:
                 process.kill()
+
+
+def test_a_locked_ledger_table_pauses_the_relay_which_delivers_once_it_is_released(
+        smtp_server: ServerFactory, tls: TLSFiles, pg_url: str, tmp_path: Path) -> None:
+    """A session holding the ledger's table locked: the relay's burst ends at the ledger's deadline (the profile's
+    timeout, at least 10 s) with a pause naming the lock, never waits forever; once it is released the message
+    goes out, once."""
+    upstream = smtp_server()
+    PostgresLedger(pg_url).close()  # the table exists, so another session can lock it
+    locker = psycopg.connect(pg_url)
+    relay = host(tmp_path / "host-a", upstream, tls, pg_url)
+    try:
+        locker.execute("LOCK TABLE xoromail_messages IN ACCESS EXCLUSIVE MODE")  # kept: the transaction stays open
+        message = erp_message(1)
+        submit(relay.port, message, user=RELAY_USER, password=RELAY_PASSWORD)
+        wait_for(lambda: bool(relay.logged("paused")), timeout=60, what="the relay's pause")
+        assert "stayed locked by another database session" in relay.logged("paused")[0]
+        assert upstream.messages == []
+        locker.rollback()
+        wait_for(lambda: bool(relay.logged("delivered")), timeout=60, what="the delivery")
+        time.sleep(0.5)  # time enough for a second copy, were one coming
+        assert [str(m.parsed()["Message-ID"]) for m in upstream.messages] == [message["Message-ID"]]
+        assert relay.terminate() == 0
+    finally:
+        locker.close()
+        if relay.process.poll() is None:
+            relay.kill()
