@@ -49,3 +49,13 @@ def test_a_domain_dns_cannot_carry_is_refused_naming_why(value: str, why: str) -
 def test_labels_of_63_characters_and_short_idna_labels_pass() -> None:
     assert parse_address("a@" + "x" * 63 + ".test") == "a@" + "x" * 63 + ".test"
     assert parse_address("a@b" + "ü" + "x" * 50 + ".de").startswith("a@xn--")
+
+
+@pytest.mark.parametrize("value", ["john..doe", "x" * 64, "billing.example.com."])
+def test_a_value_without_an_at_sign_is_not_judged_by_a_domain_it_does_not_have(value: str) -> None:
+    """No @: the whole value is no 'part after the @', so the domain rule's wording (empty part, 63 characters)
+    would point at something that is not there."""
+    with pytest.raises(DataError, match="not a valid email address") as caught:
+        parse_address(value, "to")
+    assert "after the @" not in caught.value.message and "63 characters" not in (caught.value.hint or "")
+    assert "name@example.com" in (caught.value.hint or "")

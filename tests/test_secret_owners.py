@@ -201,3 +201,21 @@ def test_config_show_names_the_file_the_secrets_belong_to(
     assert json.loads(as_json.stdout)["secrets_owner"] == str(prod_path.resolve())
     own = runner.invoke(app, ["--config", str(prod_path), "config", "show", "--json"])
     assert json.loads(own.stdout)["secrets_owner"] is None
+
+
+def test_setup_through_a_symlinked_settings_file_keeps_the_link_and_its_file_owns_the_secrets(
+        runner: CliRunner, prod: tuple[Path, SinkServer], tls: TLSFiles, tmp_path: Path) -> None:
+    """`--config` a symlink to the settings file (/etc/xoromail.toml → the real one): setup writes the file it
+    points at, so the link stays and the real file still owns the secrets — replacing the link with a copy made
+    the real file a stranger to its own password (its setup and disconnect refused, 78)."""
+    prod_path, server = prod
+    link = tmp_path / "link.toml"
+    link.symlink_to(prod_path)
+    again = runner.invoke(app, setup_args(link, server.port, tls, "--display-name", "Through the link"),
+                          input=PASSWORD + "\n")
+    assert again.exit_code == 0, again.output
+    assert link.is_symlink() and link.resolve() == prod_path.resolve()
+    assert config.load(prod_path).profiles["default"].display_name == "Through the link"
+    assert keyring.get_password("xoromail", f"default:{OWNER_KIND}") == str(prod_path.resolve())
+    direct = runner.invoke(app, setup_args(prod_path, server.port, tls), input=PASSWORD + "\n")
+    assert direct.exit_code == 0, direct.output

@@ -238,8 +238,21 @@ def test_a_run_that_cannot_connect_reports_the_bad_rows_and_exits_69(
     result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch", str(rows), "--skip-invalid",
                                  "--json", "--retries", "0"])
     assert result.exit_code == 69, result.output
-    statuses = [json.loads(line)["status"] for line in result.stdout.splitlines()]
-    assert statuses == ["invalid"]
+    *rows_seen, stopped = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [row["status"] for row in rows_seen] == ["invalid"]
+    # what stopped the run is on stdout too, as every --json command's error: a script reads stdout only
+    assert stopped["ok"] is False and stopped["exit_code"] == 69 and "refused the connection" in stopped["error"]
+    assert stopped["hint"]
+
+
+def test_one_message_with_json_that_cannot_connect_prints_a_json_error(
+        runner: CliRunner, tls: TLSFiles, config_path: Path) -> None:
+    base = configure(config_path, None, tls)
+    result = runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--to", "a@x.test", *OVERDUE,
+                                 "--json", "--retries", "0"])
+    assert result.exit_code == 69, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines == [{**lines[0], "ok": False, "exit_code": 69}] and "refused the connection" in lines[0]["error"]
 
 
 def test_a_dry_run_loads_neither_tls_nor_sqlite_nor_any_service_library(tls: TLSFiles, config_path: Path,

@@ -128,8 +128,10 @@ def test_a_quota_reached_on_one_connection_stops_them_all(
                   "--connections", "3")
     assert result.exit_code == 75, result.output
     assert "stopped the batch" in result.stderr
-    reported = Counter(line["status"] for line in lines(result.stdout))
+    *messages, stopped = lines(result.stdout)
+    reported = Counter(line["status"] for line in messages)
     assert reported["temporary"] == 1 and reported["sent"] == len(server.messages) < 40
+    assert stopped["ok"] is False and stopped["exit_code"] == 75  # what stopped the run, as JSON too
     assert ledger_rows(isolated_environment) == {"sent": len(server.messages), "temporary": 1}
 
 

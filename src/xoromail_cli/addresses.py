@@ -79,7 +79,8 @@ def parse_address(value: str, field: str = "address") -> str:
         text = text[1:-1].strip()
     if not text:
         raise DataError(f"{field} is empty", "write it as name@example.com", field=field)
-    _check_domain(text.rpartition("@")[2], field, value)
+    if "@" in text:  # without one there is no domain to judge: the checks below say what is wrong
+        _check_domain(text.rpartition("@")[2], field, value)
     if _PLAIN_ADDRESS.fullmatch(text):
         return text
     from email.errors import HeaderParseError

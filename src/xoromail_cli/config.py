@@ -103,7 +103,7 @@ def save_profile(path: Path, profile: Profile) -> None:
     profiles = document.setdefault("profiles", {})
     profiles[profile.name] = profile.to_toml()  # the others stay exactly as they were, flat form included
     document["profiles"] = dict(sorted(profiles.items()))
-    atomic_write(path, tomli_w.dumps(document).encode("utf-8"))
+    atomic_write(path.resolve(), tomli_w.dumps(document).encode("utf-8"))  # a symlink stays one: its file is written
 
 
 def normalize_service(value: str) -> str:

@@ -7,7 +7,8 @@ SIGTERM safe too; without the handler Python dies at once and the transport is n
 
 While a message's outcome is written to the ledger and counted in the run's summary (`recording_outcome`), a
 signal waits until both are done: raised between the two, the ledger would say sent and the summary "not
-attempted".
+attempted". A second signal meanwhile stops the run at once: the ledger's write may wait without end (a PostgreSQL
+table another session has locked), and the run must stay stoppable.
 """
 
 from __future__ import annotations
@@ -46,16 +47,17 @@ class _Held:
 
 def _stop(signal_number: int, frame: FrameType | None) -> None:
     stop = Terminated() if signal_number == signal.SIGTERM else KeyboardInterrupt()
-    if _Held.depth:
-        _Held.pending = _Held.pending or stop
+    if _Held.depth and _Held.pending is None:
+        _Held.pending = stop
         return
+    _Held.pending = None  # a second signal is not held: the recording may wait without end (a locked ledger)
     raise stop
 
 
 @contextmanager
 def recording_outcome() -> Iterator[None]:
-    """A Ctrl-C or SIGTERM that comes inside waits until the outermost one ends (main thread only: the
-    signals' Python handlers run there; other threads are never interrupted by them)."""
+    """A Ctrl-C or SIGTERM that comes inside waits until the outermost one ends, a second one does not (main
+    thread only: the signals' Python handlers run there; other threads are never interrupted by them)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -146,9 +146,9 @@ def save(config_path: Path, profile: Profile, secrets: Secrets, *, adopt: bool =
             _claim(config_path, profile.name, must=written)
     except BaseException:
         if previous is None:
-            config_path.unlink(missing_ok=True)
+            config_path.resolve().unlink(missing_ok=True)
         else:
-            atomic_write(config_path, previous)
+            atomic_write(config_path.resolve(), previous)  # the file a symlink points at, as config.save_profile
         raise
 
 

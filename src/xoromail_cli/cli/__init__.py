@@ -18,8 +18,6 @@ if TYPE_CHECKING:
     from typer._click import Context as ClickContext
     from typer._click import HelpFormatter
 
-    from xoromail_cli.errors import XoromailError
-
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
 
@@ -172,12 +170,16 @@ class XoromailGroup(TyperGroup):
             with sigterm_stops():
                 return super().invoke(ctx)
         except XoromailError as error:
-            _report(error, wants_json)
+            from xoromail_cli.cli.render import report_error
+
+            report_error(error, wants_json)
             raise typer.Exit(int(error.exit_code)) from None
         except KeyboardInterrupt as stop:
             stopped = interruption(stop, ctx.invoked_subcommand)
             _end_the_line()
-            _report(stopped, wants_json)
+            from xoromail_cli.cli.render import report_error
+
+            report_error(stopped, wants_json)
             raise typer.Exit(int(stopped.exit_code)) from None
         except BrokenPipeError:
             from xoromail_cli.cli.console import stdout_gone
@@ -200,19 +202,6 @@ def _wants_json(arguments: list[str]) -> bool:
     """Whether the invoked command was given --json (options end at `--`)."""
     options = arguments[:arguments.index("--")] if "--" in arguments else arguments
     return "--json" in options
-
-
-def _report(error: XoromailError, as_json: bool) -> None:
-    from xoromail_cli.cli.render import print_error
-
-    print_error(error)
-    if as_json:
-        from xoromail_cli.cli.console import print_json_line
-        from xoromail_cli.cli.state import with_global_options
-
-        print_json_line({"ok": False, "error": error.message,
-                         "hint": with_global_options(error.hint) if error.hint else error.hint,
-                         "exit_code": int(error.exit_code)})
 
 
 app = typer.Typer(

@@ -26,6 +26,18 @@ def print_error(error: XoromailError) -> None:
         console.print(f"[yellow]hint:[/] {escape(with_global_options(error.hint))}")
 
 
+def report_error(error: XoromailError, as_json: bool) -> None:
+    """An error on stderr, and with --json also as a JSON object on stdout (a script reads stdout only)."""
+    print_error(error)
+    if as_json:
+        from xoromail_cli.cli.console import print_json_line
+        from xoromail_cli.cli.state import with_global_options
+
+        print_json_line({"ok": False, "error": error.message,
+                         "hint": with_global_options(error.hint) if error.hint else error.hint,
+                         "exit_code": int(error.exit_code)})
+
+
 def print_rows(title: str | None, headers: Sequence[str], rows: Sequence[Sequence[str]], *,
                show_header: bool = True, console: Console | None = None) -> None:
     """A table in a terminal. Off one (cron mail, a pipe, a log) `key: value` lines without padding, which read

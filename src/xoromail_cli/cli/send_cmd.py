@@ -211,10 +211,10 @@ class _Printer:
 
     def finish(self, event: str, summary: Summary) -> None:
         from xoromail_cli.cli.console import err, out
-        from xoromail_cli.cli.render import print_error
+        from xoromail_cli.cli.render import report_error
 
-        if summary.aborted is not None:
-            print_error(summary.aborted)
+        if summary.aborted is not None:  # what stopped the run; with --json also a JSON error object on stdout
+            report_error(summary.aborted, self.as_json)
         if self.quiet and summary.exit_code == 0:
             return
         line = f"{event}: {summary.line()}" + (_rerun(int(summary.exit_code)) if summary.not_attempted else "")

@@ -106,7 +106,7 @@ def _save(path: Path, logins: dict[str, RelayLogin]) -> None:
         del relay["users"]
     if not relay:
         del document["relay"]
-    atomic_write(path, tomli_w.dumps(document).encode("utf-8"))
+    atomic_write(path.resolve(), tomli_w.dumps(document).encode("utf-8"))  # through a symlink, as config.save_profile
 
 
 def add_login(path: Path, login: RelayLogin, password: str | None) -> tuple[str | None, list[RelayLogin]]:
