@@ -70,6 +70,7 @@ def test_a_signal_mid_batch_stops_cleanly_and_says_what_was_not_attempted(
             process.communicate()
     assert process.returncode == exit_code, stderr
     assert "Traceback" not in stderr and cause in stderr
+    assert "hint: re-run the same command to finish: what was sent is skipped" in stderr
     sent = len(server.messages)
     [summary] = [line for line in stderr.splitlines() if line.startswith("overdue-invoice:")]
     assert summary.endswith("not attempted; re-run to finish")
@@ -85,6 +86,38 @@ def test_a_signal_mid_batch_stops_cleanly_and_says_what_was_not_attempted(
                            timeout=60, check=False)
     assert rerun.returncode == 0, rerun.stderr
     assert {tuple(m.recipients) for m in server.messages} == {(f"c{n}@client.test",) for n in range(1, 21)}
+
+
+class Hung(CaptureHandler):
+    """Never answers the data: a `validate` waits on its test message until a signal stops it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived = threading.Event()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.arrived.set()
+        await asyncio.sleep(60)
+        return "250 OK"
+
+
+def test_a_signal_during_validate_stops_it_without_send_s_re_run_advice(
+        smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, isolated_environment: Path) -> None:
+    handler = Hung()
+    base = configure(config_path, smtp_server(handler=handler), tls)
+    process = subprocess.Popen([SCRIPT, *base, "validate"], env=_environment(isolated_environment),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert handler.arrived.wait(30)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 143, stderr
+    assert "stopped by SIGTERM" in stderr and "Traceback" not in stderr
+    assert "what was sent is skipped" not in stderr  # validate has no rows left to finish
 
 
 def test_quiet_json_to_a_file_still_names_the_failed_rows_on_stderr(

@@ -55,6 +55,7 @@ TEXTS = {
     "InvalidSecondFactor": "smtp-gmail-5.7.9",
     "535-5.7.8 Username and Password not accepted. For more information, go to https://support.google.com/mail/?p="
     "BadCredentials": "smtp-gmail-5.7.8",
+    "534 5.7.9 Authentication mechanism is too weak": "smtp-5.7.9-weak-mechanism",
     "454 4.7.0 Too many login attempts, please try again later.": "smtp-too-many-logins",
     "421 4.3.0 Temporary System Problem. Try again later (10).": "smtp-421",
     "530 5.7.0 Must issue a STARTTLS command first.": "smtp-starttls-first",
@@ -186,6 +187,21 @@ def test_a_bare_5_7_8_is_any_servers_refused_password_not_gmails() -> None:
     assert explain("smtp.gmail.com refused the password: 535 5.7.8")[0].id == "smtp-gmail-5.7.8"
 
 
+def test_a_534_5_7_9_is_gmails_app_password_only_with_gmails_words() -> None:
+    """RFC 4954's 534 5.7.9 is "Authentication mechanism is too weak"; Gmail alone means "use an app password"."""
+    gmail = explain("534-5.7.9 Application-specific password required. Learn more at "
+                    "https://support.google.com/mail/?p=InvalidSecondFactor")
+    assert [item.id for item in gmail] == ["smtp-gmail-5.7.9"] and "app password" in gmail[0].fix
+    assert explain("534 5.7.9 Please retry - gsmtp")[0].id == "smtp-gmail-5.7.9"
+    for text in ("534 5.7.9 Authentication mechanism is too weak", "534 5.7.9 Please use a stronger mechanism"):
+        other = explain(text)
+        assert [item.id for item in other] == ["smtp-5.7.9-weak-mechanism"], text
+        assert "too weak" in other[0].fix and "starttls" in other[0].fix and "app password" not in other[0].fix
+        assert other[0].exit_code == ExitCode.NOPERM
+    on_gmail = explain("534 5.7.9 Please retry", Context(host="smtp.gmail.com"))[0]
+    assert on_gmail.fix == reply_failure("auth", 534, "5.7.9 Please retry", "smtp.gmail.com").hint
+
+
 def test_an_exchange_submission_quota_is_not_also_gmails() -> None:
     text = "554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message"
     assert [item.id for item in explain(text)] == ["smtp-quota"]
@@ -264,6 +280,7 @@ def test_commands_carry_the_profiles_values(runner: CliRunner, config_path: Path
      "smtp-5.7.139-auth-disabled"),
     ("535 5.7.139 Authentication unsuccessful, basic authentication is disabled.", "smtp-5.7.139-basic-disabled"),
     ("534 5.7.9 Application-specific password required.", "smtp-gmail-5.7.9"),
+    ("534 5.7.9 Authentication mechanism is too weak", "smtp-5.7.9-weak-mechanism"),
     ("534 5.7.14 <https://accounts.google.com/signin/continue> Please log in via your web browser",
      "smtp-gmail-5.7.14"),
     ("535 5.7.139 Authentication unsuccessful, user is locked by your organization's security defaults policy.",

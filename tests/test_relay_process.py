@@ -16,7 +16,15 @@ from typing import Any
 from typer.testing import CliRunner
 
 from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, accepting_authenticator, profile_for
-from tests.support.relay_helpers import RELAY_PASSWORD, RELAY_USER, erp_message, relay_process, submit, wait_for
+from tests.support.relay_helpers import (
+    RELAY_PASSWORD,
+    RELAY_USER,
+    erp_message,
+    relay_process,
+    spool_with_held,
+    submit,
+    wait_for,
+)
 from tests.support.samples import smtp_profile
 from tests.support.servers import connections
 from tests.support.terminal import Terminal
@@ -62,6 +70,24 @@ def test_kill_9_after_250_then_a_restart_delivers_the_message_exactly_once(tls: 
         upstream.stop()
         if second.process.poll() is None:
             second.kill()
+
+
+def test_listening_and_stopped_count_held_messages_apart_from_the_queued_ones(
+        tls: TLSFiles, config_path: Path, tmp_path: Path) -> None:
+    """`queued=` stays the number the relay will try; the messages held for a person are `held=`."""
+    save_down_profile(config_path, tls, free_port())
+    spool_with_held(tmp_path / "spool", messages=4, held=3)
+    process = relay_process(config_path, "--spool", str(tmp_path / "spool"))
+    try:
+        listening = process.logged("listening")[0]
+        assert " queued=1 held=3 " in listening, listening
+        wait_for(lambda: bool(process.logged("paused")), what="the one queued message's attempt")
+        assert process.terminate() == 0
+    finally:
+        if process.process.poll() is None:
+            process.kill()
+    stopped = process.logged("stopped")[0]
+    assert " queued=1 held=3 failed=0 " in stopped, stopped
 
 
 def test_three_clients_of_a_hundred_messages_each_are_delivered_once_with_flat_memory(

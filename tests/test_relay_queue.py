@@ -12,7 +12,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, accepting_authenticator, profile_for
-from tests.support.relay_helpers import RelayFactory, erp_message, relay, submit, wait_for
+from tests.support.relay_helpers import RelayFactory, erp_message, relay, spool_with_held, submit, wait_for
 from tests.support.samples import smtp_profile
 from tests.support.servers import DropNth
 from xoromail_cli import credentials
@@ -120,6 +120,20 @@ def test_queue_status_with_the_upstream_down_and_back(relay: RelayFactory, tls: 
         upstream.stop()
     human = queue(runner, running.spool.root, "status")
     assert human.exit_code == 0 and "queued 0, held 0, failed 0, in doubt 0" in human.output
+
+
+def test_a_pause_counts_held_messages_apart_from_the_queued_ones_it_will_try(
+        relay: RelayFactory, tls: TLSFiles, tmp_path: Path) -> None:
+    """`queued=` is what will be tried; a message held for a person is `held=`, never counted as queued."""
+    credentials.store_password("default", PASSWORD)
+    spool = spool_with_held(tmp_path / "spool", messages=3, held=2)
+    assert spool.backlog() == (1, 2)
+    profile = smtp_profile(name="default", email=USER, host="127.0.0.1", port=free_port(), security="starttls",
+                           ca_file=str(tls.ca_file), timeout=5.0)  # nothing listens: the one queued pauses
+    running = relay(profile, retry_delay=30.0)
+    wait_for(lambda: bool(running.logged("paused")), what="the pause")
+    paused = running.logged("paused")[0]
+    assert " queued=1 held=2" in paused and "queued=3" not in paused, paused
 
 
 def test_a_held_message_waits_across_a_restart_until_it_is_released(

@@ -46,6 +46,28 @@ def test_gmail_app_password_required_explains_two_step_verification(
     assert hint and "2-Step Verification" in hint and "16-character app password" in hint
 
 
+@pytest.mark.parametrize("reply", ["534 5.7.9 Authentication mechanism is too weak",
+                                   "534 5.7.9 Please use a stronger authentication mechanism or STARTTLS"])
+def test_another_servers_534_5_7_9_is_rfc_4954s_weak_mechanism_not_gmails_app_password(
+        smtp_server: ServerFactory, tls: TLSFiles, reply: str) -> None:
+    """RFC 4954 §6: from any server but Gmail, 534 5.7.9 means the mechanism is too weak (TLS first, or another)."""
+    report = check(smtp_server(authenticator=failing_authenticator(reply)), tls)
+    assert report.exit_code == ExitCode.NOPERM
+    assert report.failed is not None and report.failed.name == "auth"
+    assert report.failed.detail == f"server replied: {reply}"
+    hint = report.failed.hint or ""
+    assert "too weak" in hint and "starttls" in hint and "ssl" in hint and "PLAIN or LOGIN" in hint
+    assert "app password" not in hint and "2-Step" not in hint
+
+
+def test_a_bare_534_5_7_9_from_a_gmail_host_is_still_the_app_password() -> None:
+    for host in ("smtp.gmail.com", "smtp.googlemail.com"):
+        failure = reply_failure("auth", 534, "5.7.9 Please try again", host)
+        assert "Gmail needs an app password" in (failure.hint or "") and failure.exit_code == ExitCode.NOPERM
+    other = reply_failure("auth", 534, "5.7.9 Please try again", "mail.company.test")
+    assert "too weak" in (other.hint or "") and "app password" not in (other.hint or "")
+
+
 def test_gmail_blocked_sign_in_says_sign_in_via_the_web(smtp_server: ServerFactory, tls: TLSFiles) -> None:
     reply = "534 5.7.14 <https://accounts.google.com/signin/continue?sarp=1> Please log in via your web browser"
     report = check(smtp_server(authenticator=failing_authenticator(reply)), tls)

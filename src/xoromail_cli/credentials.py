@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 ENV_PASSWORD = "XOROMAIL_PASSWORD"  # noqa: S105  # the variable's name, not a password
 KEYRING_NOT_READ = ("the OS keyring is not read while a secrets key is given: a password setup stored there "
                     "before stays there; run setup with the key set to store it in the encrypted file")
+NO_SIGN_IN = "no sign-in: the server accepts mail without one"
+"""What setup and `config show` say of a profile whose server takes mail without a username (no password by
+design, so never "unset")."""
 _APP_PASSWORD = re.compile(r"^[a-z]{4}\s[a-z]{4}\s[a-z]{4}\s[a-z]{4}$")
 
 

@@ -31,11 +31,11 @@ def interruption(stop: KeyboardInterrupt, command: str | None = None) -> Xoromai
     if command == "setup":  # setup saves only at its very end, and a half-done save puts the old file back
         return XoromailError("Setup stopped; nothing was saved.", None,
                              exit_code=ExitCode.TERMINATED if isinstance(stop, Terminated) else ExitCode.INTERRUPTED)
+    # only a send has rows left to finish, and a ledger that skips what went out; another command just ran again
+    hint = "re-run the same command to finish: what was sent is skipped" if command == "send" else None
     if isinstance(stop, Terminated):
-        return XoromailError("stopped by SIGTERM", "re-run the same command to finish: what was sent is skipped",
-                             exit_code=ExitCode.TERMINATED)
-    return XoromailError("interrupted (Ctrl-C)", "re-run the same command to finish: what was sent is skipped",
-                         exit_code=ExitCode.INTERRUPTED)
+        return XoromailError("stopped by SIGTERM", hint, exit_code=ExitCode.TERMINATED)
+    return XoromailError("interrupted (Ctrl-C)", hint, exit_code=ExitCode.INTERRUPTED)
 
 
 class _Held:

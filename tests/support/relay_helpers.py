@@ -17,6 +17,7 @@ import pytest
 
 from tests.support.cli import SCRIPT
 from tests.support.common import USER
+from xoromail_cli.compose.envelope import Envelope
 from xoromail_cli.profile import Profile
 from xoromail_cli.relay.delivery import DeliveryOptions, DeliveryWorker
 from xoromail_cli.relay.message import SenderPolicy
@@ -49,6 +50,18 @@ def submit(port: int, message: EmailMessage, *, recipients: list[str] | None = N
     with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
         client.login(user, password)
         client.send_message(message, from_addr=sender, to_addrs=recipients)
+
+
+def spool_with_held(root: Path, messages: int, held: int) -> Spool:
+    """A spool the relay finds at start: `messages` queued, the first `held` of them held for a person."""
+    spool = Spool(root)
+    for number in range(messages):
+        data = f"From: {USER}\r\nTo: customer@client.test\r\nSubject: INV-{number}\r\n\r\ninvoice\r\n".encode()
+        spooled = spool.put(Envelope(sender=USER, to=("customer@client.test",), data=data,
+                                     message_id=f"<inv.{number}@company.test>"))
+        if number < held:
+            assert spool.hold(spooled)
+    return spool
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from xoromail_cli.cli.state import state_of
+
+if TYPE_CHECKING:
+    from xoromail_cli.credentials import PasswordSource
 
 config_app = typer.Typer(help="Show where settings live and what they say.", no_args_is_help=True,
                          context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,9 +48,9 @@ def show(
         settings["ledger"] = redact(settings["ledger"])
     data: dict[str, object] = {"schema": 2, "profile": profile.name, "file": str(state.config_path), "form": form,
                                **settings}
+    signs_in = service.needs_password(profile.settings, profile.email)
     if "password" in service.secret_kinds:
-        data["password"] = {"set": source.kind != "unset", "source": source.kind, "detail": source.detail,
-                            "keyring_reachable": not source.unreachable}
+        data["password"] = _password_json(source, signs_in)
     data["secrets"] = {kind: state for kind, state in other_secrets.items()}
     data["secret_store"] = store
     data["secrets_owner"] = owner
@@ -66,9 +69,7 @@ def show(
             rows.append((key, escape(str(value))))
     rows.append(("form", escape(form)))
     if "password" in service.secret_kinds:
-        state_text = "[green]set[/]" if source.kind != "unset" else (
-            "[red]unreachable[/]" if source.unreachable else "[red]unset[/]")
-        rows.append(("password", f"{state_text} ({escape(source.detail)})"))
+        rows.append(("password", _password_text(source, signs_in)))
     where = escape(str(store["name"] or "no usable store"))
     for kind, present in other_secrets.items():
         shown = {"set": f"[green]set[/] ({where})", "unreachable": f"[red]unreachable[/] ({where})"}
@@ -78,6 +79,30 @@ def show(
         rows.append(("secrets of", owner_text))
     print_rows(f"Profile {profile.name!r} ({escape(str(state.config_path))})", ("setting", "value"), rows,
                show_header=False)
+
+
+def _password_json(source: PasswordSource, signs_in: bool) -> dict[str, object]:
+    """The password's state; a profile whose server takes mail without sign-in has none by design (`needed`
+    false, source "none"), whatever the secret store holds or cannot be read."""
+    from xoromail_cli.credentials import NO_SIGN_IN
+
+    if not signs_in:
+        return {"set": False, "needed": False, "source": "none", "detail": NO_SIGN_IN,
+                "keyring_reachable": not source.unreachable}
+    return {"set": source.kind != "unset", "needed": True, "source": source.kind, "detail": source.detail,
+            "keyring_reachable": not source.unreachable}
+
+
+def _password_text(source: PasswordSource, signs_in: bool) -> str:
+    from rich.markup import escape
+
+    from xoromail_cli.credentials import NO_SIGN_IN
+
+    if not signs_in:
+        return f"none ({NO_SIGN_IN})"
+    state_text = "[green]set[/]" if source.kind != "unset" else (
+        "[red]unreachable[/]" if source.unreachable else "[red]unset[/]")
+    return f"{state_text} ({escape(source.detail)})"
 
 
 def _owner(config_path: Path, profile_name: str) -> tuple[str | None, str | None]:

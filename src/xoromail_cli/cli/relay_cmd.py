@@ -214,7 +214,8 @@ def _serve(office: Office, address: tuple[str, int], files: TLSFiles | None, con
     for mailbox in office.mailboxes:
         mailbox.worker.stop()
     for mailbox in office.mailboxes:
-        _log(event_line("stopped", queued=len(mailbox.spool.ids()), failed=len(mailbox.spool.ids("failed")),
+        queued, held = mailbox.spool.backlog()
+        _log(event_line("stopped", queued=queued, held=held, failed=len(mailbox.spool.ids("failed")),
                         mailbox=mailbox.profile.email))
 
 
@@ -226,9 +227,10 @@ def _announce(office: Office, server: RelayServer, host: str, files: TLSFiles | 
         _log(event_line("warning", text=warning))
     allow = ",".join(str(network) for network in limits.allow) or None
     for mailbox in office.mailboxes:
+        queued, held = mailbox.spool.backlog()
         _log(event_line("listening", address=f"{host}:{server.port}", tls="starttls" if files else "none",
                         service=mailbox.profile.service, mailbox=mailbox.profile.email, spool=mailbox.spool.root,
-                        queued=len(mailbox.spool.ids()), logins=len(office.routes), recipients=limits.max_recipients,
+                        queued=queued, held=held, logins=len(office.routes), recipients=limits.max_recipients,
                         allow=allow))
 
 

@@ -118,7 +118,9 @@ def _where_the_secret_is(profile: Profile, needs_password: bool, kept: list[str]
     from xoromail_cli.cli.wizard import keeps_tokens
 
     if not kept and not needs_password and not keeps_tokens(services.get(profile.service)):
-        return "; no sign-in: the server accepts mail without one"
+        from xoromail_cli.credentials import NO_SIGN_IN
+
+        return f"; {NO_SIGN_IN}"
     where = f"; {_kinds(kept)} in {_store_label()}" if kept else ""
     if needs_password and "password" not in kept:
         if profile.password_command:

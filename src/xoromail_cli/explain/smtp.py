@@ -11,6 +11,7 @@ from xoromail_cli.errors import ExitCode
 from xoromail_cli.explain.entry import Context, Entry
 from xoromail_cli.services.network import TEMPORARY_HINT, UNTRUSTED_HINT
 from xoromail_cli.services.smtp import replies
+from xoromail_cli.services.smtp.presets import is_gmail
 
 O365 = "smtp.office365.com"
 GMAIL = "smtp.gmail.com"
@@ -62,6 +63,18 @@ def _sign_in_needed(context: Context) -> str:
     if context.service not in how:
         return SIGN_IN_NEEDED
     return OAUTH_SIGN_IN_NEEDED.format(how=how[context.service])
+
+
+def _weak_mechanism_cause(context: Context) -> str:
+    if is_gmail(context.host):
+        return "from Gmail, 5.7.9 means 2-Step Verification is on: the normal password is refused over SMTP"
+    return ("the server refuses the sign-in mechanism on this connection (RFC 4954): it accepts PLAIN or LOGIN "
+            "only over TLS, or wants another mechanism")
+
+
+def _weak_mechanism_fix(context: Context) -> str:
+    """What `validate` says about a bare 534 5.7.9 from the profile's server (Gmail's app password on Gmail)."""
+    return replies._mechanism_too_weak(context.host)
 
 
 def _o365_refused(context: Context) -> str:
@@ -161,8 +174,10 @@ ENTRIES: tuple[Entry, ...] = (
               "clients (sasl-xoauth2) must refresh earlier",
           exit_code=ExitCode.NOPERM, command="{xoromail} validate", source="tarickb/sasl-xoauth2; MC1243552"),
     # Gmail ---------------------------------------------------------------------------------------------------
+    # 534 5.7.9 is Gmail's app-password answer only with Gmail's words or host; from other servers it is RFC 4954's
+    # "Authentication mechanism is too weak" (`smtp-5.7.9-weak-mechanism`, what validate says for that server).
     Entry(id="smtp-gmail-5.7.9", pattern=r"Application-specific password required|InvalidSecondFactor",
-          loose=r"\b5\.7\.9\b",
+          loose=r"\b5\.7\.9\b.*(?:gsmtp|gmail)|(?:gsmtp|gmail).*\b5\.7\.9\b",
           title="Gmail: an app password is required",
           cause="2-Step Verification is on for the account: the normal password is refused over SMTP",
           fix=replies.GMAIL_APP_PASSWORD_HINT, exit_code=ExitCode.NOPERM,
@@ -197,6 +212,11 @@ ENTRIES: tuple[Entry, ...] = (
           cause="the client sent mail without signing in (no AUTH, or no username set)",
           fix=_sign_in_needed, exit_code=ExitCode.NOPERM, command=_smtp_sign_in(SETUP_SMTP + " --username {email}"),
           source="RFC 4954 §6"),
+    Entry(id="smtp-5.7.9-weak-mechanism", pattern=r"mechanism (?:is )?too weak", loose=r"\b5\.7\.9\b",
+          unless=r"Application-specific password|InvalidSecondFactor|gsmtp|gmail",
+          title="Authentication mechanism too weak (534 5.7.9)",
+          cause=_weak_mechanism_cause, fix=_weak_mechanism_fix, exit_code=ExitCode.NOPERM,
+          command=_smtp_setting("{xoromail} setup --security starttls"), source="RFC 4954 §6"),
     Entry(id="smtp-too-large", pattern=r"message size exceeds|552 5\.2\.3", loose=r"\b5\.3\.4\b",
           title="Message too large", cause="the message is larger than the server's SIZE limit",
           fix=replies.TOO_LARGE_HINT, exit_code=ExitCode.DATAERR, source="RFC 3463, RFC 1870"),

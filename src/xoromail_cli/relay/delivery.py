@@ -310,7 +310,11 @@ class DeliveryWorker:
                             retry_in=f"{delay:.1f}s", reply=result.reply, hint=hint))
         if pausing:
             self.log(event_line("paused", cause=result.reply, hint=hint, exit_code=result.exit_code or None,
-                                retry_in=f"{delay:.1f}s", queued=len(self.spool.ids())))
+                                retry_in=f"{delay:.1f}s", **self._backlog()))
+
+    def _backlog(self) -> dict[str, int]:
+        queued, held = self.spool.backlog()
+        return {"queued": queued, "held": held}
 
     def _set_pause(self, delay: float, reason: str, hint: str) -> None:
         self.control.paused_until = time.time() + delay
@@ -330,4 +334,4 @@ class DeliveryWorker:
             state = self.spool.state(spool_id)
             self.spool.set_state(spool_id, replace(state, attempts=state.attempts + 1, last_reply=error.message))
         self.log(event_line("paused", cause=error.message, hint=hint, exit_code=int(error.exit_code),
-                            retry_in=f"{delay:.1f}s", queued=len(self.spool.ids())))
+                            retry_in=f"{delay:.1f}s", **self._backlog()))

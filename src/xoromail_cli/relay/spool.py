@@ -183,6 +183,13 @@ class Spool:
         names = (name[: -len(_MESSAGE)] for name in os.listdir(folder) if name.endswith(_MESSAGE))
         return sorted(name for name in names if _ID.fullmatch(name))
 
+    def backlog(self) -> tuple[int, int]:
+        """Queued messages that will be tried, and queued messages held for a person (never tried until
+        `queue release`): the `queued=` and `held=` of the relay's log lines, counted as `queue status` does."""
+        ids = self.ids()
+        held = sum(1 for spool_id in ids if self.state(spool_id).held)
+        return len(ids) - held, held
+
     def due(self, moment: float) -> tuple[list[str], float | None]:
         """Queued ids due at `moment` (never a held one), and when the next one not yet due will be."""
         ready, later = [], None

@@ -176,7 +176,7 @@ def _wait_for(threads: list[threading.Thread], rows: SharedRows, ordered: InRowO
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the summary says so (130, 143)
         from xoromail_cli.interrupts import interruption
 
-        return interruption(stop)
+        return interruption(stop, "send")
     finally:
         rows.stop(_FINISHED)
         for thread in threads:

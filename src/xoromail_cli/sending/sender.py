@@ -81,7 +81,7 @@ class Sender:
         except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM turned into Terminated: report, don't vanish
             from xoromail_cli.interrupts import interruption
 
-            summary.aborted = interruption(stop)
+            summary.aborted = interruption(stop, "send")
         except Exception as error:  # noqa: BLE001  # a bug: the summary still names what was and was not sent
             summary.aborted = unexpected(error)
         finally:

@@ -6,6 +6,7 @@ and `send` say the same thing about the same problem.
 
 from __future__ import annotations
 
+import re
 import smtplib
 from collections.abc import Callable
 
@@ -25,6 +26,14 @@ GMAIL_APP_PASSWORD_HINT = (
     "Gmail needs an app password: turn on 2-Step Verification for the account, create a 16-character "  # noqa: S105  # advice, not a password
     "app password at myaccount.google.com/apppasswords, and use it as the password"
 )
+WEAK_MECHANISM_HINT = (
+    "the server finds the sign-in mechanism too weak (RFC 4954: 534 5.7.9 Authentication mechanism is too weak): "
+    "xoromail signs in with PLAIN or LOGIN, which servers accept only over an encrypted connection: use security "
+    "starttls (port 587) or ssl (port 465); if the connection is already encrypted, the server wants another "
+    "mechanism (the one its EHLO lists after AUTH): ask its administrator to allow PLAIN or LOGIN over TLS"
+)
+"""534 5.7.9 from any server but Gmail (RFC 4954 §6); Gmail uses the code for "Application-specific password
+required" (provider facts), so its hint needs Gmail's words or a Gmail host."""
 GMAIL_BLOCKED_HINT = (
     "Google blocked the sign-in: sign in to the account once in a web browser from this network, "
     "then use a 16-character app password (needs 2-Step Verification)"
@@ -162,6 +171,11 @@ def _unknown_sender_domain(text: str) -> bool:
     return "sender address rejected" in lowered and "domain not found" in lowered
 
 
+def _mechanism_too_weak(host: str) -> str:
+    """A bare 534 5.7.9: Gmail's app-password answer on a Gmail host, RFC 4954's "too weak" anywhere else."""
+    return GMAIL_APP_PASSWORD_HINT if is_gmail(host) else WEAK_MECHANISM_HINT
+
+
 def _wrong_credentials(host: str) -> str:
     if is_gmail(host):
         return f"{CREDENTIALS_HINT}; for Gmail, the normal password is refused: {GMAIL_APP_PASSWORD_HINT}"
@@ -172,7 +186,8 @@ def _wrong_credentials(host: str) -> str:
 
 
 _RULES: list[_Rule] = [
-    (_has("5.7.9", "application-specific password"), GMAIL_APP_PASSWORD_HINT, ExitCode.NOPERM),
+    (_has("application-specific password", "invalidsecondfactor"), GMAIL_APP_PASSWORD_HINT, ExitCode.NOPERM),
+    (lambda code, text, stage: re.search(r"\b5\.7\.9\b", text) is not None, _mechanism_too_weak, ExitCode.NOPERM),
     (_has("5.7.14"), GMAIL_BLOCKED_HINT, ExitCode.NOPERM),
     (_has("smtpclientauthentication is disabled", "smtp_auth_disabled"), _o365_auth_disabled,
      ExitCode.NOPERM),
