@@ -27,8 +27,10 @@ from xoromail_cli.pacing import RateLimiter
 
 
 def send(runner: CliRunner, base: list[str], batch: Path, *extra: str) -> Any:
+    """`--timeout 30`: a server that gathers its connections holds the first MAIL up to 10 s, until the others
+    have signed in — on a loaded machine longer than the test profile's 5 s, which would cut and reopen one."""
     return runner.invoke(app, [*base, "send", "--event", "overdue-invoice", "--batch", str(batch), "--json",
-                               "--retry-delay", "0", *extra])
+                               "--retry-delay", "0", "--timeout", "30", *extra])
 
 
 def lines(output: str) -> list[dict[str, Any]]:
