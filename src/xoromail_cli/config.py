@@ -25,8 +25,9 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "email": (str,), "service": (str,), "display_name": (str,), "ca_file": (str,),
     "password_command": (str,), "timeout": (int, float), "company_name": (str,), "reply_to": (str,),
     "signature": (str,), "currency": (str,), "templates_dir": (str,), "ledger": (str,), "rate": (str,),
-    "connections": (int,),
+    "connections": (int,), "keyring_backend": (str,),
 }
+_CLASS_PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 
 
 @dataclass
@@ -128,6 +129,10 @@ def validate_profile(profile: Profile) -> Profile:
     if profile.connections is not None and not 1 <= profile.connections <= MAX_CONNECTIONS:
         raise DataError(f"connections {profile.connections} must be from 1 to {MAX_CONNECTIONS}",
                         "e.g. connections = 3 (most relays allow a few per client)", field="connections")
+    if profile.keyring_backend is not None and not _CLASS_PATH.fullmatch(profile.keyring_backend):
+        raise DataError(f"keyring_backend {profile.keyring_backend!r} is not a class path (module.Class)",
+                        'e.g. keyring_backend = "keyring.backends.SecretService.Keyring", or remove the line: '
+                        "setup writes it", field="keyring_backend")
     if profile.rate:
         from xoromail_cli.pacing import parse_rate
 

@@ -58,16 +58,18 @@ class SecretBackend(Protocol):
     def kinds(self, profile: str, candidates: tuple[str, ...]) -> list[str]: ...
 
 
-def current_store() -> SecretBackend:
-    """The encrypted file when a key is given (no keyring import, no backend scan), else the OS keyring."""
+def current_store(recorded: str | None = None) -> SecretBackend:
+    """The encrypted file when a key is given (no keyring import, no backend scan), else the OS keyring: the
+    backend `recorded` in the profile by setup when it loads and is viable here and the user named none (no
+    backend scan), else keyring's own choice or the user's."""
     from xoromail_cli.stores.encrypted import EncryptedFileStore, key_source
 
     source = key_source()
     if source is not None:
         return EncryptedFileStore(source)
-    from xoromail_cli.stores.keyrings import current_keyring
+    from xoromail_cli.stores.keyrings import current_keyring, recorded_keyring
 
-    return current_keyring()
+    return (recorded_keyring(recorded) if recorded else None) or current_keyring()
 
 
 def store_label() -> str:
@@ -114,7 +116,7 @@ def password_source(profile: Profile) -> PasswordSource:
     if profile.password_command:
         return PasswordSource("password_command", "password_command in the profile")
     try:
-        store = current_store()
+        store = current_store(profile.keyring_backend)
         stored = store.read(profile.name, "password")
     except KeyringUnavailableError as error:
         return PasswordSource("unset", error.message, unreachable=True)
@@ -134,7 +136,7 @@ def resolve_password(profile: Profile) -> str:
     if not value and profile.password_command:
         value = run_password_command(profile.password_command)
     if not value:
-        value = read_secret(profile.name, "password")
+        value = read_secret(profile.name, "password", profile.keyring_backend)
     if not value:
         raise missing_password(profile.name)
     return value
@@ -225,19 +227,19 @@ class Secrets:
                 raise
             except ConfigError:
                 return None
-        return read_secret(self.profile.name, kind)
+        return read_secret(self.profile.name, kind, self.profile.keyring_backend)
 
     def set(self, kind: str, value: str) -> None:
         if self._staged:
             self._pending[kind] = value
         else:
-            write_secret(self.profile.name, kind, value)
+            write_secret(self.profile.name, kind, value, self.profile.keyring_backend)
 
     def delete(self, kind: str) -> None:
         if self._staged:
             self._pending[kind] = None
         else:
-            delete_secret(self.profile.name, kind)
+            delete_secret(self.profile.name, kind, self.profile.keyring_backend)
 
     def staged_kinds(self) -> list[str]:
         """The kinds `commit()` will store (not those it will remove)."""
@@ -255,20 +257,21 @@ class Secrets:
         self._staged = False
 
 
-def write_secret(profile_name: str, kind: str, value: str) -> None:
-    current_store().write(profile_name, kind, value)
+def write_secret(profile_name: str, kind: str, value: str, recorded: str | None = None) -> None:
+    """Store one secret; `recorded`: the profile's `keyring_backend` (see `current_store`)."""
+    current_store(recorded).write(profile_name, kind, value)
 
 
-def read_secret(profile_name: str, kind: str) -> str | None:
+def read_secret(profile_name: str, kind: str, recorded: str | None = None) -> str | None:
     """The stored secret, None when none is stored; KeyringUnavailableError when no store can be reached (not
     "none stored": setup may well have stored one, in a session this job cannot see)."""
-    return current_store().read(profile_name, kind)
+    return current_store(recorded).read(profile_name, kind)
 
 
-def delete_secret(profile_name: str, kind: str) -> bool:
+def delete_secret(profile_name: str, kind: str, recorded: str | None = None) -> bool:
     """Remove one secret (and its chunks); nothing stored is not an error. True when something was removed."""
     try:
-        return current_store().delete(profile_name, kind)
+        return current_store(recorded).delete(profile_name, kind)
     except KeyringUnavailableError:  # no store here: nothing this process could remove
         return False
 

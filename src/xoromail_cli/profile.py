@@ -33,6 +33,9 @@ class Profile:
     rate: str | None = None
     connections: int | None = None
     """Connections a batch may use at once (`--connections`); unset means 1."""
+    keyring_backend: str | None = None
+    """The keyring backend setup stored the secrets in (`keyring.backends.SecretService.Keyring`): loaded by
+    name when sending, without keyring's scan of every installed backend (stores/keyrings.py)."""
     form: str = field(default="current", compare=False)
     """How the file held it: "current" (a service table) or "flat" (the first release's keys)."""
 

@@ -132,8 +132,11 @@ def drop_unused_secrets(existing: Profile | None, profile: Profile, secrets: Sec
 def save(config_path: Path, profile: Profile, secrets: Secrets, *, adopt: bool = False) -> None:
     """Write the settings atomically, then the staged secrets, then this file as their owner (stores/owners.py:
     when a secret was stored, or `adopt`: taken over from a file that lost the profile); a secret-store failure
-    puts the old file back."""
+    puts the old file back. With secrets to store, the profile records the keyring backend that holds them
+    (`keyring_backend`, or none)."""
     written = bool(secrets.staged_kinds())
+    if written:  # the backend that will hold them, so that sending loads it by name (no backend scan)
+        profile = dataclasses.replace(profile, keyring_backend=_backend_to_record())
     previous = config_path.read_bytes() if config_path.is_file() else None
     try:
         config.save_profile(config_path, profile)
@@ -150,6 +153,18 @@ def save(config_path: Path, profile: Profile, secrets: Secrets, *, adopt: bool =
         else:
             atomic_write(config_path.resolve(), previous)  # the file a symlink points at, as config.save_profile
         raise
+
+
+def _backend_to_record() -> str | None:
+    """The keyring backend the staged secrets are about to be written to, when one may be recorded."""
+    from xoromail_cli.credentials import current_store
+    from xoromail_cli.errors import KeyringUnavailableError
+    from xoromail_cli.stores.keyrings import backend_to_record
+
+    try:
+        return backend_to_record(current_store())
+    except KeyringUnavailableError:  # writing the secrets says so, with the old file put back
+        return None
 
 
 def _claim(config_path: Path, profile_name: str, *, must: bool) -> None:

@@ -86,9 +86,8 @@ def explicitly_chosen() -> str | None:
 
 def writing_backend(backend: KeyringBackend) -> KeyringBackend | None:
     """The backend a write lands in: the chain's first, or the backend itself; None when there is none."""
-    from keyring.backends import chainer
-
-    if isinstance(backend, chainer.ChainerBackend):
+    chainer = sys.modules.get("keyring.backends.chainer")  # not loaded: `backend` is no chain (no import for it)
+    if chainer is not None and isinstance(backend, chainer.ChainerBackend):
         chain = list(backend.backends)
         return chain[0] if chain else None
     return backend
@@ -118,8 +117,7 @@ def encrypts(backend: KeyringBackend) -> bool:
 
 def describe(backend: KeyringBackend) -> str:
     """A person's name for the backend: "Secret Service", "plain file /home/…/keyring_pass.cfg", …"""
-    kind = type(backend)
-    qualified = f"{kind.__module__}.{kind.__name__}"
+    qualified = class_path(backend)
     if qualified in NAMES:
         return NAMES[qualified]
     path = getattr(backend, "file_path", None)
@@ -245,6 +243,58 @@ def current_keyring() -> KeyringStore:
         return _last[0]
     _last[:] = [KeyringStore(backend, chosen_by)]
     return _last[0]
+
+
+def class_path(backend: KeyringBackend) -> str:
+    kind = type(backend)
+    return f"{kind.__module__}.{kind.__name__}"
+
+
+def backend_to_record(store: object) -> str | None:
+    """What setup records in the profile (`keyring_backend`) after storing secrets in `store`: the class path of
+    the keyring backend that holds them when it encrypts; None for the encrypted file, or a backend the policy
+    admits only by name (a plain file): that one is never to be loaded without the user naming it."""
+    if not isinstance(store, KeyringStore) or store.target is None or not store.encrypts:
+        return None
+    return class_path(store.target)
+
+
+_recorded: dict[str, KeyringStore] = {}
+
+
+def recorded_keyring(name: str) -> KeyringStore | None:
+    """The backend setup recorded, loaded by its class path without keyring's scan of every installed backend
+    (`keyring.backend.get_all_keyring`). None, so that keyring's full resolution and the policy decide with their
+    own messages, when the user chose a backend ($PYTHON_KEYRING_BACKEND, even empty, or keyringrc.cfg: theirs
+    wins), or when the recorded one cannot be loaded, is not viable here (no D-Bus session under cron) or does
+    not encrypt."""
+    if BACKEND_ENV in os.environ or explicitly_chosen() is not None:
+        return None
+    if name not in _recorded:
+        backend = _load_viable(name)
+        if backend is None:
+            return None
+        store = KeyringStore(backend, None)
+        if not store.encrypts:
+            return None
+        _recorded[name] = store
+    return _recorded[name]
+
+
+def _load_viable(name: str) -> KeyringBackend | None:
+    """An instance of the backend class `name` if it loads and is viable here (priority above 0), else None."""
+    import importlib
+
+    from keyring.backend import KeyringBackend
+
+    module_name, _, class_name = name.rpartition(".")
+    try:
+        kind = getattr(importlib.import_module(module_name), class_name)
+        if not (isinstance(kind, type) and issubclass(kind, KeyringBackend)) or not kind.priority > 0:
+            return None
+        return kind()
+    except Exception:  # noqa: BLE001  # not installed, not viable (its priority raises), or broken: decide as before
+        return None
 
 
 def keyring_unreachable() -> KeyringUnavailableError:
