@@ -17,14 +17,13 @@ from typing import Any
 
 import keyring
 import pytest
-import tomli_w
 from keyrings.alt.file import PlaintextKeyring
 from typer.testing import CliRunner
 
 from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles
 from tests.support.external import external_client
 from tests.support.samples import smtp_profile
-from tests.test_send_imports import PROBE, SEND
+from tests.support.send_probe import PROBE, SEND
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
 from xoromail_cli.errors import ExitCode, KeyringUnavailableError
@@ -50,11 +49,13 @@ def recorded(config_path: Path) -> Any:
     return tomllib.loads(config_path.read_text(encoding="utf-8"))["profiles"]["default"].get("keyring_backend")
 
 
-def without_record(config_path: Path, copy: Path) -> None:
-    """The same settings as an older release wrote them: no `keyring_backend`."""
-    document = tomllib.loads(config_path.read_text(encoding="utf-8"))
-    document["profiles"]["default"].pop("keyring_backend")
-    copy.write_text(tomli_w.dumps(document), encoding="utf-8")
+OLD_FORM = """
+import pathlib, sys, tomllib, tomli_w
+document = tomllib.loads(pathlib.Path(sys.argv[1]).read_text(encoding="utf-8"))
+document["profiles"]["default"].pop("keyring_backend")
+pathlib.Path(sys.argv[2]).write_text(tomli_w.dumps(document), encoding="utf-8")
+"""
+"""The same settings as an older release wrote them: no `keyring_backend`."""
 
 
 def test_send_loads_the_recorded_secret_service_without_the_scan(
@@ -71,8 +72,7 @@ def test_send_loads_the_recorded_secret_service_without_the_scan(
     setup = {"argv": [SCRIPT, "--config", str(config_path), "setup", "--email", USER, "--display-name", "Billing",
                       "--host", "127.0.0.1", "--port", str(server.port), "--security", "starttls", "--ca-file",
                       str(tls.ca_file), "--password-stdin"], "input": PASSWORD + "\n"}
-    write_old_form = [sys.executable, "-c", f"import tests.test_recorded_backend as t, pathlib; t.without_record("
-                      f"pathlib.Path({str(config_path)!r}), pathlib.Path({str(old_form)!r}))"]
+    write_old_form = [sys.executable, "-c", OLD_FORM, str(config_path), str(old_form)]
     steps: list[Any] = [
         setup,
         [sys.executable, "-c", PROBE, str(listings[0]), "--config", str(config_path), *invoice(1), "--quiet"],
@@ -101,7 +101,7 @@ def in_secret_service_session(steps: list[Any], tmp_path: Path) -> list[dict[str
     spec.write_text(json.dumps({"password": "known login keyring password", "steps": steps}))
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "PYTHONPATH": str(Path(__file__).parent.parent)}
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
     env.pop("PYTHON_KEYRING_BACKEND")
     env.pop("DBUS_SESSION_BUS_ADDRESS", None)
     done = subprocess.run(["dbus-run-session", "--", sys.executable, SESSION, str(spec)], env=env,

@@ -16,21 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.common import PASSWORD, ServerFactory, TLSFiles, configure
-
-SEND = ["send", "--event", "overdue-invoice", "--to", "ann@client.test", "--var", "customer_name=Ann",
-        "--var", "invoice_number=INV-1", "--var", "amount_due=1249.50", "--var", "due_date=2026-11-15"]
-
-PROBE = """
-import atexit, json, sys
-target = sys.argv[1]
-def listing():
-    with open(target, "w", encoding="utf-8") as handle:
-        json.dump(sorted(sys.modules), handle)
-atexit.register(listing)
-sys.argv = ["xoromail", *sys.argv[2:]]
-from xoromail_cli.cli import main
-main()
-"""
+from tests.support.send_probe import PROBE, SEND
 
 THIRD_PARTY_ALLOWED = {"typer", "annotated_doc", "shellingham", "markupsafe", "platformdirs"}
 """Typer and what it imports itself; markupsafe escapes HTML parts (without Jinja2); platformdirs finds folders."""
