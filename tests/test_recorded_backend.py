@@ -167,3 +167,22 @@ def test_a_keyring_backend_that_is_no_class_path_is_refused_with_its_line(
     with pytest.raises(ConfigError, match=said) as caught:
         config.load(config_path)
     assert f"{config_path}:3:" in caught.value.message
+
+
+def test_setup_with_the_encrypted_store_clears_an_earlier_record(
+        runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The secrets move to the encrypted file: the keyring backend recorded before no longer holds them."""
+    server = smtp_server()
+    profile = smtp_profile(name="default", email=USER, host="127.0.0.1", port=server.port)
+    config.save_profile(config_path, dataclasses.replace(profile, keyring_backend=SECRET_SERVICE))
+    assert recorded(config_path) == SECRET_SERVICE
+    key = tmp_path / "secrets.key"
+    subprocess.run([SCRIPT, "secrets", "init-key", str(key)], capture_output=True, check=True, timeout=60)
+    monkeypatch.setenv("XOROMAIL_SECRETS_KEY", str(key))
+    result = runner.invoke(app, ["--config", str(config_path), "setup", "--email", USER, "--display-name", "B",
+                                 "--host", "127.0.0.1", "--port", str(server.port), "--security", "starttls",
+                                 "--ca-file", str(tls.ca_file), "--password-stdin"], input=PASSWORD + "\n")
+    assert result.exit_code == 0, result.output
+    assert recorded(config_path) is None
+    assert credentials.resolve_password(config.load_profile(config_path, "default")) == PASSWORD
