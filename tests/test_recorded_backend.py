@@ -145,6 +145,26 @@ def test_a_recorded_backend_not_usable_here_leaves_the_choice_and_its_message_as
     assert said[0][0] == ExitCode.CONFIG and "keeps secrets unencrypted" in " ".join(said[0][1].split())
 
 
+def test_a_recorded_module_outside_the_keyring_namespaces_is_never_imported(tmp_path: Path) -> None:
+    """The settings file is outside input: a hand-written `keyring_backend` naming some other module on the path
+    (here one that leaves a mark when imported) is not imported; keyring's own resolution decides, as without it."""
+    planted = tmp_path / "lib"
+    planted.mkdir()
+    mark = tmp_path / "imported"
+    (planted / "planted.py").write_text(f"open({str(mark)!r}, 'w').close()\nclass Keyring: pass\n")
+    home = tmp_path / "fresh"
+    home.mkdir()
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "LANG": "C.UTF-8", "NO_COLOR": "1",
+           "PYTHONPATH": str(planted)}
+    path = tmp_path / "settings.toml"
+    profile = smtp_profile(name="default", email=USER, host="smtp.company.test", port=587)
+    config.save_profile(path, dataclasses.replace(profile, keyring_backend="planted.Keyring"))
+    done = subprocess.run([SCRIPT, "--config", str(path), "send", *SEND[1:]], capture_output=True, text=True,
+                          env=env, timeout=60, check=False)
+    assert done.returncode == ExitCode.CONFIG, done.stderr
+    assert not mark.exists()
+
+
 def test_a_recorded_plain_file_is_not_used_without_being_named(monkeypatch: pytest.MonkeyPatch) -> None:
     credentials.store_password("default", PASSWORD)  # while the user named the plain file
     monkeypatch.delenv("PYTHON_KEYRING_BACKEND")

@@ -250,13 +250,24 @@ def class_path(backend: KeyringBackend) -> str:
     return f"{kind.__module__}.{kind.__name__}"
 
 
+RECORDABLE = ("keyring.backends.", "keyrings.")
+"""Where a recorded backend may live: keyring's own backends and the `keyrings.*` namespace third-party backends
+use. The settings file names a module to import, so nothing else is ever imported from it (another backend still
+works, found by keyring's scan as before)."""
+
+
+def recordable(name: str) -> bool:
+    return name.startswith(RECORDABLE)
+
+
 def backend_to_record(store: object) -> str | None:
     """What setup records in the profile (`keyring_backend`) after storing secrets in `store`: the class path of
     the keyring backend that holds them when it encrypts; None for the encrypted file, or a backend the policy
     admits only by name (a plain file): that one is never to be loaded without the user naming it."""
     if not isinstance(store, KeyringStore) or store.target is None or not store.encrypts:
         return None
-    return class_path(store.target)
+    name = class_path(store.target)
+    return name if recordable(name) else None
 
 
 _recorded: dict[str, KeyringStore] = {}
@@ -287,6 +298,8 @@ def _load_viable(name: str) -> KeyringBackend | None:
 
     from keyring.backend import KeyringBackend
 
+    if not recordable(name):  # a hand-edited settings file never makes xoromail import an arbitrary module
+        return None
     module_name, _, class_name = name.rpartition(".")
     try:
         kind = getattr(importlib.import_module(module_name), class_name)
