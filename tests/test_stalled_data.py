@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, configure
 from tests.support.engine import sender
-from tests.support.misbehaving import FEATURES, PIPELINING, scripted, stops_reading
+from tests.support.misbehaving import BIG, FEATURES, PIPELINING, big_file, scripted, stops_reading
 from tests.support.relay_helpers import RelayFactory, erp_message, relay, submit, wait_for
 from tests.support.samples import EVENT, OVERDUE, smtp_profile
 from xoromail_cli import config, credentials
@@ -35,20 +35,9 @@ from xoromail_cli.sending.batch import make_job
 
 __all__ = ["relay"]  # the fixture, imported for pytest
 ACCOUNT = account_key(USER)
-BIG = 12 << 20
-"""The attachment's bytes (about 16 MB once encoded): more than any loopback socket buffers hold, so the write
-stalls in the middle of the data instead of fitting in the buffers (which would leave it, rightly, in doubt)."""
-
-
 def stalling_profile(port: int, tls: TLSFiles, security: str) -> Profile:
     return smtp_profile(name="default", email=USER, host="127.0.0.1", port=port, security=security,
                         display_name="Company Billing", ca_file=str(tls.ca_file), timeout=0.5)
-
-
-def big_file(tmp_path: Path) -> Path:
-    path = tmp_path / "statement.pdf"
-    path.write_bytes(random.Random(7).randbytes(BIG))
-    return path
 
 
 @pytest.mark.parametrize(("ehlo", "security"), [(FEATURES, "none"), (PIPELINING, "none"),

@@ -55,13 +55,17 @@ def _stop(signal_number: int, frame: FrameType | None) -> None:
 
 
 @contextmanager
-def recording_outcome() -> Iterator[None]:
+def recording_outcome(stopping: KeyboardInterrupt | None = None) -> Iterator[None]:
     """A Ctrl-C or SIGTERM that comes inside waits until the outermost one ends, a second one does not (main
-    thread only: the signals' Python handlers run there; other threads are never interrupted by them)."""
+    thread only: the signals' Python handlers run there; other threads are never interrupted by them).
+    `stopping`: the stop already under way while its message's outcome is recorded, held as if it came inside
+    (raised again at the end): the next signal stops at once."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     _Held.depth += 1
+    if stopping is not None and _Held.pending is None:
+        _Held.pending = stopping
     try:
         yield
     finally:

@@ -7,12 +7,14 @@ dripped a byte at a time, a 421 to EHLO, data slipped in behind a reply.
 
 from __future__ import annotations
 
+import random
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 DRIP_PAUSE = 0.05
 """Seconds between two dripped bytes: far under any test's timeout, so only a deadline on the whole reply ends it."""
@@ -169,10 +171,11 @@ FEATURES = b"250-mx.test\r\n250-AUTH PLAIN\r\n250-8BITMIME\r\n250 SIZE 100000000
 PIPELINING = b"250-mx.test\r\n250-AUTH PLAIN\r\n250-PIPELINING\r\n250 SIZE 100000000\r\n"
 
 
-def stops_reading(ehlo: bytes = FEATURES, tls: ssl.SSLContext | None = None) -> Script:
+def stops_reading(ehlo: bytes = FEATURES, tls: ssl.SSLContext | None = None,
+                  stopped: threading.Event | None = None) -> Script:
     """A server (STARTTLS first when `tls` is given) that says 354, reads one line of the message and then
     nothing more, and never answers: the write of a message larger than the sockets' buffers stalls in the
-    middle of its data."""
+    middle of its data. `stopped` is set once it stops reading (the client is writing the data by then)."""
 
     def script(peer: Peer) -> None:
         peer.say(b"220 mx.test ESMTP\r\n")
@@ -183,9 +186,23 @@ def stops_reading(ehlo: bytes = FEATURES, tls: ssl.SSLContext | None = None) -> 
         peer.dialog(until=b"DATA", ehlo=ehlo)
         peer.say(b"354 End data with <CR><LF>.<CR><LF>\r\n")
         peer.line()
+        if stopped is not None:
+            stopped.set()
         peer.stop.wait(30)  # silent, the TLS socket (a new object) kept open until the test ends
 
     return script
+
+
+BIG = 12 << 20
+"""The attachment's bytes (about 16 MB once encoded): more than any loopback socket buffers hold, so the write
+stalls in the middle of the data instead of fitting in the buffers (which would leave it, rightly, in doubt)."""
+
+
+def big_file(tmp_path: Path) -> Path:
+    """An attachment of `BIG` random bytes in `tmp_path`, for a server that `stops_reading`."""
+    path = tmp_path / "statement.pdf"
+    path.write_bytes(random.Random(7).randbytes(BIG))
+    return path
 
 
 def escape_reply(peer: Peer) -> None:

@@ -17,7 +17,7 @@ from xoromail_cli.errors import ExitCode, StageFailedError, XoromailError
 from xoromail_cli.pacing import Backoff, RateLimiter, now
 from xoromail_cli.profile import Profile
 from xoromail_cli.sending.inflight import InFlight, OwedState, owed_state, settle_interrupted
-from xoromail_cli.sending.results import MessageResult, ResultStatus, UnrecordedDelivery
+from xoromail_cli.sending.results import MessageResult, ResultStatus, UnrecordedDelivery, carry_result
 from xoromail_cli.services.base import ConnectionLostError, Delivery, PipeliningTransport, Refusal, Transport
 
 if TYPE_CHECKING:
@@ -169,8 +169,12 @@ class Deliverer:
             tries.attempt += 1
             marker = InFlight(self.ledger, self.owner, self.event, key, tries.pending, row or None)
             first = tries.attempt == 1
-            delivery = self._attempt(tries.pending, marker, tries.attempt, following if first else None,
-                                     meanwhile if first else None)
+            try:
+                delivery = self._attempt(tries.pending, marker, tries.attempt, following if first else None,
+                                         meanwhile if first else None)
+            except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: settled not sent if it cut the data short
+                self._stopped(stop, tries, marker, key, row)
+                raise
             settle = self._after_lost_answer if delivery.unknown else self._after_answer
             try:
                 result = settle(tries, marker, delivery, key, row)
@@ -180,6 +184,36 @@ class Deliverer:
                 raise self._unrecorded(tries, error, key, row) from None
             if result is not None:
                 return result
+
+    def _stopped(self, stop: KeyboardInterrupt, tries: _Tries, marker: InFlight, key: str, row: int) -> None:
+        """A Ctrl-C or SIGTERM came while this attempt's data was written, before its end went out (the transport
+        marked it so): the server cannot have accepted it. Its row settles as not sent (temporary) and its result
+        rides on the stop for the Sender to count, both under `recording_outcome` (a further signal stops at
+        once); the stop then ends the run. A ledger that fails here leaves the row in flight (in doubt)."""
+        from xoromail_cli.sending.inflight import STOPPED_HINT, STOPPED_REPLY
+        from xoromail_cli.services.base import stopped_before_end
+
+        if not stopped_before_end(stop):
+            return
+        self._connected = False
+        if self.holding is not None:
+            from xoromail_cli.interrupts import recording_outcome
+
+            self.holding.enter_context(recording_outcome(stop))
+        temporary = dict.fromkeys(tries.pending.recipients, STOPPED_REPLY)
+        state = owed_state(None, {**tries.permanent, **temporary}, tuple(temporary))
+        try:
+            marker.settle("temporary", STOPPED_REPLY, record_refusal=False)
+            if tries.message_row is not None:
+                tries.message_row.conclude(*state)
+        except XoromailError:
+            return
+        if tries.message_row is None:
+            delivery = Delivery(status="temporary", reply=STOPPED_REPLY, exit_code=int(ExitCode.TEMPFAIL),
+                                hint=STOPPED_HINT)
+            carry_result(stop, self._not_delivered(tries, delivery, temporary, key, row, quota=False))
+        else:
+            carry_result(stop, self._outcome(tries, key, row, state, STOPPED_REPLY, stops_batch=False))
 
     def _unrecorded(self, tries: _Tries, error: XoromailError, key: str, row: int) -> UnrecordedDelivery:
         """The ledger failed while recording a message that (maybe) went out: in doubt, its row in flight."""

@@ -68,6 +68,10 @@ def owed_state(reply: str | None, remaining: dict[str, str], owed: tuple[str, ..
     return "partial", f"delivered except to {listed}", owed, tuple(remaining)
 
 
+STOPPED_REPLY = "the run was stopped while the message was being written, before its end went out: not sent"
+"""How the row of a message reads when Ctrl-C or SIGTERM cut its data short: not in flight, never in doubt."""
+STOPPED_HINT = "a server accepts a message only once it has read its end: a re-run sends it, with no duplicate"
+
 EARLIER_RUN_REPLY = ("an earlier run sent it and its answer never came: that run was stopped, or the server did not "
                      "answer the data in time; it may have been delivered; it is sent again if still due (a "
                      "possible duplicate)")

@@ -108,3 +108,17 @@ class UnrecordedDelivery(XoromailError):
     def __init__(self, error: XoromailError, result: MessageResult) -> None:
         super().__init__(error.message, error.hint, exit_code=error.exit_code, field=error.field)
         self.result = result
+
+
+_CARRIED = "xoromail_result"
+
+
+def carry_result(stop: KeyboardInterrupt, result: MessageResult) -> None:
+    """Let a Ctrl-C or SIGTERM carry the result of the message it cut short (settled in the ledger already) to
+    the Sender, which counts it before the stop ends the run (the same exception: `Terminated` stays one)."""
+    setattr(stop, _CARRIED, result)
+
+
+def carried_result(stop: BaseException) -> MessageResult | None:
+    result = getattr(stop, _CARRIED, None)
+    return result if isinstance(result, MessageResult) else None

@@ -21,7 +21,7 @@ from xoromail_cli.profile import Profile
 from xoromail_cli.sending.batch import InvalidRow, SendJob
 from xoromail_cli.sending.deliverer import Deliverer
 from xoromail_cli.sending.keys import check_key_template, idempotency_key
-from xoromail_cli.sending.results import MessageResult, Summary, UnrecordedDelivery
+from xoromail_cli.sending.results import MessageResult, Summary, UnrecordedDelivery, carried_result
 from xoromail_cli.sending.rows import InOrder, Item, JobSource, batch_items, invalid_result, stop_error, unexpected
 
 if TYPE_CHECKING:
@@ -144,13 +144,19 @@ class Sender:
                            how: tuple[JobSource, PipeliningTransport | None, _Early | None],
                            emit: Callable[[int, MessageResult], None]) -> tuple[MessageResult, _Next]:
         """`_deliver`, then `emit` its result. A Ctrl-C or SIGTERM that comes once the outcome is being written to
-        the ledger waits until it is emitted (counted in the summary): the ledger and the summary agree."""
+        the ledger waits until it is emitted (counted in the summary): the ledger and the summary agree. One that
+        cut the message's data short (not sent) carries its result, emitted before the stop goes on."""
         with ExitStack() as holding:
             self.deliverer.holding = holding
             try:
                 result, after = self._deliver(prepared, *how)
             except UnrecordedDelivery as unrecorded:  # reported in doubt, then the run stops on the ledger's error
                 emit(place, unrecorded.result)
+                raise
+            except KeyboardInterrupt as stop:  # cut short before its end went out: counted as its row reads
+                stopped = carried_result(stop)
+                if stopped is not None:
+                    emit(place, stopped)
                 raise
             finally:
                 self.deliverer.holding = None

@@ -82,6 +82,21 @@ class ConnectionLostError(TemporaryError):
         self.committed = committed
 
 
+_BEFORE_END = "xoromail_stopped_before_end"
+
+
+def mark_stopped_before_end(stop: KeyboardInterrupt) -> None:
+    """Mark a Ctrl-C or SIGTERM that came while a message's data was being written, before its end went out: the
+    server cannot have accepted that message. A transport that can tell (SMTP) marks the stop it lets through, the
+    same exception (so `interrupts.Terminated` stays one); the sender then settles that message as not sent."""
+    setattr(stop, _BEFORE_END, True)
+
+
+def stopped_before_end(stop: BaseException) -> bool:
+    """Whether `stop` was marked by `mark_stopped_before_end`."""
+    return getattr(stop, _BEFORE_END, False) is True
+
+
 class Transport(Protocol):
     """An open session with a service. `open` raises StageFailedError naming the stage that failed;
     `send` returns refusals as a Delivery and raises ConnectionLostError when the connection goes away.

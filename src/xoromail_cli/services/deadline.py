@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 
 _HAS_POLL = hasattr(select, "poll")
+WRITE_CHUNK = 65536
+"""The most bytes one write of `send_all` hands the socket."""
 MIN_TRANSFER_RATE = 16 * 1024
 """Bytes per second a message's transfer may not fall below on average: 25 MB gets about 27 minutes."""
 
@@ -101,7 +103,7 @@ def send_all(sock: socket.socket, data: bytes, deadline: Deadline, timeout: floa
             stalled = deadline.remaining() > 0  # (not "did not finish within" the whole's far longer bound)
             raise DeadlineExceededError(deadline.what, timeout if stalled else deadline.seconds, stalled=stalled)
         try:
-            sent = sock.send(view[:65536])
+            sent = sock.send(view[:WRITE_CHUNK])
         except (BlockingIOError, ssl.SSLWantWriteError):
             _wait(sock, True, left)
         except ssl.SSLWantReadError:
@@ -117,15 +119,25 @@ def send_all(sock: socket.socket, data: bytes, deadline: Deadline, timeout: floa
 
 class Reached:
     """An `on_sent` for `send_all` that runs `then` once the socket has taken the first `upto` bytes (the end of
-    a message written together with the commands behind it)."""
+    a message written together with the commands behind it), and `nearing` as soon as the next write may take
+    them (at once when the first may). A signal's exception can be raised between a write and the count it
+    took: before `nearing` ran, those bytes had certainly not all gone out, whatever count was lost."""
 
-    def __init__(self, upto: int, then: Callable[[], None] | None) -> None:
-        self.upto, self.then = upto, then
+    def __init__(self, upto: int, then: Callable[[], None] | None,
+                 nearing: Callable[[], None] | None = None) -> None:
+        self.upto, self.then, self.nearing = upto, then, nearing
+        self._near(0)
 
     def __call__(self, sent: int) -> None:
+        self._near(sent)
         if self.then is not None and sent >= self.upto:
             then, self.then = self.then, None
             then()
+
+    def _near(self, sent: int) -> None:
+        if self.nearing is not None and sent + WRITE_CHUNK >= self.upto:
+            nearing, self.nearing = self.nearing, None
+            nearing()
 
 
 def _nonblocking(sock: socket.socket) -> None:

@@ -98,9 +98,10 @@ class _Client(smtplib.SMTP):
 
     def data(self, msg: bytes | str,  # type: ignore[override]  # smtplib's, narrowed as send is, plus callbacks
              meanwhile: Callable[[], None] | None = None,
-             written: Callable[[], None] | None = None) -> tuple[int, bytes]:
+             written: Callable[[], None] | None = None,
+             nearing: Callable[[], None] | None = None) -> tuple[int, bytes]:
         """smtplib's DATA, the message sent in dot-stuffed pieces (`message_pieces`), not in whole copies.
-        `written` runs once its final dot is handed to the socket (see `write_message`); `meanwhile` then, before
+        `written` and `nearing` as in `write_message` (its final dot handed to the socket); `meanwhile` then, before
         its reply is read: the caller's own work overlaps the server's."""
         if not isinstance(msg, bytes):
             if written is not None:  # no piecewise write to watch: counted as handed over from the start
@@ -110,17 +111,20 @@ class _Client(smtplib.SMTP):
         code, reply = self.getreply()
         if code != 354:
             raise smtplib.SMTPDataError(code, reply)
-        self.write_message(msg, written=written)
+        self.write_message(msg, written=written, nearing=nearing)
         if meanwhile is not None:
             meanwhile()
         return self.getreply()
 
     def write_message(self, data: bytes, after: list[bytes] | None = None,
-                      written: Callable[[], None] | None = None) -> None:
+                      written: Callable[[], None] | None = None,
+                      nearing: Callable[[], None] | None = None) -> None:
         """The message's data after 354 (then `after`, commands PIPELINING lets follow it), in pieces, within
         one deadline for the whole (timeout plus size at the slowest allowed rate). `written` runs as soon as the
         socket has taken the final CRLF . CRLF, even if the write of `after` then fails: only from there on may
-        the server accept the message; when this raises before, it cannot have."""
+        the server accept the message; when this raises before, it cannot have. `nearing` runs before the first
+        write that may take that end (`deadline.Reached`): a Ctrl-C or SIGTERM raised before it came before the end
+        went out, even when it was raised between a write and the count of what it took."""
         from xoromail_cli.services.smtp.pipelining import message_pieces
 
         self._trace_out(data)
@@ -136,7 +140,7 @@ class _Client(smtplib.SMTP):
                 held, size = [], 0
             held.append(piece)
             size += len(piece)
-        self._send_bounded(b"".join([*held, *(after or ())]), limit, deadline.Reached(size, written))
+        self._send_bounded(b"".join([*held, *(after or ())]), limit, deadline.Reached(size, written, nearing))
 
     def _send_bounded(self, data: bytes, limit: Deadline | None = None,
                       on_sent: Callable[[int], None] | None = None) -> None:

@@ -19,6 +19,7 @@ from xoromail_cli.services.base import (
     Refusal,
     StageCallback,
     TraceCallback,
+    mark_stopped_before_end,
 )
 from xoromail_cli.services.network import is_loopback
 from xoromail_cli.services.smtp import pipelining
@@ -106,6 +107,10 @@ class SmtpTransport:
         except (OSError, smtplib.SMTPException) as exc:
             self._drop()
             raise progress.lost(f"{self.settings.host}:{self.settings.port}", str(exc) or type(exc).__name__) from None
+        except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM (interrupts.Terminated): the run ends
+            if progress.cut_short(stop):  # in the middle of the data: a QUIT would be read as part of it
+                self._drop()
+            raise
 
     def _exchange_pipelined(self, client: _Client, envelope: Envelope, progress: _Progress,
                             following: Envelope | None, meanwhile: Callable[[], None] | None) -> Delivery:
@@ -124,7 +129,7 @@ class SmtpTransport:
         announce = following is not None and following is not envelope and not verdict
         after = pipelining.commands(following, body_options(client, following.data)) if (
             following is not None and announce) else []
-        client.write_message(envelope.data, after, written=progress.written)
+        client.write_message(envelope.data, after, written=progress.written, nearing=progress.nearing)
         self._awaiting_data = False
         if meanwhile is not None:
             meanwhile()
@@ -218,7 +223,8 @@ class SmtpTransport:
             return delivery
         progress.mark()
         try:
-            dcode, dreply = client.data(envelope.data, meanwhile, written=progress.written)
+            dcode, dreply = client.data(envelope.data, meanwhile, written=progress.written,
+                                         nearing=progress.nearing)
         except smtplib.SMTPDataError as exc:
             return self._refusal("data", exc.smtp_code, exc.smtp_error)
         if dcode != 250:
@@ -275,22 +281,34 @@ NOT_ACCEPTED_HINT = ("a server accepts a message only once it has read its end (
 
 
 class _Progress:
-    """How far one message got: `mark` (the ledger's in-flight row, just before its data) and `written` (its
-    final dot handed to the socket). Only a message written whole may have been accepted: a connection lost
-    before that, even in the middle of its data, leaves it certainly not sent (RFC 5321 4.1.1.4: the server
-    acts on the message after the end of the data)."""
+    """How far one message got: `mark` (the ledger's in-flight row, just before its data), `nearing` (the next
+    write may take its final dot) and `written` (its final dot handed to the socket). Only a message written whole
+    may have been accepted: a connection lost before that, even in the middle of its data, leaves it certainly not
+    sent (RFC 5321 4.1.1.4: the server acts on the message after the end of the data)."""
 
     def __init__(self, before_data: Callable[[], None] | None) -> None:
         self._before_data = before_data
-        self.marked = self.committed = False
+        self.marked = self.near_end = self.committed = False
 
     def mark(self) -> None:
-        self.marked = True
         if self._before_data is not None:
             self._before_data()
+        self.marked = True  # after the row is written: a stop while it is written leaves the run's usual stop
+
+    def nearing(self) -> None:
+        self.near_end = True
 
     def written(self) -> None:
         self.committed = True
+
+    def cut_short(self, stop: KeyboardInterrupt) -> bool:
+        """A Ctrl-C or SIGTERM came. True, and `stop` marked so (`services.base.stopped_before_end`), when it came
+        after the message's in-flight row and before any write that may have taken its end: not sent. A stop
+        that may have come after the end went out leaves the message in flight (in doubt), as a crash does."""
+        if not self.marked or self.near_end or self.committed:
+            return False
+        mark_stopped_before_end(stop)
+        return True
 
     def lost(self, host: str, cause: str) -> ConnectionLostError:
         if self.committed:
