@@ -31,6 +31,7 @@ class ProfileStandIn:
     email: str = USER
     ca_file: str | None = None
     timeout: float = 10.0
+    keyring_backend: str | None = None
 
 
 def test_settings_keep_only_what_differs_from_the_defaults_and_read_back() -> None:
