@@ -21,15 +21,14 @@ from keyrings.alt.file import PlaintextKeyring
 from typer.testing import CliRunner
 
 from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles
-from tests.support.external import external_client
 from tests.support.samples import smtp_profile
+from tests.support.secret_service import in_secret_service_session, secret_service_here
 from tests.support.send_probe import PROBE, SEND
 from xoromail_cli import config, credentials
 from xoromail_cli.cli import app
 from xoromail_cli.errors import ExitCode, KeyringUnavailableError
 
 SCRIPT = str(Path(sys.executable).with_name("xoromail"))
-SESSION = str(Path(__file__).parent / "support" / "secret_service_session.py")
 SECRET_SERVICE = "keyring.backends.SecretService.Keyring"
 SCANNED = ("keyring.backends.chainer", "keyring.backends.kwallet", "keyring.backends.libsecret",
            "keyring.backends.macOS", "keyring.backends.Windows", "keyrings.alt")
@@ -61,10 +60,8 @@ pathlib.Path(sys.argv[2]).write_text(tomli_w.dumps(document), encoding="utf-8")
 def test_send_loads_the_recorded_secret_service_without_the_scan(
         smtp_server: ServerFactory, tls: TLSFiles, tmp_path: Path) -> None:
     instead = "checked that a recorded backend that cannot be loaded falls back to keyring's own choice"
-    session = external_client("dbus-run-session", "apt-get install gnome-keyring dbus", instead)
-    daemon = external_client("gnome-keyring-daemon", "apt-get install gnome-keyring dbus", instead)
     server = smtp_server()
-    if session is None or daemon is None:
+    if not secret_service_here(instead):
         return  # the fallback tests below run everywhere
     config_path = tmp_path / "config" / "xoromail.toml"
     old_form = tmp_path / "config" / "old.toml"
@@ -94,21 +91,6 @@ def test_send_loads_the_recorded_secret_service_without_the_scan(
     assert explicit["code"] == ExitCode.CONFIG, explicit
     assert "no password for profile 'default'" in explicit["stderr"]
     assert len(server.messages) == 3
-
-
-def in_secret_service_session(steps: list[Any], tmp_path: Path) -> list[dict[str, Any]]:
-    spec = tmp_path / "steps.json"
-    spec.write_text(json.dumps({"password": "known login keyring password", "steps": steps}))
-    runtime = tmp_path / "runtime"
-    runtime.mkdir(mode=0o700)
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
-    env.pop("PYTHON_KEYRING_BACKEND")
-    env.pop("DBUS_SESSION_BUS_ADDRESS", None)
-    done = subprocess.run(["dbus-run-session", "--", sys.executable, SESSION, str(spec)], env=env,
-                          capture_output=True, text=True, timeout=600, check=False)
-    spec.unlink()
-    assert done.returncode == 0, done.stderr
-    return list(json.loads(done.stdout))
 
 
 def test_setup_records_no_plain_file_even_when_chosen_by_name(

@@ -14,12 +14,10 @@ from typing import Any
 from keyrings.alt.file import PlaintextKeyring
 
 from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles
-from tests.support.external import external_client
 from tests.support.secret_scan import files_holding
+from tests.support.secret_service import in_secret_service_session, secret_service_here
 
 SCRIPT = str(Path(sys.executable).with_name("xoromail"))
-SESSION = str(Path(__file__).parent / "support" / "secret_service_session.py")
-KEYRING_PASSWORD = "known login keyring password"
 IN_SECRET_SERVICE = """
 import json, sys
 import secretstorage
@@ -32,10 +30,8 @@ print(json.dumps([item.get_secret().decode() == sys.argv[1] for item in items]))
 def test_setup_validate_send_and_disconnect_with_the_secret_service(
         smtp_server: ServerFactory, tls: TLSFiles, tmp_path: Path, isolated_environment: Path) -> None:
     instead = "checked that setup refuses a plain file where no Secret Service runs"
-    session = external_client("dbus-run-session", "apt-get install gnome-keyring dbus", instead)
-    daemon = external_client("gnome-keyring-daemon", "apt-get install gnome-keyring dbus", instead)
     server = smtp_server()
-    if session is None or daemon is None:  # outside CI, without them: what happens where no Secret Service is
+    if not secret_service_here(instead):  # outside CI, without them: what happens where no Secret Service is
         no_secret_service_means_no_silent_plain_file(server.port, tls, tmp_path)
         return
     config_path = tmp_path / "config" / "xoromail.toml"
@@ -53,18 +49,7 @@ def test_setup_validate_send_and_disconnect_with_the_secret_service(
         [*base, "disconnect", "--yes"],
         check,
     ]
-    spec = tmp_path / "steps.json"
-    spec.write_text(json.dumps({"password": KEYRING_PASSWORD, "steps": steps}))
-    runtime = tmp_path / "runtime"
-    runtime.mkdir(mode=0o700)
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
-    env.pop("PYTHON_KEYRING_BACKEND")
-    env.pop("DBUS_SESSION_BUS_ADDRESS", None)
-    done = subprocess.run(["dbus-run-session", "--", sys.executable, SESSION, str(spec)], env=env,
-                          capture_output=True, text=True, timeout=600, check=False)
-    spec.unlink()  # it held the password to type
-    assert done.returncode == 0, done.stderr
-    setup, stored, shown, validate, send, disconnect, after = json.loads(done.stdout)
+    setup, stored, shown, validate, send, disconnect, after = in_secret_service_session(steps, tmp_path)
     for step in (setup, stored, shown, validate, send, disconnect, after):
         assert step["code"] == 0, step
     assert "password in Secret Service" in " ".join(setup["stdout"].split())
