@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from tests.support.cli import SCRIPT, as_from_a_terminal
+from tests.support.cli import SCRIPT, signalled
 from tests.support.common import PASSWORD, ServerFactory, TLSFiles, configure
 from tests.support.samples import csv_batch
 from tests.support.servers import RefuseRecipient
@@ -58,17 +58,9 @@ def test_a_signal_mid_batch_stops_cleanly_and_says_what_was_not_attempted(
     base = configure(config_path, server, tls)
     rows = csv_batch(tmp_path / "rows.csv", 20)
     command = [SCRIPT, *base, "send", "--event", "overdue-invoice", "--batch", str(rows)]
-    process = subprocess.Popen(command, env=_environment(isolated_environment), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, preexec_fn=as_from_a_terminal)
-    try:
-        assert handler.arrived.wait(30)
-        process.send_signal(signal_number)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == exit_code, stderr
+    done = signalled(command, _environment(isolated_environment), handler.arrived, signal_number)
+    stderr = done.stderr
+    assert done.returncode == exit_code, stderr
     assert "Traceback" not in stderr and cause in stderr
     assert "hint: re-run the same command to finish: what was sent is skipped" in stderr
     sent = len(server.messages)
@@ -105,17 +97,9 @@ def test_a_signal_during_validate_stops_it_without_send_s_re_run_advice(
         smtp_server: ServerFactory, tls: TLSFiles, config_path: Path, isolated_environment: Path) -> None:
     handler = Hung()
     base = configure(config_path, smtp_server(handler=handler), tls)
-    process = subprocess.Popen([SCRIPT, *base, "validate"], env=_environment(isolated_environment),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert handler.arrived.wait(30)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == 143, stderr
+    done = signalled([SCRIPT, *base, "validate"], _environment(isolated_environment), handler.arrived, signal.SIGTERM)
+    stderr = done.stderr
+    assert done.returncode == 143, stderr
     assert "stopped by SIGTERM" in stderr and "Traceback" not in stderr
     assert "what was sent is skipped" not in stderr  # validate has no rows left to finish
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import threading
 from collections import Counter
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.support.cli import SCRIPT, as_from_a_terminal
+from tests.support.cli import SCRIPT, signalled
 from tests.support.common import PASSWORD, USER, ServerFactory, TLSFiles, configure
 from tests.support.misbehaving import FEATURES, PIPELINING, big_file, scripted, stops_reading
 from tests.support.samples import OVERDUE, smtp_profile
@@ -52,18 +51,11 @@ def test_a_signal_in_the_middle_of_a_message_s_data_settles_it_as_not_sent(
         config.save_profile(config_path, smtp_profile(
             name="default", email=USER, host="127.0.0.1", port=stalling.port, security="none",
             display_name="Company Billing", ca_file=str(tls.ca_file), timeout=60))
-        process = subprocess.Popen([SCRIPT, *_send(config_path, attachment, "--json")],
-                                   env={**os.environ, "XOROMAIL_PASSWORD": PASSWORD}, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True, preexec_fn=as_from_a_terminal)
-        try:
-            assert reading_stopped.wait(30)  # the client has marked the row and is writing the data
-            process.send_signal(signal_number)
-            stdout, stderr = process.communicate(timeout=30)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
-    assert process.returncode == exit_code, stderr
+        # signalled once the client has marked the row and is writing the data
+        done = signalled([SCRIPT, *_send(config_path, attachment, "--json")],
+                         {**os.environ, "XOROMAIL_PASSWORD": PASSWORD}, reading_stopped, signal_number)
+    stdout, stderr = done.stdout, done.stderr
+    assert done.returncode == exit_code, stderr
     assert cause in stderr and "Traceback" not in stderr
     assert "re-run the same command to finish: what was sent is skipped" in stderr
     [line] = [json.loads(text) for text in stdout.splitlines() if '"status"' in text]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +24,23 @@ def as_from_a_terminal() -> None:
     when run as one) with SIGINT ignored, and Python keeps an ignored SIGINT ignored; the command gets Ctrl-C's
     default, as when typed at a terminal."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def signalled(command: list[str], env: dict[str, str], ready: threading.Event,
+              signal_number: int) -> subprocess.CompletedProcess[str]:
+    """Run `command`, send it `signal_number` once `ready` is set (as Ctrl-C at a terminal would come, or
+    SIGTERM), and wait for it to end; killed if it does not end within 30 s (the test then fails on its code)."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=as_from_a_terminal)
+    try:
+        assert ready.wait(30), "the command never got where the signal is meant to come"
+        process.send_signal(signal_number)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def setup_args(config_path: Path, port: int, tls: TLSFiles, *extra: str) -> list[str]:
