@@ -36,6 +36,13 @@ def prod(runner: CliRunner, smtp_server: ServerFactory, tls: TLSFiles, tmp_path:
     return path, server
 
 
+def _second_file(prod_path: Path, tmp_path: Path) -> Path:
+    """test.toml: a second settings file with its own copy of the production file's profile `default`."""
+    test_path = tmp_path / "test.toml"
+    config.save_profile(test_path, config.load(prod_path).profiles["default"])
+    return test_path
+
+
 def _send(runner: CliRunner, path: Path) -> int:
     result = runner.invoke(app, ["--config", str(path), "send", "--event", "overdue-invoice", "--to",
                                  "ann@client.test", *OVERDUE])
@@ -46,8 +53,7 @@ def _send(runner: CliRunner, path: Path) -> int:
 def test_setup_from_a_second_file_is_refused_and_the_first_still_sends(
         runner: CliRunner, prod: tuple[Path, SinkServer], tls: TLSFiles, tmp_path: Path) -> None:
     prod_path, server = prod
-    test_path = tmp_path / "test.toml"
-    config.save_profile(test_path, config.load(prod_path).profiles["default"])  # its own copy of the profile
+    test_path = _second_file(prod_path, tmp_path)
     before = len(server.messages)
     refused = runner.invoke(app, setup_args(test_path, server.port, tls), input=OTHER + "\n")
     assert refused.exit_code == 78, refused.output
@@ -84,8 +90,7 @@ def test_scripted_setup_refusal_as_json(
 def test_disconnect_from_the_second_file_refuses_and_removes_nothing(
         runner: CliRunner, prod: tuple[Path, SinkServer], tmp_path: Path) -> None:
     prod_path, _ = prod
-    test_path = tmp_path / "test.toml"
-    config.save_profile(test_path, config.load(prod_path).profiles["default"])
+    test_path = _second_file(prod_path, tmp_path)
     refused = runner.invoke(app, ["--config", str(test_path), "disconnect", "--yes"])
     assert refused.exit_code == 78, refused.output
     said = " ".join(refused.output.split())
@@ -128,8 +133,7 @@ def test_once_the_first_file_lost_the_profile_the_second_takes_the_secrets_over(
 def test_disconnect_takes_over_from_a_file_that_is_gone(
         runner: CliRunner, prod: tuple[Path, SinkServer], tmp_path: Path) -> None:
     prod_path, _ = prod
-    test_path = tmp_path / "test.toml"
-    config.save_profile(test_path, config.load(prod_path).profiles["default"])
+    test_path = _second_file(prod_path, tmp_path)
     prod_path.unlink()
     done = runner.invoke(app, ["--config", str(test_path), "disconnect", "--yes"])
     assert done.exit_code == 0, done.output
@@ -166,8 +170,7 @@ def test_a_relay_login_of_another_file_is_neither_replaced_nor_removed(
         runner: CliRunner, prod: tuple[Path, SinkServer], tmp_path: Path) -> None:
     """Relay logins are kept by their name alone (`relay:login:NAME`): the same guard, per login."""
     prod_path, _ = prod
-    test_path = tmp_path / "test.toml"
-    config.save_profile(test_path, config.load(prod_path).profiles["default"])
+    test_path = _second_file(prod_path, tmp_path)
     kept = "prod-erp-login-password-1234"
     added = _users(runner, prod_path, "add", "erp", "--profile", "default", "--password-stdin", stdin=kept + "\n")
     assert added[0] == 0, added[1]
@@ -192,8 +195,7 @@ def test_a_relay_login_of_another_file_is_neither_replaced_nor_removed(
 def test_config_show_names_the_file_the_secrets_belong_to(
         runner: CliRunner, prod: tuple[Path, SinkServer], tmp_path: Path) -> None:
     prod_path, _ = prod
-    test_path = tmp_path / "test.toml"
-    config.save_profile(test_path, config.load(prod_path).profiles["default"])
+    test_path = _second_file(prod_path, tmp_path)
     shown = runner.invoke(app, ["--config", str(test_path), "config", "show"])
     assert shown.exit_code == 0, shown.output
     assert str(prod_path.resolve()) in "".join(shown.output.split()).replace("│", "")
